@@ -1,0 +1,382 @@
+"""Frames in, Eigen-CAM maps and predictions out.
+
+The engine owns one model on one device and the per-stream state (warm-started subspace, temporal
+smoothing). Both front ends (the Qt app and ``annotate``) drive it the same way::
+
+    engine = Engine(EngineConfig(model="resnet50", weights="none"))
+    results = engine.process(frames)          # frames: uint8 BGR (H, W, 3) or (B, H, W, 3)
+    picture = render(frames[0], results[0].heatmap)
+
+Geometry: the whole frame is resized (never cropped) so that its short side is ``short_side`` and
+both sides are multiples of the network's stride (32), so the feature grid tiles the input exactly
+and the input tiles the frame exactly; the map is resized back over the whole frame and sits on the
+pixels it came from.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field, fields, replace
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .cam import METHODS, SubspaceTracker, TemporalSmoother, eigen_cam
+from .errors import ConfigError, WeightsUnavailableError
+from .models import MODELS, ActivationCapture, LoadedModel, find_layer, load_model
+
+__all__ = ["DEVICES", "PRECISIONS", "Engine", "EngineConfig", "FrameResult", "input_size", "resolve_device"]
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+STRIDE = 32
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Engine settings; validated on construction (:class:`ConfigError` names the bad field).
+
+    Attributes:
+        model: a key of :data:`eigencam_live.models.MODELS`.
+        weights: ``imagenet``, ``none`` or a state_dict path.
+        layer: target layer (dotted module name); ``None`` = the model's default.
+        component: 1-based principal component (1 to 5 in the UI; any up to the rank here).
+        method: ``auto``, ``exact`` or ``randomized``.
+        short_side: the network input's short side in pixels (ignored by fixed-size models).
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        precision: ``auto`` (fp16 on CUDA, fp32 on CPU), ``fp32``, ``fp16`` or ``bf16``.
+        top_k: number of predictions returned.
+        smoothing: temporal smoothing of maps in ``[0, 1)``; 0 = off.
+    """
+
+    model: str = "mobilenet_v3_large"
+    weights: str = "imagenet"
+    layer: str | None = None
+    component: int = 1
+    method: str = "auto"
+    short_side: int = 224
+    device: str = "auto"
+    precision: str = "auto"
+    top_k: int = 5
+    smoothing: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            import difflib
+
+            close = difflib.get_close_matches(self.model, list(MODELS), n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(close)}?" if close else f" Available: {', '.join(sorted(MODELS))}"
+            raise ConfigError(f"model: unknown model {self.model!r}.{hint}")
+        if not isinstance(self.weights, str) or not self.weights:
+            raise ConfigError(f"weights must be imagenet, none or a file path. Got {self.weights!r}")
+        _int_field("component", self.component, 1, 2048)
+        if self.method not in METHODS:
+            raise ConfigError(f"method must be one of {', '.join(METHODS)}. Got {self.method!r}")
+        _int_field("short_side", self.short_side, 32, 4096)
+        if self.device not in DEVICES:
+            raise ConfigError(f"device must be one of {', '.join(DEVICES)}. Got {self.device!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}. Got {self.precision!r}")
+        _int_field("top_k", self.top_k, 1, 1000)
+        if (
+            not isinstance(self.smoothing, (int, float))
+            or isinstance(self.smoothing, bool)
+            or not 0.0 <= float(self.smoothing) < 1.0
+        ):
+            raise ConfigError(f"smoothing must be a number in [0, 1). Got {self.smoothing!r}")
+
+
+def _int_field(name: str, value: object, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(f"{name} must be an integer in [{lo}, {hi}]. Got {value!r}")
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU. ``cuda`` without a GPU raises :class:`ConfigError`."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device cuda was requested but no CUDA GPU is available; use --device cpu or auto")
+    return torch.device(device)
+
+
+def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if precision == "fp16" and device.type == "cpu":
+        # fp16 convolutions are not implemented (or crawl) on most CPUs: bf16 is the CPU half type.
+        raise ConfigError("precision fp16 needs a CUDA device; on the CPU use fp32 or bf16")
+    return _DTYPES[precision]
+
+
+def input_size(height: int, width: int, short_side: int, fixed: tuple[int, int] | None = None) -> tuple[int, int]:
+    """Network input ``(h, w)`` for a ``height x width`` frame: whole frame, aspect kept to within
+    half a stride, both sides multiples of :data:`STRIDE`; or ``fixed`` for fixed-size models."""
+    if fixed is not None:
+        return fixed
+    scale = short_side / min(height, width)
+    h = max(STRIDE, int(round(height * scale / STRIDE)) * STRIDE)
+    w = max(STRIDE, int(round(width * scale / STRIDE)) * STRIDE)
+    return h, w
+
+
+@dataclass
+class FrameResult:
+    """What the engine says about one frame.
+
+    Attributes:
+        cam: ``(h, w)`` float32 in ``[0, 1]``, the map at feature resolution.
+        heatmap: ``(H, W)`` float32 in ``[0, 1]``, the map resized onto the frame's pixels.
+        predictions: top-k ``(label, probability)`` pairs, most likely first.
+        explained: ``(K,)`` float32, explained variance of the leading components (K <= 5).
+        component: the 1-based component shown.
+        peak: ``(x, y)`` frame pixel of the heatmap's maximum.
+        timings: milliseconds per stage for this frame (a batch's time split evenly).
+    """
+
+    cam: np.ndarray
+    heatmap: np.ndarray
+    predictions: list[tuple[str, float]]
+    explained: np.ndarray
+    component: int
+    peak: tuple[int, int]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def explained_component(self) -> float:
+        """Explained variance of the shown component (0 when beyond the returned spectrum)."""
+        k = self.component - 1
+        return float(self.explained[k]) if k < len(self.explained) else 0.0
+
+
+class Engine:
+    """One model on one device, turning frames into :class:`FrameResult` objects.
+
+    Thread-safe: :meth:`process` and :meth:`reconfigure` may be called from different threads; a new
+    setting applies from the next call.
+
+    Args:
+        config: the settings.
+        model: an already loaded model to use instead of building ``config.model``.
+        fallback_untrained: when ImageNet weights cannot be had (offline, nothing cached), run the
+            untrained network and set :attr:`warning` instead of raising.
+    """
+
+    def __init__(
+        self,
+        config: EngineConfig | None = None,
+        *,
+        model: LoadedModel | None = None,
+        fallback_untrained: bool = False,
+    ) -> None:
+        self._lock = threading.RLock()
+        self.fallback_untrained = fallback_untrained
+        self.warning: str | None = None
+        self._config = config or EngineConfig()
+        self.device = resolve_device(self._config.device)
+        self.dtype = resolve_dtype(self._config.precision, self.device)
+        self.loaded = model if model is not None else self._load(self._config)
+        self._layer = self._check_layer(self._config.layer)
+        self._place()
+        self.tracker = SubspaceTracker()
+        self.smoother = TemporalSmoother(self._config.smoothing)
+
+    # -- configuration ---------------------------------------------------------------------------
+    @property
+    def config(self) -> EngineConfig:
+        return self._config
+
+    @property
+    def layer(self) -> str:
+        """The target layer in use."""
+        return self._layer
+
+    def _load(self, config: EngineConfig) -> LoadedModel:
+        self.warning = None
+        try:
+            return load_model(config.model, config.weights)
+        except WeightsUnavailableError as exc:
+            if not self.fallback_untrained:
+                raise
+            self.warning = (
+                f"UNTRAINED network: {exc}. Maps and labels of random weights are meaningless."
+            )
+            return load_model(config.model, "none")
+
+    def _check_layer(self, layer: str | None) -> str:
+        name = layer or self.loaded.spec.layer
+        find_layer(self.loaded.net, name)
+        return name
+
+    def _place(self) -> None:
+        net = self.loaded.net.to(device=self.device, dtype=self.dtype)
+        if self.device.type == "cuda":
+            net = net.to(memory_format=torch.channels_last)
+            torch.backends.cudnn.benchmark = True
+        net.eval()
+        self.loaded.net = net
+        self._mean = torch.tensor(self.loaded.mean, device=self.device).view(1, 3, 1, 1) * 255.0
+        self._inv_std = 1.0 / (torch.tensor(self.loaded.std, device=self.device).view(1, 3, 1, 1) * 255.0)
+
+    def reconfigure(self, **changes: object) -> EngineConfig:
+        """Apply new settings (field names of :class:`EngineConfig`) from the next frame on.
+
+        A new model or weights rebuilds the network; a new device or precision moves it; a new
+        layer or component resets the video state. Invalid values raise and change nothing.
+        """
+        unknown = set(changes) - {f.name for f in fields(EngineConfig)}
+        if unknown:
+            raise ConfigError(f"unknown engine setting(s): {', '.join(sorted(unknown))}")
+        with self._lock:
+            old = self._config
+            new = replace(old, **changes)  # validates
+            device = resolve_device(new.device)
+            dtype = resolve_dtype(new.precision, device)
+            loaded = self.loaded
+            if (new.model, new.weights) != (old.model, old.weights):
+                loaded = self._load(new)
+            name = new.layer or loaded.spec.layer
+            find_layer(loaded.net, name)
+            self.loaded, self.device, self.dtype, self._layer = loaded, device, dtype, name
+            self._config = new
+            self._place()
+            if (new.model, new.weights, name, new.component, new.short_side) != (
+                old.model, old.weights, old.layer or self.loaded.spec.layer, old.component, old.short_side
+            ):
+                self.tracker.reset()
+            self.smoother = TemporalSmoother(new.smoothing)
+            return new
+
+    def reset(self) -> None:
+        """Forget the video state (call on a cut, a seek or a new source)."""
+        with self._lock:
+            self.tracker.reset()
+            self.smoother.reset()
+
+    # -- processing ------------------------------------------------------------------------------
+    def preprocess(self, frames: np.ndarray) -> torch.Tensor:
+        """``(B, H, W, 3)`` uint8 BGR -> ``(B, 3, h, w)`` normalised network input on the device."""
+        b, height, width, _ = frames.shape
+        h, w = input_size(height, width, self._config.short_side, self.loaded.spec.fixed_input)
+        if (h, w) != (height, width):
+            interp = cv2.INTER_AREA if h < height else cv2.INTER_LINEAR
+            small = np.stack([cv2.resize(f, (w, h), interpolation=interp) for f in frames])
+        else:
+            small = np.ascontiguousarray(frames)
+        x = torch.from_numpy(small)
+        if self.device.type == "cuda":
+            x = x.pin_memory().to(self.device, non_blocking=True)
+        x = x.permute(0, 3, 1, 2).flip(1).float()  # BGR -> RGB
+        x = (x - self._mean) * self._inv_std
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x.to(self.dtype)
+
+    def process(self, frames: np.ndarray | list[np.ndarray]) -> list[FrameResult]:
+        """Run the model and Eigen-CAM on frames taken as consecutive video frames.
+
+        Args:
+            frames: one ``(H, W, 3)`` uint8 BGR frame, a ``(B, H, W, 3)`` array, or a list of
+                frames (of one size).
+
+        Returns:
+            one :class:`FrameResult` per frame, in order.
+        """
+        batch = _as_batch(frames)
+        with self._lock:
+            return self._process(batch)
+
+    def process_one(self, frame: np.ndarray) -> FrameResult:
+        return self.process(frame)[0]
+
+    def _process(self, frames: np.ndarray) -> list[FrameResult]:
+        cfg = self._config
+        b, height, width, _ = frames.shape
+        t0 = time.perf_counter()
+        x = self.preprocess(frames)
+        t1 = time.perf_counter()
+        with torch.inference_mode(), ActivationCapture(self.loaded.net, self._layer, self.loaded.spec.layout) as cap:
+            logits = self.loaded.net(x)
+            fmap = cap.map(self._layer)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            t2 = time.perf_counter()
+            k_max = min(fmap.shape[1], fmap.shape[2] * fmap.shape[3])
+            if cfg.component > k_max:
+                raise ConfigError(
+                    f"component {cfg.component} is beyond this layer's rank {k_max} "
+                    f"(layer {self._layer!r} gives {tuple(fmap.shape[1:])})"
+                )
+            res = eigen_cam(fmap, cfg.component, cfg.method, tracker=self.tracker)
+            maps = res.maps if cfg.smoothing == 0 else self.smoother(res.projections)
+            probs = torch.softmax(logits.float(), dim=1)
+            top_p, top_i = probs.topk(min(cfg.top_k, probs.shape[1]), dim=1)
+            cams = maps.float().cpu().numpy()
+            explained = res.explained.cpu().numpy()
+            top_p, top_i = top_p.cpu().numpy(), top_i.cpu().numpy()
+        t3 = time.perf_counter()
+        labels = self.loaded.labels
+        results = []
+        for i in range(b):
+            heat = cv2.resize(cams[i], (width, height), interpolation=cv2.INTER_LINEAR)
+            np.clip(heat, 0.0, 1.0, out=heat)
+            py, px = np.unravel_index(int(np.argmax(heat)), heat.shape)
+            preds = [(labels[j] if j < len(labels) else str(j), float(p)) for j, p in zip(top_i[i], top_p[i])]
+            results.append(FrameResult(cams[i], heat, preds, explained[i], cfg.component, (int(px), int(py))))
+        t4 = time.perf_counter()
+        per = 1000.0 / b
+        timing = {
+            "preprocess": (t1 - t0) * per,
+            "forward": (t2 - t1) * per,
+            "cam": (t3 - t2) * per,
+            "resize": (t4 - t3) * per,
+        }
+        for r in results:
+            r.timings = dict(timing)
+        return results
+
+    def cam_tensor(self, frames_gpu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Device-resident path: ``(B, H, W, 3)`` uint8 BGR tensor on the engine's device ->
+        heatmaps ``(B, H, W)`` float32, top-k probabilities and indices, all left on the device
+        (no host synchronisation)."""
+        cfg = self._config
+        with self._lock, torch.inference_mode():
+            b, height, width, _ = frames_gpu.shape
+            h, w = input_size(height, width, cfg.short_side, self.loaded.spec.fixed_input)
+            x = frames_gpu.permute(0, 3, 1, 2).flip(1).float()
+            if (h, w) != (height, width):
+                x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+            x = (x - self._mean) * self._inv_std
+            if self.device.type == "cuda":
+                x = x.contiguous(memory_format=torch.channels_last)
+            x = x.to(self.dtype)
+            with ActivationCapture(self.loaded.net, self._layer, self.loaded.spec.layout) as cap:
+                logits = self.loaded.net(x)
+                fmap = cap.map(self._layer)
+            res = eigen_cam(fmap, cfg.component, cfg.method, tracker=self.tracker)
+            maps = res.maps if cfg.smoothing == 0 else self.smoother(res.projections)
+            heat = F.interpolate(maps[:, None], size=(height, width), mode="bilinear", align_corners=False)[:, 0]
+            probs = torch.softmax(logits.float(), dim=1)
+            top_p, top_i = probs.topk(min(cfg.top_k, probs.shape[1]), dim=1)
+            return heat.clamp_(0, 1), top_p, top_i
+
+
+def _as_batch(frames: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    if isinstance(frames, list):
+        if not frames:
+            raise ValueError("frames must not be empty")
+        shapes = {f.shape for f in frames}
+        if len(shapes) != 1:
+            raise ValueError(f"frames of one batch must share one size. Got {sorted(shapes)}")
+        frames = np.stack(frames)
+    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 BGR numpy arrays. Got {getattr(frames, 'dtype', type(frames))}")
+    if frames.ndim == 3:
+        frames = frames[None]
+    if frames.ndim != 4 or frames.shape[3] != 3 or frames.shape[1] < 1 or frames.shape[2] < 1:
+        raise ValueError(f"frames must have a shape of (H, W, 3) or (B, H, W, 3). Got {frames.shape}")
+    return frames

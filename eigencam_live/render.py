@@ -1,0 +1,149 @@
+"""Drawing: colormaps, blending and layouts. One function, :func:`render`, for every front end.
+
+Frames are uint8 BGR ``(H, W, 3)`` (OpenCV's convention); heatmaps are float ``(H, W)`` in
+``[0, 1]`` aligned with the frame's pixels. :func:`render_tensor` does the same on torch tensors
+(any device), so a GPU pipeline never leaves the GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+import torch
+
+from .errors import ConfigError
+
+__all__ = ["COLORMAPS", "VIEWS", "RenderConfig", "colorize", "colormap_lut", "render", "render_tensor"]
+
+COLORMAPS: dict[str, int] = {
+    "jet": cv2.COLORMAP_JET,
+    "turbo": cv2.COLORMAP_TURBO,
+    "inferno": cv2.COLORMAP_INFERNO,
+    "viridis": cv2.COLORMAP_VIRIDIS,
+    "magma": cv2.COLORMAP_MAGMA,
+    "plasma": cv2.COLORMAP_PLASMA,
+    "hot": cv2.COLORMAP_HOT,
+    "bone": cv2.COLORMAP_BONE,
+}
+#: ``overlay``: heatmap blended over the frame; ``side-by-side``: frame | overlay;
+#: ``heatmap``: the coloured map alone; ``original``: the frame untouched.
+VIEWS = ("overlay", "side-by-side", "heatmap", "original")
+
+
+@dataclass(frozen=True)
+class RenderConfig:
+    """How a heatmap is drawn. ``alpha`` is the heatmap's opacity in ``[0, 1]``."""
+
+    view: str = "overlay"
+    alpha: float = 0.5
+    colormap: str = "jet"
+
+    def __post_init__(self) -> None:
+        _check(self.view, self.alpha, self.colormap)
+
+
+def _check(view: str, alpha: float, colormap: str) -> None:
+    if view not in VIEWS:
+        raise ConfigError(f"view must be one of {', '.join(VIEWS)}. Got {view!r}")
+    if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0.0 <= float(alpha) <= 1.0:
+        raise ConfigError(f"alpha must be a number in [0, 1]. Got {alpha!r}")
+    if colormap not in COLORMAPS:
+        raise ConfigError(f"colormap must be one of {', '.join(COLORMAPS)}. Got {colormap!r}")
+
+
+@lru_cache(maxsize=None)
+def colormap_lut(colormap: str) -> np.ndarray:
+    """``(256, 3)`` uint8 BGR lookup table of a named colormap."""
+    _check("overlay", 0.5, colormap)
+    ramp = np.arange(256, dtype=np.uint8).reshape(256, 1)
+    lut = cv2.applyColorMap(ramp, COLORMAPS[colormap]).reshape(256, 3)
+    lut.setflags(write=False)
+    return lut
+
+
+def colorize(heatmap: np.ndarray, colormap: str = "jet") -> np.ndarray:
+    """``(H, W)`` float in ``[0, 1]`` -> ``(H, W, 3)`` uint8 BGR."""
+    if heatmap.ndim != 2:
+        raise ValueError(f"heatmap must have a shape of (H, W). Got {heatmap.shape}")
+    levels = np.clip(heatmap * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return cv2.applyColorMap(levels, COLORMAPS[colormap])
+
+
+def render(
+    frame: np.ndarray,
+    heatmap: np.ndarray | None,
+    view: str = "overlay",
+    alpha: float = 0.5,
+    colormap: str = "jet",
+) -> np.ndarray:
+    """Draw ``heatmap`` on ``frame`` in the chosen layout.
+
+    Args:
+        frame: ``(H, W, 3)`` uint8 BGR.
+        heatmap: ``(H, W)`` float in ``[0, 1]``, aligned with ``frame``; ``None`` shows the frame.
+        view: one of :data:`VIEWS`.
+        alpha: heatmap opacity in ``[0, 1]``.
+        colormap: a key of :data:`COLORMAPS`.
+
+    Returns:
+        ``(H, W, 3)`` uint8 BGR, or ``(H, 2W, 3)`` for ``side-by-side``. Always a new array.
+    """
+    _check(view, alpha, colormap)
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"frame must be uint8 with a shape of (H, W, 3). Got {frame.dtype} {frame.shape}")
+    if view == "original" or heatmap is None:
+        return frame.copy()
+    if heatmap.shape != frame.shape[:2]:
+        raise ValueError(f"heatmap must have the frame's size {frame.shape[:2]}. Got {heatmap.shape}")
+    color = colorize(heatmap, colormap)
+    if view == "heatmap":
+        return color
+    blended = cv2.addWeighted(frame, 1.0 - float(alpha), color, float(alpha), 0.0)
+    if view == "overlay":
+        return blended
+    return np.concatenate([frame, blended], axis=1)
+
+
+_LUT_CACHE: dict[tuple[str, torch.device], torch.Tensor] = {}
+
+
+def _lut_tensor(colormap: str, device: torch.device) -> torch.Tensor:
+    key = (colormap, device)
+    lut = _LUT_CACHE.get(key)
+    if lut is None:
+        lut = torch.from_numpy(colormap_lut(colormap).copy()).to(device=device, dtype=torch.float32)
+        _LUT_CACHE[key] = lut
+    return lut
+
+
+def render_tensor(
+    frames: torch.Tensor,
+    heatmaps: torch.Tensor,
+    view: str = "overlay",
+    alpha: float = 0.5,
+    colormap: str = "jet",
+) -> torch.Tensor:
+    """:func:`render` on tensors, batched, on the tensors' device (a colormap lookup table there).
+
+    Args:
+        frames: ``(B, H, W, 3)`` uint8 BGR.
+        heatmaps: ``(B, H, W)`` float in ``[0, 1]``.
+
+    Returns:
+        ``(B, H, W, 3)`` uint8 BGR (``(B, H, 2W, 3)`` for ``side-by-side``).
+    """
+    _check(view, alpha, colormap)
+    if view == "original":
+        return frames.clone()
+    idx = (heatmaps.float().clamp(0, 1) * 255.0 + 0.5).to(torch.long)
+    color = _lut_tensor(colormap, frames.device)[idx]  # (B, H, W, 3) float
+    if view == "heatmap":
+        return color.to(torch.uint8)
+    a = float(alpha)
+    blended = (frames.float() * (1.0 - a) + color * a + 0.5).clamp_(0, 255).to(torch.uint8)
+    if view == "overlay":
+        return blended
+    return torch.cat([frames, blended], dim=2)

@@ -1,0 +1,25 @@
+"""eigencam-live entry point.
+
+    python main.py [--source SOURCE] [--model NAME] ...   the desktop app (default)
+    python main.py annotate INPUT... [-o OUTPUT] ...      headless: annotate video files
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "annotate":
+        # The headless path never imports Qt: it must run on servers without a display.
+        from eigencam_live.cli import annotate_main
+
+        return annotate_main(argv[1:])
+    from ui.app import app_main
+
+    return app_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Shared test setup: offscreen Qt, deterministic torch, few threads, no network."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np
+import pytest
+import torch
+
+torch.manual_seed(0)
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Tests never touch the network: any attempt to connect outside loopback fails loudly."""
+    real_connect = socket.socket.connect
+
+    def guarded(self, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if isinstance(host, str) and host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("/"):
+            raise OSError(f"test tried to reach the network: {address!r}")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_threads():
+    """Fail any test that leaves a Python thread running (every thread must be joined)."""
+    before = set(threading.enumerate())
+    yield
+    deadline = 3.0
+    import time
+
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        leaked = [t for t in threading.enumerate() if t not in before and t.is_alive() and not t.daemon]
+        if not leaked:
+            return
+        time.sleep(0.05)
+    names = [t.name for t in leaked]
+    pytest.fail(f"test left threads running: {names}")
+
+
+def scene(height: int = 240, width: int = 320, *, corner: str = "tl", seed: int = 0) -> np.ndarray:
+    """A structured BGR frame: a smooth textured background and one bright textured object.
+
+    ``corner`` places the object: ``tl``, ``tr``, ``bl``, ``br`` or ``c``.
+    """
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    bg = 60 + 20 * np.sin(xx / 23.0) + 20 * np.cos(yy / 31.0)
+    img = np.stack([bg, bg * 0.9, bg * 0.8], axis=-1)
+    img += rng.normal(0, 3, img.shape)
+    s = min(height, width) // 3
+    cy = {"t": s // 2 + 4, "b": height - s // 2 - 4, "c": height // 2}[corner[0]]
+    cx = {"l": s // 2 + 4, "r": width - s // 2 - 4, "c": width // 2}[corner[-1]]
+    y0, x0 = cy - s // 2, cx - s // 2
+    checker = ((np.arange(s)[:, None] // 6 + np.arange(s)[None, :] // 6) % 2).astype(np.float32)
+    obj = np.stack([230 * checker + 20, 40 + 120 * (1 - checker), 200 * checker], axis=-1)
+    img[y0 : y0 + s, x0 : x0 + s] = obj
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture
+def make_scene():
+    return scene
