@@ -1,0 +1,105 @@
+"""Command-line options shared by the front ends (``annotate`` and the desktop app).
+
+Defaults come from :class:`~eigencam_live.engine.EngineConfig` and
+:class:`~eigencam_live.render.RenderConfig`, so every front end starts from the same settings.
+Values are checked by those dataclasses (one :class:`~eigencam_live.errors.ConfigError` naming the
+field), not by argparse, so the message is the same whichever front end received it.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .cam import METHODS
+from .engine import DEVICES, PRECISIONS, EngineConfig
+from .errors import ConfigError
+from .render import COLORMAPS, VIEWS, RenderConfig
+
+__all__ = ["add_engine_options", "add_render_options", "engine_config_from_args", "render_config_from_args"]
+
+_ENGINE = EngineConfig()
+_RENDER = RenderConfig()
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--model --weights --layer --component --method --short-side --device --precision
+    --smoothing --top-k`` (defaults: :class:`EngineConfig`'s)."""
+    g = parser.add_argument_group("model and Eigen-CAM")
+    g.add_argument("--model", "-m", default=_ENGINE.model, metavar="NAME",
+                   help=f"torchvision classifier (default: {_ENGINE.model}; e.g. resnet50, resnet18, "
+                        "efficientnet_b0, convnext_tiny, mobilenet_v3_small)")
+    g.add_argument("--weights", default=_ENGINE.weights, metavar="imagenet|none|FILE",
+                   help="imagenet (torchvision cache; without it the untrained network runs, with a warning), "
+                        "none (random weights), or a state_dict .pth file (default: %(default)s)")
+    g.add_argument("--layer", default=_ENGINE.layer, metavar="NAME",
+                   help="target layer, a dotted module name (default: the model's last conv stage)")
+    g.add_argument("--component", "-k", type=int, default=_ENGINE.component, metavar="K",
+                   help="principal component to show, 1 = first (default: %(default)s)")
+    g.add_argument("--method", default=_ENGINE.method, choices=METHODS,
+                   help="decomposition: exact, randomized, or auto (default: %(default)s)")
+    g.add_argument("--short-side", type=int, default=_ENGINE.short_side, metavar="PX",
+                   help="network input's short side in pixels; the whole frame is resized (default: %(default)s)")
+    g.add_argument("--device", default=_ENGINE.device, choices=DEVICES,
+                   help="auto = CUDA when available (default: %(default)s)")
+    g.add_argument("--precision", default=_ENGINE.precision, choices=PRECISIONS,
+                   help="auto = fp16 on CUDA, fp32 on CPU (default: %(default)s)")
+    g.add_argument("--smoothing", type=float, default=_ENGINE.smoothing, metavar="S",
+                   help="temporal smoothing of the maps in [0, 1), 0 = off (default: %(default)s)")
+    g.add_argument("--top-k", type=int, default=_ENGINE.top_k, metavar="N",
+                   help="number of predictions kept per frame (default: %(default)s)")
+
+
+def add_render_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--alpha --colormap --view`` (defaults: :class:`RenderConfig`'s)."""
+    g = parser.add_argument_group("drawing")
+    g.add_argument("--alpha", "-a", type=float, default=_RENDER.alpha, metavar="A",
+                   help="heatmap opacity in [0, 1] (default: %(default)s)")
+    g.add_argument("--colormap", default=_RENDER.colormap, choices=list(COLORMAPS),
+                   help="(default: %(default)s)")
+    g.add_argument("--view", default=_RENDER.view, choices=VIEWS,
+                   help="overlay, side-by-side (frame | overlay), heatmap alone, or original (default: %(default)s)")
+
+
+def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
+    """The :class:`EngineConfig` the parsed options describe.
+
+    Raises:
+        ConfigError: a value outside its range (names the option).
+    """
+    try:
+        return EngineConfig(
+            model=args.model,
+            weights=args.weights,
+            layer=args.layer or None,
+            component=args.component,
+            method=args.method,
+            short_side=args.short_side,
+            device=args.device,
+            precision=args.precision,
+            top_k=getattr(args, "top_k", _ENGINE.top_k),
+            smoothing=args.smoothing,
+        )
+    except ConfigError as exc:
+        raise ConfigError(_as_option(str(exc))) from None
+
+
+def render_config_from_args(args: argparse.Namespace) -> RenderConfig:
+    """The :class:`RenderConfig` the parsed options describe.
+
+    Raises:
+        ConfigError: a value outside its range (names the option).
+    """
+    try:
+        return RenderConfig(view=args.view, alpha=args.alpha, colormap=args.colormap)
+    except ConfigError as exc:
+        raise ConfigError(_as_option(str(exc))) from None
+
+
+def _as_option(message: str) -> str:
+    """``component must be ...`` -> ``--component: component must be ...`` (the flag the user typed)."""
+    field = message.split(":")[0].split(" ")[0].strip()
+    if not field.isidentifier():
+        return message
+    if message.startswith(field + ":"):
+        message = message[len(field) + 1 :].strip()
+    return f"--{field.replace('_', '-')}: {message}"
