@@ -206,6 +206,7 @@ def eigen_cam(
     n_iter: int = 2,
     tracker: SubspaceTracker | None = None,
     generator: torch.Generator | None = None,
+    sync_free: bool = False,
 ) -> CamResult:
     """Eigen-CAM maps of a batch of activations.
 
@@ -219,6 +220,9 @@ def eigen_cam(
         tracker: optional :class:`SubspaceTracker` carrying the previous frame's subspace (video).
         generator: random generator for the randomized sketch (a fixed seed is used by default,
             so results are deterministic).
+        sync_free: use :func:`eigencam_live.linalg.topk_eigh_sync_free` (randomized iteration with
+            CholeskyQR2 and a Jacobi Rayleigh-Ritz step) instead of ``torch.linalg``'s
+            eigh/qr/svd, whose error checks stall a CUDA stream; ``method`` is then ignored.
 
     Returns:
         :class:`CamResult` with ``maps (B, H, W)`` float32 in ``[0, 1]`` on the input's device.
@@ -245,7 +249,15 @@ def eigen_cam(
     if method == "auto":
         method = "exact" if rank_max <= EXACT_MAX_DIM else "randomized"
 
-    if method == "exact":
+    if sync_free:
+        from .linalg import topk_eigh_sync_free
+
+        start = tracker.start(c) if tracker is not None else None
+        scores, v, s = topk_eigh_sync_free(
+            x, n, oversample=oversample, n_iter=n_iter, start=start, generator=generator
+        )
+        method = "sync-free"
+    elif method == "exact":
         scores, v, s = _exact(x, n)
     else:
         start = tracker.start(c) if tracker is not None else None

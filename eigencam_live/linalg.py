@@ -1,0 +1,144 @@
+"""Small dense linear algebra that never waits for the host.
+
+``torch.linalg.eigh``/``svd``/``qr`` check LAPACK/cuSOLVER error codes after every call; on CUDA that
+check reads a flag back to the host (``infos.any().item()``), which stalls the stream once per call
+and forbids CUDA-graph capture. The routines here are fixed sequences of tensor ops with no
+data-dependent control flow, so a whole Eigen-CAM step can be queued on the GPU (or captured in a
+CUDA graph) and the host only waits for the finished frame.
+
+* :func:`cholesky_qr` - orthonormal basis of a tall matrix's columns (shifted CholeskyQR2).
+* :func:`jacobi_eigh` - eigendecomposition of small symmetric matrices (parallel-order cyclic
+  Jacobi, a fixed number of sweeps; quadratic convergence makes 6 sweeps enough for fp32 at n <= 16).
+* :func:`topk_eigh_sync_free` - the top-k eigenpairs of ``X^T X`` by randomized subspace
+  iteration built on the two.
+
+They run on any device; on the CPU ``torch.linalg`` is faster and is what :mod:`eigencam_live.cam`
+uses there.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+
+__all__ = ["cholesky_qr", "jacobi_eigh", "topk_eigh_sync_free"]
+
+
+def cholesky_qr(y: torch.Tensor, passes: int = 2) -> torch.Tensor:
+    """Orthonormal basis of the columns of ``y (B, N, r)`` (``N >= r``), float32.
+
+    Shifted CholeskyQR2: ``Q = Y R^-1`` with ``R^T R = Y^T Y + shift``; a second pass restores the
+    orthogonality the first loses when ``Y`` is ill-conditioned. A zero ``Y`` gives a zero ``Q``
+    (no NaN), because the shift keeps the Cholesky factor positive definite.
+    """
+    q = y
+    eye = torch.eye(y.shape[-1], dtype=y.dtype, device=y.device)
+    for i in range(passes):
+        g = q.transpose(1, 2) @ q
+        trace = g.diagonal(dim1=1, dim2=2).sum(-1)
+        # A relative shift on the first pass only (it is what makes the factorisation safe for
+        # nearly rank-deficient sketches); an absolute floor keeps an all-zero sketch finite.
+        rel = 1e-5 if i == 0 else 1e-7
+        shift = (rel * trace + 1e-30)[:, None, None]
+        chol, _ = torch.linalg.cholesky_ex(g + shift * eye)
+        q = torch.linalg.solve_triangular(chol, q.transpose(1, 2), upper=False).transpose(1, 2)
+    return q
+
+
+@lru_cache(maxsize=None)
+def _round_robin(n: int) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
+    """Pairings of ``n`` (even) indices into ``n - 1`` rounds of ``n / 2`` disjoint pairs."""
+    players = list(range(n))
+    rounds = []
+    for _ in range(n - 1):
+        half = n // 2
+        p = tuple(min(players[i], players[n - 1 - i]) for i in range(half))
+        q = tuple(max(players[i], players[n - 1 - i]) for i in range(half))
+        rounds.append((p, q))
+        players = [players[0], players[-1], *players[1:-1]]
+    return tuple(rounds)
+
+
+def jacobi_eigh(a: torch.Tensor, sweeps: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigendecomposition of symmetric ``a (B, n, n)``: eigenvalues ``(B, n)`` descending and
+    eigenvectors ``(B, n, n)`` (columns), float32, with no host synchronisation.
+
+    Cyclic Jacobi in round-robin order: each round applies ``n / 2`` disjoint rotations at once.
+    Meant for small ``n`` (the Rayleigh-Ritz matrix of a randomized sketch, ``n ~ 8 to 16``).
+    """
+    b, n, _ = a.shape
+    work = a.to(torch.float32)
+    if n % 2:  # pad to even with a decoupled zero row/column: its eigenvalue 0 sorts last
+        work = torch.nn.functional.pad(work, (0, 1, 0, 1))
+    m = work.shape[-1]
+    vecs = torch.eye(m, dtype=work.dtype, device=work.device).expand(b, m, m).contiguous()
+    rounds = [
+        (torch.tensor(p, device=work.device), torch.tensor(q, device=work.device)) for p, q in _round_robin(m)
+    ]
+    tiny = torch.finfo(torch.float32).tiny
+    for _ in range(sweeps):
+        for p, q in rounds:
+            app = work[:, p, p]
+            aqq = work[:, q, q]
+            apq = work[:, p, q]
+            small = apq.abs() <= tiny
+            theta = (aqq - app) / (2.0 * torch.where(small, torch.ones_like(apq), apq))
+            sign = torch.where(theta >= 0, 1.0, -1.0)
+            t = sign / (theta.abs() + torch.sqrt(theta * theta + 1.0))
+            t = torch.where(small, torch.zeros_like(t), t)
+            c = torch.rsqrt(t * t + 1.0)
+            s = t * c
+            rot = torch.zeros_like(work)
+            rot[:, p, p] = c
+            rot[:, q, q] = c
+            rot[:, p, q] = s
+            rot[:, q, p] = -s
+            work = rot.transpose(1, 2) @ work @ rot
+            vecs = vecs @ rot
+    evals = work.diagonal(dim1=1, dim2=2)
+    order = evals.argsort(dim=-1, descending=True)
+    evals = evals.gather(1, order)
+    vecs = vecs.gather(2, order[:, None, :].expand(b, m, m))
+    return evals[:, :n], vecs[:, :n, :n]
+
+
+def topk_eigh_sync_free(
+    x: torch.Tensor,
+    n: int,
+    *,
+    oversample: int = 6,
+    n_iter: int = 2,
+    start: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    sweeps: int = 6,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Top ``n`` principal components of ``x (B, N, C)`` (already centred) without host syncs.
+
+    Randomized subspace iteration in channel space (CholeskyQR2 between products), then
+    Rayleigh-Ritz with :func:`jacobi_eigh`. Returns ``scores (B, N, n)`` (= ``u_k s_k``),
+    ``v (B, C, n)`` and ``s (B, n)`` descending, like :mod:`eigencam_live.cam`'s exact method.
+    ``start`` (``(C, k)`` or ``(B, C, k)``) seeds the first columns (warm start from a previous frame).
+    """
+    b, big_n, c = x.shape
+    r = min(n + oversample, c)
+    omega = torch.empty((b, c, r), dtype=x.dtype, device=x.device)
+    if generator is None:
+        generator = torch.Generator(device=x.device).manual_seed(0)
+    omega.normal_(generator=generator)
+    if start is not None:
+        start = start.to(device=x.device, dtype=x.dtype)
+        if start.dim() == 2:
+            start = start.unsqueeze(0).expand(b, -1, -1)
+        k = min(start.shape[-1], r)
+        omega[:, :, :k] = start[:, :, :k]
+    w = cholesky_qr(omega)
+    xt = x.transpose(1, 2)
+    for _ in range(max(1, n_iter)):
+        w = cholesky_qr(xt @ (x @ w))
+    xw = x @ w  # (B, N, r)
+    ritz = xw.transpose(1, 2) @ xw  # (B, r, r) = W^T X^T X W
+    evals, evecs = jacobi_eigh(ritz, sweeps=sweeps)
+    evals = evals[:, :n].clamp_min(0)
+    v = w @ evecs[:, :, :n]
+    return xw @ evecs[:, :, :n], v, evals.sqrt()
