@@ -28,7 +28,7 @@ from .cam import METHODS, SubspaceTracker, TemporalSmoother, eigen_cam
 from .errors import ConfigError, WeightsUnavailableError
 from .models import MODELS, ActivationCapture, LoadedModel, find_layer, load_model
 
-__all__ = ["DEVICES", "PRECISIONS", "Engine", "EngineConfig", "FrameResult", "input_size", "resolve_device"]
+__all__ = ["DEVICES", "PRECISIONS", "DeviceResult", "Engine", "EngineConfig", "FrameResult", "input_size", "resolve_device"]
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -339,17 +339,26 @@ class Engine:
             r.timings = dict(timing)
         return results
 
-    def cam_tensor(self, frames_gpu: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Device-resident path: ``(B, H, W, 3)`` uint8 BGR tensor on the engine's device ->
-        heatmaps ``(B, H, W)`` float32, top-k probabilities and indices, all left on the device
-        (no host synchronisation)."""
+    def infer_device(self, frames: torch.Tensor, *, sync_free: bool | None = None) -> DeviceResult:
+        """Device-resident inference: nothing here waits for the host.
+
+        Args:
+            frames: ``(B, H, W, 3)`` uint8 BGR tensor, already on :attr:`device`.
+            sync_free: use the sync-free decomposition (default: on CUDA).
+
+        Returns:
+            :class:`DeviceResult`, every tensor on :attr:`device`.
+        """
         cfg = self._config
+        if sync_free is None:
+            sync_free = self.device.type == "cuda"
         with self._lock, torch.inference_mode():
-            b, height, width, _ = frames_gpu.shape
+            b, height, width, _ = frames.shape
             h, w = input_size(height, width, cfg.short_side, self.loaded.spec.fixed_input)
-            x = frames_gpu.permute(0, 3, 1, 2).flip(1).float()
+            x = frames.permute(0, 3, 1, 2).flip(1).float()  # BGR -> RGB
             if (h, w) != (height, width):
-                x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+                # Antialiased bilinear: the GPU counterpart of cv2.INTER_AREA for downscaling.
+                x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=h < height, align_corners=False)
             x = (x - self._mean) * self._inv_std
             if self.device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -357,12 +366,30 @@ class Engine:
             with ActivationCapture(self.loaded.net, self._layer, self.loaded.spec.layout) as cap:
                 logits = self.loaded.net(x)
                 fmap = cap.map(self._layer)
-            res = eigen_cam(fmap, cfg.component, cfg.method, tracker=self.tracker)
-            maps = res.maps if cfg.smoothing == 0 else self.smoother(res.projections)
-            heat = F.interpolate(maps[:, None], size=(height, width), mode="bilinear", align_corners=False)[:, 0]
+            res = eigen_cam(fmap, cfg.component, cfg.method, tracker=self.tracker, sync_free=sync_free)
+            cams = res.maps if cfg.smoothing == 0 else self.smoother(res.projections)
+            heat = F.interpolate(cams[:, None], size=(height, width), mode="bilinear", align_corners=False)[:, 0]
             probs = torch.softmax(logits.float(), dim=1)
             top_p, top_i = probs.topk(min(cfg.top_k, probs.shape[1]), dim=1)
-            return heat.clamp_(0, 1), top_p, top_i
+            return DeviceResult(cams, heat.clamp_(0, 1), res.explained, top_p, top_i)
+
+
+@dataclass
+class DeviceResult:
+    """:meth:`Engine.infer_device` output; every tensor stays on the engine's device.
+
+    Attributes:
+        cams: ``(B, h, w)`` float32 maps in ``[0, 1]`` at feature resolution.
+        heatmaps: ``(B, H, W)`` float32 maps in ``[0, 1]`` over the frames' pixels.
+        explained: ``(B, K)`` explained variance of the leading components.
+        top_p, top_i: ``(B, k)`` top-k probabilities and class indices.
+    """
+
+    cams: torch.Tensor
+    heatmaps: torch.Tensor
+    explained: torch.Tensor
+    top_p: torch.Tensor
+    top_i: torch.Tensor
 
 
 def _as_batch(frames: np.ndarray | list[np.ndarray]) -> np.ndarray:

@@ -96,11 +96,11 @@ def jacobi_eigh(a: torch.Tensor, sweeps: int = 6) -> tuple[torch.Tensor, torch.T
             rot[:, q, p] = -s
             work = rot.transpose(1, 2) @ work @ rot
             vecs = vecs @ rot
-    evals = work.diagonal(dim1=1, dim2=2)
+    # The padding index is never rotated (its off-diagonal entries stay exactly 0): drop it first.
+    evals = work.diagonal(dim1=1, dim2=2)[:, :n]
+    vecs = vecs[:, :n, :n]
     order = evals.argsort(dim=-1, descending=True)
-    evals = evals.gather(1, order)
-    vecs = vecs.gather(2, order[:, None, :].expand(b, m, m))
-    return evals[:, :n], vecs[:, :n, :n]
+    return evals.gather(1, order), vecs.gather(2, order[:, None, :].expand(b, n, n))
 
 
 def topk_eigh_sync_free(
