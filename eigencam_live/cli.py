@@ -1,0 +1,132 @@
+"""``python main.py annotate INPUT... [-o OUTPUT]``: annotate video files headlessly.
+
+Exit codes: 0 done; 1 error (one line on stderr, no traceback); 2 bad command line (argparse);
+3 done, but an input was damaged or cut off (what decoded was annotated and kept); 130 Ctrl-C
+(the output holds the frames processed so far and plays).
+
+Never imports Qt: it runs on servers without a display.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from .errors import EigenCamError
+
+__all__ = ["annotate_main", "build_parser"]
+
+PROG = "eigencam-live"
+EXIT_ERROR, EXIT_USAGE, EXIT_DAMAGED, EXIT_INTERRUPTED = 1, 2, 3, 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .options import add_engine_options, add_render_options
+
+    p = argparse.ArgumentParser(
+        prog=f"{PROG} annotate",
+        description="Annotate video files with Eigen-CAM heatmaps: H.264 MP4 at the input's frame rate and size, "
+                    "with its audio.",
+        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 damaged input (partial output kept), 130 interrupted "
+               "(partial output kept, playable).",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders of videos, or globs")
+    p.add_argument("-o", "--output", metavar="OUTPUT",
+                   help="output file (one input) or folder; default: NAME.eigencam.mp4 beside each input")
+    p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs (never an input)")
+    add_engine_options(p)
+    add_render_options(p)
+    g = p.add_argument_group("run")
+    g.add_argument("--batch-size", "-b", type=int, default=4, metavar="N",
+                   help="frames per forward pass (default: %(default)s)")
+    g.add_argument("--stats", metavar="FILE.csv",
+                   help="per-frame CSV: index, pts, top-1 label and probability, explained variance, peak x/y")
+    g.add_argument("--heatmaps", metavar="FILE.npz",
+                   help="low-resolution maps (float16, N x h x w) and their timestamps (pts, seconds)")
+    g.add_argument("--crf", type=int, default=20, metavar="Q",
+                   help="x264 quality, 0 (lossless) to 51; lower is better (default: %(default)s)")
+    g.add_argument("--preset", default="veryfast",
+                   choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"],
+                   help="x264 speed/size trade-off (default: %(default)s)")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _say(kind: str, message: str) -> None:
+    print(f"{PROG}: {kind}: {message}", file=sys.stderr, flush=True)
+
+
+def annotate_main(argv: list[str]) -> int:
+    """Run the annotate command; returns the process exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, message already printed)
+        return int(exc.code or 0)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        _say("interrupted", "stopped before any frame was written")
+        return EXIT_INTERRUPTED
+    except EigenCamError as exc:
+        _say("error", str(exc))
+        return EXIT_ERROR
+    except MemoryError:
+        _say("error", "out of memory; try a smaller --short-side or --batch-size")
+        return EXIT_ERROR
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .errors import ConfigError
+    from .options import engine_config_from_args, render_config_from_args
+
+    config = engine_config_from_args(args)
+    look = render_config_from_args(args)
+    if not 1 <= args.batch_size <= 256:
+        raise ConfigError(f"--batch-size must be an integer in [1, 256]. Got {args.batch_size}")
+    if not 0 <= args.crf <= 51:
+        raise ConfigError(f"--crf must be an integer in [0, 51]. Got {args.crf}")
+
+    from .annotate import annotate_file, plan_jobs
+
+    jobs = plan_jobs(args.inputs, args.output, force=args.force, stats=args.stats, heatmaps=args.heatmaps)
+
+    from .engine import Engine
+
+    # Offline without cached ImageNet weights (explicit --weights imagenet included) the untrained
+    # network runs, and the user is told plainly; --weights none is the way to ask for it quietly.
+    engine = Engine(config, fallback_untrained=True)
+    if engine.warning:
+        _say("warning", engine.warning)
+
+    status = 0
+    for job in jobs:
+        t0 = time.perf_counter()
+        try:
+            result = annotate_file(engine, job, look, batch_size=args.batch_size, overwrite=args.force,
+                                   progress=not args.quiet, crf=args.crf, preset=args.preset)
+        except EigenCamError as exc:
+            if len(jobs) == 1:
+                raise
+            _say("error", f"{job.input}: {exc}")
+            status = EXIT_ERROR
+            continue
+        seconds = time.perf_counter() - t0
+        if result.interrupted:
+            if result.frames:
+                _say("interrupted", f"partial output: {result.frames} frames written to {result.output} "
+                                    "(complete and playable up to there)")
+            else:
+                _say("interrupted", f"no frame of {job.input} was processed; nothing written")
+            return EXIT_INTERRUPTED
+        if result.warning:
+            _say("warning", f"{result.warning}; annotated what decoded: {result.output}")
+            status = max(status, EXIT_DAMAGED) if status != EXIT_ERROR else status
+        fps = result.frames / seconds if seconds > 0 else 0.0
+        print(f"{result.frames} frames in {seconds:.1f} s ({fps:.1f} fps) -> {result.output}", flush=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(annotate_main(sys.argv[1:]))
