@@ -758,7 +758,8 @@ class Capture:
 
     def _put_error(self, exc: BaseException) -> None:
         with self._cond:
-            self._buffer.clear()  # the error must reach the consumer now, not after a full queue
+            # After the frames already read (they came before the failure), and past the size
+            # bound: the thread must not wait for room to report that it failed.
             self._buffer.append(exc)
             self._cond.notify_all()
 
