@@ -87,8 +87,12 @@ class VideoSink:
         self._first_pts: float | None = None
         self.tmp_path = parent / f".{self.path.stem}.part{os.getpid()}{self.path.suffix or '.mp4'}"
         try:
+            # Create the file now: FFmpeg opens it only when the first packet is muxed, and an
+            # unwritable folder must fail here, not after the first frames were computed.
+            self.tmp_path.touch()
             self._out = av.open(str(self.tmp_path), "w", format="mp4", options={"movflags": "+faststart"})
         except (OSError, av.FFmpegError) as exc:
+            self.tmp_path.unlink(missing_ok=True)
             raise SinkError(f"cannot write in {parent}: {getattr(exc, 'strerror', None) or exc}") from exc
         try:
             self._video = self._out.add_stream("libx264", rate=self.rate)
