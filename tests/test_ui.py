@@ -1,0 +1,345 @@
+"""The desktop app, offscreen (pytest-qt): frames flow, controls change the picture, inspection
+works, errors stay in the window, and closing stops every thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PyQt5")
+pytest.importorskip("pytestqt")
+
+from PyQt5.QtCore import QSettings, Qt, QThreadPool  # noqa: E402
+
+from eigencam_live.engine import EngineConfig  # noqa: E402
+from eigencam_live.errors import WeightsUnavailableError  # noqa: E402
+from eigencam_live.render import RenderConfig  # noqa: E402
+from ui.app import _typed, build_parser, configs_from  # noqa: E402
+from ui.window import MainWindow  # noqa: E402
+
+pytestmark = pytest.mark.gui
+
+SIZE = (160, 120)  # demo frames, (width, height)
+FAST = EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64)
+WAIT = 20_000  # ms; generous for a loaded 2-core machine, a passing test returns far sooner
+
+
+@pytest.fixture
+def settings(tmp_path) -> QSettings:
+    return QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+
+
+@pytest.fixture
+def no_threads_left(qtbot):
+    """Fail the test when any thread it started (Python threads, daemon or not, or Qt pool
+    threads) is still running once its windows are closed."""
+    before = set(threading.enumerate())
+    yield
+    qtbot.waitUntil(lambda: QThreadPool.globalInstance().activeThreadCount() == 0, timeout=2000)
+    end = time.monotonic() + 2.0
+    while time.monotonic() < end:
+        left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+        if not left:
+            return
+        time.sleep(0.02)
+    pytest.fail(f"threads still running after the window closed: {[t.name for t in left]}")
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path, no_threads_left):
+    windows: list[MainWindow] = []
+
+    def make(engine: EngineConfig = FAST, render: RenderConfig | None = None, source="demo", **kw) -> MainWindow:
+        w = MainWindow(engine, render or RenderConfig(), source, snapshot_dir=tmp_path / "snaps",
+                       demo_size=kw.pop("demo_size", SIZE), demo_fps=kw.pop("demo_fps", 30.0), **kw)
+        qtbot.addWidget(w)
+        w.resize(900, 600)
+        w.show()
+        windows.append(w)
+        return w
+
+    yield make
+    for w in windows:
+        w.close()
+        assert not w.pipeline.running
+
+
+def wait_frames(qtbot, w: MainWindow, n: int) -> None:
+    target = w.frames_displayed + n
+    qtbot.waitUntil(lambda: w.frames_displayed >= target, timeout=WAIT)
+
+
+def next_packet(qtbot, w: MainWindow, action):
+    """Run ``action`` and return the first packet shown after it."""
+    with qtbot.waitSignal(w.frame_shown, timeout=WAIT) as blocker:
+        action()
+    return blocker.args[0]
+
+
+def paused(qtbot, w: MainWindow):
+    """Pause and return the packet on screen once the worker has really stopped reading."""
+    with qtbot.waitSignal(w.pipeline.paused_changed, timeout=WAIT):
+        w.set_paused(True)
+    qtbot.wait(50)  # deliver a frame finished just before the pause
+    return w.last_packet
+
+
+@pytest.fixture
+def clip(tmp_path) -> Path:
+    """A 40-frame 160x120 H.264 clip of the demo scene at 20 fps."""
+    from eigencam_live.sink import VideoSink
+    from eigencam_live.sources import open_source
+
+    path = tmp_path / "clip.mp4"
+    src = open_source("demo", demo_size=SIZE, demo_fps=20.0, realtime=False, demo_frames=40)
+    with VideoSink(path, width=SIZE[0], height=SIZE[1], fps=20.0) as sink:
+        while (f := src.read()) is not None:
+            sink.write(f.image, f.pts)
+    src.close()
+    return path
+
+
+def test_window_shows_live_demo_frames(qtbot, make_window):
+    w = make_window()
+    wait_frames(qtbot, w, 8)
+    p = w.last_packet
+    assert p.image.shape == (SIZE[1], SIZE[0], 3) and p.image.dtype == np.uint8
+    assert w.view.image() is p.image
+    assert len(w.predictions.predictions) == 5
+    assert 0 < len(w.spectrum.explained) <= 5 and w.spectrum.component == 1
+    assert abs(sum(p for _, p in w.predictions.predictions)) <= 1.0 + 1e-5
+    assert w.status is not None and w.status.device == "cpu" and w.in_use_label.text().startswith("cpu")
+    w._update_stats()
+    assert "processing" in w.stats_label.text() and "latency" in w.stats_label.text()
+    assert w.pipeline.capture_fps > 5
+    assert len(w.latencies) >= 8 and max(w.latencies) < 5000
+    # The layer list comes from the worker: the model's feature-map modules, default selected.
+    qtbot.waitUntil(lambda: w.layer_combo.count() > 3, timeout=WAIT)
+    assert w.layer_combo.currentData() == "features"
+
+
+def test_each_control_changes_the_picture(qtbot, make_window):
+    w = make_window()
+    wait_frames(qtbot, w, 3)
+    base = paused(qtbot, w)
+    index = base.frame.index
+
+    def changed(action):
+        p = next_packet(qtbot, w, action)
+        assert p.frame.index == index, "a change while paused re-processes the frame on screen"
+        return p
+
+    side = changed(lambda: w._render(view="side-by-side"))
+    assert side.image.shape == (SIZE[1], 2 * SIZE[0], 3)
+    heat = changed(lambda: w._render(view="heatmap"))
+    orig = changed(lambda: w._render(view="original"))
+    assert np.array_equal(orig.image, base.frame.image)
+    assert np.abs(heat.image.astype(int) - orig.image).mean() > 10
+    back = changed(lambda: w._render(view="overlay"))
+    assert np.array_equal(back.image, base.image)
+    alpha = changed(lambda: w.alpha_slider.setValue(90))
+    assert np.abs(alpha.image.astype(int) - base.image).mean() > 5
+    cmap = changed(lambda: w._render(colormap="viridis"))
+    assert np.abs(cmap.image.astype(int) - alpha.image).mean() > 5
+
+    second = changed(lambda: w.component_spin.setValue(2))
+    assert second.result.component == 2 and w.spectrum.component == 2
+    assert not np.allclose(second.result.heatmap, base.result.heatmap)
+    bigger = changed(lambda: w.short_side_spin.setValue(128))
+    assert bigger.result.cam.shape[0] > base.result.cam.shape[0]
+    qtbot.waitUntil(lambda: w.layer_combo.findData("features.6") >= 0, timeout=WAIT)
+    early = changed(lambda: w._engine(layer="features.6"))
+    assert early.result.cam.shape[0] > bigger.result.cam.shape[0]
+    qtbot.waitUntil(lambda: w.layer_combo.currentData() == "features.6", timeout=WAIT)
+    smooth = changed(lambda: w.smoothing_spin.setValue(0.5))
+    assert w.pipeline.engine.config.smoothing == 0.5 and smooth.result.heatmap.shape == base.result.heatmap.shape
+    method = changed(lambda: w._engine(method="randomized"))
+    assert w.pipeline.engine.config.method == "randomized" and method.frame.index == index
+    resnet = changed(lambda: w._engine(model="resnet18", layer=None))
+    assert w.pipeline.engine.layer == "layer4"
+    assert not np.array_equal(resnet.image, cmap.image)
+    qtbot.waitUntil(lambda: w.model_combo.currentData() == "resnet18" and w.layer_combo.currentData() == "layer4",
+                    timeout=WAIT)
+    assert not w.errors, w.errors
+
+
+def test_pause_and_step_forward_on_live_demo(qtbot, make_window):
+    w = make_window()
+    wait_frames(qtbot, w, 3)
+    first = paused(qtbot, w)
+    shown = w.frames_displayed
+    qtbot.wait(400)
+    assert w.frames_displayed == shown, "no new frame while paused"
+    stepped = next_packet(qtbot, w, lambda: w.step(1))
+    assert stepped.frame.index > first.frame.index
+    w.set_paused(False)
+    wait_frames(qtbot, w, 5)
+
+
+def test_file_step_back_seek_and_end(qtbot, make_window, clip):
+    w = make_window(source=str(clip))
+    qtbot.waitUntil(lambda: w.source_info is not None and w.last_packet is not None, timeout=WAIT)
+    assert w.seek_widget.isVisible() and w.seek_slider.maximum() == 39
+    paused(qtbot, w)
+    at = w.last_packet.frame.index
+    if at < 2:
+        next_packet(qtbot, w, lambda: w.step(1))
+        next_packet(qtbot, w, lambda: w.step(1))
+        at = w.last_packet.frame.index
+    back = next_packet(qtbot, w, lambda: w.step(-1))
+    assert back.frame.index == at - 1
+    fwd = next_packet(qtbot, w, lambda: w.step(1))
+    assert fwd.frame.index == at
+    sought = next_packet(qtbot, w, lambda: w.seek_slider.setValue(30))
+    assert sought.frame.index == 30
+    assert w.seek_label.text().startswith("31 / 40")
+    # Play to the end: the last frame stays on screen, no error.
+    w.set_paused(False)
+    qtbot.waitUntil(lambda: w.last_packet.frame.index == 39, timeout=WAIT)
+    assert not w.errors, w.errors
+
+
+def test_snapshot_writes_view_frame_and_map(qtbot, make_window, tmp_path):
+    w = make_window()
+    wait_frames(qtbot, w, 2)
+    p = paused(qtbot, w)
+    paths = w.snapshot(tmp_path / "shots")
+    assert len(paths) == 3 and all(x.is_file() and x.stat().st_size > 0 for x in paths)
+    import cv2
+
+    view, raw, heat = cv2.imread(str(paths[0])), cv2.imread(str(paths[1])), np.load(paths[2])
+    assert np.array_equal(view, p.image) and np.array_equal(raw, p.frame.image)
+    assert heat.shape == (SIZE[1], SIZE[0]) and heat.dtype == np.float32
+    assert 0.0 <= heat.min() and heat.max() <= 1.0 and np.allclose(heat, p.result.heatmap)
+
+
+def test_record_writes_a_playable_h264_video(qtbot, make_window, tmp_path):
+    av = pytest.importorskip("av")
+    w = make_window()
+    wait_frames(qtbot, w, 2)
+    with qtbot.waitSignal(w.pipeline.recording_changed, timeout=WAIT):
+        w.toggle_recording(tmp_path / "rec")
+    start = w.frames_displayed
+    wait_frames(qtbot, w, 15)
+    with qtbot.waitSignal(w.pipeline.recording_changed, timeout=WAIT) as done:
+        w.toggle_recording()
+    assert done.args[0] is False
+    shown = w.frames_displayed - start
+    path = Path(done.args[1])
+    assert path.is_file() and path.suffix == ".mp4"
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        frames = [f.to_ndarray(format="bgr24") for f in c.decode(stream)]
+    assert len(frames) >= min(shown, 15) - 2
+    assert frames[0].shape == (SIZE[1], SIZE[0], 3)
+    assert w.recording_path is None and w.record_button.text() == "Record"
+
+
+def test_bad_source_shows_an_error_and_the_app_keeps_running(qtbot, make_window, tmp_path):
+    w = make_window(source=str(tmp_path / "missing.mp4"))
+    qtbot.waitUntil(lambda: w.last_error is not None, timeout=WAIT)
+    assert "missing.mp4" in w.last_error and w.error_banner.isVisible()
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video" * 100)
+    w.open_source(str(junk))
+    qtbot.waitUntil(lambda: len(w.errors) >= 2, timeout=WAIT)
+    w.open_source("demo")
+    wait_frames(qtbot, w, 5)
+    # A layer that exists but yields no map (a vector): an error, the old layer comes back.
+    w._engine(layer="classifier.0")
+    qtbot.waitUntil(lambda: "back to layer features" in (w.last_error or ""), timeout=WAIT)
+    assert w.pipeline.engine.layer == "features"
+    wait_frames(qtbot, w, 3)
+    w._engine(component=5, short_side=32)  # rank of a 1x1 map is 1: component 5 cannot exist
+    qtbot.waitUntil(lambda: "rank" in (w.last_error or ""), timeout=WAIT)
+    w._engine(component=1, short_side=64)
+    wait_frames(qtbot, w, 3)
+
+
+def test_untrained_fallback_is_said_plainly(qtbot, make_window, monkeypatch):
+    import eigencam_live.engine as engine_module
+
+    real = engine_module.load_model
+
+    def offline(name, weights="imagenet", **kw):
+        if weights == "imagenet":
+            raise WeightsUnavailableError(f"could not get ImageNet weights for {name} (offline)")
+        return real(name, weights, **kw)
+
+    monkeypatch.setattr(engine_module, "load_model", offline)
+    w = make_window(engine=EngineConfig(model="mobilenet_v3_small", weights="imagenet", short_side=64))
+    wait_frames(qtbot, w, 2)
+    assert w.warning_banner.isVisible()
+    text = w.warning_banner.text()
+    assert "Untrained network" in text and "--weights" in text
+    assert "untrained" in w.in_use_label.text()
+
+
+def test_gui_gets_newest_frames_only(qtbot, make_window):
+    """A GUI busy for half a second receives one notification, not a backlog."""
+    w = make_window(demo_fps=60.0)
+    wait_frames(qtbot, w, 2)
+    calls = []
+    w.pipeline.frame_ready.connect(lambda: calls.append(time.monotonic()))
+    processed = w.pipeline.frames_processed
+    end = time.monotonic() + 10
+    while w.pipeline.frames_processed < processed + 4 and time.monotonic() < end:
+        time.sleep(0.05)  # the GUI thread is blocked; the worker keeps going
+    assert w.pipeline.frames_processed >= processed + 4
+    qtbot.wait(1)
+    assert len(calls) <= 2
+    wait_frames(qtbot, w, 2)
+
+
+def test_shortcuts(qtbot, make_window):
+    w = make_window()
+    wait_frames(qtbot, w, 2)
+    w.activateWindow()
+    w.view.setFocus()
+    qtbot.keyClick(w.view, Qt.Key_Space)
+    assert w.paused
+    with qtbot.waitSignal(w.frame_shown, timeout=WAIT):
+        qtbot.keyClick(w.view, Qt.Key_Right)
+    qtbot.keyClick(w.view, Qt.Key_H)
+    assert w.overlay.isVisible()
+    qtbot.keyClick(w.view, Qt.Key_Escape)
+    assert not w.overlay.isVisible()
+    qtbot.keyClick(w.view, Qt.Key_Space)
+    assert not w.paused
+
+
+def test_settings_are_remembered_and_typed_options_win(qtbot, make_window, settings):
+    w = make_window(settings=settings)
+    wait_frames(qtbot, w, 1)
+    w._render(colormap="inferno")
+    w.component_spin.setValue(3)
+    qtbot.waitUntil(lambda: w.engine_config.component == 3, timeout=WAIT)
+    w.close()
+    parser = build_parser()
+    argv = ["--alpha", "0.3"]
+    engine, render = configs_from(parser.parse_args(argv), _typed(parser, argv), settings)
+    assert engine.component == 3 and engine.model == "mobilenet_v3_small" and engine.weights == "none"
+    assert render.colormap == "inferno" and render.alpha == 0.3
+    argv = ["--model", "resnet18", "--component=2"]
+    engine, _ = configs_from(parser.parse_args(argv), _typed(parser, argv), settings)
+    assert (engine.model, engine.component, engine.layer) == ("resnet18", 2, None)
+
+
+def test_closing_stops_every_thread_within_two_seconds(qtbot, make_window):
+    before = {t for t in threading.enumerate()}
+    w = make_window()
+    wait_frames(qtbot, w, 3)
+    w.toggle_recording()
+    wait_frames(qtbot, w, 2)
+    started = [t for t in threading.enumerate() if t not in before]
+    assert started, "the worker and capture threads run while the window is open"
+    t0 = time.monotonic()
+    w.close()
+    assert time.monotonic() - t0 < 2.0
+    assert not [t for t in started if t.is_alive()]
+    assert list(Path(w.snapshot_dir).glob("*.mp4")), "closing finishes the recording"

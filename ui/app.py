@@ -1,0 +1,138 @@
+"""``python main.py [--source SOURCE] [--model NAME] ...``: the desktop app's entry point.
+
+Settings come from, in order of precedence: the command line (options actually typed), the last
+run (QSettings), and the library's defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields, replace
+
+from eigencam_live.engine import EngineConfig
+from eigencam_live.errors import EigenCamError
+from eigencam_live.options import (
+    add_engine_options,
+    add_render_options,
+    engine_config_from_args,
+    render_config_from_args,
+)
+from eigencam_live.render import RenderConfig
+
+__all__ = ["app_main", "build_parser", "configs_from"]
+
+ORGANIZATION = "eigencam-live"
+APPLICATION = "eigencam-live"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python main.py",
+        description="eigencam-live: see, live, where a CNN looks (Eigen-CAM). "
+        "Opens the desktop app; `python main.py annotate --help` for the headless command.",
+    )
+    parser.add_argument("--source", "-s", default=None, metavar="SOURCE",
+                        help="demo (built-in scene), a camera index (0, 1...), a video file, a folder of "
+                             "images or a stream URL (default: the last one used, else demo)")
+    parser.add_argument("--demo-size", default="640x480", metavar="WxH", help="size of the demo scene (default: %(default)s)")
+    parser.add_argument("--demo-fps", type=float, default=30.0, metavar="FPS", help="rate of the demo scene (default: %(default)s)")
+    parser.add_argument("--snapshots", default=None, metavar="DIR",
+                        help="folder for snapshots and recordings (default: ~/Pictures/eigencam-live)")
+    parser.add_argument("--no-settings", action="store_true", help="neither read nor save remembered settings")
+    parser.add_argument("--screenshot", default=None, metavar="PNG", help=argparse.SUPPRESS)
+    add_engine_options(parser)
+    add_render_options(parser)
+    return parser
+
+
+def _typed(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
+    """Destinations of the options the user actually typed (they beat remembered settings)."""
+    typed = set()
+    for action in parser._actions:  # argparse has no public API for "was this given"
+        for opt in action.option_strings:
+            if any(a == opt or (opt.startswith("--") and a.startswith(opt + "=")) for a in argv):
+                typed.add(action.dest)
+    return typed
+
+
+def configs_from(args: argparse.Namespace, typed: set[str], settings) -> tuple[EngineConfig, RenderConfig]:
+    """Defaults <- remembered settings <- typed options; a bad remembered value is ignored."""
+    engine = EngineConfig()
+    render = RenderConfig()
+    if settings is not None:
+        for f in fields(EngineConfig):
+            raw = settings.value(f"engine/{f.name}")
+            if raw is None or f.name == "top_k":
+                continue
+            try:
+                value = None if raw == "" else type(getattr(engine, f.name) if f.name != "layer" else "")(raw)
+                engine = replace(engine, **{f.name: value})
+            except (EigenCamError, TypeError, ValueError):
+                pass
+        for f in fields(RenderConfig):
+            raw = settings.value(f"render/{f.name}")
+            if raw is None:
+                continue
+            try:
+                render = replace(render, **{f.name: type(getattr(render, f.name))(raw)})
+            except (EigenCamError, TypeError, ValueError):
+                pass
+    from_args_e = engine_config_from_args(args)
+    from_args_r = render_config_from_args(args)
+    changes = {f.name: getattr(from_args_e, f.name) for f in fields(EngineConfig) if f.name in typed}
+    if "model" in typed and "layer" not in typed:
+        changes["layer"] = None  # a remembered layer belongs to the remembered model
+    engine = replace(engine, **changes)
+    render = replace(render, **{f.name: getattr(from_args_r, f.name) for f in fields(RenderConfig) if f.name in typed})
+    return engine, render
+
+
+def app_main(argv: list[str] | None = None) -> int:
+    """Parse the options, open the window, run the event loop; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        w, h = (int(v) for v in args.demo_size.lower().split("x"))
+    except ValueError:
+        parser.error(f"--demo-size must look like 640x480. Got {args.demo_size!r}")
+
+    from PyQt5.QtCore import QSettings
+    from PyQt5.QtWidgets import QApplication
+
+    from .window import MainWindow
+
+    app = QApplication.instance() or QApplication([sys.argv[0], *argv])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    settings = None if args.no_settings else QSettings(ORGANIZATION, APPLICATION)
+    try:
+        engine, render = configs_from(args, _typed(parser, argv), settings)
+    except EigenCamError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    source = args.source or (settings.value("source") if settings is not None else None) or "demo"
+    window = MainWindow(engine, render, source, settings=settings, snapshot_dir=args.snapshots,
+                        demo_size=(w, h), demo_fps=args.demo_fps)
+    window.resize(1400, 860)
+    window.show()
+    if args.screenshot:  # used to make docs/screenshot.png: wait for frames, grab, quit
+        _grab_after_frames(window, args.screenshot, app)
+    code = app.exec_()
+    window.shutdown()
+    return code
+
+
+def _grab_after_frames(window, path: str, app, frames: int = 60) -> None:
+    from PyQt5.QtCore import QTimer
+
+    def check() -> None:
+        if window.frames_displayed >= frames:
+            window.grab().save(path)
+            window.close()
+            app.quit()
+        else:
+            QTimer.singleShot(100, check)
+
+    QTimer.singleShot(100, check)
