@@ -88,49 +88,61 @@ def _check_method(method: str) -> str:
 
 
 def _centred_matrix(activations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(B, C, H, W)`` any float dtype -> ``(B, HW, C)`` float32, finite, centred per channel and
-    scaled to a maximum magnitude of 1, and the ``(B,)`` scale that undoes it."""
+    """``(B, C, H, W)`` any float dtype -> ``Xt (B, C, HW)`` float32 (``X`` transposed), finite,
+    centred per channel and scaled to a maximum magnitude of 1, and the ``(B,)`` scale that undoes it.
+
+    Channel-major, as the activations are laid out, so nothing is transposed in memory; five passes
+    over the data in all, plus one for the Gram matrix (the per-op overhead, not arithmetic, dominates at 7x7 maps).
+    """
     b, c, h, w = activations.shape
-    x = activations.detach().to(torch.float32)
-    # nan_to_num returns a new tensor: the caller's activations are never modified.
-    x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-    x = x.reshape(b, c, h * w).transpose(1, 2)
-    xc = x - x.mean(dim=1, keepdim=True)
+    x = activations.detach().reshape(b, c, h * w)
+    if x.dtype == torch.float32:
+        # nan_to_num returns a new tensor: the caller's activations are never modified, and the
+        # in-place steps below work on our own copy.
+        x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+    else:
+        x = x.to(torch.float32).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)  # .to copied already
+    mean = x.mean(dim=2, keepdim=True)  # (B, C, 1)
+    x.sub_(mean)
+    spread = x.abs().amax(dim=(1, 2))  # (aminmax with a dim is 10x slower on the CPU)
     # Scale each frame to unit max so every threshold below is relative: untrained networks give
     # activations of 1e-8 and fp16 ones are coarse. A frame whose centred values are only rounding
-    # residue of its raw values (a constant input) becomes exactly zero.
-    raw = x.abs().amax(dim=(1, 2))
-    spread = xc.abs().amax(dim=(1, 2))
-    ok = (spread > 1e-6 * raw) & (spread > 0)
-    scale = torch.where(ok, spread, torch.ones_like(spread))
-    xc = xc * (ok / scale)[:, None, None]
-    return xc, scale
+    # residue of its raw values (a constant input: spread ~1e-7 of the mean) becomes exactly zero;
+    # so does an all-zero frame (0 > 0 is false).
+    ok = spread > 1e-6 * mean.abs().amax(dim=(1, 2))
+    scale = torch.where(ok, spread, 1.0)
+    x.mul_((ok / scale)[:, None, None])
+    return x, scale
 
 
-def _exact(x: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Top ``n`` components of ``x (B, N, C)`` by eigendecomposition of the smaller Gram matrix.
+def _inverse(s: torch.Tensor) -> torch.Tensor:
+    """``1 / s``, and 0 where ``s`` is ~0 (a component that carries no variance)."""
+    return (s > _EPS) / s.clamp_min(_EPS)
 
-    Returns ``scores (B, N, n)`` (= ``u_k s_k``), ``v (B, C, n)`` and ``s (B, n)``, descending.
+
+def _exact(xt: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Top ``n`` components of ``X`` (given as ``xt = X^T``, ``(B, C, N)``) by eigendecomposition of
+    the smaller Gram matrix.
+
+    Returns ``u (B, N, n)``, ``s (B, n)`` (descending), ``v (B, C, n)`` and ``energy (B,)``
+    ``= ||X||_F^2`` (the Gram matrix's trace).
     """
-    _, big_n, c = x.shape
+    _, c, big_n = xt.shape
     if big_n <= c:
-        gram = x @ x.transpose(1, 2)  # (B, N, N)
+        gram = xt.transpose(1, 2) @ xt  # X X^T, (B, N, N)
         evals, evecs = torch.linalg.eigh(gram)
-        evals = evals.flip(-1)[:, :n].clamp_min(0)
-        u = evecs.flip(-1)[:, :, :n]
-        s = evals.sqrt()
-        scores = u * s[:, None, :]
-        # v_k = X^T u_k / s_k; zero where s_k is zero (the component carries no variance).
-        inv = torch.where(s > _EPS, 1.0 / s.clamp_min(_EPS), torch.zeros_like(s))
-        v = (x.transpose(1, 2) @ u) * inv[:, None, :]
+        s = evals[:, big_n - n :].flip(-1).clamp_min_(0.0).sqrt_()
+        u = evecs[:, :, big_n - n :].flip(-1)
+        # v_k = X^T u_k / s_k, computed as (U^T X)^T: half the time of X^T U for this layout.
+        v = (u.transpose(1, 2) @ xt.transpose(1, 2)).transpose(1, 2) * _inverse(s)[:, None, :]
     else:
-        gram = x.transpose(1, 2) @ x  # (B, C, C)
+        gram = xt @ xt.transpose(1, 2)  # X^T X, (B, C, C)
         evals, evecs = torch.linalg.eigh(gram)
-        evals = evals.flip(-1)[:, :n].clamp_min(0)
-        v = evecs.flip(-1)[:, :, :n]
-        s = evals.sqrt()
-        scores = x @ v
-    return scores, v, s
+        s = evals[:, c - n :].flip(-1).clamp_min_(0.0).sqrt_()
+        v = evecs[:, :, c - n :].flip(-1)
+        u = (xt.transpose(1, 2) @ v) * _inverse(s)[:, None, :]  # u_k = X v_k / s_k
+    energy = gram.diagonal(dim1=1, dim2=2).sum(-1)
+    return u, s, v, energy
 
 
 def _orthonormal(y: torch.Tensor) -> torch.Tensor:
@@ -139,34 +151,38 @@ def _orthonormal(y: torch.Tensor) -> torch.Tensor:
 
 
 def _randomized(
-    x: torch.Tensor,
+    xt: torch.Tensor,
     n: int,
     *,
     oversample: int,
     n_iter: int,
     start: torch.Tensor | None,
     generator: torch.Generator | None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Top ``n`` components of ``x (B, N, C)`` by randomized subspace iteration.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Top ``n`` components of ``X`` (given as ``xt = X^T``, ``(B, C, N)``) by randomized subspace
+    iteration; returns what :func:`_exact` returns.
 
     ``start`` is an optional ``(C, r)`` or ``(B, C, r)`` basis (e.g. the previous frame's right
     singular vectors); columns missing from it are filled with Gaussian noise.
     """
-    b, big_n, c = x.shape
+    b, c, big_n = xt.shape
+    x = xt.transpose(1, 2)  # (B, N, C), a view
     r = min(n + oversample, big_n, c)
-    omega = torch.empty((b, c, r), dtype=x.dtype, device=x.device)
     if generator is None:
         generator = torch.Generator(device=x.device).manual_seed(0)
-    omega.normal_(generator=generator)
+    # One sketch for every frame of the batch: a frame's map does not depend on its batch position,
+    # so a batch gives what frame-by-frame calls give.
+    omega = torch.empty((c, r), dtype=x.dtype, device=x.device).normal_(generator=generator)
+    omega = omega.expand(b, c, r)
     if start is not None:
         start = start.to(device=x.device, dtype=x.dtype)
         if start.dim() == 2:
             start = start.unsqueeze(0).expand(b, -1, -1)
         k = min(start.shape[-1], r)
         if start.shape[0] == b and start.shape[1] == c:
+            omega = omega.clone()
             omega[:, :, :k] = start[:, :, :k]
     q = _orthonormal(x @ omega)  # (B, N, r)
-    xt = x.transpose(1, 2)
     for _ in range(n_iter):
         q = _orthonormal(x @ _orthonormal(xt @ q))
     small = q.transpose(1, 2) @ x  # (B, r, C)
@@ -174,26 +190,28 @@ def _randomized(
     u = q @ ub[:, :, :n]
     s = s[:, :n]
     v = vh[:, :n, :].transpose(1, 2)
-    return u * s[:, None, :], v, s
+    energy = (xt * xt).sum(dim=(1, 2))
+    return u, s, v, energy
 
 
-def _rule_signs(scores: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """``(B, n)`` signs (+1/-1) from the documented rule: loadings ``v_k`` sum positive."""
+def _rule_signs(v: torch.Tensor) -> torch.Tensor:
+    """``(B, n)`` signs (+1/-1) of ``v (B, C, n)`` from the documented rule: loadings ``v_k`` sum
+    positive; where the sum is ~0, the largest-magnitude loading is made positive."""
     total = v.sum(dim=1)  # (B, n)
-    scale = v.abs().sum(dim=1).clamp_min(_EPS)
-    idx = v.abs().argmax(dim=1, keepdim=True)  # (B, 1, n)
-    fallback = torch.sign(torch.gather(v, 1, idx).squeeze(1))
-    sign = torch.where(total.abs() > 1e-6 * scale, torch.sign(total), fallback)
-    return torch.where(sign == 0, torch.ones_like(sign), sign)
+    mag = v.abs()
+    fallback = v.gather(1, mag.argmax(dim=1, keepdim=True)).squeeze(1)
+    decided = torch.where(total.abs() > 1e-6 * mag.sum(dim=1), total, fallback)
+    return torch.where(decided < 0, -1.0, 1.0)
 
 
 def normalize_maps(maps: torch.Tensor) -> torch.Tensor:
     """Min-max normalise each ``(H, W)`` map of ``(B, H, W)`` to ``[0, 1]``; flat maps become 0."""
     flat = maps.reshape(maps.shape[0], -1)
-    lo = flat.min(dim=1, keepdim=True).values
-    hi = flat.max(dim=1, keepdim=True).values
+    lo = flat.amin(dim=1, keepdim=True)
+    hi = flat.amax(dim=1, keepdim=True)
     span = hi - lo
-    scaled = torch.where(span > 1e-6 * hi.abs(), (flat - lo) / torch.where(span > 0, span, torch.ones_like(span)), torch.zeros_like(flat))
+    # Dividing by +inf gives exactly 0: flat (or rounding-flat) maps need no second where().
+    scaled = (flat - lo) / torch.where(span > 1e-6 * hi.abs(), span, float("inf"))
     return scaled.reshape(maps.shape)
 
 
@@ -239,7 +257,7 @@ def eigen_cam(
     if b == 0 or c == 0 or h * w == 0:
         raise ValueError(f"activations must be non-empty. Got {tuple(activations.shape)}")
 
-    x, scale = _centred_matrix(activations)
+    xt, scale = _centred_matrix(activations)
     rank_max = min(h * w, c)
     n = min(max(component, SPECTRUM_SIZE), rank_max)
     if component > rank_max:
@@ -249,32 +267,22 @@ def eigen_cam(
     if method == "auto":
         method = "exact" if rank_max <= EXACT_MAX_DIM else "randomized"
 
-    if sync_free:
-        from .linalg import topk_eigh_sync_free
-
-        start = tracker.start(c) if tracker is not None else None
-        scores, v, s = topk_eigh_sync_free(
-            x, n, oversample=oversample, n_iter=n_iter, start=start, generator=generator
-        )
-        method = "sync-free"
-    elif method == "exact":
-        scores, v, s = _exact(x, n)
+    if method == "exact":
+        u, s, v, energy = _exact(xt, n)
     else:
         start = tracker.start(c) if tracker is not None else None
         iters = min(n_iter, 1) if start is not None else n_iter
-        scores, v, s = _randomized(x, n, oversample=oversample, n_iter=iters, start=start, generator=generator)
+        u, s, v, energy = _randomized(xt, n, oversample=oversample, n_iter=iters, start=start, generator=generator)
 
-    signs = _rule_signs(scores, v)
+    signs = _rule_signs(v)
     if tracker is not None:
         signs = tracker.align(v, signs)
         tracker.update(v * signs[:, None, :])
     k = component - 1
-    proj = (scores[:, :, k] * (signs[:, k : k + 1] * scale[:, None])).reshape(b, h, w)
+    proj = (u[:, :, k] * (s[:, k] * signs[:, k] * scale)[:, None]).reshape(b, h, w)
     maps = normalize_maps(torch.relu(proj))
-    energy = x.square().sum(dim=(1, 2))  # ||X||_F^2 = sum of all s^2
-    explained = torch.where(
-        energy[:, None] > _EPS, s.square() / energy[:, None].clamp_min(_EPS), torch.zeros_like(s)
-    ).clamp(0.0, 1.0)
+    # Dividing by +inf gives 0: constant activations explain nothing.
+    explained = (s.square() / torch.where(energy > _EPS, energy, float("inf"))[:, None]).clamp_(0.0, 1.0)
     s = s * scale[:, None]
     return CamResult(maps=maps, projections=proj, singular_values=s, explained=explained, component=component, method=method)
 
@@ -313,15 +321,16 @@ class SubspaceTracker:
     def align(self, v: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
         """Return ``(B, n)`` signs for ``v (B, C, n)`` continuous with the previous frames."""
         prev = self._v
+        if prev is not None:
+            prev = prev.to(v.device)  # the engine may have moved to another device
         out = signs.clone()
         for i in range(v.shape[0]):
             if prev is not None and prev.shape[0] == v.shape[1]:
                 m = min(prev.shape[1], v.shape[2])
                 cos = (v[i, :, :m] * prev[:, :m]).sum(dim=0)  # unit vectors: a cosine
-                keep = cos.abs() >= self.match
-                out[i, :m] = torch.where(keep, torch.sign(cos), out[i, :m])
-                out[i] = torch.where(out[i] == 0, torch.ones_like(out[i]), out[i])
-            prev = v[i] * out[i][None, :]
+                agree = torch.where(cos < 0, -1.0, 1.0)
+                out[i, :m] = torch.where(cos.abs() >= self.match, agree, out[i, :m])
+            prev = v[i] * out[i]
         return out
 
     def update(self, v_signed: torch.Tensor) -> None:
