@@ -13,7 +13,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from .conftest import scene
 
 from eigencam_live.cam import (
     EXACT_MAX_DIM,
@@ -24,6 +23,8 @@ from eigencam_live.cam import (
     normalize_maps,
 )
 from eigencam_live.models import ActivationCapture, load_model
+
+from .conftest import scene
 
 try:  # numpy's OpenBLAS threads fight torch's for the 2 cores: 10x slower SVDs without this
     from threadpoolctl import threadpool_limits
