@@ -1,0 +1,244 @@
+"""Model zoo: every model's default layer, weights handling (offline too), labels, hooks."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+import torch
+from torch import nn
+
+from eigencam_live.errors import LayerNotFoundError, ModelError, WeightsError, WeightsUnavailableError
+from eigencam_live.models import (
+    MODELS,
+    NCHW,
+    NHWC,
+    TOKENS,
+    ActivationCapture,
+    feature_layers,
+    find_layer,
+    load_model,
+    to_feature_map,
+)
+
+
+@pytest.fixture(scope="module")
+def resnet18():
+    torch.manual_seed(0)
+    return load_model("resnet18", "none")
+
+
+def _grid(name: str) -> int:
+    """Side of the default layer's map for a 224x224 input: stride 32 (last conv stage), except
+    VGG (the ReLU before the last max-pool: 16) and ViT-B/16 (16-pixel patches)."""
+    return 224 // (16 if name.startswith("vgg") or name == "vit_b_16" else 32)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_default_layer_is_a_last_stage_feature_map(name):
+    """Cheap structural check for all models: built on the meta device (no weights initialised,
+    no arithmetic), one forward, and the default layer's output read as (B, C, h, w)."""
+    from torchvision.models import get_model
+
+    spec = MODELS[name]
+    if name.startswith("regnet"):  # regnet's constructor reads tensor values: build, then move
+        net = get_model(name, weights=None).to("meta")
+    else:
+        with torch.device("meta"):
+            net = get_model(name, weights=None)
+    net.eval()
+    size = spec.fixed_input or (224, 224)
+    with ActivationCapture(net, spec.layer, spec.layout) as cap, torch.no_grad():
+        logits = net(torch.empty(2, 3, *size, device="meta"))
+    fmap = cap.map()
+    side = _grid(name)
+    assert tuple(fmap.shape[0:1] + fmap.shape[2:]) == (2, side, side), tuple(fmap.shape)
+    assert fmap.shape[1] >= 256
+    assert tuple(logits.shape) == (2, 1000)
+
+
+# Real weights and arithmetic for a few (test_cam runs regnet too); the meta check above covers the
+# rest, and the unit tests below cover the nhwc (Swin) and token (ViT) layouts.
+REPRESENTATIVE = [("resnet18", (64, 96)), ("mobilenet_v3_small", (64, 96))]
+
+
+@pytest.mark.parametrize(("name", "size"), REPRESENTATIVE)
+def test_representative_models_build_and_map(name, size):
+    torch.manual_seed(0)
+    loaded = load_model(name, "none")
+    assert not loaded.trained and loaded.weights == "none" and not loaded.net.training
+    x = torch.randn(2, 3, *size)
+    with ActivationCapture(loaded.net, loaded.spec.layer, loaded.spec.layout) as cap, torch.inference_mode():
+        logits = loaded.net(x)
+    fmap = cap.map()
+    assert fmap.shape[0] == 2 and fmap.shape[2:] == (size[0] // 32, size[1] // 32)
+    assert torch.isfinite(fmap).all() and float(fmap.std()) > 0
+    assert tuple(logits.shape) == (2, 1000)
+
+
+def test_vit_tokens_become_a_map():
+    """ViT's default layer gives (B, 1 + 14*14, 768) tokens -> (B, 768, 14, 14), class token dropped."""
+    spec = MODELS["vit_b_16"]
+    assert spec.layout == TOKENS and spec.fixed_input == (224, 224)
+    b, side, d = 2, 14, 8
+    grid = torch.arange(b * side * side * d, dtype=torch.float32).view(b, side * side, d)
+    tokens = torch.cat([torch.full((b, 1, d), -1.0), grid], dim=1)
+    fmap = to_feature_map(tokens, TOKENS)
+    assert tuple(fmap.shape) == (b, d, side, side)
+    # token 1 + (row * 14 + col) sits at (row, col)
+    assert torch.equal(fmap[1, 3, 5, 7], grid[1, 5 * side + 7, 3])
+    assert float(fmap.min()) >= 0  # the class token is gone
+
+
+def test_to_feature_map_layouts_and_errors():
+    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).view(2, 3, 4, 5)
+    assert to_feature_map(x, NCHW) is x
+    nhwc = x.permute(0, 2, 3, 1)  # what a Swin stage outputs
+    assert torch.equal(to_feature_map(nhwc, NHWC), x)
+    assert to_feature_map((x, "aux"), NCHW) is x
+    with pytest.raises(LayerNotFoundError, match="not a spatial feature map"):
+        to_feature_map(torch.randn(2, 512), NCHW)  # a pooled vector
+    with pytest.raises(LayerNotFoundError, match="not a tensor"):
+        to_feature_map(("a", 1), NCHW)
+
+
+def test_wrong_layer_name_lists_close_matches(resnet18):
+    with pytest.raises(LayerNotFoundError) as info:
+        find_layer(resnet18.net, "layer5")
+    msg = str(info.value)
+    assert "'layer5'" in msg and "layer4" in msg and "layer1" in msg
+    with pytest.raises(LayerNotFoundError):
+        find_layer(resnet18.net, "")
+    with pytest.raises(LayerNotFoundError):
+        ActivationCapture(resnet18.net, ["layer4", "nope"])
+    assert find_layer(resnet18.net, "layer4.1.conv2") is resnet18.net.layer4[1].conv2
+
+
+def test_unknown_model_name():
+    with pytest.raises(ModelError, match="resnet18"):
+        load_model("resnet19", "none")
+
+
+def test_weights_from_a_state_dict_file(tmp_path, resnet18, monkeypatch):
+    path = tmp_path / "r18.pth"
+    torch.manual_seed(1)
+    other = load_model("resnet18", "none").net
+    torch.save(other.state_dict(), path)
+    calls = []
+    real_load = torch.load
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spy)
+    loaded = load_model("resnet18", str(path))
+    assert calls and all(c.get("weights_only") is True for c in calls)
+    assert loaded.trained and loaded.weights == str(path) and not loaded.net.training
+    for (k, a), b in zip(other.state_dict().items(), loaded.net.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+    assert not torch.equal(loaded.net.conv1.weight, resnet18.net.conv1.weight)
+    # a checkpoint that wraps the state_dict ({"state_dict": ...}) loads too
+    wrapped = tmp_path / "wrapped.pth"
+    torch.save({"state_dict": other.state_dict(), "epoch": 3}, wrapped)
+    assert torch.equal(load_model("resnet18", str(wrapped)).net.fc.weight, other.fc.weight)
+
+
+class _Payload:
+    """A pickled object that is not a tensor: weights_only=True must refuse to run its reduce."""
+
+    def __reduce__(self):
+        return (print, ("arbitrary code ran",))
+
+
+def test_bad_weights_files_raise_weights_error(tmp_path, capsys):
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"this is not a checkpoint")
+    pickled = tmp_path / "pickled.pth"
+    torch.save({"fc.weight": _Payload()}, pickled)
+    mismatch = tmp_path / "mobilenet.pth"
+    torch.manual_seed(0)
+    torch.save(load_model("mobilenet_v3_small", "none").net.state_dict(), mismatch)
+    not_dict = tmp_path / "tensor.pth"
+    torch.save(torch.zeros(3), not_dict)
+    cases = {
+        tmp_path / "missing.pth": "not found",
+        garbage: "cannot read",
+        pickled: "cannot read",
+        mismatch: "does not fit resnet18",
+        not_dict: "does not hold a state_dict",
+    }
+    for path, words in cases.items():
+        with pytest.raises(WeightsError, match=words) as info:
+            load_model("resnet18", str(path))
+        assert not isinstance(info.value, WeightsUnavailableError)
+        assert str(path) in str(info.value)
+    assert "arbitrary code ran" not in capsys.readouterr().out
+
+
+@pytest.fixture
+def offline(tmp_path, monkeypatch):
+    """No cached weights (an empty torch hub dir) and no DNS: what a machine without network sees."""
+    hub = tmp_path / "hub"
+    hub.mkdir()
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(hub))
+
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "offline (test)")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    return hub
+
+
+def test_imagenet_offline_fails_fast_and_clearly(offline):
+    assert torch.hub.get_dir() == str(offline)
+    t0 = time.monotonic()
+    with pytest.raises(WeightsUnavailableError) as info:
+        load_model("resnet18", "imagenet")
+    assert time.monotonic() - t0 < 10.0
+    msg = str(info.value)
+    assert "resnet18" in msg and "--weights none" in msg
+    with pytest.raises(WeightsUnavailableError, match="not in the cache"):
+        load_model("resnet18", "imagenet", allow_download=False)
+    assert not any(offline.rglob("*.pth"))  # nothing half-written into the cache
+
+
+def test_labels_come_from_torchvision_metadata(resnet18):
+    labels = resnet18.labels
+    assert len(labels) == 1000 and len(set(labels)) >= 998
+    assert labels[0] == "tench" and labels[1] == "goldfish" and labels[207] == "golden retriever"
+    assert load_model("mobilenet_v3_small", "none").labels == labels
+
+
+class _Boom(nn.Module):
+    def forward(self, x):
+        raise RuntimeError("boom")
+
+
+def test_hooks_removed_and_training_restored_after_an_exception(resnet18):
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Sequential(nn.ReLU(), _Boom()))
+    net.train()
+    net[1].eval()  # a mixed state must come back exactly
+    before = {name: m.training for name, m in net.named_modules()}
+    with pytest.raises(RuntimeError, match="boom"):
+        with ActivationCapture(net, ["0", "2.0"]) as cap:
+            assert not net.training  # eval mode inside
+            net(torch.randn(1, 3, 8, 8))
+    assert {name: m.training for name, m in net.named_modules()} == before
+    assert all(not m._forward_hooks for m in net.modules())
+    assert set(cap.outputs) == {"0", "2.0"}  # what ran before the failure was captured
+    # and a normal exit on a real model leaves no hook either
+    with ActivationCapture(resnet18.net, "layer4") as cap, torch.inference_mode():
+        resnet18.net(torch.randn(1, 3, 64, 64))
+    assert tuple(cap.map().shape) == (1, 512, 2, 2)
+    assert all(not m._forward_hooks for m in resnet18.net.modules())
+
+
+def test_feature_layers_lists_spatial_layers_in_order(resnet18):
+    layers = feature_layers(resnet18, (64, 64))
+    names = [n for n, _ in layers]
+    assert "layer4" in names and names.index("layer1") < names.index("layer4")
+    assert dict(layers)["layer4"] == (512, 2, 2)
+    assert "fc" not in names and "avgpool" not in names
+    assert all(not m._forward_hooks for m in resnet18.net.modules())
