@@ -267,7 +267,17 @@ def eigen_cam(
     if method == "auto":
         method = "exact" if rank_max <= EXACT_MAX_DIM else "randomized"
 
-    if method == "exact":
+    if sync_free:
+        from .linalg import topk_eigh_sync_free
+
+        start = tracker.start(c) if tracker is not None else None
+        scores, v, s = topk_eigh_sync_free(
+            xt.transpose(1, 2), n, oversample=oversample, n_iter=n_iter, start=start, generator=generator
+        )
+        u = scores * _inverse(s)[:, None, :]
+        energy = (xt * xt).sum(dim=(1, 2))
+        method = "sync-free"
+    elif method == "exact":
         u, s, v, energy = _exact(xt, n)
     else:
         start = tracker.start(c) if tracker is not None else None
