@@ -110,7 +110,12 @@ def app_main(argv: list[str] | None = None) -> int:
         parser.error(f"--demo-size must look like 640x480. Got {args.demo_size!r}")
 
     import torch
+    import torchvision.models  # noqa: F401
     from PyQt5.QtCore import QSettings
+
+    # torchvision is imported here, on the main thread, before Qt: imported lazily by the worker
+    # thread while the xcb platform plugin was loading, it crashed in triton's native library
+    # (dlopen from two threads at once).
 
     torch.set_num_threads(args.threads if args.threads > 0 else default_torch_threads())
     from PyQt5.QtWidgets import QApplication
@@ -118,6 +123,7 @@ def app_main(argv: list[str] | None = None) -> int:
     from .window import MainWindow
 
     app = QApplication.instance() or QApplication([sys.argv[0], *argv])
+    apply_dark_theme(app)
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     settings = None if args.no_settings else QSettings(ORGANIZATION, APPLICATION)
@@ -129,13 +135,33 @@ def app_main(argv: list[str] | None = None) -> int:
     source = args.source or (settings.value("source") if settings is not None else None) or "demo"
     window = MainWindow(engine, render, source, settings=settings, snapshot_dir=args.snapshots,
                         demo_size=(w, h), demo_fps=args.demo_fps)
-    window.resize(1400, 860)
+    window.resize(1480, 920)
     window.show()
     if args.screenshot:  # used to make docs/screenshot.png: wait for frames, grab, quit
         _grab_after_frames(window, args.screenshot, app)
     code = app.exec_()
     window.shutdown()
     return code
+
+
+def apply_dark_theme(app) -> None:
+    """Fusion with a dark palette: heatmaps read best on a dark surround."""
+    from PyQt5.QtGui import QColor, QPalette
+
+    app.setStyle("Fusion")
+    p = QPalette()
+    base, window, text = QColor(30, 31, 34), QColor(43, 44, 48), QColor(222, 222, 226)
+    for role, colour in [
+        (QPalette.Window, window), (QPalette.WindowText, text), (QPalette.Base, base),
+        (QPalette.AlternateBase, window), (QPalette.ToolTipBase, window), (QPalette.ToolTipText, text),
+        (QPalette.Text, text), (QPalette.Button, QColor(55, 56, 61)), (QPalette.ButtonText, text),
+        (QPalette.Highlight, QColor(64, 128, 220)), (QPalette.HighlightedText, QColor(255, 255, 255)),
+        (QPalette.Link, QColor(100, 160, 255)),
+    ]:
+        p.setColor(role, colour)
+    for role in (QPalette.Text, QPalette.ButtonText, QPalette.WindowText):
+        p.setColor(QPalette.Disabled, role, QColor(120, 120, 125))
+    app.setPalette(p)
 
 
 def _grab_after_frames(window, path: str, app, frames: int = 60) -> None:

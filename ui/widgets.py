@@ -93,7 +93,7 @@ class PredictionsPanel(QWidget):
         super().__init__(parent)
         self.predictions: list[tuple[str, float]] = []
         self.untrained = False
-        self.setMinimumHeight(130)
+        self.setMinimumHeight(114)
         self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)
 
     def set_predictions(self, predictions: list[tuple[str, float]], untrained: bool = False) -> None:
@@ -102,12 +102,12 @@ class PredictionsPanel(QWidget):
         self.update()
 
     def sizeHint(self) -> QSize:  # noqa: N802
-        return QSize(280, 130)
+        return QSize(280, 114)
 
     def paintEvent(self, event) -> None:  # noqa: N802
         p = QPainter(self)
         p.setRenderHint(QPainter.Antialiasing, True)
-        row = 24
+        row = 22
         w = self.width()
         pal = self.palette()
         if not self.predictions:
@@ -135,7 +135,7 @@ class SpectrumPanel(QWidget):
         super().__init__(parent)
         self.explained = np.zeros(0, np.float32)
         self.component = 1
-        self.setMinimumHeight(120)
+        self.setMinimumHeight(110)
         self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)
 
     def set_spectrum(self, explained: np.ndarray, component: int) -> None:
@@ -144,7 +144,7 @@ class SpectrumPanel(QWidget):
         self.update()
 
     def sizeHint(self) -> QSize:  # noqa: N802
-        return QSize(280, 120)
+        return QSize(280, 110)
 
     def paintEvent(self, event) -> None:  # noqa: N802
         p = QPainter(self)
@@ -152,26 +152,28 @@ class SpectrumPanel(QWidget):
         pal = self.palette()
         w, h = self.width(), self.height()
         n = 5
-        label_h, top = 18, 16
+        label_h, margin = 18, 18
         slot = w / n
-        bar_h = h - label_h - top
+        bar_h = h - label_h - margin
         p.setPen(QPen(QColor(90, 92, 98), 1))
-        p.drawLine(0, top + bar_h, w, top + bar_h)
+        p.drawLine(0, margin + bar_h, w, margin + bar_h)
+        # Bars relative to the largest component, so small spectra stay readable; labels give the %.
+        top = max(float(self.explained.max()) if len(self.explained) else 0.0, 1e-6)
         for i in range(n):
             value = float(self.explained[i]) if i < len(self.explained) else 0.0
             x = i * slot + slot * 0.18
             bw = slot * 0.64
-            bh = bar_h * max(0.0, min(1.0, value))
+            bh = (bar_h - 16) * max(0.0, min(1.0, value / top))
             chosen = i + 1 == self.component
             colour = QColor(255, 170, 40) if chosen else QColor(100, 130, 170)
-            p.fillRect(QRectF(x, top + bar_h - bh, bw, bh), colour)
+            p.fillRect(QRectF(x, margin + bar_h - bh, bw, bh), colour)
             p.setPen(pal.color(pal.WindowText))
             f = QFont(p.font())
             f.setBold(chosen)
             p.setFont(f)
             if i < len(self.explained):
-                p.drawText(QRectF(i * slot, top + bar_h - bh - 16, slot, 16), Qt.AlignCenter, f"{value * 100:.0f}%")
-            p.drawText(QRectF(i * slot, top + bar_h + 1, slot, label_h), Qt.AlignCenter, f"PC{i + 1}")
+                p.drawText(QRectF(i * slot, margin + bar_h - bh - 16, slot, 16), Qt.AlignCenter, f"{value * 100:.0f}%")
+            p.drawText(QRectF(i * slot, margin + bar_h + 1, slot, label_h), Qt.AlignCenter, f"PC{i + 1}")
         p.end()
 
 

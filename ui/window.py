@@ -28,11 +28,11 @@ from PyQt5.QtWidgets import (
     QInputDialog,
     QLabel,
     QMainWindow,
-    QPushButton,
     QScrollArea,
     QShortcut,
     QSlider,
     QSpinBox,
+    QToolBar,
     QVBoxLayout,
     QWidget,
 )
@@ -50,6 +50,13 @@ __all__ = ["MainWindow", "default_snapshot_dir"]
 _VIEW_LABELS = {"overlay": "Overlay", "side-by-side": "Side by side", "heatmap": "Heatmap only", "original": "Original"}
 _BANNER_WARN = "background:#5a4a1a; color:#ffe9b0; padding:6px 10px; border-radius:4px;"
 _BANNER_ERROR = "background:#6a2323; color:#ffd9d9; padding:6px 10px; border-radius:4px;"
+
+
+def _form(parent: QWidget) -> QFormLayout:
+    form = QFormLayout(parent)
+    form.setVerticalSpacing(4)
+    form.setContentsMargins(8, 6, 8, 6)
+    return form
 
 
 def default_snapshot_dir() -> Path:
@@ -162,9 +169,10 @@ class MainWindow(QMainWindow):
         panel = QWidget(dock)
         col = QVBoxLayout(panel)
         col.setContentsMargins(6, 6, 6, 6)
+        col.setSpacing(6)
 
         src = QGroupBox("Source", panel)
-        form = QFormLayout(src)
+        form = _form(src)
         self.source_combo = QComboBox(src)
         self.source_combo.addItem("Demo scene", "demo")
         self.source_combo.addItem("Open file…", "__file__")
@@ -172,12 +180,12 @@ class MainWindow(QMainWindow):
         self.source_combo.activated.connect(self._on_source_chosen)
         self.source_label = QLabel("", src)
         self.source_label.setWordWrap(True)
-        form.addRow("Source", self.source_combo)
-        form.addRow("", self.source_label)
+        form.addRow(self.source_combo)
+        form.addRow(self.source_label)
         col.addWidget(src)
 
         mdl = QGroupBox("Model and Eigen-CAM", panel)
-        form = QFormLayout(mdl)
+        form = _form(mdl)
         self.model_combo = QComboBox(mdl)
         for name in sorted(MODELS):
             self.model_combo.addItem(name, name)
@@ -211,13 +219,15 @@ class MainWindow(QMainWindow):
         form.addRow("Method", self.method_combo)
         form.addRow("Smoothing", self.smoothing_spin)
         form.addRow("Input (short side)", self.short_side_spin)
-        form.addRow("Device", self.device_combo)
-        form.addRow("Precision", self.precision_combo)
+        pair = QHBoxLayout()
+        pair.addWidget(self.device_combo)
+        pair.addWidget(self.precision_combo)
+        form.addRow("Device, precision", pair)
         form.addRow("In use", self.in_use_label)
         col.addWidget(mdl)
 
         drw = QGroupBox("Display", panel)
-        form = QFormLayout(drw)
+        form = _form(drw)
         self.view_combo = QComboBox(drw)
         for v in VIEWS:
             self.view_combo.addItem(_VIEW_LABELS.get(v, v), v)
@@ -238,28 +248,33 @@ class MainWindow(QMainWindow):
         QVBoxLayout(spec).addWidget(self._make_spectrum(spec))
         col.addWidget(spec)
 
-        buttons = QHBoxLayout()
-        self.pause_button = QPushButton("Pause", panel)
-        self.step_button = QPushButton("Step ▸", panel)
-        self.snapshot_button = QPushButton("Snapshot", panel)
-        self.record_button = QPushButton("Record", panel)
-        for b in (self.pause_button, self.step_button, self.snapshot_button, self.record_button):
-            b.setFocusPolicy(Qt.NoFocus)
-            buttons.addWidget(b)
-        col.addLayout(buttons)
-        hint = QLabel("Press H for keyboard shortcuts", panel)
-        hint.setStyleSheet("color: gray;")
-        col.addWidget(hint)
         col.addStretch(1)
-        self.pause_button.clicked.connect(self.toggle_pause)
-        self.step_button.clicked.connect(lambda: self.step(1))
-        self.snapshot_button.clicked.connect(lambda: self.snapshot())
-        self.record_button.clicked.connect(self.toggle_recording)
+
+        bar = QToolBar("Inspection", self)
+        bar.setObjectName("inspection")
+        bar.setMovable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonTextOnly)
+        self.pause_action = bar.addAction("Pause  (Space)", self.toggle_pause)
+        bar.addAction("◀ Back  (←)", lambda: self.step(-1))
+        bar.addAction("Step ▶  (→)", lambda: self.step(1))
+        bar.addSeparator()
+        bar.addAction("Snapshot  (S)", lambda: self.snapshot())
+        self.record_action = bar.addAction("● Record  (R)", lambda: self.toggle_recording())
+        bar.addSeparator()
+        bar.addAction("Fullscreen  (F)", self.toggle_fullscreen)
+        bar.addAction("Shortcuts  (H)", self.toggle_help)
+        for action in bar.actions():
+            widget = bar.widgetForAction(action)
+            if widget is not None:
+                widget.setFocusPolicy(Qt.NoFocus)
+        self.addToolBar(Qt.TopToolBarArea, bar)
+        self.toolbar = bar
 
         scroll = QScrollArea(dock)
         scroll.setWidget(panel)
         scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(330)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(350)
         dock.setWidget(scroll)
         self.addDockWidget(Qt.RightDockWidgetArea, dock)
         self.controls_dock = dock
@@ -481,8 +496,7 @@ class MainWindow(QMainWindow):
 
     def _on_recording_changed(self, on: bool, path: str) -> None:
         self.recording_path = path if on else None
-        self.record_button.setText("■ Stop" if on else "Record")
-        self.record_button.setStyleSheet("color: #ff5555; font-weight: bold;" if on else "")
+        self.record_action.setText("■ Stop recording  (R)" if on else "● Record  (R)")
         self.statusBar().showMessage(f"Recording to {path}" if on else f"Recording saved: {path}", 6000)
 
     def _on_busy(self, what: str) -> None:
@@ -524,7 +538,7 @@ class MainWindow(QMainWindow):
     def set_paused(self, paused: bool) -> None:
         self.paused = paused
         self.pipeline.set_paused(paused)
-        self.pause_button.setText("Resume" if paused else "Pause")
+        self.pause_action.setText("Resume  (Space)" if paused else "Pause  (Space)")
         self._update_stats()
 
     def step(self, delta: int = 1) -> None:
