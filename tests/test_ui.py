@@ -28,6 +28,17 @@ FAST = EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64)
 WAIT = 20_000  # ms; generous for a loaded 2-core machine, a passing test returns far sooner
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """As the app does on 2 cores (ui.app.default_torch_threads): the GUI and capture keep a core."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def settings(tmp_path) -> QSettings:
     return QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
