@@ -1,0 +1,114 @@
+"""Renderer: layouts, blending, colormaps, the tensor twin, and bad settings."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from eigencam_live.errors import ConfigError
+from eigencam_live.render import COLORMAPS, VIEWS, RenderConfig, colorize, colormap_lut, render, render_tensor
+
+H, W = 48, 80
+
+
+@pytest.fixture(scope="module")
+def frame() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def heat() -> np.ndarray:
+    yy, xx = np.mgrid[0:H, 0:W]
+    return ((xx / (W - 1)) * 0.7 + (yy / (H - 1)) * 0.3).astype(np.float32)  # covers [0, 1]
+
+
+@pytest.mark.parametrize(("view", "shape"), [("overlay", (H, W, 3)), ("side-by-side", (H, 2 * W, 3)),
+                                             ("heatmap", (H, W, 3)), ("original", (H, W, 3))])
+def test_each_view_has_its_size(frame, heat, view, shape):
+    out = render(frame, heat, view)
+    assert out.shape == shape and out.dtype == np.uint8
+    assert out is not frame and not np.shares_memory(out, frame)
+
+
+def test_views_contents(frame, heat):
+    np.testing.assert_array_equal(render(frame, heat, "original"), frame)
+    np.testing.assert_array_equal(render(frame, None, "overlay"), frame)  # no map yet: the frame
+    np.testing.assert_array_equal(render(frame, heat, "heatmap"), colorize(heat, "jet"))
+    side = render(frame, heat, "side-by-side", alpha=0.4)
+    np.testing.assert_array_equal(side[:, :W], frame)
+    np.testing.assert_array_equal(side[:, W:], render(frame, heat, "overlay", alpha=0.4))
+
+
+def test_alpha_zero_is_the_frame_and_one_is_the_colormap(frame, heat):
+    for cmap in ("jet", "inferno"):
+        np.testing.assert_array_equal(render(frame, heat, "overlay", 0.0, cmap), frame)
+        np.testing.assert_array_equal(render(frame, heat, "overlay", 1.0, cmap), colorize(heat, cmap))
+    half = render(frame, heat, "overlay", 0.5).astype(np.int32)
+    want = (frame.astype(np.float64) + colorize(heat).astype(np.float64)) / 2
+    assert np.abs(half - want).max() <= 1
+
+
+def test_colormap_levels(heat):
+    lut = colormap_lut("jet")
+    assert lut.shape == (256, 3) and lut.dtype == np.uint8 and not lut.flags.writeable
+    np.testing.assert_array_equal(lut[[0, 255]], [[128, 0, 0], [0, 0, 128]])  # jet: dark blue .. dark red (BGR)
+    ramp = np.linspace(0, 1, 256, dtype=np.float32)[None, :]
+    np.testing.assert_array_equal(colorize(ramp, "jet")[0], lut)
+    for name in COLORMAPS:
+        want = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], COLORMAPS[name])[:, 0]
+        np.testing.assert_array_equal(colormap_lut(name), want)
+
+
+@pytest.mark.parametrize("view", VIEWS)
+@pytest.mark.parametrize("cmap", ["jet", "turbo", "viridis"])
+def test_render_tensor_equals_render(frame, heat, view, cmap):
+    frames = torch.from_numpy(np.stack([frame, frame[::-1].copy()]))
+    heats = torch.from_numpy(np.stack([heat, 1.0 - heat]))
+    out = render_tensor(frames, heats, view, 0.35, cmap)
+    assert out.dtype == torch.uint8
+    for i in range(2):
+        want = render(frames[i].numpy(), heats[i].numpy(), view, 0.35, cmap)
+        assert tuple(out[i].shape) == want.shape
+        assert np.abs(out[i].numpy().astype(np.int16) - want.astype(np.int16)).max() <= 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"view": "blend"}, "view"),
+        ({"alpha": 1.5}, "alpha"),
+        ({"alpha": -0.1}, "alpha"),
+        ({"alpha": "0.5"}, "alpha"),
+        ({"alpha": True}, "alpha"),
+        ({"colormap": "rainbow"}, "colormap"),
+    ],
+)
+def test_bad_values_raise_config_error(frame, heat, kwargs, field):
+    for call in (
+        lambda: render(frame, heat, **kwargs),
+        lambda: render_tensor(torch.from_numpy(frame[None]), torch.from_numpy(heat[None]), **kwargs),
+        lambda: RenderConfig(**kwargs),
+    ):
+        with pytest.raises(ConfigError, match=field):
+            call()
+
+
+def test_bad_arrays_are_refused(frame, heat):
+    with pytest.raises(ValueError, match="heatmap"):
+        render(frame, heat[:, :-1])
+    with pytest.raises(ValueError, match="frame"):
+        render(frame.astype(np.float32), heat)
+    with pytest.raises(ValueError, match="frame"):
+        render(frame[..., 0], heat)
+
+
+def test_out_of_range_heat_is_clipped(frame):
+    wild = np.full((H, W), 7.0, np.float32)
+    wild[:, : W // 2] = -3.0
+    out = render(frame, wild, "heatmap")
+    lut = colormap_lut("jet")
+    np.testing.assert_array_equal(out[0, 0], lut[0])
+    np.testing.assert_array_equal(out[0, -1], lut[255])
