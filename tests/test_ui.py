@@ -354,3 +354,27 @@ def test_closing_stops_every_thread_within_two_seconds(qtbot, make_window):
     assert time.monotonic() - t0 < 2.0
     assert not [t for t in started if t.is_alive()]
     assert list(Path(w.snapshot_dir).glob("*.mp4")), "closing finishes the recording"
+
+
+def test_dropping_a_video_file_opens_it(qtbot, make_window, clip):
+    from PyQt5.QtCore import QMimeData, QPoint, QUrl
+    from PyQt5.QtGui import QDropEvent
+
+    w = make_window()
+    wait_frames(qtbot, w, 1)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(clip))])
+    w.dropEvent(QDropEvent(QPoint(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier))
+    qtbot.waitUntil(lambda: w.source_info is not None and w.source_info.kind == "file", timeout=WAIT)
+    qtbot.waitUntil(lambda: w.last_packet.frame.image.shape == (SIZE[1], SIZE[0], 3)
+                    and w.source_combo.currentData() == str(clip), timeout=WAIT)
+    assert w.seek_widget.isVisible()
+
+
+def test_app_main_opens_the_window_on_the_given_source(qtbot, tmp_path, no_threads_left):
+    from ui.app import app_main
+
+    shot = tmp_path / "shot.png"
+    code = app_main(["--source", "demo", "--model", "mobilenet_v3_small", "--weights", "none", "--short-side", "64",
+                     "--demo-size", "160x120", "--no-settings", "--threads", "1", "--screenshot", str(shot)])
+    assert code == 0 and shot.is_file() and shot.stat().st_size > 10_000
