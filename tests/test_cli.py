@@ -1,0 +1,222 @@
+"""``main.py annotate``: one clear line and an exit code for every bad input; Ctrl-C leaves a
+playable file; the headless path never imports Qt."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from eigencam_live.cli import annotate_main
+
+from .media import NTSC, probe, write_clip, write_empty, write_text_as_video, write_truncated
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = ["-m", "mobilenet_v3_small", "--weights", "none", "--short-side", "64", "--device", "cpu", "-q"]
+
+
+def _one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert "Traceback" not in err
+    assert len(lines) == 1, err
+    assert lines[0].startswith("eigencam-live: error: ")
+    return lines[0]
+
+
+@pytest.fixture
+def clip(tmp_path):
+    return write_clip(tmp_path / "clip.mp4", frames=12, size=(96, 64), rate=NTSC, audio=True)
+
+
+def test_annotate_writes_a_playable_copy_with_audio_and_a_summary(tmp_path, clip, capsys):
+    out = tmp_path / "result.mp4"
+    assert annotate_main([str(clip), "-o", str(out), "--stats", str(tmp_path / "s.csv"), *FAST]) == 0
+    captured = capsys.readouterr()
+    assert "12 frames in " in captured.out and str(out) in captured.out and "fps" in captured.out
+    got, want = probe(out), probe(clip)
+    assert (got["frames"], got["width"], got["height"], got["rate"]) == (12, 96, 64, Fraction(30000, 1001))
+    assert got["audio"] == want["audio"]
+    assert len((tmp_path / "s.csv").read_text().splitlines()) == 13
+
+
+def test_default_output_is_beside_the_input_and_force_is_needed_to_overwrite(tmp_path, clip, capsys):
+    assert annotate_main([str(clip), *FAST]) == 0
+    out = tmp_path / "clip.eigencam.mp4"
+    assert probe(out)["frames"] == 12
+    capsys.readouterr()
+    assert annotate_main([str(clip), *FAST]) == 1
+    assert "--force" in _one_error_line(capsys.readouterr().err)
+    assert annotate_main([str(clip), "--force", *FAST]) == 0
+
+
+def test_a_folder_of_videos_goes_to_an_output_folder(tmp_path, capsys):
+    src = tmp_path / "videos"
+    src.mkdir()
+    write_clip(src / "a.mp4", frames=4)
+    write_clip(src / "b.mov", frames=5)
+    assert annotate_main([str(src), "-o", str(tmp_path / "out"), *FAST]) == 0
+    assert probe(tmp_path / "out" / "a.eigencam.mp4")["frames"] == 4
+    assert probe(tmp_path / "out" / "b.eigencam.mp4")["frames"] == 5
+
+
+def _bad(tmp_path: Path, case: str, clip: Path) -> list[str]:
+    if case == "missing":
+        return [str(tmp_path / "nope.mp4")]
+    if case == "empty-dir":
+        (tmp_path / "empty").mkdir()
+        return [str(tmp_path / "empty")]
+    if case == "zero-bytes":
+        return [str(write_empty(tmp_path / "zero.mp4"))]
+    if case == "text":
+        return [str(write_text_as_video(tmp_path / "text.mp4"))]
+    if case == "model":
+        return [str(clip), "--model", "resnet5"]
+    if case == "layer":
+        return [str(clip), "--layer", "features.99"]
+    if case == "component-0":
+        return [str(clip), "--component", "0"]
+    if case == "component-negative":
+        return [str(clip), "--component", "-2"]
+    if case == "alpha-high":
+        return [str(clip), "--alpha", "1.5"]
+    if case == "alpha-negative":
+        return [str(clip), "--alpha", "-0.1"]
+    if case == "unwritable":
+        (tmp_path / "blocker").write_text("a file, not a folder")
+        return [str(clip), "-o", str(tmp_path / "blocker" / "sub") + "/"]
+    if case == "same-as-input":
+        return [str(clip), "-o", str(clip), "--force"]
+    if case == "webcam":
+        return ["7"]
+    raise AssertionError(case)
+
+
+BAD = {
+    "missing": "no such file",
+    "empty-dir": "no videos",
+    "zero-bytes": "empty",
+    "text": "cannot open",
+    "model": "unknown model",
+    "layer": "no layer named",
+    "component-0": "--component",
+    "component-negative": "--component",
+    "alpha-high": "--alpha",
+    "alpha-negative": "--alpha",
+    "unwritable": "cannot create output folder",
+    "same-as-input": "is the input",
+    "webcam": "no camera at index 7",
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_gives_one_line_and_a_nonzero_exit(tmp_path, clip, capsys, case):
+    before = {p.name for p in tmp_path.iterdir()}
+    capsys.readouterr()
+    code = annotate_main([*FAST, *_bad(tmp_path, case, clip)])  # the bad option comes last and wins
+    assert code == 1
+    assert BAD[case] in _one_error_line(capsys.readouterr().err)
+    assert probe(clip)["frames"] == 12  # the input is untouched
+    left = {p.name for p in tmp_path.iterdir()} - before - {"empty", "blocker", "zero.mp4", "text.mp4"}
+    assert not left, f"left behind: {left}"
+
+
+def test_unwritable_folder_is_refused_when_not_root(tmp_path, clip, capsys):
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        pytest.skip("root can write into read-only folders")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        assert annotate_main([str(clip), "-o", str(locked / "out.mp4"), *FAST]) == 1
+        assert "cannot write" in _one_error_line(capsys.readouterr().err)
+    finally:
+        locked.chmod(0o700)
+
+
+def test_a_cut_off_video_is_annotated_with_a_warning_and_kept(tmp_path, capsys):
+    src = write_truncated(tmp_path / "cut.mp4", frames=40, keep=0.5)
+    assert annotate_main([str(src), *FAST]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "eigencam-live: warning:" in err and "cut off" in err
+    assert 0 < probe(tmp_path / "cut.eigencam.mp4")["frames"] < 40
+
+
+def test_usage_errors_exit_2(capsys):
+    assert annotate_main([]) == 2
+    assert annotate_main(["x.mp4", "--component", "one"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_missing_imagenet_weights_fall_back_with_a_plain_warning(tmp_path, clip, capsys):
+    from eigencam_live.models import cached_weights_path
+
+    if cached_weights_path("mobilenet_v3_small").exists():
+        pytest.skip("ImageNet weights are cached here: no fallback to test")
+    args = [a for a in FAST if a not in ("--weights", "none")]
+    assert annotate_main([str(clip), *args]) == 0
+    err = capsys.readouterr().err
+    assert "eigencam-live: warning: UNTRAINED network" in err and "Traceback" not in err
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("DISPLAY", None)
+    return env
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_ctrl_c_leaves_a_playable_partial_file(tmp_path):
+    src = write_clip(tmp_path / "long.mp4", frames=900, size=(96, 64), rate=Fraction(25), audio=True)
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "annotate", str(src), "-o", str(out),
+         "-m", "resnet18", "--weights", "none", "--short-side", "96", "--device", "cpu", "-q", "-b", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        # Wait until frames are being written into the temporary file, then press Ctrl-C.
+        while time.monotonic() < deadline and proc.poll() is None:
+            parts = list(tmp_path.glob(".out.part*.mp4"))
+            if parts and parts[0].stat().st_size > 20_000:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "annotate finished before it could be interrupted"
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+        stopped_in = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "partial output" in err
+    assert stopped_in < 5.0
+    got = probe(out)
+    assert 0 < got["frames"] < 900
+    assert f"{got['frames']} frames" in err
+    assert got["audio"] is not None and got["audio"]["packets"] > 0
+    assert not list(tmp_path.glob(".out.part*"))
+
+
+@pytest.mark.timeout(120)
+def test_the_annotate_path_never_imports_qt(tmp_path):
+    src = write_clip(tmp_path / "a.mp4", frames=3)
+    code = (
+        "import sys; from eigencam_live.cli import annotate_main; "
+        f"rc = annotate_main([{str(src)!r}, '-m', 'mobilenet_v3_small', '--weights', 'none', '--short-side', '64', '-q']); "
+        "qt = sorted(m for m in sys.modules if m.split('.')[0] in ('PyQt5', 'PyQt6', 'PySide2', 'PySide6')); "
+        "print(rc, qt)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), cwd=tmp_path,
+                          timeout=110)
+    assert done.stdout.strip().splitlines()[-1] == "0 []", done.stderr
