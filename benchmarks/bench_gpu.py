@@ -112,9 +112,6 @@ def bench_case(model: str, frame_hw: tuple[int, int], short_side: int, batch: in
         if g is not None:
             row["gradcam_ms"] = g
             row["speedup_vs_gradcam"] = g / (frame / batch)
-    del eng, pipe, x, fmap
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
     return row
 
 

@@ -325,7 +325,7 @@ class Engine:
             heat = cv2.resize(cams[i], (width, height), interpolation=cv2.INTER_LINEAR)
             np.clip(heat, 0.0, 1.0, out=heat)
             py, px = np.unravel_index(int(np.argmax(heat)), heat.shape)
-            preds = [(labels[j] if j < len(labels) else str(j), float(p)) for j, p in zip(top_i[i], top_p[i])]
+            preds = label_predictions(labels, top_i[i], top_p[i])
             results.append(FrameResult(cams[i], heat, preds, explained[i], cfg.component, (int(px), int(py))))
         t4 = time.perf_counter()
         per = 1000.0 / b
@@ -390,6 +390,11 @@ class DeviceResult:
     explained: torch.Tensor
     top_p: torch.Tensor
     top_i: torch.Tensor
+
+
+def label_predictions(labels: list[str], indices: np.ndarray, probs: np.ndarray) -> list[tuple[str, float]]:
+    """Pair top-k class indices with their names: ``[(label, probability), ...]``."""
+    return [(labels[j] if 0 <= j < len(labels) else str(j), float(p)) for j, p in zip(indices.tolist(), probs, strict=True)]
 
 
 def _as_batch(frames: np.ndarray | list[np.ndarray]) -> np.ndarray:

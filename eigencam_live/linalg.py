@@ -18,7 +18,7 @@ uses there.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import torch
 
@@ -46,7 +46,7 @@ def cholesky_qr(y: torch.Tensor, passes: int = 2) -> torch.Tensor:
     return q
 
 
-@lru_cache(maxsize=None)
+@cache
 def _round_robin(n: int) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
     """Pairings of ``n`` (even) indices into ``n - 1`` rounds of ``n / 2`` disjoint pairs."""
     players = list(range(n))

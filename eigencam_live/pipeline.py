@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .engine import Engine
+from .engine import Engine, label_predictions
 from .render import RenderConfig, render_tensor
 
 __all__ = ["DevicePipeline", "FrameStats", "PendingBatch"]
@@ -68,7 +68,7 @@ class PendingBatch:
             probs, idx = row[:k], row[k : 2 * k].astype(np.int64)
             peak = int(row[2 * k])
             explained = row[2 * k + 1 :].astype(np.float32)
-            preds = [(self._labels[j] if j < len(self._labels) else str(j), float(p)) for j, p in zip(idx, probs)]
+            preds = label_predictions(self._labels, idx, probs)
             stats.append(FrameStats(preds, explained, self._component, (peak % self._width, peak // self._width),
                                     None if cams is None else cams[i]))
         return frames, stats
