@@ -174,7 +174,7 @@ def _env() -> dict[str, str]:
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_ctrl_c_leaves_a_playable_partial_file(tmp_path):
-    src = write_clip(tmp_path / "long.mp4", frames=900, size=(96, 64), rate=Fraction(25), audio=True)
+    src = write_clip(tmp_path / "long.mp4", frames=600, size=(96, 64), rate=Fraction(25), audio=True)
     out = tmp_path / "out.mp4"
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "main.py"), "annotate", str(src), "-o", str(out),
@@ -183,12 +183,11 @@ def test_ctrl_c_leaves_a_playable_partial_file(tmp_path):
     )
     try:
         deadline = time.monotonic() + 90
-        # Wait until frames are being written into the temporary file, then press Ctrl-C.
-        while time.monotonic() < deadline and proc.poll() is None:
-            parts = list(tmp_path.glob(".out.part*.mp4"))
-            if parts and parts[0].stat().st_size > 20_000:
-                break
+        # The temporary output appears when frames start to flow (model loaded); FFmpeg then
+        # writes in 32 KB blocks, so its size says little: let it run two seconds, press Ctrl-C.
+        while time.monotonic() < deadline and proc.poll() is None and not list(tmp_path.glob(".out.part*.mp4")):
             time.sleep(0.05)
+        time.sleep(2.0)
         assert proc.poll() is None, "annotate finished before it could be interrupted"
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
@@ -202,7 +201,7 @@ def test_ctrl_c_leaves_a_playable_partial_file(tmp_path):
     assert "Traceback" not in err and "partial output" in err
     assert stopped_in < 5.0
     got = probe(out)
-    assert 0 < got["frames"] < 900
+    assert 0 < got["frames"] < 600
     assert f"{got['frames']} frames" in err
     assert got["audio"] is not None and got["audio"]["packets"] > 0
     assert not list(tmp_path.glob(".out.part*"))
