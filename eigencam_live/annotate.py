@@ -210,9 +210,11 @@ class _Pipeline:
     """The threads of one file's annotation; see the module docstring."""
 
     def __init__(self, engine: Engine, capture: Capture, sink: VideoSink, look: RenderConfig, batch_size: int,
-                 keep_stats: bool, keep_maps: bool) -> None:
+                 keep_stats: bool, keep_maps: bool, max_frames: int | None = None) -> None:
         self.engine, self.capture, self.sink, self.look = engine, capture, sink, look
         self.batch_size = batch_size
+        self.max_frames = max_frames
+        self.limited = False  # stopped at max_frames
         self.keep_stats, self.keep_maps = keep_stats, keep_maps
         self.results: queue.Queue = queue.Queue(maxsize=4)
         self.soft_stop = threading.Event()  # Ctrl-C: stop reading, write what was inferred
@@ -252,13 +254,19 @@ class _Pipeline:
 
     def _infer(self) -> None:
         batch: list[Frame] = []
+        taken = 0
         try:
             while not self.abort.is_set() and not self.soft_stop.is_set():
-                try:
-                    frame = self.capture.read(timeout=_POLL)
-                except TimeoutError:
-                    continue
+                if self.max_frames is not None and taken >= self.max_frames:
+                    self.limited = True
+                    frame = None
+                else:
+                    try:
+                        frame = self.capture.read(timeout=_POLL)
+                    except TimeoutError:
+                        continue
                 if frame is not None:
+                    taken += 1
                     batch.append(frame)
                 if batch and (frame is None or len(batch) >= self.batch_size):
                     t0 = time.perf_counter()
@@ -315,6 +323,7 @@ def annotate_file(
     progress: bool = True,
     crf: int = 20,
     preset: str = "veryfast",
+    max_frames: int | None = None,
 ) -> AnnotateResult:
     """Annotate one video file with Eigen-CAM heatmaps.
 
@@ -325,6 +334,8 @@ def annotate_file(
         batch_size: frames per forward pass.
         overwrite: replace existing outputs.
         progress: show a tqdm bar (frames, fps, ETA) on stderr.
+        crf, preset: x264 quality and speed.
+        max_frames: annotate only the first frames (audio is then cut to the same length).
 
     Returns:
         an :class:`AnnotateResult`; ``interrupted`` when Ctrl-C stopped it (the output then holds
@@ -351,9 +362,11 @@ def annotate_file(
         raise
     engine.reset()
     capture = Capture(source)
-    pipe = _Pipeline(engine, capture, sink, look, batch_size, job.stats is not None, job.heatmaps is not None)
+    pipe = _Pipeline(engine, capture, sink, look, batch_size, job.stats is not None, job.heatmaps is not None,
+                     max_frames)
     result = AnnotateResult(job.input, job.output)
-    bar = _progress_bar(info.frame_count, job.input.name, progress)
+    total = info.frame_count if max_frames is None else min(max_frames, info.frame_count or max_frames)
+    bar = _progress_bar(total, job.input.name, progress)
     start = time.perf_counter()
     try:
         pipe.start()
@@ -380,7 +393,7 @@ def annotate_file(
             if result.interrupted:
                 return result
             raise SourceError(f"{job.input} holds no decodable video frames")
-        sink.close(audio_to_end=not result.interrupted and result.warning is None)
+        sink.close(audio_to_end=not (result.interrupted or pipe.limited or result.warning))
     except BaseException:
         pipe.abort.set()
         capture.stop()

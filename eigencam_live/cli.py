@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--preset", default="veryfast",
                    choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"],
                    help="x264 speed/size trade-off (default: %(default)s)")
+    g.add_argument("--max-frames", type=int, default=None, metavar="N",
+                   help="annotate only the first N frames of each input (audio cut to match)")
     g.add_argument("--threads", type=int, default=0, metavar="N",
                    help="CPU threads for the network; 0 = one less than the CPU cores, leaving one to decoding "
                         "and encoding (default: %(default)s)")
@@ -98,6 +100,8 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--batch-size must be an integer in [1, 256]. Got {args.batch_size}")
     if not 0 <= args.crf <= 51:
         raise ConfigError(f"--crf must be an integer in [0, 51]. Got {args.crf}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ConfigError(f"--max-frames must be a positive integer. Got {args.max_frames}")
     if not 0 <= args.threads <= 1024:
         raise ConfigError(f"--threads must be an integer in [0, 1024]. Got {args.threads}")
 
@@ -124,7 +128,8 @@ def _run(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         try:
             result = annotate_file(engine, job, look, batch_size=args.batch_size, overwrite=args.force,
-                                   progress=not args.quiet, crf=args.crf, preset=args.preset)
+                                   progress=not args.quiet, crf=args.crf, preset=args.preset,
+                                   max_frames=args.max_frames)
         except EigenCamError as exc:
             if len(jobs) == 1:
                 raise
