@@ -29,6 +29,9 @@ from eigencam_live.render import RenderConfig, render
 
 __all__ = ["EngineStatus", "Packet", "Pipeline"]
 
+#: How much lower than the GUI thread the worker runs (nice steps; 0 = same priority).
+WORKER_NICE = 4
+
 
 @dataclass
 class Packet:
@@ -41,6 +44,7 @@ class Packet:
         render: the :class:`RenderConfig` used to draw ``image``.
         process_ms: engine + render time of this frame, milliseconds.
         done: ``time.monotonic()`` when the worker finished it.
+        started: ``time.monotonic()`` when the worker began it.
     """
 
     image: np.ndarray
@@ -49,6 +53,7 @@ class Packet:
     render: RenderConfig
     process_ms: float
     done: float
+    started: float = 0.0
 
 
 @dataclass
@@ -238,6 +243,7 @@ class Pipeline(QObject):
 
     # -- worker thread ---------------------------------------------------------------------------
     def _run(self) -> None:
+        _lower_priority()
         try:
             self._build_engine()
             while not self._stop.is_set():
@@ -480,6 +486,7 @@ class Pipeline(QObject):
         engine = self.engine
         if engine is None:
             return
+        started = time.monotonic()
         t0 = time.perf_counter()
         try:
             result = engine.process(frame.image)[0]
@@ -510,7 +517,8 @@ class Pipeline(QObject):
             self.dropped = int(getattr(self._capture, "dropped", 0))
         if record and self._sink is not None:
             self._write(image, frame)
-        packet = Packet(image=image, frame=frame, result=result, render=cfg, process_ms=self.process_ms, done=now)
+        packet = Packet(image=image, frame=frame, result=result, render=cfg, process_ms=self.process_ms, done=now,
+                        started=started)
         with self._slot_lock:
             self._slot = packet
             notify = not self._pending
@@ -573,6 +581,21 @@ class Pipeline(QObject):
             except Exception as exc:
                 self.error.emit(f"finishing the recording {path}: {exc}")
         self.recording_changed.emit(False, path)
+
+
+def _lower_priority(step: int | None = None) -> None:
+    """Give this thread a lower CPU priority than the GUI thread (Linux: threads have their own
+    nice value), so that on a busy machine the model loses time, not the window. No-op elsewhere."""
+    import os
+
+    step = WORKER_NICE if step is None else step
+    if step <= 0 or not hasattr(os, "setpriority"):
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + step)
+    except (OSError, AttributeError):
+        pass
 
 
 def _letterbox(image: np.ndarray, width: int, height: int) -> np.ndarray:
