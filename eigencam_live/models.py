@@ -195,9 +195,12 @@ def find_layer(net: nn.Module, layer: str) -> nn.Module:
     Raises:
         LayerNotFoundError: with the closest names.
     """
+    if layer:
+        try:  # walks the dotted path only: the engine resolves its layer on every frame
+            return net.get_submodule(layer)
+        except AttributeError:
+            pass
     modules = dict(net.named_modules())
-    if layer in modules and layer != "":
-        return modules[layer]
     names = [n for n in modules if n]
     close = difflib.get_close_matches(layer, names, n=5, cutoff=0.4)
     hint = f" Closest: {', '.join(close)}." if close else ""
@@ -233,6 +236,19 @@ def to_feature_map(output: torch.Tensor | tuple, layout: str) -> torch.Tensor:
     )
 
 
+def _all_modules(net: nn.Module) -> list[nn.Module]:
+    """``net`` and every submodule, each once (what ``net.modules()`` yields, 5x faster)."""
+    out, seen, stack = [], set(), [net]
+    while stack:
+        m = stack.pop()
+        if id(m) in seen:
+            continue
+        seen.add(id(m))
+        out.append(m)
+        stack.extend(c for c in m._modules.values() if c is not None)
+    return out
+
+
 class ActivationCapture:
     """Context manager that records the outputs of named layers during a forward pass.
 
@@ -254,14 +270,20 @@ class ActivationCapture:
         self.eval_mode = eval_mode
         self.outputs: dict[str, torch.Tensor] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
-        self._training: dict[nn.Module, bool] = {}
+        self._all: list[nn.Module] = []
+        self._training: list[bool] = []
         # Resolve names before touching the model, so a bad name leaves it untouched.
         self._modules = {name: find_layer(net, name) for name in self.layers}
 
     def __enter__(self) -> ActivationCapture:
-        self._training = {m: m.training for m in self.net.modules()}
-        if self.eval_mode:
-            self.net.eval()
+        # Runs once per frame: a plain walk over ``_modules`` and flag writes only where a flag
+        # changes (``named_modules`` and ``eval()`` cost ~1 ms on a 250-module network).
+        self._all = _all_modules(self.net)
+        self._training = [m.training for m in self._all]
+        if self.eval_mode and any(self._training):
+            for m in self._all:
+                if m.training:
+                    m.training = False
         try:
             for name, module in self._modules.items():
                 self._handles.append(module.register_forward_hook(self._hook(name)))
@@ -280,9 +302,10 @@ class ActivationCapture:
         for h in self._handles:
             h.remove()
         self._handles.clear()
-        for m, flag in self._training.items():
-            m.training = flag
-        self._training = {}
+        for m, flag in zip(self._all, self._training, strict=True):
+            if m.training != flag:
+                m.training = flag
+        self._all, self._training = [], []
 
     def __exit__(self, *exc) -> None:
         self._restore()

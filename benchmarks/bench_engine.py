@@ -1,0 +1,240 @@
+"""What the engine costs on top of the network's forward pass. Prints a table and one JSON line.
+
+    python benchmarks/bench_engine.py [--repeats 20] [--warmup 5] [--models resnet50 mobilenet_v3_large]
+
+Measured in one process, on one input, random weights (no download):
+
+* ``cam``: the Eigen-CAM step alone (``eigen_cam`` on the captured activations, as the engine calls
+  it, video tracker included) against the forward pass, 224 x 224, batch 1. Target <= 5 %.
+* ``frame``: a whole 768 x 432 BGR frame through :meth:`Engine.process_one` (preprocess + forward +
+  map + resize) and :func:`render` (overlay), against the forward at the engine's input size for
+  that frame (224 x 384: whole frame, aspect kept, multiples of 32). Target <= 1.25x.
+* ``grad-cam``: ``pytorch_grad_cam.EigenCAM`` (the widely used implementation: forward + map +
+  resize to the input) against the engine on a 224 x 224 frame (which adds preprocessing the other
+  does not do). Targets: >= 4x faster per frame, and >= 50x less time outside the forward.
+
+Each repetition times every variant of a case back to back (interleaved), so load from other
+processes hits them alike; the figures are medians over the repetitions and the ratios are ratios
+of those medians. On CUDA the same cases run in fp16 with ``torch.cuda.synchronize()`` before every
+clock read (grad-cam there runs an fp32 copy: its numpy SVD has no fp16).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from eigencam_live.cam import SubspaceTracker, eigen_cam  # noqa: E402
+from eigencam_live.engine import Engine, EngineConfig, input_size  # noqa: E402
+from eigencam_live.models import ActivationCapture, find_layer, load_model  # noqa: E402
+from eigencam_live.render import render  # noqa: E402
+
+TARGETS = {"cam_over_forward": 0.05, "frame_over_forward": 1.25, "gradcam_speedup": 4.0, "gradcam_overhead_ratio": 50.0}
+
+
+def scene(height: int, width: int, seed: int = 0) -> np.ndarray:
+    """A structured BGR frame (smooth background, one textured object), like the tests' scenes."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    bg = 60 + 20 * np.sin(xx / 23.0) + 20 * np.cos(yy / 31.0)
+    img = np.stack([bg, bg * 0.9, bg * 0.8], axis=-1) + rng.normal(0, 3, (height, width, 3))
+    s = min(height, width) // 3
+    y0, x0 = height // 5, width // 2
+    checker = ((np.arange(s)[:, None] // 6 + np.arange(s)[None, :] // 6) % 2).astype(np.float32)
+    img[y0 : y0 + s, x0 : x0 + s] = np.stack([230 * checker + 20, 40 + 120 * (1 - checker), 200 * checker], -1)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int, sync: Callable[[], None]) -> dict[str, float]:
+    """Median milliseconds of each function; every repetition runs all of them back to back."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+            sync()
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            samples[key].append((time.perf_counter() - t0) * 1000.0)
+    return {k: statistics.median(v) for k, v in samples.items()}
+
+
+def bench_model(name: str, device: torch.device, precision: str, repeats: int, warmup: int, gradcam: bool,
+                sync: Callable[[], None], rows: list[dict], ratios: dict[str, float]) -> None:
+    torch.manual_seed(0)
+    loaded = load_model(name, "none")
+    reference = copy.deepcopy(loaded) if gradcam and name == "resnet50" else None
+    cfg = EngineConfig(model=name, weights="none", short_side=224, device=device.type, precision=precision)
+    engine = Engine(cfg, model=loaded)
+    net, layer = engine.loaded.net, engine.layer
+
+    # -- the map alone vs the forward, 224 x 224 ------------------------------------------------
+    square = scene(224, 224)
+    x = engine.preprocess(square[None])
+    with torch.inference_mode(), ActivationCapture(net, layer, engine.loaded.spec.layout) as cap:
+        net(x)
+        fmap = cap.map()
+    tracker = SubspaceTracker()
+
+    def forward():
+        with torch.inference_mode():
+            net(x)
+
+    def cam():
+        with torch.inference_mode():
+            eigen_cam(fmap, 1, "auto", tracker=tracker)
+
+    fns: dict[str, Callable[[], object]] = {"forward": forward, "cam": cam}
+    if reference is not None:
+        from pytorch_grad_cam import EigenCAM
+
+        ref_net = reference.net.to(device=device, dtype=torch.float32)
+        grad_cam = EigenCAM(ref_net, target_layers=[find_layer(ref_net, layer)])
+        x32 = x.float()
+        fns["engine"] = lambda: engine.process_one(square)
+        fns["grad-cam"] = lambda: grad_cam(input_tensor=x32, targets=None)
+    t = interleaved(fns, repeats, warmup, sync)
+    if reference is not None:
+        grad_cam.activations_and_grads.release()
+    shape = tuple(fmap.shape[1:])
+    rows.append({"case": f"{name} @224 forward", "ms": t["forward"]})
+    rows.append({"case": f"{name} @224 eigen_cam {shape}", "ms": t["cam"], "ratio": t["cam"] / t["forward"],
+                 "target": f"<= {TARGETS['cam_over_forward']:.0%} of forward"})
+    ratios[f"{name}_cam_over_forward"] = t["cam"] / t["forward"]
+    if reference is not None:
+        ours_over, theirs_over = t["engine"] - t["forward"], t["grad-cam"] - t["forward"]
+        rows.append({"case": f"{name} @224 engine.process_one", "ms": t["engine"], "ratio": t["engine"] / t["forward"]})
+        rows.append({"case": f"{name} @224 pytorch_grad_cam.EigenCAM", "ms": t["grad-cam"],
+                     "ratio": t["grad-cam"] / t["forward"]})
+        rows.append({"case": f"{name} @224 speed-up over grad-cam", "ratio": t["grad-cam"] / t["engine"],
+                     "target": f">= {TARGETS['gradcam_speedup']:.0f}x"})
+        rows.append({"case": f"{name} @224 non-forward ms: ours {ours_over:.2f}, grad-cam {theirs_over:.1f}",
+                     "ratio": theirs_over / max(ours_over, 1e-3),
+                     "target": f">= {TARGETS['gradcam_overhead_ratio']:.0f}x smaller"})
+        ratios[f"{name}_gradcam_speedup"] = t["grad-cam"] / t["engine"]
+        ratios[f"{name}_gradcam_overhead_ratio"] = theirs_over / max(ours_over, 1e-3)
+
+    # -- a whole 768 x 432 frame vs the forward at the engine's input size ---------------------
+    wide = scene(432, 768, seed=1)
+    h, w = input_size(432, 768, cfg.short_side, engine.loaded.spec.fixed_input)
+    xw = engine.preprocess(wide[None])
+    assert tuple(xw.shape[2:]) == (h, w)
+
+    def forward_wide():
+        with torch.inference_mode():
+            net(xw)
+
+    def whole_frame():
+        res = engine.process_one(wide)
+        render(wide, res.heatmap, "overlay", 0.5, "jet")
+
+    engine.reset()
+    t = interleaved({"forward": forward_wide, "frame": whole_frame}, repeats, warmup, sync)
+    stages = engine.process_one(wide).timings
+    rows.append({"case": f"{name} @{h}x{w} forward", "ms": t["forward"]})
+    rows.append({"case": f"{name} 768x432 frame: process_one + render", "ms": t["frame"],
+                 "ratio": t["frame"] / t["forward"], "target": f"<= {TARGETS['frame_over_forward']}x forward"})
+    rows.append({"case": "  stages of one frame (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items())})
+    ratios[f"{name}_frame_over_forward"] = t["frame"] / t["forward"]
+
+
+def bench_device(device: torch.device, models: list[str], repeats: int, warmup: int, gradcam: bool) -> dict:
+    cuda = device.type == "cuda"
+    precision = "fp16" if cuda else "fp32"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    rows: list[dict] = []
+    ratios: dict[str, float] = {}
+
+    for name in models:
+        bench_model(name, device, precision, repeats, warmup, gradcam, sync, rows, ratios)
+    return {"device": str(device), "precision": precision, "rows": rows, "ratios": ratios}
+
+
+def verdicts(ratios: dict[str, float]) -> dict[str, bool]:
+    out = {}
+    for key, value in ratios.items():
+        for target, bound in TARGETS.items():
+            if key.endswith(target):
+                out[key] = value <= bound if target.endswith("over_forward") else value >= bound
+    return out
+
+
+def print_table(result: dict, ok: dict[str, bool]) -> None:
+    print(f"\n== {result['device']} ({result['precision']}) ==")
+    print(f"{'case':<66} {'median ms':>10} {'ratio':>8}  target")
+    for row in result["rows"]:
+        ms = f"{row['ms']:.2f}" if "ms" in row else ""
+        ratio = f"{row['ratio']:.3f}" if "ratio" in row else ""
+        target = row.get("target", "")
+        if target:
+            key = next((k for k in ok if row["case"].startswith(k.split("_")[0]) and _match(row, k)), None)
+            target += "  " + ("PASS" if key and ok[key] else "FAIL")
+        print(f"{row['case']:<66} {ms:>10} {ratio:>8}  {target}")
+
+
+def _match(row: dict, key: str) -> bool:
+    case = row["case"]
+    if key.endswith("cam_over_forward"):
+        return "eigen_cam" in case
+    if key.endswith("frame_over_forward"):
+        return "768x432 frame" in case
+    if key.endswith("gradcam_speedup"):
+        return "speed-up" in case
+    return "non-forward" in case
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=20, help="timed repetitions per case (median; >= 10)")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--models", nargs="+", default=["resnet50", "mobilenet_v3_large"])
+    p.add_argument("--no-grad-cam", action="store_true", help="skip the pytorch_grad_cam comparison")
+    args = p.parse_args(argv)
+    if args.repeats < 10:
+        p.error("--repeats must be >= 10")
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, "
+          f"{platform.processor() or platform.machine()}; medians of {args.repeats} interleaved runs "
+          f"after {args.warmup} warm-up runs; random weights")
+    results = [bench_device(torch.device("cpu"), args.models, args.repeats, args.warmup, not args.no_grad_cam)]
+    if torch.cuda.is_available():
+        results.append(bench_device(torch.device("cuda"), args.models, args.repeats, args.warmup, not args.no_grad_cam))
+    all_ok = {}
+    for r in results:
+        ok = verdicts(r["ratios"])
+        all_ok.update({f"{r['device']}:{k}": v for k, v in ok.items()})
+        print_table(r, ok)
+    if not torch.cuda.is_available():
+        print("\nno GPU available (torch.cuda.is_available() is False): CUDA fp16 table skipped")
+    summary = {
+        "bench": "engine",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "results": [{"device": r["device"], "precision": r["precision"], "ratios": r["ratios"],
+                     "ms": {row["case"]: row["ms"] for row in r["rows"] if "ms" in row}} for r in results],
+        "targets": TARGETS,
+        "pass": all_ok,
+        "cuda": torch.cuda.is_available(),
+    }
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
