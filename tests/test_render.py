@@ -112,3 +112,12 @@ def test_out_of_range_heat_is_clipped(frame):
     lut = colormap_lut("jet")
     np.testing.assert_array_equal(out[0, 0], lut[0])
     np.testing.assert_array_equal(out[0, -1], lut[255])
+
+
+def test_nan_heat_shows_as_zero_in_both_renderers(frame):
+    heat = np.full((H, W), np.nan, np.float32)
+    heat[:, W // 2 :] = 1.0
+    a = render(frame, heat, "heatmap")
+    b = render_tensor(torch.from_numpy(frame[None]), torch.from_numpy(heat[None]), "heatmap")[0].numpy()
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(a[0, 0], colormap_lut("jet")[0])
