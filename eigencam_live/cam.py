@@ -110,9 +110,9 @@ def _centred_matrix(activations: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     # residue of its raw values (a constant input: spread ~1e-7 of the mean) becomes exactly zero;
     # so does an all-zero frame (0 > 0 is false).
     ok = spread > 1e-6 * mean.abs().amax(dim=(1, 2))
-    scale = torch.where(ok, spread, 1.0)
-    x.mul_((ok / scale)[:, None, None])
-    return x, scale
+    # A zeroed frame has no singular values, so its scale never shows: no need to special-case it.
+    x.mul_((ok / spread.clamp_min(1e-30))[:, None, None])
+    return x, spread
 
 
 def _inverse(s: torch.Tensor) -> torch.Tensor:
