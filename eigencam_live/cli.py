@@ -105,7 +105,7 @@ def _run(args: argparse.Namespace) -> int:
     if not 0 <= args.threads <= 1024:
         raise ConfigError(f"--threads must be an integer in [0, 1024]. Got {args.threads}")
 
-    from .annotate import annotate_file, plan_jobs
+    from .annotate import plan_jobs
 
     jobs = plan_jobs(args.inputs, args.output, force=args.force, stats=args.stats, heatmaps=args.heatmaps)
 
@@ -116,12 +116,21 @@ def _run(args: argparse.Namespace) -> int:
     engine = Engine(config, fallback_untrained=True)
     if engine.warning:
         _say("warning", engine.warning)
-    if engine.device.type == "cpu":
-        import torch
+    import torch
 
+    previous = torch.get_num_threads()
+    if engine.device.type == "cpu":
         # Decoding and encoding run beside the network: an OpenMP team as large as the machine
         # then keeps waiting for its descheduled members (measured 8x slower on 2 busy cores).
         torch.set_num_threads(args.threads or cpu_threads_for_network())
+    try:
+        return _annotate_all(jobs, engine, look, args)
+    finally:
+        torch.set_num_threads(previous)  # callers in the same process (tests, notebooks) keep theirs
+
+
+def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Namespace) -> int:
+    from .annotate import annotate_file
 
     status = 0
     for job in jobs:

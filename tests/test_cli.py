@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+import torch
 
 from eigencam_live.cli import annotate_main
 
@@ -36,7 +37,9 @@ def clip(tmp_path):
 
 def test_annotate_writes_a_playable_copy_with_audio_and_a_summary(tmp_path, clip, capsys):
     out = tmp_path / "result.mp4"
+    threads = torch.get_num_threads()
     assert annotate_main([str(clip), "-o", str(out), "--stats", str(tmp_path / "s.csv"), *FAST]) == 0
+    assert torch.get_num_threads() == threads  # the caller's setting is restored
     captured = capsys.readouterr()
     assert "12 frames in " in captured.out and str(out) in captured.out and "fps" in captured.out
     got, want = probe(out), probe(clip)
