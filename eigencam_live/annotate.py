@@ -56,6 +56,7 @@ class AnnotateResult:
         seconds: wall time of the pipeline.
         interrupted: stopped by Ctrl-C; the output holds the ``frames`` processed so far.
         warning: the input is damaged or cut off (what decoded was annotated).
+        audio: the output has the input's audio; ``audio_note`` says when it was re-encoded or dropped.
         stage_seconds: busy time per stage (``decode``, ``infer``, ``encode``).
     """
 
@@ -66,6 +67,7 @@ class AnnotateResult:
     interrupted: bool = False
     warning: str | None = None
     audio: bool = False
+    audio_note: str | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -404,6 +406,7 @@ def annotate_file(
         bar.close()
     result.frames = pipe.written
     result.audio = sink.audio_packets > 0
+    result.audio_note = sink.audio_note
     result.stage_seconds = {"infer": pipe.busy["infer"], "encode": pipe.busy["encode"]}
     if job.stats is not None:
         _write_stats(job.stats, pipe.stats)

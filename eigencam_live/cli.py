@@ -153,6 +153,8 @@ def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Names
             else:
                 _say("interrupted", f"no frame of {job.input} was processed; nothing written")
             return EXIT_INTERRUPTED
+        if result.audio_note:
+            _say("note", result.audio_note)
         if result.warning:
             _say("warning", f"{result.warning}; annotated what decoded: {result.output}")
             status = max(status, EXIT_DAMAGED) if status != EXIT_ERROR else status

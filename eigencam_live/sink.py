@@ -3,7 +3,8 @@
 * The rate is a :class:`~fractions.Fraction` (29.97 stays 30000/1001) and every frame may carry its
   own timestamp, so variable frame rate survives.
 * The audio stream of ``audio_from`` is copied packet by packet (no re-encoding), interleaved with
-  the video as it is written.
+  the video as it is written; codecs MP4 cannot hold (PCM, Vorbis...) are re-encoded to AAC and
+  :attr:`VideoSink.audio_note` says so.
 * The file is written as ``.NAME.part.mp4`` next to the target and renamed into place by
   :meth:`VideoSink.close` only; :meth:`VideoSink.abort` removes it. ``+faststart`` puts the index
   first so browsers can play while downloading.
@@ -19,7 +20,10 @@ import numpy as np
 
 from .errors import SinkError
 
-__all__ = ["VideoSink", "TIME_BASE"]
+__all__ = ["MP4_AUDIO_CODECS", "TIME_BASE", "VideoSink"]
+
+#: Audio codecs copied into MP4 unchanged; others are re-encoded to AAC.
+MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "opus", "alac", "flac", "mp2"})
 
 #: Output video time base: 1/90000 s represents NTSC (1001/30000 s = 3003 ticks), PAL and film
 #: frame durations exactly.
@@ -124,19 +128,29 @@ class VideoSink:
             container.close()
             return
         stream = container.streams.audio[0]
+        name = stream.codec_context.name
         try:
-            self._audio = self._out.add_stream_from_template(stream)
-        except (ValueError, av.FFmpegError):
-            container.close()  # a codec MP4 cannot hold: the video is still written
-            self.audio_skipped = f"audio codec {stream.codec_context.name} cannot go into MP4; audio dropped"
+            if name in MP4_AUDIO_CODECS:
+                self._audio = self._out.add_stream_from_template(stream)
+            else:
+                # PCM (.mov, .avi), Vorbis (.webm)...: MP4 cannot hold them; AAC is what plays everywhere.
+                rate = stream.codec_context.sample_rate or 48000
+                self._audio = self._out.add_stream("aac", rate=rate)
+                self._audio.layout = stream.codec_context.layout
+                self._decoder = stream.codec_context
+                self.audio_note = f"audio re-encoded from {name} to AAC (MP4 cannot hold {name})"
+        except (ValueError, av.FFmpegError) as exc:
+            container.close()  # the video is still written
+            self._audio = None
+            self.audio_note = f"audio ({name}) dropped: {exc}"
             return
         self._audio_in = container
         self._audio_stream = stream
         self._audio_packets = container.demux(stream)
-        # The video's first timestamp: audio is kept in step relative to it.
-        self._audio_start = None
 
-    audio_skipped: str | None = None
+    #: set when the input's audio could not be copied unchanged (re-encoded or dropped), for the user.
+    audio_note: str | None = None
+    _decoder = None  # the input's audio decoder when re-encoding
 
     def _mux_audio_until(self, seconds: float | None) -> None:
         """Copy input audio packets with pts up to ``seconds`` (``None`` = all of them)."""
@@ -159,7 +173,17 @@ class VideoSink:
                 self._pending = packet
                 return
             self._pending = None
-            packet.stream = self._audio
+            if self._decoder is None:
+                packet.stream = self._audio
+                self._out.mux(packet)
+                self.audio_packets += 1
+            else:
+                for frame in self._decoder.decode(packet):
+                    frame.pts = None  # the encoder numbers samples consecutively
+                    self._mux_encoded(self._audio.encode(frame))
+
+    def _mux_encoded(self, packets: list) -> None:
+        for packet in packets:
             self._out.mux(packet)
             self.audio_packets += 1
 
@@ -228,6 +252,8 @@ class VideoSink:
                 self._out.mux(packet)
             end = None if audio_to_end else (self._first_pts or 0.0) + self.duration
             self._mux_audio_until(end)
+            if self._decoder is not None:
+                self._mux_encoded(self._audio.encode(None))
             self._out.close()
             self._close_audio()
             os.replace(self.tmp_path, self.path)

@@ -40,13 +40,15 @@ def write_clip(
     audio: bool = False,
     pts: list[float] | None = None,
     faststart: bool = False,
+    audio_codec: str = "aac",
 ) -> Path:
     """An H.264 clip of ``frames`` frames of :func:`pattern`.
 
     Args:
         size: ``(width, height)``.
         rate: nominal frame rate (exact).
-        audio: add an AAC track (48 kHz mono sine) as long as the video.
+        audio: add an audio track (48 kHz mono sine) as long as the video.
+        audio_codec: its codec (``aac``; ``pcm_s16le`` in a ``.mov`` for a codec MP4 cannot hold).
         pts: per-frame timestamps in seconds (variable frame rate); ``None`` = ``i / rate``.
         faststart: index at the front (needed for a truncated file to still open).
     """
@@ -60,7 +62,7 @@ def write_clip(
         v.options = {"preset": "ultrafast", "crf": "30"}
         a = None
         if audio:
-            a = out.add_stream("aac", rate=48000)
+            a = out.add_stream(audio_codec, rate=48000)
             a.layout = "mono"
         times = pts if pts is not None else [i / float(rate) for i in range(frames)]
         for i, t in enumerate(times):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import av
 import numpy as np
 import pytest
 
@@ -46,6 +47,19 @@ def test_audio_is_copied_unchanged(tmp_path):
     assert got["audio"] == want["audio"]  # codec, sample rate, packet count and bytes
     assert sink.audio_packets == want["audio"]["packets"]
     assert got["rate"] == Fraction(25) and got["frames"] == 30
+
+
+def test_audio_mp4_cannot_hold_is_reencoded_to_aac(tmp_path):
+    src = write_clip(tmp_path / "in.mov", frames=20, rate=Fraction(30), audio=True, audio_codec="pcm_s16le")
+    assert probe(src)["audio"]["codec"] == "pcm_s16le"
+    out = tmp_path / "out.mp4"
+    sink = _copy(src, out)
+    got = probe(out)
+    assert got["audio"]["codec"] == "aac" and got["audio"]["sample_rate"] == 48000
+    assert "re-encoded from pcm_s16le to AAC" in sink.audio_note
+    with av.open(str(out)) as c:
+        samples = sum(f.samples for f in c.decode(audio=0))
+    assert abs(samples - 48000 * 20 / 30) <= 2048  # all of it, give or take AAC's frame padding
 
 
 def test_variable_frame_rate_is_kept(tmp_path):
