@@ -80,7 +80,7 @@ def annotate_main(argv: list[str]) -> int:
     try:
         return _run(args)
     except KeyboardInterrupt:
-        _say("interrupted", "stopped before any frame was written")
+        _say("interrupted", "stopped; no output was finished")
         return EXIT_INTERRUPTED
     except EigenCamError as exc:
         _say("error", str(exc))
