@@ -371,10 +371,65 @@ def test_dropping_a_video_file_opens_it(qtbot, make_window, clip):
     assert w.seek_widget.isVisible()
 
 
-def test_app_main_opens_the_window_on_the_given_source(qtbot, tmp_path, no_threads_left):
-    from ui.app import app_main
+@pytest.mark.slow
+def test_main_py_opens_the_app_on_the_given_source(tmp_path):
+    """``python main.py --source ... --model ...`` in its own process (app.exec_ and app.quit do
+    not belong inside pytest-qt's application)."""
+    import os
+    import subprocess
+    import sys
 
+    root = Path(__file__).resolve().parents[1]
     shot = tmp_path / "shot.png"
-    code = app_main(["--source", "demo", "--model", "mobilenet_v3_small", "--weights", "none", "--short-side", "64",
-                     "--demo-size", "160x120", "--no-settings", "--threads", "1", "--screenshot", str(shot)])
-    assert code == 0 and shot.is_file() and shot.stat().st_size > 10_000
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path)}
+    proc = subprocess.run(
+        [sys.executable, str(root / "main.py"), "--source", "demo", "--model", "mobilenet_v3_small", "--weights",
+         "none", "--short-side", "64", "--demo-size", "160x120", "--no-settings", "--threads", "1",
+         "--screenshot", str(shot)],
+        cwd=root, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+def test_missing_camera_and_out_of_memory_are_reported_in_the_window(qtbot, make_window, monkeypatch):
+    import torch
+
+    from eigencam_live.engine import Engine
+
+    w = make_window()
+    wait_frames(qtbot, w, 1)
+    w.open_source(7)  # no /dev/video7 here
+    qtbot.waitUntil(lambda: w.last_error is not None, timeout=WAIT)
+    assert w.error_banner.isVisible()
+    w.open_source("demo")
+    wait_frames(qtbot, w, 2)
+
+    real = Engine.process
+    failures = {"left": 3}
+
+    def oom(self, frames):
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(self, frames)
+
+    monkeypatch.setattr(Engine, "process", oom)
+    qtbot.waitUntil(lambda: "out of memory" in (w.last_error or ""), timeout=WAIT)
+    assert "smaller input resolution" in w.last_error
+    wait_frames(qtbot, w, 3)  # and the app goes on once memory is back
+
+
+def test_fullscreen_and_help_overlay(qtbot, make_window):
+    w = make_window()
+    wait_frames(qtbot, w, 1)
+    w.toggle_fullscreen()
+    qtbot.waitUntil(lambda: w.isFullScreen(), timeout=WAIT)
+    assert not w.controls_dock.isVisible()
+    w.toggle_help()
+    assert w.overlay.isVisible() and w.overlay.geometry() == w.view.rect()
+    w._escape()
+    assert not w.overlay.isVisible() and w.isFullScreen()
+    w._escape()
+    qtbot.waitUntil(lambda: not w.isFullScreen(), timeout=WAIT)
+    assert w.controls_dock.isVisible()

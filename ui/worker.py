@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +171,9 @@ class Pipeline(QObject):
             return
         if source is not None:
             self.open_source(source)
-        self._thread = threading.Thread(target=self._run, name="eigencam-pipeline")
+        # Joined on close (stop()); a daemon only so that a model download stuck on a dead network
+        # cannot keep the process alive after the window has gone.
+        self._thread = threading.Thread(target=self._run, name="eigencam-pipeline", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 1.5) -> bool:
@@ -263,19 +265,21 @@ class Pipeline(QObject):
 
     def _build_engine(self) -> None:
         self.busy.emit(f"loading {self._engine_config.model}…")
-        try:
-            self.engine = Engine(self._engine_config, fallback_untrained=True)
-        except EigenCamError as exc:
-            self.error.emit(str(exc))
-            # Fall back to the defaults so the app stays usable.
+        # A remembered layer may not exist in a remembered model: then its default layer, then the
+        # library's defaults, so the app always opens.
+        attempts = [self._engine_config, replace(self._engine_config, layer=None), EngineConfig(weights="none")]
+        for i, config in enumerate(attempts):
             try:
-                self.engine = Engine(EngineConfig(weights="none"), fallback_untrained=True)
-            except Exception as exc2:  # pragma: no cover - nothing left to try
-                self.error.emit(f"cannot build any model: {exc2}")
-                self.busy.emit("")
-                return
+                self.engine = Engine(config, fallback_untrained=True)
+                break
+            except EigenCamError as exc:
+                if i == 0:
+                    self.error.emit(str(exc))
+            except Exception as exc:  # pragma: no cover - e.g. out of memory while building
+                self.error.emit(f"cannot build {config.model}: {type(exc).__name__}: {exc}")
         self.busy.emit("")
-        self._announce_engine()
+        if self.engine is not None:
+            self._announce_engine()
 
     def _announce_engine(self) -> None:
         e = self.engine
