@@ -29,8 +29,10 @@ from eigencam_live.render import RenderConfig, render
 
 __all__ = ["EngineStatus", "Packet", "Pipeline"]
 
-#: How much lower than the GUI thread the worker runs (nice steps; 0 = same priority).
-WORKER_NICE = 4
+#: How much lower than the GUI thread the worker runs (nice steps; 0 = same priority). Kept at 0:
+#: measured on a busy 2-core machine, nice 4 made GUI stalls worse (max 99-185 ms against 36-39 ms),
+#: because the GUI thread then waits for the GIL held by a worker the OS does not schedule.
+WORKER_NICE = 0
 
 
 @dataclass
