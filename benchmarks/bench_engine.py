@@ -205,7 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--models", nargs="+", default=["resnet50", "mobilenet_v3_large"])
     p.add_argument("--no-grad-cam", action="store_true", help="skip the pytorch_grad_cam comparison")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.repeats < 10:
         p.error("--repeats must be >= 10")
 

@@ -262,12 +262,12 @@ class Engine:
         """``(B, H, W, 3)`` uint8 BGR -> ``(B, 3, h, w)`` normalised network input on the device."""
         b, height, width, _ = frames.shape
         h, w = input_size(height, width, self._config.short_side, self.loaded.spec.fixed_input)
+        x = torch.from_numpy(np.ascontiguousarray(frames))
         if (h, w) != (height, width):
-            interp = cv2.INTER_AREA if h < height else cv2.INTER_LINEAR
-            small = np.stack([cv2.resize(f, (w, h), interpolation=interp) for f in frames])
-        else:
-            small = np.ascontiguousarray(frames)
-        x = torch.from_numpy(small)
+            # torch's uint8 antialiased bilinear, on the CPU: 4x faster than cv2.INTER_AREA at a
+            # non-integer ratio (768x432 -> 384x224: 0.45 vs 1.8 ms) and the filter infer_device uses.
+            x = F.interpolate(x.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", antialias=h < height,
+                              align_corners=False).permute(0, 2, 3, 1)
         if self.device.type == "cuda":
             x = x.pin_memory().to(self.device, non_blocking=True)
         x = x.permute(0, 3, 1, 2).flip(1).float()  # BGR -> RGB
