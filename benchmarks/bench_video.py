@@ -84,13 +84,16 @@ def bench_render_encode(frames: list, results: list, out: Path, look: RenderConf
     return time.perf_counter() - t0
 
 
-def bench_end_to_end(engine: Engine, video: Path, out: Path, frames: int, batch: int, look: RenderConfig) -> float:
-    t0 = time.perf_counter()
+def bench_end_to_end(engine: Engine, video: Path, out: Path, frames: int, batch: int,
+                     look: RenderConfig) -> tuple[float, float]:
+    """Wall seconds, and the CPU cores this process got meanwhile (CPU time / wall time): on a
+    machine shared with other jobs, below ~1.5 on 2 cores means there was nothing to overlap with."""
+    t0, c0 = time.perf_counter(), time.process_time()
     result = annotate_file(engine, Job(video, out), look, batch_size=batch, overwrite=True, progress=False,
                            max_frames=frames)
     seconds = time.perf_counter() - t0
     assert result.frames == frames, (result.frames, frames)
-    return seconds
+    return seconds, (time.process_time() - c0) / seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         t_dec, decoded = bench_decode(video, frames)
         t_model, results = bench_model(engine, decoded, args.batch_size)
         t_enc = bench_render_encode(decoded, results, tmp / "stage.mp4", look, rate)
-        t_e2e = bench_end_to_end(engine, video, tmp / "e2e.mp4", frames, args.batch_size, look)
+        t_e2e, cores_used = bench_end_to_end(engine, video, tmp / "e2e.mp4", frames, args.batch_size, look)
         # Reference: the network alone with every core (what a sequential loop would use).
         t_all = t_model
         if engine.device.type == "cpu" and threads != cores:
@@ -145,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         slowest = max(per["decode"], per["model"], per["encode"])
         sequential = per["decode"] + per["model_all_cores"] + per["encode"]
         runs.append({**per, "ratio_sum": per["e2e"] / stage_sum, "ratio_slowest": slowest / per["e2e"],
-                     "ratio_sequential": per["e2e"] / sequential})
+                     "ratio_sequential": per["e2e"] / sequential, "cores_used": cores_used})
         del decoded, results
 
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
@@ -161,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"e2e / sum of stages: {med['ratio_sum']:.2f}  (target <= 0.9)")
     print(f"e2e / sequential with the network on every core: {med['ratio_sequential']:.2f}")
     print(f"slowest stage / e2e: {med['ratio_slowest']:.2f}  (1.0 = perfect overlap; GPU target >= 0.8)")
+    print(f"CPU cores this process got during end-to-end: {med['cores_used']:.2f} of {cores} "
+          f"(load average {os.getloadavg()[0]:.1f}; a busy machine leaves nothing to overlap with)")
     print(json.dumps({
         "bench": "video", "video": video.name, "frames": frames, "model": args.model, "short_side": args.short_side,
         "batch_size": args.batch_size, "device": device, "threads": threads, "repeats": args.repeats,
@@ -168,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         "render_encode_fps": round(fps["encode"], 2), "end_to_end_fps": round(fps["e2e"], 2),
         "model_all_cores_fps": round(fps["model_all_cores"], 2),
         "e2e_over_sum": round(med["ratio_sum"], 3), "slowest_over_e2e": round(med["ratio_slowest"], 3),
-        "e2e_over_sequential_all_cores": round(med["ratio_sequential"], 3),
+        "e2e_over_sequential_all_cores": round(med["ratio_sequential"], 3), "cores_used": round(med["cores_used"], 2),
+        "load_average": round(os.getloadavg()[0], 2),
         "runs": [{k: round(v, 5) for k, v in r.items()} for r in runs],
     }))
     for f in tmp.iterdir():
