@@ -157,7 +157,15 @@ def load_model(name: str, weights: str = "imagenet", *, allow_download: bool = T
                 "pass --weights none to run the untrained network, or --weights FILE.pth"
             )
         try:
-            net = get_model(name, weights=w)
+            if not cached.exists():
+                # Downloaded quietly: torch hub's "Downloading: ..." line would be a stray line on a
+                # CLI's stderr (and a misleading one offline).
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                match = torch.hub.HASH_REGEX.search(cached.name)
+                torch.hub.download_url_to_file(w.url, str(cached), match.group(1) if match else None, progress=False)
+            state = w.get_state_dict(progress=False, check_hash=True)
+            net = get_model(name, weights=None)
+            net.load_state_dict(state)
         except Exception as exc:  # URLError, OSError, SSL errors, HTTP errors...
             raise WeightsUnavailableError(
                 f"could not get ImageNet weights for {name} ({type(exc).__name__}: {exc}); "
