@@ -26,6 +26,7 @@ import numpy as np
 
 from .engine import Engine, FrameResult
 from .errors import SinkError, SourceError
+from .pipeline import DevicePipeline, PendingBatch
 from .render import RenderConfig, render
 from .sink import VideoSink
 from .sources import VIDEO_EXTENSIONS, Capture, FileSource, Frame, open_source
@@ -212,12 +213,19 @@ class _Pipeline:
     """The threads of one file's annotation; see the module docstring."""
 
     def __init__(self, engine: Engine, capture: Capture, sink: VideoSink, look: RenderConfig, batch_size: int,
-                 keep_stats: bool, keep_maps: bool, max_frames: int | None = None) -> None:
+                 keep_stats: bool, keep_maps: bool, max_frames: int | None = None,
+                 device_path: bool | None = None) -> None:
         self.engine, self.capture, self.sink, self.look = engine, capture, sink, look
         self.batch_size = batch_size
         self.max_frames = max_frames
         self.limited = False  # stopped at max_frames
         self.keep_stats, self.keep_maps = keep_stats, keep_maps
+        # On CUDA the whole frame (resize, network, map, colormap, blend) stays on the GPU.
+        self.device_pipe = (
+            DevicePipeline(engine, look, keep_cams=keep_maps)
+            if (engine.device.type == "cuda" if device_path is None else device_path)
+            else None
+        )
         self.results: queue.Queue = queue.Queue(maxsize=4)
         self.soft_stop = threading.Event()  # Ctrl-C: stop reading, write what was inferred
         self.abort = threading.Event()  # an error: everyone stops now
@@ -272,7 +280,12 @@ class _Pipeline:
                     batch.append(frame)
                 if batch and (frame is None or len(batch) >= self.batch_size):
                     t0 = time.perf_counter()
-                    results = self.engine.process([f.image for f in batch])
+                    if self.device_pipe is not None:
+                        # Queued on the GPU; the encoder waits for it, so the next batch is
+                        # uploaded while this one computes.
+                        results = self.device_pipe.submit(np.stack([f.image for f in batch]))
+                    else:
+                        results = self.engine.process([f.image for f in batch])
                     self.busy["infer"] += time.perf_counter() - t0
                     if not self._put((batch, results)):
                         return
@@ -292,11 +305,16 @@ class _Pipeline:
             if item is _END:
                 return
             frames: list[Frame]
-            results: list[FrameResult]
+            results: list[FrameResult] | PendingBatch
             frames, results = item
             t0 = time.perf_counter()
-            for f, r in zip(frames, results, strict=True):
-                self.sink.write(render(f.image, r.heatmap, look.view, look.alpha, look.colormap), f.pts)
+            if isinstance(results, PendingBatch):
+                pictures, results = results.result()
+            else:
+                pictures = [render(f.image, r.heatmap, look.view, look.alpha, look.colormap)
+                            for f, r in zip(frames, results, strict=True)]
+            for f, r, picture in zip(frames, results, pictures, strict=True):
+                self.sink.write(picture, f.pts)
                 if self.keep_stats:
                     label, prob = r.predictions[0] if r.predictions else ("", 0.0)
                     self.stats.append((f.index, f.pts, label, prob, r.explained_component, r.peak[0], r.peak[1]))
@@ -326,6 +344,7 @@ def annotate_file(
     crf: int = 20,
     preset: str = "veryfast",
     max_frames: int | None = None,
+    device_path: bool | None = None,
 ) -> AnnotateResult:
     """Annotate one video file with Eigen-CAM heatmaps.
 
@@ -338,6 +357,7 @@ def annotate_file(
         progress: show a tqdm bar (frames, fps, ETA) on stderr.
         crf, preset: x264 quality and speed.
         max_frames: annotate only the first frames (audio is then cut to the same length).
+        device_path: render on the engine's device with :class:`DevicePipeline` (default: on CUDA).
 
     Returns:
         an :class:`AnnotateResult`; ``interrupted`` when Ctrl-C stopped it (the output then holds
@@ -365,7 +385,7 @@ def annotate_file(
     engine.reset()
     capture = Capture(source)
     pipe = _Pipeline(engine, capture, sink, look, batch_size, job.stats is not None, job.heatmaps is not None,
-                     max_frames)
+                     max_frames, device_path)
     result = AnnotateResult(job.input, job.output)
     total = info.frame_count if max_frames is None else min(max_frames, info.frame_count or max_frames)
     bar = _progress_bar(total, job.input.name, progress)

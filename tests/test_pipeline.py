@@ -131,3 +131,28 @@ def test_cuda_fp16_maps_match_cpu_fp32():
     ref = cpu.process(frames)[0]
     _, stats = DevicePipeline(gpu, keep_cams=True).run(frames)
     assert _corr(stats[0].cam.astype(np.float32), ref.cam) > 0.99
+
+
+def test_annotate_through_the_device_path(tmp_path, engine):
+    """annotate's GPU route (DevicePipeline in the inference thread), exercised on the CPU: same
+    frames, rate, stats and heatmaps as the numpy route."""
+    import csv
+
+    from eigencam_live.annotate import Job, annotate_file
+
+    from .media import NTSC, probe, write_clip
+
+    src = write_clip(tmp_path / "in.mp4", frames=12, size=(96, 64), rate=NTSC, audio=True)
+    jobs = {}
+    for name, device_path in (("cpu", False), ("device", True)):
+        job = Job(src, tmp_path / f"{name}.mp4", tmp_path / f"{name}.csv", tmp_path / f"{name}.npz")
+        result = annotate_file(engine, job, batch_size=4, progress=False, device_path=device_path)
+        assert (result.frames, result.audio) == (12, True)
+        jobs[name] = job
+    got = probe(jobs["device"].output)
+    assert (got["width"], got["height"], got["frames"], got["rate"]) == (96, 64, 12, NTSC)
+    rows = {k: list(csv.DictReader(j.stats.open())) for k, j in jobs.items()}
+    assert [r["label"] for r in rows["device"]] == [r["label"] for r in rows["cpu"]]
+    maps = {k: np.load(j.heatmaps)["maps"].astype(np.float32) for k, j in jobs.items()}
+    assert maps["device"].shape == maps["cpu"].shape == (12, *maps["cpu"].shape[1:])
+    assert min(_corr(a, b) for a, b in zip(maps["device"], maps["cpu"], strict=True)) > 0.98
