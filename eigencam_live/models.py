@@ -9,7 +9,6 @@ from __future__ import annotations
 import difflib
 import math
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -331,7 +330,8 @@ class ActivationCapture:
 
 
 def feature_layers(model: LoadedModel, size: tuple[int, int] | None = None) -> list[tuple[str, tuple[int, ...]]]:
-    """Modules whose output reads as a spatial feature map, in forward order.
+    """Modules whose output reads as a spatial feature map, in the order their outputs are ready
+    during a forward pass (a container after its children).
 
     Runs one forward pass on a blank image of ``size`` (default ``fixed_input`` or 224x224) on the
     model's device. Returns ``(name, (C, h, w))`` pairs; the default layer is among them.
@@ -341,22 +341,14 @@ def feature_layers(model: LoadedModel, size: tuple[int, int] | None = None) -> l
     h, w = size or model.spec.fixed_input or (224, 224)
     x = torch.zeros((1, 3, h, w), device=param.device, dtype=param.dtype)
     order: list[tuple[str, tuple[int, ...]]] = []
-    seen: set[str] = set()
     names = [n for n, _ in net.named_modules() if n]
     with ActivationCapture(net, names, model.spec.layout) as cap, torch.inference_mode():
         net(x)
-    for name in names:
-        if name not in cap.outputs or name in seen:
-            continue
+    for name, output in cap.outputs.items():  # hooks fire as outputs are ready: forward order
         try:
-            fmap = to_feature_map(cap.outputs[name], model.spec.layout)
+            fmap = to_feature_map(output, model.spec.layout)
         except LayerNotFoundError:
             continue
         if fmap.shape[-1] * fmap.shape[-2] >= 4:
             order.append((name, tuple(fmap.shape[1:])))
-            seen.add(name)
     return order
-
-
-def iter_names() -> Iterator[str]:
-    yield from sorted(MODELS)
