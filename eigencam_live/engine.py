@@ -28,7 +28,7 @@ from .cam import METHODS, SubspaceTracker, TemporalSmoother, eigen_cam
 from .errors import ConfigError, WeightsUnavailableError
 from .models import MODELS, ActivationCapture, LoadedModel, find_layer, load_model
 
-__all__ = ["DEVICES", "PRECISIONS", "DeviceResult", "Engine", "EngineConfig", "FrameResult", "input_size", "resolve_device"]
+__all__ = ["DEVICES", "PRECISIONS", "DeviceResult", "Engine", "EngineConfig", "FrameResult", "input_size", "peak_pixel", "resolve_device"]
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -134,7 +134,9 @@ class FrameResult:
         predictions: top-k ``(label, probability)`` pairs, most likely first.
         explained: ``(K,)`` float32, explained variance of the leading components (K <= 5).
         component: the 1-based component shown.
-        peak: ``(x, y)`` frame pixel of the heatmap's maximum.
+        peak: ``(x, y)`` frame pixel at the centre of the map's hottest feature cell (the
+            upsampled heatmap is flat across a corner cell's outer half, so its own argmax would
+            land on the frame's edge).
         timings: milliseconds per stage for this frame (a batch's time split evenly).
     """
 
@@ -180,6 +182,7 @@ class Engine:
         self.device = resolve_device(self._config.device)
         self.dtype = resolve_dtype(self._config.precision, self.device)
         self.loaded = model if model is not None else self._load(self._config)
+        self._master: dict[str, torch.Tensor] | None = None
         self._layer = self._check_layer(self._config.layer)
         self._place()
         self.tracker = SubspaceTracker()
@@ -213,7 +216,14 @@ class Engine:
         return name
 
     def _place(self) -> None:
-        net = self.loaded.net.to(device=self.device, dtype=self.dtype)
+        net = self.loaded.net
+        if self.dtype != torch.float32 and self._master is None:
+            # Casting weights in place is lossy: keep an fp32 copy so fp32 can be had back exactly.
+            self._master = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+        net = net.to(device=self.device, dtype=torch.float32 if self._master is not None else self.dtype)
+        if self._master is not None:
+            net.load_state_dict(self._master)
+            net = net.to(dtype=self.dtype)
         if self.device.type == "cuda":
             net = net.to(memory_format=torch.channels_last)
             torch.backends.cudnn.benchmark = True
@@ -237,16 +247,18 @@ class Engine:
             device = resolve_device(new.device)
             dtype = resolve_dtype(new.precision, device)
             loaded = self.loaded
-            if (new.model, new.weights) != (old.model, old.weights):
+            new_model = (new.model, new.weights) != (old.model, old.weights)
+            if new_model:
                 loaded = self._load(new)
             name = new.layer or loaded.spec.layer
             find_layer(loaded.net, name)
+            before = (old.model, old.weights, self._layer, old.component, old.short_side, self.device, self.dtype)
             self.loaded, self.device, self.dtype, self._layer = loaded, device, dtype, name
+            if new_model:
+                self._master = None
             self._config = new
             self._place()
-            if (new.model, new.weights, name, new.component, new.short_side) != (
-                old.model, old.weights, old.layer or self.loaded.spec.layer, old.component, old.short_side
-            ):
+            if (new.model, new.weights, name, new.component, new.short_side, device, dtype) != before:
                 self.tracker.reset()
             self.smoother = TemporalSmoother(new.smoothing)
             return new
@@ -324,7 +336,7 @@ class Engine:
         for i in range(b):
             heat = cv2.resize(cams[i], (width, height), interpolation=cv2.INTER_LINEAR)
             np.clip(heat, 0.0, 1.0, out=heat)
-            py, px = np.unravel_index(int(np.argmax(heat)), heat.shape)
+            px, py = peak_pixel(int(np.argmax(cams[i])), cams[i].shape, (height, width))
             preds = label_predictions(labels, top_i[i], top_p[i])
             results.append(FrameResult(cams[i], heat, preds, explained[i], cfg.component, (int(px), int(py))))
         t4 = time.perf_counter()
@@ -390,6 +402,14 @@ class DeviceResult:
     explained: torch.Tensor
     top_p: torch.Tensor
     top_i: torch.Tensor
+
+
+def peak_pixel(flat_index: int, cam_shape: tuple[int, int], frame_shape: tuple[int, int]) -> tuple[int, int]:
+    """``(x, y)`` frame pixel at the centre of feature cell ``flat_index`` of a ``cam_shape`` map
+    laid over a ``frame_shape`` ``(H, W)`` frame."""
+    h, w = cam_shape
+    i, j = divmod(flat_index, w)
+    return int((j + 0.5) * frame_shape[1] / w), int((i + 0.5) * frame_shape[0] / h)
 
 
 def label_predictions(labels: list[str], indices: np.ndarray, probs: np.ndarray) -> list[tuple[str, float]]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .engine import Engine, label_predictions
+from .engine import Engine, label_predictions, peak_pixel
 from .render import RenderConfig, render_tensor
 
 __all__ = ["DevicePipeline", "FrameStats", "PendingBatch"]
@@ -32,7 +32,7 @@ class FrameStats:
         predictions: top-k ``(label, probability)``, most likely first.
         explained: ``(K,)`` explained variance of the leading components.
         component: the 1-based component shown.
-        peak: ``(x, y)`` frame pixel of the heatmap's maximum.
+        peak: ``(x, y)`` frame pixel at the centre of the map's hottest feature cell.
         cam: ``(h, w)`` float16 map at feature resolution, or ``None`` when not requested.
     """
 
@@ -52,9 +52,11 @@ class PendingBatch:
     """A batch in flight on the device. :meth:`result` waits for it (the loop's only sync)."""
 
     def __init__(self, frames: torch.Tensor, numbers: torch.Tensor, cams: torch.Tensor | None,
-                 event: torch.cuda.Event | None, labels: list[str], k: int, component: int, width: int):
+                 event: torch.cuda.Event | None, labels: list[str], k: int, component: int,
+                 cam_shape: tuple[int, int], frame_shape: tuple[int, int]):
         self._frames, self._numbers, self._cams, self._event = frames, numbers, cams, event
-        self._labels, self._k, self._component, self._width = labels, k, component, width
+        self._labels, self._k, self._component = labels, k, component
+        self._cam_shape, self._frame_shape = cam_shape, frame_shape
 
     def result(self) -> tuple[np.ndarray, list[FrameStats]]:
         """``(B, H, W', 3)`` uint8 BGR finished frames and one :class:`FrameStats` per frame."""
@@ -69,7 +71,7 @@ class PendingBatch:
             peak = int(row[2 * k])
             explained = row[2 * k + 1 :].astype(np.float32)
             preds = label_predictions(self._labels, idx, probs)
-            stats.append(FrameStats(preds, explained, self._component, (peak % self._width, peak // self._width),
+            stats.append(FrameStats(preds, explained, self._component, peak_pixel(peak, self._cam_shape, self._frame_shape),
                                     None if cams is None else cams[i]))
         return frames, stats
 
@@ -121,7 +123,7 @@ class DevicePipeline:
         res = engine.infer_device(dev_frames)
         with torch.inference_mode():
             out = render_tensor(dev_frames, res.heatmaps, rc.view, rc.alpha, rc.colormap)
-            peak = res.heatmaps.reshape(b, -1).argmax(dim=1)
+            peak = res.cams.reshape(b, -1).argmax(dim=1)
             # One small float32 block per frame: top-k probabilities, top-k indices, peak, spectrum.
             numbers = torch.cat(
                 [res.top_p.float(), res.top_i.float(), peak[:, None].float(), res.explained.float()], dim=1
@@ -134,7 +136,7 @@ class DevicePipeline:
             event = torch.cuda.Event()
             event.record()
         return PendingBatch(host_frames, host_numbers, host_cams, event, engine.loaded.labels,
-                            res.top_p.shape[1], engine.config.component, width)
+                            res.top_p.shape[1], engine.config.component, tuple(res.cams.shape[1:]), (height, width))
 
     def run(self, frames: np.ndarray) -> tuple[np.ndarray, list[FrameStats]]:
         """:meth:`submit` then wait: finished frames and per-frame stats."""
