@@ -433,3 +433,13 @@ def test_fullscreen_and_help_overlay(qtbot, make_window):
     w._escape()
     qtbot.waitUntil(lambda: not w.isFullScreen(), timeout=WAIT)
     assert w.controls_dock.isVisible()
+
+
+def test_default_source_is_the_camera_when_one_is_connected(monkeypatch):
+    import eigencam_live.sources as sources
+    from ui.app import default_source
+
+    monkeypatch.setattr(sources, "list_cameras", lambda max_index=4: [0][:max_index])
+    assert default_source() == 0
+    monkeypatch.setattr(sources, "list_cameras", lambda max_index=4: [])
+    assert default_source() == "demo"

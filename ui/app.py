@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--source", "-s", default=None, metavar="SOURCE",
                         help="demo (built-in scene), a camera index (0, 1...), a video file, a folder of "
-                             "images or a stream URL (default: the last one used, else demo)")
+                             "images or a stream URL (default: the last one used, else camera 0 if connected, else demo)")
     parser.add_argument("--demo-size", default="640x480", metavar="WxH", help="size of the demo scene (default: %(default)s)")
     parser.add_argument("--demo-fps", type=float, default=30.0, metavar="FPS", help="rate of the demo scene (default: %(default)s)")
     parser.add_argument("--snapshots", default=None, metavar="DIR",
@@ -48,6 +48,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_engine_options(parser)
     add_render_options(parser)
     return parser
+
+
+def default_source() -> str | int:
+    """Camera 0 when one is connected, else the built-in demo scene."""
+    from eigencam_live.sources import list_cameras
+
+    return 0 if list_cameras(1) else "demo"
 
 
 def default_torch_threads() -> int:
@@ -132,7 +139,7 @@ def app_main(argv: list[str] | None = None) -> int:
     except EigenCamError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    source = args.source or (settings.value("source") if settings is not None else None) or "demo"
+    source = args.source or (settings.value("source") if settings is not None else None) or default_source()
     window = MainWindow(engine, render, source, settings=settings, snapshot_dir=args.snapshots,
                         demo_size=(w, h), demo_fps=args.demo_fps)
     window.resize(1480, 920)
