@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .linalg import initial_sketch, topk_eigh_sync_free
+
 __all__ = [
     "EXACT_MAX_DIM",
     "METHODS",
@@ -168,20 +170,7 @@ def _randomized(
     b, c, big_n = xt.shape
     x = xt.transpose(1, 2)  # (B, N, C), a view
     r = min(n + oversample, big_n, c)
-    if generator is None:
-        generator = torch.Generator(device=x.device).manual_seed(0)
-    # One sketch for every frame of the batch: a frame's map does not depend on its batch position,
-    # so a batch gives what frame-by-frame calls give.
-    omega = torch.empty((c, r), dtype=x.dtype, device=x.device).normal_(generator=generator)
-    omega = omega.expand(b, c, r)
-    if start is not None:
-        start = start.to(device=x.device, dtype=x.dtype)
-        if start.dim() == 2:
-            start = start.unsqueeze(0).expand(b, -1, -1)
-        k = min(start.shape[-1], r)
-        if start.shape[0] == b and start.shape[1] == c:
-            omega = omega.clone()
-            omega[:, :, :k] = start[:, :, :k]
+    omega = initial_sketch(b, c, r, x, start, generator)
     q = _orthonormal(x @ omega)  # (B, N, r)
     for _ in range(n_iter):
         q = _orthonormal(x @ _orthonormal(xt @ q))
@@ -268,8 +257,6 @@ def eigen_cam(
         method = "exact" if rank_max <= EXACT_MAX_DIM else "randomized"
 
     if sync_free:
-        from .linalg import topk_eigh_sync_free
-
         start = tracker.start(c) if tracker is not None else None
         scores, v, s = topk_eigh_sync_free(
             xt.transpose(1, 2), n, oversample=oversample, n_iter=n_iter, start=start, generator=generator

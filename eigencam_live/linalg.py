@@ -22,7 +22,7 @@ from functools import cache
 
 import torch
 
-__all__ = ["cholesky_qr", "jacobi_eigh", "topk_eigh_sync_free"]
+__all__ = ["cholesky_qr", "initial_sketch", "jacobi_eigh", "topk_eigh_sync_free"]
 
 
 def cholesky_qr(y: torch.Tensor, passes: int = 2) -> torch.Tensor:
@@ -103,6 +103,30 @@ def jacobi_eigh(a: torch.Tensor, sweeps: int = 6) -> tuple[torch.Tensor, torch.T
     return evals.gather(1, order), vecs.gather(2, order[:, None, :].expand(b, n, n))
 
 
+def initial_sketch(
+    b: int, c: int, r: int, like: torch.Tensor, start: torch.Tensor | None, generator: torch.Generator | None
+) -> torch.Tensor:
+    """``(B, C, r)`` starting block of a randomized subspace iteration, ``like``'s dtype and device.
+
+    Gaussian (a fixed seed unless ``generator`` is given), one draw shared by every frame of the
+    batch so that a frame's result does not depend on its position in the batch; the first columns
+    are replaced by ``start`` (``(C, k)`` or ``(B, C, k)``, e.g. the previous frame's basis).
+    """
+    if generator is None:
+        generator = torch.Generator(device=like.device).manual_seed(0)
+    omega = torch.empty((c, r), dtype=like.dtype, device=like.device).normal_(generator=generator)
+    omega = omega.expand(b, c, r)
+    if start is not None:
+        start = start.to(device=like.device, dtype=like.dtype)
+        if start.dim() == 2:
+            start = start.unsqueeze(0).expand(b, -1, -1)
+        if start.shape[0] == b and start.shape[1] == c:
+            k = min(start.shape[-1], r)
+            omega = omega.clone()
+            omega[:, :, :k] = start[:, :, :k]
+    return omega
+
+
 def topk_eigh_sync_free(
     x: torch.Tensor,
     n: int,
@@ -122,17 +146,7 @@ def topk_eigh_sync_free(
     """
     b, big_n, c = x.shape
     r = min(n + oversample, c)
-    omega = torch.empty((b, c, r), dtype=x.dtype, device=x.device)
-    if generator is None:
-        generator = torch.Generator(device=x.device).manual_seed(0)
-    omega.normal_(generator=generator)
-    if start is not None:
-        start = start.to(device=x.device, dtype=x.dtype)
-        if start.dim() == 2:
-            start = start.unsqueeze(0).expand(b, -1, -1)
-        k = min(start.shape[-1], r)
-        omega[:, :, :k] = start[:, :, :k]
-    w = cholesky_qr(omega)
+    w = cholesky_qr(initial_sketch(b, c, r, x, start, generator))
     xt = x.transpose(1, 2)
     for _ in range(max(1, n_iter)):
         w = cholesky_qr(xt @ (x @ w))
