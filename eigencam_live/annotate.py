@@ -180,6 +180,9 @@ def plan_jobs(
             raise SinkError(f"output {target} is a folder")
         if target.exists() and not force:
             raise SinkError(f"{target} exists (use --force to overwrite)")
+        # Open each input now (a header read): a text file named .mp4 is refused before a model
+        # is built or any output written.
+        open_source(str(inp)).close()
         job = Job(inp, target, _derived(Path(stats) if stats else None, inp, many),
                   _derived(Path(heatmaps) if heatmaps else None, inp, many))
         for extra in (job.stats, job.heatmaps):
