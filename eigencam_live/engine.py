@@ -26,7 +26,8 @@ import torch.nn.functional as F
 
 from .cam import METHODS, SubspaceTracker, TemporalSmoother, eigen_cam
 from .errors import ConfigError, WeightsUnavailableError
-from .models import MODELS, ActivationCapture, LoadedModel, find_layer, load_model
+from .models import MODELS, ActivationCapture, LoadedModel, find_layer, load_model, to_feature_map
+from .traced import TRACED_FAMILIES, TracedForward, build_traced
 
 __all__ = ["DEVICES", "PRECISIONS", "DeviceResult", "Engine", "EngineConfig", "FrameResult", "input_size", "peak_pixel", "resolve_device"]
 
@@ -51,6 +52,8 @@ class EngineConfig:
         precision: ``auto`` (fp16 on CUDA, fp32 on CPU), ``fp32``, ``fp16`` or ``bf16``.
         top_k: number of predictions returned.
         smoothing: temporal smoothing of maps in ``[0, 1)``; 0 = off.
+        optimize: on the CPU in fp32, run conv-BN networks through a traced, frozen, optimised
+            copy (:mod:`eigencam_live.traced`), checked against the eager network when built.
     """
 
     model: str = "mobilenet_v3_large"
@@ -63,6 +66,7 @@ class EngineConfig:
     precision: str = "auto"
     top_k: int = 5
     smoothing: float = 0.0
+    optimize: bool = True
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
@@ -82,6 +86,8 @@ class EngineConfig:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}. Got {self.precision!r}")
         _int_field("top_k", self.top_k, 1, 1000)
+        if not isinstance(self.optimize, bool):
+            raise ConfigError(f"optimize must be True or False. Got {self.optimize!r}")
         if (
             not isinstance(self.smoothing, (int, float))
             or isinstance(self.smoothing, bool)
@@ -183,6 +189,8 @@ class Engine:
         self.dtype = resolve_dtype(self._config.precision, self.device)
         self.loaded = model if model is not None else self._load(self._config)
         self._master: dict[str, torch.Tensor] | None = None
+        self._traced: dict[tuple, TracedForward | None] = {}
+        self._last_traced = False
         self._layer = self._check_layer(self._config.layer)
         self._place()
         self.tracker = SubspaceTracker()
@@ -216,6 +224,7 @@ class Engine:
         return name
 
     def _place(self) -> None:
+        self._traced = {}  # copies of the old weights, device or precision
         net = self.loaded.net
         if self.dtype != torch.float32 and self._master is None:
             # Casting weights in place is lossy: keep an fp32 copy so fp32 can be had back exactly.
@@ -253,11 +262,13 @@ class Engine:
             name = new.layer or loaded.spec.layer
             find_layer(loaded.net, name)
             before = (old.model, old.weights, self._layer, old.component, old.short_side, self.device, self.dtype)
+            moved = new_model or (device, dtype) != (self.device, self.dtype)
             self.loaded, self.device, self.dtype, self._layer = loaded, device, dtype, name
             if new_model:
                 self._master = None
             self._config = new
-            self._place()
+            if moved:  # anything else keeps the placed network and its traced copies
+                self._place()
             if (new.model, new.weights, name, new.component, new.short_side, device, dtype) != before:
                 self.tracker.reset()
             self.smoother = TemporalSmoother(new.smoothing)
@@ -305,15 +316,42 @@ class Engine:
     def process_one(self, frame: np.ndarray) -> FrameResult:
         return self.process(frame)[0]
 
+    @property
+    def traced(self) -> bool:
+        """Whether the last forward pass ran through the traced CPU copy (:mod:`.traced`)."""
+        return self._last_traced
+
+    def _traced_for(self, x: torch.Tensor) -> TracedForward | None:
+        """The traced copy for this input shape, built on first use (CPU, fp32, conv-BN families)."""
+        if not (self._config.optimize and self.device.type == "cpu" and self.dtype == torch.float32
+                and self.loaded.spec.name.startswith(TRACED_FAMILIES)):
+            return None
+        key = (self._layer, tuple(x.shape))
+        if key not in self._traced:
+            if len(self._traced) >= 4:  # a few input shapes at most; drop the oldest
+                self._traced.pop(next(iter(self._traced)))
+            self._traced[key] = build_traced(self.loaded.net, self._layer, self.loaded.spec.layout, x)
+        return self._traced[key]
+
+    def _forward(self, x: torch.Tensor, traced: TracedForward | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logits, (B, C, h, w) feature map)`` of the target layer."""
+        self._last_traced = traced is not None
+        if traced is not None:
+            logits, raw = traced(x)
+            return logits, to_feature_map(raw, self.loaded.spec.layout)
+        with ActivationCapture(self.loaded.net, self._layer, self.loaded.spec.layout) as cap:
+            logits = self.loaded.net(x)
+            return logits, cap.map(self._layer)
+
     def _process(self, frames: np.ndarray) -> list[FrameResult]:
         cfg = self._config
         b, height, width, _ = frames.shape
         t0 = time.perf_counter()
         x = self.preprocess(frames)
         t1 = time.perf_counter()
-        with torch.inference_mode(), ActivationCapture(self.loaded.net, self._layer, self.loaded.spec.layout) as cap:
-            logits = self.loaded.net(x)
-            fmap = cap.map(self._layer)
+        traced = self._traced_for(x)
+        with torch.inference_mode():
+            logits, fmap = self._forward(x, traced)
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             t2 = time.perf_counter()

@@ -47,6 +47,9 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
                    help="temporal smoothing of the maps in [0, 1), 0 = off (default: %(default)s)")
     g.add_argument("--top-k", type=int, default=_ENGINE.top_k, metavar="N",
                    help="number of predictions kept per frame (default: %(default)s)")
+    g.add_argument("--no-optimize", dest="optimize", action="store_false", default=_ENGINE.optimize,
+                   help="on the CPU, run the network eagerly instead of through a traced, frozen copy "
+                        "(built and checked on the first frame of each input size)")
 
 
 def add_render_options(parser: argparse.ArgumentParser) -> None:
@@ -78,6 +81,7 @@ def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
             precision=args.precision,
             top_k=getattr(args, "top_k", _ENGINE.top_k),
             smoothing=args.smoothing,
+            optimize=getattr(args, "optimize", _ENGINE.optimize),
         )
     except ConfigError as exc:
         raise ConfigError(_as_option(str(exc))) from None

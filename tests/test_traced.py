@@ -1,0 +1,70 @@
+"""The traced CPU forward gives the eager network's maps and predictions, and falls back when it
+cannot."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from eigencam_live.engine import Engine, EngineConfig
+from eigencam_live.models import load_model
+from eigencam_live.traced import build_traced
+
+from .conftest import scene
+
+
+def _pair(model: str, **cfg):
+    torch.manual_seed(0)
+    loaded = load_model(model, "none")
+    eager = Engine(EngineConfig(model=model, weights="none", short_side=96, optimize=False, **cfg), model=loaded)
+    traced = Engine(EngineConfig(model=model, weights="none", short_side=96, optimize=True, **cfg), model=loaded)
+    return eager, traced
+
+
+@pytest.mark.parametrize(("model", "layer"), [("resnet18", None), ("mobilenet_v3_small", None), ("resnet18", "layer3"),
+                                              ("resnet18", "layer4.1.relu")])
+def test_traced_forward_gives_the_eager_maps_and_predictions(model, layer):
+    eager, traced = _pair(model, layer=layer)
+    frames = np.stack([scene(120, 200, corner=c, seed=i) for i, c in enumerate(["tl", "br"])])
+    want, got = eager.process(frames), traced.process(frames)
+    for w, g in zip(want, got, strict=True):
+        assert float(np.corrcoef(w.cam.ravel(), g.cam.ravel())[0, 1]) > 0.9999
+        np.testing.assert_allclose(g.explained, w.explained, atol=1e-4)
+        assert [lbl for lbl, _ in g.predictions] == [lbl for lbl, _ in w.predictions]
+    assert eager.traced is False
+    # "layer4.1.relu" runs twice per block: fx names the first call, a hook sees the last; the
+    # check at build time must catch that and fall back rather than show another layer's map.
+    assert traced.traced is (layer != "layer4.1.relu")
+
+
+def test_settings_that_keep_the_network_keep_its_traced_copy():
+    _, traced = _pair("resnet18")
+    frame = scene(120, 200)
+    traced.process_one(frame)
+    copies = dict(traced._traced)
+    traced.reconfigure(component=2, smoothing=0.5, method="exact")
+    traced.process_one(frame)
+    assert traced._traced == copies and traced.traced
+    traced.reconfigure(layer="layer3")
+    traced.process_one(frame)
+    assert len(traced._traced) == 2 and traced.traced
+
+
+def test_untraced_families_and_non_fp32_stay_eager():
+    torch.manual_seed(0)
+    eff = Engine(EngineConfig(model="efficientnet_b0", weights="none", short_side=64))
+    eff.process_one(scene(64, 96))
+    assert eff.traced is False
+    bf16 = Engine(EngineConfig(model="resnet18", weights="none", short_side=64, precision="bf16"))
+    bf16.process_one(scene(64, 96))
+    assert bf16.traced is False
+
+
+def test_build_refuses_a_copy_that_does_not_match():
+    torch.manual_seed(0)
+    loaded = load_model("resnet18", "none")
+    x = torch.randn(1, 3, 64, 64)
+    assert build_traced(loaded.net, "layer4", "nchw", x) is not None
+    assert build_traced(loaded.net, "layer4.1.relu", "nchw", x) is None
+    assert build_traced(loaded.net, "no.such.layer", "nchw", x) is None
