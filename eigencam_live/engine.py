@@ -327,6 +327,10 @@ class Engine:
                 and self.loaded.spec.name.startswith(TRACED_FAMILIES)):
             return None
         key = (self._layer, tuple(x.shape))
+        if key not in self._traced and any(
+            k[0] == key[0] and k[1][1:] == key[1][1:] and k[1][0] > key[1][0] for k in self._traced
+        ):
+            return None  # a video's last, shorter batch: not worth a new copy, the eager net runs it
         if key not in self._traced:
             if len(self._traced) >= 4:  # a few input shapes at most; drop the oldest
                 self._traced.pop(next(iter(self._traced)))

@@ -68,3 +68,13 @@ def test_build_refuses_a_copy_that_does_not_match():
     assert build_traced(loaded.net, "layer4", "nchw", x) is not None
     assert build_traced(loaded.net, "layer4.1.relu", "nchw", x) is None
     assert build_traced(loaded.net, "no.such.layer", "nchw", x) is None
+
+
+def test_a_shorter_last_batch_runs_eagerly_without_a_new_copy():
+    eager, traced = _pair("resnet18")
+    frames = np.stack([scene(64, 96, seed=i) for i in range(5)])
+    got = traced.process(frames[:4]) + traced.process(frames[4:])
+    assert len(traced._traced) == 1 and traced.traced is False  # the last call ran eagerly
+    want = eager.process(frames[:4]) + eager.process(frames[4:])
+    for w, g in zip(want, got, strict=True):
+        assert float(np.corrcoef(w.cam.ravel(), g.cam.ravel())[0, 1]) > 0.9999
