@@ -186,6 +186,8 @@ def plan_jobs(
         job = Job(inp, target, _derived(Path(stats) if stats else None, inp, many),
                   _derived(Path(heatmaps) if heatmaps else None, inp, many))
         for extra in (job.stats, job.heatmaps):
+            if extra is not None and extra.is_dir():
+                raise SinkError(f"{extra} is a folder (--stats and --heatmaps take file names)")
             if extra is not None and extra.exists() and not force:
                 raise SinkError(f"{extra} exists (use --force to overwrite)")
             if extra is not None and extra.resolve() == inp.resolve():
@@ -317,6 +319,8 @@ class _Pipeline:
                 pictures = [render(f.image, r.heatmap, look.view, look.alpha, look.colormap)
                             for f, r in zip(frames, results, strict=True)]
             for f, r, picture in zip(frames, results, pictures, strict=True):
+                if self.abort.is_set():  # the caller is about to close or remove the file
+                    return
                 self.sink.write(picture, f.pts)
                 if self.keep_stats:
                     label, prob = r.predictions[0] if r.predictions else ("", 0.0)
@@ -329,6 +333,12 @@ class _Pipeline:
 
     def alive(self) -> bool:
         return any(t.is_alive() for t in self.threads)
+
+    def join_until_done(self) -> None:
+        """Wait for both threads to end (each stops within one batch once ``abort`` is set), so
+        the sink is closed or removed only when nobody writes to it any more."""
+        while self.alive():
+            self.join(_POLL)
 
     def join(self, timeout: float) -> None:
         end = time.monotonic() + timeout
@@ -385,13 +395,18 @@ def annotate_file(
     except BaseException:
         source.close()
         raise
-    engine.reset()
-    capture = Capture(source)
-    pipe = _Pipeline(engine, capture, sink, look, batch_size, job.stats is not None, job.heatmaps is not None,
-                     max_frames, device_path)
-    result = AnnotateResult(job.input, job.output)
-    total = info.frame_count if max_frames is None else min(max_frames, info.frame_count or max_frames)
-    bar = _progress_bar(total, job.input.name, progress)
+    try:
+        engine.reset()
+        capture = Capture(source)
+        pipe = _Pipeline(engine, capture, sink, look, batch_size, job.stats is not None, job.heatmaps is not None,
+                         max_frames, device_path)
+        result = AnnotateResult(job.input, job.output)
+        total = info.frame_count if max_frames is None else min(max_frames, info.frame_count or max_frames)
+        bar = _progress_bar(total, job.input.name, progress)
+    except BaseException:  # nothing started yet: leave no temporary file and no open input
+        sink.abort()
+        source.close()
+        raise
     start = time.perf_counter()
     try:
         pipe.start()
@@ -406,7 +421,7 @@ def annotate_file(
             pipe.join(5.0)  # at most one batch in the network, and the frames queued for writing
             if pipe.alive():
                 pipe.abort.set()
-                pipe.join(1.0)
+                pipe.join_until_done()
         bar.update(pipe.written - bar.n)
         if pipe.error is not None:
             raise pipe.error
@@ -422,7 +437,7 @@ def annotate_file(
     except BaseException:
         pipe.abort.set()
         capture.stop()
-        pipe.join(2.0)
+        pipe.join_until_done()
         sink.abort()
         raise
     finally:
@@ -449,19 +464,30 @@ def _progress_bar(total: int | None, name: str, enabled: bool):
                 smoothing=0.1, mininterval=interval, file=sys.stderr)
 
 
+def _replace_atomically(path: Path, tmp: Path, write) -> None:
+    """``write(tmp)`` then rename it to ``path``; on any failure remove ``tmp`` and raise SinkError."""
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise SinkError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _write_stats(path: Path, rows: list[tuple]) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["index", "pts", "label", "probability", "explained", "peak_x", "peak_y"])
-        for index, pts, label, prob, explained, px, py in rows:
-            w.writerow([index, f"{pts:.6f}", label, f"{prob:.6f}", f"{explained:.6f}", px, py])
-    os.replace(tmp, path)
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["index", "pts", "label", "probability", "explained", "peak_x", "peak_y"])
+            for index, pts, label, prob, explained, px, py in rows:
+                w.writerow([index, f"{pts:.6f}", label, f"{prob:.6f}", f"{explained:.6f}", px, py])
+
+    _replace_atomically(path, path.with_name(f".{path.name}.part"), write)
 
 
 def _write_heatmaps(path: Path, maps: list[np.ndarray], pts: list[float]) -> None:
     """``maps``: ``(N, h, w)`` float16 in ``[0, 1]`` at feature resolution; ``pts``: ``(N,)`` seconds."""
     stack = np.stack(maps) if maps else np.zeros((0, 0, 0), np.float16)
-    tmp = path.with_name(f".{path.stem}.part.npz")
-    np.savez_compressed(tmp, maps=stack, pts=np.asarray(pts, dtype=np.float64))
-    os.replace(tmp, path)
+    _replace_atomically(path, path.with_name(f".{path.stem}.part.npz"),
+                        lambda tmp: np.savez_compressed(tmp, maps=stack, pts=np.asarray(pts, dtype=np.float64)))

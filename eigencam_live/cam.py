@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import ConfigError
 from .linalg import initial_sketch, topk_eigh_sync_free
 
 __all__ = [
@@ -250,7 +251,7 @@ def eigen_cam(
     rank_max = min(h * w, c)
     n = min(max(component, SPECTRUM_SIZE), rank_max)
     if component > rank_max:
-        raise ValueError(
+        raise ConfigError(
             f"component must be <= {rank_max} (min(H*W, C) for activations {tuple(activations.shape)}). Got {component}"
         )
     if method == "auto":
@@ -274,7 +275,7 @@ def eigen_cam(
     signs = _rule_signs(v)
     if tracker is not None:
         signs = tracker.align(v, signs)
-        tracker.update(v * signs[:, None, :])
+        tracker.update(v * signs[:, None, :], s[:, 0] > 0)
     k = component - 1
     proj = (u[:, :, k] * (s[:, k] * signs[:, k] * scale)[:, None]).reshape(b, h, w)
     maps = normalize_maps(torch.relu(proj))
@@ -330,8 +331,13 @@ class SubspaceTracker:
             prev = v[i] * out[i]
         return out
 
-    def update(self, v_signed: torch.Tensor) -> None:
-        self._v = v_signed[-1].detach().clone()
+    def update(self, v_signed: torch.Tensor, has_variance: torch.Tensor | None = None) -> None:
+        """Keep the last frame's signed basis ``(C, n)``; a blank last frame (``has_variance`` False)
+        keeps the previous basis instead (decided on the device: no host sync)."""
+        new = v_signed[-1].detach().clone()
+        if has_variance is not None and self._v is not None and self._v.shape == new.shape:
+            new = torch.where(has_variance[-1], new, self._v.to(new.device))
+        self._v = new
 
 
 class TemporalSmoother:

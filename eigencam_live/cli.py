@@ -85,7 +85,11 @@ def annotate_main(argv: list[str]) -> int:
     except EigenCamError as exc:
         _say("error", str(exc))
         return EXIT_ERROR
-    except MemoryError:
+    except (MemoryError, RuntimeError) as exc:
+        # PyTorch reports a failed allocation as a RuntimeError (torch.OutOfMemoryError on CUDA).
+        if not isinstance(exc, MemoryError) and "out of memory" not in str(exc).lower() \
+                and "not enough memory" not in str(exc).lower():
+            raise
         _say("error", "out of memory; try a smaller --short-side or --batch-size")
         return EXIT_ERROR
 

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .cam import METHODS, SubspaceTracker, TemporalSmoother, eigen_cam
-from .errors import ConfigError, WeightsUnavailableError
+from .errors import ConfigError, LayerNotFoundError, WeightsUnavailableError
 from .models import MODELS, ActivationCapture, LoadedModel, find_layer, load_model, to_feature_map
 from .traced import TRACED_FAMILIES, TracedForward, build_traced
 
@@ -187,7 +187,9 @@ class Engine:
         self._config = config or EngineConfig()
         self.device = resolve_device(self._config.device)
         self.dtype = resolve_dtype(self._config.precision, self.device)
-        self.loaded = model if model is not None else self._load(self._config)
+        self.loaded = model
+        if model is None:
+            self.loaded, self.warning = self._load(self._config)
         self._master: dict[str, torch.Tensor] | None = None
         self._traced: dict[tuple, TracedForward | None] = {}
         self._last_traced = False
@@ -206,17 +208,15 @@ class Engine:
         """The target layer in use."""
         return self._layer
 
-    def _load(self, config: EngineConfig) -> LoadedModel:
-        self.warning = None
+    def _load(self, config: EngineConfig) -> tuple[LoadedModel, str | None]:
+        """Build ``config``'s model; returns it and the warning to show (untrained fallback)."""
         try:
-            return load_model(config.model, config.weights)
+            return load_model(config.model, config.weights), None
         except WeightsUnavailableError as exc:
             if not self.fallback_untrained:
                 raise
-            self.warning = (
-                f"UNTRAINED network: {exc}. Maps and labels of random weights are meaningless."
-            )
-            return load_model(config.model, "none")
+            warning = f"UNTRAINED network: {exc}. Maps and labels of random weights are meaningless."
+            return load_model(config.model, "none"), warning
 
     def _check_layer(self, layer: str | None) -> str:
         name = layer or self.loaded.spec.layer
@@ -255,15 +255,16 @@ class Engine:
             new = replace(old, **changes)  # validates
             device = resolve_device(new.device)
             dtype = resolve_dtype(new.precision, device)
-            loaded = self.loaded
+            loaded, warning = self.loaded, self.warning
             new_model = (new.model, new.weights) != (old.model, old.weights)
             if new_model:
-                loaded = self._load(new)
+                loaded, warning = self._load(new)
             name = new.layer or loaded.spec.layer
             find_layer(loaded.net, name)
             before = (old.model, old.weights, self._layer, old.component, old.short_side, self.device, self.dtype)
             moved = new_model or (device, dtype) != (self.device, self.dtype)
             self.loaded, self.device, self.dtype, self._layer = loaded, device, dtype, name
+            self.warning = warning  # only now: a failed reload leaves the old model and its warning
             if new_model:
                 self._master = None
             self._config = new
@@ -289,7 +290,7 @@ class Engine:
         if (h, w) != (height, width):
             # torch's uint8 antialiased bilinear, on the CPU: 4x faster than cv2.INTER_AREA at a
             # non-integer ratio (768x432 -> 384x224: 0.45 vs 1.8 ms) and the filter infer_device uses.
-            x = F.interpolate(x.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", antialias=h < height,
+            x = F.interpolate(x.permute(0, 3, 1, 2), size=(h, w), mode="bilinear", antialias=h < height or w < width,
                               align_corners=False).permute(0, 2, 3, 1)
         if self.device.type == "cuda":
             x = x.pin_memory().to(self.device, non_blocking=True)
@@ -320,6 +321,20 @@ class Engine:
     def traced(self) -> bool:
         """Whether the last forward pass ran through the traced CPU copy (:mod:`.traced`)."""
         return self._last_traced
+
+    def _check_map(self, fmap: torch.Tensor) -> None:
+        """A feature map Eigen-CAM can show: spatial, and with the chosen component in its rank."""
+        _, c, h, w = fmap.shape
+        if h * w < 4:
+            raise LayerNotFoundError(
+                f"layer {self._layer!r} gives {c}x{h}x{w} maps: too small to show where the network looks "
+                "(choose a conv layer with a spatial output)"
+            )
+        if self._config.component > min(c, h * w):
+            raise ConfigError(
+                f"component {self._config.component} is beyond this layer's rank {min(c, h * w)} "
+                f"(layer {self._layer!r} gives {(c, h, w)})"
+            )
 
     def _traced_for(self, x: torch.Tensor) -> TracedForward | None:
         """The traced copy for this input shape, built on first use (CPU, fp32, conv-BN families)."""
@@ -359,12 +374,7 @@ class Engine:
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             t2 = time.perf_counter()
-            k_max = min(fmap.shape[1], fmap.shape[2] * fmap.shape[3])
-            if cfg.component > k_max:
-                raise ConfigError(
-                    f"component {cfg.component} is beyond this layer's rank {k_max} "
-                    f"(layer {self._layer!r} gives {tuple(fmap.shape[1:])})"
-                )
+            self._check_map(fmap)
             res = eigen_cam(fmap, cfg.component, cfg.method, tracker=self.tracker)
             maps = res.maps if cfg.smoothing == 0 else self.smoother(res.projections)
             probs = torch.softmax(logits.float(), dim=1)
@@ -412,7 +422,7 @@ class Engine:
             x = frames.permute(0, 3, 1, 2).flip(1).float()  # BGR -> RGB
             if (h, w) != (height, width):
                 # Antialiased bilinear: the GPU counterpart of cv2.INTER_AREA for downscaling.
-                x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=h < height, align_corners=False)
+                x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=h < height or w < width, align_corners=False)
             x = (x - self._mean) * self._inv_std
             if self.device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -420,6 +430,7 @@ class Engine:
             with ActivationCapture(self.loaded.net, self._layer, self.loaded.spec.layout) as cap:
                 logits = self.loaded.net(x)
                 fmap = cap.map(self._layer)
+            self._check_map(fmap)
             res = eigen_cam(fmap, cfg.component, cfg.method, tracker=self.tracker, sync_free=sync_free)
             cams = res.maps if cfg.smoothing == 0 else self.smoother(res.projections)
             heat = F.interpolate(cams[:, None], size=(height, width), mode="bilinear", align_corners=False)[:, 0]

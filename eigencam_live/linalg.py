@@ -60,6 +60,18 @@ def _round_robin(n: int) -> tuple[tuple[tuple[int, ...], tuple[int, ...]], ...]:
     return tuple(rounds)
 
 
+_ROUNDS: dict[tuple[int, torch.device], list[tuple[torch.Tensor, torch.Tensor]]] = {}
+
+
+def _round_robin_tensors(n: int, device: torch.device) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`_round_robin` as index tensors on ``device``, built once: a copy from pageable host
+    memory to a GPU waits for the whole stream."""
+    key = (n, device)
+    if key not in _ROUNDS:
+        _ROUNDS[key] = [(torch.tensor(p, device=device), torch.tensor(q, device=device)) for p, q in _round_robin(n)]
+    return _ROUNDS[key]
+
+
 def jacobi_eigh(a: torch.Tensor, sweeps: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
     """Eigendecomposition of symmetric ``a (B, n, n)``: eigenvalues ``(B, n)`` descending and
     eigenvectors ``(B, n, n)`` (columns), float32, with no host synchronisation.
@@ -73,9 +85,7 @@ def jacobi_eigh(a: torch.Tensor, sweeps: int = 6) -> tuple[torch.Tensor, torch.T
         work = torch.nn.functional.pad(work, (0, 1, 0, 1))
     m = work.shape[-1]
     vecs = torch.eye(m, dtype=work.dtype, device=work.device).expand(b, m, m).contiguous()
-    rounds = [
-        (torch.tensor(p, device=work.device), torch.tensor(q, device=work.device)) for p, q in _round_robin(m)
-    ]
+    rounds = _round_robin_tensors(m, work.device)
     tiny = torch.finfo(torch.float32).tiny
     for _ in range(sweeps):
         for p, q in rounds:
@@ -123,7 +133,9 @@ def initial_sketch(
         if start.shape[0] == b and start.shape[1] == c:
             k = min(start.shape[-1], r)
             omega = omega.clone()
-            omega[:, :, :k] = start[:, :, :k]
+            # A trace of the Gaussian keeps the block full rank even when ``start`` has zero
+            # columns (a basis left by a blank frame); too small to slow the warm start.
+            omega[:, :, :k] = start[:, :, :k] + 1e-4 * omega[:, :, :k]
     return omega
 
 

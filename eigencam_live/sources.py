@@ -271,7 +271,12 @@ class FileSource(FrameSource):
                             f"({_av_reason(exc)})")
             return None
         now = time.monotonic()
-        image = frame.to_ndarray(format="bgr24")
+        if (frame.width, frame.height) != (self.info.width, self.info.height):
+            # A stream that changes resolution mid-way: every frame keeps the size the consumer
+            # (and the output file) was set up for.
+            image = frame.to_ndarray(format="bgr24", width=self.info.width, height=self.info.height)
+        else:
+            image = frame.to_ndarray(format="bgr24")
         if frame.pts is not None and frame.time_base is not None:
             pts = float(frame.pts * frame.time_base)
         else:

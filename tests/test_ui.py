@@ -266,7 +266,9 @@ def test_bad_source_shows_an_error_and_the_app_keeps_running(qtbot, make_window,
     qtbot.waitUntil(lambda: "back to layer features" in (w.last_error or ""), timeout=WAIT)
     assert w.pipeline.engine.layer == "features"
     wait_frames(qtbot, w, 3)
-    w._engine(component=5, short_side=32)  # rank of a 1x1 map is 1: component 5 cannot exist
+    w._engine(component=5, short_side=32)  # a 1x1 map: nothing to show, and no component 5
+    qtbot.waitUntil(lambda: "too small" in (w.last_error or ""), timeout=WAIT)
+    w._engine(component=7, short_side=64)  # a 2x3 map has rank 6: component 7 cannot exist
     qtbot.waitUntil(lambda: "rank" in (w.last_error or ""), timeout=WAIT)
     w._engine(component=1, short_side=64)
     wait_frames(qtbot, w, 3)

@@ -1,0 +1,114 @@
+"""Edge cases found in review: resolution changes, folders given as files, ranks and 1x1 layers on
+every path, blank frames in the video state, warnings that survive a failed reload."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from eigencam_live.annotate import plan_jobs
+from eigencam_live.cam import SubspaceTracker, eigen_cam
+from eigencam_live.engine import Engine, EngineConfig
+from eigencam_live.errors import ConfigError, LayerNotFoundError, SinkError, WeightsError
+from eigencam_live.sources import open_source
+
+from .conftest import scene
+from .media import write_clip
+
+
+def _ts_segment(path, size, frames):
+    with av.open(str(path), "w", format="mpegts") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = size[0], size[1], "yuv420p"
+        for i in range(frames):
+            img = np.full((size[1], size[0], 3), (i * 20) % 255, np.uint8)
+            for p in s.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+
+
+def test_a_stream_that_changes_resolution_keeps_its_first_size(tmp_path):
+    _ts_segment(tmp_path / "a.ts", (96, 64), 8)
+    _ts_segment(tmp_path / "b.ts", (128, 96), 8)
+    joined = tmp_path / "ab.ts"
+    joined.write_bytes((tmp_path / "a.ts").read_bytes() + (tmp_path / "b.ts").read_bytes())
+    src = open_source(str(joined))
+    shapes, n = set(), 0
+    while (frame := src.read()) is not None:
+        shapes.add(frame.image.shape)
+        n += 1
+    src.close()
+    assert n == 16 and shapes == {(64, 96, 3)}
+
+
+def test_stats_or_heatmaps_naming_a_folder_are_refused_before_work(tmp_path):
+    clip = write_clip(tmp_path / "in.mp4", frames=3, size=(64, 48))
+    (tmp_path / "folder").mkdir()
+    for kw in ({"stats": str(tmp_path / "folder")}, {"heatmaps": str(tmp_path / "folder")}):
+        with pytest.raises(SinkError, match="is a folder"):
+            plan_jobs([str(clip)], str(tmp_path / "out.mp4"), force=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    torch.manual_seed(0)
+    return Engine(EngineConfig(model="resnet18", weights="none", short_side=64, device="cpu"))
+
+
+def test_component_beyond_the_rank_is_a_config_error_on_both_paths(engine):
+    frame = scene(64, 96)
+    engine.reconfigure(component=40)  # layer4 at 64x96 input: 2x3 = 6 positions
+    try:
+        with pytest.raises(ConfigError, match="rank 6"):
+            engine.process_one(frame)
+        with pytest.raises(ConfigError, match="rank 6"):
+            engine.infer_device(torch.from_numpy(frame[None]))
+    finally:
+        engine.reconfigure(component=1)
+    with pytest.raises(ConfigError):  # the math alone says so too (ConfigError is a ValueError)
+        eigen_cam(torch.randn(1, 8, 2, 2), component=5)
+
+
+def test_a_layer_without_a_spatial_map_is_refused_with_a_clear_error(engine):
+    engine.reconfigure(layer="avgpool")
+    try:
+        with pytest.raises(LayerNotFoundError, match="1x1"):
+            engine.process_one(scene(64, 96))
+    finally:
+        engine.reconfigure(layer=None)
+    assert engine.process_one(scene(64, 96)).cam.shape == (2, 3)
+
+
+def test_a_blank_frame_does_not_wipe_the_video_state():
+    g = torch.Generator().manual_seed(0)
+    acts = torch.randn(1, 64, 12, 12, generator=g)
+    acts[:, :8, 3:6, 3:6] += 4.0
+    tracker = SubspaceTracker()
+    eigen_cam(acts, method="randomized", tracker=tracker)
+    basis = tracker.basis.clone()
+    eigen_cam(torch.zeros_like(acts), method="randomized", tracker=tracker)  # a black frame
+    assert torch.equal(tracker.basis, basis)
+    exact = eigen_cam(acts, method="exact").maps
+    warm = eigen_cam(acts, method="randomized", tracker=tracker).maps
+    assert float(np.corrcoef(warm.ravel(), exact.ravel())[0, 1]) > 0.999
+
+
+def test_a_failed_reload_keeps_the_untrained_warning(monkeypatch):
+    import eigencam_live.engine as engine_mod
+    from eigencam_live.errors import WeightsUnavailableError
+    from eigencam_live.models import load_model
+
+    def offline(name, weights="imagenet", **kw):
+        if weights == "imagenet":
+            raise WeightsUnavailableError("offline")
+        return load_model(name, weights, **kw)
+
+    monkeypatch.setattr(engine_mod, "load_model", offline)
+    eng = Engine(EngineConfig(model="resnet18", weights="imagenet", short_side=64), fallback_untrained=True)
+    assert eng.warning and "UNTRAINED" in eng.warning
+    with pytest.raises(WeightsError):
+        eng.reconfigure(weights="/no/such/file.pth")
+    assert eng.warning and "UNTRAINED" in eng.warning and eng.config.weights == "imagenet"
