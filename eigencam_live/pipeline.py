@@ -5,7 +5,8 @@ model, the Eigen-CAM decomposition (sync-free on CUDA), the map's resize to the 
 lookup and the blend all run on the device; one download of the finished frames plus a few numbers
 per frame, then one wait on a CUDA event. Nothing else in the loop waits for the GPU, so the host is
 free to decode and encode while it works (``torch.cuda.set_sync_debug_mode("error")`` passes around
-:meth:`DevicePipeline.submit`).
+:meth:`DevicePipeline.submit` once a first batch has uploaded the colormap table and the solver's
+index tensors, and cuDNN has picked its kernels).
 
 On the CPU the same code runs (no pinning, no events); :class:`~eigencam_live.engine.Engine`'s
 numpy path is the faster choice there.
