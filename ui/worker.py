@@ -461,11 +461,15 @@ class Pipeline(QObject):
                 return
             self._seek(max(0, self._last_frame.index + delta))
             return
+        self._process_next(record=True)
+
+    def _process_next(self, *, record: bool) -> None:
+        """Wait up to 2 s (stoppable) for the next frame and process it; nothing at the end."""
         deadline = time.monotonic() + 2.0
         while not self._stop.is_set() and time.monotonic() < deadline and self._capture is not None:
             frame = self._read(timeout=0.1)
             if frame is not None:
-                self._process(frame, record=True)
+                self._process(frame, record=record)
                 return
             if self._ended:
                 return
@@ -479,14 +483,7 @@ class Pipeline(QObject):
         if self.engine is not None:
             self.engine.reset()
         if self._paused:
-            deadline = time.monotonic() + 2.0
-            while not self._stop.is_set() and time.monotonic() < deadline and self._capture is not None:
-                frame = self._read(timeout=0.1)
-                if frame is not None:
-                    self._process(frame, record=False)
-                    return
-                if self._ended:
-                    return
+            self._process_next(record=False)
 
     def _process(self, frame: Any, *, record: bool) -> None:
         engine = self.engine
