@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from eigencam_live import cam
 from eigencam_live.cam import (
     EXACT_MAX_DIM,
     SPECTRUM_SIZE,
@@ -110,11 +111,20 @@ def acts(nets, frames) -> dict[tuple[str, str], torch.Tensor]:
 CASES = [(name, layer) for name, layers in ARCHS.items() for layer in layers]
 
 
+@pytest.fixture
+def general_path(monkeypatch):
+    """Turn off the CPU fast path of the exact method (``_exact_cpu``): the general path runs."""
+    monkeypatch.setattr(cam, "_exact_cpu", lambda *args: None)
+
+
 # -- the definition ------------------------------------------------------------------------------
-@pytest.mark.parametrize("method", ["exact", "randomized"])
+@pytest.mark.parametrize("method", ["exact", "exact-general", "randomized"])
 @pytest.mark.parametrize("case", CASES, ids=["/".join(c) for c in CASES])
-def test_maps_equal_numpy_svd_of_the_definition(acts, case, method):
+def test_maps_equal_numpy_svd_of_the_definition(acts, case, method, request):
     a = acts[case]
+    if method == "exact-general":
+        request.getfixturevalue("general_path")
+        method = "exact"
     for k in (1, 2):
         want, want_proj, want_s = reference(a, k)
         res = eigen_cam(a, k, method)
@@ -302,6 +312,80 @@ def test_maps_equal_pytorch_grad_cam(nets, frames, name):
             pearson(cv2.resize(m[i], (x.shape[3], x.shape[2])), theirs[i]) for m in (ours, flipped)
         )
         assert best >= 0.999, (name, i, best)
+
+
+# -- the CPU fast path of the exact method --------------------------------------------------------
+FAST_CASES = [case for case in CASES if case[1] in ("layer4", "layer3", "features", "trunk_output")]  # HW <= C
+
+
+def both_paths(monkeypatch, fn):
+    """``fn()`` on the CPU fast path, then on the general path."""
+    fast = fn()
+    with monkeypatch.context() as m:
+        m.setattr(cam, "_exact_cpu", lambda *args: None)
+        general = fn()
+    return fast, general
+
+
+def assert_same(fast, general):
+    assert fast.method == general.method == "exact" and fast.component == general.component
+    for name in ("maps", "projections", "singular_values", "explained"):
+        got, want = getattr(fast, name), getattr(general, name)
+        assert got.shape == want.shape and got.dtype == want.dtype == torch.float32, name
+        scale = max(float(want.abs().max()), 1e-30)
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-5 * scale, msg=name)
+
+
+def test_the_fast_path_runs_for_small_cpu_maps(acts, monkeypatch):
+    """Without it the tests above would pass on the general path alone."""
+    calls = []
+    real = cam._exact_cpu
+    monkeypatch.setattr(cam, "_exact_cpu", lambda *args: calls.append(args[0].shape) or real(*args))
+    monkeypatch.setattr(cam, "_centred_matrix", lambda *args: pytest.fail("the general path ran"))
+    eigen_cam(acts[("resnet18", "layer4")])
+    assert calls == [torch.Size([3, 512, 4, 5])]
+
+
+@pytest.mark.parametrize("case", FAST_CASES, ids=["/".join(c) for c in FAST_CASES])
+def test_fast_path_equals_general_path(acts, case, monkeypatch):
+    a = acts[case]
+    for k in (1, 2, 3):
+        assert_same(*both_paths(monkeypatch, lambda: eigen_cam(a, k, "exact")))
+    # channels-last and half-precision layouts of the same activations
+    cl = a.contiguous(memory_format=torch.channels_last)
+    assert_same(*both_paths(monkeypatch, lambda: eigen_cam(cl)))
+    assert_same(eigen_cam(cl), eigen_cam(a))
+    half = a.half()
+    assert_same(*both_paths(monkeypatch, lambda: eigen_cam(half)))
+
+
+def test_fast_path_tracks_video_like_the_general_path(acts, monkeypatch):
+    """Frame by frame and in batches, through a flipped basis and a blank frame: the same signs,
+    maps and basis on both paths."""
+    a = acts[("resnet18", "layer4")]
+    blank = torch.zeros_like(a[:1])
+    frames = torch.cat([a, -a[:1], blank, a[1:], blank])  # 8 frames
+
+    def run():
+        tracker = SubspaceTracker()
+        out = [eigen_cam(frames[t : t + 1], tracker=tracker) for t in range(4)]
+        out.append(eigen_cam(frames[4:7], tracker=tracker))  # a batch that starts with a blank frame
+        before = tracker.basis.clone()
+        out.append(eigen_cam(frames[7:], tracker=tracker))  # a blank frame keeps the basis
+        assert torch.equal(tracker.basis, before)
+        tracker.update(-tracker.basis[None])  # the general update between fast-path calls
+        out.append(eigen_cam(a[2:3], tracker=tracker))  # the frame the basis came from
+        out.append(eigen_cam(frames[:3], tracker=tracker))
+        return out, tracker.basis
+
+    (fast, fast_basis), (general, general_basis) = both_paths(monkeypatch, run)
+    for f, g in zip(fast, general, strict=True):
+        assert_same(f, g)
+    torch.testing.assert_close(fast_basis, general_basis, rtol=0, atol=1e-5)
+    for blank_map in (fast[4].maps[0], fast[5].maps[0]):
+        assert float(blank_map.abs().max()) == 0.0
+    # the flipped basis flipped the next map: the tracker, not the per-frame rule, chose its sign
+    torch.testing.assert_close(fast[6].projections, -eigen_cam(a[2:3]).projections, rtol=1e-4, atol=1e-5)
 
 
 # -- video state ---------------------------------------------------------------------------------
