@@ -350,7 +350,7 @@ def test_the_fast_path_runs_for_small_cpu_maps(acts, monkeypatch):
 def test_fast_path_equals_general_path(acts, case, monkeypatch):
     a = acts[case]
     for k in (1, 2, 3):
-        assert_same(*both_paths(monkeypatch, lambda: eigen_cam(a, k, "exact")))
+        assert_same(*both_paths(monkeypatch, lambda k=k: eigen_cam(a, k, "exact")))
     # channels-last and half-precision layouts of the same activations
     cl = a.contiguous(memory_format=torch.channels_last)
     assert_same(*both_paths(monkeypatch, lambda: eigen_cam(cl)))
