@@ -307,6 +307,11 @@ _ONES: dict[int, torch.Tensor] = {}
 _CENTRING: dict[int, torch.Tensor] = {}
 
 
+def _frames(values: list, single: bool) -> list:
+    """``tolist()`` of a 2-D (one frame) or 3-D result as a list of frames."""
+    return [values] if single else values
+
+
 def _centring(positions: int) -> torch.Tensor:
     """The ``(N, N)`` centring matrix ``I - 11^T / N`` on the CPU, built once per size."""
     if positions not in _CENTRING:
@@ -341,13 +346,16 @@ def _exact_cpu(
         x = x.detach()
     if x.dtype != torch.float32:
         x = x.float()
+    single = b == 1
+    if single:  # 2-D products take torch.mm's path (the Linear layers'): ~15 % cheaper than bmm here
+        x = x[0]
     # Centring as a product, X_c X_c^T = J (X X^T) J with J = I - 11^T / N: three BLAS calls (the
     # first does the work) instead of a reduction, a subtraction and a copy of X. Its rounding error
     # is ~1e-7 of the raw energy rather than of the centred one, so it is used only where centring
     # keeps at least 1/20 of the energy (real feature maps keep 8 to 85 %; a near-constant frame does
     # not, and goes to the general path).
     raw = x @ x.mT  # (B, N, N)
-    raw_energy = [sum(d) for d in raw.diagonal(dim1=1, dim2=2).tolist()]
+    raw_energy = [sum(d) for d in _frames(raw.diagonal(dim1=-2, dim2=-1).tolist(), single)]
     if not all(math.isfinite(e) and e > 0.0 for e in raw_energy):
         return None  # NaN/inf (or overflow) for the general path to clean; all-zero frames
     j = _centring(big_n)
@@ -355,16 +363,16 @@ def _exact_cpu(
         evals, evecs = torch.linalg.eigh(j @ raw @ j)
     except torch.linalg.LinAlgError:
         return None
-    ev = evals.tolist()
+    ev = _frames(evals.tolist(), single)
     if not all(sum(e) >= MIN_CENTRED_ENERGY * r for e, r in zip(ev, raw_energy, strict=True)):
         return None
-    top = evecs.narrow(2, big_n - n, n)  # ascending: column n - 1 is component 1
+    top = evecs.narrow(-1, big_n - n, n)  # ascending: column n - 1 is component 1
     vt = (j @ top).mT @ x  # (B, n, C): row n - 1 - j is s_j v_j^T (J: exactly orthogonal to 1)
-    u = top.tolist()  # (B, N, n)
+    u = _frames(top.tolist(), single)  # (B, N, n)
     prev = None if tracker is None else tracker._loadings(c)
     # One product gives each loading vector's sum and, for the first frame, its dot products with the
     # previous frame's: column 0 of (C, 1 + m) is ones, the rest the previous loadings.
-    sums = (vt @ (_ones(c) if prev is None else prev[0])).tolist()  # (B, n, 1 + m)
+    sums = _frames((vt @ (_ones(c) if prev is None else prev[0])).tolist(), single)  # (B, n, 1 + m)
     if prev is not None:
         prev_coef = prev[1]
     aligned = prev is not None
@@ -385,7 +393,7 @@ def _exact_cpu(
             elif abs(total) > bound * s[j]:
                 signs.append(-1.0 if total < 0 else 1.0)
             else:  # (nearly) cancelling loadings: the rule's fallback, on tensors
-                signs.append(float(_rule_signs(vt[i, n - 1 - j][None, :, None])))
+                signs.append(float(_rule_signs((vt if single else vt[i])[n - 1 - j][None, :, None])))
         if aligned:  # sign continuity with the previous frame (SubspaceTracker.align)
             m = len(prev_coef)
             dots = [sums[0][n - 1 - j][m - j] for j in range(min(n, m))] if i == 0 else [chain[i - 1][n - 1 - j] for j in range(n)]
@@ -407,7 +415,7 @@ def _exact_cpu(
         rows.append(proj + maps + s + explained)
 
     if tracker is not None:
-        tracker._keep(vt[-1], prev_coef, s[0] > 0.0)
+        tracker._keep(vt if single else vt[-1], prev_coef, s[0] > 0.0)
     # One array for all the results, (B, 2N + 2n), and tensors on views of it (numpy builds it from
     # the lists in a third of the time torch.tensor takes).
     out = np.array(rows, dtype=np.float32)
