@@ -24,6 +24,10 @@ Decomposition, always in float32 whatever the input dtype:
   rank ``k + oversample`` and ``n_iter`` power iterations, optionally warm-started from the previous
   frame's subspace.
 * ``auto``: ``exact`` when ``min(HW, C) <= EXACT_MAX_DIM``, else ``randomized``.
+
+On the CPU, the ``exact`` method with ``HW <= C`` (every default layer at video sizes) takes a fast
+path, :func:`_exact_cpu`, with the same results: at a 7 x 7 map the arithmetic is tiny and the cost
+is the number of tensor ops, each 10 to 30 us right after a forward pass has evicted the caches.
 """
 
 from __future__ import annotations
@@ -53,6 +57,9 @@ METHODS = ("auto", "exact", "randomized")
 EXACT_MAX_DIM = 384
 #: Number of leading components whose singular values are always returned (spectrum display).
 SPECTRUM_SIZE = 5
+#: A component whose variance is below this share of the total is rounding noise (a rank-deficient
+#: map: fewer distinct positions than components) and is reported as absent: s = 0, an empty map.
+NOISE = 1e-5
 _EPS = 1e-12
 
 
@@ -111,10 +118,13 @@ def _centred_matrix(activations: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     x.sub_(mean)
     spread = x.abs().amax(dim=(1, 2))  # (aminmax with a dim is 10x slower on the CPU)
     # Scale each frame to unit max so every threshold below is relative: untrained networks give
-    # activations of 1e-8 and fp16 ones are coarse. A constant frame becomes exactly zero.
-    ok = _varies(x.square().sum(dim=(1, 2)), mean.square().sum(dim=(1, 2)), h * w)
+    # activations of 1e-8 and fp16 ones are coarse (and so that the energies below neither overflow
+    # nor underflow). A constant frame becomes exactly zero.
+    inv = 1.0 / spread.clamp_min(1e-30)
+    x.mul_(inv[:, None, None])
+    ok = _varies(x.square().sum(dim=(1, 2)), (mean * inv[:, None, None]).square().sum(dim=(1, 2)), h * w)
     # A zeroed frame has no singular values, so its scale never shows: no need to special-case it.
-    x.mul_((ok / spread.clamp_min(1e-30))[:, None, None])
+    x.mul_(ok[:, None, None])
     return x, spread
 
 
@@ -288,6 +298,10 @@ def eigen_cam(
         iters = min(n_iter, 1) if start is not None else n_iter
         u, s, v, energy = _randomized(xt, n, oversample=oversample, n_iter=iters, start=start, generator=generator)
 
+    # Components below the rounding noise (rank-deficient maps) are reported as absent.
+    real = s.square() > NOISE * energy[:, None]
+    s = s * real
+    v = v * real[:, None, :]
     signs = _rule_signs(v)
     if tracker is not None:
         signs = tracker.align(v, signs)
@@ -301,10 +315,14 @@ def eigen_cam(
     return CamResult(maps=maps, projections=proj, singular_values=s, explained=explained, component=component, method=method)
 
 
-#: Smallest share of the raw energy ``||X||^2`` left after centring for which the CPU fast path runs.
-MIN_CENTRED_ENERGY = 0.05
+#: Smallest share of the raw energy ``||X||^2`` left after centring for which the CPU fast path runs
+#: (its Gram matrix carries rounding errors ~1e-7 of the raw energy, at most 10x the general path's).
+MIN_CENTRED_ENERGY = 0.1
+#: Smallest mean square activation for the fast path: below, float32 squares lose precision.
+MIN_MEAN_SQUARE = 1e-24
 _ONES: dict[int, torch.Tensor] = {}
 _CENTRING: dict[int, torch.Tensor] = {}
+_CACHE_SIZES = 8  # distinct sizes kept; a stream of many sizes just rebuilds them
 
 
 def _frames(values: list, single: bool) -> list:
@@ -315,14 +333,18 @@ def _frames(values: list, single: bool) -> list:
 def _centring(positions: int) -> torch.Tensor:
     """The ``(N, N)`` centring matrix ``I - 11^T / N`` on the CPU, built once per size."""
     if positions not in _CENTRING:
-        _CENTRING[positions] = torch.eye(positions) - 1.0 / positions
+        if len(_CENTRING) >= _CACHE_SIZES:
+            _CENTRING.clear()
+        _CENTRING[positions] = torch.eye(positions, dtype=torch.float32) - 1.0 / positions
     return _CENTRING[positions]
 
 
 def _ones(channels: int) -> torch.Tensor:
     """A ``(channels, 1)`` column of ones on the CPU, built once per size."""
     if channels not in _ONES:
-        _ONES[channels] = torch.ones(channels, 1)
+        if len(_ONES) >= _CACHE_SIZES:
+            _ONES.clear()
+        _ONES[channels] = torch.ones(channels, 1, dtype=torch.float32)
     return _ONES[channels]
 
 
@@ -356,8 +378,8 @@ def _exact_cpu(
     # not, and goes to the general path).
     raw = x @ x.mT  # (B, N, N)
     raw_energy = [sum(d) for d in _frames(raw.diagonal(dim1=-2, dim2=-1).tolist(), single)]
-    if not all(math.isfinite(e) and e > 0.0 for e in raw_energy):
-        return None  # NaN/inf (or overflow) for the general path to clean; all-zero frames
+    if not all(math.isfinite(e) and e >= MIN_MEAN_SQUARE * big_n * c for e in raw_energy):
+        return None  # NaN/inf (or overflow) for the general path to clean; tiny or all-zero frames
     j = _centring(big_n)
     try:
         evals, evecs = torch.linalg.eigh(j @ raw @ j)
@@ -384,7 +406,7 @@ def _exact_cpu(
     rows: list[list[float]] = []
     for i in range(b):
         energy = sum(ev[i])  # the trace: ||X||_F^2
-        s = [math.sqrt(lam) if lam > 0.0 else 0.0 for lam in reversed(ev[i][big_n - n :])]
+        s = [math.sqrt(lam) if lam > NOISE * energy else 0.0 for lam in reversed(ev[i][big_n - n :])]
         signs = []
         for j in range(n):
             total = sums[i][n - 1 - j][0]
@@ -420,10 +442,10 @@ def _exact_cpu(
     # the lists in a third of the time torch.tensor takes).
     out = np.array(rows, dtype=np.float32)
     return CamResult(
-        maps=torch.from_numpy(out[:, big_n : 2 * big_n].reshape(b, h, w)),
-        projections=torch.from_numpy(out[:, :big_n].reshape(b, h, w)),
-        singular_values=torch.from_numpy(out[:, 2 * big_n : 2 * big_n + n]),
-        explained=torch.from_numpy(out[:, 2 * big_n + n :]),
+        maps=torch.from_numpy(np.ascontiguousarray(out[:, big_n : 2 * big_n]).reshape(b, h, w)),
+        projections=torch.from_numpy(np.ascontiguousarray(out[:, :big_n]).reshape(b, h, w)),
+        singular_values=torch.from_numpy(np.ascontiguousarray(out[:, 2 * big_n : 2 * big_n + n])),
+        explained=torch.from_numpy(np.ascontiguousarray(out[:, 2 * big_n + n :])),
         component=component,
         method="exact",
     )
@@ -460,7 +482,8 @@ class SubspaceTracker:
         """``(C, n)`` signed right singular vectors of the last frame, or ``None``."""
         if self._v is None and self._cols is not None:
             coef = torch.tensor(self._coef[::-1], dtype=self._cols.dtype)
-            self._v = (self._cols[:, 1:] * coef).flip(1)
+            # from here on _v is the state (a caller may edit it in place); _loadings rebuilds _cols
+            self._v, self._cols, self._coef = (self._cols[:, 1:] * coef).flip(1), None, None
         return self._v
 
     def start(self, channels: int) -> torch.Tensor | None:
@@ -501,6 +524,7 @@ class SubspaceTracker:
                 return None
             v = self._v if self._v.device.type == "cpu" else self._v.cpu()
             self._cols, self._coef = torch.cat((_ones(v.shape[0]), v.flip(1)), dim=1), [1.0] * v.shape[1]
+            self._v = None  # one source of truth: basis is rebuilt from _cols when asked for
         return (self._cols, self._coef) if self._cols.shape[0] == channels else None
 
     def _keep(self, raw: torch.Tensor, coef: list[float], has_variance: bool) -> None:

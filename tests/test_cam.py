@@ -261,13 +261,16 @@ def test_constant_activations_give_zero_maps(acts_const):
         assert float(res.explained.abs().max()) == 0.0
 
 
-def test_scale_invariance(acts):
-    """Thresholds are relative: untrained networks give activations of 1e-8, others of 1e4."""
-    a = acts[("resnet18", "layer4")]
-    base = eigen_cam(a)
-    for factor in (1e-8, 1e4):
-        res = eigen_cam(a * factor)
-        torch.testing.assert_close(res.maps, base.maps, atol=1e-4, rtol=0)
+@pytest.mark.parametrize("case", [("resnet18", "layer4"), ("resnet18", "layer2")], ids=["HW<=C", "HW>C"])
+@pytest.mark.parametrize("method", ["exact", "randomized"])
+def test_scale_invariance(acts, case, method):
+    """Thresholds are relative: untrained networks give activations of 1e-8, others of 1e4; and
+    neither float32 underflow (squares of 1e-23) nor overflow (squares of 1e20) blanks a map."""
+    a = acts[case]
+    base = eigen_cam(a, method=method)
+    for factor in (1e-23, 1e-8, 1e4, 1e20):
+        res = eigen_cam(a * factor, method=method)
+        torch.testing.assert_close(res.maps, base.maps, atol=1e-4, rtol=0, msg=str(factor))
         torch.testing.assert_close(res.singular_values, base.singular_values * factor, rtol=1e-4, atol=0)
         torch.testing.assert_close(res.explained, base.explained, rtol=1e-4, atol=1e-6)
 
@@ -386,6 +389,47 @@ def test_fast_path_tracks_video_like_the_general_path(acts, monkeypatch):
         assert float(blank_map.abs().max()) == 0.0
     # the flipped basis flipped the next map: the tracker, not the per-frame rule, chose its sign
     torch.testing.assert_close(fast[6].projections, -eigen_cam(a[2:3]).projections, rtol=1e-4, atol=1e-5)
+
+
+def test_fast_path_edge_cases_match_the_general_path(monkeypatch):
+    g = torch.Generator().manual_seed(5)
+    # rank-deficient maps: HW = 5 positions (rank <= 4 after centring) and rank-2 activations, where
+    # the weak components are rounding noise on both paths and reported as absent
+    few = torch.rand(2, 16, 1, 5, generator=g)
+    rank2 = (torch.rand(1, 64, 2, generator=g) @ torch.rand(1, 2, 36, generator=g)).view(1, 64, 6, 6)
+    for a in (few, rank2):
+        for k in (1, 3):
+            fast, general = both_paths(monkeypatch, lambda a=a, k=k: eigen_cam(a, k, "exact"))
+            assert_same(fast, general)
+    noise = eigen_cam(rank2, 4, "exact")
+    assert float(noise.maps.abs().max()) == 0.0 and float(noise.singular_values[0, 2:].abs().max()) == 0.0
+    # batches come back contiguous, like the general path's
+    res = eigen_cam(torch.rand(3, 64, 4, 4, generator=g), tracker=SubspaceTracker())
+    assert all(t.is_contiguous() for t in (res.maps, res.projections, res.singular_values, res.explained))
+
+
+def test_fast_path_under_a_float64_default_dtype():
+    a = torch.rand(1, 64, 4, 4, generator=torch.Generator().manual_seed(6))
+    want = eigen_cam(a)
+    cam._CENTRING.clear()
+    cam._ONES.clear()
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        got = eigen_cam(a, tracker=SubspaceTracker())
+    finally:
+        torch.set_default_dtype(old)
+        cam._CENTRING.clear()
+        cam._ONES.clear()
+    assert_same(got, want)
+
+
+def test_editing_the_tracker_basis_in_place_is_followed(acts):
+    a = acts[("resnet18", "layer4")][:1]
+    tracker = SubspaceTracker()
+    plain = eigen_cam(a, tracker=tracker)
+    tracker.basis.neg_()
+    torch.testing.assert_close(eigen_cam(a, tracker=tracker).projections, -plain.projections, rtol=1e-4, atol=1e-5)
 
 
 # -- video state ---------------------------------------------------------------------------------
