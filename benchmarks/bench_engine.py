@@ -171,10 +171,10 @@ def bench_model(name: str, device: torch.device, precision: str, repeats: int, w
                      "ratio": t.ratio("forward-traced", "forward")})
     rows.append({"case": f"{name} @224 eigen_cam {shape}", "ms": t["cam"], "ratio": t.ratio("cam", "forward"),
                  "target": f"<= {TARGETS['cam_over_forward']:.0%} of forward"})
-    rows.append({"case": "  the same, one image (no video tracker)", "ms": t["cam-single"],
+    rows.append({"case": f"{name} @224 the same, one image (no video tracker)", "ms": t["cam-single"],
                  "ratio": t.ratio("cam-single", "forward")})
     if "eigh" in fns:
-        rows.append({"case": f"  of which torch.linalg.eigh of the {positions}x{positions} Gram matrix", "ms": t["eigh"],
+        rows.append({"case": f"{name} @224 of which torch.linalg.eigh, {positions}x{positions}", "ms": t["eigh"],
                      "ratio": t.ratio("eigh", "forward")})
     ratios[f"{name}_cam_over_forward"] = t.ratio("cam", "forward")
     if reference is not None:

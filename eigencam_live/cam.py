@@ -403,7 +403,7 @@ def _exact_cpu(
 
     k = component - 1
     bound = 2e-6 * math.sqrt(c)  # |sum v| > bound * ||v||_2 implies |sum v| > 1e-6 * ||v||_1
-    rows: list[list[float]] = []
+    out_proj, out_maps, out_s, out_explained = [], [], [], []
     for i in range(b):
         energy = sum(ev[i])  # the trace: ||X||_F^2
         s = [math.sqrt(lam) if lam > NOISE * energy else 0.0 for lam in reversed(ev[i][big_n - n :])]
@@ -433,19 +433,19 @@ def _exact_cpu(
         lo, hi = max(min(proj), 0.0), max(max(proj), 0.0)
         inv = 1.0 / (hi - lo) if hi - lo > 1e-6 * hi else 0.0  # flat maps become 0 (normalize_maps)
         maps = [((t if t > 0.0 else 0.0) - lo) * inv for t in proj]
-        explained = [min(sj * sj / energy, 1.0) if sj > 0.0 else 0.0 for sj in s]
-        rows.append(proj + maps + s + explained)
+        out_proj.append(proj)
+        out_maps.append(maps)
+        out_s.append(s)
+        out_explained.append([min(sj * sj / energy, 1.0) if sj > 0.0 else 0.0 for sj in s])
 
     if tracker is not None:
         tracker._keep(vt if single else vt[-1], prev_coef, s[0] > 0.0)
-    # One array for all the results, (B, 2N + 2n), and tensors on views of it (numpy builds it from
-    # the lists in a third of the time torch.tensor takes).
-    out = np.array(rows, dtype=np.float32)
+    # numpy builds arrays from lists in a third of the time torch.tensor takes
     return CamResult(
-        maps=torch.from_numpy(np.ascontiguousarray(out[:, big_n : 2 * big_n]).reshape(b, h, w)),
-        projections=torch.from_numpy(np.ascontiguousarray(out[:, :big_n]).reshape(b, h, w)),
-        singular_values=torch.from_numpy(np.ascontiguousarray(out[:, 2 * big_n : 2 * big_n + n])),
-        explained=torch.from_numpy(np.ascontiguousarray(out[:, 2 * big_n + n :])),
+        maps=torch.from_numpy(np.array(out_maps, dtype=np.float32).reshape(b, h, w)),
+        projections=torch.from_numpy(np.array(out_proj, dtype=np.float32).reshape(b, h, w)),
+        singular_values=torch.from_numpy(np.array(out_s, dtype=np.float32)),
+        explained=torch.from_numpy(np.array(out_explained, dtype=np.float32)),
         component=component,
         method="exact",
     )
