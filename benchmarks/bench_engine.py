@@ -13,8 +13,10 @@ Measured in one process, on one input, random weights (no download):
   resize to the input) against the engine on a 224 x 224 frame (which adds preprocessing the other
   does not do). Targets: >= 4x faster per frame, and >= 50x less time outside the forward.
 
-Each repetition times every variant of a case back to back (interleaved), so load from other
-processes hits them alike; the figures are medians over the repetitions. Ratios are medians of each repetition's paired ratio (robust to load that
+Each model is measured in a fresh process (``--in-process`` runs them all in this one: the second
+model's small ops then run 10 to 20 % slower). Each repetition times every variant of a case back to
+back (interleaved), so load from other processes hits them alike; each step is timed right after a
+forward pass, as the engine runs it; the figures are medians over the repetitions. Ratios are medians of each repetition's paired ratio (robust to load that
 drifts between repetitions); an overhead that comes out <= 0.05 ms is reported as nan (noise). On CUDA the same cases run in fp16 with ``torch.cuda.synchronize()`` before every
 clock read (grad-cam there runs an fp32 copy: its numpy SVD has no fp16).
 """
@@ -27,6 +29,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -271,18 +274,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", nargs="+", default=["resnet50", "mobilenet_v3_large"])
     p.add_argument("--no-grad-cam", action="store_true", help="skip the pytorch_grad_cam comparison")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--in-process", action="store_true",
+                   help="run all the models in this process (default: each in a fresh one, see below)")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.repeats < 10:
         p.error("--repeats must be >= 10")
 
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    if args.child:  # one model for the parent: its results as one JSON line
+        print(json.dumps([bench_device(d, args.models, args.repeats, args.warmup, not args.no_grad_cam) for d in devices]))
+        return 0
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, "
           f"{platform.processor() or platform.machine()}; medians of {args.repeats} interleaved runs "
-          f"after {args.warmup} warm-up runs; random weights")
-    results = [bench_device(torch.device("cpu"), args.models, args.repeats, args.warmup, not args.no_grad_cam)]
-    if torch.cuda.is_available():
-        results.append(bench_device(torch.device("cuda"), args.models, args.repeats, args.warmup, not args.no_grad_cam))
+          f"after {args.warmup} warm-up runs; random weights; "
+          + ("all models in one process" if args.in_process else "each model in a fresh process"))
+    if args.in_process or len(args.models) == 1:
+        results = [bench_device(d, args.models, args.repeats, args.warmup, not args.no_grad_cam) for d in devices]
+    else:
+        # A model measured after another one in the same process runs its small ops 10 to 20 %
+        # slower (the other network's and grad-cam's leftovers: allocator, oneDNN and MKL state), as
+        # the app would after a model switch; a fresh process per model is how one model is used.
+        results = _merge([_child(model, args) for model in args.models])
     all_ok = {}
     for r in results:
         ok = verdicts(r["ratios"])
@@ -302,6 +317,27 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(json.dumps(summary))
     return 0
+
+
+def _child(model: str, args: argparse.Namespace) -> list[dict]:
+    cmd = [sys.executable, __file__, "--child", "--models", model, "--repeats", str(args.repeats),
+           "--warmup", str(args.warmup)]
+    if args.no_grad_cam:
+        cmd.append("--no-grad-cam")
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _merge(per_model: list[list[dict]]) -> list[dict]:
+    """Per-model results (one dict per device each) -> one dict per device, rows in model order."""
+    merged = []
+    for parts in zip(*per_model, strict=True):
+        merged.append({"device": parts[0]["device"], "precision": parts[0]["precision"],
+                       "rows": [row for part in parts for row in part["rows"]],
+                       "ratios": {k: v for part in parts for k, v in part["ratios"].items()}})
+    return merged
 
 
 if __name__ == "__main__":
