@@ -8,6 +8,11 @@ Definition (Muhammad & Yeasin, IJCNN 2020, arXiv 2008.00299), per frame:
 * the map is passed through ReLU and min-max normalised to ``[0, 1]``;
 * the explained variance of component ``k`` is ``s_k^2 / sum(s^2) = s_k^2 / ||X||_F^2``.
 
+Degenerate cases: a frame that does not vary over its positions (RMS variation under 1e-6 of the RMS
+mean, e.g. constant activations) gives an all-zero map and zero singular values; a component that
+carries less than ``NOISE`` (1e-5) of the variance is rounding noise (a rank-deficient map, fewer
+distinct positions than components) and is reported as absent: ``s_k = 0`` and an all-zero map.
+
 Sign rule. A singular vector's sign is arbitrary. We choose the sign for which the map correlates
 positively with the channel-summed (centred) activation, ``X 1``: since
 ``<X v_k, X 1> = s_k^2 <v_k, 1>``, this is the sign that makes the channel loadings ``v_k`` sum to a
