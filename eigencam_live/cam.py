@@ -357,14 +357,17 @@ def _exact_cpu(
     activations: torch.Tensor, component: int, n: int, tracker: SubspaceTracker | None
 ) -> CamResult | None:
     """The ``exact`` method for a CPU batch with ``HW <= C``: same definition, sign rule, tracker
-    and results as the general path (the tests hold them equal), in about 15 tensor ops instead of 90.
+    and results as the general path (the tests hold them equal), in about 25 calls instead of 90.
 
-    At a 7x7 map every tensor is tiny, and each torch op costs 5 to 20 us whatever its size (the
-    upper end right after a forward pass has evicted the caches): the general path spends more on op
-    overhead than on arithmetic. Here only the centring, the Gram product, ``eigh`` and one product
-    for the loadings touch the activations; everything of size ``n`` or ``HW`` per frame is done on
-    Python floats and comes back as one tensor. Returns ``None`` for activations that are not finite
-    (or overflow when squared): the general path cleans and rescales those.
+    At a 7x7 map every tensor is tiny, and each torch op costs 2 to 5 us whatever its size, 10 to 30
+    us right after a forward pass has evicted the caches: the general path spent more on op overhead
+    than on arithmetic. Here the activations see only the Gram product and one product for the
+    loadings; the rest is ``eigh`` and products of ``HW x HW`` or ``n x C`` matrices, and everything
+    of size ``n`` or ``HW`` per frame runs on Python floats and comes back as numpy arrays.
+
+    Returns ``None`` (the general path takes over) for activations that are not finite or overflow
+    when squared, that are too small for float32 squares, or that centring leaves with under
+    ``MIN_CENTRED_ENERGY`` of their energy (near-constant frames).
     """
     b, c, h, w = activations.shape
     big_n = h * w
@@ -379,22 +382,21 @@ def _exact_cpu(
     # Centring as a product, X_c X_c^T = J (X X^T) J with J = I - 11^T / N: three BLAS calls (the
     # first does the work) instead of a reduction, a subtraction and a copy of X. Its rounding error
     # is ~1e-7 of the raw energy rather than of the centred one, so it is used only where centring
-    # keeps at least 1/20 of the energy (real feature maps keep 8 to 85 %; a near-constant frame does
-    # not, and goes to the general path).
+    # keeps at least MIN_CENTRED_ENERGY (1/10) of the energy: real feature maps keep 8 to 85 %.
     raw = x @ x.mT  # (B, N, N)
     raw_energy = [sum(d) for d in _frames(raw.diagonal(dim1=-2, dim2=-1).tolist(), single)]
     if not all(math.isfinite(e) and e >= MIN_MEAN_SQUARE * big_n * c for e in raw_energy):
         return None  # NaN/inf (or overflow) for the general path to clean; tiny or all-zero frames
-    j = _centring(big_n)
+    centre = _centring(big_n)
     try:
-        evals, evecs = torch.linalg.eigh(j @ raw @ j)
+        evals, evecs = torch.linalg.eigh(centre @ raw @ centre)
     except torch.linalg.LinAlgError:
         return None
     ev = _frames(evals.tolist(), single)
     if not all(sum(e) >= MIN_CENTRED_ENERGY * r for e, r in zip(ev, raw_energy, strict=True)):
         return None
     top = evecs.narrow(-1, big_n - n, n)  # ascending: column n - 1 is component 1
-    vt = (j @ top).mT @ x  # (B, n, C): row n - 1 - j is s_j v_j^T (J: exactly orthogonal to 1)
+    vt = (centre @ top).mT @ x  # (B, n, C): row n - 1 - j is s_j v_j^T (J: exactly orthogonal to 1)
     u = _frames(top.tolist(), single)  # (B, N, n)
     prev = None if tracker is None else tracker._loadings(c)
     # One product gives each loading vector's sum and, for the first frame, its dot products with the
@@ -410,7 +412,7 @@ def _exact_cpu(
     bound = 2e-6 * math.sqrt(c)  # |sum v| > bound * ||v||_2 implies |sum v| > 1e-6 * ||v||_1
     out_proj, out_maps, out_s, out_explained = [], [], [], []
     for i in range(b):
-        energy = sum(ev[i])  # the trace: ||X||_F^2
+        energy = sum(ev[i])  # the trace: ||X_c||_F^2
         s = [math.sqrt(lam) if lam > NOISE * energy else 0.0 for lam in reversed(ev[i][big_n - n :])]
         signs = []
         for j in range(n):
