@@ -326,6 +326,23 @@ def test_shortcuts(qtbot, make_window):
     assert not w.paused
 
 
+def test_arrows_step_frames_while_a_spin_box_has_the_focus(qtbot, make_window):
+    w = make_window()
+    wait_frames(qtbot, w, 2)
+    w.activateWindow()
+    before = w.component_spin.value()
+    for spin in (w.component_spin, w.short_side_spin):
+        spin.setFocus()
+        with qtbot.waitSignal(w.frame_shown, timeout=WAIT):
+            qtbot.keyClick(spin, Qt.Key_Right)
+        assert w.paused
+    assert w.component_spin.value() == before
+    # Up and Down still belong to the spin box
+    w.component_spin.setFocus()
+    qtbot.keyClick(w.component_spin, Qt.Key_Up)
+    assert w.component_spin.value() == before + 1
+
+
 def test_settings_are_remembered_and_typed_options_win(qtbot, make_window, settings):
     w = make_window(settings=settings)
     wait_frames(qtbot, w, 1)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PyQt5.QtCore import QSettings, Qt, QTimer, pyqtSignal
+from PyQt5.QtCore import QEvent, QObject, QSettings, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import (
     QAction,
@@ -62,6 +62,20 @@ def _form(parent: QWidget) -> QFormLayout:
 def default_snapshot_dir() -> Path:
     return Path.home() / "Pictures" / "eigencam-live"
 
+
+
+class _FrameKeys(QObject):
+    """Event filter: ← and → (no modifier) go to the window's frame-step shortcuts, not the widget."""
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
+        if (
+            event.type() == QEvent.ShortcutOverride
+            and event.key() in (Qt.Key_Left, Qt.Key_Right)
+            and event.modifiers() == Qt.NoModifier
+        ):
+            event.ignore()  # not claimed by the widget: the shortcut fires
+            return True
+        return False
 
 class MainWindow(QMainWindow):
     """The eigencam-live window.
@@ -322,6 +336,10 @@ class MainWindow(QMainWindow):
             sc.setContext(Qt.WindowShortcut)
             sc.activated.connect(slot)
             self._shortcut_objects.append(sc)
+        # A spin box with the focus would take ← and → for its text cursor: they step frames instead.
+        self._frame_keys = _FrameKeys(self)
+        for spin in (self.component_spin, self.smoothing_spin, self.short_side_spin):
+            spin.installEventFilter(self._frame_keys)
         quit_action = QAction("Quit", self)
         quit_action.setShortcut(QKeySequence.Quit)
         quit_action.triggered.connect(self.close)
