@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from eigencam_live.annotate import Job, annotate_file  # noqa: E402
-from eigencam_live.cli import cpu_threads_for_network  # noqa: E402
+from eigencam_live.options import network_threads  # noqa: E402
 from eigencam_live.engine import Engine, EngineConfig  # noqa: E402
 from eigencam_live.render import RenderConfig, render  # noqa: E402
 from eigencam_live.sink import VideoSink  # noqa: E402
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     frames = min(args.frames or total or 300, total or 10**9, 1000)
 
     engine = Engine(EngineConfig(model=args.model, weights="none", short_side=args.short_side, device=args.device))
-    threads = args.threads or cpu_threads_for_network()
+    threads = args.threads or network_threads()
     cores = os.cpu_count() or 1
     if engine.device.type == "cpu":
         torch.set_num_threads(threads)

@@ -15,7 +15,7 @@ import time
 
 from .errors import EigenCamError
 
-__all__ = ["annotate_main", "build_parser", "cpu_threads_for_network"]
+__all__ = ["annotate_main", "build_parser"]
 
 PROG = "eigencam-live"
 EXIT_ERROR, EXIT_USAGE, EXIT_DAMAGED, EXIT_INTERRUPTED = 1, 2, 3, 130
@@ -58,14 +58,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def cpu_threads_for_network() -> int:
-    """Threads for the network when decoding and encoding share the CPU: one core left to them."""
-    import os
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores - 1)
-
-
 def _say(kind: str, message: str) -> None:
     print(f"{PROG}: {kind}: {message}", file=sys.stderr, flush=True)
 
@@ -96,7 +88,7 @@ def annotate_main(argv: list[str]) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from .errors import ConfigError
-    from .options import engine_config_from_args, render_config_from_args
+    from .options import engine_config_from_args, network_threads, render_config_from_args
 
     config = engine_config_from_args(args)
     look = render_config_from_args(args)
@@ -126,7 +118,7 @@ def _run(args: argparse.Namespace) -> int:
     if engine.device.type == "cpu":
         # Decoding and encoding run beside the network: an OpenMP team as large as the machine
         # then keeps waiting for its descheduled members (measured 8x slower on 2 busy cores).
-        torch.set_num_threads(args.threads or cpu_threads_for_network())
+        torch.set_num_threads(args.threads or network_threads())
     try:
         return _annotate_all(jobs, engine, look, args)
     finally:

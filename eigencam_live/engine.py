@@ -74,31 +74,31 @@ class EngineConfig:
 
             close = difflib.get_close_matches(self.model, list(MODELS), n=3, cutoff=0.5)
             hint = f" Did you mean {', '.join(close)}?" if close else f" Available: {', '.join(sorted(MODELS))}"
-            raise ConfigError(f"model: unknown model {self.model!r}.{hint}")
+            raise ConfigError(f"unknown model {self.model!r}.{hint}", field="model")
         if not isinstance(self.weights, str) or not self.weights:
-            raise ConfigError(f"weights must be imagenet, none or a file path. Got {self.weights!r}")
+            raise ConfigError(f"must be imagenet, none or a file path. Got {self.weights!r}", field="weights")
         _int_field("component", self.component, 1, 2048)
         if self.method not in METHODS:
-            raise ConfigError(f"method must be one of {', '.join(METHODS)}. Got {self.method!r}")
+            raise ConfigError(f"must be one of {', '.join(METHODS)}. Got {self.method!r}", field="method")
         _int_field("short_side", self.short_side, 32, 4096)
         if self.device not in DEVICES:
-            raise ConfigError(f"device must be one of {', '.join(DEVICES)}. Got {self.device!r}")
+            raise ConfigError(f"must be one of {', '.join(DEVICES)}. Got {self.device!r}", field="device")
         if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}. Got {self.precision!r}")
+            raise ConfigError(f"must be one of {', '.join(PRECISIONS)}. Got {self.precision!r}", field="precision")
         _int_field("top_k", self.top_k, 1, 1000)
         if not isinstance(self.optimize, bool):
-            raise ConfigError(f"optimize must be True or False. Got {self.optimize!r}")
+            raise ConfigError(f"must be True or False. Got {self.optimize!r}", field="optimize")
         if (
             not isinstance(self.smoothing, (int, float))
             or isinstance(self.smoothing, bool)
             or not 0.0 <= float(self.smoothing) < 1.0
         ):
-            raise ConfigError(f"smoothing must be a number in [0, 1). Got {self.smoothing!r}")
+            raise ConfigError(f"must be a number in [0, 1). Got {self.smoothing!r}", field="smoothing")
 
 
 def _int_field(name: str, value: object, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ConfigError(f"{name} must be an integer in [{lo}, {hi}]. Got {value!r}")
+        raise ConfigError(f"must be an integer in [{lo}, {hi}]. Got {value!r}", field=name)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -106,7 +106,7 @@ def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device cuda was requested but no CUDA GPU is available; use --device cpu or auto")
+        raise ConfigError("cuda was requested but no CUDA GPU is available; use cpu or auto", field="device")
     return torch.device(device)
 
 
@@ -115,7 +115,7 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
         return torch.float16 if device.type == "cuda" else torch.float32
     if precision == "fp16" and device.type == "cpu":
         # fp16 convolutions are not implemented (or crawl) on most CPUs: bf16 is the CPU half type.
-        raise ConfigError("precision fp16 needs a CUDA device; on the CPU use fp32 or bf16")
+        raise ConfigError("fp16 needs a CUDA device; on the CPU use fp32 or bf16", field="precision")
     return _DTYPES[precision]
 
 

@@ -27,7 +27,18 @@ class WeightsUnavailableError(WeightsError):
 
 
 class ConfigError(EigenCamError, ValueError):
-    """A setting outside its allowed range (names the field, the value and what is allowed)."""
+    """A setting outside its allowed range (names the field, the value and what is allowed).
+
+    Attributes:
+        field: the setting's name (an :class:`~eigencam_live.engine.EngineConfig` or
+            :class:`~eigencam_live.render.RenderConfig` field), or ``None`` when no single one is
+            to blame. Front ends turn it into their own name for it (``--short-side``, a combo box).
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.reason = message
 
 
 class SourceError(EigenCamError):

@@ -47,11 +47,11 @@ class RenderConfig:
 
 def _check(view: str, alpha: float, colormap: str) -> None:
     if view not in VIEWS:
-        raise ConfigError(f"view must be one of {', '.join(VIEWS)}. Got {view!r}")
+        raise ConfigError(f"must be one of {', '.join(VIEWS)}. Got {view!r}", field="view")
     if not isinstance(alpha, (int, float)) or isinstance(alpha, bool) or not 0.0 <= float(alpha) <= 1.0:
-        raise ConfigError(f"alpha must be a number in [0, 1]. Got {alpha!r}")
+        raise ConfigError(f"must be a number in [0, 1]. Got {alpha!r}", field="alpha")
     if colormap not in COLORMAPS:
-        raise ConfigError(f"colormap must be one of {', '.join(COLORMAPS)}. Got {colormap!r}")
+        raise ConfigError(f"must be one of {', '.join(COLORMAPS)}. Got {colormap!r}", field="colormap")
 
 
 @cache
