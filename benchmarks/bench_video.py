@@ -36,11 +36,10 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from eigencam_live.annotate import Job, annotate_file  # noqa: E402
-from eigencam_live.options import network_threads  # noqa: E402
 from eigencam_live.engine import Engine, EngineConfig  # noqa: E402
+from eigencam_live.options import network_threads  # noqa: E402
 from eigencam_live.render import RenderConfig, render  # noqa: E402
-from eigencam_live.sink import VideoSink  # noqa: E402
-from eigencam_live.sources import Capture, DemoSource, open_source  # noqa: E402
+from eigencam_live.video import Capture, DemoSource, VideoSink, open_source  # noqa: E402
 
 DEFAULT_VIDEO = ROOT.parent / "shared" / "media" / "car-detection.mp4"
 

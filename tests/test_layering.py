@@ -22,7 +22,8 @@ def loaded() -> dict[str, list[str]]:
     """In one fresh interpreter without a display (importing torch twice costs seconds): the Qt-ish
     modules loaded by the annotate CLI path, then by importing every module of the library."""
     has_cli = importlib.util.find_spec("eigencam_live.cli") is not None
-    modules = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__")
+    modules = sorted(".".join(p.relative_to(PACKAGE).with_suffix("").parts) for p in PACKAGE.rglob("*.py")
+                     if p.stem != "__init__")
     probe = (
         "import json, sys\n"
         f"def qt(): return sorted(m for m in sys.modules if m.split('.')[0] in {QT!r})\n"
@@ -61,7 +62,7 @@ def test_importing_the_library_loads_no_qt(loaded):
 def test_no_module_of_the_library_imports_qt_even_lazily():
     """Imports inside functions escape the sys.modules check until they run: read the source."""
     offenders = []
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in sorted(PACKAGE.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
@@ -69,5 +70,5 @@ def test_no_module_of_the_library_imports_qt_even_lazily():
                 names = [node.module or ""] if node.level == 0 else []
             else:
                 continue
-            offenders += [f"{path.name}:{node.lineno} {n}" for n in names if n.split(".")[0] in QT]
+            offenders += [f"{path.relative_to(PACKAGE)}:{node.lineno} {n}" for n in names if n.split(".")[0] in QT]
     assert offenders == []

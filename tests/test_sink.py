@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from eigencam_live.errors import SinkError
-from eigencam_live.sink import VideoSink
-from eigencam_live.sources import Capture, open_source
+from eigencam_live.video import Capture, VideoSink, open_source
 
 from .media import NTSC, pattern, probe, write_clip
 

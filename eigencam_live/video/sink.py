@@ -2,9 +2,8 @@
 
 * The rate is a :class:`~fractions.Fraction` (29.97 stays 30000/1001) and every frame may carry its
   own timestamp, so variable frame rate survives.
-* The audio stream of ``audio_from`` is copied packet by packet (no re-encoding), interleaved with
-  the video as it is written; codecs MP4 cannot hold (PCM, Vorbis...) are re-encoded to AAC and
-  :attr:`VideoSink.audio_note` says so.
+* The audio stream of ``audio_from`` is copied by :class:`~.audio.AudioTrack`; where it had to be
+  re-encoded or dropped, :attr:`VideoSink.audio_note` says so.
 * The file is written as ``.NAME.part.mp4`` next to the target and renamed into place by
   :meth:`VideoSink.close` only; :meth:`VideoSink.abort` removes it. ``+faststart`` puts the index
   first so browsers can play while downloading.
@@ -18,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SinkError
+from eigencam_live.errors import SinkError
 
-__all__ = ["MP4_AUDIO_CODECS", "TIME_BASE", "VideoSink"]
+from .audio import AudioTrack
+from .frames import as_rate
 
-#: Audio codecs copied into MP4 unchanged; others are re-encoded to AAC.
-MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "opus", "alac", "flac", "mp2"})
+__all__ = ["TIME_BASE", "VideoSink"]
 
 #: Output video time base: 1/90000 s represents NTSC (1001/30000 s = 3003 ticks), PAL and film
 #: frame durations exactly.
@@ -65,13 +64,11 @@ class VideoSink:
     ) -> None:
         import av
 
-        from .sources import _as_rate
-
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
         if self.width < 2 or self.height < 2:
             raise SinkError(f"frame size must be at least 2x2. Got {self.width}x{self.height}")
-        self.rate = _as_rate(fps)
+        self.rate = as_rate(fps)
         if self.rate <= 0:
             raise SinkError(f"fps must be positive. Got {fps}")
         if self.path.exists() and not overwrite:
@@ -84,11 +81,11 @@ class VideoSink:
         if audio_from is not None and _same_file(audio_from, self.path):
             raise SinkError(f"output {self.path} is the input: refusing to write over it")
         self.frames_written = 0
-        self.audio_packets = 0
         self.duration = 0.0
         self._closed = False
         self._last_pts = -1
         self._first_pts: float | None = None
+        self._audio: AudioTrack | None = None
         self.tmp_path = parent / f".{self.path.stem}.part{os.getpid()}{self.path.suffix or '.mp4'}"
         try:
             # Create the file now: FFmpeg opens it only when the first packet is muxed, and an
@@ -106,86 +103,21 @@ class VideoSink:
             self._video.time_base = TIME_BASE
             self._video.codec_context.time_base = TIME_BASE
             self._video.options = {"crf": str(int(crf)), "preset": preset}
-            self._audio_in = None
-            self._audio = None
-            self._audio_packets = None
-            self._pending = None
             if audio_from is not None:
-                self._open_audio(str(audio_from))
+                self._audio = AudioTrack(self._out, str(audio_from))
         except BaseException:
             self._discard()
             raise
 
-    # -- audio passthrough -----------------------------------------------------------------------
-    def _open_audio(self, source: str) -> None:
-        import av
+    @property
+    def audio_note(self) -> str | None:
+        """Set when the input's audio could not be copied unchanged (re-encoded or dropped), for the user."""
+        return self._audio.note if self._audio is not None else None
 
-        try:
-            container = av.open(source)
-        except (OSError, av.FFmpegError):
-            return  # the video source reports unreadable inputs; no audio then
-        if not container.streams.audio:
-            container.close()
-            return
-        stream = container.streams.audio[0]
-        name = stream.codec_context.name
-        try:
-            if name in MP4_AUDIO_CODECS:
-                self._audio = self._out.add_stream_from_template(stream)
-            else:
-                # PCM (.mov, .avi), Vorbis (.webm)...: MP4 cannot hold them; AAC is what plays everywhere.
-                rate = stream.codec_context.sample_rate or 48000
-                self._audio = self._out.add_stream("aac", rate=rate)
-                self._audio.layout = stream.codec_context.layout
-                self._decoder = stream.codec_context
-                self.audio_note = f"audio re-encoded from {name} to AAC (MP4 cannot hold {name})"
-        except (ValueError, av.FFmpegError) as exc:
-            container.close()  # the video is still written
-            self._audio = None
-            self.audio_note = f"audio ({name}) dropped: {exc}"
-            return
-        self._audio_in = container
-        self._audio_stream = stream
-        self._audio_packets = container.demux(stream)
-
-    #: set when the input's audio could not be copied unchanged (re-encoded or dropped), for the user.
-    audio_note: str | None = None
-    _decoder = None  # the input's audio decoder when re-encoding
-
-    def _mux_audio_until(self, seconds: float | None) -> None:
-        """Copy input audio packets with pts up to ``seconds`` (``None`` = all of them)."""
-        if self._audio_packets is None:
-            return
-        while True:
-            packet = self._pending
-            if packet is None:
-                try:
-                    packet = next(self._audio_packets)
-                except (StopIteration, EOFError):
-                    self._audio_packets = None
-                    return
-                except Exception:  # a damaged tail of the input: keep what was copied
-                    self._audio_packets = None
-                    return
-                if packet.dts is None or packet.size == 0:
-                    continue
-            if seconds is not None and packet.pts is not None and float(packet.pts * packet.time_base) > seconds:
-                self._pending = packet
-                return
-            self._pending = None
-            if self._decoder is None:
-                packet.stream = self._audio
-                self._out.mux(packet)
-                self.audio_packets += 1
-            else:
-                for frame in self._decoder.decode(packet):
-                    frame.pts = None  # the encoder numbers samples consecutively
-                    self._mux_encoded(self._audio.encode(frame))
-
-    def _mux_encoded(self, packets: list) -> None:
-        for packet in packets:
-            self._out.mux(packet)
-            self.audio_packets += 1
+    @property
+    def audio_packets(self) -> int:
+        """Audio packets written so far."""
+        return self._audio.packets if self._audio is not None else 0
 
     # -- video -----------------------------------------------------------------------------------
     def write(self, image: np.ndarray, pts: float | None = None) -> None:
@@ -221,7 +153,8 @@ class VideoSink:
         try:
             for packet in self._video.encode(frame):
                 self._out.mux(packet)
-            self._mux_audio_until(seconds)
+            if self._audio is not None:
+                self._audio.mux_until(seconds)
         except (OSError, av.FFmpegError) as exc:
             raise SinkError(f"cannot write {self.path}: {getattr(exc, 'strerror', None) or exc}") from exc
         self.frames_written += 1
@@ -250,10 +183,9 @@ class VideoSink:
                 raise SinkError(f"no frames were written; {self.path} was not created")
             for packet in self._video.encode(None):
                 self._out.mux(packet)
-            end = None if audio_to_end else (self._first_pts or 0.0) + self.duration
-            self._mux_audio_until(end)
-            if self._decoder is not None:
-                self._mux_encoded(self._audio.encode(None))
+            if self._audio is not None:
+                self._audio.mux_until(None if audio_to_end else (self._first_pts or 0.0) + self.duration)
+                self._audio.finish()
             self._out.close()
             self._close_audio()
             os.replace(self.tmp_path, self.path)
@@ -271,10 +203,8 @@ class VideoSink:
         self._discard()
 
     def _close_audio(self) -> None:
-        if self._audio_in is not None:
-            self._audio_in.close()
-            self._audio_in = None
-        self._audio_packets = None
+        if self._audio is not None:
+            self._audio.close()
 
     def _discard(self) -> None:
         try:

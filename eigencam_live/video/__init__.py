@@ -1,0 +1,49 @@
+"""Video in and out: frame sources, the threaded capture, and the H.264 writer.
+
+Two layers on the input side:
+
+* a :class:`FrameSource` reads synchronously (``read() -> Frame | None``); one class per kind,
+  one module per family: :mod:`.camera` (webcams, OpenCV), :mod:`.files` (files and network
+  streams, PyAV), :mod:`.images` (a folder or a glob of images), :mod:`.demo` (a synthetic scene);
+  :func:`open_source` (:mod:`.sources`) picks one from a user's description;
+* :class:`Capture` (:mod:`.capture`) drives a source from its own thread into a bounded buffer. Live
+  sources keep only the newest frames and count the ones they drop; files and folders never drop
+  (the capture thread waits for room) and end with an end-of-stream marker. A live source that
+  drops out is reopened with a bounded backoff while :attr:`Capture.reconnecting` is ``True``.
+
+Frames are uint8 BGR ``(H, W, 3)`` arrays owned by the consumer; rates are exact
+:class:`~fractions.Fraction` values (:func:`as_rate`: 29.97 stays 30000/1001). On the output side,
+:class:`VideoSink` (:mod:`.sink`) writes H.264 MP4 at that exact rate with the input's audio
+(:mod:`.audio`).
+"""
+
+from .audio import MP4_AUDIO_CODECS
+from .camera import WebcamSource, list_cameras
+from .capture import Capture
+from .demo import DemoSource
+from .files import STREAM_SCHEMES, VIDEO_EXTENSIONS, FileSource, StreamSource
+from .frames import Frame, FrameSource, SourceInfo, as_rate
+from .images import IMAGE_EXTENSIONS, FolderSource
+from .sink import TIME_BASE, VideoSink
+from .sources import open_source
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "MP4_AUDIO_CODECS",
+    "STREAM_SCHEMES",
+    "TIME_BASE",
+    "VIDEO_EXTENSIONS",
+    "Capture",
+    "DemoSource",
+    "FileSource",
+    "FolderSource",
+    "Frame",
+    "FrameSource",
+    "SourceInfo",
+    "StreamSource",
+    "VideoSink",
+    "WebcamSource",
+    "as_rate",
+    "list_cameras",
+    "open_source",
+]

@@ -1,0 +1,105 @@
+"""The input's audio in an MP4 output: copied packet by packet (no re-encoding), interleaved with
+the video as it is written; codecs MP4 cannot hold (PCM, Vorbis...) are re-encoded to AAC."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["MP4_AUDIO_CODECS", "AudioTrack"]
+
+#: Audio codecs copied into MP4 unchanged; others are re-encoded to AAC.
+MP4_AUDIO_CODECS = frozenset({"aac", "mp3", "ac3", "eac3", "opus", "alac", "flac", "mp2"})
+
+
+class AudioTrack:
+    """The first audio stream of ``source``, muxed into the open output container ``out``.
+
+    A source without audio, or one that cannot be read, gives an empty track (every method is then
+    a no-op): the video source reports unreadable inputs.
+
+    Attributes:
+        note: set when the audio could not be copied unchanged (re-encoded or dropped), for the user.
+        packets: audio packets muxed so far.
+    """
+
+    def __init__(self, out: Any, source: str) -> None:
+        import av
+
+        self.note: str | None = None
+        self.packets = 0
+        self._out = out
+        self._input = None
+        self._stream = None  # the output's audio stream
+        self._decoder = None  # the input's audio decoder when re-encoding
+        self._packets = None  # the input's packets still to copy; None once exhausted or closed
+        self._pending = None  # the first packet past the time asked for so far
+        try:
+            container = av.open(source)
+        except (OSError, av.FFmpegError):
+            return
+        if not container.streams.audio:
+            container.close()
+            return
+        stream = container.streams.audio[0]
+        name = stream.codec_context.name
+        try:
+            if name in MP4_AUDIO_CODECS:
+                self._stream = out.add_stream_from_template(stream)
+            else:
+                # PCM (.mov, .avi), Vorbis (.webm)...: MP4 cannot hold them; AAC is what plays everywhere.
+                rate = stream.codec_context.sample_rate or 48000
+                self._stream = out.add_stream("aac", rate=rate)
+                self._stream.layout = stream.codec_context.layout
+                self._decoder = stream.codec_context
+                self.note = f"audio re-encoded from {name} to AAC (MP4 cannot hold {name})"
+        except (ValueError, av.FFmpegError) as exc:
+            container.close()  # the video is still written
+            self._stream = None
+            self.note = f"audio ({name}) dropped: {exc}"
+            return
+        self._input = container
+        self._packets = container.demux(stream)
+
+    def mux_until(self, seconds: float | None) -> None:
+        """Copy input audio packets with pts up to ``seconds`` (``None`` = all of them)."""
+        if self._packets is None:
+            return
+        while True:
+            packet = self._pending
+            if packet is None:
+                try:
+                    packet = next(self._packets)
+                except Exception:  # the end (StopIteration, EOFError) or a damaged tail: keep what was copied
+                    self._packets = None
+                    return
+                if packet.dts is None or packet.size == 0:
+                    continue
+            if seconds is not None and packet.pts is not None and float(packet.pts * packet.time_base) > seconds:
+                self._pending = packet
+                return
+            self._pending = None
+            if self._decoder is None:
+                packet.stream = self._stream
+                self._out.mux(packet)
+                self.packets += 1
+            else:
+                for frame in self._decoder.decode(packet):
+                    frame.pts = None  # the encoder numbers samples consecutively
+                    self._mux_encoded(self._stream.encode(frame))
+
+    def finish(self) -> None:
+        """Flush the AAC encoder (re-encoding only); call after the last :meth:`mux_until`."""
+        if self._decoder is not None:
+            self._mux_encoded(self._stream.encode(None))
+
+    def close(self) -> None:
+        """Release the input. Idempotent."""
+        if self._input is not None:
+            self._input.close()
+            self._input = None
+        self._packets = None
+
+    def _mux_encoded(self, packets: list) -> None:
+        for packet in packets:
+            self._out.mux(packet)
+            self.packets += 1
