@@ -6,8 +6,8 @@ Measured in one process, on one input, random weights (no download):
 
 * ``cam``: the Eigen-CAM step alone (``eigen_cam`` on the captured activations, as the engine calls
   it, video tracker included) against the forward pass, 224 x 224, batch 1. Target <= 5 %.
-* ``frame``: a whole 768 x 432 BGR frame through :meth:`Engine.process_one` (preprocess + forward +
-  map + resize) and :func:`render` (overlay), against the forward at the engine's input size for
+* ``frame``: a whole 768 x 432 BGR frame through :meth:`Engine.process_one` with a render (preprocess +
+  forward + map + finish: the map on the frame and the overlay drawn), against the forward at the engine's input size for
   that frame (224 x 384: whole frame, aspect kept, multiples of 32). Target <= 1.25x.
 * ``grad-cam``: ``pytorch_grad_cam.EigenCAM`` (the widely used implementation: forward + map +
   resize to the input) against the engine on a 224 x 224 frame (which adds preprocessing the other
@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eigencam_live.cam import SubspaceTracker, eigen_cam  # noqa: E402
 from eigencam_live.engine import Engine, EngineConfig, input_size  # noqa: E402
 from eigencam_live.models import ActivationCapture, find_layer, load_model  # noqa: E402
-from eigencam_live.render import render  # noqa: E402
+from eigencam_live.render import RenderConfig  # noqa: E402
 
 TARGETS = {"cam_over_forward": 0.05, "frame_over_forward": 1.25, "gradcam_speedup": 4.0, "gradcam_overhead_ratio": 50.0}
 
@@ -143,7 +143,7 @@ def bench_model(name: str, device: torch.device, precision: str, repeats: int, w
     fns = {"forward": forward, "cam": cam, "cam-single": cam_single}
     if positions <= fmap.shape[1]:
         fns["eigh"] = eigh
-    traced = engine._traced_for(x)  # the CPU engine's traced copy, when this family has one
+    traced = engine.backend._traced_for(x)  # the CPU engine's traced copy, when this family has one
     if traced is not None:
         def forward_traced():
             with torch.inference_mode():
@@ -208,15 +208,16 @@ def bench_model(name: str, device: torch.device, precision: str, repeats: int, w
         with torch.inference_mode():
             net(xw)
 
+    look = RenderConfig()
+
     def whole_frame():
-        res = engine.process_one(wide)
-        render(wide, res.heatmap, "overlay", 0.5, "jet")
+        engine.process_one(wide, look)
 
     engine.reset()
     t = interleaved({"forward": forward_wide, "frame": whole_frame}, repeats, warmup, sync)
     stages = engine.process_one(wide).timings
     rows.append({"case": f"{name} @{h}x{w} forward", "ms": t["forward"]})
-    rows.append({"case": f"{name} 768x432 frame: process_one + render", "ms": t["frame"],
+    rows.append({"case": f"{name} 768x432 frame: process_one with render", "ms": t["frame"],
                  "ratio": t.ratio("frame", "forward"), "target": f"<= {TARGETS['frame_over_forward']}x forward"})
     rows.append({"case": "  stages of one frame (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items())})
     ratios[f"{name}_frame_over_forward"] = t.ratio("frame", "forward")

@@ -9,7 +9,8 @@ input, medians of repeated runs with ``torch.cuda.synchronize()`` before every c
 
 * forward: the network alone on the prepared input (fp16 + channels_last on CUDA);
 * cam: the Eigen-CAM step alone on that forward's activations (sync-free on CUDA);
-* frame: the whole device path, uint8 frame upload -> finished overlay back on the host;
+* frame: the engine's whole frame path (``Engine.process`` with a render: on CUDA the resident
+  route), uint8 frame upload -> finished overlay back on the host;
 * grad-cam: ``pytorch_grad_cam.EigenCAM`` per frame on the same model and input (fp32: its numpy
   SVD cannot take fp16), the widely used reference.
 
@@ -34,7 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from eigencam_live.cam import eigen_cam  # noqa: E402
 from eigencam_live.engine import Engine, EngineConfig, input_size  # noqa: E402
 from eigencam_live.models import ActivationCapture  # noqa: E402
-from eigencam_live.pipeline import DevicePipeline  # noqa: E402
 from eigencam_live.render import RenderConfig  # noqa: E402
 
 
@@ -84,7 +84,7 @@ def bench_case(model: str, frame_hw: tuple[int, int], short_side: int, batch: in
                repeats: int, with_gradcam: bool) -> dict:
     eng = Engine(EngineConfig(model=model, weights="none", short_side=short_side, device=device.type))
     frames = _frames(batch, *frame_hw)
-    pipe = DevicePipeline(eng, RenderConfig())
+    look = RenderConfig()
     h, w = input_size(frame_hw[0], frame_hw[1], short_side, eng.loaded.spec.fixed_input)
     sync_free = device.type == "cuda"
     with torch.inference_mode():
@@ -99,7 +99,7 @@ def bench_case(model: str, frame_hw: tuple[int, int], short_side: int, batch: in
             fmap = cap.map(layer)
         fwd = _median_ms(forward, device, repeats, warmup=3)
         cam = _median_ms(lambda: eigen_cam(fmap, sync_free=sync_free), device, repeats, warmup=3)
-    frame = _median_ms(lambda: pipe.run(frames), device, repeats, warmup=3)
+    frame = _median_ms(lambda: eng.process(frames, look), device, repeats, warmup=3)
     row = {
         "model": model, "frame": f"{frame_hw[1]}x{frame_hw[0]}", "input": f"{w}x{h}", "batch": batch,
         "dtype": str(eng.dtype).replace("torch.", ""), "forward_ms": fwd / batch, "cam_ms": cam / batch,

@@ -2,7 +2,10 @@
 
 Three stages overlap in three threads, joined by bounded queues::
 
-    capture thread (decode)  ->  inference thread (batched engine)  ->  encoder thread (render + x264)
+    capture thread (decode)  ->  inference thread (Engine.submit)  ->  encoder thread (result + x264)
+
+On CUDA the engine draws the pictures on the GPU and the encoder thread waits for each batch while
+the next one is uploaded; on the CPU the encoder thread draws them (``PendingFrames.result``).
 
 The caller's thread only watches: it updates the progress bar and turns Ctrl-C
 (``KeyboardInterrupt``) into a clean stop: decoding stops, the frames already through the network
@@ -19,17 +22,15 @@ import queue
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .engine import Engine, FrameResult
+from .engine import Engine, PendingFrames
 from .errors import SinkError, SourceError
-from .pipeline import DevicePipeline, PendingBatch
-from .render import RenderConfig, render
-from .sink import VideoSink
-from .sources import VIDEO_EXTENSIONS, Capture, FileSource, Frame, open_source
+from .render import RenderConfig
+from .video import VIDEO_EXTENSIONS, Capture, FileSource, Frame, VideoSink, open_source
 
 __all__ = ["OUTPUT_SUFFIX", "AnnotateResult", "Job", "annotate_file", "expand_inputs", "plan_jobs"]
 
@@ -58,7 +59,6 @@ class AnnotateResult:
         interrupted: stopped by Ctrl-C; the output holds the ``frames`` processed so far.
         warning: the input is damaged or cut off (what decoded was annotated).
         audio: the output has the input's audio; ``audio_note`` says when it was re-encoded or dropped.
-        stage_seconds: busy time per stage (``decode``, ``infer``, ``encode``).
     """
 
     input: Path
@@ -69,7 +69,6 @@ class AnnotateResult:
     warning: str | None = None
     audio: bool = False
     audio_note: str | None = None
-    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:
@@ -218,19 +217,12 @@ class _Pipeline:
     """The threads of one file's annotation; see the module docstring."""
 
     def __init__(self, engine: Engine, capture: Capture, sink: VideoSink, look: RenderConfig, batch_size: int,
-                 keep_stats: bool, keep_maps: bool, max_frames: int | None = None,
-                 device_path: bool | None = None) -> None:
+                 keep_stats: bool, keep_maps: bool, max_frames: int | None = None) -> None:
         self.engine, self.capture, self.sink, self.look = engine, capture, sink, look
         self.batch_size = batch_size
         self.max_frames = max_frames
         self.limited = False  # stopped at max_frames
         self.keep_stats, self.keep_maps = keep_stats, keep_maps
-        # On CUDA the whole frame (resize, network, map, colormap, blend) stays on the GPU.
-        self.device_pipe = (
-            DevicePipeline(engine, look, keep_cams=keep_maps)
-            if (engine.device.type == "cuda" if device_path is None else device_path)
-            else None
-        )
         self.results: queue.Queue = queue.Queue(maxsize=4)
         self.soft_stop = threading.Event()  # Ctrl-C: stop reading, write what was inferred
         self.abort = threading.Event()  # an error: everyone stops now
@@ -239,7 +231,6 @@ class _Pipeline:
         self.stats: list[tuple] = []
         self.maps: list[np.ndarray] = []
         self.pts: list[float] = []
-        self.busy = {"infer": 0.0, "encode": 0.0}
         self.threads = [
             threading.Thread(target=self._guard, args=(self._infer,), name="annotate-infer", daemon=True),
             threading.Thread(target=self._guard, args=(self._encode,), name="annotate-encode", daemon=True),
@@ -284,14 +275,7 @@ class _Pipeline:
                     taken += 1
                     batch.append(frame)
                 if batch and (frame is None or len(batch) >= self.batch_size):
-                    t0 = time.perf_counter()
-                    if self.device_pipe is not None:
-                        # Queued on the GPU; the encoder waits for it, so the next batch is
-                        # uploaded while this one computes.
-                        results = self.device_pipe.submit(np.stack([f.image for f in batch]))
-                    else:
-                        results = self.engine.process([f.image for f in batch])
-                    self.busy["infer"] += time.perf_counter() - t0
+                    results = self.engine.submit([f.image for f in batch], self.look)
                     if not self._put((batch, results)):
                         return
                     batch = []
@@ -301,7 +285,6 @@ class _Pipeline:
             self._put(_END)
 
     def _encode(self) -> None:
-        look = self.look
         while not self.abort.is_set():
             try:
                 item = self.results.get(timeout=_POLL)
@@ -310,18 +293,12 @@ class _Pipeline:
             if item is _END:
                 return
             frames: list[Frame]
-            results: list[FrameResult] | PendingBatch
-            frames, results = item
-            t0 = time.perf_counter()
-            if isinstance(results, PendingBatch):
-                pictures, results = results.result()
-            else:
-                pictures = [render(f.image, r.heatmap, look.view, look.alpha, look.colormap)
-                            for f, r in zip(frames, results, strict=True)]
-            for f, r, picture in zip(frames, results, pictures, strict=True):
+            pending: PendingFrames
+            frames, pending = item
+            for f, r in zip(frames, pending.result(), strict=True):
                 if self.abort.is_set():  # the caller is about to close or remove the file
                     return
-                self.sink.write(picture, f.pts)
+                self.sink.write(r.picture, f.pts)
                 if self.keep_stats:
                     label, prob = r.predictions[0] if r.predictions else ("", 0.0)
                     self.stats.append((f.index, f.pts, label, prob, r.explained_component, r.peak[0], r.peak[1]))
@@ -329,7 +306,6 @@ class _Pipeline:
                     self.maps.append(r.cam.astype(np.float16))
                     self.pts.append(f.pts)
                 self.written += 1
-            self.busy["encode"] += time.perf_counter() - t0
 
     def alive(self) -> bool:
         return any(t.is_alive() for t in self.threads)
@@ -357,7 +333,6 @@ def annotate_file(
     crf: int = 20,
     preset: str = "veryfast",
     max_frames: int | None = None,
-    device_path: bool | None = None,
 ) -> AnnotateResult:
     """Annotate one video file with Eigen-CAM heatmaps.
 
@@ -370,7 +345,6 @@ def annotate_file(
         progress: show a tqdm bar (frames, fps, ETA) on stderr.
         crf, preset: x264 quality and speed.
         max_frames: annotate only the first frames (audio is then cut to the same length).
-        device_path: render on the engine's device with :class:`DevicePipeline` (default: on CUDA).
 
     Returns:
         an :class:`AnnotateResult`; ``interrupted`` when Ctrl-C stopped it (the output then holds
@@ -399,7 +373,7 @@ def annotate_file(
         engine.reset()
         capture = Capture(source)
         pipe = _Pipeline(engine, capture, sink, look, batch_size, job.stats is not None, job.heatmaps is not None,
-                         max_frames, device_path)
+                         max_frames)
         result = AnnotateResult(job.input, job.output)
         total = info.frame_count if max_frames is None else min(max_frames, info.frame_count or max_frames)
         bar = _progress_bar(total, job.input.name, progress)
@@ -445,7 +419,6 @@ def annotate_file(
     result.frames = pipe.written
     result.audio = sink.audio_packets > 0
     result.audio_note = sink.audio_note
-    result.stage_seconds = {"infer": pipe.busy["infer"], "encode": pipe.busy["encode"]}
     if job.stats is not None:
         _write_stats(job.stats, pipe.stats)
     if job.heatmaps is not None:

@@ -16,7 +16,7 @@ import torch
 
 from .errors import ConfigError
 
-__all__ = ["COLORMAPS", "VIEWS", "RenderConfig", "colorize", "colormap_lut", "render", "render_tensor"]
+__all__ = ["COLORMAPS", "VIEWS", "RenderConfig", "colorize", "colormap_lut", "render", "render_frames", "render_tensor"]
 
 COLORMAPS: dict[str, int] = {
     "jet": cv2.COLORMAP_JET,
@@ -151,3 +151,21 @@ def render_tensor(
     if view == "overlay":
         return blended
     return torch.cat([frames, blended], dim=2)
+
+
+def render_frames(frames: torch.Tensor, heatmaps: torch.Tensor, look: RenderConfig) -> torch.Tensor:
+    """A batch drawn on the tensors' device: OpenCV (:func:`render`) for CPU tensors, the lookup
+    table (:func:`render_tensor`) elsewhere; both give the same pictures.
+
+    Args:
+        frames: ``(B, H, W, 3)`` uint8 BGR.
+        heatmaps: ``(B, H, W)`` float in ``[0, 1]``.
+
+    Returns:
+        ``(B, H, W, 3)`` uint8 BGR (``(B, H, 2W, 3)`` for ``side-by-side``).
+    """
+    if frames.is_cpu:
+        drawn = [render(f, h, look.view, look.alpha, look.colormap)
+                 for f, h in zip(frames.numpy(), heatmaps.numpy(), strict=True)]
+        return torch.from_numpy(np.stack(drawn))
+    return render_tensor(frames, heatmaps, look.view, look.alpha, look.colormap)

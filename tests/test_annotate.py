@@ -72,7 +72,7 @@ def test_an_engine_error_removes_the_unfinished_output(tmp_path, engine):
     src = write_clip(tmp_path / "in.mp4", frames=8, size=(96, 64))
     bad = Engine(EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64, component=50),
                  model=engine.loaded)
-    with pytest.raises(ConfigError, match="component 50"):
+    with pytest.raises(ConfigError, match="component: 50 is beyond the rank"):
         annotate_file(bad, Job(src, tmp_path / "out.mp4"), progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 

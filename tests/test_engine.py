@@ -106,10 +106,18 @@ def test_reconfigure_applies_from_the_next_call(engine):
     assert engine.process_one(frame).cam.shape == (8, 10)
 
 
-def test_component_beyond_the_layers_rank(engine):
-    engine.reconfigure(component=7)  # layer4 at 64 x 96 is (512, 2, 3): rank 6
-    with pytest.raises(ConfigError, match="rank 6"):
-        engine.process_one(scene(96, 128))
+def test_component_beyond_the_layers_rank_is_refused_from_its_shape(engine):
+    engine.reconfigure(component=1, layer=None, short_side=64)
+    engine.process_one(scene(96, 128))  # layer4 at 64 x 96 is (512, 2, 3): rank 6
+    before = engine.config
+    with pytest.raises(ConfigError, match="rank 6") as info:
+        engine.reconfigure(component=7)
+    assert info.value.field == "component" and engine.config == before
+    engine.reconfigure(component=6)
+    assert engine.process_one(scene(96, 128)).component == 6
+    with pytest.raises(ConfigError, match="rank 4"):  # a squarer frame: 2 x 2 cells
+        engine.process_one(scene(64, 64))
+    engine.reconfigure(component=1)
 
 
 def _fmap(engine: Engine, frame: np.ndarray) -> torch.Tensor:
@@ -124,7 +132,7 @@ def test_result_fields_timings_and_top_k(engine):
     engine.reconfigure(top_k=7)
     frame = scene(120, 200, corner="br")
     res = engine.process_one(frame)
-    assert set(res.timings) == {"preprocess", "forward", "cam", "resize"}
+    assert set(res.timings) == {"preprocess", "forward", "cam", "finish"}
     assert all(isinstance(v, float) and v >= 0.0 for v in res.timings.values())
     assert res.timings["forward"] > 0.0
     # predictions: the network's own top-7, most likely first

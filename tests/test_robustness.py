@@ -12,7 +12,7 @@ from eigencam_live.annotate import plan_jobs
 from eigencam_live.cam import SubspaceTracker, eigen_cam
 from eigencam_live.engine import Engine, EngineConfig
 from eigencam_live.errors import ConfigError, LayerNotFoundError, SinkError, WeightsError
-from eigencam_live.sources import open_source
+from eigencam_live.video import open_source
 
 from .conftest import scene
 from .media import write_clip
@@ -58,14 +58,16 @@ def engine():
     return Engine(EngineConfig(model="resnet18", weights="none", short_side=64, device="cpu"))
 
 
-def test_component_beyond_the_rank_is_a_config_error_on_both_paths(engine):
-    frame = scene(64, 96)
-    engine.reconfigure(component=40)  # layer4 at 64x96 input: 2x3 = 6 positions
+def test_component_beyond_the_rank_is_a_config_error_on_both_routes(engine):
+    engine.process_one(scene(64, 96))  # layer4 at 64x96 input: 2x3 = 6 positions
+    with pytest.raises(ConfigError, match="rank 6"):
+        engine.reconfigure(component=40)
+    engine.reconfigure(component=6)
+    resident = Engine(engine.config, model=engine.loaded, resident=True)
     try:
-        with pytest.raises(ConfigError, match="rank 6"):
-            engine.process_one(frame)
-        with pytest.raises(ConfigError, match="rank 6"):
-            engine.infer_device(torch.from_numpy(frame[None]))
+        for e in (engine, resident):
+            with pytest.raises(ConfigError, match="rank 4"):  # a square frame: 2x2 positions
+                e.process_one(scene(64, 64))
     finally:
         engine.reconfigure(component=1)
     with pytest.raises(ConfigError):  # the math alone says so too (ConfigError is a ValueError)
@@ -73,12 +75,12 @@ def test_component_beyond_the_rank_is_a_config_error_on_both_paths(engine):
 
 
 def test_a_layer_without_a_spatial_map_is_refused_with_a_clear_error(engine):
-    engine.reconfigure(layer="avgpool")
-    try:
-        with pytest.raises(LayerNotFoundError, match="1x1"):
-            engine.process_one(scene(64, 96))
-    finally:
-        engine.reconfigure(layer=None)
+    for layer, reason in (("avgpool", "1x1"), ("fc", "not a spatial feature map")):
+        with pytest.raises(LayerNotFoundError, match=reason):
+            engine.reconfigure(layer=layer)
+        assert engine.layer == "layer4"
+    with pytest.raises(LayerNotFoundError, match="not a spatial"):
+        Engine(EngineConfig(model="resnet18", weights="none", layer="fc", device="cpu"), model=engine.loaded)
     assert engine.process_one(scene(64, 96)).cam.shape == (2, 3)
 
 

@@ -42,13 +42,13 @@ def test_settings_that_keep_the_network_keep_its_traced_copy():
     _, traced = _pair("resnet18")
     frame = scene(120, 200)
     traced.process_one(frame)
-    copies = dict(traced._traced)
+    copies = dict(traced.backend._traced)
     traced.reconfigure(component=2, smoothing=0.5, method="exact")
     traced.process_one(frame)
-    assert traced._traced == copies and traced.traced
+    assert traced.backend._traced == copies and traced.traced
     traced.reconfigure(layer="layer3")
     traced.process_one(frame)
-    assert len(traced._traced) == 2 and traced.traced
+    assert len(traced.backend._traced) == 2 and traced.traced
 
 
 def test_untraced_families_and_non_fp32_stay_eager():
@@ -74,7 +74,7 @@ def test_a_shorter_last_batch_runs_eagerly_without_a_new_copy():
     eager, traced = _pair("resnet18")
     frames = np.stack([scene(64, 96, seed=i) for i in range(5)])
     got = traced.process(frames[:4]) + traced.process(frames[4:])
-    assert len(traced._traced) == 1 and traced.traced is False  # the last call ran eagerly
+    assert len(traced.backend._traced) == 1 and traced.traced is False  # the last call ran eagerly
     want = eager.process(frames[:4]) + eager.process(frames[4:])
     for w, g in zip(want, got, strict=True):
         assert float(np.corrcoef(w.cam.ravel(), g.cam.ravel())[0, 1]) > 0.9999

@@ -1,0 +1,122 @@
+"""How a network runs: a batch of network inputs in, ``(outputs, activations)`` out.
+
+A backend is the engine's only view of the network. :class:`~eigencam_live.engine.Engine` calls
+:meth:`TorchBackend.forward` with a preprocessed ``(B, 3, h, w)`` batch on :attr:`device` and gets
+the network's outputs (logits ``(B, classes)``) and the target layer's activations as a
+``(B, C, h', w')`` feature map, whatever layout the layer has inside the network. A second runtime
+(ONNX Runtime) or a second kind of output (detections) is one more class with the same four members:
+``device``, ``dtype``, ``forward(x)`` and ``probe(layer, size)``.
+
+:class:`TorchBackend` runs a torch ``nn.Module``: eager with a forward hook on the target layer
+(:class:`~eigencam_live.models.ActivationCapture`), or on the CPU in fp32 through a traced, frozen
+copy that returns the layer's output as a second result (:mod:`eigencam_live.traced`). On CUDA the
+network is in channels_last, in the engine's precision, with an fp32 master copy of the weights kept
+on the host so that going back to fp32 is exact.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .errors import LayerNotFoundError
+from .models import ActivationCapture, LoadedModel, find_layer, to_feature_map
+from .traced import TRACED_FAMILIES, TracedForward, build_traced
+
+__all__ = ["TorchBackend"]
+
+_MAX_TRACED = 4  # traced copies kept (one per input shape and layer); the oldest is dropped
+
+
+class TorchBackend:
+    """A torch network on one device, in one precision, with one target layer.
+
+    Args:
+        loaded: the model (moved and cast in place).
+        layer: the target layer, a dotted module name.
+        device, dtype: where and in which precision the network runs.
+        optimize: on the CPU in fp32, run the traced copy of the families it makes faster.
+    """
+
+    def __init__(self, loaded: LoadedModel, layer: str, device: torch.device, dtype: torch.dtype, *,
+                 optimize: bool = True) -> None:
+        self.loaded = loaded
+        self.optimize = optimize
+        self.layer = layer
+        self._master: dict[str, torch.Tensor] | None = None
+        self.device, self.dtype = device, dtype
+        self.place(device, dtype)
+        #: whether the last forward pass ran through the traced copy
+        self.traced = False
+
+    @property
+    def layer(self) -> str:
+        return self._layer
+
+    @layer.setter
+    def layer(self, name: str) -> None:
+        find_layer(self.loaded.net, name)  # raises LayerNotFoundError with close matches
+        self._layer = name
+
+    def place(self, device: torch.device, dtype: torch.dtype) -> None:
+        """Move the network to ``device`` and ``dtype`` (traced copies are dropped)."""
+        self._traced: dict[tuple, TracedForward | None] = {}
+        net = self.loaded.net
+        if dtype != torch.float32 and self._master is None:
+            # Casting weights in place is lossy: keep an fp32 copy so fp32 can be had back exactly.
+            self._master = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+        net = net.to(device=device, dtype=torch.float32 if self._master is not None else dtype)
+        if self._master is not None:
+            net.load_state_dict(self._master)
+            net = net.to(dtype=dtype)
+        if device.type == "cuda":
+            net = net.to(memory_format=torch.channels_last)
+            torch.backends.cudnn.benchmark = True
+        self.loaded.net = net.eval()
+        self.device, self.dtype = device, dtype
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x (B, 3, h, w)`` on :attr:`device` -> ``(logits (B, classes), activations (B, C, h', w'))``."""
+        traced = self._traced_for(x)
+        self.traced = traced is not None
+        layout = self.loaded.spec.layout
+        if traced is not None:
+            logits, raw = traced(x)
+            return logits, to_feature_map(raw, layout)
+        with ActivationCapture(self.loaded.net, self._layer, layout) as cap:
+            logits = self.loaded.net(x)
+            return logits, cap.map(self._layer)
+
+    def probe(self, layer: str, size: tuple[int, int]) -> tuple[int, int, int]:
+        """``(C, h', w')`` of ``layer``'s feature map for a ``size = (h, w)`` input, from one forward
+        pass of a blank image (the shapes the network reports, not a trial on real frames).
+
+        Raises:
+            LayerNotFoundError: no such layer, or its output is not a feature map (a vector, ...).
+        """
+        find_layer(self.loaded.net, layer)
+        x = torch.zeros((1, 3, *size), device=self.device, dtype=self.dtype)
+        with torch.inference_mode(), ActivationCapture(self.loaded.net, layer, self.loaded.spec.layout) as cap:
+            self.loaded.net(x)
+            if layer not in cap.outputs:
+                raise LayerNotFoundError(f"layer {layer!r} is not reached by the forward pass")
+            try:
+                fmap = cap.map(layer)
+            except LayerNotFoundError as exc:
+                raise LayerNotFoundError(f"layer {layer!r}: {exc}") from None
+        return tuple(int(d) for d in fmap.shape[1:])
+
+    def _traced_for(self, x: torch.Tensor) -> TracedForward | None:
+        """The traced copy for this input shape, built on first use (CPU, fp32, conv-BN families)."""
+        if not (self.optimize and self.device.type == "cpu" and self.dtype == torch.float32
+                and self.loaded.spec.name.startswith(TRACED_FAMILIES)):
+            return None
+        key = (self._layer, tuple(x.shape))
+        if key not in self._traced and any(
+            k[0] == key[0] and k[1][1:] == key[1][1:] and k[1][0] > key[1][0] for k in self._traced
+        ):
+            return None  # a video's last, shorter batch: not worth a new copy, the eager net runs it
+        if key not in self._traced:
+            if len(self._traced) >= _MAX_TRACED:
+                self._traced.pop(next(iter(self._traced)))
+            self._traced[key] = build_traced(self.loaded.net, self._layer, self.loaded.spec.layout, x)
+        return self._traced[key]
