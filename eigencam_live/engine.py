@@ -38,7 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .backends import TorchBackend
+from .backends import BACKENDS, OnnxBackend, TorchBackend, make_backend, resolve_backend
 from .cam import METHODS, SubspaceTracker, TemporalSmoother, eigen_cam
 from .errors import ConfigError, LayerNotFoundError, WeightsUnavailableError
 from .models import MODELS, LoadedModel, load_model
@@ -76,11 +76,14 @@ class EngineConfig:
         method: ``auto``, ``exact`` or ``randomized``.
         short_side: the network input's short side in pixels (ignored by fixed-size models).
         device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        backend: ``auto`` (ONNX Runtime on the CPU in fp32, torch elsewhere), ``torch`` or
+            ``onnxruntime`` (:mod:`eigencam_live.backends`).
         precision: ``auto`` (fp16 on CUDA, fp32 on CPU), ``fp32``, ``fp16`` or ``bf16``.
         top_k: number of predictions returned.
         smoothing: temporal smoothing of maps in ``[0, 1)``; 0 = off.
-        optimize: on the CPU in fp32, run conv-BN networks through a traced, frozen, optimised
-            copy (:mod:`eigencam_live.traced`), checked against the eager network when built.
+        optimize: with the torch backend on the CPU in fp32, run conv-BN networks through a traced,
+            frozen, optimised copy (:mod:`eigencam_live.backends.traced`), checked against the
+            eager network when built.
     """
 
     model: str = "mobilenet_v3_large"
@@ -90,6 +93,7 @@ class EngineConfig:
     method: str = "auto"
     short_side: int = 224
     device: str = "auto"
+    backend: str = "auto"
     precision: str = "auto"
     top_k: int = 5
     smoothing: float = 0.0
@@ -110,6 +114,8 @@ class EngineConfig:
         _int_field("short_side", self.short_side, 32, 4096)
         if self.device not in DEVICES:
             raise ConfigError(f"must be one of {', '.join(DEVICES)}. Got {self.device!r}", field="device")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"must be one of {', '.join(BACKENDS)}. Got {self.backend!r}", field="backend")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"must be one of {', '.join(PRECISIONS)}. Got {self.precision!r}", field="precision")
         _int_field("top_k", self.top_k, 1, 1000)
@@ -230,7 +236,8 @@ class Engine:
         dtype = resolve_dtype(self._config.precision, device)
         if model is None:
             model, self.warning = self._load(self._config)
-        self.backend = TorchBackend(model, self._config.layer or model.spec.layer, device, dtype,
+        kind = resolve_backend(self._config.backend, device, dtype)
+        self.backend = make_backend(kind, model, self._config.layer or model.spec.layer, device, dtype,
                                     optimize=self._config.optimize)
         self._resident = resident
         self._probed: dict[tuple, tuple[int, int, int]] = {}
@@ -269,8 +276,8 @@ class Engine:
 
     @property
     def traced(self) -> bool:
-        """Whether the last forward pass ran through the traced CPU copy (:mod:`.traced`)."""
-        return self.backend.traced
+        """Whether the last forward pass ran through the traced CPU copy (:mod:`.backends.traced`)."""
+        return self.backend.running == "torch (traced)"
 
     def _load(self, config: EngineConfig) -> tuple[LoadedModel, str | None]:
         """Build ``config``'s model; returns it and the warning to show (untrained fallback)."""
@@ -282,7 +289,7 @@ class Engine:
             warning = f"UNTRAINED network: {exc}. Maps and labels of random weights are meaningless."
             return load_model(config.model, "none"), warning
 
-    def _check_shapes(self, backend: TorchBackend, layer: str, config: EngineConfig) -> None:
+    def _check_shapes(self, backend: TorchBackend | OnnxBackend, layer: str, config: EngineConfig) -> None:
         """Refuse a layer or component that cannot work, from the shapes the network reports for the
         input the last frame would now get. Before the first frame the layer is checked on a square
         input, and the component's rank, which depends on the frame's aspect, on the first frame."""
@@ -315,19 +322,24 @@ class Engine:
             new = replace(old, **changes)  # validates
             device = resolve_device(new.device)
             dtype = resolve_dtype(new.precision, device)
+            kind = resolve_backend(new.backend, device, dtype)
             new_model = (new.model, new.weights) != (old.model, old.weights)
             backend, warning = self.backend, self.warning
+            layer = new.layer or (self.loaded.spec.layer if not new_model else None)
             if new_model:
                 loaded, warning = self._load(new)
-                backend = TorchBackend(loaded, new.layer or loaded.spec.layer, device, dtype, optimize=new.optimize)
-            layer = new.layer or backend.loaded.spec.layer
+                layer = new.layer or loaded.spec.layer
+                backend = make_backend(kind, loaded, layer, device, dtype, optimize=new.optimize)
+            elif kind != backend.name:  # the same network, run another way: its weights move along
+                backend = make_backend(kind, self.loaded, self.layer, device, dtype, optimize=new.optimize,
+                                       master=_torch_of(self.backend)._master)
             self._check_shapes(backend, layer, new)  # raises before anything has changed
             before = (old.model, old.weights, self.layer, old.component, old.short_side, self.device, self.dtype)
-            if not new_model:
-                backend.layer = layer
-                if (device, dtype) != (self.device, self.dtype):
+            backend.layer = layer
+            if isinstance(backend, TorchBackend):
+                if (device, dtype) != (backend.device, backend.dtype):
                     backend.place(device, dtype)
-            backend.optimize = new.optimize
+                backend.optimize = new.optimize
             self.backend, self.warning, self._config = backend, warning, new
             self._normalisation()
             if (new.model, new.weights, layer, new.component, new.short_side, device, dtype) != before:
@@ -500,6 +512,11 @@ def peak_pixel(flat_index: int, cam_shape: tuple[int, int], frame_shape: tuple[i
 def label_predictions(labels: list[str], indices: np.ndarray, probs: np.ndarray) -> list[tuple[str, float]]:
     """Pair top-k class indices with their names: ``[(label, probability), ...]``."""
     return [(labels[j] if 0 <= j < len(labels) else str(j), float(p)) for j, p in zip(indices.tolist(), probs, strict=True)]
+
+
+def _torch_of(backend: TorchBackend | OnnxBackend) -> TorchBackend:
+    """The torch network behind a backend (ONNX Runtime's keeps one for probes and fallback)."""
+    return backend if isinstance(backend, TorchBackend) else backend.torch
 
 
 def _check_map(shape: tuple[int, ...], layer: str, component: int) -> None:

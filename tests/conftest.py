@@ -7,6 +7,8 @@ import socket
 import threading
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# ONNX exports go to a cache of this run's own, never the user's (one folder per test process).
+os.environ["EIGENCAM_CACHE"] = __import__("tempfile").mkdtemp(prefix="eigencam-test-cache-")
 
 import numpy as np
 import pytest

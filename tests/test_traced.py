@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from eigencam_live.backends.traced import build_traced
 from eigencam_live.engine import Engine, EngineConfig
 from eigencam_live.models import load_model
-from eigencam_live.traced import build_traced
 
 from .conftest import scene
 
@@ -17,8 +17,9 @@ from .conftest import scene
 def _pair(model: str, **cfg):
     torch.manual_seed(0)
     loaded = load_model(model, "none")
-    eager = Engine(EngineConfig(model=model, weights="none", short_side=96, optimize=False, **cfg), model=loaded)
-    traced = Engine(EngineConfig(model=model, weights="none", short_side=96, optimize=True, **cfg), model=loaded)
+    cfg = {"backend": "torch", "short_side": 96, **cfg}
+    eager = Engine(EngineConfig(model=model, weights="none", optimize=False, **cfg), model=loaded)
+    traced = Engine(EngineConfig(model=model, weights="none", optimize=True, **cfg), model=loaded)
     return eager, traced
 
 

@@ -1,25 +1,18 @@
-"""How a network runs: a batch of network inputs in, ``(outputs, activations)`` out.
+"""The torch backend: a torch ``nn.Module`` on the CPU or CUDA (see :mod:`eigencam_live.backends`).
 
-A backend is the engine's only view of the network. :class:`~eigencam_live.engine.Engine` calls
-:meth:`TorchBackend.forward` with a preprocessed ``(B, 3, h, w)`` batch on :attr:`device` and gets
-the network's outputs (logits ``(B, classes)``) and the target layer's activations as a
-``(B, C, h', w')`` feature map, whatever layout the layer has inside the network. A second runtime
-(ONNX Runtime) or a second kind of output (detections) is one more class with the same four members:
-``device``, ``dtype``, ``forward(x)`` and ``probe(layer, size)``.
-
-:class:`TorchBackend` runs a torch ``nn.Module``: eager with a forward hook on the target layer
-(:class:`~eigencam_live.models.ActivationCapture`), or on the CPU in fp32 through a traced, frozen
-copy that returns the layer's output as a second result (:mod:`eigencam_live.traced`). On CUDA the
-network is in channels_last, in the engine's precision, with an fp32 master copy of the weights kept
-on the host so that going back to fp32 is exact.
+Eager with a forward hook on the target layer (:class:`~eigencam_live.models.ActivationCapture`),
+or on the CPU in fp32 through a traced, frozen copy that returns the layer's output as a second
+result (:mod:`.traced`). On CUDA the network is in channels_last, in the engine's precision, with
+an fp32 master copy of the weights kept on the host so that going back to fp32 is exact.
 """
 
 from __future__ import annotations
 
 import torch
 
-from .errors import LayerNotFoundError
-from .models import ActivationCapture, LoadedModel, find_layer, to_feature_map
+from eigencam_live.errors import LayerNotFoundError
+from eigencam_live.models import ActivationCapture, LoadedModel, find_layer, to_feature_map
+
 from .traced import TRACED_FAMILIES, TracedForward, build_traced
 
 __all__ = ["TorchBackend"]
@@ -35,18 +28,28 @@ class TorchBackend:
         layer: the target layer, a dotted module name.
         device, dtype: where and in which precision the network runs.
         optimize: on the CPU in fp32, run the traced copy of the families it makes faster.
+        master: the fp32 weights of a network that was cast to half precision before (kept so
+            that fp32 can be had back exactly).
     """
 
+    name = "torch"
+
     def __init__(self, loaded: LoadedModel, layer: str, device: torch.device, dtype: torch.dtype, *,
-                 optimize: bool = True) -> None:
+                 optimize: bool = True, master: dict[str, torch.Tensor] | None = None) -> None:
         self.loaded = loaded
         self.optimize = optimize
         self.layer = layer
-        self._master: dict[str, torch.Tensor] | None = None
+        self._master = master
         self.device, self.dtype = device, dtype
         self.place(device, dtype)
         #: whether the last forward pass ran through the traced copy
         self.traced = False
+        self.warning: str | None = None
+
+    @property
+    def running(self) -> str:
+        """What ran the last forward pass: ``torch (traced)`` or ``torch``."""
+        return "torch (traced)" if self.traced else "torch"
 
     @property
     def layer(self) -> str:

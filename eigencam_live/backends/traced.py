@@ -20,7 +20,7 @@ import warnings
 import torch
 from torch import nn
 
-from .models import ActivationCapture
+from eigencam_live.models import ActivationCapture
 
 __all__ = ["TRACED_FAMILIES", "TracedForward", "build_traced"]
 

@@ -1,0 +1,53 @@
+"""How a network runs: a batch of network inputs in, ``(outputs, activations)`` out.
+
+A backend is the engine's only view of the network. :class:`~eigencam_live.engine.Engine` calls
+``forward(x)`` with a preprocessed ``(B, 3, h, w)`` batch on the backend's ``device`` and gets the
+network's outputs (logits ``(B, classes)``) and the target layer's activations as a
+``(B, C, h', w')`` feature map, whatever layout the layer has inside the network. Every backend has
+the same members: ``device``, ``dtype``, ``layer`` (settable: checks the name), ``running`` (what
+ran the last forward, for display), ``warning`` (why it fell back, or ``None``), ``forward(x)``
+and ``probe(layer, size)`` (the layer's map shape for an input size, from the network itself).
+
+* :class:`TorchBackend`: torch, eager with a forward hook, or on the CPU a traced, frozen copy
+  (:mod:`.traced`); fp16 + channels_last on CUDA.
+* :class:`OnnxBackend`: ONNX Runtime on the CPU, the network exported on first use and cached.
+
+``auto`` picks ONNX Runtime on the CPU in fp32 (when installed) and torch elsewhere.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from eigencam_live.errors import ConfigError
+from eigencam_live.models import LoadedModel
+
+from .onnx_backend import OnnxBackend, cache_dir, onnxruntime_available
+from .torch_backend import TorchBackend
+
+__all__ = ["BACKENDS", "OnnxBackend", "TorchBackend", "cache_dir", "make_backend", "resolve_backend"]
+
+BACKENDS = ("auto", "torch", "onnxruntime")
+
+
+def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype) -> str:
+    """``auto`` -> ``onnxruntime`` on the CPU in fp32 when installed, else ``torch``. An explicit
+    ``onnxruntime`` elsewhere raises :class:`ConfigError`."""
+    cpu_fp32 = device.type == "cpu" and dtype == torch.float32
+    if backend == "auto":
+        return "onnxruntime" if cpu_fp32 and onnxruntime_available() else "torch"
+    if backend == "onnxruntime":
+        if not cpu_fp32:
+            raise ConfigError("onnxruntime runs on the CPU in fp32; use torch for CUDA or bf16", field="backend")
+        if not onnxruntime_available():
+            raise ConfigError("onnxruntime is not installed (pip install onnxruntime onnx)", field="backend")
+    return backend
+
+
+def make_backend(kind: str, loaded: LoadedModel, layer: str, device: torch.device, dtype: torch.dtype, *,
+                 optimize: bool = True, master: dict[str, torch.Tensor] | None = None) -> TorchBackend | OnnxBackend:
+    """A backend of ``kind`` (resolved: ``torch`` or ``onnxruntime``) for ``loaded``; ``master``:
+    the fp32 weights a previous backend kept (see :class:`TorchBackend`)."""
+    if kind == "onnxruntime":
+        return OnnxBackend(loaded, layer, master=master)
+    return TorchBackend(loaded, layer, device, dtype, optimize=optimize, master=master)

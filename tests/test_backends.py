@@ -1,0 +1,123 @@
+"""Backends: ONNX Runtime gives torch's maps and predictions, its exports are cached and checked,
+and anything it cannot run falls back to torch with a warning."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from eigencam_live.backends import OnnxBackend, TorchBackend, cache_dir, onnx_backend
+from eigencam_live.engine import Engine, EngineConfig
+from eigencam_live.errors import ConfigError
+from eigencam_live.models import load_model
+
+from .conftest import scene
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(np.ravel(a), np.ravel(b))[0, 1])
+
+
+def _loaded(name: str, seed: int = 0):
+    torch.manual_seed(seed)
+    return load_model(name, "none")
+
+
+def _engines(name: str, **cfg):
+    loaded = _loaded(name)
+    base = {"model": name, "weights": "none", "short_side": 96, **cfg}
+    return (Engine(EngineConfig(backend="torch", optimize=False, **base), model=loaded),
+            Engine(EngineConfig(backend="onnxruntime", **base), model=loaded))
+
+
+def test_auto_is_onnxruntime_on_the_cpu_and_torch_elsewhere():
+    loaded = _loaded("resnet18")
+    cpu = Engine(EngineConfig(model="resnet18", weights="none", short_side=64), model=loaded)
+    assert isinstance(cpu.backend, OnnxBackend)
+    bf16 = Engine(EngineConfig(model="resnet18", weights="none", short_side=64, precision="bf16"), model=loaded)
+    assert isinstance(bf16.backend, TorchBackend)
+    with pytest.raises(ConfigError, match="fp32") as info:
+        Engine(EngineConfig(model="resnet18", weights="none", backend="onnxruntime", precision="bf16"), model=loaded)
+    assert info.value.field == "backend"
+    with pytest.raises(ConfigError, match="backend"):
+        EngineConfig(backend="tensorrt")
+
+
+@pytest.mark.parametrize(("name", "layer"), [("resnet18", None), ("mobilenet_v3_small", None), ("resnet18", "layer3"),
+                                             ("efficientnet_b0", None), ("swin_t", None)])
+def test_onnxruntime_gives_torchs_maps_and_predictions(name, layer):
+    ref, ort = _engines(name, layer=layer)
+    frames = np.stack([scene(120, 200, corner=c, seed=i) for i, c in enumerate(["tl", "br"])])
+    want, got = ref.process(frames), ort.process(frames)
+    assert ort.backend.running == "onnxruntime" and ort.backend.warning is None
+    for w, g in zip(want, got, strict=True):
+        assert _corr(w.cam, g.cam) > 0.999
+        np.testing.assert_allclose(g.explained, w.explained, atol=1e-3)
+        assert [lbl for lbl, _ in g.predictions] == [lbl for lbl, _ in w.predictions]
+        assert g.peak == w.peak
+
+
+def test_one_export_serves_every_input_size_and_batch():
+    ref, ort = _engines("resnet18")
+    for h, w, b in ((120, 200, 1), (200, 120, 3), (96, 96, 2)):
+        frames = np.stack([scene(h, w, seed=i) for i in range(b)])
+        for r, g in zip(ref.process(frames), ort.process(frames), strict=True):
+            assert g.cam.shape == r.cam.shape and _corr(r.cam, g.cam) > 0.999
+    assert len(list(cache_dir().glob("resnet18-*.onnx"))) >= 1 and ort.backend.running == "onnxruntime"
+
+
+def test_the_cache_is_reused_and_a_corrupt_file_is_rebuilt(monkeypatch):
+    loaded = _loaded("mobilenet_v3_small", seed=3)
+    frame = scene(96, 128)
+    first = Engine(EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64), model=loaded)
+    want = first.process_one(frame)
+    path = first.backend._path(first.layer)
+    assert path.exists()
+    # A second engine on the same weights loads the file: no export.
+    monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: pytest.fail("exported again"))
+    again = Engine(EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64), model=loaded)
+    np.testing.assert_allclose(again.process_one(frame).cam, want.cam, atol=1e-5)
+    monkeypatch.undo()
+    path.write_bytes(path.read_bytes()[: 1000])  # cut off
+    rebuilt = Engine(EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64), model=loaded)
+    np.testing.assert_allclose(rebuilt.process_one(frame).cam, want.cam, atol=1e-5)
+    assert rebuilt.backend.running == "onnxruntime" and path.stat().st_size > 100_000
+    # Other weights are another key: a file made for these is never trusted for those.
+    other = _loaded("mobilenet_v3_small", seed=4)
+    assert OnnxBackend(other, "features")._path("features") != path
+
+
+def test_a_disagreeing_runtime_falls_back_to_torch_with_a_warning(monkeypatch):
+    ref, ort = _engines("resnet18")
+    monkeypatch.setattr(onnx_backend, "_agree", lambda *a, **k: False)
+    frame = scene(96, 128)
+    got = ort.process_one(frame)
+    assert ort.backend.running == "torch" and "differ from torch" in ort.backend.warning
+    np.testing.assert_allclose(got.cam, ref.process_one(frame).cam, atol=1e-5)
+
+
+def test_an_export_failure_falls_back_to_torch_with_a_warning(monkeypatch):
+    def refuse(*_a, **_k):
+        raise RuntimeError("Exporting the operator 'aten::magic' to ONNX opset version 17 is not supported")
+
+    monkeypatch.setattr(torch.onnx, "export", refuse)
+    _, ort = _engines("mobilenet_v3_small", short_side=128)  # a size no other test exported
+    ort.backend._digest = "never-exported"
+    assert ort.process_one(scene(96, 128)).cam.shape == (4, 5)
+    assert ort.backend.running == "torch" and "aten::magic" in ort.backend.warning
+
+
+def test_switching_backends_keeps_the_maps_and_the_weights():
+    loaded = _loaded("resnet18")
+    engine = Engine(EngineConfig(model="resnet18", weights="none", short_side=96), model=loaded)
+    frame = scene(120, 200)
+    a = engine.process_one(frame).cam
+    engine.reconfigure(backend="torch")
+    assert isinstance(engine.backend, TorchBackend)
+    b = engine.process_one(frame).cam
+    engine.reconfigure(precision="bf16")
+    engine.reconfigure(precision="fp32", backend="onnxruntime")  # fp32 back exactly, then exported
+    c = engine.process_one(frame).cam
+    assert isinstance(engine.backend, OnnxBackend) and engine.backend.running == "onnxruntime"
+    assert _corr(a, b) > 0.999 and _corr(a, c) > 0.999
