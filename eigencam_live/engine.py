@@ -32,13 +32,23 @@ import threading
 import time
 from dataclasses import dataclass, fields, replace
 from functools import cached_property
+from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .backends import BACKENDS, OnnxBackend, TorchBackend, make_backend, resolve_backend
+from .backends import (
+    BACKENDS,
+    OnnxBackend,
+    OnnxFileBackend,
+    TorchBackend,
+    is_onnx_path,
+    load_onnx,
+    make_backend,
+    resolve_backend,
+)
 from .cam import METHODS, SubspaceTracker, TemporalSmoother, eigen_cam
 from .errors import ConfigError, LayerNotFoundError, WeightsUnavailableError
 from .models import MODELS, LoadedModel, load_model
@@ -69,8 +79,8 @@ class EngineConfig:
     """Engine settings; validated on construction (:class:`ConfigError` names the bad field).
 
     Attributes:
-        model: a key of :data:`eigencam_live.models.MODELS`.
-        weights: ``imagenet``, ``none`` or a state_dict path.
+        model: a key of :data:`eigencam_live.models.MODELS`, or the path of an ``.onnx`` file.
+        weights: ``imagenet``, ``none`` or a state_dict path (an ONNX file holds its own).
         layer: target layer (dotted module name); ``None`` = the model's default.
         component: 1-based principal component (1 to 5 in the UI; any up to the rank here).
         method: ``auto``, ``exact`` or ``randomized``.
@@ -81,6 +91,10 @@ class EngineConfig:
         precision: ``auto`` (fp16 on CUDA, fp32 on CPU), ``fp32``, ``fp16`` or ``bf16``.
         top_k: number of predictions returned.
         smoothing: temporal smoothing of maps in ``[0, 1)``; 0 = off.
+        labels: a text file of class names, one a line (default: the model's own; an ONNX file's
+            are class indices).
+        mean, std: the input normalisation, per RGB channel of ``[0, 1]`` pixels (default: the
+            model's own; ImageNet's for an ONNX file).
         optimize: with the torch backend on the CPU in fp32, run conv-BN networks through a traced,
             frozen, optimised copy (:mod:`eigencam_live.backends.traced`), checked against the
             eager network when built.
@@ -97,15 +111,31 @@ class EngineConfig:
     precision: str = "auto"
     top_k: int = 5
     smoothing: float = 0.0
+    labels: str | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
     optimize: bool = True
 
     def __post_init__(self) -> None:
-        if self.model not in MODELS:
+        if not isinstance(self.model, str) or (self.model not in MODELS and not is_onnx_path(self.model)):
             import difflib
 
             close = difflib.get_close_matches(self.model, list(MODELS), n=3, cutoff=0.5)
             hint = f" Did you mean {', '.join(close)}?" if close else f" Available: {', '.join(sorted(MODELS))}"
-            raise ConfigError(f"unknown model {self.model!r}.{hint}", field="model")
+            raise ConfigError(f"unknown model {self.model!r}.{hint} Or the path of an .onnx file.", field="model")
+        if is_onnx_path(self.model) and self.weights not in ("imagenet", "none"):
+            raise ConfigError("an ONNX file holds its own weights: leave --weights out", field="weights")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if value is not None and (
+                not isinstance(value, (tuple, list)) or len(value) != 3
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in value)
+                or (name == "std" and min(value) <= 0)
+            ):
+                raise ConfigError(f"must be three numbers in [0, 1] (R G B, of [0, 1] pixels){', above 0' if name == 'std' else ''}. "
+                                  f"Got {value!r}", field=name)
+        if self.labels is not None and not isinstance(self.labels, str):
+            raise ConfigError(f"must be the path of a text file. Got {self.labels!r}", field="labels")
         if not isinstance(self.weights, str) or not self.weights:
             raise ConfigError(f"must be imagenet, none or a file path. Got {self.weights!r}", field="weights")
         _int_field("component", self.component, 1, 2048)
@@ -236,7 +266,7 @@ class Engine:
         dtype = resolve_dtype(self._config.precision, device)
         if model is None:
             model, self.warning = self._load(self._config)
-        kind = resolve_backend(self._config.backend, device, dtype)
+        kind = resolve_backend(self._config.backend, device, dtype, onnx_file=is_onnx_path(self._config.model))
         self.backend = make_backend(kind, model, self._config.layer or model.spec.layer, device, dtype,
                                     optimize=self._config.optimize)
         self._resident = resident
@@ -281,20 +311,38 @@ class Engine:
 
     def _load(self, config: EngineConfig) -> tuple[LoadedModel, str | None]:
         """Build ``config``'s model; returns it and the warning to show (untrained fallback)."""
-        try:
-            return load_model(config.model, config.weights), None
-        except WeightsUnavailableError as exc:
-            if not self.fallback_untrained:
-                raise
-            warning = f"UNTRAINED network: {exc}. Maps and labels of random weights are meaningless."
-            return load_model(config.model, "none"), warning
+        warning = None
+        if is_onnx_path(config.model):
+            loaded = load_onnx(config.model)
+        else:
+            try:
+                loaded = load_model(config.model, config.weights)
+            except WeightsUnavailableError as exc:
+                if not self.fallback_untrained:
+                    raise
+                warning = f"UNTRAINED network: {exc}. Maps and labels of random weights are meaningless."
+                loaded = load_model(config.model, "none")
+        if config.labels is not None:
+            loaded.labels = read_labels(config.labels)
+        loaded.mean = tuple(config.mean) if config.mean is not None else loaded.mean
+        loaded.std = tuple(config.std) if config.std is not None else loaded.std
+        return loaded, warning
 
-    def _check_shapes(self, backend: TorchBackend | OnnxBackend, layer: str, config: EngineConfig) -> None:
+    def feature_layers(self) -> list[tuple[str, tuple[int, ...]]]:
+        """Every layer of the network that gives a feature map, in forward order, with its
+        ``(C, h, w)`` for the input the last frame got (a square one before the first frame)."""
+        with self._lock:
+            return self.backend.feature_layers(self._probe_size(self._config, self.loaded))
+
+    def _probe_size(self, config: EngineConfig, loaded: LoadedModel) -> tuple[int, int]:
+        side = config.short_side
+        return input_size(*(self._frame_hw or (side, side)), side, loaded.spec.fixed_input)
+
+    def _check_shapes(self, backend: TorchBackend | OnnxBackend | OnnxFileBackend, layer: str, config: EngineConfig) -> None:
         """Refuse a layer or component that cannot work, from the shapes the network reports for the
         input the last frame would now get. Before the first frame the layer is checked on a square
         input, and the component's rank, which depends on the frame's aspect, on the first frame."""
-        side = config.short_side
-        size = input_size(*(self._frame_hw or (side, side)), side, backend.loaded.spec.fixed_input)
+        size = self._probe_size(config, backend.loaded)
         key = (config.model, config.weights, layer, size)
         if key not in self._probed:
             if len(self._probed) >= 64:
@@ -322,8 +370,9 @@ class Engine:
             new = replace(old, **changes)  # validates
             device = resolve_device(new.device)
             dtype = resolve_dtype(new.precision, device)
-            kind = resolve_backend(new.backend, device, dtype)
-            new_model = (new.model, new.weights) != (old.model, old.weights)
+            kind = resolve_backend(new.backend, device, dtype, onnx_file=is_onnx_path(new.model))
+            new_model = (new.model, new.weights, new.labels, new.mean, new.std) != (
+                old.model, old.weights, old.labels, old.mean, old.std)
             backend, warning = self.backend, self.warning
             layer = new.layer or (self.loaded.spec.layer if not new_model else None)
             if new_model:
@@ -332,7 +381,7 @@ class Engine:
                 backend = make_backend(kind, loaded, layer, device, dtype, optimize=new.optimize)
             elif kind != backend.name:  # the same network, run another way: its weights move along
                 backend = make_backend(kind, self.loaded, self.layer, device, dtype, optimize=new.optimize,
-                                       master=_torch_of(self.backend)._master)
+                                       master=getattr(_torch_of(self.backend), "_master", None))
             self._check_shapes(backend, layer, new)  # raises before anything has changed
             before = (old.model, old.weights, self.layer, old.component, old.short_side, self.device, self.dtype)
             backend.layer = layer
@@ -514,9 +563,18 @@ def label_predictions(labels: list[str], indices: np.ndarray, probs: np.ndarray)
     return [(labels[j] if 0 <= j < len(labels) else str(j), float(p)) for j, p in zip(indices.tolist(), probs, strict=True)]
 
 
-def _torch_of(backend: TorchBackend | OnnxBackend) -> TorchBackend:
+def _torch_of(backend: TorchBackend | OnnxBackend | OnnxFileBackend) -> TorchBackend | None:
     """The torch network behind a backend (ONNX Runtime's keeps one for probes and fallback)."""
-    return backend if isinstance(backend, TorchBackend) else backend.torch
+    return backend if isinstance(backend, TorchBackend) else getattr(backend, "torch", None)
+
+
+def read_labels(path: str) -> list[str]:
+    """Class names from a text file, one a line (blank lines kept as empty names: line = index)."""
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read labels file {path}: {getattr(exc, 'strerror', None) or exc}", field="labels") from None
+    return [line.strip() for line in text.splitlines()]
 
 
 def _check_map(shape: tuple[int, ...], layer: str, component: int) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 
+from .backends import BACKENDS
 from .cam import METHODS
-from .engine import DEVICES, PRECISIONS, EngineConfig
+from .engine import DEVICES, PRECISIONS, Engine, EngineConfig
 from .errors import ConfigError
 from .render import COLORMAPS, VIEWS, RenderConfig
 
@@ -20,6 +21,7 @@ __all__ = [
     "add_render_options",
     "engine_config_from_args",
     "network_threads",
+    "print_layers",
     "render_config_from_args",
 ]
 
@@ -28,17 +30,25 @@ _RENDER = RenderConfig()
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``--model --weights --layer --component --method --short-side --device --precision
-    --smoothing --top-k`` (defaults: :class:`EngineConfig`'s)."""
+    """Add ``--model --weights --layer --component --method --short-side --device --backend
+    --precision --smoothing --top-k --no-optimize`` (defaults: :class:`EngineConfig`'s)."""
     g = parser.add_argument_group("model and Eigen-CAM")
     g.add_argument("--model", "-m", default=_ENGINE.model, metavar="NAME",
                    help=f"torchvision classifier (default: {_ENGINE.model}; e.g. resnet50, resnet18, "
-                        "efficientnet_b0, convnext_tiny, mobilenet_v3_small)")
+                        "efficientnet_b0, convnext_tiny, mobilenet_v3_small), or an .onnx file")
     g.add_argument("--weights", default=_ENGINE.weights, metavar="imagenet|none|FILE",
                    help="imagenet (torchvision cache; without it the untrained network runs, with a warning), "
                         "none (random weights), or a state_dict .pth file (default: %(default)s)")
     g.add_argument("--layer", default=_ENGINE.layer, metavar="NAME",
                    help="target layer, a dotted module name (default: the model's last conv stage)")
+    g.add_argument("--list-layers", action="store_true",
+                   help="print the model's layers that give a feature map, with their shapes, and exit")
+    g.add_argument("--labels", default=None, metavar="FILE.txt",
+                   help="class names, one a line (default: the model's own; class indices for an .onnx file)")
+    g.add_argument("--mean", type=float, nargs=3, default=None, metavar=("R", "G", "B"),
+                   help="input normalisation mean of [0, 1] pixels (default: the model's; ImageNet's for .onnx)")
+    g.add_argument("--std", type=float, nargs=3, default=None, metavar=("R", "G", "B"),
+                   help="input normalisation std of [0, 1] pixels (default: the model's; ImageNet's for .onnx)")
     g.add_argument("--component", "-k", type=int, default=_ENGINE.component, metavar="K",
                    help="principal component to show, 1 = first (default: %(default)s)")
     g.add_argument("--method", default=_ENGINE.method, choices=METHODS,
@@ -47,6 +57,9 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
                    help="network input's short side in pixels; the whole frame is resized (default: %(default)s)")
     g.add_argument("--device", default=_ENGINE.device, choices=DEVICES,
                    help="auto = CUDA when available (default: %(default)s)")
+    g.add_argument("--backend", default=_ENGINE.backend, choices=BACKENDS,
+                   help="what runs the network: auto = ONNX Runtime on the CPU (exported on first use, cached), "
+                        "torch on CUDA (default: %(default)s)")
     g.add_argument("--precision", default=_ENGINE.precision, choices=PRECISIONS,
                    help="auto = fp16 on CUDA, fp32 on CPU (default: %(default)s)")
     g.add_argument("--smoothing", type=float, default=_ENGINE.smoothing, metavar="S",
@@ -54,8 +67,8 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--top-k", type=int, default=_ENGINE.top_k, metavar="N",
                    help="number of predictions kept per frame (default: %(default)s)")
     g.add_argument("--no-optimize", dest="optimize", action="store_false", default=_ENGINE.optimize,
-                   help="on the CPU, run the network eagerly instead of through a traced, frozen copy "
-                        "(built and checked on the first frame of each input size)")
+                   help="with --backend torch on the CPU, run the network eagerly instead of through a traced, "
+                        "frozen copy (built and checked on the first frame of each input size)")
 
 
 def add_render_options(parser: argparse.ArgumentParser) -> None:
@@ -84,9 +97,13 @@ def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
             method=args.method,
             short_side=args.short_side,
             device=args.device,
+            backend=getattr(args, "backend", _ENGINE.backend),
             precision=args.precision,
             top_k=getattr(args, "top_k", _ENGINE.top_k),
             smoothing=args.smoothing,
+            labels=getattr(args, "labels", None),
+            mean=tuple(args.mean) if getattr(args, "mean", None) else None,
+            std=tuple(args.std) if getattr(args, "std", None) else None,
             optimize=getattr(args, "optimize", _ENGINE.optimize),
         )
     except ConfigError as exc:
@@ -110,6 +127,19 @@ def _as_option(exc: ConfigError) -> ConfigError:
     if exc.field is None:
         return exc
     return ConfigError(f"--{exc.field.replace('_', '-')}: {exc.reason}")
+
+
+def print_layers(engine: Engine, out=None) -> None:
+    """``--list-layers``: every layer that gives a feature map, ``name  CxHxW``, the default marked."""
+    import sys
+
+    out = out or sys.stdout
+    default = engine.loaded.spec.layer
+    layers = engine.feature_layers()
+    width = max((len(name) for name, _ in layers), default=0)
+    for name, shape in layers:
+        mark = "  (default)" if name == default else ""
+        print(f"{name:<{width}}  {'x'.join(str(d) for d in shape)}{mark}", file=out)
 
 
 def network_threads() -> int:

@@ -121,3 +121,64 @@ def test_switching_backends_keeps_the_maps_and_the_weights():
     c = engine.process_one(frame).cam
     assert isinstance(engine.backend, OnnxBackend) and engine.backend.running == "onnxruntime"
     assert _corr(a, b) > 0.999 and _corr(a, c) > 0.999
+
+
+# -- ONNX files ----------------------------------------------------------------------------------
+def _export(net: torch.nn.Module, path, *, size=(224, 224), dynamic=True) -> str:
+    import warnings
+
+    axes = {"image": {0: "b", 2: "h", 3: "w"}} if dynamic else None
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net.eval(), (torch.zeros(1, 3, *size),), str(path), input_names=["image"],
+                          output_names=["scores"], dynamic_axes=axes, opset_version=17, dynamo=False)
+    return str(path)
+
+
+def test_an_onnx_file_gives_the_torch_networks_maps_on_its_last_feature_map(tmp_path):
+    loaded = _loaded("resnet18", seed=5)
+    path = _export(loaded.net, tmp_path / "r18.onnx")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(f"class {i}" for i in range(1000)))
+    ref = Engine(EngineConfig(model="resnet18", weights="none", short_side=96, backend="torch"), model=loaded)
+    onnx = Engine(EngineConfig(model=path, short_side=96, labels=str(labels)))
+    assert onnx.backend.running == "onnxruntime"
+    assert onnx.layer.endswith("Relu_output_0") and "layer4" in onnx.layer  # the last feature map
+    frames = np.stack([scene(120, 200, corner=c, seed=i) for i, c in enumerate(["tl", "br"])])
+    for w, g in zip(ref.process(frames), onnx.process(frames), strict=True):
+        assert _corr(w.cam, g.cam) > 0.999 and g.peak == w.peak
+        assert [p for _, p in g.predictions] == pytest.approx([p for _, p in w.predictions], rel=1e-3)
+        assert g.predictions[0][0] == f"class {ref.loaded.labels.index(w.predictions[0][0])}"
+    layers = dict(onnx.feature_layers())
+    assert layers[onnx.layer] == (512, 3, 5) and len(layers) > 20  # every conv, relu and add of resnet18
+    layer3 = [n for n in layers if "layer3" in n and n.endswith("relu_1/Relu_output_0")][-1]  # its last block
+    onnx.reconfigure(layer=layer3)
+    ref.reconfigure(layer="layer3")
+    assert _corr(ref.process_one(frames[0]).cam, onnx.process_one(frames[0]).cam) > 0.999
+
+
+def test_onnx_file_mistakes_get_one_clear_line(tmp_path):
+    from eigencam_live.errors import LayerNotFoundError, ModelError
+
+    with pytest.raises(ModelError, match="not found"):
+        Engine(EngineConfig(model=str(tmp_path / "missing.onnx")))
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a protobuf at all")
+    with pytest.raises(ModelError, match="cannot read ONNX file"):
+        Engine(EngineConfig(model=str(bad)))
+    path = _export(_loaded("resnet18").net, tmp_path / "fixed.onnx", size=(96, 128), dynamic=False)
+    engine = Engine(EngineConfig(model=path))
+    assert engine.loaded.spec.fixed_input == (96, 128)
+    assert engine.process_one(scene(240, 240)).cam.shape == (3, 4)  # a fixed-size graph gets its size
+    with pytest.raises(LayerNotFoundError, match="no node output"):
+        engine.reconfigure(layer="layer4")
+    with pytest.raises(LayerNotFoundError, match="not a spatial"):
+        engine.reconfigure(layer=next(n for n in engine.backend.graph.order if "GlobalAveragePool" in n))
+    with pytest.raises(ConfigError, match="own weights"):
+        EngineConfig(model=path, weights="w.pth")
+    with pytest.raises(ConfigError, match="onnxruntime, not torch"):
+        Engine(EngineConfig(model=path, backend="torch"))
+    with pytest.raises(ConfigError, match="labels"):
+        Engine(EngineConfig(model=path, labels=str(tmp_path / "nope.txt")))
+    with pytest.raises(ConfigError, match="std"):
+        EngineConfig(std=(0.2, 0.0, 0.2))

@@ -11,6 +11,7 @@ and ``probe(layer, size)`` (the layer's map shape for an input size, from the ne
 * :class:`TorchBackend`: torch, eager with a forward hook, or on the CPU a traced, frozen copy
   (:mod:`.traced`); fp16 + channels_last on CUDA.
 * :class:`OnnxBackend`: ONNX Runtime on the CPU, the network exported on first use and cached.
+* :class:`OnnxFileBackend`: ONNX Runtime on the CPU running an ONNX file (:mod:`.onnx_file`).
 
 ``auto`` picks ONNX Runtime on the CPU in fp32 (when installed) and torch elsewhere.
 """
@@ -23,17 +24,35 @@ from eigencam_live.errors import ConfigError
 from eigencam_live.models import LoadedModel
 
 from .onnx_backend import OnnxBackend, cache_dir, onnxruntime_available
+from .onnx_file import OnnxFile, OnnxFileBackend, is_onnx_path, load_onnx
 from .torch_backend import TorchBackend
 
-__all__ = ["BACKENDS", "OnnxBackend", "TorchBackend", "cache_dir", "make_backend", "resolve_backend"]
+__all__ = [
+    "BACKENDS",
+    "OnnxBackend",
+    "OnnxFileBackend",
+    "TorchBackend",
+    "cache_dir",
+    "is_onnx_path",
+    "load_onnx",
+    "make_backend",
+    "resolve_backend",
+]
 
 BACKENDS = ("auto", "torch", "onnxruntime")
 
 
-def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype) -> str:
+def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype, *, onnx_file: bool = False) -> str:
     """``auto`` -> ``onnxruntime`` on the CPU in fp32 when installed, else ``torch``. An explicit
-    ``onnxruntime`` elsewhere raises :class:`ConfigError`."""
+    ``onnxruntime`` elsewhere, or an ONNX file anywhere but ONNX Runtime on the CPU in fp32, raises
+    :class:`ConfigError`."""
     cpu_fp32 = device.type == "cpu" and dtype == torch.float32
+    if onnx_file:
+        if backend == "torch":
+            raise ConfigError("an ONNX file runs with onnxruntime, not torch", field="backend")
+        if not cpu_fp32:
+            raise ConfigError("an ONNX file runs on the CPU in fp32 (--device cpu --precision fp32)", field="device")
+        backend = "onnxruntime"
     if backend == "auto":
         return "onnxruntime" if cpu_fp32 and onnxruntime_available() else "torch"
     if backend == "onnxruntime":
@@ -45,9 +64,11 @@ def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype) -> s
 
 
 def make_backend(kind: str, loaded: LoadedModel, layer: str, device: torch.device, dtype: torch.dtype, *,
-                 optimize: bool = True, master: dict[str, torch.Tensor] | None = None) -> TorchBackend | OnnxBackend:
+                 optimize: bool = True, master: dict[str, torch.Tensor] | None = None) -> TorchBackend | OnnxBackend | OnnxFileBackend:
     """A backend of ``kind`` (resolved: ``torch`` or ``onnxruntime``) for ``loaded``; ``master``:
     the fp32 weights a previous backend kept (see :class:`TorchBackend`)."""
+    if isinstance(loaded.net, OnnxFile):
+        return OnnxFileBackend(loaded, layer)
     if kind == "onnxruntime":
         return OnnxBackend(loaded, layer, master=master)
     return TorchBackend(loaded, layer, device, dtype, optimize=optimize, master=master)

@@ -121,6 +121,9 @@ class OnnxBackend:
     def probe(self, layer: str, size: tuple[int, int]) -> tuple[int, int, int]:
         return self.torch.probe(layer, size)
 
+    def feature_layers(self, size: tuple[int, int]) -> list[tuple[str, tuple[int, ...]]]:
+        return self.torch.feature_layers(size)
+
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """As :meth:`TorchBackend.forward`; the first call for a layer exports (or loads) and checks."""
         layer = self.layer

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from eigencam_live.errors import LayerNotFoundError
-from eigencam_live.models import ActivationCapture, LoadedModel, find_layer, to_feature_map
+from eigencam_live.models import ActivationCapture, LoadedModel, feature_layers, find_layer, to_feature_map
 
 from .traced import TRACED_FAMILIES, TracedForward, build_traced
 
@@ -107,6 +107,10 @@ class TorchBackend:
             except LayerNotFoundError as exc:
                 raise LayerNotFoundError(f"layer {layer!r}: {exc}") from None
         return tuple(int(d) for d in fmap.shape[1:])
+
+    def feature_layers(self, size: tuple[int, int]) -> list[tuple[str, tuple[int, ...]]]:
+        """Every layer that gives a feature map for a ``size`` input: ``[(name, (C, h, w)), ...]``."""
+        return feature_layers(self.loaded, size)
 
     def _traced_for(self, x: torch.Tensor) -> TracedForward | None:
         """The traced copy for this input shape, built on first use (CPU, fp32, conv-BN families)."""

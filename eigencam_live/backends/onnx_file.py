@@ -1,0 +1,166 @@
+"""ONNX files as models: a network trained in any framework and exported to ONNX, inspected as is.
+
+The file's graph is read with the ``onnx`` package; its layers are the outputs of its nodes that read
+as a feature map (rank 4, ``(B, C, h, w)``, with at least 2 x 2 positions; or tokens). To run one,
+the graph is edited to return that tensor as an extra output beside the first graph output (the
+logits), and ONNX Runtime runs the edited graph on the CPU. Shapes come from the network itself: one
+run of a blank image with every node output exposed (:meth:`OnnxFile.layers`).
+
+The file holds no labels and no normalisation: class indices and ImageNet's mean and std unless
+``EngineConfig.labels`` / ``mean`` / ``std`` say otherwise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from eigencam_live.errors import LayerNotFoundError, ModelError
+from eigencam_live.models import NCHW, TOKENS, LoadedModel, ModelSpec, to_feature_map
+
+__all__ = ["OnnxFile", "OnnxFileBackend", "is_onnx_path", "load_onnx"]
+
+
+def is_onnx_path(name: str) -> bool:
+    return isinstance(name, str) and name.lower().endswith(".onnx")
+
+
+class OnnxFile:
+    """An ONNX classifier: ``(B, 3, H, W)`` image in, logits as its first output.
+
+    Raises:
+        ModelError: a missing or unreadable file, or a graph without one image input.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        import onnx
+
+        self.path = Path(path).expanduser()
+        if not self.path.is_file():
+            raise ModelError(f"ONNX file not found: {self.path}")
+        try:
+            self.model = onnx.load(str(self.path))
+        except Exception as exc:
+            raise ModelError(f"cannot read ONNX file {self.path}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+        graph = self.model.graph
+        weights = {i.name for i in graph.initializer}
+        inputs = [i for i in graph.input if i.name not in weights]
+        dims = [[d.dim_value or None for d in i.type.tensor_type.shape.dim] for i in inputs]
+        if len(inputs) != 1 or len(dims[0]) != 4 or dims[0][1] not in (3, None) or not graph.output:
+            got = ", ".join(f"{i.name} {d}" for i, d in zip(inputs, dims, strict=True)) or "none"
+            raise ModelError(f"{self.path.name}: expected one image input (B, 3, H, W) and logits as the first "
+                             f"output. Got inputs: {got}")
+        self.input = inputs[0].name
+        self.output = graph.output[0].name
+        h, w = dims[0][2], dims[0][3]
+        self.fixed_input = (h, w) if h and w else None
+        self.order = [o for node in graph.node for o in node.output if o]  # topological: ONNX requires it
+        self._layers: dict[tuple[int, int], dict[str, tuple[int, ...]]] = {}
+
+    def layers(self, size: tuple[int, int]) -> dict[str, tuple[int, int, int]]:
+        """Node outputs that read as feature maps for a ``size = (h, w)`` input: ``{name: (C, h', w')}``,
+        in graph order. One run with every node output exposed, cached by size."""
+        if size not in self._layers:
+            session = self._session(self.order)
+            x = np.zeros((1, 3, *size), np.float32)
+            found = {}
+            for meta, value in zip(session.get_outputs(), session.run(None, {self.input: x}), strict=True):
+                if meta.name == self.output or not isinstance(value, np.ndarray):
+                    continue
+                try:
+                    fmap = to_feature_map(torch.from_numpy(np.ascontiguousarray(value)), _layout(value))
+                except LayerNotFoundError:
+                    continue
+                if fmap.shape[0] == 1 and fmap.shape[2] * fmap.shape[3] >= 4:
+                    found[meta.name] = tuple(int(d) for d in fmap.shape[1:])
+            self._layers[size] = found
+        return self._layers[size]
+
+    def default_layer(self, size: tuple[int, int]) -> str:
+        """The last feature map of the graph (before global pooling, for a CNN)."""
+        maps = [n for n, shape in self.layers(size).items() if len(shape) == 3]
+        if not maps:
+            raise ModelError(f"{self.path.name} has no layer with a spatial feature map")
+        return maps[-1]
+
+    def session(self, layer: str):
+        """A session whose outputs are ``(logits, layer)``."""
+        return self._session([layer])
+
+    def _session(self, extra: list[str]):
+        import onnx
+        import onnxruntime as ort
+        from onnx import helper
+
+        model = onnx.ModelProto()
+        model.CopyFrom(self.model)
+        del model.graph.output[1:]  # logits first, then what was asked for
+        for name in extra:
+            if name != self.output:
+                model.graph.output.append(helper.make_empty_tensor_value_info(name))
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def _layout(value: np.ndarray) -> str:
+    return TOKENS if value.ndim == 3 else NCHW
+
+
+def load_onnx(path: str, labels: list[str] | None = None) -> LoadedModel:
+    """A :class:`LoadedModel` for an ONNX file (``net`` is the :class:`OnnxFile`)."""
+    graph = OnnxFile(path)
+    side = 224
+    size = graph.fixed_input or (side, side)
+    spec = ModelSpec(name=str(graph.path), layer=graph.default_layer(size), layout=NCHW, fixed_input=graph.fixed_input)
+    return LoadedModel(net=graph, spec=spec, labels=labels or [], weights=str(graph.path), trained=True)
+
+
+class OnnxFileBackend:
+    """ONNX Runtime running an :class:`OnnxFile` on the CPU (the backend interface of
+    :mod:`eigencam_live.backends`)."""
+
+    name = "onnxruntime"
+    running = "onnxruntime"
+    warning = None
+
+    def __init__(self, loaded: LoadedModel, layer: str) -> None:
+        self.loaded = loaded
+        self.graph: OnnxFile = loaded.net
+        self.device, self.dtype = torch.device("cpu"), torch.float32
+        self._sessions: dict[str, object] = {}
+        self.layer = layer
+
+    @property
+    def layer(self) -> str:
+        return self._layer
+
+    @layer.setter
+    def layer(self, name: str) -> None:
+        if name not in self.graph.order:
+            import difflib
+
+            close = difflib.get_close_matches(name, self.graph.order, n=5, cutoff=0.4)
+            hint = f" Closest: {', '.join(close)}." if close else ""
+            raise LayerNotFoundError(f"no node output named {name!r} in {self.graph.path.name}.{hint}")
+        self._layer = name
+
+    def probe(self, layer: str, size: tuple[int, int]) -> tuple[int, int, int]:
+        shapes = self.graph.layers(size)
+        if layer not in shapes:
+            if layer not in self.graph.order:
+                raise LayerNotFoundError(f"no node output named {layer!r} in {self.graph.path.name}")
+            raise LayerNotFoundError(f"layer {layer!r} is not a spatial feature map (choose one that --list-layers shows)")
+        return shapes[layer]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._layer not in self._sessions:
+            self._sessions[self._layer] = self.graph.session(self._layer)
+        logits, raw = self._sessions[self._layer].run(None, {self.graph.input: x.contiguous().numpy()})
+        return torch.from_numpy(logits), to_feature_map(torch.from_numpy(raw), _layout(raw))
+
+    def feature_layers(self, size: tuple[int, int]) -> list[tuple[str, tuple[int, int, int]]]:
+        return list(self.graph.layers(size).items())
