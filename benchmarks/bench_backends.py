@@ -1,0 +1,130 @@
+"""ONNX Runtime against torch on the CPU: the whole frame, the forward, the Eigen-CAM step, and the maps.
+
+    python benchmarks/bench_backends.py [--repeats 20] [--warmup 5] [--models mobilenet_v3_large resnet50]
+
+For each model (random weights, no download), one process, the same 768 x 432 frame at short side
+224 (input 224 x 384), each repetition timing every variant back to back (interleaved, so load from
+other processes hits them alike); figures are medians, ratios medians of each repetition's paired
+ratio:
+
+* ``frame``: ``Engine.process_one(frame, RenderConfig())`` (preprocess, forward, Eigen-CAM, map on
+  the frame, top-5, overlay) with ``backend="onnxruntime"`` against ``backend="torch"`` (its
+  traced copy where the family has one). Target: ONNX Runtime <= 0.6x torch.
+* ``forward``: each backend's forward alone on the same input.
+* ``cam``: the Eigen-CAM step on ONNX Runtime's activations, timed right after a forward (as the
+  engine runs it), against ONNX Runtime's forward. Target <= 5 %.
+* ``r``: Pearson r between the two backends' maps on real-looking frames (target >= 0.999).
+
+Prints a table and one JSON line. Not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench_engine import scene  # noqa: E402
+
+from eigencam_live.cam import SubspaceTracker, eigen_cam  # noqa: E402
+from eigencam_live.engine import Engine, EngineConfig  # noqa: E402
+from eigencam_live.models import load_model  # noqa: E402
+from eigencam_live.render import RenderConfig  # noqa: E402
+
+TARGETS = {"frame_ort_over_torch": 0.6, "cam_over_forward": 0.05, "r": 0.999}
+
+
+def _time(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return (time.perf_counter() - t0) * 1000.0
+
+
+def bench_model(name: str, repeats: int, warmup: int) -> dict:
+    torch.manual_seed(0)
+    loaded = load_model(name, "none")
+    look = RenderConfig()
+    engines = {kind: Engine(EngineConfig(model=name, weights="none", backend=kind), model=loaded)
+               for kind in ("torch", "onnxruntime")}
+    frame = scene(432, 768, seed=1)
+    for e in engines.values():
+        e.process_one(frame, look)  # export / trace on the first frame
+    x = engines["torch"].preprocess(frame[None])
+    ort = engines["onnxruntime"]
+    tracker = SubspaceTracker()
+
+    def cam_after_forward() -> float:
+        with torch.inference_mode():
+            _, fmap = ort.backend.forward(x)
+        return _time(lambda: eigen_cam(fmap, 1, "auto", tracker=tracker))
+
+    fns = {
+        "frame-torch": lambda: _time(lambda: engines["torch"].process_one(frame, look)),
+        "frame-ort": lambda: _time(lambda: ort.process_one(frame, look)),
+        "forward-torch": lambda: _time(lambda: engines["torch"].backend.forward(x)),
+        "forward-ort": lambda: _time(lambda: ort.backend.forward(x)),
+        "cam-ort": cam_after_forward,
+    }
+    with torch.inference_mode():
+        for _ in range(warmup):
+            for fn in fns.values():
+                fn()
+        runs = {k: [] for k in fns}
+        for i in range(repeats):
+            order = list(fns) if i % 2 == 0 else list(reversed(fns))
+            for k in order:
+                runs[k].append(fns[k]())
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    paired = lambda a, b: statistics.median([x / y for x, y in zip(runs[a], runs[b], strict=True)])  # noqa: E731
+    rs = []
+    for seed in range(4):
+        f = scene(432, 768, seed=seed + 10)
+        for e in engines.values():
+            e.reset()
+        rs.append(float(np.corrcoef(engines["torch"].process_one(f).cam.ravel(), ort.process_one(f).cam.ravel())[0, 1]))
+    return {
+        "model": name, "ms": med, "running": {k: e.backend.running for k, e in engines.items()},
+        "frame_ort_over_torch": paired("frame-ort", "frame-torch"),
+        "forward_ort_over_torch": paired("forward-ort", "forward-torch"),
+        "cam_over_forward": paired("cam-ort", "forward-ort"),
+        "r_min": min(rs),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--threads", type=int, default=0, help="network threads (0 = all cores but one, as the app)")
+    p.add_argument("--models", nargs="+", default=["mobilenet_v3_large", "resnet50"])
+    args = p.parse_args(argv)
+    from eigencam_live.options import network_threads
+
+    torch.set_num_threads(args.threads or network_threads())
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, {platform.machine()}")
+    rows = [bench_model(m, args.repeats, args.warmup) for m in args.models]
+    print(f"{'model':<20} {'frame torch':>12} {'frame ort':>10} {'ratio':>6} {'fwd torch':>10} {'fwd ort':>8} "
+          f"{'cam ort':>8} {'cam/fwd':>8} {'r min':>7}")
+    for r in rows:
+        ms = r["ms"]
+        print(f"{r['model']:<20} {ms['frame-torch']:10.2f}ms {ms['frame-ort']:8.2f}ms {r['frame_ort_over_torch']:6.2f} "
+              f"{ms['forward-torch']:8.2f}ms {ms['forward-ort']:6.2f}ms {ms['cam-ort']:6.3f}ms "
+              f"{100 * r['cam_over_forward']:7.1f}% {r['r_min']:7.4f}")
+    print(f"targets: frame ort/torch <= {TARGETS['frame_ort_over_torch']}, cam <= {100 * TARGETS['cam_over_forward']:.0f} % "
+          f"of the forward, r >= {TARGETS['r']}")
+    print(json.dumps({"bench": "backends", "threads": torch.get_num_threads(), "rows": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
