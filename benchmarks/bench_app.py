@@ -3,7 +3,7 @@
     QT_QPA_PLATFORM=offscreen python benchmarks/bench_app.py            # ~25 s
     python benchmarks/bench_app.py --seconds 20 --model mobilenet_v3_large --short-side 224
 
-Prints displayed fps, the processing time of one frame (engine + render, median), capture-to-display
+Prints displayed fps, the processing time of one frame (the engine's map and picture, median), capture-to-display
 latency (p50/p95, measured when the frame is painted), the ratio p95 latency / processing time
 (about 1-2 when no queue builds up), and how late a 10 ms QTimer fired (the longest time the GUI
 event loop was blocked). A table, then one JSON line. Not a test: numbers depend on the machine.
@@ -27,8 +27,8 @@ from PyQt5.QtCore import QEvent, QObject, QTimer  # noqa: E402
 from PyQt5.QtWidgets import QApplication  # noqa: E402
 
 from eigencam_live.engine import EngineConfig  # noqa: E402
+from eigencam_live.options import network_threads  # noqa: E402
 from eigencam_live.render import RenderConfig  # noqa: E402
-from ui.app import default_torch_threads  # noqa: E402
 from ui.window import MainWindow  # noqa: E402
 
 
@@ -67,14 +67,8 @@ def main() -> int:
     ap.add_argument("--size", default="640x480", help="demo scene WxH")
     ap.add_argument("--fps", type=float, default=30.0, help="demo scene rate")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: the app's default, all cores but one)")
-    ap.add_argument("--worker-nice", type=int, default=None,
-                    help="nice steps of the worker thread below the GUI (default: ui.worker.WORKER_NICE)")
     args = ap.parse_args()
-    if args.worker_nice is not None:
-        import ui.worker
-
-        ui.worker.WORKER_NICE = args.worker_nice
-    torch.set_num_threads(args.threads if args.threads > 0 else default_torch_threads())
+    torch.set_num_threads(args.threads if args.threads > 0 else network_threads())
     width, height = (int(v) for v in args.size.split("x"))
 
     app = QApplication.instance() or QApplication([])
@@ -138,7 +132,6 @@ def main() -> int:
         "short_side": args.short_side,
         "source": f"demo {width}x{height} @ {args.fps:g} fps",
         "torch_threads": torch.get_num_threads(),
-        "worker_nice": __import__("ui.worker").worker.WORKER_NICE,
         "seconds": round(elapsed, 2),
         "displayed_fps": round(len(probe.paints) / elapsed, 2),
         "processed_fps": round((window.pipeline.frames_processed - state["processed0"]) / elapsed, 2),

@@ -30,7 +30,7 @@ WAIT = 20_000  # ms; generous for a loaded 2-core machine, a passing test return
 
 @pytest.fixture(autouse=True, scope="module")
 def _one_torch_thread():
-    """As the app does on 2 cores (ui.app.default_torch_threads): the GUI and capture keep a core."""
+    """As the app does on 2 cores (eigencam_live.options.network_threads): the GUI and capture keep a core."""
     import torch
 
     before = torch.get_num_threads()
@@ -102,8 +102,7 @@ def paused(qtbot, w: MainWindow):
 @pytest.fixture
 def clip(tmp_path) -> Path:
     """A 40-frame 160x120 H.264 clip of the demo scene at 20 fps."""
-    from eigencam_live.sink import VideoSink
-    from eigencam_live.sources import open_source
+    from eigencam_live.video import VideoSink, open_source
 
     path = tmp_path / "clip.mp4"
     src = open_source("demo", demo_size=SIZE, demo_fps=20.0, realtime=False, demo_frames=40)
@@ -326,6 +325,26 @@ def test_shortcuts(qtbot, make_window):
     assert not w.paused
 
 
+def test_one_shortcut_table_drives_keys_toolbar_and_help(qtbot, make_window):
+    from PyQt5.QtGui import QKeySequence
+
+    from ui.shortcuts import SHORTCUTS, shortcut
+
+    w = make_window()
+    bound = {seq.toString() for a in w.actions() for seq in a.shortcuts()}
+    assert bound == {QKeySequence(k).toString() for row in SHORTCUTS for k in row.keys}
+    texts = [a.text() for a in w.toolbar.actions() if not a.isSeparator()]
+    assert texts == [row.button_text() for row in SHORTCUTS if row.button]
+    assert texts[:3] == ["Pause  (Space)", "◀ Back  (←)", "Step ▶  (→)"]
+    assert len([a for a in w.toolbar.actions() if a.isSeparator()]) == 2
+    assert w.overlay.rows == [(row.label, row.help) for row in SHORTCUTS]
+    wait_frames(qtbot, w, 1)
+    w.shortcut_actions["pause"].trigger()
+    assert w.paused and w.pause_action.text() == shortcut("pause").button_text("Resume")
+    qtbot.keyClick(w.view, Qt.Key_Question)
+    assert w.overlay.isVisible()
+
+
 def test_arrows_step_frames_while_a_spin_box_has_the_focus(qtbot, make_window):
     w = make_window()
     wait_frames(qtbot, w, 2)
@@ -427,11 +446,11 @@ def test_missing_camera_and_out_of_memory_are_reported_in_the_window(qtbot, make
     real = Engine.process
     failures = {"left": 3}
 
-    def oom(self, frames):
+    def oom(self, frames, *args, **kwargs):
         if failures["left"] > 0:
             failures["left"] -= 1
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(self, frames)
+        return real(self, frames, *args, **kwargs)
 
     monkeypatch.setattr(Engine, "process", oom)
     qtbot.waitUntil(lambda: "out of memory" in (w.last_error or ""), timeout=WAIT)
@@ -447,18 +466,18 @@ def test_fullscreen_and_help_overlay(qtbot, make_window):
     assert not w.controls_dock.isVisible()
     w.toggle_help()
     assert w.overlay.isVisible() and w.overlay.geometry() == w.view.rect()
-    w._escape()
+    w.escape()
     assert not w.overlay.isVisible() and w.isFullScreen()
-    w._escape()
+    w.escape()
     qtbot.waitUntil(lambda: not w.isFullScreen(), timeout=WAIT)
     assert w.controls_dock.isVisible()
 
 
 def test_default_source_is_the_camera_when_one_is_connected(monkeypatch):
-    import eigencam_live.sources as sources
+    import eigencam_live.video as video
     from ui.app import default_source
 
-    monkeypatch.setattr(sources, "list_cameras", lambda max_index=4: [0][:max_index])
+    monkeypatch.setattr(video, "list_cameras", lambda max_index=4: [0][:max_index])
     assert default_source() == 0
-    monkeypatch.setattr(sources, "list_cameras", lambda max_index=4: [])
+    monkeypatch.setattr(video, "list_cameras", lambda max_index=4: [])
     assert default_source() == "demo"

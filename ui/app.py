@@ -7,7 +7,6 @@ run (QSettings), and the library's defaults.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from dataclasses import fields, replace
 
@@ -17,9 +16,12 @@ from eigencam_live.options import (
     add_engine_options,
     add_render_options,
     engine_config_from_args,
+    network_threads,
     render_config_from_args,
 )
 from eigencam_live.render import RenderConfig
+
+from . import settings as remembered
 
 __all__ = ["app_main", "build_parser", "configs_from"]
 
@@ -52,16 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def default_source() -> str | int:
     """Camera 0 when one is connected, else the built-in demo scene."""
-    from eigencam_live.sources import list_cameras
+    from eigencam_live.video import list_cameras
 
     return 0 if list_cameras(1) else "demo"
-
-
-def default_torch_threads() -> int:
-    """All cores but one: the GUI and capture threads keep a core, and the network's threads are
-    not preempted mid-operation (on a busy 2-core machine, 2 threads made a 20 ms forward pass take
-    200+ ms; 1 thread took 23-35 ms)."""
-    return max(1, (os.cpu_count() or 2) - 1)
 
 
 def _typed(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
@@ -75,27 +70,8 @@ def _typed(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
 
 
 def configs_from(args: argparse.Namespace, typed: set[str], settings) -> tuple[EngineConfig, RenderConfig]:
-    """Defaults <- remembered settings <- typed options; a bad remembered value is ignored."""
-    engine = EngineConfig()
-    render = RenderConfig()
-    if settings is not None:
-        for f in fields(EngineConfig):
-            raw = settings.value(f"engine/{f.name}")
-            if raw is None or f.name == "top_k":
-                continue
-            try:
-                value = None if raw == "" else type(getattr(engine, f.name) if f.name != "layer" else "")(raw)
-                engine = replace(engine, **{f.name: value})
-            except (EigenCamError, TypeError, ValueError):
-                pass
-        for f in fields(RenderConfig):
-            raw = settings.value(f"render/{f.name}")
-            if raw is None:
-                continue
-            try:
-                render = replace(render, **{f.name: type(getattr(render, f.name))(raw)})
-            except (EigenCamError, TypeError, ValueError):
-                pass
+    """Defaults <- remembered settings (:mod:`ui.settings`) <- typed options."""
+    engine, render = remembered.load_configs(settings) if settings is not None else (EngineConfig(), RenderConfig())
     from_args_e = engine_config_from_args(args)
     from_args_r = render_config_from_args(args)
     changes = {f.name: getattr(from_args_e, f.name) for f in fields(EngineConfig) if f.name in typed}
@@ -124,7 +100,7 @@ def app_main(argv: list[str] | None = None) -> int:
     # thread while the xcb platform plugin was loading, it crashed in triton's native library
     # (dlopen from two threads at once).
 
-    torch.set_num_threads(args.threads if args.threads > 0 else default_torch_threads())
+    torch.set_num_threads(args.threads if args.threads > 0 else network_threads())
     from PyQt5.QtWidgets import QApplication
 
     from .window import MainWindow
@@ -139,7 +115,7 @@ def app_main(argv: list[str] | None = None) -> int:
     except EigenCamError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    source = args.source or (settings.value("source") if settings is not None else None) or default_source()
+    source = args.source or (remembered.load_source(settings) if settings is not None else None) or default_source()
     window = MainWindow(engine, render, source, settings=settings, snapshot_dir=args.snapshots,
                         demo_size=(w, h), demo_fps=args.demo_fps)
     window.resize(1480, 920)

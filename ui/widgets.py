@@ -7,20 +7,9 @@ from PyQt5.QtCore import QRectF, QSize, Qt
 from PyQt5.QtGui import QColor, QFont, QImage, QPainter, QPen
 from PyQt5.QtWidgets import QSizePolicy, QWidget
 
+from .shortcuts import SHORTCUTS
+
 __all__ = ["FrameView", "PredictionsPanel", "ShortcutsOverlay", "SpectrumPanel", "to_qimage"]
-
-SHORTCUTS = [
-    ("Space", "pause / resume"),
-    ("→", "step one frame forward"),
-    ("←", "step one frame back (files)"),
-    ("S", "snapshot: view PNG + raw frame + map .npy"),
-    ("R", "start / stop recording (H.264)"),
-    ("F", "fullscreen on / off"),
-    ("H or ?", "this help"),
-    ("Esc", "close help / leave fullscreen"),
-    ("drop a file", "open a video"),
-]
-
 
 def to_qimage(image: np.ndarray) -> QImage:
     """``(H, W, 3)`` uint8 BGR -> QImage sharing the buffer (keep ``image`` alive as long)."""
@@ -47,8 +36,6 @@ class FrameView(QWidget):
         self._array: np.ndarray | None = None  # keeps the QImage's buffer alive
         self._qimage: QImage | None = None
         self.placeholder = "Starting…"
-        self.peak: tuple[int, int] | None = None
-        self.frames_painted = 0
 
     def set_image(self, image: np.ndarray | None) -> None:
         self._array = image
@@ -82,7 +69,6 @@ class FrameView(QWidget):
         else:
             p.setRenderHint(QPainter.SmoothPixmapTransform, True)
             p.drawImage(self.target_rect(), self._qimage)
-            self.frames_painted += 1
         p.end()
 
 
@@ -178,10 +164,11 @@ class SpectrumPanel(QWidget):
 
 
 class ShortcutsOverlay(QWidget):
-    """A translucent card listing the keyboard shortcuts, over the view (H or ? toggles it)."""
+    """A translucent card listing the keyboard shortcuts (:data:`ui.shortcuts.SHORTCUTS`), over the view."""
 
     def __init__(self, parent: QWidget) -> None:
         super().__init__(parent)
+        self.rows = [(row.label, row.help) for row in SHORTCUTS]
         self.setAttribute(Qt.WA_TransparentForMouseEvents, True)
         self.hide()
 
@@ -193,7 +180,9 @@ class ShortcutsOverlay(QWidget):
         f.setPointSizeF(f.pointSizeF() * 1.15)
         p.setFont(f)
         row = p.fontMetrics().height() + 10
-        card_w, card_h = 460, row * (len(SHORTCUTS) + 1) + 30
+        # Wide enough for the longest description (it was cut at a fixed 460 px).
+        widest = max(p.fontMetrics().horizontalAdvance(what) for _, what in self.rows)
+        card_w, card_h = max(460, 160 + widest + 24), row * (len(self.rows) + 1) + 30
         card = QRectF((self.width() - card_w) / 2, (self.height() - card_h) / 2, card_w, card_h)
         p.setBrush(QColor(30, 32, 36, 235))
         p.setPen(QPen(QColor(90, 92, 98), 1))
@@ -203,7 +192,7 @@ class ShortcutsOverlay(QWidget):
         bold.setBold(True)
         p.setFont(bold)
         p.drawText(QRectF(card.x(), card.y() + 10, card_w, row), Qt.AlignCenter, "Keyboard shortcuts")
-        for i, (key, what) in enumerate(SHORTCUTS):
+        for i, (key, what) in enumerate(self.rows):
             y = card.y() + 14 + row * (i + 1)
             p.setFont(bold)
             p.setPen(QColor(255, 190, 80))

@@ -29,7 +29,6 @@ from PyQt5.QtWidgets import (
     QLabel,
     QMainWindow,
     QScrollArea,
-    QShortcut,
     QSlider,
     QSpinBox,
     QToolBar,
@@ -42,6 +41,9 @@ from eigencam_live.engine import DEVICES, PRECISIONS, EngineConfig
 from eigencam_live.models import MODELS
 from eigencam_live.render import COLORMAPS, VIEWS, RenderConfig
 
+from . import settings as remembered
+from .rates import RateMeter
+from .shortcuts import SHORTCUTS, shortcut
 from .widgets import FrameView, PredictionsPanel, ShortcutsOverlay, SpectrumPanel
 from .worker import EngineStatus, Packet, Pipeline
 
@@ -123,16 +125,14 @@ class MainWindow(QMainWindow):
         self.recording_path: str | None = None
         self.frames_displayed = 0
         self.latencies: deque[float] = deque(maxlen=600)  # ms, capture -> on screen
-        self._shown: deque[float] = deque(maxlen=256)
-        self._layers_for: str | None = None
+        self.display_rate = RateMeter()
         self._closed = False
 
         self.pipeline = Pipeline(engine_config, render_config, demo_size=demo_size, demo_fps=demo_fps, parent=self)
         self._build_ui()
         self._connect_pipeline()
-        self._shortcuts()
         if settings is not None:
-            geometry = settings.value("window/geometry")
+            geometry = remembered.load_geometry(settings)
             if geometry is not None:
                 self.restoreGeometry(geometry)
         self._stats_timer = QTimer(self)
@@ -256,33 +256,17 @@ class MainWindow(QMainWindow):
         col.addWidget(drw)
 
         pred = QGroupBox("Predictions (top 5)", panel)
-        QVBoxLayout(pred).addWidget(self._make_predictions(pred))
+        self.predictions = PredictionsPanel(pred)
+        QVBoxLayout(pred).addWidget(self.predictions)
         col.addWidget(pred)
         spec = QGroupBox("Explained variance", panel)
-        QVBoxLayout(spec).addWidget(self._make_spectrum(spec))
+        self.spectrum = SpectrumPanel(spec)
+        QVBoxLayout(spec).addWidget(self.spectrum)
         col.addWidget(spec)
 
         col.addStretch(1)
 
-        bar = QToolBar("Inspection", self)
-        bar.setObjectName("inspection")
-        bar.setMovable(False)
-        bar.setToolButtonStyle(Qt.ToolButtonTextOnly)
-        self.pause_action = bar.addAction("Pause  (Space)", self.toggle_pause)
-        bar.addAction("◀ Back  (←)", lambda: self.step(-1))
-        bar.addAction("Step ▶  (→)", lambda: self.step(1))
-        bar.addSeparator()
-        bar.addAction("Snapshot  (S)", lambda: self.snapshot())
-        self.record_action = bar.addAction("● Record  (R)", lambda: self.toggle_recording())
-        bar.addSeparator()
-        bar.addAction("Fullscreen  (F)", self.toggle_fullscreen)
-        bar.addAction("Shortcuts  (H)", self.toggle_help)
-        for action in bar.actions():
-            widget = bar.widgetForAction(action)
-            if widget is not None:
-                widget.setFocusPolicy(Qt.NoFocus)
-        self.addToolBar(Qt.TopToolBarArea, bar)
-        self.toolbar = bar
+        self.toolbar = self._make_actions()
 
         scroll = QScrollArea(dock)
         scroll.setWidget(panel)
@@ -310,40 +294,38 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.stats_label)
         self.view.setFocus()
 
-    def _make_predictions(self, parent: QWidget) -> PredictionsPanel:
-        self.predictions = PredictionsPanel(parent)
-        return self.predictions
-
-    def _make_spectrum(self, parent: QWidget) -> SpectrumPanel:
-        self.spectrum = SpectrumPanel(parent)
-        return self.spectrum
-
-    def _shortcuts(self) -> None:
-        keys = [
-            (Qt.Key_Space, self.toggle_pause),
-            (Qt.Key_Right, lambda: self.step(1)),
-            (Qt.Key_Left, lambda: self.step(-1)),
-            (Qt.Key_S, lambda: self.snapshot()),
-            (Qt.Key_R, self.toggle_recording),
-            (Qt.Key_F, self.toggle_fullscreen),
-            (Qt.Key_H, self.toggle_help),
-            (Qt.Key_Question, self.toggle_help),
-            (Qt.Key_Escape, self._escape),
-        ]
-        self._shortcut_objects = []
-        for key, slot in keys:
-            sc = QShortcut(QKeySequence(key), self)
-            sc.setContext(Qt.WindowShortcut)
-            sc.activated.connect(slot)
-            self._shortcut_objects.append(sc)
+    def _make_actions(self) -> QToolBar:
+        """One action per row of :data:`~ui.shortcuts.SHORTCUTS`: its keys work anywhere in the
+        window, and rows with a button also appear on the toolbar."""
+        bar = QToolBar("Inspection", self)
+        bar.setObjectName("inspection")
+        bar.setMovable(False)
+        bar.setToolButtonStyle(Qt.ToolButtonTextOnly)
+        self.shortcut_actions: dict[str, QAction] = {}
+        group = None
+        for row in SHORTCUTS:
+            if row.run is None:
+                continue
+            action = QAction(row.button_text() if row.button else row.help, self)
+            action.setShortcuts([QKeySequence(k) for k in row.keys])
+            action.setShortcutContext(Qt.WindowShortcut)
+            action.triggered.connect(lambda _checked=False, run=row.run: run(self))
+            self.addAction(action)  # the keys work even where the toolbar is hidden
+            self.shortcut_actions[row.name] = action
+            if row.button:
+                if group is not None and row.group != group:
+                    bar.addSeparator()
+                group = row.group
+                bar.addAction(action)
+                bar.widgetForAction(action).setFocusPolicy(Qt.NoFocus)
+        self.pause_action = self.shortcut_actions["pause"]
+        self.record_action = self.shortcut_actions["record"]
+        self.addToolBar(Qt.TopToolBarArea, bar)
         # A spin box with the focus would take ← and → for its text cursor: they step frames instead.
         self._frame_keys = _FrameKeys(self)
         for spin in (self.component_spin, self.smoothing_spin, self.short_side_spin):
             spin.installEventFilter(self._frame_keys)
-        quit_action = QAction("Quit", self)
-        quit_action.setShortcut(QKeySequence.Quit)
-        quit_action.triggered.connect(self.close)
-        self.addAction(quit_action)
+        return bar
 
     def _connect_pipeline(self) -> None:
         p = self.pipeline
@@ -428,7 +410,7 @@ class MainWindow(QMainWindow):
         self.view.set_image(packet.image)
         now = time.monotonic()
         self.latencies.append((now - packet.frame.captured) * 1000.0)
-        self._shown.append(now)
+        self.display_rate.tick(t=now)
         self.frames_displayed += 1
         self.last_packet = packet
         r = packet.result
@@ -467,7 +449,6 @@ class MainWindow(QMainWindow):
         self._select_layer(status.layer)
 
     def _on_layers(self, model: str, layers: list) -> None:
-        self._layers_for = model
         self.layer_combo.blockSignals(True)
         self.layer_combo.clear()
         for name, shape in layers:
@@ -514,7 +495,7 @@ class MainWindow(QMainWindow):
 
     def _on_recording_changed(self, on: bool, path: str) -> None:
         self.recording_path = path if on else None
-        self.record_action.setText("■ Stop recording  (R)" if on else "● Record  (R)")
+        self.record_action.setText(shortcut("record").button_text("■ Stop recording" if on else None))
         self.statusBar().showMessage(f"Recording to {path}" if on else f"Recording saved: {path}", 6000)
 
     def _on_busy(self, what: str) -> None:
@@ -535,9 +516,6 @@ class MainWindow(QMainWindow):
         self._error_timer.start(10000)
 
     def _update_stats(self) -> None:
-        now = time.monotonic()
-        shown = [t for t in self._shown if now - t <= 2.0]
-        display_fps = (len(shown) - 1) / (shown[-1] - shown[0]) if len(shown) > 1 and shown[-1] > shown[0] else 0.0
         lat = list(self.latencies)[-60:]
         latency = f"{np.median(lat):.0f} ms" if lat else "—"
         p = self.pipeline
@@ -545,7 +523,7 @@ class MainWindow(QMainWindow):
         rec = "  ·  ● REC" if self.recording_path else ""
         self.stats_label.setText(
             f"capture {p.capture_fps:.1f} fps  ·  processing {p.process_rate.rate():.1f} fps "
-            f"({p.process_ms:.0f} ms)  ·  display {display_fps:.1f} fps  ·  latency {latency}  ·  "
+            f"({p.process_ms:.0f} ms)  ·  display {self.display_rate.rate():.1f} fps  ·  latency {latency}  ·  "
             f"dropped {p.dropped}{state}{rec}"
         )
 
@@ -556,7 +534,7 @@ class MainWindow(QMainWindow):
     def set_paused(self, paused: bool) -> None:
         self.paused = paused
         self.pipeline.set_paused(paused)
-        self.pause_action.setText("Resume  (Space)" if paused else "Pause  (Space)")
+        self.pause_action.setText(shortcut("pause").button_text("Resume" if paused else None))
         self._update_stats()
 
     def step(self, delta: int = 1) -> None:
@@ -619,7 +597,8 @@ class MainWindow(QMainWindow):
         self.overlay.setVisible(not self.overlay.isVisible())
         self.overlay.raise_()
 
-    def _escape(self) -> None:
+    def escape(self) -> None:
+        """Close the help, else leave fullscreen."""
         if self.overlay.isVisible():
             self.overlay.hide()
         elif self.isFullScreen():
@@ -643,18 +622,9 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def save_settings(self) -> None:
-        s = self.settings
-        if s is None:
-            return
-        ec, rc = self.engine_config, self.render_config
-        for key in ("model", "weights", "layer", "component", "method", "short_side", "device", "precision", "smoothing"):
-            value = getattr(ec, key)
-            s.setValue(f"engine/{key}", "" if value is None else value)
-        for key in ("view", "alpha", "colormap"):
-            s.setValue(f"render/{key}", getattr(rc, key))
-        s.setValue("source", str(self.source_spec))
-        s.setValue("window/geometry", self.saveGeometry())
-        s.sync()
+        if self.settings is not None:
+            remembered.save(self.settings, self.engine_config, self.render_config, self.source_spec,
+                            self.saveGeometry())
 
     def shutdown(self, timeout: float = 1.8) -> bool:
         """Stop every thread (idempotent); ``True`` when all ended within ``timeout`` seconds."""

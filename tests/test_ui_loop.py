@@ -1,0 +1,140 @@
+"""ui.frame_loop without Qt: the engine draws the picture that is shown and recorded, and a layer or
+component that cannot give a map is refused from the model's shapes, with no trial frame."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from eigencam_live.engine import Engine, EngineConfig
+from eigencam_live.render import RenderConfig
+from eigencam_live.video import Frame
+from ui import commands as cmd
+from ui.frame_loop import FrameLoop
+
+FAST = EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64)
+
+
+class Signal:
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def emit(self, *args) -> None:
+        self.calls.append(args)
+
+
+class Out:
+    """Records what the loop would signal to the window."""
+
+    def __getattr__(self, name: str) -> Signal:
+        signal = Signal()
+        setattr(self, name, signal)
+        return signal
+
+    def errors(self) -> list[str]:
+        return [args[0] for args in self.error.calls]
+
+
+def frame(index: int = 0, size: tuple[int, int] = (160, 120)) -> Frame:
+    rng = np.random.default_rng(index)
+    image = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    return Frame(image=image, index=index, pts=index / 30.0, captured=float(index))
+
+
+@pytest.fixture(scope="module")
+def engine():
+    import torch
+
+    torch.manual_seed(0)
+    return Engine(FAST)
+
+
+def test_the_shown_and_recorded_image_is_the_engines_picture(tmp_path):
+    """The loop asks the engine for the picture (one route: drawn on the GPU under CUDA) and never
+    draws it itself."""
+    seen = []
+    picture = np.full((120, 160, 3), 77, np.uint8)
+
+    class FakeEngine:
+        def process(self, image, render=None):
+            seen.append(render)
+            return [SimpleNamespace(picture=picture, heatmap=np.zeros(image.shape[:2], np.float32))]
+
+    out = Out()
+    look = RenderConfig(view="heatmap", colormap="viridis")
+    loop = FrameLoop(FAST, look, out)
+    loop.engine = FakeEngine()
+    loop.recorder.start(tmp_path / "r.mp4", fps=30.0)
+    loop._process(frame(0), record=True)
+    loop._process(frame(1), record=True)
+    packet = loop.mailbox.take()
+    assert packet.image is picture and packet.frame.index == 1
+    assert seen == [look, look]
+    assert loop.recorder.frames_written == 2
+    assert len(out.frame_ready.calls) == 1, "newest only: one notification until the GUI takes"
+    assert loop.frames_processed == 2 and not out.errors()
+    loop._stop_recording()
+    assert (tmp_path / "r.mp4").is_file() and out.recording_changed.calls == [(False, str(tmp_path / "r.mp4"))]
+
+
+def test_a_change_of_look_while_paused_redraws_the_frame_on_screen():
+    calls = []
+
+    class FakeEngine:
+        def process(self, image, render=None):
+            calls.append(render)
+            return [SimpleNamespace(picture=image, heatmap=None)]
+
+    loop = FrameLoop(FAST, RenderConfig(), Out())
+    loop.engine = FakeEngine()
+    loop._paused = True
+    loop._process(frame(3), record=False)
+    loop.put(cmd.SetRender(RenderConfig(view="original")))
+    loop._drain_commands()
+    assert [c.view for c in calls] == ["overlay", "original"]
+    assert loop.mailbox.take().frame.index == 3
+    loop._drain_commands()  # nothing new: no redraw
+    assert len(calls) == 2
+
+
+def _counting(engine: Engine, monkeypatch) -> list:
+    calls = []
+    real = engine.process
+
+    def process(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "process", process)
+    return calls
+
+
+def test_a_layer_without_a_map_is_refused_without_a_trial_frame(engine, monkeypatch):
+    out = Out()
+    loop = FrameLoop(FAST, RenderConfig(), out)
+    loop.engine = engine
+    loop._process(frame(0), record=False)  # the engine has seen the frame size
+    calls = _counting(engine, monkeypatch)
+    loop._reconfigure(cmd.Reconfigure({"layer": "classifier.0"}))  # a (B, 1024) vector
+    assert engine.layer == "features" and engine.config.layer is None
+    assert out.errors() and out.errors()[-1].endswith("back to layer features"), out.errors()
+    assert calls == [], "refused from the shapes the model reports, not by running a frame"
+    assert out.engine_changed.calls[-1][0].layer == "features", "the window resyncs its controls"
+    assert not loop._redraw
+
+
+def test_a_component_beyond_the_rank_is_refused_without_a_trial_frame(engine, monkeypatch):
+    out = Out()
+    loop = FrameLoop(FAST, RenderConfig(), out)
+    loop.engine = engine
+    loop._process(frame(0), record=False)  # 160x120 at short side 64: a 2x3 map, rank 6
+    calls = _counting(engine, monkeypatch)
+    loop._reconfigure(cmd.Reconfigure({"component": 7}))
+    assert engine.config.component == 1
+    assert "rank" in out.errors()[-1] and out.errors()[-1].endswith("setting not applied")
+    assert calls == []
+    loop._reconfigure(cmd.Reconfigure({"component": 6}))  # within the rank: applied, then redrawn
+    assert engine.config.component == 6 and loop._redraw
+    engine.reconfigure(component=1)

@@ -1,0 +1,157 @@
+"""The worker's parts without a window: the rate meter (injected clock), the typed commands, the
+settings store and the shortcut table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from eigencam_live.engine import EngineConfig
+from eigencam_live.errors import ConfigError
+from eigencam_live.render import RenderConfig
+from ui import commands as cmd
+from ui import settings as remembered
+from ui.rates import RateMeter
+from ui.shortcuts import SHORTCUTS, shortcut
+
+
+class Clock:
+    def __init__(self, t: float = 100.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+# -- rate meter ----------------------------------------------------------------------------------
+def test_rate_counts_events_per_second_over_the_window():
+    clock = Clock()
+    meter = RateMeter(window=2.0, clock=clock)
+    assert meter.rate() == 0.0 and meter.newest is None
+    for _ in range(11):  # 10 intervals of 0.1 s: 10 per second
+        meter.tick()
+        clock.t += 0.1
+    assert meter.rate() == pytest.approx(10.0)
+    assert meter.newest == pytest.approx(101.0)
+    clock.t += 1.5  # the window ends now: the first events drop out
+    assert meter.rate() == pytest.approx(10.0)  # still two or more in the last 2 s, same spacing
+    clock.t += 10.0
+    assert meter.rate() == 0.0  # nothing in the last two seconds
+
+
+def test_rate_counts_units_when_events_carry_a_count():
+    """A capture that dropped frames: indices 0, 3, 6, ... every 0.1 s is a 30 fps source."""
+    clock = Clock()
+    meter = RateMeter(clock=clock)
+    for i in range(0, 30, 3):
+        meter.tick(i, t=clock.t)
+        clock.t += 0.1
+    assert meter.rate(now=meter.newest) == pytest.approx(30.0)
+    meter.tick(27, t=clock.t)  # the same frame again (re-processed while paused): not an event
+    assert meter.rate(now=meter.newest) == pytest.approx(30.0)
+    meter.tick(5, t=clock.t)  # a seek back starts a new measurement
+    assert meter.rate(now=clock.t) == 0.0
+    meter.tick(6, t=clock.t + 0.5)
+    assert meter.rate(now=clock.t + 0.5) == pytest.approx(2.0)
+    meter.clear()
+    assert meter.rate() == 0.0
+
+
+def test_rate_with_events_at_one_instant_is_zero_not_a_division_error():
+    meter = RateMeter(clock=Clock())
+    meter.tick()
+    meter.tick()
+    assert meter.rate() == 0.0
+    with pytest.raises(ValueError, match="window"):
+        RateMeter(window=0)
+
+
+# -- typed commands ------------------------------------------------------------------------------
+def test_commands_check_their_fields_where_they_are_made():
+    assert cmd.Step(-1).delta == -1 and cmd.Seek(0).index == 0
+    assert cmd.StartRecording("a/b.mp4").path == Path("a/b.mp4")
+    assert cmd.Reconfigure({"layer": "features.6"}).changes == {"layer": "features.6"}
+    with pytest.raises(ConfigError, match="unknown engine setting.*colour"):
+        cmd.Reconfigure({"colour": "red"})
+    with pytest.raises(TypeError, match="delta"):
+        cmd.Step(1.5)
+    with pytest.raises(ValueError, match="non-zero"):
+        cmd.Step(0)
+    with pytest.raises(ValueError, match=">= 0"):
+        cmd.Seek(-3)
+    with pytest.raises(TypeError, match="RenderConfig"):
+        cmd.SetRender({"view": "heatmap"})
+    with pytest.raises(TypeError, match="bool"):
+        cmd.SetPaused(1)
+    with pytest.raises(TypeError, match="spec"):
+        cmd.OpenSource(None)
+    assert cmd.SetPaused(True) == cmd.SetPaused(True)  # messages compare by value
+
+
+def test_every_command_has_exactly_one_handler_in_the_loop():
+    from ui.frame_loop import FrameLoop
+
+    class Out:
+        def __getattr__(self, name):
+            raise AssertionError(f"nothing is emitted before the loop runs ({name})")
+
+    loop = FrameLoop(EngineConfig(weights="none"), RenderConfig(), Out())
+    assert set(loop.handlers) == set(cmd.Command.__args__)
+    loop.put(cmd.Step(1))
+    assert loop.commands.get_nowait() == cmd.Step(1)
+    with pytest.raises(TypeError, match="not a pipeline command"):
+        loop.put(("step", 1))
+
+
+# -- settings ------------------------------------------------------------------------------------
+class DictStore(dict):
+    """Stands in for QSettings in an INI file: everything comes back as a string."""
+
+    def value(self, key):
+        return None if key not in self else str(self[key])
+
+    def setValue(self, key, value):  # noqa: N802
+        self[key] = value
+
+    def sync(self):
+        self["synced"] = True
+
+
+def test_settings_round_trip_through_one_key_list():
+    store = DictStore()
+    engine = EngineConfig(model="resnet18", weights="none", layer="layer3", component=2, method="exact",
+                          short_side=160, smoothing=0.25)
+    render = RenderConfig(view="side-by-side", alpha=0.7, colormap="viridis")
+    remembered.save(store, engine, render, 0, geometry=b"geom")
+    assert store["synced"] and store["window/geometry"] == b"geom"
+    assert {k.split("/", 1)[1] for k in store if k.startswith("engine/")} == set(remembered.ENGINE_KEYS)
+    assert {k.split("/", 1)[1] for k in store if k.startswith("render/")} == set(remembered.RENDER_KEYS)
+    loaded_engine, loaded_render = remembered.load_configs(store)
+    assert loaded_engine == engine and loaded_render == render
+    assert remembered.load_source(store) == "0"
+    remembered.save(store, EngineConfig(weights="none"), render, "demo")  # layer None is saved as ""
+    assert remembered.load_configs(store)[0].layer is None
+
+
+def test_a_bad_remembered_value_keeps_the_default():
+    store = DictStore({"engine/component": "many", "engine/model": "nope", "render/alpha": "7",
+                       "render/colormap": "inferno", "engine/smoothing": "0.5"})
+    engine, render = remembered.load_configs(store)
+    assert (engine.component, engine.model, engine.smoothing) == (1, EngineConfig().model, 0.5)
+    assert (render.alpha, render.colormap) == (RenderConfig().alpha, "inferno")
+    assert remembered.load_source(DictStore()) is None and remembered.load_geometry(DictStore()) is None
+
+
+# -- shortcut table ------------------------------------------------------------------------------
+def test_shortcut_table_labels():
+    assert shortcut("help").label == "H or ?"
+    assert shortcut("step").label == "→" and shortcut("back").button_text() == "◀ Back  (←)"
+    assert shortcut("pause").button_text("Resume") == "Resume  (Space)"
+    assert shortcut("drop").label == "drop a file" and shortcut("drop").run is None
+    names = [row.name for row in SHORTCUTS]
+    assert len(names) == len(set(names))
+    keys = [k for row in SHORTCUTS for k in row.keys]
+    assert len(keys) == len(set(keys)), "a key bound twice"
+    with pytest.raises(KeyError, match="known"):
+        shortcut("nope")

@@ -1,0 +1,129 @@
+"""Typed messages from the window to the pipeline's worker thread.
+
+Each is a small frozen dataclass checked on construction (in the GUI thread, so a wrong call fails
+where it is made, not later in the worker). :class:`~ui.worker.Pipeline` keeps one handler per
+message type; a message type without a handler is a test failure, not a silent no-op.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from eigencam_live.engine import EngineConfig
+from eigencam_live.errors import ConfigError
+from eigencam_live.render import RenderConfig
+
+__all__ = [
+    "Command",
+    "FindCameras",
+    "OpenSource",
+    "Reconfigure",
+    "Seek",
+    "SetPaused",
+    "SetRender",
+    "StartRecording",
+    "Step",
+    "StopRecording",
+]
+
+_ENGINE_FIELDS = frozenset(f.name for f in fields(EngineConfig))
+
+
+def _check_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int. Got {type(value).__name__} {value!r}")
+
+
+@dataclass(frozen=True)
+class OpenSource:
+    """Open ``spec`` (``"demo"``, a camera index, a file, a folder, a URL); the video state resets."""
+
+    spec: str | int
+
+    def __post_init__(self) -> None:
+        if isinstance(self.spec, bool) or not isinstance(self.spec, (str, int)):
+            raise TypeError(f"spec must be a str or a camera index. Got {type(self.spec).__name__} {self.spec!r}")
+
+
+@dataclass(frozen=True)
+class Reconfigure:
+    """Engine settings (field names of :class:`EngineConfig`), applied from the next frame."""
+
+    changes: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.changes) - _ENGINE_FIELDS)
+        if unknown:
+            raise ConfigError(f"unknown engine setting(s) {', '.join(unknown)}; "
+                              f"allowed: {', '.join(sorted(_ENGINE_FIELDS))}")
+
+
+@dataclass(frozen=True)
+class SetRender:
+    """How maps are drawn from the next frame (or, while paused, on the frame on screen)."""
+
+    config: RenderConfig
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.config, RenderConfig):
+            raise TypeError(f"config must be a RenderConfig. Got {type(self.config).__name__}")
+
+
+@dataclass(frozen=True)
+class SetPaused:
+    """Stop (``True``) or resume (``False``) reading frames."""
+
+    paused: bool
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.paused, bool):
+            raise TypeError(f"paused must be a bool. Got {type(self.paused).__name__} {self.paused!r}")
+
+
+@dataclass(frozen=True)
+class Step:
+    """Pause and process the next frame (``delta > 0``) or, on seekable files, go back ``-delta``."""
+
+    delta: int = 1
+
+    def __post_init__(self) -> None:
+        _check_int("delta", self.delta)
+        if self.delta == 0:
+            raise ValueError("delta must be non-zero (+1 forward, -1 back)")
+
+
+@dataclass(frozen=True)
+class Seek:
+    """Go to frame ``index`` (0-based) of a seekable file."""
+
+    index: int
+
+    def __post_init__(self) -> None:
+        _check_int("index", self.index)
+        if self.index < 0:
+            raise ValueError(f"index must be >= 0. Got {self.index}")
+
+
+@dataclass(frozen=True)
+class StartRecording:
+    """Record the frames shown from now on to ``path`` (an ``.mp4``)."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+
+@dataclass(frozen=True)
+class StopRecording:
+    """Finish the recording (nothing happens when none runs)."""
+
+
+@dataclass(frozen=True)
+class FindCameras:
+    """Probe for connected cameras (slow: done in the worker)."""
+
+
+Command = OpenSource | Reconfigure | SetRender | SetPaused | Step | Seek | StartRecording | StopRecording | FindCameras

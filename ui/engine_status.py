@@ -1,0 +1,68 @@
+"""Building the app's engine (always ending with one that runs) and describing it to the window.
+
+No Qt here: the worker passes its signals' ``emit`` as the ``busy`` and ``error`` callbacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from eigencam_live.engine import Engine, EngineConfig
+from eigencam_live.errors import EigenCamError
+from eigencam_live.models import feature_layers
+
+__all__ = ["EngineStatus", "build_engine", "layer_list"]
+
+Say = Callable[[str], object]
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """What the window shows about the engine (sent after every (re)configuration)."""
+
+    config: EngineConfig
+    layer: str
+    device: str
+    dtype: str
+    trained: bool
+    warning: str | None
+
+    @classmethod
+    def of(cls, engine: Engine) -> EngineStatus:
+        return cls(config=engine.config, layer=engine.layer, device=str(engine.device),
+                   dtype=str(engine.dtype).replace("torch.", ""), trained=bool(engine.loaded.trained),
+                   warning=engine.warning)
+
+
+def build_engine(config: EngineConfig, busy: Say, error: Say) -> Engine | None:
+    """``config``'s engine; when it cannot be built (a remembered layer missing from a remembered
+    model), its model's default layer, then the library's defaults, so that the app always opens.
+    Says why the first attempt failed through ``error``; ``None`` only if even the defaults fail."""
+    busy(f"loading {config.model}…")
+    engine = None
+    for i, attempt in enumerate((config, replace(config, layer=None), EngineConfig(weights="none"))):
+        try:
+            engine = Engine(attempt, fallback_untrained=True)
+            break
+        except EigenCamError as exc:
+            if i == 0:
+                error(str(exc))
+        except Exception as exc:  # pragma: no cover - e.g. out of memory while building
+            error(f"cannot build {attempt.model}: {type(exc).__name__}: {exc}")
+    busy("")
+    return engine
+
+
+def layer_list(engine: Engine, cache: dict[tuple[str, str], list], error: Say) -> list:
+    """The engine's model's feature layers, ``[(name, (C, h, w)), ...]``, listed once per model."""
+    key = (engine.config.model, engine.loaded.weights)
+    layers = cache.get(key)
+    if layers is None:
+        try:
+            layers = feature_layers(engine.loaded)
+        except Exception as exc:
+            error(f"cannot list the layers of {engine.config.model}: {exc}")
+            layers = [(engine.layer, ())]
+        cache[key] = layers
+    return list(layers)

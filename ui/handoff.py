@@ -1,0 +1,57 @@
+"""The hand-off of finished frames from the worker to the GUI: newest only, never a backlog."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from eigencam_live.engine import FrameResult
+from eigencam_live.video import Frame
+
+__all__ = ["NewestOnly", "Packet"]
+
+
+@dataclass
+class Packet:
+    """One finished frame for display.
+
+    Attributes:
+        image: ``(H, W, 3)`` uint8 BGR, what is shown (the engine's ``result.picture``; owned: never
+            touched again by the worker).
+        frame: the source's ``Frame`` (raw image, index, pts, captured time).
+        result: the engine's :class:`FrameResult`.
+        process_ms: engine time of this frame (map and picture), milliseconds.
+        done: ``time.monotonic()`` when the worker finished it.
+        started: ``time.monotonic()`` when the worker began it.
+    """
+
+    image: np.ndarray
+    frame: Frame
+    result: FrameResult
+    process_ms: float
+    done: float
+    started: float = 0.0
+
+
+class NewestOnly:
+    """A one-packet slot: the worker overwrites it; :meth:`put` says whether to notify the GUI
+    (only when the GUI has taken the previous packet, so at most one notification is queued)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._packet: Packet | None = None
+        self._pending = False
+
+    def put(self, packet: Packet) -> bool:
+        with self._lock:
+            self._packet = packet
+            notify, self._pending = not self._pending, True
+        return notify
+
+    def take(self) -> Packet | None:
+        with self._lock:
+            packet, self._packet = self._packet, None
+            self._pending = False
+        return packet

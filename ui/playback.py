@@ -1,0 +1,125 @@
+"""The source side of the app's worker: one open source, its capture thread, file pacing, seeking.
+
+No Qt here: :class:`~ui.worker.Pipeline` turns what this raises or returns into signals.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from eigencam_live.video import Capture, Frame, SourceInfo, open_source
+
+__all__ = ["Playback"]
+
+#: Falling further behind a file's own clock than this (a slow model) restarts the clock.
+MAX_LAG_S = 0.25
+
+
+class Playback:
+    """The source being shown, read through a :class:`~eigencam_live.video.Capture` thread.
+
+    Live sources give their newest frame (older ones are dropped and counted by the capture);
+    files and folders give every frame, and :meth:`pace` holds them to their own rate.
+
+    Args:
+        demo_size: ``(width, height)`` of the demo scene.
+        demo_fps: its frame rate.
+        clock: the time source (``time.monotonic``).
+    """
+
+    def __init__(self, demo_size: tuple[int, int] = (640, 480), demo_fps: float = 30.0,
+                 *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.demo_size = demo_size
+        self.demo_fps = demo_fps
+        self._clock = clock
+        self._capture: Capture | None = None
+        self.info: SourceInfo | None = None
+        self.ended = False
+        self._anchor: tuple[float, float] | None = None  # (clock time, pts) of the pacing origin
+
+    @property
+    def is_open(self) -> bool:
+        return self._capture is not None
+
+    @property
+    def seekable(self) -> bool:
+        info = self.info
+        return self._capture is not None and info is not None and bool(info.seekable) and not info.live
+
+    @property
+    def dropped(self) -> int:
+        """Frames a live capture dropped because newer ones arrived."""
+        return int(self._capture.dropped) if self._capture is not None else 0
+
+    @property
+    def fps(self) -> float:
+        """The source's nominal rate (0 when unknown)."""
+        return float(self.info.fps or 0.0) if self.info is not None else 0.0
+
+    def open(self, spec: str | int) -> SourceInfo:
+        """Open ``spec`` and start its capture thread (the old source closes only once this one opened).
+
+        Raises:
+            SourceError: ``spec`` cannot be opened.
+        """
+        source = open_source(spec, demo_size=self.demo_size, demo_fps=self.demo_fps, realtime=True)
+        self.close()
+        self._capture = Capture(source).start()
+        self.info = source.info
+        self.ended = False
+        self._anchor = None
+        return source.info
+
+    def close(self) -> None:
+        """Stop the capture thread (idempotent)."""
+        capture, self._capture = self._capture, None
+        if capture is not None:
+            capture.stop(timeout=1.0)
+
+    def read(self, timeout: float) -> Frame | None:
+        """The next frame; ``None`` when none arrived within ``timeout`` s or at the end (then
+        :attr:`ended` is ``True``).
+
+        Raises:
+            EigenCamError: the source failed (the caller reports it and closes).
+        """
+        capture = self._capture
+        if capture is None:
+            return None
+        try:
+            frame = capture.read_latest(timeout=timeout) if self.info.live else capture.read(timeout=timeout)
+        except TimeoutError:
+            return None
+        if frame is None:
+            self.ended = True
+        return frame
+
+    def pace(self, frame: Frame, wait: Callable[[float], object]) -> None:
+        """Hold a file's ``frame`` until its time comes (the capture reads files as fast as it can);
+        ``wait(seconds)`` sleeps and may return early (a stop event's ``wait``)."""
+        if self.info is None or self.info.live:
+            return
+        now = self._clock()
+        pts = float(frame.pts)
+        anchor = self._anchor
+        if anchor is None or pts < anchor[1] or now - (anchor[0] + pts - anchor[1]) > MAX_LAG_S:
+            # First frame, a seek, or we fell behind (slow model): restart the clock here.
+            self._anchor = (now, pts)
+            return
+        due = anchor[0] + pts - anchor[1]
+        if due > now:
+            wait(min(due - now, 1.0))
+
+    def restart_clock(self) -> None:
+        """Pace from the next frame on as if it were the first (after a pause or a seek)."""
+        self._anchor = None
+
+    def seek(self, index: int) -> bool:
+        """Go to frame ``index``; ``False`` (nothing done) when the source cannot seek."""
+        if not self.seekable:
+            return False
+        self._capture.seek(index)
+        self.ended = False
+        self._anchor = None
+        return True

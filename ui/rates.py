@@ -1,0 +1,61 @@
+"""One rate meter for every frames-per-second figure the app shows (capture, processing, display)."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+__all__ = ["RateMeter"]
+
+
+class RateMeter:
+    """Events per second over a sliding window of the last ``window`` seconds.
+
+    An event may carry a running count (a frame index): the rate is then counted in those units,
+    so a capture that skipped frames in between still reports the source's rate. A count that goes
+    back (a seek, a new source) starts a new measurement; the same count again is not a new event.
+
+    Args:
+        window: seconds of history the rate is computed over.
+        clock: the time source (``time.monotonic``); tests pass their own.
+        maxlen: most events kept (bounds memory at very high rates).
+    """
+
+    def __init__(self, window: float = 2.0, *, clock: Callable[[], float] = time.monotonic, maxlen: int = 256) -> None:
+        if window <= 0:
+            raise ValueError(f"window must be positive. Got {window}")
+        self.window = float(window)
+        self._clock = clock
+        self._events: deque[tuple[float, int]] = deque(maxlen=maxlen)
+
+    def tick(self, count: int | None = None, *, t: float | None = None) -> None:
+        """Record one event at time ``t`` (default: now), optionally with its running ``count``."""
+        t = self._clock() if t is None else float(t)
+        last = self._events[-1][1] if self._events else None
+        if count is None:
+            count = 0 if last is None else last + 1
+        elif last is not None and count <= last:
+            if count == last:
+                return
+            self._events.clear()
+        self._events.append((t, int(count)))
+
+    @property
+    def newest(self) -> float | None:
+        """Time of the last event (``None`` before the first)."""
+        return self._events[-1][0] if self._events else None
+
+    def rate(self, now: float | None = None) -> float:
+        """Events (or counted units) per second over the window ending at ``now`` (default: now);
+        0 with fewer than two events in it."""
+        now = self._clock() if now is None else float(now)
+        while self._events and now - self._events[0][0] > self.window:
+            self._events.popleft()
+        if len(self._events) < 2:
+            return 0.0
+        (t0, c0), (t1, c1) = self._events[0], self._events[-1]
+        return (c1 - c0) / (t1 - t0) if t1 > t0 else 0.0
+
+    def clear(self) -> None:
+        self._events.clear()

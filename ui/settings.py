@@ -1,0 +1,74 @@
+"""Remembered settings: one key list, read when the app starts and written when it closes.
+
+``store`` is a ``QSettings`` or anything with ``value(key)``, ``setValue(key, value)`` and
+``sync()`` (no Qt import here). Values come back as strings from an INI file; each is converted to
+its field's type and validated by the config dataclass, and a bad one is skipped (the default stays).
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from typing import Any, Protocol, TypeVar
+
+from eigencam_live.engine import EngineConfig
+from eigencam_live.errors import EigenCamError
+from eigencam_live.render import RenderConfig
+
+__all__ = ["ENGINE_KEYS", "RENDER_KEYS", "load_configs", "load_geometry", "load_source", "save"]
+
+#: Engine settings the app remembers (``top_k`` is fixed by the panel, ``optimize`` is a CLI choice).
+ENGINE_KEYS = ("model", "weights", "layer", "component", "method", "short_side", "device", "precision", "smoothing")
+RENDER_KEYS = tuple(f.name for f in fields(RenderConfig))
+SOURCE_KEY = "source"
+GEOMETRY_KEY = "window/geometry"
+
+C = TypeVar("C", EngineConfig, RenderConfig)
+
+
+class Store(Protocol):
+    def value(self, key: str) -> Any: ...
+    def setValue(self, key: str, value: Any) -> None: ...  # noqa: N802 (Qt's name)
+    def sync(self) -> None: ...
+
+
+def load_configs(store: Store) -> tuple[EngineConfig, RenderConfig]:
+    """The remembered engine and render settings over the library's defaults."""
+    return _load(store, "engine", EngineConfig(), ENGINE_KEYS), _load(store, "render", RenderConfig(), RENDER_KEYS)
+
+
+def load_source(store: Store) -> str | None:
+    """The last source opened (a camera index comes back as a string of digits), ``None`` if none."""
+    value = store.value(SOURCE_KEY)
+    return str(value) if value else None
+
+
+def load_geometry(store: Store) -> Any:
+    """The window geometry saved by ``QWidget.saveGeometry`` (``None`` if none)."""
+    return store.value(GEOMETRY_KEY)
+
+
+def save(store: Store, engine: EngineConfig, render: RenderConfig, source: str | int, geometry: Any = None) -> None:
+    """Remember ``engine``, ``render``, ``source`` and the window ``geometry`` (written at once)."""
+    for group, config, keys in (("engine", engine, ENGINE_KEYS), ("render", render, RENDER_KEYS)):
+        for key in keys:
+            value = getattr(config, key)
+            store.setValue(f"{group}/{key}", "" if value is None else value)
+    store.setValue(SOURCE_KEY, str(source))
+    if geometry is not None:
+        store.setValue(GEOMETRY_KEY, geometry)
+    store.sync()
+
+
+def _load(store: Store, group: str, config: C, keys: tuple[str, ...]) -> C:
+    for key in keys:
+        raw = store.value(f"{group}/{key}")
+        if raw is None:
+            continue
+        default = getattr(config, key)
+        try:
+            value = None if raw == "" else (str(raw) if default is None else type(default)(raw))
+            config = replace(config, **{key: value})
+        except (EigenCamError, TypeError, ValueError):
+            pass  # a value from an older version or edited by hand: keep the default
+    return config
+
