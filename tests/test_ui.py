@@ -169,6 +169,14 @@ def test_each_control_changes_the_picture(qtbot, make_window):
     assert w.pipeline.engine.config.smoothing == 0.5 and smooth.result.heatmap.shape == base.result.heatmap.shape
     method = changed(lambda: w._engine(method="randomized"))
     assert w.pipeline.engine.config.method == "randomized" and method.frame.index == index
+    def pick_torch():  # as a click does: the selection changes, then `activated` fires
+        w.backend_combo.setCurrentIndex(w.backend_combo.findData("torch"))
+        w.backend_combo.activated.emit(w.backend_combo.currentIndex())
+
+    on_torch = changed(pick_torch)
+    assert w.pipeline.engine.backend.name == "torch" and on_torch.frame.index == index
+    qtbot.waitUntil(lambda: " torch" in w.in_use_label.text(), timeout=WAIT)
+    np.testing.assert_allclose(on_torch.result.cam, method.result.cam, atol=1e-4)  # the same network
     resnet = changed(lambda: w._engine(model="resnet18", layer=None))
     assert w.pipeline.engine.layer == "layer4"
     assert not np.array_equal(resnet.image, cmap.image)

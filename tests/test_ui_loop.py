@@ -58,6 +58,8 @@ def test_the_shown_and_recorded_image_is_the_engines_picture(tmp_path):
     picture = np.full((120, 160, 3), 77, np.uint8)
 
     class FakeEngine:
+        backend = SimpleNamespace(preparing=False)
+
         def process(self, image, render=None):
             seen.append(render)
             return [SimpleNamespace(picture=picture, heatmap=np.zeros(image.shape[:2], np.float32))]
@@ -83,6 +85,8 @@ def test_a_change_of_look_while_paused_redraws_the_frame_on_screen():
     calls = []
 
     class FakeEngine:
+        backend = SimpleNamespace(preparing=False)
+
         def process(self, image, render=None):
             calls.append(render)
             return [SimpleNamespace(picture=image, heatmap=None)]
@@ -138,3 +142,16 @@ def test_a_component_beyond_the_rank_is_refused_without_a_trial_frame(engine, mo
     loop._reconfigure(cmd.Reconfigure({"component": 6}))  # within the rank: applied, then redrawn
     assert engine.config.component == 6 and loop._redraw
     engine.reconfigure(component=1)
+
+
+def test_the_first_frame_on_onnxruntime_says_it_is_preparing_then_what_runs(monkeypatch):
+    """The export takes seconds: the window hears "preparing…" before it and what runs after it."""
+    loop = FrameLoop(FAST, RenderConfig(), Out())
+    loop.engine = Engine(FAST, model=None)
+    assert loop.engine.backend.name == "onnxruntime" and loop.engine.backend.preparing
+    loop._process(frame(0), record=False)
+    assert [c[0] for c in loop.out.busy.calls] == ["preparing mobilenet_v3_small for onnxruntime (once, cached)…", ""]
+    status = loop.out.engine_changed.calls[-1][0]
+    assert status.backend == "onnxruntime" and not loop.engine.backend.preparing
+    loop._process(frame(1), record=False)
+    assert len(loop.out.busy.calls) == 2  # only the first frame prepares

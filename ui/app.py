@@ -10,13 +10,14 @@ import argparse
 import sys
 from dataclasses import fields, replace
 
-from eigencam_live.engine import EngineConfig
+from eigencam_live.engine import Engine, EngineConfig
 from eigencam_live.errors import EigenCamError
 from eigencam_live.options import (
     add_engine_options,
     add_render_options,
     engine_config_from_args,
     network_threads,
+    print_layers,
     render_config_from_args,
 )
 from eigencam_live.render import RenderConfig
@@ -101,6 +102,13 @@ def app_main(argv: list[str] | None = None) -> int:
     # (dlopen from two threads at once).
 
     torch.set_num_threads(args.threads if args.threads > 0 else network_threads())
+    if args.list_layers:  # no window: the layers of the model the options name
+        try:
+            print_layers(Engine(engine_config_from_args(args), fallback_untrained=True))
+        except EigenCamError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
     from PyQt5.QtWidgets import QApplication
 
     from .window import MainWindow

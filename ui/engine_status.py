@@ -10,7 +10,6 @@ from dataclasses import dataclass, replace
 
 from eigencam_live.engine import Engine, EngineConfig
 from eigencam_live.errors import EigenCamError
-from eigencam_live.models import feature_layers
 
 __all__ = ["EngineStatus", "build_engine", "layer_list"]
 
@@ -24,6 +23,7 @@ class EngineStatus:
     config: EngineConfig
     layer: str
     device: str
+    backend: str
     dtype: str
     trained: bool
     warning: str | None
@@ -31,7 +31,7 @@ class EngineStatus:
     @classmethod
     def of(cls, engine: Engine) -> EngineStatus:
         return cls(config=engine.config, layer=engine.layer, device=str(engine.device),
-                   dtype=str(engine.dtype).replace("torch.", ""), trained=bool(engine.loaded.trained),
+                   backend=engine.backend.running, dtype=str(engine.dtype).replace("torch.", ""), trained=bool(engine.loaded.trained),
                    warning=engine.warning)
 
 
@@ -60,7 +60,7 @@ def layer_list(engine: Engine, cache: dict[tuple[str, str], list], error: Say) -
     layers = cache.get(key)
     if layers is None:
         try:
-            layers = feature_layers(engine.loaded)
+            layers = engine.feature_layers()
         except Exception as exc:
             error(f"cannot list the layers of {engine.config.model}: {exc}")
             layers = [(engine.layer, ())]

@@ -234,6 +234,9 @@ class FrameLoop:
         self._redraw = False
         started = time.monotonic()
         t0 = time.perf_counter()
+        preparing = engine.backend.preparing
+        if preparing:
+            self.out.busy.emit(f"preparing {engine.config.model} for {engine.backend.name} (once, cached)…")
         try:
             # The engine draws the picture too (on the GPU when it runs there): one route.
             result = engine.process(frame.image, render=self._render)[0]
@@ -249,6 +252,13 @@ class FrameLoop:
             self._report_once(msg)
             self._last_frame = frame
             return
+        finally:
+            if preparing:
+                self.out.busy.emit("")
+        if preparing:
+            self.out.engine_changed.emit(EngineStatus.of(engine))  # what runs it is known now
+            if engine.backend.warning:
+                self.out.error.emit(engine.backend.warning)
         now = time.monotonic()
         if frame is not self._last_frame:
             self.capture_rate.tick(frame.index, t=frame.captured)

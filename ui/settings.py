@@ -17,7 +17,8 @@ from eigencam_live.render import RenderConfig
 __all__ = ["ENGINE_KEYS", "RENDER_KEYS", "load_configs", "load_geometry", "load_source", "save"]
 
 #: Engine settings the app remembers (``top_k`` is fixed by the panel, ``optimize`` is a CLI choice).
-ENGINE_KEYS = ("model", "weights", "layer", "component", "method", "short_side", "device", "precision", "smoothing")
+ENGINE_KEYS = ("model", "weights", "layer", "component", "method", "short_side", "device", "backend", "precision",
+               "smoothing")
 RENDER_KEYS = tuple(f.name for f in fields(RenderConfig))
 SOURCE_KEY = "source"
 GEOMETRY_KEY = "window/geometry"

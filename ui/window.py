@@ -36,6 +36,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from eigencam_live.backends import BACKENDS
 from eigencam_live.cam import METHODS
 from eigencam_live.engine import DEVICES, PRECISIONS, EngineConfig
 from eigencam_live.models import MODELS
@@ -223,6 +224,11 @@ class MainWindow(QMainWindow):
         self.device_combo = QComboBox(mdl)
         for d in DEVICES:
             self.device_combo.addItem(d, d)
+        self.backend_combo = QComboBox(mdl)
+        for b in BACKENDS:
+            self.backend_combo.addItem(b, b)
+        self.backend_combo.setToolTip("auto: ONNX Runtime on the CPU (the network is exported once, then cached), "
+                                      "torch on CUDA")
         self.precision_combo = QComboBox(mdl)
         for p in PRECISIONS:
             self.precision_combo.addItem(p, p)
@@ -235,8 +241,9 @@ class MainWindow(QMainWindow):
         form.addRow("Input (short side)", self.short_side_spin)
         pair = QHBoxLayout()
         pair.addWidget(self.device_combo)
+        pair.addWidget(self.backend_combo)
         pair.addWidget(self.precision_combo)
-        form.addRow("Device, precision", pair)
+        form.addRow("Device, backend, precision", pair)
         form.addRow("In use", self.in_use_label)
         col.addWidget(mdl)
 
@@ -285,6 +292,7 @@ class MainWindow(QMainWindow):
         self.smoothing_spin.valueChanged.connect(lambda v: self._engine(smoothing=round(float(v), 2)))
         self.short_side_spin.valueChanged.connect(lambda v: self._engine(short_side=int(v)))
         self.device_combo.activated.connect(lambda _i: self._engine(device=self.device_combo.currentData()))
+        self.backend_combo.activated.connect(lambda _i: self._engine(backend=self.backend_combo.currentData()))
         self.precision_combo.activated.connect(lambda _i: self._engine(precision=self.precision_combo.currentData()))
         self.view_combo.activated.connect(lambda _i: self._render(view=self.view_combo.currentData()))
         self.alpha_slider.valueChanged.connect(lambda v: self._render(alpha=v / 100.0))
@@ -353,7 +361,7 @@ class MainWindow(QMainWindow):
 
     def _sync_controls(self, ec: EngineConfig, rc: RenderConfig | None = None) -> None:
         widgets = [self.model_combo, self.component_spin, self.method_combo, self.smoothing_spin,
-                   self.short_side_spin, self.device_combo, self.precision_combo, self.view_combo,
+                   self.short_side_spin, self.device_combo, self.backend_combo, self.precision_combo, self.view_combo,
                    self.alpha_slider, self.colormap_combo]
         for w in widgets:
             w.blockSignals(True)
@@ -364,6 +372,7 @@ class MainWindow(QMainWindow):
             self.smoothing_spin.setValue(float(ec.smoothing))
             self.short_side_spin.setValue(int(ec.short_side))
             self.device_combo.setCurrentIndex(self.device_combo.findData(ec.device))
+            self.backend_combo.setCurrentIndex(self.backend_combo.findData(ec.backend))
             self.precision_combo.setCurrentIndex(self.precision_combo.findData(ec.precision))
             if rc is not None:
                 self.view_combo.setCurrentIndex(self.view_combo.findData(rc.view))
@@ -428,7 +437,8 @@ class MainWindow(QMainWindow):
         self.status = status
         self.engine_config = status.config
         self._sync_controls(status.config)
-        self.in_use_label.setText(f"{status.device} · {status.dtype} · {'ImageNet' if status.trained else 'untrained'}")
+        self.in_use_label.setText(f"{status.device} · {status.backend} · {status.dtype} · "
+                                  f"{'trained' if status.trained else 'untrained'}")
         if not status.trained:
             if status.warning:
                 text = (

@@ -5,8 +5,10 @@ A backend is the engine's only view of the network. :class:`~eigencam_live.engin
 network's outputs (logits ``(B, classes)``) and the target layer's activations as a
 ``(B, C, h', w')`` feature map, whatever layout the layer has inside the network. Every backend has
 the same members: ``device``, ``dtype``, ``layer`` (settable: checks the name), ``running`` (what
-ran the last forward, for display), ``warning`` (why it fell back, or ``None``), ``forward(x)``
-and ``probe(layer, size)`` (the layer's map shape for an input size, from the network itself).
+ran the last forward, for display), ``warning`` (why it fell back, or ``None``), ``preparing``
+(the next forward first builds something slow, e.g. an export), ``forward(x)``, ``probe(layer,
+size)`` (the layer's map shape for an input size, from the network itself) and
+``feature_layers(size)`` (every layer that gives a map, with its shape).
 
 * :class:`TorchBackend`: torch, eager with a forward hook, or on the CPU a traced, frozen copy
   (:mod:`.traced`); fp16 + channels_last on CUDA.

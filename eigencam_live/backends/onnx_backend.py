@@ -115,8 +115,14 @@ class OnnxBackend:
 
     @property
     def running(self) -> str:
-        """What ran the last forward pass: ``onnxruntime`` or ``torch`` (the fallback)."""
-        return "onnxruntime" if self._sessions.get(self.layer) is not None else "torch"
+        """What runs the forward pass: ``onnxruntime``, or ``torch`` where it fell back."""
+        layer = self.layer
+        return "torch" if layer in self._sessions and self._sessions[layer] is None else "onnxruntime"
+
+    @property
+    def preparing(self) -> bool:
+        """The next forward pass exports (or loads) and checks the network first: seconds."""
+        return self.layer not in self._sessions
 
     def probe(self, layer: str, size: tuple[int, int]) -> tuple[int, int, int]:
         return self.torch.probe(layer, size)

@@ -126,6 +126,7 @@ class OnnxFileBackend:
     name = "onnxruntime"
     running = "onnxruntime"
     warning = None
+    preparing = False
 
     def __init__(self, loaded: LoadedModel, layer: str) -> None:
         self.loaded = loaded

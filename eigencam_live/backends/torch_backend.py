@@ -45,6 +45,7 @@ class TorchBackend:
         #: whether the last forward pass ran through the traced copy
         self.traced = False
         self.warning: str | None = None
+        self.preparing = False  # a traced copy is built on the first frame too, but in well under a second
 
     @property
     def running(self) -> str:
