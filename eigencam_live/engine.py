@@ -182,6 +182,15 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
     return _DTYPES[precision]
 
 
+def _placement(config: EngineConfig) -> tuple[torch.device, torch.dtype, str]:
+    """Where, in which precision and by what the network runs: ``(device, dtype, backend)``.
+    An ONNX file runs on the CPU (ONNX Runtime's CPU build) even when ``auto`` could pick CUDA."""
+    onnx_file = is_onnx_path(config.model)
+    device = resolve_device("cpu" if onnx_file and config.device == "auto" else config.device)
+    dtype = resolve_dtype(config.precision, device)
+    return device, dtype, resolve_backend(config.backend, device, dtype, onnx_file=onnx_file)
+
+
 def input_size(height: int, width: int, short_side: int, fixed: tuple[int, int] | None = None) -> tuple[int, int]:
     """Network input ``(h, w)`` for a ``height x width`` frame: whole frame, aspect kept to within
     half a stride, both sides multiples of :data:`STRIDE`; or ``fixed`` for fixed-size models."""
@@ -262,11 +271,9 @@ class Engine:
         self.fallback_untrained = fallback_untrained
         self.warning: str | None = None
         self._config = config or EngineConfig()
-        device = resolve_device(self._config.device)
-        dtype = resolve_dtype(self._config.precision, device)
+        device, dtype, kind = _placement(self._config)
         if model is None:
             model, self.warning = self._load(self._config)
-        kind = resolve_backend(self._config.backend, device, dtype, onnx_file=is_onnx_path(self._config.model))
         self.backend = make_backend(kind, model, self._config.layer or model.spec.layer, device, dtype,
                                     optimize=self._config.optimize)
         self._resident = resident
@@ -368,9 +375,7 @@ class Engine:
         with self._lock:
             old = self._config
             new = replace(old, **changes)  # validates
-            device = resolve_device(new.device)
-            dtype = resolve_dtype(new.precision, device)
-            kind = resolve_backend(new.backend, device, dtype, onnx_file=is_onnx_path(new.model))
+            device, dtype, kind = _placement(new)
             new_model = (new.model, new.weights, new.labels, new.mean, new.std) != (
                 old.model, old.weights, old.labels, old.mean, old.std)
             backend, warning = self.backend, self.warning
@@ -533,14 +538,18 @@ class PendingFrames:
 def maps_on_frames(cams: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """``(B, h, w)`` maps in ``[0, 1]`` -> ``(B, H, W)`` float32 laid over ``size = (H, W)`` frames.
 
-    Bilinear with pixel centres aligned (the feature grid tiles the network input, which tiles the
-    frame), on the maps' device: OpenCV's kernel on the CPU (the same values, 5x faster there).
+    Bicubic (Keys, a = -0.75) with pixel centres aligned (the feature grid tiles the network input,
+    which tiles the frame), then clipped to ``[0, 1]`` (bicubic overshoots a little at edges). Bilinear
+    drew a 7x7 map's cells as visible diamonds: its level sets are squares turned 45 degrees, the
+    bicubic ones are round. On the maps' device; OpenCV's kernel on the CPU (the same values as
+    ``F.interpolate(mode="bicubic")`` within 1e-5, 4x faster there; about 2 ms for 640x480 against
+    0.3 ms bilinear on one core).
     """
     height, width = size
     if cams.is_cpu:
-        out = [cv2.resize(c, (width, height), interpolation=cv2.INTER_LINEAR) for c in cams.float().numpy()]
+        out = [cv2.resize(c, (width, height), interpolation=cv2.INTER_CUBIC) for c in cams.float().numpy()]
         return torch.from_numpy(np.stack(out)).clamp_(0.0, 1.0)
-    return F.interpolate(cams.float()[:, None], size=size, mode="bilinear", align_corners=False)[:, 0].clamp_(0.0, 1.0)
+    return F.interpolate(cams.float()[:, None], size=size, mode="bicubic", align_corners=False)[:, 0].clamp_(0.0, 1.0)
 
 
 def finish_pictures(frames: torch.Tensor, cams: torch.Tensor, look: RenderConfig) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,18 +27,18 @@ def _loaded(name: str, seed: int = 0):
 def _engines(name: str, **cfg):
     loaded = _loaded(name)
     base = {"model": name, "weights": "none", "short_side": 96, **cfg}
-    return (Engine(EngineConfig(backend="torch", optimize=False, **base), model=loaded),
-            Engine(EngineConfig(backend="onnxruntime", **base), model=loaded))
+    return (Engine(EngineConfig(device="cpu", backend="torch", optimize=False, **base), model=loaded),
+            Engine(EngineConfig(device="cpu", backend="onnxruntime", **base), model=loaded))
 
 
 def test_auto_is_onnxruntime_on_the_cpu_and_torch_elsewhere():
     loaded = _loaded("resnet18")
-    cpu = Engine(EngineConfig(model="resnet18", weights="none", short_side=64), model=loaded)
+    cpu = Engine(EngineConfig(device="cpu", model="resnet18", weights="none", short_side=64), model=loaded)
     assert isinstance(cpu.backend, OnnxBackend)
-    bf16 = Engine(EngineConfig(model="resnet18", weights="none", short_side=64, precision="bf16"), model=loaded)
+    bf16 = Engine(EngineConfig(device="cpu", model="resnet18", weights="none", short_side=64, precision="bf16"), model=loaded)
     assert isinstance(bf16.backend, TorchBackend)
     with pytest.raises(ConfigError, match="fp32") as info:
-        Engine(EngineConfig(model="resnet18", weights="none", backend="onnxruntime", precision="bf16"), model=loaded)
+        Engine(EngineConfig(device="cpu", model="resnet18", weights="none", backend="onnxruntime", precision="bf16"), model=loaded)
     assert info.value.field == "backend"
     with pytest.raises(ConfigError, match="backend"):
         EngineConfig(backend="tensorrt")
@@ -70,17 +70,17 @@ def test_one_export_serves_every_input_size_and_batch():
 def test_the_cache_is_reused_and_a_corrupt_file_is_rebuilt(monkeypatch):
     loaded = _loaded("mobilenet_v3_small", seed=3)
     frame = scene(96, 128)
-    first = Engine(EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64), model=loaded)
+    first = Engine(EngineConfig(device="cpu", model="mobilenet_v3_small", weights="none", short_side=64), model=loaded)
     want = first.process_one(frame)
     path = first.backend._path(first.layer)
     assert path.exists()
     # A second engine on the same weights loads the file: no export.
     monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: pytest.fail("exported again"))
-    again = Engine(EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64), model=loaded)
+    again = Engine(EngineConfig(device="cpu", model="mobilenet_v3_small", weights="none", short_side=64), model=loaded)
     np.testing.assert_allclose(again.process_one(frame).cam, want.cam, atol=1e-5)
     monkeypatch.undo()
     path.write_bytes(path.read_bytes()[: 1000])  # cut off
-    rebuilt = Engine(EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64), model=loaded)
+    rebuilt = Engine(EngineConfig(device="cpu", model="mobilenet_v3_small", weights="none", short_side=64), model=loaded)
     np.testing.assert_allclose(rebuilt.process_one(frame).cam, want.cam, atol=1e-5)
     assert rebuilt.backend.running == "onnxruntime" and path.stat().st_size > 100_000
     # Other weights are another key: a file made for these is never trusted for those.
@@ -110,7 +110,7 @@ def test_an_export_failure_falls_back_to_torch_with_a_warning(monkeypatch):
 
 def test_switching_backends_keeps_the_maps_and_the_weights():
     loaded = _loaded("resnet18")
-    engine = Engine(EngineConfig(model="resnet18", weights="none", short_side=96), model=loaded)
+    engine = Engine(EngineConfig(device="cpu", model="resnet18", weights="none", short_side=96), model=loaded)
     frame = scene(120, 200)
     a = engine.process_one(frame).cam
     engine.reconfigure(backend="torch")
@@ -140,7 +140,7 @@ def test_an_onnx_file_gives_the_torch_networks_maps_on_its_last_feature_map(tmp_
     path = _export(loaded.net, tmp_path / "r18.onnx")
     labels = tmp_path / "labels.txt"
     labels.write_text("\n".join(f"class {i}" for i in range(1000)))
-    ref = Engine(EngineConfig(model="resnet18", weights="none", short_side=96, backend="torch"), model=loaded)
+    ref = Engine(EngineConfig(device="cpu", model="resnet18", weights="none", short_side=96, backend="torch"), model=loaded)
     onnx = Engine(EngineConfig(model=path, short_side=96, labels=str(labels)))
     assert onnx.backend.running == "onnxruntime"
     assert onnx.layer.endswith("Relu_output_0") and "layer4" in onnx.layer  # the last feature map

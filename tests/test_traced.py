@@ -18,8 +18,8 @@ def _pair(model: str, **cfg):
     torch.manual_seed(0)
     loaded = load_model(model, "none")
     cfg = {"backend": "torch", "short_side": 96, **cfg}
-    eager = Engine(EngineConfig(model=model, weights="none", optimize=False, **cfg), model=loaded)
-    traced = Engine(EngineConfig(model=model, weights="none", optimize=True, **cfg), model=loaded)
+    eager = Engine(EngineConfig(device="cpu", model=model, weights="none", optimize=False, **cfg), model=loaded)
+    traced = Engine(EngineConfig(device="cpu", model=model, weights="none", optimize=True, **cfg), model=loaded)
     return eager, traced
 
 
@@ -54,10 +54,10 @@ def test_settings_that_keep_the_network_keep_its_traced_copy():
 
 def test_untraced_families_and_non_fp32_stay_eager():
     torch.manual_seed(0)
-    eff = Engine(EngineConfig(model="efficientnet_b0", weights="none", short_side=64))
+    eff = Engine(EngineConfig(device="cpu", model="efficientnet_b0", weights="none", short_side=64))
     eff.process_one(scene(64, 96))
     assert eff.traced is False
-    bf16 = Engine(EngineConfig(model="resnet18", weights="none", short_side=64, precision="bf16"))
+    bf16 = Engine(EngineConfig(device="cpu", model="resnet18", weights="none", short_side=64, precision="bf16"))
     bf16.process_one(scene(64, 96))
     assert bf16.traced is False
 

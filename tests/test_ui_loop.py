@@ -14,7 +14,7 @@ from eigencam_live.video import Frame
 from ui import commands as cmd
 from ui.frame_loop import FrameLoop
 
-FAST = EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64)
+FAST = EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64, device="cpu")
 
 
 class Signal:
