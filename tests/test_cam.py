@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 
-from eigencam_live import cam
 from eigencam_live.cam import (
     EXACT_MAX_DIM,
     SPECTRUM_SIZE,
@@ -22,6 +21,7 @@ from eigencam_live.cam import (
     TemporalSmoother,
     eigen_cam,
     normalize_maps,
+    solvers,
 )
 from eigencam_live.models import ActivationCapture, load_model
 
@@ -113,8 +113,9 @@ CASES = [(name, layer) for name, layers in ARCHS.items() for layer in layers]
 
 @pytest.fixture
 def general_path(monkeypatch):
-    """Turn off the CPU fast path of the exact method (``_exact_cpu``): the general path runs."""
-    monkeypatch.setattr(cam, "_exact_cpu", lambda *args: None)
+    """Turn off the CPU Gram solver of the exact method (``solvers.gram_cpu``): the robust
+    preparation (``centred_matrix``) and ``solvers.exact`` run instead."""
+    monkeypatch.setattr(solvers, "gram_cpu", lambda *args: None)
 
 
 # -- the definition ------------------------------------------------------------------------------
@@ -268,7 +269,7 @@ def test_scale_invariance(acts, case, method):
     neither float32 underflow (squares of 1e-23) nor overflow (squares of 1e20) blanks a map."""
     a = acts[case]
     base = eigen_cam(a, method=method)
-    for factor in (1e-23, 1e-8, 1e4, 1e20):
+    for factor in (1e-23, 1e-10, 1e-8, 1e4, 1e20):
         res = eigen_cam(a * factor, method=method)
         torch.testing.assert_close(res.maps, base.maps, atol=1e-4, rtol=0, msg=str(factor))
         torch.testing.assert_close(res.singular_values, base.singular_values * factor, rtol=1e-4, atol=0)
@@ -317,21 +318,23 @@ def test_maps_equal_pytorch_grad_cam(nets, frames, name):
         assert best >= 0.999, (name, i, best)
 
 
-# -- the CPU fast path of the exact method --------------------------------------------------------
+# -- the CPU Gram solver of the exact method against the general exact solver ---------------------
+# Both end in the same tail, so these hold the solvers' outputs equal, and the tests above, that run on
+# the Gram solver for every HW <= C case, would pass on the general solver alone without them.
 FAST_CASES = [case for case in CASES if case[1] in ("layer4", "layer3", "features", "trunk_output")]  # HW <= C
 
 
 def both_paths(monkeypatch, fn):
-    """``fn()`` on the CPU fast path, then on the general path."""
+    """``fn()`` on the CPU Gram solver, then on the general exact solver."""
     fast = fn()
     with monkeypatch.context() as m:
-        m.setattr(cam, "_exact_cpu", lambda *args: None)
+        m.setattr(solvers, "gram_cpu", lambda *args: None)
         general = fn()
     return fast, general
 
 
 def assert_same(fast, general):
-    assert fast.method == general.method == "exact" and fast.component == general.component
+    assert fast.method == general.method and fast.component == general.component
     for name in ("maps", "projections", "singular_values", "explained"):
         got, want = getattr(fast, name), getattr(general, name)
         assert got.shape == want.shape and got.dtype == want.dtype == torch.float32, name
@@ -339,18 +342,18 @@ def assert_same(fast, general):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-5 * scale, msg=name)
 
 
-def test_the_fast_path_runs_for_small_cpu_maps(acts, monkeypatch):
+def test_the_gram_solver_runs_for_small_cpu_maps(acts, monkeypatch):
     """Without it the tests above would pass on the general path alone."""
     calls = []
-    real = cam._exact_cpu
-    monkeypatch.setattr(cam, "_exact_cpu", lambda *args: calls.append(args[0].shape) or real(*args))
-    monkeypatch.setattr(cam, "_centred_matrix", lambda *args: pytest.fail("the general path ran"))
+    real = solvers.gram_cpu
+    monkeypatch.setattr(solvers, "gram_cpu", lambda *args: calls.append(args[0].shape) or real(*args))
+    monkeypatch.setattr(solvers, "centred_matrix", lambda *args: pytest.fail("the general path ran"))
     eigen_cam(acts[("resnet18", "layer4")])
     assert calls == [torch.Size([3, 512, 4, 5])]
 
 
 @pytest.mark.parametrize("case", FAST_CASES, ids=["/".join(c) for c in FAST_CASES])
-def test_fast_path_equals_general_path(acts, case, monkeypatch):
+def test_gram_solver_equals_general_path(acts, case, monkeypatch):
     a = acts[case]
     for k in (1, 2, 3):
         assert_same(*both_paths(monkeypatch, lambda k=k: eigen_cam(a, k, "exact")))
@@ -362,7 +365,7 @@ def test_fast_path_equals_general_path(acts, case, monkeypatch):
     assert_same(*both_paths(monkeypatch, lambda: eigen_cam(half)))
 
 
-def test_fast_path_tracks_video_like_the_general_path(acts, monkeypatch):
+def test_gram_solver_tracks_video_like_the_general_path(acts, monkeypatch):
     """Frame by frame and in batches, through a flipped basis and a blank frame: the same signs,
     maps and basis on both paths."""
     a = acts[("resnet18", "layer4")]
@@ -376,7 +379,7 @@ def test_fast_path_tracks_video_like_the_general_path(acts, monkeypatch):
         before = tracker.basis.clone()
         out.append(eigen_cam(frames[7:], tracker=tracker))  # a blank frame keeps the basis
         assert torch.equal(tracker.basis, before)
-        tracker.update(-tracker.basis[None])  # the general update between fast-path calls
+        tracker.update(-tracker.basis[None])  # an update from outside between calls
         out.append(eigen_cam(a[2:3], tracker=tracker))  # the frame the basis came from
         out.append(eigen_cam(frames[:3], tracker=tracker))
         return out, tracker.basis
@@ -391,7 +394,7 @@ def test_fast_path_tracks_video_like_the_general_path(acts, monkeypatch):
     torch.testing.assert_close(fast[6].projections, -eigen_cam(a[2:3]).projections, rtol=1e-4, atol=1e-5)
 
 
-def test_fast_path_edge_cases_match_the_general_path(monkeypatch):
+def test_gram_solver_edge_cases_match_the_general_path(monkeypatch):
     g = torch.Generator().manual_seed(5)
     # rank-deficient maps: HW = 5 positions (rank <= 4 after centring) and rank-2 activations, where
     # the weak components are rounding noise on both paths and reported as absent
@@ -408,20 +411,24 @@ def test_fast_path_edge_cases_match_the_general_path(monkeypatch):
     assert all(t.is_contiguous() for t in (res.maps, res.projections, res.singular_values, res.explained))
 
 
-def test_fast_path_under_a_float64_default_dtype():
-    a = torch.rand(1, 64, 4, 4, generator=torch.Generator().manual_seed(6))
-    want = eigen_cam(a)
-    cam._CENTRING.clear()
-    cam._ONES.clear()
+def test_under_a_float64_default_dtype():
+    g = torch.Generator().manual_seed(6)
+    a = torch.rand(2, 64, 4, 4, generator=g)
+    wide = torch.rand(1, 8, 5, 6, generator=g)  # HW > C: the general path
+    want = [eigen_cam(a), eigen_cam(wide, tracker=SubspaceTracker()), eigen_cam(a, method="randomized")]
+    solvers._centring.cache_clear()
     old = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        got = eigen_cam(a, tracker=SubspaceTracker())
+        tracker = SubspaceTracker()
+        got = [eigen_cam(a, tracker=tracker), eigen_cam(wide, tracker=SubspaceTracker()), eigen_cam(a, method="randomized")]
+        eigen_cam(a, tracker=tracker)
+        assert tracker.basis.dtype == torch.float32
     finally:
         torch.set_default_dtype(old)
-        cam._CENTRING.clear()
-        cam._ONES.clear()
-    assert_same(got, want)
+        solvers._centring.cache_clear()
+    for g_, w_ in zip(got, want, strict=True):
+        assert_same(g_, w_)
 
 
 def test_editing_the_tracker_basis_in_place_is_followed(acts):

@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from eigencam_live.cam import eigen_cam
+from eigencam_live.cam.linalg import cholesky_qr, jacobi_eigh
+from eigencam_live.cam.solvers import sync_free
 from eigencam_live.engine import Engine, EngineConfig
-from eigencam_live.linalg import cholesky_qr, jacobi_eigh, topk_eigh_sync_free
 from eigencam_live.render import RenderConfig, render
 
 from .conftest import scene
@@ -53,11 +54,15 @@ def test_sync_free_components_match_svd(shape):
     low = (torch.randn(b, n, 5, generator=g) * torch.tensor([4.0, 3.7, 3.0, 2.0, 1.5])) @ torch.randn(b, 5, c, generator=g)
     x = low + 0.3 * torch.randn(b, n, c, generator=g)
     x = x - x.mean(dim=1, keepdim=True)
-    scores, _, s = topk_eigh_sync_free(x, 5)
-    u, s_ref, _ = torch.linalg.svd(x, full_matrices=False)
+    found = sync_free(x.mT, 5)
+    s = found.s
+    u, s_ref, vh = torch.linalg.svd(x, full_matrices=False)
     for k in range(5):
         for i in range(b):
-            assert abs(_corr(scores[i, :, k].numpy(), u[i, :, k].numpy())) > 0.9999
+            assert abs(_corr(found.u[i, :, k].numpy(), u[i, :, k].numpy())) > 0.9999
+            assert abs(_corr(found.v[i, :, k].numpy(), vh[i, k].numpy())) > 0.9999
+    # the same (u, s, v) as every solver: X v_k = s_k u_k
+    torch.testing.assert_close(x @ found.v, found.u * s[:, None, :], rtol=0, atol=1e-3 * float(s.max()))
     assert torch.allclose(s, s_ref[:, :5], rtol=1e-4)
 
 

@@ -9,11 +9,10 @@ CUDA graph) and the host only waits for the finished frame.
 * :func:`cholesky_qr` - orthonormal basis of a tall matrix's columns (shifted CholeskyQR2).
 * :func:`jacobi_eigh` - eigendecomposition of small symmetric matrices (parallel-order cyclic
   Jacobi, a fixed number of sweeps; quadratic convergence makes 6 sweeps enough for fp32 at n <= 16).
-* :func:`topk_eigh_sync_free` - the top-k eigenpairs of ``X^T X`` by randomized subspace
-  iteration built on the two.
+* :func:`initial_sketch` - the starting block of a randomized subspace iteration.
 
-They run on any device; on the CPU ``torch.linalg`` is faster and is what :mod:`eigencam_live.cam`
-uses there.
+:func:`eigencam_live.cam.solvers.sync_free` builds the GPU solver on them. They run on any device;
+on the CPU ``torch.linalg`` is faster and is what the other solvers use there.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from functools import cache
 
 import torch
 
-__all__ = ["cholesky_qr", "initial_sketch", "jacobi_eigh", "topk_eigh_sync_free"]
+__all__ = ["cholesky_qr", "initial_sketch", "jacobi_eigh"]
 
 
 def cholesky_qr(y: torch.Tensor, passes: int = 2) -> torch.Tensor:
@@ -137,34 +136,3 @@ def initial_sketch(
             # columns (a basis left by a blank frame); too small to slow the warm start.
             omega[:, :, :k] = start[:, :, :k] + 1e-4 * omega[:, :, :k]
     return omega
-
-
-def topk_eigh_sync_free(
-    x: torch.Tensor,
-    n: int,
-    *,
-    oversample: int = 6,
-    n_iter: int = 2,
-    start: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
-    sweeps: int = 6,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Top ``n`` principal components of ``x (B, N, C)`` (already centred) without host syncs.
-
-    Randomized subspace iteration in channel space (CholeskyQR2 between products), then
-    Rayleigh-Ritz with :func:`jacobi_eigh`. Returns ``scores (B, N, n)`` (= ``u_k s_k``),
-    ``v (B, C, n)`` and ``s (B, n)`` descending, like :mod:`eigencam_live.cam`'s exact method.
-    ``start`` (``(C, k)`` or ``(B, C, k)``) seeds the first columns (warm start from a previous frame).
-    """
-    b, big_n, c = x.shape
-    r = min(n + oversample, c)
-    w = cholesky_qr(initial_sketch(b, c, r, x, start, generator))
-    xt = x.transpose(1, 2)
-    for _ in range(max(1, n_iter)):
-        w = cholesky_qr(xt @ (x @ w))
-    xw = x @ w  # (B, N, r)
-    ritz = xw.transpose(1, 2) @ xw  # (B, r, r) = W^T X^T X W
-    evals, evecs = jacobi_eigh(ritz, sweeps=sweeps)
-    evals = evals[:, :n].clamp_min(0)
-    v = w @ evecs[:, :, :n]
-    return xw @ evecs[:, :, :n], v, evals.sqrt()

@@ -1,0 +1,118 @@
+"""Every solver returns the same Components, and the one tail turns them into the same maps.
+
+The solvers differ only in how they find the leading components of X (positions x channels,
+centred): the exact Gram eigendecomposition, the CPU Gram solver straight from the activations, the
+adaptive randomized iteration and the sync-free GPU iteration (run here on the CPU).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from eigencam_live.cam import SubspaceTracker, eigen_cam, solvers
+from eigencam_live.cam.tail import cam_from_components, rule_signs
+
+
+def activations(b: int, c: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """Random activations with a few structured components, so the spectrum has clear gaps."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(b, c, h, w, generator=g)
+    a[:, : c // 4, : h // 2, : w // 2] += 3.0
+    a[:, c // 4 : c // 2, h // 2 :, w // 3 :] -= 2.0
+    return a
+
+
+SHAPES = [(2, 64, 5, 7), (1, 16, 9, 11)]  # HW <= C, and HW > C
+
+
+def all_solvers(a: torch.Tensor, n: int) -> dict[str, solvers.Components]:
+    xt, _ = solvers.centred_matrix(a)
+    found = {
+        "exact": solvers.exact(xt, n),
+        "randomized": solvers.randomized(xt, n, watch=n),
+        "sync-free": solvers.sync_free(xt, n),
+    }
+    if a.shape[2] * a.shape[3] <= a.shape[1]:
+        gram = solvers.gram_cpu(a, n)
+        # gram_cpu works in the activations' units; the others on X scaled to max 1
+        scale = xt.new_tensor(1.0) / solvers.centred_matrix(a)[1]
+        found["gram-cpu"] = solvers.Components(gram.u, gram.s * scale[:, None], gram.v, gram.energy * scale**2)
+    return found
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=["HW<=C", "HW>C"])
+def test_every_solver_returns_the_same_components(shape):
+    a = activations(*shape)
+    xt, _ = solvers.centred_matrix(a)
+    x = xt.mT.double()
+    b, n = shape[0], 4
+    _, s_ref, _ = torch.linalg.svd(x, full_matrices=False)
+    for name, (u, s, v, energy) in all_solvers(a, n).items():
+        big_n, c = x.shape[1], x.shape[2]
+        assert (u.shape, s.shape, v.shape, energy.shape) == ((b, big_n, n), (b, n), (b, c, n), (b,)), name
+        assert all(t.dtype == torch.float32 for t in (u, s, v, energy)), name
+        torch.testing.assert_close(s.double(), s_ref[:, :n], rtol=1e-4, atol=0, msg=name)
+        torch.testing.assert_close(energy.double(), (x * x).sum(dim=(1, 2)), rtol=1e-4, atol=0, msg=name)
+        # unit loadings, and the definition's identity X v_k = s_k u_k
+        torch.testing.assert_close(v.double().norm(dim=1), torch.ones(b, n, dtype=torch.float64), rtol=0, atol=1e-4)
+        torch.testing.assert_close(x @ v.double(), u.double() * s.double()[:, None, :], rtol=0, atol=1e-4 * float(s.max()))
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=["HW<=C", "HW>C"])
+def test_one_tail_gives_every_solver_the_same_maps(shape):
+    a = activations(*shape, seed=1)
+    _, spread = solvers.centred_matrix(a)
+    b, _, h, w = shape
+    results = {
+        name: cam_from_components(found, spread[:, None], (b, h, w), 2, name, SubspaceTracker())
+        for name, found in all_solvers(a, 4).items()
+    }
+    want = results.pop("exact")
+    for name, got in results.items():
+        for field in ("maps", "projections", "singular_values", "explained"):
+            ref = getattr(want, field)
+            torch.testing.assert_close(getattr(got, field), ref, rtol=0, atol=1e-3 * float(ref.abs().max()), msg=(name, field))
+
+
+def test_rule_signs_fallback_is_the_largest_loading():
+    v = torch.zeros(1, 6, 3)
+    v[0, :, 0] = torch.tensor([0.5, -0.5, 0.1, -0.1, 0.0, 0.0])  # sums to 0; tie between +-0.5: +
+    v[0, :, 1] = torch.tensor([0.2, -0.7, 0.5, 0.0, 0.0, 0.0])  # sums to 0; largest is negative
+    v[0, :, 2] = torch.tensor([-0.1, -0.2, 0.9, 0.0, 0.0, 0.0])  # sums positive
+    assert rule_signs(v).tolist() == [[1.0, -1.0, 1.0]]
+    assert rule_signs(-v).tolist() == [[1.0, 1.0, -1.0]]  # the tie stays +, the others flip
+
+
+def test_tracker_follows_a_change_of_component_count():
+    """A basis of 5 components, then component 7 asks for 7: the first 5 follow the basis, and the
+    tracker keeps the new 7."""
+    a = activations(1, 64, 6, 6, seed=2)
+    tracker = SubspaceTracker()
+    first = eigen_cam(a, 1, tracker=tracker)
+    assert tracker.basis.shape == (64, 5)
+    tracker.update(-tracker.basis[None])
+    seventh = eigen_cam(a, 7, tracker=tracker)
+    assert tracker.basis.shape == (64, 7)
+    plain = eigen_cam(a, 7)
+    torch.testing.assert_close(seventh.projections, plain.projections)  # component 7 had no basis: the rule
+    flipped = eigen_cam(a, 1, tracker=SubspaceTracker())
+    torch.testing.assert_close(flipped.projections, first.projections)
+    # and the basis the tracker now holds carries the flipped signs of the first five
+    assert float((tracker.basis[:, 0] * first_basis(a)[:, 0]).sum()) < 0
+
+
+def first_basis(a: torch.Tensor) -> torch.Tensor:
+    tracker = SubspaceTracker()
+    eigen_cam(a, tracker=tracker)
+    return tracker.basis
+
+
+def test_the_basis_is_read_only_state():
+    """Reading the basis never changes anything: the tracker has one form of state."""
+    a = activations(2, 64, 4, 4, seed=3)
+    tracker = SubspaceTracker()
+    eigen_cam(a, tracker=tracker)
+    before = tracker.basis
+    assert tracker.basis is before and tracker.basis is before
+    assert vars(tracker).keys() == {"match", "_basis"}
