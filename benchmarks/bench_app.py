@@ -63,6 +63,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--warmup", type=float, default=4.0)
     ap.add_argument("--model", default="mobilenet_v3_large")
+    ap.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime"])
     ap.add_argument("--short-side", type=int, default=224)
     ap.add_argument("--size", default="640x480", help="demo scene WxH")
     ap.add_argument("--fps", type=float, default=30.0, help="demo scene rate")
@@ -73,7 +74,7 @@ def main() -> int:
 
     app = QApplication.instance() or QApplication([])
     window = MainWindow(
-        EngineConfig(model=args.model, weights="none", short_side=args.short_side),
+        EngineConfig(model=args.model, weights="none", short_side=args.short_side, backend=args.backend),
         RenderConfig(),
         "demo",
         settings=None,

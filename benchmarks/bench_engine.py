@@ -109,7 +109,9 @@ def bench_model(name: str, device: torch.device, precision: str, repeats: int, w
     torch.manual_seed(0)
     loaded = load_model(name, "none")
     reference = copy.deepcopy(loaded) if gradcam and name == "resnet50" else None
-    cfg = EngineConfig(model=name, weights="none", short_side=224, device=device.type, precision=precision)
+    # torch's forward is the reference here (bench_backends.py compares ONNX Runtime with it)
+    cfg = EngineConfig(model=name, weights="none", short_side=224, device=device.type, precision=precision,
+                       backend="torch")
     engine = Engine(cfg, model=loaded)
     net, layer = engine.loaded.net, engine.layer
 

@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=0, help="frames per measurement (0 = the whole clip, max 1000)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--model", default="mobilenet_v3_large")
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime"])
     p.add_argument("--short-side", type=int, default=224)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--device", default="auto")
@@ -117,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     info.close()
     frames = min(args.frames or total or 300, total or 10**9, 1000)
 
-    engine = Engine(EngineConfig(model=args.model, weights="none", short_side=args.short_side, device=args.device))
+    engine = Engine(EngineConfig(model=args.model, weights="none", short_side=args.short_side, device=args.device,
+                                 backend=args.backend))
     threads = args.threads or network_threads()
     cores = os.cpu_count() or 1
     if engine.device.type == "cpu":
