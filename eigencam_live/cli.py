@@ -1,4 +1,4 @@
-"""``python main.py annotate INPUT... [-o OUTPUT]``: annotate video files headlessly.
+"""``python main.py annotate INPUT... [-o OUTPUT]``: annotate video files and images headlessly.
 
 Exit codes: 0 done; 1 error (one line on stderr, no traceback); 2 bad command line (argparse);
 3 done, but an input was damaged or cut off (what decoded was annotated and kept); 130 Ctrl-C
@@ -22,18 +22,20 @@ EXIT_ERROR, EXIT_USAGE, EXIT_DAMAGED, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .annotate.jobs import IMAGE_FORMATS
     from .options import add_engine_options, add_render_options
 
     p = argparse.ArgumentParser(
         prog=f"{PROG} annotate",
-        description="Annotate video files with Eigen-CAM heatmaps: H.264 MP4 at the input's frame rate and size, "
-                    "with its audio.",
+        description="Annotate video files and images with Eigen-CAM heatmaps: videos become H.264 MP4 at the "
+                    "input's frame rate, timestamps and size, with its audio; images become images of their own size.",
         epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 damaged input (partial output kept), 130 interrupted "
                "(partial output kept, playable).",
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders of videos, or globs")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="videos, images, folders of them, or globs")
     p.add_argument("-o", "--output", metavar="OUTPUT",
-                   help="output file (one input) or folder; default: NAME.eigencam.mp4 beside each input")
+                   help="output file (one input) or folder; default: NAME.eigencam.mp4 (videos) or "
+                        "NAME.eigencam.png (images) beside each input")
     p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs (never an input)")
     add_engine_options(p)
     add_render_options(p)
@@ -41,9 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", "-b", type=int, default=4, metavar="N",
                    help="frames per forward pass (default: %(default)s)")
     g.add_argument("--stats", metavar="FILE.csv",
-                   help="per-frame CSV: index, pts, top-1 label and probability, explained variance, peak x/y")
+                   help="per-frame CSV: index, pts, top-1 label and probability, explained variance, peak x/y "
+                        "(images: one CSV for all, by file)")
     g.add_argument("--heatmaps", metavar="FILE.npz",
-                   help="low-resolution maps (float16, N x h x w) and their timestamps (pts, seconds)")
+                   help="low-resolution maps (float16, N x h x w) and their timestamps (pts, seconds); images: "
+                        "one array per file (maps/NAME)")
+    g.add_argument("--image-format", default="png", choices=IMAGE_FORMATS,
+                   help="format of annotated images; 'same' keeps each input's (default: %(default)s)")
     g.add_argument("--crf", type=int, default=20, metavar="Q",
                    help="x264 quality, 0 (lossless) to 51; lower is better (default: %(default)s)")
     g.add_argument("--preset", default="veryfast",
@@ -103,7 +109,8 @@ def _run(args: argparse.Namespace) -> int:
 
     from .annotate import plan_jobs
 
-    jobs = plan_jobs(args.inputs, args.output, force=args.force, stats=args.stats, heatmaps=args.heatmaps)
+    jobs = plan_jobs(args.inputs, args.output, force=args.force, stats=args.stats, heatmaps=args.heatmaps,
+                     image_format=args.image_format)
 
     from .engine import Engine
 
@@ -128,8 +135,11 @@ def _run(args: argparse.Namespace) -> int:
 def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Namespace) -> int:
     from .annotate import annotate_file
 
-    status = 0
-    for job in jobs:
+    videos = [j for j in jobs if not j.is_image]
+    status = _annotate_images([j for j in jobs if j.is_image], engine, look, args, bool(videos))
+    if status == EXIT_INTERRUPTED:
+        return status
+    for job in videos:
         t0 = time.perf_counter()
         try:
             result = annotate_file(engine, job, look, batch_size=args.batch_size, overwrite=args.force,
@@ -149,14 +159,40 @@ def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Names
             else:
                 _say("interrupted", f"no frame of {job.input} was processed; nothing written")
             return EXIT_INTERRUPTED
-        if result.audio_note:
-            _say("note", result.audio_note)
+        for note in (result.size_note, result.audio_note):
+            if note:
+                _say("note", note)
         if result.warning:
             _say("warning", f"{result.warning}; annotated what decoded: {result.output}")
             status = max(status, EXIT_DAMAGED) if status != EXIT_ERROR else status
         fps = result.frames / seconds if seconds > 0 else 0.0
         print(f"{result.frames} frames in {seconds:.1f} s ({fps:.1f} fps) -> {result.output}", flush=True)
     return status
+
+
+def _annotate_images(jobs: list, engine: object, look: object, args: argparse.Namespace, with_videos: bool) -> int:
+    """The images of the run, all at once (batched by size); returns the exit status so far."""
+    if not jobs:
+        return 0
+    from .annotate import annotate_images, image_table
+    from .errors import SourceError
+
+    result = annotate_images(engine, jobs, look, batch_size=args.batch_size, progress=not args.quiet,
+                             stats=image_table(args.stats, with_videos), heatmaps=image_table(args.heatmaps, with_videos))
+    if len(jobs) == 1 and result.failed:
+        raise SourceError(result.failed[0][1])
+    for path, reason in result.failed:
+        _say("error", reason if str(path) in reason else f"{path}: {reason}")
+    where = {p.parent for p in result.written}
+    target = str(next(iter(where))) if len(where) == 1 else f"{len(where)} folders"
+    if len(jobs) == 1 and result.written:
+        target = str(result.written[0])
+    if result.interrupted:
+        _say("interrupted", f"{len(result.written)} of {len(jobs)} images written to {target} (each complete)")
+        return EXIT_INTERRUPTED
+    rate = len(result.written) / result.seconds if result.seconds > 0 else 0.0
+    print(f"{len(result.written)} images in {result.seconds:.1f} s ({rate:.1f} images/s) -> {target}", flush=True)
+    return EXIT_ERROR if result.failed else 0
 
 
 if __name__ == "__main__":

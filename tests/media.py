@@ -23,7 +23,7 @@ def pattern(index: int, width: int = 96, height: int = 64) -> np.ndarray:
     img[..., 0] = (xx * 2 + index * 5) % 256
     img[..., 1] = (yy * 3) % 256
     img[..., 2] = 80
-    s = max(4, min(width, height) // 4)
+    s = min(max(4, min(width, height) // 4), width, height)
     x = (index * 3) % max(1, width - s)
     y = (index * 2) % max(1, height - s)
     checker = ((np.arange(s)[:, None] // 3 + np.arange(s)[None, :] // 3) % 2) * 255
@@ -41,58 +41,81 @@ def write_clip(
     pts: list[float] | None = None,
     faststart: bool = False,
     audio_codec: str = "aac",
+    rotation: int = 0,
+    start: float = 0.0,
+    audio_start: float | None = None,
+    time_base: Fraction = TIME_BASE,
+    pix_fmt: str = "yuv420p",
 ) -> Path:
-    """An H.264 clip of ``frames`` frames of :func:`pattern`.
+    """An H.264 clip of ``frames`` frames of :func:`pattern` (the container from the suffix: .mp4,
+    .mov, .mkv, .webm (VP9), .avi, .ts).
 
     Args:
-        size: ``(width, height)``.
+        size: ``(width, height)`` as coded.
         rate: nominal frame rate (exact).
         audio: add an audio track (48 kHz mono sine) as long as the video.
-        audio_codec: its codec (``aac``; ``pcm_s16le`` in a ``.mov`` for a codec MP4 cannot hold).
+        audio_codec: its encoder (``aac``; ``pcm_s16le`` in a ``.mov`` for a codec MP4 cannot hold;
+            ``libmp3lame``, ``ac3``, ``eac3``, ``libopus``, ``flac``, ``alac``, ``vorbis``...).
         pts: per-frame timestamps in seconds (variable frame rate); ``None`` = ``i / rate``.
         faststart: index at the front (needed for a truncated file to still open).
+        rotation: the display matrix's rotation (degrees counter-clockwise), as a phone sets it.
+        start: seconds added to every video timestamp (an MPEG-TS clock does not start at 0).
+        audio_start: where the audio starts, in seconds (default: with the video).
+        time_base: the video stream's clock (the muxer may impose its own: Matroska's is 1/1000 s).
+        pix_fmt: ``yuv444p`` allows odd sizes (yuv420p has none).
     """
     width, height = size
     options = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), "w", format=_format_of(path), options=options) as out:
-        v = out.add_stream("libx264", rate=rate)
-        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
-        v.time_base = TIME_BASE
-        v.codec_context.time_base = TIME_BASE
-        v.options = {"preset": "ultrafast", "crf": "30"}
+        webm = Path(path).suffix.lower() == ".webm"
+        v = out.add_stream("libvpx-vp9" if webm else "libx264", rate=rate)
+        v.width, v.height, v.pix_fmt = width, height, pix_fmt
+        v.time_base = time_base
+        v.codec_context.time_base = time_base
+        v.options = {"deadline": "realtime", "cpu-used": "8"} if webm else {"preset": "ultrafast", "crf": "30"}
+        if rotation:
+            v.set_display_rotation(rotation)
         a = None
         if audio:
             a = out.add_stream(audio_codec, rate=48000)
             a.layout = "mono"
+            if audio_codec == "vorbis":  # FFmpeg's own Vorbis encoder: experimental, stereo only
+                a.layout = "stereo"
+                a.codec_context.options = {"strict": "experimental"}
         times = pts if pts is not None else [i / float(rate) for i in range(frames)]
         for i, t in enumerate(times):
             frame = av.VideoFrame.from_ndarray(pattern(i, width, height), format="bgr24")
-            frame.pts = int(round(t / TIME_BASE))
-            frame.time_base = TIME_BASE
+            frame.pts = int(round((start + t) / time_base))
+            frame.time_base = time_base
             for packet in v.encode(frame):
                 out.mux(packet)
         for packet in v.encode(None):
             out.mux(packet)
         if a is not None:
-            duration = times[-1] + 1 / float(rate)
-            _write_tone(out, a, duration)
+            first = start if audio_start is None else audio_start
+            _write_tone(out, a, start + times[-1] + 1 / float(rate) - first, first)
     return path
 
 
 def _format_of(path: Path) -> str:
-    return {".mkv": "matroska", ".ts": "mpegts", ".mov": "mov"}.get(Path(path).suffix.lower(), "mp4")
+    return {".mkv": "matroska", ".webm": "webm", ".ts": "mpegts", ".mov": "mov", ".avi": "avi"}.get(
+        Path(path).suffix.lower(), "mp4")
 
 
-def _write_tone(out: av.container.OutputContainer, stream: av.audio.stream.AudioStream, seconds: float) -> None:
+def _write_tone(out: av.container.OutputContainer, stream: av.audio.stream.AudioStream, seconds: float,
+                start: float = 0.0) -> None:
+    """A 440 Hz tone of ``seconds`` from ``start`` (its first sample is loud: the onset is sharp)."""
     sr, chunk = 48000, 1024
     total = int(seconds * sr)
-    for start in range(0, total, chunk):
-        n = min(chunk, total - start)
-        t = (np.arange(start, start + n) / sr).astype(np.float32)
-        samples = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :]
-        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+    first = int(round(start * sr))
+    for begin in range(0, total, chunk):
+        n = min(chunk, total - begin)
+        t = (np.arange(begin, begin + n) / sr).astype(np.float32)
+        channels = stream.codec_context.layout.nb_channels
+        samples = np.repeat((0.2 * np.cos(2 * np.pi * 440 * t)).astype(np.float32)[None, :], channels, axis=0)
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=stream.codec_context.layout.name)
         frame.sample_rate = sr
-        frame.pts = start
+        frame.pts = first + begin
         frame.time_base = Fraction(1, sr)
         for packet in stream.encode(frame):
             out.mux(packet)
@@ -119,7 +142,9 @@ def write_empty(path: Path) -> Path:
 
 
 def probe(path: Path) -> dict:
-    """What a player sees: video codec, pix_fmt, size, rate, frame count (decoded), pts, audio."""
+    """What a player sees: video codec, pix_fmt, size, rate, frame count (decoded), pts (seconds;
+    ``times``: exact), audio (codec, sample rate, packets, bytes, ``start``: seconds of the first
+    decoded sample, ``onset``: seconds of the first audible one)."""
     with av.open(str(path)) as c:
         v = c.streams.video[0]
         info = {
@@ -130,19 +155,37 @@ def probe(path: Path) -> dict:
             "rate": v.average_rate,
             "audio": None,
         }
-        pts = []
-        for frame in c.decode(v):
-            pts.append(float(frame.pts * frame.time_base))
-        info["frames"] = len(pts)
-        info["pts"] = pts
+        times = [frame.pts * frame.time_base for frame in c.decode(v)]
+        info["frames"] = len(times)
+        info["pts"] = [float(t) for t in times]
+        info["times"] = times  # exact Fractions
+        info["time_base"] = v.time_base
     with av.open(str(path)) as c:
         if c.streams.audio:
             a = c.streams.audio[0]
             packets = [p for p in c.demux(a) if p.size]
             info["audio"] = {
-                "codec": a.codec_context.name,
+                "codec": a.codec_context.codec.canonical_name,
                 "sample_rate": a.codec_context.sample_rate,
                 "packets": len(packets),
                 "bytes": sum(p.size for p in packets),
             }
+    if info["audio"] is not None:
+        info["audio"].update(_audio_times(path))
     return info
+
+
+def _audio_times(path: Path) -> dict:
+    with av.open(str(path)) as c:
+        start = onset = None
+        for frame in c.decode(audio=0):
+            if start is None:
+                start = frame.time
+            loud = np.nonzero(np.abs(frame.to_ndarray().astype(np.float64)).max(axis=0) > _LOUD[frame.format.name[:3]])[0]
+            if len(loud):
+                onset = frame.time + loud[0] / frame.sample_rate
+                break
+    return {"start": start, "onset": onset}
+
+
+_LOUD = {"flt": 0.05, "dbl": 0.05, "s16": 0.05 * 2**15, "s32": 0.05 * 2**31, "u8": 0.05 * 2**7}

@@ -70,7 +70,7 @@ def test_a_cut_off_file_is_annotated_as_far_as_it_decodes(tmp_path, engine):
 
 def test_an_engine_error_removes_the_unfinished_output(tmp_path, engine):
     src = write_clip(tmp_path / "in.mp4", frames=8, size=(96, 64))
-    bad = Engine(EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64, component=50),
+    bad = Engine(EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64, component=50, device="cpu"),
                  model=engine.loaded)
     with pytest.raises(ConfigError, match="component: 50 is beyond the rank"):
         annotate_file(bad, Job(src, tmp_path / "out.mp4"), progress=False)
@@ -87,7 +87,7 @@ def test_inputs_expand_from_files_folders_and_globs(tmp_path):
     assert expand_inputs([str(a), str(tmp_path)]) == [a, b]
     with pytest.raises(SourceError, match="no such file"):
         expand_inputs([str(tmp_path / "missing.mp4")])
-    with pytest.raises(SourceError, match="no videos match"):
+    with pytest.raises(SourceError, match="no videos or images match"):
         expand_inputs([str(tmp_path / "*.avi")])
     empty = tmp_path / "empty"
     empty.mkdir()

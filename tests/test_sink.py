@@ -142,6 +142,7 @@ def test_odd_sizes_are_padded_to_even(tmp_path):
         sink.write(np.zeros((47, 63, 3), np.uint8))
     got = probe(out)
     assert (got["width"], got["height"]) == (64, 48)
+    assert sink.size_note.startswith("63x47 written as 64x48")
 
 
 def test_wrong_frame_shape_is_a_value_error(tmp_path):

@@ -11,10 +11,11 @@ Two layers on the input side:
   (the capture thread waits for room) and end with an end-of-stream marker. A live source that
   drops out is reopened with a bounded backoff while :attr:`Capture.reconnecting` is ``True``.
 
-Frames are uint8 BGR ``(H, W, 3)`` arrays owned by the consumer; rates are exact
-:class:`~fractions.Fraction` values (:func:`as_rate`: 29.97 stays 30000/1001). On the output side,
-:class:`VideoSink` (:mod:`.sink`) writes H.264 MP4 at that exact rate with the input's audio
-(:mod:`.audio`).
+Frames are uint8 BGR ``(H, W, 3)`` arrays owned by the consumer, as displayed (a phone's rotation
+applied); rates are exact :class:`~fractions.Fraction` values (:func:`as_rate`: 29.97 stays
+30000/1001; :mod:`.timing`: the nominal rate behind rounded container timestamps). On the output
+side, :class:`VideoSink` (:mod:`.sink`) writes H.264 MP4 at that exact rate, every timestamp within
+one tick of the input's clock, with the input's audio (:mod:`.audio`).
 """
 
 from .audio import MP4_AUDIO_CODECS

@@ -1,8 +1,10 @@
 """The input's audio in an MP4 output: copied packet by packet (no re-encoding), interleaved with
-the video as it is written; codecs MP4 cannot hold (PCM, Vorbis...) are re-encoded to AAC."""
+the video as it is written; codecs MP4 cannot hold (PCM, Vorbis...) are re-encoded to AAC,
+starting where the input's audio starts (its offset from the video is kept)."""
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 __all__ = ["MP4_AUDIO_CODECS", "AudioTrack"]
@@ -33,6 +35,10 @@ class AudioTrack:
         self._decoder = None  # the input's audio decoder when re-encoding
         self._packets = None  # the input's packets still to copy; None once exhausted or closed
         self._pending = None  # the first packet past the time asked for so far
+        self._start: float | None = None  # seconds: where the input's audio starts (re-encoding)
+        self._samples = 0  # samples decoded so far (re-encoding)
+        self._last_dts: int | None = None  # copying: the previous packet's dts, and the gap to it
+        self._gap = 0
         try:
             container = av.open(source)
         except (OSError, av.FFmpegError):
@@ -41,15 +47,16 @@ class AudioTrack:
             container.close()
             return
         stream = container.streams.audio[0]
-        name = stream.codec_context.name
+        # The codec, not its decoder: MP3 is decoded by "mp3float", and must still be copied.
+        name = stream.codec_context.codec.canonical_name
         try:
             if name in MP4_AUDIO_CODECS:
-                self._stream = out.add_stream_from_template(stream)
+                self._stream = out.add_stream_from_template(stream)  # (with codec tag 0: MP4 picks its own)
             else:
                 # PCM (.mov, .avi), Vorbis (.webm)...: MP4 cannot hold them; AAC is what plays everywhere.
                 rate = stream.codec_context.sample_rate or 48000
                 self._stream = out.add_stream("aac", rate=rate)
-                self._stream.layout = stream.codec_context.layout
+                self._stream.layout = _known_layout(stream.codec_context.layout)
                 self._decoder = stream.codec_context
                 self.note = f"audio re-encoded from {name} to AAC (MP4 cannot hold {name})"
         except (ValueError, av.FFmpegError) as exc:
@@ -79,12 +86,25 @@ class AudioTrack:
                 return
             self._pending = None
             if self._decoder is None:
+                if not packet.duration and self._gap:
+                    # Matroska may store no packet durations; MP4 then gives the last one none and
+                    # players drop it.
+                    packet.duration = self._gap
+                if self._last_dts is not None and packet.dts > self._last_dts:
+                    self._gap = packet.dts - self._last_dts
+                self._last_dts = packet.dts
                 packet.stream = self._stream
                 self._out.mux(packet)
                 self.packets += 1
             else:
                 for frame in self._decoder.decode(packet):
-                    frame.pts = None  # the encoder numbers samples consecutively
+                    if self._start is None:
+                        self._start = frame.time or 0.0
+                    # Samples numbered consecutively (a gap or overlap in the input's timestamps
+                    # would be a click), from where the input's audio starts.
+                    frame.pts = round(self._start * frame.sample_rate) + self._samples
+                    frame.time_base = Fraction(1, frame.sample_rate)
+                    self._samples += frame.samples
                     self._mux_encoded(self._stream.encode(frame))
 
     def finish(self) -> None:
@@ -103,3 +123,14 @@ class AudioTrack:
         for packet in packets:
             self._out.mux(packet)
             self.packets += 1
+
+
+#: FFmpeg's default layout for each channel count, for inputs that give only the count (PCM in
+#: Matroska): the AAC encoder needs to know which channel is which.
+_DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+
+
+def _known_layout(layout: Any) -> Any:
+    if all(c.name != "NONE" for c in layout.channels) or layout.nb_channels not in _DEFAULT_LAYOUTS:
+        return layout
+    return _DEFAULT_LAYOUTS[layout.nb_channels]

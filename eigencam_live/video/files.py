@@ -7,9 +7,12 @@ import os
 import time
 from fractions import Fraction
 
+import numpy as np
+
 from eigencam_live.errors import SourceError
 
 from .frames import Frame, FrameSource, SourceInfo
+from .timing import nominal_rate
 
 __all__ = ["STREAM_SCHEMES", "VIDEO_EXTENSIONS", "FileSource", "StreamSource"]
 
@@ -17,6 +20,9 @@ __all__ = ["STREAM_SCHEMES", "VIDEO_EXTENSIONS", "FileSource", "StreamSource"]
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".ts", ".mts", ".mpg", ".mpeg", ".wmv",
                     ".flv", ".3gp", ".gif")
 #: What :func:`~.sources.open_source` opens as a live network stream.
+#: The rate given to a stream that states none (one picture in a container, say): a still shown
+#: for one frame of the commonest video rate.
+DEFAULT_RATE = Fraction(30)
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 
 
@@ -34,6 +40,8 @@ class FileSource(FrameSource):
         self.path = str(path)
         self._options = options or {}
         self._count = 0
+        self._last_pts: float | None = None
+        self._damaged = False
         self._open()
 
     def _describe(self) -> str:
@@ -53,60 +61,87 @@ class FileSource(FrameSource):
             raise SourceError(f"{self._describe()} has no video stream")
         self._stream = stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
-        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-        if not rate or rate <= 0:
-            rate = Fraction(30)
-        width, height = stream.codec_context.width, stream.codec_context.height
+        self._frames = self._container.decode(stream)
+        # The first frame is decoded now: a file that holds no pictures fails here, and its display
+        # matrix (a phone held upright) decides the size the consumer gets.
+        self._peeked = self._decode_next(first=True)
+        rotation = self._peeked.rotation  # degrees counter-clockwise; flips are not applied
+        self._turns = (rotation // 90) % 4 if rotation % 90 == 0 else 0
+        width, height = self._peeked.width, self._peeked.height
         if not width or not height:
             self._container.close()
             raise SourceError(f"{self._describe()} has a video stream without a frame size")
+        self._coded = (width, height)
+        if self._turns % 2:
+            width, height = height, width
+        rate = nominal_rate(stream.average_rate, stream.base_rate, stream.guessed_rate) or DEFAULT_RATE
         frames = stream.frames or None
         if frames is None and stream.duration and stream.time_base:
             frames = int(round(float(stream.duration * stream.time_base * rate))) or None
+        self._end = _expected_end(self._container, stream)
         self.info = SourceInfo(
             self.kind, os.path.basename(self.path.rstrip("/")) or self.path, width, height, Fraction(rate), frames,
             self.kind == "stream", self.kind == "file", self.path if self.kind == "file" else None,
-            bool(self._container.streams.audio),
+            bool(self._container.streams.audio), stream.time_base, (self._turns * 90) % 360,
         )
-        self._frames = self._container.decode(stream)
 
-    def read(self) -> Frame | None:
+    def _decode_next(self, *, first: bool = False):
+        """The next decoded :class:`av.VideoFrame`, or ``None`` at the end (or at damage, noted in
+        :attr:`warning`); the ``first`` frame must exist (else :class:`SourceError`)."""
         import av
 
         try:
-            frame = next(self._frames)
+            return next(self._frames)
         except StopIteration:
-            self._check_complete()
+            if first:
+                self._container.close()
+                raise SourceError(f"{self._describe()} holds no decodable video frames") from None
             return None
         except av.FFmpegError as exc:
-            if self._count == 0:
+            if first or self._count == 0:
+                self._container.close()
                 raise SourceError(f"cannot decode {self._describe()}: {_av_reason(exc)}") from exc
             self.warning = (f"{self._describe()} is damaged or cut off: decoding stopped after {self._count} frames "
                             f"({_av_reason(exc)})")
+            self._damaged = True
+            return None
+
+    def read(self) -> Frame | None:
+        frame, self._peeked = (self._peeked, None) if self._peeked is not None else (self._decode_next(), None)
+        if frame is None:
+            if not self._damaged:
+                self._check_complete()
             return None
         now = time.monotonic()
-        if (frame.width, frame.height) != (self.info.width, self.info.height):
+        if (frame.width, frame.height) != self._coded:
             # A stream that changes resolution mid-way: every frame keeps the size the consumer
             # (and the output file) was set up for.
-            image = frame.to_ndarray(format="bgr24", width=self.info.width, height=self.info.height)
+            image = frame.to_ndarray(format="bgr24", width=self._coded[0], height=self._coded[1])
         else:
             image = frame.to_ndarray(format="bgr24")
+        if self._turns:
+            image = np.ascontiguousarray(np.rot90(image, self._turns))  # as the display matrix shows it
         if frame.pts is not None and frame.time_base is not None:
             pts = float(frame.pts * frame.time_base)
         else:
             pts = self._count / float(self.info.rate)
+        self._last_pts = pts
         out = Frame(image, self._count, pts, now)
         self._count += 1
         return out
 
     def _check_complete(self) -> None:
-        if self._count == 0:
-            raise SourceError(f"{self._describe()} holds no decodable video frames")
         expected = self.info.frame_count
         # Containers round their frame counts; only a clear shortfall means a cut-off file.
         if self.kind == "file" and expected and self._count < expected - max(2, expected // 100):
             self.warning = (f"{self._describe()} ends early (cut off?): decoded {self._count} of "
                             f"{expected} frames")
+        elif self.kind == "file" and self._end is not None and self._last_pts is not None:
+            # Matroska stores no frame count, but its header gives the duration.
+            shortfall = self._end - (self._last_pts + 1 / float(self.info.rate))
+            if shortfall > max(1.0, 0.05 * self._end):
+                self.warning = (f"{self._describe()} ends early (cut off?): video stops at {self._last_pts:.2f} s "
+                                f"of {self._end:.2f} s")
 
     def seek(self, index: int) -> None:
         if not self.info.seekable:
@@ -118,6 +153,7 @@ class FileSource(FrameSource):
         offset = start + int(target / stream.time_base)
         self._container.seek(offset, stream=stream, backward=True, any_frame=False)
         self._frames = self._container.decode(stream)
+        self._peeked = None
         self._count = index
         # Decode forward from the keyframe to the frame we want; keep it for the next read.
         half = Fraction(1, 2) / self.info.rate
@@ -175,6 +211,22 @@ class StreamSource(FileSource):
         self.close()
         self._open()
         self._count = count
+
+
+def _expected_end(container, stream) -> float | None:
+    """Where the video should end, in seconds, by the container's header, or ``None``."""
+    if stream.duration and stream.time_base:
+        return float((stream.duration + (stream.start_time or 0)) * stream.time_base)
+    tag = stream.metadata.get("DURATION")  # Matroska, per track, as HH:MM:SS.nnnnnnnnn
+    if tag:
+        try:
+            h, m, sec = tag.split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            pass
+    if container.duration:
+        return (container.duration + (container.start_time or 0)) / 1_000_000
+    return None
 
 
 def _av_reason(exc: Exception) -> str:

@@ -45,6 +45,10 @@ class SourceInfo:
         seekable: :meth:`FrameSource.seek` works.
         path: the file or folder path, when there is one (files: used to copy the audio).
         has_audio: the file has an audio stream.
+        time_base: the container's clock for this stream (files and streams), e.g. 1/1000 s for
+            Matroska; timestamps are multiples of it.
+        rotation: degrees (0, 90, 180, 270, counter-clockwise) the coded picture was turned by to
+            deliver it as displayed (a phone's display matrix); ``width`` and ``height`` are as displayed.
     """
 
     kind: str
@@ -57,6 +61,8 @@ class SourceInfo:
     seekable: bool
     path: str | None = None
     has_audio: bool = False
+    time_base: Fraction | None = None
+    rotation: int = 0
 
     @property
     def fps(self) -> float:

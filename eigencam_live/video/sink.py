@@ -1,7 +1,13 @@
 """Video output: H.264 (yuv420p) MP4 through PyAV, at the input's exact rate, with its audio.
 
 * The rate is a :class:`~fractions.Fraction` (29.97 stays 30000/1001) and every frame may carry its
-  own timestamp, so variable frame rate survives.
+  own timestamp, so variable frame rate survives. Given the input's time base, the output clock
+  holds both its ticks and the rate's frame duration exactly (:func:`~.timing.output_time_base`,
+  also the muxer's ``movie_timescale``, so a non-zero start is exact too): every timestamp is
+  within one input tick, and frames of a constant-rate input land on the exact grid of its rate
+  (:class:`~.timing.RateGrid`).
+* yuv420p H.264 has no odd sizes (even its cropping rectangle moves in steps of two pixels): an odd
+  side is padded by one pixel (the edge repeated) and :attr:`VideoSink.size_note` says so.
 * The audio stream of ``audio_from`` is copied by :class:`~.audio.AudioTrack`; where it had to be
   re-encoded or dropped, :attr:`VideoSink.audio_note` says so.
 * The file is written as ``.NAME.part.mp4`` next to the target and renamed into place by
@@ -21,12 +27,13 @@ from eigencam_live.errors import SinkError
 
 from .audio import AudioTrack
 from .frames import as_rate
+from .timing import DEFAULT_TIMESCALE, RateGrid, output_time_base
 
 __all__ = ["TIME_BASE", "VideoSink"]
 
-#: Output video time base: 1/90000 s represents NTSC (1001/30000 s = 3003 ticks), PAL and film
-#: frame durations exactly.
-TIME_BASE = Fraction(1, 90000)
+#: Output video time base without an input clock to follow: 1/90000 s represents NTSC
+#: (1001/30000 s = 3003 ticks), PAL and film frame durations exactly.
+TIME_BASE = Fraction(1, DEFAULT_TIMESCALE)
 
 
 class VideoSink:
@@ -35,8 +42,10 @@ class VideoSink:
     Args:
         path: the target file (``.mp4``).
         width, height: frame size. H.264 in yuv420p needs even sides: an odd side is padded by one
-            pixel (edge repeated).
+            pixel (edge repeated), and :attr:`size_note` says so.
         fps: nominal rate (Fraction for exactness; a float such as 29.97 is read as 30000/1001).
+        time_base: the input's time base (``None``: live frames, no clock to follow). Timestamps
+            are then kept within one of its ticks, and constant-rate frames put on the exact grid.
         audio_from: a media file whose first audio stream is copied unchanged.
         overwrite: replace an existing ``path``; otherwise :class:`SinkError`.
         crf, preset: libx264 quality and speed.
@@ -57,6 +66,7 @@ class VideoSink:
         width: int,
         height: int,
         fps: float | Fraction,
+        time_base: Fraction | None = None,
         audio_from: str | os.PathLike | None = None,
         overwrite: bool = False,
         crf: int = 20,
@@ -82,6 +92,13 @@ class VideoSink:
             raise SinkError(f"output {self.path} is the input: refusing to write over it")
         self.frames_written = 0
         self.duration = 0.0
+        self.size_note: str | None = None
+        if self.width % 2 or self.height % 2:
+            self.size_note = (f"{self.width}x{self.height} written as {self.width + self.width % 2}x"
+                              f"{self.height + self.height % 2}: H.264 in yuv420p has no odd sizes (the edge is repeated)")
+        self._in_tb = Fraction(time_base) if time_base else None
+        self.time_base = output_time_base(self.rate, self._in_tb) if self._in_tb else output_time_base(self.rate)
+        self._grid = RateGrid(self.rate, self._in_tb or Fraction(0))
         self._closed = False
         self._last_pts = -1
         self._first_pts: float | None = None
@@ -91,7 +108,9 @@ class VideoSink:
             # Create the file now: FFmpeg opens it only when the first packet is muxed, and an
             # unwritable folder must fail here, not after the first frames were computed.
             self.tmp_path.touch()
-            self._out = av.open(str(self.tmp_path), "w", format="mp4", options={"movflags": "+faststart"})
+            # The movie clock (edit lists: where a stream starts) is the track clock, not 1/1000 s.
+            self._out = av.open(str(self.tmp_path), "w", format="mp4",
+                                options={"movflags": "+faststart", "movie_timescale": str(self.time_base.denominator)})
         except (OSError, av.FFmpegError) as exc:
             self.tmp_path.unlink(missing_ok=True)
             raise SinkError(f"cannot write in {parent}: {getattr(exc, 'strerror', None) or exc}") from exc
@@ -100,8 +119,8 @@ class VideoSink:
             self._video.width = self.width + self.width % 2
             self._video.height = self.height + self.height % 2
             self._video.pix_fmt = "yuv420p"
-            self._video.time_base = TIME_BASE
-            self._video.codec_context.time_base = TIME_BASE
+            self._video.time_base = self.time_base
+            self._video.codec_context.time_base = self.time_base
             self._video.options = {"crf": str(int(crf)), "preset": preset}
             if audio_from is not None:
                 self._audio = AudioTrack(self._out, str(audio_from))
@@ -138,18 +157,21 @@ class VideoSink:
         if image.shape[0] % 2 or image.shape[1] % 2:
             image = np.pad(image, ((0, image.shape[0] % 2), (0, image.shape[1] % 2), (0, 0)), mode="edge")
         if pts is None:
-            seconds = float((self._first_pts or 0.0) + self.frames_written / self.rate)
+            exact = Fraction(self._first_pts or 0.0) + self.frames_written / self.rate
+        elif self._in_tb is not None:
+            exact = self._grid.snap(round(Fraction(pts) / self._in_tb) * self._in_tb)
         else:
-            seconds = float(pts)
+            exact = Fraction(pts)
+        seconds = float(exact)
         if self._first_pts is None:
             self._first_pts = seconds
-        ticks = int(round(seconds / TIME_BASE))
+        ticks = round(exact / self.time_base)
         if ticks <= self._last_pts:  # timestamps must increase strictly
             ticks = self._last_pts + 1
         self._last_pts = ticks
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
         frame.pts = ticks
-        frame.time_base = TIME_BASE
+        frame.time_base = self.time_base
         try:
             for packet in self._video.encode(frame):
                 self._out.mux(packet)

@@ -1,0 +1,161 @@
+"""Images in, images out: each image annotated on its own, in batches of images of one size.
+
+Every image keeps its own size (EXIF orientation applied: the picture as a viewer shows it); its
+output is written to a temporary name and renamed into place. The images of a run share one stats
+CSV and one heatmaps NPZ (:class:`~.outputs.Tables`). Images are unrelated pictures, not video
+frames: no sign continuity and no temporal smoothing carry from one to the next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from eigencam_live.cam import SubspaceTracker
+from eigencam_live.engine import Engine, FrameResult
+from eigencam_live.errors import SourceError
+from eigencam_live.render import RenderConfig
+
+from .jobs import Job
+from .outputs import Tables, progress_bar, replace_atomically
+
+__all__ = ["ImagesResult", "annotate_images"]
+
+#: Images held back while waiting for others of their size, at most this many batches' worth.
+_HELD_BATCHES = 4
+
+
+@dataclass
+class ImagesResult:
+    """What :func:`annotate_images` did.
+
+    Attributes:
+        written: the images annotated (outputs in place).
+        failed: ``(input, reason)`` for each image that could not be read or written.
+        interrupted: stopped by Ctrl-C; every image in ``written`` is complete.
+    """
+
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    interrupted: bool = False
+    seconds: float = 0.0
+
+
+class _NoMemory(SubspaceTracker):
+    """A tracker that carries nothing from one image to the next: the per-image sign rule holds."""
+
+    def start(self, channels: int) -> None:
+        return None
+
+    def follow(self, v, real, signs):
+        return signs
+
+
+@contextlib.contextmanager
+def _stills(engine: Engine) -> Iterator[None]:
+    """The engine set up for unrelated pictures while inside; its video state restored after."""
+    tracker, smoothing = engine.tracker, engine.config.smoothing
+    engine.tracker = _NoMemory()
+    if smoothing:
+        engine.reconfigure(smoothing=0.0)
+    try:
+        yield
+    finally:
+        engine.tracker = tracker
+        if smoothing:
+            engine.reconfigure(smoothing=smoothing)
+
+
+def read_image(path: Path) -> np.ndarray:
+    """``(H, W, 3)`` uint8 BGR as a viewer shows it (EXIF orientation applied; grey and alpha
+    images made BGR). Raises :class:`SourceError` naming the file (unreadable, or under 2x2 like
+    the videos ``annotate`` refuses)."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # IMREAD_COLOR applies the EXIF orientation
+    if image is None:
+        raise SourceError(f"cannot read image {path}")
+    if min(image.shape[:2]) < 2:
+        raise SourceError(f"{path} is {image.shape[1]}x{image.shape[0]} pixels: too small to annotate (at least 2x2)")
+    return image
+
+
+def annotate_images(
+    engine: Engine,
+    jobs: list[Job],
+    look: RenderConfig | None = None,
+    *,
+    batch_size: int = 4,
+    stats: Path | None = None,
+    heatmaps: Path | None = None,
+    progress: bool = True,
+) -> ImagesResult:
+    """Annotate images, each written as its job's output, in its own size.
+
+    Args:
+        engine: the engine (its video state is left as it was).
+        jobs: image inputs and their outputs (the output's extension picks the format).
+        batch_size: images of one size per forward pass.
+        stats, heatmaps: one CSV (``file``, label, probability, explained, peak) and one NPZ
+            (``maps/NAME`` and ``files``) for all the images, in input order.
+
+    Returns:
+        an :class:`ImagesResult`; an image that cannot be read or written is listed in ``failed``
+        and the others go on. Ctrl-C stops after the batch in hand (``interrupted``).
+    """
+    look = look or RenderConfig()
+    result = ImagesResult()
+    done: dict[int, tuple[Job, FrameResult]] = {}
+    held: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
+    bar = progress_bar(len(jobs), "images", progress, unit="image")
+    start = time.perf_counter()
+
+    def run(shape: tuple[int, ...]) -> None:
+        group = held.pop(shape)
+        results = engine.process([image for _, image in group], look)
+        for (i, _), r in zip(group, results, strict=True):
+            try:
+                _write_image(jobs[i].output, r.picture)
+            except Exception as exc:  # SinkError, or an encoder that refuses: this image only
+                result.failed.append((jobs[i].input, str(exc)))
+            else:
+                result.written.append(jobs[i].output)
+                done[i] = (jobs[i], r)
+            bar.update(1)
+
+    try:
+        with _stills(engine):
+            for i, job in enumerate(jobs):
+                try:
+                    image = read_image(job.input)
+                except SourceError as exc:
+                    result.failed.append((job.input, str(exc)))
+                    bar.update(1)
+                    continue
+                held.setdefault(image.shape, []).append((i, image))
+                if len(held[image.shape]) >= batch_size:
+                    run(image.shape)
+                elif sum(len(g) for g in held.values()) >= _HELD_BATCHES * batch_size:
+                    run(max(held, key=lambda s: len(held[s])))  # many sizes: do not hoard them
+            while held:
+                run(next(iter(held)))
+    except KeyboardInterrupt:
+        result.interrupted = True
+    finally:
+        bar.close()
+    result.seconds = time.perf_counter() - start
+    tables = Tables(stats, heatmaps, images=True)
+    for i in sorted(done):
+        job, r = done[i]
+        tables.add(job.output.name, r)
+    tables.write()
+    return result
+
+
+def _write_image(path: Path, picture: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.stem}.part{path.suffix}")  # cv2 picks the format by the extension
+    replace_atomically(path, tmp, lambda t: cv2.imwrite(str(t), picture))

@@ -1,0 +1,210 @@
+"""What to annotate and where the results go: inputs (files, folders, globs; videos and images)
+expanded and checked, and every output planned, before a model is built."""
+
+from __future__ import annotations
+
+import glob as globlib
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from eigencam_live.errors import SinkError, SourceError
+from eigencam_live.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, open_source
+
+__all__ = ["IMAGE_FORMATS", "OUTPUT_SUFFIX", "Job", "expand_inputs", "plan_jobs"]
+
+#: ``clip.mp4`` is annotated as ``clip.eigencam.mp4`` unless told otherwise.
+OUTPUT_SUFFIX = ".eigencam.mp4"
+#: ``cat.jpg`` is annotated as ``cat.eigencam.png`` (``--image-format``: the others, or ``same``).
+IMAGE_FORMATS = ("png", "jpg", "webp", "bmp", "tiff", "same")
+_MARK = ".eigencam."  # in every output name: folders and globs skip earlier outputs
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file and where its outputs go.
+
+    Attributes:
+        stats, heatmaps: a video's own CSV and NPZ; images share the run's (``annotate_images``).
+    """
+
+    input: Path
+    output: Path
+    stats: Path | None = None
+    heatmaps: Path | None = None
+
+    @property
+    def is_image(self) -> bool:
+        return is_image_name(str(self.input))
+
+
+def is_image_name(path: str) -> bool:
+    return path.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _is_input_name(path: str) -> bool:
+    name = os.path.basename(path).lower()
+    return name.endswith(VIDEO_EXTENSIONS + IMAGE_EXTENSIONS) and _MARK not in name
+
+
+def expand_inputs(specs: list[str]) -> list[Path]:
+    """Files, folders (their videos and images, not recursive) and globs -> a list of files, in order.
+
+    Folders and globs skip earlier outputs (``*.eigencam.*``). Named files are taken as they are
+    (whether they hold video is found out when they are opened).
+
+    Raises:
+        SourceError: a missing file, a folder without videos or images, a glob that matches nothing.
+    """
+    out: list[Path] = []
+    for spec in specs:
+        path = os.path.expanduser(spec)
+        if os.path.isdir(path):
+            found = sorted(p for p in os.listdir(path) if _is_input_name(p) and os.path.isfile(os.path.join(path, p)))
+            if not found:
+                raise SourceError(f"no videos or images in folder {spec}")
+            out += [Path(path) / p for p in found]
+        elif os.path.exists(path):
+            if not os.path.isfile(path):
+                raise SourceError(f"not a regular file: {spec}")
+            out.append(Path(path))
+        elif spec.strip().isdigit():
+            # A webcam index: say whether that camera exists, and that annotate wants files.
+            open_source(int(spec)).close()  # raises "no camera at index N" when there is none
+            raise SourceError(f"{spec} is a webcam; annotate takes video and image files (use the app for live input)")
+        elif any(c in path for c in "*?["):
+            found = sorted(p for p in globlib.glob(path) if _is_input_name(p) and os.path.isfile(p))
+            if not found:
+                raise SourceError(f"no videos or images match {spec}")
+            out += [Path(p) for p in found]
+        else:
+            raise SourceError(f"no such file: {spec}")
+    unique: list[Path] = []
+    seen: set[Path] = set()
+    for p in out:
+        if p.resolve() not in seen:
+            seen.add(p.resolve())
+            unique.append(p)
+    return unique
+
+
+def _derived(path: Path | None, input_path: Path, many: bool) -> Path | None:
+    """``--stats s.csv`` for several videos becomes ``s.<input>.csv`` for each."""
+    if path is None or not many:
+        return path
+    return path.with_name(f"{path.stem}.{input_path.stem}{path.suffix}")
+
+
+def _output_name(inp: Path, image_format: str) -> str:
+    if not is_image_name(str(inp)):
+        return inp.stem + OUTPUT_SUFFIX
+    ext = inp.suffix.lower().lstrip(".") if image_format == "same" else image_format
+    return f"{inp.stem}{_MARK}{ext}"
+
+
+def plan_jobs(
+    specs: list[str],
+    output: str | None = None,
+    *,
+    force: bool = False,
+    stats: str | None = None,
+    heatmaps: str | None = None,
+    image_format: str = "png",
+) -> list[Job]:
+    """Resolve inputs and outputs, and check them all before any work starts.
+
+    Args:
+        specs: files, folders or globs of videos and images.
+        output: a file (one input), a folder (created if needed), or ``None`` (beside each input,
+            as ``NAME.eigencam.mp4`` / ``NAME.eigencam.png``). A path ending in ``/`` is a folder.
+        force: allow overwriting existing outputs (never an input).
+        stats, heatmaps: a video's CSV and NPZ (``FILE.<input>.csv`` for each of several videos);
+            all images of the run share one of each (see ``annotate_images``).
+        image_format: one of :data:`IMAGE_FORMATS` (``same``: the input's own).
+
+    Raises:
+        SourceError: bad inputs. SinkError: an output that exists (without ``force``), equals an
+        input, or lies in a folder that cannot be written.
+    """
+    if image_format not in IMAGE_FORMATS:
+        raise SinkError(f"--image-format must be one of {', '.join(IMAGE_FORMATS)}. Got {image_format!r}")
+    inputs = expand_inputs(specs)
+    videos = [p for p in inputs if not is_image_name(str(p))]
+    many = len(videos) > 1
+    folder: Path | None = None
+    if output is not None:
+        out = Path(os.path.expanduser(output))
+        if len(inputs) > 1 or out.is_dir() or output.endswith(("/", os.sep)):
+            folder = out
+            if folder.exists() and not folder.is_dir():
+                raise SinkError(f"output {folder} is not a folder (several inputs need an output folder)")
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise SinkError(f"cannot create output folder {folder}: {exc.strerror or exc}") from None
+    jobs = []
+    targets: set[Path] = set()
+    for inp in inputs:
+        if folder is not None:
+            target = folder / _output_name(inp, image_format)
+        elif output is not None:
+            target = Path(os.path.expanduser(output))
+        else:
+            target = inp.with_name(_output_name(inp, image_format))
+        if target.resolve() == inp.resolve() or (target.exists() and os.path.samefile(target, inp)):
+            raise SinkError(f"output {target} is the input: refusing to write over it")
+        if target.resolve() in targets:
+            raise SinkError(f"two inputs would write the same output {target}")
+        targets.add(target.resolve())
+        if target.is_dir():
+            raise SinkError(f"output {target} is a folder")
+        if target.exists() and not force:
+            raise SinkError(f"{target} exists (use --force to overwrite)")
+        if is_image_name(str(inp)):
+            if not is_image_name(str(target)):
+                raise SinkError(f"output {target} for image {inp} must be an image ({', '.join(IMAGE_EXTENSIONS)})")
+            # Images are read once, when annotated (a folder may hold thousands); one that cannot
+            # be read is reported then, by name.
+            jobs.append(Job(inp, target))
+            continue
+        # Open each video now (a header and a first frame): a text file named .mp4, or a 1x1
+        # video, is refused before a model is built or any output written.
+        with open_source(str(inp)) as source:
+            if source.info.width < 2 or source.info.height < 2:
+                raise SourceError(f"{inp} is {source.info.width}x{source.info.height} pixels: too small to annotate "
+                                  "(at least 2x2)")
+        jobs.append(Job(inp, target, _derived(Path(stats) if stats else None, inp, many),
+                        _derived(Path(heatmaps) if heatmaps else None, inp, many)))
+    extras = [p for j in jobs for p in (j.stats, j.heatmaps) if p is not None]
+    if len(videos) < len(inputs):  # the images' shared tables
+        extras += [p for p in (image_table(stats, len(videos) > 0), image_table(heatmaps, len(videos) > 0)) if p]
+    for extra in extras:
+        if extra.is_dir():
+            raise SinkError(f"{extra} is a folder (--stats and --heatmaps take file names)")
+        if extra.exists() and not force:
+            raise SinkError(f"{extra} exists (use --force to overwrite)")
+        if extra.resolve() in {p.resolve() for p in inputs}:
+            raise SinkError(f"{extra} is an input: refusing to write over it")
+    for parent in sorted({p.parent for p in [*(j.output for j in jobs), *extras]}):
+        _check_writable(parent)
+    return jobs
+
+
+def image_table(path: str | Path | None, with_videos: bool) -> Path | None:
+    """Where the images of a run put their stats or heatmaps: ``FILE`` itself, or
+    ``FILE.images.EXT`` beside the videos' ``FILE.<video>.EXT``."""
+    if path is None:
+        return None
+    path = Path(path)
+    return path.with_name(f"{path.stem}.images{path.suffix}") if with_videos else path
+
+
+def _check_writable(folder: Path) -> None:
+    if not folder.is_dir():
+        raise SinkError(f"output folder {folder} does not exist")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise SinkError(f"cannot write in output folder {folder}: {exc.strerror or exc}") from None

@@ -1,0 +1,289 @@
+"""A video file -> engine -> render -> H.264 file, with stats and heatmaps.
+
+Three stages overlap in three threads, joined by bounded queues::
+
+    capture thread (decode)  ->  inference thread (Engine.submit)  ->  encoder thread (result + x264)
+
+On CUDA the engine draws the pictures on the GPU and the encoder thread waits for each batch while
+the next one is uploaded; on the CPU the encoder thread draws them (``PendingFrames.result``).
+
+The caller's thread only watches: it updates the progress bar and turns Ctrl-C
+(``KeyboardInterrupt``) into a clean stop: decoding stops, the frames already through the network
+are written, and the file is finished (playable) with the frames so far; Ctrl-C while the file
+is being finished is ignored (it is complete a moment later). A failure in any stage
+stops the others, removes the unfinished file and is raised in the caller's thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from eigencam_live.engine import Engine, PendingFrames
+from eigencam_live.errors import SourceError
+from eigencam_live.render import RenderConfig
+from eigencam_live.video import Capture, FileSource, Frame, VideoSink, open_source
+
+from .jobs import Job
+from .outputs import Tables, progress_bar
+
+__all__ = ["AnnotateResult", "annotate_file"]
+
+_POLL = 0.1  # seconds: every blocking call in this module wakes at least this often
+
+
+@dataclass
+class AnnotateResult:
+    """What :func:`annotate_file` did.
+
+    Attributes:
+        frames: frames written to the output.
+        seconds: wall time of the pipeline.
+        interrupted: stopped by Ctrl-C; the output holds the ``frames`` processed so far.
+        warning: the input is damaged or cut off (what decoded was annotated).
+        audio: the output has the input's audio; ``audio_note`` says when it was re-encoded or dropped.
+        size_note: set when the output's size differs from the input's (an odd side padded).
+    """
+
+    input: Path
+    output: Path
+    frames: int = 0
+    seconds: float = 0.0
+    interrupted: bool = False
+    warning: str | None = None
+    audio: bool = False
+    audio_note: str | None = None
+    size_note: str | None = None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+# ------------------------------------------------------------------------------------------------
+# The pipeline
+# ------------------------------------------------------------------------------------------------
+_END = object()
+
+
+class _Pipeline:
+    """The threads of one file's annotation; see the module docstring."""
+
+    def __init__(self, engine: Engine, capture: Capture, sink: VideoSink, look: RenderConfig, batch_size: int,
+                 tables: Tables, max_frames: int | None = None) -> None:
+        self.engine, self.capture, self.sink, self.look = engine, capture, sink, look
+        self.batch_size = batch_size
+        self.max_frames = max_frames
+        self.limited = False  # stopped at max_frames
+        self.tables = tables
+        self.results: queue.Queue = queue.Queue(maxsize=4)
+        self.soft_stop = threading.Event()  # Ctrl-C: stop reading, write what was inferred
+        self.abort = threading.Event()  # an error: everyone stops now
+        self.error: BaseException | None = None
+        self.written = 0
+        self.threads = [
+            threading.Thread(target=self._guard, args=(self._infer,), name="annotate-infer", daemon=True),
+            threading.Thread(target=self._guard, args=(self._encode,), name="annotate-encode", daemon=True),
+        ]
+
+    def start(self) -> None:
+        self.capture.start()
+        for t in self.threads:
+            t.start()
+
+    def _guard(self, body) -> None:
+        try:
+            body()
+        except BaseException as exc:
+            if self.error is None:
+                self.error = exc
+            self.abort.set()
+
+    def _put(self, item: object) -> bool:
+        while not self.abort.is_set():
+            try:
+                self.results.put(item, timeout=_POLL)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _infer(self) -> None:
+        batch: list[Frame] = []
+        taken = 0
+        try:
+            while not self.abort.is_set() and not self.soft_stop.is_set():
+                if self.max_frames is not None and taken >= self.max_frames:
+                    self.limited = True
+                    frame = None
+                else:
+                    try:
+                        frame = self.capture.read(timeout=_POLL)
+                    except TimeoutError:
+                        continue
+                if frame is not None:
+                    taken += 1
+                    batch.append(frame)
+                if batch and (frame is None or len(batch) >= self.batch_size):
+                    results = self.engine.submit([f.image for f in batch], self.look)
+                    if not self._put((batch, results)):
+                        return
+                    batch = []
+                if frame is None:
+                    break
+        finally:
+            self._put(_END)
+
+    def _encode(self) -> None:
+        while not self.abort.is_set():
+            try:
+                item = self.results.get(timeout=_POLL)
+            except queue.Empty:
+                continue
+            if item is _END:
+                return
+            frames: list[Frame]
+            pending: PendingFrames
+            frames, pending = item
+            for f, r in zip(frames, pending.result(), strict=True):
+                if self.abort.is_set():  # the caller is about to close or remove the file
+                    return
+                self.sink.write(r.picture, f.pts)
+                self.tables.add(f.pts, r, f.index)
+                self.written += 1
+
+    def alive(self) -> bool:
+        return any(t.is_alive() for t in self.threads)
+
+    def join_until_done(self) -> None:
+        """Wait for both threads to end (each stops within one batch once ``abort`` is set), so
+        the sink is closed or removed only when nobody writes to it any more."""
+        while self.alive():
+            self.join(_POLL)
+
+    def join(self, timeout: float) -> None:
+        end = time.monotonic() + timeout
+        for t in self.threads:
+            t.join(max(0.0, end - time.monotonic()))
+
+
+def annotate_file(
+    engine: Engine,
+    job: Job,
+    look: RenderConfig | None = None,
+    *,
+    batch_size: int = 4,
+    overwrite: bool = False,
+    progress: bool = True,
+    crf: int = 20,
+    preset: str = "veryfast",
+    max_frames: int | None = None,
+) -> AnnotateResult:
+    """Annotate one video file with Eigen-CAM heatmaps.
+
+    Args:
+        engine: the engine (its video state is reset first).
+        job: input, output and optional stats (CSV) and heatmaps (NPZ) paths.
+        look: how maps are drawn.
+        batch_size: frames per forward pass.
+        overwrite: replace existing outputs.
+        progress: show a tqdm bar (frames, fps, ETA) on stderr.
+        crf, preset: x264 quality and speed.
+        max_frames: annotate only the first frames (audio is then cut to the same length).
+
+    Returns:
+        an :class:`AnnotateResult`; ``interrupted`` when Ctrl-C stopped it (the output then holds
+        the frames processed so far and plays).
+
+    Raises:
+        SourceError, SinkError, ConfigError...: the unfinished output is removed.
+    """
+    look = look or RenderConfig()
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1. Got {batch_size}")
+    source = open_source(str(job.input))
+    if not isinstance(source, FileSource):
+        source.close()
+        raise SourceError(f"{job.input} is not a video file")
+    info = source.info
+    width = info.width * (2 if look.view == "side-by-side" else 1)
+    try:
+        sink = VideoSink(job.output, width=width, height=info.height, fps=info.rate, time_base=info.time_base,
+                         audio_from=str(job.input) if info.has_audio else None, overwrite=overwrite, crf=crf,
+                         preset=preset)
+    except BaseException:
+        source.close()
+        raise
+    try:
+        engine.reset()
+        capture = Capture(source)
+        tables = Tables(job.stats, job.heatmaps)
+        pipe = _Pipeline(engine, capture, sink, look, batch_size, tables, max_frames)
+        result = AnnotateResult(job.input, job.output, size_note=sink.size_note)
+        total = info.frame_count if max_frames is None else min(max_frames, info.frame_count or max_frames)
+        bar = progress_bar(total, job.input.name, progress)
+    except BaseException:  # nothing started yet: leave no temporary file and no open input
+        sink.abort()
+        source.close()
+        raise
+    start = time.perf_counter()
+    try:
+        pipe.start()
+        try:
+            while pipe.alive():
+                pipe.join(_POLL)
+                bar.update(pipe.written - bar.n)
+        except KeyboardInterrupt:
+            result.interrupted = True
+            pipe.soft_stop.set()
+            capture.stop(timeout=0.5)
+            pipe.join(5.0)  # at most one batch in the network, and the frames queued for writing
+            if pipe.alive():
+                pipe.abort.set()
+                pipe.join_until_done()
+        bar.update(pipe.written - bar.n)
+        if pipe.error is not None:
+            raise pipe.error
+        result.seconds = time.perf_counter() - start
+        capture.stop()
+        result.warning = capture.warning
+        if pipe.written == 0:
+            sink.abort()
+            if result.interrupted:
+                return result
+            raise SourceError(f"{job.input} holds no decodable video frames")
+        with _finishing():
+            sink.close(audio_to_end=not (result.interrupted or pipe.limited or result.warning))
+    except BaseException:
+        pipe.abort.set()
+        capture.stop()
+        pipe.join_until_done()
+        sink.abort()
+        raise
+    finally:
+        bar.close()
+    result.frames = pipe.written
+    result.audio = sink.audio_packets > 0
+    result.audio_note = sink.audio_note
+    tables.write()
+    return result
+
+
+@contextlib.contextmanager
+def _finishing() -> Iterator[None]:
+    """Ctrl-C while the output is being finished (encoder flush, audio tail, rename) is ignored:
+    every frame is already written, and stopping there could only lose the file."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

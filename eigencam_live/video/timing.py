@@ -1,0 +1,96 @@
+"""Exact time: the nominal rate of a stream, the output time base that represents both the input's
+ticks and the rate's frame duration, and the snapping of constant-rate frames onto their grid.
+
+Containers round timestamps to their own clock: Matroska and WebM store milliseconds (29.97 fps
+gives 0, 33, 67, 100 ms...), an MP4 written at 1/90000 s stores 23.976 fps as 3754, 3753, ... ticks.
+Written as they came, such frames make a player compute a rate such as 1800000/60071. A frame that
+lies within one input tick of the nominal grid is written on the grid instead (exact, and still
+within one tick of its input timestamp); a frame off the grid (true variable frame rate) keeps its
+own timestamp.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+__all__ = ["RateGrid", "nominal_rate", "output_time_base"]
+
+#: Rates above this are time-base artefacts (FFmpeg's guess for a stream without a rate is often
+#: its tick rate: 1000 for Matroska, 90000 for MPEG-TS), not frame rates.
+MAX_PLAUSIBLE_RATE = 240
+#: The largest output clock (ticks per second) chosen to represent an input exactly: MP4 stores
+#: 32-bit sample durations, and a finer clock buys nothing a player can show.
+MAX_TIMESCALE = 1_000_000
+#: The output clock when nothing finer is needed: 1/90000 s represents NTSC (3003 ticks), PAL and
+#: film frame durations exactly.
+DEFAULT_TIMESCALE = 90000
+
+
+def _valid(rate: Fraction | None) -> bool:
+    return rate is not None and 0 < rate <= MAX_PLAUSIBLE_RATE
+
+
+def nominal_rate(average: Fraction | None, *others: Fraction | None) -> Fraction | None:
+    """The stream's rate as an exact fraction, or ``None`` when it has none.
+
+    Args:
+        average: frames / duration as the demuxer measured it (``avg_frame_rate``); rounded
+            container timestamps make it a fraction such as 2700000/112613 for 24000/1001.
+        others: the container's or codec's declared rates (``r_frame_rate``, the guessed rate),
+            preferred when one lies within 0.2 % of the average: it is the rate the file was made at.
+    """
+    declared = [Fraction(r) for r in others if _valid(r)]
+    if not _valid(average):
+        return min(declared, key=lambda r: r.denominator) if declared else None
+    average = Fraction(average)
+    close = [r for r in declared if abs(r / average - 1) < Fraction(2, 1000)]
+    if close:
+        return min(close, key=lambda r: r.denominator)
+    from .frames import as_rate
+
+    return as_rate(float(average)) if average.denominator > 1001 else average
+
+
+def output_time_base(rate: Fraction, input_time_base: Fraction | None = None) -> Fraction:
+    """``1/T`` where ``T`` ticks per second hold one frame of ``rate`` and one tick of the input
+    exactly (``T = lcm(rate numerator, input ticks per second)``).
+
+    When that clock would be finer than :data:`MAX_TIMESCALE`, the input's own clock wins (every
+    timestamp stays exact; a constant rate it cannot represent was not on it either), then the
+    rate's, then 1/90000 s.
+    """
+    need = [rate.numerator]
+    if input_time_base is not None and input_time_base > 0:
+        need.append(Fraction(input_time_base).denominator)
+    scale = math.lcm(*need)
+    if scale < DEFAULT_TIMESCALE and DEFAULT_TIMESCALE % scale == 0:
+        scale = DEFAULT_TIMESCALE  # a common clock for common inputs (and at least 1/90000 s)
+    if scale <= MAX_TIMESCALE:
+        return Fraction(1, scale)
+    for fallback in need[::-1]:
+        if fallback <= MAX_TIMESCALE:
+            return Fraction(1, fallback)
+    return Fraction(1, DEFAULT_TIMESCALE)
+
+
+class RateGrid:
+    """Snaps timestamps that sit on a constant-rate grid (within ``tolerance`` seconds) onto it.
+
+    The grid starts at the first timestamp given and advances by ``1 / rate``; a timestamp further
+    than ``tolerance`` from every grid point is returned unchanged (variable frame rate).
+    """
+
+    def __init__(self, rate: Fraction, tolerance: Fraction) -> None:
+        self.rate = Fraction(rate)
+        self.tolerance = Fraction(tolerance)
+        self.origin: Fraction | None = None
+
+    def snap(self, seconds: Fraction) -> Fraction:
+        """``seconds`` (exact) on the grid when it is within the tolerance of a grid point."""
+        if self.origin is None:
+            self.origin = seconds
+            return seconds
+        steps = round((seconds - self.origin) * self.rate)
+        on_grid = self.origin + steps / self.rate
+        return on_grid if abs(on_grid - seconds) <= self.tolerance else seconds

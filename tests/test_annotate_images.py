@@ -1,0 +1,131 @@
+"""Images in, images out (issue 12): one annotated image per input, each in its own size and upright
+(EXIF orientation), batched by size, with one stats CSV and one heatmaps NPZ for all of them."""
+
+from __future__ import annotations
+
+import csv
+import struct
+
+import cv2
+import numpy as np
+import pytest
+
+from eigencam_live.annotate import annotate_images, plan_jobs
+from eigencam_live.cli import annotate_main
+from eigencam_live.engine import Engine, EngineConfig
+
+from .media import pattern, probe, write_clip
+
+FAST = ["-m", "mobilenet_v3_small", "--weights", "none", "--short-side", "64", "--device", "cpu", "-q"]
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return Engine(EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64, device="cpu"))
+
+
+def _jpeg_with_orientation(path, image, orientation):
+    """A JPEG whose EXIF says how to turn it (6: 90 degrees clockwise to view)."""
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    assert ok
+    ifd = b"MM\x00*\x00\x00\x00\x08" + struct.pack(">H", 1) + struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0)
+    ifd += b"\x00\x00\x00\x00"
+    app1 = b"Exif\x00\x00" + ifd
+    data = data.tobytes()
+    path.write_bytes(data[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + data[2:])
+    return path
+
+
+def _photos(folder):
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), pattern(1, 96, 64))
+    cv2.imwrite(str(folder / "b.png"), pattern(2, 96, 64))
+    cv2.imwrite(str(folder / "c.png"), pattern(3, 50, 70))
+    _jpeg_with_orientation(folder / "d.jpg", pattern(4, 80, 40), 6)
+    return folder
+
+
+def test_a_folder_of_images_becomes_a_folder_of_annotated_images(tmp_path, capsys):
+    src = _photos(tmp_path / "photos")
+    out = tmp_path / "out"
+    code = annotate_main([str(src), "-o", str(out), "--stats", str(tmp_path / "s.csv"),
+                          "--heatmaps", str(tmp_path / "m.npz"), *FAST])
+    assert code == 0
+    assert "4 images in " in capsys.readouterr().out
+    sizes = {p.name: cv2.imread(str(p)).shape[:2] for p in sorted(out.iterdir())}
+    # every image in its own size; the EXIF-rotated one upright (80x40 turned: 40 wide, 80 high)
+    assert sizes == {"a.eigencam.png": (64, 96), "b.eigencam.png": (64, 96), "c.eigencam.png": (70, 50),
+                     "d.eigencam.png": (80, 40)}
+    rows = list(csv.DictReader((tmp_path / "s.csv").open()))
+    assert [r["file"] for r in rows] == sorted(sizes)
+    assert all(0 <= int(r["peak_x"]) < 96 and 0 <= float(r["probability"]) <= 1 for r in rows)
+    maps = np.load(tmp_path / "m.npz")
+    assert list(maps["files"]) == sorted(sizes)
+    assert maps["maps/c.eigencam.png"].dtype == np.float16 and maps["maps/c.eigencam.png"].max() <= 1
+
+
+def test_exif_orientation_is_applied_before_the_network(tmp_path, engine):
+    upright = pattern(4, 80, 40)
+    turned = np.rot90(upright, 1)  # stored turned a quarter counter-clockwise: EXIF 6 puts it back
+    src = _jpeg_with_orientation(tmp_path / "photo.jpg", np.ascontiguousarray(turned), 6)
+    (job,) = plan_jobs([str(src)], str(tmp_path / "view.png"))
+    from eigencam_live.render import RenderConfig
+
+    result = annotate_images(engine, [job], RenderConfig(view="original"), progress=False)
+    assert result.written == [job.output] and not result.failed
+    got = cv2.imread(str(job.output)).astype(np.int16)
+    assert got.shape == upright.shape and np.abs(got - upright).mean() < 8
+
+
+def test_images_are_independent_of_their_batch(tmp_path, engine):
+    """Batched by size, yet each map is what the image alone gives (no video state between them)."""
+    folder = _photos(tmp_path / "photos")
+    jobs = plan_jobs([str(folder)], str(tmp_path / "together"), stats=str(tmp_path / "t.csv"))
+    annotate_images(engine, jobs, batch_size=4, stats=tmp_path / "t.csv", progress=False)
+    alone = []
+    for i, job in enumerate(jobs):
+        (single,) = plan_jobs([str(job.input)], str(tmp_path / f"alone{i}.png"))
+        annotate_images(engine, [single], batch_size=1, stats=tmp_path / f"a{i}.csv", progress=False)
+        alone += list(csv.DictReader((tmp_path / f"a{i}.csv").open()))
+    together = list(csv.DictReader((tmp_path / "t.csv").open()))
+    for a, t in zip(alone, together, strict=True):
+        assert (a["label"], a["peak_x"], a["peak_y"]) == (t["label"], t["peak_x"], t["peak_y"])
+        assert float(a["explained"]) == pytest.approx(float(t["explained"]), abs=1e-4)
+
+
+def test_image_format_same_keeps_each_inputs_format(tmp_path):
+    src = _photos(tmp_path / "photos")
+    jobs = plan_jobs([str(src / "*")], str(tmp_path / "out"), image_format="same")
+    assert sorted(j.output.name for j in jobs) == ["a.eigencam.png", "b.eigencam.png", "c.eigencam.png",
+                                                   "d.eigencam.jpg"]
+    jobs = plan_jobs([str(src / "a.png")], image_format="jpg")
+    assert jobs[0].output == src / "a.eigencam.jpg"
+
+
+def test_a_folder_mixing_videos_and_images_does_both(tmp_path, capsys):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "p.png"), pattern(0, 96, 64))
+    write_clip(folder / "v.mp4", frames=5)
+    assert annotate_main([str(folder), "-o", str(tmp_path / "out"), "--stats", str(tmp_path / "s.csv"), *FAST]) == 0
+    assert cv2.imread(str(tmp_path / "out" / "p.eigencam.png")).shape == (64, 96, 3)
+    assert probe(tmp_path / "out" / "v.eigencam.mp4")["frames"] == 5
+    assert (tmp_path / "s.csv").exists() and (tmp_path / "s.images.csv").exists()  # the video's, the images'
+    # a second run skips the outputs it wrote (no *.eigencam.* taken as input)
+    assert annotate_main([str(tmp_path / "out"), "-o", str(tmp_path / "again"), *FAST]) == 1
+
+
+def test_an_unreadable_image_is_named_and_the_others_are_written(tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "good.png"), pattern(0, 96, 64))
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    cv2.imwrite(str(folder / "dot.png"), np.zeros((1, 1, 3), np.uint8))
+    assert annotate_main([str(folder), "-o", str(tmp_path / "out"), *FAST]) == 1
+    err = capsys.readouterr().err
+    assert "eigencam-live: error: cannot read image" in err and "broken.jpg" in err and "Traceback" not in err
+    assert "dot.png is 1x1 pixels: too small" in err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["good.eigencam.png"]
+    assert annotate_main([str(folder / "broken.jpg"), "-o", str(tmp_path / "x.png"), *FAST]) == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "broken.jpg" in lines[0]

@@ -1,0 +1,162 @@
+"""Real-world media kept exactly (issue 12): phone rotation, odd sizes, timestamps within one input
+tick, exact rates on constant-rate grids, truncated Matroska, degenerate videos."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from eigencam_live.annotate import Job, annotate_file, plan_jobs
+from eigencam_live.engine import Engine, EngineConfig
+from eigencam_live.errors import SourceError
+from eigencam_live.render import RenderConfig
+from eigencam_live.video import Capture, VideoSink, open_source
+
+from .media import NTSC, pattern, probe, write_clip
+
+FILM = Fraction(24000, 1001)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return Engine(EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64, device="cpu"))
+
+
+def _copy(src, dst):
+    """Decode ``src`` and write it again through the sink (the annotate path without the network)."""
+    with Capture(open_source(str(src))) as cap:
+        info = cap.info
+        with VideoSink(dst, width=info.width, height=info.height, fps=info.rate, time_base=info.time_base,
+                       audio_from=str(src) if info.has_audio else None) as sink:
+            for frame in cap:
+                sink.write(frame.image, frame.pts)
+    return sink
+
+
+def _first_picture(path):
+    with av.open(str(path)) as c:
+        frame = next(c.decode(video=0))
+        return frame.rotation, frame.to_ndarray(format="bgr24").astype(np.int16)
+
+
+# -- 1. phone rotation -----------------------------------------------------------------------------
+@pytest.mark.parametrize("degrees", [90, 180, 270])
+def test_a_rotated_phone_clip_is_decoded_and_written_upright(tmp_path, engine, degrees):
+    src = write_clip(tmp_path / "phone.mp4", frames=6, size=(96, 64), rotation=degrees)
+    turns = degrees // 90  # the display matrix turns counter-clockwise, as np.rot90 does (FFmpeg's autorotate)
+    shown = (64, 96) if turns % 2 else (96, 64)
+    with open_source(str(src)) as source:
+        assert (source.info.width, source.info.height, source.info.rotation) == (*shown, degrees)
+        frame = source.read()
+    upright = np.rot90(pattern(0), turns).astype(np.int16)
+    assert frame.image.shape == (shown[1], shown[0], 3)
+    assert np.abs(frame.image - upright).mean() < 12  # what the network gets: as a person sees it
+
+    job = Job(src, tmp_path / "out.mp4")
+    annotate_file(engine, job, RenderConfig(view="original"), progress=False)
+    got = probe(job.output)
+    assert (got["width"], got["height"], got["frames"]) == (*shown, 6)
+    rotation, picture = _first_picture(job.output)
+    assert rotation == 0  # upright pixels, no matrix left to apply
+    assert np.abs(picture - upright).mean() < 12
+
+
+# -- 4. odd sizes ------------------------------------------------------------------------------------
+def test_an_odd_size_is_padded_by_one_edge_pixel_and_said(tmp_path, capsys):
+    from eigencam_live.cli import annotate_main
+
+    src = write_clip(tmp_path / "odd.mp4", frames=4, size=(63, 47), pix_fmt="yuv444p")
+    out = tmp_path / "out.mp4"
+    assert annotate_main([str(src), "-o", str(out), "--view", "original", "-m", "mobilenet_v3_small",
+                          "--weights", "none", "--short-side", "64", "--device", "cpu", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "note: 63x47 written as 64x48" in err and "no odd sizes" in err
+    got = probe(out)
+    assert (got["width"], got["height"], got["frames"]) == (64, 48, 4)
+    _, picture = _first_picture(out)
+    assert np.abs(picture[:, 63] - picture[:, 62]).mean() < 6  # the edge repeated, not black
+    assert np.abs(picture[47] - picture[46]).mean() < 6
+
+
+# -- 5. timestamps within one tick ------------------------------------------------------------------
+@pytest.mark.parametrize("name, start", [("clock.ts", 1.4667), ("late.mp4", 0.5)])
+def test_every_timestamp_is_within_one_tick_of_a_late_start(tmp_path, name, start):
+    src = write_clip(tmp_path / name, frames=12, rate=NTSC, start=start, time_base=Fraction(1, 90000))
+    want = probe(src)
+    assert want["times"][0] >= Fraction(start) - Fraction(1, 90000)  # a clock that does not start at 0
+    _copy(src, tmp_path / "out.mp4")
+    got = probe(tmp_path / "out.mp4")
+    tick = want["time_base"]
+    assert len(got["times"]) == 12
+    assert all(abs(g - w) <= tick for g, w in zip(got["times"], want["times"], strict=True))
+
+
+# -- 6. exact rates -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name, rate", [("film.mp4", FILM), ("ntsc.mkv", NTSC), ("ntsc.webm", NTSC),
+                                        ("film.mkv", FILM)])
+def test_a_constant_rate_input_comes_out_on_its_exact_grid(tmp_path, name, rate):
+    src = write_clip(tmp_path / name, frames=30, rate=rate)  # MP4 at 1/90000 s, Matroska in ms: rounded
+    want = probe(src)
+    assert any(w != i / rate for i, w in enumerate(want["times"]))  # the container did round them
+    with open_source(str(src)) as source:
+        assert source.info.rate == rate
+    _copy(src, tmp_path / "out.mp4")
+    got = probe(tmp_path / "out.mp4")
+    assert got["rate"] == rate  # not 414000/17267 nor 1800000/60071
+    assert got["times"] == [i / rate for i in range(30)]
+    tick = want["time_base"]
+    assert all(abs(g - w) <= tick for g, w in zip(got["times"], want["times"], strict=True))
+
+
+def test_true_variable_frame_rate_in_matroska_is_kept(tmp_path):
+    times = [0.0, 0.04, 0.05, 0.2, 0.21, 0.5, 0.52, 0.9]
+    src = write_clip(tmp_path / "vfr.mkv", pts=times, rate=Fraction(25))
+    _copy(src, tmp_path / "out.mp4")
+    assert probe(tmp_path / "out.mp4")["times"] == [Fraction(round(t * 1000), 1000) for t in times]
+
+
+# -- 7. truncated Matroska ----------------------------------------------------------------------------
+def test_a_cut_off_matroska_file_is_noticed_by_its_duration(tmp_path, capsys):
+    from eigencam_live.cli import annotate_main
+
+    whole = write_clip(tmp_path / "whole.mkv", frames=90, rate=Fraction(30), audio=True, audio_codec="flac")
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with Capture(open_source(str(whole))) as cap:
+        assert len(list(cap)) == 90 and cap.warning is None  # the whole file: no false alarm
+    with Capture(open_source(str(cut))) as cap:
+        frames = list(cap)
+        assert 0 < len(frames) < 90
+        assert "cut off" in cap.warning and "of 3.00 s" in cap.warning
+    args = ["-m", "mobilenet_v3_small", "--weights", "none", "--short-side", "64", "--device", "cpu", "-q"]
+    assert annotate_main([str(cut), *args]) == 3
+    err = capsys.readouterr().err
+    assert "eigencam-live: warning:" in err and "cut off" in err and "Traceback" not in err
+    assert probe(tmp_path / "cut.eigencam.mp4")["frames"] == len(frames)
+
+
+# -- 8. degenerate videos -----------------------------------------------------------------------------
+def test_a_one_pixel_video_is_refused_before_any_work_naming_the_file(tmp_path):
+    src = write_clip(tmp_path / "dot.mkv", frames=3, size=(1, 1), pix_fmt="yuv444p")
+    with pytest.raises(SourceError, match=r"dot\.mkv is 1x1 pixels: too small"):
+        plan_jobs([str(src)])
+
+
+def test_a_single_frame_without_a_rate_becomes_one_frame_at_30_fps(tmp_path, engine):
+    src = tmp_path / "still.mkv"
+    with av.open(str(src), "w") as out:  # one JPEG picture in Matroska: no rate anywhere
+        v = out.add_stream("mjpeg")
+        v.width, v.height, v.pix_fmt, v.time_base = 96, 64, "yuvj420p", Fraction(1, 1000)
+        frame = av.VideoFrame.from_ndarray(pattern(0), format="bgr24").reformat(format="yuvj420p")
+        frame.pts, frame.time_base = 0, Fraction(1, 1000)
+        for packet in [*v.encode(frame), *v.encode(None)]:
+            out.mux(packet)
+    with open_source(str(src)) as source:
+        assert source.info.rate <= 240  # never the 1000 "fps" of Matroska's clock
+    job = Job(src, tmp_path / "out.mp4")
+    assert annotate_file(engine, job, progress=False).frames == 1
+    got = probe(job.output)
+    assert got["frames"] == 1 and got["rate"] in (Fraction(30), source.info.rate)
