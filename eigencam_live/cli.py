@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 damaged input (partial output kept), 130 interrupted "
                "(partial output kept, playable).",
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="videos, images, folders of them, or globs")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="videos, images, folders of them, or globs")
     p.add_argument("-o", "--output", metavar="OUTPUT",
                    help="output file (one input) or folder; default: NAME.eigencam.mp4 (videos) or "
                         "NAME.eigencam.png (images) beside each input")
@@ -73,6 +73,8 @@ def annotate_main(argv: list[str]) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        if not args.inputs and not args.list_layers:
+            parser.error("give at least one INPUT: a video, an image, a folder of them, or a glob")
     except SystemExit as exc:  # --help (0) or a usage error (2, message already printed)
         return int(exc.code or 0)
     try:
@@ -107,12 +109,18 @@ def _run(args: argparse.Namespace) -> int:
     if not 0 <= args.threads <= 1024:
         raise ConfigError(f"--threads must be an integer in [0, 1024]. Got {args.threads}")
 
+    from .engine import Engine
+
+    if args.list_layers:  # nothing is annotated: the layers of the model the options name
+        from .options import print_layers
+
+        print_layers(Engine(config, fallback_untrained=True))
+        return 0
+
     from .annotate import plan_jobs
 
     jobs = plan_jobs(args.inputs, args.output, force=args.force, stats=args.stats, heatmaps=args.heatmaps,
                      image_format=args.image_format)
-
-    from .engine import Engine
 
     # Offline without cached ImageNet weights (explicit --weights imagenet included) the untrained
     # network runs, and the user is told plainly; --weights none is the way to ask for it quietly.
@@ -129,6 +137,8 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return _annotate_all(jobs, engine, look, args)
     finally:
+        if engine.backend.warning:  # known after the first frame: ONNX Runtime fell back to torch
+            _say("warning", engine.backend.warning)
         torch.set_num_threads(previous)  # callers in the same process (tests, notebooks) keep theirs
 
 

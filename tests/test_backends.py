@@ -182,3 +182,20 @@ def test_onnx_file_mistakes_get_one_clear_line(tmp_path):
         Engine(EngineConfig(model=path, labels=str(tmp_path / "nope.txt")))
     with pytest.raises(ConfigError, match="std"):
         EngineConfig(std=(0.2, 0.0, 0.2))
+
+
+def test_the_command_line_lists_layers_and_annotates_with_an_onnx_file(tmp_path, capsys):
+    from eigencam_live.cli import annotate_main
+
+    from .media import probe, write_clip
+
+    path = _export(_loaded("mobilenet_v3_small", seed=7).net, tmp_path / "small.onnx")
+    assert annotate_main(["--list-layers", "--model", path]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    default = [line for line in lines if line.endswith("(default)")]
+    assert len(default) == 1 and "576x7x7" in default[0]  # a square 224 input before any frame
+    assert annotate_main([]) == 2 and "give at least one INPUT" in capsys.readouterr().err
+    clip = write_clip(tmp_path / "in.mp4", frames=6, size=(96, 64))
+    out = tmp_path / "out.mp4"
+    assert annotate_main([str(clip), "-o", str(out), "--model", path, "--short-side", "64", "-q"]) == 0
+    assert probe(out)["frames"] == 6
