@@ -167,5 +167,5 @@ def render_frames(frames: torch.Tensor, heatmaps: torch.Tensor, look: RenderConf
     if frames.is_cpu:
         drawn = [render(f, h, look.view, look.alpha, look.colormap)
                  for f, h in zip(frames.numpy(), heatmaps.numpy(), strict=True)]
-        return torch.from_numpy(np.stack(drawn))
+        return torch.from_numpy(drawn[0][None] if len(drawn) == 1 else np.stack(drawn))  # one frame: no copy
     return render_tensor(frames, heatmaps, look.view, look.alpha, look.colormap)
