@@ -288,7 +288,7 @@ def test_map_peak_sits_on_the_object(height, width, corner):
     frame = scene(height, width, corner=corner)
     y0, y1, x0, x1 = _object_box(height, width, corner)
     res = engine.process_one(frame)
-    # Where the map is hottest: the centroid of the top plateau (bilinear upsampling replicates the
+    # Where the map is hottest: the centroid of the top plateau (upsampling replicates the
     # outer half-cells, so the single argmax pixel of a corner cell is the frame's corner itself).
     ys, xs = np.nonzero(res.heatmap >= 0.9 * res.heatmap.max())
     cy, cx = ys.mean(), xs.mean()
@@ -306,8 +306,11 @@ def test_heatmap_is_the_cam_stretched_over_the_whole_frame(engine):
     """No crop, no offset: the heatmap is the feature-resolution map resized onto every pixel."""
     frame = scene(240, 400, corner="tr")
     res = engine.process_one(frame)
-    want = np.clip(cv2.resize(res.cam, (400, 240), interpolation=cv2.INTER_LINEAR), 0, 1)
+    mid = cv2.resize(res.cam, (3 * 8, 2 * 8), interpolation=cv2.INTER_CUBIC)  # 8 pixels a cell, then bilinear
+    want = np.clip(cv2.resize(mid, (400, 240), interpolation=cv2.INTER_LINEAR), 0, 1)
     np.testing.assert_allclose(res.heatmap, want, atol=1e-6)
+    bicubic = np.clip(cv2.resize(res.cam, (400, 240), interpolation=cv2.INTER_CUBIC), 0, 1)
+    assert np.abs(res.heatmap - bicubic).max() < 0.03  # as smooth as bicubic all the way
     # the peak is the centre of the hottest cell, in frame pixels
     i, j = np.unravel_index(np.argmax(res.cam), res.cam.shape)
     assert res.peak == (int((j + 0.5) * 400 / res.cam.shape[1]), int((i + 0.5) * 240 / res.cam.shape[0]))
@@ -315,6 +318,35 @@ def test_heatmap_is_the_cam_stretched_over_the_whole_frame(engine):
     np.testing.assert_allclose(res.cam, eigen_cam(_fmap(engine, frame)).maps[0].numpy(), atol=1e-5)
     # which tiles the frame: a (2, 3) grid over 240 x 400 (input 64 x 96)
     assert res.cam.shape == (2, 3)
+
+
+def test_maps_are_enlarged_smoothly_and_alike_on_every_device():
+    """One hot cell of a 7x7 map becomes a round spot, not a diamond (bilinear's level sets are
+    squares turned 45 degrees: their diagonal radius is 0.85 of the axial one); values stay in
+    [0, 1] though bicubic overshoots; the CPU kernel (OpenCV) and the device one (torch) agree."""
+    from eigencam_live.engine import maps_on_frames
+
+    spot = torch.zeros(1, 7, 7)
+    spot[0, 3, 3] = 1.0
+    up = maps_on_frames(spot, (700, 700))[0].numpy()
+    hot = up >= 0.5 * up.max()
+    axial = hot[350, 350:].sum()
+    diagonal = sum(bool(hot[350 + i, 350 + i]) for i in range(350)) * np.sqrt(2)
+    assert 0.95 < diagonal / axial < 1.05, (axial, diagonal)
+    rng = np.random.default_rng(0)
+    cams = torch.from_numpy(rng.random((3, 7, 7), dtype=np.float32))
+    cams[:, 0, 0], cams[:, 0, 1] = 1.0, 0.0  # a step at the edge: bicubic overshoots there
+    cpu = maps_on_frames(cams, (240, 400))
+    raw = torch.nn.functional.interpolate(cams[:, None], size=(240, 400), mode="bicubic", align_corners=False)
+    assert raw.max() > 1.0 or raw.min() < 0.0, "the case must overshoot to test the clip"
+    assert cpu.shape == (3, 240, 400) and cpu.dtype == torch.float32
+    assert float(cpu.min()) >= 0.0 and float(cpu.max()) <= 1.0
+    np.testing.assert_allclose(cpu.numpy(), raw[:, 0].clamp(0, 1).numpy(), atol=0.03)  # bicubic, then bilinear
+    mid = torch.nn.functional.interpolate(cams[:, None], size=(56, 56), mode="bicubic", align_corners=False)
+    on_torch = torch.nn.functional.interpolate(mid, size=(240, 400), mode="bilinear", align_corners=False)
+    np.testing.assert_allclose(cpu.numpy(), on_torch[:, 0].clamp(0, 1).numpy(), atol=1e-5)  # = the device code
+    if torch.cuda.is_available():
+        np.testing.assert_allclose(maps_on_frames(cams.cuda(), (240, 400)).cpu().numpy(), cpu.numpy(), atol=1e-4)
 
 
 def test_a_local_change_moves_the_real_networks_features_in_that_corner(engine):
