@@ -458,8 +458,9 @@ class Engine:
         return pending
 
     def preprocess(self, frames: np.ndarray) -> torch.Tensor:
-        """``(B, H, W, 3)`` uint8 BGR -> ``(B, 3, h, w)`` normalised network input on the device."""
-        with torch.inference_mode():
+        """``(B, H, W, 3)`` uint8 BGR -> ``(B, 3, h, w)`` normalised network input on the device (an
+        ordinary tensor: usable with autograd, e.g. by another CAM tool on the same input)."""
+        with torch.no_grad():
             return self._network_input(self._upload(_as_batch(frames)))
 
     def _upload(self, frames: np.ndarray) -> torch.Tensor:
