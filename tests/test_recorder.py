@@ -96,3 +96,15 @@ def test_nothing_written_makes_no_file_and_errors_name_the_path(tmp_path):
     rec.start(tmp_path / "y.mp4", fps=30)
     with pytest.raises(SinkError, match="already recording"):
         rec.start(tmp_path / "z.mp4", fps=30)
+
+
+def test_timecode_stamp_writes_the_bottom_left_only_and_leaves_the_input_alone():
+    from ui.recorder import stamp_timecode
+
+    image = np.full((480, 640, 3), 128, np.uint8)
+    stamped = stamp_timecode(image, 21, 61.5)
+    assert (image == 128).all(), "the input is not touched"
+    changed = np.any(stamped != image, axis=2)
+    ys, xs = np.nonzero(changed)
+    assert ys.min() > 480 * 0.8 and xs.max() < 640 * 0.6, "a small box at the bottom left"
+    assert (stamped[changed] == 255).any(), "white text on it"

@@ -95,7 +95,8 @@ def paused(qtbot, w: MainWindow):
     """Pause and return the packet on screen once the worker has really stopped reading."""
     with qtbot.waitSignal(w.pipeline.paused_changed, timeout=WAIT):
         w.set_paused(True)
-    qtbot.wait(50)  # deliver a frame finished just before the pause
+    # A frame finished before the pause was announced before it (one thread, queued signals in
+    # order): it is on screen by now.
     return w.last_packet
 
 
@@ -221,18 +222,33 @@ def test_file_step_back_seek_and_end(qtbot, make_window, clip):
     assert not w.errors, w.errors
 
 
-def test_snapshot_writes_view_frame_and_map(qtbot, make_window, tmp_path):
+def test_snapshot_writes_view_frame_map_and_its_settings(qtbot, make_window, tmp_path):
+    import json
+
     w = make_window()
     wait_frames(qtbot, w, 2)
     p = paused(qtbot, w)
     paths = w.snapshot(tmp_path / "shots")
-    assert len(paths) == 3 and all(x.is_file() and x.stat().st_size > 0 for x in paths)
+    assert len(paths) == 4 and all(x.is_file() and x.stat().st_size > 0 for x in paths)
     import cv2
 
     view, raw, heat = cv2.imread(str(paths[0])), cv2.imread(str(paths[1])), np.load(paths[2])
-    assert np.array_equal(view, p.image) and np.array_equal(raw, p.frame.image)
+    assert np.array_equal(raw, p.frame.image)
+    # What is shown: the picture, with the colour bar at its right edge (the rest untouched).
+    differs = np.nonzero(np.any(view != p.image, axis=(0, 2)))[0]
+    assert len(differs) and differs.min() > SIZE[0] // 2, "the colour bar sits at the right"
+    assert np.array_equal(view[:, : SIZE[0] // 2], p.image[:, : SIZE[0] // 2])
+    w.colorbar_check.setChecked(False)
+    assert np.array_equal(cv2.imread(str(w.snapshot(tmp_path / "plain")[0])), p.image)
     assert heat.shape == (SIZE[1], SIZE[0]) and heat.dtype == np.float32
     assert 0.0 <= heat.min() and heat.max() <= 1.0 and np.allclose(heat, p.result.heatmap)
+    meta = json.loads(paths[3].read_text())
+    assert meta["model"] == "mobilenet_v3_small" and meta["weights"] == "none" and meta["trained"] is False
+    assert (meta["layer"], meta["component"], meta["method"]) == ("features", 1, "auto")
+    assert meta["frame"] == p.frame.index + 1 and meta["frame_index"] == p.frame.index
+    assert meta["time_s"] == pytest.approx(p.frame.pts, abs=1e-6) and meta["source"] == "demo"
+    assert f"-f{p.frame.index + 1:06d}" in paths[0].name, "names count frames from 1, as the window does"
+    np.testing.assert_allclose(meta["explained"], p.result.explained, atol=1e-6)
 
 
 def test_record_writes_a_playable_h264_video(qtbot, make_window, tmp_path):
@@ -296,7 +312,7 @@ def test_untrained_fallback_is_said_plainly(qtbot, make_window, monkeypatch):
     wait_frames(qtbot, w, 2)
     assert w.warning_banner.isVisible()
     text = w.warning_banner.text()
-    assert "Untrained network" in text and "--weights" in text
+    assert "Untrained network" in text and "--weights" in w.warning_banner.toolTip()
     assert "untrained" in w.in_use_label.text()
 
 

@@ -7,8 +7,10 @@ run (QSettings), and the library's defaults.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import fields, replace
+from typing import NoReturn
 
 from eigencam_live.engine import Engine, EngineConfig
 from eigencam_live.errors import EigenCamError
@@ -24,7 +26,7 @@ from eigencam_live.render import RenderConfig
 
 from . import settings as remembered
 
-__all__ = ["app_main", "build_parser", "configs_from"]
+__all__ = ["app_main", "build_parser", "configs_from", "end_process"]
 
 ORGANIZATION = "eigencam-live"
 APPLICATION = "eigencam-live"
@@ -84,7 +86,9 @@ def configs_from(args: argparse.Namespace, typed: set[str], settings) -> tuple[E
 
 
 def app_main(argv: list[str] | None = None) -> int:
-    """Parse the options, open the window, run the event loop; returns the exit code."""
+    """Parse the options, open the window, run the event loop. Returns the exit code when no window
+    opened (``--list-layers``, a usage error); once the window has closed, ends the process with
+    :func:`end_process`."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -126,13 +130,32 @@ def app_main(argv: list[str] | None = None) -> int:
     source = args.source or (remembered.load_source(settings) if settings is not None else None) or default_source()
     window = MainWindow(engine, render, source, settings=settings, snapshot_dir=args.snapshots,
                         demo_size=(w, h), demo_fps=args.demo_fps)
-    window.resize(1480, 920)
+    if settings is None or remembered.load_geometry(settings) is None:  # a remembered geometry wins
+        window.resize(1480, 1000)  # the controls fit without scrolling
     window.show()
     if args.screenshot:  # used to make docs/screenshot.png: wait for frames, grab, quit
         _grab_after_frames(window, args.screenshot, app)
     code = app.exec_()
-    window.shutdown()
-    return code
+    window.close()  # idempotent: settings saved, threads joined, the recording finished
+    end_process(code)
+
+
+def end_process(code: int) -> NoReturn:
+    """Exit at once with ``code``, skipping the interpreter's teardown.
+
+    Called when the window has closed: settings are saved, the worker and capture threads are joined
+    and any recording is finished, so nothing is left to do, yet a normal exit took 2 to 4 s more on a
+    loaded machine with torch imported (atexit handlers, then freeing every module and the native
+    libraries), and ended with ``terminate called without an active exception`` (exit 134) when a
+    worker was still inside a native call (loading a model cannot be interrupted): C++ destructors
+    ran under a live thread. ``os._exit`` runs none of that; stdout and stderr are flushed first.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def apply_dark_theme(app) -> None:

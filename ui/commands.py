@@ -17,18 +17,25 @@ from eigencam_live.render import RenderConfig
 
 __all__ = [
     "Command",
+    "Compare",
     "FindCameras",
     "OpenSource",
     "Reconfigure",
     "Seek",
     "SetPaused",
     "SetRender",
+    "SetTimecode",
     "StartRecording",
     "Step",
     "StopRecording",
 ]
 
 _ENGINE_FIELDS = frozenset(f.name for f in fields(EngineConfig))
+
+
+def _check_bool(name: str, value: object) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool. Got {type(value).__name__} {value!r}")
 
 
 def _check_int(name: str, value: object) -> None:
@@ -78,8 +85,7 @@ class SetPaused:
     paused: bool
 
     def __post_init__(self) -> None:
-        if not isinstance(self.paused, bool):
-            raise TypeError(f"paused must be a bool. Got {type(self.paused).__name__} {self.paused!r}")
+        _check_bool("paused", self.paused)
 
 
 @dataclass(frozen=True)
@@ -126,4 +132,26 @@ class FindCameras:
     """Probe for connected cameras (slow: done in the worker)."""
 
 
-Command = OpenSource | Reconfigure | SetRender | SetPaused | Step | Seek | StartRecording | StopRecording | FindCameras
+@dataclass(frozen=True)
+class SetTimecode:
+    """Stamp the frame number and time on the pictures shown and recorded (``True``) or not."""
+
+    on: bool
+
+    def __post_init__(self) -> None:
+        _check_bool("on", self.on)
+
+
+@dataclass(frozen=True)
+class Compare:
+    """Map the frame on screen with each of the first ``count`` components (2 to 5), side by side."""
+
+    count: int = 4
+
+    def __post_init__(self) -> None:
+        _check_int("count", self.count)
+        if not 2 <= self.count <= 5:
+            raise ValueError(f"count must be in [2, 5]. Got {self.count}")
+
+
+Command = Compare | SetTimecode | OpenSource | Reconfigure | SetRender | SetPaused | Step | Seek | StartRecording | StopRecording | FindCameras

@@ -23,7 +23,7 @@ from .engine_status import EngineStatus, build_engine, layer_list
 from .handoff import NewestOnly, Packet
 from .playback import Playback
 from .rates import RateMeter
-from .recorder import Recorder
+from .recorder import Recorder, stamp_timecode
 
 __all__ = ["FrameLoop", "Outlets"]
 
@@ -40,11 +40,13 @@ class Outlets(Protocol):
     engine_changed: Signal
     layers_ready: Signal
     source_opened: Signal
+    source_failed: Signal
     source_ended: Signal
     recording_changed: Signal
     busy: Signal
     cameras_found: Signal
     paused_changed: Signal
+    compare_ready: Signal
 
 
 class FrameLoop:
@@ -71,11 +73,17 @@ class FrameLoop:
             cmd.SetPaused: self._set_paused, cmd.Step: self._step, cmd.Seek: self._seek,
             cmd.StartRecording: self._start_recording, cmd.StopRecording: lambda _c: self._stop_recording(),
             cmd.FindCameras: lambda _c: self.out.cameras_found.emit(list_cameras()),
+            cmd.Compare: self._compare,
+            cmd.SetTimecode: self._set_timecode,
         }
         self.engine: Engine | None = None
         self.playback = Playback(demo_size, demo_fps)
         self.recorder = Recorder()
+        # Held while a frame is written or the file finished: the GUI thread finishes the recording
+        # itself when the worker does not stop in time (stuck loading a model), never at the same time.
+        self._recorder_lock = threading.Lock()
         self._paused = False
+        self._timecode = False
         self._redraw = False  # a setting changed since the frame on screen was processed
         self._last_frame: Frame | None = None
         self._last_report: tuple[str, float] = ("", 0.0)
@@ -85,6 +93,8 @@ class FrameLoop:
         self.process_rate = RateMeter()
         self.process_ms = 0.0
         self.dropped = 0
+        self._dropped_offset = 0  # frames the live capture dropped while paused (not the model's fault)
+        self._dropped_at_pause = 0
         self.frames_processed = 0
 
     def put(self, command: cmd.Command) -> None:
@@ -111,7 +121,10 @@ class FrameLoop:
                 frame = self._read(timeout=0.1)
                 if frame is not None:
                     self.playback.pace(frame, self.stop_event.wait)
-                    self._process(frame, record=True)
+                    # Counted in play only, never a step or a seek (those jump the index).
+                    origin = self._origin(frame)
+                    self.capture_rate.tick(frame.index, t=origin)
+                    self._process(frame, record=True, origin=origin)
         except Exception as exc:  # never die silently: tell the window
             self.out.error.emit(f"pipeline stopped: {type(exc).__name__}: {exc}")
         finally:
@@ -147,6 +160,7 @@ class FrameLoop:
             return
         slow = "model" in changes or "weights" in changes
         if slow:
+            self._clear_rates()  # the old model's rates are not the new one's
             self.out.busy.emit(f"loading {changes.get('model', self.engine.config.model)}…")
         try:
             # The engine refuses, changing nothing, a layer or component the model's shapes cannot
@@ -162,24 +176,51 @@ class FrameLoop:
             self._announce_engine()  # the window syncs its controls to what is really in use
         self._redraw = True
 
+    def _set_timecode(self, command: cmd.SetTimecode) -> None:
+        self._timecode = command.on
+        self._redraw = True
+
     def _set_render(self, command: cmd.SetRender) -> None:
         self._render = command.config
         self._redraw = True
 
     def _set_paused(self, command: cmd.SetPaused) -> None:
+        if command.paused and not self._paused:
+            self._dropped_at_pause = self.playback.dropped
+        elif self._paused and not command.paused:
+            self._dropped_offset += max(0, self.playback.dropped - self._dropped_at_pause)
         self._paused = command.paused
         self.playback.restart_clock()
+        self._clear_rates()  # a rate across a pause means nothing
         self.out.paused_changed.emit(command.paused)
+
+    def _clear_rates(self) -> None:
+        self.capture_rate.clear()
+        self.process_rate.clear()
+
+    def _origin(self, frame: Frame) -> float:
+        """When ``frame`` was due on screen: its capture time for a live source; for a file, now
+        (just paced: it waited, decoded ahead, only for its own time to come)."""
+        info = self.playback.info
+        return frame.captured if info is None or info.live else time.monotonic()
 
     def _open(self, command: cmd.OpenSource) -> None:
         self._stop_recording()
-        info = self.playback.open(command.spec)
+        try:
+            info = self.playback.open(command.spec)
+        except EigenCamError as exc:
+            self.out.source_failed.emit(command.spec, str(exc))
+            if self.playback.is_open:
+                return  # the previous source plays on
+            # Nothing to show otherwise (the first source of the run): the demo scene, always there.
+            command = cmd.OpenSource("demo")
+            info = self.playback.open("demo")
         self._last_frame = None
-        self.capture_rate.clear()
-        self.process_rate.clear()
+        self._clear_rates()
+        self._dropped_offset = self._dropped_at_pause = 0
         if self.engine is not None:
             self.engine.reset()
-        self.out.source_opened.emit(info)
+        self.out.source_opened.emit(command.spec, info)
         if self._paused:  # show the first frame of the new source even when paused
             self._process_next(record=True)
 
@@ -202,7 +243,9 @@ class FrameLoop:
         return frame
 
     def _step(self, command: cmd.Step) -> None:
-        self._paused = True
+        if not self._paused:
+            self._set_paused(cmd.SetPaused(True))
+        self._clear_rates()
         if command.delta > 0:
             self._process_next(record=True)
         elif self._last_frame is not None:
@@ -211,6 +254,7 @@ class FrameLoop:
     def _seek(self, command: cmd.Seek) -> None:
         if not self.playback.seek(command.index):
             return
+        self._clear_rates()
         if self.engine is not None:
             self.engine.reset()
         if self._paused:
@@ -227,7 +271,9 @@ class FrameLoop:
             if self.playback.ended:
                 return
 
-    def _process(self, frame: Frame, *, record: bool) -> None:
+    def _process(self, frame: Frame, *, record: bool, origin: float | None = None) -> None:
+        """Map and draw ``frame``, record it, hand it to the GUI; ``origin``: when it was due on
+        screen (default: now), the start of its latency."""
         engine = self.engine
         if engine is None:
             return
@@ -260,20 +306,24 @@ class FrameLoop:
             if engine.backend.warning:
                 self.out.error.emit(engine.backend.warning)
         now = time.monotonic()
-        if frame is not self._last_frame:
-            self.capture_rate.tick(frame.index, t=frame.captured)
         self.process_rate.tick(t=now)
         self.frames_processed += 1
         self.process_ms = (time.perf_counter() - t0) * 1000.0
         self._last_frame = frame
-        self.dropped = self.playback.dropped
+        if not self._paused:
+            self.dropped = max(0, self.playback.dropped - self._dropped_offset)
+        picture = result.picture
+        if self._timecode:  # frame numbers count from 1, as the window does
+            picture = stamp_timecode(picture, frame.index + 1, frame.pts)
         if record and self.recorder.active:
             try:
-                self.recorder.write(result.picture, frame.pts)
+                with self._recorder_lock:
+                    self.recorder.write(picture, frame.pts)
             except EigenCamError as exc:
                 self.out.error.emit(str(exc))
                 self._stop_recording()
-        packet = Packet(result.picture, frame, result, self.process_ms, done=now, started=started)
+        packet = Packet(picture, frame, result, self.process_ms, done=now, started=started,
+                        origin=started if origin is None else origin)
         if self.mailbox.put(packet):
             self.out.frame_ready.emit()
 
@@ -284,18 +334,64 @@ class FrameLoop:
             self._last_report = (message, now)
             self.out.error.emit(message)
 
+    def _compare(self, command: cmd.Compare) -> None:
+        """Say ``compare_ready([(component, picture, explained), ...])`` for the frame on screen,
+        one picture per component (the engine's own, as drawn now); the component in use stays."""
+        engine, frame = self.engine, self._last_frame
+        if engine is None or frame is None:
+            self.out.error.emit("nothing to compare: no frame is shown yet")
+            return
+        keep = engine.config.component
+        tiles = []
+        try:
+            for k in range(1, command.count + 1):
+                try:
+                    engine.reconfigure(component=k)
+                except EigenCamError:
+                    break  # beyond the layer's rank
+                engine.reset()  # each tile from this frame alone, none from the state of earlier ones
+                result = engine.process(frame.image, render=self._render)[0]
+                tiles.append((k, result.picture, float(result.explained_component)))
+        finally:
+            engine.reconfigure(component=keep)
+            engine.reset()
+        # The tiles are the frame's own decomposition (no state carried from earlier frames): the
+        # view is redrawn the same way, so that its map is the first tile's.
+        self._redraw = True
+        self.out.compare_ready.emit(tiles)
+
     # -- recording -------------------------------------------------------------------------------
     def _start_recording(self, command: cmd.StartRecording) -> None:
         self._stop_recording()
+        if not self.playback.is_open:
+            self.out.recording_changed.emit(False, "")
+            self.out.error.emit("nothing to record: no source is open")
+            return
         self.recorder.start(command.path, fps=self.playback.fps or 30.0)
         self.out.recording_changed.emit(True, str(command.path))
 
-    def _stop_recording(self) -> None:
-        path = self.recorder.path
-        if path is None:
+    def _stop_recording(self, timeout: float = -1) -> None:
+        """Finish the recording; says ``recording_changed(False, path)``, with ``path`` empty when
+        no frame was written (then there is no file). ``timeout``: longest wait for a write in
+        progress (-1: no limit); nothing is done when it passes."""
+        if not self._recorder_lock.acquire(timeout=timeout):
             return
         try:
-            self.recorder.stop()
-        except Exception as exc:
-            self.out.error.emit(f"finishing the recording {path}: {exc}")
-        self.out.recording_changed.emit(False, str(path))
+            path = self.recorder.path
+            if path is None:
+                return
+            written = self.recorder.frames_written
+            try:
+                self.recorder.stop()
+            except Exception as exc:
+                self.out.error.emit(f"finishing the recording {path}: {exc}")
+                written = 0
+        finally:
+            self._recorder_lock.release()
+        self.out.recording_changed.emit(False, str(path) if written else "")
+
+    def finish_recording(self, timeout: float = 0.5) -> None:
+        """Finish the recording from another thread (closing while the worker is stuck, e.g. loading
+        a model): the lock keeps it from racing a write, and a write stuck for ``timeout`` s is
+        given up on."""
+        self._stop_recording(timeout)

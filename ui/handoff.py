@@ -25,6 +25,9 @@ class Packet:
         process_ms: engine time of this frame (map and picture), milliseconds.
         done: ``time.monotonic()`` when the worker finished it.
         started: ``time.monotonic()`` when the worker began it.
+        origin: ``time.monotonic()`` when the frame was due on screen, where its latency starts:
+            its capture time for a live source, the moment its own time came for a file (decoded
+            ahead, it waited in the queue only for that).
     """
 
     image: np.ndarray
@@ -33,6 +36,7 @@ class Packet:
     process_ms: float
     done: float
     started: float = 0.0
+    origin: float = 0.0
 
 
 class NewestOnly:

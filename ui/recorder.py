@@ -15,7 +15,7 @@ import numpy as np
 from eigencam_live.errors import SinkError
 from eigencam_live.video import VideoSink
 
-__all__ = ["Recorder", "letterbox"]
+__all__ = ["Recorder", "letterbox", "stamp_timecode"]
 
 
 class Recorder:
@@ -102,4 +102,20 @@ def letterbox(image: np.ndarray, width: int, height: int) -> np.ndarray:
     out = np.zeros((height, width, 3), np.uint8)
     y, x = (height - nh) // 2, (width - nw) // 2
     out[y : y + nh, x : x + nw] = small
+    return out
+
+
+def stamp_timecode(image: np.ndarray, number: int, seconds: float) -> np.ndarray:
+    """A copy of ``image`` (``(H, W, 3)`` uint8 BGR) with ``"#number  mm:ss.mmm"`` at its bottom left,
+    white on a dark box, sized to the image (readable in a recording of any size)."""
+    out = image.copy()
+    minutes, rest = divmod(max(0.0, float(seconds)), 60.0)
+    text = f"#{number}  {int(minutes):02d}:{rest:06.3f}"
+    scale = max(0.4, out.shape[0] / 720.0)
+    thickness = max(1, int(round(scale * 1.5)))
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    pad = max(3, int(6 * scale))
+    y = out.shape[0] - pad
+    cv2.rectangle(out, (0, y - h - base - pad), (w + 2 * pad, out.shape[0]), (0, 0, 0), thickness=-1)
+    cv2.putText(out, text, (pad, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thickness, cv2.LINE_AA)
     return out

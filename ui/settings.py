@@ -48,13 +48,16 @@ def load_geometry(store: Store) -> Any:
     return store.value(GEOMETRY_KEY)
 
 
-def save(store: Store, engine: EngineConfig, render: RenderConfig, source: str | int, geometry: Any = None) -> None:
-    """Remember ``engine``, ``render``, ``source`` and the window ``geometry`` (written at once)."""
+def save(store: Store, engine: EngineConfig, render: RenderConfig, source: str | int | None,
+         geometry: Any = None) -> None:
+    """Remember ``engine``, ``render``, ``source`` and the window ``geometry`` (written at once);
+    ``source`` ``None`` (none opened this run) keeps the one remembered before."""
     for group, config, keys in (("engine", engine, ENGINE_KEYS), ("render", render, RENDER_KEYS)):
         for key in keys:
             value = getattr(config, key)
             store.setValue(f"{group}/{key}", "" if value is None else value)
-    store.setValue(SOURCE_KEY, str(source))
+    if source is not None:
+        store.setValue(SOURCE_KEY, str(source))
     if geometry is not None:
         store.setValue(GEOMETRY_KEY, geometry)
     store.sync()

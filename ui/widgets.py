@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from PyQt5.QtCore import QRectF, QSize, Qt
-from PyQt5.QtGui import QColor, QFont, QImage, QPainter, QPen
-from PyQt5.QtWidgets import QSizePolicy, QWidget
+from PyQt5.QtCore import QRectF, QSize, Qt, pyqtSignal
+from PyQt5.QtGui import QColor, QFont, QFontMetrics, QImage, QLinearGradient, QPainter, QPen
+from PyQt5.QtWidgets import QSizePolicy, QSlider, QStyle, QStyleOptionSlider, QWidget
 
 from .shortcuts import SHORTCUTS
 
-__all__ = ["FrameView", "PredictionsPanel", "ShortcutsOverlay", "SpectrumPanel", "to_qimage"]
+__all__ = ["FrameView", "PredictionsPanel", "SeekSlider", "ShortcutsOverlay", "SpectrumPanel", "to_qimage"]
 
 def to_qimage(image: np.ndarray) -> QImage:
     """``(H, W, 3)`` uint8 BGR -> QImage sharing the buffer (keep ``image`` alive as long)."""
@@ -31,11 +31,23 @@ class FrameView(QWidget):
         super().__init__(parent)
         self.setAttribute(Qt.WA_OpaquePaintEvent, True)
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
-        self.setMinimumSize(320, 240)
+        self.setMinimumSize(480, 270)
         self.setFocusPolicy(Qt.StrongFocus)
         self._array: np.ndarray | None = None  # keeps the QImage's buffer alive
         self._qimage: QImage | None = None
         self.placeholder = "Starting…"
+        self.busy = ""  # said over a dimmed picture while, e.g., a model loads
+        self.colorbar: np.ndarray | None = None  # (256, 3) uint8 BGR lookup table, drawn at the right
+
+    def set_busy(self, text: str) -> None:
+        """Dim the picture and say ``text`` over it (``""``: back to normal)."""
+        self.busy = text
+        self.update()
+
+    def set_colorbar(self, lut: np.ndarray | None) -> None:
+        """Show the colormap's scale (``(256, 3)`` uint8 BGR, low to high) beside the picture."""
+        self.colorbar = None if lut is None else np.asarray(lut, np.uint8)
+        self.update()
 
     def set_image(self, image: np.ndarray | None) -> None:
         self._array = image
@@ -68,18 +80,57 @@ class FrameView(QWidget):
             p.drawText(self.rect(), Qt.AlignCenter, self.placeholder)
         else:
             p.setRenderHint(QPainter.SmoothPixmapTransform, True)
-            p.drawImage(self.target_rect(), self._qimage)
+            target = self.target_rect()
+            p.drawImage(target, self._qimage)
+            if self.colorbar is not None:
+                draw_colorbar(p, self.colorbar, target)
+            if self.busy:
+                p.fillRect(self.rect(), QColor(20, 20, 24, 170))
+        if self.busy:
+            f = QFont(p.font())
+            f.setPointSizeF(f.pointSizeF() * 1.5)
+            f.setBold(True)
+            p.setFont(f)
+            p.setPen(QColor(255, 220, 150))
+            p.drawText(self.rect(), Qt.AlignCenter | Qt.TextWordWrap, self.busy)
         p.end()
+
+
+def draw_colorbar(p: QPainter, lut: np.ndarray, target: QRectF) -> None:
+    """The colormap's scale inside the right edge of ``target`` (where the picture is): a vertical
+    bar, high at the top, with 0 and 1 (the map is normalised to [0, 1] on every frame)."""
+    metrics = p.fontMetrics()
+    width = 14.0
+    height = min(220.0, target.height() * 0.6)
+    x = target.right() - width - 10 - metrics.horizontalAdvance("1.0") - 4
+    y = target.top() + (target.height() - height) / 2
+    bar = QRectF(x, y, width, height)
+    gradient = QLinearGradient(bar.bottomLeft(), bar.topLeft())
+    for i in range(0, 256, 15):
+        b, g, r = (int(v) for v in lut[i])
+        gradient.setColorAt(i / 255.0, QColor(r, g, b))
+    b, g, r = (int(v) for v in lut[255])
+    gradient.setColorAt(1.0, QColor(r, g, b))
+    p.fillRect(bar.adjusted(-2, -2, metrics.horizontalAdvance("1.0") + 8, 2), QColor(0, 0, 0, 120))
+    p.fillRect(bar, gradient)
+    p.setPen(QColor(235, 235, 240))
+    p.drawText(QRectF(bar.right() + 3, bar.top() - 2, 40, metrics.height()), Qt.AlignLeft | Qt.AlignTop, "1.0")
+    p.drawText(QRectF(bar.right() + 3, bar.bottom() - metrics.height() + 2, 40, metrics.height()),
+               Qt.AlignLeft | Qt.AlignBottom, "0.0")
 
 
 class PredictionsPanel(QWidget):
     """Top-k labels with probability bars."""
 
+    #: Said above the labels of an untrained network: its top-5 are noise, often at 100 %.
+    UNTRAINED = "untrained: these labels mean nothing"
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.predictions: list[tuple[str, float]] = []
         self.untrained = False
-        self.setMinimumHeight(114)
+        self.placeholder = "no frame yet"
+        self.setMinimumHeight(136)
         self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)
 
     def set_predictions(self, predictions: list[tuple[str, float]], untrained: bool = False) -> None:
@@ -87,8 +138,14 @@ class PredictionsPanel(QWidget):
         self.untrained = untrained
         self.update()
 
+    def clear(self, placeholder: str) -> None:
+        """No labels, ``placeholder`` instead (e.g. while a model loads: the old labels are not its)."""
+        self.predictions = []
+        self.placeholder = placeholder
+        self.update()
+
     def sizeHint(self) -> QSize:  # noqa: N802
-        return QSize(280, 114)
+        return QSize(280, 136)
 
     def paintEvent(self, event) -> None:  # noqa: N802
         p = QPainter(self)
@@ -98,11 +155,22 @@ class PredictionsPanel(QWidget):
         pal = self.palette()
         if not self.predictions:
             p.setPen(pal.color(pal.Disabled, pal.WindowText))
-            p.drawText(self.rect(), Qt.AlignCenter, "no frame yet")
+            p.drawText(self.rect(), Qt.AlignCenter | Qt.TextWordWrap, self.placeholder)
+            p.end()
             return
+        top = 2
+        if self.untrained:
+            p.setPen(QColor(255, 200, 90))
+            f = QFont(p.font())
+            f.setBold(True)
+            p.setFont(f)
+            note = p.fontMetrics().elidedText("⚠ " + self.UNTRAINED, Qt.ElideRight, w)
+            p.drawText(QRectF(0, 0, w, row), Qt.AlignVCenter | Qt.AlignLeft, note)
+            p.setFont(QFont(self.font()))
+            top += row
         bar_w = max(60, int(w * 0.38))
         for i, (label, prob) in enumerate(self.predictions):
-            y = 2 + i * row
+            y = top + i * row
             p.fillRect(w - bar_w - 52, y + 5, bar_w, row - 10, QColor(70, 72, 78))
             colour = QColor(150, 150, 150) if self.untrained else QColor(80, 160, 255)
             p.fillRect(w - bar_w - 52, y + 5, int(bar_w * max(0.0, min(1.0, prob))), row - 10, colour)
@@ -115,7 +183,15 @@ class PredictionsPanel(QWidget):
 
 
 class SpectrumPanel(QWidget):
-    """Explained variance of the first five components as bars; the chosen one highlighted."""
+    """Explained variance of the first five components as bars; the chosen one highlighted; a
+    click on a bar chooses its component.
+
+    Signals:
+        component_clicked(int): the 1-based component whose bar was clicked.
+    """
+
+    component_clicked = pyqtSignal(int)
+    N = 5
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -123,6 +199,21 @@ class SpectrumPanel(QWidget):
         self.component = 1
         self.setMinimumHeight(110)
         self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)
+        self.setCursor(Qt.PointingHandCursor)
+        self.setToolTip("Share of the layer's activation energy (the squared sum of all its values, all "
+                        "components together = 100 %) that each principal component explains. "
+                        "Click a bar to show that component.")
+
+    def component_at(self, x: float) -> int:
+        """The 1-based component whose slot holds ``x`` (widget pixels)."""
+        return int(min(self.N - 1, max(0, x // (self.width() / self.N)))) + 1
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        if event.button() == Qt.LeftButton:
+            k = self.component_at(event.pos().x())
+            if k <= max(1, len(self.explained)):
+                self.component_clicked.emit(k)
+        super().mousePressEvent(event)
 
     def set_spectrum(self, explained: np.ndarray, component: int) -> None:
         self.explained = np.asarray(explained, np.float32)[:5]
@@ -164,7 +255,11 @@ class SpectrumPanel(QWidget):
 
 
 class ShortcutsOverlay(QWidget):
-    """A translucent card listing the keyboard shortcuts (:data:`ui.shortcuts.SHORTCUTS`), over the view."""
+    """A translucent card listing the keyboard shortcuts (:data:`ui.shortcuts.SHORTCUTS`), over the view.
+
+    The card is sized from the text it holds, and the font shrinks until the card fits the view:
+    nothing is cut, however small the window.
+    """
 
     def __init__(self, parent: QWidget) -> None:
         super().__init__(parent)
@@ -172,32 +267,144 @@ class ShortcutsOverlay(QWidget):
         self.setAttribute(Qt.WA_TransparentForMouseEvents, True)
         self.hide()
 
+    def card_layout(self) -> tuple[QFont, QFont, QRectF, float, float]:
+        """``(font, bold font, card, key column width, row height)`` that fit this widget."""
+        base = QFont(self.font())
+        size = base.pointSizeF() * 1.15
+        while True:
+            f = QFont(base)
+            f.setPointSizeF(size)
+            bold = QFont(f)
+            bold.setBold(True)
+            plain, strong = QFontMetrics(f), QFontMetrics(bold)
+            key_w = max(strong.horizontalAdvance(key) for key, _ in self.rows) + 8
+            text_w = max(plain.horizontalAdvance(what) for _, what in self.rows) + 8
+            row = strong.height() + 8
+            card_w = max(key_w + text_w + 56, strong.horizontalAdvance("Keyboard shortcuts") + 40)
+            card_h = row * (len(self.rows) + 1) + 24
+            if (card_w <= self.width() - 8 and card_h <= self.height() - 8) or size <= 6:
+                break
+            size -= 0.5
+        card = QRectF((self.width() - card_w) / 2, (self.height() - card_h) / 2, card_w, card_h)
+        return f, bold, card, float(key_w), float(row)
+
     def paintEvent(self, event) -> None:  # noqa: N802
         p = QPainter(self)
         p.setRenderHint(QPainter.Antialiasing, True)
         p.fillRect(self.rect(), QColor(0, 0, 0, 110))
-        f = QFont(p.font())
-        f.setPointSizeF(f.pointSizeF() * 1.15)
-        p.setFont(f)
-        row = p.fontMetrics().height() + 10
-        # Wide enough for the longest description (it was cut at a fixed 460 px).
-        widest = max(p.fontMetrics().horizontalAdvance(what) for _, what in self.rows)
-        card_w, card_h = max(460, 160 + widest + 24), row * (len(self.rows) + 1) + 30
-        card = QRectF((self.width() - card_w) / 2, (self.height() - card_h) / 2, card_w, card_h)
+        f, bold, card, key_w, row = self.card_layout()
         p.setBrush(QColor(30, 32, 36, 235))
         p.setPen(QPen(QColor(90, 92, 98), 1))
         p.drawRoundedRect(card, 10, 10)
         p.setPen(QColor(235, 235, 240))
-        bold = QFont(f)
-        bold.setBold(True)
         p.setFont(bold)
-        p.drawText(QRectF(card.x(), card.y() + 10, card_w, row), Qt.AlignCenter, "Keyboard shortcuts")
+        p.drawText(QRectF(card.x(), card.y() + 8, card.width(), row), Qt.AlignCenter, "Keyboard shortcuts")
         for i, (key, what) in enumerate(self.rows):
-            y = card.y() + 14 + row * (i + 1)
+            y = card.y() + 12 + row * (i + 1)
             p.setFont(bold)
             p.setPen(QColor(255, 190, 80))
-            p.drawText(QRectF(card.x() + 20, y, 120, row), Qt.AlignVCenter | Qt.AlignRight, key)
+            p.drawText(QRectF(card.x() + 16, y, key_w, row), Qt.AlignVCenter | Qt.AlignRight, key)
             p.setFont(f)
             p.setPen(QColor(225, 225, 230))
-            p.drawText(QRectF(card.x() + 160, y, card_w - 170, row), Qt.AlignVCenter | Qt.AlignLeft, what)
+            p.drawText(QRectF(card.x() + 16 + key_w + 24, y, card.width() - key_w - 40, row),
+                       Qt.AlignVCenter | Qt.AlignLeft, what)
+        p.end()
+
+
+class SeekSlider(QSlider):
+    """A horizontal slider that jumps to where it is clicked (QSlider pages by 10 frames)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(Qt.Horizontal, parent)
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        if event.button() == Qt.LeftButton:
+            opt = QStyleOptionSlider()
+            self.initStyleOption(opt)
+            handle = self.style().subControlRect(QStyle.CC_Slider, opt, QStyle.SC_SliderHandle, self)
+            if not handle.contains(event.pos()):
+                groove = self.style().subControlRect(QStyle.CC_Slider, opt, QStyle.SC_SliderGroove, self)
+                span = max(1, groove.width() - handle.width())
+                x = event.pos().x() - groove.x() - handle.width() // 2
+                self.setValue(QStyle.sliderValueFromPosition(self.minimum(), self.maximum(), x, span))
+        super().mousePressEvent(event)
+
+
+class CompareGrid(QWidget):
+    """Tiles of one frame mapped with several components, each with its explained variance; a
+    click on a tile chooses its component.
+
+    Signals:
+        chosen(int): the 1-based component of the clicked tile.
+    """
+
+    chosen = pyqtSignal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, Qt.Tool)
+        self.setWindowTitle("Compare components")
+        self.tiles: list[tuple[int, np.ndarray, float]] = []
+        self._images: list[QImage] = []
+        self.current = 0
+        self.setMinimumSize(480, 300)
+        self.setCursor(Qt.PointingHandCursor)
+        self.setToolTip("Click a tile to show its component live")
+
+    def set_tiles(self, tiles: list[tuple[int, np.ndarray, float]], current: int) -> None:
+        """``[(component, (H, W, 3) uint8 BGR picture, explained variance in [0, 1]), ...]``."""
+        self.tiles = [(int(k), np.ascontiguousarray(img), float(ev)) for k, img, ev in tiles]
+        self._images = [to_qimage(img) for _, img, _ in self.tiles]
+        self.current = int(current)
+        self.update()
+
+    def grid(self) -> tuple[int, int]:
+        """``(columns, rows)``: the layout whose tiles come out largest."""
+        n = max(1, len(self.tiles))
+        if not self._images:
+            return n, 1
+        aspect = self._images[0].width() / max(1, self._images[0].height())
+        best, shape = -1.0, (n, 1)
+        for cols in range(1, n + 1):
+            rows = -(-n // cols)
+            w, h = self.width() / cols, (self.height() / rows) - 20
+            scale = min(w / aspect, h) if h > 0 else 0
+            if scale > best:
+                best, shape = scale, (cols, rows)
+        return shape
+
+    def tile_rect(self, i: int) -> QRectF:
+        cols, rows = self.grid()
+        w, h = self.width() / cols, self.height() / rows
+        return QRectF((i % cols) * w, (i // cols) * h, w, h)
+
+    def tile_at(self, x: float, y: float) -> int | None:
+        """The component of the tile under ``(x, y)``, ``None`` between tiles."""
+        for i, (k, _, _) in enumerate(self.tiles):
+            if self.tile_rect(i).contains(x, y):
+                return k
+        return None
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        k = self.tile_at(event.pos().x(), event.pos().y())
+        if k is not None and event.button() == Qt.LeftButton:
+            self.chosen.emit(k)
+        super().mousePressEvent(event)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(24, 25, 28))
+        p.setRenderHint(QPainter.SmoothPixmapTransform, True)
+        for i, ((k, _, explained), image) in enumerate(zip(self.tiles, self._images, strict=True)):
+            cell = self.tile_rect(i).adjusted(4, 4, -4, -4)
+            caption = QRectF(cell.x(), cell.bottom() - 18, cell.width(), 18)
+            room = QRectF(cell.x(), cell.y(), cell.width(), cell.height() - 20)
+            scale = min(room.width() / image.width(), room.height() / image.height())
+            w, h = image.width() * scale, image.height() * scale
+            target = QRectF(room.x() + (room.width() - w) / 2, room.y() + (room.height() - h) / 2, w, h)
+            p.drawImage(target, image)
+            if k == self.current:
+                p.setPen(QPen(QColor(255, 170, 40), 3))
+                p.drawRect(target)
+            p.setPen(QColor(235, 235, 240))
+            p.drawText(caption, Qt.AlignCenter, f"PC{k}  ·  {explained * 100:.1f} %")
         p.end()

@@ -7,6 +7,8 @@ the frame on screen).
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections import deque
 from datetime import datetime
@@ -18,6 +20,7 @@ from PyQt5.QtCore import QEvent, QObject, QSettings, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import (
     QAction,
+    QCheckBox,
     QComboBox,
     QDockWidget,
     QDoubleSpinBox,
@@ -40,16 +43,19 @@ from eigencam_live.backends import BACKENDS
 from eigencam_live.cam import METHODS
 from eigencam_live.engine import DEVICES, PRECISIONS, EngineConfig
 from eigencam_live.models import MODELS
-from eigencam_live.render import COLORMAPS, VIEWS, RenderConfig
+from eigencam_live.render import COLORMAPS, VIEWS, RenderConfig, colormap_lut
 
+from . import commands as cmd
 from . import settings as remembered
 from .rates import RateMeter
 from .shortcuts import SHORTCUTS, shortcut
-from .widgets import FrameView, PredictionsPanel, ShortcutsOverlay, SpectrumPanel
+from .widgets import CompareGrid, FrameView, PredictionsPanel, SeekSlider, ShortcutsOverlay, SpectrumPanel
 from .worker import EngineStatus, Packet, Pipeline
 
 __all__ = ["MainWindow", "default_snapshot_dir"]
 
+#: The other texts a toolbar button takes (see :meth:`MainWindow.set_paused`, ``_on_recording_changed``).
+_OTHER_TEXTS = {"pause": ("Resume",), "record": ("■ Stop recording",)}
 _VIEW_LABELS = {"overlay": "Overlay", "side-by-side": "Side by side", "heatmap": "Heatmap only", "original": "Original"}
 _BANNER_WARN = "background:#5a4a1a; color:#ffe9b0; padding:6px 10px; border-radius:4px;"
 _BANNER_ERROR = "background:#6a2323; color:#ffd9d9; padding:6px 10px; border-radius:4px;"
@@ -66,15 +72,48 @@ def default_snapshot_dir() -> Path:
     return Path.home() / "Pictures" / "eigencam-live"
 
 
+def natural_key(name: str) -> list:
+    """Sort key that reads digits as numbers: resnet18 < resnet34 < resnet101."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+#: What the controls mean, as tooltips.
+TIPS = {
+    "model": "The torchvision classifier (ImageNet weights when available). Loading a model takes a few seconds.",
+    "weights": "ImageNet (downloaded once, then cached), none (random weights: maps and labels mean nothing), "
+               "or a state_dict file of your own (Load file…).",
+    "layer": "The layer whose activations Eigen-CAM decomposes, with its output shape (channels × height × "
+             "width). Later layers: coarser maps of whole objects; earlier ones: finer maps of parts and texture.",
+    "component": "Which principal component of the layer's activations is shown: 1 explains the most, and "
+                 "2, 3... often pick out other objects. Click a bar of the spectrum to choose one too.",
+    "method": "How the principal components are found: exact (eigendecomposition of the small Gram matrix), "
+              "randomized (a fast randomized SVD for large maps), or auto (chosen by the map's size).",
+    "smoothing": "Temporal smoothing of the map in [0, 0.95]: 0 shows each frame's own map, 0.8 blends in "
+                 "80 % of the previous map for a steadier picture that lags a little.",
+    "short_side": "The network input's short side in pixels (64 to 1024, steps of 32; other values are rounded). "
+                  "The whole frame is resized, never cropped. Larger: finer maps, slower frames.",
+    "device": "cpu, cuda, or auto (CUDA when there is a GPU).",
+    "precision": "fp32, fp16 (CUDA only), bf16, or auto (fp16 on CUDA, fp32 on the CPU).",
+    "view": "overlay: the map blended into the frame; side by side: frame and map (stacked vertically when "
+            "that is bigger); heatmap only; original.",
+    "alpha": "How strongly the map covers the frame in the overlay view.",
+    "colormap": "The colours of the map, from low (0) to high (1) attention; the bar at the right of the "
+                "picture shows the scale.",
+}
+
+
 
 class _FrameKeys(QObject):
-    """Event filter: ← and → (no modifier) go to the window's frame-step shortcuts, not the widget."""
+    """Event filter for spin boxes: ← and → (frame steps), Space (pause) and S, R, F, H (no modifier)
+    go to the window's shortcuts, not to the number being edited (which has no use for them)."""
+
+    KEYS = (Qt.Key_Left, Qt.Key_Right, Qt.Key_Space, Qt.Key_S, Qt.Key_R, Qt.Key_F, Qt.Key_H)
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
         if (
             event.type() == QEvent.ShortcutOverride
-            and event.key() in (Qt.Key_Left, Qt.Key_Right)
-            and event.modifiers() == Qt.NoModifier
+            and event.key() in self.KEYS
+            and event.modifiers() in (Qt.NoModifier, Qt.KeypadModifier)
         ):
             event.ignore()  # not claimed by the widget: the shortcut fires
             return True
@@ -118,7 +157,12 @@ class MainWindow(QMainWindow):
         self.render_config = render_config
         self.status: EngineStatus | None = None
         self.source_info = None
-        self.source_spec: str | int = source
+        # What plays (set once a source has opened: only that is remembered) and what was asked for.
+        self.source_spec: str | int | None = None
+        self.requested_source: str | int = source
+        self.busy_text = ""
+        self._veil_until_frame = False  # a model was loaded: the old picture stays veiled till a new one
+        self._last_folder = str(Path.home())
         self.last_packet: Packet | None = None
         self.last_error: str | None = None
         self.errors: list[str] = []
@@ -157,11 +201,14 @@ class MainWindow(QMainWindow):
         self.error_banner = QLabel(central)
         self.error_banner.setStyleSheet(_BANNER_ERROR)
         self.error_banner.setWordWrap(True)
+        self.error_banner.setToolTip("Click to dismiss")
+        self.error_banner.mousePressEvent = lambda _e: self.error_banner.hide()
         self.error_banner.hide()
         self.view = FrameView(central)
+        self.view.set_colorbar(colormap_lut(self.render_config.colormap))
         self.overlay = ShortcutsOverlay(self.view)
         seek_row = QHBoxLayout()
-        self.seek_slider = QSlider(Qt.Horizontal, central)
+        self.seek_slider = SeekSlider(central)
         self.seek_slider.setFocusPolicy(Qt.NoFocus)
         self.seek_label = QLabel("", central)
         self.seek_label.setMinimumWidth(110)
@@ -191,19 +238,29 @@ class MainWindow(QMainWindow):
         self.source_combo = QComboBox(src)
         self.source_combo.addItem("Demo scene", "demo")
         self.source_combo.addItem("Open file…", "__file__")
+        self.source_combo.addItem("Open folder…", "__folder__")
         self.source_combo.addItem("Open URL…", "__url__")
         self.source_combo.activated.connect(self._on_source_chosen)
         self.source_label = QLabel("", src)
         self.source_label.setWordWrap(True)
+        self.loop_check = QCheckBox("Loop files", src)
+        self.loop_check.setToolTip("Start a file again from its first frame when it ends")
         form.addRow(self.source_combo)
-        form.addRow(self.source_label)
+        info_row = QHBoxLayout()
+        info_row.addWidget(self.source_label, 1)
+        info_row.addWidget(self.loop_check)
+        form.addRow(info_row)
         col.addWidget(src)
 
         mdl = QGroupBox("Model and Eigen-CAM", panel)
         form = _form(mdl)
         self.model_combo = QComboBox(mdl)
-        for name in sorted(MODELS):
+        for name in sorted(MODELS, key=natural_key):
             self.model_combo.addItem(name, name)
+        self.weights_combo = QComboBox(mdl)
+        self.weights_combo.addItem("ImageNet", "imagenet")
+        self.weights_combo.addItem("none (random)", "none")
+        self.weights_combo.addItem("Load file…", "__file__")
         self.layer_combo = QComboBox(mdl)
         self.layer_combo.setMinimumContentsLength(18)
         self.layer_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
@@ -233,7 +290,9 @@ class MainWindow(QMainWindow):
         for p in PRECISIONS:
             self.precision_combo.addItem(p, p)
         self.in_use_label = QLabel("—", mdl)
+        self.in_use_label.setWordWrap(True)
         form.addRow("Model", self.model_combo)
+        form.addRow("Weights", self.weights_combo)
         form.addRow("Layer", self.layer_combo)
         form.addRow("Component", self.component_spin)
         form.addRow("Method", self.method_combo)
@@ -243,7 +302,8 @@ class MainWindow(QMainWindow):
         pair.addWidget(self.device_combo)
         pair.addWidget(self.backend_combo)
         pair.addWidget(self.precision_combo)
-        form.addRow("Device, backend, precision", pair)
+        form.addRow(QLabel("Device, backend, precision", mdl))
+        form.addRow(pair)
         form.addRow("In use", self.in_use_label)
         col.addWidget(mdl)
 
@@ -254,21 +314,48 @@ class MainWindow(QMainWindow):
             self.view_combo.addItem(_VIEW_LABELS.get(v, v), v)
         self.alpha_slider = QSlider(Qt.Horizontal, drw)
         self.alpha_slider.setRange(0, 100)
+        self.alpha_label = QLabel("", drw)
+        self.alpha_label.setMinimumWidth(self.alpha_label.fontMetrics().horizontalAdvance("100 %") + 4)
+        self.alpha_label.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+        self.alpha_slider.valueChanged.connect(lambda v: self.alpha_label.setText(f"{v} %"))
         self.colormap_combo = QComboBox(drw)
         for c in COLORMAPS:
             self.colormap_combo.addItem(c, c)
         form.addRow("View", self.view_combo)
-        form.addRow("Opacity", self.alpha_slider)
-        form.addRow("Colormap", self.colormap_combo)
+        opacity = QHBoxLayout()
+        opacity.addWidget(self.alpha_slider, 1)
+        opacity.addWidget(self.alpha_label)
+        form.addRow("Opacity", opacity)
+        colormap_row = QHBoxLayout()
+        colormap_row.addWidget(self.colormap_combo, 1)
+        form.addRow("Colormap", colormap_row)
+        self.colorbar_check = QCheckBox("Colour bar", drw)
+        self.colorbar_check.setToolTip("The colormap's scale at the right of the picture (0 = low, 1 = high "
+                                       "attention; each frame's map spans 0 to 1), also in snapshots")
+        self.colorbar_check.setChecked(True)
+        self.colorbar_check.toggled.connect(
+            lambda on: self.view.set_colorbar(colormap_lut(self.render_config.colormap) if on else None))
+        colormap_row.addWidget(self.colorbar_check)
+        self.timecode_check = QCheckBox("Timecode on the picture and recordings", drw)
+        self.timecode_check.setToolTip("Stamp the frame number (from 1) and time at the bottom left of what is "
+                                       "shown, recorded and saved")
+        self.timecode_check.toggled.connect(lambda on: self.pipeline.send(cmd.SetTimecode(bool(on))))
+        form.addRow(self.timecode_check)
         col.addWidget(drw)
 
-        pred = QGroupBox("Predictions (top 5)", panel)
-        self.predictions = PredictionsPanel(pred)
-        QVBoxLayout(pred).addWidget(self.predictions)
-        col.addWidget(pred)
+        self.predictions_box = QGroupBox("Predictions (top 5)", panel)
+        self.predictions = PredictionsPanel(self.predictions_box)
+        QVBoxLayout(self.predictions_box).addWidget(self.predictions)
+        col.addWidget(self.predictions_box)
         spec = QGroupBox("Explained variance", panel)
         self.spectrum = SpectrumPanel(spec)
-        QVBoxLayout(spec).addWidget(self.spectrum)
+        self.spectrum.component_clicked.connect(self.component_spin.setValue)
+        self.spectrum_note = QLabel("100 % = the layer's whole activation. Click a bar to show it.", spec)
+        self.spectrum_note.setWordWrap(True)
+        self.spectrum_note.setStyleSheet("color:#a0a0a8;")
+        spec_col = QVBoxLayout(spec)
+        spec_col.addWidget(self.spectrum)
+        spec_col.addWidget(self.spectrum_note)
         col.addWidget(spec)
 
         col.addStretch(1)
@@ -279,14 +366,17 @@ class MainWindow(QMainWindow):
         scroll.setWidget(panel)
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        scroll.setMinimumWidth(350)
+        self.controls_scroll = scroll
+        self._fit_controls()
         dock.setWidget(scroll)
         self.addDockWidget(Qt.RightDockWidgetArea, dock)
         self.controls_dock = dock
+        self._set_tips()
 
         self._sync_controls(self.engine_config, self.render_config)
         self.model_combo.activated.connect(lambda _i: self._engine(model=self.model_combo.currentData(), layer=None))
         self.layer_combo.activated.connect(lambda _i: self._engine(layer=self.layer_combo.currentData()))
+        self.weights_combo.activated.connect(self._on_weights_chosen)
         self.component_spin.valueChanged.connect(lambda v: self._engine(component=int(v)))
         self.method_combo.activated.connect(lambda _i: self._engine(method=self.method_combo.currentData()))
         self.smoothing_spin.valueChanged.connect(lambda v: self._engine(smoothing=round(float(v), 2)))
@@ -299,8 +389,32 @@ class MainWindow(QMainWindow):
         self.colormap_combo.activated.connect(lambda _i: self._render(colormap=self.colormap_combo.currentData()))
 
         self.stats_label = QLabel("", self)
-        self.statusBar().addPermanentWidget(self.stats_label)
+        self.stats_label.setMinimumWidth(1)  # elided by the status bar, never pushing the window wider
+        self.rec_indicator = QLabel("● REC", self)
+        self.rec_indicator.setStyleSheet("color:white; background:#c62828; font-weight:bold; padding:1px 8px;"
+                                         "border-radius:3px;")
+        self.rec_indicator.hide()
+        self.statusBar().addPermanentWidget(self.rec_indicator)
+        self.statusBar().addPermanentWidget(self.stats_label, 1)
         self.view.setFocus()
+
+    def _fit_controls(self) -> None:
+        """Room for the controls and a vertical scrollbar beside them, never over their arrows and
+        spin buttons (called again when texts in the panel change)."""
+        scroll = self.controls_scroll
+        bar = scroll.style().pixelMetric(scroll.style().PM_ScrollBarExtent)
+        need = scroll.widget().minimumSizeHint().width() + bar + 2 * scroll.frameWidth() + 2
+        if need != scroll.minimumWidth():
+            scroll.setMinimumWidth(max(350, need))
+
+    def _set_tips(self) -> None:
+        for name, widget in (("model", self.model_combo), ("weights", self.weights_combo), ("layer", self.layer_combo),
+                             ("component", self.component_spin), ("method", self.method_combo),
+                             ("smoothing", self.smoothing_spin), ("short_side", self.short_side_spin),
+                             ("device", self.device_combo), ("precision", self.precision_combo),
+                             ("view", self.view_combo), ("alpha", self.alpha_slider),
+                             ("colormap", self.colormap_combo)):
+            widget.setToolTip(TIPS[name])
 
     def _make_actions(self) -> QToolBar:
         """One action per row of :data:`~ui.shortcuts.SHORTCUTS`: its keys work anywhere in the
@@ -325,7 +439,12 @@ class MainWindow(QMainWindow):
                     bar.addSeparator()
                 group = row.group
                 bar.addAction(action)
-                bar.widgetForAction(action).setFocusPolicy(Qt.NoFocus)
+                button = bar.widgetForAction(action)
+                button.setFocusPolicy(Qt.NoFocus)
+                # As wide as its widest text (Pause/Resume, Record/Stop): the buttons never shift.
+                widest = max(button.fontMetrics().horizontalAdvance(row.button_text(t))
+                             for t in (None, *_OTHER_TEXTS.get(row.name, ())))
+                button.setMinimumWidth(widest + 2 * button.style().pixelMetric(button.style().PM_ButtonMargin) + 8)
         self.pause_action = self.shortcut_actions["pause"]
         self.record_action = self.shortcut_actions["record"]
         self.addToolBar(Qt.TopToolBarArea, bar)
@@ -342,10 +461,12 @@ class MainWindow(QMainWindow):
         p.engine_changed.connect(self._on_engine_changed)
         p.layers_ready.connect(self._on_layers)
         p.source_opened.connect(self._on_source_opened)
-        p.source_ended.connect(lambda: self.statusBar().showMessage("End of file — ← steps back, drag the slider", 5000))
+        p.source_failed.connect(self._on_source_failed)
+        p.source_ended.connect(self._on_source_ended)
         p.recording_changed.connect(self._on_recording_changed)
         p.busy.connect(self._on_busy)
         p.cameras_found.connect(self._on_cameras)
+        p.compare_ready.connect(self._on_compare)
 
     # -- controls -> pipeline ----------------------------------------------------------------------
     def _engine(self, **changes) -> None:
@@ -357,16 +478,18 @@ class MainWindow(QMainWindow):
         except Exception as exc:
             self.show_error(str(exc))
             return
+        self.view.set_colorbar(colormap_lut(self.render_config.colormap))
         self.pipeline.set_render(self.render_config)
 
     def _sync_controls(self, ec: EngineConfig, rc: RenderConfig | None = None) -> None:
-        widgets = [self.model_combo, self.component_spin, self.method_combo, self.smoothing_spin,
+        widgets = [self.model_combo, self.weights_combo, self.component_spin, self.method_combo, self.smoothing_spin,
                    self.short_side_spin, self.device_combo, self.backend_combo, self.precision_combo, self.view_combo,
                    self.alpha_slider, self.colormap_combo]
         for w in widgets:
             w.blockSignals(True)
         try:
             self.model_combo.setCurrentIndex(self.model_combo.findData(ec.model))
+            self._select_weights(ec.weights)
             self.component_spin.setValue(min(5, ec.component))
             self.method_combo.setCurrentIndex(self.method_combo.findData(ec.method))
             self.smoothing_spin.setValue(float(ec.smoothing))
@@ -377,38 +500,70 @@ class MainWindow(QMainWindow):
             if rc is not None:
                 self.view_combo.setCurrentIndex(self.view_combo.findData(rc.view))
                 self.alpha_slider.setValue(int(round(rc.alpha * 100)))
+                self.alpha_label.setText(f"{self.alpha_slider.value()} %")
                 self.colormap_combo.setCurrentIndex(self.colormap_combo.findData(rc.colormap))
         finally:
             for w in widgets:
                 w.blockSignals(False)
 
+    def _on_weights_chosen(self, index: int) -> None:
+        data = self.weights_combo.itemData(index)
+        self._select_weights(self.engine_config.weights)  # until the worker says what is in use
+        if data == "__file__":
+            path, _ = QFileDialog.getOpenFileName(self, "Load weights (a state_dict)", self._last_folder,
+                                                  "PyTorch weights (*.pth *.pt);;All files (*)")
+            if path:
+                self._last_folder = str(Path(path).parent)
+                self._engine(weights=path)
+        else:
+            self._engine(weights=data)
+
+    def _select_weights(self, weights: str) -> None:
+        i = self.weights_combo.findData(weights)
+        if i < 0:
+            self.weights_combo.insertItem(2, f"file: {Path(weights).name}", weights)
+            i = self.weights_combo.findData(weights)
+        self.weights_combo.setCurrentIndex(i)
+
     def _on_source_chosen(self, index: int) -> None:
         data = self.source_combo.itemData(index)
+        # The box shows what plays until a new source has really opened (a cancelled dialog or a
+        # failed open leaves it there).
+        self._select_current_source()
         if data == "__file__":
             path, _ = QFileDialog.getOpenFileName(
-                self, "Open a video", str(Path.home()), "Videos (*.mp4 *.mkv *.avi *.mov *.webm *.m4v);;All files (*)"
+                self, "Open a video", self._last_folder,
+                "Videos (*.mp4 *.mkv *.avi *.mov *.webm *.m4v);;All files (*)"
             )
             if path:
+                self._last_folder = str(Path(path).parent)
                 self.open_source(path)
-            else:
-                self._select_current_source()
+        elif data == "__folder__":
+            path = QFileDialog.getExistingDirectory(self, "Open a folder of images", self._last_folder)
+            if path:
+                self._last_folder = str(Path(path).parent)
+                self.open_source(path)
         elif data == "__url__":
-            url, ok = QInputDialog.getText(self, "Open a stream", "URL (rtsp://, http://, ...):")
-            if ok and url.strip():
-                self.open_source(url.strip())
-            else:
-                self._select_current_source()
+            dialog = QInputDialog(self)
+            dialog.setWindowTitle("Open a stream")
+            dialog.setLabelText("URL (rtsp://, http://, ...):")
+            dialog.resize(max(520, dialog.width()), dialog.height())
+            if dialog.exec_() and dialog.textValue().strip():
+                self.open_source(dialog.textValue().strip())
         else:
             self.open_source(data)
 
     def _select_current_source(self) -> None:
+        if self.source_spec is None:
+            return
         i = self.source_combo.findData(self.source_spec)
         if i >= 0:
             self.source_combo.setCurrentIndex(i)
 
     def open_source(self, spec: str | int) -> None:
-        """Open a new source (the engine's video state is reset; settings stay)."""
-        self.source_spec = spec
+        """Open a new source (the engine's video state is reset; settings stay); the old one plays
+        on until the new one has opened, and on if it fails."""
+        self.requested_source = spec
         self.pipeline.open_source(spec)
 
     # -- pipeline -> widgets -----------------------------------------------------------------------
@@ -418,17 +573,20 @@ class MainWindow(QMainWindow):
             return
         self.view.set_image(packet.image)
         now = time.monotonic()
-        self.latencies.append((now - packet.frame.captured) * 1000.0)
-        self.display_rate.tick(t=now)
+        if not self.paused:  # a step or a redraw while paused has no capture-to-screen latency
+            self.latencies.append((now - packet.origin) * 1000.0)
+            self.display_rate.tick(t=now)
         self.frames_displayed += 1
         self.last_packet = packet
+        self._end_busy(frame_shown=True)  # signals come in order: this frame is the new engine's
         r = packet.result
         self.predictions.set_predictions(r.predictions, untrained=not (self.status and self.status.trained))
         self.spectrum.set_spectrum(r.explained, r.component)
-        if self.seek_widget.isVisible() and not self.seek_slider.isSliderDown():
-            self.seek_slider.blockSignals(True)
-            self.seek_slider.setValue(packet.frame.index)
-            self.seek_slider.blockSignals(False)
+        if self.seek_widget.isVisible():
+            if not self.seek_slider.isSliderDown():  # never pull the handle from under the mouse
+                self.seek_slider.blockSignals(True)
+                self.seek_slider.setValue(packet.frame.index)
+                self.seek_slider.blockSignals(False)
             total = self.source_info.frame_count if self.source_info else None
             self.seek_label.setText(f"{packet.frame.index + 1} / {total}  ·  {packet.frame.pts:.2f} s")
         self.frame_shown.emit(packet)
@@ -439,24 +597,29 @@ class MainWindow(QMainWindow):
         self._sync_controls(status.config)
         self.in_use_label.setText(f"{status.device} · {status.backend} · {status.dtype} · "
                                   f"{'trained' if status.trained else 'untrained'}")
+        self.predictions_box.setTitle("Predictions (top 5)" if status.trained
+                                      else "Predictions — untrained, meaningless")
+        self.predictions.untrained = not status.trained
+        self._end_busy()
         if not status.trained:
             if status.warning:
                 text = (
-                    f"<b>Untrained network.</b> ImageNet weights for {status.config.model} are not available "
-                    "(offline, nothing cached): the heatmaps and labels come from random weights and mean "
-                    "nothing. Connect once to cache them, or start with <code>--weights FILE.pth</code>."
+                    f"<b>Untrained network:</b> no ImageNet weights for {status.config.model} (offline, none "
+                    "cached), so heatmaps and labels mean nothing."
                 )
             else:
                 text = (
-                    f"<b>Untrained network</b> ({status.config.model} with <code>--weights none</code>): "
-                    "heatmaps and labels come from random weights."
+                    "<b>Untrained network</b> (random weights on purpose): heatmaps and labels mean nothing."
                 )
             self.warning_banner.setText(text)
-            self.warning_banner.setToolTip(status.warning or "")
+            self.warning_banner.setToolTip(
+                (status.warning or "") + "\nConnect once to cache the ImageNet weights, or load weights of "
+                "your own: Weights > Load file… (or --weights FILE.pth).")
             self.warning_banner.show()
         else:
             self.warning_banner.hide()
         self._select_layer(status.layer)
+        self._fit_controls()
 
     def _on_layers(self, model: str, layers: list) -> None:
         self.layer_combo.blockSignals(True)
@@ -467,6 +630,7 @@ class MainWindow(QMainWindow):
         self.layer_combo.blockSignals(False)
         if self.status is not None:
             self._select_layer(self.status.layer)
+        self._fit_controls()
 
     def _select_layer(self, layer: str) -> None:
         i = self.layer_combo.findData(layer)
@@ -477,16 +641,18 @@ class MainWindow(QMainWindow):
         self.layer_combo.setCurrentIndex(i)
         self.layer_combo.blockSignals(False)
 
-    def _on_source_opened(self, info) -> None:
+    def _on_source_opened(self, spec, info) -> None:
         self.source_info = info
-        self.error_banner.hide()
-        spec = self.source_spec
+        if spec == self.requested_source:
+            self.error_banner.hide()  # else the demo took a failed source's place: its error stays
+        self.source_spec = spec
         i = self.source_combo.findData(spec)
         if i < 0:
             label = f"Camera {spec}" if info.kind == "webcam" else f"{info.kind}: {Path(str(info.name)).name}"
-            self.source_combo.insertItem(self.source_combo.count() - 2, label, spec)
+            self.source_combo.insertItem(self.source_combo.count() - 3, label, spec)
             i = self.source_combo.findData(spec)
         self.source_combo.setCurrentIndex(i)
+        self.shortcut_actions["back"].setEnabled(bool(info.seekable and not info.live))
         frames = f", {info.frame_count} frames" if info.frame_count else ""
         self.source_label.setText(f"{info.width}×{info.height} @ {float(info.fps):.2f} fps{frames}")
         seekable = bool(info.seekable and info.frame_count and not info.live)
@@ -498,6 +664,16 @@ class MainWindow(QMainWindow):
             self.seek_slider.blockSignals(False)
         self.setWindowTitle(f"eigencam-live — {info.name}")
 
+    def _on_source_ended(self) -> None:
+        if self.loop_check.isChecked() and not self.paused:
+            self.pipeline.seek(0)
+        else:
+            self.statusBar().showMessage("End of file — ← steps back, drag the slider, or tick Loop files", 5000)
+
+    def _on_source_failed(self, spec, message: str) -> None:
+        self.show_error(message if self.source_spec is not None else f"{message} (showing the demo scene)")
+        self._select_current_source()
+
     def _on_cameras(self, cameras: list) -> None:
         for index in cameras:
             if self.source_combo.findData(index) < 0 and self.source_combo.findData(str(index)) < 0:
@@ -506,36 +682,71 @@ class MainWindow(QMainWindow):
     def _on_recording_changed(self, on: bool, path: str) -> None:
         self.recording_path = path if on else None
         self.record_action.setText(shortcut("record").button_text("■ Stop recording" if on else None))
-        self.statusBar().showMessage(f"Recording to {path}" if on else f"Recording saved: {path}", 6000)
+        self.rec_indicator.setVisible(on)
+        if on:
+            self.statusBar().showMessage(f"Recording to {path}", 6000)
+        elif path:
+            self.statusBar().showMessage(f"Recording saved: {path}", 6000)
+        else:
+            self.statusBar().showMessage("Recording stopped: no frame was recorded, no file written", 6000)
 
     def _on_busy(self, what: str) -> None:
+        """A long operation (loading a model) started, or ended with ``""``: said over the picture,
+        and the panels emptied (the old model's labels and spectrum are not the new one's). After a
+        model load the veil stays until the new model's first frame is on screen (its first frame
+        may take seconds more: an ONNX export)."""
         if what:
-            self.statusBar().showMessage(what.capitalize())
+            if what.startswith("loading"):
+                self._veil_until_frame = True
+            self.busy_text = what[0].upper() + what[1:]
+            self.statusBar().showMessage(self.busy_text)
+            self.view.set_busy(self.busy_text)
             if self.last_packet is None:
-                self.view.placeholder = what.capitalize()
-                self.view.update()
-        else:
+                self.view.placeholder = self.busy_text
+            if what.startswith("loading"):
+                self.predictions.clear(self.busy_text)
+                self.spectrum.set_spectrum(np.zeros(0, np.float32), self.engine_config.component)
+        elif not self._veil_until_frame:
+            self._end_busy()
+
+    def _end_busy(self, *, frame_shown: bool = False) -> None:
+        if self._veil_until_frame and not frame_shown:
+            return
+        self._veil_until_frame = False
+        if self.busy_text:
+            self.busy_text = ""
             self.statusBar().clearMessage()
+            self.view.set_busy("")
+            self.predictions.placeholder = "no frame yet"
+            self.predictions.update()
 
     def show_error(self, message: str) -> None:
         """Show a one-line error over the view for a few seconds; the app keeps running."""
         self.last_error = message
         self.errors.append(message)
-        self.error_banner.setText(f"<b>Error:</b> {message}")
+        self.error_banner.setText(f"<b>Error:</b> {message}  <small>(click to dismiss)</small>")
         self.error_banner.show()
-        self._error_timer.start(10000)
+        self._error_timer.start(30000)
 
     def _update_stats(self) -> None:
+        p = self.pipeline
+        if self.paused:
+            self.stats_label.setText(f"PAUSED  ·  last frame {p.process_ms:.0f} ms  ·  dropped {p.dropped}")
+            return
         lat = list(self.latencies)[-60:]
         latency = f"{np.median(lat):.0f} ms" if lat else "—"
-        p = self.pipeline
-        state = "  ·  PAUSED" if self.paused else ""
-        rec = "  ·  ● REC" if self.recording_path else ""
-        self.stats_label.setText(
-            f"capture {p.capture_fps:.1f} fps  ·  processing {p.process_rate.rate():.1f} fps "
-            f"({p.process_ms:.0f} ms)  ·  display {self.display_rate.rate():.1f} fps  ·  latency {latency}  ·  "
-            f"dropped {p.dropped}{state}{rec}"
-        )
+        capture, processing, display = p.capture_fps, p.process_rate.rate(), self.display_rate.rate()
+        full = (f"capture {capture:.1f} fps  ·  processing {processing:.1f} fps ({p.process_ms:.0f} ms)  ·  "
+                f"display {display:.1f} fps  ·  latency {latency}  ·  dropped {p.dropped}")
+        short = (f"cap {capture:.0f} · proc {processing:.0f} fps ({p.process_ms:.0f} ms) · disp {display:.0f} · "
+                 f"lat {latency} · drop {p.dropped}")
+        fits = self.stats_label.fontMetrics().horizontalAdvance(full) <= self.stats_label.width()
+        self.stats_label.setText(full if fits else short)
+        self.stats_label.setToolTip("capture: frames the source delivers per second; processing: frames the "
+                                    "model finishes per second (time of the last one); display: frames shown "
+                                    "per second; latency: from capture (files: from the frame's due time) to "
+                                    "the screen, median of the last 60; dropped: live frames skipped because "
+                                    "the model was busy (not counted while paused)")
 
     # -- inspection --------------------------------------------------------------------------------
     def toggle_pause(self) -> None:
@@ -543,6 +754,8 @@ class MainWindow(QMainWindow):
 
     def set_paused(self, paused: bool) -> None:
         self.paused = paused
+        self.latencies.clear()  # a latency across a pause is the pause's length
+        self.display_rate.clear()
         self.pipeline.set_paused(paused)
         self.pause_action.setText(shortcut("pause").button_text("Resume" if paused else None))
         self._update_stats()
@@ -557,49 +770,138 @@ class MainWindow(QMainWindow):
         self.pipeline.seek(value)
 
     def snapshot(self, folder: str | Path | None = None) -> list[Path]:
-        """Save the view (PNG), the raw frame (PNG) and the map (``.npy``, float32 ``(H, W)`` in
-        ``[0, 1]``) of the frame on screen; returns the three paths."""
+        """Save the frame on screen: the view as shown (PNG, with the colour bar when it is on), the
+        raw frame (PNG), the map (``.npy``, float32 ``(H, W)`` in ``[0, 1]``) and the settings that
+        made it (``.json``: model, weights, layer, component, method, frame number and time, ...).
+        Names count frames from 1, as the window does. Returns the four paths (``[]`` when nothing
+        was saved, and the window says why)."""
         packet = self.last_packet
         if packet is None:
-            self.show_error("no frame to save yet")
+            self.say_error("nothing to save: no frame is shown yet")
             return []
         out = Path(folder) if folder else self.snapshot_dir
+        number = packet.frame.index + 1
         try:
             out.mkdir(parents=True, exist_ok=True)
-            stem = f"eigencam-{datetime.now():%Y%m%d-%H%M%S}-f{packet.frame.index:06d}"
-            view_path = out / f"{stem}-view.png"
-            raw_path = out / f"{stem}-frame.png"
-            map_path = out / f"{stem}-map.npy"
+            stem = f"eigencam-{datetime.now():%Y%m%d-%H%M%S}-f{number:06d}"
+            paths = [out / f"{stem}-view.png", out / f"{stem}-frame.png", out / f"{stem}-map.npy",
+                     out / f"{stem}.json"]
             fast = [cv2.IMWRITE_PNG_COMPRESSION, 1]
-            if not cv2.imwrite(str(view_path), packet.image, fast) or not cv2.imwrite(str(raw_path), packet.frame.image, fast):
+            if not cv2.imwrite(str(paths[0]), self.view_image(packet), fast) or not cv2.imwrite(
+                    str(paths[1]), packet.frame.image, fast):
                 raise OSError(f"cannot write PNG files into {out}")
-            np.save(map_path, packet.result.heatmap.astype(np.float32))
+            np.save(paths[2], packet.result.heatmap.astype(np.float32))
+            paths[3].write_text(json.dumps(self.snapshot_settings(packet), indent=2) + "\n", encoding="utf-8")
         except OSError as exc:
-            self.show_error(f"snapshot failed: {exc}")
+            self.say_error(f"snapshot failed: {exc}")
             return []
-        self.statusBar().showMessage(f"Snapshot saved: {view_path.parent / stem}-*", 6000)
-        return [view_path, raw_path, map_path]
+        self.statusBar().showMessage(f"Snapshot saved: {out / stem}-*", 6000)
+        return paths
+
+    def view_image(self, packet: Packet) -> np.ndarray:
+        """``(H, W, 3)`` uint8 BGR: the packet's picture with the colour bar drawn as on screen."""
+        if not self.colorbar_check.isChecked():
+            return packet.image
+        from PyQt5.QtCore import QRectF
+        from PyQt5.QtGui import QPainter
+
+        from .widgets import draw_colorbar, to_qimage
+
+        height, width = packet.image.shape[:2]
+        qimage = to_qimage(packet.image).copy()  # owned: painting a borrowed buffer would detach
+        painter = QPainter(qimage)
+        draw_colorbar(painter, colormap_lut(self.render_config.colormap), QRectF(0, 0, width, height))
+        painter.end()
+        bits = qimage.constBits()
+        bits.setsize(qimage.bytesPerLine() * height)
+        rows = np.frombuffer(bits, np.uint8).reshape(height, qimage.bytesPerLine())
+        return rows[:, : width * 3].reshape(height, width, 3).copy()
+
+    def snapshot_settings(self, packet: Packet) -> dict:
+        """What made ``packet``'s picture, for the JSON file beside a snapshot."""
+        ec, rc, r = self.engine_config, self.render_config, packet.result
+        status = self.status
+        return {
+            "model": ec.model, "weights": ec.weights, "trained": bool(status.trained) if status else None,
+            "layer": status.layer if status else ec.layer, "component": int(r.component), "method": ec.method,
+            "short_side": ec.short_side, "smoothing": ec.smoothing,
+            "device": status.device if status else ec.device, "backend": status.backend if status else ec.backend,
+            "precision": status.dtype if status else ec.precision,
+            "view": rc.view, "alpha": rc.alpha, "colormap": rc.colormap,
+            "source": str(self.source_spec), "frame": packet.frame.index + 1, "frame_index": packet.frame.index,
+            "time_s": round(float(packet.frame.pts), 6),
+            "frame_size": [int(packet.frame.image.shape[1]), int(packet.frame.image.shape[0])],
+            "map_size": [int(r.cam.shape[1]), int(r.cam.shape[0])],
+            "explained": [round(float(v), 6) for v in np.asarray(r.explained).ravel()],
+            "peak_xy": [int(v) for v in r.peak],
+            "predictions": [[label, round(float(p), 6)] for label, p in r.predictions],
+            "saved": datetime.now().isoformat(timespec="seconds"),
+        }
+
+    def say_error(self, message: str) -> None:
+        """An error the user caused just now: in the banner and in the status bar."""
+        self.show_error(message)
+        self.statusBar().showMessage(message[0].upper() + message[1:], 6000)
 
     def toggle_recording(self, folder: str | Path | None = None) -> None:
         if self.recording_path:
             self.pipeline.stop_recording()
             return
+        if self.source_info is None or self.last_packet is None:
+            self.say_error("nothing to record: no video is playing")
+            return
         out = Path(folder) if folder else self.snapshot_dir
         try:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            self.show_error(f"cannot record into {out}: {exc}")
+            self.say_error(f"cannot record into {out}: {exc}")
             return
         path = out / f"eigencam-{datetime.now():%Y%m%d-%H%M%S}.mp4"
         self.recording_path = str(path)  # optimistic: the worker confirms or reports an error
         self.pipeline.start_recording(path)
 
+    def compare(self, count: int = 5) -> None:
+        """Pause, then show the frame on screen mapped with each of the first ``count`` components
+        in a grid (:class:`~ui.widgets.CompareGrid`); a click on a tile shows that component live."""
+        if self.last_packet is None:
+            self.say_error("nothing to compare: no frame is shown yet")
+            return
+        if not self.paused:
+            self.set_paused(True)
+        self.statusBar().showMessage(f"Comparing components 1 to {count}…")
+        self.pipeline.send(cmd.Compare(count))
+
+    def _on_compare(self, tiles: list) -> None:
+        if self._closed or not tiles:
+            return
+        if getattr(self, "compare_grid", None) is None:
+            self.compare_grid = CompareGrid(self)
+            self.compare_grid.chosen.connect(self._on_compare_chosen)
+            self.compare_grid.resize(960, 420)
+        self.compare_grid.set_tiles(tiles, self.engine_config.component)
+        self.compare_grid.show()
+        self.compare_grid.raise_()
+        self.statusBar().clearMessage()
+
+    def _on_compare_chosen(self, component: int) -> None:
+        self.component_spin.setValue(component)
+        self.compare_grid.current = component
+        self.compare_grid.update()
+
     def toggle_fullscreen(self) -> None:
+        """The picture alone on the screen (and the seek bar of a file); Esc or F brings back the
+        panels, the toolbar, the status bar and any banner."""
+        chrome = (self.controls_dock, self.toolbar, self.statusBar())
         if self.isFullScreen():
             self.showNormal()
-            self.controls_dock.show()
+            for widget in chrome:
+                widget.show()
+            for banner, was in getattr(self, "_banners_before_fullscreen", ()):
+                banner.setVisible(was)
         else:
-            self.controls_dock.hide()
+            self._banners_before_fullscreen = [(b, b.isVisible()) for b in (self.warning_banner, self.error_banner)]
+            for widget in (*chrome, self.warning_banner, self.error_banner):
+                widget.hide()
             self.showFullScreen()
 
     def toggle_help(self) -> None:
@@ -632,11 +934,12 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def save_settings(self) -> None:
+        """Remember the settings, and the source only if one opened (a failed one never is)."""
         if self.settings is not None:
             remembered.save(self.settings, self.engine_config, self.render_config, self.source_spec,
                             self.saveGeometry())
 
-    def shutdown(self, timeout: float = 1.8) -> bool:
+    def shutdown(self, timeout: float = 1.2) -> bool:
         """Stop every thread (idempotent); ``True`` when all ended within ``timeout`` seconds."""
         if self._closed:
             return not self.pipeline.running
@@ -648,5 +951,6 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802
         if not self._closed:
             self.save_settings()
+        self.hide()  # gone at once; the threads are joined behind it
         self.shutdown()
         super().closeEvent(event)

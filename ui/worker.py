@@ -45,25 +45,32 @@ class Pipeline(QObject):
         error(str): a one-line message for the user; the pipeline keeps running.
         engine_changed(EngineStatus): the engine was (re)built or reconfigured.
         layers_ready(str, list): model name and its ``(name, (C, h, w))`` feature layers.
-        source_opened(object): the new source's ``SourceInfo``.
+        source_opened(object, object): the spec that opened (``"demo"`` when the first source of
+            the run failed and the demo took its place) and its ``SourceInfo``.
+        source_failed(object, str): a spec that could not be opened and why (the previous source,
+            if any, plays on).
         source_ended(): end of a file.
-        recording_changed(bool, str): recording on/off and the file path.
+        recording_changed(bool, str): recording on/off and the file path (off with ``""``: nothing
+            was recorded, no file).
         cameras_found(list): indices of the cameras that open.
         paused_changed(bool): the worker has taken a pause/resume into account (no frame is
             processed after ``True`` until a step, a seek or a change of setting).
         busy(str): a long operation started ("" when it finished), e.g. loading a model.
+        compare_ready(list): ``[(component, picture, explained), ...]`` for the frame on screen.
     """
 
     frame_ready = pyqtSignal()
     error = pyqtSignal(str)
     engine_changed = pyqtSignal(object)
     layers_ready = pyqtSignal(str, list)
-    source_opened = pyqtSignal(object)
+    source_opened = pyqtSignal(object, object)
+    source_failed = pyqtSignal(object, str)
     source_ended = pyqtSignal()
     recording_changed = pyqtSignal(bool, str)
     busy = pyqtSignal(str)
     cameras_found = pyqtSignal(list)
     paused_changed = pyqtSignal(bool)
+    compare_ready = pyqtSignal(list)
 
     def __init__(self, engine_config: EngineConfig, render_config: RenderConfig | None = None, *,
                  demo_size: tuple[int, int] = (640, 480), demo_fps: float = 30.0,
@@ -84,15 +91,21 @@ class Pipeline(QObject):
         self._thread = threading.Thread(target=self.loop.run, name="eigencam-pipeline", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 1.5) -> bool:
-        """Stop the worker, close the source and the recorder; ``True`` if the thread ended in time."""
+    def stop(self, timeout: float = 1.2) -> bool:
+        """Stop the worker, close the source and the recorder; ``True`` if the thread ended in time.
+
+        A worker still busy after ``timeout`` s is inside one long call it cannot leave (loading a
+        model): the recording is finished here, and the thread, a daemon, is left to the process's
+        end (``ui.app`` then exits without the interpreter's teardown, see ``end_process``)."""
         self.loop.stop_event.set()
         self.loop.wake.set()
         if self._thread is None:
             return True
         self._thread.join(timeout)
         alive = self._thread.is_alive()
-        if not alive:
+        if alive:
+            self.loop.finish_recording()
+        else:
             self._thread = None
         return not alive
 

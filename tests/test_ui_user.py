@@ -1,0 +1,487 @@
+"""The app as a user finds it (issue 15): closing in every state, failed sources, honest numbers,
+the loading state, the smallest window, untrained networks, and the inspection views."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PyQt5")
+pytest.importorskip("pytestqt")
+
+from PyQt5.QtCore import QPoint, QSettings, Qt  # noqa: E402
+
+from eigencam_live.engine import Engine  # noqa: E402
+from ui import settings as remembered  # noqa: E402
+from ui.shortcuts import SHORTCUTS  # noqa: E402
+
+from . import test_ui as _ui  # noqa: E402
+from .test_ui import FAST, WAIT, next_packet, paused, wait_frames  # noqa: E402
+
+# The window fixtures of test_ui, shared (pytest finds fixtures by their name in this module).
+_one_torch_thread, clip, make_window = _ui._one_torch_thread, _ui.clip, _ui.make_window
+no_threads_left, settings = _ui.no_threads_left, _ui.settings
+
+pytestmark = pytest.mark.gui
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A child process: the window on the demo, recording, then a model switch that never ends (the
+# worker is stuck inside the load, as with a slow resnet50), and the window closed 0.3 s into it.
+_CLOSE_DURING_SWITCH = r"""
+import os, sys, time
+sys.path.insert(0, {root!r})
+os.environ["QT_QPA_PLATFORM"] = "offscreen"
+import torch, torchvision.models
+torch.set_num_threads(1)
+from PyQt5.QtCore import QSettings, QTimer
+from PyQt5.QtWidgets import QApplication
+import eigencam_live.engine as engine_module
+from eigencam_live.engine import EngineConfig
+from eigencam_live.render import RenderConfig
+
+real = engine_module.Engine.reconfigure
+def stuck(self, **changes):
+    if "model" in changes:
+        time.sleep(60)  # a load that cannot be interrupted
+    return real(self, **changes)
+engine_module.Engine.reconfigure = stuck
+
+from ui.app import end_process
+from ui.window import MainWindow
+
+app = QApplication([])
+settings = QSettings({ini!r}, QSettings.IniFormat)
+w = MainWindow(EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64), RenderConfig(), "demo",
+               settings=settings, snapshot_dir={snaps!r}, demo_size=(160, 120))
+w.show()
+shown = []
+def on_frame(packet):
+    shown.append(packet)
+    if len(shown) == 2:
+        w.toggle_recording()
+    if len(shown) == 8:
+        w._engine(model="resnet18", layer=None)
+def close():
+    print("close", time.monotonic(), w.busy_text, flush=True)
+    w.close()
+w.frame_shown.connect(on_frame)
+w.pipeline.busy.connect(lambda text: text.startswith("loading resnet18") and QTimer.singleShot(300, close))
+code = app.exec_()
+w.close()
+end_process(code)
+"""
+
+
+@pytest.mark.slow
+def test_closing_during_a_model_switch_ends_the_process_cleanly_within_two_seconds(tmp_path):
+    """Defects 1 and 7: the process used to abort (exit 134) or take 2-4 s after the window went."""
+    import os
+    import subprocess
+    import sys
+
+    av = pytest.importorskip("av")
+    script = tmp_path / "close.py"
+    ini, snaps = tmp_path / "settings.ini", tmp_path / "snaps"
+    script.write_text(_CLOSE_DURING_SWITCH.format(root=str(ROOT), ini=str(ini), snaps=str(snaps)))
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path)}
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    gone = time.monotonic()
+    assert proc.returncode == 0, err[-2000:]
+    assert "terminate called" not in err
+    line = next(x for x in out.splitlines() if x.startswith("close "))
+    closed_at, busy = float(line.split()[1]), line.split(maxsplit=2)[2]
+    assert busy.startswith("Loading resnet18"), "the switch was in flight when the window closed"
+    assert gone - closed_at < 2.0, f"the process ended {gone - closed_at:.2f} s after close"
+    # Everything a close owes was done first: settings saved, the recording finished and playable.
+    saved = QSettings(str(ini), QSettings.IniFormat)
+    assert remembered.load_source(saved) == "demo"
+    (video,) = snaps.glob("*.mp4")
+    with av.open(str(video)) as c:
+        assert sum(1 for _ in c.decode(c.streams.video[0])) >= 1
+
+
+def test_a_source_that_fails_is_never_remembered_and_the_demo_plays(qtbot, make_window, settings, tmp_path):
+    """Defect 2: a failed first source left the window on "Loading..." forever, and was remembered."""
+    missing = str(tmp_path / "missing.mp4")
+    w = make_window(source=missing, settings=settings)
+    wait_frames(qtbot, w, 3)  # the demo took its place
+    assert "missing.mp4" in w.last_error and w.error_banner.isVisible(), "the error stays up"
+    assert "demo scene" in w.last_error
+    assert w.source_spec == "demo" and w.source_combo.currentData() == "demo"
+    assert w.source_info.kind == "demo"
+    w.close()
+    assert remembered.load_source(settings) == "demo"
+
+
+def test_the_source_box_shows_what_plays_after_a_failed_open_or_a_cancel(qtbot, make_window, clip, tmp_path,
+                                                                        monkeypatch):
+    """Defect 3: it showed "Open URL..." or "Open file..." while the previous file played on."""
+    from PyQt5.QtWidgets import QFileDialog
+
+    w = make_window(source=str(clip))
+    qtbot.waitUntil(lambda: w.source_combo.currentData() == str(clip), timeout=WAIT)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: ("", ""))
+    w.source_combo.setCurrentIndex(w.source_combo.findData("__file__"))
+    w._on_source_chosen(w.source_combo.currentIndex())
+    assert w.source_combo.currentData() == str(clip)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(tmp_path / "nope.mp4"), ""))
+    w.source_combo.setCurrentIndex(w.source_combo.findData("__file__"))
+    with qtbot.waitSignal(w.pipeline.source_failed, timeout=WAIT):
+        w._on_source_chosen(w.source_combo.currentIndex())
+    assert "nope.mp4" in w.last_error
+    assert w.source_combo.currentData() == str(clip) and w.source_spec == str(clip)
+    wait_frames(qtbot, w, 2)  # the file plays on
+
+
+def test_the_frame_number_follows_a_drag_while_paused_and_snapshots_count_from_one(qtbot, make_window, clip,
+                                                                                  tmp_path):
+    """Defect 4."""
+    import json
+
+    w = make_window(source=str(clip))
+    qtbot.waitUntil(lambda: w.seek_widget.isVisible() and w.last_packet is not None, timeout=WAIT)
+    paused(qtbot, w)
+    w.seek_slider.setSliderDown(True)  # the mouse holds the handle
+    p = next_packet(qtbot, w, lambda: w.seek_slider.setValue(20))
+    assert p.frame.index == 20 and w.seek_label.text().startswith("21 / 40")
+    w.seek_slider.setSliderDown(False)
+    view, *_, meta = w.snapshot(tmp_path / "shots")
+    assert "-f000021-" in view.name and json.loads(meta.read_text())["frame"] == 21
+
+
+def test_seek_bar_click_jumps_to_the_click(qtbot, make_window, clip):
+    w = make_window(source=str(clip))
+    qtbot.waitUntil(lambda: w.seek_widget.isVisible() and w.last_packet is not None, timeout=WAIT)
+    paused(qtbot, w)
+    slider = w.seek_slider
+    x = int(slider.width() * 0.75)
+    p = next_packet(qtbot, w, lambda: qtbot.mouseClick(slider, Qt.LeftButton, pos=QPoint(x, slider.height() // 2)))
+    assert 25 <= p.frame.index <= 33, p.frame.index  # about 3/4 of 40 frames, not +10 pages
+
+
+def test_record_and_snapshot_with_nothing_shown_say_so(qtbot, make_window, tmp_path):
+    """Defect 5: R said "Recording saved" and wrote nothing; S said nothing."""
+    w = make_window()
+    # No event has been processed yet: no frame can be on screen.
+    assert w.last_packet is None
+    w.toggle_recording(tmp_path / "rec")
+    assert w.recording_path is None and "nothing to record" in w.last_error
+    assert w.snapshot(tmp_path / "shots") == [] and "nothing to save" in w.last_error
+    assert "Nothing to save" in w.statusBar().currentMessage()
+    assert not (tmp_path / "rec").exists() or not list((tmp_path / "rec").iterdir())
+    wait_frames(qtbot, w, 1)
+
+
+def test_a_recording_without_frames_says_no_file_was_written(tmp_path):
+    """The loop's side of defect 5, without Qt: stopped before any frame, it reports no file."""
+    from eigencam_live.render import RenderConfig
+    from ui import commands as cmd
+    from ui.frame_loop import FrameLoop
+
+    from .test_ui_loop import Out
+
+    out = Out()
+    loop = FrameLoop(FAST, RenderConfig(), out)
+    loop._start_recording(cmd.StartRecording(tmp_path / "none.mp4"))  # no source open
+    assert out.recording_changed.calls == [(False, "")] and "nothing to record" in out.errors()[0]
+    loop.playback.open("demo")
+    try:
+        loop._start_recording(cmd.StartRecording(tmp_path / "r.mp4"))
+        loop._stop_recording()
+    finally:
+        loop.playback.close()
+    assert out.recording_changed.calls[-2:] == [(True, str(tmp_path / "r.mp4")), (False, "")]
+    assert not (tmp_path / "r.mp4").exists()
+
+
+def test_the_shortcuts_overlay_fits_the_smallest_window_and_lists_quit(qtbot, make_window):
+    """Defect 6: "map ." for "map .npy", and Ctrl+Q missing."""
+    from PyQt5.QtGui import QFontMetrics
+
+    w = make_window()
+    wait_frames(qtbot, w, 1)
+    w.resize(w.minimumSizeHint())
+    qtbot.waitUntil(lambda: w.width() == w.minimumSizeHint().width(), timeout=WAIT)
+    w.toggle_help()
+    overlay = w.overlay
+    assert ("Ctrl+Q", "quit") in overlay.rows
+    assert [label for label, _ in overlay.rows] == [row.label for row in SHORTCUTS]
+    font, bold, card, key_w, row = overlay.card_layout()
+    assert overlay.rect().contains(card.toRect()), (overlay.rect(), card)
+    plain, strong = QFontMetrics(font), QFontMetrics(bold)
+    for key, what in overlay.rows:
+        assert strong.horizontalAdvance(key) <= key_w
+        assert plain.horizontalAdvance(what) <= card.width() - key_w - 40, what
+    assert card.height() >= row * (len(overlay.rows) + 1)
+    image = overlay.grab().toImage()
+    assert not image.isNull()
+
+
+def test_status_numbers_stay_true_across_seeks_steps_and_pauses(qtbot, make_window, clip):
+    """Defect 8: capture "2051 fps" after seeks and steps, latency ~900 ms after a pause on files."""
+    w = make_window(source=str(clip))
+    qtbot.waitUntil(lambda: w.last_packet is not None, timeout=WAIT)
+    paused(qtbot, w)
+    for index in (30, 5, 20):
+        next_packet(qtbot, w, lambda i=index: w.seek_slider.setValue(i))
+    next_packet(qtbot, w, lambda: w.step(1))
+    next_packet(qtbot, w, lambda: w.step(1))
+    assert w.pipeline.capture_fps == 0.0, "no rate from jumps"
+    w._update_stats()
+    assert w.stats_label.text().startswith("PAUSED")
+    qtbot.wait(800)  # the decoder fills its queue ahead while paused
+    w.set_paused(False)
+    wait_frames(qtbot, w, 10)
+    assert 5.0 <= w.pipeline.capture_fps <= 26.0, w.pipeline.capture_fps  # the clip is 20 fps
+    assert float(np.median(w.latencies)) < 400, list(w.latencies)
+
+
+def test_dropped_frames_do_not_climb_while_paused(qtbot, make_window):
+    w = make_window(demo_fps=60.0)
+    wait_frames(qtbot, w, 3)
+    paused(qtbot, w)
+    before = w.pipeline.dropped
+    qtbot.wait(700)  # the live capture goes on, replacing frames nobody reads
+    assert w.pipeline.loop.playback.dropped > before + 5, "the capture did drop frames meanwhile"
+    w.set_paused(False)
+    wait_frames(qtbot, w, 2)
+    assert w.pipeline.dropped <= before + 3
+
+
+@pytest.fixture
+def stuck_switch(monkeypatch):
+    """Model switches block until the test releases them (a model that takes long to load)."""
+    release = threading.Event()
+    real = Engine.reconfigure
+
+    def slow(self, **changes):
+        if "model" in changes:
+            release.wait(30)
+        return real(self, **changes)
+
+    monkeypatch.setattr(Engine, "reconfigure", slow)
+    yield release
+    release.set()
+
+
+def test_a_model_switch_says_loading_over_the_picture_and_clears_the_panels(qtbot, make_window, stuck_switch):
+    """Defect 9: the old picture, labels and spectrum stayed up under the new model's name."""
+    w = make_window()
+    wait_frames(qtbot, w, 2)
+    assert w.predictions.predictions and len(w.spectrum.explained)
+    w._engine(model="resnet18", layer=None)
+    qtbot.waitUntil(lambda: w.view.busy.startswith("Loading resnet18"), timeout=WAIT)
+    assert w.predictions.predictions == [] and "resnet18" in w.predictions.placeholder
+    assert len(w.spectrum.explained) == 0
+    shown = w.view.grab().toImage()
+    centre = shown.pixelColor(shown.width() // 2, shown.height() // 4)
+    assert max(centre.red(), centre.green(), centre.blue()) < 140, "the picture is dimmed under the text"
+    with qtbot.waitSignal(w.pipeline.engine_changed, timeout=WAIT):
+        stuck_switch.set()
+    assert w.view.busy, "the old picture stays veiled until the new model's first frame"
+    with qtbot.waitSignal(w.frame_shown, timeout=WAIT) as first:
+        pass
+    assert first.args[0].result.predictions and w.pipeline.engine.config.model == "resnet18"
+    assert w.view.busy == "" and w.busy_text == "" and w.predictions.predictions
+
+
+def test_the_smallest_window_keeps_controls_status_and_banner_readable(qtbot, make_window):
+    """Defect 10: the scrollbar covered the combo arrows, the status bar was cut, the banner took
+    six lines."""
+    w = make_window()
+    wait_frames(qtbot, w, 2)
+    w.show_error("a long message " * 4)
+    w.resize(w.minimumSizeHint())
+    qtbot.waitUntil(lambda: w.width() == w.minimumSizeHint().width(), timeout=WAIT)
+    w.layout().activate()
+    w.controls_dock.layout().activate()
+    scroll = w.controls_scroll
+    panel = scroll.widget()
+    assert scroll.verticalScrollBar().isVisible(), "the small window does scroll the controls"
+    assert scroll.viewport().width() >= panel.minimumSizeHint().width()
+    assert panel.width() <= scroll.viewport().width()
+    w._update_stats()
+    label = w.stats_label
+    assert label.fontMetrics().horizontalAdvance(label.text()) <= label.width(), label.text()
+    for banner in (w.warning_banner, w.error_banner):
+        padding = 12  # the style sheet's, top and bottom
+        lines = (banner.heightForWidth(banner.width()) - padding) / banner.fontMetrics().lineSpacing()
+        assert lines <= 2.5, (banner.text(), lines)
+
+
+def test_untrained_predictions_are_marked_where_they_are_shown(qtbot, make_window):
+    """Defect 11: "Irish water spaniel 100.0 %" with no mark."""
+    w = make_window()
+    wait_frames(qtbot, w, 2)
+    assert "untrained" in w.predictions_box.title()
+    assert w.predictions.untrained
+    w.show_error("something else went wrong")
+    wait_frames(qtbot, w, 1)
+    assert w.predictions.untrained and "untrained" in w.predictions_box.title()
+
+
+def test_clicking_a_spectrum_bar_chooses_its_component(qtbot, make_window):
+    w = make_window()
+    wait_frames(qtbot, w, 2)
+    paused(qtbot, w)
+    spectrum = w.spectrum
+    slot = spectrum.width() / spectrum.N
+    p = next_packet(qtbot, w, lambda: qtbot.mouseClick(spectrum, Qt.LeftButton,
+                                                      pos=QPoint(int(2.5 * slot), spectrum.height() // 2)))
+    assert p.result.component == 3 and w.component_spin.value() == 3 and spectrum.component == 3
+    assert "100 %" in w.spectrum_note.text()
+
+
+def test_the_colour_bar_follows_the_colormap(qtbot, make_window):
+    from eigencam_live.render import colormap_lut
+
+    w = make_window()
+    wait_frames(qtbot, w, 1)
+    assert np.array_equal(w.view.colorbar, colormap_lut("jet"))
+    w._render(colormap="viridis")
+    assert np.array_equal(w.view.colorbar, colormap_lut("viridis"))
+    w.colorbar_check.setChecked(False)
+    assert w.view.colorbar is None
+
+
+def test_models_sort_by_number_and_controls_explain_themselves(qtbot, make_window):
+    w = make_window()
+    names = [w.model_combo.itemData(i) for i in range(w.model_combo.count())]
+    resnets = [n for n in names if n.startswith("resnet") and n[6:].isdigit()]
+    assert resnets == sorted(resnets, key=lambda n: int(n[6:]))
+    for widget in (w.method_combo, w.smoothing_spin, w.short_side_spin, w.component_spin, w.layer_combo):
+        assert len(widget.toolTip()) > 20
+    w.alpha_slider.setValue(35)
+    assert w.alpha_label.text() == "35 %"
+
+
+def test_space_and_s_reach_the_window_from_a_spin_box(qtbot, make_window, tmp_path):
+    w = make_window()
+    w.snapshot_dir = tmp_path / "shots"
+    wait_frames(qtbot, w, 2)
+    w.activateWindow()
+    w.smoothing_spin.setFocus()
+    qtbot.keyClick(w.smoothing_spin, Qt.Key_Space)
+    assert w.paused
+    qtbot.keyClick(w.smoothing_spin, Qt.Key_S)
+    assert len(list((tmp_path / "shots").glob("*.json"))) == 1
+
+
+def test_back_is_disabled_on_live_sources(qtbot, make_window):
+    w = make_window()
+    qtbot.waitUntil(lambda: w.source_info is not None, timeout=WAIT)
+    assert not w.shortcut_actions["back"].isEnabled()
+
+
+def test_close_within_two_seconds_during_a_model_switch_in_process(qtbot, make_window, stuck_switch):
+    """The window's side of the close: gone and its recording finished within 2 s even though the
+    worker is stuck loading a model (the process then ends at once, see ui.app.end_process)."""
+    w = make_window()
+    wait_frames(qtbot, w, 3)
+    w.toggle_recording()
+    wait_frames(qtbot, w, 3)
+    w._engine(model="resnet18", layer=None)
+    qtbot.waitUntil(lambda: w.busy_text.startswith("Loading"), timeout=WAIT)
+    t0 = time.monotonic()
+    w.close()
+    assert time.monotonic() - t0 < 2.0
+    assert not w.isVisible()
+    assert list(Path(w.snapshot_dir).glob("*.mp4")), "the recording was finished though the worker was busy"
+    stuck_switch.set()  # let the worker end, so the test leaves no thread behind
+    qtbot.waitUntil(lambda: not w.pipeline.running, timeout=WAIT)
+
+
+def test_compare_grid_shows_the_first_components_and_a_click_shows_one_live(qtbot, make_window):
+    w = make_window()
+    wait_frames(qtbot, w, 2)
+    base = paused(qtbot, w)
+    with qtbot.waitSignal(w.pipeline.compare_ready, timeout=WAIT) as got, \
+            qtbot.waitSignal(w.frame_shown, timeout=WAIT) as redrawn:
+        w.compare(4)
+    tiles = got.args[0]
+    # The view is redrawn as the tiles are made (the frame's own decomposition): it is the first tile.
+    assert np.array_equal(redrawn.args[0].image, tiles[0][1])
+    assert [k for k, _, _ in tiles] == [1, 2, 3, 4]
+    assert all(picture.shape == base.image.shape for _, picture, _ in tiles)
+    assert not np.array_equal(tiles[0][1], tiles[1][1])
+    explained = [e for *_, e in tiles]
+    assert explained == sorted(explained, reverse=True) and 0 < sum(explained) <= 1 + 1e-5
+    assert w.pipeline.engine.config.component == 1, "the component in use stays"
+    grid = w.compare_grid
+    assert grid.isVisible() and grid.current == 1
+    centre = grid.tile_rect(2).center().toPoint()
+    p = next_packet(qtbot, w, lambda: qtbot.mouseClick(grid, Qt.LeftButton, pos=centre))
+    assert p.result.component == 3 and p.frame.index == base.frame.index and grid.current == 3
+
+
+def test_fullscreen_shows_the_picture_alone(qtbot, make_window):
+    w = make_window()
+    wait_frames(qtbot, w, 1)
+    w.show_error("shown before")
+    w.toggle_fullscreen()
+    qtbot.waitUntil(lambda: w.isFullScreen(), timeout=WAIT)
+    assert not w.toolbar.isVisible() and not w.statusBar().isVisible() and not w.error_banner.isVisible()
+    w.escape()
+    qtbot.waitUntil(lambda: not w.isFullScreen(), timeout=WAIT)
+    assert w.toolbar.isVisible() and w.statusBar().isVisible() and w.error_banner.isVisible()
+
+
+def test_a_file_loops_when_asked(qtbot, make_window, clip):
+    w = make_window(source=str(clip))
+    w.loop_check.setChecked(True)
+    qtbot.waitUntil(lambda: w.last_packet is not None and w.last_packet.frame.index >= 35, timeout=WAIT)
+    qtbot.waitUntil(lambda: w.last_packet.frame.index < 10, timeout=WAIT)
+
+
+def test_weights_are_chosen_in_the_window(qtbot, make_window, tmp_path, monkeypatch):
+    import torch
+    import torchvision
+    from PyQt5.QtWidgets import QFileDialog
+
+    w = make_window()
+    wait_frames(qtbot, w, 1)
+    assert w.weights_combo.currentData() == "none"
+    path = tmp_path / "mine.pth"
+    torch.save(torchvision.models.mobilenet_v3_small().state_dict(), path)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(path), ""))
+    w.weights_combo.setCurrentIndex(w.weights_combo.findData("__file__"))
+    with qtbot.waitSignal(w.pipeline.engine_changed, timeout=WAIT):
+        w.weights_combo.activated.emit(w.weights_combo.currentIndex())
+    qtbot.waitUntil(lambda: w.pipeline.engine.config.weights == str(path), timeout=WAIT)
+    qtbot.waitUntil(lambda: w.weights_combo.currentData() == str(path), timeout=WAIT)
+    assert "mine.pth" in w.weights_combo.currentText()
+
+
+def test_toolbar_buttons_keep_their_place_when_their_text_changes(qtbot, make_window):
+    w = make_window()
+    wait_frames(qtbot, w, 1)
+    buttons = [w.toolbar.widgetForAction(a) for a in w.toolbar.actions() if not a.isSeparator()]
+    before = [b.geometry() for b in buttons]
+    w.set_paused(True)
+    w._on_recording_changed(True, "x.mp4")
+    w.toolbar.layout().activate()
+    assert [b.geometry() for b in buttons] == before
+    w._on_recording_changed(False, "")
+    assert w.rec_indicator.isHidden()
+
+
+def test_timecode_is_stamped_on_what_is_shown_when_asked(qtbot, make_window):
+    w = make_window()
+    wait_frames(qtbot, w, 2)
+    base = paused(qtbot, w)
+    stamped = next_packet(qtbot, w, lambda: w.timecode_check.setChecked(True))
+    assert stamped.frame.index == base.frame.index
+    changed = np.any(stamped.image != base.image, axis=2)
+    ys, xs = np.nonzero(changed)
+    assert len(ys) and ys.min() > base.image.shape[0] // 2 and xs.min() == 0
+    assert stamped.result.picture is not stamped.image, "the engine's picture is left as drawn"
