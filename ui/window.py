@@ -488,6 +488,8 @@ class MainWindow(QMainWindow):
         for w in widgets:
             w.blockSignals(True)
         try:
+            if self.model_combo.findData(ec.model) < 0:  # a model file (ONNX): listed by its name
+                self.model_combo.addItem(Path(ec.model).name, ec.model)
             self.model_combo.setCurrentIndex(self.model_combo.findData(ec.model))
             self._select_weights(ec.weights)
             self.component_spin.setValue(min(5, ec.component))
