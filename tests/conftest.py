@@ -7,7 +7,8 @@ import socket
 import threading
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-# ONNX exports go to a cache of this run's own, never the user's (one folder per test process).
+# ONNX exports go to a cache of this run's own, never the user's (one folder per test process,
+# removed when the session ends).
 os.environ["EIGENCAM_CACHE"] = __import__("tempfile").mkdtemp(prefix="eigencam-test-cache-")
 
 import numpy as np
@@ -15,6 +16,12 @@ import pytest
 import torch
 
 torch.manual_seed(0)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    __import__("shutil").rmtree(os.environ["EIGENCAM_CACHE"], ignore_errors=True)
+
+
 # One network thread: tests run capture, decode and encode threads beside the network, and an
 # OpenMP team as wide as the machine then fights them for the cores (5-10x slower forwards).
 torch.set_num_threads(1)
