@@ -30,29 +30,20 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, fields, replace
-from functools import cached_property
+from dataclasses import fields, replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .backends import (
-    BACKENDS,
-    OnnxBackend,
-    OnnxFileBackend,
-    TorchBackend,
-    is_onnx_path,
-    load_onnx,
-    make_backend,
-    resolve_backend,
-)
-from .cam import METHODS, SubspaceTracker, TemporalSmoother, eigen_cam
+from .backends import OnnxBackend, OnnxFileBackend, TorchBackend, is_onnx_path, load_onnx, make_backend
+from .cam import SubspaceTracker, TemporalSmoother, eigen_cam
+from .config import DEVICES, PRECISIONS, EngineConfig, _placement, input_size, resolve_device, resolve_dtype
 from .errors import ConfigError, LayerNotFoundError, WeightsUnavailableError
-from .models import MODELS, LoadedModel, load_model
-from .render import RenderConfig, render_frames
+from .models import LoadedModel, load_model
+from .render import RenderConfig
+from .results import FrameResult, PendingFrames, finish_pictures, label_predictions, maps_on_frames, peak_pixel
 
 __all__ = [
     "DEVICES",
@@ -63,187 +54,12 @@ __all__ = [
     "PendingFrames",
     "finish_pictures",
     "input_size",
+    "label_predictions",
     "maps_on_frames",
     "peak_pixel",
     "resolve_device",
+    "resolve_dtype",
 ]
-
-DEVICES = ("auto", "cpu", "cuda")
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-STRIDE = 32
-#: Pixels a feature cell is enlarged to by bicubic interpolation before bilinear takes over.
-SMOOTH_STEP = 8
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """Engine settings; validated on construction (:class:`ConfigError` names the bad field).
-
-    Attributes:
-        model: a key of :data:`eigencam_live.models.MODELS`, or the path of an ``.onnx`` file.
-        weights: ``imagenet``, ``none`` or a state_dict path (an ONNX file holds its own).
-        layer: target layer (dotted module name); ``None`` = the model's default.
-        component: 1-based principal component (1 to 5 in the UI; any up to the rank here).
-        method: ``auto``, ``exact`` or ``randomized``.
-        short_side: the network input's short side in pixels (ignored by fixed-size models).
-        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
-        backend: ``auto`` (ONNX Runtime on the CPU in fp32, torch elsewhere), ``torch`` or
-            ``onnxruntime`` (:mod:`eigencam_live.backends`).
-        precision: ``auto`` (fp16 on CUDA, fp32 on CPU), ``fp32``, ``fp16`` or ``bf16``.
-        top_k: number of predictions returned.
-        smoothing: temporal smoothing of maps in ``[0, 1)``; 0 = off.
-        labels: a text file of class names, one a line (default: the model's own; an ONNX file's
-            are class indices).
-        mean, std: the input normalisation, per RGB channel of ``[0, 1]`` pixels (default: the
-            model's own; ImageNet's for an ONNX file).
-        optimize: with the torch backend on the CPU in fp32, run conv-BN networks through a traced,
-            frozen, optimised copy (:mod:`eigencam_live.backends.traced`), checked against the
-            eager network when built.
-    """
-
-    model: str = "mobilenet_v3_large"
-    weights: str = "imagenet"
-    layer: str | None = None
-    component: int = 1
-    method: str = "auto"
-    short_side: int = 224
-    device: str = "auto"
-    backend: str = "auto"
-    precision: str = "auto"
-    top_k: int = 5
-    smoothing: float = 0.0
-    labels: str | None = None
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
-    optimize: bool = True
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.model, str) or (self.model not in MODELS and not is_onnx_path(self.model)):
-            import difflib
-
-            close = difflib.get_close_matches(self.model, list(MODELS), n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(close)}?" if close else f" Available: {', '.join(sorted(MODELS))}"
-            raise ConfigError(f"unknown model {self.model!r}.{hint} Or the path of an .onnx file.", field="model")
-        if is_onnx_path(self.model) and self.weights not in ("imagenet", "none"):
-            raise ConfigError("an ONNX file holds its own weights: leave --weights out", field="weights")
-        for name in ("mean", "std"):
-            value = getattr(self, name)
-            if value is not None and (
-                not isinstance(value, (tuple, list)) or len(value) != 3
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in value)
-                or (name == "std" and min(value) <= 0)
-            ):
-                raise ConfigError(f"must be three numbers in [0, 1] (R G B, of [0, 1] pixels){', above 0' if name == 'std' else ''}. "
-                                  f"Got {value!r}", field=name)
-        if self.labels is not None and not isinstance(self.labels, str):
-            raise ConfigError(f"must be the path of a text file. Got {self.labels!r}", field="labels")
-        if not isinstance(self.weights, str) or not self.weights:
-            raise ConfigError(f"must be imagenet, none or a file path. Got {self.weights!r}", field="weights")
-        _int_field("component", self.component, 1, 2048)
-        if self.method not in METHODS:
-            raise ConfigError(f"must be one of {', '.join(METHODS)}. Got {self.method!r}", field="method")
-        _int_field("short_side", self.short_side, 32, 4096)
-        if self.device not in DEVICES:
-            raise ConfigError(f"must be one of {', '.join(DEVICES)}. Got {self.device!r}", field="device")
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"must be one of {', '.join(BACKENDS)}. Got {self.backend!r}", field="backend")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"must be one of {', '.join(PRECISIONS)}. Got {self.precision!r}", field="precision")
-        _int_field("top_k", self.top_k, 1, 1000)
-        if not isinstance(self.optimize, bool):
-            raise ConfigError(f"must be True or False. Got {self.optimize!r}", field="optimize")
-        if (
-            not isinstance(self.smoothing, (int, float))
-            or isinstance(self.smoothing, bool)
-            or not 0.0 <= float(self.smoothing) < 1.0
-        ):
-            raise ConfigError(f"must be a number in [0, 1). Got {self.smoothing!r}", field="smoothing")
-
-
-def _int_field(name: str, value: object, lo: int, hi: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ConfigError(f"must be an integer in [{lo}, {hi}]. Got {value!r}", field=name)
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU. ``cuda`` without a GPU raises :class:`ConfigError`."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("cuda was requested but no CUDA GPU is available; use cpu or auto", field="device")
-    return torch.device(device)
-
-
-def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
-    if precision == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
-    if precision == "fp16" and device.type == "cpu":
-        # fp16 convolutions are not implemented (or crawl) on most CPUs: bf16 is the CPU half type.
-        raise ConfigError("fp16 needs a CUDA device; on the CPU use fp32 or bf16", field="precision")
-    return _DTYPES[precision]
-
-
-def _placement(config: EngineConfig) -> tuple[torch.device, torch.dtype, str]:
-    """Where, in which precision and by what the network runs: ``(device, dtype, backend)``.
-    An ONNX file runs on the CPU (ONNX Runtime's CPU build) even when ``auto`` could pick CUDA."""
-    onnx_file = is_onnx_path(config.model)
-    device = resolve_device("cpu" if onnx_file and config.device == "auto" else config.device)
-    dtype = resolve_dtype(config.precision, device)
-    return device, dtype, resolve_backend(config.backend, device, dtype, onnx_file=onnx_file)
-
-
-def input_size(height: int, width: int, short_side: int, fixed: tuple[int, int] | None = None) -> tuple[int, int]:
-    """Network input ``(h, w)`` for a ``height x width`` frame: whole frame, aspect kept to within
-    half a stride, both sides multiples of :data:`STRIDE`; or ``fixed`` for fixed-size models."""
-    if fixed is not None:
-        return fixed
-    scale = short_side / min(height, width)
-    h = max(STRIDE, int(round(height * scale / STRIDE)) * STRIDE)
-    w = max(STRIDE, int(round(width * scale / STRIDE)) * STRIDE)
-    return h, w
-
-
-
-
-class FrameResult:
-    """What the engine says about one frame.
-
-    Attributes:
-        cam: ``(h, w)`` float32 in ``[0, 1]``, the map at feature resolution.
-        picture: ``(H, W', 3)`` uint8 BGR, the frame drawn as asked (``render=`` of
-            :meth:`Engine.process`), or ``None`` when no drawing was asked for.
-        predictions: top-k ``(label, probability)`` pairs, most likely first.
-        explained: ``(K,)`` float32, explained variance of the leading components (K <= 5).
-        component: the 1-based component shown.
-        peak: ``(x, y)`` frame pixel at the centre of the map's hottest feature cell (the
-            upsampled heatmap is flat across a corner cell's outer half, so its own argmax would
-            land on the frame's edge).
-        timings: host milliseconds per stage for this frame (a batch's time split evenly); on CUDA
-            the device works asynchronously and the wait shows under ``finish``.
-        heatmap: ``(H, W)`` float32 in ``[0, 1]``, the map laid over the frame's pixels
-            (:func:`maps_on_frames`; computed when first read unless drawing needed it).
-    """
-
-    def __init__(self, cam: np.ndarray, predictions: list[tuple[str, float]], explained: np.ndarray, component: int,
-                 peak: tuple[int, int], frame_size: tuple[int, int], *, picture: np.ndarray | None = None,
-                 heatmap: np.ndarray | None = None, timings: dict[str, float] | None = None) -> None:
-        self.cam, self.predictions, self.explained = cam, predictions, explained
-        self.component, self.peak, self.frame_size = component, peak, frame_size
-        self.picture = picture
-        self.timings = timings or {}
-        if heatmap is not None:
-            self.__dict__["heatmap"] = heatmap
-
-    @cached_property
-    def heatmap(self) -> np.ndarray:
-        return maps_on_frames(torch.from_numpy(self.cam)[None], self.frame_size)[0].numpy()
-
-    @property
-    def explained_component(self) -> float:
-        """Explained variance of the shown component (0 when beyond the returned spectrum)."""
-        k = self.component - 1
-        return float(self.explained[k]) if k < len(self.explained) else 0.0
 
 
 class Engine:
@@ -494,94 +310,6 @@ class Engine:
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         return x.to(self.dtype)
-
-
-class PendingFrames:
-    """A batch in flight. :meth:`result` waits for it (on CUDA the loop's only sync) and finishes
-    on the host what is left: labels, the peak's pixel and, off the resident route, the pictures."""
-
-    def __init__(self, frames: np.ndarray, host: list[torch.Tensor], render: RenderConfig | None, *,
-                 labels: list[str], k: int, component: int, cuda: bool) -> None:
-        self._frames, self._host, self._render = frames, host, render
-        self._labels, self._k, self._component = labels, k, component
-        self._event = None
-        if cuda:  # the downloads were queued after the work: their completion is the batch's
-            self._event = torch.cuda.Event()
-            self._event.record()
-        self.timings: dict[str, float] = {}
-
-    def result(self) -> list[FrameResult]:
-        """One :class:`FrameResult` per frame, in order."""
-        t0 = time.perf_counter()
-        if self._event is not None:
-            self._event.synchronize()
-        numbers, cams = self._host[0].numpy(), self._host[1].numpy()
-        b, height, width, _ = self._frames.shape
-        if len(self._host) == 3:  # drawn on the device; the heatmaps are made from the maps if asked for
-            heatmaps, pictures = None, self._host[2].numpy()
-        elif self._render is not None:
-            heat, drawn = finish_pictures(torch.from_numpy(self._frames), torch.from_numpy(cams), self._render)
-            heatmaps, pictures = heat.numpy(), drawn.numpy()
-        else:
-            heatmaps = pictures = None
-        timings = dict(self.timings, finish=self.timings.get("finish", 0.0) + time.perf_counter() - t0)
-        timings = {name: seconds * 1000.0 / b for name, seconds in timings.items()}
-        k, results = self._k, []
-        for i, row in enumerate(numbers):
-            preds = label_predictions(self._labels, row[k : 2 * k].astype(np.int64), row[:k])
-            peak = peak_pixel(int(row[2 * k]), cams.shape[1:], (height, width))
-            results.append(FrameResult(
-                cams[i], preds, row[2 * k + 1 :].astype(np.float32), self._component, peak, (height, width),
-                picture=None if pictures is None else pictures[i], heatmap=None if heatmaps is None else heatmaps[i],
-                timings=dict(timings),
-            ))
-        return results
-
-
-def maps_on_frames(cams: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``(B, h, w)`` maps in ``[0, 1]`` -> ``(B, H, W)`` float32 laid over ``size = (H, W)`` frames.
-
-    Smooth, with pixel centres aligned (the feature grid tiles the network input, which tiles the
-    frame): bicubic (Keys, a = -0.75) up to ``SMOOTH_STEP`` pixels a cell, then bilinear the rest of
-    the way, clipped to ``[0, 1]`` (bicubic overshoots a little at edges). Bilinear alone drew a 7x7
-    map's cells as visible diamonds (its level sets are squares turned 45 degrees); bicubic's are
-    round, and bilinear within an 8-pixel cell of a bicubic field shows no corner. Measured on a
-    7x12 map to 768x432: 0.06 ms, against 1.5 ms for bicubic all the way (within 0.013 of it).
-    On the maps' device; OpenCV's kernels on the CPU (the same values as torch's within 1e-5).
-    """
-    height, width = size
-    h, w = cams.shape[1:]
-    mid = (min(height, h * SMOOTH_STEP), min(width, w * SMOOTH_STEP))
-    if cams.is_cpu:
-        out = []
-        for c in cams.float().numpy():
-            c = cv2.resize(c, (mid[1], mid[0]), interpolation=cv2.INTER_CUBIC)
-            out.append(c if mid == size else cv2.resize(c, (width, height), interpolation=cv2.INTER_LINEAR))
-        return torch.from_numpy(out[0][None] if len(out) == 1 else np.stack(out)).clamp_(0.0, 1.0)
-    x = F.interpolate(cams.float()[:, None], size=mid, mode="bicubic", align_corners=False)
-    if mid != size:
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-    return x[:, 0].clamp_(0.0, 1.0)
-
-
-def finish_pictures(frames: torch.Tensor, cams: torch.Tensor, look: RenderConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(B, H, W, 3)`` uint8 BGR frames and their ``(B, h, w)`` maps -> ``(heatmaps (B, H, W),
-    pictures (B, H, W', 3) uint8)``, on the tensors' device."""
-    heatmaps = maps_on_frames(cams, tuple(frames.shape[1:3]))
-    return heatmaps, render_frames(frames, heatmaps, look)
-
-
-def peak_pixel(flat_index: int, cam_shape: tuple[int, int], frame_shape: tuple[int, int]) -> tuple[int, int]:
-    """``(x, y)`` frame pixel at the centre of feature cell ``flat_index`` of a ``cam_shape`` map
-    laid over a ``frame_shape`` ``(H, W)`` frame."""
-    h, w = cam_shape
-    i, j = divmod(flat_index, w)
-    return int((j + 0.5) * frame_shape[1] / w), int((i + 0.5) * frame_shape[0] / h)
-
-
-def label_predictions(labels: list[str], indices: np.ndarray, probs: np.ndarray) -> list[tuple[str, float]]:
-    """Pair top-k class indices with their names: ``[(label, probability), ...]``."""
-    return [(labels[j] if 0 <= j < len(labels) else str(j), float(p)) for j, p in zip(indices.tolist(), probs, strict=True)]
 
 
 def _torch_of(backend: TorchBackend | OnnxBackend | OnnxFileBackend) -> TorchBackend | None:

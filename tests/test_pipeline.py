@@ -97,11 +97,17 @@ def test_the_route_follows_the_device():
 
 def test_the_resident_route_draws_on_the_device_with_the_sync_free_solver(resident, monkeypatch):
     import eigencam_live.engine as engine_module
+    import eigencam_live.results as results_module
 
     calls = []
     real_cam, real_finish = engine_module.eigen_cam, engine_module.finish_pictures
     monkeypatch.setattr(engine_module, "eigen_cam", lambda *a, **k: calls.append(("cam", k["sync_free"])) or real_cam(*a, **k))
-    monkeypatch.setattr(engine_module, "finish_pictures", lambda *a: calls.append(("draw", a[0].device.type)) or real_finish(*a))
+    def spy_finish(*a):
+        calls.append(("draw", a[0].device.type))
+        return real_finish(*a)
+
+    monkeypatch.setattr(engine_module, "finish_pictures", spy_finish)  # drawn in submit()
+    monkeypatch.setattr(results_module, "finish_pictures", spy_finish)  # drawn in result()
     pending = resident.submit(scene(120, 200), RenderConfig())
     assert calls == [("cam", True), ("draw", "cpu")]  # drawn in submit(), before the one download
     assert pending.result()[0].picture.shape == (120, 200, 3)

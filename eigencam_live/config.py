@@ -1,0 +1,148 @@
+"""Engine settings and the geometry of a frame: :class:`EngineConfig`, where and in which precision the
+network runs, and the network input's size for a frame (the whole frame, never cropped)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .backends import BACKENDS, is_onnx_path, resolve_backend
+from .cam import METHODS
+from .errors import ConfigError
+from .models import MODELS
+
+__all__ = ["DEVICES", "PRECISIONS", "STRIDE", "EngineConfig", "input_size", "resolve_device", "resolve_dtype"]
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+STRIDE = 32
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Engine settings; validated on construction (:class:`ConfigError` names the bad field).
+
+    Attributes:
+        model: a key of :data:`eigencam_live.models.MODELS`, or the path of an ``.onnx`` file.
+        weights: ``imagenet``, ``none`` or a state_dict path (an ONNX file holds its own).
+        layer: target layer (dotted module name); ``None`` = the model's default.
+        component: 1-based principal component (1 to 5 in the UI; any up to the rank here).
+        method: ``auto``, ``exact`` or ``randomized``.
+        short_side: the network input's short side in pixels (ignored by fixed-size models).
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        backend: ``auto`` (ONNX Runtime on the CPU in fp32, torch elsewhere), ``torch`` or
+            ``onnxruntime`` (:mod:`eigencam_live.backends`).
+        precision: ``auto`` (fp16 on CUDA, fp32 on CPU), ``fp32``, ``fp16`` or ``bf16``.
+        top_k: number of predictions returned.
+        smoothing: temporal smoothing of maps in ``[0, 1)``; 0 = off.
+        labels: a text file of class names, one a line (default: the model's own; an ONNX file's
+            are class indices).
+        mean, std: the input normalisation, per RGB channel of ``[0, 1]`` pixels (default: the
+            model's own; ImageNet's for an ONNX file).
+        optimize: with the torch backend on the CPU in fp32, run conv-BN networks through a traced,
+            frozen, optimised copy (:mod:`eigencam_live.backends.traced`), checked against the
+            eager network when built.
+    """
+
+    model: str = "mobilenet_v3_large"
+    weights: str = "imagenet"
+    layer: str | None = None
+    component: int = 1
+    method: str = "auto"
+    short_side: int = 224
+    device: str = "auto"
+    backend: str = "auto"
+    precision: str = "auto"
+    top_k: int = 5
+    smoothing: float = 0.0
+    labels: str | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    optimize: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, str) or (self.model not in MODELS and not is_onnx_path(self.model)):
+            import difflib
+
+            close = difflib.get_close_matches(self.model, list(MODELS), n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(close)}?" if close else f" Available: {', '.join(sorted(MODELS))}"
+            raise ConfigError(f"unknown model {self.model!r}.{hint} Or the path of an .onnx file.", field="model")
+        if is_onnx_path(self.model) and self.weights not in ("imagenet", "none"):
+            raise ConfigError("an ONNX file holds its own weights: leave --weights out", field="weights")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if value is not None and (
+                not isinstance(value, (tuple, list)) or len(value) != 3
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in value)
+                or (name == "std" and min(value) <= 0)
+            ):
+                raise ConfigError(f"must be three numbers in [0, 1] (R G B, of [0, 1] pixels){', above 0' if name == 'std' else ''}. "
+                                  f"Got {value!r}", field=name)
+        if self.labels is not None and not isinstance(self.labels, str):
+            raise ConfigError(f"must be the path of a text file. Got {self.labels!r}", field="labels")
+        if not isinstance(self.weights, str) or not self.weights:
+            raise ConfigError(f"must be imagenet, none or a file path. Got {self.weights!r}", field="weights")
+        _int_field("component", self.component, 1, 2048)
+        if self.method not in METHODS:
+            raise ConfigError(f"must be one of {', '.join(METHODS)}. Got {self.method!r}", field="method")
+        _int_field("short_side", self.short_side, 32, 4096)
+        if self.device not in DEVICES:
+            raise ConfigError(f"must be one of {', '.join(DEVICES)}. Got {self.device!r}", field="device")
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"must be one of {', '.join(BACKENDS)}. Got {self.backend!r}", field="backend")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"must be one of {', '.join(PRECISIONS)}. Got {self.precision!r}", field="precision")
+        _int_field("top_k", self.top_k, 1, 1000)
+        if not isinstance(self.optimize, bool):
+            raise ConfigError(f"must be True or False. Got {self.optimize!r}", field="optimize")
+        if (
+            not isinstance(self.smoothing, (int, float))
+            or isinstance(self.smoothing, bool)
+            or not 0.0 <= float(self.smoothing) < 1.0
+        ):
+            raise ConfigError(f"must be a number in [0, 1). Got {self.smoothing!r}", field="smoothing")
+
+
+def _int_field(name: str, value: object, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ConfigError(f"must be an integer in [{lo}, {hi}]. Got {value!r}", field=name)
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU. ``cuda`` without a GPU raises :class:`ConfigError`."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("cuda was requested but no CUDA GPU is available; use cpu or auto", field="device")
+    return torch.device(device)
+
+
+def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if precision == "fp16" and device.type == "cpu":
+        # fp16 convolutions are not implemented (or crawl) on most CPUs: bf16 is the CPU half type.
+        raise ConfigError("fp16 needs a CUDA device; on the CPU use fp32 or bf16", field="precision")
+    return _DTYPES[precision]
+
+
+def _placement(config: EngineConfig) -> tuple[torch.device, torch.dtype, str]:
+    """Where, in which precision and by what the network runs: ``(device, dtype, backend)``.
+    An ONNX file runs on the CPU (ONNX Runtime's CPU build) even when ``auto`` could pick CUDA."""
+    onnx_file = is_onnx_path(config.model)
+    device = resolve_device("cpu" if onnx_file and config.device == "auto" else config.device)
+    dtype = resolve_dtype(config.precision, device)
+    return device, dtype, resolve_backend(config.backend, device, dtype, onnx_file=onnx_file)
+
+
+def input_size(height: int, width: int, short_side: int, fixed: tuple[int, int] | None = None) -> tuple[int, int]:
+    """Network input ``(h, w)`` for a ``height x width`` frame: whole frame, aspect kept to within
+    half a stride, both sides multiples of :data:`STRIDE`; or ``fixed`` for fixed-size models."""
+    if fixed is not None:
+        return fixed
+    scale = short_side / min(height, width)
+    h = max(STRIDE, int(round(height * scale / STRIDE)) * STRIDE)
+    w = max(STRIDE, int(round(width * scale / STRIDE)) * STRIDE)
+    return h, w
