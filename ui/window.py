@@ -8,7 +8,6 @@ the frame on screen).
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections import deque
 from datetime import datetime
@@ -20,86 +19,41 @@ from PyQt5.QtCore import QEvent, QObject, QSettings, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import (
     QAction,
-    QCheckBox,
-    QComboBox,
     QDockWidget,
-    QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QInputDialog,
     QLabel,
     QMainWindow,
     QScrollArea,
-    QSlider,
-    QSpinBox,
     QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
-from eigencam_live.backends import BACKENDS
-from eigencam_live.cam import METHODS
-from eigencam_live.engine import DEVICES, PRECISIONS, EngineConfig
-from eigencam_live.models import MODELS
-from eigencam_live.render import COLORMAPS, VIEWS, RenderConfig, colormap_lut
+from eigencam_live.engine import EngineConfig
+from eigencam_live.render import RenderConfig, colormap_lut
 
 from . import commands as cmd
 from . import settings as remembered
+from .controls import TIPS, build_panel
 from .rates import RateMeter
 from .shortcuts import SHORTCUTS, shortcut
-from .widgets import CompareGrid, FrameView, PredictionsPanel, SeekSlider, ShortcutsOverlay, SpectrumPanel
+from .widgets import CompareGrid, FrameView, SeekSlider, ShortcutsOverlay
 from .worker import EngineStatus, Packet, Pipeline
 
 __all__ = ["MainWindow", "default_snapshot_dir"]
 
 #: The other texts a toolbar button takes (see :meth:`MainWindow.set_paused`, ``_on_recording_changed``).
 _OTHER_TEXTS = {"pause": ("Resume",), "record": ("■ Stop recording",)}
-_VIEW_LABELS = {"overlay": "Overlay", "side-by-side": "Side by side", "heatmap": "Heatmap only", "original": "Original"}
 _BANNER_WARN = "background:#5a4a1a; color:#ffe9b0; padding:6px 10px; border-radius:4px;"
 _BANNER_ERROR = "background:#6a2323; color:#ffd9d9; padding:6px 10px; border-radius:4px;"
-
-
-def _form(parent: QWidget) -> QFormLayout:
-    form = QFormLayout(parent)
-    form.setVerticalSpacing(4)
-    form.setContentsMargins(8, 6, 8, 6)
-    return form
 
 
 def default_snapshot_dir() -> Path:
     return Path.home() / "Pictures" / "eigencam-live"
 
 
-def natural_key(name: str) -> list:
-    """Sort key that reads digits as numbers: resnet18 < resnet34 < resnet101."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
-
-
-#: What the controls mean, as tooltips.
-TIPS = {
-    "model": "The torchvision classifier (ImageNet weights when available). Loading a model takes a few seconds.",
-    "weights": "ImageNet (downloaded once, then cached), none (random weights: maps and labels mean nothing), "
-               "or a state_dict file of your own (Load file…).",
-    "layer": "The layer whose activations Eigen-CAM decomposes, with its output shape (channels × height × "
-             "width). Later layers: coarser maps of whole objects; earlier ones: finer maps of parts and texture.",
-    "component": "Which principal component of the layer's activations is shown: 1 explains the most, and "
-                 "2, 3... often pick out other objects. Click a bar of the spectrum to choose one too.",
-    "method": "How the principal components are found: exact (eigendecomposition of the small Gram matrix), "
-              "randomized (a fast randomized SVD for large maps), or auto (chosen by the map's size).",
-    "smoothing": "Temporal smoothing of the map in [0, 0.95]: 0 shows each frame's own map, 0.8 blends in "
-                 "80 % of the previous map for a steadier picture that lags a little.",
-    "short_side": "The network input's short side in pixels (64 to 1024, steps of 32; other values are rounded). "
-                  "The whole frame is resized, never cropped. Larger: finer maps, slower frames.",
-    "device": "cpu, cuda, or auto (CUDA when there is a GPU).",
-    "precision": "fp32, fp16 (CUDA only), bf16, or auto (fp16 on CUDA, fp32 on the CPU).",
-    "view": "overlay: the map blended into the frame; side by side: frame and map (stacked vertically when "
-            "that is bigger); heatmap only; original.",
-    "alpha": "How strongly the map covers the frame in the overlay view.",
-    "colormap": "The colours of the map, from low (0) to high (1) attention; the bar at the right of the "
-                "picture shows the scale.",
-}
 
 
 
@@ -228,137 +182,7 @@ class MainWindow(QMainWindow):
         dock = QDockWidget("Controls", self)
         dock.setObjectName("controls")
         dock.setFeatures(QDockWidget.DockWidgetMovable | QDockWidget.DockWidgetFloatable)
-        panel = QWidget(dock)
-        col = QVBoxLayout(panel)
-        col.setContentsMargins(6, 6, 6, 6)
-        col.setSpacing(6)
-
-        src = QGroupBox("Source", panel)
-        form = _form(src)
-        self.source_combo = QComboBox(src)
-        self.source_combo.addItem("Demo scene", "demo")
-        self.source_combo.addItem("Open file…", "__file__")
-        self.source_combo.addItem("Open folder…", "__folder__")
-        self.source_combo.addItem("Open URL…", "__url__")
-        self.source_combo.activated.connect(self._on_source_chosen)
-        self.source_label = QLabel("", src)
-        self.source_label.setWordWrap(True)
-        self.loop_check = QCheckBox("Loop files", src)
-        self.loop_check.setToolTip("Start a file again from its first frame when it ends")
-        form.addRow(self.source_combo)
-        info_row = QHBoxLayout()
-        info_row.addWidget(self.source_label, 1)
-        info_row.addWidget(self.loop_check)
-        form.addRow(info_row)
-        col.addWidget(src)
-
-        mdl = QGroupBox("Model and Eigen-CAM", panel)
-        form = _form(mdl)
-        self.model_combo = QComboBox(mdl)
-        for name in sorted(MODELS, key=natural_key):
-            self.model_combo.addItem(name, name)
-        self.weights_combo = QComboBox(mdl)
-        self.weights_combo.addItem("ImageNet", "imagenet")
-        self.weights_combo.addItem("none (random)", "none")
-        self.weights_combo.addItem("Load file…", "__file__")
-        self.layer_combo = QComboBox(mdl)
-        self.layer_combo.setMinimumContentsLength(18)
-        self.layer_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
-        self.component_spin = QSpinBox(mdl)
-        self.component_spin.setRange(1, 5)
-        self.method_combo = QComboBox(mdl)
-        for m in METHODS:
-            self.method_combo.addItem(m, m)
-        self.smoothing_spin = QDoubleSpinBox(mdl)
-        self.smoothing_spin.setRange(0.0, 0.95)
-        self.smoothing_spin.setSingleStep(0.05)
-        self.smoothing_spin.setDecimals(2)
-        self.short_side_spin = QSpinBox(mdl)
-        self.short_side_spin.setRange(64, 1024)
-        self.short_side_spin.setSingleStep(32)
-        self.short_side_spin.setSuffix(" px")
-        self.short_side_spin.setKeyboardTracking(False)
-        self.device_combo = QComboBox(mdl)
-        for d in DEVICES:
-            self.device_combo.addItem(d, d)
-        self.backend_combo = QComboBox(mdl)
-        for b in BACKENDS:
-            self.backend_combo.addItem(b, b)
-        self.backend_combo.setToolTip("auto: ONNX Runtime on the CPU (the network is exported once, then cached), "
-                                      "torch on CUDA")
-        self.precision_combo = QComboBox(mdl)
-        for p in PRECISIONS:
-            self.precision_combo.addItem(p, p)
-        self.in_use_label = QLabel("—", mdl)
-        self.in_use_label.setWordWrap(True)
-        form.addRow("Model", self.model_combo)
-        form.addRow("Weights", self.weights_combo)
-        form.addRow("Layer", self.layer_combo)
-        form.addRow("Component", self.component_spin)
-        form.addRow("Method", self.method_combo)
-        form.addRow("Smoothing", self.smoothing_spin)
-        form.addRow("Input (short side)", self.short_side_spin)
-        pair = QHBoxLayout()
-        pair.addWidget(self.device_combo)
-        pair.addWidget(self.backend_combo)
-        pair.addWidget(self.precision_combo)
-        form.addRow(QLabel("Device, backend, precision", mdl))
-        form.addRow(pair)
-        form.addRow("In use", self.in_use_label)
-        col.addWidget(mdl)
-
-        drw = QGroupBox("Display", panel)
-        form = _form(drw)
-        self.view_combo = QComboBox(drw)
-        for v in VIEWS:
-            self.view_combo.addItem(_VIEW_LABELS.get(v, v), v)
-        self.alpha_slider = QSlider(Qt.Horizontal, drw)
-        self.alpha_slider.setRange(0, 100)
-        self.alpha_label = QLabel("", drw)
-        self.alpha_label.setMinimumWidth(self.alpha_label.fontMetrics().horizontalAdvance("100 %") + 4)
-        self.alpha_label.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
-        self.alpha_slider.valueChanged.connect(lambda v: self.alpha_label.setText(f"{v} %"))
-        self.colormap_combo = QComboBox(drw)
-        for c in COLORMAPS:
-            self.colormap_combo.addItem(c, c)
-        form.addRow("View", self.view_combo)
-        opacity = QHBoxLayout()
-        opacity.addWidget(self.alpha_slider, 1)
-        opacity.addWidget(self.alpha_label)
-        form.addRow("Opacity", opacity)
-        colormap_row = QHBoxLayout()
-        colormap_row.addWidget(self.colormap_combo, 1)
-        form.addRow("Colormap", colormap_row)
-        self.colorbar_check = QCheckBox("Colour bar", drw)
-        self.colorbar_check.setToolTip("The colormap's scale at the right of the picture (0 = low, 1 = high "
-                                       "attention; each frame's map spans 0 to 1), also in snapshots")
-        self.colorbar_check.setChecked(True)
-        self.colorbar_check.toggled.connect(
-            lambda on: self.view.set_colorbar(colormap_lut(self.render_config.colormap) if on else None))
-        colormap_row.addWidget(self.colorbar_check)
-        self.timecode_check = QCheckBox("Timecode on the picture and recordings", drw)
-        self.timecode_check.setToolTip("Stamp the frame number (from 1) and time at the bottom left of what is "
-                                       "shown, recorded and saved")
-        self.timecode_check.toggled.connect(lambda on: self.pipeline.send(cmd.SetTimecode(bool(on))))
-        form.addRow(self.timecode_check)
-        col.addWidget(drw)
-
-        self.predictions_box = QGroupBox("Predictions (top 5)", panel)
-        self.predictions = PredictionsPanel(self.predictions_box)
-        QVBoxLayout(self.predictions_box).addWidget(self.predictions)
-        col.addWidget(self.predictions_box)
-        spec = QGroupBox("Explained variance", panel)
-        self.spectrum = SpectrumPanel(spec)
-        self.spectrum.component_clicked.connect(self.component_spin.setValue)
-        self.spectrum_note = QLabel("100 % = the layer's whole activation. Click a bar to show it.", spec)
-        self.spectrum_note.setWordWrap(True)
-        self.spectrum_note.setStyleSheet("color:#a0a0a8;")
-        spec_col = QVBoxLayout(spec)
-        spec_col.addWidget(self.spectrum)
-        spec_col.addWidget(self.spectrum_note)
-        col.addWidget(spec)
-
-        col.addStretch(1)
+        panel = build_panel(self, dock)
 
         self.toolbar = self._make_actions()
 

@@ -1,0 +1,209 @@
+"""The control panel of the main window: source, model and Eigen-CAM, display, predictions and the
+spectrum, built onto the window as Qt Designer's ``setupUi`` does (the widgets become the window's
+attributes: ``window.model_combo``...), with the tooltips that explain them. The window connects
+the engine and render controls and keeps them in step with what is in use."""
+
+from __future__ import annotations
+
+import re
+
+from PyQt5.QtCore import Qt
+from PyQt5.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from eigencam_live.backends import BACKENDS
+from eigencam_live.cam import METHODS
+from eigencam_live.engine import DEVICES, PRECISIONS
+from eigencam_live.models import MODELS
+from eigencam_live.render import COLORMAPS, VIEWS, colormap_lut
+
+from . import commands as cmd
+from .widgets import PredictionsPanel, SpectrumPanel
+
+__all__ = ["TIPS", "build_panel", "natural_key"]
+
+_VIEW_LABELS = {"overlay": "Overlay", "side-by-side": "Side by side", "heatmap": "Heatmap only", "original": "Original"}
+
+
+def _form(parent: QWidget) -> QFormLayout:
+    form = QFormLayout(parent)
+    form.setVerticalSpacing(4)
+    form.setContentsMargins(8, 6, 8, 6)
+    return form
+
+
+def natural_key(name: str) -> list:
+    """Sort key that reads digits as numbers: resnet18 < resnet34 < resnet101."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+#: What the controls mean, as tooltips.
+TIPS = {
+    "model": "The torchvision classifier (ImageNet weights when available). Loading a model takes a few seconds.",
+    "weights": "ImageNet (downloaded once, then cached), none (random weights: maps and labels mean nothing), "
+               "or a state_dict file of your own (Load file…).",
+    "layer": "The layer whose activations Eigen-CAM decomposes, with its output shape (channels × height × "
+             "width). Later layers: coarser maps of whole objects; earlier ones: finer maps of parts and texture.",
+    "component": "Which principal component of the layer's activations is shown: 1 explains the most, and "
+                 "2, 3... often pick out other objects. Click a bar of the spectrum to choose one too.",
+    "method": "How the principal components are found: exact (eigendecomposition of the small Gram matrix), "
+              "randomized (a fast randomized SVD for large maps), or auto (chosen by the map's size).",
+    "smoothing": "Temporal smoothing of the map in [0, 0.95]: 0 shows each frame's own map, 0.8 blends in "
+                 "80 % of the previous map for a steadier picture that lags a little.",
+    "short_side": "The network input's short side in pixels (64 to 1024, steps of 32; other values are rounded). "
+                  "The whole frame is resized, never cropped. Larger: finer maps, slower frames.",
+    "device": "cpu, cuda, or auto (CUDA when there is a GPU).",
+    "precision": "fp32, fp16 (CUDA only), bf16, or auto (fp16 on CUDA, fp32 on the CPU).",
+    "view": "overlay: the map blended into the frame; side by side: the frame, then the overlay; heatmap "
+            "only; original.",
+    "alpha": "How strongly the map covers the frame in the overlay view.",
+    "colormap": "The colours of the map, from low (0) to high (1) attention; the bar at the right of the "
+                "picture shows the scale.",
+}
+
+
+def build_panel(w, dock: QWidget) -> QWidget:
+    """The panel's widgets, made as attributes of the window ``w``; returns the panel."""
+    panel = QWidget(dock)
+    col = QVBoxLayout(panel)
+    col.setContentsMargins(6, 6, 6, 6)
+    col.setSpacing(6)
+
+    src = QGroupBox("Source", panel)
+    form = _form(src)
+    w.source_combo = QComboBox(src)
+    w.source_combo.addItem("Demo scene", "demo")
+    w.source_combo.addItem("Open file…", "__file__")
+    w.source_combo.addItem("Open folder…", "__folder__")
+    w.source_combo.addItem("Open URL…", "__url__")
+    w.source_combo.activated.connect(w._on_source_chosen)
+    w.source_label = QLabel("", src)
+    w.source_label.setWordWrap(True)
+    w.loop_check = QCheckBox("Loop files", src)
+    w.loop_check.setToolTip("Start a file again from its first frame when it ends")
+    form.addRow(w.source_combo)
+    info_row = QHBoxLayout()
+    info_row.addWidget(w.source_label, 1)
+    info_row.addWidget(w.loop_check)
+    form.addRow(info_row)
+    col.addWidget(src)
+
+    mdl = QGroupBox("Model and Eigen-CAM", panel)
+    form = _form(mdl)
+    w.model_combo = QComboBox(mdl)
+    for name in sorted(MODELS, key=natural_key):
+        w.model_combo.addItem(name, name)
+    w.weights_combo = QComboBox(mdl)
+    w.weights_combo.addItem("ImageNet", "imagenet")
+    w.weights_combo.addItem("none (random)", "none")
+    w.weights_combo.addItem("Load file…", "__file__")
+    w.layer_combo = QComboBox(mdl)
+    w.layer_combo.setMinimumContentsLength(18)
+    w.layer_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+    w.component_spin = QSpinBox(mdl)
+    w.component_spin.setRange(1, 5)
+    w.method_combo = QComboBox(mdl)
+    for m in METHODS:
+        w.method_combo.addItem(m, m)
+    w.smoothing_spin = QDoubleSpinBox(mdl)
+    w.smoothing_spin.setRange(0.0, 0.95)
+    w.smoothing_spin.setSingleStep(0.05)
+    w.smoothing_spin.setDecimals(2)
+    w.short_side_spin = QSpinBox(mdl)
+    w.short_side_spin.setRange(64, 1024)
+    w.short_side_spin.setSingleStep(32)
+    w.short_side_spin.setSuffix(" px")
+    w.short_side_spin.setKeyboardTracking(False)
+    w.device_combo = QComboBox(mdl)
+    for d in DEVICES:
+        w.device_combo.addItem(d, d)
+    w.backend_combo = QComboBox(mdl)
+    for b in BACKENDS:
+        w.backend_combo.addItem(b, b)
+    w.backend_combo.setToolTip("auto: ONNX Runtime on the CPU (the network is exported once, then cached), "
+                                  "torch on CUDA")
+    w.precision_combo = QComboBox(mdl)
+    for p in PRECISIONS:
+        w.precision_combo.addItem(p, p)
+    w.in_use_label = QLabel("—", mdl)
+    w.in_use_label.setWordWrap(True)
+    form.addRow("Model", w.model_combo)
+    form.addRow("Weights", w.weights_combo)
+    form.addRow("Layer", w.layer_combo)
+    form.addRow("Component", w.component_spin)
+    form.addRow("Method", w.method_combo)
+    form.addRow("Smoothing", w.smoothing_spin)
+    form.addRow("Input (short side)", w.short_side_spin)
+    pair = QHBoxLayout()
+    pair.addWidget(w.device_combo)
+    pair.addWidget(w.backend_combo)
+    pair.addWidget(w.precision_combo)
+    form.addRow(QLabel("Device, backend, precision", mdl))
+    form.addRow(pair)
+    form.addRow("In use", w.in_use_label)
+    col.addWidget(mdl)
+
+    drw = QGroupBox("Display", panel)
+    form = _form(drw)
+    w.view_combo = QComboBox(drw)
+    for v in VIEWS:
+        w.view_combo.addItem(_VIEW_LABELS.get(v, v), v)
+    w.alpha_slider = QSlider(Qt.Horizontal, drw)
+    w.alpha_slider.setRange(0, 100)
+    w.alpha_label = QLabel("", drw)
+    w.alpha_label.setMinimumWidth(w.alpha_label.fontMetrics().horizontalAdvance("100 %") + 4)
+    w.alpha_label.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
+    w.alpha_slider.valueChanged.connect(lambda v: w.alpha_label.setText(f"{v} %"))
+    w.colormap_combo = QComboBox(drw)
+    for c in COLORMAPS:
+        w.colormap_combo.addItem(c, c)
+    form.addRow("View", w.view_combo)
+    opacity = QHBoxLayout()
+    opacity.addWidget(w.alpha_slider, 1)
+    opacity.addWidget(w.alpha_label)
+    form.addRow("Opacity", opacity)
+    colormap_row = QHBoxLayout()
+    colormap_row.addWidget(w.colormap_combo, 1)
+    form.addRow("Colormap", colormap_row)
+    w.colorbar_check = QCheckBox("Colour bar", drw)
+    w.colorbar_check.setToolTip("The colormap's scale at the right of the picture (0 = low, 1 = high "
+                                   "attention; each frame's map spans 0 to 1), also in snapshots")
+    w.colorbar_check.setChecked(True)
+    w.colorbar_check.toggled.connect(
+        lambda on: w.view.set_colorbar(colormap_lut(w.render_config.colormap) if on else None))
+    colormap_row.addWidget(w.colorbar_check)
+    w.timecode_check = QCheckBox("Timecode on the picture and recordings", drw)
+    w.timecode_check.setToolTip("Stamp the frame number (from 1) and time at the bottom left of what is "
+                                   "shown, recorded and saved")
+    w.timecode_check.toggled.connect(lambda on: w.pipeline.send(cmd.SetTimecode(bool(on))))
+    form.addRow(w.timecode_check)
+    col.addWidget(drw)
+
+    w.predictions_box = QGroupBox("Predictions (top 5)", panel)
+    w.predictions = PredictionsPanel(w.predictions_box)
+    QVBoxLayout(w.predictions_box).addWidget(w.predictions)
+    col.addWidget(w.predictions_box)
+    spec = QGroupBox("Explained variance", panel)
+    w.spectrum = SpectrumPanel(spec)
+    w.spectrum.component_clicked.connect(w.component_spin.setValue)
+    w.spectrum_note = QLabel("100 % = the layer's whole activation. Click a bar to show it.", spec)
+    w.spectrum_note.setWordWrap(True)
+    w.spectrum_note.setStyleSheet("color:#a0a0a8;")
+    spec_col = QVBoxLayout(spec)
+    spec_col.addWidget(w.spectrum)
+    spec_col.addWidget(w.spectrum_note)
+    col.addWidget(spec)
+
+    col.addStretch(1)
+    return panel
