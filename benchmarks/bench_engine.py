@@ -118,9 +118,9 @@ def bench_model(name: str, device: torch.device, precision: str, repeats: int, w
     # -- the map alone vs the forward, 224 x 224 ------------------------------------------------
     square = scene(224, 224)
     x = engine.preprocess(square[None])
-    with torch.inference_mode(), ActivationCapture(net, layer, engine.loaded.spec.layout) as cap:
+    with torch.inference_mode(), ActivationCapture(net, layer) as cap:
         net(x)
-        fmap = cap.map()
+        fmap = cap.map(tuple(x.shape[-2:]))
     tracker = SubspaceTracker()
     positions = fmap.shape[2] * fmap.shape[3]
     centred = fmap.flatten(2).mT.float()

@@ -191,14 +191,14 @@ def bench_case(model: str, frame_hw: tuple[int, int], short_side: int, batch: in
     sync_free = eng.resident
     with torch.inference_mode():
         x = eng.preprocess(frames)
-        net, layer, layout = eng.loaded.net, eng.layer, eng.loaded.spec.layout
+        net, layer = eng.loaded.net, eng.layer
 
         def forward():
             net(x)
 
-        with ActivationCapture(net, layer, layout) as cap:
+        with ActivationCapture(net, layer) as cap:
             net(x)
-            fmap = cap.map(layer)
+            fmap = cap.map((h, w), layer)
         fwd = _median_ms(forward, device, repeats, warmup=3)
         cam = _median_ms(lambda: eigen_cam(fmap, sync_free=sync_free), device, repeats, warmup=3)
     frame = _median_ms(lambda: eng.process(frames, look), device, repeats, warmup=3)

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .backends import BACKENDS, is_onnx_path, resolve_backend
+from .backends import BACKENDS, resolve_backend
 from .cam import METHODS
 from .errors import ConfigError
-from .models import MODELS
+from .models import MODELS, model_kind
 
 __all__ = ["DEVICES", "PRECISIONS", "STRIDE", "EngineConfig", "input_size", "resolve_device", "resolve_dtype"]
 
@@ -25,7 +25,8 @@ class EngineConfig:
     """Engine settings; validated on construction (:class:`ConfigError` names the bad field).
 
     Attributes:
-        model: a key of :data:`eigencam_live.models.MODELS`, or the path of an ``.onnx`` file.
+        model: where the network comes from (:mod:`eigencam_live.models`): a torchvision name
+            (``resnet50``), ``timm:NAME``, ``package.module:callable`` or the path of an ``.onnx`` file.
         weights: ``imagenet``, ``none`` or a state_dict path (an ONNX file holds its own).
         layer: target layer (dotted module name); ``None`` = the model's default.
         component: 1-based principal component (1 to 5 in the UI; any up to the rank here).
@@ -63,13 +64,14 @@ class EngineConfig:
     optimize: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.model, str) or (self.model not in MODELS and not is_onnx_path(self.model)):
+        if model_kind(self.model) is None:
             import difflib
 
-            close = difflib.get_close_matches(self.model, list(MODELS), n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(close)}?" if close else f" Available: {', '.join(sorted(MODELS))}"
-            raise ConfigError(f"unknown model {self.model!r}.{hint} Or the path of an .onnx file.", field="model")
-        if is_onnx_path(self.model) and self.weights not in ("imagenet", "none"):
+            close = difflib.get_close_matches(str(self.model), list(MODELS), n=3, cutoff=0.5)
+            hint = f" Did you mean {', '.join(close)}?" if close else f" torchvision: {', '.join(sorted(MODELS))}."
+            raise ConfigError(f"unknown model {self.model!r}.{hint} Or timm:NAME, package.module:callable "
+                              "or the path of an .onnx file.", field="model")
+        if model_kind(self.model) == "onnx" and self.weights not in ("imagenet", "none"):
             raise ConfigError("an ONNX file holds its own weights: leave --weights out", field="weights")
         for name in ("mean", "std"):
             value = getattr(self, name)
@@ -131,7 +133,7 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
 def _placement(config: EngineConfig) -> tuple[torch.device, torch.dtype, str]:
     """Where, in which precision and by what the network runs: ``(device, dtype, backend)``.
     An ONNX file runs on the CPU (ONNX Runtime's CPU build) even when ``auto`` could pick CUDA."""
-    onnx_file = is_onnx_path(config.model)
+    onnx_file = model_kind(config.model) == "onnx"
     device = resolve_device("cpu" if onnx_file and config.device == "auto" else config.device)
     dtype = resolve_dtype(config.precision, device)
     return device, dtype, resolve_backend(config.backend, device, dtype, onnx_file=onnx_file)

@@ -36,12 +36,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from .backends import OnnxBackend, OnnxFileBackend, TorchBackend, is_onnx_path, load_onnx, make_backend
+from .backends import OnnxBackend, OnnxFileBackend, TorchBackend, load_onnx, make_backend
 from .cam import SubspaceTracker, TemporalSmoother, eigen_cam
 from .config import DEVICES, PRECISIONS, EngineConfig, _placement, input_size, resolve_device, resolve_dtype
 from .errors import ConfigError, LayerNotFoundError, WeightsUnavailableError
-from .models import LoadedModel, load_model
+from .models import Layer, LoadedModel, from_module, load_model, model_kind
 from .render import RenderConfig
 from .results import FrameResult, PendingFrames, finish_pictures, label_predictions, maps_on_frames, peak_pixel
 
@@ -70,7 +71,9 @@ class Engine:
 
     Args:
         config: the settings.
-        model: an already loaded model to use instead of building ``config.model``.
+        model: a network to use instead of building ``config.model``: an ``nn.Module`` (your own,
+            weights loaded; optional attributes ``labels``, ``mean``, ``std``, ``input_size``) or a
+            :class:`~eigencam_live.models.LoadedModel`. ``config.model`` then only names it.
         fallback_untrained: when ImageNet weights cannot be had (offline, nothing cached), run the
             untrained network and set :attr:`warning` instead of raising.
         resident: keep frames on the device from upload to the finished picture, with the
@@ -81,7 +84,7 @@ class Engine:
         self,
         config: EngineConfig | None = None,
         *,
-        model: LoadedModel | None = None,
+        model: LoadedModel | nn.Module | None = None,
         fallback_untrained: bool = False,
         resident: bool | None = None,
     ) -> None:
@@ -92,6 +95,8 @@ class Engine:
         device, dtype, kind = _placement(self._config)
         if model is None:
             model, self.warning = self._load(self._config)
+        else:
+            model = _with_overrides(model if isinstance(model, LoadedModel) else from_module(model), self._config)
         self.backend = make_backend(kind, model, self._config.layer or model.spec.layer, device, dtype,
                                     optimize=self._config.optimize)
         self._resident = resident
@@ -137,7 +142,7 @@ class Engine:
     def _load(self, config: EngineConfig) -> tuple[LoadedModel, str | None]:
         """Build ``config``'s model; returns it and the warning to show (untrained fallback)."""
         warning = None
-        if is_onnx_path(config.model):
+        if model_kind(config.model) == "onnx":
             loaded = load_onnx(config.model)
         else:
             try:
@@ -147,17 +152,21 @@ class Engine:
                     raise
                 warning = f"UNTRAINED network: {exc}. Maps and labels of random weights are meaningless."
                 loaded = load_model(config.model, "none")
-        if config.labels is not None:
-            loaded.labels = read_labels(config.labels)
-        loaded.mean = tuple(config.mean) if config.mean is not None else loaded.mean
-        loaded.std = tuple(config.std) if config.std is not None else loaded.std
-        return loaded, warning
+        return _with_overrides(loaded, config), warning
 
-    def feature_layers(self) -> list[tuple[str, tuple[int, ...]]]:
-        """Every layer of the network that gives a feature map, in forward order, with its
-        ``(C, h, w)`` for the input the last frame got (a square one before the first frame)."""
+    def feature_layers(self, frame_hw: tuple[int, int] | None = None) -> list[Layer]:
+        """Every layer of the network that gives a feature map, in forward order, with its type and
+        its ``(C, h, w)`` for :meth:`input_size`."""
         with self._lock:
-            return self.backend.feature_layers(self._probe_size(self._config, self.loaded))
+            return self.backend.feature_layers(self.input_size(frame_hw))
+
+    def input_size(self, frame_hw: tuple[int, int] | None = None) -> tuple[int, int]:
+        """The network input's ``(h, w)`` for a ``frame_hw`` frame (default: the last frame's size,
+        a square before the first frame)."""
+        if frame_hw is not None:
+            side = self._config.short_side
+            return input_size(*frame_hw, side, self.loaded.spec.fixed_input)
+        return self._probe_size(self._config, self.loaded)
 
     def _probe_size(self, config: EngineConfig, loaded: LoadedModel) -> tuple[int, int]:
         side = config.short_side
@@ -252,6 +261,8 @@ class Engine:
             x = self._network_input(on_device)
             t1 = time.perf_counter()
             logits, fmap = self.backend.forward(x)
+            if logits.dim() != 2:  # a backbone without a classifier head: maps, no predictions
+                logits = logits.new_zeros((logits.shape[0], 0))
             t2 = time.perf_counter()
             _check_map(tuple(fmap.shape[1:]), self.layer, cfg.component)
             self._frame_hw = tuple(batch.shape[1:3])
@@ -315,6 +326,15 @@ class Engine:
 def _torch_of(backend: TorchBackend | OnnxBackend | OnnxFileBackend) -> TorchBackend | None:
     """The torch network behind a backend (ONNX Runtime's keeps one for probes and fallback)."""
     return backend if isinstance(backend, TorchBackend) else getattr(backend, "torch", None)
+
+
+def _with_overrides(loaded: LoadedModel, config: EngineConfig) -> LoadedModel:
+    """``loaded`` with the labels and normalisation the settings give in place of the model's own."""
+    if config.labels is not None:
+        loaded.labels = read_labels(config.labels)
+    loaded.mean = tuple(config.mean) if config.mean is not None else loaded.mean
+    loaded.std = tuple(config.std) if config.std is not None else loaded.std
+    return loaded
 
 
 def read_labels(path: str) -> list[str]:

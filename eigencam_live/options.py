@@ -14,6 +14,7 @@ from .backends import BACKENDS
 from .cam import METHODS
 from .engine import DEVICES, PRECISIONS, Engine, EngineConfig
 from .errors import ConfigError
+from .models import Layer
 from .render import COLORMAPS, VIEWS, RenderConfig
 
 __all__ = [
@@ -129,17 +130,56 @@ def _as_option(exc: ConfigError) -> ConfigError:
     return ConfigError(f"--{exc.field.replace('_', '-')}: {exc.reason}")
 
 
-def print_layers(engine: Engine, out=None) -> None:
-    """``--list-layers``: every layer that gives a feature map, ``name  CxHxW``, the default marked."""
+def print_layers(engine: Engine, out=None, frame_hw: tuple[int, int] | None = None) -> None:
+    """``--list-layers``: every layer that gives a feature map as a tree (children indented under
+    their container, in the order the network runs them) with its type and its ``CxHxW`` map for the
+    input size in use; the default and the layer in use marked."""
     import sys
 
     out = out or sys.stdout
-    default = engine.loaded.spec.layer
-    layers = engine.feature_layers()
-    width = max((len(name) for name, _ in layers), default=0)
-    for name, shape in layers:
-        mark = "  (default)" if name == default else ""
-        print(f"{name:<{width}}  {'x'.join(str(d) for d in shape)}{mark}", file=out)
+    default, current = engine.loaded.spec.layer, engine.layer
+    layers = layer_tree(engine.feature_layers(frame_hw))
+    size = engine.input_size(frame_hw)
+    print(f"{engine.config.model}: layers that give a feature map, for a {size[1]}x{size[0]} input "
+          "(CxHxW; --layer NAME picks one)", file=out)
+    width = max((2 * depth + len(layer.name) for depth, layer in layers), default=0)
+    kind_w = max((len(layer.kind) for _, layer in layers), default=0)
+    for depth, layer in layers:
+        mark = "  <- default" if layer.name == default else ""
+        mark += "  <- in use" if layer.name == current and current != default else ""
+        label = "  " * depth + layer.name
+        print(f"{label:<{width}}  {layer.kind:<{kind_w}}  {'x'.join(str(d) for d in layer.shape)}{mark}", file=out)
+
+
+def layer_tree(layers: list[Layer]) -> list[tuple[int, Layer]]:
+    """Layers in tree order, each with its depth: a container first, then its children (by their
+    dotted names; an ONNX file's flat node outputs stay flat), in the order the network runs them."""
+    names = {layer.name for layer in layers}
+    rank = {layer.name: i for i, layer in enumerate(layers)}
+
+    def parent(name: str) -> str | None:
+        parts = name.split(".")
+        for i in range(len(parts) - 1, 0, -1):
+            if ".".join(parts[:i]) in names:
+                return ".".join(parts[:i])
+        return None
+
+    children: dict[str | None, list[Layer]] = {}
+    for layer in layers:
+        children.setdefault(parent(layer.name), []).append(layer)
+    ordered: list[tuple[int, Layer]] = []
+
+    def first_run(layer: Layer) -> int:  # a container runs when its first child does
+        kids = children.get(layer.name, [])
+        return min([rank[layer.name], *(first_run(k) for k in kids)])
+
+    def walk(key: str | None, depth: int) -> None:
+        for layer in sorted(children.get(key, []), key=first_run):
+            ordered.append((depth, layer))
+            walk(layer.name, depth + 1)
+
+    walk(None, 0)
+    return ordered
 
 
 def network_threads() -> int:

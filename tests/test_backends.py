@@ -149,7 +149,7 @@ def test_an_onnx_file_gives_the_torch_networks_maps_on_its_last_feature_map(tmp_
         assert _corr(w.cam, g.cam) > 0.999 and g.peak == w.peak
         assert [p for _, p in g.predictions] == pytest.approx([p for _, p in w.predictions], rel=1e-3)
         assert g.predictions[0][0] == f"class {ref.loaded.labels.index(w.predictions[0][0])}"
-    layers = dict(onnx.feature_layers())
+    layers = {layer.name: layer.shape for layer in onnx.feature_layers()}
     assert layers[onnx.layer] == (512, 3, 5) and len(layers) > 20  # every conv, relu and add of resnet18
     layer3 = [n for n in layers if "layer3" in n and n.endswith("relu_1/Relu_output_0")][-1]  # its last block
     onnx.reconfigure(layer=layer3)
@@ -192,7 +192,7 @@ def test_the_command_line_lists_layers_and_annotates_with_an_onnx_file(tmp_path,
     path = _export(_loaded("mobilenet_v3_small", seed=7).net, tmp_path / "small.onnx")
     assert annotate_main(["--list-layers", "--model", path]) == 0
     lines = capsys.readouterr().out.splitlines()
-    default = [line for line in lines if line.endswith("(default)")]
+    default = [line for line in lines if line.endswith("<- default")]
     assert len(default) == 1 and "576x7x7" in default[0]  # a square 224 input before any frame
     assert annotate_main([]) == 2 and "give at least one INPUT" in capsys.readouterr().err
     clip = write_clip(tmp_path / "in.mp4", frames=6, size=(96, 64))

@@ -308,7 +308,7 @@ def test_maps_equal_pytorch_grad_cam(nets, frames, name):
             theirs = ref(input_tensor=x, targets=None)  # (B, H_in, W_in), relu + min-max, resized with cv2
     with ActivationCapture(loaded.net, layer) as cap, torch.inference_mode():
         loaded.net(x)
-    a = cap.map()
+    a = cap.map(tuple(x.shape[-2:]))
     ours, flipped = eigen_cam(a).maps.numpy(), eigen_cam(-a).maps.numpy()
     assert theirs.shape == (x.shape[0], x.shape[2], x.shape[3])
     for i in range(x.shape[0]):
@@ -461,7 +461,7 @@ def test_warm_started_video_stays_exact(nets):
     video = [np.roll(scene(128, 160, corner="c", seed=3), shift=4 * t, axis=1) for t in range(6)]
     with ActivationCapture(loaded.net, "layer2") as cap, torch.inference_mode():
         loaded.net(to_input(video))
-    a = cap.map()  # (6, 128, 16, 20): HW 320 > C 128
+    a = cap.map((128, 160))  # (6, 128, 16, 20): HW 320 > C 128
     tracker = SubspaceTracker()
     for t in range(a.shape[0]):
         warm = eigen_cam(a[t : t + 1], method="randomized", tracker=tracker)

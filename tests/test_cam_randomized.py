@@ -70,9 +70,9 @@ def activations() -> dict[tuple[str, tuple[int, int]], torch.Tensor]:
         loaded = load_model(name, "none")
         for size in sizes:
             frames = [natural_scene(*size, seed=s) for s in range(2)]
-            with ActivationCapture(loaded.net, loaded.spec.layer, loaded.spec.layout) as cap, torch.inference_mode():
+            with ActivationCapture(loaded.net, loaded.spec.layer) as cap, torch.inference_mode():
                 loaded.net(to_input(frames))
-            out[(name, size)] = cap.map().clone()
+            out[(name, size)] = cap.map(size).clone()
     return out
 
 

@@ -124,7 +124,7 @@ def _fmap(engine: Engine, frame: np.ndarray) -> torch.Tensor:
     x = engine.preprocess(frame[None])
     with ActivationCapture(engine.loaded.net, engine.layer) as cap, torch.inference_mode():
         engine.loaded.net(x)
-    return cap.map()
+    return cap.map(tuple(x.shape[-2:]))
 
 
 # -- results -------------------------------------------------------------------------------------

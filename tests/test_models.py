@@ -12,9 +12,6 @@ from torch import nn
 from eigencam_live.errors import LayerNotFoundError, ModelError, WeightsError, WeightsUnavailableError
 from eigencam_live.models import (
     MODELS,
-    NCHW,
-    NHWC,
-    TOKENS,
     ActivationCapture,
     feature_layers,
     find_layer,
@@ -49,9 +46,9 @@ def test_every_default_layer_is_a_last_stage_feature_map(name):
             net = get_model(name, weights=None)
     net.eval()
     size = spec.fixed_input or (224, 224)
-    with ActivationCapture(net, spec.layer, spec.layout) as cap, torch.no_grad():
+    with ActivationCapture(net, spec.layer) as cap, torch.no_grad():
         logits = net(torch.empty(2, 3, *size, device="meta"))
-    fmap = cap.map()
+    fmap = cap.map(size)  # the layout (NCHW, Swin's NHWC, ViT's tokens) read from the shape
     side = _grid(name)
     assert tuple(fmap.shape[0:1] + fmap.shape[2:]) == (2, side, side), tuple(fmap.shape)
     assert fmap.shape[1] >= 256
@@ -69,9 +66,9 @@ def test_representative_models_build_and_map(name, size):
     loaded = load_model(name, "none")
     assert not loaded.trained and loaded.weights == "none" and not loaded.net.training
     x = torch.randn(2, 3, *size)
-    with ActivationCapture(loaded.net, loaded.spec.layer, loaded.spec.layout) as cap, torch.inference_mode():
+    with ActivationCapture(loaded.net, loaded.spec.layer) as cap, torch.inference_mode():
         logits = loaded.net(x)
-    fmap = cap.map()
+    fmap = cap.map(size)
     assert fmap.shape[0] == 2 and fmap.shape[2:] == (size[0] // 32, size[1] // 32)
     assert torch.isfinite(fmap).all() and float(fmap.std()) > 0
     assert tuple(logits.shape) == (2, 1000)
@@ -80,27 +77,59 @@ def test_representative_models_build_and_map(name, size):
 def test_vit_tokens_become_a_map():
     """ViT's default layer gives (B, 1 + 14*14, 768) tokens -> (B, 768, 14, 14), class token dropped."""
     spec = MODELS["vit_b_16"]
-    assert spec.layout == TOKENS and spec.fixed_input == (224, 224)
+    assert spec.fixed_input == (224, 224)
     b, side, d = 2, 14, 8
     grid = torch.arange(b * side * side * d, dtype=torch.float32).view(b, side * side, d)
     tokens = torch.cat([torch.full((b, 1, d), -1.0), grid], dim=1)
-    fmap = to_feature_map(tokens, TOKENS)
+    fmap = to_feature_map(tokens, (224, 224))
     assert tuple(fmap.shape) == (b, d, side, side)
     # token 1 + (row * 14 + col) sits at (row, col)
     assert torch.equal(fmap[1, 3, 5, 7], grid[1, 5 * side + 7, 3])
     assert float(fmap.min()) >= 0  # the class token is gone
 
 
-def test_to_feature_map_layouts_and_errors():
-    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).view(2, 3, 4, 5)
-    assert to_feature_map(x, NCHW) is x
+def test_to_feature_map_reads_the_layout_from_the_shape():
+    """NCHW, NHWC and tokens told apart by which reading puts a grid on the input's pixels."""
+    x = torch.arange(2 * 96 * 7 * 12, dtype=torch.float32).view(2, 96, 7, 12)  # stride 32 on 224x384
+    assert to_feature_map(x, (224, 384)) is x
     nhwc = x.permute(0, 2, 3, 1)  # what a Swin stage outputs
-    assert torch.equal(to_feature_map(nhwc, NHWC), x)
-    assert to_feature_map((x, "aux"), NCHW) is x
-    with pytest.raises(LayerNotFoundError, match="not a spatial feature map"):
-        to_feature_map(torch.randn(2, 512), NCHW)  # a pooled vector
+    assert torch.equal(to_feature_map(nhwc, (224, 384)), x)
+    assert torch.equal(to_feature_map(x.permute(0, 2, 3, 1)[:, :, :, :7], (224, 384)), x[:, :7])  # C < w
+    square = torch.randn(1, 768, 7, 7)
+    assert to_feature_map(square, (224, 224)) is square
+    assert torch.equal(to_feature_map(square.permute(0, 2, 3, 1), (224, 224)), square)
+    assert to_feature_map((x, "aux"), (224, 384)) is x
+    # odd input sizes: a grid rounded up (ceil) still fits
+    assert to_feature_map(torch.randn(1, 8, 8, 12), (225, 384)).shape == (1, 8, 8, 12)
+    with pytest.raises(LayerNotFoundError, match=r"shape \(2, 512\).*expected"):
+        to_feature_map(torch.randn(2, 512), (224, 224))  # a pooled vector
     with pytest.raises(LayerNotFoundError, match="not a tensor"):
-        to_feature_map(("a", 1), NCHW)
+        to_feature_map(("a", 1), (224, 224))
+
+
+@pytest.mark.parametrize(("prefix", "grid", "size", "hint"), [
+    (0, (14, 14), (224, 224), None),      # no class token (a global-pool ViT)
+    (1, (14, 14), (224, 224), None),      # ViT/BEiT: a class token
+    (2, (14, 14), (224, 224), 2),         # DeiT distilled: class + distillation tokens
+    (5, (37, 37), (518, 518), 5),         # DINOv2 with 4 registers
+    (1, (12, 20), (192, 320), None),      # a non-square patch grid
+    (5, (16, 9), (256, 144), None),       # registers and a portrait grid, found without a hint
+])
+def test_tokens_reshape_to_the_patch_grid(prefix, grid, size, hint):
+    b, d = 2, 6
+    h, w = grid
+    patches = torch.randn(b, h * w, d)
+    tokens = torch.cat([torch.full((b, prefix, d), 99.0), patches], dim=1)
+    fmap = to_feature_map(tokens, size, hint)
+    assert tuple(fmap.shape) == (b, d, h, w)
+    assert torch.equal(fmap.flatten(2).transpose(1, 2), patches)  # row-major patch order, prefix gone
+
+
+def test_tokens_that_fit_no_grid_are_refused_with_the_shape():
+    with pytest.raises(LayerNotFoundError, match=r"\(1, 3, 8\).*224x384"):
+        to_feature_map(torch.randn(1, 3, 8), (224, 384))  # three tokens: no 2x2 grid
+    with pytest.raises(LayerNotFoundError, match=r"\(1, 1, 384\)"):
+        to_feature_map(torch.randn(1, 1, 384), (224, 224))  # a pooled token
 
 
 def test_wrong_layer_name_lists_close_matches(resnet18):
@@ -231,14 +260,16 @@ def test_hooks_removed_and_training_restored_after_an_exception(resnet18):
     # and a normal exit on a real model leaves no hook either
     with ActivationCapture(resnet18.net, "layer4") as cap, torch.inference_mode():
         resnet18.net(torch.randn(1, 3, 64, 64))
-    assert tuple(cap.map().shape) == (1, 512, 2, 2)
+    assert tuple(cap.map((64, 64)).shape) == (1, 512, 2, 2)
     assert all(not m._forward_hooks for m in resnet18.net.modules())
 
 
 def test_feature_layers_lists_spatial_layers_in_order(resnet18):
-    layers = feature_layers(resnet18, (64, 64))
-    names = [n for n, _ in layers]
+    layers = feature_layers(resnet18, (64, 96))
+    names = [layer.name for layer in layers]
     assert "layer4" in names and names.index("layer1") < names.index("layer4")
-    assert dict(layers)["layer4"] == (512, 2, 2)
+    by_name = {layer.name: layer for layer in layers}
+    assert by_name["layer4"].shape == (512, 2, 3) and by_name["layer4"].kind == "Sequential"
+    assert by_name["conv1"].kind == "Conv2d" and by_name["conv1"].shape == (64, 32, 48)
     assert "fc" not in names and "avgpool" not in names
     assert all(not m._forward_hooks for m in resnet18.net.modules())

@@ -75,11 +75,11 @@ def test_component_beyond_the_rank_is_a_config_error_on_both_routes(engine):
 
 
 def test_a_layer_without_a_spatial_map_is_refused_with_a_clear_error(engine):
-    for layer, reason in (("avgpool", "1x1"), ("fc", "not a spatial feature map")):
+    for layer, reason in (("avgpool", "1x1"), ("fc", r"shape \(1, 1000\) is not a feature map")):
         with pytest.raises(LayerNotFoundError, match=reason):
             engine.reconfigure(layer=layer)
         assert engine.layer == "layer4"
-    with pytest.raises(LayerNotFoundError, match="not a spatial"):
+    with pytest.raises(LayerNotFoundError, match="is not a feature map"):
         Engine(EngineConfig(model="resnet18", weights="none", layer="fc", device="cpu"), model=engine.loaded)
     assert engine.process_one(scene(64, 96)).cam.shape == (2, 3)
 

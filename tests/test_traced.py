@@ -66,9 +66,9 @@ def test_build_refuses_a_copy_that_does_not_match():
     torch.manual_seed(0)
     loaded = load_model("resnet18", "none")
     x = torch.randn(1, 3, 64, 64)
-    assert build_traced(loaded.net, "layer4", "nchw", x) is not None
-    assert build_traced(loaded.net, "layer4.1.relu", "nchw", x) is None
-    assert build_traced(loaded.net, "no.such.layer", "nchw", x) is None
+    assert build_traced(loaded.net, "layer4", x) is not None
+    assert build_traced(loaded.net, "layer4.1.relu", x) is None
+    assert build_traced(loaded.net, "no.such.layer", x) is None
 
 
 def test_a_shorter_last_batch_runs_eagerly_without_a_new_copy():

@@ -26,7 +26,7 @@ from eigencam_live.errors import ConfigError
 from eigencam_live.models import LoadedModel
 
 from .onnx_backend import OnnxBackend, cache_dir, onnxruntime_available
-from .onnx_file import OnnxFile, OnnxFileBackend, is_onnx_path, load_onnx
+from .onnx_file import OnnxFile, OnnxFileBackend, load_onnx
 from .torch_backend import TorchBackend
 
 __all__ = [
@@ -35,7 +35,6 @@ __all__ = [
     "OnnxFileBackend",
     "TorchBackend",
     "cache_dir",
-    "is_onnx_path",
     "load_onnx",
     "make_backend",
     "resolve_backend",

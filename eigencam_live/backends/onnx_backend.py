@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from eigencam_live.models import LoadedModel, to_feature_map
+from eigencam_live.models import Layer, LoadedModel, to_feature_map
 
 from .torch_backend import TorchBackend
 
@@ -127,8 +127,11 @@ class OnnxBackend:
     def probe(self, layer: str, size: tuple[int, int]) -> tuple[int, int, int]:
         return self.torch.probe(layer, size)
 
-    def feature_layers(self, size: tuple[int, int]) -> list[tuple[str, tuple[int, ...]]]:
+    def feature_layers(self, size: tuple[int, int]) -> list[Layer]:
         return self.torch.feature_layers(size)
+
+    def _map(self, raw: np.ndarray, x: torch.Tensor) -> torch.Tensor:
+        return to_feature_map(torch.from_numpy(raw), tuple(x.shape[-2:]), self.loaded.prefix_tokens)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """As :meth:`TorchBackend.forward`; the first call for a layer exports (or loads) and checks."""
@@ -139,7 +142,7 @@ class OnnxBackend:
         if session is None:
             return self.torch.forward(x)
         logits, raw = session.run(None, {"x": x.contiguous().numpy()})
-        return torch.from_numpy(logits), to_feature_map(torch.from_numpy(raw), self.loaded.spec.layout)
+        return torch.from_numpy(logits), self._map(raw, x)
 
     # -- export, cache, check ------------------------------------------------------------------
     def _checked_session(self, layer: str, x: torch.Tensor):
@@ -159,7 +162,7 @@ class OnnxBackend:
             except Exception:  # a corrupt or truncated file: rebuild it once
                 path.unlink(missing_ok=True)
                 continue
-            fmap = to_feature_map(torch.from_numpy(raw), self.loaded.spec.layout).numpy()
+            fmap = self._map(raw, x).numpy()
             if _agree(logits, want_logits) and _agree(fmap, want_fmap):
                 self.warning = None
                 return session

@@ -18,13 +18,9 @@ import numpy as np
 import torch
 
 from eigencam_live.errors import LayerNotFoundError, ModelError
-from eigencam_live.models import NCHW, TOKENS, LoadedModel, ModelSpec, to_feature_map
+from eigencam_live.models import Layer, LoadedModel, ModelSpec, to_feature_map
 
-__all__ = ["OnnxFile", "OnnxFileBackend", "is_onnx_path", "load_onnx"]
-
-
-def is_onnx_path(name: str) -> bool:
-    return isinstance(name, str) and name.lower().endswith(".onnx")
+__all__ = ["OnnxFile", "OnnxFileBackend", "load_onnx"]
 
 
 class OnnxFile:
@@ -57,6 +53,8 @@ class OnnxFile:
         h, w = dims[0][2], dims[0][3]
         self.fixed_input = (h, w) if h and w else None
         self.order = [o for node in graph.node for o in node.output if o]  # topological: ONNX requires it
+        #: the op type that makes each node output (``Conv``, ``Relu``, ...)
+        self.kinds = {o: node.op_type for node in graph.node for o in node.output if o}
         self._layers: dict[tuple[int, int], dict[str, tuple[int, ...]]] = {}
 
     def layers(self, size: tuple[int, int]) -> dict[str, tuple[int, int, int]]:
@@ -70,7 +68,7 @@ class OnnxFile:
                 if meta.name == self.output or not isinstance(value, np.ndarray):
                     continue
                 try:
-                    fmap = to_feature_map(torch.from_numpy(np.ascontiguousarray(value)), _layout(value))
+                    fmap = to_feature_map(torch.from_numpy(np.ascontiguousarray(value)), size)
                 except LayerNotFoundError:
                     continue
                 if fmap.shape[0] == 1 and fmap.shape[2] * fmap.shape[3] >= 4:
@@ -106,16 +104,12 @@ class OnnxFile:
         return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
-def _layout(value: np.ndarray) -> str:
-    return TOKENS if value.ndim == 3 else NCHW
-
-
 def load_onnx(path: str, labels: list[str] | None = None) -> LoadedModel:
     """A :class:`LoadedModel` for an ONNX file (``net`` is the :class:`OnnxFile`)."""
     graph = OnnxFile(path)
     side = 224
     size = graph.fixed_input or (side, side)
-    spec = ModelSpec(name=str(graph.path), layer=graph.default_layer(size), layout=NCHW, fixed_input=graph.fixed_input)
+    spec = ModelSpec(name=str(graph.path), layer=graph.default_layer(size), fixed_input=graph.fixed_input)
     return LoadedModel(net=graph, spec=spec, labels=labels or [], weights=str(graph.path), trained=True)
 
 
@@ -161,7 +155,8 @@ class OnnxFileBackend:
         if self._layer not in self._sessions:
             self._sessions[self._layer] = self.graph.session(self._layer)
         logits, raw = self._sessions[self._layer].run(None, {self.graph.input: x.contiguous().numpy()})
-        return torch.from_numpy(logits), to_feature_map(torch.from_numpy(raw), _layout(raw))
+        return torch.from_numpy(logits), to_feature_map(torch.from_numpy(raw), tuple(x.shape[-2:]))
 
-    def feature_layers(self, size: tuple[int, int]) -> list[tuple[str, tuple[int, int, int]]]:
-        return list(self.graph.layers(size).items())
+    def feature_layers(self, size: tuple[int, int]) -> list[Layer]:
+        kinds = self.graph.kinds
+        return [Layer(name, kinds.get(name, "?"), shape) for name, shape in self.graph.layers(size).items()]

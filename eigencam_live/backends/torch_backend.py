@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from eigencam_live.errors import LayerNotFoundError
-from eigencam_live.models import ActivationCapture, LoadedModel, feature_layers, find_layer, to_feature_map
+from eigencam_live.models import ActivationCapture, Layer, LoadedModel, feature_layers, find_layer, to_feature_map
 
 from .traced import TRACED_FAMILIES, TracedForward, build_traced
 
@@ -82,13 +82,13 @@ class TorchBackend:
         """``x (B, 3, h, w)`` on :attr:`device` -> ``(logits (B, classes), activations (B, C, h', w'))``."""
         traced = self._traced_for(x)
         self.traced = traced is not None
-        layout = self.loaded.spec.layout
+        size, prefix = tuple(x.shape[-2:]), self.loaded.prefix_tokens
         if traced is not None:
             logits, raw = traced(x)
-            return logits, to_feature_map(raw, layout)
-        with ActivationCapture(self.loaded.net, self._layer, layout) as cap:
+            return logits, to_feature_map(raw, size, prefix)
+        with ActivationCapture(self.loaded.net, self._layer) as cap:
             logits = self.loaded.net(x)
-            return logits, cap.map(self._layer)
+            return _logits(logits), cap.map(size, self._layer, prefix)
 
     def probe(self, layer: str, size: tuple[int, int]) -> tuple[int, int, int]:
         """``(C, h', w')`` of ``layer``'s feature map for a ``size = (h, w)`` input, from one forward
@@ -99,18 +99,18 @@ class TorchBackend:
         """
         find_layer(self.loaded.net, layer)
         x = torch.zeros((1, 3, *size), device=self.device, dtype=self.dtype)
-        with torch.inference_mode(), ActivationCapture(self.loaded.net, layer, self.loaded.spec.layout) as cap:
+        with torch.inference_mode(), ActivationCapture(self.loaded.net, layer) as cap:
             self.loaded.net(x)
             if layer not in cap.outputs:
                 raise LayerNotFoundError(f"layer {layer!r} is not reached by the forward pass")
             try:
-                fmap = cap.map(layer)
+                fmap = cap.map(size, layer, self.loaded.prefix_tokens)
             except LayerNotFoundError as exc:
                 raise LayerNotFoundError(f"layer {layer!r}: {exc}") from None
         return tuple(int(d) for d in fmap.shape[1:])
 
-    def feature_layers(self, size: tuple[int, int]) -> list[tuple[str, tuple[int, ...]]]:
-        """Every layer that gives a feature map for a ``size`` input: ``[(name, (C, h, w)), ...]``."""
+    def feature_layers(self, size: tuple[int, int]) -> list[Layer]:
+        """Every layer that gives a feature map for a ``size`` input, in forward order."""
         return feature_layers(self.loaded, size)
 
     def _traced_for(self, x: torch.Tensor) -> TracedForward | None:
@@ -126,5 +126,17 @@ class TorchBackend:
         if key not in self._traced:
             if len(self._traced) >= _MAX_TRACED:
                 self._traced.pop(next(iter(self._traced)))
-            self._traced[key] = build_traced(self.loaded.net, self._layer, self.loaded.spec.layout, x)
+            self._traced[key] = build_traced(self.loaded.net, self._layer, x)
         return self._traced[key]
+
+
+def _logits(output: object) -> torch.Tensor:
+    """The class scores of a network's output: the tensor itself, or the first tensor of a tuple,
+    list or dict (models that also return auxiliary outputs)."""
+    if isinstance(output, torch.Tensor):
+        return output
+    values = output.values() if isinstance(output, dict) else output if isinstance(output, (tuple, list)) else ()
+    found = next((v for v in values if isinstance(v, torch.Tensor)), None)
+    if found is None:
+        raise LayerNotFoundError(f"the network returned {type(output).__name__}, not class scores (a tensor)")
+    return found

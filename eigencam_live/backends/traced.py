@@ -48,7 +48,7 @@ def _agree(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-3) -> bool:
     return a.shape == b.shape and bool(((a - b).abs().max() / scale) <= tol)
 
 
-def build_traced(net: nn.Module, layer: str, layout: str, example: torch.Tensor) -> TracedForward | None:
+def build_traced(net: nn.Module, layer: str, example: torch.Tensor) -> TracedForward | None:
     """A :class:`TracedForward` of ``net`` for ``example``'s shape, or ``None`` when the network
     cannot be traced this way or the copy does not reproduce the eager logits and layer output."""
     from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
@@ -63,7 +63,7 @@ def build_traced(net: nn.Module, layer: str, layout: str, example: torch.Tensor)
                 module = torch.jit.optimize_for_inference(torch.jit.freeze(traced.eval()))
                 got = module(example)
                 got = module(example)  # the first runs of a frozen module still rewrite its graph
-            with torch.inference_mode(), ActivationCapture(net, layer, layout) as cap:
+            with torch.inference_mode(), ActivationCapture(net, layer) as cap:
                 logits = net(example)
                 raw = cap.outputs[layer]
     except Exception:  # fx cannot trace it, TorchScript rejects an op, ...: the eager path stays

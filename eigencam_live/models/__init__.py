@@ -1,0 +1,76 @@
+"""Models: any network that yields a feature map, from one string.
+
+- ``resnet50``, ``mobilenet_v3_large``, ...: torchvision's classifiers (:mod:`.torchvision_zoo`);
+- ``timm:NAME``: any timm classifier (:mod:`.timm_zoo`);
+- ``package.module:callable``: your own network from a factory (:mod:`.factory`); in the library,
+  a module object (:func:`from_module`);
+- ``model.onnx``: an ONNX file, run by ONNX Runtime (:mod:`eigencam_live.backends.onnx_file`).
+
+Every source yields a :class:`LoadedModel`. A layer's output is read as a feature map whatever its
+layout (:func:`to_feature_map`); :class:`ActivationCapture` is the one place hooks are registered.
+"""
+
+from __future__ import annotations
+
+from .factory import FACTORY, from_module, load_factory
+from .layers import ActivationCapture, Layer, feature_layers, find_layer, last_map_layer, to_feature_map
+from .loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelSpec
+from .timm_zoo import PREFIX as TIMM_PREFIX
+from .timm_zoo import load_timm
+from .torchvision_zoo import MODELS, cached_weights_path, load_torchvision
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "MODELS",
+    "ActivationCapture",
+    "Layer",
+    "LoadedModel",
+    "ModelSpec",
+    "cached_weights_path",
+    "feature_layers",
+    "find_layer",
+    "from_module",
+    "last_map_layer",
+    "load_model",
+    "model_kind",
+    "to_feature_map",
+]
+
+
+def model_kind(source: str) -> str | None:
+    """``torchvision``, ``timm``, ``factory`` or ``onnx`` for a model string of that form (not yet
+    checked further), or ``None`` when it has none of the forms."""
+    if not isinstance(source, str) or not source:
+        return None
+    if source.lower().endswith(".onnx"):
+        return "onnx"
+    if source.startswith(TIMM_PREFIX):
+        return "timm" if len(source) > len(TIMM_PREFIX) else None
+    if FACTORY.match(source):
+        return "factory"
+    return "torchvision" if source in MODELS else None
+
+
+def load_model(source: str, weights: str = "imagenet", *, allow_download: bool = True) -> LoadedModel:
+    """Build the network a model string names, in eval mode on the CPU (not ONNX files: see
+    :func:`eigencam_live.backends.load_onnx`).
+
+    Args:
+        source: a torchvision name, ``timm:NAME`` or ``package.module:callable``.
+        weights: ``imagenet`` (the source's pretrained weights; a factory's own), ``none`` (random
+            initialisation; a factory's module as returned), or a state_dict file loaded on top.
+        allow_download: for pretrained weights, download what is missing from the cache.
+
+    Raises:
+        ModelError: an unknown name (with close matches), a factory that fails.
+        WeightsUnavailableError: pretrained weights neither cached nor downloadable (offline);
+            callers may fall back to ``none``.
+        WeightsError: a state_dict file that is missing, unreadable, unhealthy or does not fit.
+    """
+    kind = model_kind(source)
+    if kind == "timm":
+        return load_timm(source[len(TIMM_PREFIX):], weights, allow_download=allow_download)
+    if kind == "factory":
+        return load_factory(source, weights)
+    return load_torchvision(source, weights, allow_download=allow_download)  # raises for unknown names

@@ -1,0 +1,107 @@
+"""Your own network: ``package.module:callable`` (a factory called with no arguments that returns an
+``nn.Module`` with its weights loaded), or a module object handed to the library.
+
+Optional attributes on the module: ``labels`` (class names), ``mean``/``std`` (RGB, of ``[0, 1]``
+pixels), ``input_size`` (``(H, W)`` the network requires). The default target layer is the last one
+whose output is a spatial feature map.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import sys
+
+from torch import nn
+
+from eigencam_live.errors import ModelError
+
+from .layers import last_map_layer
+from .loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelSpec
+from .weights import load_state_file
+
+__all__ = ["FACTORY", "from_module", "load_factory"]
+
+#: ``package.module:callable`` (the callable may be an attribute path: ``zoo:Nets.small``).
+FACTORY = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
+def load_factory(source: str, weights: str = "imagenet") -> LoadedModel:
+    """Import ``module`` (the current folder is importable), call ``callable()``, wrap the module.
+
+    ``weights``: ``imagenet`` or ``none`` use the module as the factory returns it (counted as
+    trained: its weights are the factory's business); a file path loads a state_dict on top.
+
+    Raises:
+        ModelError: one line: the module does not import (which one, why), the callable is missing or
+            raises, or what it returns is not an ``nn.Module``.
+    """
+    if not FACTORY.match(source):
+        raise ModelError(f"{source!r} is not a factory: expected package.module:callable, e.g. mynet:build")
+    module_name, attr = source.split(":", 1)
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise ModelError(f"cannot import {module_name!r} for --model {source}: no such module "
+                             f"(looked in the current folder and the installed packages)") from None
+        raise ModelError(f"cannot import {module_name!r} for --model {source}: it needs {exc.name!r}, "
+                         "which is not installed") from None
+    except Exception as exc:
+        raise ModelError(f"cannot import {module_name!r} for --model {source}: {_one_line(exc)}") from None
+    target = module
+    for part in attr.split("."):
+        target = getattr(target, part, None)
+        if target is None:
+            raise ModelError(f"{module_name!r} has no {attr!r} (for --model {source})")
+    if not callable(target):
+        raise ModelError(f"{source} is a {type(target).__name__}, not a callable that returns a network")
+    try:
+        net = target()
+    except Exception as exc:
+        raise ModelError(f"{source}() raised {_one_line(exc)}") from None
+    if not isinstance(net, nn.Module):
+        raise ModelError(f"{source}() returned a {type(net).__name__}; it must return a torch.nn.Module")
+    if weights not in ("imagenet", "none"):
+        weights = load_state_file(net, weights, source)
+    return from_module(net, name=source, weights=weights)
+
+
+def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imagenet") -> LoadedModel:
+    """A :class:`LoadedModel` for a module object (eval mode; the optional attributes honoured).
+
+    Raises:
+        ModelError: ``net`` is not an ``nn.Module``, or an attribute has the wrong form.
+        LayerNotFoundError: no layer of the network gives a spatial map.
+    """
+    if not isinstance(net, nn.Module):
+        raise ModelError(f"the model must be a torch.nn.Module. Got {type(net).__name__}")
+    name = name or type(net).__name__
+    net.eval()
+    labels = getattr(net, "labels", None)
+    if labels is not None and (isinstance(labels, str) or not all(isinstance(x, str) for x in labels)):
+        raise ModelError(f"{name}.labels must be a list of class names")
+    fixed = getattr(net, "input_size", None)
+    if fixed is not None:
+        fixed = tuple(fixed)[-2:]
+        if len(fixed) != 2 or not all(isinstance(d, int) and d >= 8 for d in fixed):
+            raise ModelError(f"{name}.input_size must be (H, W) in pixels. Got {net.input_size!r}")
+    norm = {}
+    for key, default in (("mean", IMAGENET_MEAN), ("std", IMAGENET_STD)):
+        value = getattr(net, key, None)
+        value = default if value is None else tuple(float(v) for v in value)
+        if len(value) != 3:
+            raise ModelError(f"{name}.{key} must be three numbers (R, G, B). Got {value!r}")
+        norm[key] = value
+    loaded = LoadedModel(net=net, spec=ModelSpec(name, "", fixed), labels=list(labels or []), weights=weights,
+                         trained=True, prefix_tokens=getattr(net, "num_prefix_tokens", None), **norm)
+    loaded.spec = ModelSpec(name, last_map_layer(loaded, fixed), fixed)
+    return loaded
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__

