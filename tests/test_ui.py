@@ -3,6 +3,7 @@ works, errors stay in the window, and closing stops every thread."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -505,3 +506,39 @@ def test_default_source_is_the_camera_when_one_is_connected(monkeypatch):
     assert default_source() == 0
     monkeypatch.setattr(video, "list_cameras", lambda max_index=4: [])
     assert default_source() == "demo"
+
+
+def test_a_typed_model_string_opens_and_the_layer_list_is_a_filterable_tree(qtbot, make_window, tmp_path, monkeypatch):
+    """The model box takes any model string (here a factory in the current folder) on Enter; the layer
+    list shows the network as a tree with types and the shapes of the current input, the default
+    starred, and the filter box narrows it."""
+    (tmp_path / "tinynet.py").write_text(
+        "from torch import nn\n"
+        "def build():\n"
+        "    net = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(),\n"
+        "                        nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU()),\n"
+        "                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 4))\n"
+        "    net.labels = ['a', 'b', 'c', 'd']\n"
+        "    return net\n")
+    monkeypatch.chdir(tmp_path)
+    w = make_window()
+    wait_frames(qtbot, w, 2)
+    w.model_combo.lineEdit().setText("tinynet:build")
+    qtbot.keyClick(w.model_combo.lineEdit(), Qt.Key_Return)
+    qtbot.waitUntil(lambda: w.status is not None and w.status.config.model == "tinynet:build", timeout=WAIT)
+    assert w.pipeline.engine.layer == "2" and w.model_combo.currentData() == "tinynet:build"
+    wait_frames(qtbot, w, 2)
+    # 160x120 frames at short side 64: an 64x96 input (rounded to the stride 32), so 32x48 then 16x24
+    qtbot.waitUntil(lambda: any("16×16×24" in w.layer_combo.itemText(i) for i in range(w.layer_combo.count())),
+                    timeout=WAIT)
+    texts = {w.layer_combo.itemData(i): w.layer_combo.itemText(i) for i in range(w.layer_combo.count())}
+    assert texts["0"].split() == ["0", "Conv2d", "8×32×48"]
+    assert texts["2"].split() == ["★", "2", "Sequential", "16×16×24"]
+    assert texts["2.0"].startswith("   ") and texts["2.0"].split()[:2] == ["2.0", "Conv2d"]  # under its container
+    assert "5" not in texts  # the classifier: no map
+    w.layer_filter.setText("conv")
+    view = w.layer_combo.view()
+    shown = {w.layer_combo.itemData(i) for i in range(w.layer_combo.count()) if not view.isRowHidden(i)}
+    assert shown == {"0", "2.0", "2"}  # the Conv2d layers, and the one in use
+    sys.modules.pop("tinynet", None)
+    assert not w.errors, w.errors

@@ -60,6 +60,9 @@ def test_the_shown_and_recorded_image_is_the_engines_picture(tmp_path):
     class FakeEngine:
         backend = SimpleNamespace(preparing=False)
 
+        def input_size(self):  # the size the layer list was made for: never changes here
+            return None
+
         def process(self, image, render=None):
             seen.append(render)
             return [SimpleNamespace(picture=picture, heatmap=np.zeros(image.shape[:2], np.float32))]
@@ -86,6 +89,9 @@ def test_a_change_of_look_while_paused_redraws_the_frame_on_screen():
 
     class FakeEngine:
         backend = SimpleNamespace(preparing=False)
+
+        def input_size(self):  # the size the layer list was made for: never changes here
+            return None
 
         def process(self, image, render=None):
             calls.append(render)

@@ -16,6 +16,7 @@ from PyQt5.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QSlider,
     QSpinBox,
     QVBoxLayout,
@@ -32,6 +33,10 @@ from . import commands as cmd
 from .widgets import PredictionsPanel, SpectrumPanel
 
 __all__ = ["TIPS", "build_panel", "natural_key"]
+
+#: Offered in the model box after torchvision's names (any other can be typed).
+SUGGESTED_MODELS = ("timm:convnext_tiny", "timm:efficientnet_b0", "timm:vit_small_patch16_224",
+                    "examples.efficientnet_lite0:build")
 
 _VIEW_LABELS = {"overlay": "Overlay", "side-by-side": "Side by side", "heatmap": "Heatmap only", "original": "Original"}
 
@@ -50,11 +55,16 @@ def natural_key(name: str) -> list:
 
 #: What the controls mean, as tooltips.
 TIPS = {
-    "model": "The torchvision classifier (ImageNet weights when available). Loading a model takes a few seconds.",
+    "model": "The network: pick a torchvision classifier, or type and press Enter: timm:NAME (any timm "
+             "classifier, e.g. timm:convnext_tiny), package.module:callable (your own network from a factory, "
+             "e.g. mynet:build with mynet.py in the current folder) or the path of an .onnx file. "
+             "Loading a model takes a few seconds.",
     "weights": "ImageNet (downloaded once, then cached), none (random weights: maps and labels mean nothing), "
                "or a state_dict file of your own (Load file…).",
-    "layer": "The layer whose activations Eigen-CAM decomposes, with its output shape (channels × height × "
-             "width). Later layers: coarser maps of whole objects; earlier ones: finer maps of parts and texture.",
+    "layer": "The layer whose activations Eigen-CAM decomposes: the network's layers as a tree, with their "
+             "type and their output (channels × height × width) for the current input; ★ marks the default. "
+             "Later layers: coarser maps of whole objects; earlier ones: finer maps of parts and texture.",
+    "layer_filter": "Show only the layers whose name or type contains this text (e.g. conv, blocks.11, stages.3).",
     "component": "Which principal component of the layer's activations is shown: 1 explains the most, and "
                  "2, 3... often pick out other objects. Click a bar of the spectrum to choose one too.",
     "method": "How the principal components are found: exact (eigendecomposition of the small Gram matrix), "
@@ -102,8 +112,12 @@ def build_panel(w, dock: QWidget) -> QWidget:
     mdl = QGroupBox("Model and Eigen-CAM", panel)
     form = _form(mdl)
     w.model_combo = QComboBox(mdl)
-    for name in sorted(MODELS, key=natural_key):
+    w.model_combo.setEditable(True)  # timm:NAME, package.module:callable or a .onnx path, typed
+    w.model_combo.setInsertPolicy(QComboBox.NoInsert)
+    w.model_combo.lineEdit().setPlaceholderText("name, timm:NAME, module:factory")
+    for name in sorted(MODELS, key=natural_key) + list(SUGGESTED_MODELS):
         w.model_combo.addItem(name, name)
+    w.model_combo.setMaxVisibleItems(20)
     w.weights_combo = QComboBox(mdl)
     w.weights_combo.addItem("ImageNet", "imagenet")
     w.weights_combo.addItem("none (random)", "none")
@@ -111,6 +125,10 @@ def build_panel(w, dock: QWidget) -> QWidget:
     w.layer_combo = QComboBox(mdl)
     w.layer_combo.setMinimumContentsLength(18)
     w.layer_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+    w.layer_combo.setMaxVisibleItems(18)
+    w.layer_filter = QLineEdit(mdl)
+    w.layer_filter.setPlaceholderText("filter layers…")
+    w.layer_filter.setClearButtonEnabled(True)
     w.component_spin = QSpinBox(mdl)
     w.component_spin.setRange(1, 5)
     w.method_combo = QComboBox(mdl)
@@ -141,6 +159,7 @@ def build_panel(w, dock: QWidget) -> QWidget:
     form.addRow("Model", w.model_combo)
     form.addRow("Weights", w.weights_combo)
     form.addRow("Layer", w.layer_combo)
+    form.addRow("", w.layer_filter)
     form.addRow("Component", w.component_spin)
     form.addRow("Method", w.method_combo)
     form.addRow("Smoothing", w.smoothing_spin)

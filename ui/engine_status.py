@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 
 from eigencam_live.engine import Engine, EngineConfig
 from eigencam_live.errors import EigenCamError
+from eigencam_live.models import Layer
 
 __all__ = ["EngineStatus", "build_engine", "layer_list"]
 
@@ -22,6 +23,7 @@ class EngineStatus:
 
     config: EngineConfig
     layer: str
+    default_layer: str
     device: str
     backend: str
     dtype: str
@@ -30,7 +32,8 @@ class EngineStatus:
 
     @classmethod
     def of(cls, engine: Engine) -> EngineStatus:
-        return cls(config=engine.config, layer=engine.layer, device=str(engine.device),
+        return cls(config=engine.config, layer=engine.layer, default_layer=engine.loaded.spec.layer,
+                   device=str(engine.device),
                    backend=engine.backend.running, dtype=str(engine.dtype).replace("torch.", ""), trained=bool(engine.loaded.trained),
                    warning=engine.warning)
 
@@ -54,15 +57,18 @@ def build_engine(config: EngineConfig, busy: Say, error: Say) -> Engine | None:
     return engine
 
 
-def layer_list(engine: Engine, cache: dict[tuple[str, str], list], error: Say) -> list:
-    """The engine's model's feature layers, ``[(name, (C, h, w)), ...]``, listed once per model."""
-    key = (engine.config.model, engine.loaded.weights)
+def layer_list(engine: Engine, cache: dict[tuple, list], error: Say) -> list[Layer]:
+    """The engine's model's feature layers with their shapes for the current input size, listed once
+    per model and input size."""
+    key = (engine.config.model, engine.loaded.weights, engine.input_size())
     layers = cache.get(key)
     if layers is None:
         try:
             layers = engine.feature_layers()
         except Exception as exc:
             error(f"cannot list the layers of {engine.config.model}: {exc}")
-            layers = [(engine.layer, ())]
+            layers = [Layer(engine.layer, "?", ())]
+        if len(cache) >= 16:
+            cache.clear()
         cache[key] = layers
     return list(layers)

@@ -87,7 +87,8 @@ class FrameLoop:
         self._redraw = False  # a setting changed since the frame on screen was processed
         self._last_frame: Frame | None = None
         self._last_report: tuple[str, float] = ("", 0.0)
-        self._layers_cache: dict[tuple[str, str], list] = {}
+        self._layers_cache: dict[tuple, list] = {}
+        self._layers_size: tuple[int, int] | None = None  # the input size the layer list was made for
         # Read by the GUI thread (plain numbers: a torn read is harmless).
         self.capture_rate = RateMeter()
         self.process_rate = RateMeter()
@@ -135,6 +136,7 @@ class FrameLoop:
         e = self.engine
         assert e is not None
         self.out.engine_changed.emit(EngineStatus.of(e))
+        self._layers_size = e.input_size()
         self.out.layers_ready.emit(e.config.model, layer_list(e, self._layers_cache, self.out.error.emit))
 
     def _drain_commands(self) -> None:
@@ -305,6 +307,9 @@ class FrameLoop:
             self.out.engine_changed.emit(EngineStatus.of(engine))  # what runs it is known now
             if engine.backend.warning:
                 self.out.error.emit(engine.backend.warning)
+        if engine.input_size() != self._layers_size:  # a new frame size: the layers' shapes change
+            self._layers_size = engine.input_size()
+            self.out.layers_ready.emit(engine.config.model, layer_list(engine, self._layers_cache, self.out.error.emit))
         now = time.monotonic()
         self.process_rate.tick(t=now)
         self.frames_processed += 1

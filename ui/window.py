@@ -32,6 +32,7 @@ from PyQt5.QtWidgets import (
 )
 
 from eigencam_live.engine import EngineConfig
+from eigencam_live.options import layer_tree
 from eigencam_live.render import RenderConfig, colormap_lut
 
 from . import commands as cmd
@@ -198,8 +199,10 @@ class MainWindow(QMainWindow):
         self._set_tips()
 
         self._sync_controls(self.engine_config, self.render_config)
-        self.model_combo.activated.connect(lambda _i: self._engine(model=self.model_combo.currentData(), layer=None))
+        self.model_combo.activated.connect(lambda i: self._choose_model(self.model_combo.itemData(i)))
+        self.model_combo.lineEdit().returnPressed.connect(lambda: self._choose_model(self.model_combo.currentText()))
         self.layer_combo.activated.connect(lambda _i: self._engine(layer=self.layer_combo.currentData()))
+        self.layer_filter.textChanged.connect(self._filter_layers)
         self.weights_combo.activated.connect(self._on_weights_chosen)
         self.component_spin.valueChanged.connect(lambda v: self._engine(component=int(v)))
         self.method_combo.activated.connect(lambda _i: self._engine(method=self.method_combo.currentData()))
@@ -296,6 +299,12 @@ class MainWindow(QMainWindow):
     def _engine(self, **changes) -> None:
         self.pipeline.reconfigure(**changes)
 
+    def _choose_model(self, model: str | None) -> None:
+        """A model picked from the list or typed (``timm:NAME``, ``module:factory``, an ONNX path)."""
+        model = (model or "").strip()
+        if model and model != self.engine_config.model:
+            self._engine(model=model, layer=None)
+
     def _render(self, **changes) -> None:
         try:
             self.render_config = RenderConfig(**{**self.render_config.__dict__, **changes})
@@ -312,8 +321,9 @@ class MainWindow(QMainWindow):
         for w in widgets:
             w.blockSignals(True)
         try:
-            if self.model_combo.findData(ec.model) < 0:  # a model file (ONNX): listed by its name
-                self.model_combo.addItem(Path(ec.model).name, ec.model)
+            if self.model_combo.findData(ec.model) < 0:  # typed or opened: listed from now on
+                label = Path(ec.model).name if ec.model.lower().endswith(".onnx") else ec.model
+                self.model_combo.addItem(label, ec.model)
             self.model_combo.setCurrentIndex(self.model_combo.findData(ec.model))
             self._select_weights(ec.weights)
             self.component_spin.setValue(min(5, ec.component))
@@ -448,15 +458,31 @@ class MainWindow(QMainWindow):
         self._fit_controls()
 
     def _on_layers(self, model: str, layers: list) -> None:
+        """The layer list as a tree (children indented under their container), each with its type
+        and its map's shape for the current input; the model's default starred."""
+        default = self.status.default_layer if self.status is not None else None
         self.layer_combo.blockSignals(True)
         self.layer_combo.clear()
-        for name, shape in layers:
-            dims = "×".join(str(d) for d in shape)
-            self.layer_combo.addItem(f"{name}  ({dims})" if dims else name, name)
+        for depth, layer in layer_tree(layers):
+            dims = "×".join(str(d) for d in layer.shape)
+            star = "★ " if layer.name == default else ""
+            self.layer_combo.addItem(f"{'   ' * depth}{star}{layer.name}   {layer.kind}  {dims}".rstrip(), layer.name)
+            self.layer_combo.setItemData(self.layer_combo.count() - 1, f"{layer.name}: {layer.kind}, "
+                                         f"{dims or '?'}{' (the default)' if star else ''}", Qt.ToolTipRole)
         self.layer_combo.blockSignals(False)
         if self.status is not None:
             self._select_layer(self.status.layer)
+        self._filter_layers(self.layer_filter.text())
+        view = self.layer_combo.view()  # the popup as wide as its longest line, the combo as it was
+        view.setMinimumWidth(min(view.sizeHintForColumn(0) + 24, 700))
         self._fit_controls()
+
+    def _filter_layers(self, text: str) -> None:
+        """Hide the layers whose name and type do not contain ``text`` (the one in use stays)."""
+        view, needle = self.layer_combo.view(), text.strip().lower()
+        for i in range(self.layer_combo.count()):
+            shown = not needle or needle in self.layer_combo.itemText(i).lower() or i == self.layer_combo.currentIndex()
+            view.setRowHidden(i, not shown)
 
     def _select_layer(self, layer: str) -> None:
         i = self.layer_combo.findData(layer)
