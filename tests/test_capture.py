@@ -157,13 +157,15 @@ def test_a_live_source_that_drops_out_is_reconnected_and_the_consumer_sees_it():
                 continue
     assert seen_reconnecting
     assert src.reopens == 3
-    assert [f.index for f in frames] == list(range(6))
+    indices = [f.index for f in frames]
+    # In order; a live capture may skip a frame that a newer due one overtook (a busy machine).
+    assert indices == sorted(set(indices)) and indices[-1] >= 5
 
 
 @pytest.mark.timeout(20)
-def test_reconnection_gives_up_after_bounded_attempts():
+def test_reconnection_gives_up_after_the_attempts_asked_for():
     src = _Flaky(fail_reopen=100)
-    with Capture(src, reconnect_delays=(0.05, 0.05, 0.05)) as cap:
+    with Capture(src, reconnect_delays=(0.05,), reconnect_attempts=3) as cap:
         with pytest.raises(SourceError, match="gave up after 3"):
             while True:
                 cap.read(timeout=5)

@@ -1,4 +1,5 @@
-"""The demo scene: deterministic, sized, moving, and paced like a camera by default."""
+"""The demos: the shipped clip (looping, paced, timestamps running on) and the synthetic scene
+(deterministic, sized, moving, paced like a camera by default)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from eigencam_live.video import Capture, DemoSource, open_source
+from eigencam_live.video import DEMO_CLIP, Capture, DemoClip, DemoSource, open_source
 
 
 def test_demo_scene_is_deterministic_sized_and_moving():
-    a = open_source("demo", demo_size=(160, 120), demo_fps=25, realtime=False, demo_frames=5)
+    a = open_source("scene", demo_size=(160, 120), demo_fps=25, realtime=False, demo_frames=5)
     b = DemoSource((160, 120), 25, realtime=False, frames=5)
     assert (a.info.width, a.info.height, a.info.rate, a.info.live) == (160, 120, Fraction(25), False)
     with Capture(a) as cap:
@@ -24,10 +25,44 @@ def test_demo_scene_is_deterministic_sized_and_moving():
 
 
 def test_demo_is_live_and_paced_by_default():
-    src = open_source("demo", demo_size=(64, 48), demo_fps=50)
+    src = open_source("scene", demo_size=(64, 48), demo_fps=50)
     assert src.info.live and src.info.kind == "demo"
     t0 = time.monotonic()
     for _ in range(6):
         src.read()
     assert time.monotonic() - t0 >= 0.08  # 5 intervals of 20 ms
     src.close()
+
+
+def test_the_demo_clip_ships_with_the_package_and_loops_with_running_timestamps():
+    assert DEMO_CLIP.is_file() and DEMO_CLIP.stat().st_size < 1_000_000
+    clip = open_source("demo", realtime=False)
+    assert isinstance(clip, DemoClip) and clip.info.kind == "demo"
+    assert (clip.info.width, clip.info.height, clip.info.rate) == (640, 360, Fraction(179, 6))
+    first = clip.read()
+    pts = [first.pts]
+    for _ in range(1188):  # the clip has 1189 frames: the next read starts it again
+        pts.append(clip.read().pts)
+    again = clip.read()
+    clip.close()
+    assert np.array_equal(again.image, first.image) and again.index == 1189
+    steps = np.diff(pts + [again.pts])
+    assert steps.min() > 0 and np.allclose(steps, 6 / 179, atol=1e-3)  # one frame apart, across the loop too
+
+
+def test_the_demo_clip_is_paced_live_and_close_ends_a_wait():
+    import threading
+
+    clip = DemoClip()
+    assert clip.info.live
+    t0 = time.monotonic()
+    for _ in range(4):
+        clip.read()
+    assert time.monotonic() - t0 >= 3 * 6 / 179 - 0.005  # three intervals of 33.5 ms
+    clip._start += 60.0  # the next frame is a minute away...
+    closer = threading.Timer(0.05, clip.close)
+    closer.start()
+    t1 = time.monotonic()
+    assert clip.read() is None  # ...and close() ends the wait at once
+    assert time.monotonic() - t1 < 2.0
+    closer.join()

@@ -56,7 +56,7 @@ class FrameLoop:
         engine_config: settings of the engine built when :meth:`run` starts.
         render_config: how pictures are drawn.
         out: where signals go.
-        demo_size, demo_fps: the demo scene's size and rate.
+        demo_size, demo_fps: the synthetic scene's size and rate ("scene").
     """
 
     def __init__(self, engine_config: EngineConfig, render_config: RenderConfig, out: Outlets, *,

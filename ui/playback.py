@@ -5,6 +5,7 @@ No Qt here: :class:`~ui.worker.Pipeline` turns what this raises or returns into 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -23,7 +24,7 @@ class Playback:
     files and folders give every frame, and :meth:`pace` holds them to their own rate.
 
     Args:
-        demo_size: ``(width, height)`` of the demo scene.
+        demo_size: ``(width, height)`` of the synthetic scene ("scene").
         demo_fps: its frame rate.
         clock: the time source (``time.monotonic``).
     """
@@ -37,6 +38,7 @@ class Playback:
         self.info: SourceInfo | None = None
         self.ended = False
         self._anchor: tuple[float, float] | None = None  # (clock time, pts) of the pacing origin
+        self._opening: threading.Event | None = None  # set to abort the open in progress
 
     @property
     def is_open(self) -> bool:
@@ -57,13 +59,32 @@ class Playback:
         """The source's nominal rate (0 when unknown)."""
         return float(self.info.fps or 0.0) if self.info is not None else 0.0
 
+    @property
+    def link_status(self) -> str:
+        """``"reconnecting... attempt 3, no frame for 12 s (why)"`` while a live source is lost,
+        ``""`` while frames flow (any thread)."""
+        capture = self._capture
+        return capture.link_state().describe() if capture is not None else ""
+
+    def interrupt_opening(self) -> None:
+        """Abort an :meth:`open` in progress in another thread (a network stream that does not
+        answer): it raises :class:`SourceError` within about 0.1 s. Any thread."""
+        opening = self._opening
+        if opening is not None:
+            opening.set()
+
     def open(self, spec: str | int) -> SourceInfo:
         """Open ``spec`` and start its capture thread (the old source closes only once this one opened).
 
         Raises:
-            SourceError: ``spec`` cannot be opened.
+            SourceError: ``spec`` cannot be opened, or :meth:`interrupt_opening` was called.
         """
-        source = open_source(spec, demo_size=self.demo_size, demo_fps=self.demo_fps, realtime=True)
+        self._opening = cancel = threading.Event()
+        try:
+            source = open_source(spec, demo_size=self.demo_size, demo_fps=self.demo_fps, realtime=True,
+                                 cancel=cancel)
+        finally:
+            self._opening = None
         self.close()
         self._capture = Capture(source).start()
         self.info = source.info

@@ -585,6 +585,9 @@ class MainWindow(QMainWindow):
         if self.paused:
             self.stats_label.setText(f"PAUSED  ·  last frame {p.process_ms:.0f} ms  ·  dropped {p.dropped}")
             return
+        if p.link_status:  # a lost live source: say so, not the rates of before
+            self.stats_label.setText(p.link_status)
+            return
         lat = list(self.latencies)[-60:]
         latency = f"{np.median(lat):.0f} ms" if lat else "—"
         capture, processing, display = p.capture_fps, p.process_rate.rate(), self.display_rate.rate()

@@ -37,8 +37,8 @@ class Pipeline(QObject):
     Args:
         engine_config: initial engine settings.
         render_config: initial drawing settings.
-        demo_size: ``(width, height)`` of the demo scene.
-        demo_fps: frame rate of the demo scene.
+        demo_size: ``(width, height)`` of the synthetic scene ("scene").
+        demo_fps: frame rate of the synthetic scene.
 
     Signals (all emitted from the worker thread, delivered queued on the GUI thread):
         frame_ready: a new :class:`Packet` waits in :meth:`take`.
@@ -99,6 +99,7 @@ class Pipeline(QObject):
         end (``ui.app`` then exits without the interpreter's teardown, see ``end_process``)."""
         self.loop.stop_event.set()
         self.loop.wake.set()
+        self.loop.playback.interrupt_opening()  # a stream being opened would hold the worker
         if self._thread is None:
             return True
         self._thread.join(timeout)
@@ -176,6 +177,12 @@ class Pipeline(QObject):
     def dropped(self) -> int:
         """Frames the live capture dropped for newer ones."""
         return self.loop.dropped
+
+    @property
+    def link_status(self) -> str:
+        """A live source's trouble in one line ("reconnecting... attempt 3, no frame for 12 s
+        (why)"), ``""`` while frames flow."""
+        return self.loop.playback.link_status
 
     @property
     def frames_processed(self) -> int:

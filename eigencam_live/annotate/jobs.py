@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eigencam_live.errors import SinkError, SourceError
-from eigencam_live.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, open_source
+from eigencam_live.video import IMAGE_EXTENSIONS, STREAM_SCHEMES, VIDEO_EXTENSIONS, open_source
 
 __all__ = ["IMAGE_FORMATS", "OUTPUT_SUFFIX", "Job", "expand_inputs", "plan_jobs"]
 
@@ -55,11 +55,15 @@ def expand_inputs(specs: list[str]) -> list[Path]:
     (whether they hold video is found out when they are opened).
 
     Raises:
-        SourceError: a missing file, a folder without videos or images, a glob that matches nothing.
+        SourceError: a missing file, a folder without videos or images, a glob that matches nothing,
+            a URL or a webcam (annotate takes files).
     """
     out: list[Path] = []
     for spec in specs:
         path = os.path.expanduser(spec)
+        if spec.strip().lower().startswith(STREAM_SCHEMES):
+            raise SourceError(f"{spec} is a network stream; annotate takes video and image files "
+                              f"(use the app for live input)")
         if os.path.isdir(path):
             found = sorted(p for p in os.listdir(path) if _is_input_name(p) and os.path.isfile(os.path.join(path, p)))
             if not found:

@@ -7,9 +7,11 @@ Two layers on the input side:
   streams, PyAV), :mod:`.images` (a folder or a glob of images), :mod:`.demo` (a synthetic scene);
   :func:`open_source` (:mod:`.sources`) picks one from a user's description;
 * :class:`Capture` (:mod:`.capture`) drives a source from its own thread into a bounded buffer. Live
-  sources keep only the newest frames and count the ones they drop; files and folders never drop
-  (the capture thread waits for room) and end with an end-of-stream marker. A live source that
-  drops out is reopened with a bounded backoff while :attr:`Capture.reconnecting` is ``True``.
+  sources are played out by their timestamps and drop (and count) only the frames a newer due one
+  overtook; files and folders never drop (the capture thread waits for room) and end with an
+  end-of-stream marker. A live source that drops out is reopened with a bounded backoff until it
+  delivers again or the capture stops (:meth:`Capture.link_state` says how that stands); a stream
+  blocked in a read is interrupted by :meth:`Capture.stop` (:mod:`.interrupt`).
 
 Frames are uint8 BGR ``(H, W, 3)`` arrays owned by the consumer, as displayed (a phone's rotation
 applied); rates are exact :class:`~fractions.Fraction` values (:func:`as_rate`: 29.97 stays
@@ -20,9 +22,9 @@ one tick of the input's clock, with the input's audio (:mod:`.audio`).
 
 from .audio import MP4_AUDIO_CODECS
 from .camera import WebcamSource, list_cameras
-from .capture import Capture
-from .demo import DemoSource
-from .files import STREAM_SCHEMES, VIDEO_EXTENSIONS, FileSource, StreamSource
+from .capture import Capture, LinkState
+from .demo import DEMO_CLIP, DemoClip, DemoSource
+from .files import STREAM_SCHEMES, STREAM_TIMEOUT, VIDEO_EXTENSIONS, FileSource, StreamSource
 from .frames import Frame, FrameSource, SourceInfo, as_rate
 from .images import IMAGE_EXTENSIONS, FolderSource
 from .sink import TIME_BASE, VideoSink
@@ -32,14 +34,18 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "MP4_AUDIO_CODECS",
     "STREAM_SCHEMES",
+    "STREAM_TIMEOUT",
     "TIME_BASE",
     "VIDEO_EXTENSIONS",
     "Capture",
+    "DEMO_CLIP",
+    "DemoClip",
     "DemoSource",
     "FileSource",
     "FolderSource",
     "Frame",
     "FrameSource",
+    "LinkState",
     "SourceInfo",
     "StreamSource",
     "VideoSink",

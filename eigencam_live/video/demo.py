@@ -1,10 +1,13 @@
-"""The built-in demo: a synthetic scene for trying the app without a camera, and for tests."""
+"""The built-in demo: a real clip shipped in the package, looping like a camera (:class:`DemoClip`,
+``"demo"``), and a synthetic scene for tests (:class:`DemoSource`, ``"scene"``)."""
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 
@@ -12,7 +15,69 @@ from eigencam_live.errors import SourceError
 
 from .frames import Frame, FrameSource, SourceInfo, as_rate
 
-__all__ = ["DemoSource"]
+__all__ = ["DEMO_CLIP", "DemoClip", "DemoSource"]
+
+#: The clip ``"demo"`` plays: bottles on a conveyor, 640x360, 29.83 fps, 40 s (Intel IoT DevKit sample
+#: videos, CC BY 4.0; see ``assets/ATTRIBUTION.md``).
+DEMO_CLIP = Path(__file__).resolve().with_name("assets") / "demo.mp4"
+
+
+class DemoClip(FrameSource):
+    """The demo for trying the app without a camera: a real clip, looping, paced at its own rate and
+    delivered like a camera's frames (live: the newest frame wins; timestamps keep increasing across
+    loops, so a recording of it plays straight through).
+
+    Args:
+        path: the clip (default :data:`DEMO_CLIP`).
+        realtime: pace frames at the clip's rate (``False``: as fast as read).
+        frames: stop after this many frames (``None`` = endless).
+    """
+
+    def __init__(self, path: str | Path = DEMO_CLIP, *, realtime: bool = True, frames: int | None = None) -> None:
+        from .files import FileSource
+
+        self._file = FileSource(str(path))
+        clip = self._file.info
+        self.realtime = bool(realtime)
+        self.info = SourceInfo("demo", "demo clip (bottles on a conveyor)", clip.width, clip.height, clip.rate,
+                               frames, self.realtime, False)
+        self._frames = frames
+        self._index = 0
+        self._offset = 0.0  # the pts the current loop starts at
+        self._last = 0.0  # the last pts delivered
+        self._start = time.monotonic()
+        self._closed = threading.Event()
+
+    def read(self) -> Frame | None:
+        if self._closed.is_set() or (self._frames is not None and self._index >= self._frames):
+            return None
+        frame = self._file.read()
+        if frame is None:  # the end of the clip: once more from its start, the clock running on
+            self._offset = self._last + 1.0 / float(self.info.rate)
+            self._file.seek(0)
+            frame = self._file.read()
+            if frame is None:
+                return None
+        pts = self._offset + frame.pts
+        if self.realtime:
+            now = time.monotonic()
+            due = self._start + pts
+            if due - now > 0:
+                if self._closed.wait(due - now):  # close() ends the wait at once
+                    return None
+            elif now - due > 0.25:  # far behind (a busy machine): the clock restarts here
+                self._start = now - pts
+        self._last = pts
+        out = Frame(frame.image, self._index, pts, time.monotonic())
+        self._index += 1
+        return out
+
+    def interrupt(self) -> None:
+        self._closed.set()
+
+    def close(self) -> None:
+        self._closed.set()
+        self._file.close()
 
 
 class DemoSource(FrameSource):

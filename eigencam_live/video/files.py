@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from fractions import Fraction
 
@@ -12,18 +13,23 @@ import numpy as np
 from eigencam_live.errors import SourceError
 
 from .frames import Frame, FrameSource, SourceInfo
+from .interrupt import cancellable
 from .timing import nominal_rate
 
-__all__ = ["STREAM_SCHEMES", "VIDEO_EXTENSIONS", "FileSource", "StreamSource"]
+__all__ = ["STREAM_SCHEMES", "STREAM_TIMEOUT", "VIDEO_EXTENSIONS", "FileSource", "StreamSource"]
 
 #: File endings taken as videos where a folder of inputs is expanded (``annotate``).
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".ts", ".mts", ".mpg", ".mpeg", ".wmv",
                     ".flv", ".3gp", ".gif")
-#: What :func:`~.sources.open_source` opens as a live network stream.
 #: The rate given to a stream that states none (one picture in a container, say): a still shown
 #: for one frame of the commonest video rate.
 DEFAULT_RATE = Fraction(30)
+#: What :func:`~.sources.open_source` opens as a live network stream.
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
+#: ``(open, read)``: seconds a network stream may take to open, and may send nothing while it plays.
+STREAM_TIMEOUT = (5.0, 5.0)
+#: A stream timestamp this far (seconds) from where arrival times put it is a restarted clock.
+CLOCK_JUMP_S = 3.0
 
 
 class FileSource(FrameSource):
@@ -51,13 +57,13 @@ class FileSource(FrameSource):
         import av
 
         try:
-            self._container = av.open(self.path, options=self._options, timeout=(10.0, 10.0))
+            self._container = av.open(self.path, options=self._options, timeout=self._timeouts())
         except av.FFmpegError as exc:
-            raise SourceError(f"cannot open {self._describe()} as a video: {_av_reason(exc)}") from exc
+            raise SourceError(f"cannot open {self._describe()} as a video: {self._reason(exc)}") from exc
         except OSError as exc:
             raise SourceError(f"cannot open {self._describe()}: {exc.strerror or exc}") from exc
         if not self._container.streams.video:
-            self._container.close()
+            self.close()
             raise SourceError(f"{self._describe()} has no video stream")
         self._stream = stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -69,7 +75,7 @@ class FileSource(FrameSource):
         self._turns = (rotation // 90) % 4 if rotation % 90 == 0 else 0
         width, height = self._peeked.width, self._peeked.height
         if not width or not height:
-            self._container.close()
+            self.close()
             raise SourceError(f"{self._describe()} has a video stream without a frame size")
         self._coded = (width, height)
         if self._turns % 2:
@@ -94,19 +100,29 @@ class FileSource(FrameSource):
             return next(self._frames)
         except StopIteration:
             if first:
-                self._container.close()
+                self.close()
                 raise SourceError(f"{self._describe()} holds no decodable video frames") from None
             return None
         except av.FFmpegError as exc:
             if first or self._count == 0:
-                self._container.close()
-                raise SourceError(f"cannot decode {self._describe()}: {_av_reason(exc)}") from exc
+                self.close()
+                raise SourceError(f"cannot decode {self._describe()}: {self._reason(exc)}") from exc
             self.warning = (f"{self._describe()} is damaged or cut off: decoding stopped after {self._count} frames "
-                            f"({_av_reason(exc)})")
+                            f"({self._reason(exc)})")
             self._damaged = True
             return None
 
+    def _timeouts(self) -> tuple[float, float]:
+        """PyAV's ``(open, read)`` timeouts, seconds."""
+        return (10.0, 10.0)
+
+    def _reason(self, exc: Exception) -> str:
+        """Why PyAV failed, in a few words."""
+        return _av_reason(exc)
+
     def read(self) -> Frame | None:
+        if self._container is None:
+            return None  # closed
         frame, self._peeked = (self._peeked, None) if self._peeked is not None else (self._decode_next(), None)
         if frame is None:
             if not self._damaged:
@@ -175,33 +191,158 @@ class FileSource(FrameSource):
         self._frames = chain()
 
     def close(self) -> None:
-        container = getattr(self, "_container", None)
+        # The decoder's threads live as long as the stream's codec context, which the stream, the
+        # decoding generator and a peeked frame keep alive past the container's close: let go of
+        # all of them here, not at some later garbage collection.
+        frames, self._frames = getattr(self, "_frames", None), None
+        self._peeked = None
+        self._stream = None
+        container, self._container = getattr(self, "_container", None), None
+        if frames is not None:
+            frames.close()
         if container is not None:
             container.close()
-            self._container = None
 
 
 class StreamSource(FileSource):
-    """A network stream (rtsp, rtmp, http, ...), decoded by PyAV. Live; reconnects on demand."""
+    """A network stream (rtsp, rtmp, http, ...), decoded by PyAV. Live; reconnects on demand.
+
+    Timestamps are the stream's own, in seconds since the source started: a burst of frames that
+    arrived together keeps the spacing it was filmed with (the capture plays it out at that pace).
+    After a (re)connection, or where the stream's clock jumps, they continue from the time of
+    arrival. RTSP is tried over TCP, then over UDP.
+
+    Args:
+        url: the stream.
+        timeout: ``(open, read)`` seconds: how long opening may take, and how long the stream may
+            send nothing while it plays, before it counts as lost (:attr:`last_error` says
+            "no data from URL for N s").
+        cancel: set (from any thread) to abort opening or reading at once; :meth:`interrupt`
+            sets it. The caller may pass its own to abort the constructor itself.
+
+    Raises:
+        SourceError: the stream cannot be opened (one line), or ``cancel`` was set meanwhile.
+    """
 
     kind = "stream"
 
-    def __init__(self, url: str) -> None:
-        options = {"rtsp_transport": "tcp"} if url.startswith(("rtsp://", "rtsps://")) else {}
+    def __init__(self, url: str, *, timeout: tuple[float, float] = STREAM_TIMEOUT,
+                 cancel: threading.Event | None = None) -> None:
+        opening, reading = (float(t) for t in timeout)
+        if not (opening > 0 and reading > 0):
+            raise ValueError(f"timeout must be two positive numbers of seconds. Got {timeout!r}")
+        self._stream_timeouts = (opening, reading)
+        self._cancel = cancel if cancel is not None else threading.Event()
+        # RTSP: TCP first (it passes firewalls and loses nothing), UDP where a server offers only that.
+        rtsp = url.lower().startswith(("rtsp://", "rtsps://"))
+        self._transports: list[str | None] = ["tcp", "udp"] if rtsp else [None]
+        #: Why the stream last stopped delivering frames (for a status line), ``None`` while it plays.
+        self.last_error: str | None = None
         self._start = time.monotonic()
-        super().__init__(url, options=options)
+        self._shift: float | None = None  # live pts - stream pts, fixed at each (re)connection
+        self._last: tuple[float, float] | None = None  # (live pts, arrival) of the newest frame
+        self._op_started = self._start
+        self._opening = False
+        super().__init__(url, options={})
 
-    def read(self) -> Frame | None:
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def interrupt(self) -> None:
+        """Abort a blocking open or read from another thread (within about 0.1 s); the source is
+        done for after this."""
+        self._cancel.set()
+
+    def _timeouts(self) -> tuple[float, float]:
+        return self._stream_timeouts
+
+    def _reason(self, exc: Exception) -> str:
         import av
 
+        if self._cancel.is_set():
+            return "cancelled"
+        # FFmpeg reports its own timeout as "Immediate exit requested", and a probe that timed out
+        # before any data came as "Invalid data found": say what happened instead.
+        waited = time.monotonic() - self._op_started
+        limit = self._stream_timeouts[0 if self._opening else 1]
+        if isinstance(exc, av.ExitError) or waited >= 0.9 * limit:
+            return f"no data from {self.path} for {limit:g} s"
+        return _av_reason(exc)
+
+    def _open(self) -> None:
+        if self._cancel.is_set():
+            raise SourceError(f"opening {self.path} was cancelled")
+        failures = []
+        for transport in list(self._transports):
+            self._options = {"rtsp_transport": transport} if transport else {}
+            self._opening = True
+            self._op_started = time.monotonic()
+            try:
+                with cancellable(self._cancel):
+                    super()._open()
+            except SourceError as exc:
+                if self._cancel.is_set():
+                    raise SourceError(f"opening {self.path} was cancelled") from None
+                failures.append((transport, exc))
+                continue
+            finally:
+                self._opening = False
+            if transport is not None:  # the one that worked goes first next time
+                self._transports.remove(transport)
+                self._transports.insert(0, transport)
+            self._shift = None
+            self.last_error = None
+            return
+        if len(failures) == 1:
+            exc = failures[0][1]
+            reason = _without_prefix(str(exc), self.path)
+            if reason.startswith("no data from "):
+                raise SourceError(reason) from exc
+            raise exc
+        reasons = "; ".join(f"over {t.upper()}: {_without_prefix(str(e), self.path)}" for t, e in failures)
+        raise SourceError(f"cannot open {self.path} ({reasons})") from failures[-1][1]
+
+    def _decode_next(self, *, first: bool = False):
+        import av
+
+        if first:
+            return super()._decode_next(first=True)  # within _open's cancellable block
+        self._op_started = time.monotonic()
         try:
-            frame = super().read()
-        except (SourceError, av.FFmpegError, OSError):
-            return None  # the capture thread treats this as a drop-out and reconnects
+            with cancellable(self._cancel):
+                return next(self._frames)
+        except StopIteration:
+            self.last_error = f"{self.path} ended the stream"
+        except av.FFmpegError as exc:
+            self.last_error = self._reason(exc)
+        except OSError as exc:
+            self.last_error = f"{self.path}: {exc.strerror or exc}"
+        return None
+
+    def read(self) -> Frame | None:
+        frame = super().read()
         if frame is None:
-            return None
-        # Live timestamps: seconds since the source started (stream pts may restart on reconnect).
-        return Frame(frame.image, frame.index, frame.captured - self._start, frame.captured)
+            if self.last_error is None and self._container is None:
+                self.last_error = "cancelled" if self._cancel.is_set() else f"{self.path} is closed"
+            return None  # the capture thread treats this as a drop-out and reconnects
+        return Frame(frame.image, frame.index, self._live_pts(frame.pts, frame.captured), frame.captured)
+
+    def _live_pts(self, pts: float, arrival: float) -> float:
+        """The stream's timestamp ``pts`` on the source's clock (seconds since it started)."""
+        since_start = arrival - self._start
+        if self._shift is None:
+            self._shift = since_start - pts  # (re)connected: this frame is "now"
+        live = pts + self._shift
+        if self._last is not None:
+            previous, previous_arrival = self._last
+            expected = previous + (arrival - previous_arrival)
+            if abs(live - expected) > CLOCK_JUMP_S or live <= previous:
+                # The server restarted its clock (or it wrapped): continue from the arrival time.
+                self._shift = max(since_start, previous + 1 / float(self.info.rate)) - pts
+                live = pts + self._shift
+        self._last = (live, arrival)
+        return live
 
     def _check_complete(self) -> None:
         pass
@@ -211,6 +352,13 @@ class StreamSource(FileSource):
         self.close()
         self._open()
         self._count = count
+
+
+def _without_prefix(message: str, url: str) -> str:
+    for prefix in (f"cannot open {url} as a video: ", f"cannot decode {url}: "):
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message
 
 
 def _expected_end(container, stream) -> float | None:

@@ -106,6 +106,11 @@ class FrameSource:
         """Reconnect a live source after it dropped out (raises :class:`SourceError` on failure)."""
         raise SourceError(f"{self.info.kind} source {self.info.name!r} cannot reconnect")
 
+    def interrupt(self) -> None:
+        """Abort, from another thread, a :meth:`read` or :meth:`reopen` that blocks (a network
+        stream that went silent); the source is done for after this. Sources whose calls never
+        block long do nothing."""
+
     def close(self) -> None:
         """Release the device or file. Idempotent."""
 

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import os
+import threading
 
 from eigencam_live.errors import SourceError
 
 from .camera import WebcamSource
-from .demo import DemoSource
+from .demo import DemoClip, DemoSource
 from .files import STREAM_SCHEMES, FileSource, StreamSource
 from .frames import FrameSource
 from .images import IMAGE_EXTENSIONS, FolderSource
@@ -28,20 +29,24 @@ def open_source(
     realtime: bool | None = None,
     demo_frames: int | None = None,
     folder_fps: float = 30.0,
+    cancel: threading.Event | None = None,
 ) -> FrameSource:
     """Open a frame source from a user's description.
 
     Args:
-        spec: ``0``, ``"1"``... a webcam index; ``"demo"`` the built-in synthetic scene;
+        spec: ``0``, ``"1"``... a webcam index; ``"demo"`` the built-in clip (:class:`DemoClip`,
+            looping); ``"scene"`` the synthetic scene (:class:`DemoSource`, for tests);
             ``rtsp://``, ``http(s)://``... a network stream; a folder or a glob of images; anything
             else a video file.
-        demo_size: ``(width, height)`` of the demo scene.
-        demo_fps: frame rate of the demo scene.
+        demo_size: ``(width, height)`` of the synthetic scene.
+        demo_fps: frame rate of the synthetic scene.
         realtime: ``None`` = the natural mode (cameras and streams live, files and folders as fast
             as read, the demo paced like a camera); ``True`` paces the demo (``False``: as fast as
             read). Files are never paced here: :class:`Capture` consumers pace them when needed.
-        demo_frames: length of the demo stream (``None`` = endless).
+        demo_frames: length of the demo clip's or the scene's stream (``None`` = endless).
         folder_fps: nominal rate given to image sequences.
+        cancel: network streams: set it from another thread to abort opening (this call then
+            raises :class:`SourceError` within about 0.1 s) or, later, reading.
 
     Raises:
         SourceError: the source cannot be opened (one clear line).
@@ -52,13 +57,15 @@ def open_source(
         return WebcamSource(spec)
     text = str(spec).strip()
     if not text:
-        raise SourceError("empty source; give a webcam index, a file, a folder, a URL or 'demo'")
+        raise SourceError("empty source; give a webcam index, a file, a folder, a URL, 'demo' or 'scene'")
     if text.isdigit():
         return WebcamSource(int(text))
     if text.lower() == "demo":
+        return DemoClip(realtime=True if realtime is None else realtime, frames=demo_frames)
+    if text.lower() == "scene":
         return DemoSource(demo_size, demo_fps, realtime=True if realtime is None else realtime, frames=demo_frames)
     if text.lower().startswith(STREAM_SCHEMES):
-        return StreamSource(text)
+        return StreamSource(text, cancel=cancel)
     path = os.path.expanduser(text)
     if os.path.isdir(path) or (_is_glob(path) and not os.path.exists(path)):
         return FolderSource(path, fps=folder_fps)
