@@ -162,6 +162,9 @@ def test_the_factory_modules_attributes_and_default_layer(mynet):
     assert loaded.spec.layer == "features"  # the last layer that gives a map (the container after its children)
     engine = Engine(EngineConfig(model="mynet:build", device="cpu", backend="torch", short_side=64))
     assert engine.process_one(_frame(64, 96)).cam.shape == (16, 24)
+    random = load_model("mynet:build", "none")  # random weights on purpose: re-initialised, untrained
+    assert not random.trained
+    assert not torch.equal(random.net.features[0].weight, loaded.net.features[0].weight)
 
 
 @pytest.mark.parametrize(("argv", "words"), [

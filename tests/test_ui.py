@@ -65,7 +65,7 @@ def no_threads_left(qtbot):
 def make_window(qtbot, tmp_path, no_threads_left):
     windows: list[MainWindow] = []
 
-    def make(engine: EngineConfig = FAST, render: RenderConfig | None = None, source="demo", **kw) -> MainWindow:
+    def make(engine: EngineConfig = FAST, render: RenderConfig | None = None, source="scene", **kw) -> MainWindow:
         w = MainWindow(engine, render or RenderConfig(), source, snapshot_dir=tmp_path / "snaps",
                        demo_size=kw.pop("demo_size", SIZE), demo_fps=kw.pop("demo_fps", 30.0), **kw)
         qtbot.addWidget(w)
@@ -107,7 +107,7 @@ def clip(tmp_path) -> Path:
     from eigencam_live.video import VideoSink, open_source
 
     path = tmp_path / "clip.mp4"
-    src = open_source("demo", demo_size=SIZE, demo_fps=20.0, realtime=False, demo_frames=40)
+    src = open_source("scene", demo_size=SIZE, demo_fps=20.0, realtime=False, demo_frames=40)
     with VideoSink(path, width=SIZE[0], height=SIZE[1], fps=20.0) as sink:
         while (f := src.read()) is not None:
             sink.write(f.image, f.pts)
@@ -247,7 +247,7 @@ def test_snapshot_writes_view_frame_map_and_its_settings(qtbot, make_window, tmp
     assert meta["model"] == "mobilenet_v3_small" and meta["weights"] == "none" and meta["trained"] is False
     assert (meta["layer"], meta["component"], meta["method"]) == ("features", 1, "auto")
     assert meta["frame"] == p.frame.index + 1 and meta["frame_index"] == p.frame.index
-    assert meta["time_s"] == pytest.approx(p.frame.pts, abs=1e-6) and meta["source"] == "demo"
+    assert meta["time_s"] == pytest.approx(p.frame.pts, abs=1e-6) and meta["source"] == "scene"
     assert f"-f{p.frame.index + 1:06d}" in paths[0].name, "names count frames from 1, as the window does"
     np.testing.assert_allclose(meta["explained"], p.result.explained, atol=1e-6)
 
@@ -283,7 +283,7 @@ def test_bad_source_shows_an_error_and_the_app_keeps_running(qtbot, make_window,
     junk.write_bytes(b"not a video" * 100)
     w.open_source(str(junk))
     qtbot.waitUntil(lambda: len(w.errors) >= 2, timeout=WAIT)
-    w.open_source("demo")
+    w.open_source("scene")
     wait_frames(qtbot, w, 5)
     # A layer that exists but yields no map (a vector): an error, the old layer comes back.
     w._engine(layer="classifier.0")
@@ -446,7 +446,7 @@ def test_main_py_opens_the_app_on_the_given_source(tmp_path):
     shot = tmp_path / "shot.png"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path)}
     proc = subprocess.run(
-        [sys.executable, str(root / "main.py"), "--source", "demo", "--model", "mobilenet_v3_small", "--weights",
+        [sys.executable, str(root / "main.py"), "--source", "scene", "--model", "mobilenet_v3_small", "--weights",
          "none", "--short-side", "64", "--demo-size", "160x120", "--no-settings", "--threads", "1",
          "--screenshot", str(shot)],
         cwd=root, env=env, capture_output=True, text=True, timeout=120,
@@ -465,7 +465,7 @@ def test_missing_camera_and_out_of_memory_are_reported_in_the_window(qtbot, make
     w.open_source(7)  # no /dev/video7 here
     qtbot.waitUntil(lambda: w.last_error is not None, timeout=WAIT)
     assert w.error_banner.isVisible()
-    w.open_source("demo")
+    w.open_source("scene")
     wait_frames(qtbot, w, 2)
 
     real = Engine.process

@@ -56,7 +56,7 @@ from ui.window import MainWindow
 
 app = QApplication([])
 settings = QSettings({ini!r}, QSettings.IniFormat)
-w = MainWindow(EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64), RenderConfig(), "demo",
+w = MainWindow(EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64), RenderConfig(), "scene",
                settings=settings, snapshot_dir={snaps!r}, demo_size=(160, 120))
 w.show()
 shown = []
@@ -104,7 +104,7 @@ def test_closing_during_a_model_switch_ends_the_process_cleanly_within_two_secon
     assert gone - closed_at < 2.0, f"the process ended {gone - closed_at:.2f} s after close"
     # Everything a close owes was done first: settings saved, the recording finished and playable.
     saved = QSettings(str(ini), QSettings.IniFormat)
-    assert remembered.load_source(saved) == "demo"
+    assert remembered.load_source(saved) == "scene"
     (video,) = snaps.glob("*.mp4")
     with av.open(str(video)) as c:
         assert sum(1 for _ in c.decode(c.streams.video[0])) >= 1
@@ -116,7 +116,7 @@ def test_a_source_that_fails_is_never_remembered_and_the_demo_plays(qtbot, make_
     w = make_window(source=missing, settings=settings)
     wait_frames(qtbot, w, 3)  # the demo took its place
     assert "missing.mp4" in w.last_error and w.error_banner.isVisible(), "the error stays up"
-    assert "demo scene" in w.last_error
+    assert "demo clip" in w.last_error
     assert w.source_spec == "demo" and w.source_combo.currentData() == "demo"
     assert w.source_info.kind == "demo"
     w.close()

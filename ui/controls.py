@@ -60,7 +60,8 @@ TIPS = {
              "e.g. mynet:build with mynet.py in the current folder) or the path of an .onnx file. "
              "Loading a model takes a few seconds.",
     "weights": "ImageNet (downloaded once, then cached), none (random weights: maps and labels mean nothing), "
-               "or a state_dict file of your own (Load file…).",
+               "or a state_dict file of your own (Load file…). For your own network (a factory) or an ONNX "
+               "file, 'as built' keeps the weights it came with.",
     "layer": "The layer whose activations Eigen-CAM decomposes: the network's layers as a tree, with their "
              "type and their output (channels × height × width) for the current input; ★ marks the default. "
              "Later layers: coarser maps of whole objects; earlier ones: finer maps of parts and texture.",
@@ -93,7 +94,7 @@ def build_panel(w, dock: QWidget) -> QWidget:
     src = QGroupBox("Source", panel)
     form = _form(src)
     w.source_combo = QComboBox(src)
-    w.source_combo.addItem("Demo scene", "demo")
+    w.source_combo.addItem("Demo clip", "demo")
     w.source_combo.addItem("Open file…", "__file__")
     w.source_combo.addItem("Open folder…", "__folder__")
     w.source_combo.addItem("Open URL…", "__url__")

@@ -32,6 +32,7 @@ from PyQt5.QtWidgets import (
 )
 
 from eigencam_live.engine import EngineConfig
+from eigencam_live.models import model_kind
 from eigencam_live.options import layer_tree
 from eigencam_live.render import RenderConfig, colormap_lut
 
@@ -83,7 +84,7 @@ class MainWindow(QMainWindow):
         source: what to open first (``"demo"``, a camera index, a file, a URL).
         settings: where settings are remembered (``None``: not remembered).
         snapshot_dir: where snapshots and recordings go.
-        demo_size: ``(width, height)`` of the demo scene.
+        demo_size: ``(width, height)`` of the synthetic scene ("scene").
         demo_fps: its frame rate.
 
     Signals:
@@ -325,6 +326,8 @@ class MainWindow(QMainWindow):
                 label = Path(ec.model).name if ec.model.lower().endswith(".onnx") else ec.model
                 self.model_combo.addItem(label, ec.model)
             self.model_combo.setCurrentIndex(self.model_combo.findData(ec.model))
+            own = model_kind(ec.model) in ("factory", "onnx")  # weights of their own, not ImageNet's
+            self.weights_combo.setItemText(self.weights_combo.findData("imagenet"), "as built" if own else "ImageNet")
             self._select_weights(ec.weights)
             self.component_spin.setValue(min(5, ec.component))
             self.method_combo.setCurrentIndex(self.method_combo.findData(ec.method))
@@ -523,7 +526,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("End of file — ← steps back, drag the slider, or tick Loop files", 5000)
 
     def _on_source_failed(self, spec, message: str) -> None:
-        self.show_error(message if self.source_spec is not None else f"{message} (showing the demo scene)")
+        self.show_error(message if self.source_spec is not None else f"{message} (showing the demo clip)")
         self._select_current_source()
 
     def _on_cameras(self, cameras: list) -> None:

@@ -30,8 +30,10 @@ FACTORY = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w
 def load_factory(source: str, weights: str = "imagenet") -> LoadedModel:
     """Import ``module`` (the current folder is importable), call ``callable()``, wrap the module.
 
-    ``weights``: ``imagenet`` or ``none`` use the module as the factory returns it (counted as
-    trained: its weights are the factory's business); a file path loads a state_dict on top.
+    ``weights``: ``imagenet`` uses the module as the factory returns it (counted as trained: its
+    weights are the factory's business); ``none`` re-initialises every layer that can
+    (``reset_parameters``: random weights, untrained, as for the zoo's models); a file path loads a
+    state_dict on top.
 
     Raises:
         ModelError: one line: the module does not import (which one, why), the callable is missing or
@@ -65,9 +67,15 @@ def load_factory(source: str, weights: str = "imagenet") -> LoadedModel:
         raise ModelError(f"{source}() raised {_one_line(exc)}") from None
     if not isinstance(net, nn.Module):
         raise ModelError(f"{source}() returned a {type(net).__name__}; it must return a torch.nn.Module")
-    if weights not in ("imagenet", "none"):
+    if weights == "none":
+        for module in net.modules():
+            if callable(getattr(module, "reset_parameters", None)):
+                module.reset_parameters()
+    elif weights != "imagenet":
         weights = load_state_file(net, weights, source)
-    return from_module(net, name=source, weights=weights)
+    loaded = from_module(net, name=source, weights=weights)
+    loaded.trained = weights != "none"
+    return loaded
 
 
 def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imagenet") -> LoadedModel:
