@@ -102,6 +102,8 @@ class FrameLoop:
         """Queue ``command`` (any thread); it applies before the next frame."""
         if type(command) not in self.handlers:
             raise TypeError(f"not a pipeline command: {command!r}")
+        if isinstance(command, cmd.OpenSource):
+            self.playback.interrupt_opening()  # a newer choice ends a stream still being opened
         self.commands.put(command)
         self.wake.set()
 
@@ -214,7 +216,7 @@ class FrameLoop:
             self.out.source_failed.emit(command.spec, str(exc))
             if self.playback.is_open:
                 return  # the previous source plays on
-            # Nothing to show otherwise (the first source of the run): the demo scene, always there.
+            # Nothing to show otherwise (the first source of the run): the demo clip, always there.
             command = cmd.OpenSource("demo")
             info = self.playback.open("demo")
         self._last_frame = None
