@@ -12,11 +12,18 @@ from .cam import METHODS
 from .errors import ConfigError
 from .models import MODELS, model_kind
 
-__all__ = ["DEVICES", "PRECISIONS", "STRIDE", "EngineConfig", "input_size", "resolve_device", "resolve_dtype"]
+__all__ = ["DEVICES", "MAX_ASPECT", "MAX_INPUT_ASPECT", "PRECISIONS", "STRIDE", "EngineConfig", "input_size",
+           "resolve_device", "resolve_dtype"]
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 STRIDE = 32
+#: The network input's long side is at most this many times its short side: a wider frame is
+#: squeezed along its long side (the map is laid back over the whole frame all the same).
+MAX_INPUT_ASPECT = 4
+#: Frames more elongated than this are refused (no picture; a 10000x10 strip would be mapped from a
+#: 32x128 input whose cells are 80 pixels long and one pixel wide).
+MAX_ASPECT = 100
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -141,10 +148,19 @@ def _placement(config: EngineConfig) -> tuple[torch.device, torch.dtype, str]:
 
 def input_size(height: int, width: int, short_side: int, fixed: tuple[int, int] | None = None) -> tuple[int, int]:
     """Network input ``(h, w)`` for a ``height x width`` frame: whole frame, aspect kept to within
-    half a stride, both sides multiples of :data:`STRIDE`; or ``fixed`` for fixed-size models."""
+    half a stride, both sides multiples of :data:`STRIDE`, the long side at most
+    :data:`MAX_INPUT_ASPECT` times the short side; or ``fixed`` for fixed-size models.
+
+    Raises:
+        ConfigError: a frame more elongated than :data:`MAX_ASPECT` to 1.
+    """
+    if max(height, width) > MAX_ASPECT * min(height, width):
+        raise ConfigError(f"a {width}x{height} frame is more elongated than {MAX_ASPECT}:1, which cannot be mapped; "
+                          f"frames up to {MAX_ASPECT}:1 are (crop or split the strip)")
     if fixed is not None:
         return fixed
     scale = short_side / min(height, width)
-    h = max(STRIDE, int(round(height * scale / STRIDE)) * STRIDE)
-    w = max(STRIDE, int(round(width * scale / STRIDE)) * STRIDE)
+    longest = MAX_INPUT_ASPECT * max(STRIDE, int(round(short_side / STRIDE)) * STRIDE)
+    h = min(longest, max(STRIDE, int(round(height * scale / STRIDE)) * STRIDE))
+    w = min(longest, max(STRIDE, int(round(width * scale / STRIDE)) * STRIDE))
     return h, w

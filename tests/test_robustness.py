@@ -114,3 +114,43 @@ def test_a_failed_reload_keeps_the_untrained_warning(monkeypatch):
     with pytest.raises(WeightsError):
         eng.reconfigure(weights="/no/such/file.pth")
     assert eng.warning and "UNTRAINED" in eng.warning and eng.config.weights == "imagenet"
+
+
+def test_elongated_frames_are_squeezed_within_4_to_1_and_absurd_ones_refused(engine):
+    """A 10000x10 strip once became a 224000x224 network input (10 GB and rising): the input's long
+    side is capped at 4x its short side, and beyond 100:1 a frame is refused in one line."""
+    from eigencam_live.config import input_size
+
+    assert input_size(10, 1000, 224) == (224, 896)  # 100:1 -> squeezed to 4:1
+    assert input_size(432, 768, 224) == (224, 384)  # an ordinary frame is untouched
+    assert input_size(2000, 100, 64) == (256, 64)
+    strip = np.full((10, 1000, 3), 128, np.uint8)
+    strip[:, 600:700] = 255
+    result = engine.process_one(strip)
+    assert result.cam.shape == (2, 8) and result.heatmap.shape == (10, 1000)  # a 64x256 input, stride 32
+    with pytest.raises(ConfigError, match=r"10000x10 frame is more elongated than 100:1"):
+        engine.process_one(np.zeros((10, 10000, 3), np.uint8))
+    assert engine.process_one(scene(64, 96)).cam.shape == (2, 3)  # and the engine goes on
+
+
+def test_weights_with_nan_or_an_empty_file_get_one_line(tmp_path):
+    from eigencam_live.models import load_model
+
+    torch.manual_seed(0)
+    state = load_model("resnet18", "none").net.state_dict()
+    state["layer2.0.conv1.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(state, tmp_path / "nan.pth")
+    (tmp_path / "empty.pth").write_bytes(b"")
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("ran",))
+
+    torch.save({"fc.weight": Payload()}, tmp_path / "code.pth")
+    cases = {"nan.pth": r"NaN or infinite values \(first in 'layer2.0.conv1.weight'\)",
+             "empty.pth": "is empty", "code.pth": r"asks to run \S*print when loaded, which is refused"}
+    for name, words in cases.items():
+        with pytest.raises(WeightsError, match=words) as info:
+            load_model("resnet18", str(tmp_path / name))
+        message = str(info.value)
+        assert "\n" not in message and "\x1b" not in message and "weights_only=False" not in message
