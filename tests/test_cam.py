@@ -276,6 +276,36 @@ def test_scale_invariance(acts, case, method):
         torch.testing.assert_close(res.explained, base.explained, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("case", [("resnet18", "layer4"), ("resnet18", "layer2")], ids=["HW<=C", "HW>C"])
+@pytest.mark.parametrize("method", ["exact", "randomized", "sync-free"])
+def test_activations_near_the_float32_limit_give_the_same_maps(acts, case, method):
+    """Activations of 3e37 and more overflow float32's channel sums and squares (they gave NaN maps,
+    and a LinAlgError from the randomized method): each frame is scaled before anything is summed
+    or squared, so the maps equal those of the same activations scaled down."""
+    a = acts[case]
+    a = a / a.abs().amax()  # max |a| = 1
+    kwargs = {"sync_free": True} if method == "sync-free" else {"method": method}
+    base = eigen_cam(a, **kwargs)
+    big = torch.finfo(torch.float32).max
+    for top in (3e37, 1e38, big):
+        res = eigen_cam(a * top, **kwargs)
+        assert bool(torch.isfinite(res.maps).all()), top
+        torch.testing.assert_close(res.maps, base.maps, atol=1e-4, rtol=0, msg=str(top))
+        torch.testing.assert_close(res.explained, base.explained, rtol=1e-4, atol=1e-6)
+        # the singular values are in the activations' units: exact where float32 holds them
+        held = base.singular_values * top < big / 2
+        torch.testing.assert_close(res.singular_values[held], (base.singular_values * top)[held], rtol=1e-4, atol=0)
+        assert not bool(res.singular_values.isnan().any())
+        # a smoothed map (running average of projections that overflow to inf) stays finite too
+        smoothed = TemporalSmoother(0.5)(res.projections)
+        assert bool(torch.isfinite(smoothed).all())
+    # one huge frame in a batch leaves the others' maps as they were (scaled per frame)
+    mixed = a.clone()
+    mixed[0] *= 3e37
+    res = eigen_cam(mixed, **kwargs)
+    torch.testing.assert_close(res.maps, base.maps, atol=1e-4, rtol=0)
+
+
 def test_invalid_arguments():
     a = torch.randn(1, 8, 4, 4)
     with pytest.raises(ValueError, match="component"):

@@ -74,15 +74,39 @@ def centred_matrix(activations: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 
     Channel-major, as the activations are laid out, so nothing is transposed in memory. Non-finite
     values count as 0; a frame without variation (see :func:`_varies`) becomes exactly zero.
+
+    Activations near float32's limit (~1e37 and more) overflow the channel sums and differences, so
+    such a frame is first scaled by its largest magnitude and then centred: on a GPU always (a check
+    would wait for the device), on the CPU only when the direct way overflowed (reading the check
+    costs nothing there).
     """
+    x = _finite_copy(activations)
+    if x.is_cpu:
+        xt, spread = _centre(x)
+        if bool(torch.isfinite(spread).all()):
+            return xt, spread
+        x = _finite_copy(activations)  # the first copy was centred in place
+    big = x.abs().amax(dim=(1, 2)).clamp_min_(1e-30)  # (B,): scale before anything is summed or squared
+    xt, spread = _centre(x.mul_((1.0 / big)[:, None, None]))
+    # capped at float32's largest number: a zero times the scale stays zero (inf would give NaN)
+    return xt, (spread * big).clamp_max_(torch.finfo(torch.float32).max)
+
+
+def _finite_copy(activations: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W)`` -> a new float32 ``(B, C, HW)`` tensor, non-finite values replaced by 0."""
     b, c, h, w = activations.shape
     x = activations.detach().reshape(b, c, h * w)
     if x.dtype == torch.float32:
         # nan_to_num returns a new tensor: the caller's activations are never modified, and the
-        # in-place steps below work on our own copy.
-        x = torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
-    else:
-        x = x.to(torch.float32).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)  # .to copied already
+        # in-place steps of _centre work on our own copy.
+        return torch.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+    return x.to(torch.float32).nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)  # .to copied already
+
+
+def _centre(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centre our own ``(B, C, N)`` float32 copy per channel and scale each frame to unit max, in
+    place; returns it and the ``(B,)`` scale (non-finite where float32 overflowed)."""
+    positions = x.shape[2]
     mean = x.mean(dim=2, keepdim=True)  # (B, C, 1)
     x.sub_(mean)
     spread = x.abs().amax(dim=(1, 2))  # (aminmax with a dim is 10x slower on the CPU)
@@ -91,7 +115,7 @@ def centred_matrix(activations: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     # underflow). A constant frame becomes exactly zero.
     inv = 1.0 / spread.clamp_min(1e-30)
     x.mul_(inv[:, None, None])
-    ok = _varies(x.square().sum(dim=(1, 2)), (mean * inv[:, None, None]).square().sum(dim=(1, 2)), h * w)
+    ok = _varies(x.square().sum(dim=(1, 2)), (mean * inv[:, None, None]).square().sum(dim=(1, 2)), positions)
     # A zeroed frame has no singular values, so its scale never shows: no need to special-case it.
     x.mul_(ok[:, None, None])
     return x, spread

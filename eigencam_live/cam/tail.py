@@ -44,9 +44,10 @@ class CamResult:
     Attributes:
         maps: ``(B, H, W)`` float32 in ``[0, 1]``, same device as the input.
         projections: ``(B, H, W)`` float32, the signed projection ``X v_k`` before ReLU and
-            normalisation.
+            normalisation, in the activations' units (``+-inf`` where those exceed float32's range,
+            activations of ~1e37 and more; ``maps`` stay finite).
         singular_values: ``(B, K)`` float32, the ``K`` leading singular values (``K`` is at least
-            ``min(SPECTRUM_SIZE, rank)``; fewer when the matrix is smaller).
+            ``min(SPECTRUM_SIZE, rank)``; fewer when the matrix is smaller), in the same units.
         explained: ``(B, K)`` float32, ``s_k^2 / ||X||_F^2`` for the same ``K`` components, in
             ``[0, 1]`` (0 for constant activations).
         component: the 1-based component the maps show.
@@ -128,13 +129,19 @@ def cam_from_components(
     signs = rule_signs(v).to(s.dtype)
     if tracker is not None:
         signs = tracker.follow(v, real, signs)
-    s = s * real if isinstance(scale, float) and scale == 1.0 else s * real * scale
+    s = s * real
     k = component - 1
-    proj = u[:, :, k] * (s[:, k : k + 1] * signs[:, k : k + 1])  # (B, N): X v_k, signed
+    proj = u[:, :, k] * (s[:, k : k + 1] * signs[:, k : k + 1])  # (B, N): X v_k, signed, the solver's units
+    # ReLU and min-max do not depend on a positive scale: the map comes from the solver's units, so
+    # it stays finite where the activations' units overflow float32 (activations of ~1e37 and more).
+    maps = _normalize(proj.clamp_min(0.0)).reshape(shape)
+    if not (isinstance(scale, float) and scale == 1.0):
+        s = s * scale
+        proj = proj * scale
     # 0 / 0 = NaN -> 0: constant activations (zero energy) explain nothing
     explained = (power * real / total).nan_to_num_(0.0).clamp_(0.0, 1.0)
     return CamResult(
-        maps=_normalize(proj.clamp_min(0.0)).reshape(shape),  # ReLU, then min-max
+        maps=maps,
         projections=proj.reshape(shape),
         singular_values=s,
         explained=explained,

@@ -99,7 +99,9 @@ class TemporalSmoother:
 
     def __call__(self, projections: torch.Tensor) -> torch.Tensor:
         """``(B, H, W)`` signed projections (frames in order) -> ``(B, H, W)`` maps in ``[0, 1]``."""
-        rect = torch.relu(projections.to(torch.float32))
+        # capped at float32's largest number: projections of activations of ~1e37 and more
+        # overflow to inf, and the running average must stay finite
+        rect = torch.relu(projections.to(torch.float32)).clamp_max_(torch.finfo(torch.float32).max)
         if self.strength == 0.0:
             return normalize_maps(rect)
         a = self.strength
