@@ -2,7 +2,7 @@
 
 Exit codes: 0 done; 1 error (one line on stderr, no traceback); 2 bad command line (argparse);
 3 done, but an input was damaged or cut off (what decoded was annotated and kept); 130 Ctrl-C
-(the output holds the frames processed so far and plays).
+(SIGINT) and 143 SIGTERM (either way the output holds the frames processed so far and plays).
 
 Never imports Qt: it runs on servers without a display.
 """
@@ -10,15 +10,52 @@ Never imports Qt: it runs on servers without a display.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 
 from .errors import EigenCamError
 
 __all__ = ["annotate_main", "build_parser"]
 
 PROG = "eigencam-live"
-EXIT_ERROR, EXIT_USAGE, EXIT_DAMAGED, EXIT_INTERRUPTED = 1, 2, 3, 130
+EXIT_ERROR, EXIT_USAGE, EXIT_DAMAGED, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 3, 130, 143
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that it stops a run exactly as Ctrl-C does: the
+    frames already through the network are written and the output is finished, playable."""
+
+
+_terminated = threading.Event()  # SIGTERM arrived during this annotate_main
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    _terminated.set()
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises :class:`Terminated` in the main thread while the command runs (another
+    thread, as in a test, keeps whatever handler it had)."""
+    _terminated.clear()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped() -> tuple[str, int]:
+    """How the run was stopped: the word for the message and the exit code."""
+    return ("terminated", EXIT_TERMINATED) if _terminated.is_set() else ("interrupted", EXIT_INTERRUPTED)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Annotate video files and images with Eigen-CAM heatmaps: videos become H.264 MP4 at the "
                     "input's frame rate, timestamps and size, with its audio; images become images of their own size.",
         epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 damaged input (partial output kept), 130 interrupted "
-               "(partial output kept, playable).",
+               "(Ctrl-C) and 143 terminated (SIGTERM): partial output kept, playable.",
     )
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="videos, images, folders of them, or globs")
     p.add_argument("-o", "--output", metavar="OUTPUT",
@@ -77,11 +114,17 @@ def annotate_main(argv: list[str]) -> int:
             parser.error("give at least one INPUT: a video, an image, a folder of them, or a glob")
     except SystemExit as exc:  # --help (0) or a usage error (2, message already printed)
         return int(exc.code or 0)
+    with _sigterm_as_interrupt():
+        return _run_and_report(args)
+
+
+def _run_and_report(args: argparse.Namespace) -> int:
     try:
         return _run(args)
-    except KeyboardInterrupt:
-        _say("interrupted", "stopped; no output was finished")
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (Terminated), before a video was finished
+        word, code = _stopped()
+        _say(word, "stopped; no output was finished")
+        return code
     except EigenCamError as exc:
         _say("error", str(exc))
         return EXIT_ERROR
@@ -147,7 +190,7 @@ def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Names
 
     videos = [j for j in jobs if not j.is_image]
     status = _annotate_images([j for j in jobs if j.is_image], engine, look, args, bool(videos))
-    if status == EXIT_INTERRUPTED:
+    if status in (EXIT_INTERRUPTED, EXIT_TERMINATED):
         return status
     for job in videos:
         t0 = time.perf_counter()
@@ -162,13 +205,17 @@ def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Names
             status = EXIT_ERROR
             continue
         seconds = time.perf_counter() - t0
+        if result.removed:
+            _say("note", f"removed {len(result.removed)} part file(s) left by runs that died: "
+                         + ", ".join(p.name for p in result.removed))
         if result.interrupted:
+            word, code = _stopped()
             if result.frames:
-                _say("interrupted", f"partial output: {result.frames} frames written to {result.output} "
-                                    "(complete and playable up to there)")
+                _say(word, f"partial output: {result.frames} frames written to {result.output} "
+                           "(complete and playable up to there)")
             else:
-                _say("interrupted", f"no frame of {job.input} was processed; nothing written")
-            return EXIT_INTERRUPTED
+                _say(word, f"no frame of {job.input} was processed; nothing written")
+            return code
         for note in (result.size_note, result.audio_note):
             if note:
                 _say("note", note)
@@ -177,6 +224,10 @@ def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Names
             status = max(status, EXIT_DAMAGED) if status != EXIT_ERROR else status
         fps = result.frames / seconds if seconds > 0 else 0.0
         print(f"{result.frames} frames in {seconds:.1f} s ({fps:.1f} fps) -> {result.output}", flush=True)
+        if result.stop_requested:  # Ctrl-C or SIGTERM while the file was being finished: it is complete
+            word, code = _stopped()
+            _say(word, f"stopped after finishing {result.output} (complete)")
+            return code
     return status
 
 
@@ -188,7 +239,8 @@ def _annotate_images(jobs: list, engine: object, look: object, args: argparse.Na
     from .errors import SourceError
 
     result = annotate_images(engine, jobs, look, batch_size=args.batch_size, progress=not args.quiet,
-                             stats=image_table(args.stats, with_videos), heatmaps=image_table(args.heatmaps, with_videos))
+                             stats=image_table(args.stats, with_videos), heatmaps=image_table(args.heatmaps, with_videos),
+                             overwrite=args.force)
     if len(jobs) == 1 and result.failed:
         raise SourceError(result.failed[0][1])
     for path, reason in result.failed:
@@ -198,8 +250,9 @@ def _annotate_images(jobs: list, engine: object, look: object, args: argparse.Na
     if len(jobs) == 1 and result.written:
         target = str(result.written[0])
     if result.interrupted:
-        _say("interrupted", f"{len(result.written)} of {len(jobs)} images written to {target} (each complete)")
-        return EXIT_INTERRUPTED
+        word, code = _stopped()
+        _say(word, f"{len(result.written)} of {len(jobs)} images written to {target} (each complete)")
+        return code
     rate = len(result.written) / result.seconds if result.seconds > 0 else 0.0
     print(f"{len(result.written)} images in {result.seconds:.1f} s ({rate:.1f} images/s) -> {target}", flush=True)
     return EXIT_ERROR if result.failed else 0

@@ -115,3 +115,165 @@ def test_plan_jobs_places_outputs_and_refuses_to_overwrite(tmp_path):
     blocker.write_text("x")
     with pytest.raises(SinkError, match="cannot create output folder"):
         plan_jobs([str(a), str(b)], str(blocker / "sub"))
+
+
+# -- two runs on one output (issue 13, item 9) ----------------------------------------------------
+@pytest.mark.parametrize("hard_links", [True, False], ids=["link", "no-hard-links"])
+def test_rename_no_replace_never_replaces_and_one_of_two_racers_wins(tmp_path, monkeypatch, hard_links):
+    import errno
+    import os
+    import threading
+
+    from eigencam_live.annotate.outputs import rename_no_replace
+
+    if not hard_links:  # FAT, exFAT, some network shares: the exclusive-create fallback
+        def no_link(src, dst):
+            raise OSError(errno.EPERM, "Operation not permitted")
+
+        monkeypatch.setattr(os, "link", no_link)
+    src, dst = tmp_path / "a.part", tmp_path / "a.mp4"
+    src.write_bytes(b"mine")
+    rename_no_replace(src, dst)
+    assert dst.read_bytes() == b"mine" and not src.exists()
+    src.write_bytes(b"second")
+    with pytest.raises(FileExistsError):
+        rename_no_replace(src, dst)
+    assert dst.read_bytes() == b"mine" and src.read_bytes() == b"second"  # both left as they were
+    # Two threads finishing at the same moment, 30 times: exactly one gets the name each time.
+    for round_ in range(30):
+        target = tmp_path / f"race{round_}.mp4"
+        meet = threading.Barrier(2, timeout=10)
+        wins: list[str] = []
+
+        def finish(name: str, target=target, meet=meet, wins=wins) -> None:
+            part = tmp_path / f".{name}.{target.stem}.part"
+            part.write_bytes(name.encode())
+            meet.wait()
+            try:
+                rename_no_replace(part, target)
+                wins.append(name)
+            except FileExistsError:
+                part.unlink()
+
+        threads = [threading.Thread(target=finish, args=(n,)) for n in ("one", "two")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert len(wins) == 1 and target.read_bytes() == wins[0].encode()
+    assert not list(tmp_path.glob(".*"))
+
+
+def test_an_output_that_appears_during_the_run_is_kept_and_the_run_refuses(tmp_path, engine, monkeypatch):
+    """The exists check at the start is not enough: another run may finish first. Its file stays;
+    this run's is kept beside it under a name the error gives."""
+    import os
+
+    from eigencam_live.video import VideoSink
+
+    src = write_clip(tmp_path / "in.mp4", frames=8, size=(96, 64))
+    out = tmp_path / "out.mp4"
+    write = VideoSink.write
+
+    def write_then_another_run_finishes(self, image, pts=None):
+        write(self, image, pts)
+        if self.frames_written == 3:
+            out.write_bytes(b"the other run's video")
+
+    monkeypatch.setattr(VideoSink, "write", write_then_another_run_finishes)
+    kept = tmp_path / f"out.{os.getpid()}.mp4"
+    with pytest.raises(SinkError, match="appeared while this run was writing it") as err:
+        annotate_file(engine, Job(src, out), progress=False)
+    assert str(kept) in str(err.value)
+    assert out.read_bytes() == b"the other run's video"
+    assert probe(kept)["frames"] == 8  # nothing of this run's work lost
+    assert {p.name for p in tmp_path.iterdir()} == {"in.mp4", "out.mp4", kept.name}
+    # with overwrite (--force) the later run replaces, as asked
+    kept.unlink()
+    assert annotate_file(engine, Job(src, out), overwrite=True, progress=False).frames == 8
+    assert probe(out)["frames"] == 8
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]
+
+
+# Two processes on one output, each held at its first frame until the other got there too: both
+# passed the start's exists check, and they finish at about the same time.
+_MEET_AT_FRAME_1 = """
+import os, sys, time
+from pathlib import Path
+from eigencam_live.video import VideoSink
+gate = Path(sys.argv.pop(1))
+write = VideoSink.write
+def write_then_meet(self, image, pts=None):
+    write(self, image, pts)
+    if self.frames_written == 1:
+        (gate / f"ready-{os.getpid()}").touch()
+        end = time.monotonic() + 60
+        while len(list(gate.glob("ready-*"))) < 2 and time.monotonic() < end:
+            time.sleep(0.01)
+VideoSink.write = write_then_meet
+from eigencam_live.cli import annotate_main
+sys.exit(annotate_main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+def test_two_annotate_processes_on_one_output_one_wins_one_refuses(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    src = write_clip(tmp_path / "in.mp4", frames=12, size=(96, 64))
+    out, gate = tmp_path / "out.mp4", tmp_path / "gate"
+    gate.mkdir()
+    args = [sys.executable, "-c", _MEET_AT_FRAME_1, str(gate), str(src), "-o", str(out), "-m", "mobilenet_v3_small",
+            "--weights", "none", "--short-side", "64", "--device", "cpu", "-q", "--threads", "1"]
+    procs = [subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    try:
+        done = [(p.pid, p.wait(timeout=120), p.stderr.read()) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+    assert len(list(gate.glob("ready-*"))) == 2, "both runs were writing at once"
+    assert sorted(code for _, code, _ in done) == [0, 1], done
+    loser_pid, _, err = next(d for d in done if d[1] == 1)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("eigencam-live: error: ") and "appeared while" in lines[0], err
+    kept = tmp_path / f"out.{loser_pid}.mp4"
+    assert str(kept) in lines[0]
+    assert probe(out)["frames"] == 12 and probe(kept)["frames"] == 12
+    assert not list(tmp_path.glob(".out*")), "part files left"
+
+
+def test_tables_and_images_never_replace_a_file_another_run_wrote(tmp_path, engine):
+    import os
+
+    from eigencam_live.annotate import annotate_images
+    from eigencam_live.annotate.outputs import part_name, replace_atomically
+
+    taken = tmp_path / "s.csv"
+    taken.write_text("the other run's table")
+    assert part_name(taken) == tmp_path / f".s.part{os.getpid()}.csv"
+    with pytest.raises(SinkError, match="s.csv appeared while this run was writing it"):
+        replace_atomically(taken, part_name(taken), lambda t: t.write_text("ours"), overwrite=False)
+    assert taken.read_text() == "the other run's table" and sorted(tmp_path.iterdir()) == [taken]
+    replace_atomically(taken, part_name(taken), lambda t: t.write_text("ours"))  # overwrite: the default
+    assert taken.read_text() == "ours"
+    # an image whose output appeared since the run was planned: that image fails, the others are written
+    import cv2
+
+    for name in ("a", "b"):
+        cv2.imwrite(str(tmp_path / f"{name}.png"), pattern(3))
+    jobs = [Job(tmp_path / f"{n}.png", tmp_path / f"{n}.eigencam.png") for n in ("a", "b")]
+    jobs[0].output.write_bytes(b"the other run's image")
+    result = annotate_images(engine, jobs, progress=False, overwrite=False)
+    assert result.written == [jobs[1].output] and [p for p, _ in result.failed] == [jobs[0].input]
+    assert "appeared while this run was writing it" in result.failed[0][1]
+    assert jobs[0].output.read_bytes() == b"the other run's image"
+    assert cv2.imread(str(jobs[1].output)).shape == (64, 96, 3)
+    assert not list(tmp_path.glob(".*"))

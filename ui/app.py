@@ -2,12 +2,19 @@
 
 Settings come from, in order of precedence: the command line (options actually typed), the last
 run (QSettings), and the library's defaults.
+
+Ctrl-C (SIGINT) and SIGTERM close the window as its close button does (settings saved, threads
+joined, a recording finished) and the process exits 130 or 143 (128 + the signal), without a
+traceback (:class:`StopSignals`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
+import socket
 import sys
 from dataclasses import fields, replace
 from typing import NoReturn
@@ -26,7 +33,7 @@ from eigencam_live.render import RenderConfig
 
 from . import settings as remembered
 
-__all__ = ["app_main", "build_parser", "configs_from", "end_process"]
+__all__ = ["StopSignals", "app_main", "build_parser", "configs_from", "end_process"]
 
 ORGANIZATION = "eigencam-live"
 APPLICATION = "eigencam-live"
@@ -39,10 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
         "Opens the desktop app; `python main.py annotate --help` for the headless command.",
     )
     parser.add_argument("--source", "-s", default=None, metavar="SOURCE",
-                        help="demo (built-in scene), a camera index (0, 1...), a video file, a folder of "
-                             "images or a stream URL (default: the last one used, else camera 0 if connected, else demo)")
-    parser.add_argument("--demo-size", default="640x480", metavar="WxH", help="size of the demo scene (default: %(default)s)")
-    parser.add_argument("--demo-fps", type=float, default=30.0, metavar="FPS", help="rate of the demo scene (default: %(default)s)")
+                        help="demo (a built-in real clip, looping), a camera index (0, 1...), a video file, a folder "
+                             "of images, a stream URL, or scene (a synthetic scene) (default: the last one used, else "
+                             "camera 0 if connected, else demo)")
+    parser.add_argument("--demo-size", default="640x480", metavar="WxH", help="size of the synthetic scene, --source scene (default: %(default)s)")
+    parser.add_argument("--demo-fps", type=float, default=30.0, metavar="FPS", help="rate of the synthetic scene (default: %(default)s)")
     parser.add_argument("--snapshots", default=None, metavar="DIR",
                         help="folder for snapshots and recordings (default: ~/Pictures/eigencam-live)")
     parser.add_argument("--threads", type=int, default=0, metavar="N",
@@ -56,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def default_source() -> str | int:
-    """Camera 0 when one is connected, else the built-in demo scene."""
+    """Camera 0 when one is connected, else the built-in demo clip."""
     from eigencam_live.video import list_cameras
 
     return 0 if list_cameras(1) else "demo"
@@ -85,10 +93,99 @@ def configs_from(args: argparse.Namespace, typed: set[str], settings) -> tuple[E
     return engine, render
 
 
+#: Signals that close the app; the process then exits ``128 + signal``.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _Stopped(KeyboardInterrupt):
+    """A stop signal that arrived before the window opened (while torch or the model loads)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_before_window(signum: int, frame: object) -> None:
+    raise _Stopped(signum)
+
+
+class StopSignals:
+    """SIGINT and SIGTERM, handled on the GUI thread: the window closes as its close button does.
+
+    Python runs a signal handler only when the interpreter gets control, and Qt's event loop may
+    wait in C for a long time. So the C-level handler's wake-up byte (:func:`signal.set_wakeup_fd`,
+    the signal's number) goes to one end of a socket pair, whose other end a ``QSocketNotifier``
+    watches: the event loop wakes at once and :meth:`_drain` closes every window and quits. The
+    Python handler itself only records the signal (a ``KeyboardInterrupt`` raised inside a Qt slot
+    aborts the process). A second signal while closing changes nothing: the close is under way.
+
+    Attributes:
+        received: the first stop signal's number, ``None`` until one arrives.
+    """
+
+    def __init__(self, app) -> None:
+        from PyQt5.QtCore import QSocketNotifier
+
+        self.app = app
+        self.received: int | None = None
+        self._read, self._write = socket.socketpair()
+        for end in (self._read, self._write):
+            end.setblocking(False)
+        self._notifier = QSocketNotifier(self._read.fileno(), QSocketNotifier.Read)
+        self._notifier.activated.connect(self._drain)
+        self._previous_fd = signal.set_wakeup_fd(self._write.fileno(), warn_on_full_buffer=False)
+        self._previous = {sig: signal.signal(sig, self._record) for sig in STOP_SIGNALS}
+
+    @property
+    def exit_code(self) -> int | None:
+        """``128 + signal`` once a stop signal arrived (130 for SIGINT, 143 for SIGTERM)."""
+        return None if self.received is None else 128 + self.received
+
+    def _record(self, signum: int, frame: object) -> None:
+        if self.received is None:
+            self.received = signum
+
+    def _drain(self) -> None:
+        try:
+            data = self._read.recv(256)
+        except (BlockingIOError, InterruptedError):
+            data = b""
+        for signum in data:  # the wake-up bytes are the signals' numbers
+            if signum in STOP_SIGNALS and self.received is None:
+                self.received = signum
+        if self.received is not None:
+            self.app.closeAllWindows()  # dialogs too; the main window's closeEvent saves and joins
+            self.app.quit()
+
+    def close(self) -> None:
+        """Put back the handlers and wake-up descriptor found at the start. Idempotent."""
+        if self._notifier is None:
+            return
+        self._notifier.setEnabled(False)
+        self._notifier = None
+        signal.set_wakeup_fd(self._previous_fd)
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._read.close()
+        self._write.close()
+
+
 def app_main(argv: list[str] | None = None) -> int:
     """Parse the options, open the window, run the event loop. Returns the exit code when no window
     opened (``--list-layers``, a usage error); once the window has closed, ends the process with
-    :func:`end_process`."""
+    :func:`end_process` (code 130 or 143 after SIGINT or SIGTERM: see :class:`StopSignals`)."""
+    previous = {sig: signal.signal(sig, _stop_before_window) for sig in STOP_SIGNALS}
+    try:
+        return _app_main(argv)
+    except _Stopped as exc:  # before the window opened: nothing to save or join
+        end_process(128 + exc.signum)
+    finally:
+        for sig, handler in previous.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(sig, handler)
+
+
+def _app_main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -118,6 +215,9 @@ def app_main(argv: list[str] | None = None) -> int:
     from .window import MainWindow
 
     app = QApplication.instance() or QApplication([sys.argv[0], *argv])
+    # From here a stop signal waits for the event loop, which closes the window (a signal that
+    # arrives while the window is being built is acted on as soon as the loop starts).
+    stops = StopSignals(app)
     apply_dark_theme(app)
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
@@ -125,6 +225,7 @@ def app_main(argv: list[str] | None = None) -> int:
     try:
         engine, render = configs_from(args, _typed(parser, argv), settings)
     except EigenCamError as exc:
+        stops.close()
         print(f"error: {exc}", file=sys.stderr)
         return 2
     source = args.source or (remembered.load_source(settings) if settings is not None else None) or default_source()
@@ -137,7 +238,7 @@ def app_main(argv: list[str] | None = None) -> int:
         _grab_after_frames(window, args.screenshot, app)
     code = app.exec_()
     window.close()  # idempotent: settings saved, threads joined, the recording finished
-    end_process(code)
+    end_process(stops.exit_code or code)
 
 
 def end_process(code: int) -> NoReturn:

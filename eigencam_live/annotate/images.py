@@ -23,7 +23,7 @@ from eigencam_live.errors import SourceError
 from eigencam_live.render import RenderConfig
 
 from .jobs import Job
-from .outputs import Tables, progress_bar, replace_atomically
+from .outputs import Tables, part_name, progress_bar, replace_atomically
 
 __all__ = ["ImagesResult", "annotate_images"]
 
@@ -93,6 +93,7 @@ def annotate_images(
     stats: Path | None = None,
     heatmaps: Path | None = None,
     progress: bool = True,
+    overwrite: bool = True,
 ) -> ImagesResult:
     """Annotate images, each written as its job's output, in its own size.
 
@@ -102,6 +103,8 @@ def annotate_images(
         batch_size: images of one size per forward pass.
         stats, heatmaps: one CSV (``file``, label, probability, explained, peak) and one NPZ
             (``maps/NAME`` and ``files``) for all the images, in input order.
+        overwrite: replace files at the outputs; ``False``: an output that exists when its image is
+            written (another run's) is left as it is, and the image is listed in ``failed``.
 
     Returns:
         an :class:`ImagesResult`; an image that cannot be read or written is listed in ``failed``
@@ -119,7 +122,7 @@ def annotate_images(
         results = engine.process([image for _, image in group], look)
         for (i, _), r in zip(group, results, strict=True):
             try:
-                _write_image(jobs[i].output, r.picture)
+                _write_image(jobs[i].output, r.picture, overwrite)
             except Exception as exc:  # SinkError, or an encoder that refuses: this image only
                 result.failed.append((jobs[i].input, str(exc)))
             else:
@@ -148,7 +151,7 @@ def annotate_images(
     finally:
         bar.close()
     result.seconds = time.perf_counter() - start
-    tables = Tables(stats, heatmaps, images=True)
+    tables = Tables(stats, heatmaps, images=True, overwrite=overwrite)
     for i in sorted(done):
         job, r = done[i]
         tables.add(job.output.name, r)
@@ -156,6 +159,6 @@ def annotate_images(
     return result
 
 
-def _write_image(path: Path, picture: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.stem}.part{path.suffix}")  # cv2 picks the format by the extension
-    replace_atomically(path, tmp, lambda t: cv2.imwrite(str(t), picture))
+def _write_image(path: Path, picture: np.ndarray, overwrite: bool) -> None:
+    # cv2 picks the format by the extension: the part name keeps it
+    replace_atomically(path, part_name(path), lambda t: cv2.imwrite(str(t), picture), overwrite=overwrite)

@@ -1,10 +1,14 @@
 """The files beside an annotated video or images: per-frame stats (CSV) and maps (NPZ), each written
-to a temporary name and renamed into place; and the progress bar."""
+to a temporary name and renamed into place; the final rename that never replaces a file another run
+put there meanwhile; the clean-up of what runs that died left behind; and the progress bar."""
 
 from __future__ import annotations
 
 import csv
+import errno
 import os
+import re
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +18,10 @@ import numpy as np
 from eigencam_live.engine import FrameResult
 from eigencam_live.errors import SinkError
 
-__all__ = ["Tables", "progress_bar", "replace_atomically"]
+__all__ = ["Tables", "part_name", "progress_bar", "remove_stale_parts", "rename_no_replace", "replace_atomically"]
+
+#: ``os.link`` errors that mean the file system has no hard links (FAT, exFAT, some network shares).
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK, errno.EXDEV})
 
 
 def progress_bar(total: int | None, name: str, enabled: bool, unit: str = "frame"):
@@ -27,16 +34,107 @@ def progress_bar(total: int | None, name: str, enabled: bool, unit: str = "frame
                 smoothing=0.1, mininterval=interval, file=sys.stderr)
 
 
-def replace_atomically(path: Path, tmp: Path, write: Callable[[Path], object]) -> None:
-    """``write(tmp)`` then rename it to ``path``; on any failure remove ``tmp`` and raise SinkError."""
+def part_name(path: Path, suffix: str | None = None) -> Path:
+    """The hidden name ``path`` is written under first: ``.STEM.part<PID>SUFFIX`` beside it, this
+    process's own (two runs never write one file), and :func:`remove_stale_parts` knows it."""
+    return path.with_name(f".{path.stem}.part{os.getpid()}{path.suffix if suffix is None else suffix}")
+
+
+def replace_atomically(path: Path, tmp: Path, write: Callable[[Path], object], *, overwrite: bool = True) -> None:
+    """``write(tmp)`` then rename it to ``path``; on any failure remove ``tmp`` and raise SinkError.
+
+    ``overwrite=False``: a file that exists at ``path`` by then (another run's) is never replaced
+    (:func:`rename_no_replace`), and SinkError says so.
+    """
     try:
         if write(tmp) is False:  # cv2.imwrite says False instead of raising
             raise OSError(f"cannot encode {path.suffix or 'the file'}")
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            rename_no_replace(tmp, path)
+    except FileExistsError:
+        raise SinkError(f"{path} appeared while this run was writing it (another run?): left as it is") from None
     except OSError as exc:
         raise SinkError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def rename_no_replace(src: Path, dst: Path) -> None:
+    """Rename ``src`` to ``dst`` unless ``dst`` exists, atomically: two runs that finish at once
+    cannot both get the name, and neither replaces the other's file.
+
+    A hard link then an unlink where the file system has hard links (``link`` fails when the name
+    is taken); elsewhere an exclusive create of ``dst`` (which fails the same way) replaced at once.
+
+    Raises:
+        FileExistsError: ``dst`` exists; ``src`` is left as it was.
+        OSError: any other failure.
+    """
+    try:
+        os.link(src, dst)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+        # No hard links here: claim the name exclusively, then put the file over our own claim.
+        with open(dst, "xb"):
+            pass
+        try:
+            os.replace(src, dst)
+        except OSError:
+            os.unlink(dst)
+            raise
+        return
+    os.unlink(src)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (on this machine). Unsure counts as alive."""
+    if os.name == "nt" or pid <= 0:  # os.kill(pid, 0) would end the process on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # EPERM: it exists, run by another user
+        return True
+    return True
+
+
+def remove_stale_parts(target: Path) -> list[Path]:
+    """Remove what annotate runs that died (killed, power cut) left beside ``target``: the hidden
+    part files ``.STEM.part<PID>SUFFIX`` and work folders ``.STEM.part<PID>-XXXX`` of processes that
+    no longer exist. Those of live processes, this one's included, are left alone.
+
+    A PID is only meaningful on this machine: a folder shared by several machines is assumed to
+    have one writer per target at a time.
+
+    Returns:
+        what was removed.
+    """
+    pattern = re.compile(rf"\.{re.escape(target.stem)}\.part(\d+)(?:{re.escape(target.suffix)}|-[A-Za-z0-9_]+)?")
+    removed: list[Path] = []
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return removed
+    for name in sorted(names):
+        found = pattern.fullmatch(name)
+        if found is None or _alive(int(found.group(1))):
+            continue
+        path = target.parent / name
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError:
+            continue  # another run cleaning up at the same time, or not ours to remove
+        removed.append(path)
+    return removed
 
 
 class Tables:
@@ -48,8 +146,10 @@ class Tables:
     (``maps/NAME``) and ``files``.
     """
 
-    def __init__(self, stats: Path | None, heatmaps: Path | None, *, images: bool = False) -> None:
+    def __init__(self, stats: Path | None, heatmaps: Path | None, *, images: bool = False,
+                 overwrite: bool = True) -> None:
         self.stats_path, self.heatmaps_path, self.images = stats, heatmaps, images
+        self.overwrite = overwrite  # False: a file another run put there meanwhile is not replaced
         self.rows: list[list[object]] = []
         self.maps: list[np.ndarray] = []
         self.keys: list[object] = []
@@ -79,7 +179,7 @@ class Tables:
                 w.writerow([*head, "label", "probability", "explained", "peak_x", "peak_y"])
                 w.writerows(self.rows)
 
-        replace_atomically(path, path.with_name(f".{path.name}.part"), write)
+        replace_atomically(path, part_name(path), write, overwrite=self.overwrite)
 
     def _write_maps(self, path: Path) -> None:
         if self.images:
@@ -88,5 +188,5 @@ class Tables:
         else:
             stack = np.stack(self.maps) if self.maps else np.zeros((0, 0, 0), np.float16)
             arrays = {"maps": stack, "pts": np.asarray(self.keys, dtype=np.float64)}
-        replace_atomically(path, path.with_name(f".{path.stem}.part.npz"),
-                           lambda tmp: np.savez_compressed(tmp, **arrays))
+        replace_atomically(path, part_name(path, ".npz"),  # numpy adds .npz to any other name
+                           lambda tmp: np.savez_compressed(tmp, **arrays), overwrite=self.overwrite)

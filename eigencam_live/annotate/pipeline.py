@@ -8,30 +8,40 @@ On CUDA the engine draws the pictures on the GPU and the encoder thread waits fo
 the next one is uploaded; on the CPU the encoder thread draws them (``PendingFrames.result``).
 
 The caller's thread only watches: it updates the progress bar and turns Ctrl-C
-(``KeyboardInterrupt``) into a clean stop: decoding stops, the frames already through the network
-are written, and the file is finished (playable) with the frames so far; Ctrl-C while the file
-is being finished is ignored (it is complete a moment later). A failure in any stage
-stops the others, removes the unfinished file and is raised in the caller's thread.
+(``KeyboardInterrupt``, or a subclass such as the CLI raises for SIGTERM) into a clean stop:
+decoding stops, the frames already through the network are written, and the file is finished
+(playable) with the frames so far. SIGINT or SIGTERM while the file is being finished waits until
+it is complete (a moment later), and the result says that a stop was asked for
+(``stop_requested``). A failure in any stage stops the others,
+removes the unfinished file and is raised in the caller's thread.
+
+The file is written in a hidden work folder beside the output, ``.STEM.part<PID>-XXXX``, and
+renamed into place only if no file took the output's name meanwhile (another run), unless
+``overwrite``; work folders and part files of processes that died are removed by the next run
+on the same output.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
+import shutil
 import signal
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from eigencam_live.engine import Engine, PendingFrames
-from eigencam_live.errors import SourceError
+from eigencam_live.errors import SinkError, SourceError
 from eigencam_live.render import RenderConfig
 from eigencam_live.video import Capture, FileSource, Frame, VideoSink, open_source
 
 from .jobs import Job
-from .outputs import Tables, progress_bar
+from .outputs import Tables, progress_bar, remove_stale_parts, rename_no_replace
 
 __all__ = ["AnnotateResult", "annotate_file"]
 
@@ -45,7 +55,10 @@ class AnnotateResult:
     Attributes:
         frames: frames written to the output.
         seconds: wall time of the pipeline.
-        interrupted: stopped by Ctrl-C; the output holds the ``frames`` processed so far.
+        interrupted: stopped by Ctrl-C or SIGTERM; the output holds the ``frames`` processed so far.
+        stop_requested: SIGINT or SIGTERM came while the output was being finished: it is complete,
+            and the caller should stop there (not go on to the next input).
+        removed: part files and work folders of dead runs on the same output, removed first.
         warning: the input is damaged or cut off (what decoded was annotated).
         audio: the output has the input's audio; ``audio_note`` says when it was re-encoded or dropped.
         size_note: set when the output's size differs from the input's (an odd side padded).
@@ -60,6 +73,8 @@ class AnnotateResult:
     audio: bool = False
     audio_note: str | None = None
     size_note: str | None = None
+    stop_requested: bool = False
+    removed: list[Path] = field(default_factory=list)
 
     @property
     def fps(self) -> float:
@@ -192,40 +207,75 @@ def annotate_file(
         job: input, output and optional stats (CSV) and heatmaps (NPZ) paths.
         look: how maps are drawn.
         batch_size: frames per forward pass.
-        overwrite: replace existing outputs.
+        overwrite: replace existing outputs; otherwise an output that exists at the start, or that
+            another run puts there before this one finishes, is refused (:class:`SinkError`).
         progress: show a tqdm bar (frames, fps, ETA) on stderr.
         crf, preset: x264 quality and speed.
         max_frames: annotate only the first frames (audio is then cut to the same length).
 
     Returns:
-        an :class:`AnnotateResult`; ``interrupted`` when Ctrl-C stopped it (the output then holds
-        the frames processed so far and plays).
+        an :class:`AnnotateResult`; ``interrupted`` when Ctrl-C (or SIGTERM, where the caller
+        turns it into a ``KeyboardInterrupt``) stopped it: the output then holds the frames
+        processed so far and plays.
 
     Raises:
-        SourceError, SinkError, ConfigError...: the unfinished output is removed.
+        SourceError, SinkError, ConfigError...: the unfinished output is removed. When another run
+        wrote the output meanwhile, that file is left as it is, this run's file is kept beside it
+        under a name the message gives, and SinkError is raised.
     """
     look = look or RenderConfig()
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1. Got {batch_size}")
+    target = job.output
+    if target.is_dir():
+        raise SinkError(f"output {target} is a folder")
+    if target.exists() and not overwrite:
+        raise SinkError(f"{target} exists (use --force to overwrite)")
+    if target.exists() and os.path.samefile(target, job.input):
+        raise SinkError(f"output {target} is the input: refusing to write over it")
+    if not target.parent.is_dir():
+        raise SinkError(f"output folder {target.parent} does not exist")
+    extras = [p for p in (job.stats, job.heatmaps) if p is not None]
+    for extra in extras:
+        if extra.exists() and not overwrite:
+            raise SinkError(f"{extra} exists (use --force to overwrite)")
+    removed = [p for path in (target, *extras) for p in remove_stale_parts(path)]
     source = open_source(str(job.input))
     if not isinstance(source, FileSource):
         source.close()
         raise SourceError(f"{job.input} is not a video file")
+    try:
+        work = Path(tempfile.mkdtemp(prefix=f".{target.stem}.part{os.getpid()}-", dir=target.parent))
+    except OSError as exc:
+        source.close()
+        raise SinkError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
+    try:
+        return _annotate(engine, job, source, work, look, batch_size=batch_size, overwrite=overwrite,
+                         progress=progress, crf=crf, preset=preset, max_frames=max_frames, removed=removed)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: RenderConfig, *, batch_size: int,
+              overwrite: bool, progress: bool, crf: int, preset: str, max_frames: int | None,
+              removed: list[Path]) -> AnnotateResult:
+    """:func:`annotate_file` once the input is open and the work folder made: the file is written
+    as ``work/NAME`` and renamed to the output at the end."""
     info = source.info
     width = info.width * (2 if look.view == "side-by-side" else 1)
     try:
-        sink = VideoSink(job.output, width=width, height=info.height, fps=info.rate, time_base=info.time_base,
-                         audio_from=str(job.input) if info.has_audio else None, overwrite=overwrite, crf=crf,
-                         preset=preset)
+        sink = VideoSink(work / job.output.name, width=width, height=info.height, fps=info.rate,
+                         time_base=info.time_base, audio_from=str(job.input) if info.has_audio else None,
+                         overwrite=True, crf=crf, preset=preset)
     except BaseException:
         source.close()
         raise
     try:
         engine.reset()
         capture = Capture(source)
-        tables = Tables(job.stats, job.heatmaps)
+        tables = Tables(job.stats, job.heatmaps, overwrite=overwrite)
         pipe = _Pipeline(engine, capture, sink, look, batch_size, tables, max_frames)
-        result = AnnotateResult(job.input, job.output, size_note=sink.size_note)
+        result = AnnotateResult(job.input, job.output, size_note=sink.size_note, removed=removed)
         total = info.frame_count if max_frames is None else min(max_frames, info.frame_count or max_frames)
         bar = progress_bar(total, job.input.name, progress)
     except BaseException:  # nothing started yet: leave no temporary file and no open input
@@ -258,8 +308,9 @@ def annotate_file(
             if result.interrupted:
                 return result
             raise SourceError(f"{job.input} holds no decodable video frames")
-        with _finishing():
-            sink.close(audio_to_end=not (result.interrupted or pipe.limited or result.warning))
+        with _finishing() as stops:
+            finished = sink.close(audio_to_end=not (result.interrupted or pipe.limited or result.warning))
+            _publish(finished, job.output, overwrite)
     except BaseException:
         pipe.abort.set()
         capture.stop()
@@ -271,19 +322,75 @@ def annotate_file(
     result.frames = pipe.written
     result.audio = sink.audio_packets > 0
     result.audio_note = sink.audio_note
-    tables.write()
+    with _finishing() as more:
+        tables.write()
+    result.stop_requested = bool(stops or more)
     return result
 
 
-@contextlib.contextmanager
-def _finishing() -> Iterator[None]:
-    """Ctrl-C while the output is being finished (encoder flush, audio tail, rename) is ignored:
-    every frame is already written, and stopping there could only lose the file."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _publish(finished: Path, target: Path, overwrite: bool) -> None:
+    """Give the finished file the output's name: replacing a file there only with ``overwrite``.
+
+    Without it the rename is atomic and never replaces: if another run (or anyone) created the
+    output since this one started, that file stays, this run's file is kept beside it as
+    ``STEM.<PID>SUFFIX`` (or removed where even that name is taken) and SinkError says so.
+    """
     try:
-        yield
+        if overwrite:
+            os.replace(finished, target)
+            return
+        try:
+            rename_no_replace(finished, target)
+            return
+        except FileExistsError:
+            pass
+        kept = target.with_name(f"{target.stem}.{os.getpid()}{target.suffix}")
+        try:
+            rename_no_replace(finished, kept)
+        except FileExistsError:
+            finished.unlink(missing_ok=True)
+            raise SinkError(f"{target} appeared while this run was writing it (another run?): left as it is, "
+                            f"and this run's output was removed ({kept} exists too)") from None
+        raise SinkError(f"{target} appeared while this run was writing it (another run?): left as it is; "
+                        f"this run's output is kept as {kept}")
+    except OSError as exc:
+        raise SinkError(f"cannot finish {target}: {exc.strerror or exc}") from None
+
+
+#: Signals that stop a run; while the output is being finished they wait until it is complete.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _finishing() -> Iterator[list[int]]:
+    """Hold SIGINT and SIGTERM while the output is being finished (encoder flush, audio tail,
+    renames, tables): every frame is already written, and stopping there could only lose the file.
+
+    Yields the list of signals that arrived meanwhile. On leaving, each is handed to the handler
+    that was there before: a Python handler is called (the ``KeyboardInterrupt`` it raises, as
+    Ctrl-C's does, is dropped: the caller stops the run because the list is not empty); with the
+    default action the signal is raised again, and the process ends with its file complete.
+    """
+    stops: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield stops
+        return
+    previous = {}
+    for sig in _STOP_SIGNALS:
+        handler = signal.getsignal(sig)
+        if handler in (signal.SIG_IGN, None):  # ignored, or set outside Python: left as it is
+            continue
+        previous[sig] = handler
+        signal.signal(sig, lambda signum, _frame: stops.append(signum))
+    try:
+        yield stops
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in dict.fromkeys(stops):
+            handler = previous[sig]
+            if callable(handler):
+                with contextlib.suppress(KeyboardInterrupt):
+                    handler(sig, None)
+            else:
+                signal.raise_signal(sig)
