@@ -10,7 +10,7 @@ import torch
 from .backends import BACKENDS, resolve_backend
 from .cam import METHODS
 from .errors import ConfigError
-from .models import MODELS, model_kind
+from .models import DETECTORS, MODELS, model_kind
 
 __all__ = ["DEVICES", "MAX_ASPECT", "MAX_INPUT_ASPECT", "PRECISIONS", "STRIDE", "EngineConfig", "input_size",
            "resolve_device", "resolve_dtype"]
@@ -44,6 +44,7 @@ class EngineConfig:
             ``onnxruntime`` (:mod:`eigencam_live.backends`).
         precision: ``auto`` (fp16 on CUDA, fp32 on CPU), ``fp32``, ``fp16`` or ``bf16``.
         top_k: number of predictions returned.
+        score: for a detector, the lowest score of a box returned and drawn.
         smoothing: temporal smoothing of maps in ``[0, 1)``; 0 = off.
         labels: a text file of class names, one a line (default: the model's own; an ONNX file's
             are class indices).
@@ -64,6 +65,7 @@ class EngineConfig:
     backend: str = "auto"
     precision: str = "auto"
     top_k: int = 5
+    score: float = 0.5
     smoothing: float = 0.0
     labels: str | None = None
     mean: tuple[float, float, float] | None = None
@@ -74,7 +76,7 @@ class EngineConfig:
         if model_kind(self.model) is None:
             import difflib
 
-            close = difflib.get_close_matches(str(self.model), list(MODELS), n=3, cutoff=0.5)
+            close = difflib.get_close_matches(str(self.model), [*MODELS, *DETECTORS], n=3, cutoff=0.5)
             hint = f" Did you mean {', '.join(close)}?" if close else f" torchvision: {', '.join(sorted(MODELS))}."
             raise ConfigError(f"unknown model {self.model!r}.{hint} Or timm:NAME, package.module:callable "
                               "or the path of an .onnx file.", field="model")
@@ -104,6 +106,8 @@ class EngineConfig:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"must be one of {', '.join(PRECISIONS)}. Got {self.precision!r}", field="precision")
         _int_field("top_k", self.top_k, 1, 1000)
+        if isinstance(self.score, bool) or not isinstance(self.score, (int, float)) or not 0.0 <= self.score <= 1.0:
+            raise ConfigError(f"must be a number in [0, 1]. Got {self.score!r}", field="score")
         if not isinstance(self.optimize, bool):
             raise ConfigError(f"must be True or False. Got {self.optimize!r}", field="optimize")
         if (
@@ -143,7 +147,8 @@ def _placement(config: EngineConfig) -> tuple[torch.device, torch.dtype, str]:
     onnx_file = model_kind(config.model) == "onnx"
     device = resolve_device("cpu" if onnx_file and config.device == "auto" else config.device)
     dtype = resolve_dtype(config.precision, device)
-    return device, dtype, resolve_backend(config.backend, device, dtype, onnx_file=onnx_file)
+    return device, dtype, resolve_backend(config.backend, device, dtype, onnx_file=onnx_file,
+                                          detector=model_kind(config.model) == "detector")
 
 
 def input_size(height: int, width: int, short_side: int, fixed: tuple[int, int] | None = None) -> tuple[int, int]:

@@ -42,7 +42,7 @@ from .backends import OnnxBackend, OnnxFileBackend, TorchBackend, load_onnx, mak
 from .cam import SubspaceTracker, TemporalSmoother, eigen_cam
 from .config import DEVICES, PRECISIONS, EngineConfig, _placement, input_size, resolve_device, resolve_dtype
 from .errors import ConfigError, LayerNotFoundError, WeightsUnavailableError
-from .models import Layer, LoadedModel, from_module, load_model, model_kind
+from .models import Detection, Layer, LoadedModel, from_module, load_model, model_kind
 from .render import RenderConfig
 from .results import FrameResult, PendingFrames, finish_pictures, label_predictions, maps_on_frames, peak_pixel
 
@@ -260,9 +260,13 @@ class Engine:
             on_device = self._upload(batch)
             x = self._network_input(on_device)
             t1 = time.perf_counter()
-            logits, fmap = self.backend.forward(x)
-            if logits.dim() != 2:  # a backbone without a classifier head: maps, no predictions
-                logits = logits.new_zeros((logits.shape[0], 0))
+            outputs, fmap = self.backend.forward(x)
+            detections = None
+            if isinstance(outputs, list):  # a detector: boxes, not class scores
+                detections = self._detections(outputs, tuple(x.shape[-2:]), tuple(batch.shape[1:3]))
+                logits = fmap.new_zeros((fmap.shape[0], 0))
+            else:  # a backbone without a classifier head gives maps and no predictions
+                logits = outputs if outputs.dim() == 2 else outputs.new_zeros((outputs.shape[0], 0))
             t2 = time.perf_counter()
             _check_map(tuple(fmap.shape[1:]), self.layer, cfg.component)
             self._frame_hw = tuple(batch.shape[1:3])
@@ -275,14 +279,32 @@ class Engine:
             numbers = torch.cat([top_p, top_i.float(), peak[:, None].float(), res.explained.float()], dim=1)
             drawn = None
             if render is not None and self.resident:
-                drawn = finish_pictures(on_device, cams, render)
+                drawn = finish_pictures(on_device, cams, render, detections)
             pending = PendingFrames(
                 batch, [self._download(t) for t in (numbers, cams.float(), *(drawn[1:] if drawn else ()))], render,
                 labels=self.loaded.labels, k=top_p.shape[1], component=cfg.component, cuda=self.device.type == "cuda",
+                detections=detections,
             )
             t4 = time.perf_counter()
         pending.timings = {"preprocess": t1 - t0, "forward": t2 - t1, "cam": t3 - t2, "finish": t4 - t3}
         return pending
+
+    def _detections(self, outputs: list[dict], input_hw: tuple[int, int], frame_hw: tuple[int, int]) -> list[list[Detection]]:
+        """A detector's per-image outputs (boxes in network-input pixels) -> the boxes scoring at least
+        ``score``, in frame pixels (inside the frame), with class names, best first."""
+        (h, w), (height, width) = input_hw, frame_hw
+        scale = torch.tensor([width / w, height / h, width / w, height / h])
+        labels, out = self.loaded.labels, []
+        for o in outputs:
+            keep = o["scores"] >= self._config.score
+            boxes = (o["boxes"][keep].float().cpu() * scale).clamp_(min=0)
+            boxes[:, 0::2] = boxes[:, 0::2].clamp(max=width)
+            boxes[:, 1::2] = boxes[:, 1::2].clamp(max=height)
+            scores, classes = o["scores"][keep].float().cpu().tolist(), o["labels"][keep].cpu().tolist()
+            dets = [Detection(tuple(b), labels[c] if 0 <= c < len(labels) else str(c), s)
+                    for b, c, s in zip(boxes.tolist(), classes, scores, strict=True)]
+            out.append(sorted(dets, key=lambda d: -d.score))
+        return out
 
     def preprocess(self, frames: np.ndarray) -> torch.Tensor:
         """``(B, H, W, 3)`` uint8 BGR -> ``(B, 3, h, w)`` normalised network input on the device (an

@@ -16,7 +16,8 @@ import torch
 
 from .errors import ConfigError
 
-__all__ = ["COLORMAPS", "VIEWS", "RenderConfig", "colorize", "colormap_lut", "render", "render_frames", "render_tensor"]
+__all__ = ["COLORMAPS", "VIEWS", "RenderConfig", "colorize", "colormap_lut", "draw_boxes", "maps_in_boxes", "render",
+           "render_frames", "render_tensor"]
 
 COLORMAPS: dict[str, int] = {
     "jet": cv2.COLORMAP_JET,
@@ -35,14 +36,23 @@ VIEWS = ("overlay", "side-by-side", "heatmap", "original")
 
 @dataclass(frozen=True)
 class RenderConfig:
-    """How a heatmap is drawn. ``alpha`` is the heatmap's opacity in ``[0, 1]``."""
+    """How a heatmap is drawn. ``alpha`` is the heatmap's opacity in ``[0, 1]``.
+
+    For a detector: ``boxes`` draws its boxes with class and score; ``in_boxes`` renormalises the map
+    inside each box (min-max per box, zero outside) instead of showing the plain map.
+    """
 
     view: str = "overlay"
     alpha: float = 0.5
     colormap: str = "jet"
+    boxes: bool = True
+    in_boxes: bool = False
 
     def __post_init__(self) -> None:
         _check(self.view, self.alpha, self.colormap)
+        for name in ("boxes", "in_boxes"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"must be True or False. Got {getattr(self, name)!r}", field=name)
 
 
 def _check(view: str, alpha: float, colormap: str) -> None:
@@ -169,3 +179,54 @@ def render_frames(frames: torch.Tensor, heatmaps: torch.Tensor, look: RenderConf
                  for f, h in zip(frames.numpy(), heatmaps.numpy(), strict=True)]
         return torch.from_numpy(drawn[0][None] if len(drawn) == 1 else np.stack(drawn))  # one frame: no copy
     return render_tensor(frames, heatmaps, look.view, look.alpha, look.colormap)
+
+
+def maps_in_boxes(heatmap: torch.Tensor, boxes: list) -> torch.Tensor:
+    """``(H, W)`` map in ``[0, 1]`` -> the map min-max renormalised inside each box (the
+    ``(x0, y0, x1, y1)`` frame-pixel boxes of :class:`~eigencam_live.models.Detection` objects),
+    zero outside them; where boxes overlap, the larger value. Any device."""
+    out = torch.zeros_like(heatmap)
+    height, width = heatmap.shape
+    for det in boxes:
+        x0, y0, x1, y1 = det.box
+        c0, r0 = max(0, int(x0)), max(0, int(y0))
+        c1, r1 = min(width, int(np.ceil(x1))), min(height, int(np.ceil(y1)))
+        if c1 <= c0 or r1 <= r0:
+            continue
+        region = heatmap[r0:r1, c0:c1]
+        lo, hi = region.min(), region.max()
+        scaled = (region - lo) / (hi - lo).clamp_min(1e-12)
+        out[r0:r1, c0:c1] = torch.maximum(out[r0:r1, c0:c1], scaled)
+    return out
+
+
+#: Box colours: a white frame with a dark outline and white text on a dark tag stay readable over
+#: any colormap and any picture.
+_LIGHT, _DARK = (255, 255, 255), (20, 20, 20)
+
+
+def draw_boxes(picture: np.ndarray, boxes: list, frame_width: int) -> np.ndarray:
+    """Draw detections (``(x0, y0, x1, y1)`` boxes in frame pixels, with label and score) on a
+    rendered picture, in place, on every panel of width ``frame_width`` (side by side: both).
+
+    Dark outlines first, then the tags, then the white lines, so that where boxes overlap every
+    box's line stays whole and white."""
+    font, scale, thick = cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1
+    height = picture.shape[0]
+    panels = range(0, picture.shape[1], frame_width)
+    corners = [[(int(round(x0)) + o, int(round(y0)), int(round(x1)) + o, int(round(y1))) for (x0, y0, x1, y1), *_ in boxes]
+               for o in panels]
+    for rects in corners:
+        for x0, y0, x1, y1 in rects:
+            cv2.rectangle(picture, (x0, y0), (x1, y1), _DARK, 3, cv2.LINE_AA)
+    for rects in corners:
+        for (x0, y0, _, y1), det in zip(rects, boxes, strict=True):
+            text = f"{det.label} {det.score:.2f}"
+            (tw, th), base = cv2.getTextSize(text, font, scale, thick)
+            ty = y0 - 3 if y0 - th - base - 4 >= 0 else min(height - 1, y1 + th + 4)  # above, else below
+            cv2.rectangle(picture, (x0, ty - th - 3), (x0 + tw + 4, ty + base - 1), _DARK, -1)
+            cv2.putText(picture, text, (x0 + 2, ty - 1), font, scale, _LIGHT, thick, cv2.LINE_AA)
+    for rects in corners:
+        for x0, y0, x1, y1 in rects:
+            cv2.rectangle(picture, (x0, y0), (x1, y1), _LIGHT, 1, cv2.LINE_AA)
+    return picture

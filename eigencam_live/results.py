@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .render import RenderConfig, render_frames
+from .render import RenderConfig, draw_boxes, maps_in_boxes, render_frames
 
 __all__ = ["SMOOTH_STEP", "FrameResult", "PendingFrames", "finish_pictures", "label_predictions", "maps_on_frames",
            "peak_pixel"]
@@ -27,7 +27,10 @@ class FrameResult:
         cam: ``(h, w)`` float32 in ``[0, 1]``, the map at feature resolution.
         picture: ``(H, W', 3)`` uint8 BGR, the frame drawn as asked (``render=`` of
             :meth:`Engine.process`), or ``None`` when no drawing was asked for.
-        predictions: top-k ``(label, probability)`` pairs, most likely first.
+        predictions: top-k ``(label, probability)`` pairs, most likely first (a detector: its
+            boxes' ``(label, score)``, best first).
+        detections: a detector's boxes at or above the score threshold, best first
+            (:class:`~eigencam_live.models.Detection`, frame pixels); ``None`` for a classifier.
         explained: ``(K,)`` float32, explained variance of the leading components (K <= 5).
         component: the 1-based component shown.
         peak: ``(x, y)`` frame pixel at the centre of the map's hottest feature cell (the
@@ -41,8 +44,10 @@ class FrameResult:
 
     def __init__(self, cam: np.ndarray, predictions: list[tuple[str, float]], explained: np.ndarray, component: int,
                  peak: tuple[int, int], frame_size: tuple[int, int], *, picture: np.ndarray | None = None,
-                 heatmap: np.ndarray | None = None, timings: dict[str, float] | None = None) -> None:
+                 heatmap: np.ndarray | None = None, timings: dict[str, float] | None = None,
+                 detections: list | None = None) -> None:
         self.cam, self.predictions, self.explained = cam, predictions, explained
+        self.detections = detections
         self.component, self.peak, self.frame_size = component, peak, frame_size
         self.picture = picture
         self.timings = timings or {}
@@ -65,8 +70,9 @@ class PendingFrames:
     on the host what is left: labels, the peak's pixel and, off the resident route, the pictures."""
 
     def __init__(self, frames: np.ndarray, host: list[torch.Tensor], render: RenderConfig | None, *,
-                 labels: list[str], k: int, component: int, cuda: bool) -> None:
+                 labels: list[str], k: int, component: int, cuda: bool, detections: list[list] | None = None) -> None:
         self._frames, self._host, self._render = frames, host, render
+        self._detections = detections
         self._labels, self._k, self._component = labels, k, component
         self._event = None
         if cuda:  # the downloads were queued after the work: their completion is the batch's
@@ -84,20 +90,27 @@ class PendingFrames:
         if len(self._host) == 3:  # drawn on the device; the heatmaps are made from the maps if asked for
             heatmaps, pictures = None, self._host[2].numpy()
         elif self._render is not None:
-            heat, drawn = finish_pictures(torch.from_numpy(self._frames), torch.from_numpy(cams), self._render)
+            heat, drawn = finish_pictures(torch.from_numpy(self._frames), torch.from_numpy(cams), self._render,
+                                          self._detections)
             heatmaps, pictures = heat.numpy(), drawn.numpy()
         else:
             heatmaps = pictures = None
+        dets = self._detections
+        if pictures is not None and dets is not None and self._render.boxes:
+            for picture, boxes in zip(pictures, dets, strict=True):
+                draw_boxes(picture, boxes, width)
         timings = dict(self.timings, finish=self.timings.get("finish", 0.0) + time.perf_counter() - t0)
         timings = {name: seconds * 1000.0 / b for name, seconds in timings.items()}
         k, results = self._k, []
         for i, row in enumerate(numbers):
             preds = label_predictions(self._labels, row[k : 2 * k].astype(np.int64), row[:k])
+            if dets is not None:
+                preds = [(d.label, d.score) for d in dets[i]]
             peak = peak_pixel(int(row[2 * k]), cams.shape[1:], (height, width))
             results.append(FrameResult(
                 cams[i], preds, row[2 * k + 1 :].astype(np.float32), self._component, peak, (height, width),
                 picture=None if pictures is None else pictures[i], heatmap=None if heatmaps is None else heatmaps[i],
-                timings=dict(timings),
+                timings=dict(timings), detections=None if dets is None else dets[i],
             ))
         return results
 
@@ -128,10 +141,14 @@ def maps_on_frames(cams: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return x[:, 0].clamp_(0.0, 1.0)
 
 
-def finish_pictures(frames: torch.Tensor, cams: torch.Tensor, look: RenderConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def finish_pictures(frames: torch.Tensor, cams: torch.Tensor, look: RenderConfig,
+                    detections: list[list] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(B, H, W, 3)`` uint8 BGR frames and their ``(B, h, w)`` maps -> ``(heatmaps (B, H, W),
-    pictures (B, H, W', 3) uint8)``, on the tensors' device."""
+    pictures (B, H, W', 3) uint8)``, on the tensors' device; with a detector's boxes and
+    ``look.in_boxes``, the maps renormalised inside them (the boxes are drawn later, on the host)."""
     heatmaps = maps_on_frames(cams, tuple(frames.shape[1:3]))
+    if detections is not None and look.in_boxes:
+        heatmaps = torch.stack([maps_in_boxes(h, boxes) for h, boxes in zip(heatmaps, detections, strict=True)])
     return heatmaps, render_frames(frames, heatmaps, look)
 
 

@@ -18,7 +18,7 @@ __all__ = ["ENGINE_KEYS", "RENDER_KEYS", "load_configs", "load_geometry", "load_
 
 #: Engine settings the app remembers (``top_k`` is fixed by the panel, ``optimize`` is a CLI choice).
 ENGINE_KEYS = ("model", "weights", "layer", "component", "method", "short_side", "device", "backend", "precision",
-               "smoothing")
+               "smoothing", "score")
 RENDER_KEYS = tuple(f.name for f in fields(RenderConfig))
 SOURCE_KEY = "source"
 GEOMETRY_KEY = "window/geometry"
@@ -70,7 +70,10 @@ def _load(store: Store, group: str, config: C, keys: tuple[str, ...]) -> C:
             continue
         default = getattr(config, key)
         try:
-            value = None if raw == "" else (str(raw) if default is None else type(default)(raw))
+            if isinstance(default, bool):  # an INI file gives "true"/"false"; bool("false") is True
+                value = str(raw).strip().lower() in ("true", "1")
+            else:
+                value = None if raw == "" else (str(raw) if default is None else type(default)(raw))
             config = replace(config, **{key: value})
         except (EigenCamError, TypeError, ValueError):
             pass  # a value from an older version or edited by hand: keep the default

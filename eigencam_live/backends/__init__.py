@@ -43,11 +43,16 @@ __all__ = [
 BACKENDS = ("auto", "torch", "onnxruntime")
 
 
-def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype, *, onnx_file: bool = False) -> str:
-    """``auto`` -> ``onnxruntime`` on the CPU in fp32 when installed, else ``torch``. An explicit
-    ``onnxruntime`` elsewhere, or an ONNX file anywhere but ONNX Runtime on the CPU in fp32, raises
-    :class:`ConfigError`."""
+def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype, *, onnx_file: bool = False,
+                    detector: bool = False) -> str:
+    """``auto`` -> ``onnxruntime`` on the CPU in fp32 when installed, else ``torch``; a detector runs
+    with torch (its box decoding and NMS do not export). An explicit ``onnxruntime`` elsewhere, or
+    an ONNX file anywhere but ONNX Runtime on the CPU in fp32, raises :class:`ConfigError`."""
     cpu_fp32 = device.type == "cpu" and dtype == torch.float32
+    if detector:
+        if backend == "onnxruntime":
+            raise ConfigError("detectors run with torch (--backend torch or auto)", field="backend")
+        return "torch"
     if onnx_file:
         if backend == "torch":
             raise ConfigError("an ONNX file runs with onnxruntime, not torch", field="backend")

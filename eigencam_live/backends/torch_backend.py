@@ -78,8 +78,9 @@ class TorchBackend:
         self.loaded.net = net.eval()
         self.device, self.dtype = device, dtype
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x (B, 3, h, w)`` on :attr:`device` -> ``(logits (B, classes), activations (B, C, h', w'))``."""
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor | list[dict], torch.Tensor]:
+        """``x (B, 3, h, w)`` on :attr:`device` -> ``(logits (B, classes), activations (B, C, h', w'))``;
+        a detector gives its per-image dicts of ``boxes``, ``labels`` and ``scores`` for logits."""
         traced = self._traced_for(x)
         self.traced = traced is not None
         size, prefix = tuple(x.shape[-2:]), self.loaded.prefix_tokens
@@ -88,7 +89,7 @@ class TorchBackend:
             return logits, to_feature_map(raw, size, prefix)
         with ActivationCapture(self.loaded.net, self._layer) as cap:
             logits = self.loaded.net(x)
-            return _logits(logits), cap.map(size, self._layer, prefix)
+            return _outputs(logits), cap.map(size, self._layer, prefix)
 
     def probe(self, layer: str, size: tuple[int, int]) -> tuple[int, int, int]:
         """``(C, h', w')`` of ``layer``'s feature map for a ``size = (h, w)`` input, from one forward
@@ -130,10 +131,13 @@ class TorchBackend:
         return self._traced[key]
 
 
-def _logits(output: object) -> torch.Tensor:
-    """The class scores of a network's output: the tensor itself, or the first tensor of a tuple,
-    list or dict (models that also return auxiliary outputs)."""
+def _outputs(output: object) -> torch.Tensor | list[dict]:
+    """What the engine reads of a network's output: a detector's per-image dicts of boxes as they
+    are; else the class scores: the tensor itself, or the first tensor of a tuple, list or dict
+    (models that also return auxiliary outputs)."""
     if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, list) and output and all(isinstance(o, dict) and "boxes" in o for o in output):
         return output
     values = output.values() if isinstance(output, dict) else output if isinstance(output, (tuple, list)) else ()
     found = next((v for v in values if isinstance(v, torch.Tensor)), None)

@@ -1,6 +1,8 @@
 """Models: any network that yields a feature map, from one string.
 
 - ``resnet50``, ``mobilenet_v3_large``, ...: torchvision's classifiers (:mod:`.torchvision_zoo`);
+- ``fasterrcnn_mobilenet_v3_large_320_fpn``, ``ssdlite320_mobilenet_v3_large``, ...: torchvision's
+  object detectors (:mod:`.detectors`);
 - ``timm:NAME``: any timm classifier (:mod:`.timm_zoo`);
 - ``package.module:callable``: your own network from a factory (:mod:`.factory`); in the library,
   a module object (:func:`from_module`);
@@ -12,6 +14,7 @@ layout (:func:`to_feature_map`); :class:`ActivationCapture` is the one place hoo
 
 from __future__ import annotations
 
+from .detectors import DETECTORS, Detection, load_detector
 from .factory import FACTORY, from_module, load_factory
 from .layers import ActivationCapture, Layer, feature_layers, find_layer, last_map_layer, to_feature_map
 from .loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelSpec
@@ -20,10 +23,12 @@ from .timm_zoo import load_timm
 from .torchvision_zoo import MODELS, cached_weights_path, load_torchvision
 
 __all__ = [
+    "DETECTORS",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "MODELS",
     "ActivationCapture",
+    "Detection",
     "Layer",
     "LoadedModel",
     "ModelSpec",
@@ -39,8 +44,8 @@ __all__ = [
 
 
 def model_kind(source: str) -> str | None:
-    """``torchvision``, ``timm``, ``factory`` or ``onnx`` for a model string of that form (not yet
-    checked further), or ``None`` when it has none of the forms."""
+    """``torchvision``, ``detector``, ``timm``, ``factory`` or ``onnx`` for a model string of that
+    form (not yet checked further), or ``None`` when it has none of the forms."""
     if not isinstance(source, str) or not source:
         return None
     if source.lower().endswith(".onnx"):
@@ -49,6 +54,8 @@ def model_kind(source: str) -> str | None:
         return "timm" if len(source) > len(TIMM_PREFIX) else None
     if FACTORY.match(source):
         return "factory"
+    if source in DETECTORS:
+        return "detector"
     return "torchvision" if source in MODELS else None
 
 
@@ -73,4 +80,6 @@ def load_model(source: str, weights: str = "imagenet", *, allow_download: bool =
         return load_timm(source[len(TIMM_PREFIX):], weights, allow_download=allow_download)
     if kind == "factory":
         return load_factory(source, weights)
+    if kind == "detector":
+        return load_detector(source, weights, allow_download=allow_download)
     return load_torchvision(source, weights, allow_download=allow_download)  # raises for unknown names

@@ -19,7 +19,8 @@ from eigencam_live.errors import LayerNotFoundError
 
 from .loaded import LoadedModel
 
-__all__ = ["ActivationCapture", "Layer", "feature_layers", "find_layer", "last_map_layer", "to_feature_map"]
+__all__ = ["MAX_LEVEL_CELLS", "ActivationCapture", "Layer", "feature_layers", "find_layer", "last_map_layer",
+           "stack_levels", "to_feature_map"]
 
 
 class Layer(NamedTuple):
@@ -57,7 +58,9 @@ def to_feature_map(output: torch.Tensor | tuple, size: tuple[int, int], prefix_t
 
     - ``(B, C, h, w)`` (CNNs) or ``(B, h, w, C)`` (Swin, timm's NHWC stages); NCHW when both fit;
     - tokens ``(B, p + h*w, D)`` (ViT, DeiT, BEiT, EVA...): ``p`` class/register/distillation
-      tokens first, dropped, the rest reshaped to the patch grid (square or not).
+      tokens first, dropped, the rest reshaped to the patch grid (square or not);
+    - a dict or list of maps (a detector's FPN levels, SSD's feature maps): brought to one grid and
+      stacked along channels (:func:`stack_levels`).
 
     Args:
         output: the layer's output; tuples/lists take their first tensor.
@@ -68,10 +71,15 @@ def to_feature_map(output: torch.Tensor | tuple, size: tuple[int, int], prefix_t
         LayerNotFoundError: the output cannot be read as a map on the input's grid (e.g. a pooled
             vector); the message says what arrived and what would work.
     """
-    if isinstance(output, (tuple, list)):
-        output = next((o for o in output if isinstance(o, torch.Tensor)), None)
+    arrived = type(output).__name__
+    levels = list(output.values()) if isinstance(output, dict) else output if isinstance(output, (tuple, list)) else None
+    if levels is not None:
+        maps = [o for o in levels if isinstance(o, torch.Tensor) and o.dim() == 4]
+        if len(maps) >= 2 and len(maps) == len(levels):  # pyramid levels (an FPN, SSD's maps)
+            return stack_levels([to_feature_map(m, size) for m in maps])
+        output = next((o for o in levels if isinstance(o, torch.Tensor)), None)
     if not isinstance(output, torch.Tensor):
-        raise LayerNotFoundError(f"layer output is not a tensor (got {type(output).__name__}); "
+        raise LayerNotFoundError(f"layer output is not a tensor (got {arrived}); "
                                  "choose a layer that outputs a feature map")
     height, width = int(size[0]), int(size[1])
     if output.dim() == 4:
@@ -90,6 +98,31 @@ def to_feature_map(output: torch.Tensor | tuple, size: tuple[int, int], prefix_t
         "expected (B, C, h, w) or (B, h, w, C) maps, or tokens (B, prefix + h*w, D) on the patch grid "
         "(choose a convolution stage or a transformer block)"
     )
+
+
+#: The grid pyramid levels are stacked on: the finest level with at most this many cells. An FPN's
+#: finest level (stride 4: 200x336 cells at 800x1344) would make Eigen-CAM cost more than the
+#: detector; at most 64x64 cells keeps it to a few ms and still resolves objects box by box.
+MAX_LEVEL_CELLS = 64 * 64
+
+
+def stack_levels(maps: list[torch.Tensor]) -> torch.Tensor:
+    """``(B, C_i, h_i, w_i)`` maps of one image pyramid -> ``(B, sum C_i, h, w)`` on the grid of the
+    finest level with at most :data:`MAX_LEVEL_CELLS` cells (the coarsest when none is that small):
+    finer levels area-averaged down to it, coarser ones bilinearly enlarged (cell centres aligned)."""
+    sizes = sorted({tuple(m.shape[-2:]) for m in maps}, key=lambda hw: hw[0] * hw[1])
+    fitting = [hw for hw in sizes if hw[0] * hw[1] <= MAX_LEVEL_CELLS]
+    grid = fitting[-1] if fitting else sizes[0]
+    out = []
+    for m in maps:
+        hw = tuple(m.shape[-2:])
+        if hw == grid:
+            out.append(m)
+        elif hw[0] * hw[1] > grid[0] * grid[1]:
+            out.append(torch.nn.functional.adaptive_avg_pool2d(m, grid))
+        else:
+            out.append(torch.nn.functional.interpolate(m, size=grid, mode="bilinear", align_corners=False))
+    return torch.cat(out, dim=1)
 
 
 _MAX_PREFIX = 10  # class + distillation + up to 8 register tokens

@@ -45,6 +45,7 @@ class LoadedModel:
         mean, std: per-channel input normalisation (RGB, on ``[0, 1]`` pixels).
         prefix_tokens: for a transformer, the class/register tokens before the patch tokens when
             the model says so (timm's ``num_prefix_tokens``); a hint, the output's shape decides.
+        detector: an object detector (its outputs are boxes, :mod:`.detectors`), not a classifier.
     """
 
     net: nn.Module
@@ -55,3 +56,4 @@ class LoadedModel:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     prefix_tokens: int | None = None
+    detector: bool = False

@@ -13,7 +13,7 @@ from eigencam_live.errors import ModelError, WeightsUnavailableError
 from .loaded import LoadedModel, ModelSpec
 from .weights import load_state_file
 
-__all__ = ["MODELS", "cached_weights_path", "load_torchvision"]
+__all__ = ["MODELS", "cached_weights_path", "load_torchvision", "pretrained_state"]
 
 
 def _specs() -> dict[str, ModelSpec]:
@@ -70,6 +70,36 @@ def cached_weights_path(name: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
 
 
+def pretrained_state(name: str, what: str, *, allow_download: bool = True) -> dict:
+    """The state_dict of torchvision's default weights for builder ``name`` (``what``: ImageNet,
+    COCO... for messages), from the torch hub cache, downloaded there quietly when missing.
+
+    Raises:
+        WeightsUnavailableError: neither cached nor downloadable (offline).
+    """
+    w = _weights_enum(name)
+    cached = cached_weights_path(name)
+    if not cached.exists() and not allow_download:
+        raise WeightsUnavailableError(
+            f"{what} weights for {name} are not in the cache ({cached}) and downloading is off; "
+            "pass --weights none to run the untrained network, or --weights FILE.pth"
+        )
+    try:
+        if not cached.exists():
+            # Downloaded quietly: torch hub's "Downloading: ..." line would be a stray line on a
+            # CLI's stderr (and a misleading one offline).
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            match = torch.hub.HASH_REGEX.search(cached.name)
+            torch.hub.download_url_to_file(w.url, str(cached), match.group(1) if match else None, progress=False)
+        return w.get_state_dict(progress=False, check_hash=True)
+    except Exception as exc:  # URLError, OSError, SSL errors, HTTP errors...
+        raise WeightsUnavailableError(
+            f"could not get {what} weights for {name} ({type(exc).__name__}: {exc}); "
+            "connect once to download them into the torch cache, or pass --weights none "
+            "(untrained network) or --weights FILE.pth"
+        ) from exc
+
+
 def load_torchvision(name: str, weights: str = "imagenet", *, allow_download: bool = True) -> LoadedModel:
     """Build a torchvision classifier by name, in eval mode on the CPU.
 
@@ -89,38 +119,12 @@ def load_torchvision(name: str, weights: str = "imagenet", *, allow_download: bo
 
     spec = _check_name(name)
     labels = _labels(name)
-    if weights == "none":
-        net = get_model(name, weights=None)
-        trained = False
-    elif weights == "imagenet":
-        w = _weights_enum(name)
-        cached = cached_weights_path(name)
-        if not cached.exists() and not allow_download:
-            raise WeightsUnavailableError(
-                f"ImageNet weights for {name} are not in the cache ({cached}) and downloading is off; "
-                "pass --weights none to run the untrained network, or --weights FILE.pth"
-            )
-        try:
-            if not cached.exists():
-                # Downloaded quietly: torch hub's "Downloading: ..." line would be a stray line on a
-                # CLI's stderr (and a misleading one offline).
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                match = torch.hub.HASH_REGEX.search(cached.name)
-                torch.hub.download_url_to_file(w.url, str(cached), match.group(1) if match else None, progress=False)
-            state = w.get_state_dict(progress=False, check_hash=True)
-            net = get_model(name, weights=None)
-            net.load_state_dict(state)
-        except Exception as exc:  # URLError, OSError, SSL errors, HTTP errors...
-            raise WeightsUnavailableError(
-                f"could not get ImageNet weights for {name} ({type(exc).__name__}: {exc}); "
-                "connect once to download them into the torch cache, or pass --weights none "
-                "(untrained network) or --weights FILE.pth"
-            ) from exc
-        trained = True
-    else:
-        net = get_model(name, weights=None)
+    net = get_model(name, weights=None)
+    trained = weights != "none"
+    if weights == "imagenet":
+        net.load_state_dict(pretrained_state(name, "ImageNet", allow_download=allow_download))
+    elif weights != "none":
         weights = load_state_file(net, weights, name)
-        trained = True
     net.eval()
     return LoadedModel(net=net, spec=spec, labels=labels, weights=weights, trained=trained)
 

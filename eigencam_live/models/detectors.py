@@ -1,0 +1,101 @@
+"""torchvision's object detectors by name, made to run on the engine's frame path.
+
+A detector's own transform normalises and resizes each image (to 800 pixels on the short side for
+most) and pads the batch; its feature maps then tile the padded, resized image, not the frame. Here
+the transform is told to take the input as given: the engine resizes the whole frame (its short
+side ``short_side``, both sides multiples of 32, never cropped) and normalises it with the
+detector's own mean and std, exactly as for a classifier, so the maps tile the frame and boxes come
+back in network-input pixels, which the engine scales to the frame's.
+
+The default target layer is ``backbone``: its output (the FPN levels, or SSD's feature maps) is a
+dict of maps, which :func:`~eigencam_live.models.to_feature_map` brings to one grid and stacks along
+channels. Any single level (``backbone.fpn.layer_blocks.N``) or backbone layer can be chosen instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from eigencam_live.errors import ModelError
+
+from .loaded import LoadedModel, ModelSpec
+from .torchvision_zoo import pretrained_state
+from .weights import load_state_file
+
+__all__ = ["DETECTORS", "Detection", "load_detector"]
+
+#: Every supported detector (COCO-trained in torchvision), by builder name.
+DETECTORS = (
+    "fasterrcnn_resnet50_fpn",
+    "fasterrcnn_resnet50_fpn_v2",
+    "fasterrcnn_mobilenet_v3_large_fpn",
+    "fasterrcnn_mobilenet_v3_large_320_fpn",
+    "retinanet_resnet50_fpn",
+    "retinanet_resnet50_fpn_v2",
+    "fcos_resnet50_fpn",
+    "ssdlite320_mobilenet_v3_large",
+    "ssd300_vgg16",
+    "maskrcnn_resnet50_fpn",
+)
+
+
+class Detection(NamedTuple):
+    """One box: ``box = (x0, y0, x1, y1)`` in frame pixels, its class name and its score."""
+
+    box: tuple[float, float, float, float]
+    label: str
+    score: float
+
+    def as_dict(self) -> dict:
+        return {"box": [round(float(v), 1) for v in self.box], "label": self.label, "score": round(float(self.score), 4)}
+
+
+def _as_given(transform: nn.Module) -> None:
+    """Make a torchvision ``GeneralizedRCNNTransform`` take its input as given: no normalisation (the
+    engine normalised it) and no resize (the engine sized it), so maps and boxes stay on its grid."""
+
+    def normalize(image: torch.Tensor) -> torch.Tensor:
+        return image
+
+    def resize(image: torch.Tensor, target=None):
+        return image, target
+
+    transform.normalize = normalize
+    transform.resize = resize
+
+
+def load_detector(name: str, weights: str = "imagenet", *, allow_download: bool = True) -> LoadedModel:
+    """Build torchvision's detector ``name`` in eval mode on the CPU.
+
+    Args:
+        weights: ``imagenet`` (for detectors: torchvision's COCO weights, through its cache), ``none``
+            (random initialisation, no backbone download) or a state_dict file.
+
+    Raises:
+        ModelError: unknown name. WeightsUnavailableError: COCO weights neither cached nor
+        downloadable. WeightsError: a bad state_dict file.
+    """
+    from torchvision.models import get_model, get_model_weights
+
+    if name not in DETECTORS:
+        close = difflib.get_close_matches(name, DETECTORS, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(close)}?" if close else f" Detectors: {', '.join(DETECTORS)}"
+        raise ModelError(f"unknown detector {name!r}.{hint}")
+    net = get_model(name, weights=None, weights_backbone=None)
+    trained = weights != "none"
+    if weights == "imagenet":
+        net.load_state_dict(pretrained_state(name, "COCO", allow_download=allow_download))
+    elif weights != "none":
+        weights = load_state_file(net, weights, name)
+    transform = net.transform
+    mean, std = tuple(float(v) for v in transform.image_mean), tuple(float(v) for v in transform.image_std)
+    fixed = tuple(int(v) for v in transform.fixed_size) if getattr(transform, "fixed_size", None) else None
+    _as_given(transform)
+    labels = list(get_model_weights(name).DEFAULT.meta["categories"])
+    net.eval()
+    return LoadedModel(net=net, spec=ModelSpec(name, "backbone", fixed), labels=labels, weights=weights,
+                       trained=trained, mean=mean, std=std, detector=True)

@@ -1,0 +1,167 @@
+"""Object detectors on the one frame path: the stacked pyramid's map, boxes in frame pixels, drawing,
+the detector's transform kept from resizing (so maps tile the frame), and mistakes in one line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from eigencam_live.engine import Engine, EngineConfig
+from eigencam_live.errors import ConfigError, LayerNotFoundError, ModelError
+from eigencam_live.models import DETECTORS, load_model
+from eigencam_live.render import RenderConfig
+
+from .conftest import scene
+from .test_cam import reference
+
+
+@pytest.fixture(scope="module")
+def frcnn():
+    torch.manual_seed(0)
+    return Engine(EngineConfig(model="fasterrcnn_mobilenet_v3_large_320_fpn", weights="none", short_side=160,
+                               method="exact", device="cpu", score=0.0))
+
+
+@pytest.fixture(scope="module")
+def ssd():
+    torch.manual_seed(0)
+    engine = Engine(EngineConfig(model="ssdlite320_mobilenet_v3_large", weights="none", method="exact", device="cpu",
+                                 score=0.0))
+    with torch.no_grad():  # a random head of that init scores every box 1/91: spread the scores apart
+        for p in engine.loaded.net.head.classification_head.parameters():
+            p.normal_(0.0, 0.5)
+    return engine
+
+
+def _backbone(engine: Engine, frame: np.ndarray) -> tuple[torch.Tensor, dict]:
+    """The backbone's input and output dict, by a hook of the test's own."""
+    got = {}
+
+    def hook(_m, inputs, output):
+        got["x"], got["out"] = inputs[0], output
+
+    handle = engine.loaded.net.backbone.register_forward_hook(hook)
+    try:
+        engine.process_one(frame)
+    finally:
+        handle.remove()
+    return got["x"], got["out"]
+
+
+@pytest.mark.parametrize("name", ["frcnn", "ssd"])
+def test_the_map_is_the_svd_of_the_pyramid_stacked_on_one_grid(name, request):
+    engine = request.getfixturevalue(name)
+    frame = scene(180, 320, corner="tr")
+    result = engine.process_one(frame)
+    x, levels = _backbone(engine, frame)
+    levels = list(levels.values())
+    cells = sorted({lv.shape[-2] * lv.shape[-1] for lv in levels})
+    grid = next(tuple(lv.shape[-2:]) for lv in levels if lv.shape[-2] * lv.shape[-1] == max(c for c in cells if c <= 4096))
+    stacked = torch.cat([F.adaptive_avg_pool2d(lv, grid) if lv.shape[-2] * lv.shape[-1] > grid[0] * grid[1]
+                         else F.interpolate(lv, size=grid, mode="bilinear", align_corners=False) for lv in levels], 1)
+    want, _, _ = reference(stacked)
+    assert result.cam.shape == grid
+    np.testing.assert_allclose(result.cam, want[0], atol=2e-4)
+
+
+def test_the_detector_sees_the_engines_input_unresized_so_maps_tile_the_frame(frcnn, ssd):
+    """The detector's own transform (resize to 320-800 px, pad) is kept from resizing: the backbone
+    gets exactly the engine's input, the whole frame at short side 160 (an SSD: its fixed 320x320)."""
+    frame = scene(180, 320)
+    x, _ = _backbone(frcnn, frame)
+    assert tuple(x.shape[-2:]) == frcnn.input_size((180, 320)) == (160, 288)
+    torch.testing.assert_close(x, frcnn.preprocess(frame))
+    x, _ = _backbone(ssd, frame)
+    assert tuple(x.shape[-2:]) == (320, 320)
+    torch.testing.assert_close(x, ssd.preprocess(frame))
+
+
+def test_boxes_come_back_in_frame_pixels_best_first_above_the_score(frcnn):
+    outputs = [{"boxes": torch.tensor([[0.0, 0.0, 288.0, 160.0], [144.0, 80.0, 300.0, 170.0], [10.0, 10.0, 20.0, 20.0]]),
+                "scores": torch.tensor([0.6, 0.9, 0.2]), "labels": torch.tensor([1, 3, 2])}]
+    frcnn.reconfigure(score=0.5)
+    try:
+        dets = frcnn._detections(outputs, (160, 288), (180, 320))[0]
+    finally:
+        frcnn.reconfigure(score=0.0)
+    assert [d.label for d in dets] == ["car", "person"] and [d.score for d in dets] == pytest.approx([0.9, 0.6])
+    assert dets[1].box == pytest.approx((0.0, 0.0, 320.0, 180.0))  # the whole input is the whole frame
+    assert dets[0].box == pytest.approx((160.0, 90.0, 320.0, 180.0))  # clipped to the frame
+
+
+def test_a_box_is_drawn_where_the_model_says(ssd):
+    frame = np.full((240, 320, 3), 90, np.uint8)
+    first = ssd.process_one(frame)
+    assert len(first.detections) > 1  # random weights, score 0: many boxes
+    scores = [d.score for d in first.detections]
+    assert scores == sorted(scores, reverse=True)
+    best = first.detections[0]
+    ssd.reconfigure(score=best.score)
+    try:
+        result = ssd.process_one(frame, render=RenderConfig(view="original"))
+    finally:
+        ssd.reconfigure(score=0.0)
+    assert result.detections and all(d.score >= best.score for d in result.detections)
+    assert result.predictions == [(d.label, d.score) for d in result.detections]
+    picture = result.picture
+    for det in result.detections:  # each box's frame: a white line on a dark outline
+        x0, y0, x1, y1 = (int(round(v)) for v in det.box)
+        ym = (y0 + y1) // 2
+        assert picture[ym, min(x1, 319)].min() >= 200 or picture[ym, max(x0, 0)].min() >= 200, det
+    plain = ssd.process_one(frame, render=RenderConfig(view="original", boxes=False)).picture
+    assert (plain == 90).all()
+
+
+def test_the_map_renormalised_inside_the_boxes_is_zero_outside(ssd):
+    frame = scene(240, 320, corner="c")
+    ssd.reconfigure(score=0.0)
+    top = ssd.process_one(frame).detections[0]
+    ssd.reconfigure(score=top.score)
+    try:
+        result = ssd.process_one(frame, render=RenderConfig(in_boxes=True))
+    finally:
+        ssd.reconfigure(score=0.0)
+    heat = result.heatmap
+    union = np.zeros(heat.shape, bool)
+    for det in result.detections:  # min-max inside each box: every box reaches 1 somewhere
+        x0, y0, x1, y1 = det.box
+        r0, r1, c0, c1 = int(y0), int(np.ceil(y1)), int(x0), int(np.ceil(x1))
+        assert heat[r0:r1, c0:c1].max() == pytest.approx(1.0)
+        union[r0:r1, c0:c1] = True
+    assert union.any() and not union.all()
+    assert heat[~union].max() == 0.0  # and nothing outside the boxes
+
+
+def test_every_detector_builds_with_a_backbone_map():
+    """Cheap structural check of the whole list: built on the meta device, the default layer reads as
+    one stacked map."""
+    from torchvision.models import get_model
+
+    for name in DETECTORS:
+        with torch.device("meta"):
+            net = get_model(name, weights=None, weights_backbone=None)
+        assert hasattr(net, "backbone") and hasattr(net, "transform"), name
+
+
+def test_detector_mistakes_are_one_line(frcnn):
+    with pytest.raises(ConfigError, match=r"unknown model 'fasterrcnn_resnet50'\. Did you mean fasterrcnn_resnet50_fpn"):
+        EngineConfig(model="fasterrcnn_resnet50")
+    with pytest.raises(ModelError, match="unknown detector"):
+        from eigencam_live.models.detectors import load_detector
+
+        load_detector("yolo", "none")
+    with pytest.raises(LayerNotFoundError, match=r"'roi_heads'.*not a tensor \(got tuple\)"):
+        frcnn.reconfigure(layer="roi_heads")
+    with pytest.raises(ConfigError, match="detectors run with torch"):
+        frcnn.reconfigure(backend="onnxruntime")
+    assert frcnn.layer == "backbone" and frcnn.backend.name == "torch"
+    with pytest.raises(ConfigError, match="score"):
+        EngineConfig(score=1.5)
+
+
+def test_coco_labels_and_normalisation_come_from_torchvision():
+    loaded = load_model("ssdlite320_mobilenet_v3_large", "none")
+    assert loaded.detector and loaded.labels[1] == "person" and loaded.labels[3] == "car"
+    assert loaded.mean == pytest.approx((0.5, 0.5, 0.5)) and loaded.spec.fixed_input == (320, 320)
