@@ -80,8 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", "-b", type=int, default=4, metavar="N",
                    help="frames per forward pass (default: %(default)s)")
     g.add_argument("--stats", metavar="FILE.csv",
-                   help="per-frame CSV: index, pts, top-1 label and probability, explained variance, peak x/y "
-                        "(images: one CSV for all, by file)")
+                   help="per-frame CSV: index, pts, top-1 label and probability, explained variance, peak x/y, "
+                        "and a detector's number of boxes (images: one CSV for all, by file)")
+    g.add_argument("--detections", metavar="FILE.jsonl",
+                   help="detectors: one JSON object per frame, {index, pts, boxes: [{box: [x0, y0, x1, y1], label, "
+                        "score}]} in frame pixels (images: {file, boxes}, one file for all)")
     g.add_argument("--heatmaps", metavar="FILE.npz",
                    help="low-resolution maps (float16, N x h x w) and their timestamps (pts, seconds); images: "
                         "one array per file (maps/NAME)")
@@ -163,11 +166,15 @@ def _run(args: argparse.Namespace) -> int:
     from .annotate import plan_jobs
 
     jobs = plan_jobs(args.inputs, args.output, force=args.force, stats=args.stats, heatmaps=args.heatmaps,
+                     detections=args.detections,
                      image_format=args.image_format)
 
     # Offline without cached ImageNet weights (explicit --weights imagenet included) the untrained
     # network runs, and the user is told plainly; --weights none is the way to ask for it quietly.
     engine = Engine(config, fallback_untrained=True)
+    if args.detections and not engine.loaded.detector:
+        raise ConfigError(f"--detections needs an object detector; {config.model} is a classifier "
+                          "(e.g. --model fasterrcnn_mobilenet_v3_large_320_fpn)")
     if engine.warning:
         _say("warning", engine.warning)
     import torch
@@ -240,6 +247,7 @@ def _annotate_images(jobs: list, engine: object, look: object, args: argparse.Na
 
     result = annotate_images(engine, jobs, look, batch_size=args.batch_size, progress=not args.quiet,
                              stats=image_table(args.stats, with_videos), heatmaps=image_table(args.heatmaps, with_videos),
+                             detections=image_table(args.detections, with_videos),
                              overwrite=args.force)
     if len(jobs) == 1 and result.failed:
         raise SourceError(result.failed[0][1])

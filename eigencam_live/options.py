@@ -67,6 +67,8 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
                    help="temporal smoothing of the maps in [0, 1), 0 = off (default: %(default)s)")
     g.add_argument("--top-k", type=int, default=_ENGINE.top_k, metavar="N",
                    help="number of predictions kept per frame (default: %(default)s)")
+    g.add_argument("--score", type=float, default=_ENGINE.score, metavar="S",
+                   help="detectors: the lowest score of a box kept and drawn, in [0, 1] (default: %(default)s)")
     g.add_argument("--no-optimize", dest="optimize", action="store_false", default=_ENGINE.optimize,
                    help="with --backend torch on the CPU, run the network eagerly instead of through a traced, "
                         "frozen copy (built and checked on the first frame of each input size)")
@@ -81,6 +83,10 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
                    help="(default: %(default)s)")
     g.add_argument("--view", default=_RENDER.view, choices=VIEWS,
                    help="overlay, side-by-side (frame | overlay), heatmap alone, or original (default: %(default)s)")
+    g.add_argument("--no-boxes", dest="boxes", action="store_false", default=_RENDER.boxes,
+                   help="detectors: do not draw the boxes")
+    g.add_argument("--in-boxes", action="store_true", default=_RENDER.in_boxes,
+                   help="detectors: renormalise the map inside each box (min-max per box), zero outside")
 
 
 def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
@@ -101,6 +107,7 @@ def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
             backend=getattr(args, "backend", _ENGINE.backend),
             precision=args.precision,
             top_k=getattr(args, "top_k", _ENGINE.top_k),
+            score=getattr(args, "score", _ENGINE.score),
             smoothing=args.smoothing,
             labels=getattr(args, "labels", None),
             mean=tuple(args.mean) if getattr(args, "mean", None) else None,
@@ -118,7 +125,8 @@ def render_config_from_args(args: argparse.Namespace) -> RenderConfig:
         ConfigError: a value outside its range (names the option).
     """
     try:
-        return RenderConfig(view=args.view, alpha=args.alpha, colormap=args.colormap)
+        return RenderConfig(view=args.view, alpha=args.alpha, colormap=args.colormap,
+                            boxes=getattr(args, "boxes", _RENDER.boxes), in_boxes=getattr(args, "in_boxes", _RENDER.in_boxes))
     except ConfigError as exc:
         raise _as_option(exc) from None
 

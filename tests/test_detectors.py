@@ -165,3 +165,36 @@ def test_coco_labels_and_normalisation_come_from_torchvision():
     loaded = load_model("ssdlite320_mobilenet_v3_large", "none")
     assert loaded.detector and loaded.labels[1] == "person" and loaded.labels[3] == "car"
     assert loaded.mean == pytest.approx((0.5, 0.5, 0.5)) and loaded.spec.fixed_input == (320, 320)
+
+
+def test_annotate_writes_boxes_as_json_lines_and_counts_them_in_the_stats(tmp_path, capsys):
+    import csv
+    import json
+
+    from eigencam_live.cli import annotate_main
+
+    from .media import NTSC, probe, write_clip
+    from .test_cli import _one_error_line
+
+    clip = write_clip(tmp_path / "clip.mp4", frames=5, size=(160, 96), rate=NTSC)
+    out, lines, stats = tmp_path / "out.mp4", tmp_path / "boxes.jsonl", tmp_path / "s.csv"
+    args = [str(clip), "-o", str(out), "--model", "ssdlite320_mobilenet_v3_large", "--weights", "none",
+            "--score", "0", "--device", "cpu", "-q", "--detections", str(lines), "--stats", str(stats)]
+    assert annotate_main(args) == 0, capsys.readouterr().err
+    assert probe(out)["frames"] == 5
+    records = [json.loads(line) for line in lines.read_text().splitlines()]
+    assert [r["index"] for r in records] == [0, 1, 2, 3, 4]
+    assert all(isinstance(r["pts"], float) for r in records) and records[1]["pts"] > records[0]["pts"]
+    for r in records:
+        assert r["boxes"], "score 0: every box the detector returns"
+        for b in r["boxes"]:
+            x0, y0, x1, y1 = b["box"]
+            assert 0 <= x0 <= x1 <= 160 and 0 <= y0 <= y1 <= 96 and 0 <= b["score"] <= 1 and b["label"]
+    rows = list(csv.DictReader(stats.open()))
+    assert [int(row["boxes"]) for row in rows] == [len(r["boxes"]) for r in records]
+    # a classifier has no boxes to write: one line, nothing written
+    again = [str(clip), "-o", str(tmp_path / "o2.mp4"), "--model", "mobilenet_v3_small", "--weights", "none",
+             "--device", "cpu", "-q", "--detections", str(tmp_path / "b2.jsonl")]
+    assert annotate_main(again) == 1
+    assert "--detections needs an object detector" in _one_error_line(capsys.readouterr().err)
+    assert not (tmp_path / "o2.mp4").exists() and not (tmp_path / "b2.jsonl").exists()

@@ -92,6 +92,7 @@ def annotate_images(
     batch_size: int = 4,
     stats: Path | None = None,
     heatmaps: Path | None = None,
+    detections: Path | None = None,
     progress: bool = True,
     overwrite: bool = True,
 ) -> ImagesResult:
@@ -101,8 +102,9 @@ def annotate_images(
         engine: the engine (its video state is left as it was).
         jobs: image inputs and their outputs (the output's extension picks the format).
         batch_size: images of one size per forward pass.
-        stats, heatmaps: one CSV (``file``, label, probability, explained, peak) and one NPZ
-            (``maps/NAME`` and ``files``) for all the images, in input order.
+        stats, heatmaps, detections: one CSV (``file``, label, probability, explained, peak; a
+            detector's box count), one NPZ (``maps/NAME`` and ``files``) and one JSON lines file (a
+            detector's boxes) for all the images, in input order.
         overwrite: replace files at the outputs; ``False``: an output that exists when its image is
             written (another run's) is left as it is, and the image is listed in ``failed``.
 
@@ -151,7 +153,7 @@ def annotate_images(
     finally:
         bar.close()
     result.seconds = time.perf_counter() - start
-    tables = Tables(stats, heatmaps, images=True, overwrite=overwrite)
+    tables = Tables(stats, heatmaps, detections=detections, images=True, overwrite=overwrite)
     for i in sorted(done):
         job, r = done[i]
         tables.add(job.output.name, r)

@@ -26,13 +26,20 @@ class Job:
     """One input file and where its outputs go.
 
     Attributes:
-        stats, heatmaps: a video's own CSV and NPZ; images share the run's (``annotate_images``).
+        stats, heatmaps, detections: a video's own CSV, NPZ and JSON lines; images share the run's
+            (``annotate_images``).
     """
 
     input: Path
     output: Path
     stats: Path | None = None
     heatmaps: Path | None = None
+    detections: Path | None = None
+
+    @property
+    def tables(self) -> list[Path]:
+        """The files written beside the output."""
+        return [p for p in (self.stats, self.heatmaps, self.detections) if p is not None]
 
     @property
     def is_image(self) -> bool:
@@ -115,6 +122,7 @@ def plan_jobs(
     stats: str | None = None,
     heatmaps: str | None = None,
     image_format: str = "png",
+    detections: str | None = None,
 ) -> list[Job]:
     """Resolve inputs and outputs, and check them all before any work starts.
 
@@ -123,8 +131,8 @@ def plan_jobs(
         output: a file (one input), a folder (created if needed), or ``None`` (beside each input,
             as ``NAME.eigencam.mp4`` / ``NAME.eigencam.png``). A path ending in ``/`` is a folder.
         force: allow overwriting existing outputs (never an input).
-        stats, heatmaps: a video's CSV and NPZ (``FILE.<input>.csv`` for each of several videos);
-            all images of the run share one of each (see ``annotate_images``).
+        stats, heatmaps, detections: a video's CSV, NPZ and JSON lines (``FILE.<input>.csv`` for each
+            of several videos); all images of the run share one of each (see ``annotate_images``).
         image_format: one of :data:`IMAGE_FORMATS` (``same``: the input's own).
 
     Raises:
@@ -178,14 +186,13 @@ def plan_jobs(
             if source.info.width < 2 or source.info.height < 2:
                 raise SourceError(f"{inp} is {source.info.width}x{source.info.height} pixels: too small to annotate "
                                   "(at least 2x2)")
-        jobs.append(Job(inp, target, _derived(Path(stats) if stats else None, inp, many),
-                        _derived(Path(heatmaps) if heatmaps else None, inp, many)))
-    extras = [p for j in jobs for p in (j.stats, j.heatmaps) if p is not None]
+        jobs.append(Job(inp, target, *(_derived(Path(p) if p else None, inp, many) for p in (stats, heatmaps, detections))))
+    extras = [p for j in jobs for p in j.tables]
     if len(videos) < len(inputs):  # the images' shared tables
-        extras += [p for p in (image_table(stats, len(videos) > 0), image_table(heatmaps, len(videos) > 0)) if p]
+        extras += [p for p in (image_table(t, len(videos) > 0) for t in (stats, heatmaps, detections)) if p]
     for extra in extras:
         if extra.is_dir():
-            raise SinkError(f"{extra} is a folder (--stats and --heatmaps take file names)")
+            raise SinkError(f"{extra} is a folder (--stats, --heatmaps and --detections take file names)")
         if extra.exists() and not force:
             raise SinkError(f"{extra} exists (use --force to overwrite)")
         if extra.resolve() in {p.resolve() for p in inputs}:

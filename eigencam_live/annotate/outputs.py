@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import json
 import os
 import re
 import shutil
@@ -140,43 +141,62 @@ def remove_stale_parts(target: Path) -> list[Path]:
 class Tables:
     """Collects one row (and optionally one map) per frame or image, then writes them.
 
-    The first column says which: ``index`` and ``pts`` (seconds) for a video, ``file`` for images.
-    The NPZ holds ``maps`` ``(N, h, w)`` float16 in ``[0, 1]`` at feature resolution with ``pts``
-    ``(N,)`` for a video; images, whose maps differ in size, get one array per output file name
-    (``maps/NAME``) and ``files``.
+    The first column says which: ``index`` and ``pts`` (seconds) for a video, ``file`` for images;
+    a detector's rows end with its number of ``boxes``. The NPZ holds ``maps`` ``(N, h, w)`` float16
+    in ``[0, 1]`` at feature resolution with ``pts`` ``(N,)`` for a video; images, whose maps differ
+    in size, get one array per output file name (``maps/NAME``) and ``files``. The JSON lines file
+    holds one object per frame, ``{"index", "pts", "boxes": [{"box": [x0, y0, x1, y1], "label",
+    "score"}]}`` in frame pixels (images: ``{"file", "boxes"}``).
     """
 
-    def __init__(self, stats: Path | None, heatmaps: Path | None, *, images: bool = False,
-                 overwrite: bool = True) -> None:
-        self.stats_path, self.heatmaps_path, self.images = stats, heatmaps, images
+    def __init__(self, stats: Path | None, heatmaps: Path | None, *, detections: Path | None = None,
+                 images: bool = False, overwrite: bool = True) -> None:
+        self.stats_path, self.heatmaps_path, self.detections_path = stats, heatmaps, detections
+        self.images = images
         self.overwrite = overwrite  # False: a file another run put there meanwhile is not replaced
         self.rows: list[list[object]] = []
         self.maps: list[np.ndarray] = []
         self.keys: list[object] = []
+        self.lines: list[str] = []
+        self.detector = False
 
     def add(self, key: float | str, result: FrameResult, index: int = 0) -> None:
         """``key``: the frame's pts (seconds) or the image's name."""
+        boxes = result.detections
+        self.detector = self.detector or boxes is not None
         if self.stats_path is not None:
             label, prob = result.predictions[0] if result.predictions else ("", 0.0)
             where = [key] if self.images else [index, f"{key:.6f}"]
-            self.rows.append([*where, label, f"{prob:.6f}", f"{result.explained_component:.6f}", *result.peak])
+            count = [] if boxes is None else [len(boxes)]
+            self.rows.append([*where, label, f"{prob:.6f}", f"{result.explained_component:.6f}", *result.peak, *count])
         if self.heatmaps_path is not None:
             self.maps.append(result.cam.astype(np.float16))
             self.keys.append(key)
+        if self.detections_path is not None:
+            where = {"file": key} if self.images else {"index": index, "pts": round(float(key), 6)}
+            self.lines.append(json.dumps({**where, "boxes": [d.as_dict() for d in boxes or []]}))
 
     def write(self) -> None:
         if self.stats_path is not None:
             self._write_stats(self.stats_path)
         if self.heatmaps_path is not None:
             self._write_maps(self.heatmaps_path)
+        if self.detections_path is not None:
+            lines = self.lines
+
+            def write(tmp: Path) -> None:
+                tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+            replace_atomically(self.detections_path, part_name(self.detections_path), write, overwrite=self.overwrite)
 
     def _write_stats(self, path: Path) -> None:
         head = ["file"] if self.images else ["index", "pts"]
+        tail = ["boxes"] if self.detector else []
 
         def write(tmp: Path) -> None:
             with open(tmp, "w", newline="") as fh:
                 w = csv.writer(fh)
-                w.writerow([*head, "label", "probability", "explained", "peak_x", "peak_y"])
+                w.writerow([*head, "label", "probability", "explained", "peak_x", "peak_y", *tail])
                 w.writerows(self.rows)
 
         replace_atomically(path, part_name(path), write, overwrite=self.overwrite)

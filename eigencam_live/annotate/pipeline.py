@@ -235,7 +235,7 @@ def annotate_file(
         raise SinkError(f"output {target} is the input: refusing to write over it")
     if not target.parent.is_dir():
         raise SinkError(f"output folder {target.parent} does not exist")
-    extras = [p for p in (job.stats, job.heatmaps) if p is not None]
+    extras = job.tables
     for extra in extras:
         if extra.exists() and not overwrite:
             raise SinkError(f"{extra} exists (use --force to overwrite)")
@@ -273,7 +273,7 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
     try:
         engine.reset()
         capture = Capture(source)
-        tables = Tables(job.stats, job.heatmaps, overwrite=overwrite)
+        tables = Tables(job.stats, job.heatmaps, detections=job.detections, overwrite=overwrite)
         pipe = _Pipeline(engine, capture, sink, look, batch_size, tables, max_frames)
         result = AnnotateResult(job.input, job.output, size_note=sink.size_note, removed=removed)
         total = info.frame_count if max_frames is None else min(max_frames, info.frame_count or max_frames)
