@@ -542,3 +542,28 @@ def test_a_typed_model_string_opens_and_the_layer_list_is_a_filterable_tree(qtbo
     assert shown == {"0", "2.0", "2"}  # the Conv2d layers, and the one in use
     sys.modules.pop("tinynet", None)
     assert not w.errors, w.errors
+
+
+def test_switching_classifier_detector_classifier_while_running(qtbot, make_window):
+    """A detector in the model box: its boxes are listed in place of the top 5 and drawn, the score
+    threshold applies; back to a classifier, the predictions return."""
+    w = make_window()
+    wait_frames(qtbot, w, 2)
+    assert not w.score_spin.isEnabled()
+    w._engine(model="ssdlite320_mobilenet_v3_large", weights="none", score=0.0, layer=None)
+    qtbot.waitUntil(lambda: w.status is not None and w.status.config.model == "ssdlite320_mobilenet_v3_large",
+                    timeout=WAIT)
+    qtbot.waitUntil(lambda: w.last_packet is not None and w.last_packet.result.detections is not None, timeout=WAIT)
+    r = w.last_packet.result
+    assert w.pipeline.engine.layer == "backbone" and r.cam.shape == (20, 20)  # SSDlite's six maps on one grid
+    assert w.predictions_box.title().startswith("Detections") and w.score_spin.isEnabled()
+    assert w.predictions.predictions == [(d.label, d.score) for d in r.detections][:5]
+    assert w.weights_combo.currentText() == "none (random)" and w.weights_combo.itemText(0) == "COCO"
+    w.score_spin.setValue(1.0)  # no box scores above 1: none listed
+    qtbot.waitUntil(lambda: w.last_packet.result.detections == [], timeout=WAIT)
+    w._engine(model="mobilenet_v3_small", layer=None)
+    qtbot.waitUntil(lambda: w.last_packet is not None and w.last_packet.result.detections is None
+                    and w.status.config.model == "mobilenet_v3_small", timeout=WAIT)
+    assert w.predictions_box.title().startswith("Predictions") and not w.score_spin.isEnabled()
+    assert len(w.last_packet.result.predictions) == 5
+    assert not w.errors, w.errors

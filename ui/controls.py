@@ -26,7 +26,7 @@ from PyQt5.QtWidgets import (
 from eigencam_live.backends import BACKENDS
 from eigencam_live.cam import METHODS
 from eigencam_live.engine import DEVICES, PRECISIONS
-from eigencam_live.models import MODELS
+from eigencam_live.models import DETECTORS, MODELS
 from eigencam_live.render import COLORMAPS, VIEWS, colormap_lut
 
 from . import commands as cmd
@@ -65,6 +65,10 @@ TIPS = {
     "layer": "The layer whose activations Eigen-CAM decomposes: the network's layers as a tree, with their "
              "type and their output (channels × height × width) for the current input; ★ marks the default. "
              "Later layers: coarser maps of whole objects; earlier ones: finer maps of parts and texture.",
+    "score": "Detectors: the lowest score of a box that is listed and drawn.",
+    "boxes": "Detectors: draw each box with its class and score.",
+    "in_boxes": "Detectors: renormalise the map inside each box (min-max per box) and blank it outside, as "
+                "detector tutorials do; off: the plain map.",
     "layer_filter": "Show only the layers whose name or type contains this text (e.g. conv, blocks.11, stages.3).",
     "component": "Which principal component of the layer's activations is shown: 1 explains the most, and "
                  "2, 3... often pick out other objects. Click a bar of the spectrum to choose one too.",
@@ -116,7 +120,7 @@ def build_panel(w, dock: QWidget) -> QWidget:
     w.model_combo.setEditable(True)  # timm:NAME, package.module:callable or a .onnx path, typed
     w.model_combo.setInsertPolicy(QComboBox.NoInsert)
     w.model_combo.lineEdit().setPlaceholderText("name, timm:NAME, module:factory")
-    for name in sorted(MODELS, key=natural_key) + list(SUGGESTED_MODELS):
+    for name in sorted(MODELS, key=natural_key) + list(DETECTORS) + list(SUGGESTED_MODELS):
         w.model_combo.addItem(name, name)
     w.model_combo.setMaxVisibleItems(20)
     w.weights_combo = QComboBox(mdl)
@@ -165,6 +169,11 @@ def build_panel(w, dock: QWidget) -> QWidget:
     form.addRow("Method", w.method_combo)
     form.addRow("Smoothing", w.smoothing_spin)
     form.addRow("Input (short side)", w.short_side_spin)
+    w.score_spin = QDoubleSpinBox(mdl)
+    w.score_spin.setRange(0.0, 1.0)
+    w.score_spin.setSingleStep(0.05)
+    w.score_spin.setDecimals(2)
+    form.addRow("Box score ≥", w.score_spin)
     pair = QHBoxLayout()
     pair.addWidget(w.device_combo)
     pair.addWidget(w.backend_combo)
@@ -208,6 +217,12 @@ def build_panel(w, dock: QWidget) -> QWidget:
                                    "shown, recorded and saved")
     w.timecode_check.toggled.connect(lambda on: w.pipeline.send(cmd.SetTimecode(bool(on))))
     form.addRow(w.timecode_check)
+    boxes_row = QHBoxLayout()
+    w.boxes_check = QCheckBox("Boxes", drw)
+    w.in_boxes_check = QCheckBox("Map inside boxes only", drw)
+    boxes_row.addWidget(w.boxes_check)
+    boxes_row.addWidget(w.in_boxes_check, 1)
+    form.addRow(boxes_row)
     col.addWidget(drw)
 
     w.predictions_box = QGroupBox("Predictions (top 5)", panel)

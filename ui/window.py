@@ -215,6 +215,9 @@ class MainWindow(QMainWindow):
         self.view_combo.activated.connect(lambda _i: self._render(view=self.view_combo.currentData()))
         self.alpha_slider.valueChanged.connect(lambda v: self._render(alpha=v / 100.0))
         self.colormap_combo.activated.connect(lambda _i: self._render(colormap=self.colormap_combo.currentData()))
+        self.score_spin.valueChanged.connect(lambda v: self._engine(score=round(float(v), 2)))
+        self.boxes_check.toggled.connect(lambda on: self._render(boxes=bool(on)))
+        self.in_boxes_check.toggled.connect(lambda on: self._render(in_boxes=bool(on)))
 
         self.stats_label = QLabel("", self)
         self.stats_label.setMinimumWidth(1)  # elided by the status bar, never pushing the window wider
@@ -241,7 +244,8 @@ class MainWindow(QMainWindow):
                              ("smoothing", self.smoothing_spin), ("short_side", self.short_side_spin),
                              ("device", self.device_combo), ("precision", self.precision_combo),
                              ("view", self.view_combo), ("alpha", self.alpha_slider),
-                             ("colormap", self.colormap_combo)):
+                             ("colormap", self.colormap_combo), ("score", self.score_spin),
+                             ("boxes", self.boxes_check), ("in_boxes", self.in_boxes_check)):
             widget.setToolTip(TIPS[name])
 
     def _make_actions(self) -> QToolBar:
@@ -318,7 +322,7 @@ class MainWindow(QMainWindow):
     def _sync_controls(self, ec: EngineConfig, rc: RenderConfig | None = None) -> None:
         widgets = [self.model_combo, self.weights_combo, self.component_spin, self.method_combo, self.smoothing_spin,
                    self.short_side_spin, self.device_combo, self.backend_combo, self.precision_combo, self.view_combo,
-                   self.alpha_slider, self.colormap_combo]
+                   self.alpha_slider, self.colormap_combo, self.score_spin, self.boxes_check, self.in_boxes_check]
         for w in widgets:
             w.blockSignals(True)
         try:
@@ -326,8 +330,13 @@ class MainWindow(QMainWindow):
                 label = Path(ec.model).name if ec.model.lower().endswith(".onnx") else ec.model
                 self.model_combo.addItem(label, ec.model)
             self.model_combo.setCurrentIndex(self.model_combo.findData(ec.model))
-            own = model_kind(ec.model) in ("factory", "onnx")  # weights of their own, not ImageNet's
-            self.weights_combo.setItemText(self.weights_combo.findData("imagenet"), "as built" if own else "ImageNet")
+            kind = model_kind(ec.model)  # a factory's or an ONNX file's weights are their own
+            pretrained = {"factory": "as built", "onnx": "as built", "detector": "COCO"}.get(kind, "ImageNet")
+            self.weights_combo.setItemText(self.weights_combo.findData("imagenet"), pretrained)
+            detector = kind == "detector"
+            self.score_spin.setValue(float(ec.score))
+            for widget in (self.score_spin, self.boxes_check, self.in_boxes_check):
+                widget.setEnabled(detector)
             self._select_weights(ec.weights)
             self.component_spin.setValue(min(5, ec.component))
             self.method_combo.setCurrentIndex(self.method_combo.findData(ec.method))
@@ -341,6 +350,8 @@ class MainWindow(QMainWindow):
                 self.alpha_slider.setValue(int(round(rc.alpha * 100)))
                 self.alpha_label.setText(f"{self.alpha_slider.value()} %")
                 self.colormap_combo.setCurrentIndex(self.colormap_combo.findData(rc.colormap))
+                self.boxes_check.setChecked(rc.boxes)
+                self.in_boxes_check.setChecked(rc.in_boxes)
         finally:
             for w in widgets:
                 w.blockSignals(False)
@@ -436,8 +447,9 @@ class MainWindow(QMainWindow):
         self._sync_controls(status.config)
         self.in_use_label.setText(f"{status.device} · {status.backend} · {status.dtype} · "
                                   f"{'trained' if status.trained else 'untrained'}")
-        self.predictions_box.setTitle("Predictions (top 5)" if status.trained
-                                      else "Predictions — untrained, meaningless")
+        detector = model_kind(status.config.model) == "detector"
+        what = f"Detections (score ≥ {status.config.score:.2f})" if detector else "Predictions (top 5)"
+        self.predictions_box.setTitle(what if status.trained else f"{what.split(' (')[0]} — untrained, meaningless")
         self.predictions.untrained = not status.trained
         self._end_busy()
         if not status.trained:
@@ -693,6 +705,7 @@ class MainWindow(QMainWindow):
             "explained": [round(float(v), 6) for v in np.asarray(r.explained).ravel()],
             "peak_xy": [int(v) for v in r.peak],
             "predictions": [[label, round(float(p), 6)] for label, p in r.predictions],
+            **({} if r.detections is None else {"score": ec.score, "detections": [d.as_dict() for d in r.detections]}),
             "saved": datetime.now().isoformat(timespec="seconds"),
         }
 
