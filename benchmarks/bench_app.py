@@ -65,8 +65,9 @@ def main() -> int:
     ap.add_argument("--model", default="mobilenet_v3_large")
     ap.add_argument("--backend", default="auto", choices=["auto", "torch", "onnxruntime"])
     ap.add_argument("--short-side", type=int, default=224)
-    ap.add_argument("--size", default="640x480", help="demo scene WxH")
-    ap.add_argument("--fps", type=float, default=30.0, help="demo scene rate")
+    ap.add_argument("--source", default="scene", help="scene (the synthetic scene, --size and --fps), demo, or a file")
+    ap.add_argument("--size", default="640x480", help="synthetic scene WxH")
+    ap.add_argument("--fps", type=float, default=30.0, help="synthetic scene rate")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: the app's default, all cores but one)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads if args.threads > 0 else network_threads())
@@ -76,7 +77,7 @@ def main() -> int:
     window = MainWindow(
         EngineConfig(model=args.model, weights="none", short_side=args.short_side, backend=args.backend),
         RenderConfig(),
-        "demo",
+        args.source,
         settings=None,
         demo_size=(width, height),
         demo_fps=args.fps,
@@ -131,7 +132,7 @@ def main() -> int:
     figures = {
         "model": args.model,
         "short_side": args.short_side,
-        "source": f"demo {width}x{height} @ {args.fps:g} fps",
+        "source": f"scene {width}x{height} @ {args.fps:g} fps" if args.source == "scene" else args.source,
         "torch_threads": torch.get_num_threads(),
         "seconds": round(elapsed, 2),
         "displayed_fps": round(len(probe.paints) / elapsed, 2),

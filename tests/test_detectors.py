@@ -57,8 +57,8 @@ def test_the_map_is_the_svd_of_the_pyramid_stacked_on_one_grid(name, request):
     result = engine.process_one(frame)
     x, levels = _backbone(engine, frame)
     levels = list(levels.values())
-    cells = sorted({lv.shape[-2] * lv.shape[-1] for lv in levels})
-    grid = next(tuple(lv.shape[-2:]) for lv in levels if lv.shape[-2] * lv.shape[-1] == max(c for c in cells if c <= 4096))
+    strides = {tuple(lv.shape[-2:]): x.shape[-2] / lv.shape[-2] for lv in levels}
+    grid = min(sorted(strides, key=lambda hw: -hw[0] * hw[1]), key=lambda hw: abs(np.log(strides[hw] / 32)))
     stacked = torch.cat([F.adaptive_avg_pool2d(lv, grid) if lv.shape[-2] * lv.shape[-1] > grid[0] * grid[1]
                          else F.interpolate(lv, size=grid, mode="bilinear", align_corners=False) for lv in levels], 1)
     want, _, _ = reference(stacked)

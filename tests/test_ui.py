@@ -555,7 +555,7 @@ def test_switching_classifier_detector_classifier_while_running(qtbot, make_wind
                     timeout=WAIT)
     qtbot.waitUntil(lambda: w.last_packet is not None and w.last_packet.result.detections is not None, timeout=WAIT)
     r = w.last_packet.result
-    assert w.pipeline.engine.layer == "backbone" and r.cam.shape == (20, 20)  # SSDlite's six maps on one grid
+    assert w.pipeline.engine.layer == "backbone" and r.cam.shape == (10, 10)  # SSDlite's six maps on its stride-32 grid
     assert w.predictions_box.title().startswith("Detections") and w.score_spin.isEnabled()
     assert w.predictions.predictions == [(d.label, d.score) for d in r.detections][:5]
     assert w.weights_combo.currentText() == "none (random)" and w.weights_combo.itemText(0) == "COCO"
