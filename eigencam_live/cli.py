@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -140,6 +141,22 @@ def _run_and_report(args: argparse.Namespace) -> int:
         return EXIT_ERROR
 
 
+def _first_frame_size(inputs: list[str]) -> tuple[int, int] | None:
+    """``(H, W)`` of the first input's frames, for shapes at the input size in use (``None``: no
+    input given, or it cannot be read here; the shapes are then for a square frame)."""
+    if not inputs:
+        return None
+    from .annotate import expand_inputs
+    from .errors import EigenCamError
+    from .video import open_source
+
+    try:
+        with open_source(str(expand_inputs(inputs[:1])[0])) as source:
+            return source.info.height, source.info.width
+    except (EigenCamError, OSError, IndexError):
+        return None
+
+
 def _run(args: argparse.Namespace) -> int:
     from .errors import ConfigError
     from .options import engine_config_from_args, network_threads, render_config_from_args
@@ -160,7 +177,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.list_layers:  # nothing is annotated: the layers of the model the options name
         from .options import print_layers
 
-        print_layers(Engine(config, fallback_untrained=True))
+        engine = Engine(config, fallback_untrained=True)
+        try:
+            print_layers(engine, frame_hw=_first_frame_size(args.inputs))
+            sys.stdout.flush()
+        except BrokenPipeError:  # `... --list-layers | head`: the reader has all it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
     from .annotate import plan_jobs

@@ -250,3 +250,13 @@ def test_a_trained_network_names_the_object_and_looks_at_it(lite0, photo):
     assert result.predictions[0][0] in labels, result.predictions[:3]
     x, y = result.peak
     assert x0 <= x <= x1 and y0 <= y <= y1, (result.peak, (x0, y0, x1, y1))
+
+
+def test_list_layers_gives_the_shapes_for_the_inputs_frame_size(tmp_path, capsys):
+    clip = write_clip(tmp_path / "wide.mp4", frames=2, size=(256, 128), rate=NTSC)
+    assert annotate_main([str(clip), "--list-layers", "--model", "resnet18", "--weights", "none", "--short-side", "64",
+                          "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "128x64 input" in lines[0]  # the clip's 2:1 frame at short side 64
+    layer4 = next(line for line in lines if line.startswith("layer4 "))
+    assert layer4.split()[1:3] == ["Sequential", "512x2x4"] and layer4.endswith("<- default")
