@@ -260,3 +260,20 @@ def test_list_layers_gives_the_shapes_for_the_inputs_frame_size(tmp_path, capsys
     assert "128x64 input" in lines[0]  # the clip's 2:1 frame at short side 64
     layer4 = next(line for line in lines if line.startswith("layer4 "))
     assert layer4.split()[1:3] == ["Sequential", "512x2x4"] and layer4.endswith("<- default")
+
+
+def test_a_state_dict_loads_on_top_of_a_factory_and_a_timm_model(mynet, tmp_path):
+    torch.manual_seed(5)
+    other = load_model("mynet:build", "none").net  # re-initialised: other weights
+    torch.save({"state_dict": other.state_dict()}, tmp_path / "mine.pth")
+    loaded = load_model("mynet:build", str(tmp_path / "mine.pth"))
+    assert loaded.trained and loaded.weights == str(tmp_path / "mine.pth")
+    assert torch.equal(loaded.net.features[0].weight, other.features[0].weight)
+    cnn = load_model("timm:convnext_atto", "none").net
+    torch.save(cnn.state_dict(), tmp_path / "atto.pth")
+    again = load_model("timm:convnext_atto", str(tmp_path / "atto.pth"))
+    assert torch.equal(again.net.stem[0].weight, cnn.stem[0].weight) and again.trained
+    from eigencam_live.errors import WeightsError
+
+    with pytest.raises(WeightsError, match="does not fit mynet:build"):
+        load_model("mynet:build", str(tmp_path / "atto.pth"))

@@ -198,3 +198,62 @@ def test_annotate_writes_boxes_as_json_lines_and_counts_them_in_the_stats(tmp_pa
     assert annotate_main(again) == 1
     assert "--detections needs an object detector" in _one_error_line(capsys.readouterr().err)
     assert not (tmp_path / "o2.mp4").exists() and not (tmp_path / "b2.jsonl").exists()
+
+
+class _TexturePyramid(torch.nn.Module):
+    """A detector backbone whose levels are known: per colour channel, local texture energy
+    (|Laplacian|) averaged over 16, 32 and 64 pixel cells (an FPN of three levels). On conftest's
+    scenes the checkered object is the only textured region: the stacked map must peak on it."""
+
+    out_channels = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        lap = torch.tensor([[0.0, -1.0, 0.0], [-1.0, 4.0, -1.0], [0.0, -1.0, 0.0]])
+        self.edges = torch.nn.Conv2d(3, 3, 3, padding=1, groups=3, bias=False)
+        self.edges.weight.data[:] = lap
+
+    def forward(self, x):
+        from collections import OrderedDict
+
+        energy = self.edges(x).abs()
+        return OrderedDict((name, F.avg_pool2d(energy, cell, ceil_mode=True)) for name, cell in
+                           (("0", 16), ("1", 32), ("pool", 64)))
+
+
+def _texture_detector() -> Engine:
+    from torchvision.models.detection import FasterRCNN
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.ops import MultiScaleRoIAlign
+
+    from eigencam_live.models import LoadedModel, ModelSpec
+    from eigencam_live.models.detectors import _as_given
+
+    torch.manual_seed(0)
+    net = FasterRCNN(_TexturePyramid(), num_classes=2,
+                     rpn_anchor_generator=AnchorGenerator(((32,), (64,), (128,)), ((1.0,),) * 3),
+                     box_roi_pool=MultiScaleRoIAlign(["0", "1"], 7, 2)).eval()
+    _as_given(net.transform)  # as load_detector does: the engine's input taken as given
+    loaded = LoadedModel(net, ModelSpec("texture-detector", "backbone"), ["bg", "object"], "none", False,
+                         detector=True)
+    return Engine(EngineConfig(weights="none", short_side=128, device="cpu", backend="torch"), model=loaded)
+
+
+@pytest.mark.parametrize(("height", "width"), [(240, 400), (400, 240), (432, 768)])
+@pytest.mark.parametrize("corner", ["tl", "tr", "bl", "br", "c"])
+def test_the_stacked_map_sits_on_the_object_through_the_detectors_transform(height, width, corner):
+    """As the classifiers' alignment test: the whole frame through the engine and the detector's own
+    transform (told not to resize), three pyramid levels stacked on one grid, the map laid back over
+    the frame: an object in one corner of a non-square frame puts the map's peak on it."""
+    from .test_engine import _object_box
+
+    engine = _texture_detector()
+    frame = scene(height, width, corner=corner)
+    y0, y1, x0, x1 = _object_box(height, width, corner)
+    result = engine.process_one(frame)
+    assert result.detections is not None
+    ys, xs = np.nonzero(result.heatmap >= 0.9 * result.heatmap.max())
+    cy, cx = ys.mean(), xs.mean()
+    assert y0 <= cy < y1 and x0 <= cx < x1, ((cx, cy), (y0, y1, x0, x1))
+    px, py = result.peak
+    assert y0 <= py < y1 and x0 <= px < x1, ((px, py), (y0, y1, x0, x1))
