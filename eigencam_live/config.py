@@ -78,8 +78,8 @@ class EngineConfig:
 
             close = difflib.get_close_matches(str(self.model), [*MODELS, *DETECTORS], n=3, cutoff=0.5)
             hint = f" Did you mean {', '.join(close)}?" if close else f" torchvision: {', '.join(sorted(MODELS))}."
-            raise ConfigError(f"unknown model {self.model!r}.{hint} Or timm:NAME, package.module:callable "
-                              "or the path of an .onnx file.", field="model")
+            raise ConfigError(f"unknown model {self.model!r}.{hint} Or timm:NAME, package.module:callable, "
+                              "the path of an .onnx file, or a YOLO .pt/.yaml.", field="model")
         if model_kind(self.model) == "onnx" and self.weights not in ("imagenet", "none"):
             raise ConfigError("an ONNX file holds its own weights: leave --weights out", field="weights")
         for name in ("mean", "std"):
@@ -148,7 +148,7 @@ def _placement(config: EngineConfig) -> tuple[torch.device, torch.dtype, str]:
     device = resolve_device("cpu" if onnx_file and config.device == "auto" else config.device)
     dtype = resolve_dtype(config.precision, device)
     return device, dtype, resolve_backend(config.backend, device, dtype, onnx_file=onnx_file,
-                                          detector=model_kind(config.model) == "detector")
+                                          detector=model_kind(config.model) in ("detector", "yolo"))
 
 
 def input_size(height: int, width: int, short_side: int, fixed: tuple[int, int] | None = None) -> tuple[int, int]:

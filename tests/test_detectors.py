@@ -257,3 +257,42 @@ def test_the_stacked_map_sits_on_the_object_through_the_detectors_transform(heig
     assert y0 <= cy < y1 and x0 <= cx < x1, ((cx, cy), (y0, y1, x0, x1))
     px, py = result.peak
     assert y0 <= py < y1 and x0 <= px < x1, ((px, py), (y0, y1, x0, x1))
+
+
+def test_yolo_without_ultralytics_is_one_line_naming_the_install(monkeypatch, tmp_path, capsys):
+    import sys
+
+    from eigencam_live.cli import annotate_main
+
+    from .media import NTSC, write_clip
+    from .test_cli import _one_error_line
+
+    monkeypatch.setitem(sys.modules, "ultralytics", None)  # as where it is not installed
+    clip = write_clip(tmp_path / "c.mp4", frames=2, size=(64, 64), rate=NTSC)
+    assert annotate_main([str(clip), "-o", str(tmp_path / "o.mp4"), "--model", "yolo11n.yaml", "-q"]) == 1
+    line = _one_error_line(capsys.readouterr().err)
+    assert "needs the ultralytics package" in line and "pip install --no-deps ultralytics" in line
+
+
+def test_yolo_when_installed_maps_its_neck_and_decodes_boxes():
+    pytest.importorskip("ultralytics", reason="ultralytics is optional (it needs opencv-python); see the README")
+    torch.manual_seed(0)
+    engine = Engine(EngineConfig(model="yolo11n.yaml", short_side=160, method="exact", device="cpu", score=0.0))
+    assert engine.layer == "neck" and engine.loaded.detector and not engine.loaded.trained
+    assert len(engine.loaded.labels) == 80 and engine.backend.name == "torch"
+    net = engine.loaded.net
+    got = {}
+    handle = net.model.model[-1].register_forward_pre_hook(lambda _m, args: got.update(maps=args[0]))
+    frame = scene(180, 320, corner="tr")
+    try:
+        result = engine.process_one(frame, render=RenderConfig())
+    finally:
+        handle.remove()
+    maps = got["maps"]  # P3, P4, P5 at strides 8, 16, 32 of the 160x288 input
+    assert [tuple(m.shape[-2:]) for m in maps] == [(20, 36), (10, 18), (5, 9)]
+    grid = (5, 9)
+    stacked = torch.cat([F.adaptive_avg_pool2d(m, grid) for m in maps], 1)
+    want, _, _ = reference(stacked)
+    np.testing.assert_allclose(result.cam, want[0], atol=2e-4)
+    assert isinstance(result.detections, list) and result.picture.shape == (180, 320, 3)
+    assert all(0 <= d.box[0] <= d.box[2] <= 320 and 0 <= d.box[1] <= d.box[3] <= 180 for d in result.detections)

@@ -331,9 +331,9 @@ class MainWindow(QMainWindow):
                 self.model_combo.addItem(label, ec.model)
             self.model_combo.setCurrentIndex(self.model_combo.findData(ec.model))
             kind = model_kind(ec.model)  # a factory's or an ONNX file's weights are their own
-            pretrained = {"factory": "as built", "onnx": "as built", "detector": "COCO"}.get(kind, "ImageNet")
+            pretrained = {"factory": "as built", "onnx": "as built", "yolo": "as built", "detector": "COCO"}.get(kind, "ImageNet")
             self.weights_combo.setItemText(self.weights_combo.findData("imagenet"), pretrained)
-            detector = kind == "detector"
+            detector = kind in ("detector", "yolo")
             self.score_spin.setValue(float(ec.score))
             for widget in (self.score_spin, self.boxes_check, self.in_boxes_check):
                 widget.setEnabled(detector)
@@ -447,7 +447,7 @@ class MainWindow(QMainWindow):
         self._sync_controls(status.config)
         self.in_use_label.setText(f"{status.device} · {status.backend} · {status.dtype} · "
                                   f"{'trained' if status.trained else 'untrained'}")
-        detector = model_kind(status.config.model) == "detector"
+        detector = model_kind(status.config.model) in ("detector", "yolo")
         what = f"Detections (score ≥ {status.config.score:.2f})" if detector else "Predictions (top 5)"
         self.predictions_box.setTitle(what if status.trained else f"{what.split(' (')[0]} — untrained, meaningless")
         self.predictions.untrained = not status.trained

@@ -6,7 +6,8 @@
 - ``timm:NAME``: any timm classifier (:mod:`.timm_zoo`);
 - ``package.module:callable``: your own network from a factory (:mod:`.factory`); in the library,
   a module object (:func:`from_module`);
-- ``model.onnx``: an ONNX file, run by ONNX Runtime (:mod:`eigencam_live.backends.onnx_file`).
+- ``model.onnx``: an ONNX file, run by ONNX Runtime (:mod:`eigencam_live.backends.onnx_file`);
+- ``yolo11n.pt`` or a model ``.yaml``: Ultralytics YOLO, when installed (:mod:`.yolo`).
 
 Every source yields a :class:`LoadedModel`. A layer's output is read as a feature map whatever its
 layout (:func:`to_feature_map`); :class:`ActivationCapture` is the one place hooks are registered.
@@ -21,6 +22,7 @@ from .loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelSpec
 from .timm_zoo import PREFIX as TIMM_PREFIX
 from .timm_zoo import load_timm
 from .torchvision_zoo import MODELS, cached_weights_path, load_torchvision
+from .yolo import YOLO_SUFFIXES, load_yolo
 
 __all__ = [
     "DETECTORS",
@@ -44,12 +46,14 @@ __all__ = [
 
 
 def model_kind(source: str) -> str | None:
-    """``torchvision``, ``detector``, ``timm``, ``factory`` or ``onnx`` for a model string of that
-    form (not yet checked further), or ``None`` when it has none of the forms."""
+    """``torchvision``, ``detector``, ``timm``, ``factory``, ``onnx`` or ``yolo`` for a model string
+    of that form (not yet checked further), or ``None`` when it has none of the forms."""
     if not isinstance(source, str) or not source:
         return None
     if source.lower().endswith(".onnx"):
         return "onnx"
+    if source.lower().endswith(YOLO_SUFFIXES):
+        return "yolo"
     if source.startswith(TIMM_PREFIX):
         return "timm" if len(source) > len(TIMM_PREFIX) else None
     if FACTORY.match(source):
@@ -82,4 +86,6 @@ def load_model(source: str, weights: str = "imagenet", *, allow_download: bool =
         return load_factory(source, weights)
     if kind == "detector":
         return load_detector(source, weights, allow_download=allow_download)
+    if kind == "yolo":
+        return load_yolo(source, weights)
     return load_torchvision(source, weights, allow_download=allow_download)  # raises for unknown names
