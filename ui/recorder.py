@@ -1,8 +1,8 @@
 """Recording the frames the app shows to an H.264 MP4. No Qt here (a test checks it).
 
 :class:`~eigencam_live.video.VideoSink` already pads odd sizes and keeps timestamps strictly
-increasing; this class only decides when the file opens, its origin of time and how a frame of
-another size fits in.
+increasing, and copies a stretch of a file's audio; this class only decides when the file opens,
+its origin of time, what a jump in the source's time does and how a frame of another size fits in.
 """
 
 from __future__ import annotations
@@ -15,29 +15,51 @@ import numpy as np
 from eigencam_live.errors import SinkError
 from eigencam_live.video import VideoSink
 
-__all__ = ["Recorder", "letterbox", "stamp_timecode"]
+__all__ = ["MAX_GAP_S", "Recorder", "letterbox", "stamp_timecode"]
+
+#: A frame further than this (seconds) past the one before it, or not after it, is a jump (a seek,
+#: a live source resumed after a pause): the recording goes on without the time in between.
+MAX_GAP_S = 1.0
 
 
 class Recorder:
-    """Writes shown frames to one MP4 at a time.
+    """Writes shown frames to one MP4 at a time, with the source file's sound when it has some.
 
     The file opens on the first frame written after :meth:`start`, at that frame's size; a later
     frame of another size (the view changed to side-by-side) is letterboxed into it. Timestamps
     count from the first frame's, so the video starts at 0 whatever the source's clock says.
 
+    Audio (``audio_from``: the file being shown): the stretch of its audio from the first frame's
+    pts to the end of the last frame, on the same clock as the frames (so in sync), copied when MP4
+    can hold the codec and re-encoded to AAC otherwise, exactly as ``annotate`` does; cut at audio
+    packet boundaries, so it covers the recorded span within one audio frame.
+
+    The recording covers what was shown, on the source's clock:
+
+    * Pausing adds nothing: a file's clock stops while paused, and the frames after the pause
+      follow on, with their sound.
+    * A jump (a seek while recording, a live source resumed after a pause: a frame not after the
+      one before it, or more than :data:`MAX_GAP_S` past it) is cut out: the frame after it is
+      placed one frame (at ``fps``) after the last one written, and the audio goes on from that
+      frame's time in the source (at most one audio frame is left out at the cut). Smaller gaps
+      stay as they are: the picture holds and the sound plays on, as in the source.
+
     Usage::
 
         rec = Recorder()
-        rec.start("out.mp4", fps=30.0)
-        rec.write(image, pts)   # (H, W, 3) uint8 BGR, seconds
+        rec.start("out.mp4", fps=30.0, audio_from="in.mp4")
+        rec.write(image, pts)   # (H, W, 3) uint8 BGR, seconds (the source's)
         rec.stop()              # -> Path of the finished file, None when nothing was written
     """
 
     def __init__(self) -> None:
         self.path: Path | None = None
         self.fps = 30.0
+        self.audio_from: str | None = None
         self._sink: VideoSink | None = None
-        self._t0 = 0.0
+        self._finished: VideoSink | None = None  # the last recording's, once stopped (its notes)
+        self._shift = 0.0  # source seconds minus recording seconds
+        self._last: tuple[float, float] | None = None  # the last frame's (source, recording) seconds
 
     @property
     def active(self) -> bool:
@@ -48,13 +70,28 @@ class Recorder:
     def frames_written(self) -> int:
         return self._sink.frames_written if self._sink is not None else 0
 
-    def start(self, path: str | Path, fps: float) -> None:
-        """Record to ``path`` at nominal rate ``fps`` (a float such as 29.97 is kept exact)."""
+    @property
+    def audio_packets(self) -> int:
+        """Audio packets written so far (after :meth:`stop`: in the file just finished); 0: video only."""
+        sink = self._sink or self._finished
+        return sink.audio_packets if sink is not None else 0
+
+    @property
+    def audio_note(self) -> str | None:
+        """Set when the source's audio was re-encoded or dropped (after :meth:`stop`: for the file
+        just finished)."""
+        sink = self._sink or self._finished
+        return sink.audio_note if sink is not None else None
+
+    def start(self, path: str | Path, fps: float, audio_from: str | Path | None = None) -> None:
+        """Record to ``path`` at nominal rate ``fps`` (a float such as 29.97 is kept exact), with the
+        audio of ``audio_from`` (the file shown; ``None``: video only, as for live sources)."""
         if self.active:
             raise SinkError(f"already recording to {self.path}; stop first")
         if not fps or fps <= 0:
             raise SinkError(f"fps must be positive. Got {fps}")
-        self.path, self.fps, self._sink = Path(path), float(fps), None
+        self.path, self.fps, self._sink, self._finished, self._last = Path(path), float(fps), None, None, None
+        self.audio_from = None if audio_from is None else str(audio_from)
 
     def write(self, image: np.ndarray, pts: float) -> None:
         """Append ``image`` (``(H, W, 3)`` uint8 BGR) shown at ``pts`` seconds; no-op when not recording.
@@ -65,18 +102,26 @@ class Recorder:
         """
         if self.path is None:
             return
+        pts = float(pts)
         if self._sink is None:
             height, width = image.shape[:2]
             try:
-                self._sink = VideoSink(self.path, width=width, height=height, fps=self.fps, overwrite=True)
+                self._sink = VideoSink(self.path, width=width, height=height, fps=self.fps, overwrite=True,
+                                       audio_from=self.audio_from, audio_start=pts)
             except Exception as exc:
                 raise SinkError(f"cannot record to {self.path}: {exc}") from exc
-            self._t0 = float(pts)
+            self._shift = pts
         sink = self._sink
         if image.shape[:2] != (sink.height, sink.width):
             image = letterbox(image, sink.width, sink.height)
         try:
-            sink.write(image, max(0.0, float(pts) - self._t0))
+            if self._last is not None and not 0.0 < pts - self._last[0] <= MAX_GAP_S:
+                at = self._last[1] + 1.0 / self.fps  # a jump: cut out
+                self._shift = pts - at
+                sink.cue_audio(pts, at)
+            at = pts - self._shift
+            sink.write(image, at)
+            self._last = (pts, at)
         except Exception as exc:
             raise SinkError(f"recording failed: {exc}") from exc
 
@@ -87,9 +132,9 @@ class Recorder:
             SinkError: finishing failed (the partial file is removed by the sink).
         """
         path, sink = self.path, self._sink
-        self.path, self._sink = None, None
+        self.path, self._sink, self._finished = None, None, sink
         if sink is not None:
-            sink.close()
+            sink.close(audio_to_end=False)  # the sound of the recorded span only
         return path
 
 

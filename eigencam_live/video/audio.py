@@ -1,6 +1,11 @@
 """The input's audio in an MP4 output: copied packet by packet (no re-encoding), interleaved with
 the video as it is written; codecs MP4 cannot hold (PCM, Vorbis...) are re-encoded to AAC,
-starting where the input's audio starts (its offset from the video is kept)."""
+starting where the input's audio starts (its offset from the video is kept).
+
+A stretch of the input (the app's recordings) is the same path with a shift of the clock:
+``start`` (and :meth:`AudioTrack.cue` after a jump) says which input time lands where in the output.
+Audio is cut at packet boundaries (copying cannot cut inside a packet), so a stretch covers the time
+asked for within one audio frame, and every packet keeps its exact place against the video."""
 
 from __future__ import annotations
 
@@ -24,19 +29,24 @@ class AudioTrack:
         packets: audio packets muxed so far.
     """
 
-    def __init__(self, out: Any, source: str) -> None:
+    def __init__(self, out: Any, source: str, *, start: float | None = None) -> None:
+        """``start``: the input time (seconds) that becomes the output's 0; audio before it is left
+        out. ``None``: all of it, on the input's own clock."""
         import av
 
         self.note: str | None = None
         self.packets = 0
         self._out = out
         self._input = None
+        self._source = None  # the input's audio stream
         self._stream = None  # the output's audio stream
         self._decoder = None  # the input's audio decoder when re-encoding
         self._packets = None  # the input's packets still to copy; None once exhausted or closed
         self._pending = None  # the first packet past the time asked for so far
-        self._start: float | None = None  # seconds: where the input's audio starts (re-encoding)
-        self._samples = 0  # samples decoded so far (re-encoding)
+        self._shift = 0  # input ticks minus output ticks (the input stream's time base)
+        self._floor: Fraction | None = None  # output seconds: no packet may start before (None: all)
+        self._end: Fraction | None = None  # output seconds: the end of the audio taken so far
+        self._next: int | None = None  # re-encoding: the output number of the next sample
         self._last_dts: int | None = None  # copying: the previous packet's dts, and the gap to it
         self._gap = 0
         try:
@@ -65,10 +75,45 @@ class AudioTrack:
             self.note = f"audio ({name}) dropped: {exc}"
             return
         self._input = container
+        self._source = stream
         self._packets = container.demux(stream)
+        if start is not None:
+            self._seek(start, 0.0)
+
+    def cue(self, source: float, at: float) -> None:
+        """Go on with the input's audio from ``source`` seconds, placed at ``at`` seconds of the
+        output (a jump of the video: a seek during a recording).
+
+        What was asked for before ``at`` is muxed first; the new stretch starts with the first packet
+        that starts at or after both ``at`` and the end of the audio written so far (a track
+        cannot overlap itself), so at most one audio frame is left out at the cut.
+        """
+        if self._input is None:
+            return
+        self.mux_until(at)
+        self._seek(source, at)
+
+    def _seek(self, source: float, at: float) -> None:
+        import av
+
+        tb = self._source.time_base
+        self._shift = round((Fraction(source) - Fraction(at)) / tb)
+        self._floor = Fraction(at) if self._end is None else max(Fraction(at), self._end)
+        self._pending = None
+        self._last_dts = None
+        self._next = None  # re-encoding: numbered again from the stretch's first sample
+        try:
+            self._input.seek(round(Fraction(source) / tb), stream=self._source, backward=True)
+        except (OSError, av.FFmpegError) as exc:
+            self.note = f"audio stops at {at:.3f} s: the input cannot seek to {source:.3f} s ({exc})"
+            self._packets = None
+            return
+        if self._decoder is not None:
+            self._decoder.flush_buffers()
+        self._packets = self._input.demux(self._source)
 
     def mux_until(self, seconds: float | None) -> None:
-        """Copy input audio packets with pts up to ``seconds`` (``None`` = all of them)."""
+        """Copy input audio packets that start up to ``seconds`` of the output (``None`` = all of them)."""
         if self._packets is None:
             return
         while True:
@@ -81,7 +126,16 @@ class AudioTrack:
                     return
                 if packet.dts is None or packet.size == 0:
                     continue
-            if seconds is not None and packet.pts is not None and float(packet.pts * packet.time_base) > seconds:
+                packet.pts = packet.dts if packet.pts is None else packet.pts
+                packet.pts -= self._shift  # now on the output's clock
+                packet.dts -= self._shift
+                if self._floor is not None and packet.pts * packet.time_base < self._floor:
+                    # The track's first packet may reach back before the start (the muxer's edit
+                    # list cuts it there); later ones may not overlap what was written.
+                    end = (packet.pts + (packet.duration or 0)) * packet.time_base
+                    if self._end is not None or end <= self._floor:
+                        continue  # before the stretch asked for
+            if seconds is not None and float(packet.pts * packet.time_base) > seconds:
                 self._pending = packet
                 return
             self._pending = None
@@ -93,18 +147,23 @@ class AudioTrack:
                 if self._last_dts is not None and packet.dts > self._last_dts:
                     self._gap = packet.dts - self._last_dts
                 self._last_dts = packet.dts
+                self._end = (packet.pts + (packet.duration or self._gap)) * packet.time_base
                 packet.stream = self._stream
                 self._out.mux(packet)
                 self.packets += 1
             else:
                 for frame in self._decoder.decode(packet):
-                    if self._start is None:
-                        self._start = frame.time or 0.0
+                    if self._next is None:  # where the input's audio (or the stretch) starts
+                        begin = Fraction(frame.time or 0.0)  # (the packet's pts: on the output's clock)
+                        if self._end is not None:
+                            begin = max(begin, self._end)
+                        self._next = round(begin * frame.sample_rate)
                     # Samples numbered consecutively (a gap or overlap in the input's timestamps
-                    # would be a click), from where the input's audio starts.
-                    frame.pts = round(self._start * frame.sample_rate) + self._samples
+                    # would be a click), from where the input's audio (or the stretch) starts.
+                    frame.pts = self._next
                     frame.time_base = Fraction(1, frame.sample_rate)
-                    self._samples += frame.samples
+                    self._next += frame.samples
+                    self._end = Fraction(self._next, frame.sample_rate)
                     self._mux_encoded(self._stream.encode(frame))
 
     def finish(self) -> None:

@@ -9,7 +9,9 @@
 * yuv420p H.264 has no odd sizes (even its cropping rectangle moves in steps of two pixels): an odd
   side is padded by one pixel (the edge repeated) and :attr:`VideoSink.size_note` says so.
 * The audio stream of ``audio_from`` is copied by :class:`~.audio.AudioTrack`; where it had to be
-  re-encoded or dropped, :attr:`VideoSink.audio_note` says so.
+  re-encoded or dropped, :attr:`VideoSink.audio_note` says so. A stretch of it (a recording that
+  starts at ``audio_start`` of the input, and :meth:`VideoSink.cue_audio` after a jump) is the
+  same path on a shifted clock.
 * The file is written as ``.NAME.part.mp4`` next to the target and renamed into place by
   :meth:`VideoSink.close` only; :meth:`VideoSink.abort` removes it. ``+faststart`` puts the index
   first so browsers can play while downloading.
@@ -47,6 +49,9 @@ class VideoSink:
         time_base: the input's time base (``None``: live frames, no clock to follow). Timestamps
             are then kept within one of its ticks, and constant-rate frames put on the exact grid.
         audio_from: a media file whose first audio stream is copied unchanged.
+        audio_start: the time (seconds, on ``audio_from``'s clock) of the audio that goes with this
+            output's time 0, the audio before it left out; ``None``: the input's audio on its own
+            clock, all of it (``annotate``: the frames keep the input's timestamps).
         overwrite: replace an existing ``path``; otherwise :class:`SinkError`.
         crf, preset: libx264 quality and speed.
 
@@ -68,6 +73,7 @@ class VideoSink:
         fps: float | Fraction,
         time_base: Fraction | None = None,
         audio_from: str | os.PathLike | None = None,
+        audio_start: float | None = None,
         overwrite: bool = False,
         crf: int = 20,
         preset: str = "veryfast",
@@ -123,7 +129,7 @@ class VideoSink:
             self._video.codec_context.time_base = self.time_base
             self._video.options = {"crf": str(int(crf)), "preset": preset}
             if audio_from is not None:
-                self._audio = AudioTrack(self._out, str(audio_from))
+                self._audio = AudioTrack(self._out, str(audio_from), start=audio_start)
         except BaseException:
             self._discard()
             raise
@@ -181,6 +187,21 @@ class VideoSink:
             raise SinkError(f"cannot write {self.path}: {getattr(exc, 'strerror', None) or exc}") from exc
         self.frames_written += 1
         self.duration = seconds - self._first_pts + float(1 / self.rate)
+
+    def cue_audio(self, source: float, at: float) -> None:
+        """The video jumps (a seek while recording): the audio goes on from ``source`` seconds of
+        ``audio_from``, placed at ``at`` seconds of the output (the next frame's time); at most one
+        audio frame is left out at the cut (:meth:`.audio.AudioTrack.cue`). No-op without audio."""
+        import av
+
+        if self._closed:
+            raise SinkError(f"{self.path} is already closed")
+        if self._audio is None:
+            return
+        try:
+            self._audio.cue(source, at)
+        except (OSError, av.FFmpegError) as exc:
+            raise SinkError(f"cannot write {self.path}: {getattr(exc, 'strerror', None) or exc}") from exc
 
     def close(self, *, audio_to_end: bool = True) -> Path:
         """Finish the file and rename it into place. Idempotent.
