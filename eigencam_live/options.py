@@ -82,7 +82,8 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--colormap", default=_RENDER.colormap, choices=list(COLORMAPS),
                    help="(default: %(default)s)")
     g.add_argument("--view", default=_RENDER.view, choices=VIEWS,
-                   help="overlay, side-by-side (frame | overlay), heatmap alone, or original (default: %(default)s)")
+                   help="overlay, side-by-side (frame | overlay), stacked (frame above overlay), heatmap alone, or "
+                        "original (default: %(default)s)")
     g.add_argument("--no-boxes", dest="boxes", action="store_false", default=_RENDER.boxes,
                    help="detectors: do not draw the boxes")
     g.add_argument("--in-boxes", action="store_true", default=_RENDER.in_boxes,

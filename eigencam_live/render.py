@@ -16,8 +16,8 @@ import torch
 
 from .errors import ConfigError
 
-__all__ = ["COLORMAPS", "VIEWS", "RenderConfig", "colorize", "colormap_lut", "draw_boxes", "maps_in_boxes", "render",
-           "render_frames", "render_tensor"]
+__all__ = ["COLORMAPS", "TWO_PANEL_VIEWS", "VIEWS", "RenderConfig", "colorize", "colormap_lut", "draw_boxes",
+           "fitting_layout", "maps_in_boxes", "picture_size", "render", "render_frames", "render_tensor"]
 
 COLORMAPS: dict[str, int] = {
     "jet": cv2.COLORMAP_JET,
@@ -29,9 +29,39 @@ COLORMAPS: dict[str, int] = {
     "hot": cv2.COLORMAP_HOT,
     "bone": cv2.COLORMAP_BONE,
 }
-#: ``overlay``: heatmap blended over the frame; ``side-by-side``: frame | overlay;
-#: ``heatmap``: the coloured map alone; ``original``: the frame untouched.
-VIEWS = ("overlay", "side-by-side", "heatmap", "original")
+#: ``overlay``: heatmap blended over the frame; ``side-by-side``: frame | overlay; ``stacked``: the
+#: frame above the overlay (the larger picture for a wide frame on a screen); ``heatmap``: the
+#: coloured map alone; ``original``: the frame untouched.
+VIEWS = ("overlay", "side-by-side", "stacked", "heatmap", "original")
+#: The views of two panels, the frame and the overlay: :func:`fitting_layout` picks between them.
+TWO_PANEL_VIEWS = ("side-by-side", "stacked")
+
+
+def picture_size(view: str, width: int, height: int) -> tuple[int, int]:
+    """``(width, height)`` of the picture that :func:`render` draws in ``view`` for a ``width`` x
+    ``height`` frame: twice as wide side by side, twice as tall stacked, else the frame's."""
+    _check(view, 0.5, "jet")
+    if view == "side-by-side":
+        return 2 * width, height
+    if view == "stacked":
+        return width, 2 * height
+    return width, height
+
+
+def fitting_layout(frame_size: tuple[int, int], area_size: tuple[int, int]) -> str:
+    """The two-panel view (``side-by-side`` or ``stacked``) whose panels come out larger when the
+    picture is scaled to fit an area, aspect kept. Sizes are ``(width, height)``; a tie (the frame's
+    aspect equal to the area's) keeps ``side-by-side``.
+
+    Stacked wins exactly when the frame's aspect (w / h) exceeds the area's: a 16:9 frame in a 4:3
+    area gets panels 1.5x as wide stacked (in a 16:9 area the two tie, each panel half the area's
+    height or width). Without an area (a file), ``stacked`` for a frame wider than tall is the
+    same rule for a square area."""
+    fw, fh = (max(1, int(v)) for v in frame_size)
+    aw, ah = (max(1, int(v)) for v in area_size)
+    beside = min(aw / (2 * fw), ah / fh)  # the scale of each panel, frame | overlay
+    above = min(aw / fw, ah / (2 * fh))
+    return "stacked" if above > beside * (1 + 1e-9) else "side-by-side"
 
 
 @dataclass(frozen=True)
@@ -101,7 +131,8 @@ def render(
         colormap: a key of :data:`COLORMAPS`.
 
     Returns:
-        ``(H, W, 3)`` uint8 BGR, or ``(H, 2W, 3)`` for ``side-by-side``. Always a new array.
+        ``(H, W, 3)`` uint8 BGR, or ``(H, 2W, 3)`` for ``side-by-side`` and ``(2H, W, 3)`` for
+        ``stacked`` (:func:`picture_size`). Always a new array.
     """
     _check(view, alpha, colormap)
     if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
@@ -116,7 +147,7 @@ def render(
     blended = cv2.addWeighted(frame, 1.0 - float(alpha), color, float(alpha), 0.0)
     if view == "overlay":
         return blended
-    return np.concatenate([frame, blended], axis=1)
+    return np.concatenate([frame, blended], axis=0 if view == "stacked" else 1)
 
 
 _LUT_CACHE: dict[tuple[str, torch.device], torch.Tensor] = {}
@@ -145,7 +176,8 @@ def render_tensor(
         heatmaps: ``(B, H, W)`` float in ``[0, 1]``.
 
     Returns:
-        ``(B, H, W, 3)`` uint8 BGR (``(B, H, 2W, 3)`` for ``side-by-side``).
+        ``(B, H, W, 3)`` uint8 BGR (``(B, H, 2W, 3)`` for ``side-by-side``, ``(B, 2H, W, 3)`` for
+        ``stacked``).
     """
     _check(view, alpha, colormap)
     if view == "original":
@@ -160,7 +192,7 @@ def render_tensor(
     blended = (frames.float() * (1.0 - a) + color * a + 0.5).clamp_(0, 255).to(torch.uint8)
     if view == "overlay":
         return blended
-    return torch.cat([frames, blended], dim=2)
+    return torch.cat([frames, blended], dim=1 if view == "stacked" else 2)
 
 
 def render_frames(frames: torch.Tensor, heatmaps: torch.Tensor, look: RenderConfig) -> torch.Tensor:
@@ -172,7 +204,8 @@ def render_frames(frames: torch.Tensor, heatmaps: torch.Tensor, look: RenderConf
         heatmaps: ``(B, H, W)`` float in ``[0, 1]``.
 
     Returns:
-        ``(B, H, W, 3)`` uint8 BGR (``(B, H, 2W, 3)`` for ``side-by-side``).
+        ``(B, H, W, 3)`` uint8 BGR (``(B, H, 2W, 3)`` for ``side-by-side``, ``(B, 2H, W, 3)`` for
+        ``stacked``).
     """
     if frames.is_cpu:
         drawn = [render(f, h, look.view, look.alpha, look.colormap)
@@ -205,28 +238,31 @@ def maps_in_boxes(heatmap: torch.Tensor, boxes: list) -> torch.Tensor:
 _LIGHT, _DARK = (255, 255, 255), (20, 20, 20)
 
 
-def draw_boxes(picture: np.ndarray, boxes: list, frame_width: int) -> np.ndarray:
+def draw_boxes(picture: np.ndarray, boxes: list, frame_width: int, frame_height: int | None = None) -> np.ndarray:
     """Draw detections (``(x0, y0, x1, y1)`` boxes in frame pixels, with label and score) on a
-    rendered picture, in place, on every panel of width ``frame_width`` (side by side: both).
+    rendered picture, in place, on every panel of ``frame_width`` x ``frame_height`` (side by side
+    or stacked: both; ``frame_height`` ``None``: the picture's height, one row of panels). Each
+    panel is drawn within its own edges: nothing spills into its neighbour."""
+    height = picture.shape[0] if frame_height is None else int(frame_height)
+    for oy in range(0, picture.shape[0], height):
+        for ox in range(0, picture.shape[1], frame_width):
+            _draw_panel(picture[oy : oy + height, ox : ox + frame_width], boxes)  # a view: drawn in place
+    return picture
 
-    Dark outlines first, then the tags, then the white lines, so that where boxes overlap every
+
+def _draw_panel(panel: np.ndarray, boxes: list) -> None:
+    """Dark outlines first, then the tags, then the white lines, so that where boxes overlap every
     box's line stays whole and white."""
     font, scale, thick = cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1
-    height = picture.shape[0]
-    panels = range(0, picture.shape[1], frame_width)
-    corners = [[(int(round(x0)) + o, int(round(y0)), int(round(x1)) + o, int(round(y1))) for (x0, y0, x1, y1), *_ in boxes]
-               for o in panels]
-    for rects in corners:
-        for x0, y0, x1, y1 in rects:
-            cv2.rectangle(picture, (x0, y0), (x1, y1), _DARK, 3, cv2.LINE_AA)
-    for rects in corners:
-        for (x0, y0, _, y1), det in zip(rects, boxes, strict=True):
-            text = f"{det.label} {det.score:.2f}"
-            (tw, th), base = cv2.getTextSize(text, font, scale, thick)
-            ty = y0 - 3 if y0 - th - base - 4 >= 0 else min(height - 1, y1 + th + 4)  # above, else below
-            cv2.rectangle(picture, (x0, ty - th - 3), (x0 + tw + 4, ty + base - 1), _DARK, -1)
-            cv2.putText(picture, text, (x0 + 2, ty - 1), font, scale, _LIGHT, thick, cv2.LINE_AA)
-    for rects in corners:
-        for x0, y0, x1, y1 in rects:
-            cv2.rectangle(picture, (x0, y0), (x1, y1), _LIGHT, 1, cv2.LINE_AA)
-    return picture
+    height = panel.shape[0]
+    rects = [(int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1))) for (x0, y0, x1, y1), *_ in boxes]
+    for x0, y0, x1, y1 in rects:
+        cv2.rectangle(panel, (x0, y0), (x1, y1), _DARK, 3, cv2.LINE_AA)
+    for (x0, y0, _, y1), det in zip(rects, boxes, strict=True):
+        text = f"{det.label} {det.score:.2f}"
+        (tw, th), base = cv2.getTextSize(text, font, scale, thick)
+        ty = y0 - 3 if y0 - th - base - 4 >= 0 else min(height - 1, y1 + th + 4)  # above, else below
+        cv2.rectangle(panel, (x0, ty - th - 3), (x0 + tw + 4, ty + base - 1), _DARK, -1)
+        cv2.putText(panel, text, (x0 + 2, ty - 1), font, scale, _LIGHT, thick, cv2.LINE_AA)
+    for x0, y0, x1, y1 in rects:
+        cv2.rectangle(panel, (x0, y0), (x1, y1), _LIGHT, 1, cv2.LINE_AA)

@@ -98,7 +98,7 @@ class PendingFrames:
         dets = self._detections
         if pictures is not None and dets is not None and self._render.boxes:
             for picture, boxes in zip(pictures, dets, strict=True):
-                draw_boxes(picture, boxes, width)
+                draw_boxes(picture, boxes, width, height)
         timings = dict(self.timings, finish=self.timings.get("finish", 0.0) + time.perf_counter() - t0)
         timings = {name: seconds * 1000.0 / b for name, seconds in timings.items()}
         k, results = self._k, []

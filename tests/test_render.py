@@ -8,7 +8,20 @@ import pytest
 import torch
 
 from eigencam_live.errors import ConfigError
-from eigencam_live.render import COLORMAPS, VIEWS, RenderConfig, colorize, colormap_lut, render, render_tensor
+from eigencam_live.models.detectors import Detection
+from eigencam_live.render import (
+    COLORMAPS,
+    VIEWS,
+    RenderConfig,
+    colorize,
+    colormap_lut,
+    draw_boxes,
+    fitting_layout,
+    picture_size,
+    render,
+    render_frames,
+    render_tensor,
+)
 
 H, W = 48, 80
 
@@ -26,7 +39,8 @@ def heat() -> np.ndarray:
 
 
 @pytest.mark.parametrize(("view", "shape"), [("overlay", (H, W, 3)), ("side-by-side", (H, 2 * W, 3)),
-                                             ("heatmap", (H, W, 3)), ("original", (H, W, 3))])
+                                             ("stacked", (2 * H, W, 3)), ("heatmap", (H, W, 3)),
+                                             ("original", (H, W, 3))])
 def test_each_view_has_its_size(frame, heat, view, shape):
     out = render(frame, heat, view)
     assert out.shape == shape and out.dtype == np.uint8
@@ -40,6 +54,56 @@ def test_views_contents(frame, heat):
     side = render(frame, heat, "side-by-side", alpha=0.4)
     np.testing.assert_array_equal(side[:, :W], frame)
     np.testing.assert_array_equal(side[:, W:], render(frame, heat, "overlay", alpha=0.4))
+    stacked = render(frame, heat, "stacked", alpha=0.4)
+    np.testing.assert_array_equal(stacked[:H], frame)
+    np.testing.assert_array_equal(stacked[H:], side[:, W:])
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_picture_size_is_what_render_draws(frame, heat, view):
+    out = render(frame, heat, view)
+    assert picture_size(view, W, H) == (out.shape[1], out.shape[0])
+    assert picture_size(view, 1280, 720) == {"side-by-side": (2560, 720), "stacked": (1280, 1440)}.get(view, (1280, 720))
+
+
+@pytest.mark.parametrize(("frame_size", "area", "want"), [
+    ((1280, 720), (1000, 750), "stacked"),      # 16:9 in 4:3: panels 667 x 375 stacked, 500 x 281 beside
+    ((1280, 720), (1000, 1000), "stacked"),     # a square area: stacked whenever w > h
+    ((1280, 720), (1600, 900), "side-by-side"),  # the same aspect: a tie, each panel half; kept beside
+    ((1280, 720), (2000, 500), "side-by-side"),
+    ((640, 480), (1000, 1000), "stacked"),
+    ((480, 640), (1000, 750), "side-by-side"),  # portrait
+    ((500, 500), (1000, 1000), "side-by-side"),  # square in square: a tie
+])
+def test_fitting_layout_picks_the_larger_panels(frame_size, area, want):
+    assert fitting_layout(frame_size, area) == want
+    fw, fh = frame_size
+    panel = {v: min(area[0] / picture_size(v, fw, fh)[0], area[1] / picture_size(v, fw, fh)[1]) * fw
+             for v in ("side-by-side", "stacked")}
+    assert panel[want] >= panel["side-by-side" if want == "stacked" else "stacked"]
+
+
+def test_render_frames_stacks_on_both_routes(frame, heat):
+    look = RenderConfig(view="stacked", alpha=0.3, colormap="turbo")
+    frames, heats = torch.from_numpy(np.stack([frame, frame])), torch.from_numpy(np.stack([heat, heat]))
+    cpu = render_frames(frames, heats, look)
+    lut = render_tensor(frames, heats, "stacked", 0.3, "turbo")
+    assert tuple(cpu.shape) == tuple(lut.shape) == (2, 2 * H, W, 3)
+    np.testing.assert_array_equal(cpu[0, :H].numpy(), frame)
+    assert np.abs(cpu.numpy().astype(np.int16) - lut.numpy().astype(np.int16)).max() <= 1
+
+
+@pytest.mark.parametrize("view", ["overlay", "side-by-side", "stacked"])
+def test_boxes_are_drawn_on_every_panel(view):
+    fh, fw = 60, 100
+    boxes = [Detection((20.0, 25.0, 70.0, 50.0), "cat", 0.91), Detection((5.0, 2.0, 30.0, 58.0), "dog", 0.5)]
+    single = draw_boxes(np.zeros((fh, fw, 3), np.uint8), boxes, fw, fh)
+    cols, rows = picture_size(view, fw, fh)[0] // fw, picture_size(view, fw, fh)[1] // fh
+    picture = draw_boxes(np.zeros((rows * fh, cols * fw, 3), np.uint8), boxes, fw, fh)
+    assert (single.min(axis=2) > 200).sum() > 150  # white lines and text
+    for r in range(rows):
+        for c in range(cols):
+            np.testing.assert_array_equal(picture[r * fh:(r + 1) * fh, c * fw:(c + 1) * fw], single)
 
 
 def test_alpha_zero_is_the_frame_and_one_is_the_colormap(frame, heat):

@@ -87,6 +87,13 @@ def test_commands_check_their_fields_where_they_are_made():
     with pytest.raises(TypeError, match="spec"):
         cmd.OpenSource(None)
     assert cmd.SetPaused(True) == cmd.SetPaused(True)  # messages compare by value
+    assert cmd.Compare(layers=("layer1", "layer4")).layers == ("layer1", "layer4") and cmd.Compare().layers == ()
+    with pytest.raises(TypeError, match="tuple of layer names"):
+        cmd.Compare(layers=["layer1", "layer4"])
+    with pytest.raises(TypeError, match="tuple of layer names"):
+        cmd.Compare(layers=("layer1", ""))
+    with pytest.raises(ValueError, match="2 to 8 layers. Got 1"):
+        cmd.Compare(layers=("layer4",))
 
 
 def test_every_command_has_exactly_one_handler_in_the_loop():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,11 @@ pytest.importorskip("pytestqt")
 from PyQt5.QtCore import QPoint, QSettings, Qt  # noqa: E402
 
 from eigencam_live.engine import Engine  # noqa: E402
+from eigencam_live.models import Layer  # noqa: E402
+from eigencam_live.render import fitting_layout  # noqa: E402
 from ui import settings as remembered  # noqa: E402
 from ui.shortcuts import SHORTCUTS  # noqa: E402
+from ui.window import layers_to_compare  # noqa: E402
 
 from . import test_ui as _ui  # noqa: E402
 from .test_ui import FAST, WAIT, next_packet, paused, wait_frames  # noqa: E402
@@ -485,3 +489,105 @@ def test_timecode_is_stamped_on_what_is_shown_when_asked(qtbot, make_window):
     ys, xs = np.nonzero(changed)
     assert len(ys) and ys.min() > base.image.shape[0] // 2 and xs.min() == 0
     assert stamped.result.picture is not stamped.image, "the engine's picture is left as drawn"
+
+
+def test_side_by_side_stacks_when_that_shows_the_frame_larger(qtbot, make_window):
+    """A 4:3 frame in a view narrower than 4:3 (the dock beside it): frame above overlay, each panel
+    larger than beside each other; the dock hidden, the view wider than 4:3: beside again."""
+    w = make_window()
+    wait_frames(qtbot, w, 2)
+    base = paused(qtbot, w)
+    fw, fh = base.frame.image.shape[1], base.frame.image.shape[0]
+
+    def panel(view: str) -> float:  # a panel's width on screen
+        vw, vh = w.view.width(), w.view.height()
+        return min(vw / fw, vh / (2 * fh)) * fw if view == "stacked" else min(vw / (2 * fw), vh / fh) * fw
+
+    assert w.view.width() / w.view.height() < fw / fh
+    w.view_combo.setCurrentIndex(w.view_combo.findData("side-by-side"))
+    p = next_packet(qtbot, w, lambda: w.view_combo.activated.emit(w.view_combo.currentIndex()))
+    assert w.render_config.view == "stacked" and p.image.shape == (2 * fh, fw, 3)
+    assert p.frame.index == base.frame.index
+    assert np.array_equal(p.image[:fh], base.frame.image) and np.array_equal(p.image[fh:], base.image)
+    assert panel("stacked") > panel("side-by-side")
+    ys, xs = np.nonzero(np.any(w.view_image(p) != p.image, axis=2))  # the snapshot's colour bar
+    assert len(ys) and ys.min() >= fh and xs.min() > fw // 2, "on the overlay, the lower panel"
+    assert w.view_combo.currentData() == "side-by-side", "one entry stands for both layouts"
+    assert [w.view_combo.itemData(i) for i in range(w.view_combo.count())] == [
+        "overlay", "side-by-side", "heatmap", "original"]
+
+    wide = next_packet(qtbot, w, w.controls_dock.hide)  # the view grows wider than the frame's aspect
+    assert w.view.width() / w.view.height() > fw / fh
+    assert w.render_config.view == "side-by-side" and wide.image.shape == (fh, 2 * fw, 3)
+    assert panel("side-by-side") > panel("stacked")
+    assert fitting_layout((fw, fh), (w.view.width(), w.view.height())) == "side-by-side"
+    assert np.array_equal(wide.image[:, :fw], base.frame.image) and np.array_equal(wide.image[:, fw:], base.image)
+    w._sync_controls(w.engine_config, replace(w.render_config, view="stacked"))  # remembered, or --view stacked
+    assert w.view_combo.currentData() == "side-by-side"
+    # Compare tiles show the overlay alone: the frame would be the same half of every tile.
+    with qtbot.waitSignal(w.pipeline.compare_ready, timeout=WAIT) as got, \
+            qtbot.waitSignal(w.frame_shown, timeout=WAIT) as redrawn:
+        w.compare(2)
+    assert [picture.shape for _, picture, _ in got.args[0]] == [(fh, fw, 3)] * 2
+    assert np.array_equal(got.args[0][0][1], redrawn.args[0].image[:, fw:]), "the view's overlay panel"
+
+
+def _stage(name: str, c: int, side: int) -> Layer:
+    return Layer(name, "Conv2d", (c, side, side))
+
+
+def test_layers_to_compare_are_the_layer_in_use_and_earlier_stages_spaced_through_the_network():
+    # Children before their container, as the forward pass finishes them (feature_layers' order).
+    layers = [_stage("stem.conv", 8, 64), _stage("stem", 8, 64), _stage("s1.0", 16, 32), _stage("s1.1.inner", 16, 32),
+              _stage("s1", 16, 32), _stage("s2.0", 32, 16), _stage("s2", 32, 16), _stage("s3.0", 64, 8),
+              _stage("s3", 64, 8), _stage("s4.0", 128, 4), _stage("s4.1", 128, 4), _stage("s4", 128, 4),
+              Layer("head", "Linear", ())]
+
+    def names(current: str, count: int = 5) -> list[str]:
+        return [layer.name for layer in layers_to_compare(layers, current, count)]
+
+    assert names("s4") == ["stem", "s1", "s2", "s3", "s4"]
+    assert names("s4.0") == ["stem", "s1", "s2", "s3", "s4.0"]  # its own size's group left out
+    assert names("s4", count=3) == ["stem", "s3", "s4"]  # spaced: the first and the deepest stage
+    assert names("s4", count=4) == ["stem", "s2", "s3", "s4"]
+    assert names("s2") == ["stem", "s1", "s2"]  # only earlier stages
+    assert names("stem") == ["stem"] and names("missing") == [] and names("head") == []
+
+
+def test_compare_across_layers_shows_each_stage_and_a_click_shows_that_layer_live(qtbot, make_window):
+    w = make_window()
+    wait_frames(qtbot, w, 2)
+    qtbot.waitUntil(lambda: len(w.layers) > 10 and w.status is not None, timeout=WAIT)
+    base = paused(qtbot, w)
+    want = layers_to_compare(w.layers, "features")
+    assert [layer.name for layer in want] == ["features.0", "features.1", "features.3", "features.8", "features"]
+    with qtbot.waitSignal(w.pipeline.compare_ready, timeout=WAIT) as got, \
+            qtbot.waitSignal(w.frame_shown, timeout=WAIT) as redrawn:
+        qtbot.keyClick(w.view, Qt.Key_L)  # the shortcut (the toolbar's "Layers" button)
+    tiles = got.args[0]
+    assert [name for name, _, _ in tiles] == [layer.name for layer in want]
+    assert all(picture.shape == base.image.shape for _, picture, _ in tiles)
+    # The view is redrawn from this frame alone, as the tiles are: it is the last tile, the layer in use.
+    assert redrawn.args[0].frame.index == base.frame.index and np.array_equal(redrawn.args[0].image, tiles[-1][1])
+    assert all(not np.array_equal(a[1], b[1]) for a, b in zip(tiles, tiles[1:], strict=False))
+    assert all(0 < ev <= 1 for *_, ev in tiles)
+    assert w.pipeline.engine.layer == "features" and w.pipeline.engine.config.component == 1, "nothing changed"
+    grid = w.compare_grid
+    qtbot.waitUntil(grid.isVisible, timeout=WAIT)
+    assert grid.mode == "layers" and grid.current == "features" and grid.windowTitle() == "Compare layers"
+    for caption, layer in zip(grid.captions, want, strict=True):
+        assert caption.split("\n")[0] == layer.name and "×".join(map(str, layer.shape)) in caption
+    assert grid.captions[0].endswith(f"PC1 {tiles[0][2] * 100:.1f} %")
+    assert grid.tile_at(grid.tile_rect(1).center().x(), grid.tile_rect(1).center().y()) == "features.1"
+
+    centre = grid.tile_rect(1).center().toPoint()
+    p = next_packet(qtbot, w, lambda: qtbot.mouseClick(grid, Qt.LeftButton, pos=centre))
+    assert p.frame.index == base.frame.index and p.result.cam.shape == want[1].shape[1:]
+    qtbot.waitUntil(lambda: w.status.layer == "features.1", timeout=WAIT)
+    assert w.layer_combo.currentData() == "features.1" and grid.current == "features.1"
+
+    # The components grid is the same window, back in its first mode.
+    with qtbot.waitSignal(w.pipeline.compare_ready, timeout=WAIT) as got:
+        w.compare(3)
+    assert [k for k, _, _ in got.args[0]] == [1, 2, 3] and grid.mode == "components"
+    assert grid.captions[0].startswith("PC1") and w.compare_grid is grid

@@ -232,7 +232,9 @@ def _app_main(argv: list[str] | None) -> int:
     window = MainWindow(engine, render, source, settings=settings, snapshot_dir=args.snapshots,
                         demo_size=(w, h), demo_fps=args.demo_fps)
     if settings is None or remembered.load_geometry(settings) is None:  # a remembered geometry wins
-        window.resize(1480, 1000)  # the controls fit without scrolling
+        # The controls fit without scrolling at 1480x1000; never larger than the screen's free area.
+        screen = app.primaryScreen().availableGeometry() if app.primaryScreen() else None
+        window.resize(min(1480, screen.width()) if screen else 1480, min(1000, screen.height()) if screen else 1000)
     window.show()
     if args.screenshot:  # used to make docs/screenshot.png: wait for frames, grab, quit
         _grab_after_frames(window, args.screenshot, app)

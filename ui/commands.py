@@ -144,14 +144,20 @@ class SetTimecode:
 
 @dataclass(frozen=True)
 class Compare:
-    """Map the frame on screen with each of the first ``count`` components (2 to 5), side by side."""
+    """Map the frame on screen with each of the first ``count`` components (2 to 5), side by side;
+    or, given ``layers`` (2 to 8 layer names), with the component in use at each of those layers."""
 
     count: int = 4
+    layers: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check_int("count", self.count)
         if not 2 <= self.count <= 5:
             raise ValueError(f"count must be in [2, 5]. Got {self.count}")
+        if not isinstance(self.layers, tuple) or not all(isinstance(n, str) and n for n in self.layers):
+            raise TypeError(f"layers must be a tuple of layer names. Got {self.layers!r}")
+        if self.layers and not 2 <= len(self.layers) <= 8:
+            raise ValueError(f"layers must name 2 to 8 layers. Got {len(self.layers)}")
 
 
 Command = Compare | SetTimecode | OpenSource | Reconfigure | SetRender | SetPaused | Step | Seek | StartRecording | StopRecording | FindCameras

@@ -38,7 +38,8 @@ __all__ = ["TIPS", "build_panel", "natural_key"]
 SUGGESTED_MODELS = ("timm:convnext_tiny", "timm:efficientnet_b0", "timm:vit_small_patch16_224",
                     "examples.efficientnet_lite0:build")
 
-_VIEW_LABELS = {"overlay": "Overlay", "side-by-side": "Side by side", "heatmap": "Heatmap only", "original": "Original"}
+_VIEW_LABELS = {"overlay": "Overlay", "side-by-side": "Side by side / stacked", "stacked": "Stacked", "heatmap": "Heatmap only",
+                "original": "Original"}
 
 
 def _form(parent: QWidget) -> QFormLayout:
@@ -80,8 +81,9 @@ TIPS = {
                   "The whole frame is resized, never cropped. Larger: finer maps, slower frames.",
     "device": "cpu, cuda, or auto (CUDA when there is a GPU).",
     "precision": "fp32, fp16 (CUDA only), bf16, or auto (fp16 on CUDA, fp32 on the CPU).",
-    "view": "overlay: the map blended into the frame; side by side: the frame, then the overlay; heatmap "
-            "only; original.",
+    "view": "overlay: the map blended into the frame; side by side: the frame, then the overlay, beside it "
+            "or below it, whichever shows them larger in the window (a wide frame stacks); heatmap only; "
+            "original.",
     "alpha": "How strongly the map covers the frame in the overlay view.",
     "colormap": "The colours of the map, from low (0) to high (1) attention; the bar at the right of the "
                 "picture shows the scale.",
@@ -187,7 +189,8 @@ def build_panel(w, dock: QWidget) -> QWidget:
     form = _form(drw)
     w.view_combo = QComboBox(drw)
     for v in VIEWS:
-        w.view_combo.addItem(_VIEW_LABELS.get(v, v), v)
+        if v != "stacked":  # "Side by side" stands for both two-panel layouts: the window picks the one that fits
+            w.view_combo.addItem(_VIEW_LABELS.get(v, v), v)
     w.alpha_slider = QSlider(Qt.Horizontal, drw)
     w.alpha_slider.setRange(0, 100)
     w.alpha_label = QLabel("", drw)

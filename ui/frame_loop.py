@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from eigencam_live.engine import Engine, EngineConfig
 from eigencam_live.errors import EigenCamError
-from eigencam_live.render import RenderConfig
+from eigencam_live.render import TWO_PANEL_VIEWS, RenderConfig
 from eigencam_live.video import Frame, list_cameras
 
 from . import commands as cmd
@@ -343,10 +343,15 @@ class FrameLoop:
 
     def _compare(self, command: cmd.Compare) -> None:
         """Say ``compare_ready([(component, picture, explained), ...])`` for the frame on screen,
-        one picture per component (the engine's own, as drawn now); the component in use stays."""
+        one picture per component (the engine's own, as drawn now); the component in use stays.
+        With ``command.layers``: ``[(layer name, picture, explained), ...]``, the component in use
+        at each layer (those that cannot give it are left out); the layer in use stays."""
         engine, frame = self.engine, self._last_frame
         if engine is None or frame is None:
             self.out.error.emit("nothing to compare: no frame is shown yet")
+            return
+        if command.layers:
+            self._compare_layers(engine, frame, command.layers)
             return
         keep = engine.config.component
         tiles = []
@@ -357,13 +362,39 @@ class FrameLoop:
                 except EigenCamError:
                     break  # beyond the layer's rank
                 engine.reset()  # each tile from this frame alone, none from the state of earlier ones
-                result = engine.process(frame.image, render=self._render)[0]
+                result = engine.process(frame.image, render=self._tile_look())[0]
                 tiles.append((k, result.picture, float(result.explained_component)))
         finally:
             engine.reconfigure(component=keep)
             engine.reset()
         # The tiles are the frame's own decomposition (no state carried from earlier frames): the
         # view is redrawn the same way, so that its map is the first tile's.
+        self._redraw = True
+        self.out.compare_ready.emit(tiles)
+
+    def _tile_look(self) -> RenderConfig:
+        """How compare tiles are drawn: as the view, but the overlay alone in place of frame and
+        overlay (the frame, the same in every tile, would take half of each)."""
+        return replace(self._render, view="overlay") if self._render.view in TWO_PANEL_VIEWS else self._render
+
+    def _compare_layers(self, engine: Engine, frame: Frame, layers: tuple[str, ...]) -> None:
+        keep = {"layer": engine.config.layer, "optimize": engine.config.optimize}
+        tiles, refused = [], []
+        try:
+            for name in layers:
+                try:  # other layers eager: a traced copy per layer would cost more than the tile
+                    engine.reconfigure(layer=name, optimize=keep["optimize"] and name == engine.layer)
+                except EigenCamError as exc:
+                    refused.append(f"{name}: {exc}")
+                    continue
+                engine.reset()
+                result = engine.process(frame.image, render=self._tile_look())[0]
+                tiles.append((name, result.picture, float(result.explained_component)))
+        finally:
+            engine.reconfigure(**keep)
+            engine.reset()
+        if refused:
+            self.out.error.emit("left out of the comparison: " + "; ".join(refused))
         self._redraw = True
         self.out.compare_ready.emit(tiles)
 

@@ -55,6 +55,8 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("snapshot", ("S",), "snapshot: view PNG, raw frame PNG, map .npy, settings .json", lambda w: w.snapshot(), "Snapshot", 1),
     Shortcut("record", ("R",), "start / stop recording (H.264)", lambda w: w.toggle_recording(), "● Record", 1),
     Shortcut("compare", ("C",), "compare components 1-5 on this frame", lambda w: w.compare(), "Compare", 1),
+    Shortcut("compare_layers", ("L",), "compare this component across layers", lambda w: w.compare_layers(),
+             "Layers", 1),
     Shortcut("fullscreen", ("F",), "fullscreen on / off", lambda w: w.toggle_fullscreen(), "Fullscreen", 2),
     Shortcut("help", ("H", "?"), "this help", lambda w: w.toggle_help(), "Shortcuts", 2),
     Shortcut("escape", ("Escape",), "close help / leave fullscreen", lambda w: w.escape()),

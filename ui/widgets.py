@@ -27,6 +27,9 @@ class FrameView(QWidget):
     pixel itself (opaque), so frames replace each other without flicker.
     """
 
+    #: the widget's size changed (the window chooses the two-panel layout that fits it best)
+    resized = pyqtSignal()
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setAttribute(Qt.WA_OpaquePaintEvent, True)
@@ -38,6 +41,7 @@ class FrameView(QWidget):
         self.placeholder = "Starting…"
         self.busy = ""  # said over a dimmed picture while, e.g., a model loads
         self.colorbar: np.ndarray | None = None  # (256, 3) uint8 BGR lookup table, drawn at the right
+        self.panels = (1, 1)  # (columns, rows) of frame-sized panels in the image
 
     def set_busy(self, text: str) -> None:
         """Dim the picture and say ``text`` over it (``""``: back to normal)."""
@@ -49,9 +53,12 @@ class FrameView(QWidget):
         self.colorbar = None if lut is None else np.asarray(lut, np.uint8)
         self.update()
 
-    def set_image(self, image: np.ndarray | None) -> None:
+    def set_image(self, image: np.ndarray | None, panels: tuple[int, int] = (1, 1)) -> None:
+        """Show ``image``; ``panels``: its ``(columns, rows)`` of frame-sized panels (side by side
+        ``(2, 1)``, stacked ``(1, 2)``): the colour bar goes on the last, the overlay."""
         self._array = image
         self._qimage = None if image is None else to_qimage(image)
+        self.panels = panels
         self.update()
 
     def image(self) -> np.ndarray | None:
@@ -59,6 +66,10 @@ class FrameView(QWidget):
 
     def sizeHint(self) -> QSize:  # noqa: N802 (Qt API)
         return QSize(960, 720)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        super().resizeEvent(event)
+        self.resized.emit()
 
     def target_rect(self) -> QRectF:
         """Where the image lands: centred, scaled to fit, aspect kept."""
@@ -83,7 +94,7 @@ class FrameView(QWidget):
             target = self.target_rect()
             p.drawImage(target, self._qimage)
             if self.colorbar is not None:
-                draw_colorbar(p, self.colorbar, target)
+                draw_colorbar(p, self.colorbar, last_panel(target, self.panels))
             if self.busy:
                 p.fillRect(self.rect(), QColor(20, 20, 24, 170))
         if self.busy:
@@ -94,6 +105,20 @@ class FrameView(QWidget):
             p.setPen(QColor(255, 220, 150))
             p.drawText(self.rect(), Qt.AlignCenter | Qt.TextWordWrap, self.busy)
         p.end()
+
+
+def panels_of(picture_shape: tuple[int, ...], frame_shape: tuple[int, ...]) -> tuple[int, int]:
+    """``(columns, rows)`` of ``frame_shape`` panels in a ``picture_shape`` picture (``(H, W, ...)``
+    both): ``(2, 1)`` side by side, ``(1, 2)`` stacked, ``(1, 1)`` otherwise."""
+    return (max(1, picture_shape[1] // max(1, frame_shape[1])), max(1, picture_shape[0] // max(1, frame_shape[0])))
+
+
+def last_panel(target: QRectF, panels: tuple[int, int]) -> QRectF:
+    """The bottom-right panel of ``target`` split into ``panels = (columns, rows)``: the overlay
+    of a side-by-side or stacked picture."""
+    cols, rows = panels
+    w, h = target.width() / cols, target.height() / rows
+    return QRectF(target.x() + (cols - 1) * w, target.y() + (rows - 1) * h, w, h)
 
 
 def draw_colorbar(p: QPainter, lut: np.ndarray, target: QRectF) -> None:
@@ -331,31 +356,53 @@ class SeekSlider(QSlider):
 
 
 class CompareGrid(QWidget):
-    """Tiles of one frame mapped with several components, each with its explained variance; a
-    click on a tile chooses its component.
+    """Tiles of one frame mapped several ways, each with its explained variance: with each of the
+    first components (keys 1, 2, ...), or with the component in use at several layers (keys: the
+    layers' names); a click on a tile chooses it.
 
     Signals:
-        chosen(int): the 1-based component of the clicked tile.
+        chosen(object): the clicked tile's key: a 1-based component (int) or a layer name (str).
     """
 
-    chosen = pyqtSignal(int)
+    chosen = pyqtSignal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent, Qt.Tool)
         self.setWindowTitle("Compare components")
-        self.tiles: list[tuple[int, np.ndarray, float]] = []
+        self.tiles: list[tuple[int | str, np.ndarray, float]] = []
+        self.captions: list[str] = []
         self._images: list[QImage] = []
-        self.current = 0
+        self.current: int | str = 0
         self.setMinimumSize(480, 300)
         self.setCursor(Qt.PointingHandCursor)
         self.setToolTip("Click a tile to show its component live")
 
-    def set_tiles(self, tiles: list[tuple[int, np.ndarray, float]], current: int) -> None:
-        """``[(component, (H, W, 3) uint8 BGR picture, explained variance in [0, 1]), ...]``."""
-        self.tiles = [(int(k), np.ascontiguousarray(img), float(ev)) for k, img, ev in tiles]
+    @property
+    def mode(self) -> str:
+        """``"layers"`` when the tiles are layers, else ``"components"``."""
+        return "layers" if self.tiles and isinstance(self.tiles[0][0], str) else "components"
+
+    def set_tiles(self, tiles: list[tuple[int | str, np.ndarray, float]], current: int | str,
+                  captions: list[str] | None = None) -> None:
+        """``[(component or layer name, (H, W, 3) uint8 BGR picture, explained variance in [0, 1]),
+        ...]``; ``captions``: one text per tile (line breaks allowed), by default ``PCk · v %``."""
+        self.tiles = [(k if isinstance(k, str) else int(k), np.ascontiguousarray(img), float(ev))
+                      for k, img, ev in tiles]
         self._images = [to_qimage(img) for _, img, _ in self.tiles]
-        self.current = int(current)
+        if captions is None:
+            captions = [f"PC{k}  ·  {ev * 100:.1f} %" for k, _, ev in self.tiles]
+        if len(captions) != len(self.tiles):
+            raise ValueError(f"captions must have one text per tile ({len(self.tiles)}). Got {len(captions)}")
+        self.captions = list(captions)
+        self.current = current if isinstance(current, str) else int(current)
+        layers = self.mode == "layers"
+        self.setWindowTitle("Compare layers" if layers else "Compare components")
+        self.setToolTip(f"Click a tile to show its {'layer' if layers else 'component'} live")
         self.update()
+
+    def _caption_height(self) -> int:
+        lines = max((c.count("\n") + 1 for c in self.captions), default=1)
+        return lines * (self.fontMetrics().height() + 2) + 2
 
     def grid(self) -> tuple[int, int]:
         """``(columns, rows)``: the layout whose tiles come out largest."""
@@ -366,7 +413,7 @@ class CompareGrid(QWidget):
         best, shape = -1.0, (n, 1)
         for cols in range(1, n + 1):
             rows = -(-n // cols)
-            w, h = self.width() / cols, (self.height() / rows) - 20
+            w, h = self.width() / cols, (self.height() / rows) - self._caption_height()
             scale = min(w / aspect, h) if h > 0 else 0
             if scale > best:
                 best, shape = scale, (cols, rows)
@@ -377,8 +424,8 @@ class CompareGrid(QWidget):
         w, h = self.width() / cols, self.height() / rows
         return QRectF((i % cols) * w, (i // cols) * h, w, h)
 
-    def tile_at(self, x: float, y: float) -> int | None:
-        """The component of the tile under ``(x, y)``, ``None`` between tiles."""
+    def tile_at(self, x: float, y: float) -> int | str | None:
+        """The key (component or layer) of the tile under ``(x, y)``, ``None`` between tiles."""
         for i, (k, _, _) in enumerate(self.tiles):
             if self.tile_rect(i).contains(x, y):
                 return k
@@ -394,17 +441,21 @@ class CompareGrid(QWidget):
         p = QPainter(self)
         p.fillRect(self.rect(), QColor(24, 25, 28))
         p.setRenderHint(QPainter.SmoothPixmapTransform, True)
-        for i, ((k, _, explained), image) in enumerate(zip(self.tiles, self._images, strict=True)):
+        below = self._caption_height()
+        metrics = p.fontMetrics()
+        for i, ((k, _, _), image, text) in enumerate(zip(self.tiles, self._images, self.captions, strict=True)):
             cell = self.tile_rect(i).adjusted(4, 4, -4, -4)
-            caption = QRectF(cell.x(), cell.bottom() - 18, cell.width(), 18)
-            room = QRectF(cell.x(), cell.y(), cell.width(), cell.height() - 20)
-            scale = min(room.width() / image.width(), room.height() / image.height())
+            scale = max(0.0, min(cell.width() / image.width(), (cell.height() - below) / image.height()))
             w, h = image.width() * scale, image.height() * scale
-            target = QRectF(room.x() + (room.width() - w) / 2, room.y() + (room.height() - h) / 2, w, h)
+            # the picture and its caption as one block, centred in the cell
+            target = QRectF(cell.x() + (cell.width() - w) / 2, cell.y() + (cell.height() - h - below) / 2, w, h)
+            caption = QRectF(cell.x(), target.bottom() + 2, cell.width(), below - 2)
             p.drawImage(target, image)
             if k == self.current:
                 p.setPen(QPen(QColor(255, 170, 40), 3))
                 p.drawRect(target)
             p.setPen(QColor(235, 235, 240))
-            p.drawText(caption, Qt.AlignCenter, f"PC{k}  ·  {explained * 100:.1f} %")
+            # a long layer name keeps its end (the block it names), elided at the front
+            lines = [metrics.elidedText(line, Qt.ElideLeft, int(caption.width())) for line in text.split("\n")]
+            p.drawText(caption, Qt.AlignHCenter | Qt.AlignTop, "\n".join(lines))
         p.end()

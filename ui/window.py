@@ -32,19 +32,19 @@ from PyQt5.QtWidgets import (
 )
 
 from eigencam_live.engine import EngineConfig
-from eigencam_live.models import model_kind
+from eigencam_live.models import Layer, model_kind
 from eigencam_live.options import layer_tree
-from eigencam_live.render import RenderConfig, colormap_lut
+from eigencam_live.render import TWO_PANEL_VIEWS, RenderConfig, colormap_lut, fitting_layout
 
 from . import commands as cmd
 from . import settings as remembered
 from .controls import TIPS, build_panel
 from .rates import RateMeter
 from .shortcuts import SHORTCUTS, shortcut
-from .widgets import CompareGrid, FrameView, SeekSlider, ShortcutsOverlay
+from .widgets import CompareGrid, FrameView, SeekSlider, ShortcutsOverlay, panels_of
 from .worker import EngineStatus, Packet, Pipeline
 
-__all__ = ["MainWindow", "default_snapshot_dir"]
+__all__ = ["MainWindow", "default_snapshot_dir", "layers_to_compare"]
 
 #: The other texts a toolbar button takes (see :meth:`MainWindow.set_paused`, ``_on_recording_changed``).
 _OTHER_TEXTS = {"pause": ("Resume",), "record": ("■ Stop recording",)}
@@ -56,7 +56,34 @@ def default_snapshot_dir() -> Path:
     return Path.home() / "Pictures" / "eigencam-live"
 
 
-
+def layers_to_compare(layers: list[Layer], current: str, count: int = 5) -> list[Layer]:
+    """The layer in use and up to ``count - 1`` earlier stages, spaced through the network, in
+    forward order: ``layers`` (forward order, as :meth:`~eigencam_live.engine.Engine.feature_layers`
+    gives them) are grouped by their map's ``(h, w)``, and a stage is the outermost layer (fewest
+    dots in its name) that ends its group before ``current``; groups at ``current``'s own size are
+    left out (they look alike). With more stages than room, evenly spaced ones, the deepest kept.
+    ``[]`` when ``current`` is not listed with a ``(C, h, w)`` shape."""
+    spatial = [layer for layer in layers if len(layer.shape) == 3]
+    at = next((i for i, layer in enumerate(spatial) if layer.name == current), None)
+    if at is None:
+        return []
+    here = spatial[at].shape[1:]
+    stages: dict[tuple[int, ...], Layer] = {}  # insertion order: where each size's group starts
+    for layer in spatial[:at]:
+        size = layer.shape[1:]
+        if size == here:
+            continue
+        best = stages.get(size)
+        if best is None or layer.name.count(".") <= best.name.count("."):
+            stages[size] = layer  # the last of the outermost ones: a stage's output
+    order = {layer.name: i for i, layer in enumerate(spatial)}
+    found = sorted(stages.values(), key=lambda layer: order[layer.name])
+    room = max(0, count - 1)
+    if len(found) > room:
+        last = len(found) - 1
+        picks = {round(i * last / (room - 1)) for i in range(room)} if room > 1 else {last} if room else set()
+        found = [found[i] for i in sorted(picks)]
+    return [*found, spatial[at]]
 
 
 class _FrameKeys(QObject):
@@ -128,6 +155,9 @@ class MainWindow(QMainWindow):
         self.latencies: deque[float] = deque(maxlen=600)  # ms, capture -> on screen
         self.display_rate = RateMeter()
         self._closed = False
+        self._frame_size: tuple[int, int] | None = None  # (w, h) of the frames shown: the two-panel layout fits it
+        self.layers: list[Layer] = []  # the model's feature layers, for compare_layers
+        self._compare_shapes: dict[str, tuple[int, ...]] = {}  # the compared layers' (C, h, w), for the captions
 
         self.pipeline = Pipeline(engine_config, render_config, demo_size=demo_size, demo_fps=demo_fps, parent=self)
         self._build_ui()
@@ -162,6 +192,7 @@ class MainWindow(QMainWindow):
         self.error_banner.hide()
         self.view = FrameView(central)
         self.view.set_colorbar(colormap_lut(self.render_config.colormap))
+        self.view.resized.connect(self._refit_view)
         self.overlay = ShortcutsOverlay(self.view)
         seek_row = QHBoxLayout()
         self.seek_slider = SeekSlider(central)
@@ -212,7 +243,7 @@ class MainWindow(QMainWindow):
         self.device_combo.activated.connect(lambda _i: self._engine(device=self.device_combo.currentData()))
         self.backend_combo.activated.connect(lambda _i: self._engine(backend=self.backend_combo.currentData()))
         self.precision_combo.activated.connect(lambda _i: self._engine(precision=self.precision_combo.currentData()))
-        self.view_combo.activated.connect(lambda _i: self._render(view=self.view_combo.currentData()))
+        self.view_combo.activated.connect(lambda _i: self._choose_view(self.view_combo.currentData()))
         self.alpha_slider.valueChanged.connect(lambda v: self._render(alpha=v / 100.0))
         self.colormap_combo.activated.connect(lambda _i: self._render(colormap=self.colormap_combo.currentData()))
         self.score_spin.valueChanged.connect(lambda v: self._engine(score=round(float(v), 2)))
@@ -319,6 +350,24 @@ class MainWindow(QMainWindow):
         self.view.set_colorbar(colormap_lut(self.render_config.colormap))
         self.pipeline.set_render(self.render_config)
 
+    def _choose_view(self, view: str) -> None:
+        """A view picked in the list; the two-panel one is laid out as fits the view best."""
+        self._render(view=self._fitting_view() if view in TWO_PANEL_VIEWS else view)
+
+    def _fitting_view(self) -> str:
+        """``side-by-side`` or ``stacked``: whichever shows the frame larger in the view now."""
+        frame = self._frame_size
+        if frame is None:
+            return self.render_config.view if self.render_config.view in TWO_PANEL_VIEWS else TWO_PANEL_VIEWS[0]
+        return fitting_layout(frame, (self.view.width(), self.view.height()))
+
+    def _refit_view(self) -> None:
+        """After the view or the frame changed size: the other two-panel layout if it now fits better."""
+        if self.render_config.view in TWO_PANEL_VIEWS and not self._closed:
+            fitted = self._fitting_view()
+            if fitted != self.render_config.view:
+                self._render(view=fitted)
+
     def _sync_controls(self, ec: EngineConfig, rc: RenderConfig | None = None) -> None:
         widgets = [self.model_combo, self.weights_combo, self.component_spin, self.method_combo, self.smoothing_spin,
                    self.short_side_spin, self.device_combo, self.backend_combo, self.precision_combo, self.view_combo,
@@ -345,8 +394,9 @@ class MainWindow(QMainWindow):
             self.device_combo.setCurrentIndex(self.device_combo.findData(ec.device))
             self.backend_combo.setCurrentIndex(self.backend_combo.findData(ec.backend))
             self.precision_combo.setCurrentIndex(self.precision_combo.findData(ec.precision))
-            if rc is not None:
-                self.view_combo.setCurrentIndex(self.view_combo.findData(rc.view))
+            if rc is not None:  # one entry for both two-panel layouts: the window picks the one that fits
+                self.view_combo.setCurrentIndex(self.view_combo.findData(
+                    TWO_PANEL_VIEWS[0] if rc.view in TWO_PANEL_VIEWS else rc.view))
                 self.alpha_slider.setValue(int(round(rc.alpha * 100)))
                 self.alpha_label.setText(f"{self.alpha_slider.value()} %")
                 self.colormap_combo.setCurrentIndex(self.colormap_combo.findData(rc.colormap))
@@ -421,7 +471,11 @@ class MainWindow(QMainWindow):
         packet = self.pipeline.take()
         if packet is None or self._closed:
             return
-        self.view.set_image(packet.image)
+        self.view.set_image(packet.image, panels_of(packet.image.shape, packet.frame.image.shape))
+        size = (int(packet.frame.image.shape[1]), int(packet.frame.image.shape[0]))
+        if size != self._frame_size:
+            self._frame_size = size
+            self._refit_view()
         now = time.monotonic()
         if not self.paused:  # a step or a redraw while paused has no capture-to-screen latency
             self.latencies.append((now - packet.origin) * 1000.0)
@@ -476,6 +530,7 @@ class MainWindow(QMainWindow):
         """The layer list as a tree (children indented under their container), each with its type
         and its map's shape for the current input; the model's default starred."""
         default = self.status.default_layer if self.status is not None else None
+        self.layers = list(layers)  # for compare_layers
         self.layer_combo.blockSignals(True)
         self.layer_combo.clear()
         for depth, layer in layer_tree(layers):
@@ -675,12 +730,13 @@ class MainWindow(QMainWindow):
         from PyQt5.QtCore import QRectF
         from PyQt5.QtGui import QPainter
 
-        from .widgets import draw_colorbar, to_qimage
+        from .widgets import draw_colorbar, last_panel, to_qimage
 
         height, width = packet.image.shape[:2]
         qimage = to_qimage(packet.image).copy()  # owned: painting a borrowed buffer would detach
         painter = QPainter(qimage)
-        draw_colorbar(painter, colormap_lut(self.render_config.colormap), QRectF(0, 0, width, height))
+        on = last_panel(QRectF(0, 0, width, height), panels_of(packet.image.shape, packet.frame.image.shape))
+        draw_colorbar(painter, colormap_lut(self.render_config.colormap), on)
         painter.end()
         bits = qimage.constBits()
         bits.setsize(qimage.bytesPerLine() * height)
@@ -742,6 +798,26 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Comparing components 1 to {count}…")
         self.pipeline.send(cmd.Compare(count))
 
+    def compare_layers(self, count: int = 5) -> None:
+        """Pause, then show the frame on screen mapped with the component in use at the layer in
+        use and at up to ``count - 1`` earlier stages of the network (:func:`layers_to_compare`),
+        in the same grid, each tile labelled with its layer and its map's shape; a click on a tile
+        shows that layer live."""
+        if self.last_packet is None:
+            self.say_error("nothing to compare: no frame is shown yet")
+            return
+        current = self.status.layer if self.status is not None else None
+        chosen = layers_to_compare(self.layers, current, count) if current else []
+        if len(chosen) < 2:
+            self.say_error(f"nothing to compare: no earlier stage of {self.engine_config.model} "
+                           f"gives a map of another size than {current or 'the layer in use'}")
+            return
+        if not self.paused:
+            self.set_paused(True)
+        self._compare_shapes = {layer.name: layer.shape for layer in chosen}
+        self.statusBar().showMessage(f"Comparing PC{self.engine_config.component} across {len(chosen)} layers…")
+        self.pipeline.send(cmd.Compare(layers=tuple(layer.name for layer in chosen)))
+
     def _on_compare(self, tiles: list) -> None:
         if self._closed or not tiles:
             return
@@ -749,14 +825,27 @@ class MainWindow(QMainWindow):
             self.compare_grid = CompareGrid(self)
             self.compare_grid.chosen.connect(self._on_compare_chosen)
             self.compare_grid.resize(960, 420)
-        self.compare_grid.set_tiles(tiles, self.engine_config.component)
+        if isinstance(tiles[0][0], str):  # across layers: the same component, each layer's shape
+            k = self.engine_config.component
+            shapes = self._compare_shapes
+            captions = [f"{name}\n{'×'.join(str(d) for d in shapes.get(name, ())) or '?'}  ·  PC{k} {ev * 100:.1f} %"
+                        for name, _, ev in tiles]
+            current = self.status.layer if self.status is not None else tiles[-1][0]
+            self.compare_grid.set_tiles(tiles, current, captions)
+        else:
+            self.compare_grid.set_tiles(tiles, self.engine_config.component)
         self.compare_grid.show()
         self.compare_grid.raise_()
         self.statusBar().clearMessage()
 
-    def _on_compare_chosen(self, component: int) -> None:
-        self.component_spin.setValue(component)
-        self.compare_grid.current = component
+    def _on_compare_chosen(self, key: int | str) -> None:
+        """A tile clicked: its component (a spin box change), or its layer, live."""
+        if isinstance(key, str):
+            self._select_layer(key)
+            self._engine(layer=key)
+        else:
+            self.component_spin.setValue(key)
+        self.compare_grid.current = key
         self.compare_grid.update()
 
     def toggle_fullscreen(self) -> None:

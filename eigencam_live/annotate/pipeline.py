@@ -37,7 +37,7 @@ from pathlib import Path
 
 from eigencam_live.engine import Engine, PendingFrames
 from eigencam_live.errors import SinkError, SourceError
-from eigencam_live.render import RenderConfig
+from eigencam_live.render import RenderConfig, picture_size
 from eigencam_live.video import Capture, FileSource, Frame, VideoSink, open_source
 
 from .jobs import Job
@@ -262,9 +262,9 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
     """:func:`annotate_file` once the input is open and the work folder made: the file is written
     as ``work/NAME`` and renamed to the output at the end."""
     info = source.info
-    width = info.width * (2 if look.view == "side-by-side" else 1)
+    width, height = picture_size(look.view, info.width, info.height)
     try:
-        sink = VideoSink(work / job.output.name, width=width, height=info.height, fps=info.rate,
+        sink = VideoSink(work / job.output.name, width=width, height=height, fps=info.rate,
                          time_base=info.time_base, audio_from=str(job.input) if info.has_audio else None,
                          overwrite=True, crf=crf, preset=preset)
     except BaseException:
