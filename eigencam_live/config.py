@@ -141,14 +141,15 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
     return _DTYPES[precision]
 
 
-def _placement(config: EngineConfig) -> tuple[torch.device, torch.dtype, str]:
+def _placement(config: EngineConfig, detector: bool = False) -> tuple[torch.device, torch.dtype, str]:
     """Where, in which precision and by what the network runs: ``(device, dtype, backend)``.
-    An ONNX file runs on the CPU (ONNX Runtime's CPU build) even when ``auto`` could pick CUDA."""
+    An ONNX file runs on the CPU (ONNX Runtime's CPU build) even when ``auto`` could pick CUDA;
+    a detector (by name, or ``detector`` for one handed over as a module) runs with torch."""
     onnx_file = model_kind(config.model) == "onnx"
     device = resolve_device("cpu" if onnx_file and config.device == "auto" else config.device)
     dtype = resolve_dtype(config.precision, device)
     return device, dtype, resolve_backend(config.backend, device, dtype, onnx_file=onnx_file,
-                                          detector=model_kind(config.model) in ("detector", "yolo"))
+                                          detector=detector or model_kind(config.model) in ("detector", "yolo"))
 
 
 def input_size(height: int, width: int, short_side: int, fixed: tuple[int, int] | None = None) -> tuple[int, int]:

@@ -97,6 +97,8 @@ class Engine:
             model, self.warning = self._load(self._config)
         else:
             model = _with_overrides(model if isinstance(model, LoadedModel) else from_module(model), self._config)
+        if model.detector:  # one handed over as a module is known for one only now
+            device, dtype, kind = _placement(self._config, detector=True)
         self.backend = make_backend(kind, model, self._config.layer or model.spec.layer, device, dtype,
                                     optimize=self._config.optimize)
         self._resident = resident
@@ -202,9 +204,9 @@ class Engine:
         with self._lock:
             old = self._config
             new = replace(old, **changes)  # validates
-            device, dtype, kind = _placement(new)
             new_model = (new.model, new.weights, new.labels, new.mean, new.std) != (
                 old.model, old.weights, old.labels, old.mean, old.std)
+            device, dtype, kind = _placement(new, detector=not new_model and self.loaded.detector)
             backend, warning = self.backend, self.warning
             layer = new.layer or (self.loaded.spec.layer if not new_model else None)
             if new_model:
@@ -225,7 +227,9 @@ class Engine:
             self._normalisation()
             if (new.model, new.weights, layer, new.component, new.short_side, device, dtype) != before:
                 self.tracker.reset()
-            self.smoother = TemporalSmoother(new.smoothing)
+                self.smoother = TemporalSmoother(new.smoothing)
+            elif new.smoothing != old.smoothing:  # a score or a method change keeps the smoothed maps
+                self.smoother = TemporalSmoother(new.smoothing)
             return new
 
     def reset(self) -> None:
@@ -254,8 +258,8 @@ class Engine:
         """Queue frames (as :meth:`process` takes them) and return at once on CUDA; the results come
         from :meth:`PendingFrames.result`. Batches are processed in the order they are submitted."""
         batch = _as_batch(frames)
-        cfg = self._config
         with self._lock, torch.inference_mode():
+            cfg = self._config
             t0 = time.perf_counter()
             on_device = self._upload(batch)
             x = self._network_input(on_device)
@@ -296,7 +300,7 @@ class Engine:
         scale = torch.tensor([width / w, height / h, width / w, height / h])
         labels, out = self.loaded.labels, []
         for o in outputs:
-            keep = o["scores"] >= self._config.score
+            keep = (o["scores"] >= self._config.score) & torch.isfinite(o["boxes"]).all(dim=1)
             boxes = (o["boxes"][keep].float().cpu() * scale).clamp_(min=0)
             boxes[:, 0::2] = boxes[:, 0::2].clamp(max=width)
             boxes[:, 1::2] = boxes[:, 1::2].clamp(max=height)

@@ -45,9 +45,9 @@ class FrameResult:
     def __init__(self, cam: np.ndarray, predictions: list[tuple[str, float]], explained: np.ndarray, component: int,
                  peak: tuple[int, int], frame_size: tuple[int, int], *, picture: np.ndarray | None = None,
                  heatmap: np.ndarray | None = None, timings: dict[str, float] | None = None,
-                 detections: list | None = None) -> None:
+                 detections: list | None = None, in_boxes: bool = False) -> None:
         self.cam, self.predictions, self.explained = cam, predictions, explained
-        self.detections = detections
+        self.detections, self.in_boxes = detections, in_boxes
         self.component, self.peak, self.frame_size = component, peak, frame_size
         self.picture = picture
         self.timings = timings or {}
@@ -56,7 +56,10 @@ class FrameResult:
 
     @cached_property
     def heatmap(self) -> np.ndarray:
-        return maps_on_frames(torch.from_numpy(self.cam)[None], self.frame_size)[0].numpy()
+        heat = maps_on_frames(torch.from_numpy(self.cam)[None], self.frame_size)[0]
+        if self.in_boxes and self.detections is not None:  # as drawn: renormalised inside the boxes
+            heat = maps_in_boxes(heat, self.detections)
+        return heat.numpy()
 
     @property
     def explained_component(self) -> float:
@@ -111,6 +114,7 @@ class PendingFrames:
                 cams[i], preds, row[2 * k + 1 :].astype(np.float32), self._component, peak, (height, width),
                 picture=None if pictures is None else pictures[i], heatmap=None if heatmaps is None else heatmaps[i],
                 timings=dict(timings), detections=None if dets is None else dets[i],
+                in_boxes=self._render is not None and self._render.in_boxes,
             ))
         return results
 

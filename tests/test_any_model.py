@@ -277,3 +277,34 @@ def test_a_state_dict_loads_on_top_of_a_factory_and_a_timm_model(mynet, tmp_path
 
     with pytest.raises(WeightsError, match="does not fit mynet:build"):
         load_model("mynet:build", str(tmp_path / "atto.pth"))
+
+
+def test_a_factory_returning_a_dict_runs_eagerly_whatever_its_name(tmp_path, monkeypatch):
+    """Review: a factory named like a torchvision family (resnet...) got the traced copy and crashed on
+    its dict output; ONNX Runtime failed on it with a misleading 'differ' warning (now the export
+    reads the class scores from the dict as the torch backend does)."""
+    (tmp_path / "resnetzoo.py").write_text(
+        "import torch\nfrom torch import nn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, stride=4, padding=1), nn.ReLU())\n"
+        "        self.head = nn.Linear(8, 3)\n"
+        "    def forward(self, x):\n"
+        "        f = self.features(x)\n"
+        "        return {'logits': self.head(f.mean((2, 3))), 'aux': f}\n"
+        "def build():\n    torch.manual_seed(0)\n    return Net()\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    try:
+        frame = _frame(64, 96)
+        eager = Engine(EngineConfig(model="resnetzoo:build", backend="torch", device="cpu", short_side=64))
+        got = eager.process_one(frame)
+        assert not eager.traced and len(got.predictions) == 3
+        auto = Engine(EngineConfig(model="resnetzoo:build", device="cpu", short_side=64))
+        again = auto.process_one(frame)
+        assert auto.backend.running == "onnxruntime" and auto.backend.warning is None  # the logits exported
+        np.testing.assert_allclose(again.cam, got.cam, atol=1e-4)
+        assert [label for label, _ in again.predictions] == [label for label, _ in got.predictions]
+    finally:
+        sys.modules.pop("resnetzoo", None)

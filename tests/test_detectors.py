@@ -197,6 +197,7 @@ def test_annotate_writes_boxes_as_json_lines_and_counts_them_in_the_stats(tmp_pa
              "--device", "cpu", "-q", "--detections", str(tmp_path / "b2.jsonl")]
     assert annotate_main(again) == 1
     assert "--detections needs an object detector" in _one_error_line(capsys.readouterr().err)
+    assert not any(tmp_path.glob("o2*"))
     assert not (tmp_path / "o2.mp4").exists() and not (tmp_path / "b2.jsonl").exists()
 
 
@@ -296,3 +297,31 @@ def test_yolo_when_installed_maps_its_neck_and_decodes_boxes():
     np.testing.assert_allclose(result.cam, want[0], atol=2e-4)
     assert isinstance(result.detections, list) and result.picture.shape == (180, 320, 3)
     assert all(0 <= d.box[0] <= d.box[2] <= 320 and 0 <= d.box[1] <= d.box[3] <= 180 for d in result.detections)
+
+
+def test_review_fixes_batch_precision_backend_and_resident_in_boxes(frcnn, ssd):
+    """Found in review: a per-proposal layer offered and then failing every frame; bf16 detectors on
+    the CPU crashing in NMS; a detector handed over as a module given to ONNX Runtime; the resident
+    route's heatmap ignoring in_boxes."""
+    from eigencam_live.models import load_model
+
+    names = [layer.name for layer in frcnn.feature_layers()]
+    assert "roi_heads.box_roi_pool" not in names and "backbone" in names
+    with pytest.raises(LayerNotFoundError, match="maps for 1 image"):
+        frcnn.reconfigure(layer="roi_heads.box_roi_pool")
+    with pytest.raises(ConfigError, match="detectors run in fp32 on the CPU"):
+        frcnn.reconfigure(precision="bf16")
+    handed = Engine(EngineConfig(score=0.0, device="cpu"), model=load_model("ssdlite320_mobilenet_v3_large", "none"))
+    assert handed.backend.name == "torch"
+    frame = scene(240, 320, corner="c")
+    ssd.reconfigure(score=0.0)
+    top = ssd.process_one(frame).detections[0]
+    ssd.reconfigure(score=top.score)
+    try:
+        look = RenderConfig(in_boxes=True)
+        host = ssd.process_one(frame, render=look)
+        resident = Engine(ssd.config, model=ssd.loaded, resident=True).process_one(frame, render=look)
+    finally:
+        ssd.reconfigure(score=0.0)
+    assert resident.detections == host.detections
+    np.testing.assert_allclose(resident.heatmap, host.heatmap, atol=1e-4)

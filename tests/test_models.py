@@ -113,7 +113,8 @@ def test_to_feature_map_reads_the_layout_from_the_shape():
     (2, (14, 14), (224, 224), 2),         # DeiT distilled: class + distillation tokens
     (5, (37, 37), (518, 518), 5),         # DINOv2 with 4 registers
     (1, (12, 20), (192, 320), None),      # a non-square patch grid
-    (5, (16, 9), (256, 144), None),       # registers and a portrait grid, found without a hint
+    (5, (16, 9), (256, 144), 5),          # registers and a portrait grid
+    (2, (12, 20), (192, 320), None),      # two prefix tokens found without a hint
 ])
 def test_tokens_reshape_to_the_patch_grid(prefix, grid, size, hint):
     b, d = 2, 6
@@ -123,6 +124,19 @@ def test_tokens_reshape_to_the_patch_grid(prefix, grid, size, hint):
     fmap = to_feature_map(tokens, size, hint)
     assert tuple(fmap.shape) == (b, d, h, w)
     assert torch.equal(fmap.flatten(2).transpose(1, 2), patches)  # row-major patch order, prefix gone
+
+
+def test_outputs_that_are_not_maps_of_the_input_are_refused():
+    """Per-head q/k tensors, a detector's (B, 84, anchors) outputs, per-proposal features: shapes a
+    loose reading would take for maps, which then filled the layer lists."""
+    with pytest.raises(LayerNotFoundError, match=r"\(1, 2, 101, 32\)"):
+        to_feature_map(torch.randn(1, 2, 101, 32), (224, 224))  # neither NCHW nor NHWC on the grid
+    with pytest.raises(LayerNotFoundError, match=r"\(1, 84, 3780\)"):
+        to_feature_map(torch.randn(1, 84, 3780), (320, 320))  # 81 + 3 would be a 9x9 grid of stride 35
+    with pytest.raises(LayerNotFoundError, match="holds 300 maps for 1 image"):
+        to_feature_map(torch.randn(300, 256, 7, 7), (224, 224), batch=1)
+    assert to_feature_map(torch.randn(1, 9, 12, 64), (224, 384)).shape == (1, 64, 9, 12)  # NHWC, 2 cells off
+    assert to_feature_map(torch.randn(1, 64, 26, 26), (224, 224)).shape == (1, 64, 26, 26)  # unpadded convs
 
 
 def test_tokens_that_fit_no_grid_are_refused_with_the_shape():

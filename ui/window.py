@@ -484,6 +484,8 @@ class MainWindow(QMainWindow):
         self.last_packet = packet
         self._end_busy(frame_shown=True)  # signals come in order: this frame is the new engine's
         r = packet.result
+        if r.detections is not None:  # a detector's frame: say why the list is empty
+            self.predictions.placeholder = f"no box scores ≥ {self.engine_config.score:.2f} on this frame"
         self.predictions.set_predictions(r.predictions, untrained=not (self.status and self.status.trained))
         self.spectrum.set_spectrum(r.explained, r.component)
         if self.seek_widget.isVisible():
@@ -509,7 +511,7 @@ class MainWindow(QMainWindow):
         if not status.trained:
             if status.warning:
                 text = (
-                    f"<b>Untrained network:</b> no ImageNet weights for {status.config.model} (offline, none "
+                    f"<b>Untrained network:</b> no pretrained weights for {status.config.model} (offline, none "
                     "cached), so heatmaps and labels mean nothing."
                 )
             else:
@@ -518,7 +520,7 @@ class MainWindow(QMainWindow):
                 )
             self.warning_banner.setText(text)
             self.warning_banner.setToolTip(
-                (status.warning or "") + "\nConnect once to cache the ImageNet weights, or load weights of "
+                (status.warning or "") + "\nConnect once to cache the pretrained weights, or load weights of "
                 "your own: Weights > Load file… (or --weights FILE.pth).")
             self.warning_banner.show()
         else:

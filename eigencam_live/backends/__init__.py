@@ -52,6 +52,9 @@ def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype, *, o
     if detector:
         if backend == "onnxruntime":
             raise ConfigError("detectors run with torch (--backend torch or auto)", field="backend")
+        if device.type == "cpu" and dtype != torch.float32:
+            raise ConfigError("detectors run in fp32 on the CPU (their box selection has no bf16 kernel)",
+                              field="precision")
         return "torch"
     if onnx_file:
         if backend == "torch":

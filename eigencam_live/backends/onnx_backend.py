@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from eigencam_live.models import Layer, LoadedModel, to_feature_map
+from eigencam_live.models import ActivationCapture, Layer, LoadedModel, to_feature_map
 
-from .torch_backend import TorchBackend
+from .torch_backend import TorchBackend, _outputs
 
 __all__ = ["OnnxBackend", "cache_dir", "onnxruntime_available"]
 
@@ -59,19 +59,13 @@ class _WithLayer(nn.Module):
         self.net, self.layer = net, layer
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        seen: list[torch.Tensor] = []
-
-        def keep(_module, _inputs, output):
-            if isinstance(output, (tuple, list)):
-                output = next(o for o in output if isinstance(o, torch.Tensor))
-            seen.append(output)
-
-        handle = self.net.get_submodule(self.layer).register_forward_hook(keep)
-        try:
-            out = self.net(x)
-        finally:
-            handle.remove()
-        return out, seen[-1]
+        with ActivationCapture(self.net, self.layer) as cap:
+            out = _outputs(self.net(x))  # the class scores, as the torch backend reads them
+        raw = cap.outputs.get(self.layer)
+        if not isinstance(out, torch.Tensor) or not isinstance(raw, torch.Tensor):
+            # ONNX graph outputs are tensors: a dict, a tuple or a pyramid of maps stays with torch
+            raise TypeError(f"the network's or layer {self.layer!r}'s output is not a single tensor")
+        return out, raw
 
 
 def _agree(a: np.ndarray, b: torch.Tensor, tol: float = 1e-3) -> bool:
@@ -131,7 +125,7 @@ class OnnxBackend:
         return self.torch.feature_layers(size)
 
     def _map(self, raw: np.ndarray, x: torch.Tensor) -> torch.Tensor:
-        return to_feature_map(torch.from_numpy(raw), tuple(x.shape[-2:]), self.loaded.prefix_tokens)
+        return to_feature_map(torch.from_numpy(raw), tuple(x.shape[-2:]), self.loaded.prefix_tokens, x.shape[0])
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """As :meth:`TorchBackend.forward`; the first call for a layer exports (or loads) and checks."""

@@ -68,7 +68,7 @@ class OnnxFile:
                 if meta.name == self.output or not isinstance(value, np.ndarray):
                     continue
                 try:
-                    fmap = to_feature_map(torch.from_numpy(np.ascontiguousarray(value)), size)
+                    fmap = to_feature_map(torch.from_numpy(np.ascontiguousarray(value)), size, batch=1)
                 except LayerNotFoundError:
                     continue
                 if fmap.shape[0] == 1 and fmap.shape[2] * fmap.shape[3] >= 4:
@@ -155,7 +155,7 @@ class OnnxFileBackend:
         if self._layer not in self._sessions:
             self._sessions[self._layer] = self.graph.session(self._layer)
         logits, raw = self._sessions[self._layer].run(None, {self.graph.input: x.contiguous().numpy()})
-        return torch.from_numpy(logits), to_feature_map(torch.from_numpy(raw), tuple(x.shape[-2:]))
+        return torch.from_numpy(logits), to_feature_map(torch.from_numpy(raw), tuple(x.shape[-2:]), batch=x.shape[0])
 
     def feature_layers(self, size: tuple[int, int]) -> list[Layer]:
         kinds = self.graph.kinds

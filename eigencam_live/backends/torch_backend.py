@@ -11,7 +11,15 @@ from __future__ import annotations
 import torch
 
 from eigencam_live.errors import LayerNotFoundError
-from eigencam_live.models import ActivationCapture, Layer, LoadedModel, feature_layers, find_layer, to_feature_map
+from eigencam_live.models import (
+    MODELS,
+    ActivationCapture,
+    Layer,
+    LoadedModel,
+    feature_layers,
+    find_layer,
+    to_feature_map,
+)
 
 from .traced import TRACED_FAMILIES, TracedForward, build_traced
 
@@ -83,13 +91,13 @@ class TorchBackend:
         a detector gives its per-image dicts of ``boxes``, ``labels`` and ``scores`` for logits."""
         traced = self._traced_for(x)
         self.traced = traced is not None
-        size, prefix = tuple(x.shape[-2:]), self.loaded.prefix_tokens
+        size, prefix, batch = tuple(x.shape[-2:]), self.loaded.prefix_tokens, x.shape[0]
         if traced is not None:
             logits, raw = traced(x)
-            return logits, to_feature_map(raw, size, prefix)
+            return logits, to_feature_map(raw, size, prefix, batch)
         with ActivationCapture(self.loaded.net, self._layer) as cap:
             logits = self.loaded.net(x)
-            return _outputs(logits), cap.map(size, self._layer, prefix)
+            return _outputs(logits), cap.map(size, self._layer, prefix, batch)
 
     def probe(self, layer: str, size: tuple[int, int]) -> tuple[int, int, int]:
         """``(C, h', w')`` of ``layer``'s feature map for a ``size = (h, w)`` input, from one forward
@@ -105,7 +113,7 @@ class TorchBackend:
             if layer not in cap.outputs:
                 raise LayerNotFoundError(f"layer {layer!r} is not reached by the forward pass")
             try:
-                fmap = cap.map(size, layer, self.loaded.prefix_tokens)
+                fmap = cap.map(size, layer, self.loaded.prefix_tokens, batch=1)
             except LayerNotFoundError as exc:
                 raise LayerNotFoundError(f"layer {layer!r}: {exc}") from None
         return tuple(int(d) for d in fmap.shape[1:])
@@ -116,8 +124,9 @@ class TorchBackend:
 
     def _traced_for(self, x: torch.Tensor) -> TracedForward | None:
         """The traced copy for this input shape, built on first use (CPU, fp32, conv-BN families)."""
+        name = self.loaded.spec.name  # torchvision's classifiers of the families it speeds up, by name
         if not (self.optimize and self.device.type == "cpu" and self.dtype == torch.float32
-                and self.loaded.spec.name.startswith(TRACED_FAMILIES)):
+                and name in MODELS and name.startswith(TRACED_FAMILIES)):
             return None
         key = (self._layer, tuple(x.shape))
         if key not in self._traced and any(

@@ -68,6 +68,8 @@ def build_traced(net: nn.Module, layer: str, example: torch.Tensor) -> TracedFor
                 raw = cap.outputs[layer]
     except Exception:  # fx cannot trace it, TorchScript rejects an op, ...: the eager path stays
         return None
-    if not isinstance(raw, torch.Tensor) or not _agree(got["logits"], logits) or not _agree(got["fmap"], raw):
-        return None
+    tensors = (got["logits"], logits, got["fmap"], raw)
+    if not all(isinstance(t, torch.Tensor) for t in tensors) or not _agree(got["logits"], logits) \
+            or not _agree(got["fmap"], raw):
+        return None  # outputs that are not plain tensors (a dict, a tuple) stay eager
     return TracedForward(module, tuple(example.shape))

@@ -94,15 +94,21 @@ def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imag
         raise ModelError(f"{name}.labels must be a list of class names")
     fixed = getattr(net, "input_size", None)
     if fixed is not None:
-        fixed = tuple(fixed)[-2:]
+        try:
+            fixed = tuple(fixed)[-2:]
+        except TypeError:
+            fixed = ()
         if len(fixed) != 2 or not all(isinstance(d, int) and d >= 8 for d in fixed):
             raise ModelError(f"{name}.input_size must be (H, W) in pixels. Got {net.input_size!r}")
     norm = {}
     for key, default in (("mean", IMAGENET_MEAN), ("std", IMAGENET_STD)):
-        value = getattr(net, key, None)
-        value = default if value is None else tuple(float(v) for v in value)
+        raw = getattr(net, key, None)
+        try:
+            value = default if raw is None else tuple(float(v) for v in raw)
+        except (TypeError, ValueError):
+            value = ()
         if len(value) != 3:
-            raise ModelError(f"{name}.{key} must be three numbers (R, G, B). Got {value!r}")
+            raise ModelError(f"{name}.{key} must be three numbers (R, G, B). Got {raw!r}")
         norm[key] = value
     loaded = LoadedModel(net=net, spec=ModelSpec(name, "", fixed), labels=list(labels or []), weights=weights,
                          trained=True, prefix_tokens=getattr(net, "num_prefix_tokens", None), **norm)

@@ -50,7 +50,8 @@ def find_layer(net: nn.Module, layer: str) -> nn.Module:
     raise LayerNotFoundError(f"no layer named {layer!r} in {type(net).__name__}.{hint}")
 
 
-def to_feature_map(output: torch.Tensor | tuple, size: tuple[int, int], prefix_tokens: int | None = None) -> torch.Tensor:
+def to_feature_map(output: torch.Tensor | tuple, size: tuple[int, int], prefix_tokens: int | None = None,
+                   batch: int | None = None) -> torch.Tensor:
     """A layer's output as a ``(B, C, h, w)`` feature map, its layout read from its shape.
 
     The layout is the one whose grid fits the network input's ``size = (H, W)`` with one stride on
@@ -66,6 +67,8 @@ def to_feature_map(output: torch.Tensor | tuple, size: tuple[int, int], prefix_t
         output: the layer's output; tuples/lists take their first tensor.
         size: the network input's ``(H, W)``.
         prefix_tokens: the model's own count of prefix tokens, preferred when it fits.
+        batch: the number of images the network got: an output with another first dimension (one
+            map per detection proposal, say) is refused.
 
     Raises:
         LayerNotFoundError: the output cannot be read as a map on the input's grid (e.g. a pooled
@@ -76,17 +79,24 @@ def to_feature_map(output: torch.Tensor | tuple, size: tuple[int, int], prefix_t
     if levels is not None:
         maps = [o for o in levels if isinstance(o, torch.Tensor) and o.dim() == 4]
         if len(maps) >= 2 and len(maps) == len(levels):  # pyramid levels (an FPN, SSD's maps)
-            return stack_levels([to_feature_map(m, size) for m in maps], size)
+            return stack_levels([to_feature_map(m, size, batch=batch) for m in maps], size)
         output = next((o for o in levels if isinstance(o, torch.Tensor)), None)
     if not isinstance(output, torch.Tensor):
         raise LayerNotFoundError(f"layer output is not a tensor (got {arrived}); "
                                  "choose a layer that outputs a feature map")
     height, width = int(size[0]), int(size[1])
+    if batch is not None and output.dim() >= 3 and output.shape[0] != batch:
+        raise LayerNotFoundError(
+            f"layer output of shape {tuple(output.shape)} holds {output.shape[0]} maps for {batch} image(s) "
+            "(one per detection proposal or box?): choose a layer with one map per image")
     if output.dim() == 4:
         _, d1, d2, d3 = output.shape
         if _fits(d1, d2, height, width) and not _fits(d2, d3, height, width):
             return output.permute(0, 3, 1, 2)  # (B, h, w, C) -> (B, C, h, w), a view
-        return output
+        if _fits(d2, d3, height, width) or _near(d2, d3, height, width):
+            return output  # NCHW; a grid a cell or two off the input's (unpadded convolutions) too
+        if _near(d1, d2, height, width):
+            return output.permute(0, 3, 1, 2)
     if output.dim() == 3:
         b, t, d = output.shape
         grid = _token_grid(t, height, width, prefix_tokens)
@@ -127,7 +137,16 @@ def stack_levels(maps: list[torch.Tensor], size: tuple[int, int]) -> torch.Tenso
     return torch.cat(out, dim=1)
 
 
-_MAX_PREFIX = 10  # class + distillation + up to 8 register tokens
+_MAX_PREFIX = 2  # class and distillation tokens; register tokens only where the model counts them
+_MIN_TOKEN_GRID = 9  # 3x3: fewer tokens are a model's outputs (boxes, classes), not a patch grid
+
+
+def _near(h: int, w: int, height: int, width: int) -> bool:
+    """Whether an ``h x w`` grid is within two cells of ``(height / s, width / s)`` for one stride."""
+    if h < 1 or w < 1:
+        return False
+    s = (height + width) / (h + w)
+    return max(abs(h - height / s), abs(w - width / s)) <= 2.0
 
 
 def _fits(h: int, w: int, height: int, width: int) -> bool:
@@ -148,12 +167,13 @@ def _fits(h: int, w: int, height: int, width: int) -> bool:
 @lru_cache(maxsize=256)
 def _token_grid(tokens: int, height: int, width: int, prefix: int | None) -> tuple[int, int, int] | None:
     """``(prefix, h, w)`` with ``prefix + h * w == tokens`` and ``h x w`` the input's grid (at least
-    2x2): the model's own prefix count first, then the fewest prefix tokens; for one prefix count,
-    the grid whose aspect is closest to the input's."""
-    order = ([prefix] if prefix is not None and 0 <= prefix < tokens else []) + list(range(min(tokens, _MAX_PREFIX + 1)))
+    3x3): the model's own prefix count when it says (timm's ``num_prefix_tokens``: class, register
+    and distillation tokens), else 0, 1 or 2; for one prefix count, the grid whose aspect is
+    closest to the input's."""
+    order = [prefix] if prefix is not None and 0 <= prefix < tokens else list(range(min(tokens, _MAX_PREFIX + 1)))
     for skip in order:
         n = tokens - skip
-        grids = [(h, n // h) for h in range(1, n + 1) if n % h == 0 and h * (n // h) >= 4]
+        grids = [(h, n // h) for h in range(1, n + 1) if n % h == 0 and n >= _MIN_TOKEN_GRID]
         grids = [g for g in grids if _fits(g[0], g[1], height, width)]
         if grids:
             h, w = min(grids, key=lambda g: abs(math.log(g[0] * width / (g[1] * height))))
@@ -237,13 +257,14 @@ class ActivationCapture:
     def __exit__(self, *exc) -> None:
         self._restore()
 
-    def map(self, size: tuple[int, int], name: str | None = None, prefix_tokens: int | None = None) -> torch.Tensor:
+    def map(self, size: tuple[int, int], name: str | None = None, prefix_tokens: int | None = None,
+            batch: int | None = None) -> torch.Tensor:
         """Layer ``name``'s output (default: the first) as a ``(B, C, h, w)`` map, for a network
-        input of ``size = (H, W)`` (:func:`to_feature_map`)."""
+        input of ``size = (H, W)`` and ``batch`` images (:func:`to_feature_map`)."""
         name = name or self.layers[0]
         if name not in self.outputs:
             raise LayerNotFoundError(f"layer {name!r} was not reached by the forward pass")
-        return to_feature_map(self.outputs[name], size, prefix_tokens)
+        return to_feature_map(self.outputs[name], size, prefix_tokens, batch)
 
 
 def feature_layers(model: LoadedModel, size: tuple[int, int] | None = None) -> list[Layer]:
@@ -264,7 +285,7 @@ def feature_layers(model: LoadedModel, size: tuple[int, int] | None = None) -> l
     found: list[Layer] = []
     for name, output in cap.outputs.items():  # hooks fire as outputs are ready: forward order
         try:
-            fmap = to_feature_map(output, (h, w), model.prefix_tokens)
+            fmap = to_feature_map(output, (h, w), model.prefix_tokens, batch=1)
         except LayerNotFoundError:
             continue
         if fmap.shape[-1] * fmap.shape[-2] >= 4:

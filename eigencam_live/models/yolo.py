@@ -46,8 +46,9 @@ class YoloDetector(nn.Module):
         self.model = inner
         self.neck = _Neck()
         detect = inner.model[-1]
-        # The Detect head's input passes through ``neck`` (its hooks fire), unchanged.
-        detect.register_forward_pre_hook(lambda _m, args: (self.neck(args[0]),))
+        # The Detect head's input passes through ``neck`` (its hooks fire); the head gets a copy of
+        # the list, which some versions (8.3) overwrite in place with their outputs.
+        detect.register_forward_pre_hook(lambda _m, args: (list(self.neck(args[0])),))
 
     def forward(self, x: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         from ultralytics.utils.nms import non_max_suppression
@@ -65,7 +66,7 @@ def load_yolo(source: str, weights: str = "imagenet") -> LoadedModel:
         ModelError: one line: ``ultralytics`` is not installed, the file is missing or not a
             detection model, or ``--weights`` was given (a checkpoint holds its own).
     """
-    if weights != "imagenet":
+    if weights != "imagenet" and not (weights == "none" and not source.lower().endswith(".pt")):
         raise ModelError("a YOLO model brings its own weights: leave --weights out (a .pt checkpoint is trained, "
                          "a model .yaml random)")
     os.environ.setdefault("YOLO_VERBOSE", "False")
@@ -85,8 +86,10 @@ def load_yolo(source: str, weights: str = "imagenet") -> LoadedModel:
     except Exception as exc:
         text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"cannot load YOLO model {source}: {text}") from None
-    if type(inner).__name__ != "DetectionModel":
-        raise ModelError(f"{source} is a {type(inner).__name__}; only YOLO detection models are supported")
+    head = type(inner.model[-1]).__name__ if hasattr(inner, "model") else "?"
+    if type(inner).__name__ != "DetectionModel" or not head.endswith("Detect"):
+        raise ModelError(f"{source} is a {type(inner).__name__} with a {head} head; only YOLO detection models "
+                         "are supported (not segmentation, pose or oriented boxes)")
     inner = inner.float().eval()  # the inner module's eval, never the wrapper's (it would train)
     for p in inner.parameters():
         p.requires_grad_(False)
