@@ -161,3 +161,44 @@ def test_the_first_frame_on_onnxruntime_says_it_is_preparing_then_what_runs(monk
     assert status.backend == "onnxruntime" and not loop.engine.backend.preparing
     loop._process(frame(1), record=False)
     assert len(loop.out.busy.calls) == 2  # only the first frame prepares
+
+
+def test_frames_a_live_source_delivers_while_the_network_is_prepared_are_not_counted_dropped(monkeypatch):
+    """The first frame through ONNX Runtime exports the network (seconds): a camera meanwhile
+    overtakes frames, which said 'dropped 60' of a model that keeps up once it runs."""
+    from ui import frame_loop
+    from ui.playback import Playback
+
+    class Counting(Playback):
+        count = 0
+
+        @property
+        def dropped(self) -> int:
+            return self.count
+
+    picture = np.zeros((120, 160, 3), np.uint8)
+    playback = Counting()
+
+    class PreparingEngine:
+        backend = SimpleNamespace(preparing=True, warning=None, running="onnxruntime", name="onnxruntime")
+        config = FAST
+
+        def input_size(self):
+            return None
+
+        def process(self, image, render=None):
+            if self.backend.preparing:
+                playback.count += 45  # overtaken while the export ran
+            return [SimpleNamespace(picture=picture, heatmap=None)]
+
+    monkeypatch.setattr(frame_loop.EngineStatus, "of", classmethod(lambda cls, e: SimpleNamespace()))
+    loop = FrameLoop(FAST, RenderConfig(), Out())
+    loop.playback = playback
+    engine = PreparingEngine()
+    loop.engine = engine
+    loop._process(frame(0), record=False)
+    assert loop.dropped == 0
+    engine.backend.preparing = False
+    playback.count += 3  # dropped while it runs: counted
+    loop._process(frame(1), record=False)
+    assert loop.dropped == 3

@@ -163,6 +163,7 @@ class FrameLoop:
             self._engine_config = replace(self._engine_config, **changes)
             return
         slow = "model" in changes or "weights" in changes
+        dropped_before = self.playback.dropped
         if slow:
             self._clear_rates()  # the old model's rates are not the new one's
             self.out.busy.emit(f"loading {changes.get('model', self.engine.config.model)}…")
@@ -177,6 +178,8 @@ class FrameLoop:
         finally:
             if slow:
                 self.out.busy.emit("")
+                # what a live source delivered while the model loaded was not the model's to keep up with
+                self._dropped_offset += max(0, self.playback.dropped - dropped_before)
             self._announce_engine()  # the window syncs its controls to what is really in use
         self._redraw = True
 
@@ -285,6 +288,7 @@ class FrameLoop:
         started = time.monotonic()
         t0 = time.perf_counter()
         preparing = engine.backend.preparing
+        dropped_before = self.playback.dropped
         if preparing:
             self.out.busy.emit(f"preparing {engine.config.model} for {engine.backend.name} (once, cached)…")
         try:
@@ -306,6 +310,7 @@ class FrameLoop:
             if preparing:
                 self.out.busy.emit("")
         if preparing:
+            self._dropped_offset += max(0, self.playback.dropped - dropped_before)  # not the running model's
             self.out.engine_changed.emit(EngineStatus.of(engine))  # what runs it is known now
             if engine.backend.warning:
                 self.out.error.emit(engine.backend.warning)
