@@ -305,8 +305,12 @@ class Engine:
             boxes[:, 0::2] = boxes[:, 0::2].clamp(max=width)
             boxes[:, 1::2] = boxes[:, 1::2].clamp(max=height)
             scores, classes = o["scores"][keep].float().cpu().tolist(), o["labels"][keep].cpu().tolist()
-            dets = [Detection(tuple(b), labels[c] if 0 <= c < len(labels) else str(c), s)
-                    for b, c, s in zip(boxes.tolist(), classes, scores, strict=True)]
+            masks = [None] * len(scores)
+            if "masks" in o and len(scores):  # Mask R-CNN: (N, 1, h, w) in input pixels -> frame pixels
+                soft = F.interpolate(o["masks"][keep].float(), size=(height, width), mode="bilinear", align_corners=False)
+                masks = list((soft[:, 0] > 0.5).cpu().numpy())
+            dets = [Detection(tuple(b), labels[c] if 0 <= c < len(labels) else str(c), s, m)
+                    for b, c, s, m in zip(boxes.tolist(), classes, scores, masks, strict=True)]
             out.append(sorted(dets, key=lambda d: -d.score))
         return out
 

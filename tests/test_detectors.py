@@ -325,3 +325,24 @@ def test_review_fixes_batch_precision_backend_and_resident_in_boxes(frcnn, ssd):
         ssd.reconfigure(score=0.0)
     assert resident.detections == host.detections
     np.testing.assert_allclose(resident.heatmap, host.heatmap, atol=1e-4)
+
+
+def test_mask_rcnn_masks_are_carried_in_frame_pixels_and_drawn_faintly():
+    """Mask R-CNN's masks (input pixels, soft) come back as frame-pixel booleans on their boxes and
+    lighten the picture inside them; the JSON has boxes only."""
+    from eigencam_live.render import draw_boxes
+
+    engine = Engine(EngineConfig(model="maskrcnn_resnet50_fpn", weights="none", short_side=64, device="cpu"))
+    soft = torch.zeros(1, 1, 64, 96)
+    soft[..., 16:48, 24:72] = 0.9  # the object, in the 64x96 input
+    outputs = [{"boxes": torch.tensor([[24.0, 16.0, 72.0, 48.0]]), "scores": torch.tensor([0.9]),
+                "labels": torch.tensor([1]), "masks": soft}]
+    (det,) = engine._detections(outputs, (64, 96), (120, 180))[0]
+    assert det.label == "person" and det.box == pytest.approx((45.0, 30.0, 135.0, 90.0))
+    assert det.mask.shape == (120, 180) and det.mask.dtype == bool
+    ys, xs = np.nonzero(det.mask)
+    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (30, 89, 45, 134)  # the box's pixels, scaled 1.875x
+    assert set(det.as_dict()) == {"box", "label", "score"}
+    picture = draw_boxes(np.full((120, 180, 3), 90, np.uint8), [det], 180)
+    assert (picture[60, 90] == 90 + (255 - 90) // 3).all()  # lightened by a third inside the mask
+    assert (picture[5, 5] == 90).all()  # untouched outside it

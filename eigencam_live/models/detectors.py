@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -44,11 +45,13 @@ DETECTORS = (
 
 
 class Detection(NamedTuple):
-    """One box: ``box = (x0, y0, x1, y1)`` in frame pixels, its class name and its score."""
+    """One box: ``box = (x0, y0, x1, y1)`` in frame pixels, its class name and its score; for Mask
+    R-CNN also ``mask``, ``(H, W)`` bool in frame pixels (drawn faintly; not in :meth:`as_dict`)."""
 
     box: tuple[float, float, float, float]
     label: str
     score: float
+    mask: np.ndarray | None = None
 
     def as_dict(self) -> dict:
         return {"box": [round(float(v), 1) for v in self.box], "label": self.label, "score": round(float(self.score), 4)}
