@@ -12,16 +12,18 @@ from .errors import (
     WeightsError,
     WeightsUnavailableError,
 )
-from .models import MODELS, ActivationCapture, LoadedModel, load_model
+from .models import DETECTORS, MODELS, ActivationCapture, Detection, LoadedModel, from_module, load_model
 from .render import COLORMAPS, VIEWS, RenderConfig, render
 
 __all__ = [
     "COLORMAPS",
+    "DETECTORS",
     "MODELS",
     "VIEWS",
     "ActivationCapture",
     "CamResult",
     "ConfigError",
+    "Detection",
     "EigenCamError",
     "Engine",
     "EngineConfig",
@@ -37,6 +39,7 @@ __all__ = [
     "WeightsError",
     "WeightsUnavailableError",
     "eigen_cam",
+    "from_module",
     "load_model",
     "render",
 ]
