@@ -7,13 +7,10 @@ the frame on screen).
 
 from __future__ import annotations
 
-import json
 import time
 from collections import deque
-from datetime import datetime
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PyQt5.QtCore import QEvent, QObject, QSettings, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QKeySequence
@@ -36,12 +33,12 @@ from eigencam_live.models import Layer, model_kind
 from eigencam_live.options import layer_tree
 from eigencam_live.render import TWO_PANEL_VIEWS, RenderConfig, colormap_lut, fitting_layout
 
-from . import commands as cmd
 from . import settings as remembered
 from .controls import TIPS, build_panel
+from .inspection import InspectionActions, default_snapshot_dir, layers_to_compare
 from .rates import RateMeter
 from .shortcuts import SHORTCUTS, shortcut
-from .widgets import CompareGrid, FrameView, SeekSlider, ShortcutsOverlay, panels_of
+from .widgets import FrameView, SeekSlider, ShortcutsOverlay, panels_of
 from .worker import EngineStatus, Packet, Pipeline
 
 __all__ = ["MainWindow", "default_snapshot_dir", "layers_to_compare"]
@@ -50,40 +47,6 @@ __all__ = ["MainWindow", "default_snapshot_dir", "layers_to_compare"]
 _OTHER_TEXTS = {"pause": ("Resume",), "record": ("■ Stop recording",)}
 _BANNER_WARN = "background:#5a4a1a; color:#ffe9b0; padding:6px 10px; border-radius:4px;"
 _BANNER_ERROR = "background:#6a2323; color:#ffd9d9; padding:6px 10px; border-radius:4px;"
-
-
-def default_snapshot_dir() -> Path:
-    return Path.home() / "Pictures" / "eigencam-live"
-
-
-def layers_to_compare(layers: list[Layer], current: str, count: int = 5) -> list[Layer]:
-    """The layer in use and up to ``count - 1`` earlier stages, spaced through the network, in
-    forward order: ``layers`` (forward order, as :meth:`~eigencam_live.engine.Engine.feature_layers`
-    gives them) are grouped by their map's ``(h, w)``, and a stage is the outermost layer (fewest
-    dots in its name) that ends its group before ``current``; groups at ``current``'s own size are
-    left out (they look alike). With more stages than room, evenly spaced ones, the deepest kept.
-    ``[]`` when ``current`` is not listed with a ``(C, h, w)`` shape."""
-    spatial = [layer for layer in layers if len(layer.shape) == 3]
-    at = next((i for i, layer in enumerate(spatial) if layer.name == current), None)
-    if at is None:
-        return []
-    here = spatial[at].shape[1:]
-    stages: dict[tuple[int, ...], Layer] = {}  # insertion order: where each size's group starts
-    for layer in spatial[:at]:
-        size = layer.shape[1:]
-        if size == here:
-            continue
-        best = stages.get(size)
-        if best is None or layer.name.count(".") <= best.name.count("."):
-            stages[size] = layer  # the last of the outermost ones: a stage's output
-    order = {layer.name: i for i, layer in enumerate(spatial)}
-    found = sorted(stages.values(), key=lambda layer: order[layer.name])
-    room = max(0, count - 1)
-    if len(found) > room:
-        last = len(found) - 1
-        picks = {round(i * last / (room - 1)) for i in range(room)} if room > 1 else {last} if room else set()
-        found = [found[i] for i in sorted(picks)]
-    return [*found, spatial[at]]
 
 
 class _FrameKeys(QObject):
@@ -102,7 +65,7 @@ class _FrameKeys(QObject):
             return True
         return False
 
-class MainWindow(QMainWindow):
+class MainWindow(InspectionActions, QMainWindow):
     """The eigencam-live window.
 
     Args:
@@ -696,159 +659,10 @@ class MainWindow(QMainWindow):
     def _on_seek(self, value: int) -> None:
         self.pipeline.seek(value)
 
-    def snapshot(self, folder: str | Path | None = None) -> list[Path]:
-        """Save the frame on screen: the view as shown (PNG, with the colour bar when it is on), the
-        raw frame (PNG), the map (``.npy``, float32 ``(H, W)`` in ``[0, 1]``) and the settings that
-        made it (``.json``: model, weights, layer, component, method, frame number and time, ...).
-        Names count frames from 1, as the window does. Returns the four paths (``[]`` when nothing
-        was saved, and the window says why)."""
-        packet = self.last_packet
-        if packet is None:
-            self.say_error("nothing to save: no frame is shown yet")
-            return []
-        out = Path(folder) if folder else self.snapshot_dir
-        number = packet.frame.index + 1
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            stem = f"eigencam-{datetime.now():%Y%m%d-%H%M%S}-f{number:06d}"
-            paths = [out / f"{stem}-view.png", out / f"{stem}-frame.png", out / f"{stem}-map.npy",
-                     out / f"{stem}.json"]
-            fast = [cv2.IMWRITE_PNG_COMPRESSION, 1]
-            if not cv2.imwrite(str(paths[0]), self.view_image(packet), fast) or not cv2.imwrite(
-                    str(paths[1]), packet.frame.image, fast):
-                raise OSError(f"cannot write PNG files into {out}")
-            np.save(paths[2], packet.result.heatmap.astype(np.float32))
-            paths[3].write_text(json.dumps(self.snapshot_settings(packet), indent=2) + "\n", encoding="utf-8")
-        except OSError as exc:
-            self.say_error(f"snapshot failed: {exc}")
-            return []
-        self.statusBar().showMessage(f"Snapshot saved: {out / stem}-*", 6000)
-        return paths
-
-    def view_image(self, packet: Packet) -> np.ndarray:
-        """``(H, W, 3)`` uint8 BGR: the packet's picture with the colour bar drawn as on screen."""
-        if not self.colorbar_check.isChecked():
-            return packet.image
-        from PyQt5.QtCore import QRectF
-        from PyQt5.QtGui import QPainter
-
-        from .widgets import draw_colorbar, last_panel, to_qimage
-
-        height, width = packet.image.shape[:2]
-        qimage = to_qimage(packet.image).copy()  # owned: painting a borrowed buffer would detach
-        painter = QPainter(qimage)
-        on = last_panel(QRectF(0, 0, width, height), panels_of(packet.image.shape, packet.frame.image.shape))
-        draw_colorbar(painter, colormap_lut(self.render_config.colormap), on)
-        painter.end()
-        bits = qimage.constBits()
-        bits.setsize(qimage.bytesPerLine() * height)
-        rows = np.frombuffer(bits, np.uint8).reshape(height, qimage.bytesPerLine())
-        return rows[:, : width * 3].reshape(height, width, 3).copy()
-
-    def snapshot_settings(self, packet: Packet) -> dict:
-        """What made ``packet``'s picture, for the JSON file beside a snapshot."""
-        ec, rc, r = self.engine_config, self.render_config, packet.result
-        status = self.status
-        return {
-            "model": ec.model, "weights": ec.weights, "trained": bool(status.trained) if status else None,
-            "layer": status.layer if status else ec.layer, "component": int(r.component), "method": ec.method,
-            "short_side": ec.short_side, "smoothing": ec.smoothing,
-            "device": status.device if status else ec.device, "backend": status.backend if status else ec.backend,
-            "precision": status.dtype if status else ec.precision,
-            "view": rc.view, "alpha": rc.alpha, "colormap": rc.colormap,
-            "source": str(self.source_spec), "frame": packet.frame.index + 1, "frame_index": packet.frame.index,
-            "time_s": round(float(packet.frame.pts), 6),
-            "frame_size": [int(packet.frame.image.shape[1]), int(packet.frame.image.shape[0])],
-            "map_size": [int(r.cam.shape[1]), int(r.cam.shape[0])],
-            "explained": [round(float(v), 6) for v in np.asarray(r.explained).ravel()],
-            "peak_xy": [int(v) for v in r.peak],
-            "predictions": [[label, round(float(p), 6)] for label, p in r.predictions],
-            **({} if r.detections is None else {"score": ec.score, "detections": [d.as_dict() for d in r.detections]}),
-            "saved": datetime.now().isoformat(timespec="seconds"),
-        }
-
     def say_error(self, message: str) -> None:
         """An error the user caused just now: in the banner and in the status bar."""
         self.show_error(message)
         self.statusBar().showMessage(message[0].upper() + message[1:], 6000)
-
-    def toggle_recording(self, folder: str | Path | None = None) -> None:
-        if self.recording_path:
-            self.pipeline.stop_recording()
-            return
-        if self.source_info is None or self.last_packet is None:
-            self.say_error("nothing to record: no video is playing")
-            return
-        out = Path(folder) if folder else self.snapshot_dir
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            self.say_error(f"cannot record into {out}: {exc}")
-            return
-        path = out / f"eigencam-{datetime.now():%Y%m%d-%H%M%S}.mp4"
-        self.recording_path = str(path)  # optimistic: the worker confirms or reports an error
-        self.pipeline.start_recording(path)
-
-    def compare(self, count: int = 5) -> None:
-        """Pause, then show the frame on screen mapped with each of the first ``count`` components
-        in a grid (:class:`~ui.widgets.CompareGrid`); a click on a tile shows that component live."""
-        if self.last_packet is None:
-            self.say_error("nothing to compare: no frame is shown yet")
-            return
-        if not self.paused:
-            self.set_paused(True)
-        self.statusBar().showMessage(f"Comparing components 1 to {count}…")
-        self.pipeline.send(cmd.Compare(count))
-
-    def compare_layers(self, count: int = 5) -> None:
-        """Pause, then show the frame on screen mapped with the component in use at the layer in
-        use and at up to ``count - 1`` earlier stages of the network (:func:`layers_to_compare`),
-        in the same grid, each tile labelled with its layer and its map's shape; a click on a tile
-        shows that layer live."""
-        if self.last_packet is None:
-            self.say_error("nothing to compare: no frame is shown yet")
-            return
-        current = self.status.layer if self.status is not None else None
-        chosen = layers_to_compare(self.layers, current, count) if current else []
-        if len(chosen) < 2:
-            self.say_error(f"nothing to compare: no earlier stage of {self.engine_config.model} "
-                           f"gives a map of another size than {current or 'the layer in use'}")
-            return
-        if not self.paused:
-            self.set_paused(True)
-        self._compare_shapes = {layer.name: layer.shape for layer in chosen}
-        self.statusBar().showMessage(f"Comparing PC{self.engine_config.component} across {len(chosen)} layers…")
-        self.pipeline.send(cmd.Compare(layers=tuple(layer.name for layer in chosen)))
-
-    def _on_compare(self, tiles: list) -> None:
-        if self._closed or not tiles:
-            return
-        if getattr(self, "compare_grid", None) is None:
-            self.compare_grid = CompareGrid(self)
-            self.compare_grid.chosen.connect(self._on_compare_chosen)
-            self.compare_grid.resize(960, 420)
-        if isinstance(tiles[0][0], str):  # across layers: the same component, each layer's shape
-            k = self.engine_config.component
-            shapes = self._compare_shapes
-            captions = [f"{name}\n{'×'.join(str(d) for d in shapes.get(name, ())) or '?'}  ·  PC{k} {ev * 100:.1f} %"
-                        for name, _, ev in tiles]
-            current = self.status.layer if self.status is not None else tiles[-1][0]
-            self.compare_grid.set_tiles(tiles, current, captions)
-        else:
-            self.compare_grid.set_tiles(tiles, self.engine_config.component)
-        self.compare_grid.show()
-        self.compare_grid.raise_()
-        self.statusBar().clearMessage()
-
-    def _on_compare_chosen(self, key: int | str) -> None:
-        """A tile clicked: its component (a spin box change), or its layer, live."""
-        if isinstance(key, str):
-            self._select_layer(key)
-            self._engine(layer=key)
-        else:
-            self.component_spin.setValue(key)
-        self.compare_grid.current = key
-        self.compare_grid.update()
 
     def toggle_fullscreen(self) -> None:
         """The picture alone on the screen (and the seek bar of a file); Esc or F brings back the

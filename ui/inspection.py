@@ -1,0 +1,315 @@
+"""Inspection: snapshots (view, frame, map, settings), recordings and the compare grid (components
+1 to N of a frame, or the component in use across layers), as the window's actions
+(:class:`InspectionActions`, mixed into :class:`~ui.window.MainWindow`) and the grid's widget."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PyQt5.QtCore import QRectF, Qt, pyqtSignal
+from PyQt5.QtGui import QColor, QImage, QPainter, QPen
+from PyQt5.QtWidgets import QWidget
+
+from eigencam_live.models import Layer
+from eigencam_live.render import colormap_lut
+
+from . import commands as cmd
+from .widgets import draw_colorbar, last_panel, panels_of, to_qimage
+from .worker import Packet
+
+__all__ = ["CompareGrid", "InspectionActions", "default_snapshot_dir", "layers_to_compare"]
+
+
+def default_snapshot_dir() -> Path:
+    return Path.home() / "Pictures" / "eigencam-live"
+
+
+def layers_to_compare(layers: list[Layer], current: str, count: int = 5) -> list[Layer]:
+    """The layer in use and up to ``count - 1`` earlier stages, spaced through the network, in
+    forward order: ``layers`` (forward order, as :meth:`~eigencam_live.engine.Engine.feature_layers`
+    gives them) are grouped by their map's ``(h, w)``, and a stage is the outermost layer (fewest
+    dots in its name) that ends its group before ``current``; groups at ``current``'s own size are
+    left out (they look alike). With more stages than room, evenly spaced ones, the deepest kept.
+    ``[]`` when ``current`` is not listed with a ``(C, h, w)`` shape."""
+    spatial = [layer for layer in layers if len(layer.shape) == 3]
+    at = next((i for i, layer in enumerate(spatial) if layer.name == current), None)
+    if at is None:
+        return []
+    here = spatial[at].shape[1:]
+    stages: dict[tuple[int, ...], Layer] = {}  # insertion order: where each size's group starts
+    for layer in spatial[:at]:
+        size = layer.shape[1:]
+        if size == here:
+            continue
+        best = stages.get(size)
+        if best is None or layer.name.count(".") <= best.name.count("."):
+            stages[size] = layer  # the last of the outermost ones: a stage's output
+    order = {layer.name: i for i, layer in enumerate(spatial)}
+    found = sorted(stages.values(), key=lambda layer: order[layer.name])
+    room = max(0, count - 1)
+    if len(found) > room:
+        last = len(found) - 1
+        picks = {round(i * last / (room - 1)) for i in range(room)} if room > 1 else {last} if room else set()
+        found = [found[i] for i in sorted(picks)]
+    return [*found, spatial[at]]
+
+
+class InspectionActions:
+    """The window's inspection actions: snapshot, record, compare. A mixin of
+    :class:`~ui.window.MainWindow`, whose state (``last_packet``, ``pipeline``, the configs, the
+    controls) they read."""
+
+    def snapshot(self, folder: str | Path | None = None) -> list[Path]:
+        """Save the frame on screen: the view as shown (PNG, with the colour bar when it is on), the
+        raw frame (PNG), the map (``.npy``, float32 ``(H, W)`` in ``[0, 1]``) and the settings that
+        made it (``.json``: model, weights, layer, component, method, frame number and time, ...).
+        Names count frames from 1, as the window does. Returns the four paths (``[]`` when nothing
+        was saved, and the window says why)."""
+        packet = self.last_packet
+        if packet is None:
+            self.say_error("nothing to save: no frame is shown yet")
+            return []
+        out = Path(folder) if folder else self.snapshot_dir
+        number = packet.frame.index + 1
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            stem = f"eigencam-{datetime.now():%Y%m%d-%H%M%S}-f{number:06d}"
+            paths = [out / f"{stem}-view.png", out / f"{stem}-frame.png", out / f"{stem}-map.npy",
+                     out / f"{stem}.json"]
+            fast = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+            if not cv2.imwrite(str(paths[0]), self.view_image(packet), fast) or not cv2.imwrite(
+                    str(paths[1]), packet.frame.image, fast):
+                raise OSError(f"cannot write PNG files into {out}")
+            np.save(paths[2], packet.result.heatmap.astype(np.float32))
+            paths[3].write_text(json.dumps(self.snapshot_settings(packet), indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            self.say_error(f"snapshot failed: {exc}")
+            return []
+        self.statusBar().showMessage(f"Snapshot saved: {out / stem}-*", 6000)
+        return paths
+
+    def view_image(self, packet: Packet) -> np.ndarray:
+        """``(H, W, 3)`` uint8 BGR: the packet's picture with the colour bar drawn as on screen."""
+        if not self.colorbar_check.isChecked():
+            return packet.image
+        height, width = packet.image.shape[:2]
+        qimage = to_qimage(packet.image).copy()  # owned: painting a borrowed buffer would detach
+        painter = QPainter(qimage)
+        on = last_panel(QRectF(0, 0, width, height), panels_of(packet.image.shape, packet.frame.image.shape))
+        draw_colorbar(painter, colormap_lut(self.render_config.colormap), on)
+        painter.end()
+        bits = qimage.constBits()
+        bits.setsize(qimage.bytesPerLine() * height)
+        rows = np.frombuffer(bits, np.uint8).reshape(height, qimage.bytesPerLine())
+        return rows[:, : width * 3].reshape(height, width, 3).copy()
+
+    def snapshot_settings(self, packet: Packet) -> dict:
+        """What made ``packet``'s picture, for the JSON file beside a snapshot."""
+        ec, rc, r = self.engine_config, self.render_config, packet.result
+        status = self.status
+        return {
+            "model": ec.model, "weights": ec.weights, "trained": bool(status.trained) if status else None,
+            "layer": status.layer if status else ec.layer, "component": int(r.component), "method": ec.method,
+            "short_side": ec.short_side, "smoothing": ec.smoothing,
+            "device": status.device if status else ec.device, "backend": status.backend if status else ec.backend,
+            "precision": status.dtype if status else ec.precision,
+            "view": rc.view, "alpha": rc.alpha, "colormap": rc.colormap,
+            "source": str(self.source_spec), "frame": packet.frame.index + 1, "frame_index": packet.frame.index,
+            "time_s": round(float(packet.frame.pts), 6),
+            "frame_size": [int(packet.frame.image.shape[1]), int(packet.frame.image.shape[0])],
+            "map_size": [int(r.cam.shape[1]), int(r.cam.shape[0])],
+            "explained": [round(float(v), 6) for v in np.asarray(r.explained).ravel()],
+            "peak_xy": [int(v) for v in r.peak],
+            "predictions": [[label, round(float(p), 6)] for label, p in r.predictions],
+            **({} if r.detections is None else {"score": ec.score, "detections": [d.as_dict() for d in r.detections]}),
+            "saved": datetime.now().isoformat(timespec="seconds"),
+        }
+
+    def toggle_recording(self, folder: str | Path | None = None) -> None:
+        if self.recording_path:
+            self.pipeline.stop_recording()
+            return
+        if self.source_info is None or self.last_packet is None:
+            self.say_error("nothing to record: no video is playing")
+            return
+        out = Path(folder) if folder else self.snapshot_dir
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.say_error(f"cannot record into {out}: {exc}")
+            return
+        path = out / f"eigencam-{datetime.now():%Y%m%d-%H%M%S}.mp4"
+        self.recording_path = str(path)  # optimistic: the worker confirms or reports an error
+        self.pipeline.start_recording(path)
+
+    def compare(self, count: int = 5) -> None:
+        """Pause, then show the frame on screen mapped with each of the first ``count`` components
+        in a grid (:class:`~ui.widgets.CompareGrid`); a click on a tile shows that component live."""
+        if self.last_packet is None:
+            self.say_error("nothing to compare: no frame is shown yet")
+            return
+        if not self.paused:
+            self.set_paused(True)
+        self.statusBar().showMessage(f"Comparing components 1 to {count}…")
+        self.pipeline.send(cmd.Compare(count))
+
+    def compare_layers(self, count: int = 5) -> None:
+        """Pause, then show the frame on screen mapped with the component in use at the layer in
+        use and at up to ``count - 1`` earlier stages of the network (:func:`layers_to_compare`),
+        in the same grid, each tile labelled with its layer and its map's shape; a click on a tile
+        shows that layer live."""
+        if self.last_packet is None:
+            self.say_error("nothing to compare: no frame is shown yet")
+            return
+        current = self.status.layer if self.status is not None else None
+        chosen = layers_to_compare(self.layers, current, count) if current else []
+        if len(chosen) < 2:
+            self.say_error(f"nothing to compare: no earlier stage of {self.engine_config.model} "
+                           f"gives a map of another size than {current or 'the layer in use'}")
+            return
+        if not self.paused:
+            self.set_paused(True)
+        self._compare_shapes = {layer.name: layer.shape for layer in chosen}
+        self.statusBar().showMessage(f"Comparing PC{self.engine_config.component} across {len(chosen)} layers…")
+        self.pipeline.send(cmd.Compare(layers=tuple(layer.name for layer in chosen)))
+
+    def _on_compare(self, tiles: list) -> None:
+        if self._closed or not tiles:
+            return
+        if getattr(self, "compare_grid", None) is None:
+            self.compare_grid = CompareGrid(self)
+            self.compare_grid.chosen.connect(self._on_compare_chosen)
+            self.compare_grid.resize(960, 420)
+        if isinstance(tiles[0][0], str):  # across layers: the same component, each layer's shape
+            k = self.engine_config.component
+            shapes = self._compare_shapes
+            captions = [f"{name}\n{'×'.join(str(d) for d in shapes.get(name, ())) or '?'}  ·  PC{k} {ev * 100:.1f} %"
+                        for name, _, ev in tiles]
+            current = self.status.layer if self.status is not None else tiles[-1][0]
+            self.compare_grid.set_tiles(tiles, current, captions)
+        else:
+            self.compare_grid.set_tiles(tiles, self.engine_config.component)
+        self.compare_grid.show()
+        self.compare_grid.raise_()
+        self.statusBar().clearMessage()
+
+    def _on_compare_chosen(self, key: int | str) -> None:
+        """A tile clicked: its component (a spin box change), or its layer, live."""
+        if isinstance(key, str):
+            self._select_layer(key)
+            self._engine(layer=key)
+        else:
+            self.component_spin.setValue(key)
+        self.compare_grid.current = key
+        self.compare_grid.update()
+
+
+
+class CompareGrid(QWidget):
+    """Tiles of one frame mapped several ways, each with its explained variance: with each of the
+    first components (keys 1, 2, ...), or with the component in use at several layers (keys: the
+    layers' names); a click on a tile chooses it.
+
+    Signals:
+        chosen(object): the clicked tile's key: a 1-based component (int) or a layer name (str).
+    """
+
+    chosen = pyqtSignal(object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, Qt.Tool)
+        self.setWindowTitle("Compare components")
+        self.tiles: list[tuple[int | str, np.ndarray, float]] = []
+        self.captions: list[str] = []
+        self._images: list[QImage] = []
+        self.current: int | str = 0
+        self.setMinimumSize(480, 300)
+        self.setCursor(Qt.PointingHandCursor)
+        self.setToolTip("Click a tile to show its component live")
+
+    @property
+    def mode(self) -> str:
+        """``"layers"`` when the tiles are layers, else ``"components"``."""
+        return "layers" if self.tiles and isinstance(self.tiles[0][0], str) else "components"
+
+    def set_tiles(self, tiles: list[tuple[int | str, np.ndarray, float]], current: int | str,
+                  captions: list[str] | None = None) -> None:
+        """``[(component or layer name, (H, W, 3) uint8 BGR picture, explained variance in [0, 1]),
+        ...]``; ``captions``: one text per tile (line breaks allowed), by default ``PCk · v %``."""
+        self.tiles = [(k if isinstance(k, str) else int(k), np.ascontiguousarray(img), float(ev))
+                      for k, img, ev in tiles]
+        self._images = [to_qimage(img) for _, img, _ in self.tiles]
+        if captions is None:
+            captions = [f"PC{k}  ·  {ev * 100:.1f} %" for k, _, ev in self.tiles]
+        if len(captions) != len(self.tiles):
+            raise ValueError(f"captions must have one text per tile ({len(self.tiles)}). Got {len(captions)}")
+        self.captions = list(captions)
+        self.current = current if isinstance(current, str) else int(current)
+        layers = self.mode == "layers"
+        self.setWindowTitle("Compare layers" if layers else "Compare components")
+        self.setToolTip(f"Click a tile to show its {'layer' if layers else 'component'} live")
+        self.update()
+
+    def _caption_height(self) -> int:
+        lines = max((c.count("\n") + 1 for c in self.captions), default=1)
+        return lines * (self.fontMetrics().height() + 2) + 2
+
+    def grid(self) -> tuple[int, int]:
+        """``(columns, rows)``: the layout whose tiles come out largest."""
+        n = max(1, len(self.tiles))
+        if not self._images:
+            return n, 1
+        aspect = self._images[0].width() / max(1, self._images[0].height())
+        best, shape = -1.0, (n, 1)
+        for cols in range(1, n + 1):
+            rows = -(-n // cols)
+            w, h = self.width() / cols, (self.height() / rows) - self._caption_height()
+            scale = min(w / aspect, h) if h > 0 else 0
+            if scale > best:
+                best, shape = scale, (cols, rows)
+        return shape
+
+    def tile_rect(self, i: int) -> QRectF:
+        cols, rows = self.grid()
+        w, h = self.width() / cols, self.height() / rows
+        return QRectF((i % cols) * w, (i // cols) * h, w, h)
+
+    def tile_at(self, x: float, y: float) -> int | str | None:
+        """The key (component or layer) of the tile under ``(x, y)``, ``None`` between tiles."""
+        for i, (k, _, _) in enumerate(self.tiles):
+            if self.tile_rect(i).contains(x, y):
+                return k
+        return None
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        k = self.tile_at(event.pos().x(), event.pos().y())
+        if k is not None and event.button() == Qt.LeftButton:
+            self.chosen.emit(k)
+        super().mousePressEvent(event)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        p = QPainter(self)
+        p.fillRect(self.rect(), QColor(24, 25, 28))
+        p.setRenderHint(QPainter.SmoothPixmapTransform, True)
+        below = self._caption_height()
+        metrics = p.fontMetrics()
+        for i, ((k, _, _), image, text) in enumerate(zip(self.tiles, self._images, self.captions, strict=True)):
+            cell = self.tile_rect(i).adjusted(4, 4, -4, -4)
+            scale = max(0.0, min(cell.width() / image.width(), (cell.height() - below) / image.height()))
+            w, h = image.width() * scale, image.height() * scale
+            # the picture and its caption as one block, centred in the cell
+            target = QRectF(cell.x() + (cell.width() - w) / 2, cell.y() + (cell.height() - h - below) / 2, w, h)
+            caption = QRectF(cell.x(), target.bottom() + 2, cell.width(), below - 2)
+            p.drawImage(target, image)
+            if k == self.current:
+                p.setPen(QPen(QColor(255, 170, 40), 3))
+                p.drawRect(target)
+            p.setPen(QColor(235, 235, 240))
+            # a long layer name keeps its end (the block it names), elided at the front
+            lines = [metrics.elidedText(line, Qt.ElideLeft, int(caption.width())) for line in text.split("\n")]
+            p.drawText(caption, Qt.AlignHCenter | Qt.AlignTop, "\n".join(lines))
+        p.end()
