@@ -1,17 +1,19 @@
 """The control panel of the main window: source, model and Eigen-CAM, display, predictions and the
 spectrum, built onto the window as Qt Designer's ``setupUi`` does (the widgets become the window's
-attributes: ``window.model_combo``...), with the tooltips that explain them. The window connects
-the engine and render controls and keeps them in step with what is in use."""
+attributes: ``window.model_combo``...), with the tooltips that explain them; and
+:class:`ControlsSync`, which keeps the model controls in step with what the engine has in use."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -25,14 +27,15 @@ from PyQt5.QtWidgets import (
 
 from eigencam_live.backends import BACKENDS
 from eigencam_live.cam import METHODS
-from eigencam_live.engine import DEVICES, PRECISIONS
-from eigencam_live.models import DETECTORS, MODELS
-from eigencam_live.render import COLORMAPS, VIEWS, colormap_lut
+from eigencam_live.engine import DEVICES, PRECISIONS, EngineConfig
+from eigencam_live.models import DETECTORS, MODELS, model_kind
+from eigencam_live.options import layer_tree
+from eigencam_live.render import COLORMAPS, TWO_PANEL_VIEWS, VIEWS, RenderConfig, colormap_lut
 
 from . import commands as cmd
 from .widgets import PredictionsPanel, SpectrumPanel
 
-__all__ = ["TIPS", "build_panel", "natural_key"]
+__all__ = ["TIPS", "ControlsSync", "build_panel", "natural_key"]
 
 #: Offered in the model box after torchvision's names (any other can be typed).
 SUGGESTED_MODELS = ("timm:convnext_tiny", "timm:efficientnet_b0", "timm:vit_small_patch16_224",
@@ -245,3 +248,111 @@ def build_panel(w, dock: QWidget) -> QWidget:
 
     col.addStretch(1)
     return panel
+
+
+class ControlsSync:
+    """Keeping the model and Eigen-CAM controls in step with the engine: a model chosen or typed, the
+    controls set to the settings in use (signals blocked), the weights box, and the layer list (a
+    tree with types and shapes, the default starred, filtered). A mixin of
+    :class:`~ui.window.MainWindow`, whose widgets and state it uses."""
+
+    def _choose_model(self, model: str | None) -> None:
+        """A model picked from the list or typed (``timm:NAME``, ``module:factory``, an ONNX path)."""
+        model = (model or "").strip()
+        if model and model != self.engine_config.model:
+            self._engine(model=model, layer=None)
+
+    def _sync_controls(self, ec: EngineConfig, rc: RenderConfig | None = None) -> None:
+        widgets = [self.model_combo, self.weights_combo, self.component_spin, self.method_combo, self.smoothing_spin,
+                   self.short_side_spin, self.device_combo, self.backend_combo, self.precision_combo, self.view_combo,
+                   self.alpha_slider, self.colormap_combo, self.score_spin, self.boxes_check, self.in_boxes_check]
+        for w in widgets:
+            w.blockSignals(True)
+        try:
+            if self.model_combo.findData(ec.model) < 0:  # typed or opened: listed from now on
+                label = Path(ec.model).name if ec.model.lower().endswith(".onnx") else ec.model
+                self.model_combo.addItem(label, ec.model)
+            self.model_combo.setCurrentIndex(self.model_combo.findData(ec.model))
+            kind = model_kind(ec.model)  # a factory's or an ONNX file's weights are their own
+            pretrained = {"factory": "as built", "onnx": "as built", "yolo": "as built", "detector": "COCO"}.get(kind, "ImageNet")
+            self.weights_combo.setItemText(self.weights_combo.findData("imagenet"), pretrained)
+            detector = kind in ("detector", "yolo")
+            self.score_spin.setValue(float(ec.score))
+            for widget in (self.score_spin, self.boxes_check, self.in_boxes_check):
+                widget.setEnabled(detector)
+            self._select_weights(ec.weights)
+            self.component_spin.setValue(min(5, ec.component))
+            self.method_combo.setCurrentIndex(self.method_combo.findData(ec.method))
+            self.smoothing_spin.setValue(float(ec.smoothing))
+            self.short_side_spin.setValue(int(ec.short_side))
+            self.device_combo.setCurrentIndex(self.device_combo.findData(ec.device))
+            self.backend_combo.setCurrentIndex(self.backend_combo.findData(ec.backend))
+            self.precision_combo.setCurrentIndex(self.precision_combo.findData(ec.precision))
+            if rc is not None:  # one entry for both two-panel layouts: the window picks the one that fits
+                self.view_combo.setCurrentIndex(self.view_combo.findData(
+                    TWO_PANEL_VIEWS[0] if rc.view in TWO_PANEL_VIEWS else rc.view))
+                self.alpha_slider.setValue(int(round(rc.alpha * 100)))
+                self.alpha_label.setText(f"{self.alpha_slider.value()} %")
+                self.colormap_combo.setCurrentIndex(self.colormap_combo.findData(rc.colormap))
+                self.boxes_check.setChecked(rc.boxes)
+                self.in_boxes_check.setChecked(rc.in_boxes)
+        finally:
+            for w in widgets:
+                w.blockSignals(False)
+
+    def _on_weights_chosen(self, index: int) -> None:
+        data = self.weights_combo.itemData(index)
+        self._select_weights(self.engine_config.weights)  # until the worker says what is in use
+        if data == "__file__":
+            path, _ = QFileDialog.getOpenFileName(self, "Load weights (a state_dict)", self._last_folder,
+                                                  "PyTorch weights (*.pth *.pt);;All files (*)")
+            if path:
+                self._last_folder = str(Path(path).parent)
+                self._engine(weights=path)
+        else:
+            self._engine(weights=data)
+
+    def _select_weights(self, weights: str) -> None:
+        i = self.weights_combo.findData(weights)
+        if i < 0:
+            self.weights_combo.insertItem(2, f"file: {Path(weights).name}", weights)
+            i = self.weights_combo.findData(weights)
+        self.weights_combo.setCurrentIndex(i)
+
+    def _on_layers(self, model: str, layers: list) -> None:
+        """The layer list as a tree (children indented under their container), each with its type
+        and its map's shape for the current input; the model's default starred."""
+        default = self.status.default_layer if self.status is not None else None
+        self.layers = list(layers)  # for compare_layers
+        self.layer_combo.blockSignals(True)
+        self.layer_combo.clear()
+        for depth, layer in layer_tree(layers):
+            dims = "×".join(str(d) for d in layer.shape)
+            star = "★ " if layer.name == default else ""
+            self.layer_combo.addItem(f"{'   ' * depth}{star}{layer.name}   {layer.kind}  {dims}".rstrip(), layer.name)
+            self.layer_combo.setItemData(self.layer_combo.count() - 1, f"{layer.name}: {layer.kind}, "
+                                         f"{dims or '?'}{' (the default)' if star else ''}", Qt.ToolTipRole)
+        self.layer_combo.blockSignals(False)
+        if self.status is not None:
+            self._select_layer(self.status.layer)
+        self._filter_layers(self.layer_filter.text())
+        view = self.layer_combo.view()  # the popup as wide as its longest line, the combo as it was
+        view.setMinimumWidth(min(view.sizeHintForColumn(0) + 24, 700))
+        self._fit_controls()
+
+    def _filter_layers(self, text: str) -> None:
+        """Hide the layers whose name and type do not contain ``text`` (the one in use stays)."""
+        view, needle = self.layer_combo.view(), text.strip().lower()
+        for i in range(self.layer_combo.count()):
+            shown = not needle or needle in self.layer_combo.itemText(i).lower() or i == self.layer_combo.currentIndex()
+            view.setRowHidden(i, not shown)
+
+    def _select_layer(self, layer: str) -> None:
+        i = self.layer_combo.findData(layer)
+        self.layer_combo.blockSignals(True)
+        if i < 0:
+            self.layer_combo.insertItem(0, layer, layer)
+            i = 0
+        self.layer_combo.setCurrentIndex(i)
+        self.layer_combo.blockSignals(False)
+

@@ -30,11 +30,10 @@ from PyQt5.QtWidgets import (
 
 from eigencam_live.engine import EngineConfig
 from eigencam_live.models import Layer, model_kind
-from eigencam_live.options import layer_tree
 from eigencam_live.render import TWO_PANEL_VIEWS, RenderConfig, colormap_lut, fitting_layout
 
 from . import settings as remembered
-from .controls import TIPS, build_panel
+from .controls import TIPS, ControlsSync, build_panel
 from .inspection import InspectionActions, default_snapshot_dir, layers_to_compare
 from .rates import RateMeter
 from .shortcuts import SHORTCUTS, shortcut
@@ -65,7 +64,7 @@ class _FrameKeys(QObject):
             return True
         return False
 
-class MainWindow(InspectionActions, QMainWindow):
+class MainWindow(ControlsSync, InspectionActions, QMainWindow):
     """The eigencam-live window.
 
     Args:
@@ -298,12 +297,6 @@ class MainWindow(InspectionActions, QMainWindow):
     def _engine(self, **changes) -> None:
         self.pipeline.reconfigure(**changes)
 
-    def _choose_model(self, model: str | None) -> None:
-        """A model picked from the list or typed (``timm:NAME``, ``module:factory``, an ONNX path)."""
-        model = (model or "").strip()
-        if model and model != self.engine_config.model:
-            self._engine(model=model, layer=None)
-
     def _render(self, **changes) -> None:
         try:
             self.render_config = RenderConfig(**{**self.render_config.__dict__, **changes})
@@ -330,63 +323,6 @@ class MainWindow(InspectionActions, QMainWindow):
             fitted = self._fitting_view()
             if fitted != self.render_config.view:
                 self._render(view=fitted)
-
-    def _sync_controls(self, ec: EngineConfig, rc: RenderConfig | None = None) -> None:
-        widgets = [self.model_combo, self.weights_combo, self.component_spin, self.method_combo, self.smoothing_spin,
-                   self.short_side_spin, self.device_combo, self.backend_combo, self.precision_combo, self.view_combo,
-                   self.alpha_slider, self.colormap_combo, self.score_spin, self.boxes_check, self.in_boxes_check]
-        for w in widgets:
-            w.blockSignals(True)
-        try:
-            if self.model_combo.findData(ec.model) < 0:  # typed or opened: listed from now on
-                label = Path(ec.model).name if ec.model.lower().endswith(".onnx") else ec.model
-                self.model_combo.addItem(label, ec.model)
-            self.model_combo.setCurrentIndex(self.model_combo.findData(ec.model))
-            kind = model_kind(ec.model)  # a factory's or an ONNX file's weights are their own
-            pretrained = {"factory": "as built", "onnx": "as built", "yolo": "as built", "detector": "COCO"}.get(kind, "ImageNet")
-            self.weights_combo.setItemText(self.weights_combo.findData("imagenet"), pretrained)
-            detector = kind in ("detector", "yolo")
-            self.score_spin.setValue(float(ec.score))
-            for widget in (self.score_spin, self.boxes_check, self.in_boxes_check):
-                widget.setEnabled(detector)
-            self._select_weights(ec.weights)
-            self.component_spin.setValue(min(5, ec.component))
-            self.method_combo.setCurrentIndex(self.method_combo.findData(ec.method))
-            self.smoothing_spin.setValue(float(ec.smoothing))
-            self.short_side_spin.setValue(int(ec.short_side))
-            self.device_combo.setCurrentIndex(self.device_combo.findData(ec.device))
-            self.backend_combo.setCurrentIndex(self.backend_combo.findData(ec.backend))
-            self.precision_combo.setCurrentIndex(self.precision_combo.findData(ec.precision))
-            if rc is not None:  # one entry for both two-panel layouts: the window picks the one that fits
-                self.view_combo.setCurrentIndex(self.view_combo.findData(
-                    TWO_PANEL_VIEWS[0] if rc.view in TWO_PANEL_VIEWS else rc.view))
-                self.alpha_slider.setValue(int(round(rc.alpha * 100)))
-                self.alpha_label.setText(f"{self.alpha_slider.value()} %")
-                self.colormap_combo.setCurrentIndex(self.colormap_combo.findData(rc.colormap))
-                self.boxes_check.setChecked(rc.boxes)
-                self.in_boxes_check.setChecked(rc.in_boxes)
-        finally:
-            for w in widgets:
-                w.blockSignals(False)
-
-    def _on_weights_chosen(self, index: int) -> None:
-        data = self.weights_combo.itemData(index)
-        self._select_weights(self.engine_config.weights)  # until the worker says what is in use
-        if data == "__file__":
-            path, _ = QFileDialog.getOpenFileName(self, "Load weights (a state_dict)", self._last_folder,
-                                                  "PyTorch weights (*.pth *.pt);;All files (*)")
-            if path:
-                self._last_folder = str(Path(path).parent)
-                self._engine(weights=path)
-        else:
-            self._engine(weights=data)
-
-    def _select_weights(self, weights: str) -> None:
-        i = self.weights_combo.findData(weights)
-        if i < 0:
-            self.weights_combo.insertItem(2, f"file: {Path(weights).name}", weights)
-            i = self.weights_combo.findData(weights)
-        self.weights_combo.setCurrentIndex(i)
 
     def _on_source_chosen(self, index: int) -> None:
         data = self.source_combo.itemData(index)
@@ -490,43 +426,6 @@ class MainWindow(InspectionActions, QMainWindow):
             self.warning_banner.hide()
         self._select_layer(status.layer)
         self._fit_controls()
-
-    def _on_layers(self, model: str, layers: list) -> None:
-        """The layer list as a tree (children indented under their container), each with its type
-        and its map's shape for the current input; the model's default starred."""
-        default = self.status.default_layer if self.status is not None else None
-        self.layers = list(layers)  # for compare_layers
-        self.layer_combo.blockSignals(True)
-        self.layer_combo.clear()
-        for depth, layer in layer_tree(layers):
-            dims = "×".join(str(d) for d in layer.shape)
-            star = "★ " if layer.name == default else ""
-            self.layer_combo.addItem(f"{'   ' * depth}{star}{layer.name}   {layer.kind}  {dims}".rstrip(), layer.name)
-            self.layer_combo.setItemData(self.layer_combo.count() - 1, f"{layer.name}: {layer.kind}, "
-                                         f"{dims or '?'}{' (the default)' if star else ''}", Qt.ToolTipRole)
-        self.layer_combo.blockSignals(False)
-        if self.status is not None:
-            self._select_layer(self.status.layer)
-        self._filter_layers(self.layer_filter.text())
-        view = self.layer_combo.view()  # the popup as wide as its longest line, the combo as it was
-        view.setMinimumWidth(min(view.sizeHintForColumn(0) + 24, 700))
-        self._fit_controls()
-
-    def _filter_layers(self, text: str) -> None:
-        """Hide the layers whose name and type do not contain ``text`` (the one in use stays)."""
-        view, needle = self.layer_combo.view(), text.strip().lower()
-        for i in range(self.layer_combo.count()):
-            shown = not needle or needle in self.layer_combo.itemText(i).lower() or i == self.layer_combo.currentIndex()
-            view.setRowHidden(i, not shown)
-
-    def _select_layer(self, layer: str) -> None:
-        i = self.layer_combo.findData(layer)
-        self.layer_combo.blockSignals(True)
-        if i < 0:
-            self.layer_combo.insertItem(0, layer, layer)
-            i = 0
-        self.layer_combo.setCurrentIndex(i)
-        self.layer_combo.blockSignals(False)
 
     def _on_source_opened(self, spec, info) -> None:
         self.source_info = info
