@@ -296,6 +296,7 @@ def test_yolo_when_installed_maps_its_neck_and_decodes_boxes():
     want, _, _ = reference(stacked)
     np.testing.assert_allclose(result.cam, want[0], atol=2e-4)
     assert isinstance(result.detections, list) and result.picture.shape == (180, 320, 3)
+    assert not any(m._forward_pre_hooks or m._forward_hooks for m in net.modules())  # none left behind
     assert all(0 <= d.box[0] <= d.box[2] <= 320 and 0 <= d.box[1] <= d.box[3] <= 180 for d in result.detections)
 
 

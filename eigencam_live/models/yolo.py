@@ -45,15 +45,17 @@ class YoloDetector(nn.Module):
         super().__init__()
         self.model = inner
         self.neck = _Neck()
-        detect = inner.model[-1]
-        # The Detect head's input passes through ``neck`` (its hooks fire); the head gets a copy of
-        # the list, which some versions (8.3) overwrite in place with their outputs.
-        detect.register_forward_pre_hook(lambda _m, args: (list(self.neck(args[0])),))
 
     def forward(self, x: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         from ultralytics.utils.nms import non_max_suppression
 
-        out = self.model(x)
+        # For this call only, the Detect head's input passes through ``neck`` (its hooks fire); the
+        # head gets a copy of the list, which some versions (8.3) overwrite in place with outputs.
+        handle = self.model.model[-1].register_forward_pre_hook(lambda _m, args: (list(self.neck(args[0])),))
+        try:
+            out = self.model(x)
+        finally:
+            handle.remove()
         preds = out[0] if isinstance(out, (tuple, list)) else out
         kept = non_max_suppression(preds, conf_thres=_CONF, iou_thres=_IOU, max_det=300, max_time_img=1.0)
         return [{"boxes": k[:, :4], "scores": k[:, 4], "labels": k[:, 5].long()} for k in kept]
