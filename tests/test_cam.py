@@ -224,9 +224,10 @@ def test_nan_and_inf_do_not_poison_the_map(acts):
     res = eigen_cam(bad)
     for t in (res.maps, res.projections, res.singular_values, res.explained):
         assert torch.isfinite(t).all()
-    # Non-finite values count as 0, exactly as documented.
+    # Non-finite values count as 0, exactly as documented (to float32 rounding: the zeroed copy is
+    # finite, so the CPU Gram solver takes it, where the robust path took the original).
     zeroed = torch.nan_to_num(before, nan=0.0, posinf=0.0, neginf=0.0)
-    torch.testing.assert_close(res.maps, eigen_cam(zeroed).maps, rtol=0, atol=1e-6)
+    torch.testing.assert_close(res.maps, eigen_cam(zeroed).maps, rtol=0, atol=1e-5)
     # and the caller's tensor is untouched (NaNs included)
     torch.testing.assert_close(bad, before, rtol=0, atol=0, equal_nan=True)
 
@@ -446,7 +447,6 @@ def test_under_a_float64_default_dtype():
     a = torch.rand(2, 64, 4, 4, generator=g)
     wide = torch.rand(1, 8, 5, 6, generator=g)  # HW > C: the general path
     want = [eigen_cam(a), eigen_cam(wide, tracker=SubspaceTracker()), eigen_cam(a, method="randomized")]
-    solvers._centring.cache_clear()
     old = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
@@ -456,7 +456,6 @@ def test_under_a_float64_default_dtype():
         assert tracker.basis.dtype == torch.float32
     finally:
         torch.set_default_dtype(old)
-        solvers._centring.cache_clear()
     for g_, w_ in zip(got, want, strict=True):
         assert_same(g_, w_)
 

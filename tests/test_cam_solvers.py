@@ -34,7 +34,7 @@ def all_solvers(a: torch.Tensor, n: int) -> dict[str, solvers.Components]:
         "sync-free": solvers.sync_free(xt, n),
     }
     if a.shape[2] * a.shape[3] <= a.shape[1]:
-        gram = solvers.gram_cpu(a, n)
+        gram = solvers.Components(*(torch.from_numpy(t) for t in solvers.gram_cpu(a, n)))  # numpy arrays
         # gram_cpu works in the activations' units; the others on X scaled to max 1
         scale = xt.new_tensor(1.0) / solvers.centred_matrix(a)[1]
         found["gram-cpu"] = solvers.Components(gram.u, gram.s * scale[:, None], gram.v, gram.energy * scale**2)

@@ -77,6 +77,7 @@ def eigen_cam(
     tracker: SubspaceTracker | None = None,
     generator: torch.Generator | None = None,
     sync_free: bool = False,
+    gram: torch.Tensor | None = None,
 ) -> CamResult:
     """Eigen-CAM maps of a batch of activations.
 
@@ -95,6 +96,9 @@ def eigen_cam(
         sync_free: use :func:`eigencam_live.cam.solvers.sync_free` (subspace iteration with
             CholeskyQR2 and a Jacobi Rayleigh-Ritz step) instead of ``torch.linalg``'s
             eigh/qr, whose error checks stall a CUDA stream; ``method`` is then ignored.
+        gram: optional ``(B, HW, HW)`` centred Gram matrix of the positions of these activations,
+            ``X_c X_c^T``, computed by the backend beside them (ONNX Runtime does); the CPU solver
+            of the exact method uses it instead of computing it.
 
     Returns:
         :class:`CamResult` with ``maps (B, H, W)`` float32 in ``[0, 1]`` on the input's device.
@@ -125,7 +129,7 @@ def eigen_cam(
         method = "sync-free"
     found = None
     if method == "exact" and h * w <= c and activations.is_cpu:
-        found = solvers.gram_cpu(activations, n)
+        found = solvers.gram_cpu(activations, n, gram)
     scale = 1.0
     if found is None:
         xt, spread = solvers.centred_matrix(activations)

@@ -15,14 +15,15 @@ fast path is a solver here, never a second tail.
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import NamedTuple
 
+import numpy as np
 import torch
+from scipy.linalg import blas, lapack
 
 from .linalg import cholesky_qr, initial_sketch, jacobi_eigh
-from .tail import NEGLIGIBLE, inverse
+from .tail import inverse
 
 __all__ = ["Components", "centred_matrix", "exact", "gram_cpu", "randomized", "sync_free"]
 
@@ -43,7 +44,8 @@ MIN_MEAN_SQUARE = 1e-24
 
 
 class Components(NamedTuple):
-    """The ``n`` leading principal components of ``B`` matrices ``X (N, C)``, float32 tensors.
+    """The ``n`` leading principal components of ``B`` matrices ``X (N, C)``, float32 tensors
+    (numpy arrays from :func:`gram_cpu`).
 
     Attributes:
         u: ``(B, N, n)`` left singular vectors (finite; any where ``s`` is ~0).
@@ -141,58 +143,69 @@ def exact(xt: torch.Tensor, n: int) -> Components:
     return Components(u, s, v, gram.diagonal(dim1=1, dim2=2).sum(-1))
 
 
-@functools.lru_cache(maxsize=8)
-def _centring(positions: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``(N, N)`` centring matrix ``J = I - 11^T / N`` and ``-J``, float32 on the CPU."""
-    centre = torch.eye(positions, dtype=torch.float32) - 1.0 / positions
-    return centre, -centre
+def gram_cpu(activations: torch.Tensor, n: int, gram: torch.Tensor | None = None) -> Components | None:
+    """:func:`exact` for CPU activations ``(B, C, H, W)`` with ``HW <= C``, in numpy and LAPACK.
 
+    Right after a forward pass every tensor op costs 5 to 30 us whatever its size, and at a 7 x 7
+    map there are few flops: so one frame at a time, each step one BLAS or LAPACK call. Centre the
+    channels (``X_c``), the Gram matrix of the positions ``X_c X_c^T`` (``syrk``: one triangle,
+    half the flops of a product), its ``n`` leading eigenpairs only (``syevr``, bisection and
+    inverse iteration for the wanted ones), and ``v_k = X_c^T u_k / s_k``.
 
-def gram_cpu(activations: torch.Tensor, n: int) -> Components | None:
-    """:func:`exact` for CPU activations ``(B, C, H, W)`` with ``HW <= C``, without preparing ``X``.
+    ``gram``: ``(B, HW, HW)``, ``X_c X_c^T`` of these activations if the backend computed it beside
+    them (the ONNX Runtime backend does, while they are in its caches); it is used instead of
+    centring and multiplying here. Its upper triangle is read.
 
-    Centring as a product, ``X_c X_c^T = J (X X^T) J``: three small BLAS calls instead of a copy of
-    the activations, a reduction and a subtraction (and ``eigh`` of ``-X_c X_c^T`` lists the leading
-    components first, so nothing is flipped). Its rounding error is ~1e-7 of the raw energy rather
-    than of the centred one, so it declines, returning ``None`` for :func:`centred_matrix` and
-    :func:`exact` to take over, where that matters: activations that are not finite or overflow
-    when squared, that are too small for float32 squares, or that centring leaves with under
-    ``MIN_CENTRED_ENERGY`` of their energy (near-constant frames). Real feature maps keep 8 to 85 %.
+    Returns numpy arrays (the tail runs on them in numpy), or ``None``, for :func:`centred_matrix` and :func:`exact` to take over, where float32
+    squares are not to be trusted: activations that are not finite or overflow when squared, that
+    are too small for float32 squares (mean square under ``MIN_MEAN_SQUARE``), or that centring
+    leaves with under ``MIN_CENTRED_ENERGY`` of their energy (near-constant frames, whose few
+    varying digits the robust path scales up before it squares them).
     """
     b, c, h, w = activations.shape
     big_n = h * w
-    # (C, N) for one frame, (B, C, N) for a batch: views for NCHW and channels-last alike. One
-    # frame's products take torch.mm's path, 3 to 10x cheaper than bmm's right after a forward pass.
-    single = b == 1
     x = activations.detach()
-    x = x.reshape(c, big_n) if single else x.flatten(2)
     if x.dtype != torch.float32:
         x = x.float()
-    raw = x.mT @ x  # (B, N, N)
-    # The few numbers the checks need go through Python floats: cheaper than any tensor op here.
-    diag = raw.diagonal(dim1=-2, dim2=-1).tolist()
-    raw_energy = [sum(d) for d in ([diag] if single else diag)]
-    if not all(math.isfinite(e) and e >= MIN_MEAN_SQUARE * big_n * c for e in raw_energy):
+    frames = x.reshape(b, c, big_n).numpy()  # (B, C, N): a view for NCHW, a copy for channels-last
+    found = [_gram_frame(frames[i], n, None if gram is None else gram[i].numpy()) for i in range(b)]
+    if any(f is None for f in found):
         return None
-    centre, negated = _centring(big_n)
-    try:
-        evals, evecs = torch.linalg.eigh(centre @ raw @ negated)  # of -X_c X_c^T: ascending = leading first
-    except torch.linalg.LinAlgError:
+    if b == 1:
+        u, s, v, energy = found[0]
+        return Components(u[None], s[None], v[None], energy[None])
+    return Components(*(np.stack(parts) for parts in zip(*found, strict=True)))
+
+
+def _gram_frame(a: np.ndarray, n: int, gram: np.ndarray | None):
+    """``(u (N, n), s (n,), v (C, n), energy ())`` float32 arrays for one frame ``a (C, N)``, or ``None``."""
+    c, big_n = a.shape
+    with np.errstate(all="ignore"):  # overflow and NaN are checked below, on the energies
+        if gram is None:
+            mean = a.mean(axis=1)  # (C,), over the positions
+            gram = blas.ssyrk(1.0, (a - mean[:, None]).T, lower=0)  # upper triangle of X_c X_c^T (N, N)
+        else:
+            mean = None  # read below, once the product with the activations has brought them into the caches
+            gram = gram if gram.flags.f_contiguous else gram.T  # symmetric: LAPACK's order, no copy
+        energy = float(np.trace(gram))  # ||X_c||^2, the sum of every eigenvalue
+    if not math.isfinite(energy):
         return None
-    lam = evals.tolist()
-    lam = [lam] if single else lam
-    energy = [-sum(row) for row in lam]
-    if not all(e >= MIN_CENTRED_ENERGY * r for e, r in zip(energy, raw_energy, strict=True)):
+    # the n largest eigenpairs, ascending; overwrite_a: the Gram is ours (or a backend's output)
+    lam, vecs, _, _, info = lapack.ssyevr(gram, compute_v=1, range="I", lower=0, il=big_n - n + 1, iu=big_n,
+                                          overwrite_a=1)
+    if info != 0:
         return None
-    s = [[math.sqrt(max(-value, 0.0)) for value in row[:n]] for row in lam]
-    inv = [[1.0 / value if value > NEGLIGIBLE * row[0] else 0.0 for value in row] for row in s]  # tail.inverse
-    u = centre @ evecs[..., :n]  # J u: exactly orthogonal to the ones, so X^T J u = X_c^T u
-    # v_k = X_c^T u_k / s_k, as (U^T X)^T: a third of the time of X^T U for this layout
-    v = (u.mT @ x.mT).mT * torch.tensor(inv[0] if single else [[row] for row in inv], dtype=torch.float32)
-    s, energy = torch.tensor(s, dtype=torch.float32), torch.tensor(energy, dtype=torch.float32)
-    if single:
-        return Components(u[None], s, v[None], energy)
-    return Components(u, s, v, energy)
+    lam, u = lam[n - 1 :: -1], vecs[:, n - 1 :: -1]  # descending
+    u = u - u.mean(axis=0)  # exactly orthogonal to the ones (as J u), so X^T u = X_c^T u
+    with np.errstate(all="ignore"):
+        v = (u.T @ a.T).T  # X_c^T u_k, (C, n)
+        if mean is None:
+            mean = a.mean(axis=1)
+        raw = energy + big_n * float(np.dot(mean, mean))  # ||X||^2 = ||X_c||^2 + N ||mean||^2
+    if not (math.isfinite(raw) and raw >= MIN_MEAN_SQUARE * big_n * c and energy >= MIN_CENTRED_ENERGY * raw):
+        return None
+    s = np.sqrt(np.maximum(lam, 0.0))
+    return u, s, v * inverse(s), np.array(energy, dtype=np.float32)  # v_k = X_c^T u_k / s_k
 
 
 def _ritz(xt: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 if TYPE_CHECKING:
     from .solvers import Components
     from .video import SubspaceTracker
 
-__all__ = ["NOISE", "CamResult", "cam_from_components", "normalize_maps"]
+__all__ = ["NOISE", "CamResult", "cam_from_components", "namespace", "normalize_maps"]
 
 #: A component whose variance is below this share of the total is rounding noise (a rank-deficient
 #: map: fewer distinct positions than components) and is reported as absent: s = 0, an empty map.
@@ -62,6 +64,20 @@ class CamResult:
     method: str
 
 
+#: numpy's side of the syntax the tail shares with torch: the ufuncs' own reductions (C calls;
+#: ``np.amax`` and ``np.sum`` first pass through Python wrappers).
+_NUMPY = SimpleNamespace(sum=np.add.reduce, amax=np.maximum.reduce, amin=np.minimum.reduce, where=np.where,
+                         sign=np.sign)
+
+
+def namespace(a: torch.Tensor | np.ndarray):
+    """The functions that apply to ``a``: numpy's for an array, else ``torch``. The tail is written
+    once in the syntax both share (``xp.amax(a, axis=1)``, ``xp.where``, ``abs(a)``,
+    ``a.clip(lo, None)``): torch on any device, numpy for the CPU solver of one small map, where
+    each torch op right after a forward pass costs 10 to 30 us and a numpy op a few."""
+    return _NUMPY if isinstance(a, np.ndarray) else torch
+
+
 def inverse(s: torch.Tensor) -> torch.Tensor:
     """``1 / s`` for singular values ``s (..., n)`` in descending order, and 0 where ``s`` is ~0
     (under ``NEGLIGIBLE`` of the first: a component that carries no variance), whatever their units."""
@@ -69,28 +85,26 @@ def inverse(s: torch.Tensor) -> torch.Tensor:
 
 
 def rule_signs(v: torch.Tensor) -> torch.Tensor:
-    """``(B, n)`` signs (+1/-1) of the loadings ``v (B, C, n)`` (unit or zero columns) from the
-    documented rule: ``v_k`` sums positive; where the sum is ~0 (``|sum| <= 1e-6 sqrt(C)``, i.e.
-    1e-6 of the largest ``||v_k||_1`` a unit vector can have), the largest-magnitude loading is made
-    positive (that is the sign of ``max + min``; an exact tie gives +)."""
-    total = v.sum(dim=1)
-    threshold = 1e-6 * math.sqrt(v.shape[1])
-    if v.is_cpu:  # reading it costs no sync here: skip the fallback's two reductions over C when no sum needs it
-        sums = total.tolist()
-        if all(abs(t) > threshold for row in sums for t in row):
-            return torch.tensor([[-1.0 if t < 0 else 1.0 for t in row] for row in sums], dtype=v.dtype)
-    largest = v.amax(dim=1) + v.amin(dim=1)
-    decided = torch.where(total.abs() > threshold, total, largest)
-    return torch.where(decided < 0, -1.0, 1.0)
+    """``(B, n)`` signs (+1/-1, ``v``'s dtype) of the loadings ``v (B, C, n)`` (unit or zero
+    columns) from the documented rule: ``v_k`` sums positive; where the sum is ~0
+    (``|sum| <= 1e-6 sqrt(C)``, i.e. 1e-6 of the largest ``||v_k||_1`` a unit vector can have), the
+    largest-magnitude loading is made positive (that is the sign of ``max + min``; an exact tie
+    gives +)."""
+    xp = namespace(v)
+    total = xp.sum(v, axis=1)
+    largest = xp.amax(v, axis=1) + xp.amin(v, axis=1)
+    decided = xp.where(abs(total) > 1e-6 * math.sqrt(v.shape[1]), total, largest)
+    return xp.sign(decided) + (decided == 0)
 
 
 def _normalize(flat: torch.Tensor) -> torch.Tensor:
     """Min-max normalisation of each row of ``(B, P)`` to ``[0, 1]``; flat rows become 0."""
-    lo = flat.amin(dim=1, keepdim=True)
-    hi = flat.amax(dim=1, keepdim=True)
+    xp = namespace(flat)
+    lo = xp.amin(flat, axis=1, keepdims=True)
+    hi = xp.amax(flat, axis=1, keepdims=True)
     span = hi - lo
     # Dividing by +inf gives exactly 0: flat (or rounding-flat) maps need no second where().
-    return (flat - lo) / torch.where(span > 1e-6 * hi.abs(), span, float("inf"))
+    return (flat - lo) / xp.where(span > 1e-6 * abs(hi), span, float("inf"))
 
 
 def normalize_maps(maps: torch.Tensor) -> torch.Tensor:
@@ -110,7 +124,7 @@ def cam_from_components(
 
     Args:
         components: ``u (B, N, n)``, ``s (B, n)``, ``v (B, C, n)``, ``energy (B,)`` of the matrix
-            the solver saw, with ``N = H * W``.
+            the solver saw, with ``N = H * W``: torch tensors, or numpy arrays from the CPU solver.
         scale: ``(B, 1)`` tensor or a number, what that matrix was divided by (maps and singular
             values come back in the activations' units).
         shape: ``(B, H, W)`` of the maps.
@@ -120,13 +134,14 @@ def cam_from_components(
             it keeps this batch's last basis.
 
     Returns:
-        :class:`CamResult`, every tensor float32 on the solver's device.
+        :class:`CamResult`, every tensor float32 on the solver's device (the CPU for numpy).
     """
     u, s, v, energy = components
+    xp = namespace(s)
     power = s * s
     total = energy[:, None]
     real = power > NOISE * total
-    signs = rule_signs(v).to(s.dtype)
+    signs = rule_signs(v)
     if tracker is not None:
         signs = tracker.follow(v, real, signs)
     s = s * real
@@ -134,17 +149,13 @@ def cam_from_components(
     proj = u[:, :, k] * (s[:, k : k + 1] * signs[:, k : k + 1])  # (B, N): X v_k, signed, the solver's units
     # ReLU and min-max do not depend on a positive scale: the map comes from the solver's units, so
     # it stays finite where the activations' units overflow float32 (activations of ~1e37 and more).
-    maps = _normalize(proj.clamp_min(0.0)).reshape(shape)
+    maps = _normalize(proj.clip(0.0, None)).reshape(shape)
     if not (isinstance(scale, float) and scale == 1.0):
         s = s * scale
         proj = proj * scale
-    # 0 / 0 = NaN -> 0: constant activations (zero energy) explain nothing
-    explained = (power * real / total).nan_to_num_(0.0).clamp_(0.0, 1.0)
-    return CamResult(
-        maps=maps,
-        projections=proj.reshape(shape),
-        singular_values=s,
-        explained=explained,
-        component=component,
-        method=method,
-    )
+    # constant activations (zero energy, zero power) explain nothing: 0 / 1e-30
+    explained = (power * real / total.clip(1e-30, None)).clip(0.0, 1.0)
+    found = (maps, proj.reshape(shape), s, explained)
+    if xp is _NUMPY:
+        found = tuple(torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in found)
+    return CamResult(*found, component=component, method=method)

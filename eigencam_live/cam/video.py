@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from .tail import normalize_maps
+from .tail import namespace, normalize_maps
 
 __all__ = ["SubspaceTracker", "TemporalSmoother"]
 
@@ -51,7 +52,8 @@ class SubspaceTracker:
         """Signs continuous with the previous frames, and the new basis kept.
 
         Args:
-            v: ``(B, C, n)`` unit right singular vectors of consecutive frames.
+            v: ``(B, C, n)`` unit right singular vectors of consecutive frames (a tensor, or a
+                numpy array from the CPU solver: the same code runs on either).
             real: ``(B, n)`` bool, the components above the noise floor (the others never match).
             signs: ``(B, n)`` signs from the per-frame rule; overwritten where a component matches
                 the previous frame's.
@@ -59,22 +61,23 @@ class SubspaceTracker:
         Returns:
             ``signs``.
         """
+        xp = namespace(v)
         prev = before = self.start(v.shape[1])
-        if prev is not None:
-            prev = before = prev.to(v.device)  # the engine may have moved to another device
+        if prev is not None:  # the engine may have moved to another device
+            prev = before = prev.to(v.device) if xp is torch else prev.cpu().numpy()
         n = v.shape[2]
         for i in range(v.shape[0]):
             if prev is not None:
                 m = min(prev.shape[1], n)
-                pair = (v[i], prev) if m == n else (v[i, :, :m], prev[:, :m])
-                cos = (pair[0] * pair[1]).sum(dim=0)  # unit vectors: a cosine (0 against a blank frame)
+                cos = xp.sum(v[i, :, :m] * prev[:, :m], axis=0)  # unit vectors: a cosine (0 against a blank frame)
                 # (a component below the noise floor may match by chance: its sign never shows)
-                signs[i, :m] = torch.where(cos.abs() >= self.match, cos.sign(), signs[i, :m])
+                signs[i, :m] = xp.where(abs(cos) >= self.match, xp.sign(cos), signs[i, :m])
             prev = v[i] * (signs[i] * real[i])
         if before is not None and before.shape == prev.shape:
             # a blank last frame keeps the basis it was given (decided on the device: no host sync)
-            prev = torch.where(real[-1, 0], prev, before)
-        self._basis = prev.to(torch.float32)  # a new tensor, ours alone
+            prev = xp.where(real[-1, 0], prev, before)
+        # a new tensor, ours alone
+        self._basis = prev.to(torch.float32) if xp is torch else torch.from_numpy(prev.astype(np.float32, copy=False))
         return signs
 
 
