@@ -65,14 +65,14 @@ def bench_model(name: str, repeats: int, warmup: int) -> dict:
 
     def cam_after_forward() -> float:
         with torch.inference_mode():
-            _, fmap = ort.backend.forward(x)
-        return _time(lambda: eigen_cam(fmap, 1, "auto", tracker=tracker))
+            _, fmap, gram = ort.backend.forward_gram(x)  # as the engine runs it
+        return _time(lambda: eigen_cam(fmap, 1, "auto", tracker=tracker, gram=gram))
 
     fns = {
         "frame-torch": lambda: _time(lambda: engines["torch"].process_one(frame, look)),
         "frame-ort": lambda: _time(lambda: ort.process_one(frame, look)),
         "forward-torch": lambda: _time(lambda: engines["torch"].backend.forward(x)),
-        "forward-ort": lambda: _time(lambda: ort.backend.forward(x)),
+        "forward-ort": lambda: _time(lambda: ort.backend.forward_gram(x)),
         "cam-ort": cam_after_forward,
     }
     with torch.inference_mode():

@@ -264,7 +264,7 @@ class Engine:
             on_device = self._upload(batch)
             x = self._network_input(on_device)
             t1 = time.perf_counter()
-            outputs, fmap = self.backend.forward(x)
+            outputs, fmap, gram = self.backend.forward_gram(x)
             detections = None
             if isinstance(outputs, list):  # a detector: boxes, not class scores
                 detections = self._detections(outputs, tuple(x.shape[-2:]), tuple(batch.shape[1:3]))
@@ -274,7 +274,7 @@ class Engine:
             t2 = time.perf_counter()
             _check_map(tuple(fmap.shape[1:]), self.layer, cfg.component)
             self._frame_hw = tuple(batch.shape[1:3])
-            res = eigen_cam(fmap, cfg.component, cfg.method, tracker=self.tracker, sync_free=self.resident)
+            res = eigen_cam(fmap, cfg.component, cfg.method, tracker=self.tracker, sync_free=self.resident, gram=gram)
             cams = res.maps if cfg.smoothing == 0 else self.smoother(res.projections)
             t3 = time.perf_counter()
             top_p, top_i = torch.softmax(logits.float(), dim=1).topk(min(cfg.top_k, logits.shape[1]), dim=1)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from eigencam_live.backends import OnnxBackend, TorchBackend, cache_dir, onnx_backend
+from eigencam_live.cam import eigen_cam
 from eigencam_live.engine import Engine, EngineConfig
 from eigencam_live.errors import ConfigError
 from eigencam_live.models import load_model
@@ -72,20 +73,39 @@ def test_the_cache_is_reused_and_a_corrupt_file_is_rebuilt(monkeypatch):
     frame = scene(96, 128)
     first = Engine(EngineConfig(device="cpu", model="mobilenet_v3_small", weights="none", short_side=64), model=loaded)
     want = first.process_one(frame)
-    path = first.backend._path(first.layer)
-    assert path.exists()
+    # the plain graph and the one that also gives the Gram matrix of the map's positions
+    paths = [first.backend._path(first.layer, gram) for gram in (False, True)]
+    assert all(path.exists() for path in paths)
     # A second engine on the same weights loads the file: no export.
     monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: pytest.fail("exported again"))
     again = Engine(EngineConfig(device="cpu", model="mobilenet_v3_small", weights="none", short_side=64), model=loaded)
     np.testing.assert_allclose(again.process_one(frame).cam, want.cam, atol=1e-5)
     monkeypatch.undo()
-    path.write_bytes(path.read_bytes()[: 1000])  # cut off
+    for path in paths:
+        path.write_bytes(path.read_bytes()[: 1000])  # cut off
     rebuilt = Engine(EngineConfig(device="cpu", model="mobilenet_v3_small", weights="none", short_side=64), model=loaded)
     np.testing.assert_allclose(rebuilt.process_one(frame).cam, want.cam, atol=1e-5)
-    assert rebuilt.backend.running == "onnxruntime" and path.stat().st_size > 100_000
+    assert rebuilt.backend.running == "onnxruntime" and all(path.stat().st_size > 100_000 for path in paths)
     # Other weights are another key: a file made for these is never trusted for those.
     other = _loaded("mobilenet_v3_small", seed=4)
-    assert OnnxBackend(other, "features")._path("features") != path
+    assert OnnxBackend(other, "features")._path("features", False) != paths[0]
+
+
+def test_the_runtime_gives_the_centred_gram_matrix_where_the_exact_solver_uses_it():
+    """Where the map has no more positions than channels (and no more than ``EXACT_MAX_DIM``), ONNX
+    Runtime returns ``X_c X_c^T`` of the positions beside the activations, and the engine's map is
+    the one the solver finds without it; elsewhere (a shallow layer's large map) there is none."""
+    _, ort = _engines("resnet18")
+    x = ort.preprocess(scene(96, 128)[None].repeat(2, axis=0))
+    logits, fmap, gram = ort.backend.forward_gram(x)
+    assert fmap.shape == (2, 512, 3, 4) and gram.shape == (2, 12, 12)
+    a = fmap.double().flatten(2)
+    a = a - a.mean(dim=2, keepdim=True)
+    torch.testing.assert_close(gram.double(), a.mT @ a, rtol=1e-4, atol=1e-6 * float((a.mT @ a).abs().max()))
+    with_gram = eigen_cam(fmap, gram=gram)
+    torch.testing.assert_close(with_gram.maps, eigen_cam(fmap).maps, rtol=0, atol=1e-5)
+    ort.reconfigure(layer="layer1")  # 64 channels, 24 x 32 positions
+    assert ort.backend.forward_gram(x)[2] is None
 
 
 def test_a_disagreeing_runtime_falls_back_to_torch_with_a_warning(monkeypatch):

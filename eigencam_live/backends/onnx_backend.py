@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from eigencam_live.cam import EXACT_MAX_DIM
 from eigencam_live.models import ActivationCapture, Layer, LoadedModel, to_feature_map
 
 from .torch_backend import TorchBackend, _outputs
@@ -52,24 +53,44 @@ def cache_dir() -> Path:
 
 
 class _WithLayer(nn.Module):
-    """``x -> (outputs, the layer's output)``: the graph that is exported."""
+    """``x -> (outputs, the layer's output[, gram])``: the graph that is exported.
 
-    def __init__(self, net: nn.Module, layer: str) -> None:
+    With ``gram``, a third output: the Gram matrix of the map's positions with its channels
+    centred, ``X_c X_c^T`` ``(B, HW, HW)``, computed by the runtime while the activations are in
+    its caches (the one large product of the Eigen-CAM step: see
+    :func:`eigencam_live.cam.solvers.gram_cpu`). Only for a layer whose output is the ``(B, C, H,
+    W)`` map as it is.
+    """
+
+    def __init__(self, net: nn.Module, layer: str, gram: bool = False, prefix_tokens: int | None = None) -> None:
         super().__init__()
-        self.net, self.layer = net, layer
+        self.net, self.layer, self.gram, self.prefix_tokens = net, layer, gram, prefix_tokens
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         with ActivationCapture(self.net, self.layer) as cap:
             out = _outputs(self.net(x))  # the class scores, as the torch backend reads them
         raw = cap.outputs.get(self.layer)
         if not isinstance(out, torch.Tensor) or not isinstance(raw, torch.Tensor):
             # ONNX graph outputs are tensors: a dict, a tuple or a pyramid of maps stays with torch
             raise TypeError(f"the network's or layer {self.layer!r}'s output is not a single tensor")
-        return out, raw
+        if not self.gram:
+            return out, raw
+        if to_feature_map(raw, tuple(x.shape[-2:]), self.prefix_tokens, x.shape[0]) is not raw:
+            raise TypeError(f"layer {self.layer!r}'s output is not an NCHW map")  # tokens, NHWC: no Gram
+        a = raw.flatten(2)  # (B, C, HW)
+        a = a - a.mean(dim=2, keepdim=True)
+        return out, raw, a.transpose(1, 2) @ a
 
 
-def _agree(a: np.ndarray, b: torch.Tensor, tol: float = 1e-3) -> bool:
-    b = b.detach().float().numpy()
+def _gram(fmap: torch.Tensor) -> np.ndarray:
+    """``(B, HW, HW)`` Gram matrices of the positions of ``(B, C, H, W)`` maps, channels centred."""
+    a = fmap.detach().double().flatten(2)
+    a = a - a.mean(dim=2, keepdim=True)
+    return (a.mT @ a).numpy()
+
+
+def _agree(a: np.ndarray, b: torch.Tensor | np.ndarray, tol: float = 1e-3) -> bool:
+    b = b if isinstance(b, np.ndarray) else b.detach().float().numpy()
     scale = max(float(np.abs(b).max()), 1e-30)
     return a.shape == b.shape and float(np.abs(a - b).max()) / scale <= tol
 
@@ -96,7 +117,9 @@ class OnnxBackend:
         self.device, self.dtype = torch.device("cpu"), torch.float32
         self.threads = threads
         self.warning: str | None = None
-        self._sessions: dict[str, object | None] = {}  # by layer; None: torch runs it
+        # by (layer, with the Gram output); None: torch runs it (or, for a Gram, the plain graph)
+        self._sessions: dict[tuple[str, bool], object | None] = {}
+        self._gram_fits: dict[tuple[str, tuple[int, int]], bool] = {}
         self._digest: str | None = None
 
     @property
@@ -110,13 +133,13 @@ class OnnxBackend:
     @property
     def running(self) -> str:
         """What runs the forward pass: ``onnxruntime``, or ``torch`` where it fell back."""
-        layer = self.layer
-        return "torch" if layer in self._sessions and self._sessions[layer] is None else "onnxruntime"
+        return "torch" if (self.layer, False) in self._sessions and self._sessions[self.layer, False] is None \
+            else "onnxruntime"
 
     @property
     def preparing(self) -> bool:
         """The next forward pass exports (or loads) and checks the network first: seconds."""
-        return self.layer not in self._sessions
+        return (self.layer, False) not in self._sessions
 
     def probe(self, layer: str, size: tuple[int, int]) -> tuple[int, int, int]:
         return self.torch.probe(layer, size)
@@ -129,43 +152,66 @@ class OnnxBackend:
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """As :meth:`TorchBackend.forward`; the first call for a layer exports (or loads) and checks."""
+        return self.forward_gram(x)[:2]
+
+    def forward_gram(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """:meth:`forward` and, where the exact Eigen-CAM solver will use it (an NCHW map with
+        ``HW <= min(C, EXACT_MAX_DIM)``), the centred Gram matrix of its positions ``(B, HW, HW)``
+        from the runtime; else ``None``."""
         layer = self.layer
-        if layer not in self._sessions:
-            self._sessions[layer] = self._checked_session(layer, x)
-        session = self._sessions[layer]
-        if session is None:
-            return self.torch.forward(x)
-        logits, raw = session.run(None, {"x": x.contiguous().numpy()})
-        return torch.from_numpy(logits), self._map(raw, x)
+        if (layer, False) not in self._sessions:
+            self._sessions[layer, False] = self._checked_session(layer, x, gram=False)
+        if self._sessions[layer, False] is None:
+            return (*self.torch.forward(x), None)
+        key = (layer, self._fits(layer, x))
+        if key not in self._sessions:  # None: the layer is no NCHW map, the plain graph runs
+            self._sessions[key] = self._checked_session(layer, x, gram=True)
+        session = self._sessions[key] or self._sessions[layer, False]
+        found = session.run(None, {"x": x.contiguous().numpy()})
+        gram = torch.from_numpy(found[2]) if len(found) == 3 else None
+        return torch.from_numpy(found[0]), self._map(found[1], x), gram
+
+    def _fits(self, layer: str, x: torch.Tensor) -> bool:
+        """Whether the exact solver's Gram of the positions is wanted for inputs of ``x``'s size."""
+        size = (int(x.shape[-2]), int(x.shape[-1]))
+        if (layer, size) not in self._gram_fits:
+            c, h, w = self.probe(layer, size)  # once per layer and size
+            self._gram_fits[layer, size] = h * w <= min(c, EXACT_MAX_DIM)
+        return self._gram_fits[layer, size]
 
     # -- export, cache, check ------------------------------------------------------------------
-    def _checked_session(self, layer: str, x: torch.Tensor):
+    def _checked_session(self, layer: str, x: torch.Tensor, gram: bool):
+        """A session for ``layer`` (with the Gram output if ``gram``) whose outputs agree with the
+        torch network's on ``x``, or ``None`` (with :attr:`warning` set for the plain graph)."""
         with torch.inference_mode():
             want_logits, want_fmap = self.torch.forward(x)
-        path = self._path(layer)
+        path = self._path(layer, gram)
         for attempt in ("cached", "fresh"):
             if attempt == "fresh" or not path.exists():
                 try:
-                    self._export(layer, x, path)
+                    self._export(layer, x, path, gram)
                 except Exception as exc:  # an op ONNX cannot express, ...: torch runs it
-                    self.warning = f"ONNX export of {self.loaded.spec.name} failed ({_first_line(exc)}); torch runs it"
+                    if not gram:
+                        self.warning = f"ONNX export of {self.loaded.spec.name} failed ({_first_line(exc)}); torch runs it"
                     return None
             try:
                 session = self._session(path)
-                logits, raw = session.run(None, {"x": x.contiguous().numpy()})
+                found = session.run(None, {"x": x.contiguous().numpy()})
             except Exception:  # a corrupt or truncated file: rebuild it once
                 path.unlink(missing_ok=True)
                 continue
-            fmap = self._map(raw, x).numpy()
-            if _agree(logits, want_logits) and _agree(fmap, want_fmap):
-                self.warning = None
+            fmap = self._map(found[1], x).numpy()
+            if _agree(found[0], want_logits) and _agree(fmap, want_fmap) and (not gram or _agree(found[2], _gram(want_fmap))):
+                if not gram:
+                    self.warning = None
                 return session
             path.unlink(missing_ok=True)  # a cached file that does not match: rebuild it once
-        self.warning = (f"ONNX Runtime's outputs for {self.loaded.spec.name} differ from torch's; "
-                        "torch runs it")
+        if not gram:
+            self.warning = (f"ONNX Runtime's outputs for {self.loaded.spec.name} differ from torch's; "
+                            "torch runs it")
         return None
 
-    def _path(self, layer: str) -> Path:
+    def _path(self, layer: str, gram: bool) -> Path:
         import onnx
         import onnxruntime
 
@@ -175,21 +221,25 @@ class OnnxBackend:
                 h.update(name.encode())
                 h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
             self._digest = h.hexdigest()
-        key = "|".join([self.loaded.spec.name, layer, str(self.loaded.spec.fixed_input), self._digest,
+        key = "|".join([self.loaded.spec.name, layer, "gram" * gram, str(self.loaded.spec.fixed_input), self._digest,
                         torch.__version__, onnx.__version__, onnxruntime.__version__, str(_OPSET)])
         name = "".join(c if c.isalnum() or c in "-_" else "_" for c in self.loaded.spec.name)
         return cache_dir() / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.onnx"
 
-    def _export(self, layer: str, x: torch.Tensor, path: Path) -> None:
+    def _export(self, layer: str, x: torch.Tensor, path: Path, gram: bool) -> None:
         dynamic = {"x": {0: "batch"}, "logits": {0: "batch"}, "fmap": {0: "batch"}}
+        names = ["logits", "fmap"]
+        if gram:
+            dynamic["gram"] = {0: "batch", 1: "positions", 2: "positions"}
+            names.append("gram")
         if self.loaded.spec.fixed_input is None:
             dynamic["x"].update({2: "height", 3: "width"})
         buffer = io.BytesIO()
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            torch.onnx.export(_WithLayer(self.loaded.net, layer).eval(), (x,), buffer, input_names=["x"],
-                              output_names=["logits", "fmap"], dynamic_axes=dynamic, opset_version=_OPSET,
-                              dynamo=False)
+            graph = _WithLayer(self.loaded.net, layer, gram, self.loaded.prefix_tokens).eval()
+            torch.onnx.export(graph, (x,), buffer, input_names=["x"], output_names=names, dynamic_axes=dynamic,
+                              opset_version=_OPSET, dynamo=False)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
         tmp.write_bytes(buffer.getvalue())

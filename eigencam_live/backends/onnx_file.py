@@ -157,6 +157,10 @@ class OnnxFileBackend:
         logits, raw = self._sessions[self._layer].run(None, {self.graph.input: x.contiguous().numpy()})
         return torch.from_numpy(logits), to_feature_map(torch.from_numpy(raw), tuple(x.shape[-2:]), batch=x.shape[0])
 
+    def forward_gram(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+        """:meth:`forward` and ``None``: the Eigen-CAM solver computes the Gram matrix itself."""
+        return (*self.forward(x), None)
+
     def feature_layers(self, size: tuple[int, int]) -> list[Layer]:
         kinds = self.graph.kinds
         return [Layer(name, kinds.get(name, "?"), shape) for name, shape in self.graph.layers(size).items()]

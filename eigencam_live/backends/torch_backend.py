@@ -99,6 +99,10 @@ class TorchBackend:
             logits = self.loaded.net(x)
             return _outputs(logits), cap.map(size, self._layer, prefix, batch)
 
+    def forward_gram(self, x: torch.Tensor) -> tuple[torch.Tensor | list[dict], torch.Tensor, None]:
+        """:meth:`forward` and ``None``: the Eigen-CAM solver computes the Gram matrix itself."""
+        return (*self.forward(x), None)
+
     def probe(self, layer: str, size: tuple[int, int]) -> tuple[int, int, int]:
         """``(C, h', w')`` of ``layer``'s feature map for a ``size = (h, w)`` input, from one forward
         pass of a blank image (the shapes the network reports, not a trial on real frames).
