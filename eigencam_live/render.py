@@ -108,9 +108,11 @@ def colorize(heatmap: np.ndarray, colormap: str = "jet") -> np.ndarray:
     """``(H, W)`` float in ``[0, 1]`` -> ``(H, W, 3)`` uint8 BGR."""
     if heatmap.ndim != 2:
         raise ValueError(f"heatmap must have a shape of (H, W). Got {heatmap.shape}")
-    # Clamp to [0, 1], scale and round in OpenCV passes: 10x faster than numpy's clip + astype on a
-    # 768 x 432 map (values beyond [0, 1] land on the end colours).
-    levels = cv2.convertScaleAbs(cv2.min(cv2.max(np.asarray(heatmap, dtype=np.float32), 0.0), 1.0), alpha=255.0)
+    # Zero what is below 0 (and NaN), then scale, round and saturate to uint8 in one pass: values
+    # beyond [0, 1] land on the end colours. 0.1 ms on a 768 x 432 map, where cv2.max/cv2.min with a
+    # scalar took 1.8 ms and numpy's clip + astype more (convertScaleAbs alone would mirror negatives).
+    heatmap = np.asarray(heatmap, dtype=np.float32)
+    levels = cv2.convertScaleAbs(cv2.threshold(heatmap, 0.0, 0.0, cv2.THRESH_TOZERO)[1], alpha=255.0)
     return cv2.applyColorMap(levels, COLORMAPS[colormap])
 
 
