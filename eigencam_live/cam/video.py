@@ -64,7 +64,7 @@ class SubspaceTracker:
         xp = namespace(v)
         prev = before = self.start(v.shape[1])
         if prev is not None:  # the engine may have moved to another device
-            prev = before = prev.to(v.device) if xp is torch else prev.cpu().numpy()
+            prev = before = prev.to(v.device) if xp is torch else (prev if prev.is_cpu else prev.cpu()).numpy()
         n = v.shape[2]
         for i in range(v.shape[0]):
             if prev is not None:
