@@ -97,7 +97,9 @@ def test_the_runtime_gives_the_centred_gram_matrix_where_the_exact_solver_uses_i
     the one the solver finds without it; elsewhere (a shallow layer's large map) there is none."""
     _, ort = _engines("resnet18")
     x = ort.preprocess(scene(96, 128)[None].repeat(2, axis=0))
+    assert ort.backend.preparing  # both graphs are built on the first frame: the app says so
     logits, fmap, gram = ort.backend.forward_gram(x)
+    assert not ort.backend.preparing
     assert fmap.shape == (2, 512, 3, 4) and gram.shape == (2, 12, 12)
     a = fmap.double().flatten(2)
     a = a - a.mean(dim=2, keepdim=True)
@@ -105,7 +107,9 @@ def test_the_runtime_gives_the_centred_gram_matrix_where_the_exact_solver_uses_i
     with_gram = eigen_cam(fmap, gram=gram)
     torch.testing.assert_close(with_gram.maps, eigen_cam(fmap).maps, rtol=0, atol=1e-5)
     ort.reconfigure(layer="layer1")  # 64 channels, 24 x 32 positions
+    assert ort.backend.preparing
     assert ort.backend.forward_gram(x)[2] is None
+    assert not ort.backend.preparing and ort.backend.running == "onnxruntime"
 
 
 def test_a_disagreeing_runtime_falls_back_to_torch_with_a_warning(monkeypatch):

@@ -120,6 +120,7 @@ class OnnxBackend:
         # by (layer, with the Gram output); None: torch runs it (or, for a Gram, the plain graph)
         self._sessions: dict[tuple[str, bool], object | None] = {}
         self._gram_fits: dict[tuple[str, tuple[int, int]], bool] = {}
+        self._size: tuple[int, int] | None = None  # the last input's (h, w)
         self._digest: str | None = None
 
     @property
@@ -138,8 +139,14 @@ class OnnxBackend:
 
     @property
     def preparing(self) -> bool:
-        """The next forward pass exports (or loads) and checks the network first: seconds."""
-        return (self.layer, False) not in self._sessions
+        """The next forward pass exports (or loads) and checks the network first: seconds (the
+        plain graph, or the one with the Gram matrix where an input of the last size wants it)."""
+        layer = self.layer
+        if (layer, False) not in self._sessions:
+            return True
+        if self._sessions[layer, False] is None:  # torch runs it
+            return False
+        return (layer, True) not in self._sessions and self._gram_fits.get((layer, self._size), True)
 
     def probe(self, layer: str, size: tuple[int, int]) -> tuple[int, int, int]:
         return self.torch.probe(layer, size)
@@ -173,7 +180,7 @@ class OnnxBackend:
 
     def _fits(self, layer: str, x: torch.Tensor) -> bool:
         """Whether the exact solver's Gram of the positions is wanted for inputs of ``x``'s size."""
-        size = (int(x.shape[-2]), int(x.shape[-1]))
+        size = self._size = (int(x.shape[-2]), int(x.shape[-1]))
         if (layer, size) not in self._gram_fits:
             c, h, w = self.probe(layer, size)  # once per layer and size
             self._gram_fits[layer, size] = h * w <= min(c, EXACT_MAX_DIM)
