@@ -264,7 +264,10 @@ class Engine:
             on_device = self._upload(batch)
             x = self._network_input(on_device)
             t1 = time.perf_counter()
-            outputs, fmap, gram = self.backend.forward_gram(x)
+            if cfg.method == "randomized" or self.resident:  # neither takes a Gram matrix
+                (outputs, fmap), gram = self.backend.forward(x), None
+            else:
+                outputs, fmap, gram = self.backend.forward_gram(x)
             detections = None
             if isinstance(outputs, list):  # a detector: boxes, not class scores
                 detections = self._detections(outputs, tuple(x.shape[-2:]), tuple(batch.shape[1:3]))

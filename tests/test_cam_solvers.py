@@ -116,3 +116,20 @@ def test_the_basis_is_read_only_state():
     before = tracker.basis
     assert tracker.basis is before and tracker.basis is before
     assert vars(tracker).keys() == {"match", "_basis"}
+
+
+def test_a_gram_matrix_from_the_backend_is_read_from_its_upper_triangle_and_kept():
+    """``eigen_cam(..., gram=)`` (ONNX Runtime's ``X_c X_c^T``) gives the solver's own map, reads the
+    upper triangle whatever the memory order, and leaves the caller's matrix as it was."""
+    a = activations(2, 64, 5, 7, seed=4)
+    x = a.double().flatten(2)
+    x = x - x.mean(dim=2, keepdim=True)
+    full = (x.mT @ x).float()
+    want = eigen_cam(a)
+    for gram in (full.clone(), torch.triu(full), torch.triu(full).mT.contiguous().mT):  # C order, upper, Fortran
+        before = gram.clone()
+        for _ in range(2):  # twice: the first call must not have spoilt it
+            got = eigen_cam(a, gram=gram)
+            torch.testing.assert_close(got.maps, want.maps, rtol=0, atol=1e-5)
+            torch.testing.assert_close(got.singular_values, want.singular_values, rtol=1e-5, atol=0)
+        assert torch.equal(gram, before)

@@ -121,6 +121,9 @@ def test_colormap_levels(heat):
     np.testing.assert_array_equal(lut[[0, 255]], [[128, 0, 0], [0, 0, 128]])  # jet: dark blue .. dark red (BGR)
     ramp = np.linspace(0, 1, 256, dtype=np.float32)[None, :]
     np.testing.assert_array_equal(colorize(ramp, "jet")[0], lut)
+    # beyond [0, 1] the end colours, however far (NaN counts as 0)
+    wild = np.array([[-1e30, -0.5, np.nan, 1.5, 1e7, 1e30, np.inf, -np.inf]], dtype=np.float32)
+    np.testing.assert_array_equal(colorize(wild, "jet")[0], lut[[0, 0, 0, 255, 255, 255, 255, 0]])
     for name in COLORMAPS:
         want = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], COLORMAPS[name])[:, 0]
         np.testing.assert_array_equal(colormap_lut(name), want)

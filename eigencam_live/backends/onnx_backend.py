@@ -120,7 +120,6 @@ class OnnxBackend:
         # by (layer, with the Gram output); None: torch runs it (or, for a Gram, the plain graph)
         self._sessions: dict[tuple[str, bool], object | None] = {}
         self._gram_fits: dict[tuple[str, tuple[int, int]], bool] = {}
-        self._size: tuple[int, int] | None = None  # the last input's (h, w)
         self._digest: str | None = None
 
     @property
@@ -139,14 +138,9 @@ class OnnxBackend:
 
     @property
     def preparing(self) -> bool:
-        """The next forward pass exports (or loads) and checks the network first: seconds (the
-        plain graph, or the one with the Gram matrix where an input of the last size wants it)."""
-        layer = self.layer
-        if (layer, False) not in self._sessions:
-            return True
-        if self._sessions[layer, False] is None:  # torch runs it
-            return False
-        return (layer, True) not in self._sessions and self._gram_fits.get((layer, self._size), True)
+        """The next forward pass exports (or loads) and checks the network first: seconds (both
+        graphs, the plain one and the one with the Gram matrix, are built then)."""
+        return (self.layer, False) not in self._sessions
 
     def probe(self, layer: str, size: tuple[int, int]) -> tuple[int, int, int]:
         return self.torch.probe(layer, size)
@@ -159,28 +153,30 @@ class OnnxBackend:
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """As :meth:`TorchBackend.forward`; the first call for a layer exports (or loads) and checks."""
-        return self.forward_gram(x)[:2]
+        return self._run(x, gram=False)[:2]
 
     def forward_gram(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """:meth:`forward` and, where the exact Eigen-CAM solver will use it (an NCHW map with
         ``HW <= min(C, EXACT_MAX_DIM)``), the centred Gram matrix of its positions ``(B, HW, HW)``
         from the runtime; else ``None``."""
+        return self._run(x, gram=True)
+
+    def _run(self, x: torch.Tensor, gram: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         layer = self.layer
-        if (layer, False) not in self._sessions:
+        if (layer, False) not in self._sessions:  # both graphs at once: the app shows one "preparing"
             self._sessions[layer, False] = self._checked_session(layer, x, gram=False)
+            if self._sessions[layer, False] is not None:  # None: the layer is no NCHW map, the plain graph runs
+                self._sessions[layer, True] = self._checked_session(layer, x, gram=True)
         if self._sessions[layer, False] is None:
             return (*self.torch.forward(x), None)
-        key = (layer, self._fits(layer, x))
-        if key not in self._sessions:  # None: the layer is no NCHW map, the plain graph runs
-            self._sessions[key] = self._checked_session(layer, x, gram=True)
-        session = self._sessions[key] or self._sessions[layer, False]
+        key = (layer, gram and self._fits(layer, x))
+        session = self._sessions.get(key) or self._sessions[layer, False]
         found = session.run(None, {"x": x.contiguous().numpy()})
-        gram = torch.from_numpy(found[2]) if len(found) == 3 else None
-        return torch.from_numpy(found[0]), self._map(found[1], x), gram
+        return torch.from_numpy(found[0]), self._map(found[1], x), torch.from_numpy(found[2]) if len(found) == 3 else None
 
     def _fits(self, layer: str, x: torch.Tensor) -> bool:
         """Whether the exact solver's Gram of the positions is wanted for inputs of ``x``'s size."""
-        size = self._size = (int(x.shape[-2]), int(x.shape[-1]))
+        size = (int(x.shape[-2]), int(x.shape[-1]))
         if (layer, size) not in self._gram_fits:
             c, h, w = self.probe(layer, size)  # once per layer and size
             self._gram_fits[layer, size] = h * w <= min(c, EXACT_MAX_DIM)

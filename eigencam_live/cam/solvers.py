@@ -152,9 +152,9 @@ def gram_cpu(activations: torch.Tensor, n: int, gram: torch.Tensor | None = None
     half the flops of a product), its ``n`` leading eigenpairs only (``syevr``, bisection and
     inverse iteration for the wanted ones), and ``v_k = X_c^T u_k / s_k``.
 
-    ``gram``: ``(B, HW, HW)``, ``X_c X_c^T`` of these activations if the backend computed it beside
-    them (the ONNX Runtime backend does, while they are in its caches); it is used instead of
-    centring and multiplying here. Its upper triangle is read.
+    ``gram``: ``(B, HW, HW)`` float32, ``X_c X_c^T`` of these activations if the backend computed it
+    beside them (the ONNX Runtime backend does, while they are in its caches); it is used instead
+    of centring and multiplying here, never modified. Its upper triangle is read.
 
     Returns numpy arrays (the tail runs on them in numpy), or ``None``, for :func:`centred_matrix` and :func:`exact` to take over, where float32
     squares are not to be trusted: activations that are not finite or overflow when squared, that
@@ -167,7 +167,7 @@ def gram_cpu(activations: torch.Tensor, n: int, gram: torch.Tensor | None = None
     x = activations.detach()
     if x.dtype != torch.float32:
         x = x.float()
-    frames = x.reshape(b, c, big_n).numpy()  # (B, C, N): a view for NCHW, a copy for channels-last
+    frames = x.reshape(b, c, big_n).numpy()  # (B, C, N): a view, strided for channels-last
     found = [_gram_frame(frames[i], n, None if gram is None else gram[i].numpy()) for i in range(b)]
     if any(f is None for f in found):
         return None
@@ -186,15 +186,19 @@ def _gram_frame(a: np.ndarray, n: int, gram: np.ndarray | None):
             # (J X X^T J, cheaper by one pass, carried errors of the raw energy: 1e-4 off on RegNet)
             mean = a.mean(axis=1)  # (C,), over the positions
             gram = blas.ssyrk(1.0, (a - mean[:, None]).T, lower=0)  # upper triangle of X_c X_c^T (N, N)
+            lower, own = 0, 1
         else:
             mean = None  # read below, once the product with the activations has brought them into the caches
-            gram = gram if gram.flags.f_contiguous else gram.T  # symmetric: LAPACK's order, no copy
+            # symmetric: a C-ordered matrix is its own transpose in LAPACK's order; whichever
+            # triangle LAPACK reads is then the caller's upper one. The caller's array is kept.
+            lower, own = (0, 0) if gram.flags.f_contiguous else (1, 0)
+            gram = gram if gram.flags.f_contiguous else gram.T
         energy = float(np.trace(gram))  # ||X_c||^2, the sum of every eigenvalue
         if not math.isfinite(energy):
             return None
-        # the n largest eigenpairs, ascending; overwrite_a: the Gram is ours (or a backend's output)
-        lam, vecs, _, _, info = lapack.ssyevr(gram, compute_v=1, range="I", lower=0, il=big_n - n + 1, iu=big_n,
-                                              overwrite_a=1)
+        # the n largest eigenpairs, ascending; overwritten only when the Gram is ours
+        lam, vecs, _, _, info = lapack.ssyevr(gram, compute_v=1, range="I", lower=lower, il=big_n - n + 1, iu=big_n,
+                                              overwrite_a=own)
         if info != 0:
             return None
         lam, u = lam[n - 1 :: -1], vecs[:, n - 1 :: -1]  # descending
