@@ -73,9 +73,8 @@ def test_the_cache_is_reused_and_a_corrupt_file_is_rebuilt(monkeypatch):
     frame = scene(96, 128)
     first = Engine(EngineConfig(device="cpu", model="mobilenet_v3_small", weights="none", short_side=64), model=loaded)
     want = first.process_one(frame)
-    # the plain graph and the one that also gives the Gram matrix of the map's positions
-    paths = [first.backend._path(first.layer, gram) for gram in (False, True)]
-    assert all(path.exists() for path in paths)
+    paths = [first.backend._path(first.layer)]
+    assert paths[0].exists()
     # A second engine on the same weights loads the file: no export.
     monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: pytest.fail("exported again"))
     again = Engine(EngineConfig(device="cpu", model="mobilenet_v3_small", weights="none", short_side=64), model=loaded)
@@ -88,7 +87,7 @@ def test_the_cache_is_reused_and_a_corrupt_file_is_rebuilt(monkeypatch):
     assert rebuilt.backend.running == "onnxruntime" and all(path.stat().st_size > 100_000 for path in paths)
     # Other weights are another key: a file made for these is never trusted for those.
     other = _loaded("mobilenet_v3_small", seed=4)
-    assert OnnxBackend(other, "features")._path("features", False) != paths[0]
+    assert OnnxBackend(other, "features")._path("features") != paths[0]
 
 
 def test_the_runtime_gives_the_centred_gram_matrix_where_the_exact_solver_uses_it():
@@ -104,6 +103,7 @@ def test_the_runtime_gives_the_centred_gram_matrix_where_the_exact_solver_uses_i
     a = fmap.double().flatten(2)
     a = a - a.mean(dim=2, keepdim=True)
     torch.testing.assert_close(gram.double(), a.mT @ a, rtol=1e-4, atol=1e-6 * float((a.mT @ a).abs().max()))
+    assert ort.backend._run(x, gram=False)[2] is None  # asked for only where the exact solver takes it
     with_gram = eigen_cam(fmap, gram=gram)
     torch.testing.assert_close(with_gram.maps, eigen_cam(fmap).maps, rtol=0, atol=1e-5)
     ort.reconfigure(layer="layer1")  # 64 channels, 24 x 32 positions

@@ -1,5 +1,6 @@
 """ONNX Runtime on the CPU: the torch network exported on first use, with the target layer's
-activations as a second graph output.
+activations as a second graph output and, on request, the Gram matrix the exact Eigen-CAM solver
+starts from as a third (:func:`add_gram`).
 
 On a laptop CPU the forward pass is the whole cost of a frame, and ONNX Runtime runs the same
 network about twice as fast as torch (measured in docs/benchmarks.md). Eigen-CAM needs no gradients,
@@ -33,6 +34,8 @@ from .torch_backend import TorchBackend, _outputs
 __all__ = ["OnnxBackend", "cache_dir", "onnxruntime_available"]
 
 _OPSET = 17
+#: The exported graph's form, part of the cache key: ``x, want_gram -> logits, fmap, gram``.
+_GRAPH = "gram-if-1"
 
 
 def onnxruntime_available() -> bool:
@@ -53,33 +56,69 @@ def cache_dir() -> Path:
 
 
 class _WithLayer(nn.Module):
-    """``x -> (outputs, the layer's output[, gram])``: the graph that is exported.
+    """``x -> (outputs, the layer's output)``: the graph that is exported. :attr:`nchw` records,
+    when traced, whether that output is the ``(B, C, H, W)`` map as it is (not tokens, not NHWC)."""
 
-    With ``gram``, a third output: the Gram matrix of the map's positions with its channels
-    centred, ``X_c X_c^T`` ``(B, HW, HW)``, computed by the runtime while the activations are in
-    its caches (the one large product of the Eigen-CAM step: see
-    :func:`eigencam_live.cam.solvers.gram_cpu`). Only for a layer whose output is the ``(B, C, H,
-    W)`` map as it is.
-    """
-
-    def __init__(self, net: nn.Module, layer: str, gram: bool = False, prefix_tokens: int | None = None) -> None:
+    def __init__(self, net: nn.Module, layer: str, prefix_tokens: int | None = None) -> None:
         super().__init__()
-        self.net, self.layer, self.gram, self.prefix_tokens = net, layer, gram, prefix_tokens
+        self.net, self.layer, self.prefix_tokens = net, layer, prefix_tokens
+        self.nchw = False
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with ActivationCapture(self.net, self.layer) as cap:
             out = _outputs(self.net(x))  # the class scores, as the torch backend reads them
         raw = cap.outputs.get(self.layer)
         if not isinstance(out, torch.Tensor) or not isinstance(raw, torch.Tensor):
             # ONNX graph outputs are tensors: a dict, a tuple or a pyramid of maps stays with torch
             raise TypeError(f"the network's or layer {self.layer!r}'s output is not a single tensor")
-        if not self.gram:
-            return out, raw
-        if to_feature_map(raw, tuple(x.shape[-2:]), self.prefix_tokens, x.shape[0]) is not raw:
-            raise TypeError(f"layer {self.layer!r}'s output is not an NCHW map")  # tokens, NHWC: no Gram
-        a = raw.flatten(2)  # (B, C, HW)
-        a = a - a.mean(dim=2, keepdim=True)
-        return out, raw, a.transpose(1, 2) @ a
+        self.nchw = to_feature_map(raw, tuple(x.shape[-2:]), self.prefix_tokens, x.shape[0]) is raw
+        return out, raw
+
+
+def add_gram(model, nchw: bool, limit: int = EXACT_MAX_DIM) -> None:
+    """Give an exported graph (``x -> logits, fmap``) a second input, ``want_gram`` (a bool), and a
+    third output, ``gram``: the Gram matrix of the map's positions with its channels centred,
+    ``X_c X_c^T`` ``(B, HW, HW)``, computed by the runtime while the activations are in its caches
+    (the one large product of the exact Eigen-CAM step, see
+    :func:`eigencam_live.cam.solvers.gram_cpu`). It is computed only where it is asked for and the
+    exact solver takes it (``HW <= min(C, limit)``, an NCHW map); elsewhere ``gram`` is empty,
+    ``(0, 0, 0)``, at no cost (an ``If`` node: ONNX Runtime runs every node of a graph whatever
+    outputs are asked for). Edits ``model`` (an ``onnx.ModelProto``) in place."""
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    empty = helper.make_graph([helper.make_node("Constant", [], ["gram_empty"], value=helper.make_tensor(
+        "empty", TensorProto.FLOAT, [0, 0, 0], []))], "no_gram", [],
+        [helper.make_tensor_value_info("gram_empty", TensorProto.FLOAT, None)])
+    centred = helper.make_graph([
+        helper.make_node("ReduceMean", ["fmap"], ["gram_mean"], axes=[2, 3], keepdims=1),
+        helper.make_node("Sub", ["fmap", "gram_mean"], ["gram_centred"]),
+        helper.make_node("Reshape", ["gram_centred", "gram_flat_shape"], ["gram_flat"]),  # (B, C, HW)
+        helper.make_node("Transpose", ["gram_flat"], ["gram_flat_t"], perm=[0, 2, 1]),
+        helper.make_node("MatMul", ["gram_flat_t", "gram_flat"], ["gram_full"]),
+    ], "gram", [], [helper.make_tensor_value_info("gram_full", TensorProto.FLOAT, None)])
+    graph.input.append(helper.make_tensor_value_info("want_gram", TensorProto.BOOL, []))
+    graph.initializer.extend([
+        helper.make_tensor("gram_flat_shape", TensorProto.INT64, [3], [0, 0, -1]),
+        helper.make_tensor("gram_limit", TensorProto.INT64, [], [limit]),
+        helper.make_tensor("gram_nchw", TensorProto.BOOL, [], [nchw]),
+        helper.make_tensor("gram_i1", TensorProto.INT64, [], [1]),
+        helper.make_tensor("gram_i2", TensorProto.INT64, [], [2]),
+        helper.make_tensor("gram_i3", TensorProto.INT64, [], [3]),
+    ])
+    graph.node.extend([
+        helper.make_node("Shape", ["fmap"], ["gram_shape"]),
+        helper.make_node("Gather", ["gram_shape", "gram_i1"], ["gram_c"]),
+        helper.make_node("Gather", ["gram_shape", "gram_i2"], ["gram_h"]),
+        helper.make_node("Gather", ["gram_shape", "gram_i3"], ["gram_w"]),
+        helper.make_node("Mul", ["gram_h", "gram_w"], ["gram_n"]),
+        helper.make_node("Min", ["gram_c", "gram_limit"], ["gram_most"]),
+        helper.make_node("LessOrEqual", ["gram_n", "gram_most"], ["gram_fits"]),
+        helper.make_node("And", ["gram_fits", "want_gram"], ["gram_wanted"]),
+        helper.make_node("And", ["gram_wanted", "gram_nchw"], ["gram_run"]),
+        helper.make_node("If", ["gram_run"], ["gram"], then_branch=centred, else_branch=empty),
+    ])
+    graph.output.append(helper.make_tensor_value_info("gram", TensorProto.FLOAT, None))
 
 
 def _gram(fmap: torch.Tensor) -> np.ndarray:
@@ -117,9 +156,7 @@ class OnnxBackend:
         self.device, self.dtype = torch.device("cpu"), torch.float32
         self.threads = threads
         self.warning: str | None = None
-        # by (layer, with the Gram output); None: torch runs it (or, for a Gram, the plain graph)
-        self._sessions: dict[tuple[str, bool], object | None] = {}
-        self._gram_fits: dict[tuple[str, tuple[int, int]], bool] = {}
+        self._sessions: dict[str, object | None] = {}  # by layer; None: torch runs it
         self._digest: str | None = None
 
     @property
@@ -133,14 +170,13 @@ class OnnxBackend:
     @property
     def running(self) -> str:
         """What runs the forward pass: ``onnxruntime``, or ``torch`` where it fell back."""
-        return "torch" if (self.layer, False) in self._sessions and self._sessions[self.layer, False] is None \
-            else "onnxruntime"
+        layer = self.layer
+        return "torch" if layer in self._sessions and self._sessions[layer] is None else "onnxruntime"
 
     @property
     def preparing(self) -> bool:
-        """The next forward pass exports (or loads) and checks the network first: seconds (both
-        graphs, the plain one and the one with the Gram matrix, are built then)."""
-        return (self.layer, False) not in self._sessions
+        """The next forward pass exports (or loads) and checks the network first: seconds."""
+        return self.layer not in self._sessions
 
     def probe(self, layer: str, size: tuple[int, int]) -> tuple[int, int, int]:
         return self.torch.probe(layer, size)
@@ -156,65 +192,50 @@ class OnnxBackend:
         return self._run(x, gram=False)[:2]
 
     def forward_gram(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """:meth:`forward` and, where the exact Eigen-CAM solver will use it (an NCHW map with
+        """:meth:`forward` and, where the exact Eigen-CAM solver takes it (an NCHW map with
         ``HW <= min(C, EXACT_MAX_DIM)``), the centred Gram matrix of its positions ``(B, HW, HW)``
-        from the runtime; else ``None``."""
+        computed by the runtime (:func:`add_gram`); else ``None``."""
         return self._run(x, gram=True)
 
     def _run(self, x: torch.Tensor, gram: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         layer = self.layer
-        if (layer, False) not in self._sessions:  # both graphs at once: the app shows one "preparing"
-            self._sessions[layer, False] = self._checked_session(layer, x, gram=False)
-            if self._sessions[layer, False] is not None:  # None: the layer is no NCHW map, the plain graph runs
-                self._sessions[layer, True] = self._checked_session(layer, x, gram=True)
-        if self._sessions[layer, False] is None:
+        if layer not in self._sessions:
+            self._sessions[layer] = self._checked_session(layer, x)
+        session = self._sessions[layer]
+        if session is None:
             return (*self.torch.forward(x), None)
-        key = (layer, gram and self._fits(layer, x))
-        session = self._sessions.get(key) or self._sessions[layer, False]
-        found = session.run(None, {"x": x.contiguous().numpy()})
-        return torch.from_numpy(found[0]), self._map(found[1], x), torch.from_numpy(found[2]) if len(found) == 3 else None
-
-    def _fits(self, layer: str, x: torch.Tensor) -> bool:
-        """Whether the exact solver's Gram of the positions is wanted for inputs of ``x``'s size."""
-        size = (int(x.shape[-2]), int(x.shape[-1]))
-        if (layer, size) not in self._gram_fits:
-            c, h, w = self.probe(layer, size)  # once per layer and size
-            self._gram_fits[layer, size] = h * w <= min(c, EXACT_MAX_DIM)
-        return self._gram_fits[layer, size]
+        logits, raw, found = session.run(None, {"x": x.contiguous().numpy(), "want_gram": np.array(gram)})
+        return torch.from_numpy(logits), self._map(raw, x), torch.from_numpy(found) if found.size else None
 
     # -- export, cache, check ------------------------------------------------------------------
-    def _checked_session(self, layer: str, x: torch.Tensor, gram: bool):
-        """A session for ``layer`` (with the Gram output if ``gram``) whose outputs agree with the
-        torch network's on ``x``, or ``None`` (with :attr:`warning` set for the plain graph)."""
+    def _checked_session(self, layer: str, x: torch.Tensor):
         with torch.inference_mode():
             want_logits, want_fmap = self.torch.forward(x)
-        path = self._path(layer, gram)
+        path = self._path(layer)
+        feeds = {"x": x.contiguous().numpy(), "want_gram": np.array(True)}
         for attempt in ("cached", "fresh"):
             if attempt == "fresh" or not path.exists():
                 try:
-                    self._export(layer, x, path, gram)
+                    self._export(layer, x, path)
                 except Exception as exc:  # an op ONNX cannot express, ...: torch runs it
-                    if not gram:
-                        self.warning = f"ONNX export of {self.loaded.spec.name} failed ({_first_line(exc)}); torch runs it"
+                    self.warning = f"ONNX export of {self.loaded.spec.name} failed ({_first_line(exc)}); torch runs it"
                     return None
             try:
                 session = self._session(path)
-                found = session.run(None, {"x": x.contiguous().numpy()})
+                logits, raw, gram = session.run(None, feeds)
             except Exception:  # a corrupt or truncated file: rebuild it once
                 path.unlink(missing_ok=True)
                 continue
-            fmap = self._map(found[1], x).numpy()
-            if _agree(found[0], want_logits) and _agree(fmap, want_fmap) and (not gram or _agree(found[2], _gram(want_fmap))):
-                if not gram:
-                    self.warning = None
+            fmap = self._map(raw, x).numpy()
+            if _agree(logits, want_logits) and _agree(fmap, want_fmap) and (not gram.size or _agree(gram, _gram(want_fmap))):
+                self.warning = None
                 return session
             path.unlink(missing_ok=True)  # a cached file that does not match: rebuild it once
-        if not gram:
-            self.warning = (f"ONNX Runtime's outputs for {self.loaded.spec.name} differ from torch's; "
-                            "torch runs it")
+        self.warning = (f"ONNX Runtime's outputs for {self.loaded.spec.name} differ from torch's; "
+                        "torch runs it")
         return None
 
-    def _path(self, layer: str, gram: bool) -> Path:
+    def _path(self, layer: str) -> Path:
         import onnx
         import onnxruntime
 
@@ -224,28 +245,28 @@ class OnnxBackend:
                 h.update(name.encode())
                 h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
             self._digest = h.hexdigest()
-        key = "|".join([self.loaded.spec.name, layer, "gram" * gram, str(self.loaded.spec.fixed_input), self._digest,
+        key = "|".join([self.loaded.spec.name, layer, _GRAPH, str(self.loaded.spec.fixed_input), self._digest,
                         torch.__version__, onnx.__version__, onnxruntime.__version__, str(_OPSET)])
         name = "".join(c if c.isalnum() or c in "-_" else "_" for c in self.loaded.spec.name)
         return cache_dir() / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.onnx"
 
-    def _export(self, layer: str, x: torch.Tensor, path: Path, gram: bool) -> None:
+    def _export(self, layer: str, x: torch.Tensor, path: Path) -> None:
+        import onnx
+
         dynamic = {"x": {0: "batch"}, "logits": {0: "batch"}, "fmap": {0: "batch"}}
-        names = ["logits", "fmap"]
-        if gram:
-            dynamic["gram"] = {0: "batch", 1: "positions", 2: "positions"}
-            names.append("gram")
         if self.loaded.spec.fixed_input is None:
             dynamic["x"].update({2: "height", 3: "width"})
         buffer = io.BytesIO()
+        graph = _WithLayer(self.loaded.net, layer, self.loaded.prefix_tokens).eval()
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            graph = _WithLayer(self.loaded.net, layer, gram, self.loaded.prefix_tokens).eval()
-            torch.onnx.export(graph, (x,), buffer, input_names=["x"], output_names=names, dynamic_axes=dynamic,
-                              opset_version=_OPSET, dynamo=False)
+            torch.onnx.export(graph, (x,), buffer, input_names=["x"], output_names=["logits", "fmap"],
+                              dynamic_axes=dynamic, opset_version=_OPSET, dynamo=False)
+        model = onnx.load_from_string(buffer.getvalue())
+        add_gram(model, graph.nchw)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-        tmp.write_bytes(buffer.getvalue())
+        tmp.write_bytes(model.SerializeToString())
         os.replace(tmp, path)  # never a half-written file under the final name
 
     def _session(self, path: Path):

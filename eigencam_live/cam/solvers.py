@@ -15,6 +15,7 @@ fast path is a solver here, never a second tail.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -162,6 +163,7 @@ def gram_cpu(activations: torch.Tensor, n: int, gram: torch.Tensor | None = None
     leaves with under ``MIN_CENTRED_ENERGY`` of their energy (near-constant frames, whose few
     varying digits the robust path scales up before it squares them).
     """
+    _one_blas_thread()
     b, c, h, w = activations.shape
     big_n = h * w
     x = activations.detach()
@@ -175,6 +177,17 @@ def gram_cpu(activations: torch.Tensor, n: int, gram: torch.Tensor | None = None
         u, s, v, energy = found[0]
         return Components(u[None], s[None], v[None], energy[None])
     return Components(*(np.stack(parts) for parts in zip(*found, strict=True)))
+
+
+@functools.cache
+def _one_blas_thread() -> None:
+    """Run OpenBLAS (numpy's and scipy's) on one thread, once for the process. The step's products
+    are small, and a second thread has to be woken for each: beside a network and video threads on
+    two cores it waited for the busy core, 3 ms for a 0.05 ms product (resnet50's 2048 x 84 map).
+    torch's own kernels (MKL, OpenMP) are not OpenBLAS and keep their threads."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
 
 
 def _gram_frame(a: np.ndarray, n: int, gram: np.ndarray | None):
