@@ -177,3 +177,44 @@ def test_capture_thread_does_not_outlive_its_context(clip):
     with Capture(open_source(str(clip))) as cap:
         cap.read(timeout=5)
     assert threading.active_count() <= before
+
+
+class _LateLive(FrameSource):
+    """A 50 fps camera whose frames 5-24 arrive 0.4 s late (its thread starved while a network was
+    being exported), the next ones at once, and then on time again."""
+
+    def __init__(self) -> None:
+        self.info = SourceInfo("webcam", "late", 8, 8, Fraction(50), None, True, False)
+        self.t0: float | None = None
+        self.n = 0
+
+    def read(self) -> Frame | None:
+        if self.t0 is None:
+            self.t0 = time.monotonic()
+        i = self.n
+        self.n += 1
+        due = self.t0 + i / 50 + (0.4 if 5 <= i < 25 else 0.0)
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)  # the camera's own pace
+        return Frame(np.zeros((8, 8, 3), np.uint8), i, i / 50, self.t0 + i / 50)
+
+
+@pytest.mark.timeout(20)
+def test_a_reader_back_from_a_long_call_gets_the_newest_frame_on_time():
+    """Frames that came late while nobody read (the app exporting its network) leave no latency
+    behind: the reader back after a second gets the newest frame, and the next ones as they come
+    (the 0.4 s the camera slipped would otherwise stay until a slack window has passed)."""
+    with Capture(_LateLive()) as cap:
+        while cap.read(timeout=2.0).index < 4:
+            pass
+        away = threading.Event()
+        away.wait(1.0)  # the reader is busy elsewhere (a model being prepared)
+        late = []
+        t_end = time.monotonic() + 0.6
+        while time.monotonic() < t_end:
+            frame = cap.read(timeout=2.0)
+            late.append((frame.index, time.monotonic() - frame.captured))
+    indices = [i for i, _ in late]
+    assert indices == sorted(indices) and indices[0] >= 40, late  # the newest, not the backlog
+    assert max(v for _, v in late[len(late) // 2 :]) < 0.25, late  # on time again, not 0.4 s behind

@@ -16,13 +16,20 @@ from .frames import Frame, FrameSource
 __all__ = ["Capture", "LinkState"]
 
 _END = object()
-#: Frames of a live source that came this much earlier than due, all of them for this long
-#: (seconds), are played that much sooner: latency a past stall added is given back.
-_SLACK_WINDOW_S = 3.0
-_SLACK_TOLERANCE_S = 0.1
+#: Frames of a live source that all came at least ``_SLACK_TOLERANCE_S`` earlier than due for
+#: this long (seconds) are played sooner by that least earliness, less ``_SLACK_MARGIN_S``: latency
+#: a past stall added is given back (had the clock been that much sooner, none of them would have
+#: been late). A tolerance of 0.1 s left up to 0.1 s behind for good: 6 frames of a 60 fps demo.
+_SLACK_WINDOW_S = 2.0
+_SLACK_TOLERANCE_S = 0.02
+_SLACK_MARGIN_S = 0.01
 #: A live frame due this much later than it arrived (seconds; at least twice ``max_latency``) is
 #: a jump of the source's clock.
 _CLOCK_JUMP_S = 5.0
+#: A reader back after this long (seconds: it was loading a model, or paused) starts a live source
+#: again from its newest frame, on a clock that is due now: the delays of frames that arrived late
+#: while nobody read (the network being exported took both cores) are not kept as latency.
+_REANCHOR_GAP_S = 0.5
 #: At most this many frames of a live source wait in the buffer (a memory bound; bursts are
 #: normally far shorter than ``max_latency``).
 _MAX_LIVE_FRAMES = 120
@@ -144,6 +151,7 @@ class Capture:
         self._last_pts: float | None = None
         self._slack = (math.inf, 0.0)  # (least earliness seen, since when)
         self._held = False  # the buffer was full of frames not yet due, since the slack window began
+        self._read_at: float | None = None  # when the reader last took a frame
 
     @property
     def warning(self) -> str | None:
@@ -209,6 +217,9 @@ class Capture:
             self.start()
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
+            now = time.monotonic()
+            if self.live and self._read_at is not None and now - self._read_at > _REANCHOR_GAP_S:
+                self._reanchor(now)
             while True:
                 now = time.monotonic()
                 wait = 0.1
@@ -231,6 +242,7 @@ class Capture:
             if item is _END:
                 return None  # keep the marker: every later read also sees the end
             self._buffer.popleft()
+            self._read_at = time.monotonic()
             self._cond.notify_all()
         if isinstance(item, BaseException):
             raise item
@@ -297,12 +309,21 @@ class Capture:
             # play sooner. Not where the buffer was full meanwhile: that source runs ahead of its
             # clock (a file served over HTTP) and is held back, not late.
             if least > _SLACK_TOLERANCE_S and not self._held:
-                self._offset -= least
+                self._offset -= least - _SLACK_MARGIN_S
             least, since = math.inf, now
             self._held = False
         self._slack = (least, since)
         self._last_pts = pts
         return _Entry(frame, pts, self._epoch)
+
+    def _reanchor(self, now: float) -> None:
+        """The newest buffered frame due ``now`` (the older ones overtaken), and the slack window
+        started again: see ``_REANCHOR_GAP_S``."""
+        frames = [e for e in self._buffer if isinstance(e.item, Frame) and e.epoch == self._epoch]
+        if frames and self._offset is not None:
+            self._offset = min(self._offset, now - frames[-1].pts)
+        self._slack = (math.inf, now)
+        self._held = False
 
     def _prune(self, now: float) -> None:
         """Drop the frames that a newer due frame overtook (stale in time)."""
