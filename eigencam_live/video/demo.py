@@ -84,8 +84,10 @@ class DemoSource(FrameSource):
     """A deterministic synthetic scene: textured objects moving over a textured background.
 
     Frame ``i`` depends on ``i`` and the size only, so a run is reproducible and seekable. With
-    ``realtime`` the source is live and paced at ``fps`` (like a camera); otherwise frames come as
-    fast as they are read and ``frames`` (``None`` = endless) bounds the stream.
+    ``realtime`` the source is live and paced at ``fps`` like a camera, and like a camera's its
+    timestamps are the times its frames were made (seconds since it opened): the capture plays them
+    on arrival, with no clock of their own to hold them to. Otherwise frames come as fast as they
+    are read, frame ``i`` at ``i / fps``, and ``frames`` (``None`` = endless) bounds the stream.
     """
 
     def __init__(self, size: tuple[int, int] = (640, 480), fps: float | Fraction = 30, *, realtime: bool = True,
@@ -107,7 +109,7 @@ class DemoSource(FrameSource):
         self._objects = [self._sprite(s, kind, rng) for kind in ("checker", "disc", "stripes")]
         self._paths = [(0.9, 1.3, 0.0), (1.7, 0.7, 1.9), (0.5, 1.1, 3.7)]  # Lissajous frequencies, phase
         self._next = 0
-        self._start = time.monotonic()
+        self._start = self._opened = time.monotonic()
 
     @staticmethod
     def _sprite(s: int, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -154,7 +156,9 @@ class DemoSource(FrameSource):
                 # Behind schedule (a slow reader): a camera does not wait, it skips ahead.
                 self._next = max(self._next, int((now - self._start) * float(self.info.rate)))
         index = self._next
-        frame = Frame(self.render(index), index, index / float(self.info.rate), time.monotonic())
+        image = self.render(index)
+        made = time.monotonic()
+        frame = Frame(image, index, made - self._opened if self.realtime else index / float(self.info.rate), made)
         self._next += 1
         return frame
 
