@@ -74,22 +74,22 @@ def bench_model(engine: Engine, frames: list, batch: int) -> tuple[float, list]:
     return time.perf_counter() - t0, results
 
 
-def bench_render_encode(frames: list, results: list, out: Path, look: RenderConfig, rate) -> float:
+def bench_render_encode(frames: list, results: list, out: Path, look: RenderConfig, rate, preset: str) -> float:
     h, w = frames[0].image.shape[:2]
     t0 = time.perf_counter()
-    with VideoSink(out, width=w, height=h, fps=rate, overwrite=True) as sink:
+    with VideoSink(out, width=w, height=h, fps=rate, overwrite=True, preset=preset) as sink:
         for f, r in zip(frames, results, strict=True):
             sink.write(render(f.image, r.heatmap, look.view, look.alpha, look.colormap), f.pts)
     return time.perf_counter() - t0
 
 
 def bench_end_to_end(engine: Engine, video: Path, out: Path, frames: int, batch: int,
-                     look: RenderConfig) -> tuple[float, float]:
+                     look: RenderConfig, preset: str) -> tuple[float, float]:
     """Wall seconds, and the CPU cores this process got meanwhile (CPU time / wall time): on a
     machine shared with other jobs, below ~1.5 on 2 cores means there was nothing to overlap with."""
     t0, c0 = time.perf_counter(), time.process_time()
     result = annotate_file(engine, Job(video, out), look, batch_size=batch, overwrite=True, progress=False,
-                           max_frames=frames)
+                           max_frames=frames, preset=preset)
     seconds = time.perf_counter() - t0
     assert result.frames == frames, (result.frames, frames)
     return seconds, (time.process_time() - c0) / seconds
@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="network CPU threads (0 = annotate's default)")
+    p.add_argument("--preset", default="veryfast", help="x264 preset, as annotate's --preset")
     args = p.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_video_"))
@@ -134,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.repeats):
         t_dec, decoded = bench_decode(video, frames)
         t_model, results = bench_model(engine, decoded, args.batch_size)
-        t_enc = bench_render_encode(decoded, results, tmp / "stage.mp4", look, rate)
-        t_e2e, cores_used = bench_end_to_end(engine, video, tmp / "e2e.mp4", frames, args.batch_size, look)
+        t_enc = bench_render_encode(decoded, results, tmp / "stage.mp4", look, rate, args.preset)
+        t_e2e, cores_used = bench_end_to_end(engine, video, tmp / "e2e.mp4", frames, args.batch_size, look, args.preset)
         # Reference: the network alone with every core (what a sequential loop would use).
         t_all = t_model
         if engine.device.type == "cpu" and threads != cores:
@@ -156,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     fps = {k: 1.0 / med[k] for k in ("decode", "model", "encode", "e2e", "model_all_cores")}
     device = torch.cuda.get_device_name() if engine.device.type == "cuda" else f"cpu x{os.cpu_count()}"
     print(f"video: {video.name}  {frames} frames  model: {args.model} @ short side {args.short_side}  "
-          f"batch {args.batch_size}  device: {device}  network threads: {threads}  repeats: {args.repeats}")
+          f"batch {args.batch_size}  device: {device}  network threads: {threads}  preset: {args.preset}  "
+          f"repeats: {args.repeats}")
     print(f"{'stage':<16}{'fps':>9}{'ms/frame':>10}")
     for name, label in (("decode", "decode"), ("model", "model+map"), ("encode", "render+encode"),
                         ("e2e", "end-to-end")):
@@ -169,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
           f"(load average {os.getloadavg()[0]:.1f}; a busy machine leaves nothing to overlap with)")
     print(json.dumps({
         "bench": "video", "video": video.name, "frames": frames, "model": args.model, "short_side": args.short_side,
-        "batch_size": args.batch_size, "device": device, "threads": threads, "repeats": args.repeats,
+        "batch_size": args.batch_size, "device": device, "threads": threads, "preset": args.preset,
+        "repeats": args.repeats,
         "decode_fps": round(fps["decode"], 2), "model_fps": round(fps["model"], 2),
         "render_encode_fps": round(fps["encode"], 2), "end_to_end_fps": round(fps["e2e"], 2),
         "model_all_cores_fps": round(fps["model_all_cores"], 2),

@@ -350,6 +350,11 @@ class Engine:
             # than cv2.INTER_AREA; CUDA has no uint8 kernel and works in float.
             x = x if x.is_cpu else x.float()
             x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=h < height or w < width, align_corners=False)
+        if x.is_cpu:
+            # channels-first before the arithmetic: on the CPU torch's elementwise kernels run 3x
+            # slower on a channels-last uint8 view (0.68 against 0.24 ms a 224 x 384 frame, the
+            # copy included), and ONNX Runtime takes NCHW memory anyway
+            x = x.contiguous()
         x = (x.flip(1).float() - self._mean) * self._inv_std  # BGR -> RGB
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
