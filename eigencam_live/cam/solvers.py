@@ -166,10 +166,10 @@ def gram_cpu(activations: torch.Tensor, n: int, gram: torch.Tensor | None = None
     _one_blas_thread()
     b, c, h, w = activations.shape
     big_n = h * w
-    x = activations.detach()
+    x = activations.detach() if activations.requires_grad else activations
     if x.dtype != torch.float32:
         x = x.float()
-    frames = x.reshape(b, c, big_n).numpy()  # (B, C, N): a view, strided for channels-last
+    frames = x.numpy().reshape(b, c, big_n)  # (B, C, N): a view, channels-last too
     found = [_gram_frame(frames[i], n, None if gram is None else gram[i].numpy()) for i in range(b)]
     if any(f is None for f in found):
         return None

@@ -92,8 +92,11 @@ def rule_signs(v: torch.Tensor) -> torch.Tensor:
     gives +)."""
     xp = namespace(v)
     total = xp.sum(v, axis=1)
+    clear = abs(total) > 1e-6 * math.sqrt(v.shape[1])
+    if (xp is not torch or v.is_cpu) and bool(clear.all()):  # read on the host at no cost: no fallback needed
+        return xp.sign(total)
     largest = xp.amax(v, axis=1) + xp.amin(v, axis=1)
-    decided = xp.where(abs(total) > 1e-6 * math.sqrt(v.shape[1]), total, largest)
+    decided = xp.where(clear, total, largest)
     return xp.sign(decided) + (decided == 0)
 
 
@@ -157,5 +160,5 @@ def cam_from_components(
     explained = (power * real / total.clip(1e-30, None)).clip(0.0, 1.0)
     found = (maps, proj.reshape(shape), s, explained)
     if xp is _NUMPY:
-        found = tuple(torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in found)
+        found = tuple(torch.from_numpy(a) for a in found)  # float32 all: the solver's dtype
     return CamResult(*found, component=component, method=method)
