@@ -223,3 +223,31 @@ def test_the_command_line_lists_layers_and_annotates_with_an_onnx_file(tmp_path,
     out = tmp_path / "out.mp4"
     assert annotate_main([str(clip), "-o", str(out), "--model", path, "--short-side", "64", "-q"]) == 0
     assert probe(out)["frames"] == 6
+
+
+def test_a_transformer_runs_on_onnxruntime_without_a_gram_matrix():
+    """Tokens are no NCHW map: the exported graph gives no Gram (its nodes would assume rank 4,
+    and ONNX Runtime checks both branches of an If), and the maps are torch's."""
+    pytest.importorskip("timm")
+    ref, ort = _engines("timm:vit_tiny_patch16_224", short_side=224)
+    frame = scene(224, 224)
+    want, got = ref.process_one(frame), ort.process_one(frame)
+    assert ort.backend.running == "onnxruntime" and ort.backend.warning is None
+    assert ort.backend.forward_gram(ort.preprocess(frame[None]))[2] is None
+    assert _corr(want.cam, got.cam) > 0.999
+
+
+def test_the_runtime_gram_is_checked_the_first_time_it_comes(monkeypatch):
+    """The first input may be too large for a Gram (no check then): the first Gram that comes
+    later is compared with one made from its activations, and one that disagrees is never used."""
+    _, ort = _engines("resnet18", layer="layer3")  # 256 channels; 6 x 8 positions for a 96 x 128 input
+    g = torch.Generator().manual_seed(0)
+    big = torch.randn(1, 3, 384, 512, generator=g)  # 24 x 32 positions at layer3: more than its 256 channels
+    assert ort.backend.forward_gram(big)[2] is None
+    session = ort.backend._sessions["layer3"]
+    real_run = session.run
+    monkeypatch.setattr(session, "run", lambda names, feeds: [
+        *(out := real_run(names, feeds))[:2], out[2] * 2.0])  # a runtime whose Gram is wrong
+    small = torch.randn(1, 3, 96, 128, generator=g)
+    assert ort.backend.forward_gram(small)[2] is None  # refused, and the solver makes its own
+    assert ort.backend.forward_gram(small)[2] is None

@@ -98,6 +98,11 @@ def add_gram(model, nchw: bool, limit: int = EXACT_MAX_DIM) -> None:
         helper.make_node("MatMul", ["gram_flat_t", "gram_flat"], ["gram_full"]),
     ], "gram", [], [helper.make_tensor_value_info("gram_full", TensorProto.FLOAT, None)])
     graph.input.append(helper.make_tensor_value_info("want_gram", TensorProto.BOOL, []))
+    graph.output.append(helper.make_tensor_value_info("gram", TensorProto.FLOAT, None))
+    if not nchw:  # tokens, NHWC: no Gram, and no node that assumes a rank-4 map (ORT infers both branches)
+        graph.node.append(helper.make_node("Constant", [], ["gram"], value=helper.make_tensor(
+            "empty", TensorProto.FLOAT, [0, 0, 0], [])))
+        return
     graph.initializer.extend([
         helper.make_tensor("gram_flat_shape", TensorProto.INT64, [3], [0, 0, -1]),
         helper.make_tensor("gram_limit", TensorProto.INT64, [], [limit]),
@@ -118,7 +123,6 @@ def add_gram(model, nchw: bool, limit: int = EXACT_MAX_DIM) -> None:
         helper.make_node("And", ["gram_wanted", "gram_nchw"], ["gram_run"]),
         helper.make_node("If", ["gram_run"], ["gram"], then_branch=centred, else_branch=empty),
     ])
-    graph.output.append(helper.make_tensor_value_info("gram", TensorProto.FLOAT, None))
 
 
 def _gram(fmap: torch.Tensor) -> np.ndarray:
@@ -157,6 +161,7 @@ class OnnxBackend:
         self.threads = threads
         self.warning: str | None = None
         self._sessions: dict[str, object | None] = {}  # by layer; None: torch runs it
+        self._gram_trusted: dict[str, bool] = {}  # by layer: its Gram output agreed with the activations'
         self._digest: str | None = None
 
     @property
@@ -204,8 +209,16 @@ class OnnxBackend:
         session = self._sessions[layer]
         if session is None:
             return (*self.torch.forward(x), None)
-        logits, raw, found = session.run(None, {"x": x.contiguous().numpy(), "want_gram": np.array(gram)})
-        return torch.from_numpy(logits), self._map(raw, x), torch.from_numpy(found) if found.size else None
+        wanted = gram and self._gram_trusted.get(layer, True)
+        logits, raw, found = session.run(None, {"x": x.contiguous().numpy(), "want_gram": np.array(wanted)})
+        fmap = self._map(raw, x)
+        if not found.size:
+            return torch.from_numpy(logits), fmap, None
+        if layer not in self._gram_trusted:  # the first Gram (the first input's map may have had none)
+            self._gram_trusted[layer] = _agree(found, _gram(fmap))
+            if not self._gram_trusted[layer]:
+                return torch.from_numpy(logits), fmap, None  # never used: the solver makes its own
+        return torch.from_numpy(logits), fmap, torch.from_numpy(found)
 
     # -- export, cache, check ------------------------------------------------------------------
     def _checked_session(self, layer: str, x: torch.Tensor):
@@ -229,6 +242,8 @@ class OnnxBackend:
             fmap = self._map(raw, x).numpy()
             if _agree(logits, want_logits) and _agree(fmap, want_fmap) and (not gram.size or _agree(gram, _gram(want_fmap))):
                 self.warning = None
+                if gram.size:
+                    self._gram_trusted[layer] = True
                 return session
             path.unlink(missing_ok=True)  # a cached file that does not match: rebuild it once
         self.warning = (f"ONNX Runtime's outputs for {self.loaded.spec.name} differ from torch's; "
