@@ -218,3 +218,31 @@ def test_a_reader_back_from_a_long_call_gets_the_newest_frame_on_time():
     indices = [i for i, _ in late]
     assert indices == sorted(indices) and indices[0] >= 40, late  # the newest, not the backlog
     assert max(v for _, v in late[len(late) // 2 :]) < 0.25, late  # on time again, not 0.4 s behind
+
+
+class _Ahead(FrameSource):
+    """A live stream that delivers faster than its 40 fps clock (a file behind an HTTP URL)."""
+
+    def __init__(self) -> None:
+        self.info = SourceInfo("stream", "ahead", 8, 8, Fraction(40), None, True, False)
+        self.n = 0
+
+    def read(self) -> Frame | None:
+        i = self.n
+        self.n += 1
+        time.sleep(0.001)
+        return Frame(np.zeros((8, 8, 3), np.uint8), i, i / 40, time.monotonic())
+
+
+@pytest.mark.timeout(20)
+def test_a_reader_back_from_a_long_call_never_skips_ahead_of_the_clock():
+    """Frames held back because they came early are the future, not a backlog: a reader back
+    after a second goes on from where the clock stands (~40 frames on), not from the newest
+    buffered frame (up to 2 s, 80 frames, further)."""
+    with Capture(_Ahead()) as cap:
+        cap.read(timeout=2.0)
+        t0 = time.monotonic()
+        threading.Event().wait(1.0)  # the reader is busy elsewhere
+        frame = cap.read(timeout=2.0)
+        elapsed = time.monotonic() - t0
+    assert frame.index <= elapsed * 40 + 4, (frame.index, elapsed)

@@ -152,6 +152,7 @@ class Capture:
         self._slack = (math.inf, 0.0)  # (least earliness seen, since when)
         self._held = False  # the buffer was full of frames not yet due, since the slack window began
         self._read_at: float | None = None  # when the reader last took a frame
+        self._clock_at_read: tuple[int, float | None] = (0, None)  # (epoch, offset) then
 
     @property
     def warning(self) -> str | None:
@@ -243,6 +244,7 @@ class Capture:
                 return None  # keep the marker: every later read also sees the end
             self._buffer.popleft()
             self._read_at = time.monotonic()
+            self._clock_at_read = (self._epoch, self._offset)
             self._cond.notify_all()
         if isinstance(item, BaseException):
             raise item
@@ -321,7 +323,11 @@ class Capture:
         started again: see ``_REANCHOR_GAP_S``."""
         frames = [e for e in self._buffer if isinstance(e.item, Frame) and e.epoch == self._epoch]
         if frames and self._offset is not None:
-            self._offset = min(self._offset, now - frames[-1].pts)
+            target = now - frames[-1].pts
+            epoch, before = self._clock_at_read
+            if epoch == self._epoch and before is not None:
+                target = max(target, before)  # give back only what slipped while away, never skip ahead
+            self._offset = min(self._offset, target)
         self._slack = (math.inf, now)
         self._held = False
 
