@@ -37,7 +37,7 @@ import torch  # noqa: E402
 
 from eigencam_live.annotate import Job, annotate_file  # noqa: E402
 from eigencam_live.engine import Engine, EngineConfig  # noqa: E402
-from eigencam_live.options import network_threads  # noqa: E402
+from eigencam_live.options import headless_threads, network_threads  # noqa: E402
 from eigencam_live.render import RenderConfig, render  # noqa: E402
 from eigencam_live.video import Capture, DemoSource, VideoSink, open_source  # noqa: E402
 
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads or network_threads()
     cores = os.cpu_count() or 1
     if engine.device.type == "cpu":
-        torch.set_num_threads(threads)
+        headless_threads(engine, args.threads)  # as annotate sets them (ONNX Runtime: every core)
     look = RenderConfig()
 
     # Warm-up: first-call allocations, x264 start-up, file cache.
@@ -157,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     fps = {k: 1.0 / med[k] for k in ("decode", "model", "encode", "e2e", "model_all_cores")}
     device = torch.cuda.get_device_name() if engine.device.type == "cuda" else f"cpu x{os.cpu_count()}"
     print(f"video: {video.name}  {frames} frames  model: {args.model} @ short side {args.short_side}  "
-          f"batch {args.batch_size}  device: {device}  network threads: {threads}  preset: {args.preset}  "
+          f"batch {args.batch_size}  device: {device}  network threads: torch {threads}, "
+          f"{engine.backend.name} {getattr(engine.backend, 'threads', None) or threads}  preset: {args.preset}  "
           f"repeats: {args.repeats}")
     print(f"{'stage':<16}{'fps':>9}{'ms/frame':>10}")
     for name, label in (("decode", "decode"), ("model", "model+map"), ("encode", "render+encode"),

@@ -159,7 +159,7 @@ def _first_frame_size(inputs: list[str]) -> tuple[int, int] | None:
 
 def _run(args: argparse.Namespace) -> int:
     from .errors import ConfigError
-    from .options import engine_config_from_args, network_threads, render_config_from_args
+    from .options import engine_config_from_args, headless_threads, render_config_from_args
 
     config = engine_config_from_args(args)
     look = render_config_from_args(args)
@@ -206,7 +206,7 @@ def _run(args: argparse.Namespace) -> int:
     if engine.device.type == "cpu":
         # Decoding and encoding run beside the network: an OpenMP team as large as the machine
         # then keeps waiting for its descheduled members (measured 8x slower on 2 busy cores).
-        torch.set_num_threads(args.threads or network_threads())
+        headless_threads(engine, args.threads)
     try:
         return _annotate_all(jobs, engine, look, args)
     finally:

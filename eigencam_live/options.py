@@ -21,6 +21,7 @@ __all__ = [
     "add_engine_options",
     "add_render_options",
     "engine_config_from_args",
+    "headless_threads",
     "network_threads",
     "print_layers",
     "render_config_from_args",
@@ -191,14 +192,32 @@ def layer_tree(layers: list[Layer]) -> list[tuple[int, Layer]]:
     return ordered
 
 
-def network_threads() -> int:
-    """CPU threads for the network: all cores but one (the one thread-count rule of every front end).
+def network_threads(spare_core: bool = True) -> int:
+    """CPU threads for the network (the one thread-count rule of every front end): all cores but
+    one, or with ``spare_core=False`` all of them.
 
-    The GUI, capture, decoding and encoding threads keep a core, and the network's threads are not
-    preempted mid-operation: on a busy 2-core machine, 2 threads made a 20 ms forward pass take
-    200+ ms; 1 thread took 23-35 ms.
+    torch, and the app whatever runs its network: the GUI, capture, decoding and encoding threads
+    keep a core, and the network's threads are not preempted mid-operation: on a busy 2-core
+    machine, 2 torch threads made a 20 ms forward pass take 200+ ms; 1 thread took 23-35 ms. With
+    ONNX Runtime the app on 2 threads halved its processing time but its p95 latency came to 2.6x
+    it (1.9x on one thread).
+
+    ONNX Runtime in ``annotate`` (``spare_core=False``): its idle threads sleep, so a second one
+    takes what decoding and encoding leave of the other core: 88.3 against 75.8 fps end to end
+    with ``--preset ultrafast``, 72.5 against 63.9 with veryfast (2 cores, mobilenet_v3_large).
     """
     import os
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores - 1)
+    return cores if not spare_core else max(1, cores - 1)
+
+
+def headless_threads(engine, threads: int = 0) -> None:
+    """Set the thread counts of a headless run (``annotate``) on a CPU ``engine``: torch's to
+    ``threads`` or :func:`network_threads`, and ONNX Runtime's, where it runs the network and its
+    sessions are still to be built, to ``threads`` or every core."""
+    import torch
+
+    torch.set_num_threads(threads or network_threads())
+    if engine.backend.name == "onnxruntime":
+        engine.backend.threads = threads or network_threads(spare_core=False)

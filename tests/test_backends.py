@@ -251,3 +251,14 @@ def test_the_runtime_gram_is_checked_the_first_time_it_comes(monkeypatch):
     small = torch.randn(1, 3, 96, 128, generator=g)
     assert ort.backend.forward_gram(small)[2] is None  # refused, and the solver makes its own
     assert ort.backend.forward_gram(small)[2] is None
+
+
+def test_runtime_sessions_take_the_threads_given_and_never_spin():
+    from eigencam_live.backends.onnx_file import runtime_options
+    from eigencam_live.options import network_threads
+
+    assert runtime_options(None).intra_op_num_threads == torch.get_num_threads()
+    options = runtime_options(3)
+    assert options.intra_op_num_threads == 3 and options.inter_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert network_threads(spare_core=False) == network_threads() + 1 or network_threads() == 1

@@ -29,6 +29,7 @@ from torch import nn
 from eigencam_live.cam import EXACT_MAX_DIM
 from eigencam_live.models import ActivationCapture, Layer, LoadedModel, to_feature_map
 
+from .onnx_file import runtime_options
 from .torch_backend import TorchBackend, _outputs
 
 __all__ = ["OnnxBackend", "cache_dir", "onnxruntime_available"]
@@ -146,7 +147,8 @@ class OnnxBackend:
         loaded: the model (on the CPU, fp32).
         layer: the target layer.
         threads: ONNX Runtime's intra-op threads (default: torch's thread count, which the front
-            ends set to all cores but one).
+            ends set to all cores but one); settable until the first forward pass builds the
+            session (``annotate`` gives it every core, see :func:`~eigencam_live.options.network_threads`).
         master: as :class:`TorchBackend`'s.
     """
 
@@ -287,12 +289,7 @@ class OnnxBackend:
     def _session(self, path: Path):
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = self.threads or torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(str(path), runtime_options(self.threads), providers=["CPUExecutionProvider"])
 
 
 def _first_line(exc: BaseException) -> str:
