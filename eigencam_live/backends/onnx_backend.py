@@ -36,7 +36,7 @@ __all__ = ["OnnxBackend", "cache_dir", "onnxruntime_available"]
 
 _OPSET = 17
 #: The exported graph's form, part of the cache key: ``x, want_gram -> logits, fmap, gram``.
-_GRAPH = "gram-if-1"
+_GRAPH = f"gram-if-1-{EXACT_MAX_DIM}"  # the limit is baked into the graph
 
 
 def onnxruntime_available() -> bool:
