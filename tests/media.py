@@ -189,3 +189,21 @@ def _audio_times(path: Path) -> dict:
 
 
 _LOUD = {"flt": 0.05, "dbl": 0.05, "s16": 0.05 * 2**15, "s32": 0.05 * 2**31, "u8": 0.05 * 2**7}
+
+
+def annotate_signalled_at_frame(frame: int, signal_name: str) -> str:
+    """Python source for ``python -c``: ``annotate`` (its arguments from the command line) that
+    sends itself ``signal.<signal_name>`` right after its sink wrote frame ``frame``: the input
+    cannot be finished before the signal is handled, and no test sleeps to win a race."""
+    return f"""
+import os, signal, sys
+from eigencam_live.video import VideoSink
+write = VideoSink.write
+def write_then_signal(self, image, pts=None):
+    write(self, image, pts)
+    if self.frames_written == {int(frame)}:
+        os.kill(os.getpid(), signal.{signal_name})
+VideoSink.write = write_then_signal
+from eigencam_live.cli import annotate_main
+sys.exit(annotate_main(sys.argv[1:]))
+"""

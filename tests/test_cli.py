@@ -15,7 +15,15 @@ import torch
 
 from eigencam_live.cli import annotate_main
 
-from .media import NTSC, probe, write_clip, write_empty, write_text_as_video, write_truncated
+from .media import (
+    NTSC,
+    annotate_signalled_at_frame,
+    probe,
+    write_clip,
+    write_empty,
+    write_text_as_video,
+    write_truncated,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["-m", "mobilenet_v3_small", "--weights", "none", "--short-side", "64", "--device", "cpu", "-q"]
@@ -175,18 +183,7 @@ def _env() -> dict[str, str]:
 
 # Ctrl-C, sent by the process to itself right after the sink wrote frame 8 of 300: the input cannot
 # be finished before the signal is handled, and no test sleeps to win a race.
-_INTERRUPT_AT_FRAME_8 = """
-import os, signal, sys
-from eigencam_live.video import VideoSink
-write = VideoSink.write
-def write_then_interrupt(self, image, pts=None):
-    write(self, image, pts)
-    if self.frames_written == 8:
-        os.kill(os.getpid(), signal.SIGINT)
-VideoSink.write = write_then_interrupt
-from eigencam_live.cli import annotate_main
-sys.exit(annotate_main(sys.argv[1:]))
-"""
+_INTERRUPT_AT_FRAME_8 = annotate_signalled_at_frame(8, "SIGINT")
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ import pytest
 
 from eigencam_live.cli import annotate_main
 
-from .media import probe, write_clip
+from .media import annotate_signalled_at_frame, probe, write_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST = ["-m", "mobilenet_v3_small", "--weights", "none", "--short-side", "64", "--device", "cpu", "-q"]
@@ -127,18 +127,7 @@ def test_a_stop_signal_closes_the_app_like_its_close_button(tmp_path, sig, code)
 # -- item 8: annotate -----------------------------------------------------------------------------
 # SIGTERM, sent by the process to itself right after its sink wrote frame 8 of 300: the input
 # cannot be finished before the signal is handled.
-_TERMINATE_AT_FRAME_8 = """
-import os, signal, sys
-from eigencam_live.video import VideoSink
-write = VideoSink.write
-def write_then_terminate(self, image, pts=None):
-    write(self, image, pts)
-    if self.frames_written == 8:
-        os.kill(os.getpid(), signal.SIGTERM)
-VideoSink.write = write_then_terminate
-from eigencam_live.cli import annotate_main
-sys.exit(annotate_main(sys.argv[1:]))
-"""
+_TERMINATE_AT_FRAME_8 = annotate_signalled_at_frame(8, "SIGTERM")
 
 
 @pytest.mark.slow
