@@ -18,6 +18,7 @@ from eigencam_live.models import Layer
 from eigencam_live.render import colormap_lut
 
 from . import commands as cmd
+from .shortcuts import shortcut
 from .widgets import draw_colorbar, last_panel, panels_of, to_qimage
 from .worker import Packet
 
@@ -145,6 +146,17 @@ class InspectionActions:
         path = out / f"eigencam-{datetime.now():%Y%m%d-%H%M%S}.mp4"
         self.recording_path = str(path)  # optimistic: the worker confirms or reports an error
         self.pipeline.start_recording(path)
+
+    def _on_recording_changed(self, on: bool, path: str) -> None:
+        self.recording_path = path if on else None
+        self.record_action.setText(shortcut("record").button_text("■ Stop recording" if on else None))
+        self.rec_indicator.setVisible(on)
+        if on:
+            self.statusBar().showMessage(f"Recording to {path}", 6000)
+        elif path:
+            self.statusBar().showMessage(f"Recording saved: {path}", 6000)
+        else:
+            self.statusBar().showMessage("Recording stopped: no frame was recorded, no file written", 6000)
 
     def compare(self, count: int = 5) -> None:
         """Pause, then show the frame on screen mapped with each of the first ``count`` components

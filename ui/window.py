@@ -1,5 +1,10 @@
 """The main window: the view, the controls dock, the predictions and spectrum panels, the status bar.
 
+Its parts are mixins in their own modules: :class:`~ui.controls.ControlsSync` (the controls in
+step with the engine), :class:`~ui.sources_panel.SourceActions` (choosing and opening sources),
+:class:`~ui.status.StatusReports` (busy veil, errors, rates, the engine in use) and
+:class:`~ui.inspection.InspectionActions` (snapshots, recordings, the compare grid).
+
 Widgets live on the GUI thread only and never call the model: every change goes to the
 :class:`~ui.worker.Pipeline` as a command and applies from the next frame (or, while paused, to
 the frame on screen).
@@ -11,15 +16,12 @@ import time
 from collections import deque
 from pathlib import Path
 
-import numpy as np
 from PyQt5.QtCore import QEvent, QObject, QSettings, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import (
     QAction,
     QDockWidget,
-    QFileDialog,
     QHBoxLayout,
-    QInputDialog,
     QLabel,
     QMainWindow,
     QScrollArea,
@@ -29,7 +31,7 @@ from PyQt5.QtWidgets import (
 )
 
 from eigencam_live.engine import EngineConfig
-from eigencam_live.models import Layer, model_kind
+from eigencam_live.models import Layer
 from eigencam_live.render import TWO_PANEL_VIEWS, RenderConfig, colormap_lut, fitting_layout
 
 from . import settings as remembered
@@ -37,6 +39,8 @@ from .controls import TIPS, ControlsSync, build_panel
 from .inspection import InspectionActions, default_snapshot_dir, layers_to_compare
 from .rates import RateMeter
 from .shortcuts import SHORTCUTS, shortcut
+from .sources_panel import SourceActions
+from .status import StatusReports
 from .widgets import FrameView, SeekSlider, ShortcutsOverlay, panels_of
 from .worker import EngineStatus, Packet, Pipeline
 
@@ -64,7 +68,7 @@ class _FrameKeys(QObject):
             return True
         return False
 
-class MainWindow(ControlsSync, InspectionActions, QMainWindow):
+class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, QMainWindow):
     """The eigencam-live window.
 
     Args:
@@ -324,47 +328,6 @@ class MainWindow(ControlsSync, InspectionActions, QMainWindow):
             if fitted != self.render_config.view:
                 self._render(view=fitted)
 
-    def _on_source_chosen(self, index: int) -> None:
-        data = self.source_combo.itemData(index)
-        # The box shows what plays until a new source has really opened (a cancelled dialog or a
-        # failed open leaves it there).
-        self._select_current_source()
-        if data == "__file__":
-            path, _ = QFileDialog.getOpenFileName(
-                self, "Open a video", self._last_folder,
-                "Videos (*.mp4 *.mkv *.avi *.mov *.webm *.m4v);;All files (*)"
-            )
-            if path:
-                self._last_folder = str(Path(path).parent)
-                self.open_source(path)
-        elif data == "__folder__":
-            path = QFileDialog.getExistingDirectory(self, "Open a folder of images", self._last_folder)
-            if path:
-                self._last_folder = str(Path(path).parent)
-                self.open_source(path)
-        elif data == "__url__":
-            dialog = QInputDialog(self)
-            dialog.setWindowTitle("Open a stream")
-            dialog.setLabelText("URL (rtsp://, http://, ...):")
-            dialog.resize(max(520, dialog.width()), dialog.height())
-            if dialog.exec_() and dialog.textValue().strip():
-                self.open_source(dialog.textValue().strip())
-        else:
-            self.open_source(data)
-
-    def _select_current_source(self) -> None:
-        if self.source_spec is None:
-            return
-        i = self.source_combo.findData(self.source_spec)
-        if i >= 0:
-            self.source_combo.setCurrentIndex(i)
-
-    def open_source(self, spec: str | int) -> None:
-        """Open a new source (the engine's video state is reset; settings stay); the old one plays
-        on until the new one has opened, and on if it fails."""
-        self.requested_source = spec
-        self.pipeline.open_source(spec)
-
     # -- pipeline -> widgets -----------------------------------------------------------------------
     def _on_frame_ready(self) -> None:
         packet = self.pipeline.take()
@@ -396,147 +359,6 @@ class MainWindow(ControlsSync, InspectionActions, QMainWindow):
             self.seek_label.setText(f"{packet.frame.index + 1} / {total}  ·  {packet.frame.pts:.2f} s")
         self.frame_shown.emit(packet)
 
-    def _on_engine_changed(self, status: EngineStatus) -> None:
-        self.status = status
-        self.engine_config = status.config
-        self._sync_controls(status.config)
-        self.in_use_label.setText(f"{status.device} · {status.backend} · {status.dtype} · "
-                                  f"{'trained' if status.trained else 'untrained'}")
-        detector = model_kind(status.config.model) in ("detector", "yolo")
-        what = f"Detections (score ≥ {status.config.score:.2f})" if detector else "Predictions (top 5)"
-        self.predictions_box.setTitle(what if status.trained else f"{what.split(' (')[0]} — untrained, meaningless")
-        self.predictions.untrained = not status.trained
-        self._end_busy()
-        if not status.trained:
-            if status.warning:
-                text = (
-                    f"<b>Untrained network:</b> no pretrained weights for {status.config.model} (offline, none "
-                    "cached), so heatmaps and labels mean nothing."
-                )
-            else:
-                text = (
-                    "<b>Untrained network</b> (random weights on purpose): heatmaps and labels mean nothing."
-                )
-            self.warning_banner.setText(text)
-            self.warning_banner.setToolTip(
-                (status.warning or "") + "\nConnect once to cache the pretrained weights, or load weights of "
-                "your own: Weights > Load file… (or --weights FILE.pth).")
-            self.warning_banner.show()
-        else:
-            self.warning_banner.hide()
-        self._select_layer(status.layer)
-        self._fit_controls()
-
-    def _on_source_opened(self, spec, info) -> None:
-        self.source_info = info
-        if spec == self.requested_source:
-            self.error_banner.hide()  # else the demo took a failed source's place: its error stays
-        self.source_spec = spec
-        i = self.source_combo.findData(spec)
-        if i < 0:
-            label = f"Camera {spec}" if info.kind == "webcam" else f"{info.kind}: {Path(str(info.name)).name}"
-            self.source_combo.insertItem(self.source_combo.count() - 3, label, spec)
-            i = self.source_combo.findData(spec)
-        self.source_combo.setCurrentIndex(i)
-        self.shortcut_actions["back"].setEnabled(bool(info.seekable and not info.live))
-        frames = f", {info.frame_count} frames" if info.frame_count else ""
-        self.source_label.setText(f"{info.width}×{info.height} @ {float(info.fps):.2f} fps{frames}")
-        seekable = bool(info.seekable and info.frame_count and not info.live)
-        self.seek_widget.setVisible(seekable)
-        if seekable:
-            self.seek_slider.blockSignals(True)
-            self.seek_slider.setRange(0, max(0, int(info.frame_count) - 1))
-            self.seek_slider.setValue(0)
-            self.seek_slider.blockSignals(False)
-        self.setWindowTitle(f"eigencam-live — {info.name}")
-
-    def _on_source_ended(self) -> None:
-        if self.loop_check.isChecked() and not self.paused:
-            self.pipeline.seek(0)
-        else:
-            self.statusBar().showMessage("End of file — ← steps back, drag the slider, or tick Loop files", 5000)
-
-    def _on_source_failed(self, spec, message: str) -> None:
-        self.show_error(message if self.source_spec is not None else f"{message} (showing the demo clip)")
-        self._select_current_source()
-
-    def _on_cameras(self, cameras: list) -> None:
-        for index in cameras:
-            if self.source_combo.findData(index) < 0 and self.source_combo.findData(str(index)) < 0:
-                self.source_combo.insertItem(1, f"Camera {index}", index)
-
-    def _on_recording_changed(self, on: bool, path: str) -> None:
-        self.recording_path = path if on else None
-        self.record_action.setText(shortcut("record").button_text("■ Stop recording" if on else None))
-        self.rec_indicator.setVisible(on)
-        if on:
-            self.statusBar().showMessage(f"Recording to {path}", 6000)
-        elif path:
-            self.statusBar().showMessage(f"Recording saved: {path}", 6000)
-        else:
-            self.statusBar().showMessage("Recording stopped: no frame was recorded, no file written", 6000)
-
-    def _on_busy(self, what: str) -> None:
-        """A long operation (loading a model) started, or ended with ``""``: said over the picture,
-        and the panels emptied (the old model's labels and spectrum are not the new one's). After a
-        model load the veil stays until the new model's first frame is on screen (its first frame
-        may take seconds more: an ONNX export)."""
-        if what:
-            if what.startswith("loading"):
-                self._veil_until_frame = True
-            self.busy_text = what[0].upper() + what[1:]
-            self.statusBar().showMessage(self.busy_text)
-            self.view.set_busy(self.busy_text)
-            if self.last_packet is None:
-                self.view.placeholder = self.busy_text
-            if what.startswith("loading"):
-                self.predictions.clear(self.busy_text)
-                self.spectrum.set_spectrum(np.zeros(0, np.float32), self.engine_config.component)
-        elif not self._veil_until_frame:
-            self._end_busy()
-
-    def _end_busy(self, *, frame_shown: bool = False) -> None:
-        if self._veil_until_frame and not frame_shown:
-            return
-        self._veil_until_frame = False
-        if self.busy_text:
-            self.busy_text = ""
-            self.statusBar().clearMessage()
-            self.view.set_busy("")
-            self.predictions.placeholder = "no frame yet"
-            self.predictions.update()
-
-    def show_error(self, message: str) -> None:
-        """Show a one-line error over the view for a few seconds; the app keeps running."""
-        self.last_error = message
-        self.errors.append(message)
-        self.error_banner.setText(f"<b>Error:</b> {message}  <small>(click to dismiss)</small>")
-        self.error_banner.show()
-        self._error_timer.start(30000)
-
-    def _update_stats(self) -> None:
-        p = self.pipeline
-        if self.paused:
-            self.stats_label.setText(f"PAUSED  ·  last frame {p.process_ms:.0f} ms  ·  dropped {p.dropped}")
-            return
-        if p.link_status:  # a lost live source: say so, not the rates of before
-            self.stats_label.setText(p.link_status)
-            return
-        lat = list(self.latencies)[-60:]
-        latency = f"{np.median(lat):.0f} ms" if lat else "—"
-        capture, processing, display = p.capture_fps, p.process_rate.rate(), self.display_rate.rate()
-        full = (f"capture {capture:.1f} fps  ·  processing {processing:.1f} fps ({p.process_ms:.0f} ms)  ·  "
-                f"display {display:.1f} fps  ·  latency {latency}  ·  dropped {p.dropped}")
-        short = (f"cap {capture:.0f} · proc {processing:.0f} fps ({p.process_ms:.0f} ms) · disp {display:.0f} · "
-                 f"lat {latency} · drop {p.dropped}")
-        fits = self.stats_label.fontMetrics().horizontalAdvance(full) <= self.stats_label.width()
-        self.stats_label.setText(full if fits else short)
-        self.stats_label.setToolTip("capture: frames the source delivers per second; processing: frames the "
-                                    "model finishes per second (time of the last one); display: frames shown "
-                                    "per second; latency: from capture (files: from the frame's due time) to "
-                                    "the screen, median of the last 60; dropped: live frames skipped because "
-                                    "the model was busy (not counted while paused)")
-
     # -- inspection --------------------------------------------------------------------------------
     def toggle_pause(self) -> None:
         self.set_paused(not self.paused)
@@ -557,11 +379,6 @@ class MainWindow(ControlsSync, InspectionActions, QMainWindow):
 
     def _on_seek(self, value: int) -> None:
         self.pipeline.seek(value)
-
-    def say_error(self, message: str) -> None:
-        """An error the user caused just now: in the banner and in the status bar."""
-        self.show_error(message)
-        self.statusBar().showMessage(message[0].upper() + message[1:], 6000)
 
     def toggle_fullscreen(self) -> None:
         """The picture alone on the screen (and the seek bar of a file); Esc or F brings back the

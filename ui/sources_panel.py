@@ -1,0 +1,94 @@
+"""The window's source choice: the source box (a file, a folder, a URL, a camera, the demos),
+opening a source, and what the window shows of the source that plays (:class:`SourceActions`,
+mixed into :class:`~ui.window.MainWindow`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PyQt5.QtWidgets import QFileDialog, QInputDialog
+
+__all__ = ["SourceActions"]
+
+
+class SourceActions:
+    """Source handling of :class:`~ui.window.MainWindow` (its widgets and pipeline)."""
+
+    def _on_source_chosen(self, index: int) -> None:
+        data = self.source_combo.itemData(index)
+        # The box shows what plays until a new source has really opened (a cancelled dialog or a
+        # failed open leaves it there).
+        self._select_current_source()
+        if data == "__file__":
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Open a video", self._last_folder,
+                "Videos (*.mp4 *.mkv *.avi *.mov *.webm *.m4v);;All files (*)"
+            )
+            if path:
+                self._last_folder = str(Path(path).parent)
+                self.open_source(path)
+        elif data == "__folder__":
+            path = QFileDialog.getExistingDirectory(self, "Open a folder of images", self._last_folder)
+            if path:
+                self._last_folder = str(Path(path).parent)
+                self.open_source(path)
+        elif data == "__url__":
+            dialog = QInputDialog(self)
+            dialog.setWindowTitle("Open a stream")
+            dialog.setLabelText("URL (rtsp://, http://, ...):")
+            dialog.resize(max(520, dialog.width()), dialog.height())
+            if dialog.exec_() and dialog.textValue().strip():
+                self.open_source(dialog.textValue().strip())
+        else:
+            self.open_source(data)
+
+    def _select_current_source(self) -> None:
+        if self.source_spec is None:
+            return
+        i = self.source_combo.findData(self.source_spec)
+        if i >= 0:
+            self.source_combo.setCurrentIndex(i)
+
+    def open_source(self, spec: str | int) -> None:
+        """Open a new source (the engine's video state is reset; settings stay); the old one plays
+        on until the new one has opened, and on if it fails."""
+        self.requested_source = spec
+        self.pipeline.open_source(spec)
+
+    def _on_source_opened(self, spec, info) -> None:
+        self.source_info = info
+        if spec == self.requested_source:
+            self.error_banner.hide()  # else the demo took a failed source's place: its error stays
+        self.source_spec = spec
+        i = self.source_combo.findData(spec)
+        if i < 0:
+            label = f"Camera {spec}" if info.kind == "webcam" else f"{info.kind}: {Path(str(info.name)).name}"
+            self.source_combo.insertItem(self.source_combo.count() - 3, label, spec)
+            i = self.source_combo.findData(spec)
+        self.source_combo.setCurrentIndex(i)
+        self.shortcut_actions["back"].setEnabled(bool(info.seekable and not info.live))
+        frames = f", {info.frame_count} frames" if info.frame_count else ""
+        self.source_label.setText(f"{info.width}×{info.height} @ {float(info.fps):.2f} fps{frames}")
+        seekable = bool(info.seekable and info.frame_count and not info.live)
+        self.seek_widget.setVisible(seekable)
+        if seekable:
+            self.seek_slider.blockSignals(True)
+            self.seek_slider.setRange(0, max(0, int(info.frame_count) - 1))
+            self.seek_slider.setValue(0)
+            self.seek_slider.blockSignals(False)
+        self.setWindowTitle(f"eigencam-live — {info.name}")
+
+    def _on_source_ended(self) -> None:
+        if self.loop_check.isChecked() and not self.paused:
+            self.pipeline.seek(0)
+        else:
+            self.statusBar().showMessage("End of file — ← steps back, drag the slider, or tick Loop files", 5000)
+
+    def _on_source_failed(self, spec, message: str) -> None:
+        self.show_error(message if self.source_spec is not None else f"{message} (showing the demo clip)")
+        self._select_current_source()
+
+    def _on_cameras(self, cameras: list) -> None:
+        for index in cameras:
+            if self.source_combo.findData(index) < 0 and self.source_combo.findData(str(index)) < 0:
+                self.source_combo.insertItem(1, f"Camera {index}", index)

@@ -1,0 +1,114 @@
+"""What the window says: the busy veil over the picture, the error banner, and the status bar's
+rates (:class:`StatusReports`, mixed into :class:`~ui.window.MainWindow`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from eigencam_live.models import model_kind
+
+from .worker import EngineStatus
+
+__all__ = ["StatusReports"]
+
+
+class StatusReports:
+    """Busy, error and rate reports of :class:`~ui.window.MainWindow` (its widgets and pipeline),
+    and what it says of the engine in use."""
+
+    def _on_engine_changed(self, status: EngineStatus) -> None:
+        self.status = status
+        self.engine_config = status.config
+        self._sync_controls(status.config)
+        self.in_use_label.setText(f"{status.device} · {status.backend} · {status.dtype} · "
+                                  f"{'trained' if status.trained else 'untrained'}")
+        detector = model_kind(status.config.model) in ("detector", "yolo")
+        what = f"Detections (score ≥ {status.config.score:.2f})" if detector else "Predictions (top 5)"
+        self.predictions_box.setTitle(what if status.trained else f"{what.split(' (')[0]} — untrained, meaningless")
+        self.predictions.untrained = not status.trained
+        self._end_busy()
+        if not status.trained:
+            if status.warning:
+                text = (
+                    f"<b>Untrained network:</b> no pretrained weights for {status.config.model} (offline, none "
+                    "cached), so heatmaps and labels mean nothing."
+                )
+            else:
+                text = (
+                    "<b>Untrained network</b> (random weights on purpose): heatmaps and labels mean nothing."
+                )
+            self.warning_banner.setText(text)
+            self.warning_banner.setToolTip(
+                (status.warning or "") + "\nConnect once to cache the pretrained weights, or load weights of "
+                "your own: Weights > Load file… (or --weights FILE.pth).")
+            self.warning_banner.show()
+        else:
+            self.warning_banner.hide()
+        self._select_layer(status.layer)
+        self._fit_controls()
+
+    def _on_busy(self, what: str) -> None:
+        """A long operation (loading a model) started, or ended with ``""``: said over the picture,
+        and the panels emptied (the old model's labels and spectrum are not the new one's). After a
+        model load the veil stays until the new model's first frame is on screen (its first frame
+        may take seconds more: an ONNX export)."""
+        if what:
+            if what.startswith("loading"):
+                self._veil_until_frame = True
+            self.busy_text = what[0].upper() + what[1:]
+            self.statusBar().showMessage(self.busy_text)
+            self.view.set_busy(self.busy_text)
+            if self.last_packet is None:
+                self.view.placeholder = self.busy_text
+            if what.startswith("loading"):
+                self.predictions.clear(self.busy_text)
+                self.spectrum.set_spectrum(np.zeros(0, np.float32), self.engine_config.component)
+        elif not self._veil_until_frame:
+            self._end_busy()
+
+    def _end_busy(self, *, frame_shown: bool = False) -> None:
+        if self._veil_until_frame and not frame_shown:
+            return
+        self._veil_until_frame = False
+        if self.busy_text:
+            self.busy_text = ""
+            self.statusBar().clearMessage()
+            self.view.set_busy("")
+            self.predictions.placeholder = "no frame yet"
+            self.predictions.update()
+
+    def show_error(self, message: str) -> None:
+        """Show a one-line error over the view for a few seconds; the app keeps running."""
+        self.last_error = message
+        self.errors.append(message)
+        self.error_banner.setText(f"<b>Error:</b> {message}  <small>(click to dismiss)</small>")
+        self.error_banner.show()
+        self._error_timer.start(30000)
+
+    def _update_stats(self) -> None:
+        p = self.pipeline
+        if self.paused:
+            self.stats_label.setText(f"PAUSED  ·  last frame {p.process_ms:.0f} ms  ·  dropped {p.dropped}")
+            return
+        if p.link_status:  # a lost live source: say so, not the rates of before
+            self.stats_label.setText(p.link_status)
+            return
+        lat = list(self.latencies)[-60:]
+        latency = f"{np.median(lat):.0f} ms" if lat else "—"
+        capture, processing, display = p.capture_fps, p.process_rate.rate(), self.display_rate.rate()
+        full = (f"capture {capture:.1f} fps  ·  processing {processing:.1f} fps ({p.process_ms:.0f} ms)  ·  "
+                f"display {display:.1f} fps  ·  latency {latency}  ·  dropped {p.dropped}")
+        short = (f"cap {capture:.0f} · proc {processing:.0f} fps ({p.process_ms:.0f} ms) · disp {display:.0f} · "
+                 f"lat {latency} · drop {p.dropped}")
+        fits = self.stats_label.fontMetrics().horizontalAdvance(full) <= self.stats_label.width()
+        self.stats_label.setText(full if fits else short)
+        self.stats_label.setToolTip("capture: frames the source delivers per second; processing: frames the "
+                                    "model finishes per second (time of the last one); display: frames shown "
+                                    "per second; latency: from capture (files: from the frame's due time) to "
+                                    "the screen, median of the last 60; dropped: live frames skipped because "
+                                    "the model was busy (not counted while paused)")
+
+    def say_error(self, message: str) -> None:
+        """An error the user caused just now: in the banner and in the status bar."""
+        self.show_error(message)
+        self.statusBar().showMessage(message[0].upper() + message[1:], 6000)
