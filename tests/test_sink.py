@@ -150,3 +150,46 @@ def test_wrong_frame_shape_is_a_value_error(tmp_path):
         with pytest.raises(ValueError, match=r"\(48, 64, 3\)"):
             sink.write(np.zeros((48, 65, 3), np.uint8))
         sink.write(pattern(0, 64, 48))
+
+
+
+def _decoded_video_frame(height: int, width: int, seed: int, matrix: int) -> np.ndarray:
+    """A frame as a decoder hands it over: random 4:2:0 planes (BT.601 or BT.709, limited range),
+    colours well inside what RGB holds (no clipping)."""
+    import cv2
+
+    from eigencam_live.video.files import to_bgr
+
+    rng = np.random.default_rng(seed)
+    smooth = lambda h, w, lo, hi: cv2.resize(rng.integers(lo, hi, (h // 8, w // 8), dtype=np.uint8), (w, h))  # noqa: E731
+    planes = np.concatenate([smooth(height, width, 64, 192),
+                             smooth(height // 2, width // 2, 112, 144).reshape(height // 4, width),
+                             smooth(height // 2, width // 2, 112, 144).reshape(height // 4, width)])
+    frame = av.VideoFrame.from_ndarray(planes, format="yuv420p")
+    frame.colorspace, frame.color_range = matrix, 1
+    return to_bgr(frame)
+
+
+@pytest.mark.parametrize("matrix", [6, 1], ids=["bt601", "bt709"])
+def test_decoded_frames_written_losslessly_come_back_unchanged(tmp_path, matrix):
+    # crf 0 is lossless H.264, so what comes back is what decoding and the BGR -> YUV 4:2:0
+    # conversion keep. Before, FFmpeg's conversions made each pass 1.5 levels darker, and an HD
+    # output carried no colour matrix (players take BT.709 there; the pixels were BT.601).
+    frames = [_decoded_video_frame(720, 1280, seed, matrix) for seed in range(3)]
+    out = tmp_path / "hd.mp4"
+    with VideoSink(out, width=1280, height=720, fps=25, crf=0) as sink:
+        for image in frames:
+            sink.write(image)
+    with av.open(str(out)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.colorspace, stream.codec_context.color_range) == (6, 1)  # BT.601, limited
+    with Capture(open_source(str(out))) as cap:
+        back = [frame.image for frame in cap]
+    assert len(back) == 3
+    for image, got in zip(frames, back, strict=True):
+        error = got.astype(np.float64) - image
+        assert np.abs(error.mean(axis=(0, 1))).max() < 0.1  # no cast, no darkening
+        if matrix == 6:  # the same matrix: back to one level
+            assert np.abs(error).max() <= 1
+        else:  # BT.709 in, BT.601 out: the two roundings of 8-bit YUV
+            assert np.sqrt(np.mean(error**2)) < 1.0
