@@ -2,8 +2,8 @@
 
     python benchmarks/bench_video.py [--video PATH] [--frames N] [--repeats R] [--model NAME]
 
-Stages, each timed alone over the same frames, with the settings ``annotate`` uses (network
-threads = cores - 1 on the CPU, batch size 4, x264 veryfast):
+Stages, each timed alone over the same frames, with the settings ``annotate`` uses (on the CPU
+the network and x264 share the cores, ``options.headless_threads``; batch size 4, x264 veryfast):
 
 * decode: the threaded file capture (PyAV), frames to BGR arrays;
 * model+map: ``Engine.process`` (preprocess, forward, Eigen-CAM, map resized onto the frame);
@@ -37,7 +37,7 @@ import torch  # noqa: E402
 
 from eigencam_live.annotate import Job, annotate_file  # noqa: E402
 from eigencam_live.engine import Engine, EngineConfig  # noqa: E402
-from eigencam_live.options import headless_threads, network_threads  # noqa: E402
+from eigencam_live.options import headless_threads  # noqa: E402
 from eigencam_live.render import RenderConfig, render  # noqa: E402
 from eigencam_live.video import Capture, DemoSource, VideoSink, open_source  # noqa: E402
 
@@ -74,22 +74,23 @@ def bench_model(engine: Engine, frames: list, batch: int) -> tuple[float, list]:
     return time.perf_counter() - t0, results
 
 
-def bench_render_encode(frames: list, results: list, out: Path, look: RenderConfig, rate, preset: str) -> float:
+def bench_render_encode(frames: list, results: list, out: Path, look: RenderConfig, rate, preset: str,
+                        encoder_threads: int) -> float:
     h, w = frames[0].image.shape[:2]
     t0 = time.perf_counter()
-    with VideoSink(out, width=w, height=h, fps=rate, overwrite=True, preset=preset) as sink:
+    with VideoSink(out, width=w, height=h, fps=rate, overwrite=True, preset=preset, threads=encoder_threads) as sink:
         for f, r in zip(frames, results, strict=True):
             sink.write(render(f.image, r.heatmap, look.view, look.alpha, look.colormap), f.pts)
     return time.perf_counter() - t0
 
 
 def bench_end_to_end(engine: Engine, video: Path, out: Path, frames: int, batch: int,
-                     look: RenderConfig, preset: str) -> tuple[float, float]:
+                     look: RenderConfig, preset: str, encoder_threads: int) -> tuple[float, float]:
     """Wall seconds, and the CPU cores this process got meanwhile (CPU time / wall time): on a
     machine shared with other jobs, below ~1.5 on 2 cores means there was nothing to overlap with."""
     t0, c0 = time.perf_counter(), time.process_time()
     result = annotate_file(engine, Job(video, out), look, batch_size=batch, overwrite=True, progress=False,
-                           max_frames=frames, preset=preset)
+                           max_frames=frames, preset=preset, encoder_threads=encoder_threads)
     seconds = time.perf_counter() - t0
     assert result.frames == frames, (result.frames, frames)
     return seconds, (time.process_time() - c0) / seconds
@@ -121,10 +122,11 @@ def main(argv: list[str] | None = None) -> int:
 
     engine = Engine(EngineConfig(model=args.model, weights="none", short_side=args.short_side, device=args.device,
                                  backend=args.backend))
-    threads = args.threads or network_threads()
     cores = os.cpu_count() or 1
+    encoder_threads = 0
     if engine.device.type == "cpu":
-        headless_threads(engine, args.threads)  # as annotate sets them (ONNX Runtime: every core)
+        encoder_threads = headless_threads(engine, args.threads)  # as annotate shares the cores
+    threads = torch.get_num_threads()
     look = RenderConfig()
 
     # Warm-up: first-call allocations, x264 start-up, file cache.
@@ -135,8 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     for _ in range(args.repeats):
         t_dec, decoded = bench_decode(video, frames)
         t_model, results = bench_model(engine, decoded, args.batch_size)
-        t_enc = bench_render_encode(decoded, results, tmp / "stage.mp4", look, rate, args.preset)
-        t_e2e, cores_used = bench_end_to_end(engine, video, tmp / "e2e.mp4", frames, args.batch_size, look, args.preset)
+        t_enc = bench_render_encode(decoded, results, tmp / "stage.mp4", look, rate, args.preset, encoder_threads)
+        t_e2e, cores_used = bench_end_to_end(engine, video, tmp / "e2e.mp4", frames, args.batch_size, look, args.preset,
+                                             encoder_threads)
         # Reference: the network alone with every core (what a sequential loop would use).
         t_all = t_model
         if engine.device.type == "cpu" and threads != cores:
@@ -158,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.cuda.get_device_name() if engine.device.type == "cuda" else f"cpu x{os.cpu_count()}"
     print(f"video: {video.name}  {frames} frames  model: {args.model} @ short side {args.short_side}  "
           f"batch {args.batch_size}  device: {device}  network threads: torch {threads}, "
-          f"{engine.backend.name} {getattr(engine.backend, 'threads', None) or threads}  preset: {args.preset}  "
+          f"{engine.backend.name} {getattr(engine.backend, 'threads', None) or threads}  x264 threads: "
+          f"{encoder_threads or 'auto'}  preset: {args.preset}  "
           f"repeats: {args.repeats}")
     print(f"{'stage':<16}{'fps':>9}{'ms/frame':>10}")
     for name, label in (("decode", "decode"), ("model", "model+map"), ("encode", "render+encode"),
@@ -172,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
           f"(load average {os.getloadavg()[0]:.1f}; a busy machine leaves nothing to overlap with)")
     print(json.dumps({
         "bench": "video", "video": video.name, "frames": frames, "model": args.model, "short_side": args.short_side,
-        "batch_size": args.batch_size, "device": device, "threads": threads, "preset": args.preset,
+        "batch_size": args.batch_size, "device": device, "threads": threads, "encoder_threads": encoder_threads,
+        "preset": args.preset,
         "repeats": args.repeats,
         "decode_fps": round(fps["decode"], 2), "model_fps": round(fps["model"], 2),
         "render_encode_fps": round(fps["encode"], 2), "end_to_end_fps": round(fps["e2e"], 2),

@@ -99,8 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-frames", type=int, default=None, metavar="N",
                    help="annotate only the first N frames of each input (audio cut to match)")
     g.add_argument("--threads", type=int, default=0, metavar="N",
-                   help="CPU threads for the network; 0 = one less than the CPU cores, leaving one to decoding "
-                        "and encoding (default: %(default)s)")
+                   help="CPU threads for the network; 0 = half the CPU cores, the other half encoding "
+                        "(default: %(default)s)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -203,19 +203,20 @@ def _run(args: argparse.Namespace) -> int:
     import torch
 
     previous = torch.get_num_threads()
+    encoder_threads = 0  # x264's own choice beside a GPU
     if engine.device.type == "cpu":
         # Decoding and encoding run beside the network: an OpenMP team as large as the machine
         # then keeps waiting for its descheduled members (measured 8x slower on 2 busy cores).
-        headless_threads(engine, args.threads)
+        encoder_threads = headless_threads(engine, args.threads)
     try:
-        return _annotate_all(jobs, engine, look, args)
+        return _annotate_all(jobs, engine, look, args, encoder_threads)
     finally:
         if engine.backend.warning:  # known after the first frame: ONNX Runtime fell back to torch
             _say("warning", engine.backend.warning)
         torch.set_num_threads(previous)  # callers in the same process (tests, notebooks) keep theirs
 
 
-def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Namespace) -> int:
+def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Namespace, encoder_threads: int) -> int:
     from .annotate import annotate_file
 
     videos = [j for j in jobs if not j.is_image]
@@ -227,7 +228,7 @@ def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Names
         try:
             result = annotate_file(engine, job, look, batch_size=args.batch_size, overwrite=args.force,
                                    progress=not args.quiet, crf=args.crf, preset=args.preset,
-                                   max_frames=args.max_frames)
+                                   encoder_threads=encoder_threads, max_frames=args.max_frames)
         except EigenCamError as exc:
             if len(jobs) == 1:
                 raise

@@ -192,32 +192,41 @@ def layer_tree(layers: list[Layer]) -> list[tuple[int, Layer]]:
     return ordered
 
 
-def network_threads(spare_core: bool = True) -> int:
-    """CPU threads for the network (the one thread-count rule of every front end): all cores but
-    one, or with ``spare_core=False`` all of them.
-
-    torch, and the app whatever runs its network: the GUI, capture, decoding and encoding threads
-    keep a core, and the network's threads are not preempted mid-operation: on a busy 2-core
-    machine, 2 torch threads made a 20 ms forward pass take 200+ ms; 1 thread took 23-35 ms. With
-    ONNX Runtime the app on 2 threads halved its processing time but its p95 latency came to 2.6x
-    it (1.9x on one thread).
-
-    ONNX Runtime in ``annotate`` (``spare_core=False``): its idle threads sleep, so a second one
-    takes what decoding and encoding leave of the other core: 88.3 against 75.8 fps end to end
-    with ``--preset ultrafast``, 72.5 against 63.9 with veryfast (2 cores, mobilenet_v3_large).
-    """
+def _cores() -> int:
     import os
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return cores if not spare_core else max(1, cores - 1)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def headless_threads(engine, threads: int = 0) -> None:
-    """Set the thread counts of a headless run (``annotate``) on a CPU ``engine``: torch's to
-    ``threads`` or :func:`network_threads`, and ONNX Runtime's, where it runs the network and its
-    sessions are still to be built, to ``threads`` or every core."""
+def network_threads() -> int:
+    """CPU threads for the network in the app (and the benchmarks that stand for it): all cores but
+    one. The GUI, capture, decoding and encoding threads keep a core, and the network's threads are
+    not preempted mid-operation: on a busy 2-core machine, 2 torch threads made a 20 ms forward
+    pass take 200+ ms; 1 thread took 23-35 ms. With ONNX Runtime the app on 2 threads halved its
+    processing time but its p95 latency came to 2.6x it (1.9x on one thread).
+    """
+    return max(1, _cores() - 1)
+
+
+def headless_threads(engine, threads: int = 0) -> int:
+    """Share the cores of a headless run (``annotate``) on a CPU ``engine`` between the network
+    and the x264 encoder, the two stages that fill them: the network gets ``threads``, or the
+    cores the encoder leaves, as torch's and (where it runs the network and its sessions are
+    still to be built) ONNX Runtime's thread count. Returns the encoder's threads: half the
+    cores, at least one, or what ``threads`` leaves.
+
+    Each stage on its own cores: with more threads than cores, whichever thread waited on a
+    descheduled one lost the time. On 2 cores, mobilenet_v3_large, car-detection.mp4: 1 + 1
+    threads gave 77.5 to 81.1 fps end to end (median 79.5 of 5 runs), ONNX Runtime on 2 and x264
+    on its own choice (3 frame threads and a lookahead) 72.6 to 80.1 (median 75.3 of 7), and
+    ONNX Runtime on 2 with x264 on 1 67.3 to 83.8.
+    """
     import torch
 
-    torch.set_num_threads(threads or network_threads())
+    cores = _cores()
+    encoder = max(1, cores - threads) if threads else max(1, cores // 2)
+    network = threads or max(1, cores - encoder)
+    torch.set_num_threads(network)
     if engine.backend.name == "onnxruntime":
-        engine.backend.threads = threads or network_threads(spare_core=False)
+        engine.backend.threads = network
+    return encoder

@@ -3,6 +3,8 @@ and anything it cannot run falls back to torch with a warning."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -261,4 +263,22 @@ def test_runtime_sessions_take_the_threads_given_and_never_spin():
     options = runtime_options(3)
     assert options.intra_op_num_threads == 3 and options.inter_op_num_threads == 1
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
-    assert network_threads(spare_core=False) == network_threads() + 1 or network_threads() == 1
+    assert network_threads() == max(1, len(os.sched_getaffinity(0)) - 1)
+
+
+@pytest.mark.parametrize("threads", [0, 1, 3])
+def test_a_headless_run_shares_the_cores_between_the_network_and_the_encoder(threads):
+    from eigencam_live.options import headless_threads
+
+    cores, before = len(os.sched_getaffinity(0)), torch.get_num_threads()
+    engine = Engine(EngineConfig(model="mobilenet_v3_small", weights="none", backend="onnxruntime"))
+    try:
+        encoder = headless_threads(engine, threads)
+        network = torch.get_num_threads()
+        assert engine.backend.threads == network
+        if threads:
+            assert (network, encoder) == (threads, max(1, cores - threads))
+        else:
+            assert encoder == max(1, cores // 2) and network == max(1, cores - encoder)
+    finally:
+        torch.set_num_threads(before)

@@ -4,6 +4,7 @@ playable file; the headless path never imports Qt."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -53,6 +54,9 @@ def test_annotate_writes_a_playable_copy_with_audio_and_a_summary(tmp_path, clip
     assert (got["frames"], got["width"], got["height"], got["rate"]) == (12, 96, 64, Fraction(30000, 1001))
     assert got["audio"] == want["audio"]
     assert len((tmp_path / "s.csv").read_text().splitlines()) == 13
+    # The network and x264 share the cores (options.headless_threads): x264 says what it ran with.
+    cores = len(os.sched_getaffinity(0))
+    assert re.search(rb" threads=(\d+) ", out.read_bytes()).group(1) == str(max(1, cores // 2)).encode()
 
 
 def test_default_output_is_beside_the_input_and_force_is_needed_to_overwrite(tmp_path, clip, capsys):

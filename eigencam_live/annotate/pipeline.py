@@ -198,6 +198,7 @@ def annotate_file(
     progress: bool = True,
     crf: int = 20,
     preset: str = "veryfast",
+    encoder_threads: int = 0,
     max_frames: int | None = None,
 ) -> AnnotateResult:
     """Annotate one video file with Eigen-CAM heatmaps.
@@ -211,6 +212,8 @@ def annotate_file(
             another run puts there before this one finishes, is refused (:class:`SinkError`).
         progress: show a tqdm bar (frames, fps, ETA) on stderr.
         crf, preset: x264 quality and speed.
+        encoder_threads: x264's threads (0: its own choice; the command line shares the cores
+            with the network, :func:`~eigencam_live.options.headless_threads`).
         max_frames: annotate only the first frames (audio is then cut to the same length).
 
     Returns:
@@ -251,13 +254,14 @@ def annotate_file(
         raise SinkError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
     try:
         return _annotate(engine, job, source, work, look, batch_size=batch_size, overwrite=overwrite,
-                         progress=progress, crf=crf, preset=preset, max_frames=max_frames, removed=removed)
+                         progress=progress, crf=crf, preset=preset, encoder_threads=encoder_threads,
+                         max_frames=max_frames, removed=removed)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: RenderConfig, *, batch_size: int,
-              overwrite: bool, progress: bool, crf: int, preset: str, max_frames: int | None,
+              overwrite: bool, progress: bool, crf: int, preset: str, encoder_threads: int, max_frames: int | None,
               removed: list[Path]) -> AnnotateResult:
     """:func:`annotate_file` once the input is open and the work folder made: the file is written
     as ``work/NAME`` and renamed to the output at the end."""
@@ -266,7 +270,7 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
     try:
         sink = VideoSink(work / job.output.name, width=width, height=height, fps=info.rate,
                          time_base=info.time_base, audio_from=str(job.input) if info.has_audio else None,
-                         overwrite=True, crf=crf, preset=preset)
+                         overwrite=True, crf=crf, preset=preset, threads=encoder_threads)
     except BaseException:
         source.close()
         raise

@@ -57,6 +57,8 @@ class VideoSink:
             clock, all of it (``annotate``: the frames keep the input's timestamps).
         overwrite: replace an existing ``path``; otherwise :class:`SinkError`.
         crf, preset: libx264 quality and speed.
+        threads: libx264's threads (0: its own choice, 1.5 per core and a lookahead thread);
+            ``annotate`` shares the cores with the network (:func:`~eigencam_live.options.headless_threads`).
 
     Usage::
 
@@ -80,6 +82,7 @@ class VideoSink:
         overwrite: bool = False,
         crf: int = 20,
         preset: str = "veryfast",
+        threads: int = 0,
     ) -> None:
         import av
 
@@ -130,7 +133,8 @@ class VideoSink:
             self._video.pix_fmt = "yuv420p"
             self._video.time_base = self.time_base
             self._video.codec_context.time_base = self.time_base
-            self._video.options = {"crf": str(int(crf)), "preset": preset}
+            self._video.options = {"crf": str(int(crf)), "preset": preset,
+                                   **({"threads": str(int(threads))} if threads else {})}
             # What write() hands over: BT.601 with limited range, tagged so that players decoding
             # an HD output (untagged, they would take BT.709) show the colours that went in.
             self._video.codec_context.colorspace = _BT601
