@@ -92,6 +92,36 @@ def test_the_cache_is_reused_and_a_corrupt_file_is_rebuilt(monkeypatch):
     assert OnnxBackend(other, "features")._path("features") != paths[0]
 
 
+def test_the_cache_keeps_the_recently_used_exports_within_its_limit(tmp_path, monkeypatch):
+    import time
+
+    now = time.time()
+    for age, name in enumerate(["new", "mid", "old", "oldest"]):  # 1 MB each, "new" used last
+        path = tmp_path / f"{name}.onnx"
+        path.write_bytes(b"x" * 1_000_000)
+        os.utime(path, (now - 100 * age, now - 100 * age))
+    for name, age in (("dead", 7200), ("live", 10)):  # unfinished exports: a dead process's, one under way
+        part = tmp_path / f".{name}.onnx.123.part"
+        part.write_bytes(b"x")
+        os.utime(part, (now - age, now - age))
+    removed = onnx_backend.trim_cache(tmp_path, limit=2_500_000, keep=tmp_path / "oldest.onnx")
+    assert sorted(p.name for p in removed) == [".dead.onnx.123.part", "mid.onnx", "old.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".live.onnx.123.part", "new.onnx", "oldest.onnx"]
+    # In use: the engine marks the export it loads, and trims the rest beyond the limit.
+    monkeypatch.setattr(onnx_backend, "CACHE_LIMIT_BYTES", 1)
+    monkeypatch.setenv("EIGENCAM_CACHE", str(tmp_path / "own"))  # the other tests' exports stay
+    cache_dir().mkdir(parents=True)
+    stale = cache_dir() / "stale-0.onnx"
+    stale.write_bytes(b"x" * 1000)
+    os.utime(stale, (now - 1e6, now - 1e6))
+    engine = Engine(EngineConfig(device="cpu", model="mobilenet_v3_small", weights="none", short_side=64),
+                    model=_loaded("mobilenet_v3_small", seed=5))
+    engine.process_one(scene(96, 128))
+    used = engine.backend._path(engine.layer)
+    assert used.exists() and not stale.exists() and time.time() - used.stat().st_mtime < 60
+    assert list(cache_dir().glob("*.onnx")) == [used]
+
+
 def test_the_runtime_gives_the_centred_gram_matrix_where_the_exact_solver_uses_it():
     """Where the map has no more positions than channels (and no more than ``EXACT_MAX_DIM``), ONNX
     Runtime returns ``X_c X_c^T`` of the positions beside the activations, and the engine's map is

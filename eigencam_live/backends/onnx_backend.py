@@ -9,7 +9,8 @@ so an inference runtime is all it needs.
 The export has a dynamic batch, height and width (as fast as a fixed size here), so one file serves
 every input size. It is cached on disk (:func:`cache_dir`) under a key of the model, the layer, a
 digest of the weights and the torch, onnx and onnxruntime versions: a stale file is never matched,
-and a file that does not load is rebuilt. Each session is checked against the torch network on its
+and a file that does not load is rebuilt; the cache keeps at most :data:`CACHE_LIMIT_BYTES`, the
+least recently used files removed first (:func:`trim_cache`). Each session is checked against the torch network on its
 first input, as the traced copy is; when they disagree (or the network cannot be exported), the
 torch backend runs instead and :attr:`OnnxBackend.warning` says why.
 """
@@ -32,9 +33,15 @@ from eigencam_live.models import ActivationCapture, Layer, LoadedModel, to_featu
 from .onnx_file import runtime_options
 from .torch_backend import TorchBackend, _outputs
 
-__all__ = ["OnnxBackend", "cache_dir", "onnxruntime_available"]
+__all__ = ["CACHE_LIMIT_BYTES", "OnnxBackend", "cache_dir", "onnxruntime_available", "trim_cache"]
 
 _OPSET = 17
+#: The exported networks kept on disk, at most (the least recently used go first): a new library
+#: version, new weights or a new layer is a new file (20 to 100 MB each), and never a reason for
+#: the cache to grow without end.
+CACHE_LIMIT_BYTES = 2 << 30
+#: An unfinished export older than this (seconds) was left by a process that died: removed.
+_STALE_PART_S = 3600.0
 #: The exported graph's form, part of the cache key: ``x, want_gram -> logits, fmap, gram``.
 _GRAPH = f"gram-if-1-{EXACT_MAX_DIM}"  # the limit is baked into the graph
 
@@ -54,6 +61,40 @@ def cache_dir() -> Path:
         return Path(os.environ["EIGENCAM_CACHE"]) / "onnx"
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "eigencam-live" / "onnx"
+
+
+def trim_cache(folder: Path, limit: int | None = None, keep: Path | None = None) -> list[Path]:
+    """Remove the least recently used exports (by modification time, which each use sets) until
+    those in ``folder`` take at most ``limit`` bytes (default :data:`CACHE_LIMIT_BYTES`), never
+    ``keep``; and unfinished exports an hour old. Returns what was removed. Files another process
+    removes meanwhile are skipped."""
+    import time
+
+    limit = CACHE_LIMIT_BYTES if limit is None else limit
+    found = []
+    for path in folder.glob("*.onnx"):
+        try:
+            found.append((path.stat().st_mtime, path.stat().st_size, path))
+        except OSError:
+            continue
+    removed = []
+    total = sum(size for _, size, _ in found)
+    for _, size, path in sorted(found):  # oldest first
+        if total <= limit:
+            break
+        if keep is not None and path == keep:
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+        total -= size
+    for part in folder.glob(".*.part"):
+        try:
+            if time.time() - part.stat().st_mtime > _STALE_PART_S:
+                part.unlink(missing_ok=True)
+                removed.append(part)
+        except OSError:
+            continue
+    return removed
 
 
 class _WithLayer(nn.Module):
@@ -246,6 +287,11 @@ class OnnxBackend:
                 self.warning = None
                 if gram.size:
                     self._gram_trusted[layer] = True
+                try:
+                    os.utime(path)  # used now: the cache drops the least recently used first
+                    trim_cache(path.parent, keep=path)
+                except OSError:
+                    pass  # a read-only cache still serves
                 return session
             path.unlink(missing_ok=True)  # a cached file that does not match: rebuild it once
         self.warning = (f"ONNX Runtime's outputs for {self.loaded.spec.name} differ from torch's; "
