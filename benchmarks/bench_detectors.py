@@ -29,6 +29,7 @@ from eigencam_live.cam import SubspaceTracker, eigen_cam  # noqa: E402
 from eigencam_live.engine import Engine, EngineConfig  # noqa: E402
 from eigencam_live.options import network_threads  # noqa: E402
 from eigencam_live.render import RenderConfig  # noqa: E402
+from eigencam_live.video.yuv import to_bgr  # noqa: E402
 
 CLIP = Path(__file__).resolve().parents[2] / "shared" / "media" / "car-detection.mp4"
 
@@ -38,7 +39,7 @@ def frames(n: int) -> tuple[list[np.ndarray], str]:
         import av
 
         with av.open(str(CLIP)) as c:
-            out = [f.to_ndarray(format="bgr24") for _, f in zip(range(n), c.decode(video=0), strict=False)]
+            out = [to_bgr(f) for _, f in zip(range(n), c.decode(video=0), strict=False)]  # as the app decodes
         return out, CLIP.name
     from tests.conftest import scene
 

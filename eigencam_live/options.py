@@ -218,7 +218,7 @@ def headless_threads(engine, threads: int = 0) -> int:
     Each stage on its own cores: with more threads than cores, whichever thread waited on a
     descheduled one lost the time. On 2 cores, mobilenet_v3_large, car-detection.mp4: 1 + 1
     threads gave 77.5 to 81.1 fps end to end (median 79.5 of 5 runs), ONNX Runtime on 2 and x264
-    on its own choice (3 frame threads and a lookahead) 72.6 to 80.1 (median 75.3 of 7), and
+    on its own choice (PyAV asks for sliced threads: 2 here) 72.6 to 80.1 (median 75.3 of 7), and
     ONNX Runtime on 2 with x264 on 1 67.3 to 83.8.
     """
     import torch

@@ -54,7 +54,14 @@ def test_annotate_writes_a_playable_copy_with_audio_and_a_summary(tmp_path, clip
     assert (got["frames"], got["width"], got["height"], got["rate"]) == (12, 96, 64, Fraction(30000, 1001))
     assert got["audio"] == want["audio"]
     assert len((tmp_path / "s.csv").read_text().splitlines()) == 13
-    # The network and x264 share the cores (options.headless_threads): x264 says what it ran with.
+
+
+def test_the_network_and_x264_share_the_cores(tmp_path):
+    # options.headless_threads: half the cores to x264, which says in the file what it ran with
+    # (a clip tall enough for x264 to use more than one thread: on its own it takes 2 on 2 cores).
+    clip = write_clip(tmp_path / "tall.mp4", frames=3, size=(320, 240), rate=25)
+    out = tmp_path / "out.mp4"
+    assert annotate_main([str(clip), "-o", str(out), *FAST]) == 0
     cores = len(os.sched_getaffinity(0))
     assert re.search(rb" threads=(\d+) ", out.read_bytes()).group(1) == str(max(1, cores // 2)).encode()
 

@@ -10,6 +10,7 @@ import pytest
 
 from eigencam_live.errors import SinkError
 from eigencam_live.video import Capture, VideoSink, open_source
+from eigencam_live.video.yuv import bgr_to_i420
 
 from .media import NTSC, pattern, probe, write_clip
 
@@ -158,7 +159,7 @@ def _decoded_video_frame(height: int, width: int, seed: int, matrix: int) -> np.
     colours well inside what RGB holds (no clipping)."""
     import cv2
 
-    from eigencam_live.video.files import to_bgr
+    from eigencam_live.video.yuv import to_bgr
 
     rng = np.random.default_rng(seed)
     smooth = lambda h, w, lo, hi: cv2.resize(rng.integers(lo, hi, (h // 8, w // 8), dtype=np.uint8), (w, h))  # noqa: E731
@@ -183,6 +184,10 @@ def test_decoded_frames_written_losslessly_come_back_unchanged(tmp_path, matrix)
     with av.open(str(out)) as container:
         stream = container.streams.video[0]
         assert (stream.codec_context.colorspace, stream.codec_context.color_range) == (6, 1)  # BT.601, limited
+        written = [frame.to_ndarray() for frame in container.decode(stream)]  # the planes as stored
+    assert b"colrnclx\x00\x02\x00\x02\x00\x06" in out.read_bytes()  # the tag in the MP4 box too (QuickTime reads it)
+    for image, planes in zip(frames, written, strict=True):
+        np.testing.assert_array_equal(planes, bgr_to_i420(image))  # lossless: what the sink converted
     with Capture(open_source(str(out))) as cap:
         back = [frame.image for frame in cap]
     assert len(back) == 3

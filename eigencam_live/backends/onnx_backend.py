@@ -188,8 +188,8 @@ class OnnxBackend:
         loaded: the model (on the CPU, fp32).
         layer: the target layer.
         threads: ONNX Runtime's intra-op threads (default: torch's thread count, which the front
-            ends set to all cores but one); settable until the first forward pass builds the
-            session (``annotate`` gives it every core, see :func:`~eigencam_live.options.network_threads`).
+            ends set); settable until the first forward pass builds the session (``annotate`` shares
+            the cores with x264, see :func:`~eigencam_live.options.headless_threads`).
         master: as :class:`TorchBackend`'s.
     """
 

@@ -8,7 +8,6 @@ import threading
 import time
 from fractions import Fraction
 
-import cv2
 import numpy as np
 
 from eigencam_live.errors import SourceError
@@ -16,6 +15,7 @@ from eigencam_live.errors import SourceError
 from .frames import Frame, FrameSource, SourceInfo
 from .interrupt import cancellable
 from .timing import nominal_rate
+from .yuv import to_bgr
 
 __all__ = ["STREAM_SCHEMES", "STREAM_TIMEOUT", "VIDEO_EXTENSIONS", "FileSource", "StreamSource"]
 
@@ -31,30 +31,6 @@ STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp:
 STREAM_TIMEOUT = (5.0, 5.0)
 #: A stream timestamp this far (seconds) from where arrival times put it is a restarted clock.
 CLOCK_JUMP_S = 3.0
-
-
-#: FFmpeg's colour matrices that are BT.601 (``bt470bg``, ``smpte170m``) or unstated (read as BT.601).
-_BT601_OR_UNSTATED = (2, 5, 6)
-
-
-def to_bgr(frame, size: tuple[int, int] | None = None) -> np.ndarray:
-    """A decoded PyAV frame as ``(height, width, 3)`` uint8 BGR, in the colour matrix and range
-    the frame states, without bias, each chroma sample kept for its 2x2 pixels (as
-    :class:`~.sink.VideoSink` averages them back: decoding and writing again keeps the colours to
-    one level). FFmpeg's default conversion made every frame darker, by 1.0 level in blue and red
-    and 1.5 in green; it stays the path for other matrices, full range and other pixel formats,
-    with exact rounding. ``size``: ``(width, height)`` to scale to.
-    """
-    import av.video.reformatter as reformatter
-
-    if (size is None and frame.format.name == "yuv420p" and frame.colorspace in _BT601_OR_UNSTATED
-            and frame.color_range in (0, 1) and not frame.width % 2 and not frame.height % 2):
-        return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2BGR_I420)  # 0.1 ms at 768x432
-    flags = reformatter.Interpolation
-    scaling = flags.BILINEAR if size is not None else flags.POINT
-    width, height = size if size is not None else (None, None)
-    return frame.reformat(width=width, height=height, format="bgr24",
-                          interpolation=scaling | flags.ACCURATE_RND | flags.FULL_CHR_H_INT).to_ndarray()
 
 
 class FileSource(FrameSource):

@@ -23,7 +23,6 @@ import os
 from fractions import Fraction
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from eigencam_live.errors import SinkError
@@ -31,10 +30,9 @@ from eigencam_live.errors import SinkError
 from .audio import AudioTrack
 from .frames import as_rate
 from .timing import DEFAULT_TIMESCALE, RateGrid, output_time_base
+from .yuv import BT601, LIMITED, bgr_to_i420
 
 __all__ = ["TIME_BASE", "VideoSink"]
-
-_BT601, _LIMITED = 6, 1  # FFmpeg's AVCOL_SPC_SMPTE170M and AVCOL_RANGE_MPEG
 
 #: Output video time base without an input clock to follow: 1/90000 s represents NTSC
 #: (1001/30000 s = 3003 ticks), PAL and film frame durations exactly.
@@ -57,7 +55,7 @@ class VideoSink:
             clock, all of it (``annotate``: the frames keep the input's timestamps).
         overwrite: replace an existing ``path``; otherwise :class:`SinkError`.
         crf, preset: libx264 quality and speed.
-        threads: libx264's threads (0: its own choice, 1.5 per core and a lookahead thread);
+        threads: libx264's threads (0: its own choice, through PyAV sliced threads, 2 on 2 cores);
             ``annotate`` shares the cores with the network (:func:`~eigencam_live.options.headless_threads`).
 
     Usage::
@@ -122,7 +120,7 @@ class VideoSink:
             self.tmp_path.touch()
             # The movie clock (edit lists: where a stream starts) is the track clock, not 1/1000 s.
             self._out = av.open(str(self.tmp_path), "w", format="mp4",
-                                options={"movflags": "+faststart", "movie_timescale": str(self.time_base.denominator)})
+                                options={"movflags": "+faststart+write_colr", "movie_timescale": str(self.time_base.denominator)})
         except (OSError, av.FFmpegError) as exc:
             self.tmp_path.unlink(missing_ok=True)
             raise SinkError(f"cannot write in {parent}: {getattr(exc, 'strerror', None) or exc}") from exc
@@ -135,10 +133,10 @@ class VideoSink:
             self._video.codec_context.time_base = self.time_base
             self._video.options = {"crf": str(int(crf)), "preset": preset,
                                    **({"threads": str(int(threads))} if threads else {})}
-            # What write() hands over: BT.601 with limited range, tagged so that players decoding
-            # an HD output (untagged, they would take BT.709) show the colours that went in.
-            self._video.codec_context.colorspace = _BT601
-            self._video.codec_context.color_range = _LIMITED
+            # What write() hands over (.yuv): BT.601 with limited range, tagged so that players
+            # show an HD output (untagged, they would take BT.709) in the colours that went in.
+            self._video.codec_context.colorspace = BT601
+            self._video.codec_context.color_range = LIMITED
             if audio_from is not None:
                 self._audio = AudioTrack(self._out, str(audio_from), start=audio_start)
         except BaseException:
@@ -186,13 +184,8 @@ class VideoSink:
         if ticks <= self._last_pts:  # timestamps must increase strictly
             ticks = self._last_pts + 1
         self._last_pts = ticks
-        # OpenCV's BGR -> YUV 4:2:0 (BT.601, limited range, each chroma sample the mean of its 2x2
-        # block), rounded: FFmpeg's own conversion rounded down (0.5 level low in Y, U and V) and
-        # took 0.75 ms at 768x432, this 0.17. Frames of the sample videos, converted and decoded
-        # again: 44 to 49 dB, against 40 to 42 (files.to_bgr is the matching decoder).
-        yuv = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_BGR2YUV_I420)
-        frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
-        frame.colorspace, frame.color_range = _BT601, _LIMITED
+        frame = av.VideoFrame.from_ndarray(bgr_to_i420(image), format="yuv420p")  # see .yuv
+        frame.colorspace, frame.color_range = BT601, LIMITED
         frame.pts = ticks
         frame.time_base = self.time_base
         try:
