@@ -14,6 +14,8 @@ ratio:
 * ``cam``: the Eigen-CAM step on ONNX Runtime's activations, timed right after a forward (as the
   engine runs it), against ONNX Runtime's forward. Target <= 5 %.
 * ``r``: Pearson r between the two backends' maps on real-looking frames (target >= 0.999).
+* with ``--bf16``: the torch backend in bf16 too (channels-last traced copy; for CPUs with bf16
+  kernels), its frame and forward against torch's fp32 and ONNX Runtime's.
 
 Prints a table and one JSON line. Not a test.
 """
@@ -50,12 +52,16 @@ def _time(fn) -> float:
     return (time.perf_counter() - t0) * 1000.0
 
 
-def bench_model(name: str, repeats: int, warmup: int) -> dict:
+def bench_model(name: str, repeats: int, warmup: int, bf16: bool = False) -> dict:
     torch.manual_seed(0)
     loaded = load_model(name, "none")
     look = RenderConfig()
     engines = {kind: Engine(EngineConfig(model=name, weights="none", backend=kind), model=loaded)
                for kind in ("torch", "onnxruntime")}
+    if bf16:  # its own copy of the network: the fp32 one stays as it is
+        torch.manual_seed(0)
+        engines["torch-bf16"] = Engine(EngineConfig(model=name, weights="none", backend="torch", precision="bf16"),
+                                       model=load_model(name, "none"))
     frame = scene(432, 768, seed=1)
     for e in engines.values():
         e.process_one(frame, look)  # export / trace on the first frame
@@ -75,6 +81,11 @@ def bench_model(name: str, repeats: int, warmup: int) -> dict:
         "forward-ort": lambda: _time(lambda: ort.backend.forward_gram(x)),
         "cam-ort": cam_after_forward,
     }
+    if bf16:
+        half = engines["torch-bf16"]
+        xh = half.preprocess(frame[None])
+        fns["frame-torch-bf16"] = lambda: _time(lambda: half.process_one(frame, look))
+        fns["forward-torch-bf16"] = lambda: _time(lambda: half.backend.forward(xh))
     with torch.inference_mode():
         for _ in range(warmup):
             for fn in fns.values():
@@ -92,7 +103,12 @@ def bench_model(name: str, repeats: int, warmup: int) -> dict:
         for e in engines.values():
             e.reset()
         rs.append(float(np.corrcoef(engines["torch"].process_one(f).cam.ravel(), ort.process_one(f).cam.ravel())[0, 1]))
-    return {
+    extra = {}
+    if bf16:  # its maps against fp32 need a trained network (tests/test_any_model.py): random weights' are degenerate
+        extra = {"frame_bf16_over_torch": paired("frame-torch-bf16", "frame-torch"),
+                 "frame_bf16_over_ort": paired("frame-torch-bf16", "frame-ort"),
+                 "forward_bf16_over_torch": paired("forward-torch-bf16", "forward-torch")}
+    return {**extra,
         "model": name, "ms": med, "running": {k: e.backend.running for k, e in engines.items()},
         "frame_ort_over_torch": paired("frame-ort", "frame-torch"),
         "forward_ort_over_torch": paired("forward-ort", "forward-torch"),
@@ -107,12 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int, default=0, help="network threads (0 = all cores but one, as the app)")
     p.add_argument("--models", nargs="+", default=["mobilenet_v3_large", "resnet50"])
+    p.add_argument("--bf16", action="store_true", help="also the torch backend in bf16 (CPUs with bf16 kernels)")
     args = p.parse_args(argv)
     from eigencam_live.options import network_threads
 
     torch.set_num_threads(args.threads or network_threads())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} cores, {platform.machine()}")
-    rows = [bench_model(m, args.repeats, args.warmup) for m in args.models]
+    rows = [bench_model(m, args.repeats, args.warmup, args.bf16) for m in args.models]
     print(f"{'model':<20} {'frame torch':>12} {'frame ort':>10} {'ratio':>6} {'fwd torch':>10} {'fwd ort':>8} "
           f"{'cam ort':>8} {'cam/fwd':>8} {'r min':>7}")
     for r in rows:
@@ -120,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['model']:<20} {ms['frame-torch']:10.2f}ms {ms['frame-ort']:8.2f}ms {r['frame_ort_over_torch']:6.2f} "
               f"{ms['forward-torch']:8.2f}ms {ms['forward-ort']:6.2f}ms {ms['cam-ort']:6.3f}ms "
               f"{100 * r['cam_over_forward']:7.1f}% {r['r_min']:7.4f}")
+    for r in rows:
+        if "frame_bf16_over_torch" in r:
+            print(f"{r['model']:<20} torch bf16: frame {r['ms']['frame-torch-bf16']:.2f} ms = {r['frame_bf16_over_torch']:.2f}x "
+                  f"torch fp32, {r['frame_bf16_over_ort']:.2f}x ONNX Runtime; forward {r['ms']['forward-torch-bf16']:.2f} ms "
+                  f"= {r['forward_bf16_over_torch']:.2f}x torch fp32")
     print(f"targets: frame ort/torch <= {TARGETS['frame_ort_over_torch']}, cam <= {100 * TARGETS['cam_over_forward']:.0f} % "
           f"of the forward, r >= {TARGETS['r']}")
     print(json.dumps({"bench": "backends", "threads": torch.get_num_threads(), "rows": rows}))

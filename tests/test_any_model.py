@@ -252,6 +252,21 @@ def test_a_trained_network_names_the_object_and_looks_at_it(lite0, photo):
     assert x0 <= x <= x1 and y0 <= y <= y1, (result.peak, (x0, y0, x1, y1))
 
 
+def test_bf16_on_the_cpu_keeps_a_trained_networks_answer_and_map(lite0):
+    # bf16 (channels-last, for CPUs with bf16 kernels) against the fp32 engine on the real photos:
+    # the same top-1 and the same map (r 0.995 to 0.9999 measured).
+    data = pytest.importorskip("skimage.data")
+    half = Engine(EngineConfig(model="examples.efficientnet_lite0:build", device="cpu", backend="torch", precision="bf16"))
+    for photo in sorted(PHOTOS):
+        img = getattr(data, photo)()
+        img = img[0] if isinstance(img, tuple) else img
+        img = np.stack([img] * 3, -1) if img.ndim == 2 else img[..., :3]
+        frame = np.ascontiguousarray(img[..., ::-1])
+        want, got = lite0.process_one(frame), half.process_one(frame)
+        assert got.predictions[0][0] == want.predictions[0][0], photo
+        assert float(np.corrcoef(want.cam.ravel(), got.cam.ravel())[0, 1]) > 0.99, photo
+
+
 def test_list_layers_gives_the_shapes_for_the_inputs_frame_size(tmp_path, capsys):
     clip = write_clip(tmp_path / "wide.mp4", frames=2, size=(256, 128), rate=NTSC)
     assert annotate_main([str(clip), "--list-layers", "--model", "resnet18", "--weights", "none", "--short-side", "64",

@@ -52,14 +52,31 @@ def test_settings_that_keep_the_network_keep_its_traced_copy():
     assert len(traced.backend._traced) == 2 and traced.traced
 
 
-def test_untraced_families_and_non_fp32_stay_eager():
+def test_untraced_families_stay_eager():
     torch.manual_seed(0)
     eff = Engine(EngineConfig(device="cpu", model="efficientnet_b0", weights="none", short_side=64))
     eff.process_one(scene(64, 96))
     assert eff.traced is False
-    bf16 = Engine(EngineConfig(device="cpu", model="resnet18", weights="none", short_side=64, precision="bf16"))
-    bf16.process_one(scene(64, 96))
-    assert bf16.traced is False
+
+
+@pytest.mark.parametrize("model", ["resnet18", "mobilenet_v3_small"])
+def test_bf16_on_the_cpu_runs_a_channels_last_copy_with_the_eager_numbers(model):
+    # bf16 is for speed (CPUs with bf16 kernels): the copy is frozen, not re-optimised (that folds
+    # batch norm in bf16), so it gives the eager bf16 network's maps; going back to fp32 gives
+    # channels-first weights again.
+    eager, traced = _pair(model, precision="bf16")
+    frames = np.stack([scene(120, 200, corner=c, seed=i) for i, c in enumerate(["tl", "br"])])
+    want, got = eager.process(frames), traced.process(frames)
+    assert traced.traced and not eager.traced
+    def conv_weight():
+        return next(m.weight for m in traced.loaded.net.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size != (1, 1))
+
+    assert conv_weight().dtype == torch.bfloat16 and conv_weight().is_contiguous(memory_format=torch.channels_last)
+    for w, g in zip(want, got, strict=True):
+        np.testing.assert_array_equal(g.cam, w.cam)
+        np.testing.assert_array_equal(g.explained, w.explained)
+    traced.reconfigure(precision="fp32")
+    assert conv_weight().dtype == torch.float32 and conv_weight().is_contiguous()
 
 
 def test_build_refuses_a_copy_that_does_not_match():
