@@ -100,3 +100,16 @@ def test_a_thin_coloured_line_keeps_its_colour_on_any_row():
     blended = (np.array([0, 0, 255]) + 128) / 2  # the block's mean colour
     assert back[31, 40, 2] - back[31, 40, 1] > 100  # still clearly red (was grey: [135, 68, 72] was teal-ish)
     assert np.abs(to_bgr(frame)[30:32].astype(float).mean(axis=(0, 1)) - blended).max() < 20
+
+
+def test_a_matrix_ffmpeg_cannot_convert_is_read_as_an_unstated_one():
+    # YCgCo (x264 --colormatrix YCgCo) has no swscale coefficients: FFmpeg's conversion raised,
+    # and with it the file's reader. It is read as an unstated matrix instead (BT.709 for HD).
+    frame, yuv = _blocks_frame(1280, 720, _COLOURS, block=16)
+    frame.colorspace, frame.color_range = 8, 1
+    with pytest.raises(OSError):
+        frame.to_ndarray(format="bgr24")
+    frame.colorspace = 2
+    want = to_bgr(frame)
+    frame.colorspace = 8
+    np.testing.assert_array_equal(to_bgr(frame), want)

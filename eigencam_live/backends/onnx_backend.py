@@ -84,7 +84,10 @@ def trim_cache(folder: Path, limit: int | None = None, keep: Path | None = None)
             break
         if keep is not None and path == keep:
             continue
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:  # another user's file in a shared cache, a read-only folder: leave it
+            continue
         removed.append(path)
         total -= size
     for part in folder.glob(".*.part"):
@@ -95,6 +98,15 @@ def trim_cache(folder: Path, limit: int | None = None, keep: Path | None = None)
         except OSError:
             continue
     return removed
+
+
+def _mark_used(path: Path) -> None:
+    """Set ``path``'s modification time to now, the cache's record of use (:func:`trim_cache`);
+    a file that cannot be touched (another user's, a read-only cache) keeps its time."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
 
 
 class _WithLayer(nn.Module):
@@ -276,6 +288,7 @@ class OnnxBackend:
                 except Exception as exc:  # an op ONNX cannot express, ...: torch runs it
                     self.warning = f"ONNX export of {self.loaded.spec.name} failed ({_first_line(exc)}); torch runs it"
                     return None
+            _mark_used(path)  # before loading: another process's trim then leaves it
             try:
                 session = self._session(path)
                 logits, raw, gram = session.run(None, feeds)
@@ -287,11 +300,7 @@ class OnnxBackend:
                 self.warning = None
                 if gram.size:
                     self._gram_trusted[layer] = True
-                try:
-                    os.utime(path)  # used now: the cache drops the least recently used first
-                    trim_cache(path.parent, keep=path)
-                except OSError:
-                    pass  # a read-only cache still serves
+                trim_cache(path.parent, keep=path)
                 return session
             path.unlink(missing_ok=True)  # a cached file that does not match: rebuild it once
         self.warning = (f"ONNX Runtime's outputs for {self.loaded.spec.name} differ from torch's; "

@@ -8,9 +8,10 @@ frame came out darker (1.0 level in blue and red, 1.5 in green) and every writte
 lower in Y, U and V, an annotate pass adding the two.
 
 Chroma: a written sample is the mean of its 2x2 pixels; the common decoded case (BT.601, limited
-range, even sides) repeats each sample over its 2x2 pixels, so a decoded frame written again keeps
-its chroma. Other frames go through FFmpeg's swscale with exact rounding and its bilinear chroma
-(sited as the stream says).
+range, even sides) repeats each sample over its 2x2 pixels, so such a frame written again keeps
+its chroma. Other frames go through FFmpeg's swscale (PyAV 18's flags) with exact rounding and its
+bilinear chroma (sited as the stream says), which writing then averages; a matrix swscale does
+not know (YCgCo) is read as an unstated one.
 """
 
 from __future__ import annotations
@@ -55,11 +56,15 @@ def to_bgr(frame, size: tuple[int, int] | None = None) -> np.ndarray:
     if (size is None and frame.format.name == "yuv420p" and matrix in _BT601_MATRICES
             and frame.color_range in (0, LIMITED) and not frame.width % 2 and not frame.height % 2):
         return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2BGR_I420)
-    flags = reformatter.Interpolation
+    flags = reformatter.Interpolation.BILINEAR | reformatter.Interpolation.ACCURATE_RND | reformatter.Interpolation.FULL_CHR_H_INT
     width, height = size if size is not None else (None, None)
-    stated = None if frame.colorspace != _UNSTATED else ("ITU709" if matrix == _BT709 else "ITU601")
-    return frame.reformat(width=width, height=height, format="bgr24", src_colorspace=stated,
-                          interpolation=flags.BILINEAR | flags.ACCURATE_RND | flags.FULL_CHR_H_INT).to_ndarray()
+    guess = "ITU709" if frame.height > _SD_HEIGHT or frame.width >= 1280 else "ITU601"
+    try:
+        return frame.reformat(width=width, height=height, format="bgr24", interpolation=flags,
+                              src_colorspace=guess if frame.colorspace == _UNSTATED else None).to_ndarray()
+    except OSError:  # a matrix swscale has no coefficients for (YCgCo, reserved values): as if unstated
+        return frame.reformat(width=width, height=height, format="bgr24", interpolation=flags,
+                              src_colorspace=guess).to_ndarray()
 
 
 def bgr_to_i420(image: np.ndarray) -> np.ndarray:
