@@ -74,9 +74,10 @@ def trim_cache(folder: Path, limit: int | None = None, keep: Path | None = None)
     found = []
     for path in folder.glob("*.onnx"):
         try:
-            found.append((path.stat().st_mtime, path.stat().st_size, path))
+            info = path.stat()
         except OSError:
             continue
+        found.append((info.st_mtime, info.st_size, path))
     removed = []
     total = sum(size for _, size, _ in found)
     for _, size, path in sorted(found):  # oldest first

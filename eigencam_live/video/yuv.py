@@ -37,8 +37,11 @@ _CHROMA_OFFSET = 128.0 - 0.5 * _CHROMA_SCALE
 def matrix_of(frame) -> int:
     """The colour matrix a decoded frame is in (FFmpeg's ``AVColorSpace``): the one it states, else
     BT.709 for HD (more than 576 lines, or 1280 pixels wide and more) and BT.601 below."""
-    if frame.colorspace != _UNSTATED:
-        return frame.colorspace
+    return frame.colorspace if frame.colorspace != _UNSTATED else _by_size(frame)
+
+
+def _by_size(frame) -> int:
+    """The matrix players take for a frame that states none: BT.709 for HD, BT.601 below."""
     return _BT709 if frame.height > _SD_HEIGHT or frame.width >= 1280 else BT601
 
 
@@ -59,7 +62,7 @@ def to_bgr(frame, size: tuple[int, int] | None = None) -> np.ndarray:
         return cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2BGR_I420)
     flags = reformatter.Interpolation.BILINEAR | reformatter.Interpolation.ACCURATE_RND | reformatter.Interpolation.FULL_CHR_H_INT
     width, height = size if size is not None else (None, None)
-    guess = "ITU709" if frame.height > _SD_HEIGHT or frame.width >= 1280 else "ITU601"
+    guess = "ITU709" if _by_size(frame) == _BT709 else "ITU601"  # swscale's names
     try:
         return frame.reformat(width=width, height=height, format="bgr24", interpolation=flags,
                               src_colorspace=guess if frame.colorspace == _UNSTATED else None).to_ndarray()
