@@ -24,14 +24,17 @@ Every frame takes the same four steps, on the engine's device:
 finished picture, with one download and no host sync inside the loop, so the host is free to decode
 and encode meanwhile. On the CPU step 4 draws the picture when the result is asked for
 (:meth:`PendingFrames.result`), so a caller with a writer thread (``annotate``) draws it there.
+Step 1 can likewise run ahead in a thread of its own (:meth:`Engine.prepare`), so that the thread
+that runs the network does nothing else.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -53,6 +56,7 @@ __all__ = [
     "EngineConfig",
     "FrameResult",
     "PendingFrames",
+    "Prepared",
     "finish_pictures",
     "input_size",
     "label_predictions",
@@ -61,6 +65,37 @@ __all__ = [
     "resolve_device",
     "resolve_dtype",
 ]
+
+
+class _InputSpec(NamedTuple):
+    """What the network's input depends on: replaced as a whole (under the engine's lock) whenever
+    any of it changes, so a thread that prepares input without the lock reads one consistent set."""
+
+    short_side: int
+    fixed_input: tuple[int, int] | None
+    mean: torch.Tensor  # (1, 3, 1, 1), times 255
+    inv_std: torch.Tensor
+    device: torch.device
+    dtype: torch.dtype
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A batch made into the network's input by :meth:`Engine.prepare`, ahead of
+    :meth:`Engine.submit` (in another thread, while the network runs the batch before it).
+
+    Attributes:
+        frames: ``(B, H, W, 3)`` uint8 BGR.
+        on_device: the same frames on the engine's device.
+        x: ``(B, 3, h, w)`` the network's input.
+        seconds: what preparing took.
+    """
+
+    frames: np.ndarray
+    on_device: torch.Tensor
+    x: torch.Tensor
+    seconds: float
+    spec: _InputSpec
 
 
 class Engine:
@@ -188,8 +223,11 @@ class Engine:
 
     def _normalisation(self) -> None:
         mean, std = self.loaded.mean, self.loaded.std
-        self._mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1) * 255.0
-        self._inv_std = 1.0 / (torch.tensor(std, device=self.device).view(1, 3, 1, 1) * 255.0)
+        self._input = _InputSpec(
+            self._config.short_side, self.loaded.spec.fixed_input,
+            torch.tensor(mean, device=self.device).view(1, 3, 1, 1) * 255.0,
+            1.0 / (torch.tensor(std, device=self.device).view(1, 3, 1, 1) * 255.0),
+            self.device, self.dtype)
 
     def reconfigure(self, **changes: object) -> EngineConfig:
         """Apply new settings (field names of :class:`EngineConfig`) from the next frame on.
@@ -254,15 +292,18 @@ class Engine:
     def process_one(self, frame: np.ndarray, render: RenderConfig | None = None) -> FrameResult:
         return self.process(frame, render)[0]
 
-    def submit(self, frames: np.ndarray | list[np.ndarray], render: RenderConfig | None = None) -> PendingFrames:
-        """Queue frames (as :meth:`process` takes them) and return at once on CUDA; the results come
-        from :meth:`PendingFrames.result`. Batches are processed in the order they are submitted."""
-        batch = _as_batch(frames)
+    def submit(self, frames: np.ndarray | list[np.ndarray] | Prepared, render: RenderConfig | None = None) -> PendingFrames:
+        """Queue frames (as :meth:`process` takes them, or as :meth:`prepare` made them) and return
+        at once on CUDA; the results come from :meth:`PendingFrames.result`. Batches are processed
+        in the order they are submitted. A batch prepared before a setting that changes the input
+        (short side, model, device, precision) is prepared again."""
+        ahead = frames if isinstance(frames, Prepared) else None
+        batch = ahead.frames if ahead is not None else _as_batch(frames)
         with self._lock, torch.inference_mode():
             cfg = self._config
-            t0 = time.perf_counter()
-            on_device = self._upload(batch)
-            x = self._network_input(on_device)
+            if ahead is None or ahead.spec is not self._input:
+                ahead = self._prepare(batch)
+            on_device, x = ahead.on_device, ahead.x
             t1 = time.perf_counter()
             if cfg.method == "randomized" or self.resident:  # neither takes a Gram matrix
                 (outputs, fmap), gram = self.backend.forward(x), None
@@ -293,7 +334,7 @@ class Engine:
                 detections=detections,
             )
             t4 = time.perf_counter()
-        pending.timings = {"preprocess": t1 - t0, "forward": t2 - t1, "cam": t3 - t2, "finish": t4 - t3}
+        pending.timings = {"preprocess": ahead.seconds, "forward": t2 - t1, "cam": t3 - t2, "finish": t4 - t3}
         return pending
 
     def _detections(self, outputs: list[dict], input_hw: tuple[int, int], frame_hw: tuple[int, int]) -> list[list[Detection]]:
@@ -321,16 +362,31 @@ class Engine:
         """``(B, H, W, 3)`` uint8 BGR -> ``(B, 3, h, w)`` normalised network input on the device (an
         ordinary tensor: usable with autograd, e.g. by another CAM tool on the same input)."""
         with torch.no_grad():
-            return self._network_input(self._upload(_as_batch(frames)))
+            return self._prepare(_as_batch(frames)).x
 
-    def _upload(self, frames: np.ndarray) -> torch.Tensor:
+    def prepare(self, frames: np.ndarray | list[np.ndarray]) -> Prepared:
+        """Make frames (as :meth:`process` takes them) into the network's input for a later
+        :meth:`submit`, without waiting for the batch the network is running: a pipeline
+        (``annotate``) prepares the next batch in its own thread meanwhile, off the network's."""
+        with torch.inference_mode():
+            return self._prepare(_as_batch(frames))
+
+    def _prepare(self, batch: np.ndarray) -> Prepared:
+        spec = self._input  # one read: reconfigure replaces it whole
+        t0 = time.perf_counter()
+        on_device = self._upload(batch, spec.device)
+        x = self._network_input(on_device, spec)
+        return Prepared(batch, on_device, x, time.perf_counter() - t0, spec)
+
+    @staticmethod
+    def _upload(frames: np.ndarray, device: torch.device) -> torch.Tensor:
         host = torch.from_numpy(frames)
-        if self.device.type != "cuda":
+        if device.type != "cuda":
             return host
         # The caching host allocator recycles pinned blocks once their copies have completed.
         pinned = torch.empty(host.shape, dtype=torch.uint8, pin_memory=True)
         pinned.copy_(host)
-        return pinned.to(self.device, non_blocking=True)
+        return pinned.to(device, non_blocking=True)
 
     def _download(self, t: torch.Tensor) -> torch.Tensor:
         if self.device.type != "cuda":
@@ -339,10 +395,11 @@ class Engine:
         host.copy_(t, non_blocking=True)
         return host
 
-    def _network_input(self, frames: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def _network_input(frames: torch.Tensor, spec: _InputSpec) -> torch.Tensor:
         """``(B, H, W, 3)`` uint8 BGR on the device -> ``(B, 3, h, w)`` normalised network input."""
         _, height, width, _ = frames.shape
-        h, w = input_size(height, width, self._config.short_side, self.loaded.spec.fixed_input)
+        h, w = input_size(height, width, spec.short_side, spec.fixed_input)
         x = frames.permute(0, 3, 1, 2)  # a channels-last view
         if (h, w) != (height, width):
             # Antialiased bilinear (the counterpart of cv2.INTER_AREA when shrinking). On the CPU on
@@ -355,10 +412,10 @@ class Engine:
             # slower on a channels-last uint8 view (0.68 against 0.24 ms a 224 x 384 frame, the
             # copy included), and ONNX Runtime takes NCHW memory anyway
             x = x.contiguous()
-        x = (x.flip(1).float() - self._mean) * self._inv_std  # BGR -> RGB
-        if self.device.type == "cuda":
+        x = (x.flip(1).float() - spec.mean) * spec.inv_std  # BGR -> RGB
+        if spec.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
-        return x.to(self.dtype)
+        return x.to(spec.dtype)
 
 
 def _torch_of(backend: TorchBackend | OnnxBackend | OnnxFileBackend) -> TorchBackend | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import threading
 from fractions import Fraction
 
 import av
@@ -10,9 +11,12 @@ import numpy as np
 import pytest
 
 from eigencam_live.annotate import Job, annotate_file, expand_inputs, plan_jobs
+from eigencam_live.annotate.outputs import Tables
+from eigencam_live.annotate.pipeline import _Pipeline
 from eigencam_live.engine import Engine, EngineConfig
 from eigencam_live.errors import ConfigError, SinkError, SourceError
 from eigencam_live.render import RenderConfig
+from eigencam_live.video import Capture, VideoSink, open_source
 
 from .media import NTSC, pattern, probe, write_clip, write_truncated
 
@@ -75,6 +79,47 @@ def test_an_engine_error_removes_the_unfinished_output(tmp_path, engine):
     with pytest.raises(ConfigError, match="component: 50 is beyond the rank"):
         annotate_file(bad, Job(src, tmp_path / "out.mp4"), progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
+
+
+class _HeldNetwork:
+    """The engine, with its network held on the first batch until ``go`` is set, and ``full`` set
+    when the 4th batch is being prepared: the network then holds batch 1, batches 2 and 3 wait in
+    the prepared queue, and batch 4 cannot be put there."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine, self.go, self.full = engine, threading.Event(), threading.Event()
+        self.prepared = self.submitted = 0
+
+    def prepare(self, frames):
+        self.prepared += 1
+        if self.prepared == 4:
+            self.full.set()
+        return self.engine.prepare(frames)
+
+    def submit(self, ahead, look):
+        self.submitted += 1
+        assert self.go.wait(30)
+        return self.engine.submit(ahead, look)
+
+
+def test_a_soft_stop_with_batches_waiting_ends_at_once_and_writes_what_the_network_ran(tmp_path, engine):
+    """Ctrl-C while the prepare thread waits for room: every thread ends, nothing is aborted, and
+    the output holds exactly the batch the network was running."""
+    src = write_clip(tmp_path / "in.mp4", frames=40, size=(96, 64))
+    held = _HeldNetwork(engine)
+    capture = Capture(open_source(str(src)))
+    sink = VideoSink(tmp_path / "out.mp4", width=96, height=64, fps=25)
+    pipe = _Pipeline(held, capture, sink, RenderConfig(), 2, Tables(None, None))
+    pipe.start()
+    assert held.full.wait(30)
+    pipe.soft_stop.set()
+    held.go.set()
+    pipe.join(20.0)
+    capture.stop()
+    assert not pipe.alive() and not pipe.abort.is_set() and pipe.error is None
+    assert (held.submitted, pipe.written) == (1, 2)
+    sink.close()
+    assert probe(tmp_path / "out.mp4")["frames"] == 2
 
 
 def test_inputs_expand_from_files_folders_and_globs(tmp_path):

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import socket
+import threading
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -160,6 +162,32 @@ def test_batch_equals_frame_by_frame(r18):
         s = one.process_one(f)
         np.testing.assert_allclose(b.cam, s.cam, atol=1e-4)
         assert [lab for lab, _ in b.predictions] == [lab for lab, _ in s.predictions]
+
+
+def test_prepared_in_another_thread_equals_process_and_follows_settings(r18):
+    """A batch prepared ahead (as annotate's prepare thread does) gives what process gives; one
+    prepared before a setting that changes the input is prepared again with the new setting."""
+    frames = [scene(96, 128, corner=c, seed=i) for i, c in enumerate(("tl", "br"))]
+    cfg = EngineConfig(model="resnet18", weights="none", short_side=64, device="cpu")
+    direct = Engine(cfg, model=r18).process(frames)
+    engine = Engine(cfg, model=r18)
+    made = []
+    worker = threading.Thread(target=lambda: made.append(engine.prepare(frames)))
+    worker.start()
+    worker.join()
+    ahead = made[0]
+    assert ahead.x.shape == (2, 3, 64, 96) and ahead.frames.shape == (2, 96, 128, 3) and ahead.seconds > 0
+    got = engine.submit(ahead).result()
+    for a, b in zip(got, direct, strict=True):
+        np.testing.assert_array_equal(a.cam, b.cam)
+        assert a.predictions == b.predictions
+        assert a.timings["preprocess"] == pytest.approx(ahead.seconds * 1000 / 2)  # ms per frame
+    stale = engine.prepare(frames)
+    engine.reconfigure(short_side=128)
+    again = engine.submit(stale).result()
+    assert again[0].cam.shape == (4, 5)  # input 128 x 160, not the 64 x 96 prepared
+    fresh = Engine(replace(cfg, short_side=128), model=r18).process(frames)
+    np.testing.assert_array_equal(again[1].cam, fresh[1].cam)
 
 
 def test_frames_are_validated(engine):
