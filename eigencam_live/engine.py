@@ -222,12 +222,18 @@ class Engine:
         _check_map(self._probed[key], layer, config.component if self._frame_hw else 1)
 
     def _normalisation(self) -> None:
-        mean, std = self.loaded.mean, self.loaded.std
+        """The input's spec for the current settings: a new one only where it changed (a batch
+        prepared ahead under the old one is then prepared again)."""
+        mean, std = tuple(self.loaded.mean), tuple(self.loaded.std)
+        key = (self._config.short_side, self.loaded.spec.fixed_input, mean, std, self.device, self.dtype)
+        if getattr(self, "_input_key", None) == key:
+            return
         self._input = _InputSpec(
             self._config.short_side, self.loaded.spec.fixed_input,
             torch.tensor(mean, device=self.device).view(1, 3, 1, 1) * 255.0,
             1.0 / (torch.tensor(std, device=self.device).view(1, 3, 1, 1) * 255.0),
             self.device, self.dtype)
+        self._input_key = key
 
     def reconfigure(self, **changes: object) -> EngineConfig:
         """Apply new settings (field names of :class:`EngineConfig`) from the next frame on.

@@ -122,6 +122,60 @@ def test_a_soft_stop_with_batches_waiting_ends_at_once_and_writes_what_the_netwo
     assert probe(tmp_path / "out.mp4")["frames"] == 2
 
 
+class _StalledCapture:
+    """The first frames of a real capture, then a source that stalls (a network stream that stopped
+    sending): ``read`` times out until ``close``."""
+
+    def __init__(self, frames: list) -> None:
+        self.frames, self.closed = list(frames), threading.Event()
+
+    def start(self) -> None:
+        pass
+
+    def read(self, timeout: float):
+        if self.frames:
+            return self.frames.pop(0)
+        if self.closed.wait(timeout):
+            return None
+        raise TimeoutError
+
+
+def test_a_soft_stop_while_the_input_stalls_ends_at_once_and_writes_every_batch_run(tmp_path, engine):
+    """Ctrl-C while nothing is queued for the network (the prepare thread waits for frames): every
+    thread ends without an abort, and each batch the network ran is written."""
+    src = write_clip(tmp_path / "in.mp4", frames=4, size=(96, 64))
+    with Capture(open_source(str(src))) as real:
+        frames = list(real)
+
+    class Counted:
+        def __init__(self) -> None:
+            self.ran = threading.Event()
+            self.submitted = 0
+
+        def prepare(self, batch):
+            return engine.prepare(batch)
+
+        def submit(self, ahead, look):
+            pending = engine.submit(ahead, look)
+            self.submitted += 1
+            if self.submitted == 2:
+                self.ran.set()
+            return pending
+
+    capture, counted = _StalledCapture(frames), Counted()
+    sink = VideoSink(tmp_path / "out.mp4", width=96, height=64, fps=25)
+    pipe = _Pipeline(counted, capture, sink, RenderConfig(), 2, Tables(None, None))
+    pipe.start()
+    assert counted.ran.wait(30)  # both batches went through the network; the input now stalls
+    pipe.soft_stop.set()
+    pipe.join(20.0)
+    capture.closed.set()
+    assert not pipe.alive() and not pipe.abort.is_set() and pipe.error is None
+    assert pipe.written == 4
+    sink.close()
+    assert probe(tmp_path / "out.mp4")["frames"] == 4
+
+
 def test_inputs_expand_from_files_folders_and_globs(tmp_path):
     a = write_clip(tmp_path / "a.mp4", frames=2)
     b = write_clip(tmp_path / "b.mkv", frames=2)

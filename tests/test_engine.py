@@ -182,11 +182,15 @@ def test_prepared_in_another_thread_equals_process_and_follows_settings(r18):
         np.testing.assert_array_equal(a.cam, b.cam)
         assert a.predictions == b.predictions
         assert a.timings["preprocess"] == pytest.approx(ahead.seconds * 1000 / 2)  # ms per frame
+    kept = engine.prepare(frames)
+    engine.reconfigure(component=2)  # the input does not depend on it: the batch is used as prepared
+    used = engine.submit(kept).result()
+    assert used[0].timings["preprocess"] == pytest.approx(kept.seconds * 1000 / 2) and used[0].component == 2
     stale = engine.prepare(frames)
     engine.reconfigure(short_side=128)
     again = engine.submit(stale).result()
     assert again[0].cam.shape == (4, 5)  # input 128 x 160, not the 64 x 96 prepared
-    fresh = Engine(replace(cfg, short_side=128), model=r18).process(frames)
+    fresh = Engine(replace(cfg, short_side=128, component=2), model=r18).process(frames)
     np.testing.assert_array_equal(again[1].cam, fresh[1].cam)
 
 

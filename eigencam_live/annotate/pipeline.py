@@ -136,9 +136,9 @@ class _Pipeline:
                 continue
         return False
 
-    def _get(self, source: queue.Queue) -> object | None:
-        """The next item, or ``None`` once ``abort`` is set."""
-        while not self.abort.is_set():
+    def _get(self, source: queue.Queue, *, soft: bool = False) -> object | None:
+        """The next item, or ``None`` once ``abort`` is set (or, with ``soft``, a soft stop)."""
+        while not self.abort.is_set() and not (soft and self.soft_stop.is_set()):
             try:
                 return source.get(timeout=_POLL)
             except queue.Empty:
@@ -170,14 +170,14 @@ class _Pipeline:
                 if frame is None:
                     break
         finally:
-            # on a soft stop with the queue full this gives up: the network's thread then stops at
-            # its next batch anyway
+            # not needed after a soft stop: the network's thread stops taking batches then
             self._put(self.prepared, _END, soft=True)
 
     def _infer(self) -> None:
         try:
-            while (item := self._get(self.prepared)) is not None and item is not _END:
-                if self.soft_stop.is_set():  # Ctrl-C: what is queued here was never inferred
+            # Ctrl-C: stop taking batches, whether or not the prepare thread got its _END in
+            while (item := self._get(self.prepared, soft=True)) is not None and item is not _END:
+                if self.soft_stop.is_set():  # what is queued here was never inferred
                     break
                 batch: list[Frame]
                 ahead: Prepared
@@ -203,7 +203,7 @@ class _Pipeline:
         return any(t.is_alive() for t in self.threads)
 
     def join_until_done(self) -> None:
-        """Wait for both threads to end (each stops within one batch once ``abort`` is set), so
+        """Wait for every thread to end (each stops within one batch once ``abort`` is set), so
         the sink is closed or removed only when nobody writes to it any more."""
         while self.alive():
             self.join(_POLL)
