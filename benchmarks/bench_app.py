@@ -68,9 +68,10 @@ def main() -> int:
     ap.add_argument("--source", default="scene", help="scene (the synthetic scene, --size and --fps), demo, or a file")
     ap.add_argument("--size", default="640x480", help="synthetic scene WxH")
     ap.add_argument("--fps", type=float, default=30.0, help="synthetic scene rate")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: the app's default, all cores but one)")
+    ap.add_argument("--threads", type=int, default=0, help="network threads (0: the app's default, all cores but one)")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads if args.threads > 0 else network_threads())
+    network = args.threads if args.threads > 0 else network_threads()
+    torch.set_num_threads(network)  # as the app does; the engine gives them to what runs the network
     width, height = (int(v) for v in args.size.split("x"))
 
     app = QApplication.instance() or QApplication([])
@@ -133,7 +134,7 @@ def main() -> int:
         "model": args.model,
         "short_side": args.short_side,
         "source": f"scene {width}x{height} @ {args.fps:g} fps" if args.source == "scene" else args.source,
-        "torch_threads": torch.get_num_threads(),
+        "network_threads": network,
         "seconds": round(elapsed, 2),
         "displayed_fps": round(len(probe.paints) / elapsed, 2),
         "processed_fps": round((window.pipeline.frames_processed - state["processed0"]) / elapsed, 2),
@@ -168,7 +169,7 @@ def main() -> int:
         ("load average (1 min)", f"{figures['load_avg_1min']:.2f}", ""),
     ]
     print(f"\neigencam-live app: {figures['source']}, {args.model} @ short side {args.short_side}, "
-          f"{figures['torch_threads']} torch threads, {elapsed:.1f} s")
+          f"{figures['network_threads']} network threads, {elapsed:.1f} s")
     print(f"| {'figure':38} | {'value':>8} | target |")
     print(f"| {'-' * 38} | {'-' * 8} | ------ |")
     for name, value, target in rows:

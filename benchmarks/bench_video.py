@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     encoder_threads = 0
     if engine.device.type == "cpu":
         encoder_threads = headless_threads(engine, args.threads)  # as annotate shares the cores
-    threads = torch.get_num_threads()
+    threads = engine.threads or torch.get_num_threads()  # the network's (torch may keep 1 beside ONNX Runtime)
     look = RenderConfig()
 
     # Warm-up: first-call allocations, x264 start-up, file cache.
@@ -144,10 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         # threads only (an ONNX Runtime session keeps the threads it was built with).
         t_all = t_model
         if engine.device.type == "cpu" and threads != cores and engine.backend.name == "torch":
-            torch.set_num_threads(cores)
+            engine.threads = cores
             some = decoded[: min(len(decoded), 64)]  # a reference only: a few batches suffice
             t_all = bench_model(engine, some, args.batch_size)[0] * len(decoded) / len(some)
-            torch.set_num_threads(threads)
+            engine.threads = threads
         per = {k: v / frames for k, v in (("decode", t_dec), ("model", t_model), ("encode", t_enc), ("e2e", t_e2e),
                                            ("model_all_cores", t_all))}
         stage_sum = per["decode"] + per["model"] + per["encode"]

@@ -137,6 +137,7 @@ class Engine:
         self.backend = make_backend(kind, model, self._config.layer or model.spec.layer, device, dtype,
                                     optimize=self._config.optimize)
         self._resident = resident
+        self._threads: int | None = None  # the network's CPU threads, once set (see threads)
         self._probed: dict[tuple, tuple[int, int, int]] = {}
         self._frame_hw: tuple[int, int] | None = None  # the last frame's size, for shape probes
         self._check_shapes(self.backend, self.backend.layer, self._config)
@@ -165,6 +166,43 @@ class Engine:
     @property
     def dtype(self) -> torch.dtype:
         return self.backend.dtype
+
+    @property
+    def threads(self) -> int | None:
+        """The CPU threads the network runs on, or ``None`` (the default): torch's and ONNX
+        Runtime's thread counts are then left as the caller set them (ONNX Runtime takes torch's).
+
+        The front ends, which own the process, set it; from then on the engine gives the threads to
+        whatever runs the network, and changes torch's thread count for the process
+        (``torch.set_num_threads``): where ONNX Runtime runs it, its pool gets them and torch's own
+        ops on the frame path (resizing, normalising) run on one thread. torch's OpenMP workers spin
+        for a while after each op, and on the cores ONNX Runtime's pool works on they slowed its
+        forward by a third or more (mobilenet_v3_large on 2 threads: 10.6 to 11 ms against 7.2
+        with passive workers). Where torch runs the network (its backend, or ONNX Runtime's
+        fallback), torch gets them. ONNX Runtime sessions already built keep their count.
+        """
+        return self._threads
+
+    @threads.setter
+    def threads(self, count: int | None) -> None:
+        if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+            raise ValueError(f"threads must be a positive integer or None. Got {count!r}")
+        with self._lock:
+            self._threads = count
+            self._share_cores()
+
+    def _share_cores(self) -> None:
+        """Apply :attr:`threads` to what runs the network now (cheap when nothing changes)."""
+        count = self._threads
+        if count is None or self.device.type != "cpu":
+            return
+        backend = self.backend
+        onnx = backend.name == "onnxruntime"
+        if onnx:
+            backend.threads = count  # for the sessions still to be built
+        wanted = 1 if onnx and backend.running == "onnxruntime" else count
+        if torch.get_num_threads() != wanted:
+            torch.set_num_threads(wanted)
 
     @property
     def resident(self) -> bool:
@@ -269,6 +307,7 @@ class Engine:
                 backend.optimize = new.optimize
             self.backend, self.warning, self._config = backend, warning, new
             self._normalisation()
+            self._share_cores()
             if (new.model, new.weights, layer, new.component, new.short_side, device, dtype) != before:
                 self.tracker.reset()
                 self.smoother = TemporalSmoother(new.smoothing)
@@ -307,6 +346,7 @@ class Engine:
         batch = ahead.frames if ahead is not None else _as_batch(frames)
         with self._lock, torch.inference_mode():
             cfg = self._config
+            self._share_cores()  # another engine in the process may have set torch's threads
             if ahead is None or ahead.spec is not self._input:
                 ahead = self._prepare(batch)
             on_device, x = ahead.on_device, ahead.x
@@ -321,6 +361,7 @@ class Engine:
                 logits = fmap.new_zeros((fmap.shape[0], 0))
             else:  # a backbone without a classifier head gives maps and no predictions
                 logits = outputs if outputs.dim() == 2 else outputs.new_zeros((outputs.shape[0], 0))
+            self._share_cores()  # the first forward pass may have fallen back to torch
             t2 = time.perf_counter()
             _check_map(tuple(fmap.shape[1:]), self.layer, cfg.component)
             self._frame_hw = tuple(batch.shape[1:3])

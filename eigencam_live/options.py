@@ -211,9 +211,9 @@ def network_threads() -> int:
 def headless_threads(engine, threads: int = 0) -> int:
     """Share the cores of a headless run (``annotate``) on a CPU ``engine`` between the network
     and the x264 encoder, the two stages that fill them: the network gets ``threads``, or the
-    cores the encoder leaves, as torch's and (where it runs the network and its sessions are
-    still to be built) ONNX Runtime's thread count. Returns the encoder's threads: half the
-    cores, at least one, or what ``threads`` leaves.
+    cores the encoder leaves (:attr:`~eigencam_live.engine.Engine.threads`: to ONNX Runtime, or
+    to torch, whichever runs it). Returns the encoder's threads: half the cores, at least one, or
+    what ``threads`` leaves.
 
     Each stage on its own cores: with more threads than cores, whichever thread waited on a
     descheduled one lost the time. On 2 cores, mobilenet_v3_large, car-detection.mp4: 1 + 1
@@ -221,12 +221,7 @@ def headless_threads(engine, threads: int = 0) -> int:
     on its own choice (PyAV asks for sliced threads: 2 here) 72.6 to 80.1 (median 75.3 of 7), and
     ONNX Runtime on 2 with x264 on 1 67.3 to 83.8.
     """
-    import torch
-
     cores = _cores()
     encoder = max(1, cores - threads) if threads else max(1, cores // 2)
-    network = threads or max(1, cores - encoder)
-    torch.set_num_threads(network)
-    if engine.backend.name == "onnxruntime":
-        engine.backend.threads = network
+    engine.threads = threads or max(1, cores - encoder)  # to what runs the network (Engine.threads)
     return encoder

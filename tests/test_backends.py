@@ -304,11 +304,50 @@ def test_a_headless_run_shares_the_cores_between_the_network_and_the_encoder(thr
     engine = Engine(EngineConfig(model="mobilenet_v3_small", weights="none", backend="onnxruntime"))
     try:
         encoder = headless_threads(engine, threads)
-        network = torch.get_num_threads()
-        assert engine.backend.threads == network
+        network = engine.threads
+        assert engine.backend.threads == network and torch.get_num_threads() == 1  # ONNX Runtime runs it
         if threads:
             assert (network, encoder) == (threads, max(1, cores - threads))
         else:
             assert encoder == max(1, cores // 2) and network == max(1, cores - encoder)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_networks_threads_go_to_whatever_runs_it(monkeypatch):
+    """Engine.threads: ONNX Runtime's pool gets them and torch keeps one thread for the frame path;
+    where torch runs the network (its backend, or ONNX Runtime's fallback) torch gets them; unset,
+    nothing is changed."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        ref, ort = _engines("mobilenet_v3_small")
+        ort.process_one(scene(96, 128))
+        assert ort.threads is None and torch.get_num_threads() == 2  # left as the caller set it
+        with pytest.raises(ValueError, match="threads"):
+            ort.threads = 0
+        ort.reconfigure(layer="features.9")  # a session still to be built: it takes the count
+        ort.threads = 3
+        assert torch.get_num_threads() == 1 and ort.backend.threads == 3
+        frame = scene(120, 160)
+        got = ort.process_one(frame)
+        session = ort.backend._sessions[ort.layer]
+        assert session.get_session_options().intra_op_num_threads == 3
+        ort.reconfigure(backend="torch")
+        assert torch.get_num_threads() == 3
+        ort.reconfigure(backend="onnxruntime")
+        assert torch.get_num_threads() == 1
+        ref.threads = 2  # another engine in the process, run in between, takes its own
+        ref.process_one(frame)
+        assert torch.get_num_threads() == 2
+        np.testing.assert_allclose(ort.process_one(frame).cam, got.cam, atol=1e-5)
+        assert torch.get_num_threads() == 1
+
+        monkeypatch.setattr(onnx_backend, "_agree", lambda *a, **k: False)
+        _, fallen = _engines("resnet18")
+        fallen.threads = 2
+        assert torch.get_num_threads() == 1  # before the first frame ONNX Runtime is to run it
+        fallen.process_one(scene(96, 128))
+        assert fallen.backend.running == "torch" and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)

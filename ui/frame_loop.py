@@ -13,6 +13,8 @@ import time
 from dataclasses import replace
 from typing import Any, Protocol
 
+import torch
+
 from eigencam_live.engine import Engine, EngineConfig
 from eigencam_live.errors import EigenCamError
 from eigencam_live.render import TWO_PANEL_VIEWS, RenderConfig
@@ -77,6 +79,9 @@ class FrameLoop:
             cmd.SetTimecode: self._set_timecode,
         }
         self.engine: Engine | None = None
+        # The network's threads: what the app set torch's count to before the window (--threads,
+        # or every core but one); the engine then gives them to whatever runs the network.
+        self._threads = torch.get_num_threads()
         self.playback = Playback(demo_size, demo_fps)
         self.recorder = Recorder()
         # Held while a frame is written or the file finished: the GUI thread finishes the recording
@@ -112,6 +117,7 @@ class FrameLoop:
         try:
             self.engine = build_engine(self._engine_config, self.out.busy.emit, self.out.error.emit)
             if self.engine is not None:
+                self.engine.threads = self._threads
                 self._announce_engine()
             while not self.stop_event.is_set():
                 self._drain_commands()
