@@ -17,6 +17,12 @@ ratio:
 * with ``--bf16``: the torch backend in bf16 too (channels-last traced copy; for CPUs with bf16
   kernels), its frame and forward against torch's fp32 and ONNX Runtime's.
 
+With ``--alone R``: the whole frame and the forward of each backend in a process of its own (as
+a user runs one), R rounds of one process per backend, in alternating order; the ratio is the
+median of each round's. Interleaved in one process the two networks evict each other's weights
+from the caches and, with 2+ threads, torch's OpenMP workers still spin while ONNX Runtime runs:
+a setting no user has, which penalises whichever runs second.
+
 Prints a table and one JSON line. Not a test.
 """
 
@@ -27,6 +33,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -123,6 +130,40 @@ def bench_model(name: str, repeats: int, warmup: int, threads: int, bf16: bool =
     }
 
 
+def alone(kind: str, name: str, repeats: int, warmup: int, threads: int) -> dict:
+    """One backend's whole frame and forward, medians, in this process alone."""
+    torch.manual_seed(0)
+    engine = Engine(EngineConfig(model=name, weights="none", backend=kind), model=load_model(name, "none"))
+    engine.threads = threads  # as the front ends do
+    frame, look = scene(432, 768, seed=1), RenderConfig()
+    x = engine.preprocess(frame[None])
+    run = engine.backend.forward_gram if kind == "onnxruntime" else engine.backend.forward
+    frames, forwards = [], []
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            f = _time(lambda: engine.process_one(frame, look))
+            t = _time(lambda: run(x))
+            if i >= warmup:
+                frames.append(f)
+                forwards.append(t)
+    return {"frame": statistics.median(frames), "forward": statistics.median(forwards), "running": engine.backend.running}
+
+
+def rounds(name: str, count: int, repeats: int, warmup: int, threads: int) -> dict:
+    """:func:`alone` for each backend in processes of their own, ``count`` rounds, alternating."""
+    got = {"torch": [], "onnxruntime": []}
+    for i in range(count):
+        for kind in ("torch", "onnxruntime") if i % 2 == 0 else ("onnxruntime", "torch"):
+            out = subprocess.run([sys.executable, __file__, "--worker", kind, "--models", name, "--threads", str(threads),
+                                  "--repeats", str(repeats), "--warmup", str(warmup)],
+                                 capture_output=True, text=True, check=True)
+            got[kind].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    ratio = lambda key: [o[key] / t[key] for o, t in zip(got["onnxruntime"], got["torch"], strict=True)]  # noqa: E731
+    return {"model": name, "threads": threads, "rounds": got,
+            "frame_ort_over_torch": statistics.median(ratio("frame")), "frame_ratios": ratio("frame"),
+            "forward_ort_over_torch": statistics.median(ratio("forward")), "forward_ratios": ratio("forward")}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=20)
@@ -130,11 +171,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="network threads (0 = all cores but one, as the app)")
     p.add_argument("--models", nargs="+", default=["mobilenet_v3_large", "resnet50"])
     p.add_argument("--bf16", action="store_true", help="also the torch backend in bf16 (CPUs with bf16 kernels)")
+    p.add_argument("--alone", type=int, default=0, metavar="R",
+                   help="each backend in a process of its own, R rounds (see the module docstring)")
+    p.add_argument("--worker", choices=["torch", "onnxruntime"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     from eigencam_live.options import network_threads
 
     torch.set_num_threads(args.threads or network_threads())
     threads = torch.get_num_threads()
+    if args.worker:
+        print(json.dumps(alone(args.worker, args.models[0], args.repeats, args.warmup, threads)))
+        return 0
+    if args.alone:
+        print(f"torch {torch.__version__}, {threads} network threads, {os.cpu_count()} cores, {platform.machine()}; "
+              f"each backend alone, {args.alone} rounds")
+        rows = [rounds(m, args.alone, args.repeats, args.warmup, threads) for m in args.models]
+        for r in rows:
+            fr, fw = r["rounds"]["torch"], r["rounds"]["onnxruntime"]
+            print(f"{r['model']:<20} frame ort/torch {r['frame_ort_over_torch']:.2f} "
+                  f"({', '.join(f'{v:.2f}' for v in r['frame_ratios'])}); forward {r['forward_ort_over_torch']:.2f} "
+                  f"({', '.join(f'{v:.2f}' for v in r['forward_ratios'])}); frame torch "
+                  f"{statistics.median(o['frame'] for o in fr):.2f} ms, ort {statistics.median(o['frame'] for o in fw):.2f} ms")
+        print(f"target: frame ort/torch <= {TARGETS['frame_ort_over_torch']}")
+        print(json.dumps({"bench": "backends-alone", "threads": threads, "rows": rows}))
+        return 0
     print(f"torch {torch.__version__}, {threads} network threads, {os.cpu_count()} cores, {platform.machine()}")
     rows = [bench_model(m, args.repeats, args.warmup, threads, args.bf16) for m in args.models]
     print(f"{'model':<20} {'frame torch':>12} {'frame ort':>10} {'ratio':>6} {'fwd torch':>10} {'fwd ort':>8} "
