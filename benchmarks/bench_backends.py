@@ -63,11 +63,12 @@ def bench_model(name: str, repeats: int, warmup: int, threads: int, bf16: bool =
     torch.manual_seed(0)
     loaded = load_model(name, "none")
     look = RenderConfig()
-    engines = {kind: Engine(EngineConfig(model=name, weights="none", backend=kind), model=loaded)
+    engines = {kind: Engine(EngineConfig(model=name, weights="none", backend=kind, device="cpu"), model=loaded)
                for kind in ("torch", "onnxruntime")}
     if bf16:  # its own copy of the network: the fp32 one stays as it is
         torch.manual_seed(0)
-        engines["torch-bf16"] = Engine(EngineConfig(model=name, weights="none", backend="torch", precision="bf16"),
+        engines["torch-bf16"] = Engine(EngineConfig(model=name, weights="none", backend="torch", precision="bf16",
+                                                    device="cpu"),
                                        model=load_model(name, "none"))
     frame = scene(432, 768, seed=1)
     for e in engines.values():
@@ -133,7 +134,7 @@ def bench_model(name: str, repeats: int, warmup: int, threads: int, bf16: bool =
 def alone(kind: str, name: str, repeats: int, warmup: int, threads: int) -> dict:
     """One backend's whole frame and forward, medians, in this process alone."""
     torch.manual_seed(0)
-    engine = Engine(EngineConfig(model=name, weights="none", backend=kind), model=load_model(name, "none"))
+    engine = Engine(EngineConfig(model=name, weights="none", backend=kind, device="cpu"), model=load_model(name, "none"))
     engine.threads = threads  # as the front ends do
     frame, look = scene(432, 768, seed=1), RenderConfig()
     x = engine.preprocess(frame[None])
@@ -155,9 +156,13 @@ def rounds(name: str, count: int, repeats: int, warmup: int, threads: int) -> di
     for i in range(count):
         for kind in ("torch", "onnxruntime") if i % 2 == 0 else ("onnxruntime", "torch"):
             out = subprocess.run([sys.executable, __file__, "--worker", kind, "--models", name, "--threads", str(threads),
-                                  "--repeats", str(repeats), "--warmup", str(warmup)],
-                                 capture_output=True, text=True, check=True)
-            got[kind].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                                  "--repeats", str(repeats), "--warmup", str(warmup)], capture_output=True, text=True)
+            if out.returncode != 0:
+                sys.exit(f"the {kind} worker for {name} failed:\n{out.stderr}")
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            if not row["running"].startswith(kind):  # ONNX Runtime fell back: no comparison to make
+                sys.exit(f"{name}: {row['running']} ran the network where {kind} was asked for")
+            got[kind].append(row)
     ratio = lambda key: [o[key] / t[key] for o, t in zip(got["onnxruntime"], got["torch"], strict=True)]  # noqa: E731
     return {"model": name, "threads": threads, "rounds": got,
             "frame_ort_over_torch": statistics.median(ratio("frame")), "frame_ratios": ratio("frame"),
@@ -183,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(alone(args.worker, args.models[0], args.repeats, args.warmup, threads)))
         return 0
     if args.alone:
+        if args.bf16:
+            p.error("--alone compares fp32 torch and ONNX Runtime; --bf16 runs interleaved only")
         print(f"torch {torch.__version__}, {threads} network threads, {os.cpu_count()} cores, {platform.machine()}; "
               f"each backend alone, {args.alone} rounds")
         rows = [rounds(m, args.alone, args.repeats, args.warmup, threads) for m in args.models]

@@ -63,6 +63,7 @@ def main() -> None:
     torch.set_num_threads(args.threads or network_threads())
 
     engine = Engine(EngineConfig(model=args.model, weights="none", short_side=args.short_side, device="cpu"))
+    engine.threads = torch.get_num_threads()  # as the app does
     look = RenderConfig()
     capture = Capture(DemoSource((width, height), args.fps, realtime=True))
     rows: list[dict] = []

@@ -173,9 +173,10 @@ class Engine:
         Runtime's thread counts are then left as the caller set them (ONNX Runtime takes torch's).
 
         The front ends, which own the process, set it; from then on the engine gives the threads to
-        whatever runs the network, and changes torch's thread count for the process
-        (``torch.set_num_threads``): where ONNX Runtime runs it, its pool gets them and torch's own
-        ops on the frame path (resizing, normalising) run on one thread. torch's OpenMP workers spin
+        whatever runs the network, and sets torch's thread count (``torch.set_num_threads``: in the
+        thread that calls :meth:`submit`, and for threads that start torch work later): where
+        ONNX Runtime runs it, its pool gets them and torch's own ops on the frame path (resizing,
+        normalising) run on one thread. torch's OpenMP workers spin
         for a while after each op, and on the cores ONNX Runtime's pool works on they slowed its
         forward by a third or more (mobilenet_v3_large on 2 threads: 10.6 to 11 ms against 7.2
         with passive workers). Where torch runs the network (its backend, or ONNX Runtime's
@@ -192,15 +193,19 @@ class Engine:
             self._share_cores()
 
     def _share_cores(self) -> None:
-        """Apply :attr:`threads` to what runs the network now (cheap when nothing changes)."""
+        """Apply :attr:`threads` to what runs the network now, in the calling thread (cheap when
+        nothing changes)."""
         count = self._threads
-        if count is None or self.device.type != "cpu":
+        if count is None:
             return
         backend = self.backend
         onnx = backend.name == "onnxruntime"
         if onnx:
             backend.threads = count  # for the sessions still to be built
-        wanted = 1 if onnx and backend.running == "onnxruntime" else count
+        # torch keeps the count while ONNX Runtime's session is still to be made: the export and
+        # the check against the torch network run torch's forward
+        ort_runs = onnx and backend.running == "onnxruntime" and not backend.preparing
+        wanted = 1 if ort_runs else count
         if torch.get_num_threads() != wanted:
             torch.set_num_threads(wanted)
 

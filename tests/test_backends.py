@@ -328,25 +328,31 @@ def test_the_networks_threads_go_to_whatever_runs_it(monkeypatch):
             ort.threads = 0
         ort.reconfigure(layer="features.9")  # a session still to be built: it takes the count
         ort.threads = 3
-        assert torch.get_num_threads() == 1 and ort.backend.threads == 3
+        assert torch.get_num_threads() == 3 and ort.backend.threads == 3  # the layer's session is still to be made
         frame = scene(120, 160)
         got = ort.process_one(frame)
+        assert torch.get_num_threads() == 1  # made: ONNX Runtime runs the network
         session = ort.backend._sessions[ort.layer]
         assert session.get_session_options().intra_op_num_threads == 3
         ort.reconfigure(backend="torch")
         assert torch.get_num_threads() == 3
-        ort.reconfigure(backend="onnxruntime")
+        ort.reconfigure(backend="onnxruntime")  # a new backend: its session is made on the next frame
+        assert torch.get_num_threads() == 3
+        ort.process_one(frame)
         assert torch.get_num_threads() == 1
         ref.threads = 2  # another engine in the process, run in between, takes its own
         ref.process_one(frame)
         assert torch.get_num_threads() == 2
+        seen = []  # torch's threads while ONNX Runtime runs the network: 1 from the start of the frame
+        forward_gram = ort.backend.forward_gram
+        monkeypatch.setattr(ort.backend, "forward_gram", lambda x: (seen.append(torch.get_num_threads()), forward_gram(x))[1])
         np.testing.assert_allclose(ort.process_one(frame).cam, got.cam, atol=1e-5)
-        assert torch.get_num_threads() == 1
+        assert seen == [1] and torch.get_num_threads() == 1
 
         monkeypatch.setattr(onnx_backend, "_agree", lambda *a, **k: False)
         _, fallen = _engines("resnet18")
         fallen.threads = 2
-        assert torch.get_num_threads() == 1  # before the first frame ONNX Runtime is to run it
+        assert torch.get_num_threads() == 2  # the session is still to be made (and checked by torch)
         fallen.process_one(scene(96, 128))
         assert fallen.backend.running == "torch" and torch.get_num_threads() == 2
     finally:
