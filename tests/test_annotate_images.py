@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import struct
+import threading
 
 import cv2
 import numpy as np
@@ -129,3 +130,31 @@ def test_an_unreadable_image_is_named_and_the_others_are_written(tmp_path, capsy
     assert annotate_main([str(folder / "broken.jpg"), "-o", str(tmp_path / "x.png"), *FAST]) == 1
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and "broken.jpg" in lines[0]
+
+
+def test_ctrl_c_keeps_every_image_handed_to_the_writer_whole_and_reads_no_further(tmp_path, engine, monkeypatch):
+    """Reading ahead and writing behind the network: Ctrl-C during the third batch leaves the two
+    batches before it written in full (each image decodes to its size), nothing of the rest, no
+    part file, and no read or write thread running."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(12):
+        cv2.imwrite(str(folder / f"p{i:02d}.png"), pattern(i, 96, 64))
+    jobs = plan_jobs([str(folder)], str(tmp_path / "out"), image_format="png")
+    calls = []
+    process = engine.process
+
+    def interrupted_third(frames, look):
+        calls.append(len(frames))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return process(frames, look)
+
+    monkeypatch.setattr(engine, "process", interrupted_third)
+    result = annotate_images(engine, jobs, batch_size=2, progress=False)
+    assert result.interrupted and calls == [2, 2, 2] and not result.failed
+    assert sorted(p.name for p in result.written) == [f"p{i:02d}.eigencam.png" for i in range(4)]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"p{i:02d}.eigencam.png" for i in range(4)]
+    for path in result.written:
+        assert cv2.imread(str(path)).shape == (64, 96, 3)
+    assert not [t for t in threading.enumerate() if t.name.startswith(("annotate-read", "annotate-write"))]
