@@ -132,29 +132,60 @@ def test_an_unreadable_image_is_named_and_the_others_are_written(tmp_path, capsy
     assert len(lines) == 1 and "broken.jpg" in lines[0]
 
 
-def test_ctrl_c_keeps_every_image_handed_to_the_writer_whole_and_reads_no_further(tmp_path, engine, monkeypatch):
-    """Reading ahead and writing behind the network: Ctrl-C during the third batch leaves the two
-    batches before it written in full (each image decodes to its size), nothing of the rest, no
-    part file, and no read or write thread running."""
+@pytest.mark.parametrize("interrupts", [1, 2])
+def test_ctrl_c_while_waiting_for_a_write_keeps_every_written_image_in_the_result(tmp_path, engine, monkeypatch,
+                                                                                 interrupts):
+    """Ctrl-C arrives while the network's thread waits for a write (and, the second time, while the
+    run is being finished): every image on disk is in the result and in the stats, each whole; the
+    reads stop near where the run stopped; no read or write thread is left."""
+    from eigencam_live.annotate import images
+
     folder = tmp_path / "photos"
     folder.mkdir()
     for i in range(12):
         cv2.imwrite(str(folder / f"p{i:02d}.png"), pattern(i, 96, 64))
     jobs = plan_jobs([str(folder)], str(tmp_path / "out"), image_format="png")
-    calls = []
-    process = engine.process
+    left = [interrupts]
+    reads = []
 
-    def interrupted_third(frames, look):
-        calls.append(len(frames))
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return process(frames, look)
+    class Interrupting:
+        """A write's future whose waits raise KeyboardInterrupt, ``interrupts`` times in all, once
+        the write is done (as Ctrl-C in the middle of the wait would leave it)."""
 
-    monkeypatch.setattr(engine, "process", interrupted_third)
-    result = annotate_images(engine, jobs, batch_size=2, progress=False)
-    assert result.interrupted and calls == [2, 2, 2] and not result.failed
-    assert sorted(p.name for p in result.written) == [f"p{i:02d}.eigencam.png" for i in range(4)]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"p{i:02d}.eigencam.png" for i in range(4)]
+        def __init__(self, inner) -> None:
+            self.inner = inner
+
+        def _wait(self, get):
+            value = get()
+            if left[0] > 0:
+                left[0] -= 1
+                raise KeyboardInterrupt
+            return value
+
+        def result(self, timeout=None):
+            return self._wait(lambda: self.inner.result(timeout))
+
+        def exception(self, timeout=None):
+            return self._wait(lambda: self.inner.exception(timeout))
+
+    real = images.ThreadPoolExecutor
+
+    def executor(workers, thread_name_prefix=""):
+        pool = real(workers, thread_name_prefix=thread_name_prefix)
+        if "write" in thread_name_prefix:
+            submit = pool.submit
+            pool.submit = lambda *a, **k: Interrupting(submit(*a, **k))
+        return pool
+
+    read_image = images.read_image
+    monkeypatch.setattr(images, "ThreadPoolExecutor", executor)
+    monkeypatch.setattr(images, "read_image", lambda path: (reads.append(path), read_image(path))[1])
+    result = annotate_images(engine, jobs, batch_size=1, stats=tmp_path / "s.csv", progress=False)
+    assert result.interrupted and not result.failed and left == [0]
+    on_disk = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert 0 < len(on_disk) < 12 and sorted(p.name for p in result.written) == on_disk
+    assert [row["file"] for row in csv.DictReader((tmp_path / "s.csv").open())] == on_disk
     for path in result.written:
         assert cv2.imread(str(path)).shape == (64, 96, 3)
+    assert len(reads) <= len(on_disk) + 1 + 2 * 2  # the images reached, and at most the read-ahead
     assert not [t for t in threading.enumerate() if t.name.startswith(("annotate-read", "annotate-write"))]

@@ -122,6 +122,7 @@ def annotate_images(
     look = look or RenderConfig()
     result = ImagesResult()
     done: dict[int, tuple[Job, FrameResult]] = {}
+    failed: dict[int, str] = {}
     held: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
     bar = progress_bar(len(jobs), "images", progress, unit="image")
     start = time.perf_counter()
@@ -134,15 +135,16 @@ def annotate_images(
     writes: deque[tuple[int, FrameResult, Future]] = deque()
 
     def written(count: int) -> None:
-        """Wait for the oldest writes until at most ``count`` are pending, and record them."""
+        """Wait for the oldest writes until at most ``count`` are pending, and record them. A
+        Ctrl-C while waiting leaves the write it waited for pending (the ``finally`` records it)."""
         while len(writes) > count:
+            writes[0][2].exception()  # waits; nothing taken off the queue yet
             i, r, future = writes.popleft()
-            try:
-                future.result()
-            except Exception as exc:  # SinkError, or an encoder that refuses: this image only
-                result.failed.append((jobs[i].input, str(exc)))
+            if (exc := future.exception()) is not None:  # SinkError, or an encoder that refuses: this image only
+                failed[i] = str(exc)
             else:
-                result.written.append(jobs[i].output)
+                r.picture = None  # the tables keep numbers and the small map, not the pictures
+                r.__dict__.pop("heatmap", None)
                 done[i] = (jobs[i], r)
             bar.update(1)
 
@@ -157,14 +159,14 @@ def annotate_images(
         with _stills(engine):
             upcoming = iter(jobs)
             reads.extend(reader.submit(read_image, job.input) for job in itertools.islice(upcoming, ahead))
-            for i, job in enumerate(jobs):
+            for i, _job in enumerate(jobs):
                 future = reads.popleft()
                 if (nxt := next(upcoming, None)) is not None:
                     reads.append(reader.submit(read_image, nxt.input))
                 try:
                     image = future.result()
                 except SourceError as exc:
-                    result.failed.append((job.input, str(exc)))
+                    failed[i] = str(exc)
                     bar.update(1)
                     continue
                 held.setdefault(image.shape, []).append((i, image))
@@ -177,13 +179,20 @@ def annotate_images(
     except KeyboardInterrupt:
         result.interrupted = True
     finally:
-        reader.shutdown(wait=True, cancel_futures=True)  # the read in hand ends; the others never start
-        try:
-            written(0)  # every image handed to the writer is finished (or its failure recorded)
-        finally:
-            writer.shutdown(wait=True)
-            bar.close()
+        # Every image handed to the writer is finished (or its failure recorded), and both threads
+        # end: a second Ctrl-C meanwhile only repeats this (a few writes at most).
+        while True:
+            try:
+                reader.shutdown(wait=True, cancel_futures=True)  # the read in hand ends; no other starts
+                written(0)
+                writer.shutdown(wait=True)
+                break
+            except KeyboardInterrupt:
+                result.interrupted = True
+        bar.close()
     result.seconds = time.perf_counter() - start
+    result.written = [job.output for _, (job, _) in sorted(done.items())]  # in input order
+    result.failed = [(jobs[i].input, reason) for i, reason in sorted(failed.items())]
     tables = Tables(stats, heatmaps, detections=detections, images=True, overwrite=overwrite)
     for i in sorted(done):
         job, r = done[i]
