@@ -20,6 +20,7 @@ from .render import COLORMAPS, VIEWS, RenderConfig
 __all__ = [
     "add_engine_options",
     "add_render_options",
+    "cpu_cores",
     "engine_config_from_args",
     "headless_threads",
     "network_threads",
@@ -192,7 +193,8 @@ def layer_tree(layers: list[Layer]) -> list[tuple[int, Layer]]:
     return ordered
 
 
-def _cores() -> int:
+def cpu_cores() -> int:
+    """The CPU cores this process may run on."""
     import os
 
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -205,7 +207,7 @@ def network_threads() -> int:
     pass take 200+ ms; 1 thread took 23-35 ms. With ONNX Runtime the app on 2 threads halved its
     processing time but its p95 latency came to 2.6x it (1.9x on one thread).
     """
-    return max(1, _cores() - 1)
+    return max(1, cpu_cores() - 1)
 
 
 def headless_threads(engine, threads: int = 0) -> int:
@@ -221,7 +223,7 @@ def headless_threads(engine, threads: int = 0) -> int:
     on its own choice (PyAV asks for sliced threads: 2 here) 72.6 to 80.1 (median 75.3 of 7), and
     ONNX Runtime on 2 with x264 on 1 67.3 to 83.8.
     """
-    cores = _cores()
+    cores = cpu_cores()
     encoder = max(1, cores - threads) if threads else max(1, cores // 2)
     engine.threads = threads or max(1, cores - encoder)  # to what runs the network (Engine.threads)
     return encoder
