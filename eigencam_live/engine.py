@@ -193,18 +193,26 @@ class Engine:
             self._share_cores()
 
     def _share_cores(self) -> None:
-        """Apply :attr:`threads` to what runs the network now, in the calling thread (cheap when
-        nothing changes)."""
+        """Apply :attr:`threads` to what runs the network now (cheap when nothing changes)."""
+        count = self._threads
+        if count is None:
+            return
+        if self.backend.name == "onnxruntime":
+            self.backend.threads = count  # for the sessions still to be built
+        self._torch_threads()
+
+    def _torch_threads(self) -> None:
+        """torch's thread count in the calling thread for what runs the network now (see
+        :attr:`threads`). With OpenMP the count is each thread's own (set by its first parallel op
+        from the last count set anywhere), so every thread that runs torch ops on the frame path
+        calls this: the network's (:meth:`submit`) and a preparing one (:meth:`prepare`)."""
         count = self._threads
         if count is None:
             return
         backend = self.backend
-        onnx = backend.name == "onnxruntime"
-        if onnx:
-            backend.threads = count  # for the sessions still to be built
         # torch keeps the count while ONNX Runtime's session is still to be made: the export and
         # the check against the torch network run torch's forward
-        ort_runs = onnx and backend.running == "onnxruntime" and not backend.preparing
+        ort_runs = backend.name == "onnxruntime" and backend.running == "onnxruntime" and not backend.preparing
         wanted = 1 if ort_runs else count
         if torch.get_num_threads() != wanted:
             torch.set_num_threads(wanted)
@@ -425,6 +433,7 @@ class Engine:
 
     def _prepare(self, batch: np.ndarray) -> Prepared:
         spec = self._input  # one read: reconfigure replaces it whole
+        self._torch_threads()  # this thread's own count (it may not be the network's thread)
         t0 = time.perf_counter()
         on_device = self._upload(batch, spec.device)
         x = self._network_input(on_device, spec)

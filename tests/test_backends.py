@@ -358,3 +358,35 @@ def test_the_networks_threads_go_to_whatever_runs_it(monkeypatch):
         assert fallen.backend.running == "torch" and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_preparing_thread_that_started_before_the_session_runs_torch_on_one_thread_after():
+    """With OpenMP torch's count is each thread's own, fixed by its first op from the last count set
+    anywhere. annotate's prepare thread starts while the session is still to be made (torch then
+    has the network's count): once ONNX Runtime runs the network, its preparing runs on one thread."""
+    import threading
+
+    before = torch.get_num_threads()
+    try:
+        _, ort = _engines("mobilenet_v3_small")
+        ort.threads = 2
+        frame = scene(96, 128)
+        started, made, seen = threading.Event(), threading.Event(), []
+
+        def preparing() -> None:
+            ort.prepare(frame)  # the session is still to be made: torch has the count here
+            seen.append(torch.get_num_threads())
+            started.set()
+            assert made.wait(30)
+            ort.prepare(frame)
+            seen.append(torch.get_num_threads())
+
+        worker = threading.Thread(target=preparing)
+        worker.start()
+        assert started.wait(30)
+        ort.process_one(frame)  # makes the session: ONNX Runtime runs the network from now on
+        made.set()
+        worker.join(30)
+        assert seen == [2, 1] and ort.backend.running == "onnxruntime"
+    finally:
+        torch.set_num_threads(before)
