@@ -173,8 +173,9 @@ class Engine:
         Runtime's thread counts are then left as the caller set them (ONNX Runtime takes torch's).
 
         The front ends, which own the process, set it; from then on the engine gives the threads to
-        whatever runs the network, and sets torch's thread count (``torch.set_num_threads``: in the
-        thread that calls :meth:`submit`, and for threads that start torch work later): where
+        whatever runs the network, and sets torch's thread count (``torch.set_num_threads``, which
+        with OpenMP is each thread's own: in the threads that call :meth:`submit` and
+        :meth:`prepare`, and for threads that start torch work later): where
         ONNX Runtime runs it, its pool gets them and torch's own ops on the frame path (resizing,
         normalising) run on one thread. torch's OpenMP workers spin
         for a while after each op, and on the cores ONNX Runtime's pool works on they slowed its
