@@ -175,13 +175,13 @@ class Engine:
         The front ends, which own the process, set it; from then on the engine gives the threads to
         whatever runs the network, and sets torch's thread count (``torch.set_num_threads``, which
         with OpenMP is each thread's own: in the threads that call :meth:`submit` and
-        :meth:`prepare`, and for threads that start torch work later): where
-        ONNX Runtime runs it, its pool gets them and torch's own ops on the frame path (resizing,
-        normalising) run on one thread. torch's OpenMP workers spin
-        for a while after each op, and on the cores ONNX Runtime's pool works on they slowed its
-        forward by a third or more (mobilenet_v3_large on 2 threads: 10.6 to 11 ms against 7.2
-        with passive workers). Where torch runs the network (its backend, or ONNX Runtime's
-        fallback), torch gets them. ONNX Runtime sessions already built keep their count.
+        :meth:`prepare`, and for threads that start torch work later): where ONNX Runtime runs it,
+        its pool gets them and torch's own ops on the frame path (resizing, normalising) run on one
+        thread. torch's OpenMP workers spin for a while after each op, and on the cores ONNX
+        Runtime's pool works on they slowed its forward by a third or more (mobilenet_v3_large on 2
+        threads: 10.6 to 11 ms against 7.2 with passive workers). Where torch runs the network (its
+        backend, or ONNX Runtime's fallback), torch gets them. ONNX Runtime sessions already built
+        keep their count.
         """
         return self._threads
 
