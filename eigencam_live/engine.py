@@ -10,9 +10,9 @@ drive it the same way::
 
 Every frame takes the same four steps, on the engine's device:
 
-1. **preprocess**: one upload of the uint8 frames (pinned, non-blocking on CUDA), the whole frame
-   resized (never cropped) so that its short side is ``short_side`` and both sides are multiples of
-   the network's stride (32), BGR -> RGB, normalised;
+1. **preprocess** (:mod:`.inputs`): one upload of the uint8 frames (pinned, non-blocking on CUDA),
+   the whole frame resized (never cropped) so that its short side is ``short_side`` and both sides
+   are multiples of the network's stride (32), BGR -> RGB, normalised;
 2. **forward**: the backend returns the network's outputs and the target layer's activations;
 3. **Eigen-CAM**: :func:`~eigencam_live.cam.eigen_cam` (on CUDA its sync-free solver) and the
    optional temporal smoothing;
@@ -32,9 +32,8 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -45,6 +44,7 @@ from .backends import OnnxBackend, OnnxFileBackend, TorchBackend, load_onnx, mak
 from .cam import SubspaceTracker, TemporalSmoother, eigen_cam
 from .config import DEVICES, PRECISIONS, EngineConfig, _placement, input_size, resolve_device, resolve_dtype
 from .errors import ConfigError, LayerNotFoundError, WeightsUnavailableError
+from .inputs import InputSpec, Prepared, as_batch, prepare
 from .models import Detection, Layer, LoadedModel, from_module, load_model, model_kind
 from .render import RenderConfig
 from .results import FrameResult, PendingFrames, finish_pictures, label_predictions, maps_on_frames, peak_pixel
@@ -65,37 +65,6 @@ __all__ = [
     "resolve_device",
     "resolve_dtype",
 ]
-
-
-class _InputSpec(NamedTuple):
-    """What the network's input depends on: replaced as a whole (under the engine's lock) whenever
-    any of it changes, so a thread that prepares input without the lock reads one consistent set."""
-
-    short_side: int
-    fixed_input: tuple[int, int] | None
-    mean: torch.Tensor  # (1, 3, 1, 1), times 255
-    inv_std: torch.Tensor
-    device: torch.device
-    dtype: torch.dtype
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A batch made into the network's input by :meth:`Engine.prepare`, ahead of
-    :meth:`Engine.submit` (in another thread, while the network runs the batch before it).
-
-    Attributes:
-        frames: ``(B, H, W, 3)`` uint8 BGR.
-        on_device: the same frames on the engine's device.
-        x: ``(B, 3, h, w)`` the network's input.
-        seconds: what preparing took.
-    """
-
-    frames: np.ndarray
-    on_device: torch.Tensor
-    x: torch.Tensor
-    seconds: float
-    spec: _InputSpec
 
 
 class Engine:
@@ -276,16 +245,10 @@ class Engine:
     def _normalisation(self) -> None:
         """The input's spec for the current settings: a new one only where it changed (a batch
         prepared ahead under the old one is then prepared again)."""
-        mean, std = tuple(self.loaded.mean), tuple(self.loaded.std)
-        key = (self._config.short_side, self.loaded.spec.fixed_input, mean, std, self.device, self.dtype)
-        if getattr(self, "_input_key", None) == key:
-            return
-        self._input = _InputSpec(
-            self._config.short_side, self.loaded.spec.fixed_input,
-            torch.tensor(mean, device=self.device).view(1, 3, 1, 1) * 255.0,
-            1.0 / (torch.tensor(std, device=self.device).view(1, 3, 1, 1) * 255.0),
-            self.device, self.dtype)
-        self._input_key = key
+        spec = InputSpec.of(self._config.short_side, self.loaded.spec.fixed_input, self.loaded.mean, self.loaded.std,
+                            self.device, self.dtype)
+        if getattr(self, "_input", None) is None or self._input.key != spec.key:
+            self._input = spec
 
     def reconfigure(self, **changes: object) -> EngineConfig:
         """Apply new settings (field names of :class:`EngineConfig`) from the next frame on.
@@ -357,7 +320,7 @@ class Engine:
         in the order they are submitted. A batch prepared before a setting that changes the input
         (short side, model, device, precision) is prepared again."""
         ahead = frames if isinstance(frames, Prepared) else None
-        batch = ahead.frames if ahead is not None else _as_batch(frames)
+        batch = ahead.frames if ahead is not None else as_batch(frames)
         with self._lock, torch.inference_mode():
             cfg = self._config
             self._share_cores()  # another engine in the process may have set torch's threads
@@ -423,32 +386,19 @@ class Engine:
         """``(B, H, W, 3)`` uint8 BGR -> ``(B, 3, h, w)`` normalised network input on the device (an
         ordinary tensor: usable with autograd, e.g. by another CAM tool on the same input)."""
         with torch.no_grad():
-            return self._prepare(_as_batch(frames)).x
+            return self._prepare(as_batch(frames)).x
 
     def prepare(self, frames: np.ndarray | list[np.ndarray]) -> Prepared:
         """Make frames (as :meth:`process` takes them) into the network's input for a later
         :meth:`submit`, without waiting for the batch the network is running: a pipeline
         (``annotate``) prepares the next batch in its own thread meanwhile, off the network's."""
         with torch.inference_mode():
-            return self._prepare(_as_batch(frames))
+            return self._prepare(as_batch(frames))
 
     def _prepare(self, batch: np.ndarray) -> Prepared:
         spec = self._input  # one read: reconfigure replaces it whole
         self._torch_threads()  # this thread's own count (it may not be the network's thread)
-        t0 = time.perf_counter()
-        on_device = self._upload(batch, spec.device)
-        x = self._network_input(on_device, spec)
-        return Prepared(batch, on_device, x, time.perf_counter() - t0, spec)
-
-    @staticmethod
-    def _upload(frames: np.ndarray, device: torch.device) -> torch.Tensor:
-        host = torch.from_numpy(frames)
-        if device.type != "cuda":
-            return host
-        # The caching host allocator recycles pinned blocks once their copies have completed.
-        pinned = torch.empty(host.shape, dtype=torch.uint8, pin_memory=True)
-        pinned.copy_(host)
-        return pinned.to(device, non_blocking=True)
+        return prepare(batch, spec)
 
     def _download(self, t: torch.Tensor) -> torch.Tensor:
         if self.device.type != "cuda":
@@ -456,29 +406,6 @@ class Engine:
         host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
         host.copy_(t, non_blocking=True)
         return host
-
-    @staticmethod
-    def _network_input(frames: torch.Tensor, spec: _InputSpec) -> torch.Tensor:
-        """``(B, H, W, 3)`` uint8 BGR on the device -> ``(B, 3, h, w)`` normalised network input."""
-        _, height, width, _ = frames.shape
-        h, w = input_size(height, width, spec.short_side, spec.fixed_input)
-        x = frames.permute(0, 3, 1, 2)  # a channels-last view
-        if (h, w) != (height, width):
-            # Antialiased bilinear (the counterpart of cv2.INTER_AREA when shrinking). On the CPU on
-            # uint8 channels-last, torch's fastest kernel: 768x432 -> 384x224 in 0.45 ms, 4x faster
-            # than cv2.INTER_AREA; CUDA has no uint8 kernel and works in float.
-            x = x if x.is_cpu else x.float()
-            x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=h < height or w < width, align_corners=False)
-        if x.is_cpu:
-            # channels-first before the arithmetic: on the CPU torch's elementwise kernels run 3x
-            # slower on a channels-last uint8 view (0.68 against 0.24 ms a 224 x 384 frame, the
-            # copy included), and ONNX Runtime takes NCHW memory anyway
-            x = x.contiguous()
-        x = (x.flip(1).float() - spec.mean) * spec.inv_std  # BGR -> RGB
-        if spec.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
-        return x.to(spec.dtype)
-
 
 def _torch_of(backend: TorchBackend | OnnxBackend | OnnxFileBackend) -> TorchBackend | None:
     """The torch network behind a backend (ONNX Runtime's keeps one for probes and fallback)."""
@@ -514,20 +441,3 @@ def _check_map(shape: tuple[int, ...], layer: str, component: int) -> None:
     if component > min(c, h * w):
         raise ConfigError(f"{component} is beyond the rank {min(c, h * w)} of layer {layer!r} ({c}x{h}x{w} maps)",
                           field="component")
-
-
-def _as_batch(frames: np.ndarray | list[np.ndarray]) -> np.ndarray:
-    if isinstance(frames, list):
-        if not frames:
-            raise ValueError("frames must not be empty")
-        shapes = {f.shape for f in frames}
-        if len(shapes) != 1:
-            raise ValueError(f"frames of one batch must share one size. Got {sorted(shapes)}")
-        frames = np.stack(frames)
-    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be uint8 BGR numpy arrays. Got {getattr(frames, 'dtype', type(frames))}")
-    if frames.ndim == 3:
-        frames = frames[None]
-    if frames.ndim != 4 or frames.shape[3] != 3 or frames.shape[1] < 1 or frames.shape[2] < 1:
-        raise ValueError(f"frames must have a shape of (H, W, 3) or (B, H, W, 3). Got {frames.shape}")
-    return np.ascontiguousarray(frames)
