@@ -323,7 +323,7 @@ class Engine:
         batch = ahead.frames if ahead is not None else as_batch(frames)
         with self._lock, torch.inference_mode():
             cfg = self._config
-            self._share_cores()  # another engine in the process may have set torch's threads
+            self._torch_threads()  # another engine in the process may have set torch's threads
             if ahead is None or ahead.spec is not self._input:
                 ahead = self._prepare(batch)
             on_device, x = ahead.on_device, ahead.x
@@ -338,7 +338,7 @@ class Engine:
                 logits = fmap.new_zeros((fmap.shape[0], 0))
             else:  # a backbone without a classifier head gives maps and no predictions
                 logits = outputs if outputs.dim() == 2 else outputs.new_zeros((outputs.shape[0], 0))
-            self._share_cores()  # the first forward pass may have fallen back to torch
+            self._torch_threads()  # the first forward pass may have fallen back to torch
             t2 = time.perf_counter()
             _check_map(tuple(fmap.shape[1:]), self.layer, cfg.component)
             self._frame_hw = tuple(batch.shape[1:3])
