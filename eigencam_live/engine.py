@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -138,19 +139,23 @@ class Engine:
 
     @property
     def threads(self) -> int | None:
-        """The CPU threads the network runs on, or ``None`` (the default): torch's and ONNX
-        Runtime's thread counts are then left as the caller set them (ONNX Runtime takes torch's).
+        """The CPU threads the network runs on, or ``None`` (the default: the caller's counts).
 
-        The front ends, which own the process, set it; from then on the engine gives the threads to
-        whatever runs the network, and sets torch's thread count (``torch.set_num_threads``, which
-        with OpenMP is each thread's own: in the threads that call :meth:`submit` and
-        :meth:`prepare`, and for threads that start torch work later): where ONNX Runtime runs it,
-        its pool gets them and torch's own ops on the frame path (resizing, normalising) run on one
-        thread. torch's OpenMP workers spin for a while after each op, and on the cores ONNX
-        Runtime's pool works on they slowed its forward by a third or more (mobilenet_v3_large on 2
-        threads: 10.6 to 11 ms against 7.2 with passive workers). Where torch runs the network (its
-        backend, or ONNX Runtime's fallback), torch gets them. ONNX Runtime sessions already built
-        keep their count.
+        torch's OpenMP workers spin for a while after each op, and on the cores ONNX Runtime's pool
+        works on they slowed its forward by a third or more (mobilenet_v3_large on 2 threads: 10.6
+        to 11 ms against 7.2 with passive workers); on a busy machine a parallel op waits for a
+        descheduled worker (a 0.8 ms resize took 30 ms). So wherever ONNX Runtime runs the network,
+        torch's own ops on the frame path (resizing, normalising) run on one thread:
+
+        * unset: ONNX Runtime's sessions take torch's count when they are made, and torch runs on
+          one thread during the engine's calls only (:meth:`submit`, :meth:`prepare`); the
+          caller's count is restored after each. Where torch runs the network, nothing changes.
+        * set (the front ends, which own the process): the engine gives the threads to whatever
+          runs the network and sets torch's count (``torch.set_num_threads``, which with OpenMP is
+          each thread's own: in the threads that call :meth:`submit` and :meth:`prepare`, and for
+          threads that start torch work later) and leaves it so: ONNX Runtime's pool gets them
+          and torch one thread, or, where torch runs the network (its backend, or ONNX Runtime's
+          fallback), torch gets them. ONNX Runtime sessions already built keep their count.
         """
         return self._threads
 
@@ -177,15 +182,25 @@ class Engine:
         from the last count set anywhere), so every thread that runs torch ops on the frame path
         calls this: the network's (:meth:`submit`) and a preparing one (:meth:`prepare`)."""
         count = self._threads
-        if count is None:
-            return
         backend = self.backend
         # torch keeps the count while ONNX Runtime's session is still to be made: the export and
         # the check against the torch network run torch's forward
         ort_runs = backend.name == "onnxruntime" and backend.running == "onnxruntime" and not backend.preparing
         wanted = 1 if ort_runs else count
-        if torch.get_num_threads() != wanted:
+        if wanted is not None and torch.get_num_threads() != wanted:
             torch.set_num_threads(wanted)
+
+    @contextmanager
+    def _torch_ops(self):
+        """A call of the frame path: torch's threads as :meth:`_torch_threads` sets them, and the
+        caller's count back after it where :attr:`threads` is unset."""
+        before = torch.get_num_threads()
+        try:
+            self._torch_threads()
+            yield
+        finally:
+            if self._threads is None and torch.get_num_threads() != before:
+                torch.set_num_threads(before)
 
     @property
     def resident(self) -> bool:
@@ -321,9 +336,9 @@ class Engine:
         (short side, model, device, precision) is prepared again."""
         ahead = frames if isinstance(frames, Prepared) else None
         batch = ahead.frames if ahead is not None else as_batch(frames)
-        with self._lock, torch.inference_mode():
+        # another engine in the process may have set torch's threads
+        with self._lock, torch.inference_mode(), self._torch_ops():
             cfg = self._config
-            self._torch_threads()  # another engine in the process may have set torch's threads
             if ahead is None or ahead.spec is not self._input:
                 ahead = self._prepare(batch)
             on_device, x = ahead.on_device, ahead.x
@@ -397,8 +412,8 @@ class Engine:
 
     def _prepare(self, batch: np.ndarray) -> Prepared:
         spec = self._input  # one read: reconfigure replaces it whole
-        self._torch_threads()  # this thread's own count (it may not be the network's thread)
-        return prepare(batch, spec)
+        with self._torch_ops():  # this thread's own count (it may not be the network's thread)
+            return prepare(batch, spec)
 
     def _download(self, t: torch.Tensor) -> torch.Tensor:
         if self.device.type != "cuda":

@@ -138,7 +138,9 @@ def maps_on_frames(cams: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         for c in cams.float().numpy():
             c = cv2.resize(c, (mid[1], mid[0]), interpolation=cv2.INTER_CUBIC)
             out.append(c if mid == size else cv2.resize(c, (width, height), interpolation=cv2.INTER_LINEAR))
-        return torch.from_numpy(out[0][None] if len(out) == 1 else np.stack(out)).clamp_(0.0, 1.0)
+        heat = out[0][None] if len(out) == 1 else np.stack(out)
+        # in numpy: a torch op this size would start torch's thread team, outside the engine's calls
+        return torch.from_numpy(np.clip(heat, 0.0, 1.0, out=heat))
     x = F.interpolate(cams.float()[:, None], size=mid, mode="bicubic", align_corners=False)
     if mid != size:
         x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)

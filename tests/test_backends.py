@@ -318,7 +318,7 @@ def test_a_headless_run_shares_the_cores_between_the_network_and_the_encoder(thr
 def test_the_networks_threads_go_to_whatever_runs_it(monkeypatch):
     """Engine.threads: ONNX Runtime's pool gets them and torch keeps one thread for the frame path;
     where torch runs the network (its backend, or ONNX Runtime's fallback) torch gets them; unset,
-    nothing is changed."""
+    the caller's count stays after each call."""
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
@@ -356,6 +356,43 @@ def test_the_networks_threads_go_to_whatever_runs_it(monkeypatch):
         assert torch.get_num_threads() == 2  # the session is still to be made (and checked by torch)
         fallen.process_one(scene(96, 128))
         assert fallen.backend.running == "torch" and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_unset_threads_run_torchs_ops_on_one_thread_during_the_engines_calls_only(monkeypatch):
+    """Engine.threads unset (a library user): ONNX Runtime's session takes the caller's count, the
+    engine's own torch ops run on one thread while ONNX Runtime runs the network (prepare, forward,
+    the rest of the frame), and the caller's count is back after each call; with torch running the
+    network nothing changes."""
+    from eigencam_live import engine as engine_module
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        ref, ort = _engines("mobilenet_v3_small")
+        seen = []
+        prepare = engine_module.prepare
+        monkeypatch.setattr(engine_module, "prepare",
+                            lambda batch, spec: (seen.append(("prepare", torch.get_num_threads())), prepare(batch, spec))[1])
+        for engine in (ort, ref):
+            gram = engine.backend.forward_gram
+            monkeypatch.setattr(engine.backend, "forward_gram",
+                                lambda x, gram=gram: (seen.append(("forward", torch.get_num_threads())), gram(x))[1])
+        frame = scene(96, 128)
+        first = ort.process_one(frame)  # the session is made here, from the caller's count
+        assert ort.backend.running == "onnxruntime" and torch.get_num_threads() == 2
+        assert ort.backend._sessions[ort.layer].get_session_options().intra_op_num_threads == 2
+        again = ort.process_one(frame)
+        ahead = ort.prepare(frame)
+        assert torch.get_num_threads() == 2
+        np.testing.assert_allclose(ort.submit(ahead).result()[0].cam, first.cam, atol=1e-5)
+        np.testing.assert_allclose(again.cam, first.cam, atol=1e-5)
+        assert seen == [("prepare", 2), ("forward", 2), ("prepare", 1), ("forward", 1), ("prepare", 1), ("forward", 1)]
+        assert torch.get_num_threads() == 2
+        seen.clear()
+        ref.process_one(frame)  # torch runs the network: the caller's count throughout
+        assert seen == [("prepare", 2), ("forward", 2)] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
 
