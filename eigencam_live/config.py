@@ -12,12 +12,14 @@ from .cam import METHODS
 from .errors import ConfigError
 from .models import DETECTORS, MODELS, model_kind
 
-__all__ = ["DEVICES", "MAX_ASPECT", "MAX_INPUT_ASPECT", "PRECISIONS", "STRIDE", "EngineConfig", "input_size",
+__all__ = ["COMPONENT_MAX", "DEVICES", "MAX_ASPECT", "MAX_INPUT_ASPECT", "PRECISIONS", "STRIDE", "EngineConfig", "input_size",
            "resolve_device", "resolve_dtype"]
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 STRIDE = 32
+#: The highest principal component one may ask for (a map has at most min(H*W, C)).
+COMPONENT_MAX = 2048
 #: The network input's long side is at most this many times its short side: a wider frame is
 #: squeezed along its long side (the map is laid back over the whole frame all the same).
 MAX_INPUT_ASPECT = 4
@@ -95,7 +97,7 @@ class EngineConfig:
             raise ConfigError(f"must be the path of a text file. Got {self.labels!r}", field="labels")
         if not isinstance(self.weights, str) or not self.weights:
             raise ConfigError(f"must be imagenet, none or a file path. Got {self.weights!r}", field="weights")
-        _int_field("component", self.component, 1, 2048)
+        _int_field("component", self.component, 1, COMPONENT_MAX)
         if self.method not in METHODS:
             raise ConfigError(f"must be one of {', '.join(METHODS)}. Got {self.method!r}", field="method")
         _int_field("short_side", self.short_side, 32, 4096)

@@ -231,6 +231,10 @@ def test_snapshot_writes_view_frame_map_and_its_settings(qtbot, make_window, tmp
     p = paused(qtbot, w)
     paths = w.snapshot(tmp_path / "shots")
     assert len(paths) == 4 and all(x.is_file() and x.stat().st_size > 0 for x in paths)
+    # said in the status bar, in the rates' place while it shows
+    assert w.statusBar().currentMessage().startswith("Snapshot saved") and not w.stats_label.isVisible()
+    w.statusBar().clearMessage()
+    assert w.stats_label.isVisible()
     import cv2
 
     view, raw, heat = cv2.imread(str(paths[0])), cv2.imread(str(paths[1])), np.load(paths[2])
@@ -296,6 +300,41 @@ def test_bad_source_shows_an_error_and_the_app_keeps_running(qtbot, make_window,
     qtbot.waitUntil(lambda: "rank" in (w.last_error or ""), timeout=WAIT)
     w._engine(component=1, short_side=64)
     wait_frames(qtbot, w, 3)
+
+
+def test_what_the_command_line_names_must_be_had(qtbot, make_window, tmp_path, settings, capsys):
+    """A layer or a source named on the command line (``required``) that cannot be had closes the
+    window saying why on stderr, and nothing is remembered; the same remembered falls back, saying why."""
+    from dataclasses import replace
+
+    bad_layer = replace(FAST, layer="features.99")
+    w = make_window(engine=bad_layer, required=frozenset({"engine"}), settings=settings)
+    qtbot.waitUntil(lambda: w.fatal_error is not None and not w.pipeline.running, timeout=WAIT)
+    assert "features.99" in w.fatal_error and not w.isVisible() and w.frames_displayed == 0
+    assert capsys.readouterr().err == f"error: {w.fatal_error}\n"
+    w.close()
+    assert settings.allKeys() == []  # a mistake is not remembered
+
+    missing = str(tmp_path / "missing.mp4")
+    w = make_window(source=missing, required=frozenset({"source"}))
+    qtbot.waitUntil(lambda: w.fatal_error is not None and not w.pipeline.running, timeout=WAIT)
+    assert "missing.mp4" in w.fatal_error and w.frames_displayed == 0 and w.source_spec is None
+
+    w = make_window(engine=bad_layer)  # remembered: the model's default layer, and the error stays in view
+    wait_frames(qtbot, w, 3)
+    assert w.pipeline.engine.layer == "features" and w.fatal_error is None
+    assert "features.99" in w.last_error and w.error_banner.isVisible()
+
+
+def test_a_model_that_does_not_load_gives_the_picture_back_while_paused(qtbot, make_window):
+    w = make_window()
+    wait_frames(qtbot, w, 2)
+    paused(qtbot, w)
+    shown = w.frames_displayed
+    w._choose_model("nosuchnet")
+    qtbot.waitUntil(lambda: "nosuchnet" in (w.last_error or "") and w.frames_displayed > shown, timeout=WAIT)
+    assert "still mobilenet_v3_small" in w.last_error and w.paused
+    assert not w._veil_until_frame and w.busy_text == "" and w.predictions.placeholder != "Loading nosuchnet…"
 
 
 def test_untrained_fallback_is_said_plainly(qtbot, make_window, monkeypatch):
@@ -567,3 +606,11 @@ def test_switching_classifier_detector_classifier_while_running(qtbot, make_wind
     assert w.predictions_box.title().startswith("Predictions") and not w.score_spin.isEnabled()
     assert len(w.last_packet.result.predictions) == 5
     assert not w.errors, w.errors
+
+
+def test_a_component_beyond_the_spectrum_is_shown_as_it_is(qtbot, make_window):
+    from dataclasses import replace
+
+    w = make_window(engine=replace(FAST, component=6))  # a 2x3 map: rank 6; the spectrum shows five
+    wait_frames(qtbot, w, 2)
+    assert w.component_spin.value() == 6 and w.last_packet.result.component == 6

@@ -538,8 +538,10 @@ def _stage(name: str, c: int, side: int) -> Layer:
 
 def test_layers_to_compare_are_the_layer_in_use_and_earlier_stages_spaced_through_the_network():
     # Children before their container, as the forward pass finishes them (feature_layers' order).
-    layers = [_stage("stem.conv", 8, 64), _stage("stem", 8, 64), _stage("s1.0", 16, 32), _stage("s1.1.inner", 16, 32),
-              _stage("s1", 16, 32), _stage("s2.0", 32, 16), _stage("s2", 32, 16), _stage("s3.0", 64, 8),
+    # Padding layers (EfficientNet's static padding: the picture, and maps with a border) are no stage.
+    layers = [Layer("stem.pad", "ZeroPad2d", (3, 129, 129)), _stage("stem.conv", 8, 64), _stage("stem", 8, 64),
+              _stage("s1.0", 16, 32), _stage("s1.1.inner", 16, 32),
+              _stage("s1", 16, 32), Layer("s2.0.pad", "ConstantPad2d", (16, 33, 33)), _stage("s2.0", 32, 16), _stage("s2", 32, 16), _stage("s3.0", 64, 8),
               _stage("s3", 64, 8), _stage("s4.0", 128, 4), _stage("s4.1", 128, 4), _stage("s4", 128, 4),
               Layer("head", "Linear", ())]
 

@@ -222,15 +222,19 @@ def _app_main(argv: list[str] | None) -> int:
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     settings = None if args.no_settings else QSettings(ORGANIZATION, APPLICATION)
+    typed = _typed(parser, argv)
     try:
-        engine, render = configs_from(args, _typed(parser, argv), settings)
+        engine, render = configs_from(args, typed, settings)
     except EigenCamError as exc:
         stops.close()
         print(f"error: {exc}", file=sys.stderr)
         return 2
     source = args.source or (remembered.load_source(settings) if settings is not None else None) or default_source()
+    # what the command line named must be had: a mistake there ends the app, not a stand-in
+    named = {"engine": bool(typed & {f.name for f in fields(EngineConfig)}), "source": bool(args.source)}
+    required = frozenset(what for what, typed_here in named.items() if typed_here)
     window = MainWindow(engine, render, source, settings=settings, snapshot_dir=args.snapshots,
-                        demo_size=(w, h), demo_fps=args.demo_fps)
+                        demo_size=(w, h), demo_fps=args.demo_fps, required=required)
     if settings is None or remembered.load_geometry(settings) is None:  # a remembered geometry wins
         # The controls fit without scrolling at 1480x1000; never larger than the screen's free area.
         screen = app.primaryScreen().availableGeometry() if app.primaryScreen() else None
@@ -240,7 +244,7 @@ def _app_main(argv: list[str] | None) -> int:
         _grab_after_frames(window, args.screenshot, app)
     code = app.exec_()
     window.close()  # idempotent: settings saved, threads joined, the recording finished
-    end_process(stops.exit_code or code)
+    end_process(stops.exit_code or (2 if window.fatal_error else code))
 
 
 def end_process(code: int) -> NoReturn:

@@ -27,6 +27,7 @@ from PyQt5.QtWidgets import (
 
 from eigencam_live.backends import BACKENDS
 from eigencam_live.cam import METHODS
+from eigencam_live.config import COMPONENT_MAX
 from eigencam_live.engine import DEVICES, PRECISIONS, EngineConfig
 from eigencam_live.models import DETECTORS, MODELS, model_kind
 from eigencam_live.options import layer_tree
@@ -140,7 +141,7 @@ def build_panel(w, dock: QWidget) -> QWidget:
     w.layer_filter.setPlaceholderText("filter layers…")
     w.layer_filter.setClearButtonEnabled(True)
     w.component_spin = QSpinBox(mdl)
-    w.component_spin.setRange(1, 5)
+    w.component_spin.setRange(1, COMPONENT_MAX)  # the spectrum shows the first five; any can be shown
     w.method_combo = QComboBox(mdl)
     for m in METHODS:
         w.method_combo.addItem(m, m)
@@ -281,7 +282,7 @@ class ControlsSync:
             for widget in (self.score_spin, self.boxes_check, self.in_boxes_check):
                 widget.setEnabled(detector)
             self._select_weights(ec.weights)
-            self.component_spin.setValue(min(5, ec.component))
+            self.component_spin.setValue(ec.component)
             self.method_combo.setCurrentIndex(self.method_combo.findData(ec.method))
             self.smoothing_spin.setValue(float(ec.smoothing))
             self.short_side_spin.setValue(int(ec.short_side))

@@ -38,13 +38,15 @@ class EngineStatus:
                    warning=engine.warning)
 
 
-def build_engine(config: EngineConfig, busy: Say, error: Say) -> Engine | None:
+def build_engine(config: EngineConfig, busy: Say, error: Say, *, fallback: bool = True) -> Engine | None:
     """``config``'s engine; when it cannot be built (a remembered layer missing from a remembered
     model), its model's default layer, then the library's defaults, so that the app always opens.
-    Says why the first attempt failed through ``error``; ``None`` only if even the defaults fail."""
+    Says why the first attempt failed through ``error``; ``None`` only if even the defaults fail
+    (or, with ``fallback=False``, if the first attempt does)."""
     busy(f"loading {config.model}…")
     engine = None
-    for i, attempt in enumerate((config, replace(config, layer=None), EngineConfig(weights="none"))):
+    attempts = (config, replace(config, layer=None), EngineConfig(weights="none")) if fallback else (config,)
+    for i, attempt in enumerate(attempts):
         try:
             engine = Engine(attempt, fallback_untrained=True)
             break
@@ -53,6 +55,8 @@ def build_engine(config: EngineConfig, busy: Say, error: Say) -> Engine | None:
                 error(str(exc))
         except Exception as exc:  # pragma: no cover - e.g. out of memory while building
             error(f"cannot build {attempt.model}: {type(exc).__name__}: {exc}")
+            if not fallback:
+                break
     busy("")
     return engine
 

@@ -49,6 +49,7 @@ class Outlets(Protocol):
     cameras_found: Signal
     paused_changed: Signal
     compare_ready: Signal
+    fatal: Signal
 
 
 class FrameLoop:
@@ -59,11 +60,17 @@ class FrameLoop:
         render_config: how pictures are drawn.
         out: where signals go.
         demo_size, demo_fps: the synthetic scene's size and rate ("scene").
+        required: what the command line named, of ``{"engine", "source"}``: if the engine cannot be
+            built as configured, or the first source cannot be opened, ``fatal`` says why and the
+            loop ends, instead of falling back to defaults or the demo clip (which remembered
+            settings get: they may be stale).
     """
 
     def __init__(self, engine_config: EngineConfig, render_config: RenderConfig, out: Outlets, *,
-                 demo_size: tuple[int, int] = (640, 480), demo_fps: float = 30.0) -> None:
+                 demo_size: tuple[int, int] = (640, 480), demo_fps: float = 30.0,
+                 required: frozenset[str] = frozenset()) -> None:
         self.out = out
+        self._required = set(required)
         self._engine_config = engine_config
         self._render = render_config
         self.commands: queue.SimpleQueue[cmd.Command] = queue.SimpleQueue()
@@ -115,7 +122,11 @@ class FrameLoop:
     def run(self) -> None:
         """The worker thread's body: until :attr:`stop_event` is set."""
         try:
-            self.engine = build_engine(self._engine_config, self.out.busy.emit, self.out.error.emit)
+            strict = "engine" in self._required
+            self.engine = build_engine(self._engine_config, self.out.busy.emit,
+                                       self.out.fatal.emit if strict else self.out.error.emit, fallback=not strict)
+            if self.engine is None and strict:
+                return
             if self.engine is not None:
                 self.engine.threads = self._threads
                 self._announce_engine()
@@ -178,8 +189,13 @@ class FrameLoop:
             # give a map for: no trial frame here.
             self.engine.reconfigure(**changes)
         except EigenCamError as exc:
-            kept = f"back to layer {self.engine.layer}" if "layer" in changes else "setting not applied"
+            if slow:
+                kept = f"still {self.engine.config.model}"
+            else:
+                kept = f"back to layer {self.engine.layer}" if "layer" in changes else "setting not applied"
             self.out.error.emit(f"{exc}; {kept}")
+            # the picture on screen was veiled for a model that did not come: drawn again, paused too
+            self._redraw = slow
             return
         finally:
             if slow:
@@ -222,12 +238,17 @@ class FrameLoop:
         try:
             info = self.playback.open(command.spec)
         except EigenCamError as exc:
+            if "source" in self._required:  # the command line's source: no stand-in
+                self.out.fatal.emit(str(exc))
+                self.stop_event.set()
+                return
             self.out.source_failed.emit(command.spec, str(exc))
             if self.playback.is_open:
                 return  # the previous source plays on
             # Nothing to show otherwise (the first source of the run): the demo clip, always there.
             command = cmd.OpenSource("demo")
             info = self.playback.open("demo")
+        self._required.discard("source")  # opened: later choices fall back as usual
         self._last_frame = None
         self._clear_rates()
         self._dropped_offset = self._dropped_at_pause = 0

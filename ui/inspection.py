@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -29,13 +30,19 @@ def default_snapshot_dir() -> Path:
     return Path.home() / "Pictures" / "eigencam-live"
 
 
+#: Layers that only pass on or pad their input (and torch's ``*Pad2d`` modules; not a convolution
+#: with its own padding, e.g. ``Conv2dStaticSamePadding``).
+_NOT_STAGES = frozenset({"Identity", "Pad"})
+
+
 def layers_to_compare(layers: list[Layer], current: str, count: int = 5) -> list[Layer]:
     """The layer in use and up to ``count - 1`` earlier stages, spaced through the network, in
     forward order: ``layers`` (forward order, as :meth:`~eigencam_live.engine.Engine.feature_layers`
     gives them) are grouped by their map's ``(h, w)``, and a stage is the outermost layer (fewest
     dots in its name) that ends its group before ``current``; groups at ``current``'s own size are
     left out (they look alike). With more stages than room, evenly spaced ones, the deepest kept.
-    ``[]`` when ``current`` is not listed with a ``(C, h, w)`` shape."""
+    ``[]`` when ``current`` is not listed with a ``(C, h, w)`` shape. Padding layers are no stage:
+    their maps carry a border (EfficientNet's static padding made stages of the padded picture)."""
     spatial = [layer for layer in layers if len(layer.shape) == 3]
     at = next((i for i, layer in enumerate(spatial) if layer.name == current), None)
     if at is None:
@@ -44,7 +51,7 @@ def layers_to_compare(layers: list[Layer], current: str, count: int = 5) -> list
     stages: dict[tuple[int, ...], Layer] = {}  # insertion order: where each size's group starts
     for layer in spatial[:at]:
         size = layer.shape[1:]
-        if size == here:
+        if size == here or layer.kind in _NOT_STAGES or re.fullmatch(r"\w*Pad[123]d", layer.kind):
             continue
         best = stages.get(size)
         if best is None or layer.name.count(".") <= best.name.count("."):

@@ -57,8 +57,10 @@ class SourceActions:
 
     def _on_source_opened(self, spec, info) -> None:
         self.source_info = info
-        if spec == self.requested_source:
-            self.error_banner.hide()  # else the demo took a failed source's place: its error stays
+        if spec == self.requested_source and self.last_error == self._source_error:
+            # the requested source opened: a failed one's error goes (not another's, e.g. the model's;
+            # when the demo took a failed source's place, its error stays)
+            self.error_banner.hide()
         self.source_spec = spec
         i = self.source_combo.findData(spec)
         if i < 0:
@@ -85,7 +87,8 @@ class SourceActions:
             self.statusBar().showMessage("End of file — ← steps back, drag the slider, or tick Loop files", 5000)
 
     def _on_source_failed(self, spec, message: str) -> None:
-        self.show_error(message if self.source_spec is not None else f"{message} (showing the demo clip)")
+        self._source_error = message if self.source_spec is not None else f"{message} (showing the demo clip)"
+        self.show_error(self._source_error)
         self._select_current_source()
 
     def _on_cameras(self, cameras: list) -> None:

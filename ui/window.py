@@ -12,6 +12,7 @@ the frame on screen).
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import deque
 from pathlib import Path
@@ -79,6 +80,9 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         snapshot_dir: where snapshots and recordings go.
         demo_size: ``(width, height)`` of the synthetic scene ("scene").
         demo_fps: its frame rate.
+        required: what the command line named, of ``{"engine", "source"}``: if that cannot be
+            had, the window closes saying why on stderr (:attr:`fatal_error`), its settings not
+            saved, and the app exits with code 2, rather than running something else.
 
     Signals:
         frame_shown(object): a :class:`~ui.worker.Packet` was just put on screen.
@@ -96,6 +100,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         snapshot_dir: str | Path | None = None,
         demo_size: tuple[int, int] = (640, 480),
         demo_fps: float = 30.0,
+        required: frozenset[str] = frozenset(),
     ) -> None:
         super().__init__()
         self.setWindowTitle("eigencam-live")
@@ -114,6 +119,8 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self._last_folder = str(Path.home())
         self.last_packet: Packet | None = None
         self.last_error: str | None = None
+        self._source_error: str | None = None  # the last failed source's message
+        self.fatal_error: str | None = None  # what the command line asked for and could not be had
         self.errors: list[str] = []
         self.paused = False
         self.recording_path: str | None = None
@@ -125,7 +132,8 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.layers: list[Layer] = []  # the model's feature layers, for compare_layers
         self._compare_shapes: dict[str, tuple[int, ...]] = {}  # the compared layers' (C, h, w), for the captions
 
-        self.pipeline = Pipeline(engine_config, render_config, demo_size=demo_size, demo_fps=demo_fps, parent=self)
+        self.pipeline = Pipeline(engine_config, render_config, demo_size=demo_size, demo_fps=demo_fps,
+                                 required=required, parent=self)
         self._build_ui()
         self._connect_pipeline()
         if settings is not None:
@@ -224,6 +232,8 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.rec_indicator.hide()
         self.statusBar().addPermanentWidget(self.rec_indicator)
         self.statusBar().addPermanentWidget(self.stats_label, 1)
+        # the rates stretch over the bar: a message (snapshot saved, end of file) takes their place while it shows
+        self.statusBar().messageChanged.connect(lambda text: self.stats_label.setVisible(not text))
         self.view.setFocus()
 
     def _fit_controls(self) -> None:
@@ -296,6 +306,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         p.busy.connect(self._on_busy)
         p.cameras_found.connect(self._on_cameras)
         p.compare_ready.connect(self._on_compare)
+        p.fatal.connect(self._on_fatal)
 
     # -- controls -> pipeline ----------------------------------------------------------------------
     def _engine(self, **changes) -> None:
@@ -425,9 +436,18 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
             self.open_source(url.toLocalFile() if url.isLocalFile() else url.toString())
             event.acceptProposedAction()
 
+    def _on_fatal(self, message: str) -> None:
+        """The command line asked for what cannot be had: say it (stderr) and close; the app exits 2."""
+        if self.fatal_error is not None:
+            return
+        self.fatal_error = message
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        self.close()  # the last window: the event loop ends, and the app exits 2 (ui.app)
+
     def save_settings(self) -> None:
-        """Remember the settings, and the source only if one opened (a failed one never is)."""
-        if self.settings is not None:
+        """Remember the settings, and the source only if one opened (a failed one never is); nothing
+        after a mistake on the command line (what was remembered stays)."""
+        if self.settings is not None and self.fatal_error is None:
             remembered.save(self.settings, self.engine_config, self.render_config, self.source_spec,
                             self.saveGeometry())
 

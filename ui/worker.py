@@ -57,6 +57,8 @@ class Pipeline(QObject):
             processed after ``True`` until a step, a seek or a change of setting).
         busy(str): a long operation started ("" when it finished), e.g. loading a model.
         compare_ready(list): ``[(component, picture, explained), ...]`` for the frame on screen.
+        fatal(str): what the command line asked for cannot be had (``required``): the window says
+            why and closes, the app exits with code 2. The worker has stopped.
     """
 
     frame_ready = pyqtSignal()
@@ -71,13 +73,14 @@ class Pipeline(QObject):
     cameras_found = pyqtSignal(list)
     paused_changed = pyqtSignal(bool)
     compare_ready = pyqtSignal(list)
+    fatal = pyqtSignal(str)
 
     def __init__(self, engine_config: EngineConfig, render_config: RenderConfig | None = None, *,
                  demo_size: tuple[int, int] = (640, 480), demo_fps: float = 30.0,
-                 parent: QObject | None = None) -> None:
+                 required: frozenset[str] = frozenset(), parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.loop = FrameLoop(engine_config, render_config or RenderConfig(), self,
-                              demo_size=demo_size, demo_fps=demo_fps)
+                              demo_size=demo_size, demo_fps=demo_fps, required=required)
         self._thread: threading.Thread | None = None
 
     def start(self, source: str | int | None = None) -> None:
