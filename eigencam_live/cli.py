@@ -61,9 +61,9 @@ def _stopped() -> tuple[str, int]:
 
 def build_parser() -> argparse.ArgumentParser:
     from .annotate.jobs import IMAGE_FORMATS
-    from .options import add_engine_options, add_render_options
+    from .options import OneLineParser, add_engine_options, add_render_options
 
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog=f"{PROG} annotate",
         description="Annotate video files and images with Eigen-CAM heatmaps: videos become H.264 MP4 at the "
                     "input's frame rate, timestamps and size, with its audio; images become images of their own size.",

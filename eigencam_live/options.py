@@ -18,6 +18,7 @@ from .models import Layer
 from .render import COLORMAPS, VIEWS, RenderConfig
 
 __all__ = [
+    "OneLineParser",
     "add_engine_options",
     "add_render_options",
     "cpu_cores",
@@ -30,6 +31,14 @@ __all__ = [
 
 _ENGINE = EngineConfig()
 _RENDER = RenderConfig()
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An option parser whose mistakes are one line (what was wrong, where to read what is
+    allowed) and exit code 2, not argparse's usage block of thirty lines above the line that matters."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:

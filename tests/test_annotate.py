@@ -216,6 +216,32 @@ def test_plan_jobs_places_outputs_and_refuses_to_overwrite(tmp_path):
         plan_jobs([str(a), str(b)], str(blocker / "sub"))
 
 
+def test_plan_jobs_refuses_paths_written_twice_and_outputs_named_for_another_format(tmp_path):
+    """Checked before any work: a table at the output's path (it replaced the finished video), two
+    tables at one path, two inputs of one name giving one derived table, a video written to a name
+    that is not MP4's, several inputs to a file name."""
+    a = write_clip(tmp_path / "a.mp4", frames=2)
+    other = tmp_path / "other"
+    other.mkdir()
+    a2 = write_clip(other / "a.mp4", frames=2)
+    out, table = tmp_path / "x.mp4", tmp_path / "s.csv"
+    for kwargs in ({"stats": str(out)}, {"heatmaps": str(out)}, {"stats": str(table), "heatmaps": str(table)}):
+        with pytest.raises(SinkError, match="written twice"):
+            plan_jobs([str(a)], str(out), force=True, **kwargs)
+    with pytest.raises(SinkError, match="written twice"):  # outputs beside each input; both give s.a.csv
+        plan_jobs([str(a), str(a2)], stats=str(table))
+    with pytest.raises(SinkError, match=f"{a} and {a2} would both write {tmp_path / 'out' / 'a.eigencam.mp4'}"):
+        plan_jobs([str(a), str(a2)], str(tmp_path / "out"))
+    (tmp_path / "out").rmdir()
+    for name in ("e.png", "f.mkv", "g.mov"):
+        with pytest.raises(SinkError, match=r"must end in \.mp4 or \.m4v"):
+            plan_jobs([str(a)], str(tmp_path / name))
+    assert plan_jobs([str(a)], str(tmp_path / "h.M4V"))[0].output == tmp_path / "h.M4V"
+    with pytest.raises(SinkError, match="names a file, but 2 inputs need an output folder"):
+        plan_jobs([str(a), str(a2)], str(tmp_path / "single.mp4"))
+    assert not (tmp_path / "single.mp4").exists() and not (tmp_path / "out").exists()
+
+
 # -- two runs on one output (issue 13, item 9) ----------------------------------------------------
 @pytest.mark.parametrize("hard_links", [True, False], ids=["link", "no-hard-links"])
 def test_rename_no_replace_never_replaces_and_one_of_two_racers_wins(tmp_path, monkeypatch, hard_links):

@@ -189,3 +189,17 @@ def test_ctrl_c_while_waiting_for_a_write_keeps_every_written_image_in_the_resul
         assert cv2.imread(str(path)).shape == (64, 96, 3)
     assert len(reads) <= len(on_disk) + 1 + 2 * 2  # the images reached, and at most the read-ahead
     assert not [t for t in threading.enumerate() if t.name.startswith(("annotate-read", "annotate-write"))]
+
+
+def test_an_image_whose_map_cannot_give_the_component_is_named_and_the_others_and_the_table_are_written(tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "square.png"), pattern(0, 64, 64))  # a 2x2 map at short side 64: rank 4
+    cv2.imwrite(str(folder / "wide.png"), pattern(1, 192, 64))  # a 2x6 map: rank 12
+    stats = tmp_path / "s.csv"
+    assert annotate_main([str(folder), "-o", str(tmp_path / "out"), "--component", "6", "--stats", str(stats), *FAST]) == 1
+    err = capsys.readouterr().err
+    assert "square.png" in err and "rank" in err and "Traceback" not in err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["wide.eigencam.png"]
+    with stats.open() as f:
+        assert [row["file"] for row in csv.DictReader(f)] == ["wide.eigencam.png"]

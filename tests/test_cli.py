@@ -168,10 +168,13 @@ def test_a_cut_off_video_is_annotated_with_a_warning_and_kept(tmp_path, capsys):
     assert 0 < probe(tmp_path / "cut.eigencam.mp4")["frames"] < 40
 
 
-def test_usage_errors_exit_2(capsys):
+def test_usage_errors_exit_2_with_one_line(capsys):
     assert annotate_main([]) == 2
     assert annotate_main(["x.mp4", "--component", "one"]) == 2
-    assert "Traceback" not in capsys.readouterr().err
+    assert annotate_main(["x.mp4", "--view", "nope"]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 3 and all(line.startswith("eigencam-live annotate: error: ") for line in lines)
+    assert "invalid choice: 'nope'" in lines[2] and lines[2].endswith("(see --help)")
 
 
 def test_missing_imagenet_weights_fall_back_with_a_plain_warning(tmp_path, clip, capsys):

@@ -51,3 +51,34 @@ def test_reencoded_audio_keeps_its_offset_from_the_video(tmp_path, name, encoder
     got = probe(tmp_path / "out.mp4")["audio"]
     assert got["codec"] == "aac" and "re-encoded from pcm_s16le to AAC" in sink.audio_note
     assert got["onset"] == pytest.approx(start, abs=1e-3)  # the tone starts when it did, not at 0
+
+
+def test_damaged_audio_packets_are_left_out_and_the_rest_is_copied(tmp_path, capsys):
+    """ADTS headers that MP4's muxer refuses (channel configuration 0 without a PCE: "not yet
+    implemented in FFmpeg") used to fail the whole run; now those packets are left out, the rest of
+    the audio is copied, and the run warns and exits 3 like any damaged input."""
+    import av
+
+    from eigencam_live.cli import annotate_main
+
+    clip = write_clip(tmp_path / "in.ts", frames=30, audio=True)
+    with av.open(str(clip)) as c:
+        audio_pid = c.streams.audio[0].id
+    data, hit = bytearray(clip.read_bytes()), 0
+    for off in range(0, len(data), 188):  # MPEG-TS packets: damage the first ADTS header of 3 audio ones
+        pid = ((data[off + 1] & 0x1F) << 8) | data[off + 2]
+        at = data.find(b"\xff\xf1", off + 4, off + 188) if pid == audio_pid else -1
+        if at > 0 and hit < 3:
+            data[at + 2] &= 0xFE
+            data[at + 3] &= 0x3F
+            hit += 1
+    damaged = tmp_path / "damaged.ts"
+    damaged.write_bytes(bytes(data))
+    whole, out = tmp_path / "whole.mp4", tmp_path / "out.mp4"
+    fast = ["-m", "mobilenet_v3_small", "--weights", "none", "--short-side", "64", "--device", "cpu", "-q"]
+    assert annotate_main([str(clip), "-o", str(whole), *fast]) == 0
+    assert annotate_main([str(damaged), "-o", str(out), *fast]) == 3
+    err = capsys.readouterr().err
+    assert "warning: 3 damaged audio packet(s) of damaged.ts left out" in err and "Traceback" not in err
+    got, ref = probe(out), probe(whole)
+    assert got["frames"] == ref["frames"] == 30 and got["audio"]["packets"] == ref["audio"]["packets"] - 3

@@ -22,6 +22,7 @@ from typing import NoReturn
 from eigencam_live.engine import Engine, EngineConfig
 from eigencam_live.errors import EigenCamError
 from eigencam_live.options import (
+    OneLineParser,
     add_engine_options,
     add_render_options,
     engine_config_from_args,
@@ -40,7 +41,7 @@ APPLICATION = "eigencam-live"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python main.py",
         description="eigencam-live: see, live, where a CNN looks (Eigen-CAM). "
         "Opens the desktop app; `python main.py annotate --help` for the headless command.",

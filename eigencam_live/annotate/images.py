@@ -26,7 +26,7 @@ import numpy as np
 
 from eigencam_live.cam import SubspaceTracker
 from eigencam_live.engine import Engine, FrameResult
-from eigencam_live.errors import SourceError
+from eigencam_live.errors import ConfigError, SourceError
 from eigencam_live.options import cpu_cores
 from eigencam_live.render import RenderConfig
 
@@ -155,7 +155,13 @@ def annotate_images(
 
     def run(shape: tuple[int, ...]) -> None:
         group = held.pop(shape)
-        results = engine.process([image for _, image in group], look)
+        try:
+            results = engine.process([image for _, image in group], look)
+        except ConfigError as exc:  # this size's map cannot give what was asked (a component beyond its rank)
+            for i, _ in group:
+                failed[i] = f"{jobs[i].input}: {exc}"
+                bar.update(1)
+            return
         for (i, _), r in zip(group, results, strict=True):
             written(ahead)
             writes.append((i, r, writer.submit(_write_image, jobs[i].output, r.picture, overwrite)))
@@ -195,14 +201,15 @@ def annotate_images(
             except KeyboardInterrupt:
                 result.interrupted = True
         bar.close()
-    result.seconds = time.perf_counter() - start
-    result.written = [job.output for _, (job, _) in sorted(done.items())]  # in input order
-    result.failed = [(jobs[i].input, reason) for i, reason in sorted(failed.items())]
-    tables = Tables(stats, heatmaps, detections=detections, images=True, overwrite=overwrite)
-    for i in sorted(done):
-        job, r = done[i]
-        tables.add(job.output.name, r)
-    tables.write()
+        # the tables of the images written, whatever ended the run (an error raised goes on after)
+        result.seconds = time.perf_counter() - start
+        result.written = [job.output for _, (job, _) in sorted(done.items())]  # in input order
+        result.failed = [(jobs[i].input, reason) for i, reason in sorted(failed.items())]
+        tables = Tables(stats, heatmaps, detections=detections, images=True, overwrite=overwrite)
+        for i in sorted(done):
+            job, r = done[i]
+            tables.add(job.output.name, r)
+        tables.write()
     return result
 
 

@@ -12,10 +12,12 @@ from pathlib import Path
 from eigencam_live.errors import SinkError, SourceError
 from eigencam_live.video import IMAGE_EXTENSIONS, STREAM_SCHEMES, VIDEO_EXTENSIONS, open_source
 
-__all__ = ["IMAGE_FORMATS", "OUTPUT_SUFFIX", "Job", "expand_inputs", "plan_jobs"]
+__all__ = ["IMAGE_FORMATS", "OUTPUT_SUFFIX", "VIDEO_OUTPUT_EXTENSIONS", "Job", "expand_inputs", "plan_jobs"]
 
 #: ``clip.mp4`` is annotated as ``clip.eigencam.mp4`` unless told otherwise.
 OUTPUT_SUFFIX = ".eigencam.mp4"
+#: What a video's output may be called: the file is MP4 (H.264, the audio copied or AAC).
+VIDEO_OUTPUT_EXTENSIONS = (".mp4", ".m4v")
 #: ``cat.jpg`` is annotated as ``cat.eigencam.png`` (``--image-format``: the others, or ``same``).
 IMAGE_FORMATS = ("png", "jpg", "webp", "bmp", "tiff", "same")
 _MARK = ".eigencam."  # in every output name: folders and globs skip earlier outputs
@@ -151,12 +153,14 @@ def plan_jobs(
             folder = out
             if folder.exists() and not folder.is_dir():
                 raise SinkError(f"output {folder} is not a folder (several inputs need an output folder)")
+            if not folder.exists() and _is_input_name(str(folder)):
+                raise SinkError(f"output {folder} names a file, but {len(inputs)} inputs need an output folder")
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise SinkError(f"cannot create output folder {folder}: {exc.strerror or exc}") from None
     jobs = []
-    targets: set[Path] = set()
+    targets: dict[Path, Path] = {}  # resolved output -> its input
     for inp in inputs:
         if folder is not None:
             target = folder / _output_name(inp, image_format)
@@ -166,9 +170,10 @@ def plan_jobs(
             target = inp.with_name(_output_name(inp, image_format))
         if target.resolve() == inp.resolve() or (target.exists() and os.path.samefile(target, inp)):
             raise SinkError(f"output {target} is the input: refusing to write over it")
-        if target.resolve() in targets:
-            raise SinkError(f"two inputs would write the same output {target}")
-        targets.add(target.resolve())
+        if (first := targets.get(target.resolve())) is not None:
+            hint = " (--image-format same keeps each image's own format)" if is_image_name(str(inp)) else ""
+            raise SinkError(f"{first} and {inp} would both write {target}{hint}")
+        targets[target.resolve()] = inp
         if target.is_dir():
             raise SinkError(f"output {target} is a folder")
         if target.exists() and not force:
@@ -180,6 +185,9 @@ def plan_jobs(
             # be read is reported then, by name.
             jobs.append(Job(inp, target))
             continue
+        if target.suffix.lower() not in VIDEO_OUTPUT_EXTENSIONS:
+            raise SinkError(f"output {target} for video {inp} must end in {' or '.join(VIDEO_OUTPUT_EXTENSIONS)} "
+                            "(annotate writes H.264 in MP4)")
         # Open each video now (a header and a first frame): a text file named .mp4, or a 1x1
         # video, is refused before a model is built or any output written.
         with open_source(str(inp)) as source:
@@ -190,7 +198,12 @@ def plan_jobs(
     extras = [p for j in jobs for p in j.tables]
     if len(videos) < len(inputs):  # the images' shared tables
         extras += [p for p in (image_table(t, len(videos) > 0) for t in (stats, heatmaps, detections)) if p]
+    written = set(targets)  # every file of the run is written once: never two of them at one path
     for extra in extras:
+        if extra.resolve() in written:
+            raise SinkError(f"{extra} would be written twice: the outputs and the --stats, --heatmaps and --detections "
+                            "files each need a name of their own")
+        written.add(extra.resolve())
         if extra.is_dir():
             raise SinkError(f"{extra} is a folder (--stats, --heatmaps and --detections take file names)")
         if extra.exists() and not force:

@@ -282,6 +282,8 @@ def annotate_file(
         return _annotate(engine, job, source, work, look, batch_size=batch_size, overwrite=overwrite,
                          progress=progress, crf=crf, preset=preset, encoder_threads=encoder_threads,
                          max_frames=max_frames, removed=removed)
+    except SinkError as exc:  # named as the user knows it, not as the hidden work file it was written to
+        raise SinkError(str(exc).replace(str(work / job.output.name), str(target))) from exc
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -352,6 +354,9 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
     result.frames = pipe.written
     result.audio = sink.audio_packets > 0
     result.audio_note = sink.audio_note
+    if sink.audio_damaged:  # a damaged input, as a cut-off video is
+        damage = f"{sink.audio_damaged} damaged audio packet(s) of {job.input.name} left out"
+        result.warning = f"{result.warning}; {damage}" if result.warning else damage
     with _finishing() as more:
         tables.write()
     result.stop_requested = bool(stops or more)

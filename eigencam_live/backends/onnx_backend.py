@@ -17,9 +17,11 @@ torch backend runs instead and :attr:`OnnxBackend.warning` says why.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -282,12 +284,19 @@ class OnnxBackend:
             want_logits, want_fmap = self.torch.forward(x)
         path = self._path(layer)
         feeds = {"x": x.contiguous().numpy(), "want_gram": np.array(True)}
+        failed = path.with_suffix(".failed")  # an export that failed, remembered: never tried again
+        with contextlib.suppress(OSError):
+            self.warning = failed.read_text(encoding="utf-8").strip() or None
+            return None
         for attempt in ("cached", "fresh"):
             if attempt == "fresh" or not path.exists():
                 try:
                     self._export(layer, x, path)
                 except Exception as exc:  # an op ONNX cannot express, ...: torch runs it
                     self.warning = f"ONNX export of {self.loaded.spec.name} failed ({_first_line(exc)}); torch runs it"
+                    with contextlib.suppress(OSError):  # the same network, layer and versions fail the same way
+                        path.parent.mkdir(parents=True, exist_ok=True)
+                        failed.write_text(self.warning + "\n", encoding="utf-8")
                     return None
             _mark_used(path)  # before loading: another process's trim then leaves it
             try:
@@ -331,7 +340,7 @@ class OnnxBackend:
             dynamic["x"].update({2: "height", 3: "width"})
         buffer = io.BytesIO()
         graph = _WithLayer(self.loaded.net, layer, self.loaded.prefix_tokens).eval()
-        with warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings(), torch.no_grad(), _native_stdout_muted():
             warnings.simplefilter("ignore")
             torch.onnx.export(graph, (x,), buffer, input_names=["x"], output_names=["logits", "fmap"],
                               dynamic_axes=dynamic, opset_version=_OPSET, dynamo=False)
@@ -346,6 +355,26 @@ class OnnxBackend:
         import onnxruntime as ort
 
         return ort.InferenceSession(str(path), runtime_options(self.threads), providers=["CPUExecutionProvider"])
+
+
+@contextlib.contextmanager
+def _native_stdout_muted():
+    """The process's stdout (file descriptor 1) to nowhere while inside: where an op has no ONNX
+    form, torch's exporter prints the whole graph there from C++ (329 lines for vit_b_16) before it
+    raises, which a front end's one-line warning then says."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):  # no stdout to speak of
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -53,6 +53,8 @@ class OnnxFile:
         self.output = graph.output[0].name
         h, w = dims[0][2], dims[0][3]
         self.fixed_input = (h, w) if h and w else None
+        #: the batch size the graph was exported for (``torch.onnx.export``'s default: 1), or ``None``
+        self.fixed_batch: int | None = dims[0][0]
         self.order = [o for node in graph.node for o in node.output if o]  # topological: ONNX requires it
         #: the op type that makes each node output (``Conv``, ``Relu``, ...)
         self.kinds = {o: node.op_type for node in graph.node for o in node.output if o}
@@ -63,13 +65,14 @@ class OnnxFile:
         in graph order. One run with every node output exposed, cached by size."""
         if size not in self._layers:
             session = self._session(self.order)
-            x = np.zeros((1, 3, *size), np.float32)
+            n = self.fixed_batch or 1
+            x = np.zeros((n, 3, *size), np.float32)
             found = {}
             for meta, value in zip(session.get_outputs(), session.run(None, {self.input: x}), strict=True):
-                if meta.name == self.output or not isinstance(value, np.ndarray):
+                if meta.name == self.output or not isinstance(value, np.ndarray) or value.ndim == 0 or len(value) != n:
                     continue
                 try:
-                    fmap = to_feature_map(torch.from_numpy(np.ascontiguousarray(value)), size, batch=1)
+                    fmap = to_feature_map(torch.from_numpy(np.ascontiguousarray(value[:1])), size, batch=1)
                 except LayerNotFoundError:
                     continue
                 if fmap.shape[0] == 1 and fmap.shape[2] * fmap.shape[3] >= 4:
@@ -179,8 +182,19 @@ class OnnxFileBackend:
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self._layer not in self._sessions:
             self._sessions[self._layer] = self.graph.session(self._layer)
-        logits, raw = self._sessions[self._layer].run(None, {self.graph.input: x.contiguous().numpy()})
-        return torch.from_numpy(logits), to_feature_map(torch.from_numpy(raw), tuple(x.shape[-2:]), batch=x.shape[0])
+        session, name, n = self._sessions[self._layer], self.graph.input, self.graph.fixed_batch
+        b = x.shape[0]
+        if n is None or b == n:
+            logits, raw = session.run(None, {name: x.contiguous().numpy()})
+        else:  # a graph exported for a fixed batch: run n frames at a time, the last run topped up
+            parts = []
+            for start in range(0, b, n):
+                chunk = x[start : start + n]
+                if len(chunk) < n:
+                    chunk = torch.cat([chunk, chunk[-1:].expand(n - len(chunk), *chunk.shape[1:])])
+                parts.append([out[: b - start] for out in session.run(None, {name: chunk.contiguous().numpy()})])
+            logits, raw = (np.concatenate(outs) for outs in zip(*parts, strict=True))
+        return torch.from_numpy(logits), to_feature_map(torch.from_numpy(raw), tuple(x.shape[-2:]), batch=b)
 
     def forward_gram(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
         """:meth:`forward` and ``None``: the Eigen-CAM solver computes the Gram matrix itself."""

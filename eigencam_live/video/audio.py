@@ -27,6 +27,8 @@ class AudioTrack:
     Attributes:
         note: set when the audio could not be copied unchanged (re-encoded or dropped), for the user.
         packets: audio packets muxed so far.
+        damaged: input packets left out because the muxer or the decoder refused them (a damaged
+            track: the rest is copied, with a gap of one packet for each).
     """
 
     def __init__(self, out: Any, source: str, *, start: float | None = None) -> None:
@@ -36,6 +38,7 @@ class AudioTrack:
 
         self.note: str | None = None
         self.packets = 0
+        self.damaged = 0
         self._out = out
         self._input = None
         self._source = None  # the input's audio stream
@@ -114,6 +117,8 @@ class AudioTrack:
 
     def mux_until(self, seconds: float | None) -> None:
         """Copy input audio packets that start up to ``seconds`` of the output (``None`` = all of them)."""
+        import av
+
         if self._packets is None:
             return
         while True:
@@ -139,32 +144,39 @@ class AudioTrack:
                 self._pending = packet
                 return
             self._pending = None
-            if self._decoder is None:
-                if not packet.duration and self._gap:
-                    # Matroska may store no packet durations; MP4 then gives the last one none and
-                    # players drop it.
-                    packet.duration = self._gap
-                if self._last_dts is not None and packet.dts > self._last_dts:
-                    self._gap = packet.dts - self._last_dts
-                self._last_dts = packet.dts
-                self._end = (packet.pts + (packet.duration or self._gap)) * packet.time_base
-                packet.stream = self._stream
-                self._out.mux(packet)
-                self.packets += 1
-            else:
-                for frame in self._decoder.decode(packet):
-                    if self._next is None:  # where the input's audio (or the stretch) starts
-                        begin = Fraction(frame.time or 0.0)  # (the packet's pts: on the output's clock)
-                        if self._end is not None:
-                            begin = max(begin, self._end)
-                        self._next = round(begin * frame.sample_rate)
-                    # Samples numbered consecutively (a gap or overlap in the input's timestamps
-                    # would be a click), from where the input's audio (or the stretch) starts.
-                    frame.pts = self._next
-                    frame.time_base = Fraction(1, frame.sample_rate)
-                    self._next += frame.samples
-                    self._end = Fraction(self._next, frame.sample_rate)
-                    self._mux_encoded(self._stream.encode(frame))
+            try:
+                self._take(packet)
+            except av.FFmpegError:  # e.g. a damaged ADTS header: that packet is left out
+                self.damaged += 1
+
+    def _take(self, packet: Any) -> None:
+        """Copy ``packet`` (on the output's clock) into the output, or decode and encode it."""
+        if self._decoder is None:
+            if not packet.duration and self._gap:
+                # Matroska may store no packet durations; MP4 then gives the last one none and
+                # players drop it.
+                packet.duration = self._gap
+            if self._last_dts is not None and packet.dts > self._last_dts:
+                self._gap = packet.dts - self._last_dts
+            self._last_dts = packet.dts
+            self._end = (packet.pts + (packet.duration or self._gap)) * packet.time_base
+            packet.stream = self._stream
+            self._out.mux(packet)
+            self.packets += 1
+        else:
+            for frame in self._decoder.decode(packet):
+                if self._next is None:  # where the input's audio (or the stretch) starts
+                    begin = Fraction(frame.time or 0.0)  # (the packet's pts: on the output's clock)
+                    if self._end is not None:
+                        begin = max(begin, self._end)
+                    self._next = round(begin * frame.sample_rate)
+                # Samples numbered consecutively (a gap or overlap in the input's timestamps
+                # would be a click), from where the input's audio (or the stretch) starts.
+                frame.pts = self._next
+                frame.time_base = Fraction(1, frame.sample_rate)
+                self._next += frame.samples
+                self._end = Fraction(self._next, frame.sample_rate)
+                self._mux_encoded(self._stream.encode(frame))
 
     def finish(self) -> None:
         """Flush the AAC encoder (re-encoding only); call after the last :meth:`mux_until`."""

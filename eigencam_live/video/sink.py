@@ -149,6 +149,11 @@ class VideoSink:
         return self._audio.note if self._audio is not None else None
 
     @property
+    def audio_damaged(self) -> int:
+        """Input audio packets left out because they were damaged (the rest was copied)."""
+        return self._audio.damaged if self._audio is not None else 0
+
+    @property
     def audio_packets(self) -> int:
         """Audio packets written so far."""
         return self._audio.packets if self._audio is not None else 0
