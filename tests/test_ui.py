@@ -245,6 +245,13 @@ def test_snapshot_writes_view_frame_map_and_its_settings(qtbot, make_window, tmp
     assert np.array_equal(view[:, : SIZE[0] // 2], p.image[:, : SIZE[0] // 2])
     w.colorbar_check.setChecked(False)
     assert np.array_equal(cv2.imread(str(w.snapshot(tmp_path / "plain")[0])), p.image)
+    w._render(alpha=0.4)  # another setting leaves the bar off
+    assert w.view.colorbar is None
+    w.colorbar_check.setChecked(True)
+    assert w.view.colorbar is not None
+    w._render(view="original")  # no map shown: no scale for it
+    assert w.view.colorbar is None and w.colorbar_shown() is None
+    w._render(view="overlay", alpha=0.5)
     assert heat.shape == (SIZE[1], SIZE[0]) and heat.dtype == np.float32
     assert 0.0 <= heat.min() and heat.max() <= 1.0 and np.allclose(heat, p.result.heatmap)
     meta = json.loads(paths[3].read_text())
@@ -579,6 +586,10 @@ def test_a_typed_model_string_opens_and_the_layer_list_is_a_filterable_tree(qtbo
     view = w.layer_combo.view()
     shown = {w.layer_combo.itemData(i) for i in range(w.layer_combo.count()) if not view.isRowHidden(i)}
     assert shown == {"0", "2.0", "2"}  # the Conv2d layers, and the one in use
+    w._choose_model("mobilenet_v3_small")  # another network: the filter was for the last one's names
+    qtbot.waitUntil(lambda: w.status.config.model == "mobilenet_v3_small" and w.layer_combo.findData("features.3") >= 0,
+                    timeout=WAIT)
+    assert w.layer_filter.text() == "" and not any(view.isRowHidden(i) for i in range(w.layer_combo.count()))
     sys.modules.pop("tinynet", None)
     assert not w.errors, w.errors
 
@@ -588,14 +599,14 @@ def test_switching_classifier_detector_classifier_while_running(qtbot, make_wind
     threshold applies; back to a classifier, the predictions return."""
     w = make_window()
     wait_frames(qtbot, w, 2)
-    assert not w.score_spin.isEnabled()
+    assert not w.score_spin.isVisible() and not w.boxes_check.isVisible()
     w._engine(model="ssdlite320_mobilenet_v3_large", weights="none", score=0.0, layer=None)
     qtbot.waitUntil(lambda: w.status is not None and w.status.config.model == "ssdlite320_mobilenet_v3_large",
                     timeout=WAIT)
     qtbot.waitUntil(lambda: w.last_packet is not None and w.last_packet.result.detections is not None, timeout=WAIT)
     r = w.last_packet.result
     assert w.pipeline.engine.layer == "backbone" and r.cam.shape == (10, 10)  # SSDlite's six maps on its stride-32 grid
-    assert w.predictions_box.title().startswith("Detections") and w.score_spin.isEnabled()
+    assert w.predictions_box.title().startswith("Detections") and w.score_spin.isVisible() and w.boxes_check.isVisible()
     assert w.predictions.predictions == [(d.label, d.score) for d in r.detections][:5]
     assert w.weights_combo.currentText() == "none (random)" and w.weights_combo.itemText(0) == "COCO"
     w.score_spin.setValue(1.0)  # no box scores above 1: none listed
@@ -603,7 +614,7 @@ def test_switching_classifier_detector_classifier_while_running(qtbot, make_wind
     w._engine(model="mobilenet_v3_small", layer=None)
     qtbot.waitUntil(lambda: w.last_packet is not None and w.last_packet.result.detections is None
                     and w.status.config.model == "mobilenet_v3_small", timeout=WAIT)
-    assert w.predictions_box.title().startswith("Predictions") and not w.score_spin.isEnabled()
+    assert w.predictions_box.title().startswith("Predictions") and not w.score_spin.isVisible()
     assert len(w.last_packet.result.predictions) == 5
     assert not w.errors, w.errors
 

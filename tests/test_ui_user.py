@@ -587,9 +587,17 @@ def test_compare_across_layers_shows_each_stage_and_a_click_shows_that_layer_liv
     assert p.frame.index == base.frame.index and p.result.cam.shape == want[1].shape[1:]
     qtbot.waitUntil(lambda: w.status.layer == "features.1", timeout=WAIT)
     assert w.layer_combo.currentData() == "features.1" and grid.current == "features.1"
+    w._engine(layer="features.3")  # chosen in the main window: the highlight follows
+    qtbot.waitUntil(lambda: w.status.layer == "features.3" and grid.current == "features.3", timeout=WAIT)
 
     # The components grid is the same window, back in its first mode.
     with qtbot.waitSignal(w.pipeline.compare_ready, timeout=WAIT) as got:
         w.compare(3)
     assert [k for k, _, _ in got.args[0]] == [1, 2, 3] and grid.mode == "components"
     assert grid.captions[0].startswith("PC1") and w.compare_grid is grid
+    qtbot.waitUntil(grid.isVisible, timeout=WAIT)
+    qtbot.keyClick(w.view, Qt.Key_Escape)  # Esc closes it, from the main window as from itself
+    assert not grid.isVisible()
+    grid.show()
+    qtbot.keyClick(grid, Qt.Key_Escape)
+    assert not grid.isVisible()

@@ -31,7 +31,7 @@ from eigencam_live.config import COMPONENT_MAX
 from eigencam_live.engine import DEVICES, PRECISIONS, EngineConfig
 from eigencam_live.models import DETECTORS, MODELS, model_kind
 from eigencam_live.options import layer_tree
-from eigencam_live.render import COLORMAPS, TWO_PANEL_VIEWS, VIEWS, RenderConfig, colormap_lut
+from eigencam_live.render import COLORMAPS, TWO_PANEL_VIEWS, VIEWS, RenderConfig
 
 from . import commands as cmd
 from .widgets import PredictionsPanel, SpectrumPanel
@@ -179,7 +179,8 @@ def build_panel(w, dock: QWidget) -> QWidget:
     w.score_spin.setRange(0.0, 1.0)
     w.score_spin.setSingleStep(0.05)
     w.score_spin.setDecimals(2)
-    form.addRow("Box score ≥", w.score_spin)
+    w.score_label = QLabel("Box score ≥", mdl)
+    form.addRow(w.score_label, w.score_spin)
     pair = QHBoxLayout()
     pair.addWidget(w.device_combo)
     pair.addWidget(w.backend_combo)
@@ -217,19 +218,21 @@ def build_panel(w, dock: QWidget) -> QWidget:
                                    "attention; each frame's map spans 0 to 1), also in snapshots")
     w.colorbar_check.setChecked(True)
     w.colorbar_check.toggled.connect(
-        lambda on: w.view.set_colorbar(colormap_lut(w.render_config.colormap) if on else None))
+        lambda _on: w.view.set_colorbar(w.colorbar_shown()))
     colormap_row.addWidget(w.colorbar_check)
-    w.timecode_check = QCheckBox("Timecode on the picture and recordings", drw)
+    w.timecode_check = QCheckBox("Timecode", drw)
     w.timecode_check.setToolTip("Stamp the frame number (from 1) and time at the bottom left of what is "
                                    "shown, recorded and saved")
     w.timecode_check.toggled.connect(lambda on: w.pipeline.send(cmd.SetTimecode(bool(on))))
-    form.addRow(w.timecode_check)
-    boxes_row = QHBoxLayout()
-    w.boxes_check = QCheckBox("Boxes", drw)
-    w.in_boxes_check = QCheckBox("Map inside boxes only", drw)
+    colormap_row.addWidget(w.timecode_check)
+    w.boxes_row = QWidget(drw)
+    boxes_row = QHBoxLayout(w.boxes_row)
+    boxes_row.setContentsMargins(0, 0, 0, 0)
+    w.boxes_check = QCheckBox("Boxes", w.boxes_row)
+    w.in_boxes_check = QCheckBox("Map inside boxes only", w.boxes_row)
     boxes_row.addWidget(w.boxes_check)
     boxes_row.addWidget(w.in_boxes_check, 1)
-    form.addRow(boxes_row)
+    form.addRow(w.boxes_row)
     col.addWidget(drw)
 
     w.predictions_box = QGroupBox("Predictions (top 5)", panel)
@@ -279,8 +282,9 @@ class ControlsSync:
             self.weights_combo.setItemText(self.weights_combo.findData("imagenet"), pretrained)
             detector = kind in ("detector", "yolo")
             self.score_spin.setValue(float(ec.score))
-            for widget in (self.score_spin, self.boxes_check, self.in_boxes_check):
-                widget.setEnabled(detector)
+            # a detector's rows, shown for detectors only: a classifier's panel keeps the spectrum in view
+            for widget in (self.score_label, self.score_spin, self.boxes_row):
+                widget.setVisible(detector)
             self._select_weights(ec.weights)
             self.component_spin.setValue(ec.component)
             self.method_combo.setCurrentIndex(self.method_combo.findData(ec.method))
@@ -324,6 +328,11 @@ class ControlsSync:
         """The layer list as a tree (children indented under their container), each with its type
         and its map's shape for the current input; the model's default starred."""
         default = self.status.default_layer if self.status is not None else None
+        if model != getattr(self, "_layers_model", model):  # another network: the filter was for the last one's names
+            self.layer_filter.blockSignals(True)
+            self.layer_filter.clear()
+            self.layer_filter.blockSignals(False)
+        self._layers_model = model
         self.layers = list(layers)  # for compare_layers
         self.layer_combo.blockSignals(True)
         self.layer_combo.clear()

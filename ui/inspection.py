@@ -16,7 +16,6 @@ from PyQt5.QtGui import QColor, QImage, QPainter, QPen
 from PyQt5.QtWidgets import QWidget
 
 from eigencam_live.models import Layer
-from eigencam_live.render import colormap_lut
 
 from . import commands as cmd
 from .shortcuts import shortcut
@@ -102,13 +101,14 @@ class InspectionActions:
 
     def view_image(self, packet: Packet) -> np.ndarray:
         """``(H, W, 3)`` uint8 BGR: the packet's picture with the colour bar drawn as on screen."""
-        if not self.colorbar_check.isChecked():
+        lut = self.colorbar_shown()
+        if lut is None:
             return packet.image
         height, width = packet.image.shape[:2]
         qimage = to_qimage(packet.image).copy()  # owned: painting a borrowed buffer would detach
         painter = QPainter(qimage)
         on = last_panel(QRectF(0, 0, width, height), panels_of(packet.image.shape, packet.frame.image.shape))
-        draw_colorbar(painter, colormap_lut(self.render_config.colormap), on)
+        draw_colorbar(painter, lut, on)
         painter.end()
         bits = qimage.constBits()
         bits.setsize(qimage.bytesPerLine() * height)
@@ -303,6 +303,12 @@ class CompareGrid(QWidget):
             if self.tile_rect(i).contains(x, y):
                 return k
         return None
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        if event.key() == Qt.Key_Escape:
+            self.close()
+        else:
+            super().keyPressEvent(event)
 
     def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt API)
         k = self.tile_at(event.pos().x(), event.pos().y())

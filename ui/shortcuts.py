@@ -59,7 +59,7 @@ SHORTCUTS: tuple[Shortcut, ...] = (
              "Layers", 1),
     Shortcut("fullscreen", ("F",), "fullscreen on / off", lambda w: w.toggle_fullscreen(), "Fullscreen", 2),
     Shortcut("help", ("H", "?"), "this help", lambda w: w.toggle_help(), "Shortcuts", 2),
-    Shortcut("escape", ("Escape",), "close help / leave fullscreen", lambda w: w.escape()),
+    Shortcut("escape", ("Escape",), "close help or compare / leave fullscreen", lambda w: w.escape()),
     Shortcut("quit", ("Ctrl+Q",), "quit", lambda w: w.close()),
     Shortcut("drop", (), "open a video", None, gesture="drop a file"),
 )

@@ -26,6 +26,10 @@ class StatusReports:
         what = f"Detections (score ≥ {status.config.score:.2f})" if detector else "Predictions (top 5)"
         self.predictions_box.setTitle(what if status.trained else f"{what.split(' (')[0]} — untrained, meaningless")
         self.predictions.untrained = not status.trained
+        grid = getattr(self, "compare_grid", None)
+        if grid is not None:  # its highlight follows what is in use, chosen there or here
+            grid.current = status.layer if grid.mode == "layers" else status.config.component
+            grid.update()
         self._end_busy()
         if not status.trained:
             if status.warning:

@@ -153,10 +153,22 @@ class PredictionsPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.predictions: list[tuple[str, float]] = []
-        self.untrained = False
         self.placeholder = "no frame yet"
-        self.setMinimumHeight(136)
         self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)
+        self.untrained = False
+
+    #: Five rows of 22 px, and one more for the untrained warning above them.
+    HEIGHT, UNTRAINED_HEIGHT = 114, 136
+
+    @property
+    def untrained(self) -> bool:
+        """Whether the warning that the labels mean nothing heads them (its row is added)."""
+        return self._untrained
+
+    @untrained.setter
+    def untrained(self, value: bool) -> None:
+        self._untrained = bool(value)
+        self.setFixedHeight(self.UNTRAINED_HEIGHT if value else self.HEIGHT)
 
     def set_predictions(self, predictions: list[tuple[str, float]], untrained: bool = False) -> None:
         self.predictions = list(predictions)[:5]
@@ -170,7 +182,7 @@ class PredictionsPanel(QWidget):
         self.update()
 
     def sizeHint(self) -> QSize:  # noqa: N802
-        return QSize(280, 136)
+        return QSize(280, self.height())
 
     def paintEvent(self, event) -> None:  # noqa: N802
         p = QPainter(self)

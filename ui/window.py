@@ -17,6 +17,7 @@ import time
 from collections import deque
 from pathlib import Path
 
+import numpy as np
 from PyQt5.QtCore import QEvent, QObject, QSettings, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import (
@@ -165,7 +166,8 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.error_banner.mousePressEvent = lambda _e: self.error_banner.hide()
         self.error_banner.hide()
         self.view = FrameView(central)
-        self.view.set_colorbar(colormap_lut(self.render_config.colormap))
+        if self.render_config.view != "original":  # the panel's tick box, made later, starts ticked
+            self.view.set_colorbar(colormap_lut(self.render_config.colormap))
         self.view.resized.connect(self._refit_view)
         self.overlay = ShortcutsOverlay(self.view)
         seek_row = QHBoxLayout()
@@ -318,8 +320,15 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         except Exception as exc:
             self.show_error(str(exc))
             return
-        self.view.set_colorbar(colormap_lut(self.render_config.colormap))
+        self.view.set_colorbar(self.colorbar_shown())
         self.pipeline.set_render(self.render_config)
+
+    def colorbar_shown(self) -> np.ndarray | None:
+        """The colour bar's ``(256, 3)`` lookup table where one is drawn (ticked, and a map is
+        shown: not in the original view), else ``None``."""
+        if not self.colorbar_check.isChecked() or self.render_config.view == "original":
+            return None
+        return colormap_lut(self.render_config.colormap)
 
     def _choose_view(self, view: str) -> None:
         """A view picked in the list; the two-panel one is laid out as fits the view best."""
@@ -413,9 +422,13 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.overlay.raise_()
 
     def escape(self) -> None:
-        """Close the help, else leave fullscreen."""
+        """Close the help, else a compare window, else leave fullscreen (a compare window that has
+        the focus closes itself on Esc)."""
+        grid = getattr(self, "compare_grid", None)
         if self.overlay.isVisible():
             self.overlay.hide()
+        elif grid is not None and grid.isVisible():
+            grid.close()
         elif self.isFullScreen():
             self.toggle_fullscreen()
 
