@@ -136,6 +136,41 @@ def test_a_cut_off_matroska_file_is_noticed_by_its_duration(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "eigencam-live: warning:" in err and "cut off" in err and "Traceback" not in err
     assert probe(tmp_path / "cut.eigencam.mp4")["frames"] == len(frames)
+    # a third missing, under a second: the video track's own duration allows a few frames, not 1 s
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 3])
+    with Capture(open_source(str(cut))) as cap:
+        assert 0.5 < 3.0 - len(list(cap)) / 30 < 1.0 and "cut off" in cap.warning
+
+
+def test_an_mp4_edit_list_cut_is_whole_not_cut_off(tmp_path, capsys):
+    """A cut copied without re-encoding (ffmpeg -ss ... -c copy) keeps the GOP before the cut in the
+    file and hides it with an edit list: the file stores 50 frames and plays 11. Those 11 are the
+    input; no warning, and the audio to its end."""
+    from eigencam_live.cli import annotate_main
+
+    src = write_clip(tmp_path / "src.mp4", frames=50, audio=True)
+    cut = tmp_path / "cut.mp4"
+    with av.open(str(src)) as inp, av.open(str(cut), "w", format="mp4") as out:
+        streams = {s.index: out.add_stream_from_template(s) for s in (inp.streams.video[0], inp.streams.audio[0])}
+        for packet in inp.demux():
+            if packet.dts is None:
+                continue
+            shift = round(Fraction(13, 10) / packet.time_base)  # the first 1.3 s: before the cut
+            packet.pts, packet.dts = packet.pts - shift, packet.dts - shift
+            packet.stream = streams[packet.stream.index]
+            out.mux(packet)
+    with av.open(str(cut)) as c:
+        assert c.streams.video[0].frames == 50
+    shown = probe(cut)
+    assert shown["frames"] == 11
+    with Capture(open_source(str(cut))) as cap:
+        assert cap.info.frame_count == 11 and len(list(cap)) == 11 and cap.warning is None
+    args = ["-m", "mobilenet_v3_small", "--weights", "none", "--short-side", "64", "--device", "cpu", "-q"]
+    assert annotate_main([str(cut), *args]) == 0
+    assert "warning" not in capsys.readouterr().err
+    got = probe(tmp_path / "cut.eigencam.mp4")
+    assert got["times"] == shown["times"]
+    assert got["audio"]["packets"] == shown["audio"]["packets"]
 
 
 # -- 8. degenerate videos -----------------------------------------------------------------------------

@@ -83,9 +83,13 @@ class FileSource(FrameSource):
             width, height = height, width
         rate = nominal_rate(stream.average_rate, stream.base_rate, stream.guessed_rate) or DEFAULT_RATE
         frames = stream.frames or None
-        if frames is None and stream.duration and stream.time_base:
-            frames = int(round(float(stream.duration * stream.time_base * rate))) or None
-        self._end = _expected_end(self._container, stream)
+        if stream.duration and stream.time_base:
+            spanned = int(round(float(stream.duration * stream.time_base * rate))) or None
+            # An MP4 edit list (a cut copied without re-encoding) shows fewer frames than the file
+            # stores: its duration, not its sample count, says how many play.
+            if frames is None or (spanned is not None and spanned < frames - max(2, frames // 100)):
+                frames = spanned
+        self._end, self._own_end = _expected_end(self._container, stream)
         self.info = SourceInfo(
             self.kind, os.path.basename(self.path.rstrip("/")) or self.path, width, height, Fraction(rate), frames,
             self.kind == "stream", self.kind == "file", self.path if self.kind == "file" else None,
@@ -154,9 +158,11 @@ class FileSource(FrameSource):
             self.warning = (f"{self._describe()} ends early (cut off?): decoded {self._count} of "
                             f"{expected} frames")
         elif self.kind == "file" and self._end is not None and self._last_pts is not None:
-            # Matroska stores no frame count, but its header gives the duration.
+            # Matroska stores no frame count, but its header gives the duration: the video track's
+            # own (a few frames' rounding at most), or the whole file's (its audio may run longer).
             shortfall = self._end - (self._last_pts + 1 / float(self.info.rate))
-            if shortfall > max(1.0, 0.05 * self._end):
+            allowed = max(3 / float(self.info.rate), 0.02 * self._end) if self._own_end else max(1.0, 0.05 * self._end)
+            if shortfall > allowed:
                 self.warning = (f"{self._describe()} ends early (cut off?): video stops at {self._last_pts:.2f} s "
                                 f"of {self._end:.2f} s")
 
@@ -362,20 +368,21 @@ def _without_prefix(message: str, url: str) -> str:
     return message
 
 
-def _expected_end(container, stream) -> float | None:
-    """Where the video should end, in seconds, by the container's header, or ``None``."""
+def _expected_end(container, stream) -> tuple[float | None, bool]:
+    """Where the video should end, in seconds, by the container's header (``None``: not said),
+    and whether that is the video track's own end (not the whole file's)."""
     if stream.duration and stream.time_base:
-        return float((stream.duration + (stream.start_time or 0)) * stream.time_base)
+        return float((stream.duration + (stream.start_time or 0)) * stream.time_base), True
     tag = stream.metadata.get("DURATION")  # Matroska, per track, as HH:MM:SS.nnnnnnnnn
     if tag:
         try:
             h, m, sec = tag.split(":")
-            return int(h) * 3600 + int(m) * 60 + float(sec)
+            return int(h) * 3600 + int(m) * 60 + float(sec), True
         except ValueError:
             pass
     if container.duration:
-        return (container.duration + (container.start_time or 0)) / 1_000_000
-    return None
+        return (container.duration + (container.start_time or 0)) / 1_000_000, False
+    return None, False
 
 
 def _av_reason(exc: Exception) -> str:
