@@ -203,3 +203,21 @@ def test_an_image_whose_map_cannot_give_the_component_is_named_and_the_others_an
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["wide.eigencam.png"]
     with stats.open() as f:
         assert [row["file"] for row in csv.DictReader(f)] == ["wide.eigencam.png"]
+
+
+def test_a_cut_off_jpeg_is_named_not_annotated_grey(tmp_path, capsys):
+    """libjpeg fills a JPEG's missing end with grey and only warns on stderr: such a file is named
+    as cut off and skipped, the whole one beside it annotated (progressive and with a trailer too)."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    picture = pattern(0, 160, 120)
+    ok, data = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    (folder / "whole.jpg").write_bytes(data.tobytes() + b"camera trailer")
+    ok, prog = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    (folder / "progressive.jpg").write_bytes(prog.tobytes())
+    (folder / "cut.jpg").write_bytes(data.tobytes()[: len(data) * 2 // 3])
+    assert cv2.imread(str(folder / "cut.jpg")) is not None  # OpenCV alone reads it
+    assert annotate_main([str(folder), "-o", str(tmp_path / "out"), *FAST]) == 1
+    err = capsys.readouterr().err
+    assert "cut.jpg: the file is cut off" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["progressive.eigencam.png", "whole.eigencam.png"]

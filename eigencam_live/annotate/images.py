@@ -87,9 +87,21 @@ def read_image(path: Path) -> np.ndarray:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # IMREAD_COLOR applies the EXIF orientation
     if image is None:
         raise SourceError(f"cannot read image {path}")
+    if path.suffix.lower() in (".jpg", ".jpeg") and not _jpeg_complete(path):
+        # libjpeg fills what is missing with grey and only grumbles on stderr: not the picture
+        raise SourceError(f"cannot read image {path}: the file is cut off (its JPEG data ends early)")
     if min(image.shape[:2]) < 2:
         raise SourceError(f"{path} is {image.shape[1]}x{image.shape[0]} pixels: too small to annotate (at least 2x2)")
     return image
+
+
+def _jpeg_complete(path: Path) -> bool:
+    """Whether the JPEG's last scan is followed by its end marker (``FF D9``; entropy-coded data
+    never holds it: a data byte ``FF`` is stuffed as ``FF 00``). Data appended after the end (a
+    camera's trailer, a second picture) is allowed."""
+    data = path.read_bytes()
+    scan = data.rfind(b"\xff\xda")
+    return scan >= 0 and data.find(b"\xff\xd9", scan) >= 0
 
 
 def annotate_images(
