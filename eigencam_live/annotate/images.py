@@ -26,7 +26,7 @@ import numpy as np
 
 from eigencam_live.cam import SubspaceTracker
 from eigencam_live.engine import Engine, FrameResult
-from eigencam_live.errors import ConfigError, SourceError
+from eigencam_live.errors import ConfigError, SinkError, SourceError
 from eigencam_live.options import cpu_cores
 from eigencam_live.render import RenderConfig
 
@@ -226,5 +226,9 @@ def annotate_images(
 
 
 def _write_image(path: Path, picture: np.ndarray, overwrite: bool) -> None:
-    # cv2 picks the format by the extension: the part name keeps it
-    replace_atomically(path, part_name(path), lambda t: cv2.imwrite(str(t), picture), overwrite=overwrite)
+    # Encoded in memory (the format by the extension), written by Python: a full disk is said as
+    # such, where cv2.imwrite only returned False (and libpng printed "Write Error" lines).
+    ok, data = cv2.imencode(path.suffix, picture)
+    if not ok:
+        raise SinkError(f"cannot encode {path} as {path.suffix}")
+    replace_atomically(path, part_name(path), lambda t: t.write_bytes(memoryview(data)), overwrite=overwrite)
