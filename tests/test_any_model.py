@@ -176,6 +176,7 @@ def test_the_factory_modules_attributes_and_default_layer(mynet):
     (["--model", "mynet:not_a_network"], r"returned a str; it must return a torch\.nn\.Module"),
     (["--model", "mynet:broken"], r"mynet:broken\(\) raised ValueError: no weights here"),
     (["--model", "mynet:build", "--layer", "featurs"], r"no layer named 'featurs' .*Closest: features"),
+    (["--model", "mynet:build", "--layer", "zzzzzz"], r"no layer named 'zzzzzz' .*--list-layers lists them"),
     (["--model", "mynet:build", "--layer", "head"], r"'head'.*shape \(1, 3\) is not a feature map"),
 ])
 def test_each_model_mistake_is_one_line(mynet, capsys, argv, words):

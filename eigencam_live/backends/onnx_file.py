@@ -167,7 +167,7 @@ class OnnxFileBackend:
             import difflib
 
             close = difflib.get_close_matches(name, self.graph.order, n=5, cutoff=0.4)
-            hint = f" Closest: {', '.join(close)}." if close else ""
+            hint = f" Closest: {', '.join(close)}." if close else " --list-layers lists them."
             raise LayerNotFoundError(f"no node output named {name!r} in {self.graph.path.name}.{hint}")
         self._layer = name
 

@@ -46,7 +46,7 @@ def find_layer(net: nn.Module, layer: str) -> nn.Module:
     modules = dict(net.named_modules())
     names = [n for n in modules if n]
     close = difflib.get_close_matches(layer, names, n=5, cutoff=0.4)
-    hint = f" Closest: {', '.join(close)}." if close else ""
+    hint = f" Closest: {', '.join(close)}." if close else " --list-layers lists them."
     raise LayerNotFoundError(f"no layer named {layer!r} in {type(net).__name__}.{hint}")
 
 
