@@ -21,7 +21,8 @@ With ``--alone R``: the whole frame and the forward of each backend in a process
 a user runs one), R rounds of one process per backend, in alternating order; the ratio is the
 median of each round's. Interleaved in one process the two networks evict each other's weights
 from the caches and, with 2+ threads, torch's OpenMP workers still spin while ONNX Runtime runs:
-a setting no user has, which penalises whichever runs second.
+a setting no user has, which penalises whichever runs second. ``--unset`` leaves
+``Engine.threads`` unset in those processes, as a library user has it (torch has ``--threads``).
 
 Prints a table and one JSON line. Not a test.
 """
@@ -131,11 +132,13 @@ def bench_model(name: str, repeats: int, warmup: int, threads: int, bf16: bool =
     }
 
 
-def alone(kind: str, name: str, repeats: int, warmup: int, threads: int) -> dict:
-    """One backend's whole frame and forward, medians, in this process alone."""
+def alone(kind: str, name: str, repeats: int, warmup: int, threads: int, unset: bool = False) -> dict:
+    """One backend's whole frame and forward, medians, in this process alone (``unset``: the
+    engine's threads left unset, as a library user has them; torch's count is ``threads``)."""
     torch.manual_seed(0)
     engine = Engine(EngineConfig(model=name, weights="none", backend=kind, device="cpu"), model=load_model(name, "none"))
-    engine.threads = threads  # as the front ends do
+    if not unset:
+        engine.threads = threads  # as the front ends do
     frame, look = scene(432, 768, seed=1), RenderConfig()
     x = engine.preprocess(frame[None])
     run = engine.backend.forward_gram if kind == "onnxruntime" else engine.backend.forward
@@ -150,13 +153,14 @@ def alone(kind: str, name: str, repeats: int, warmup: int, threads: int) -> dict
     return {"frame": statistics.median(frames), "forward": statistics.median(forwards), "running": engine.backend.running}
 
 
-def rounds(name: str, count: int, repeats: int, warmup: int, threads: int) -> dict:
+def rounds(name: str, count: int, repeats: int, warmup: int, threads: int, unset: bool = False) -> dict:
     """:func:`alone` for each backend in processes of their own, ``count`` rounds, alternating."""
     got = {"torch": [], "onnxruntime": []}
     for i in range(count):
         for kind in ("torch", "onnxruntime") if i % 2 == 0 else ("onnxruntime", "torch"):
             out = subprocess.run([sys.executable, __file__, "--worker", kind, "--models", name, "--threads", str(threads),
-                                  "--repeats", str(repeats), "--warmup", str(warmup)], capture_output=True, text=True)
+                                  "--repeats", str(repeats), "--warmup", str(warmup), *(["--unset"] if unset else [])],
+                                 capture_output=True, text=True)
             if out.returncode != 0:
                 sys.exit(f"the {kind} worker for {name} failed:\n{out.stderr}")
             row = json.loads(out.stdout.strip().splitlines()[-1])
@@ -178,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bf16", action="store_true", help="also the torch backend in bf16 (CPUs with bf16 kernels)")
     p.add_argument("--alone", type=int, default=0, metavar="R",
                    help="each backend in a process of its own, R rounds (see the module docstring)")
+    p.add_argument("--unset", action="store_true",
+                   help="with --alone: leave Engine.threads unset (a library user's default; torch has --threads)")
     p.add_argument("--worker", choices=["torch", "onnxruntime"], help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     from eigencam_live.options import network_threads
@@ -185,14 +191,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads or network_threads())
     threads = torch.get_num_threads()
     if args.worker:
-        print(json.dumps(alone(args.worker, args.models[0], args.repeats, args.warmup, threads)))
+        print(json.dumps(alone(args.worker, args.models[0], args.repeats, args.warmup, threads, args.unset)))
         return 0
     if args.alone:
         if args.bf16:
             p.error("--alone compares fp32 torch and ONNX Runtime; --bf16 runs interleaved only")
         print(f"torch {torch.__version__}, {threads} network threads, {os.cpu_count()} cores, {platform.machine()}; "
-              f"each backend alone, {args.alone} rounds")
-        rows = [rounds(m, args.alone, args.repeats, args.warmup, threads) for m in args.models]
+              f"each backend alone, {args.alone} rounds{', Engine.threads unset' if args.unset else ''}")
+        rows = [rounds(m, args.alone, args.repeats, args.warmup, threads, args.unset) for m in args.models]
         for r in rows:
             fr, fw = r["rounds"]["torch"], r["rounds"]["onnxruntime"]
             print(f"{r['model']:<20} frame ort/torch {r['frame_ort_over_torch']:.2f} "
@@ -200,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"({', '.join(f'{v:.2f}' for v in r['forward_ratios'])}); frame torch "
                   f"{statistics.median(o['frame'] for o in fr):.2f} ms, ort {statistics.median(o['frame'] for o in fw):.2f} ms")
         print(f"target: frame ort/torch <= {TARGETS['frame_ort_over_torch']}")
-        print(json.dumps({"bench": "backends-alone", "threads": threads, "rows": rows}))
+        print(json.dumps({"bench": "backends-alone", "threads": threads, "unset": args.unset, "rows": rows}))
         return 0
     print(f"torch {torch.__version__}, {threads} network threads, {os.cpu_count()} cores, {platform.machine()}")
     rows = [bench_model(m, args.repeats, args.warmup, threads, args.bf16) for m in args.models]
