@@ -68,6 +68,40 @@ __all__ = [
 ]
 
 
+class _CallersThreads:
+    """torch's thread count as the process had it outside every engine call (for engines whose
+    :attr:`Engine.threads` is unset). An engine call lowers the count in its thread, and torch
+    also makes that the count a thread adopts at its first parallel op: a call that began inside
+    another's would read 1 as its caller's, and restore 1. The count is read when the first call
+    in flight begins and restored by each at its end. (A thread that starts torch work, outside
+    the engine, while a call is in flight may still take one thread.)"""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._count = 1
+        self._depth = threading.local()  # calls within calls in one thread (submit prepares)
+
+    def enter(self) -> int:
+        """A call begins; returns the count to restore at its end."""
+        self._depth.n = getattr(self._depth, "n", 0) + 1
+        with self._lock:
+            if self._in_flight == 0:
+                self._count = torch.get_num_threads()
+            self._in_flight += 1
+            return self._count
+
+    def leave(self) -> bool:
+        """A call ends; ``True`` when it was its thread's outermost (the count is restored then)."""
+        self._depth.n -= 1
+        with self._lock:
+            self._in_flight -= 1
+        return self._depth.n == 0
+
+
+_CALLERS_THREADS = _CallersThreads()
+
+
 class Engine:
     """One network on one device, turning frames into :class:`FrameResult` objects.
 
@@ -192,15 +226,19 @@ class Engine:
 
     @contextmanager
     def _torch_ops(self):
-        """A call of the frame path: torch's threads as :meth:`_torch_threads` sets them, and the
-        caller's count back after it where :attr:`threads` is unset."""
-        before = torch.get_num_threads()
+        """A call of the frame path: torch's threads as :meth:`_torch_threads` sets them, and,
+        where :attr:`threads` is unset, the caller's count back after it (:class:`_CallersThreads`)."""
+        if self._threads is not None:
+            self._torch_threads()
+            yield
+            return
+        caller = _CALLERS_THREADS.enter()
         try:
             self._torch_threads()
             yield
         finally:
-            if self._threads is None and torch.get_num_threads() != before:
-                torch.set_num_threads(before)
+            if _CALLERS_THREADS.leave() and torch.get_num_threads() != caller:
+                torch.set_num_threads(caller)
 
     @property
     def resident(self) -> bool:

@@ -212,7 +212,11 @@ def test_a_cut_off_jpeg_is_named_not_annotated_grey(tmp_path, capsys):
     folder.mkdir()
     picture = pattern(0, 160, 120)
     ok, data = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    (folder / "whole.jpg").write_bytes(data.tobytes() + b"camera trailer")
+    # a motion photo's video after the end marker: random bytes hold FF DA and FF D9 by chance
+    trailer = np.random.default_rng(0).bytes(300_000)
+    assert b"\xff\xda" in trailer
+    (folder / "whole.jpg").write_bytes(data.tobytes() + trailer)
+    (folder / "png.jpg").write_bytes(cv2.imencode(".png", picture)[1].tobytes())  # not JPEG data: read by content
     ok, prog = cv2.imencode(".jpg", picture, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
     (folder / "progressive.jpg").write_bytes(prog.tobytes())
     (folder / "cut.jpg").write_bytes(data.tobytes()[: len(data) * 2 // 3])
@@ -220,4 +224,5 @@ def test_a_cut_off_jpeg_is_named_not_annotated_grey(tmp_path, capsys):
     assert annotate_main([str(folder), "-o", str(tmp_path / "out"), *FAST]) == 1
     err = capsys.readouterr().err
     assert "cut.jpg: the file is cut off" in err
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["progressive.eigencam.png", "whole.eigencam.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "png.eigencam.png", "progressive.eigencam.png", "whole.eigencam.png"]

@@ -375,7 +375,7 @@ def test_the_networks_threads_go_to_whatever_runs_it(monkeypatch):
         torch.set_num_threads(before)
 
 
-def test_unset_threads_run_torchs_ops_on_one_thread_during_the_engines_calls_only(monkeypatch):
+def test_unset_threads_run_torchs_ops_on_one_thread_during_the_engines_calls_only(monkeypatch, tmp_path):
     """Engine.threads unset (a library user): ONNX Runtime's session takes the caller's count, the
     engine's own torch ops run on one thread while ONNX Runtime runs the network (prepare, forward,
     the rest of the frame), and the caller's count is back after each call; with torch running the
@@ -408,6 +408,13 @@ def test_unset_threads_run_torchs_ops_on_one_thread_during_the_engines_calls_onl
         seen.clear()
         ref.process_one(frame)  # torch runs the network: the caller's count throughout
         assert seen == [("prepare", 2), ("forward", 2)] and torch.get_num_threads() == 2
+        # an ONNX file: its session, made on the first frame, takes the caller's count too
+        path = _export(ref.loaded.net, tmp_path / "small.onnx")
+        onnx = Engine(EngineConfig(model=path, short_side=96))
+        assert onnx.backend.preparing
+        onnx.process_one(frame)
+        assert not onnx.backend.preparing and torch.get_num_threads() == 2
+        assert onnx.backend._sessions[onnx.layer].get_session_options().intra_op_num_threads == 2
     finally:
         torch.set_num_threads(before)
 
@@ -440,5 +447,42 @@ def test_a_preparing_thread_that_started_before_the_session_runs_torch_on_one_th
         made.set()
         worker.join(30)
         assert seen == [2, 1] and ort.backend.running == "onnxruntime"
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_an_engine_call_inside_another_gives_its_thread_the_callers_count_back(monkeypatch):
+    """Threads unset: a call lowers torch's count to 1, which torch also makes the count a thread
+    takes at its first op. A thread whose first call (prepare) runs while another call is in
+    flight gets the process's count back after it, not that 1."""
+    import threading
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        _, ort = _engines("mobilenet_v3_small")
+        frame = scene(96, 128)
+        ort.process_one(frame)  # the session made: ONNX Runtime runs the network
+        inside, done, seen = threading.Event(), threading.Event(), {}
+        forward_gram = ort.backend.forward_gram
+
+        def held(x):
+            inside.set()
+            assert done.wait(30)
+            return forward_gram(x)
+
+        monkeypatch.setattr(ort.backend, "forward_gram", held)
+
+        def other() -> None:
+            assert inside.wait(30)
+            ort.prepare(frame)  # begins while process_one is in flight (prepare takes no lock)
+            seen["after"] = torch.get_num_threads()
+            done.set()
+
+        worker = threading.Thread(target=other)
+        worker.start()
+        ort.process_one(frame)
+        worker.join(30)
+        assert seen == {"after": 2} and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)

@@ -142,6 +142,29 @@ def test_a_cut_off_matroska_file_is_noticed_by_its_duration(tmp_path, capsys):
         assert 0.5 < 3.0 - len(list(cap)) / 30 < 1.0 and "cut off" in cap.warning
 
 
+@pytest.mark.parametrize("hold", [0.25, 0.5, 1.0])
+def test_a_last_frame_held_longer_is_not_taken_for_a_cut(tmp_path, hold):
+    """A slideshow or a GIF holds its last picture: the file's duration runs past the last frame's
+    start by that frame's own duration, not by one frame interval."""
+    path = tmp_path / "held.mp4"
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        stream.options = {"bf": "0"}
+        packets = []
+        for i in range(30):
+            frame = av.VideoFrame.from_ndarray(pattern(i), format="bgr24")
+            frame.pts, frame.time_base = i, Fraction(1, 30)
+            packets += stream.encode(frame)
+        packets += stream.encode(None)
+        last = max(packets, key=lambda p: p.pts)
+        last.duration = round(hold / last.time_base)
+        for packet in packets:
+            out.mux(packet)
+    with Capture(open_source(str(path))) as cap:
+        assert len(list(cap)) == 30 and cap.warning is None
+
+
 def test_an_mp4_edit_list_cut_is_whole_not_cut_off(tmp_path, capsys):
     """A cut copied without re-encoding (ffmpeg -ss ... -c copy) keeps the GOP before the cut in the
     file and hides it with an edit list: the file stores 50 frames and plays 11. Those 11 are the

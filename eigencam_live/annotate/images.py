@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import re
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -95,13 +96,38 @@ def read_image(path: Path) -> np.ndarray:
     return image
 
 
+#: In a JPEG's entropy-coded data, the next marker: ``FF`` then neither ``00`` (a stuffed data
+#: byte), a restart marker ``D0``-``D7`` nor another ``FF`` (fill).
+_NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
 def _jpeg_complete(path: Path) -> bool:
-    """Whether the JPEG's last scan is followed by its end marker (``FF D9``; entropy-coded data
-    never holds it: a data byte ``FF`` is stuffed as ``FF 00``). Data appended after the end (a
-    camera's trailer, a second picture) is allowed."""
+    """Whether a JPEG file reaches its end marker (``FF D9``), its segments walked from the start
+    (the entropy-coded data of each scan skipped to the next marker). Data after the end marker (a
+    camera's trailer, a motion photo's video) is not read; a file that is not JPEG data (a PNG
+    named .jpg) is not this check's business: OpenCV read it by its content."""
     data = path.read_bytes()
-    scan = data.rfind(b"\xff\xda")
-    return scan >= 0 and data.find(b"\xff\xd9", scan) >= 0
+    if not data.startswith(b"\xff\xd8"):
+        return True
+    i, n = 2, len(data)
+    while i + 1 < n:
+        if data[i] != 0xFF:
+            return False  # not a marker where one must be
+        marker = data[i + 1]
+        if marker == 0xD9:
+            return True
+        if marker == 0xFF or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # fill, restart, TEM: no length
+            i += 1 if marker == 0xFF else 2
+            continue
+        if i + 4 > n:
+            return False
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker == 0xDA:  # a scan: its data runs to the next marker
+            found = _NEXT_MARKER.search(data, i)
+            if found is None:
+                return False
+            i = found.start()
+    return False
 
 
 def annotate_images(

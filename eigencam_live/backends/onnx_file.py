@@ -139,7 +139,6 @@ class OnnxFileBackend:
     name = "onnxruntime"
     running = "onnxruntime"
     warning = None
-    preparing = False
 
     def __init__(self, loaded: LoadedModel, layer: str) -> None:
         self.loaded = loaded
@@ -147,6 +146,12 @@ class OnnxFileBackend:
         self.device, self.dtype = torch.device("cpu"), torch.float32
         self._sessions: dict[str, object] = {}
         self.layer = layer
+
+    @property
+    def preparing(self) -> bool:
+        """Whether the layer's session is still to be made (on the next forward pass, taking
+        :attr:`threads` or torch's count then)."""
+        return self._layer not in self._sessions
 
     @property
     def threads(self) -> int | None:
