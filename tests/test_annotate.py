@@ -232,14 +232,17 @@ def test_plan_jobs_refuses_paths_written_twice_and_outputs_named_for_another_for
         plan_jobs([str(a), str(a2)], stats=str(table))
     with pytest.raises(SinkError, match=f"{a} and {a2} would both write {tmp_path / 'out' / 'a.eigencam.mp4'}"):
         plan_jobs([str(a), str(a2)], str(tmp_path / "out"))
-    (tmp_path / "out").rmdir()
+    assert not (tmp_path / "out").exists()  # a run refused leaves no folder behind
     for name in ("e.png", "f.mkv", "g.mov"):
         with pytest.raises(SinkError, match=r"must end in \.mp4 or \.m4v"):
             plan_jobs([str(a)], str(tmp_path / name))
     assert plan_jobs([str(a)], str(tmp_path / "h.M4V"))[0].output == tmp_path / "h.M4V"
-    with pytest.raises(SinkError, match="names a file, but 2 inputs need an output folder"):
-        plan_jobs([str(a), str(a2)], str(tmp_path / "single.mp4"))
-    assert not (tmp_path / "single.mp4").exists() and not (tmp_path / "out").exists()
+    for name in ("single.mp4", "both.eigencam.mp4"):
+        with pytest.raises(SinkError, match="names a file, but 2 inputs need an output folder"):
+            plan_jobs([str(a), str(a2)], str(tmp_path / name))
+        assert not (tmp_path / name).exists()
+    (job,) = plan_jobs([str(a)], str(tmp_path / "odd.mp4") + "/")  # a folder of that name, as asked
+    assert job.output == tmp_path / "odd.mp4" / "a.eigencam.mp4" and (tmp_path / "odd.mp4").is_dir()
 
 
 # -- two runs on one output (issue 13, item 9) ----------------------------------------------------

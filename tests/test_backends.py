@@ -171,6 +171,24 @@ def test_an_export_failure_falls_back_to_torch_with_a_warning_once(monkeypatch, 
         assert ort.backend.running == "torch" and "aten::magic" in ort.backend.warning
     assert len(tries) == 1
     assert "Torch IR graph" not in capfd.readouterr().out
+    monkeypatch.undo()
+    os.write(1, b"stdout is back\n")
+    assert "stdout is back" in capfd.readouterr().out
+
+    # a failure that is not the exporter's (a full disk while the file is written) is not remembered
+    broken = []
+
+    def full_disk(*_a, **_k):
+        broken.append(1)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(onnx_backend, "add_gram", full_disk)
+    for _ in range(2):
+        _, ort = _engines("mobilenet_v3_small", short_side=128)
+        ort.backend._digest = "never-written"
+        ort.process_one(scene(96, 128))
+        assert ort.backend.running == "torch" and "No space left" in ort.backend.warning
+    assert len(broken) == 2
 
 
 def test_switching_backends_keeps_the_maps_and_the_weights():

@@ -315,7 +315,7 @@ def test_what_the_command_line_names_must_be_had(qtbot, make_window, tmp_path, s
     from dataclasses import replace
 
     bad_layer = replace(FAST, layer="features.99")
-    w = make_window(engine=bad_layer, required=frozenset({"engine"}), settings=settings)
+    w = make_window(engine=bad_layer, required=frozenset({"layer"}), settings=settings)
     qtbot.waitUntil(lambda: w.fatal_error is not None and not w.pipeline.running, timeout=WAIT)
     assert "features.99" in w.fatal_error and not w.isVisible() and w.frames_displayed == 0
     assert capsys.readouterr().err == f"error: {w.fatal_error}\n"

@@ -202,3 +202,39 @@ def test_frames_a_live_source_delivers_while_the_network_is_prepared_are_not_cou
     playback.count += 3  # dropped while it runs: counted
     loop._process(frame(1), record=False)
     assert loop.dropped == 3
+
+
+def test_only_what_the_command_line_typed_must_be_had():
+    """build_engine with the settings typed on the command line: a remembered part that fails
+    falls back (saying why), keeping what was typed; what was typed failing is fatal."""
+    from dataclasses import replace
+
+    from ui.engine_status import build_engine
+
+    stale = replace(FAST, layer="features.99")  # a remembered layer; --component typed
+    errors, fatal = [], []
+    engine = build_engine(replace(stale, component=2), lambda _m: None, errors.append, typed=frozenset({"component"}),
+                          fatal=fatal.append)
+    assert engine is not None and engine.layer == "features" and engine.config.component == 2
+    assert engine.config.model == FAST.model and "features.99" in errors[0] and not fatal
+    errors.clear()
+    assert build_engine(stale, lambda _m: None, errors.append, typed=frozenset({"layer"}), fatal=fatal.append) is None
+    assert "features.99" in fatal[0]
+
+
+def test_the_command_lines_source_is_required_until_another_is_chosen(tmp_path):
+    missing = str(tmp_path / "missing.mp4")
+    out = Out()
+    loop = FrameLoop(FAST, RenderConfig(), out, demo_size=(96, 64), required=frozenset({"source"}))
+    loop.put(cmd.OpenSource(missing))
+    loop._drain_commands()
+    assert "missing.mp4" in out.fatal.calls[0][0] and loop.stop_event.is_set() and not loop.playback.is_open
+    out = Out()
+    loop = FrameLoop(FAST, RenderConfig(), out, demo_size=(96, 64), required=frozenset({"source"}))
+    loop.put(cmd.OpenSource(missing))
+    loop.put(cmd.OpenSource("scene"))  # chosen while the first was still to open: it may fail as any
+    try:
+        loop._drain_commands()
+        assert not out.fatal.calls and out.source_opened.calls[-1][0] == "scene"
+    finally:
+        loop.playback.close()

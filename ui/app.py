@@ -232,8 +232,7 @@ def _app_main(argv: list[str] | None) -> int:
         return 2
     source = args.source or (remembered.load_source(settings) if settings is not None else None) or default_source()
     # what the command line named must be had: a mistake there ends the app, not a stand-in
-    named = {"engine": bool(typed & {f.name for f in fields(EngineConfig)}), "source": bool(args.source)}
-    required = frozenset(what for what, typed_here in named.items() if typed_here)
+    required = frozenset(typed & {f.name for f in fields(EngineConfig)}) | ({"source"} if args.source else set())
     window = MainWindow(engine, render, source, settings=settings, snapshot_dir=args.snapshots,
                         demo_size=(w, h), demo_fps=args.demo_fps, required=required)
     if settings is None or remembered.load_geometry(settings) is None:  # a remembered geometry wins

@@ -38,25 +38,35 @@ class EngineStatus:
                    warning=engine.warning)
 
 
-def build_engine(config: EngineConfig, busy: Say, error: Say, *, fallback: bool = True) -> Engine | None:
+def build_engine(config: EngineConfig, busy: Say, error: Say, *, typed: frozenset[str] = frozenset(),
+                 fatal: Say | None = None) -> Engine | None:
     """``config``'s engine; when it cannot be built (a remembered layer missing from a remembered
     model), its model's default layer, then the library's defaults, so that the app always opens.
-    Says why the first attempt failed through ``error``; ``None`` only if even the defaults fail
-    (or, with ``fallback=False``, if the first attempt does)."""
+    Says why the first attempt failed through ``error``; ``None`` only if even the defaults fail.
+
+    ``typed``: the settings named on the command line, which must be had: the fallback is then
+    the library's defaults with those settings, and when that fails too, ``fatal`` says why and
+    ``None`` is returned (the app ends rather than run something else)."""
     busy(f"loading {config.model}…")
-    engine = None
-    attempts = (config, replace(config, layer=None), EngineConfig(weights="none")) if fallback else (config,)
+    engine, why = None, ""
+    if typed:
+        attempts = [config, *([replace(config, layer=None)] if "layer" not in typed else []),
+                    replace(EngineConfig(), **{name: getattr(config, name) for name in typed})]
+    else:
+        attempts = [config, replace(config, layer=None), EngineConfig(weights="none")]
+    attempts = [a for i, a in enumerate(attempts) if a not in attempts[:i]]
     for i, attempt in enumerate(attempts):
         try:
             engine = Engine(attempt, fallback_untrained=True)
             break
         except EigenCamError as exc:
-            if i == 0:
-                error(str(exc))
+            why = str(exc)
         except Exception as exc:  # pragma: no cover - e.g. out of memory while building
-            error(f"cannot build {attempt.model}: {type(exc).__name__}: {exc}")
-            if not fallback:
-                break
+            why = f"cannot build {attempt.model}: {type(exc).__name__}: {exc}"
+        if i == 0:
+            error(why)
+    if engine is None and typed and fatal is not None:
+        fatal(why)
     busy("")
     return engine
 

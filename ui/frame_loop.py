@@ -60,10 +60,11 @@ class FrameLoop:
         render_config: how pictures are drawn.
         out: where signals go.
         demo_size, demo_fps: the synthetic scene's size and rate ("scene").
-        required: what the command line named, of ``{"engine", "source"}``: if the engine cannot be
-            built as configured, or the first source cannot be opened, ``fatal`` says why and the
-            loop ends, instead of falling back to defaults or the demo clip (which remembered
-            settings get: they may be stale).
+        required: what the command line named: ``"source"`` and the names of the engine settings
+            typed there. If those settings cannot be had (the engine fails with them over the
+            defaults too), or that source cannot be opened before another is chosen, ``fatal`` says
+            why and the loop ends, instead of falling back to the defaults or the demo clip (which
+            remembered settings get: they may be stale).
     """
 
     def __init__(self, engine_config: EngineConfig, render_config: RenderConfig, out: Outlets, *,
@@ -71,6 +72,7 @@ class FrameLoop:
                  required: frozenset[str] = frozenset()) -> None:
         self.out = out
         self._required = set(required)
+        self._sources_asked = 0  # OpenSource commands put: only the first (the command line's) is required
         self._engine_config = engine_config
         self._render = render_config
         self.commands: queue.SimpleQueue[cmd.Command] = queue.SimpleQueue()
@@ -115,6 +117,7 @@ class FrameLoop:
         if type(command) not in self.handlers:
             raise TypeError(f"not a pipeline command: {command!r}")
         if isinstance(command, cmd.OpenSource):
+            self._sources_asked += 1
             self.playback.interrupt_opening()  # a newer choice ends a stream still being opened
         self.commands.put(command)
         self.wake.set()
@@ -122,10 +125,10 @@ class FrameLoop:
     def run(self) -> None:
         """The worker thread's body: until :attr:`stop_event` is set."""
         try:
-            strict = "engine" in self._required
-            self.engine = build_engine(self._engine_config, self.out.busy.emit,
-                                       self.out.fatal.emit if strict else self.out.error.emit, fallback=not strict)
-            if self.engine is None and strict:
+            typed = frozenset(self._required - {"source"})
+            self.engine = build_engine(self._engine_config, self.out.busy.emit, self.out.error.emit, typed=typed,
+                                       fatal=self.out.fatal.emit)
+            if self.engine is None and typed:
                 return
             if self.engine is not None:
                 self.engine.threads = self._threads
@@ -194,8 +197,8 @@ class FrameLoop:
             else:
                 kept = f"back to layer {self.engine.layer}" if "layer" in changes else "setting not applied"
             self.out.error.emit(f"{exc}; {kept}")
-            # the picture on screen was veiled for a model that did not come: drawn again, paused too
-            self._redraw = slow
+            if slow:  # the picture on screen was veiled for a model that did not come: drawn again, paused too
+                self._redraw = True
             return
         finally:
             if slow:
@@ -238,7 +241,7 @@ class FrameLoop:
         try:
             info = self.playback.open(command.spec)
         except EigenCamError as exc:
-            if "source" in self._required:  # the command line's source: no stand-in
+            if "source" in self._required and self._sources_asked == 1:  # the command line's, nothing chosen since
                 self.out.fatal.emit(str(exc))
                 self.stop_event.set()
                 return
@@ -381,6 +384,7 @@ class FrameLoop:
         engine, frame = self.engine, self._last_frame
         if engine is None or frame is None:
             self.out.error.emit("nothing to compare: no frame is shown yet")
+            self.out.compare_ready.emit([])  # the window's "Comparing…" ends
             return
         if command.layers:
             self._compare_layers(engine, frame, command.layers)

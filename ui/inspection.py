@@ -173,7 +173,7 @@ class InspectionActions:
             return
         if not self.paused:
             self.set_paused(True)
-        self.statusBar().showMessage(f"Comparing components 1 to {count}…")
+        self.statusBar().showMessage(f"Comparing components 1 to {count}…", 15000)  # cleared when the tiles come
         self.pipeline.send(cmd.Compare(count))
 
     def compare_layers(self, count: int = 5) -> None:
@@ -193,11 +193,14 @@ class InspectionActions:
         if not self.paused:
             self.set_paused(True)
         self._compare_shapes = {layer.name: layer.shape for layer in chosen}
-        self.statusBar().showMessage(f"Comparing PC{self.engine_config.component} across {len(chosen)} layers…")
+        self.statusBar().showMessage(f"Comparing PC{self.engine_config.component} across {len(chosen)} layers…", 15000)
         self.pipeline.send(cmd.Compare(layers=tuple(layer.name for layer in chosen)))
 
     def _on_compare(self, tiles: list) -> None:
-        if self._closed or not tiles:
+        if self._closed:
+            return
+        if not tiles:  # the worker said why
+            self.statusBar().clearMessage()
             return
         if getattr(self, "compare_grid", None) is None:
             self.compare_grid = CompareGrid(self)

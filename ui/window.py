@@ -81,9 +81,9 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         snapshot_dir: where snapshots and recordings go.
         demo_size: ``(width, height)`` of the synthetic scene ("scene").
         demo_fps: its frame rate.
-        required: what the command line named, of ``{"engine", "source"}``: if that cannot be
-            had, the window closes saying why on stderr (:attr:`fatal_error`), its settings not
-            saved, and the app exits with code 2, rather than running something else.
+        required: what the command line named (``"source"``, the engine settings' names): if that
+            cannot be had, the window closes saying why on stderr (:attr:`fatal_error`), its
+            settings not saved, and the app exits with code 2, rather than running something else.
 
     Signals:
         frame_shown(object): a :class:`~ui.worker.Packet` was just put on screen.

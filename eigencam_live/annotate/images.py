@@ -204,6 +204,7 @@ def annotate_images(
             written(ahead)
             writes.append((i, r, writer.submit(_write_image, jobs[i].output, r.picture, overwrite)))
 
+    raised: BaseException | None = None
     try:
         with _stills(engine):
             upcoming = iter(jobs)
@@ -227,6 +228,9 @@ def annotate_images(
                 run(next(iter(held)))
     except KeyboardInterrupt:
         result.interrupted = True
+    except BaseException as exc:
+        raised = exc
+        raise
     finally:
         # Every image handed to the writer is finished (or its failure recorded), and both threads
         # end: a second Ctrl-C meanwhile only repeats this (a few writes at most).
@@ -247,7 +251,11 @@ def annotate_images(
         for i in sorted(done):
             job, r = done[i]
             tables.add(job.output.name, r)
-        tables.write()
+        try:
+            tables.write()
+        except Exception:
+            if raised is None:  # else the error that ended the run is the one to tell
+                raise
     return result
 
 

@@ -149,16 +149,14 @@ def plan_jobs(
     folder: Path | None = None
     if output is not None:
         out = Path(os.path.expanduser(output))
-        if len(inputs) > 1 or out.is_dir() or output.endswith(("/", os.sep)):
+        named_folder = out.is_dir() or output.endswith(("/", os.sep))
+        if len(inputs) > 1 or named_folder:
             folder = out
             if folder.exists() and not folder.is_dir():
                 raise SinkError(f"output {folder} is not a folder (several inputs need an output folder)")
-            if not folder.exists() and _is_input_name(str(folder)):
-                raise SinkError(f"output {folder} names a file, but {len(inputs)} inputs need an output folder")
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise SinkError(f"cannot create output folder {folder}: {exc.strerror or exc}") from None
+            if not named_folder and folder.suffix.lower() in VIDEO_EXTENSIONS + IMAGE_EXTENSIONS:
+                raise SinkError(f"output {folder} names a file, but {len(inputs)} inputs need an output folder "
+                                "(end it with / for a folder of that name)")
     jobs = []
     targets: dict[Path, Path] = {}  # resolved output -> its input
     for inp in inputs:
@@ -210,6 +208,11 @@ def plan_jobs(
             raise SinkError(f"{extra} exists (use --force to overwrite)")
         if extra.resolve() in {p.resolve() for p in inputs}:
             raise SinkError(f"{extra} is an input: refusing to write over it")
+    if folder is not None:  # made once everything else is known to be right
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SinkError(f"cannot create output folder {folder}: {exc.strerror or exc}") from None
     for parent in sorted({p.parent for p in [*(j.output for j in jobs), *extras]}):
         _check_writable(parent)
     return jobs

@@ -282,8 +282,9 @@ def annotate_file(
         return _annotate(engine, job, source, work, look, batch_size=batch_size, overwrite=overwrite,
                          progress=progress, crf=crf, preset=preset, encoder_threads=encoder_threads,
                          max_frames=max_frames, removed=removed)
-    except SinkError as exc:  # named as the user knows it, not as the hidden work file it was written to
-        raise SinkError(str(exc).replace(str(work / job.output.name), str(target))) from exc
+    except SinkError as exc:  # named as the user knows it, not as the hidden work file or folder
+        text = str(exc).replace(str(work / job.output.name), str(target)).replace(str(work), str(target.parent))
+        raise SinkError(text) from exc
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -22,6 +22,7 @@ import hashlib
 import io
 import os
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -284,19 +285,22 @@ class OnnxBackend:
             want_logits, want_fmap = self.torch.forward(x)
         path = self._path(layer)
         feeds = {"x": x.contiguous().numpy(), "want_gram": np.array(True)}
-        failed = path.with_suffix(".failed")  # an export that failed, remembered: never tried again
-        with contextlib.suppress(OSError):
-            self.warning = failed.read_text(encoding="utf-8").strip() or None
-            return None
+        # torch's exporter refused this network and layer before, with these versions: not again
+        failed = path.with_suffix(".failed")
+        if not path.exists():
+            with contextlib.suppress(OSError):
+                self.warning = failed.read_text(encoding="utf-8").strip() or "ONNX export failed before; torch runs it"
+                return None
         for attempt in ("cached", "fresh"):
             if attempt == "fresh" or not path.exists():
                 try:
                     self._export(layer, x, path)
-                except Exception as exc:  # an op ONNX cannot express, ...: torch runs it
+                except Exception as exc:  # an op ONNX cannot express, a full disk...: torch runs it
                     self.warning = f"ONNX export of {self.loaded.spec.name} failed ({_first_line(exc)}); torch runs it"
-                    with contextlib.suppress(OSError):  # the same network, layer and versions fail the same way
-                        path.parent.mkdir(parents=True, exist_ok=True)
-                        failed.write_text(self.warning + "\n", encoding="utf-8")
+                    if isinstance(exc, _ExportRefused):  # the exporter's own verdict, the same next time
+                        with contextlib.suppress(OSError):
+                            failed.parent.mkdir(parents=True, exist_ok=True)
+                            failed.write_text(self.warning + "\n", encoding="utf-8")
                     return None
             _mark_used(path)  # before loading: another process's trim then leaves it
             try:
@@ -342,8 +346,11 @@ class OnnxBackend:
         graph = _WithLayer(self.loaded.net, layer, self.loaded.prefix_tokens).eval()
         with warnings.catch_warnings(), torch.no_grad(), _native_stdout_muted():
             warnings.simplefilter("ignore")
-            torch.onnx.export(graph, (x,), buffer, input_names=["x"], output_names=["logits", "fmap"],
-                              dynamic_axes=dynamic, opset_version=_OPSET, dynamo=False)
+            try:
+                torch.onnx.export(graph, (x,), buffer, input_names=["x"], output_names=["logits", "fmap"],
+                                  dynamic_axes=dynamic, opset_version=_OPSET, dynamo=False)
+            except Exception as exc:
+                raise _ExportRefused(_first_line(exc)) from exc
         model = onnx.load_from_string(buffer.getvalue())
         add_gram(model, graph.nchw)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -357,24 +364,44 @@ class OnnxBackend:
         return ort.InferenceSession(str(path), runtime_options(self.threads), providers=["CPUExecutionProvider"])
 
 
+class _ExportRefused(Exception):
+    """torch's exporter refused the network (an op with no ONNX form...)."""
+
+
+class _Muted:
+    """Who has the process's stdout muted (exports in several threads: the first mutes, the
+    last gives it back)."""
+
+    lock = threading.Lock()
+    count = 0
+    saved: int | None = None
+
+
 @contextlib.contextmanager
 def _native_stdout_muted():
     """The process's stdout (file descriptor 1) to nowhere while inside: where an op has no ONNX
     form, torch's exporter prints the whole graph there from C++ (329 lines for vit_b_16) before it
     raises, which a front end's one-line warning then says."""
+    with _Muted.lock:
+        if _Muted.count == 0:
+            with contextlib.suppress(Exception):  # sys.stdout may be None or closed
+                sys.stdout.flush()
+            try:
+                _Muted.saved = os.dup(1)
+                with open(os.devnull, "wb") as null:
+                    os.dup2(null.fileno(), 1)
+            except OSError:  # no descriptor 1 to speak of
+                _Muted.saved = None
+        _Muted.count += 1
     try:
-        sys.stdout.flush()
-        saved = os.dup(1)
-    except (OSError, ValueError):  # no stdout to speak of
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 1)
         yield
     finally:
-        os.dup2(saved, 1)
-        os.close(saved)
+        with _Muted.lock:
+            _Muted.count -= 1
+            if _Muted.count == 0 and _Muted.saved is not None:
+                os.dup2(_Muted.saved, 1)
+                os.close(_Muted.saved)
+                _Muted.saved = None
 
 
 def _first_line(exc: BaseException) -> str:

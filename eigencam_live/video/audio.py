@@ -146,7 +146,9 @@ class AudioTrack:
             self._pending = None
             try:
                 self._take(packet)
-            except av.FFmpegError:  # e.g. a damaged ADTS header: that packet is left out
+            except av.FFmpegError as exc:  # e.g. a damaged ADTS header: that packet is left out
+                if isinstance(exc, OSError):  # writing the output failed (a full disk): not the input's fault
+                    raise
                 self.damaged += 1
 
     def _take(self, packet: Any) -> None:
