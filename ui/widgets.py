@@ -234,7 +234,7 @@ class SpectrumPanel(QWidget):
         super().__init__(parent)
         self.explained = np.zeros(0, np.float32)
         self.component = 1
-        self.setMinimumHeight(110)
+        self.setMinimumHeight(100)
         self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)
         self.setCursor(Qt.PointingHandCursor)
         self.setToolTip("Share of the layer's activation energy (the squared sum of all its values, all "
@@ -258,7 +258,7 @@ class SpectrumPanel(QWidget):
         self.update()
 
     def sizeHint(self) -> QSize:  # noqa: N802
-        return QSize(280, 110)
+        return QSize(280, 100)
 
     def paintEvent(self, event) -> None:  # noqa: N802
         p = QPainter(self)
