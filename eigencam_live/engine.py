@@ -49,6 +49,7 @@ from .inputs import InputSpec, Prepared, as_batch, prepare
 from .models import Detection, Layer, LoadedModel, from_module, load_model, model_kind
 from .render import RenderConfig
 from .results import FrameResult, PendingFrames, finish_pictures, label_predictions, maps_on_frames, peak_pixel
+from .threads import callers_threads
 
 __all__ = [
     "DEVICES",
@@ -66,40 +67,6 @@ __all__ = [
     "resolve_device",
     "resolve_dtype",
 ]
-
-
-class _CallersThreads:
-    """torch's thread count as the process had it outside every engine call (for engines whose
-    :attr:`Engine.threads` is unset). An engine call lowers the count in its thread, and torch
-    also makes that the count a thread adopts at its first parallel op: a call that began inside
-    another's would read 1 as its caller's, and restore 1. The count is read when the first call
-    in flight begins and restored by each at its end. (A thread that starts torch work, outside
-    the engine, while a call is in flight may still take one thread.)"""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._in_flight = 0
-        self._count = 1
-        self._depth = threading.local()  # calls within calls in one thread (submit prepares)
-
-    def enter(self) -> int:
-        """A call begins; returns the count to restore at its end."""
-        self._depth.n = getattr(self._depth, "n", 0) + 1
-        with self._lock:
-            if self._in_flight == 0:
-                self._count = torch.get_num_threads()
-            self._in_flight += 1
-            return self._count
-
-    def leave(self) -> bool:
-        """A call ends; ``True`` when it was its thread's outermost (the count is restored then)."""
-        self._depth.n -= 1
-        with self._lock:
-            self._in_flight -= 1
-        return self._depth.n == 0
-
-
-_CALLERS_THREADS = _CallersThreads()
 
 
 class Engine:
@@ -227,17 +194,17 @@ class Engine:
     @contextmanager
     def _torch_ops(self):
         """A call of the frame path: torch's threads as :meth:`_torch_threads` sets them, and,
-        where :attr:`threads` is unset, the caller's count back after it (:class:`_CallersThreads`)."""
+        where :attr:`threads` is unset, the caller's count back after it (:data:`~.threads.callers_threads`)."""
         if self._threads is not None:
             self._torch_threads()
             yield
             return
-        caller = _CALLERS_THREADS.enter()
+        caller = callers_threads.enter()
         try:
             self._torch_threads()
             yield
         finally:
-            if _CALLERS_THREADS.leave() and torch.get_num_threads() != caller:
+            if callers_threads.leave() and torch.get_num_threads() != caller:
                 torch.set_num_threads(caller)
 
     @property

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import (
     QCheckBox,
@@ -31,7 +32,7 @@ from eigencam_live.config import COMPONENT_MAX
 from eigencam_live.engine import DEVICES, PRECISIONS, EngineConfig
 from eigencam_live.models import DETECTORS, MODELS, model_kind
 from eigencam_live.options import layer_tree
-from eigencam_live.render import COLORMAPS, TWO_PANEL_VIEWS, VIEWS, RenderConfig
+from eigencam_live.render import COLORMAPS, TWO_PANEL_VIEWS, VIEWS, RenderConfig, colormap_lut
 
 from . import commands as cmd
 from .widgets import PredictionsPanel, SpectrumPanel
@@ -265,6 +266,13 @@ class ControlsSync:
         model = (model or "").strip()
         if model and model != self.engine_config.model:
             self._engine(model=model, layer=None)
+
+    def colorbar_shown(self) -> np.ndarray | None:
+        """The colour bar's ``(256, 3)`` lookup table where one is drawn (ticked, and a map is
+        shown: not in the original view), else ``None``."""
+        if not self.colorbar_check.isChecked() or self.render_config.view == "original":
+            return None
+        return colormap_lut(self.render_config.colormap)
 
     def _sync_controls(self, ec: EngineConfig, rc: RenderConfig | None = None) -> None:
         widgets = [self.model_combo, self.weights_combo, self.component_spin, self.method_combo, self.smoothing_spin,

@@ -3,6 +3,8 @@ rates (:class:`StatusReports`, mixed into :class:`~ui.window.MainWindow`)."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from eigencam_live.models import model_kind
@@ -80,6 +82,14 @@ class StatusReports:
             self.view.set_busy("")
             self.predictions.placeholder = "no frame yet"
             self.predictions.update()
+
+    def _on_fatal(self, message: str) -> None:
+        """The command line asked for what cannot be had: say it (stderr) and close; the app exits 2."""
+        if self.fatal_error is not None:
+            return
+        self.fatal_error = message
+        print(f"error: {message}", file=sys.stderr, flush=True)
+        self.close()  # the last window: the event loop ends, and the app exits 2 (ui.app)
 
     def show_error(self, message: str) -> None:
         """Show a one-line error over the view for a few seconds; the app keeps running."""

@@ -12,12 +12,10 @@ the frame on screen).
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import deque
 from pathlib import Path
 
-import numpy as np
 from PyQt5.QtCore import QEvent, QObject, QSettings, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import (
@@ -323,13 +321,6 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.view.set_colorbar(self.colorbar_shown())
         self.pipeline.set_render(self.render_config)
 
-    def colorbar_shown(self) -> np.ndarray | None:
-        """The colour bar's ``(256, 3)`` lookup table where one is drawn (ticked, and a map is
-        shown: not in the original view), else ``None``."""
-        if not self.colorbar_check.isChecked() or self.render_config.view == "original":
-            return None
-        return colormap_lut(self.render_config.colormap)
-
     def _choose_view(self, view: str) -> None:
         """A view picked in the list; the two-panel one is laid out as fits the view best."""
         self._render(view=self._fitting_view() if view in TWO_PANEL_VIEWS else view)
@@ -448,14 +439,6 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
             url = urls[0]
             self.open_source(url.toLocalFile() if url.isLocalFile() else url.toString())
             event.acceptProposedAction()
-
-    def _on_fatal(self, message: str) -> None:
-        """The command line asked for what cannot be had: say it (stderr) and close; the app exits 2."""
-        if self.fatal_error is not None:
-            return
-        self.fatal_error = message
-        print(f"error: {message}", file=sys.stderr, flush=True)
-        self.close()  # the last window: the event loop ends, and the app exits 2 (ui.app)
 
     def save_settings(self) -> None:
         """Remember the settings, and the source only if one opened (a failed one never is); nothing
