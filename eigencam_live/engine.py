@@ -199,13 +199,12 @@ class Engine:
             self._torch_threads()
             yield
             return
-        caller = callers_threads.enter()
+        callers_threads.enter()
         try:
             self._torch_threads()
             yield
         finally:
-            if callers_threads.leave() and torch.get_num_threads() != caller:
-                torch.set_num_threads(caller)
+            callers_threads.leave()
 
     @property
     def resident(self) -> bool:

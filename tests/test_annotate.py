@@ -233,6 +233,10 @@ def test_plan_jobs_refuses_paths_written_twice_and_outputs_named_for_another_for
     with pytest.raises(SinkError, match=f"{a} and {a2} would both write {tmp_path / 'out' / 'a.eigencam.mp4'}"):
         plan_jobs([str(a), str(a2)], str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()  # a run refused leaves no folder behind
+    b = write_clip(tmp_path / "b.mp4", frames=2)
+    with pytest.raises(SinkError, match="does not exist"):
+        plan_jobs([str(a), str(b)], str(tmp_path / "out"), stats=str(tmp_path / "nowhere" / "s.csv"))
+    assert not (tmp_path / "out").exists()
     for name in ("e.png", "f.mkv", "g.mov"):
         with pytest.raises(SinkError, match=r"must end in \.mp4 or \.m4v"):
             plan_jobs([str(a)], str(tmp_path / name))

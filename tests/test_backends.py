@@ -469,10 +469,11 @@ def test_a_preparing_thread_that_started_before_the_session_runs_torch_on_one_th
         torch.set_num_threads(before)
 
 
-def test_an_engine_call_inside_another_gives_its_thread_the_callers_count_back(monkeypatch):
+def test_an_engine_call_inside_another_gives_its_thread_the_callers_count_back(monkeypatch, tmp_path):
     """Threads unset: a call lowers torch's count to 1, which torch also makes the count a thread
-    takes at its first op. A thread whose first call (prepare) runs while another call is in
-    flight gets the process's count back after it, not that 1."""
+    takes at its first op. A thread whose first calls (prepare, then another engine's first frame,
+    which makes its session) run while another call is in flight has the process's count in them
+    (the session takes it) and after them, not that 1."""
     import threading
 
     before = torch.get_num_threads()
@@ -491,16 +492,20 @@ def test_an_engine_call_inside_another_gives_its_thread_the_callers_count_back(m
 
         monkeypatch.setattr(ort.backend, "forward_gram", held)
 
+        fresh = Engine(EngineConfig(model=_export(ort.loaded.net, tmp_path / "small.onnx"), short_side=96))
+
         def other() -> None:
             assert inside.wait(30)
             ort.prepare(frame)  # begins while process_one is in flight (prepare takes no lock)
             seen["after"] = torch.get_num_threads()
+            fresh.process_one(frame)  # its session is made in this thread, now
+            seen["session"] = fresh.backend._sessions[fresh.layer].get_session_options().intra_op_num_threads
             done.set()
 
         worker = threading.Thread(target=other)
         worker.start()
         ort.process_one(frame)
         worker.join(30)
-        assert seen == {"after": 2} and torch.get_num_threads() == 2
+        assert seen == {"after": 2, "session": 2} and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)

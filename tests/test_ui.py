@@ -448,6 +448,10 @@ def test_settings_are_remembered_and_typed_options_win(qtbot, make_window, setti
     argv = ["--model", "resnet18", "--component=2"]
     engine, _ = configs_from(parser.parse_args(argv), _typed(parser, argv), settings)
     assert (engine.model, engine.component, engine.layer) == ("resnet18", 2, None)
+    for argv in (["-mresnet18", "-k2"], ["--mod", "resnet18", "--comp", "2"]):  # argparse's other forms
+        assert {"model", "component"} <= _typed(parser, argv)
+        engine, _ = configs_from(parser.parse_args(argv), _typed(parser, argv), settings)
+        assert (engine.model, engine.component) == ("resnet18", 2)
 
 
 def test_closing_stops_every_thread_within_two_seconds(qtbot, make_window):

@@ -238,3 +238,22 @@ def test_the_command_lines_source_is_required_until_another_is_chosen(tmp_path):
         assert not out.fatal.calls and out.source_opened.calls[-1][0] == "scene"
     finally:
         loop.playback.close()
+
+
+def test_a_typed_layer_with_a_stale_remembered_setting_keeps_the_remembered_model():
+    """--layer layer3 typed, the remembered resnet18 on a device no longer there: the fallback
+    keeps the model the layer belongs to and resets only what was not typed."""
+    from dataclasses import replace
+
+    from ui.engine_status import build_engine
+
+    remembered = EngineConfig(model="resnet18", weights="none", short_side=64, device="cuda", layer="layer3")
+    errors, fatal = [], []
+    engine = build_engine(remembered, lambda _m: None, errors.append, typed=frozenset({"layer"}), fatal=fatal.append)
+    if engine is not None and engine.device.type == "cuda":
+        pytest.skip("a CUDA GPU is here: the remembered device is not stale")
+    assert engine is not None and (engine.config.model, engine.layer) == ("resnet18", "layer3") and not fatal
+    assert "cuda" in errors[0] and engine.config.device == "auto"
+    assert build_engine(replace(remembered, layer="nosuch"), lambda _m: None, errors.append,
+                        typed=frozenset({"layer"}), fatal=fatal.append) is None
+    assert "no layer named 'nosuch' in ResNet" in fatal[0]  # said of the model the layer was typed for

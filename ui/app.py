@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import os
 import signal
 import socket
@@ -72,13 +73,13 @@ def default_source() -> str | int:
 
 
 def _typed(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
-    """Destinations of the options the user actually typed (they beat remembered settings)."""
-    typed = set()
-    for action in parser._actions:  # argparse has no public API for "was this given"
-        for opt in action.option_strings:
-            if any(a == opt or (opt.startswith("--") and a.startswith(opt + "=")) for a in argv):
-                typed.add(action.dest)
-    return typed
+    """Destinations of the options the user actually typed (they beat remembered settings), in
+    every form argparse takes (``--component=2``, ``-k2``, ``--comp 2``): ``argv`` parsed again
+    with no defaults, so only what was given is set. ``argv`` must already have parsed."""
+    bare = copy.deepcopy(parser)  # argparse has no public API for "was this given"
+    for action in bare._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(bare.parse_args(argv)))
 
 
 def configs_from(args: argparse.Namespace, typed: set[str], settings) -> tuple[EngineConfig, RenderConfig]:

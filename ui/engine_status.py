@@ -16,6 +16,9 @@ __all__ = ["EngineStatus", "build_engine", "layer_list"]
 
 Say = Callable[[str], object]
 
+#: What picks and places the network, beside the model: reset for a fallback where not typed.
+_NETWORK = ("layer", "weights", "device", "precision", "backend", "labels", "mean", "std")
+
 
 @dataclass(frozen=True)
 class EngineStatus:
@@ -44,14 +47,17 @@ def build_engine(config: EngineConfig, busy: Say, error: Say, *, typed: frozense
     model), its model's default layer, then the library's defaults, so that the app always opens.
     Says why the first attempt failed through ``error``; ``None`` only if even the defaults fail.
 
-    ``typed``: the settings named on the command line, which must be had: the fallback is then
-    the library's defaults with those settings, and when that fails too, ``fatal`` says why and
-    ``None`` is returned (the app ends rather than run something else)."""
+    ``typed``: the settings named on the command line, which must be had: the fallbacks keep
+    them, first with the remembered model and every other setting of the network at its default,
+    then with the library's defaults; when those fail too, ``fatal`` says why and ``None`` is
+    returned (the app ends rather than run something else)."""
     busy(f"loading {config.model}…")
-    engine, why = None, ""
+    engine, whys = None, []
     if typed:
-        attempts = [config, *([replace(config, layer=None)] if "layer" not in typed else []),
-                    replace(EngineConfig(), **{name: getattr(config, name) for name in typed})]
+        defaults = EngineConfig()
+        network = {name: getattr(defaults, name) for name in _NETWORK if name not in typed}
+        attempts = [config, replace(config, **network),
+                    replace(defaults, **{name: getattr(config, name) for name in typed})]
     else:
         attempts = [config, replace(config, layer=None), EngineConfig(weights="none")]
     attempts = [a for i, a in enumerate(attempts) if a not in attempts[:i]]
@@ -60,13 +66,13 @@ def build_engine(config: EngineConfig, busy: Say, error: Say, *, typed: frozense
             engine = Engine(attempt, fallback_untrained=True)
             break
         except EigenCamError as exc:
-            why = str(exc)
+            whys.append(str(exc))
         except Exception as exc:  # pragma: no cover - e.g. out of memory while building
-            why = f"cannot build {attempt.model}: {type(exc).__name__}: {exc}"
+            whys.append(f"cannot build {attempt.model}: {type(exc).__name__}: {exc}")
         if i == 0:
-            error(why)
+            error(whys[0])
     if engine is None and typed and fatal is not None:
-        fatal(why)
+        fatal(whys[min(1, len(whys) - 1)])  # as tried with the model in use, what was typed its only change
     busy("")
     return engine
 

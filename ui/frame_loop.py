@@ -11,12 +11,14 @@ import queue
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 
 from eigencam_live.engine import Engine, EngineConfig
 from eigencam_live.errors import EigenCamError
+from eigencam_live.models import model_kind
 from eigencam_live.render import TWO_PANEL_VIEWS, RenderConfig
 from eigencam_live.video import Frame, list_cameras
 
@@ -319,8 +321,10 @@ class FrameLoop:
         t0 = time.perf_counter()
         preparing = engine.backend.preparing
         dropped_before = self.playback.dropped
-        if preparing:
-            self.out.busy.emit(f"preparing {engine.config.model} for {engine.backend.name} (once, cached)…")
+        if preparing:  # an export (once, then cached), or an ONNX file's session for its layer
+            exported = model_kind(engine.config.model) != "onnx"
+            name = engine.config.model if exported else Path(engine.config.model).name
+            self.out.busy.emit(f"preparing {name} for {engine.backend.name}{' (once, cached)' if exported else ''}…")
         try:
             # The engine draws the picture too (on the GPU when it runs there): one route.
             result = engine.process(frame.image, render=self._render)[0]

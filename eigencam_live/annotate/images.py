@@ -111,8 +111,11 @@ def _jpeg_complete(path: Path) -> bool:
         return True
     i, n = 2, len(data)
     while i + 1 < n:
-        if data[i] != 0xFF:
-            return False  # not a marker where one must be
+        if data[i] != 0xFF:  # stray bytes between segments (old cameras): libjpeg skips to the next marker
+            i = data.find(b"\xff", i)
+            if i < 0:
+                return False
+            continue
         marker = data[i + 1]
         if marker == 0xD9:
             return True

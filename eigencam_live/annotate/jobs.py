@@ -208,13 +208,16 @@ def plan_jobs(
             raise SinkError(f"{extra} exists (use --force to overwrite)")
         if extra.resolve() in {p.resolve() for p in inputs}:
             raise SinkError(f"{extra} is an input: refusing to write over it")
+    parents = sorted({p.parent for p in [*(j.output for j in jobs), *extras]})
+    for parent in parents:
+        if parent != folder:
+            _check_writable(parent)
     if folder is not None:  # made once everything else is known to be right
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SinkError(f"cannot create output folder {folder}: {exc.strerror or exc}") from None
-    for parent in sorted({p.parent for p in [*(j.output for j in jobs), *extras]}):
-        _check_writable(parent)
+        _check_writable(folder)
     return jobs
 
 

@@ -350,6 +350,8 @@ class OnnxBackend:
                 torch.onnx.export(graph, (x,), buffer, input_names=["x"], output_names=["logits", "fmap"],
                                   dynamic_axes=dynamic, opset_version=_OPSET, dynamo=False)
             except Exception as exc:
+                if isinstance(exc, MemoryError) or "allocate memory" in str(exc) or "out of memory" in str(exc):
+                    raise  # this time's shortage, not the network's: tried again next time
                 raise _ExportRefused(_first_line(exc)) from exc
         model = onnx.load_from_string(buffer.getvalue())
         add_gram(model, graph.nchw)
