@@ -109,7 +109,7 @@ class Engine:
                                     optimize=self._config.optimize)
         self._resident = resident
         self._threads: int | None = None  # the network's CPU threads, once set (see threads)
-        self._probed: dict[tuple, tuple[int, int, int]] = {}
+        self._probed: dict[tuple, tuple[tuple[int, ...], int | None]] = {}  # -> (map shape, classes)
         self._frame_hw: tuple[int, int] | None = None  # the last frame's size, for shape probes
         self._check_shapes(self.backend, self.backend.layer, self._config)
         self._normalisation()
@@ -258,8 +258,13 @@ class Engine:
         if key not in self._probed:
             if len(self._probed) >= 64:
                 self._probed.clear()
-            self._probed[key] = backend.probe(layer, size)
-        _check_map(self._probed[key], layer, config.component if self._frame_hw else 1)
+            self._probed[key] = (backend.probe(layer, size), backend.loaded.classes)
+        shape, classes = self._probed[key]
+        _check_map(shape, layer, config.component if self._frame_hw else 1)
+        labels = backend.loaded.labels
+        if config.labels is not None and classes and len(labels) != classes:
+            raise ConfigError(f"{config.labels} names {len(labels)} classes, but {Path(config.model).name} gives "
+                              f"{classes} scores: one name a line, in the network's order", field="labels")
 
     def _normalisation(self) -> None:
         """The input's spec for the current settings: a new one only where it changed (a batch
@@ -441,12 +446,16 @@ def _with_overrides(loaded: LoadedModel, config: EngineConfig) -> LoadedModel:
 
 
 def read_labels(path: str) -> list[str]:
-    """Class names from a text file, one a line (blank lines kept as empty names: line = index)."""
+    """Class names from a text file, one a line (blank lines kept as empty names: line = index;
+    blank lines at the end name nothing)."""
     try:
         text = Path(path).expanduser().read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read labels file {path}: {getattr(exc, 'strerror', None) or exc}", field="labels") from None
-    return [line.strip() for line in text.splitlines()]
+    names = [line.strip() for line in text.splitlines()]
+    while names and not names[-1]:
+        names.pop()
+    return names
 
 
 def _check_map(shape: tuple[int, ...], layer: str, component: int) -> None:

@@ -269,6 +269,12 @@ def test_onnx_file_mistakes_get_one_clear_line(tmp_path):
         Engine(EngineConfig(model=path, backend="torch"))
     with pytest.raises(ConfigError, match="labels"):
         Engine(EngineConfig(model=path, labels=str(tmp_path / "nope.txt")))
+    three = tmp_path / "three.txt"
+    three.write_text("cat\ndog\nbird\n\n")  # a blank line at the end names nothing
+    with pytest.raises(ConfigError, match=r"three\.txt names 3 classes, but fixed\.onnx gives 1000 scores"):
+        Engine(EngineConfig(model=path, labels=str(three)))
+    with pytest.raises(ConfigError, match="names 3 classes, but resnet18 gives 1000 scores"):  # a torch network too
+        Engine(EngineConfig(model="resnet18", weights="none", labels=str(three), device="cpu"))
     with pytest.raises(ConfigError, match="std"):
         EngineConfig(std=(0.2, 0.0, 0.2))
 

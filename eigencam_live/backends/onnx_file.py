@@ -55,6 +55,7 @@ class OnnxFile:
         self.fixed_input = (h, w) if h and w else None
         #: the batch size the graph was exported for (``torch.onnx.export``'s default: 1), or ``None``
         self.fixed_batch: int | None = dims[0][0]
+        self.classes: int | None = None  # the width of its scores, once :meth:`layers` has run
         self.order = [o for node in graph.node for o in node.output if o]  # topological: ONNX requires it
         #: the op type that makes each node output (``Conv``, ``Relu``, ...)
         self.kinds = {o: node.op_type for node in graph.node for o in node.output if o}
@@ -69,6 +70,8 @@ class OnnxFile:
             x = np.zeros((n, 3, *size), np.float32)
             found = {}
             for meta, value in zip(session.get_outputs(), session.run(None, {self.input: x}), strict=True):
+                if meta.name == self.output and isinstance(value, np.ndarray) and value.ndim == 2:
+                    self.classes = int(value.shape[1])
                 if meta.name == self.output or not isinstance(value, np.ndarray) or value.ndim == 0 or len(value) != n:
                     continue
                 try:
@@ -178,6 +181,7 @@ class OnnxFileBackend:
 
     def probe(self, layer: str, size: tuple[int, int]) -> tuple[int, int, int]:
         shapes = self.graph.layers(size)
+        self.loaded.classes = self.graph.classes
         if layer not in shapes:
             if layer not in self.graph.order:
                 raise LayerNotFoundError(f"no node output named {layer!r} in {self.graph.path.name}")

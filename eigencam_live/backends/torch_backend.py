@@ -118,7 +118,9 @@ class TorchBackend:
         find_layer(self.loaded.net, layer)
         x = torch.zeros((1, 3, *size), device=self.device, dtype=self.dtype)
         with torch.inference_mode(), ActivationCapture(self.loaded.net, layer) as cap:
-            self.loaded.net(x)
+            out = self.loaded.net(x)
+            if isinstance(out, torch.Tensor) and out.dim() == 2:
+                self.loaded.classes = int(out.shape[1])
             if layer not in cap.outputs:
                 raise LayerNotFoundError(f"layer {layer!r} is not reached by the forward pass")
             try:

@@ -46,6 +46,8 @@ class LoadedModel:
         prefix_tokens: for a transformer, the class/register tokens before the patch tokens when
             the model says so (timm's ``num_prefix_tokens``); a hint, the output's shape decides.
         detector: an object detector (its outputs are boxes, :mod:`.detectors`), not a classifier.
+        classes: how many scores a classifier gives, once a shape probe has run (``None`` before,
+            and for detectors and networks without a classifier head).
     """
 
     net: nn.Module
@@ -57,3 +59,4 @@ class LoadedModel:
     std: tuple[float, float, float] = IMAGENET_STD
     prefix_tokens: int | None = None
     detector: bool = False
+    classes: int | None = None
