@@ -263,7 +263,7 @@ class Engine:
         _check_map(shape, layer, config.component if self._frame_hw else 1)
         labels = backend.loaded.labels
         if config.labels is not None and classes and len(labels) != classes:
-            raise ConfigError(f"{config.labels} names {len(labels)} classes, but {Path(config.model).name} gives "
+            raise ConfigError(f"{config.labels} names {len(labels)} classes, but {Path(backend.loaded.spec.name).name} gives "
                               f"{classes} scores: one name a line, in the network's order", field="labels")
 
     def _normalisation(self) -> None:
