@@ -25,5 +25,5 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt:  # Ctrl-C before a front end took its signals over (torch loading): no traceback
-        print("interrupted", file=sys.stderr)
+        print("eigencam-live: interrupted", file=sys.stderr)
         sys.exit(130)
