@@ -38,7 +38,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .backends import OnnxBackend, OnnxFileBackend, TorchBackend, load_onnx, make_backend
@@ -46,7 +45,7 @@ from .cam import SubspaceTracker, TemporalSmoother, eigen_cam
 from .config import DEVICES, PRECISIONS, EngineConfig, _placement, input_size, resolve_device, resolve_dtype
 from .errors import ConfigError, LayerNotFoundError, WeightsUnavailableError
 from .inputs import InputSpec, Prepared, as_batch, prepare
-from .models import Detection, Layer, LoadedModel, from_module, load_model, model_kind
+from .models import Layer, LoadedModel, frame_detections, from_module, load_model, model_kind
 from .render import RenderConfig
 from .results import FrameResult, PendingFrames, finish_pictures, label_predictions, maps_on_frames, peak_pixel
 from .threads import callers_threads
@@ -358,7 +357,8 @@ class Engine:
                 outputs, fmap, gram = self.backend.forward_gram(x)
             detections = None
             if isinstance(outputs, list):  # a detector: boxes, not class scores
-                detections = self._detections(outputs, tuple(x.shape[-2:]), tuple(batch.shape[1:3]))
+                detections = frame_detections(outputs, self.loaded.labels, cfg.score, tuple(x.shape[-2:]),
+                                              tuple(batch.shape[1:3]))
                 logits = fmap.new_zeros((fmap.shape[0], 0))
             else:  # a backbone without a classifier head gives maps and no predictions
                 logits = outputs if outputs.dim() == 2 else outputs.new_zeros((outputs.shape[0], 0))
@@ -384,27 +384,6 @@ class Engine:
             t4 = time.perf_counter()
         pending.timings = {"preprocess": ahead.seconds, "forward": t2 - t1, "cam": t3 - t2, "finish": t4 - t3}
         return pending
-
-    def _detections(self, outputs: list[dict], input_hw: tuple[int, int], frame_hw: tuple[int, int]) -> list[list[Detection]]:
-        """A detector's per-image outputs (boxes in network-input pixels) -> the boxes scoring at least
-        ``score``, in frame pixels (inside the frame), with class names, best first."""
-        (h, w), (height, width) = input_hw, frame_hw
-        scale = torch.tensor([width / w, height / h, width / w, height / h])
-        labels, out = self.loaded.labels, []
-        for o in outputs:
-            keep = (o["scores"] >= self._config.score) & torch.isfinite(o["boxes"]).all(dim=1)
-            boxes = (o["boxes"][keep].float().cpu() * scale).clamp_(min=0)
-            boxes[:, 0::2] = boxes[:, 0::2].clamp(max=width)
-            boxes[:, 1::2] = boxes[:, 1::2].clamp(max=height)
-            scores, classes = o["scores"][keep].float().cpu().tolist(), o["labels"][keep].cpu().tolist()
-            masks = [None] * len(scores)
-            if "masks" in o and len(scores):  # Mask R-CNN: (N, 1, h, w) in input pixels -> frame pixels
-                soft = F.interpolate(o["masks"][keep].float(), size=(height, width), mode="bilinear", align_corners=False)
-                masks = list((soft[:, 0] > 0.5).cpu().numpy())
-            dets = [Detection(tuple(b), labels[c] if 0 <= c < len(labels) else str(c), s, m)
-                    for b, c, s, m in zip(boxes.tolist(), classes, scores, masks, strict=True)]
-            out.append(sorted(dets, key=lambda d: -d.score))
-        return out
 
     def preprocess(self, frames: np.ndarray) -> torch.Tensor:
         """``(B, H, W, 3)`` uint8 BGR -> ``(B, 3, h, w)`` normalised network input on the device (an

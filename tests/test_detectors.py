@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from eigencam_live.engine import Engine, EngineConfig
 from eigencam_live.errors import ConfigError, LayerNotFoundError, ModelError
-from eigencam_live.models import DETECTORS, load_model
+from eigencam_live.models import DETECTORS, frame_detections, load_model
 from eigencam_live.render import RenderConfig
 
 from .conftest import scene
@@ -83,7 +83,7 @@ def test_boxes_come_back_in_frame_pixels_best_first_above_the_score(frcnn):
                 "scores": torch.tensor([0.6, 0.9, 0.2]), "labels": torch.tensor([1, 3, 2])}]
     frcnn.reconfigure(score=0.5)
     try:
-        dets = frcnn._detections(outputs, (160, 288), (180, 320))[0]
+        dets = frame_detections(outputs, frcnn.loaded.labels, frcnn.config.score, (160, 288), (180, 320))[0]
     finally:
         frcnn.reconfigure(score=0.0)
     assert [d.label for d in dets] == ["car", "person"] and [d.score for d in dets] == pytest.approx([0.9, 0.6])
@@ -338,7 +338,7 @@ def test_mask_rcnn_masks_are_carried_in_frame_pixels_and_drawn_faintly():
     soft[..., 16:48, 24:72] = 0.9  # the object, in the 64x96 input
     outputs = [{"boxes": torch.tensor([[24.0, 16.0, 72.0, 48.0]]), "scores": torch.tensor([0.9]),
                 "labels": torch.tensor([1]), "masks": soft}]
-    (det,) = engine._detections(outputs, (64, 96), (120, 180))[0]
+    (det,) = frame_detections(outputs, engine.loaded.labels, engine.config.score, (64, 96), (120, 180))[0]
     assert det.label == "person" and det.box == pytest.approx((45.0, 30.0, 135.0, 90.0))
     assert det.mask.shape == (120, 180) and det.mask.dtype == bool
     ys, xs = np.nonzero(det.mask)

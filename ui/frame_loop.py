@@ -19,10 +19,11 @@ import torch
 from eigencam_live.engine import Engine, EngineConfig
 from eigencam_live.errors import EigenCamError
 from eigencam_live.models import model_kind
-from eigencam_live.render import TWO_PANEL_VIEWS, RenderConfig
+from eigencam_live.render import RenderConfig
 from eigencam_live.video import Frame, list_cameras
 
 from . import commands as cmd
+from .compare import component_tiles, layer_tiles
 from .engine_status import EngineStatus, build_engine, layer_list
 from .handoff import NewestOnly, Packet
 from .playback import Playback
@@ -391,50 +392,13 @@ class FrameLoop:
             self.out.compare_ready.emit([])  # the window's "Comparing…" ends
             return
         if command.layers:
-            self._compare_layers(engine, frame, command.layers)
-            return
-        keep = engine.config.component
-        tiles = []
-        try:
-            for k in range(1, command.count + 1):
-                try:
-                    engine.reconfigure(component=k)
-                except EigenCamError:
-                    break  # beyond the layer's rank
-                engine.reset()  # each tile from this frame alone, none from the state of earlier ones
-                result = engine.process(frame.image, render=self._tile_look())[0]
-                tiles.append((k, result.picture, float(result.explained_component)))
-        finally:
-            engine.reconfigure(component=keep)
-            engine.reset()
+            tiles, refused = layer_tiles(engine, frame.image, self._render, command.layers)
+            if refused:
+                self.out.error.emit("left out of the comparison: " + "; ".join(refused))
+        else:
+            tiles = component_tiles(engine, frame.image, self._render, command.count)
         # The tiles are the frame's own decomposition (no state carried from earlier frames): the
-        # view is redrawn the same way, so that its map is the first tile's.
-        self._redraw = True
-        self.out.compare_ready.emit(tiles)
-
-    def _tile_look(self) -> RenderConfig:
-        """How compare tiles are drawn: as the view, but the overlay alone in place of frame and
-        overlay (the frame, the same in every tile, would take half of each)."""
-        return replace(self._render, view="overlay") if self._render.view in TWO_PANEL_VIEWS else self._render
-
-    def _compare_layers(self, engine: Engine, frame: Frame, layers: tuple[str, ...]) -> None:
-        keep = {"layer": engine.config.layer, "optimize": engine.config.optimize}
-        tiles, refused = [], []
-        try:
-            for name in layers:
-                try:  # other layers eager: a traced copy per layer would cost more than the tile
-                    engine.reconfigure(layer=name, optimize=keep["optimize"] and name == engine.layer)
-                except EigenCamError as exc:
-                    refused.append(f"{name}: {exc}")
-                    continue
-                engine.reset()
-                result = engine.process(frame.image, render=self._tile_look())[0]
-                tiles.append((name, result.picture, float(result.explained_component)))
-        finally:
-            engine.reconfigure(**keep)
-            engine.reset()
-        if refused:
-            self.out.error.emit("left out of the comparison: " + "; ".join(refused))
+        # view is redrawn the same way, so that its map is the first tile's (the layer's in use).
         self._redraw = True
         self.out.compare_ready.emit(tiles)
 

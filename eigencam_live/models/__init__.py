@@ -15,7 +15,7 @@ layout (:func:`to_feature_map`); :class:`ActivationCapture` is the one place hoo
 
 from __future__ import annotations
 
-from .detectors import DETECTORS, Detection, load_detector
+from .detectors import DETECTORS, Detection, frame_detections, load_detector
 from .factory import FACTORY, from_module, load_factory
 from .layers import ActivationCapture, Layer, feature_layers, find_layer, last_map_layer, to_feature_map
 from .loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelSpec
@@ -31,6 +31,7 @@ __all__ = [
     "MODELS",
     "ActivationCapture",
     "Detection",
+    "frame_detections",
     "Layer",
     "LoadedModel",
     "ModelSpec",

@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from eigencam_live.errors import ModelError
@@ -27,7 +28,7 @@ from .loaded import LoadedModel, ModelSpec
 from .torchvision_zoo import pretrained_state
 from .weights import load_state_file
 
-__all__ = ["DETECTORS", "Detection", "load_detector"]
+__all__ = ["DETECTORS", "Detection", "frame_detections", "load_detector"]
 
 #: Every supported detector (COCO-trained in torchvision), by builder name.
 DETECTORS = (
@@ -69,6 +70,29 @@ def _as_given(transform: nn.Module) -> None:
 
     transform.normalize = normalize
     transform.resize = resize
+
+
+def frame_detections(outputs: list[dict], labels: list[str], score: float, input_hw: tuple[int, int],
+                     frame_hw: tuple[int, int]) -> list[list[Detection]]:
+    """A detector's per-image outputs (boxes in network-input pixels) -> the boxes scoring at least
+    ``score``, in frame pixels (inside the frame), with class names, best first."""
+    (h, w), (height, width) = input_hw, frame_hw
+    scale = torch.tensor([width / w, height / h, width / w, height / h])
+    out = []
+    for o in outputs:
+        keep = (o["scores"] >= score) & torch.isfinite(o["boxes"]).all(dim=1)
+        boxes = (o["boxes"][keep].float().cpu() * scale).clamp_(min=0)
+        boxes[:, 0::2] = boxes[:, 0::2].clamp(max=width)
+        boxes[:, 1::2] = boxes[:, 1::2].clamp(max=height)
+        scores, classes = o["scores"][keep].float().cpu().tolist(), o["labels"][keep].cpu().tolist()
+        masks = [None] * len(scores)
+        if "masks" in o and len(scores):  # Mask R-CNN: (N, 1, h, w) in input pixels -> frame pixels
+            soft = F.interpolate(o["masks"][keep].float(), size=(height, width), mode="bilinear", align_corners=False)
+            masks = list((soft[:, 0] > 0.5).cpu().numpy())
+        dets = [Detection(tuple(b), labels[c] if 0 <= c < len(labels) else str(c), s, m)
+                for b, c, s, m in zip(boxes.tolist(), classes, scores, masks, strict=True)]
+        out.append(sorted(dets, key=lambda d: -d.score))
+    return out
 
 
 def load_detector(name: str, weights: str = "imagenet", *, allow_download: bool = True) -> LoadedModel:

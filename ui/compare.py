@@ -1,0 +1,63 @@
+"""The compare tiles of the frame on screen (no Qt here): the frame mapped with each of the first
+components, or with the component in use at several layers. Each tile is the frame's own
+decomposition (the video state is reset before each), and the engine's settings are put back."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from eigencam_live.engine import Engine
+from eigencam_live.errors import EigenCamError
+from eigencam_live.render import TWO_PANEL_VIEWS, RenderConfig
+
+__all__ = ["component_tiles", "layer_tiles", "tile_look"]
+
+
+def tile_look(look: RenderConfig) -> RenderConfig:
+    """How tiles are drawn: as the view, but the overlay alone in place of frame and overlay (the
+    frame, the same in every tile, would take half of each)."""
+    return replace(look, view="overlay") if look.view in TWO_PANEL_VIEWS else look
+
+
+def component_tiles(engine: Engine, image: np.ndarray, look: RenderConfig, count: int) -> list[tuple]:
+    """``[(component, picture, explained), ...]`` for components 1 to ``count`` (fewer where the
+    layer's rank ends); the component in use stays."""
+    keep = engine.config.component
+    tiles = []
+    try:
+        for k in range(1, count + 1):
+            try:
+                engine.reconfigure(component=k)
+            except EigenCamError:
+                break  # beyond the layer's rank
+            engine.reset()  # each tile from this frame alone, none from the state of earlier ones
+            result = engine.process(image, render=tile_look(look))[0]
+            tiles.append((k, result.picture, float(result.explained_component)))
+    finally:
+        engine.reconfigure(component=keep)
+        engine.reset()
+    return tiles
+
+
+def layer_tiles(engine: Engine, image: np.ndarray, look: RenderConfig,
+                layers: tuple[str, ...]) -> tuple[list[tuple], list[str]]:
+    """``([(layer name, picture, explained), ...], refused)``: the component in use at each layer,
+    and why each layer that cannot give it was left out; the layer in use stays."""
+    keep = {"layer": engine.config.layer, "optimize": engine.config.optimize}
+    tiles, refused = [], []
+    try:
+        for name in layers:
+            try:  # other layers eager: a traced copy per layer would cost more than the tile
+                engine.reconfigure(layer=name, optimize=keep["optimize"] and name == engine.layer)
+            except EigenCamError as exc:
+                refused.append(f"{name}: {exc}")
+                continue
+            engine.reset()
+            result = engine.process(image, render=tile_look(look))[0]
+            tiles.append((name, result.picture, float(result.explained_component)))
+    finally:
+        engine.reconfigure(**keep)
+        engine.reset()
+    return tiles, refused
