@@ -85,12 +85,17 @@ def read_image(path: Path) -> np.ndarray:
     """``(H, W, 3)`` uint8 BGR as a viewer shows it (EXIF orientation applied; grey and alpha
     images made BGR). Raises :class:`SourceError` naming the file (unreadable, or under 2x2 like
     the videos ``annotate`` refuses)."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)  # IMREAD_COLOR applies the EXIF orientation
+    try:
+        data = path.read_bytes()  # read once: decoded, and a JPEG's end checked
+    except OSError as exc:
+        raise SourceError(f"cannot read image {path}: {exc.strerror or exc}") from None
+    if path.suffix.lower() in (".jpg", ".jpeg") and not _jpeg_complete(data):
+        # libjpeg would fill what is missing with grey (or OpenCV give up): not the picture
+        raise SourceError(f"cannot read image {path}: the file is cut off (its JPEG data ends early)")
+    # IMREAD_COLOR applies the EXIF orientation (imdecode as imread)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is None:
         raise SourceError(f"cannot read image {path}")
-    if path.suffix.lower() in (".jpg", ".jpeg") and not _jpeg_complete(path):
-        # libjpeg fills what is missing with grey and only grumbles on stderr: not the picture
-        raise SourceError(f"cannot read image {path}: the file is cut off (its JPEG data ends early)")
     if min(image.shape[:2]) < 2:
         raise SourceError(f"{path} is {image.shape[1]}x{image.shape[0]} pixels: too small to annotate (at least 2x2)")
     return image
@@ -101,12 +106,11 @@ def read_image(path: Path) -> np.ndarray:
 _NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 
 
-def _jpeg_complete(path: Path) -> bool:
-    """Whether a JPEG file reaches its end marker (``FF D9``), its segments walked from the start
+def _jpeg_complete(data: bytes) -> bool:
+    """Whether a JPEG file's ``data`` reach its end marker (``FF D9``), its segments walked from the start
     (the entropy-coded data of each scan skipped to the next marker). Data after the end marker (a
     camera's trailer, a motion photo's video) is not read; a file that is not JPEG data (a PNG
     named .jpg) is not this check's business: OpenCV read it by its content."""
-    data = path.read_bytes()
     if not data.startswith(b"\xff\xd8"):
         return True
     i, n = 2, len(data)

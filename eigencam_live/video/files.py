@@ -48,7 +48,7 @@ class FileSource(FrameSource):
         self._options = options or {}
         self._count = 0
         self._last_pts: float | None = None
-        self._last_end = 0.0  # seconds: where the last frame read ends
+        self._last_held: tuple[int, Fraction] | None = None  # the last frame's own duration, if given
         self._damaged = False
         self._open()
 
@@ -148,10 +148,9 @@ class FileSource(FrameSource):
         else:
             pts = self._count / float(self.info.rate)
         self._last_pts = pts
-        # where this frame ends: its own duration where the file gives one (a GIF's or an MP4's
-        # last frame may be held for longer than a frame interval)
-        held = float(frame.duration * frame.time_base) if frame.duration and frame.time_base is not None else None
-        self._last_end = pts + (held or 1 / float(self.info.rate))
+        # its own duration, where the file gives one (a GIF's or an MP4's last frame may be held
+        # longer than a frame interval); read at the end only
+        self._last_held = (frame.duration, frame.time_base) if frame.duration and frame.time_base is not None else None
         out = Frame(image, self._count, pts, now)
         self._count += 1
         return out
@@ -165,7 +164,8 @@ class FileSource(FrameSource):
         elif self.kind == "file" and self._end is not None and self._last_pts is not None:
             # Matroska stores no frame count, but its header gives the duration: the video track's
             # own (a few frames' rounding at most), or the whole file's (its audio may run longer).
-            shortfall = self._end - self._last_end
+            held = float(self._last_held[0] * self._last_held[1]) if self._last_held else 1 / float(self.info.rate)
+            shortfall = self._end - (self._last_pts + held)
             allowed = max(3 / float(self.info.rate), 0.02 * self._end) if self._own_end else max(1.0, 0.05 * self._end)
             if shortfall > allowed:
                 self.warning = (f"{self._describe()} ends early (cut off?): video stops at {self._last_pts:.2f} s "
