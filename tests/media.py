@@ -46,6 +46,7 @@ def write_clip(
     audio_start: float | None = None,
     time_base: Fraction = TIME_BASE,
     pix_fmt: str = "yuv420p",
+    aspect: Fraction | None = None,
 ) -> Path:
     """An H.264 clip of ``frames`` frames of :func:`pattern` (the container from the suffix: .mp4,
     .mov, .mkv, .webm (VP9), .avi, .ts).
@@ -63,6 +64,7 @@ def write_clip(
         audio_start: where the audio starts, in seconds (default: with the video).
         time_base: the video stream's clock (the muxer may impose its own: Matroska's is 1/1000 s).
         pix_fmt: ``yuv444p`` allows odd sizes (yuv420p has none).
+        aspect: the sample aspect ratio (a pixel's width / height: anamorphic video), if not square.
     """
     width, height = size
     options = {"movflags": "+faststart"} if faststart else {}
@@ -75,6 +77,8 @@ def write_clip(
         v.options = {"deadline": "realtime", "cpu-used": "8"} if webm else {"preset": "ultrafast", "crf": "30"}
         if rotation:
             v.set_display_rotation(rotation)
+        if aspect is not None:
+            v.codec_context.sample_aspect_ratio = aspect
         a = None
         if audio:
             a = out.add_stream(audio_codec, rate=48000)
@@ -199,8 +203,8 @@ def annotate_signalled_at_frame(frame: int, signal_name: str) -> str:
 import os, signal, sys
 from eigencam_live.video import VideoSink
 write = VideoSink.write
-def write_then_signal(self, image, pts=None):
-    write(self, image, pts)
+def write_then_signal(self, image, pts=None, duration=None):
+    write(self, image, pts, duration)
     if self.frames_written == {int(frame)}:
         os.kill(os.getpid(), signal.{signal_name})
 VideoSink.write = write_then_signal

@@ -307,8 +307,8 @@ def test_an_output_that_appears_during_the_run_is_kept_and_the_run_refuses(tmp_p
     out = tmp_path / "out.mp4"
     write = VideoSink.write
 
-    def write_then_another_run_finishes(self, image, pts=None):
-        write(self, image, pts)
+    def write_then_another_run_finishes(self, image, pts=None, duration=None):
+        write(self, image, pts, duration)
         if self.frames_written == 3:
             out.write_bytes(b"the other run's video")
 
@@ -335,8 +335,8 @@ from pathlib import Path
 from eigencam_live.video import VideoSink
 gate = Path(sys.argv.pop(1))
 write = VideoSink.write
-def write_then_meet(self, image, pts=None):
-    write(self, image, pts)
+def write_then_meet(self, image, pts=None, duration=None):
+    write(self, image, pts, duration)
     if self.frames_written == 1:
         (gate / f"ready-{os.getpid()}").touch()
         end = time.monotonic() + 60

@@ -162,7 +162,56 @@ def test_a_last_frame_held_longer_is_not_taken_for_a_cut(tmp_path, hold):
         for packet in packets:
             out.mux(packet)
     with Capture(open_source(str(path))) as cap:
-        assert len(list(cap)) == 30 and cap.warning is None
+        frames = list(cap)
+        assert len(frames) == 30 and cap.warning is None
+        assert frames[-1].duration == pytest.approx(round(hold * 30) / 30)  # its own, as the file gives it
+        assert all(f.duration == pytest.approx(1 / 30) for f in frames[:-1])
+
+
+@pytest.mark.parametrize("hold", [0.5, 3.0])
+def test_a_last_frame_held_longer_is_held_as_long_in_the_output(tmp_path, engine, hold):
+    """A GIF or a slideshow whose last picture stays for seconds: the output ends where the input
+    does (it ended one frame interval after the last frame's start, the hold lost)."""
+    src = tmp_path / "held.mp4"
+    with av.open(str(src), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        stream.options = {"bf": "0"}
+        packets = []
+        for i in range(8):
+            frame = av.VideoFrame.from_ndarray(pattern(i), format="bgr24")
+            frame.pts, frame.time_base = i, Fraction(1, 10)
+            packets += stream.encode(frame)
+        packets += stream.encode(None)
+        max(packets, key=lambda p: p.pts).duration = round(hold / packets[0].time_base)
+        for packet in packets:
+            out.mux(packet)
+    job = Job(src, tmp_path / "out.mp4")
+    annotate_file(engine, job, RenderConfig(), progress=False)  # B-frames in the output (x264's default)
+    with av.open(str(job.output)) as c:
+        v = c.streams.video[0]
+        frames = [(f.pts * f.time_base, f.duration * f.time_base) for f in c.decode(v)]
+        assert float(v.duration * v.time_base) == pytest.approx(0.7 + hold, abs=1e-3)  # the samples' clock
+        assert c.duration / 1e6 == pytest.approx(0.7 + hold, abs=1e-3)  # the edit list's
+    # (a frame's own duration as FFmpeg reads it back follows the samples in decoding order: with
+    # B-frames, not the frame's; players show each frame until the next one's time, the last until the end)
+    assert [float(t) for t, _ in frames] == pytest.approx([i / 10 for i in range(8)])
+
+
+@pytest.mark.parametrize("degrees", [0, 90])
+def test_anamorphic_pixels_keep_their_shape(tmp_path, engine, degrees):
+    """A clip whose pixels are not square (4:3: 96x64 shown as 128x64) comes out with the same
+    sample aspect ratio, so that players show it as wide; upright, a pixel's shape turns with it."""
+    src = write_clip(tmp_path / "wide.mp4", frames=5, aspect=Fraction(4, 3), rotation=degrees)
+    want = Fraction(3, 4) if degrees else Fraction(4, 3)
+    with open_source(str(src)) as source:
+        assert source.info.aspect == want
+    job = Job(src, tmp_path / "out.mp4")
+    annotate_file(engine, job, RenderConfig(view="side-by-side"), progress=False)
+    with av.open(str(job.output)) as c:
+        v = c.streams.video[0]
+        assert Fraction(v.sample_aspect_ratio) == want
+        assert (v.width, v.height) == ((64 * 2, 96) if degrees else (96 * 2, 64))
 
 
 def test_an_mp4_edit_list_cut_is_whole_not_cut_off(tmp_path, capsys):
@@ -217,4 +266,7 @@ def test_a_single_frame_without_a_rate_becomes_one_frame_at_30_fps(tmp_path, eng
     job = Job(src, tmp_path / "out.mp4")
     assert annotate_file(engine, job, progress=False).frames == 1
     got = probe(job.output)
-    assert got["frames"] == 1 and got["rate"] in (Fraction(30), source.info.rate)
+    with av.open(str(src)) as c:  # the picture's own duration, where the container gives one (41 ms here)
+        held = next(c.decode(video=0))
+        held = held.duration * held.time_base if held.duration else Fraction(1, 30)
+    assert got["frames"] == 1 and got["rate"] in (Fraction(30), source.info.rate, 1 / held)

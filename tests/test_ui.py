@@ -286,6 +286,30 @@ def test_record_writes_a_playable_h264_video(qtbot, make_window, tmp_path):
     assert w.recording_path is None and "Record" in w.record_action.text()
 
 
+def test_anamorphic_video_is_shown_and_recorded_as_wide_as_meant(qtbot, make_window, tmp_path):
+    """Pixels 4:3 wide (96x64 coded, 128x64 shown): the view draws the picture 2:1, and a recording
+    carries the pixels' shape as the input does."""
+    from fractions import Fraction
+
+    import av
+
+    from .media import write_clip
+
+    src = write_clip(tmp_path / "wide.mp4", frames=90, rate=Fraction(30), aspect=Fraction(4, 3))
+    w = make_window(source=str(src))
+    qtbot.waitUntil(lambda: w.source_info is not None and w.source_info.name == "wide.mp4", timeout=WAIT)
+    wait_frames(qtbot, w, 2)
+    rect = w.view.target_rect()
+    assert rect.width() / rect.height() == pytest.approx(2.0, rel=0.01)
+    with qtbot.waitSignal(w.pipeline.recording_changed, timeout=WAIT):
+        w.toggle_recording(tmp_path / "rec")
+    wait_frames(qtbot, w, 3)
+    with qtbot.waitSignal(w.pipeline.recording_changed, timeout=WAIT) as done:
+        w.toggle_recording()
+    with av.open(done.args[1]) as c:
+        assert Fraction(c.streams.video[0].sample_aspect_ratio) == Fraction(4, 3)
+
+
 def test_bad_source_shows_an_error_and_the_app_keeps_running(qtbot, make_window, tmp_path):
     w = make_window(source=str(tmp_path / "missing.mp4"))
     qtbot.waitUntil(lambda: w.last_error is not None, timeout=WAIT)

@@ -412,7 +412,8 @@ class FrameLoop:
         info = self.playback.info
         # A file's sound goes with it; live sources (cameras, streams, the demos) have none to copy.
         sound = info.path if info is not None and info.has_audio and not info.live else None
-        self.recorder.start(command.path, fps=self.playback.fps or 30.0, audio_from=sound)
+        self.recorder.start(command.path, fps=self.playback.fps or 30.0, audio_from=sound,
+                            aspect=info.aspect if info is not None else 1)
         self.out.recording_changed.emit(True, str(command.path))
 
     def _stop_recording(self, timeout: float = -1) -> None:

@@ -7,6 +7,7 @@ its origin of time, what a jump in the source's time does and how a frame of ano
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -60,6 +61,7 @@ class Recorder:
         self._finished: VideoSink | None = None  # the last recording's, once stopped (its notes)
         self._shift = 0.0  # source seconds minus recording seconds
         self._last: tuple[float, float] | None = None  # the last frame's (source, recording) seconds
+        self.aspect = Fraction(1)  # the shape of the source's pixels (anamorphic video: not 1)
 
     @property
     def active(self) -> bool:
@@ -83,15 +85,18 @@ class Recorder:
         sink = self._sink or self._finished
         return sink.audio_note if sink is not None else None
 
-    def start(self, path: str | Path, fps: float, audio_from: str | Path | None = None) -> None:
+    def start(self, path: str | Path, fps: float, audio_from: str | Path | None = None,
+              aspect: Fraction = Fraction(1)) -> None:
         """Record to ``path`` at nominal rate ``fps`` (a float such as 29.97 is kept exact), with the
-        audio of ``audio_from`` (the file shown; ``None``: video only, as for live sources)."""
+        audio of ``audio_from`` (the file shown; ``None``: video only, as for live sources); the
+        pixels' ``aspect`` (width / height) is the source's (anamorphic video)."""
         if self.active:
             raise SinkError(f"already recording to {self.path}; stop first")
         if not fps or fps <= 0:
             raise SinkError(f"fps must be positive. Got {fps}")
         self.path, self.fps, self._sink, self._finished, self._last = Path(path), float(fps), None, None, None
         self.audio_from = None if audio_from is None else str(audio_from)
+        self.aspect = Fraction(aspect)
 
     def write(self, image: np.ndarray, pts: float) -> None:
         """Append ``image`` (``(H, W, 3)`` uint8 BGR) shown at ``pts`` seconds; no-op when not recording.
@@ -107,7 +112,7 @@ class Recorder:
             height, width = image.shape[:2]
             try:
                 self._sink = VideoSink(self.path, width=width, height=height, fps=self.fps, overwrite=True,
-                                       audio_from=self.audio_from, audio_start=pts)
+                                       audio_from=self.audio_from, audio_start=pts, aspect=self.aspect)
             except Exception as exc:
                 raise SinkError(f"cannot record to {self.path}: {exc}") from exc
             self._shift = pts

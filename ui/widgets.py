@@ -42,6 +42,7 @@ class FrameView(QWidget):
         self.busy = ""  # said over a dimmed picture while, e.g., a model loads
         self.colorbar: np.ndarray | None = None  # (256, 3) uint8 BGR lookup table, drawn at the right
         self.panels = (1, 1)  # (columns, rows) of frame-sized panels in the image
+        self.aspect = 1.0  # the shape of a pixel, width / height (anamorphic video is shown as wide as meant)
 
     def set_busy(self, text: str) -> None:
         """Dim the picture and say ``text`` over it (``""``: back to normal)."""
@@ -72,10 +73,10 @@ class FrameView(QWidget):
         self.resized.emit()
 
     def target_rect(self) -> QRectF:
-        """Where the image lands: centred, scaled to fit, aspect kept."""
+        """Where the image lands: centred, scaled to fit, aspect kept (its pixels' shape too)."""
         if self._qimage is None:
             return QRectF(self.rect())
-        iw, ih = self._qimage.width(), self._qimage.height()
+        iw, ih = self._qimage.width() * self.aspect, self._qimage.height()
         scale = min(self.width() / iw, self.height() / ih)
         w, h = iw * scale, ih * scale
         return QRectF((self.width() - w) / 2, (self.height() - h) / 2, w, h)

@@ -345,7 +345,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         if packet is None or self._closed:
             return
         self.view.set_image(packet.image, panels_of(packet.image.shape, packet.frame.image.shape))
-        size = (int(packet.frame.image.shape[1]), int(packet.frame.image.shape[0]))
+        size = (round(packet.frame.image.shape[1] * self.view.aspect), int(packet.frame.image.shape[0]))  # as shown
         if size != self._frame_size:
             self._frame_size = size
             self._refit_view()

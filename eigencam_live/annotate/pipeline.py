@@ -195,7 +195,7 @@ class _Pipeline:
             for f, r in zip(frames, pending.result(), strict=True):
                 if self.abort.is_set():  # the caller is about to close or remove the file
                     return
-                self.sink.write(r.picture, f.pts)
+                self.sink.write(r.picture, f.pts, f.duration)
                 self.tables.add(f.pts, r, f.index)
                 self.written += 1
 
@@ -299,7 +299,7 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
     try:
         sink = VideoSink(work / job.output.name, width=width, height=height, fps=info.rate,
                          time_base=info.time_base, audio_from=str(job.input) if info.has_audio else None,
-                         overwrite=True, crf=crf, preset=preset, threads=encoder_threads)
+                         overwrite=True, crf=crf, preset=preset, threads=encoder_threads, aspect=info.aspect)
     except BaseException:
         source.close()
         raise

@@ -48,7 +48,7 @@ class FileSource(FrameSource):
         self._options = options or {}
         self._count = 0
         self._last_pts: float | None = None
-        self._last_held: tuple[int, Fraction] | None = None  # the last frame's own duration, if given
+        self._last_held: float | None = None  # the last frame's own duration (seconds), if given
         self._damaged = False
         self._open()
 
@@ -91,10 +91,12 @@ class FileSource(FrameSource):
             if frames is None or (spanned is not None and spanned < frames - max(2, frames // 100)):
                 frames = spanned
         self._end, self._own_end = _expected_end(self._container, stream)
+        aspect = _pixel_aspect(stream)
         self.info = SourceInfo(
             self.kind, os.path.basename(self.path.rstrip("/")) or self.path, width, height, Fraction(rate), frames,
             self.kind == "stream", self.kind == "file", self.path if self.kind == "file" else None,
             bool(self._container.streams.audio), stream.time_base, (self._turns * 90) % 360,
+            1 / aspect if self._turns % 2 else aspect,
         )
 
     def _decode_next(self, *, first: bool = False):
@@ -149,9 +151,9 @@ class FileSource(FrameSource):
             pts = self._count / float(self.info.rate)
         self._last_pts = pts
         # its own duration, where the file gives one (a GIF's or an MP4's last frame may be held
-        # longer than a frame interval); read at the end only
-        self._last_held = (frame.duration, frame.time_base) if frame.duration and frame.time_base is not None else None
-        out = Frame(image, self._count, pts, now)
+        # longer than a frame interval)
+        self._last_held = frame.duration * float(frame.time_base) if frame.duration and frame.time_base is not None else None
+        out = Frame(image, self._count, pts, now, self._last_held)
         self._count += 1
         return out
 
@@ -164,7 +166,7 @@ class FileSource(FrameSource):
         elif self.kind == "file" and self._end is not None and self._last_pts is not None:
             # Matroska stores no frame count, but its header gives the duration: the video track's
             # own (a few frames' rounding at most), or the whole file's (its audio may run longer).
-            held = float(self._last_held[0] * self._last_held[1]) if self._last_held else 1 / float(self.info.rate)
+            held = self._last_held or 1 / float(self.info.rate)
             shortfall = self._end - (self._last_pts + held)
             allowed = max(3 / float(self.info.rate), 0.02 * self._end) if self._own_end else max(1.0, 0.05 * self._end)
             if shortfall > allowed:
@@ -371,6 +373,17 @@ def _without_prefix(message: str, url: str) -> str:
         if message.startswith(prefix):
             return message[len(prefix):]
     return message
+
+
+def _pixel_aspect(stream) -> Fraction:
+    """The stream's sample aspect ratio (the shape of a coded pixel), 1 where it states none."""
+    try:
+        sar = stream.sample_aspect_ratio
+    except Exception:  # noqa: BLE001 - PyAV builds without it
+        return Fraction(1)
+    if not sar or sar.numerator <= 0 or sar.denominator <= 0:
+        return Fraction(1)
+    return Fraction(sar.numerator, sar.denominator)
 
 
 def _expected_end(container, stream) -> tuple[float | None, bool]:

@@ -23,12 +23,15 @@ class Frame:
         pts: seconds; the frame's timestamp in the stream (files: container pts; live sources:
             seconds since the source started).
         captured: ``time.monotonic()`` when the capture thread got it (for latency).
+        duration: seconds the frame is shown, where the source says (a file's; a GIF's or a
+            slideshow's last frame may be held for seconds); ``None``: until the next frame.
     """
 
     image: np.ndarray
     index: int
     pts: float
     captured: float
+    duration: float | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ class SourceInfo:
             Matroska; timestamps are multiples of it.
         rotation: degrees (0, 90, 180, 270, counter-clockwise) the coded picture was turned by to
             deliver it as displayed (a phone's display matrix); ``width`` and ``height`` are as displayed.
+        aspect: the shape of one pixel as displayed, width / height (a video's sample aspect ratio:
+            4/3 for anamorphic 16:9 in 1440x1080; 1 for square pixels, or where the source states none).
     """
 
     kind: str
@@ -63,6 +68,7 @@ class SourceInfo:
     has_audio: bool = False
     time_base: Fraction | None = None
     rotation: int = 0
+    aspect: Fraction = Fraction(1)
 
     @property
     def fps(self) -> float:

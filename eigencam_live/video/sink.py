@@ -57,6 +57,9 @@ class VideoSink:
         crf, preset: libx264 quality and speed.
         threads: libx264's threads (0: its own choice, through PyAV sliced threads, 2 on 2 cores);
             ``annotate`` shares the cores with the network (:func:`~eigencam_live.options.headless_threads`).
+        aspect: the shape of a pixel, width / height (the input's sample aspect ratio, as
+            :attr:`~.frames.SourceInfo.aspect`): written into the stream, so that players show an
+            anamorphic input's picture as wide as the input's.
 
     Usage::
 
@@ -81,6 +84,7 @@ class VideoSink:
         crf: int = 20,
         preset: str = "veryfast",
         threads: int = 0,
+        aspect: Fraction = Fraction(1),
     ) -> None:
         import av
 
@@ -111,6 +115,10 @@ class VideoSink:
         self._grid = RateGrid(self.rate, self._in_tb or Fraction(0))
         self._closed = False
         self._last_pts = -1
+        self._held: dict[int, int] = {}  # frames' own durations (ticks), by timestamp, until encoded
+        self._end: int | None = None  # where the last frame written ends (ticks), if it has its own duration
+        self._first_ticks = self._first_dts = None
+        self._behind = None  # the latest packet, muxed when the next comes (the last one's duration is set)
         self._first_pts: float | None = None
         self._audio: AudioTrack | None = None
         self.tmp_path = parent / f".{self.path.stem}.part{os.getpid()}{self.path.suffix or '.mp4'}"
@@ -137,6 +145,8 @@ class VideoSink:
             # show an HD output (untagged, they would take BT.709) in the colours that went in.
             self._video.codec_context.colorspace = BT601
             self._video.codec_context.color_range = LIMITED
+            if aspect != 1:
+                self._video.codec_context.sample_aspect_ratio = Fraction(aspect).limit_denominator(65535)
             if audio_from is not None:
                 self._audio = AudioTrack(self._out, str(audio_from), start=audio_start)
         except BaseException:
@@ -159,13 +169,16 @@ class VideoSink:
         return self._audio.packets if self._audio is not None else 0
 
     # -- video -----------------------------------------------------------------------------------
-    def write(self, image: np.ndarray, pts: float | None = None) -> None:
+    def write(self, image: np.ndarray, pts: float | None = None, duration: float | None = None) -> None:
         """Append one frame.
 
         Args:
             image: ``(height, width, 3)`` uint8 BGR.
             pts: the frame's timestamp in seconds (the input's, to keep variable frame rate and
                 audio sync); ``None`` = the next frame at the nominal rate.
+            duration: seconds the frame is shown, where the input says: the last frame's sets
+                where the video ends (a GIF's last picture held for seconds stays so); ``None``:
+                until the next frame, and the last one for a frame interval.
         """
         import av
 
@@ -193,15 +206,42 @@ class VideoSink:
         frame.colorspace, frame.color_range = BT601, LIMITED
         frame.pts = ticks
         frame.time_base = self.time_base
+        if self._first_ticks is None:
+            self._first_ticks = ticks
+        self._end = None
+        if duration is not None and duration > 0:
+            self._held[ticks] = max(1, round(duration / self.time_base))
+            self._end = ticks + self._held[ticks]
         try:
-            for packet in self._video.encode(frame):
-                self._out.mux(packet)
+            self._mux_video(self._video.encode(frame))
             if self._audio is not None:
                 self._audio.mux_until(seconds)
         except (OSError, av.FFmpegError) as exc:
             raise SinkError(f"cannot write {self.path}: {getattr(exc, 'strerror', None) or exc}") from exc
         self.frames_written += 1
-        self.duration = seconds - self._first_pts + float(1 / self.rate)
+        self.duration = seconds - self._first_pts + (duration if duration and duration > 0 else float(1 / self.rate))
+
+    def _mux_video(self, packets, last: bool = False) -> None:
+        """Mux encoded packets, one behind: the last of all (``last``: the encoder is flushed)
+        then ends the samples' clock where the last frame ends, not a frame interval after its
+        timestamp (what a reader such as FFmpeg plays by)."""
+        for packet in packets:
+            if self._first_dts is None:
+                self._first_dts = packet.dts
+            # the muxer ends the presentation at the latest pts + duration: a frame's own duration,
+            # where the input gave one, else (0) the muxer's guess of a frame interval
+            if self._held and packet.pts is not None:
+                packet.duration = self._held.pop(packet.pts, 0)
+            if self._behind is not None:
+                self._out.mux(self._behind)
+            self._behind = packet
+        if last and self._behind is not None:
+            packet, self._behind = self._behind, None
+            if self._end is not None and None not in (packet.dts, packet.pts, self._first_dts):
+                # the samples span what the frames span: end - first pts, on the decoding clock
+                span = self._end - self._first_ticks - (packet.dts - self._first_dts)
+                packet.duration = max(1, min(span, self._end - packet.pts))
+            self._out.mux(packet)
 
     def cue_audio(self, source: float, at: float) -> None:
         """The video jumps (a seek while recording): the audio goes on from ``source`` seconds of
@@ -239,8 +279,7 @@ class VideoSink:
         try:
             if self.frames_written == 0:
                 raise SinkError(f"no frames were written; {self.path} was not created")
-            for packet in self._video.encode(None):
-                self._out.mux(packet)
+            self._mux_video(self._video.encode(None), last=True)
             if self._audio is not None:
                 self._audio.mux_until(None if audio_to_end else (self._first_pts or 0.0) + self.duration)
                 self._audio.finish()
