@@ -653,3 +653,22 @@ def test_a_component_beyond_the_spectrum_is_shown_as_it_is(qtbot, make_window):
     w = make_window(engine=replace(FAST, component=6))  # a 2x3 map: rank 6; the spectrum shows five
     wait_frames(qtbot, w, 2)
     assert w.component_spin.value() == 6 and w.last_packet.result.component == 6
+
+
+def test_busy_text_over_no_picture_is_drawn_once(qtbot):
+    """While a model loads before any frame: the busy text alone, not over the grey placeholder."""
+    from ui.widgets import FrameView
+
+    view = FrameView()
+    qtbot.addWidget(view)
+    view.resize(640, 360)
+    view.placeholder = "Loading mobilenet_v3_large…"
+    placeholder_grey = 0xFFA0A0A5  # the placeholder's pen (160, 160, 165)
+
+    def greys() -> int:
+        img = view.grab().toImage()
+        return sum(img.pixel(x, y) == placeholder_grey for y in range(0, img.height(), 2) for x in range(0, img.width(), 2))
+
+    assert greys() > 0  # idle: the placeholder is drawn
+    view.set_busy("Loading mobilenet_v3_large…")
+    assert greys() == 0

@@ -85,11 +85,12 @@ class FrameView(QWidget):
         p = QPainter(self)
         p.fillRect(self.rect(), QColor(24, 25, 28))
         if self._qimage is None:
-            p.setPen(QColor(160, 160, 165))
-            f = p.font()
-            f.setPointSizeF(f.pointSizeF() * 1.3)
-            p.setFont(f)
-            p.drawText(self.rect(), Qt.AlignCenter, self.placeholder)
+            if not self.busy:  # else the busy text below says it, once (not over a placeholder)
+                p.setPen(QColor(160, 160, 165))
+                f = p.font()
+                f.setPointSizeF(f.pointSizeF() * 1.3)
+                p.setFont(f)
+                p.drawText(self.rect(), Qt.AlignCenter, self.placeholder)
         else:
             p.setRenderHint(QPainter.SmoothPixmapTransform, True)
             target = self.target_rect()
