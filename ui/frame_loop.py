@@ -104,6 +104,7 @@ class FrameLoop:
         self._redraw = False  # a setting changed since the frame on screen was processed
         self._last_frame: Frame | None = None
         self._last_report: tuple[str, float] = ("", 0.0)
+        self._unprepared: object = None  # the engine settings whose preparing failed (not said again each frame)
         self._layers_cache: dict[tuple, list] = {}
         self._layers_size: tuple[int, int] | None = None  # the input size the layer list was made for
         # Read by the GUI thread (plain numbers: a torn read is harmless).
@@ -322,7 +323,9 @@ class FrameLoop:
         t0 = time.perf_counter()
         preparing = engine.backend.preparing
         dropped_before = self.playback.dropped
-        if preparing:  # an export (once, then cached), or an ONNX file's session for its layer
+        if preparing and self._unprepared == (engine.config, engine.input_size()):
+            preparing = False  # it failed on the last frame: each new try is not a new wait to veil
+        elif preparing:  # an export (once, then cached), or an ONNX file's session for its layer
             exported = model_kind(engine.config.model) != "onnx"
             name = engine.config.model if exported else Path(engine.config.model).name
             self.out.busy.emit(f"preparing {name} for {engine.backend.name}{' (once, cached)' if exported else ''}…")
@@ -333,17 +336,21 @@ class FrameLoop:
             self._report_once(str(exc))
             self._last_frame = frame
             return
-        except (RuntimeError, MemoryError) as exc:
-            # torch.OutOfMemoryError is a RuntimeError; so are odd shape errors of exotic layers.
+        except Exception as exc:  # the network's own failure on this frame: said, and the loop goes on
+            # torch.OutOfMemoryError is a RuntimeError; so are odd shape errors of exotic layers; a
+            # model's own check (timm's ViT: "Input width (384) doesn't match model (224)") is not.
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if "out of memory" in msg.lower() or isinstance(exc, MemoryError):
                 msg = f"out of memory: {msg}. Try a smaller input resolution or another model."
+            elif not isinstance(exc, RuntimeError):
+                msg = f"{engine.config.model} failed on this frame: {type(exc).__name__}: {msg}"
             self._report_once(msg)
             self._last_frame = frame
             return
         finally:
             if preparing:
                 self.out.busy.emit("")
+                self._unprepared = (engine.config, engine.input_size()) if engine.backend.preparing else None
         if preparing:
             self._dropped_offset += max(0, self.playback.dropped - dropped_before)  # not the running model's
             self.out.engine_changed.emit(EngineStatus.of(engine))  # what runs it is known now

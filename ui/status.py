@@ -60,7 +60,7 @@ class StatusReports:
         may take seconds more: an ONNX export)."""
         if what:
             if what.startswith("loading"):
-                self._veil_until_frame = True
+                self._veil_until_frame, self._failed_while_veiled = True, False
             self.busy_text = what[0].upper() + what[1:]
             self.statusBar().showMessage(self.busy_text)
             self.view.set_busy(self.busy_text)
@@ -69,13 +69,13 @@ class StatusReports:
             if what.startswith("loading"):
                 self.predictions.clear(self.busy_text)
                 self.spectrum.set_spectrum(np.zeros(0, np.float32), self.engine_config.component)
-        elif not self._veil_until_frame:
-            self._end_busy()
+        elif not self._veil_until_frame or self._failed_while_veiled:
+            self._end_busy(frame_shown=True)  # no frame will come to lift it: the error says why
 
     def _end_busy(self, *, frame_shown: bool = False) -> None:
         if self._veil_until_frame and not frame_shown:
             return
-        self._veil_until_frame = False
+        self._veil_until_frame = self._failed_while_veiled = False
         if self.busy_text:
             self.busy_text = ""
             self.statusBar().clearMessage()
@@ -95,6 +95,7 @@ class StatusReports:
         """Show a one-line error over the view for a few seconds; the app keeps running."""
         self.last_error = message
         self.errors.append(message)
+        self._failed_while_veiled = self._veil_until_frame
         self.error_banner.setText(f"<b>Error:</b> {message}  <small>(click to dismiss)</small>")
         self.error_banner.show()
         self._error_timer.start(30000)

@@ -115,6 +115,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.requested_source: str | int = source
         self.busy_text = ""
         self._veil_until_frame = False  # a model was loaded: the old picture stays veiled till a new one
+        self._failed_while_veiled = False  # an error came while veiled: no frame may come to lift it
         self._last_folder = str(Path.home())
         self.last_packet: Packet | None = None
         self.last_error: str | None = None
