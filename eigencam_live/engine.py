@@ -43,7 +43,7 @@ from torch import nn
 from .backends import OnnxBackend, OnnxFileBackend, TorchBackend, load_onnx, make_backend
 from .cam import SubspaceTracker, TemporalSmoother, eigen_cam
 from .config import DEVICES, PRECISIONS, EngineConfig, _placement, input_size, resolve_device, resolve_dtype
-from .errors import ConfigError, LayerNotFoundError, WeightsUnavailableError
+from .errors import ConfigError, LayerNotFoundError, WeightsUnavailableError, network_errors
 from .inputs import InputSpec, Prepared, as_batch, prepare
 from .models import Layer, LoadedModel, frame_detections, from_module, load_model, model_kind
 from .render import RenderConfig
@@ -233,8 +233,9 @@ class Engine:
     def feature_layers(self, frame_hw: tuple[int, int] | None = None) -> list[Layer]:
         """Every layer of the network that gives a feature map, in forward order, with its type and
         its ``(C, h, w)`` for :meth:`input_size`."""
-        with self._lock:
-            return self.backend.feature_layers(self.input_size(frame_hw))
+        size = self.input_size(frame_hw)
+        with self._lock, network_errors(f"{self.loaded.spec.name} failed on a {size[1]}x{size[0]} input"):
+            return self.backend.feature_layers(size)
 
     def input_size(self, frame_hw: tuple[int, int] | None = None) -> tuple[int, int]:
         """The network input's ``(h, w)`` for a ``frame_hw`` frame (default: the last frame's size,
@@ -257,7 +258,8 @@ class Engine:
         if key not in self._probed:
             if len(self._probed) >= 64:
                 self._probed.clear()
-            self._probed[key] = (backend.probe(layer, size), backend.loaded.classes)
+            with network_errors(f"{backend.loaded.spec.name} failed on a {size[1]}x{size[0]} input"):
+                self._probed[key] = (backend.probe(layer, size), backend.loaded.classes)
         shape, classes = self._probed[key]
         _check_map(shape, layer, config.component if self._frame_hw else 1)
         labels = backend.loaded.labels
@@ -351,10 +353,13 @@ class Engine:
                 ahead = self._prepare(batch)
             on_device, x = ahead.on_device, ahead.x
             t1 = time.perf_counter()
-            if cfg.method == "randomized" or self.resident:  # neither takes a Gram matrix
-                (outputs, fmap), gram = self.backend.forward(x), None
-            else:
-                outputs, fmap, gram = self.backend.forward_gram(x)
+            b, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+            with network_errors(f"{self.loaded.spec.name} failed on {b} frame{'s' if b > 1 else ''} of {w}x{h}",
+                                " (--batch-size 1 runs one frame at a time)" if b > 1 else ""):
+                if cfg.method == "randomized" or self.resident:  # neither takes a Gram matrix
+                    (outputs, fmap), gram = self.backend.forward(x), None
+                else:
+                    outputs, fmap, gram = self.backend.forward_gram(x)
             detections = None
             if isinstance(outputs, list):  # a detector: boxes, not class scores
                 detections = frame_detections(outputs, self.loaded.labels, cfg.score, tuple(x.shape[-2:]),

@@ -5,6 +5,9 @@ Every message says what was wrong and what is allowed.
 
 from __future__ import annotations
 
+import contextlib
+import re
+
 
 class EigenCamError(Exception):
     """Base class: a user-facing error with a one-line message."""
@@ -12,6 +15,51 @@ class EigenCamError(Exception):
 
 class ModelError(EigenCamError):
     """Unknown model name."""
+
+
+class NetworkError(ModelError):
+    """The network itself failed: it refused the input it was given (a size, a batch, a type it
+    was not made for), or its runtime cannot run it (an ONNX opset or op it does not have)."""
+
+
+#: What ONNX Runtime's messages carry for its developers, not for a user: the status prefix
+#: (``[ONNXRuntimeError] : 2 : INVALID_ARGUMENT :``), its source file, line and C++ signature, and
+#: the check that failed (``x == y was false.``), before the sentence that says what happened.
+_ORT_NOISE = [
+    (re.compile(r"^\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*\w+\s*:\s*"), ""),
+    (re.compile(r"Load model from .*? failed:\s*"), ""),
+    (re.compile(r"Non-zero status code returned while running (\w+) node\. Name:'([^']*)' Status Message:\s*"),
+     r"node \2 (\1): "),
+    (re.compile(r"/\S*onnxruntime\S*:\d+ .*?\) (?=\S)"), ""),
+    (re.compile(r"[^:.]*? was false\."), " "),
+]
+
+
+def _ort_text(line: str) -> str:
+    for pattern, repl in _ORT_NOISE:
+        line = pattern.sub(repl, line)
+    return re.sub(r"\s+", " ", line).strip()
+
+
+@contextlib.contextmanager
+def network_errors(what: str, hint: str = ""):
+    """Inside: an exception of the network's own code or runtime becomes a :class:`NetworkError`,
+    ``"{what}: {its type}: {its first line}{hint}"`` (the original chained), so that front ends say it
+    in one line. Running out of memory, the project's own errors and interrupts pass unchanged."""
+    try:
+        yield
+    except (EigenCamError, MemoryError):
+        raise
+    except Exception as exc:
+        text = str(exc).strip()
+        if isinstance(exc, RuntimeError) and ("out of memory" in text.lower() or "not enough memory" in text.lower()):
+            raise
+        line = text.splitlines()[0] if text else ""
+        if type(exc).__module__.startswith("onnxruntime"):  # its messages say what failed, not its type
+            line = _ort_text(line)
+        else:
+            line = f"{type(exc).__name__}: {line}"
+        raise NetworkError(f"{what}: {line[:300]}{hint}") from exc
 
 
 class LayerNotFoundError(EigenCamError):

@@ -279,6 +279,77 @@ def test_onnx_file_mistakes_get_one_clear_line(tmp_path):
         EngineConfig(std=(0.2, 0.0, 0.2))
 
 
+class _BatchOfOne(torch.nn.Module):
+    """A classifier whose head reshapes to batch 1 (a hand-written ``view(1, -1)``): exported with
+    a dynamic batch, it runs only one frame at a time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=4, padding=1), torch.nn.ReLU())
+        self.head = torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.head(self.features(x).mean((2, 3)).view(1, -1))
+
+
+def test_what_the_network_itself_refuses_is_one_line_not_a_traceback(tmp_path, capsys):
+    """ONNX files and factories that cannot take what eigencam-live feeds them: refused up front where
+    the graph says so (uint8, channels last, an empty file, a folder), else named where they fail,
+    with a hint (a batch: --batch-size 1), and the command line says it in one line, exit 1."""
+    import onnx
+
+    from eigencam_live.cli import annotate_main
+    from eigencam_live.errors import ModelError, NetworkError
+
+    from .media import write_clip
+
+    path = _export(_BatchOfOne(), tmp_path / "one.onnx", size=(64, 64))
+    engine = Engine(EngineConfig(model=path, short_side=64))
+    frames = np.stack([scene(64, 96, seed=i) for i in range(2)])
+    with pytest.raises(NetworkError, match=r"one\.onnx failed on 2 frames of 96x64: node /head/Gemm \(Gemm\): .*"
+                                           r"\(--batch-size 1 runs one frame at a time\)$"):
+        engine.process(frames)
+    assert len(engine.process(frames[:1])) == 1  # one at a time it runs
+    clip = write_clip(tmp_path / "in.mp4", frames=4, size=(96, 64))
+    code = annotate_main([str(clip), "-o", str(tmp_path / "out.mp4"), "--model", path, "--short-side", "64", "-q"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1 and "--batch-size 1" in err
+    assert annotate_main([str(clip), "-o", str(tmp_path / "out.mp4"), "--model", path, "--short-side", "64", "-q",
+                          "--batch-size", "1"]) == 0
+
+    model = onnx.load(path)
+    model.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.UINT8
+    onnx.save(model, tmp_path / "u8.onnx")
+    with pytest.raises(ModelError, match=r"u8\.onnx: its input image is uint8; eigencam-live feeds float32"):
+        Engine(EngineConfig(model=str(tmp_path / "u8.onnx")))
+    model = onnx.load(path)
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims[1].dim_param, dims[3].dim_value = "h", 3  # (b, h, w, 3)
+    onnx.save(model, tmp_path / "nhwc.onnx")
+    with pytest.raises(ModelError, match="looks channels-last"):
+        Engine(EngineConfig(model=str(tmp_path / "nhwc.onnx")))
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    with pytest.raises(ModelError, match=r"is empty \(0 bytes\)"):
+        Engine(EngineConfig(model=str(tmp_path / "empty.onnx")))
+    (tmp_path / "dir.onnx").mkdir()
+    with pytest.raises(ModelError, match="is a folder, not an ONNX file"):
+        Engine(EngineConfig(model=str(tmp_path / "dir.onnx")))
+    model = onnx.load(path)
+    model.opset_import[0].version = 99
+    onnx.save(model, tmp_path / "future.onnx")
+    with pytest.raises(NetworkError, match=r"^ONNX Runtime cannot run future\.onnx: (?!.*onnxruntime_src)"):
+        Engine(EngineConfig(model=str(tmp_path / "future.onnx")))
+
+    # a factory whose own check refuses the input, and one that returns TorchScript
+    net = _BatchOfOne()
+    square = Engine(EngineConfig(device="cpu", backend="torch", short_side=64), model=net)
+    with pytest.raises(NetworkError, match=r"_BatchOfOne failed on 2 frames of 96x64: RuntimeError: .*--batch-size 1"):
+        square.process(frames)
+    with pytest.raises(ModelError, match="TorchScript module"):
+        Engine(EngineConfig(device="cpu"), model=torch.jit.trace(net, torch.zeros(1, 3, 64, 64)))
+
+
 def test_the_command_line_lists_layers_and_annotates_with_an_onnx_file(tmp_path, capsys):
     from eigencam_live.cli import annotate_main
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eigencam_live.errors import LayerNotFoundError, ModelError
+from eigencam_live.errors import LayerNotFoundError, ModelError, network_errors
 from eigencam_live.models import Layer, LoadedModel, ModelSpec, to_feature_map
 
 __all__ = ["OnnxFile", "OnnxFileBackend", "load_onnx"]
@@ -35,8 +35,12 @@ class OnnxFile:
 
         self.threads: int | None = None  # ONNX Runtime's intra-op threads (see runtime_options)
         self.path = Path(path).expanduser()
+        if self.path.is_dir():
+            raise ModelError(f"{self.path} is a folder, not an ONNX file")
         if not self.path.is_file():
             raise ModelError(f"ONNX file not found: {self.path}")
+        if self.path.stat().st_size == 0:
+            raise ModelError(f"{self.path} is empty (0 bytes), not an ONNX file")
         try:
             self.model = onnx.load(str(self.path))
         except Exception as exc:
@@ -49,6 +53,13 @@ class OnnxFile:
             got = ", ".join(f"{i.name} {d}" for i, d in zip(inputs, dims, strict=True)) or "none"
             raise ModelError(f"{self.path.name}: expected one image input (B, 3, H, W) and logits as the first "
                              f"output. Got inputs: {got}")
+        kind = inputs[0].type.tensor_type.elem_type
+        if kind != onnx.TensorProto.FLOAT:
+            raise ModelError(f"{self.path.name}: its input {inputs[0].name} is {onnx.helper.tensor_dtype_to_np_dtype(kind)}; "
+                             "eigencam-live feeds float32 (B, 3, H, W) RGB, normalised (--mean/--std): export it so")
+        if dims[0][1] is None and dims[0][3] == 3:
+            raise ModelError(f"{self.path.name}: its input {inputs[0].name} {dims[0]} looks channels-last (B, H, W, 3); "
+                             "eigencam-live feeds float32 (B, 3, H, W): export it so")
         self.input = inputs[0].name
         self.output = graph.output[0].name
         h, w = dims[0][2], dims[0][3]
@@ -69,7 +80,9 @@ class OnnxFile:
             n = self.fixed_batch or 1
             x = np.zeros((n, 3, *size), np.float32)
             found = {}
-            for meta, value in zip(session.get_outputs(), session.run(None, {self.input: x}), strict=True):
+            with network_errors(f"{self.path.name} failed on a {size[1]}x{size[0]} input"):
+                values = session.run(None, {self.input: x})
+            for meta, value in zip(session.get_outputs(), values, strict=True):
                 if meta.name == self.output and isinstance(value, np.ndarray) and value.ndim == 2:
                     self.classes = int(value.shape[1])
                 if meta.name == self.output or not isinstance(value, np.ndarray) or value.ndim == 0 or len(value) != n:
@@ -105,8 +118,9 @@ class OnnxFile:
         for name in extra:
             if name != self.output:
                 model.graph.output.append(helper.make_empty_tensor_value_info(name))
-        return ort.InferenceSession(model.SerializeToString(), runtime_options(self.threads),
-                                    providers=["CPUExecutionProvider"])
+        with network_errors(f"ONNX Runtime cannot run {self.path.name}"):
+            return ort.InferenceSession(model.SerializeToString(), runtime_options(self.threads),
+                                        providers=["CPUExecutionProvider"])
 
 
 def runtime_options(threads: int | None):
@@ -123,6 +137,7 @@ def runtime_options(threads: int | None):
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 4  # a failure is raised and said in one line (errors.network_errors), not logged too
     return options
 
 

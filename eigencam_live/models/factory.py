@@ -13,9 +13,10 @@ import os
 import re
 import sys
 
+import torch
 from torch import nn
 
-from eigencam_live.errors import ModelError
+from eigencam_live.errors import ModelError, network_errors
 
 from .layers import last_map_layer
 from .loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelSpec
@@ -88,6 +89,9 @@ def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imag
     if not isinstance(net, nn.Module):
         raise ModelError(f"the model must be a torch.nn.Module. Got {type(net).__name__}")
     name = name or type(net).__name__
+    if isinstance(net, torch.jit.ScriptModule):  # traced or scripted: its layers cannot be hooked
+        raise ModelError(f"{name} is a TorchScript module (torch.jit.script or trace); Eigen-CAM reads a layer's "
+                         "output through a hook, which needs the nn.Module itself: give the module before scripting")
     net.eval()
     labels = getattr(net, "labels", None)
     if labels is not None and (isinstance(labels, str) or not all(isinstance(x, str) for x in labels)):
@@ -112,7 +116,8 @@ def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imag
         norm[key] = value
     loaded = LoadedModel(net=net, spec=ModelSpec(name, "", fixed), labels=list(labels or []), weights=weights,
                          trained=True, prefix_tokens=getattr(net, "num_prefix_tokens", None), **norm)
-    loaded.spec = ModelSpec(name, last_map_layer(loaded, fixed), fixed)
+    with network_errors(f"{name} failed on a blank test input (run to find its layers)"):
+        loaded.spec = ModelSpec(name, last_map_layer(loaded, fixed), fixed)
     return loaded
 
 
