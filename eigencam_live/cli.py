@@ -159,8 +159,9 @@ def _first_frame_size(inputs: list[str]) -> tuple[int, int] | None:
 
 def _run(args: argparse.Namespace) -> int:
     from .errors import ConfigError
-    from .options import engine_config_from_args, headless_threads, render_config_from_args
+    from .options import engine_config_from_args, headless_threads, quiet_native_logs, render_config_from_args
 
+    quiet_native_logs()
     config = engine_config_from_args(args)
     look = render_config_from_args(args)
     if not 1 <= args.batch_size <= 256:

@@ -26,6 +26,7 @@ __all__ = [
     "headless_threads",
     "network_threads",
     "print_layers",
+    "quiet_native_logs",
     "render_config_from_args",
 ]
 
@@ -46,8 +47,10 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     --precision --smoothing --top-k --no-optimize`` (defaults: :class:`EngineConfig`'s)."""
     g = parser.add_argument_group("model and Eigen-CAM")
     g.add_argument("--model", "-m", default=_ENGINE.model, metavar="NAME",
-                   help=f"torchvision classifier (default: {_ENGINE.model}; e.g. resnet50, resnet18, "
-                        "efficientnet_b0, convnext_tiny, mobilenet_v3_small), or an .onnx file")
+                   help=f"a torchvision classifier or detector (default: {_ENGINE.model}; e.g. resnet50, "
+                        "efficientnet_b0, fasterrcnn_mobilenet_v3_large_320_fpn), timm:NAME (timm:convnext_tiny), "
+                        "your own network as package.module:factory (mynet:build, from the current folder), "
+                        "or an .onnx file")
     g.add_argument("--weights", default=_ENGINE.weights, metavar="imagenet|none|FILE",
                    help="imagenet (torchvision cache; without it the untrained network runs, with a warning), "
                         "none (random weights), or a state_dict .pth file (default: %(default)s)")
@@ -200,6 +203,14 @@ def layer_tree(layers: list[Layer]) -> list[tuple[int, Layer]]:
 
     walk(None, 0)
     return ordered
+
+
+def quiet_native_logs() -> None:
+    """OpenCV's own log lines off (``[ WARN:0@1.5] global grfmt_png.cpp ...`` for a broken image):
+    the front ends say what failed in one line of their own. For the process a front end owns."""
+    import cv2
+
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 def cpu_cores() -> int:

@@ -194,6 +194,20 @@ def test_inputs_expand_from_files_folders_and_globs(tmp_path):
         expand_inputs([str(empty)])
 
 
+def test_a_folder_or_glob_holding_one_file_still_goes_to_an_output_folder(tmp_path):
+    """-o NAME without a trailing / after a folder input that happens to hold one file: a folder,
+    as with two files (it was taken for the file's name and refused: 'must be an image')."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    write_clip(inputs / "a.mp4", frames=2)
+    (job,) = plan_jobs([str(inputs)], str(tmp_path / "out"))
+    assert job.output == tmp_path / "out" / "a.eigencam.mp4" and (tmp_path / "out").is_dir()
+    (job,) = plan_jobs([str(inputs / "*.mp4")], str(tmp_path / "out2"))
+    assert job.output == tmp_path / "out2" / "a.eigencam.mp4"
+    with pytest.raises(SinkError, match=r"names a file, but a folder or glob of inputs needs an output folder"):
+        plan_jobs([str(inputs)], str(tmp_path / "x.mp4"))
+
+
 def test_plan_jobs_places_outputs_and_refuses_to_overwrite(tmp_path):
     a = write_clip(tmp_path / "a.mp4", frames=2)
     b = write_clip(tmp_path / "b.mp4", frames=2)

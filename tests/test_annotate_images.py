@@ -132,6 +132,16 @@ def test_an_unreadable_image_is_named_and_the_others_are_written(tmp_path, capsy
     assert len(lines) == 1 and "broken.jpg" in lines[0]
 
 
+def test_a_broken_png_is_one_line_without_opencvs_own_log(tmp_path, capfd):
+    """OpenCV logs a broken PNG itself ('[ WARN:0@1.5] global grfmt_png.cpp ...', '[ERROR:...]'),
+    on the process's stderr beside the tool's own line: the command line turns that log off."""
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0\0\0\rIHDX" + bytes(20))
+    assert annotate_main([str(broken), "-o", str(tmp_path / "x.png"), *FAST]) == 1
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert lines == [f"eigencam-live: error: cannot read image {broken}"]
+
+
 @pytest.mark.parametrize("interrupts", [1, 2])
 def test_ctrl_c_while_waiting_for_a_write_keeps_every_written_image_in_the_result(tmp_path, engine, monkeypatch,
                                                                                  interrupts):

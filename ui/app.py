@@ -29,6 +29,7 @@ from eigencam_live.options import (
     engine_config_from_args,
     network_threads,
     print_layers,
+    quiet_native_logs,
     render_config_from_args,
 )
 from eigencam_live.render import RenderConfig
@@ -204,6 +205,7 @@ def _app_main(argv: list[str] | None) -> int:
     # thread while the xcb platform plugin was loading, it crashed in triton's native library
     # (dlopen from two threads at once).
 
+    quiet_native_logs()
     torch.set_num_threads(args.threads if args.threads > 0 else network_threads())
     if args.list_layers:  # no window: the layers of the model the options name
         try:

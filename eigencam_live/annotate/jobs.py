@@ -150,12 +150,15 @@ def plan_jobs(
     if output is not None:
         out = Path(os.path.expanduser(output))
         named_folder = out.is_dir() or output.endswith(("/", os.sep))
-        if len(inputs) > 1 or named_folder:
+        # a folder or a glob of inputs goes to a folder, however many files it holds today
+        gathered = any(os.path.isdir(os.path.expanduser(spec)) or any(c in spec for c in "*?[") for spec in specs)
+        if len(inputs) > 1 or named_folder or gathered:
             folder = out
+            why = f"{len(inputs)} inputs need" if len(inputs) > 1 else "a folder or glob of inputs needs"
             if folder.exists() and not folder.is_dir():
-                raise SinkError(f"output {folder} is not a folder (several inputs need an output folder)")
+                raise SinkError(f"output {folder} is not a folder ({why} an output folder)")
             if not named_folder and folder.suffix.lower() in VIDEO_EXTENSIONS + IMAGE_EXTENSIONS:
-                raise SinkError(f"output {folder} names a file, but {len(inputs)} inputs need an output folder "
+                raise SinkError(f"output {folder} names a file, but {why} an output folder "
                                 "(end it with / for a folder of that name)")
     jobs = []
     targets: dict[Path, Path] = {}  # resolved output -> its input
