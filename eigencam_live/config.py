@@ -4,6 +4,7 @@ network runs, and the network input's size for a frame (the whole frame, never c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -12,7 +13,7 @@ from .cam import METHODS
 from .errors import ConfigError
 from .models import DETECTORS, MODELS, model_kind
 
-__all__ = ["COMPONENT_MAX", "DEVICES", "MAX_ASPECT", "MAX_INPUT_ASPECT", "PRECISIONS", "STRIDE", "EngineConfig", "input_size",
+__all__ = ["COMPONENT_MAX", "DEVICES", "MAX_ASPECT", "MAX_INPUT_ASPECT", "PRECISIONS", "STRIDE", "EngineConfig", "input_size", "read_labels",
            "resolve_device", "resolve_dtype"]
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -172,3 +173,16 @@ def input_size(height: int, width: int, short_side: int, fixed: tuple[int, int] 
     h = min(longest, max(STRIDE, int(round(height * scale / STRIDE)) * STRIDE))
     w = min(longest, max(STRIDE, int(round(width * scale / STRIDE)) * STRIDE))
     return h, w
+
+
+def read_labels(path: str) -> list[str]:
+    """Class names from a text file, one a line (blank lines kept as empty names: line = index;
+    blank lines at the end name nothing)."""
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read labels file {path}: {getattr(exc, 'strerror', None) or exc}", field="labels") from None
+    names = [line.strip() for line in text.splitlines()]
+    while names and not names[-1]:
+        names.pop()
+    return names

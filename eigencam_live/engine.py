@@ -42,12 +42,29 @@ from torch import nn
 
 from .backends import OnnxBackend, OnnxFileBackend, TorchBackend, load_onnx, make_backend
 from .cam import SubspaceTracker, TemporalSmoother, eigen_cam
-from .config import DEVICES, PRECISIONS, EngineConfig, _placement, input_size, resolve_device, resolve_dtype
+from .config import (
+    DEVICES,
+    PRECISIONS,
+    EngineConfig,
+    _placement,
+    input_size,
+    read_labels,
+    resolve_device,
+    resolve_dtype,
+)
 from .errors import ConfigError, LayerNotFoundError, WeightsUnavailableError, network_errors
 from .inputs import InputSpec, Prepared, as_batch, prepare
 from .models import Layer, LoadedModel, frame_detections, from_module, load_model, model_kind
 from .render import RenderConfig
-from .results import FrameResult, PendingFrames, finish_pictures, label_predictions, maps_on_frames, peak_pixel
+from .results import (
+    FrameResult,
+    PendingFrames,
+    class_probabilities,
+    finish_pictures,
+    label_predictions,
+    maps_on_frames,
+    peak_pixel,
+)
 from .threads import callers_threads
 
 __all__ = [
@@ -374,7 +391,7 @@ class Engine:
             res = eigen_cam(fmap, cfg.component, cfg.method, tracker=self.tracker, sync_free=self.resident, gram=gram)
             cams = res.maps if cfg.smoothing == 0 else self.smoother(res.projections)
             t3 = time.perf_counter()
-            top_p, top_i = torch.softmax(logits.float(), dim=1).topk(min(cfg.top_k, logits.shape[1]), dim=1)
+            top_p, top_i = class_probabilities(logits).topk(min(cfg.top_k, logits.shape[1]), dim=1)
             peak = cams.flatten(1).argmax(dim=1)
             # One small float32 block per frame: top-k probabilities, top-k indices, peak, spectrum.
             numbers = torch.cat([top_p, top_i.float(), peak[:, None].float(), res.explained.float()], dim=1)
@@ -427,19 +444,6 @@ def _with_overrides(loaded: LoadedModel, config: EngineConfig) -> LoadedModel:
     loaded.mean = tuple(config.mean) if config.mean is not None else loaded.mean
     loaded.std = tuple(config.std) if config.std is not None else loaded.std
     return loaded
-
-
-def read_labels(path: str) -> list[str]:
-    """Class names from a text file, one a line (blank lines kept as empty names: line = index;
-    blank lines at the end name nothing)."""
-    try:
-        text = Path(path).expanduser().read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read labels file {path}: {getattr(exc, 'strerror', None) or exc}", field="labels") from None
-    names = [line.strip() for line in text.splitlines()]
-    while names and not names[-1]:
-        names.pop()
-    return names
 
 
 def _check_map(shape: tuple[int, ...], layer: str, component: int) -> None:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from .render import RenderConfig, draw_boxes, maps_in_boxes, render_frames
 
-__all__ = ["SMOOTH_STEP", "FrameResult", "PendingFrames", "finish_pictures", "label_predictions", "maps_on_frames",
+__all__ = ["SMOOTH_STEP", "FrameResult", "PendingFrames", "class_probabilities", "finish_pictures", "label_predictions", "maps_on_frames",
            "peak_pixel"]
 
 #: Pixels a feature cell is enlarged to by bicubic interpolation before bilinear takes over.
@@ -164,6 +164,19 @@ def peak_pixel(flat_index: int, cam_shape: tuple[int, int], frame_shape: tuple[i
     h, w = cam_shape
     i, j = divmod(flat_index, w)
     return int((j + 0.5) * frame_shape[1] / w), int((i + 0.5) * frame_shape[0] / h)
+
+
+def class_probabilities(scores: torch.Tensor) -> torch.Tensor:
+    """``(B, K)`` class probabilities from a network's ``(B, K)`` scores: their softmax (logits, or
+    log-probabilities, which it leaves as they are), or the scores themselves where a row already is
+    a distribution (non-negative, summing to 1 within 1e-3: a network or an ONNX file that ends in
+    a softmax, whose softmax again would flatten every probability towards 1/K). Decided per row,
+    on the device (no host synchronisation)."""
+    scores = scores.float()
+    if scores.shape[1] == 0:  # a detector's, or a backbone's: no classes
+        return scores
+    ready = (scores.amin(dim=1) >= 0) & ((scores.sum(dim=1) - 1).abs() <= 1e-3)
+    return torch.where(ready[:, None], scores, torch.softmax(scores, dim=1))
 
 
 def label_predictions(labels: list[str], indices: np.ndarray, probs: np.ndarray) -> list[tuple[str, float]]:

@@ -402,3 +402,31 @@ def test_a_local_change_moves_the_real_networks_features_in_that_corner(engine):
         quarter = quarter[:, : w // 2] if left else quarter[:, w // 2 :]
         rest = (heat.sum() - quarter.sum()) / (heat.size - quarter.size)
         assert quarter.mean() > 2 * rest, (corner, quarter.mean(), rest)  # most of the change is there
+
+
+def test_scores_that_already_are_probabilities_are_not_softmaxed_again():
+    """A network (or an ONNX file) ending in a softmax: its probabilities are shown as they are; a
+    second softmax flattened them (a 0.39 top-1 of 1000 classes read 0.0015). Logits and
+    log-probabilities still go through the softmax, row by row."""
+    from eigencam_live.results import class_probabilities
+
+    logits = torch.tensor([[2.0, 1.0, 0.0, -1.0], [0.3, 0.2, 0.1, 0.4]])
+    probs = torch.softmax(logits, dim=1)
+    mixed = torch.stack([probs[0], logits[1]])  # one row a distribution, one of logits summing to 1
+    torch.testing.assert_close(class_probabilities(probs), probs)
+    torch.testing.assert_close(class_probabilities(probs.log()), probs)
+    torch.testing.assert_close(class_probabilities(logits[:1]), probs[:1])
+    got = class_probabilities(mixed)
+    torch.testing.assert_close(got[0], probs[0])
+    assert class_probabilities(torch.zeros(2, 0)).shape == (2, 0)
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=4, padding=1), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 5),
+                              torch.nn.Softmax(dim=1))
+    engine = Engine(EngineConfig(device="cpu", backend="torch", short_side=64, top_k=5), model=net)
+    frame = (np.random.default_rng(0).random((64, 96, 3)) * 255).astype(np.uint8)
+    with torch.inference_mode():
+        want = net(engine.preprocess(frame[None]))[0]
+    got = engine.process_one(frame).predictions
+    assert sorted(p for _, p in got) == pytest.approx(sorted(want.tolist()), abs=1e-5)
