@@ -270,3 +270,33 @@ def test_a_single_frame_without_a_rate_becomes_one_frame_at_30_fps(tmp_path, eng
         held = next(c.decode(video=0))
         held = held.duration * held.time_base if held.duration else Fraction(1, 30)
     assert got["frames"] == 1 and got["rate"] in (Fraction(30), source.info.rate, 1 / held)
+
+
+def test_when_and_where_it_was_filmed_is_kept_and_tracks_left_out_are_said(tmp_path, capsys):
+    """The input's own tags (creation time, place, title) go into the output, so a photo library
+    files it under the day it was filmed; a second audio track, which the output leaves out, is said."""
+    from eigencam_live.cli import annotate_main
+
+    plain = write_clip(tmp_path / "plain.mp4", frames=6, audio=True)
+    src = tmp_path / "phone.mp4"
+    with av.open(str(plain)) as inp, av.open(str(src), "w") as out:
+        out.metadata.update({"creation_time": "2024-05-01T10:00:00.000000Z", "title": "My clip",
+                             "location": "+48.8566+002.3522/"})
+        video = out.add_stream_from_template(inp.streams.video[0])
+        sounds = [out.add_stream_from_template(inp.streams.audio[0]) for _ in range(2)]
+        for packet in inp.demux():
+            if packet.dts is None:
+                continue
+            targets = [video] if packet.stream.type == "video" else sounds
+            for stream in targets:
+                packet.stream = stream
+                out.mux(packet)
+    assert annotate_main([str(src), "-o", str(tmp_path / "out.mp4"), "--model", "mobilenet_v3_small",
+                          "--weights", "none", "--short-side", "64", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "note: phone.mp4: not kept in the output: 1 audio track beyond the first" in err
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        tags = c.metadata
+        assert len(c.streams.audio) == 1
+    assert tags["creation_time"].startswith("2024-05-01T10:00:00") and tags["title"] == "My clip"
+    assert tags["location"] == "+48.8566+002.3522/"

@@ -65,6 +65,8 @@ class AnnotateResult:
         warning: the input is damaged or cut off (what decoded was annotated).
         audio: the output has the input's audio; ``audio_note`` says when it was re-encoded or dropped.
         size_note: set when the output's size differs from the input's (an odd side padded).
+        streams_note: set when the input has tracks the output leaves out (a second audio
+            track, subtitles).
     """
 
     input: Path
@@ -76,6 +78,7 @@ class AnnotateResult:
     audio: bool = False
     audio_note: str | None = None
     size_note: str | None = None
+    streams_note: str | None = None
     stop_requested: bool = False
     removed: list[Path] = field(default_factory=list)
 
@@ -299,7 +302,8 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
     try:
         sink = VideoSink(work / job.output.name, width=width, height=height, fps=info.rate,
                          time_base=info.time_base, audio_from=str(job.input) if info.has_audio else None,
-                         overwrite=True, crf=crf, preset=preset, threads=encoder_threads, aspect=info.aspect)
+                         overwrite=True, crf=crf, preset=preset, threads=encoder_threads, aspect=info.aspect,
+                         tags=source.tags)
     except BaseException:
         source.close()
         raise
@@ -308,7 +312,8 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
         capture = Capture(source)
         tables = Tables(job.stats, job.heatmaps, detections=job.detections, overwrite=overwrite)
         pipe = _Pipeline(engine, capture, sink, look, batch_size, tables, max_frames)
-        result = AnnotateResult(job.input, job.output, size_note=sink.size_note, removed=removed)
+        left = source.left_out and f"{job.input.name}: not kept in the output: {source.left_out}"
+        result = AnnotateResult(job.input, job.output, size_note=sink.size_note, streams_note=left, removed=removed)
         total = info.frame_count if max_frames is None else min(max_frames, info.frame_count or max_frames)
         bar = progress_bar(total, job.input.name, progress)
     except BaseException:  # nothing started yet: leave no temporary file and no open input

@@ -91,6 +91,14 @@ class FileSource(FrameSource):
             if frames is None or (spanned is not None and spanned < frames - max(2, frames // 100)):
                 frames = spanned
         self._end, self._own_end = _expected_end(self._container, stream)
+        #: the file's own metadata worth keeping in an output (when and where it was filmed, its
+        #: title...), not what the muxer that wrote it recorded about itself
+        self.tags = {k: v for k, v in self._container.metadata.items() if k.lower() not in _MUXER_TAGS}
+        streams = self._container.streams
+        left = [f"{n - 1} audio track{'s' if n > 2 else ''} beyond the first" for n in [len(streams.audio)] if n > 1]
+        left += [f"{n} subtitle track{'s' if n > 1 else ''}" for n in [len(streams.subtitles)] if n]
+        #: what an output of this file leaves out (its first video and audio tracks are kept)
+        self.left_out = " and ".join(left) or None
         aspect = _pixel_aspect(stream)
         self.info = SourceInfo(
             self.kind, os.path.basename(self.path.rstrip("/")) or self.path, width, height, Fraction(rate), frames,
@@ -373,6 +381,10 @@ def _without_prefix(message: str, url: str) -> str:
         if message.startswith(prefix):
             return message[len(prefix):]
     return message
+
+
+#: Container tags that describe the file's writer, not its content: never copied to an output.
+_MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration"}
 
 
 def _pixel_aspect(stream) -> Fraction:

@@ -57,6 +57,9 @@ class VideoSink:
         crf, preset: libx264 quality and speed.
         threads: libx264's threads (0: its own choice, through PyAV sliced threads, 2 on 2 cores);
             ``annotate`` shares the cores with the network (:func:`~eigencam_live.options.headless_threads`).
+        tags: the file's own metadata to keep (the input's: ``creation_time``, ``location``,
+            ``title``...; :attr:`~.files.FileSource.tags`), so that a photo library files the
+            output under the day and place it was filmed.
         aspect: the shape of a pixel, width / height (the input's sample aspect ratio, as
             :attr:`~.frames.SourceInfo.aspect`): written into the stream, so that players show an
             anamorphic input's picture as wide as the input's.
@@ -85,6 +88,7 @@ class VideoSink:
         preset: str = "veryfast",
         threads: int = 0,
         aspect: Fraction = Fraction(1),
+        tags: dict[str, str] | None = None,
     ) -> None:
         import av
 
@@ -133,6 +137,7 @@ class VideoSink:
             self.tmp_path.unlink(missing_ok=True)
             raise SinkError(f"cannot write in {parent}: {getattr(exc, 'strerror', None) or exc}") from exc
         try:
+            self._out.metadata.update(tags or {})
             self._video = self._out.add_stream("libx264", rate=self.rate)
             self._video.width = self.width + self.width % 2
             self._video.height = self.height + self.height % 2
