@@ -248,7 +248,7 @@ def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Names
             else:
                 _say(word, f"no frame of {job.input} was processed; nothing written")
             return code
-        for note in (result.size_note, result.audio_note, result.streams_note):
+        for note in (result.size_note, result.audio_note, result.streams_note, result.colour_note):
             if note:
                 _say("note", note)
         if result.warning:

@@ -300,3 +300,26 @@ def test_when_and_where_it_was_filmed_is_kept_and_tracks_left_out_are_said(tmp_p
         assert len(c.streams.audio) == 1
     assert tags["creation_time"].startswith("2024-05-01T10:00:00") and tags["title"] == "My clip"
     assert tags["location"] == "+48.8566+002.3522/"
+
+
+@pytest.mark.parametrize(("transfer", "said"), [(16, "HDR (PQ)"), (18, "HDR (HLG)"), (14, "wide-gamut (BT.2020)"),
+                                                (1, None)])
+def test_hdr_and_wide_gamut_inputs_are_said_to_lose_their_colours(tmp_path, transfer, said):
+    """An SDR BT.601 output keeps a BT.2020 HDR phone clip's matrix but not its gamut or its
+    brightness: said, not silently washed out."""
+    src = tmp_path / "hdr.mp4"
+    with av.open(str(src), "w") as out:
+        v = out.add_stream("libx264", rate=25)
+        v.width, v.height, v.pix_fmt = 96, 64, "yuv420p"
+        cc = v.codec_context
+        cc.color_primaries, cc.color_trc, cc.colorspace = (9, transfer, 9) if transfer != 1 else (1, 1, 1)
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(pattern(i), format="bgr24").reformat(format="yuv420p")
+            frame.pts = i
+            for packet in v.encode(frame):
+                out.mux(packet)
+        for packet in v.encode(None):
+            out.mux(packet)
+    with open_source(str(src)) as source:
+        note = source.colour_note
+    assert (note is None) if said is None else note.startswith(said)

@@ -67,6 +67,7 @@ class AnnotateResult:
         size_note: set when the output's size differs from the input's (an odd side padded).
         streams_note: set when the input has tracks the output leaves out (a second audio
             track, subtitles).
+        colour_note: set when the input's colours are more than an SDR output shows (HDR, BT.2020).
     """
 
     input: Path
@@ -79,6 +80,7 @@ class AnnotateResult:
     audio_note: str | None = None
     size_note: str | None = None
     streams_note: str | None = None
+    colour_note: str | None = None
     stop_requested: bool = False
     removed: list[Path] = field(default_factory=list)
 
@@ -313,7 +315,9 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
         tables = Tables(job.stats, job.heatmaps, detections=job.detections, overwrite=overwrite)
         pipe = _Pipeline(engine, capture, sink, look, batch_size, tables, max_frames)
         left = source.left_out and f"{job.input.name}: not kept in the output: {source.left_out}"
-        result = AnnotateResult(job.input, job.output, size_note=sink.size_note, streams_note=left, removed=removed)
+        colour = source.colour_note and f"{job.input.name}: {source.colour_note}"
+        result = AnnotateResult(job.input, job.output, size_note=sink.size_note, streams_note=left,
+                                colour_note=colour, removed=removed)
         total = info.frame_count if max_frames is None else min(max_frames, info.frame_count or max_frames)
         bar = progress_bar(total, job.input.name, progress)
     except BaseException:  # nothing started yet: leave no temporary file and no open input

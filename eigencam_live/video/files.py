@@ -99,6 +99,8 @@ class FileSource(FrameSource):
         left += [f"{n} subtitle track{'s' if n > 1 else ''}" for n in [len(streams.subtitles)] if n]
         #: what an output of this file leaves out (its first video and audio tracks are kept)
         self.left_out = " and ".join(left) or None
+        #: set for colours an SDR BT.601 output cannot show as they are (HDR, BT.2020's gamut)
+        self.colour_note = _colour_note(self._peeked)
         aspect = _pixel_aspect(stream)
         self.info = SourceInfo(
             self.kind, os.path.basename(self.path.rstrip("/")) or self.path, width, height, Fraction(rate), frames,
@@ -385,6 +387,21 @@ def _without_prefix(message: str, url: str) -> str:
 
 #: Container tags that describe the file's writer, not its content: never copied to an output.
 _MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration"}
+
+
+#: FFmpeg's codes for BT.2020 primaries, and for the PQ (SMPTE 2084) and HLG transfers.
+_BT2020, _HDR_TRANSFERS = 9, {16: "PQ", 18: "HLG"}
+
+
+def _colour_note(frame) -> str | None:
+    hdr = _HDR_TRANSFERS.get(getattr(frame, "color_trc", None))
+    if hdr:
+        return (f"HDR ({hdr}) video is written as SDR without tone mapping: its colours come out flat and "
+                "washed out")
+    if getattr(frame, "color_primaries", None) == _BT2020:
+        return ("wide-gamut (BT.2020) video is written without converting its gamut to SDR's: its colours "
+                "come out less saturated")
+    return None
 
 
 def _pixel_aspect(stream) -> Fraction:
