@@ -350,6 +350,28 @@ def test_what_the_network_itself_refuses_is_one_line_not_a_traceback(tmp_path, c
         Engine(EngineConfig(device="cpu"), model=torch.jit.trace(net, torch.zeros(1, 3, 64, 64)))
 
 
+def test_an_onnx_backbone_and_a_convolutional_head_are_read_as_they_are(tmp_path):
+    """A graph whose only output is a feature map (a backbone) gives that map and no predictions;
+    one whose scores come out as (B, K, 1, 1) (a 1x1-conv head) gives its predictions (they were
+    dropped)."""
+    torch.manual_seed(0)
+    features = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=4, padding=1), torch.nn.ReLU())
+    head = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Conv2d(8, 5, 1))
+    frame = scene(64, 96, seed=1)
+    backbone = Engine(EngineConfig(model=_export(features, tmp_path / "backbone.onnx", size=(64, 64)), short_side=64))
+    ref = Engine(EngineConfig(device="cpu", backend="torch", short_side=64, layer="0"),
+                 model=torch.nn.Sequential(features, head, torch.nn.Flatten()))
+    want = ref.process_one(frame)
+    got = backbone.process_one(frame)
+    assert backbone.layer == "scores" and got.predictions == [] and _corr(got.cam, want.cam) > 0.999
+    conv_head = _export(torch.nn.Sequential(features, head), tmp_path / "convhead.onnx", size=(64, 64))
+    engine = Engine(EngineConfig(model=conv_head, short_side=64, top_k=5))
+    got = engine.process_one(frame)
+    assert engine.loaded.classes == 5
+    assert [p for _, p in got.predictions] == pytest.approx([p for _, p in want.predictions], abs=1e-5)
+    assert _corr(got.cam, want.cam) > 0.999
+
+
 def test_the_command_line_lists_layers_and_annotates_with_an_onnx_file(tmp_path, capsys):
     from eigencam_live.cli import annotate_main
 

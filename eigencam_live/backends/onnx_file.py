@@ -83,17 +83,18 @@ class OnnxFile:
             with network_errors(f"{self.path.name} failed on a {size[1]}x{size[0]} input"):
                 values = session.run(None, {self.input: x})
             for meta, value in zip(session.get_outputs(), values, strict=True):
-                if meta.name == self.output and isinstance(value, np.ndarray) and value.ndim == 2:
-                    self.classes = int(value.shape[1])
-                if meta.name == self.output or not isinstance(value, np.ndarray) or value.ndim == 0 or len(value) != n:
+                if meta.name == self.output and isinstance(value, np.ndarray) and _scores(value) is not None:
+                    self.classes = int(_scores(value).shape[1])
                     continue
+                if not isinstance(value, np.ndarray) or value.ndim == 0 or len(value) != n:
+                    continue  # (the graph's output itself may be the map: a backbone without a head)
                 try:
                     fmap = to_feature_map(torch.from_numpy(np.ascontiguousarray(value[:1])), size, batch=1)
                 except LayerNotFoundError:
                     continue
                 if fmap.shape[0] == 1 and fmap.shape[2] * fmap.shape[3] >= 4:
                     found[meta.name] = tuple(int(d) for d in fmap.shape[1:])
-            self._layers[size] = found
+            self._layers[size] = {name: found[name] for name in self.order if name in found}  # in graph order
         return self._layers[size]
 
     def default_layer(self, size: tuple[int, int]) -> str:
@@ -121,6 +122,14 @@ class OnnxFile:
         with network_errors(f"ONNX Runtime cannot run {self.path.name}"):
             return ort.InferenceSession(model.SerializeToString(), runtime_options(self.threads),
                                         providers=["CPUExecutionProvider"])
+
+
+def _scores(value: np.ndarray) -> np.ndarray | None:
+    """A graph output as ``(B, K)`` class scores (``(B, K, 1, 1)`` from a convolutional head
+    squeezed), or ``None`` where it is no such thing (a feature map)."""
+    if value.ndim >= 2 and all(d == 1 for d in value.shape[2:]):
+        return value.reshape(value.shape[0], value.shape[1])
+    return None
 
 
 def runtime_options(threads: int | None):
@@ -209,7 +218,7 @@ class OnnxFileBackend:
         session, name, n = self._sessions[self._layer], self.graph.input, self.graph.fixed_batch
         b = x.shape[0]
         if n is None or b == n:
-            logits, raw = session.run(None, {name: x.contiguous().numpy()})
+            outs = session.run(None, {name: x.contiguous().numpy()})
         else:  # a graph exported for a fixed batch: run n frames at a time, the last run topped up
             parts = []
             for start in range(0, b, n):
@@ -217,7 +226,10 @@ class OnnxFileBackend:
                 if len(chunk) < n:
                     chunk = torch.cat([chunk, chunk[-1:].expand(n - len(chunk), *chunk.shape[1:])])
                 parts.append([out[: b - start] for out in session.run(None, {name: chunk.contiguous().numpy()})])
-            logits, raw = (np.concatenate(outs) for outs in zip(*parts, strict=True))
+            outs = [np.concatenate(out) for out in zip(*parts, strict=True)]
+        raw = outs[-1]  # the layer asked for (the graph's only output, for a backbone's own map)
+        logits = _scores(outs[0]) if len(outs) == 2 else None
+        logits = np.zeros((b, 0), np.float32) if logits is None else logits  # no class scores: maps only
         return torch.from_numpy(logits), to_feature_map(torch.from_numpy(raw), tuple(x.shape[-2:]), batch=b)
 
     def forward_gram(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
