@@ -79,10 +79,19 @@ class EngineConfig:
         if model_kind(self.model) is None:
             import difflib
 
+            if isinstance(self.model, str) and ":" in self.model and ("/" in self.model or "\\" in self.model):
+                path, call = self.model.rsplit(":", 1)
+                raise ConfigError(f"{self.model!r}: a factory in a file is named with its .py: {path}.py:{call}",
+                                  field="model")
+            if isinstance(self.model, str) and self.model.lower().endswith((".pth", ".ckpt", ".pkl")):
+                raise ConfigError(f"{self.model!r} is a weights file: a state_dict goes to --weights beside the "
+                                  "--model it fits; a whole saved model, load it in a factory (mynet.py:build)",
+                                  field="model")
+
             close = difflib.get_close_matches(str(self.model), [*MODELS, *DETECTORS], n=3, cutoff=0.5)
             hint = f" Did you mean {', '.join(close)}?" if close else f" torchvision: {', '.join(sorted(MODELS))}."
             raise ConfigError(f"unknown model {self.model!r}.{hint} Or timm:NAME, package.module:callable, "
-                              "the path of an .onnx file, or a YOLO .pt/.yaml.", field="model")
+                              "path/to/file.py:callable, the path of an .onnx file, or a YOLO .pt/.yaml.", field="model")
         if model_kind(self.model) == "onnx" and self.weights not in ("imagenet", "none"):
             raise ConfigError("an ONNX file holds its own weights: leave --weights out", field="weights")
         for name in ("mean", "std"):

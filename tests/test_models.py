@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 import time
 
 import pytest
@@ -287,3 +288,30 @@ def test_feature_layers_lists_spatial_layers_in_order(resnet18):
     assert by_name["conv1"].kind == "Conv2d" and by_name["conv1"].shape == (64, 32, 48)
     assert "fc" not in names and "avgpool" not in names
     assert all(not m._forward_hooks for m in resnet18.net.modules())
+
+
+def test_a_factory_can_be_named_by_its_files_path(tmp_path, monkeypatch):
+    """--model path/to/mynet.py:build, from any folder (its neighbours importable); the path without
+    .py, or a weights file as a model, gets one line saying how to name it."""
+    from eigencam_live.config import EngineConfig
+    from eigencam_live.errors import ConfigError
+
+    folder = tmp_path / "nets"
+    folder.mkdir()
+    (folder / "blocks.py").write_text("from torch import nn\n"
+                                      "def stem():\n    return nn.Sequential(nn.Conv2d(3, 8, 3, stride=4, padding=1), nn.ReLU())\n")
+    (folder / "mynet.py").write_text("import torch\nfrom torch import nn\nfrom blocks import stem\n"
+                                     "def build():\n    torch.manual_seed(0)\n"
+                                     "    return nn.Sequential(stem(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 3))\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    loaded = load_model("../nets/mynet.py:build")
+    assert loaded.spec.layer == "0" and isinstance(loaded.net, torch.nn.Sequential)
+    with pytest.raises(ModelError, match=r"no such Python file: \.\./nets/other\.py"):
+        load_model("../nets/other.py:build")
+    with pytest.raises(ConfigError, match=r"named with its \.py: \.\./nets/mynet\.py:build"):
+        EngineConfig(model="../nets/mynet:build")
+    with pytest.raises(ConfigError, match="is a weights file: a state_dict goes to --weights"):
+        EngineConfig(model="resnet18-full.pth")

@@ -24,8 +24,9 @@ from .weights import load_state_file
 
 __all__ = ["FACTORY", "from_module", "load_factory"]
 
-#: ``package.module:callable`` (the callable may be an attribute path: ``zoo:Nets.small``).
-FACTORY = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+#: ``package.module:callable`` (the callable may be an attribute path: ``zoo:Nets.small``), or a
+#: Python file's path and its callable: ``models/mynet.py:build``.
+FACTORY = re.compile(r"^(?:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*|.+\.py):[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 
 def load_factory(source: str, weights: str = "imagenet") -> LoadedModel:
@@ -42,11 +43,13 @@ def load_factory(source: str, weights: str = "imagenet") -> LoadedModel:
     """
     if not FACTORY.match(source):
         raise ModelError(f"{source!r} is not a factory: expected package.module:callable, e.g. mynet:build")
-    module_name, attr = source.split(":", 1)
+    module_name, attr = source.rsplit(":", 1)
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        module = importlib.import_module(module_name)
+        module = _from_file(module_name) if module_name.endswith(".py") else importlib.import_module(module_name)
+    except ModelError:
+        raise
     except ModuleNotFoundError as exc:
         if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
             raise ModelError(f"cannot import {module_name!r} for --model {source}: no such module "
@@ -77,6 +80,31 @@ def load_factory(source: str, weights: str = "imagenet") -> LoadedModel:
     loaded = from_module(net, name=source, weights=weights)
     loaded.trained = weights != "none"
     return loaded
+
+
+def _from_file(path: str):
+    """The module a Python file defines, imported with its folder importable (its own imports of
+    files beside it work), under a name of its own."""
+    import importlib.util
+
+    file = os.path.abspath(os.path.expanduser(path))
+    if not os.path.isfile(file):
+        raise ModelError(f"no such Python file: {path} (for a factory, --model path/to/mynet.py:build)")
+    folder = os.path.dirname(file)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    name = "eigencam_factory_" + re.sub(r"\W", "_", file)
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imagenet") -> LoadedModel:
