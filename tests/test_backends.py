@@ -364,6 +364,9 @@ def test_an_onnx_backbone_and_a_convolutional_head_are_read_as_they_are(tmp_path
     want = ref.process_one(frame)
     got = backbone.process_one(frame)
     assert backbone.layer == "scores" and got.predictions == [] and _corr(got.cam, want.cam) > 0.999
+    attention = _export(torch.nn.Sequential(features, torch.nn.Softmax(dim=-1)), tmp_path / "attn.onnx", size=(64, 64))
+    kinds = {layer.kind for layer in Engine(EngineConfig(model=attention, short_side=64)).feature_layers()}
+    assert "Conv" in kinds and "Softmax" not in kinds  # a softmax's output is weights, never a map to show
     conv_head = _export(torch.nn.Sequential(features, head), tmp_path / "convhead.onnx", size=(64, 64))
     engine = Engine(EngineConfig(model=conv_head, short_side=64, top_k=5))
     got = engine.process_one(frame)

@@ -88,6 +88,8 @@ class OnnxFile:
                     continue
                 if not isinstance(value, np.ndarray) or value.ndim == 0 or len(value) != n:
                     continue  # (the graph's output itself may be the map: a backbone without a head)
+                if self.kinds.get(meta.name) in _NOT_MAPS:  # attention weights (B, heads, N, N): no picture
+                    continue
                 try:
                     fmap = to_feature_map(torch.from_numpy(np.ascontiguousarray(value[:1])), size, batch=1)
                 except LayerNotFoundError:
@@ -122,6 +124,10 @@ class OnnxFile:
         with network_errors(f"ONNX Runtime cannot run {self.path.name}"):
             return ort.InferenceSession(model.SerializeToString(), runtime_options(self.threads),
                                         providers=["CPUExecutionProvider"])
+
+
+#: Ops whose rank-4 outputs are distributions, not feature maps (a transformer's attention weights).
+_NOT_MAPS = {"Softmax", "LogSoftmax"}
 
 
 def _scores(value: np.ndarray) -> np.ndarray | None:
