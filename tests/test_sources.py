@@ -60,6 +60,17 @@ def test_bad_files_raise_one_line_source_errors(tmp_path, make):
     assert "\n" not in message and "bad.mp4" in message
 
 
+def test_urls_of_schemes_it_cannot_open_are_named_and_a_file_url_is_its_file(tmp_path):
+    """ftp://, foo://: 'no such file' said nothing useful; srt:// without FFmpeg's SRT says so; a file
+    manager's file:// URL (spaces quoted) opens the file."""
+    for url in ("ftp://host/clip.mp4", "foo://bar"):
+        with pytest.raises(SourceError, match=r"is not a stream eigencam-live opens; it opens rtsp, .*http"):
+            open_source(url)
+    clip = write_clip(tmp_path / "my clip.mp4", frames=3)
+    with open_source("file://" + str(clip).replace(" ", "%20")) as source:
+        assert source.info.name == "my clip.mp4" and source.info.frame_count == 3
+
+
 def test_a_cut_off_file_yields_what_decodes_and_warns(tmp_path):
     path = write_truncated(tmp_path / "cut.mp4", frames=40, keep=0.5)
     with Capture(open_source(str(path))) as cap:

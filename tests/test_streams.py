@@ -631,6 +631,8 @@ def _native_threads() -> int:
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads through /proc")
 def test_a_closed_file_source_leaves_no_decoder_threads(tmp_path):
     clip = write_clip(tmp_path / "clip.mp4", frames=6, size=(320, 240))
+    with open_source(str(clip)) as first:  # what the process starts once, at its first decode, stays
+        first.read()
     before = _native_threads()
     source = open_source(str(clip))
     assert source.read() is not None and source.read() is not None

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("PyQt5")
 pytest.importorskip("pytestqt")
 
-from PyQt5.QtCore import QSettings, Qt, QThreadPool  # noqa: E402
+from PyQt5.QtCore import QCoreApplication, QSettings, Qt, QThreadPool  # noqa: E402
 
 from eigencam_live.engine import EngineConfig  # noqa: E402
 from eigencam_live.errors import WeightsUnavailableError  # noqa: E402
@@ -701,3 +701,40 @@ def test_a_network_that_fails_on_the_frames_says_so_and_the_app_goes_on(qtbot, m
         wait_frames(qtbot, w, 3)
     finally:
         sys.modules.pop("squareonly", None)
+
+
+def test_closing_the_window_while_the_typed_stream_opens_is_no_error(qtbot, make_window, capsys):
+    """The user closes the window (or presses Ctrl+Q) while a stream named on the command line is
+    still opening: that cancels the opening, which is no failure to report (it said 'error: opening
+    ... was cancelled' and exited 2)."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    accepted = threading.Event()
+    held = []
+
+    def accept_and_stay_silent() -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        held.append(conn)
+        accepted.set()
+
+    server = threading.Thread(target=accept_and_stay_silent, name="test-server", daemon=True)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/live"
+        w = make_window(source=url, required=frozenset({"source"}))
+        assert accepted.wait(WAIT / 1000)
+        w.close()
+        assert not w.pipeline.running
+        QCoreApplication.processEvents()  # what the worker said on its way out reaches the window
+        assert w.fatal_error is None and "error" not in capsys.readouterr().err
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()
+        server.join(2)

@@ -245,6 +245,8 @@ class FrameLoop:
         try:
             info = self.playback.open(command.spec)
         except EigenCamError as exc:
+            if self.stop_event.is_set():  # the window closed while it opened (its opening was cancelled): no error
+                return
             if "source" in self._required and self._sources_asked == 1:  # the command line's, nothing chosen since
                 self.out.fatal.emit(str(exc))
                 self.stop_event.set()

@@ -292,6 +292,8 @@ class StreamSource(FileSource):
         limit = self._stream_timeouts[0 if self._opening else 1]
         if isinstance(exc, av.ExitError) or waited >= 0.9 * limit:
             return f"no data from {self.path} for {limit:g} s"
+        if isinstance(exc, av.ProtocolNotFoundError):
+            return f"this FFmpeg build (PyAV's) cannot open {self.path.split(':', 1)[0]}:// streams"
         return _av_reason(exc)
 
     def _open(self) -> None:

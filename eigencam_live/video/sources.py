@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 
 from eigencam_live.errors import SourceError
@@ -66,6 +67,14 @@ def open_source(
         return DemoSource(demo_size, demo_fps, realtime=True if realtime is None else realtime, frames=demo_frames)
     if text.lower().startswith(STREAM_SCHEMES):
         return StreamSource(text, cancel=cancel)
+    scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", text)
+    if scheme and scheme.group(1).lower() == "file":  # a file manager's URL of a local file
+        from urllib.parse import unquote, urlparse
+
+        text, scheme = unquote(urlparse(text).path), None
+    if scheme:
+        raise SourceError(f"{text}: {scheme.group(1)}:// is not a stream eigencam-live opens; it opens "
+                          f"{', '.join(s[:-3] for s in STREAM_SCHEMES)} URLs, files and folders")
     path = os.path.expanduser(text)
     if os.path.isdir(path) or (_is_glob(path) and not os.path.exists(path)):
         return FolderSource(path, fps=folder_fps)
