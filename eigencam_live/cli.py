@@ -243,8 +243,9 @@ def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Names
         if result.interrupted:
             word, code = _stopped()
             if result.frames:
+                kept = f"; {result.kept} is kept as it was" if result.kept else ""
                 _say(word, f"partial output: {result.frames} frames written to {result.output} "
-                           "(complete and playable up to there)")
+                           f"(complete and playable up to there){kept}")
             else:
                 _say(word, f"no frame of {job.input} was processed; nothing written")
             return code

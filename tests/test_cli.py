@@ -221,6 +221,16 @@ def test_ctrl_c_leaves_a_playable_partial_file(tmp_path):
     assert not list(tmp_path.glob(".out.part*"))
     assert time.monotonic() - t0 < 100
 
+    # --force over that output, stopped again: the whole file there stays; the part goes beside it
+    whole = out.read_bytes()
+    done = subprocess.run(
+        [sys.executable, "-c", _INTERRUPT_AT_FRAME_8, str(src), "-o", str(out), *FAST, "-b", "2", "--force"],
+        capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=110,
+    )
+    assert done.returncode == 130 and out.read_bytes() == whole
+    assert f"written to {tmp_path / 'out.partial.mp4'}" in done.stderr and f"{out} is kept as it was" in done.stderr
+    assert 8 <= probe(tmp_path / "out.partial.mp4")["frames"] < 300
+
 
 @pytest.mark.timeout(120)
 def test_the_annotate_path_never_imports_qt(tmp_path):

@@ -68,6 +68,8 @@ class AnnotateResult:
         streams_note: set when the input has tracks the output leaves out (a second audio
             track, subtitles).
         colour_note: set when the input's colours are more than an SDR output shows (HDR, BT.2020).
+        kept: an interrupted run's output file that existed before (``--force``): left whole, the
+            part written to :attr:`output` beside it (``NAME.partial.mp4``).
     """
 
     input: Path
@@ -81,6 +83,7 @@ class AnnotateResult:
     size_note: str | None = None
     streams_note: str | None = None
     colour_note: str | None = None
+    kept: Path | None = None
     stop_requested: bool = False
     removed: list[Path] = field(default_factory=list)
 
@@ -352,7 +355,9 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
             raise SourceError(f"{job.input} holds no decodable video frames")
         with _finishing() as stops:
             finished = sink.close(audio_to_end=not (result.interrupted or pipe.limited or result.warning))
-            _publish(finished, job.output, overwrite)
+            if result.interrupted and job.output.exists():  # --force over a whole file: a part never replaces it
+                result.kept, result.output = job.output, _partial_name(job.output)
+            _publish(finished, result.output, overwrite and result.kept is None)
     except BaseException:
         pipe.abort.set()
         capture.stop()
@@ -371,6 +376,15 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
         tables.write()
     result.stop_requested = bool(stops or more)
     return result
+
+
+def _partial_name(target: Path) -> Path:
+    """A free name beside ``target`` for an interrupted run's part: ``STEM.partial.mp4``, ``-2``..."""
+    for i in range(1, 1000):
+        name = target.with_name(f"{target.stem}.partial{'' if i == 1 else f'-{i}'}{target.suffix}")
+        if not name.exists():
+            return name
+    return target.with_name(f"{target.stem}.partial-{os.getpid()}{target.suffix}")
 
 
 def _publish(finished: Path, target: Path, overwrite: bool) -> None:
