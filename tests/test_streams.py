@@ -21,6 +21,7 @@ from fractions import Fraction
 from itertools import pairwise
 
 import av
+import numpy as np
 import pytest
 
 from eigencam_live.errors import SourceError
@@ -641,3 +642,33 @@ def test_a_closed_file_source_leaves_no_decoder_threads(tmp_path):
     after = _native_threads()  # no garbage collection in between
     assert after == before, (before, during, after)
     assert source.read() is None  # a closed source reads nothing, and does not fail
+
+
+@pytest.mark.timeout(30)
+def test_an_mjpeg_camera_without_timestamps_plays_by_the_arrival_of_its_frames(serve):
+    """MJPEG over HTTP (an IP camera's multipart stream) has no timestamps: FFmpeg makes them up at
+    25 fps, which played a 30 fps camera at 25 (lag, drops) and a 7 fps one 3.6x too fast. Its frames
+    are due when they arrive."""
+    import cv2
+
+    jpeg = cv2.imencode(".jpg", np.full((48, 64, 3), 128, np.uint8))[1].tobytes()
+
+    def camera(server: Server, conn: socket.socket, n: int) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=frame\r\n\r\n")
+        for _ in range(10):  # a slow camera: a frame every 0.15 s
+            conn.sendall(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(jpeg) + jpeg + b"\r\n")
+            if server.closing.wait(0.15):
+                return
+        server.closing.wait()
+
+    server = serve(camera)
+    source = StreamSource(server.url("/video.mjpg"))
+    try:
+        frames = [source.read() for _ in range(8)]
+    finally:
+        source.close()
+    pts = [f.pts for f in frames]
+    arrived = [f.captured for f in frames]
+    assert all(b > a for a, b in zip(pts, pts[1:], strict=False))
+    assert arrived[-1] - arrived[0] > 0.3  # the camera's pace, not 5 x 0.04 s
+    assert pts[-1] - pts[0] == pytest.approx(arrived[-1] - arrived[0], abs=0.01)

@@ -267,6 +267,7 @@ class StreamSource(FileSource):
         self._last: tuple[float, float] | None = None  # (live pts, arrival) of the newest frame
         self._op_started = self._start
         self._opening = False
+        self._arrival_clock = False  # the stream has no timestamps of its own (see _open)
         super().__init__(url, options={})
 
     @property
@@ -319,6 +320,10 @@ class StreamSource(FileSource):
                 self._transports.insert(0, transport)
             self._shift = None
             self.last_error = None
+            # MJPEG over HTTP (multipart) carries no timestamps: FFmpeg makes them up at 25 fps, and
+            # a camera sending 15 or 30 would be played out at the wrong pace (lag, drops, a
+            # recording too fast). Such a stream's clock is the frames' arrival.
+            self._arrival_clock = bool(self._container.format.flags & _NO_TIMESTAMPS)
             return
         if len(failures) == 1:
             exc = failures[0][1]
@@ -357,6 +362,10 @@ class StreamSource(FileSource):
     def _live_pts(self, pts: float, arrival: float) -> float:
         """The stream's timestamp ``pts`` on the source's clock (seconds since it started)."""
         since_start = arrival - self._start
+        if self._arrival_clock:  # no timestamps of its own: each frame is due when it arrives
+            live = since_start if self._last is None else max(since_start, self._last[0] + 1e-6)
+            self._last = (live, arrival)
+            return live
         if self._shift is None:
             self._shift = since_start - pts  # (re)connected: this frame is "now"
         live = pts + self._shift
@@ -386,6 +395,9 @@ def _without_prefix(message: str, url: str) -> str:
             return message[len(prefix):]
     return message
 
+
+#: FFmpeg's AVFMT_NOTIMESTAMPS: the container format carries no timestamps (MJPEG over HTTP).
+_NO_TIMESTAMPS = 0x0080
 
 #: Container tags that describe the file's writer, not its content: never copied to an output.
 _MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration"}
