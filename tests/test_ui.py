@@ -729,6 +729,7 @@ def test_closing_the_window_while_the_typed_stream_opens_is_no_error(qtbot, make
         url = f"http://127.0.0.1:{listener.getsockname()[1]}/live"
         w = make_window(source=url, required=frozenset({"source"}))
         assert accepted.wait(WAIT / 1000)
+        qtbot.waitUntil(lambda: w.view.busy == f"Opening {url}…", timeout=WAIT)  # said while it waits
         w.close()
         assert not w.pipeline.running
         QCoreApplication.processEvents()  # what the worker said on its way out reaches the window

@@ -20,7 +20,7 @@ from eigencam_live.engine import Engine, EngineConfig
 from eigencam_live.errors import EigenCamError
 from eigencam_live.models import model_kind
 from eigencam_live.render import RenderConfig
-from eigencam_live.video import Frame, list_cameras
+from eigencam_live.video import STREAM_SCHEMES, Frame, list_cameras
 
 from . import commands as cmd
 from .compare import component_tiles, layer_tiles
@@ -242,6 +242,9 @@ class FrameLoop:
 
     def _open(self, command: cmd.OpenSource) -> None:
         self._stop_recording()
+        remote = isinstance(command.spec, str) and command.spec.strip().lower().startswith(STREAM_SCHEMES)
+        if remote:  # seconds, where a server is slow or silent: said over the picture meanwhile
+            self.out.busy.emit(f"opening {command.spec}…")
         try:
             info = self.playback.open(command.spec)
         except EigenCamError as exc:
@@ -257,6 +260,9 @@ class FrameLoop:
             # Nothing to show otherwise (the first source of the run): the demo clip, always there.
             command = cmd.OpenSource("demo")
             info = self.playback.open("demo")
+        finally:
+            if remote:
+                self.out.busy.emit("")
         self._required.discard("source")  # opened: later choices fall back as usual
         self._last_frame = None
         self._clear_rates()
