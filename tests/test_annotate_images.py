@@ -239,3 +239,19 @@ def test_a_cut_off_jpeg_is_named_not_annotated_grey(tmp_path, capsys):
     assert "cut.jpg: the file is cut off" in err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "padded.eigencam.png", "png.eigencam.png", "progressive.eigencam.png", "whole.eigencam.png"]
+
+
+def test_images_of_one_name_in_two_folders_keep_a_row_and_a_map_each(tmp_path):
+    """a/cat.jpg and b/cat.jpg annotated beside themselves: the shared CSV and NPZ named both
+    'cat.eigencam.png', and the NPZ kept one map of the two. Each is named from the outputs' common
+    folder (a folder of outputs keeps bare names)."""
+    for sub, seed in (("a", 1), ("b", 2)):
+        (tmp_path / sub).mkdir()
+        cv2.imwrite(str(tmp_path / sub / "cat.png"), pattern(seed, 96, 64))
+    assert annotate_main([str(tmp_path / "a" / "cat.png"), str(tmp_path / "b" / "cat.png"), *FAST,
+                          "--stats", str(tmp_path / "s.csv"), "--heatmaps", str(tmp_path / "m.npz")]) == 0
+    with (tmp_path / "s.csv").open() as f:
+        assert [row["file"] for row in csv.DictReader(f)] == ["a/cat.eigencam.png", "b/cat.eigencam.png"]
+    with np.load(tmp_path / "m.npz") as maps:
+        assert sorted(maps["files"]) == ["a/cat.eigencam.png", "b/cat.eigencam.png"]
+        assert not np.array_equal(maps["maps/a/cat.eigencam.png"], maps["maps/b/cat.eigencam.png"])

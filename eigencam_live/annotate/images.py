@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import re
 import time
 from collections import deque
@@ -255,9 +256,12 @@ def annotate_images(
         result.written = [job.output for _, (job, _) in sorted(done.items())]  # in input order
         result.failed = [(jobs[i].input, reason) for i, reason in sorted(failed.items())]
         tables = Tables(stats, heatmaps, detections=detections, images=True, overwrite=overwrite)
+        # each row and map named by its output, from the outputs' common folder: the bare name for a
+        # folder of outputs, sub/NAME where outputs beside their inputs share a name
+        base = os.path.commonpath([os.path.abspath(j.output.parent) for j in jobs]) if jobs else ""
         for i in sorted(done):
             job, r = done[i]
-            tables.add(job.output.name, r)
+            tables.add(os.path.relpath(os.path.abspath(job.output), base), r)
         try:
             tables.write()
         except Exception:
