@@ -423,3 +423,23 @@ def test_tables_and_images_never_replace_a_file_another_run_wrote(tmp_path, engi
     assert jobs[0].output.read_bytes() == b"the other run's image"
     assert cv2.imread(str(jobs[1].output)).shape == (64, 96, 3)
     assert not list(tmp_path.glob(".*"))
+
+
+def test_an_unreadable_video_in_a_folder_is_named_and_the_others_are_annotated(tmp_path, capsys):
+    """One broken file among a folder's videos ended the whole run before anything was written; it
+    is now named (exit 1) and the rest done, as for images. Named on its own it is still refused first."""
+    from eigencam_live.cli import annotate_main
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    write_clip(folder / "a.mp4", frames=3)
+    (folder / "b.mp4").write_text("not a video\n" * 20)
+    write_clip(folder / "c.mp4", frames=3)
+    fast = ["--model", "mobilenet_v3_small", "--weights", "none", "--short-side", "64", "-q"]
+    assert annotate_main([str(folder), "-o", str(tmp_path / "out"), *fast]) == 1
+    err = capsys.readouterr().err
+    assert f"{folder / 'b.mp4'}: cannot open" in err and "Traceback" not in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.eigencam.mp4", "c.eigencam.mp4"]
+    with pytest.raises(SourceError, match="b.mp4"):
+        plan_jobs([str(folder / "b.mp4"), str(folder / "a.mp4")], str(tmp_path / "out2"))
+    assert not (tmp_path / "out2").exists()

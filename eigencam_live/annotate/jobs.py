@@ -144,6 +144,7 @@ def plan_jobs(
     if image_format not in IMAGE_FORMATS:
         raise SinkError(f"--image-format must be one of {', '.join(IMAGE_FORMATS)}. Got {image_format!r}")
     inputs = expand_inputs(specs)
+    named = {Path(os.path.expanduser(spec)).resolve() for spec in specs if os.path.isfile(os.path.expanduser(spec))}
     videos = [p for p in inputs if not is_image_name(str(p))]
     many = len(videos) > 1
     folder: Path | None = None
@@ -190,11 +191,16 @@ def plan_jobs(
             raise SinkError(f"output {target} for video {inp} must end in {' or '.join(VIDEO_OUTPUT_EXTENSIONS)} "
                             "(annotate writes H.264 in MP4)")
         # Open each video now (a header and a first frame): a text file named .mp4, or a 1x1
-        # video, is refused before a model is built or any output written.
-        with open_source(str(inp)) as source:
-            if source.info.width < 2 or source.info.height < 2:
-                raise SourceError(f"{inp} is {source.info.width}x{source.info.height} pixels: too small to annotate "
-                                  "(at least 2x2)")
+        # video, is refused before a model is built or any output written; one a folder or a glob
+        # brought is named when its turn comes, and the others are annotated (as images are).
+        try:
+            with open_source(str(inp)) as source:
+                if source.info.width < 2 or source.info.height < 2:
+                    raise SourceError(f"{inp} is {source.info.width}x{source.info.height} pixels: too small to "
+                                      "annotate (at least 2x2)")
+        except SourceError:
+            if inp.resolve() in named:
+                raise
         jobs.append(Job(inp, target, *(_derived(Path(p) if p else None, inp, many) for p in (stats, heatmaps, detections))))
     extras = [p for j in jobs for p in j.tables]
     if len(videos) < len(inputs):  # the images' shared tables
