@@ -223,11 +223,15 @@ def test_ctrl_c_leaves_a_playable_partial_file(tmp_path):
 
     # --force over that output, stopped again: the whole file there stays; the part goes beside it
     whole = out.read_bytes()
+    stats = tmp_path / "out.csv"
+    stats.write_text("a whole run's table\n")
     done = subprocess.run(
-        [sys.executable, "-c", _INTERRUPT_AT_FRAME_8, str(src), "-o", str(out), *FAST, "-b", "2", "--force"],
+        [sys.executable, "-c", _INTERRUPT_AT_FRAME_8, str(src), "-o", str(out), *FAST, "-b", "2", "--force",
+         "--stats", str(stats)],
         capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=110,
     )
     assert done.returncode == 130 and out.read_bytes() == whole
+    assert stats.read_text() == "a whole run's table\n" and (tmp_path / "out.partial.csv").is_file()
     assert f"written to {tmp_path / 'out.partial.mp4'}" in done.stderr and f"{out} is kept as it was" in done.stderr
     assert 8 <= probe(tmp_path / "out.partial.mp4")["frames"] < 300
 
