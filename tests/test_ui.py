@@ -739,3 +739,34 @@ def test_closing_the_window_while_the_typed_stream_opens_is_no_error(qtbot, make
         for conn in held:
             conn.close()
         server.join(2)
+
+
+@pytest.mark.timeout(60)
+def test_a_url_that_never_answers_leaves_the_source_playing_and_its_wait_uncounted(qtbot, make_window):
+    """Open URL… on a silent server: the picture says 'Opening…', then the error comes and the
+    previous source plays on; the frames it sent while the worker waited were never due, so they are
+    not counted as dropped (the count jumped from 3 to 152 in a trial)."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    held = []
+    server = threading.Thread(target=lambda: held.append(listener.accept()[0]), name="test-server", daemon=True)
+    server.start()
+    try:
+        w = make_window()
+        wait_frames(qtbot, w, 3)
+        before = w.pipeline.dropped
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/cam"
+        w.open_source(url)
+        qtbot.waitUntil(lambda: w.view.busy == f"Opening {url}…", timeout=WAIT)
+        qtbot.waitUntil(lambda: any(url in e for e in w.errors), timeout=WAIT)
+        assert w.source_spec == "scene"
+        wait_frames(qtbot, w, 3)
+        assert w.view.busy == "" and w.pipeline.dropped - before < 10  # a 5 s wait at 30 fps: ~150 frames
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()
+        server.join(2)

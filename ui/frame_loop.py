@@ -243,6 +243,7 @@ class FrameLoop:
     def _open(self, command: cmd.OpenSource) -> None:
         self._stop_recording()
         remote = isinstance(command.spec, str) and command.spec.strip().lower().startswith(STREAM_SCHEMES)
+        dropped_before = self.playback.dropped
         if remote:  # seconds, where a server is slow or silent: said over the picture meanwhile
             self.out.busy.emit(f"opening {command.spec}…")
         try:
@@ -255,8 +256,9 @@ class FrameLoop:
                 self.stop_event.set()
                 return
             self.out.source_failed.emit(command.spec, str(exc))
-            if self.playback.is_open:
-                return  # the previous source plays on
+            if self.playback.is_open:  # the previous source plays on; what it sent while this one
+                self._dropped_offset += max(0, self.playback.dropped - dropped_before)  # opened was never due
+                return
             # Nothing to show otherwise (the first source of the run): the demo clip, always there.
             command = cmd.OpenSource("demo")
             info = self.playback.open("demo")
