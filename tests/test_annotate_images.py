@@ -255,3 +255,24 @@ def test_images_of_one_name_in_two_folders_keep_a_row_and_a_map_each(tmp_path):
     with np.load(tmp_path / "m.npz") as maps:
         assert sorted(maps["files"]) == ["a/cat.eigencam.png", "b/cat.eigencam.png"]
         assert not np.array_equal(maps["maps/a/cat.eigencam.png"], maps["maps/b/cat.eigencam.png"])
+
+
+def test_a_transparent_image_keeps_its_transparency_and_hides_what_its_transparent_pixels_hold(tmp_path):
+    """An RGBA PNG whose left half is transparent (over pure red, which a viewer never shows): the
+    network and the picture get it laid over white, and PNG outputs keep its alpha (on both panels
+    side by side); a JPEG output, without alpha, shows white there. The red showed before."""
+    rgba = np.zeros((64, 96, 4), np.uint8)
+    rgba[:, :, :3] = pattern(3, 96, 64)
+    rgba[:, :48] = (0, 0, 255, 0)  # BGRA: red, fully transparent
+    rgba[:, 48:, 3] = 255
+    rgba[10:20, 60:70, 3] = 128  # half transparent
+    cv2.imwrite(str(tmp_path / "cut.png"), rgba)
+    for view, name in (("original", "o.png"), ("side-by-side", "s.png"), ("original", "o.jpg")):
+        assert annotate_main([str(tmp_path / "cut.png"), "-o", str(tmp_path / name), "--view", view, *FAST]) == 0
+    out = cv2.imread(str(tmp_path / "o.png"), cv2.IMREAD_UNCHANGED)
+    assert out.shape == (64, 96, 4) and np.array_equal(out[:, :, 3], rgba[:, :, 3])
+    assert np.all(out[:, :48, :3] == 255) and np.array_equal(out[:, 48:, :3][30:], rgba[30:, 48:, :3])
+    side = cv2.imread(str(tmp_path / "s.png"), cv2.IMREAD_UNCHANGED)
+    assert side.shape == (64, 192, 4) and np.array_equal(side[:, 96:, 3], rgba[:, :, 3])
+    jpg = cv2.imread(str(tmp_path / "o.jpg"))
+    assert jpg.shape == (64, 96, 3) and jpg[:, :40, 2].mean() > 240 and jpg[:, :40, 1].mean() > 240  # white, not red

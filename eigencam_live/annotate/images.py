@@ -82,10 +82,12 @@ def _stills(engine: Engine) -> Iterator[None]:
             engine.reconfigure(smoothing=smoothing)
 
 
-def read_image(path: Path) -> np.ndarray:
-    """``(H, W, 3)`` uint8 BGR as a viewer shows it (EXIF orientation applied; grey and alpha
-    images made BGR). Raises :class:`SourceError` naming the file (unreadable, or under 2x2 like
-    the videos ``annotate`` refuses)."""
+def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(H, W, 3)`` uint8 BGR as a viewer shows it (EXIF orientation applied; grey images made
+    BGR), and its ``(H, W)`` uint8 alpha where it has transparent pixels (else ``None``): the
+    picture is then laid over white, as a viewer shows it, not the colours its transparent pixels
+    hide. Raises :class:`SourceError` naming the file (unreadable, or under 2x2 like the videos
+    ``annotate`` refuses)."""
     try:
         data = path.read_bytes()  # read once: decoded, and a JPEG's end checked
     except OSError as exc:
@@ -93,13 +95,42 @@ def read_image(path: Path) -> np.ndarray:
     if path.suffix.lower() in (".jpg", ".jpeg") and not _jpeg_complete(data):
         # libjpeg would fill what is missing with grey (or OpenCV give up): not the picture
         raise SourceError(f"cannot read image {path}: the file is cut off (its JPEG data ends early)")
-    # IMREAD_COLOR applies the EXIF orientation (imdecode as imread)
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+    alpha = None
+    if _may_have_alpha(data):
+        image, alpha = _with_alpha(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED))
+    else:  # IMREAD_COLOR applies the EXIF orientation (imdecode as imread)
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is None:
         raise SourceError(f"cannot read image {path}")
     if min(image.shape[:2]) < 2:
         raise SourceError(f"{path} is {image.shape[1]}x{image.shape[0]} pixels: too small to annotate (at least 2x2)")
-    return image
+    return image, alpha
+
+
+def _may_have_alpha(data: bytes) -> bool:
+    """A PNG with an alpha channel or a transparent colour (``tRNS``), or a WebP in a form that can
+    carry alpha: read from their headers, so that only those are decoded twice as long."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return len(data) > 25 and (data[25] in (4, 6) or b"tRNS" in data[: data.find(b"IDAT")])
+    return data[:4] == b"RIFF" and data[8:12] == b"WEBP" and data[12:16] in (b"VP8X", b"VP8L")
+
+
+def _with_alpha(decoded: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """An image decoded as it is stored -> ``(BGR uint8 laid over white, alpha uint8 or None)``."""
+    if decoded is None:
+        return None, None
+    if decoded.dtype != np.uint8:  # 16-bit: as IMREAD_COLOR reads it
+        decoded = (decoded >> 8).astype(np.uint8)
+    if decoded.ndim == 2:
+        return cv2.cvtColor(decoded, cv2.COLOR_GRAY2BGR), None
+    if decoded.shape[2] != 4:
+        return (decoded if decoded.shape[2] == 3 else cv2.cvtColor(decoded, cv2.COLOR_GRAY2BGR)), None
+    alpha = decoded[:, :, 3]
+    if alpha.min() == 255:
+        return np.ascontiguousarray(decoded[:, :, :3]), None
+    a = alpha[:, :, None].astype(np.float32) / 255.0
+    over_white = decoded[:, :, :3].astype(np.float32) * a + 255.0 * (1.0 - a)
+    return np.rint(over_white).astype(np.uint8), np.ascontiguousarray(alpha)
 
 
 #: In a JPEG's entropy-coded data, the next marker: ``FF`` then neither ``00`` (a stuffed data
@@ -175,6 +206,7 @@ def annotate_images(
     done: dict[int, tuple[Job, FrameResult]] = {}
     failed: dict[int, str] = {}
     held: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
+    alphas: dict[int, np.ndarray] = {}  # the transparency of the images that have one, until written
     bar = progress_bar(len(jobs), "images", progress, unit="image")
     start = time.perf_counter()
     # Reading and writing overlap the network: one thread reads ahead, one writes behind (each
@@ -210,7 +242,7 @@ def annotate_images(
             return
         for (i, _), r in zip(group, results, strict=True):
             written(ahead)
-            writes.append((i, r, writer.submit(_write_image, jobs[i].output, r.picture, overwrite)))
+            writes.append((i, r, writer.submit(_write_image, jobs[i].output, r.picture, overwrite, alphas.pop(i, None))))
 
     raised: BaseException | None = None
     try:
@@ -222,11 +254,13 @@ def annotate_images(
                 if (nxt := next(upcoming, None)) is not None:
                     reads.append(reader.submit(read_image, nxt.input))
                 try:
-                    image = future.result()
+                    image, alpha = future.result()
                 except SourceError as exc:
                     failed[i] = str(exc)
                     bar.update(1)
                     continue
+                if alpha is not None:
+                    alphas[i] = alpha
                 held.setdefault(image.shape, []).append((i, image))
                 if len(held[image.shape]) >= batch_size:
                     run(image.shape)
@@ -270,7 +304,16 @@ def annotate_images(
     return result
 
 
-def _write_image(path: Path, picture: np.ndarray, overwrite: bool) -> None:
+#: Output formats that keep an input's transparency.
+_ALPHA_FORMATS = (".png", ".webp", ".tif", ".tiff")
+
+
+def _write_image(path: Path, picture: np.ndarray, overwrite: bool, alpha: np.ndarray | None = None) -> None:
+    if alpha is not None and path.suffix.lower() in _ALPHA_FORMATS:
+        # the input's transparency on every frame-sized panel (side by side, stacked: twice)
+        rows, cols = picture.shape[0] // alpha.shape[0], picture.shape[1] // alpha.shape[1]
+        if (rows * alpha.shape[0], cols * alpha.shape[1]) == picture.shape[:2]:
+            picture = np.dstack([picture, np.tile(alpha, (rows, cols))])
     # Encoded in memory (the format by the extension), written by Python: a full disk is said as
     # such, where cv2.imwrite only returned False (and libpng printed "Write Error" lines).
     ok, data = cv2.imencode(path.suffix, picture)
