@@ -115,3 +115,19 @@ def test_folder_and_glob_sources_read_images_in_natural_order(tmp_path):
 def test_an_empty_folder_is_a_source_error(tmp_path):
     with pytest.raises(SourceError, match="no images"):
         open_source(str(tmp_path))
+
+
+def test_a_folder_source_reads_images_as_annotate_does(tmp_path):
+    """One reader for images (eigencam_live.video.images.read_image): the app's folder source lays
+    a transparent image over white (it showed the colours its transparent pixels hide) and refuses a
+    cut-off JPEG (libjpeg filled it with grey)."""
+    rgba = np.zeros((48, 64, 4), np.uint8)
+    rgba[..., 2], rgba[:, 32:, 3] = 255, 255  # red, its left half transparent
+    cv2.imwrite(str(tmp_path / "a.png"), rgba)
+    with open_source(str(tmp_path)) as source:
+        image = source.read().image
+    assert np.all(image[:, :32] == 255) and np.all(image[:, 32:] == (0, 0, 255))
+    whole = cv2.imencode(".jpg", rgba[..., :3])[1].tobytes()
+    (tmp_path / "b.jpg").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(SourceError, match="cut off"):
+        open_source(str(tmp_path / "b.jpg"))

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import re
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from eigencam_live.engine import Engine, FrameResult
 from eigencam_live.errors import ConfigError, SinkError, SourceError
 from eigencam_live.options import cpu_cores
 from eigencam_live.render import RenderConfig
+from eigencam_live.video.images import read_image
 
 from .jobs import Job
 from .outputs import Tables, part_name, progress_bar, replace_atomically
@@ -80,93 +80,6 @@ def _stills(engine: Engine) -> Iterator[None]:
         engine.tracker = tracker
         if smoothing:
             engine.reconfigure(smoothing=smoothing)
-
-
-def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """``(H, W, 3)`` uint8 BGR as a viewer shows it (EXIF orientation applied; grey images made
-    BGR), and its ``(H, W)`` uint8 alpha where it has transparent pixels (else ``None``): the
-    picture is then laid over white, as a viewer shows it, not the colours its transparent pixels
-    hide. Raises :class:`SourceError` naming the file (unreadable, or under 2x2 like the videos
-    ``annotate`` refuses)."""
-    try:
-        data = path.read_bytes()  # read once: decoded, and a JPEG's end checked
-    except OSError as exc:
-        raise SourceError(f"cannot read image {path}: {exc.strerror or exc}") from None
-    if path.suffix.lower() in (".jpg", ".jpeg") and not _jpeg_complete(data):
-        # libjpeg would fill what is missing with grey (or OpenCV give up): not the picture
-        raise SourceError(f"cannot read image {path}: the file is cut off (its JPEG data ends early)")
-    alpha = None
-    if _may_have_alpha(data):
-        image, alpha = _with_alpha(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED))
-    else:  # IMREAD_COLOR applies the EXIF orientation (imdecode as imread)
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
-    if image is None:
-        raise SourceError(f"cannot read image {path}")
-    if min(image.shape[:2]) < 2:
-        raise SourceError(f"{path} is {image.shape[1]}x{image.shape[0]} pixels: too small to annotate (at least 2x2)")
-    return image, alpha
-
-
-def _may_have_alpha(data: bytes) -> bool:
-    """A PNG with an alpha channel or a transparent colour (``tRNS``), or a WebP in a form that can
-    carry alpha: read from their headers, so that only those are decoded twice as long."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return len(data) > 25 and (data[25] in (4, 6) or b"tRNS" in data[: data.find(b"IDAT")])
-    return data[:4] == b"RIFF" and data[8:12] == b"WEBP" and data[12:16] in (b"VP8X", b"VP8L")
-
-
-def _with_alpha(decoded: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """An image decoded as it is stored -> ``(BGR uint8 laid over white, alpha uint8 or None)``."""
-    if decoded is None:
-        return None, None
-    if decoded.dtype != np.uint8:  # 16-bit: as IMREAD_COLOR reads it
-        decoded = (decoded >> 8).astype(np.uint8)
-    if decoded.ndim == 2:
-        return cv2.cvtColor(decoded, cv2.COLOR_GRAY2BGR), None
-    if decoded.shape[2] != 4:
-        return (decoded if decoded.shape[2] == 3 else cv2.cvtColor(decoded, cv2.COLOR_GRAY2BGR)), None
-    alpha = decoded[:, :, 3]
-    if alpha.min() == 255:
-        return np.ascontiguousarray(decoded[:, :, :3]), None
-    a = alpha[:, :, None].astype(np.float32) / 255.0
-    over_white = decoded[:, :, :3].astype(np.float32) * a + 255.0 * (1.0 - a)
-    return np.rint(over_white).astype(np.uint8), np.ascontiguousarray(alpha)
-
-
-#: In a JPEG's entropy-coded data, the next marker: ``FF`` then neither ``00`` (a stuffed data
-#: byte), a restart marker ``D0``-``D7`` nor another ``FF`` (fill).
-_NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
-
-
-def _jpeg_complete(data: bytes) -> bool:
-    """Whether a JPEG file's ``data`` reach its end marker (``FF D9``), its segments walked from the start
-    (the entropy-coded data of each scan skipped to the next marker). Data after the end marker (a
-    camera's trailer, a motion photo's video) is not read; a file that is not JPEG data (a PNG
-    named .jpg) is not this check's business: OpenCV read it by its content."""
-    if not data.startswith(b"\xff\xd8"):
-        return True
-    i, n = 2, len(data)
-    while i + 1 < n:
-        if data[i] != 0xFF:  # stray bytes between segments (old cameras): libjpeg skips to the next marker
-            i = data.find(b"\xff", i)
-            if i < 0:
-                return False
-            continue
-        marker = data[i + 1]
-        if marker == 0xD9:
-            return True
-        if marker == 0xFF or 0xD0 <= marker <= 0xD7 or marker == 0x01:  # fill, restart, TEM: no length
-            i += 1 if marker == 0xFF else 2
-            continue
-        if i + 4 > n:
-            return False
-        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
-        if marker == 0xDA:  # a scan: its data runs to the next marker
-            found = _NEXT_MARKER.search(data, i)
-            if found is None:
-                return False
-            i = found.start()
-    return False
 
 
 def annotate_images(
