@@ -692,7 +692,11 @@ def test_a_network_that_fails_on_the_frames_says_so_and_the_app_goes_on(qtbot, m
         "def build():\n    torch.manual_seed(0)\n    return Net()\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
-        w = make_window(EngineConfig(model="squareonly:build", short_side=64))
+        w = make_window(EngineConfig(model="squareonly:build", short_side=64, backend="torch"))  # nothing to prepare
+        qtbot.waitUntil(lambda: any("needs a square input" in e for e in w.errors), timeout=WAIT)
+        qtbot.waitUntil(lambda: w.view.busy == "", timeout=WAIT)
+        w.close()
+        w = make_window(EngineConfig(model="squareonly:build", short_side=64))  # an ONNX export first
         qtbot.waitUntil(lambda: any("needs a square input" in e for e in w.errors), timeout=WAIT)
         assert re.search(r"^squareonly:build failed on 1 frame of \d+x64: AssertionError: needs a square", w.last_error)
         qtbot.waitUntil(lambda: w.view.busy == "", timeout=WAIT)

@@ -342,20 +342,21 @@ class FrameLoop:
         try:
             # The engine draws the picture too (on the GPU when it runs there): one route.
             result = engine.process(frame.image, render=self._render)[0]
-        except EigenCamError as exc:
+        except EigenCamError as exc:  # the network's own failures among them (errors.NetworkError)
             self._report_once(str(exc))
             self._last_frame = frame
+            self.out.busy.emit("")  # a veil waiting for the new model's first frame: none comes
             return
-        except Exception as exc:  # the network's own failure on this frame: said, and the loop goes on
-            # torch.OutOfMemoryError is a RuntimeError; so are odd shape errors of exotic layers; a
-            # model's own check (timm's ViT: "Input width (384) doesn't match model (224)") is not.
+        except Exception as exc:  # anything else on this frame: said, and the loop goes on
+            # torch.OutOfMemoryError is a RuntimeError; so are odd shape errors of exotic layers.
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if "out of memory" in msg.lower() or isinstance(exc, MemoryError):
                 msg = f"out of memory: {msg}. Try a smaller input resolution or another model."
-            elif not isinstance(exc, RuntimeError):
-                msg = f"{engine.config.model} failed on this frame: {type(exc).__name__}: {msg}"
+            else:
+                msg = f"processing the frame failed: {type(exc).__name__}: {msg}"
             self._report_once(msg)
             self._last_frame = frame
+            self.out.busy.emit("")
             return
         finally:
             if preparing:
