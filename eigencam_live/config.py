@@ -3,6 +3,7 @@ network runs, and the network input's size for a frame (the whole frame, never c
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,13 +80,16 @@ class EngineConfig:
         if model_kind(self.model) is None:
             import difflib
 
-            if isinstance(self.model, str) and ":" in self.model and ("/" in self.model or "\\" in self.model):
-                path, call = self.model.rsplit(":", 1)
-                raise ConfigError(f"{self.model!r}: a factory in a file is named with its .py: {path}.py:{call}",
-                                  field="model")
-            if isinstance(self.model, str) and self.model.lower().endswith((".pth", ".ckpt", ".pkl")):
-                raise ConfigError(f"{self.model!r} is a weights file: a state_dict goes to --weights beside the "
+            model = self.model if isinstance(self.model, str) else ""
+            if model.lower().endswith((".pth", ".ckpt", ".pkl", ".safetensors")):
+                raise ConfigError(f"{model!r} is a weights file: a state_dict goes to --weights beside the "
                                   "--model it fits; a whole saved model, load it in a factory (mynet.py:build)",
+                                  field="model")
+            if model.lower().endswith(".py"):
+                raise ConfigError(f"{model!r}: name the factory in it too: {model}:build", field="model")
+            call = re.match(r"^(.*[/\\].*):([A-Za-z_]\w*)$", model)
+            if call:
+                raise ConfigError(f"{model!r}: a factory in a file is named with its .py: {call[1]}.py:{call[2]}",
                                   field="model")
 
             close = difflib.get_close_matches(str(self.model), [*MODELS, *DETECTORS], n=3, cutoff=0.5)

@@ -250,9 +250,10 @@ class Engine:
     def feature_layers(self, frame_hw: tuple[int, int] | None = None) -> list[Layer]:
         """Every layer of the network that gives a feature map, in forward order, with its type and
         its ``(C, h, w)`` for :meth:`input_size`."""
-        size = self.input_size(frame_hw)
-        with self._lock, network_errors(f"{self.loaded.spec.name} failed on a {size[1]}x{size[0]} input"):
-            return self.backend.feature_layers(size)
+        with self._lock:
+            size = self.input_size(frame_hw)
+            with network_errors(f"{self.loaded.spec.name} failed on a {size[1]}x{size[0]} input"):
+                return self.backend.feature_layers(size)
 
     def input_size(self, frame_hw: tuple[int, int] | None = None) -> tuple[int, int]:
         """The network input's ``(h, w)`` for a ``frame_hw`` frame (default: the last frame's size,

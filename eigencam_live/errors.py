@@ -35,6 +35,11 @@ _ORT_NOISE = [
 ]
 
 
+#: How torch (CPU: "can't allocate memory", CUDA: "out of memory") and ONNX Runtime ("Failed to
+#: allocate memory") say that memory ran out.
+_NO_MEMORY = ("out of memory", "not enough memory", "allocate memory")
+
+
 def _ort_text(line: str) -> str:
     for pattern, repl in _ORT_NOISE:
         line = pattern.sub(repl, line)
@@ -45,20 +50,20 @@ def _ort_text(line: str) -> str:
 def network_errors(what: str, hint: str = ""):
     """Inside: an exception of the network's own code or runtime becomes a :class:`NetworkError`,
     ``"{what}: {its type}: {its first line}{hint}"`` (the original chained), so that front ends say it
-    in one line. Running out of memory, the project's own errors and interrupts pass unchanged."""
+    in one line; running out of memory, however said, a :class:`MemoryError` (which front ends say
+    as such). The project's own errors and interrupts pass unchanged."""
     try:
         yield
     except (EigenCamError, MemoryError):
         raise
     except Exception as exc:
         text = str(exc).strip()
-        if isinstance(exc, RuntimeError) and ("out of memory" in text.lower() or "not enough memory" in text.lower()):
-            raise
-        line = text.splitlines()[0] if text else ""
+        if any(words in text.lower() for words in _NO_MEMORY):  # torch's, ONNX Runtime's: as Python's own
+            raise MemoryError(text.splitlines()[0]) from exc
         if type(exc).__module__.startswith("onnxruntime"):  # its messages say what failed, not its type
-            line = _ort_text(line)
+            line = _ort_text(" ".join(text.split("\n")))  # (what it got and expected comes on lines of its own)
         else:
-            line = f"{type(exc).__name__}: {line}"
+            line = f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
         raise NetworkError(f"{what}: {line[:300]}{hint}") from exc
 
 

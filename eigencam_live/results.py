@@ -169,20 +169,23 @@ def peak_pixel(flat_index: int, cam_shape: tuple[int, int], frame_shape: tuple[i
 def class_probabilities(scores: torch.Tensor) -> torch.Tensor:
     """``(B, K)`` class probabilities from a network's ``(B, K)`` scores: their softmax (logits, or
     log-probabilities, which it leaves as they are), or the scores themselves where a row already is
-    a distribution (non-negative, summing to 1 within 1e-3: a network or an ONNX file that ends in
-    a softmax, whose softmax again would flatten every probability towards 1/K). Decided per row,
-    on the device (no host synchronisation)."""
+    a distribution (non-negative, summing to 1 within the rounding of the scores' dtype: 1e-3 in
+    fp32, 1e-2 in fp16 and bf16): a network or an ONNX file that ends in a softmax, whose softmax
+    again would flatten every probability towards 1/K. (Logits that happen to be such a row, which
+    few classes make possible, are taken as probabilities.) Decided per row, with no host
+    synchronisation on a GPU."""
+    tol = 1e-3 if scores.dtype in (torch.float32, torch.float64) else 1e-2
     scores = scores.float()
     if scores.shape[1] == 0:  # a detector's, or a backbone's: no classes
         return scores
     if scores.device.type == "cpu":  # read on the host in numpy (a torch op costs 10-30 us after a forward)
         a = scores.numpy()
-        ok = (a.min(axis=1) >= 0) & (np.abs(a.sum(axis=1) - 1) <= 1e-3)
+        ok = (a.min(axis=1) >= 0) & (np.abs(a.sum(axis=1) - 1) <= tol)
         if not ok.any():
             return torch.softmax(scores, dim=1)
         ready = torch.from_numpy(ok)
     else:
-        ready = (scores.amin(dim=1) >= 0) & ((scores.sum(dim=1) - 1).abs() <= 1e-3)
+        ready = (scores.amin(dim=1) >= 0) & ((scores.sum(dim=1) - 1).abs() <= tol)
     return torch.where(ready[:, None], scores, torch.softmax(scores, dim=1))
 
 

@@ -206,6 +206,9 @@ def test_a_folder_or_glob_holding_one_file_still_goes_to_an_output_folder(tmp_pa
     assert job.output == tmp_path / "out2" / "a.eigencam.mp4"
     with pytest.raises(SinkError, match=r"names a file, but a folder or glob of inputs needs an output folder"):
         plan_jobs([str(inputs)], str(tmp_path / "x.mp4"))
+    named = write_clip(tmp_path / "clip [1080p].mp4", frames=2)  # a file's name with glob characters is a file
+    (job,) = plan_jobs([str(named)], str(tmp_path / "out.mp4"))
+    assert job.output == tmp_path / "out.mp4"
 
 
 def test_plan_jobs_places_outputs_and_refuses_to_overwrite(tmp_path):

@@ -611,3 +611,24 @@ def test_an_engine_call_inside_another_gives_its_thread_the_callers_count_back(m
         assert seen == {"after": 2, "session": 2} and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_network_errors_keep_what_onnx_runtime_says_and_say_memory_as_memory():
+    """ONNX Runtime puts what it got and expected on lines of their own (the first line alone said
+    nothing); running out of memory, in any words, is a MemoryError (the front ends' own message)."""
+    from eigencam_live.errors import NetworkError, network_errors
+
+    class Fail(Exception):
+        __module__ = "onnxruntime.capi.onnxruntime_pybind11_state"
+
+    with pytest.raises(NetworkError) as err, network_errors("net.onnx failed on 1 frame of 96x64"):
+        raise Fail("[ONNXRuntimeError] : 2 : INVALID_ARGUMENT : Got invalid dimensions for input: x for the "
+                   "following indices\n index: 2 Got: 64 Expected: 224\n Please fix either the inputs/the model.")
+    assert str(err.value).startswith("net.onnx failed on 1 frame of 96x64: Got invalid dimensions for input: x for "
+                                     "the following indices index: 2 Got: 64 Expected: 224")
+    for text in ("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB",
+                 "CUDA out of memory. Tried to allocate 2.00 GiB"):
+        with pytest.raises(MemoryError), network_errors("net failed"):
+            raise RuntimeError(text)
+    with pytest.raises(MemoryError), network_errors("net failed"):
+        raise Fail("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Failed to allocate memory for requested buffer")

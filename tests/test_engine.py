@@ -407,7 +407,8 @@ def test_a_local_change_moves_the_real_networks_features_in_that_corner(engine):
 def test_scores_that_already_are_probabilities_are_not_softmaxed_again():
     """A network (or an ONNX file) ending in a softmax: its probabilities are shown as they are; a
     second softmax flattened them (a 0.39 top-1 of 1000 classes read 0.0015). Logits and
-    log-probabilities still go through the softmax, row by row."""
+    log-probabilities still go through the softmax, row by row; bf16 probabilities, rounded, too are
+    taken as they are."""
     from eigencam_live.results import class_probabilities
 
     logits = torch.tensor([[2.0, 1.0, 0.0, -1.0], [0.3, 0.2, 0.1, 0.4]])
@@ -418,7 +419,10 @@ def test_scores_that_already_are_probabilities_are_not_softmaxed_again():
     torch.testing.assert_close(class_probabilities(logits[:1]), probs[:1])
     got = class_probabilities(mixed)
     torch.testing.assert_close(got[0], probs[0])
+    torch.testing.assert_close(got[1], logits[1])  # a row that is a distribution is taken as one
     assert class_probabilities(torch.zeros(2, 0)).shape == (2, 0)
+    many = torch.softmax(torch.randn(64, 1000, generator=torch.Generator().manual_seed(0)) * 4, dim=1)
+    torch.testing.assert_close(class_probabilities(many.bfloat16()), many.bfloat16().float())  # not softmaxed again
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=4, padding=1), torch.nn.ReLU(),

@@ -309,9 +309,25 @@ def test_a_factory_can_be_named_by_its_files_path(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "path", list(sys.path))
     loaded = load_model("../nets/mynet.py:build")
     assert loaded.spec.layer == "0" and isinstance(loaded.net, torch.nn.Sequential)
+    # another folder's blocks.py is its own (the first folder's was cached as 'blocks' for good),
+    # and my-net.py is not my_net.py (both were one module name)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "blocks.py").write_text("from torch import nn\ndef stem():\n    return nn.Conv2d(3, 4, 3)\n"
+                                     "def head():\n    return nn.Linear(4, 7)\n")
+    (other / "my-net.py").write_text("from torch import nn\nfrom blocks import stem, head\n"
+                                     "def build():\n    return nn.Sequential(stem(), nn.ReLU(), nn.AdaptiveAvgPool2d(1),"
+                                     " nn.Flatten(), head())\n")
+    (other / "my_net.py").write_text((other / "my-net.py").read_text().replace("head())", "nn.Linear(4, 5))"))
+    assert load_model("../other/my-net.py:build").net[-1].out_features == 7
+    assert load_model("../other/my_net.py:build").net[-1].out_features == 5
+    assert str(other) not in sys.path and str(folder) not in sys.path and "blocks" not in sys.modules
     with pytest.raises(ModelError, match=r"no such Python file: \.\./nets/other\.py"):
         load_model("../nets/other.py:build")
     with pytest.raises(ConfigError, match=r"named with its \.py: \.\./nets/mynet\.py:build"):
         EngineConfig(model="../nets/mynet:build")
-    with pytest.raises(ConfigError, match="is a weights file: a state_dict goes to --weights"):
-        EngineConfig(model="resnet18-full.pth")
+    for weights in ("resnet18-full.pth", r"C:\models\net.pth", "runs/exp:3/best.ckpt"):
+        with pytest.raises(ConfigError, match="is a weights file: a state_dict goes to --weights"):
+            EngineConfig(model=weights)
+    with pytest.raises(ConfigError, match=r"name the factory in it too: \.\./nets/mynet\.py:build"):
+        EngineConfig(model="../nets/mynet.py")

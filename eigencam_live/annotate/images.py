@@ -205,10 +205,14 @@ def annotate_images(
         tables = Tables(stats, heatmaps, detections=detections, images=True, overwrite=overwrite)
         # each row and map named by its output, from the outputs' common folder: the bare name for a
         # folder of outputs, sub/NAME where outputs beside their inputs share a name
-        base = os.path.commonpath([os.path.abspath(j.output.parent) for j in jobs]) if jobs else ""
+        try:
+            base = os.path.commonpath([os.path.abspath(j.output.parent) for j in jobs]) if jobs else ""
+        except ValueError:  # Windows: outputs on several drives
+            base = None
         for i in sorted(done):
             job, r = done[i]
-            tables.add(os.path.relpath(os.path.abspath(job.output), base), r)
+            key = Path(os.path.relpath(os.path.abspath(job.output), base)).as_posix() if base else str(job.output)
+            tables.add(key, r)
         try:
             tables.write()
         except Exception:

@@ -152,7 +152,8 @@ def plan_jobs(
         out = Path(os.path.expanduser(output))
         named_folder = out.is_dir() or output.endswith(("/", os.sep))
         # a folder or a glob of inputs goes to a folder, however many files it holds today
-        gathered = any(os.path.isdir(os.path.expanduser(spec)) or any(c in spec for c in "*?[") for spec in specs)
+        gathered = any(os.path.isdir(os.path.expanduser(spec)) or (not os.path.exists(os.path.expanduser(spec))
+                                                                    and any(c in spec for c in "*?[")) for spec in specs)
         if len(inputs) > 1 or named_folder or gathered:
             folder = out
             why = f"{len(inputs)} inputs need" if len(inputs) > 1 else "a folder or glob of inputs needs"

@@ -8,6 +8,7 @@ whose output is a spatial feature map.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import re
@@ -46,6 +47,21 @@ def load_factory(source: str, weights: str = "imagenet") -> LoadedModel:
     module_name, attr = source.rsplit(":", 1)
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
+    with _file_scope(module_name if module_name.endswith(".py") else None):
+        net = _build(source, module_name, attr)
+    if weights == "none":
+        for module in net.modules():
+            if callable(getattr(module, "reset_parameters", None)):
+                module.reset_parameters()
+    elif weights != "imagenet":
+        weights = load_state_file(net, weights, source)
+    loaded = from_module(net, name=source, weights=weights)
+    loaded.trained = weights != "none"
+    return loaded
+
+
+def _build(source: str, module_name: str, attr: str) -> nn.Module:
+    """Import the factory's module, call the factory, check that a network came back."""
     try:
         module = _from_file(module_name) if module_name.endswith(".py") else importlib.import_module(module_name)
     except ModelError:
@@ -71,29 +87,43 @@ def load_factory(source: str, weights: str = "imagenet") -> LoadedModel:
         raise ModelError(f"{source}() raised {_one_line(exc)}") from None
     if not isinstance(net, nn.Module):
         raise ModelError(f"{source}() returned a {type(net).__name__}; it must return a torch.nn.Module")
-    if weights == "none":
-        for module in net.modules():
-            if callable(getattr(module, "reset_parameters", None)):
-                module.reset_parameters()
-    elif weights != "imagenet":
-        weights = load_state_file(net, weights, source)
-    loaded = from_module(net, name=source, weights=weights)
-    loaded.trained = weights != "none"
-    return loaded
+    return net
+
+
+@contextlib.contextmanager
+def _file_scope(path: str | None):
+    """While a factory in a file is imported and called: its folder importable (first), so that its
+    own imports of the files beside it work; after, the folder off ``sys.path`` again and those
+    files' modules out of ``sys.modules`` (the network keeps what it uses), so that another folder's
+    ``blocks.py`` is its own, not this one's."""
+    if path is None:
+        yield
+        return
+    folder = os.path.dirname(os.path.abspath(os.path.expanduser(path)))
+    before = set(sys.modules)
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+        for name in set(sys.modules) - before:
+            file = getattr(sys.modules[name], "__file__", None) or ""
+            if file and os.path.abspath(file).startswith(folder + os.sep):
+                del sys.modules[name]
 
 
 def _from_file(path: str):
-    """The module a Python file defines, imported with its folder importable (its own imports of
-    files beside it work), under a name of its own."""
+    """The module a Python file defines, under a name of its own: its path and its modification
+    time (a file edited since is imported anew)."""
+    import hashlib
     import importlib.util
 
     file = os.path.abspath(os.path.expanduser(path))
     if not os.path.isfile(file):
         raise ModelError(f"no such Python file: {path} (for a factory, --model path/to/mynet.py:build)")
-    folder = os.path.dirname(file)
-    if folder not in sys.path:
-        sys.path.insert(0, folder)
-    name = "eigencam_factory_" + re.sub(r"\W", "_", file)
+    stat = os.stat(file)
+    name = "eigencam_factory_" + hashlib.sha1(f"{file}|{stat.st_mtime_ns}|{stat.st_size}".encode()).hexdigest()[:16]
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, file)

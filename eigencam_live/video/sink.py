@@ -237,9 +237,9 @@ class VideoSink:
             # where the input gave one, else (0) the muxer's guess of a frame interval
             if self._held and packet.pts is not None:
                 packet.duration = self._held.pop(packet.pts, 0)
-            if self._behind is not None:
-                self._out.mux(self._behind)
-            self._behind = packet
+            behind, self._behind = self._behind, packet  # (a Ctrl-C inside mux never muxes it twice)
+            if behind is not None:
+                self._out.mux(behind)
         if last and self._behind is not None:
             packet, self._behind = self._behind, None
             if self._end is not None and None not in (packet.dts, packet.pts, self._first_dts):
