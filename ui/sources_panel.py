@@ -71,7 +71,8 @@ class SourceActions:
         self.source_combo.setCurrentIndex(i)
         self.shortcut_actions["back"].setEnabled(bool(info.seekable and not info.live))
         frames = f", {info.frame_count} frames" if info.frame_count else ""
-        self.source_label.setText(f"{info.width}×{info.height} @ {float(info.fps):.2f} fps{frames}")
+        shown = f" (shown {round(info.width * info.aspect)}×{info.height})" if info.aspect != 1 else ""
+        self.source_label.setText(f"{info.width}×{info.height}{shown} @ {float(info.fps):.2f} fps{frames}")
         seekable = bool(info.seekable and info.frame_count and not info.live)
         self.seek_widget.setVisible(seekable)
         if seekable:
