@@ -19,7 +19,7 @@ import numpy as np
 from eigencam_live.engine import FrameResult
 from eigencam_live.errors import SinkError
 
-__all__ = ["Tables", "part_name", "progress_bar", "remove_stale_parts", "rename_no_replace", "replace_atomically"]
+__all__ = ["Tables", "part_name", "partial_name", "progress_bar", "remove_stale_parts", "rename_no_replace", "replace_atomically"]
 
 #: ``os.link`` errors that mean the file system has no hard links (FAT, exFAT, some network shares).
 _NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK, errno.EXDEV})
@@ -60,6 +60,15 @@ def replace_atomically(path: Path, tmp: Path, write: Callable[[Path], object], *
         raise SinkError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def partial_name(target: Path) -> Path:
+    """A free name beside ``target`` for an interrupted run's part: ``STEM.partial.mp4``, ``-2``..."""
+    for i in range(1, 1000):
+        name = target.with_name(f"{target.stem}.partial{'' if i == 1 else f'-{i}'}{target.suffix}")
+        if not name.exists():
+            return name
+    return target.with_name(f"{target.stem}.partial-{os.getpid()}{target.suffix}")
 
 
 def rename_no_replace(src: Path, dst: Path) -> None:

@@ -44,7 +44,7 @@ from eigencam_live.render import RenderConfig, picture_size
 from eigencam_live.video import Capture, FileSource, Frame, VideoSink, open_source
 
 from .jobs import Job
-from .outputs import Tables, progress_bar, remove_stale_parts, rename_no_replace
+from .outputs import Tables, partial_name, progress_bar, remove_stale_parts, rename_no_replace
 
 __all__ = ["AnnotateResult", "annotate_file"]
 
@@ -356,11 +356,11 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
         with _finishing() as stops:
             finished = sink.close(audio_to_end=not (result.interrupted or pipe.limited or result.warning))
             if result.interrupted and job.output.exists():  # --force over a whole file: a part never replaces it
-                result.kept, result.output = job.output, _partial_name(job.output)
+                result.kept, result.output = job.output, partial_name(job.output)
                 for name in ("stats_path", "heatmaps_path", "detections_path"):  # nor its tables
                     path = getattr(tables, name)
                     if path is not None and path.exists():
-                        setattr(tables, name, _partial_name(path))
+                        setattr(tables, name, partial_name(path))
             _publish(finished, result.output, overwrite and result.kept is None)
     except BaseException:
         pipe.abort.set()
@@ -380,15 +380,6 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
         tables.write()
     result.stop_requested = bool(stops or more)
     return result
-
-
-def _partial_name(target: Path) -> Path:
-    """A free name beside ``target`` for an interrupted run's part: ``STEM.partial.mp4``, ``-2``..."""
-    for i in range(1, 1000):
-        name = target.with_name(f"{target.stem}.partial{'' if i == 1 else f'-{i}'}{target.suffix}")
-        if not name.exists():
-            return name
-    return target.with_name(f"{target.stem}.partial-{os.getpid()}{target.suffix}")
 
 
 def _publish(finished: Path, target: Path, overwrite: bool) -> None:

@@ -15,7 +15,7 @@ from eigencam_live.errors import SourceError
 from .frames import Frame, FrameSource, SourceInfo
 from .interrupt import cancellable
 from .timing import nominal_rate
-from .yuv import to_bgr
+from .yuv import colour_note, to_bgr
 
 __all__ = ["STREAM_SCHEMES", "STREAM_TIMEOUT", "VIDEO_EXTENSIONS", "FileSource", "StreamSource"]
 
@@ -100,7 +100,7 @@ class FileSource(FrameSource):
         #: what an output of this file leaves out (its first video and audio tracks are kept)
         self.left_out = " and ".join(left) or None
         #: set for colours an SDR BT.601 output cannot show as they are (HDR, BT.2020's gamut)
-        self.colour_note = _colour_note(self._peeked)
+        self.colour_note = colour_note(self._peeked)
         aspect = _pixel_aspect(stream)
         self.info = SourceInfo(
             self.kind, os.path.basename(self.path.rstrip("/")) or self.path, width, height, Fraction(rate), frames,
@@ -401,21 +401,6 @@ _NO_TIMESTAMPS = 0x0080
 
 #: Container tags that describe the file's writer, not its content: never copied to an output.
 _MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration"}
-
-
-#: FFmpeg's codes for BT.2020 primaries, and for the PQ (SMPTE 2084) and HLG transfers.
-_BT2020, _HDR_TRANSFERS = 9, {16: "PQ", 18: "HLG"}
-
-
-def _colour_note(frame) -> str | None:
-    hdr = _HDR_TRANSFERS.get(getattr(frame, "color_trc", None))
-    if hdr:
-        return (f"HDR ({hdr}) video is written as SDR without tone mapping: its colours come out flat and "
-                "washed out")
-    if getattr(frame, "color_primaries", None) == _BT2020:
-        return ("wide-gamut (BT.2020) video is written without converting its gamut to SDR's: its colours "
-                "come out less saturated")
-    return None
 
 
 def _pixel_aspect(stream) -> Fraction:

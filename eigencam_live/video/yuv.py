@@ -19,7 +19,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["BT601", "LIMITED", "bgr_to_i420", "matrix_of", "to_bgr"]
+__all__ = ["BT601", "LIMITED", "bgr_to_i420", "colour_note", "matrix_of", "to_bgr"]
 
 #: FFmpeg's ``AVCOL_SPC_SMPTE170M`` (BT.601) and ``AVCOL_RANGE_MPEG`` (limited range): what
 #: :func:`bgr_to_i420` writes.
@@ -87,3 +87,20 @@ def bgr_to_i420(image: np.ndarray) -> np.ndarray:
     chroma[:quarter] = cv2.convertScaleAbs(ycrcb[..., 2], alpha=_CHROMA_SCALE, beta=_CHROMA_OFFSET).reshape(-1)
     chroma[quarter:] = cv2.convertScaleAbs(ycrcb[..., 1], alpha=_CHROMA_SCALE, beta=_CHROMA_OFFSET).reshape(-1)
     return planes
+
+
+#: FFmpeg's codes for BT.2020 primaries, and for the PQ (SMPTE 2084) and HLG transfers.
+_BT2020, _HDR_TRANSFERS = 9, {16: "PQ", 18: "HLG"}
+
+
+def colour_note(frame) -> str | None:
+    """Set for a decoded frame whose colours an SDR BT.601 output cannot show as they are: HDR
+    (PQ, HLG) or BT.2020's wide gamut (written without tone mapping or gamut conversion)."""
+    hdr = _HDR_TRANSFERS.get(getattr(frame, "color_trc", None))
+    if hdr:
+        return (f"HDR ({hdr}) video is written as SDR without tone mapping: its colours come out flat and "
+                "washed out")
+    if getattr(frame, "color_primaries", None) == _BT2020:
+        return ("wide-gamut (BT.2020) video is written without converting its gamut to SDR's: its colours "
+                "come out less saturated")
+    return None
