@@ -284,6 +284,9 @@ class Engine:
         if config.labels is not None and classes and len(labels) != classes:
             raise ConfigError(f"{config.labels} names {len(labels)} classes, but {Path(backend.loaded.spec.name).name} gives "
                               f"{classes} scores: one name a line, in the network's order", field="labels")
+        if labels and classes and len(labels) != classes and model_kind(config.model) == "factory":
+            raise ConfigError(f"{config.model} sets {len(labels)} labels on its network, which gives {classes} scores: "
+                              "one name per score, in its order (or --labels FILE)", field="model")
 
     def _normalisation(self) -> None:
         """The input's spec for the current settings: a new one only where it changed (a batch

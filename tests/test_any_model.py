@@ -14,7 +14,7 @@ import torch
 
 from eigencam_live.cli import annotate_main
 from eigencam_live.engine import Engine, EngineConfig
-from eigencam_live.errors import WeightsUnavailableError
+from eigencam_live.errors import ConfigError, WeightsUnavailableError
 from eigencam_live.models import load_model
 
 from .media import NTSC, probe, write_clip
@@ -324,3 +324,25 @@ def test_a_factory_returning_a_dict_runs_eagerly_whatever_its_name(tmp_path, mon
         assert [label for label, _ in again.predictions] == [label for label, _ in got.predictions]
     finally:
         sys.modules.pop("resnetzoo", None)
+
+
+def test_a_factorys_labels_of_another_length_than_its_scores_are_refused(tmp_path, monkeypatch):
+    """module.labels naming 3 classes for a network of 5 scores was used as far as it went (class 3
+    and 4 nameless), where --labels of the wrong length is refused: both are now."""
+    (tmp_path / "threelabels.py").write_text(
+        "import torch\nfrom torch import nn\n"
+        "def build():\n    torch.manual_seed(0)\n"
+        "    net = nn.Sequential(nn.Conv2d(3, 8, 3, stride=4, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),"
+        " nn.Flatten(), nn.Linear(8, 5))\n"
+        "    net.labels = ['cat', 'dog', 'bird']\n    return net\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    try:
+        with pytest.raises(ConfigError, match=r"threelabels:build sets 3 labels on its network, which gives 5 scores"):
+            Engine(EngineConfig(model="threelabels:build", device="cpu", short_side=64))
+        five = tmp_path / "five.txt"
+        five.write_text("a\nb\nc\nd\ne\n")
+        engine = Engine(EngineConfig(model="threelabels:build", device="cpu", short_side=64, labels=str(five)))
+        assert engine.loaded.labels == ["a", "b", "c", "d", "e"]
+    finally:
+        sys.modules.pop("threelabels", None)
