@@ -172,15 +172,15 @@ def class_probabilities(scores: torch.Tensor) -> torch.Tensor:
     a distribution (non-negative, summing to 1 within the rounding of the scores' dtype: 1e-3 in
     fp32, 1e-2 in fp16 and bf16): a network or an ONNX file that ends in a softmax, whose softmax
     again would flatten every probability towards 1/K. (Logits that happen to be such a row, which
-    few classes make possible, are taken as probabilities.) One score alone is a yes/no head's: a
-    probability where it lies in [0, 1], else a logit (its sigmoid), never a softmax's constant 1.
+    few classes make possible, are taken as probabilities.) One score alone is a yes/no head's logit
+    (binary cross-entropy with logits): its sigmoid, never a softmax's constant 1.
     Decided per row, with no host synchronisation on a GPU."""
     tol = 1e-3 if scores.dtype in (torch.float32, torch.float64) else 1e-2
     scores = scores.float()
     if scores.shape[1] == 0:  # a detector's, or a backbone's: no classes
         return scores
-    if scores.shape[1] == 1:  # one score (a yes/no head): a probability as it is, else a logit's sigmoid
-        return torch.where((scores >= 0) & (scores <= 1), scores, torch.sigmoid(scores))
+    if scores.shape[1] == 1:  # one score (a yes/no head): a logit, the sigmoid's as it was trained
+        return torch.sigmoid(scores)
     if scores.device.type == "cpu":  # read on the host in numpy (a torch op costs 10-30 us after a forward)
         a = scores.numpy()
         ok = (a.min(axis=1) >= 0) & (np.abs(a.sum(axis=1) - 1) <= tol)

@@ -421,8 +421,8 @@ def test_scores_that_already_are_probabilities_are_not_softmaxed_again():
     torch.testing.assert_close(got[0], probs[0])
     torch.testing.assert_close(got[1], logits[1])  # a row that is a distribution is taken as one
     assert class_probabilities(torch.zeros(2, 0)).shape == (2, 0)
-    torch.testing.assert_close(class_probabilities(torch.tensor([[0.8], [2.0]])), torch.tensor([[0.8], [0.8808]]),
-                               atol=1e-4, rtol=0)  # one score: a probability, or a logit's sigmoid
+    torch.testing.assert_close(class_probabilities(torch.tensor([[0.0], [0.99], [2.0]])),
+                               torch.tensor([[0.5], [0.7291], [0.8808]]), atol=1e-4, rtol=0)  # one score: a logit
     many = torch.softmax(torch.randn(64, 1000, generator=torch.Generator().manual_seed(0)) * 4, dim=1)
     torch.testing.assert_close(class_probabilities(many.bfloat16()), many.bfloat16().float())  # not softmaxed again
 

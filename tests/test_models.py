@@ -322,6 +322,17 @@ def test_a_factory_can_be_named_by_its_files_path(tmp_path, monkeypatch):
     assert load_model("../other/my-net.py:build").net[-1].out_features == 7
     assert load_model("../other/my_net.py:build").net[-1].out_features == 5
     assert str(other) not in sys.path and str(folder) not in sys.path and "blocks" not in sys.modules
+    # what a factory imports from elsewhere stays imported, even from a virtual environment inside
+    # its folder (dropping timm there broke every later timm model: torch's libraries registered twice)
+    site = other / ".venv" / "lib" / "site-packages"
+    (site / "fakepkg").mkdir(parents=True)
+    (site / "fakepkg" / "__init__.py").write_text("from torch import nn\ndef stem():\n    return nn.Conv2d(3, 4, 3)\n")
+    (other / "uses_pkg.py").write_text("import torch\nfrom torch import nn\nimport fakepkg\n"
+                                       "def build():\n    return nn.Sequential(fakepkg.stem(), nn.ReLU())\n")
+    sys.path.insert(0, str(site))
+    load_model("../other/uses_pkg.py:build")
+    assert "fakepkg" in sys.modules
+    sys.modules.pop("fakepkg")
     with pytest.raises(ModelError, match=r"no such Python file: \.\./nets/other\.py"):
         load_model("../nets/other.py:build")
     with pytest.raises(ConfigError, match=r"named with its \.py: \.\./nets/mynet\.py:build"):

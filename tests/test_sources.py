@@ -131,3 +131,28 @@ def test_a_folder_source_reads_images_as_annotate_does(tmp_path):
     (tmp_path / "b.jpg").write_bytes(whole[: len(whole) // 2])
     with pytest.raises(SourceError, match="cut off"):
         open_source(str(tmp_path / "b.jpg"))
+
+
+@pytest.mark.parametrize("name", ["turned.png", "turned.webp", "opaque.webp"])
+def test_exif_orientation_is_applied_to_transparent_images_too(tmp_path, name):
+    """A phone's picture turned by its EXIF tag (Orientation 6): upright, its transparency with it.
+    (The transparent images' decoder dropped the orientation; so did every WebP carrying EXIF.)"""
+    from PIL import Image
+
+    from eigencam_live.video.images import read_image
+
+    rgba = np.zeros((40, 60, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 255
+    if name != "opaque.webp":
+        rgba[:, :30, 3] = 0  # the left half transparent
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to show
+    picture = Image.fromarray(rgba if name != "opaque.webp" else rgba[..., :3].copy())
+    picture.save(tmp_path / name, exif=exif, **({"lossless": True} if name.endswith(".webp") else {}))
+    image, alpha = read_image(tmp_path / name)
+    assert image.shape == (60, 40, 3)  # upright: taller than wide
+    if name == "opaque.webp":
+        assert alpha is None
+    else:  # the transparent half (left) is now at the top
+        assert alpha.shape == (60, 40) and alpha[:30].max() == 0 and alpha[30:].min() == 255
+        assert np.all(image[:30] == 255)

@@ -345,7 +345,6 @@ class FrameLoop:
         except EigenCamError as exc:  # the network's own failures among them (errors.NetworkError)
             self._report_once(str(exc))
             self._last_frame = frame
-            self.out.busy.emit("")  # a veil waiting for the new model's first frame: none comes
             return
         except Exception as exc:  # anything else on this frame: said, and the loop goes on
             # torch.OutOfMemoryError is a RuntimeError; so are odd shape errors of exotic layers.
@@ -356,7 +355,6 @@ class FrameLoop:
                 msg = f"processing the frame failed: {type(exc).__name__}: {msg}"
             self._report_once(msg)
             self._last_frame = frame
-            self.out.busy.emit("")
             return
         finally:
             if preparing:
@@ -393,11 +391,13 @@ class FrameLoop:
             self.out.frame_ready.emit()
 
     def _report_once(self, message: str) -> None:
-        """Emit an error, but the same one at most every 3 s (a failing frame repeats each frame)."""
+        """Emit an error, but the same one at most every 3 s (a failing frame repeats each frame), and
+        end a veil waiting for a frame: none comes."""
         now = time.monotonic()
         if message != self._last_report[0] or now - self._last_report[1] > 3.0:
             self._last_report = (message, now)
             self.out.error.emit(message)
+            self.out.busy.emit("")
 
     def _compare(self, command: cmd.Compare) -> None:
         """Say ``compare_ready([(component, picture, explained), ...])`` for the frame on screen,

@@ -93,9 +93,11 @@ def _build(source: str, module_name: str, attr: str) -> nn.Module:
 @contextlib.contextmanager
 def _file_scope(path: str | None):
     """While a factory in a file is imported and called: its folder importable (first), so that its
-    own imports of the files beside it work; after, the folder off ``sys.path`` again and those
-    files' modules out of ``sys.modules`` (the network keeps what it uses), so that another folder's
-    ``blocks.py`` is its own, not this one's."""
+    own imports of the files beside it work; after, the folder off ``sys.path`` again and the
+    modules of those files (``blocks.py``, a package folder beside it) out of ``sys.modules`` (the
+    network keeps what it uses), so that another folder's ``blocks.py`` is its own, not this one's.
+    Nothing else is touched: packages it imported from elsewhere (a virtual environment inside the
+    folder too), and the factory's own module, stay."""
     if path is None:
         yield
         return
@@ -108,9 +110,10 @@ def _file_scope(path: str | None):
         with contextlib.suppress(ValueError):
             sys.path.remove(folder)
         for name in set(sys.modules) - before:
-            file = getattr(sys.modules[name], "__file__", None) or ""
-            if file and os.path.abspath(file).startswith(folder + os.sep):
-                del sys.modules[name]
+            top = name.split(".")[0]
+            file = os.path.abspath(getattr(sys.modules[name], "__file__", None) or os.sep)
+            if file == os.path.join(folder, top + ".py") or file.startswith(os.path.join(folder, top) + os.sep):
+                del sys.modules[name]  # found through the folder: a file or package beside the factory
 
 
 def _from_file(path: str):

@@ -76,10 +76,8 @@ def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     if path.suffix.lower() in (".jpg", ".jpeg") and not _jpeg_complete(data):
         # libjpeg would fill what is missing with grey (or OpenCV give up): not the picture
         raise SourceError(f"cannot read image {path}: the file is cut off (its JPEG data ends early)")
-    alpha = None
-    if _may_have_alpha(data):
-        image, alpha = _with_alpha(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED))
-    else:  # IMREAD_COLOR applies the EXIF orientation (imdecode as imread)
+    image, alpha = _with_alpha(data) if _may_have_alpha(data) else (None, None)
+    if image is None:  # IMREAD_COLOR applies the EXIF orientation (imdecode as imread)
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is None:
         raise SourceError(f"cannot read image {path}")
@@ -89,28 +87,36 @@ def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _may_have_alpha(data: bytes) -> bool:
-    """A PNG with an alpha channel or a transparent colour (``tRNS``), or a WebP in a form that can
-    carry alpha: read from their headers, so that only those are decoded twice as long."""
+    """A PNG with an alpha channel or a transparent colour (``tRNS``), or a WebP whose header says
+    it has alpha: read from their headers, so that only those take the slower way."""
     if data[:8] == b"\x89PNG\r\n\x1a\n":
         return len(data) > 25 and (data[25] in (4, 6) or b"tRNS" in data[: data.find(b"IDAT")])
-    return data[:4] == b"RIFF" and data[8:12] == b"WEBP" and data[12:16] in (b"VP8X", b"VP8L")
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP" or len(data) < 25:
+        return False
+    if data[12:16] == b"VP8X":  # extended: a flag for alpha
+        return bool(data[20] & 0x10)
+    return data[12:16] == b"VP8L" and bool((int.from_bytes(data[21:25], "little") >> 28) & 1)  # lossless
 
 
-def _with_alpha(decoded: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """An image decoded as it is stored -> ``(BGR uint8 laid over white, alpha uint8 or None)``."""
-    if decoded is None:
+def _with_alpha(data: bytes) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(BGR uint8 laid over white, alpha uint8)`` of an image with transparent pixels, EXIF
+    orientation applied to both (Pillow: OpenCV applies it only where it drops the alpha);
+    ``(BGR, None)`` where every pixel is opaque, ``(None, None)`` where Pillow cannot read it."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            rgba = np.asarray(ImageOps.exif_transpose(im).convert("RGBA"))
+    except Exception:  # noqa: BLE001 - a file Pillow cannot read: OpenCV's say, as for any image
         return None, None
-    if decoded.dtype != np.uint8:  # 16-bit: as IMREAD_COLOR reads it
-        decoded = (decoded >> 8).astype(np.uint8)
-    if decoded.ndim == 2:
-        return cv2.cvtColor(decoded, cv2.COLOR_GRAY2BGR), None
-    if decoded.shape[2] != 4:
-        return (decoded if decoded.shape[2] == 3 else cv2.cvtColor(decoded, cv2.COLOR_GRAY2BGR)), None
-    alpha = decoded[:, :, 3]
+    alpha = rgba[:, :, 3]
+    bgr = rgba[:, :, 2::-1]
     if alpha.min() == 255:
-        return np.ascontiguousarray(decoded[:, :, :3]), None
+        return np.ascontiguousarray(bgr), None
     a = alpha[:, :, None].astype(np.float32) / 255.0
-    over_white = decoded[:, :, :3].astype(np.float32) * a + 255.0 * (1.0 - a)
+    over_white = bgr.astype(np.float32) * a + 255.0 * (1.0 - a)
     return np.rint(over_white).astype(np.uint8), np.ascontiguousarray(alpha)
 
 
