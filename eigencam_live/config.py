@@ -14,8 +14,8 @@ from .cam import METHODS
 from .errors import ConfigError
 from .models import DETECTORS, MODELS, model_kind
 
-__all__ = ["COMPONENT_MAX", "DEVICES", "MAX_ASPECT", "MAX_INPUT_ASPECT", "PRECISIONS", "STRIDE", "EngineConfig", "input_size", "read_labels",
-           "resolve_device", "resolve_dtype"]
+__all__ = ["COMPONENT_MAX", "DEVICES", "MAX_ASPECT", "MAX_INPUT_ASPECT", "PRECISIONS", "STRIDE", "EngineConfig", "input_size",
+           "read_labels", "resolve_device", "resolve_dtype", "with_overrides"]
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -199,3 +199,13 @@ def read_labels(path: str) -> list[str]:
     while names and not names[-1]:
         names.pop()
     return names
+
+
+def with_overrides(loaded, config: EngineConfig):
+    """``loaded`` (a :class:`~eigencam_live.models.LoadedModel`) with the labels and normalisation
+    the settings give in place of the model's own."""
+    if config.labels is not None:
+        loaded.labels = read_labels(config.labels)
+    loaded.mean = tuple(config.mean) if config.mean is not None else loaded.mean
+    loaded.std = tuple(config.std) if config.std is not None else loaded.std
+    return loaded

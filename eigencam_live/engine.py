@@ -48,9 +48,9 @@ from .config import (
     EngineConfig,
     _placement,
     input_size,
-    read_labels,
     resolve_device,
     resolve_dtype,
+    with_overrides,
 )
 from .errors import ConfigError, LayerNotFoundError, WeightsUnavailableError, network_errors
 from .inputs import InputSpec, Prepared, as_batch, prepare
@@ -118,7 +118,7 @@ class Engine:
         if model is None:
             model, self.warning = self._load(self._config)
         else:
-            model = _with_overrides(model if isinstance(model, LoadedModel) else from_module(model), self._config)
+            model = with_overrides(model if isinstance(model, LoadedModel) else from_module(model), self._config)
         if model.detector:  # one handed over as a module is known for one only now
             device, dtype, kind = _placement(self._config, detector=True)
         self.backend = make_backend(kind, model, self._config.layer or model.spec.layer, device, dtype,
@@ -245,7 +245,7 @@ class Engine:
                     raise
                 warning = f"UNTRAINED network: {exc}. Maps and labels of random weights are meaningless."
                 loaded = load_model(config.model, "none")
-        return _with_overrides(loaded, config), warning
+        return with_overrides(loaded, config), warning
 
     def feature_layers(self, frame_hw: tuple[int, int] | None = None) -> list[Layer]:
         """Every layer of the network that gives a feature map, in forward order, with its type and
@@ -439,15 +439,6 @@ class Engine:
 def _torch_of(backend: TorchBackend | OnnxBackend | OnnxFileBackend) -> TorchBackend | None:
     """The torch network behind a backend (ONNX Runtime's keeps one for probes and fallback)."""
     return backend if isinstance(backend, TorchBackend) else getattr(backend, "torch", None)
-
-
-def _with_overrides(loaded: LoadedModel, config: EngineConfig) -> LoadedModel:
-    """``loaded`` with the labels and normalisation the settings give in place of the model's own."""
-    if config.labels is not None:
-        loaded.labels = read_labels(config.labels)
-    loaded.mean = tuple(config.mean) if config.mean is not None else loaded.mean
-    loaded.std = tuple(config.std) if config.std is not None else loaded.std
-    return loaded
 
 
 def _check_map(shape: tuple[int, ...], layer: str, component: int) -> None:

@@ -142,25 +142,31 @@ def test_a_cut_off_matroska_file_is_noticed_by_its_duration(tmp_path, capsys):
         assert 0.5 < 3.0 - len(list(cap)) / 30 < 1.0 and "cut off" in cap.warning
 
 
-@pytest.mark.parametrize("hold", [0.25, 0.5, 1.0])
-def test_a_last_frame_held_longer_is_not_taken_for_a_cut(tmp_path, hold):
-    """A slideshow or a GIF holds its last picture: the file's duration runs past the last frame's
-    start by that frame's own duration, not by one frame interval."""
-    path = tmp_path / "held.mp4"
+def _write_held(path, frames: int, rate: int, hold: float):
+    """An MP4 of ``frames`` frames at ``rate`` whose last one is held for ``hold`` seconds (its own
+    packet duration, as a slideshow or a GIF's last picture), no B-frames."""
     with av.open(str(path), "w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=30)
+        stream = out.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
         stream.options = {"bf": "0"}
         packets = []
-        for i in range(30):
+        for i in range(frames):
             frame = av.VideoFrame.from_ndarray(pattern(i), format="bgr24")
-            frame.pts, frame.time_base = i, Fraction(1, 30)
+            frame.pts, frame.time_base = i, Fraction(1, rate)
             packets += stream.encode(frame)
         packets += stream.encode(None)
         last = max(packets, key=lambda p: p.pts)
         last.duration = round(hold / last.time_base)
         for packet in packets:
             out.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("hold", [0.25, 0.5, 1.0])
+def test_a_last_frame_held_longer_is_not_taken_for_a_cut(tmp_path, hold):
+    """A slideshow or a GIF holds its last picture: the file's duration runs past the last frame's
+    start by that frame's own duration, not by one frame interval."""
+    path = _write_held(tmp_path / "held.mp4", 30, 30, hold)
     with Capture(open_source(str(path))) as cap:
         frames = list(cap)
         assert len(frames) == 30 and cap.warning is None
@@ -172,20 +178,7 @@ def test_a_last_frame_held_longer_is_not_taken_for_a_cut(tmp_path, hold):
 def test_a_last_frame_held_longer_is_held_as_long_in_the_output(tmp_path, engine, hold):
     """A GIF or a slideshow whose last picture stays for seconds: the output ends where the input
     does (it ended one frame interval after the last frame's start, the hold lost)."""
-    src = tmp_path / "held.mp4"
-    with av.open(str(src), "w", format="mp4") as out:
-        stream = out.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
-        stream.options = {"bf": "0"}
-        packets = []
-        for i in range(8):
-            frame = av.VideoFrame.from_ndarray(pattern(i), format="bgr24")
-            frame.pts, frame.time_base = i, Fraction(1, 10)
-            packets += stream.encode(frame)
-        packets += stream.encode(None)
-        max(packets, key=lambda p: p.pts).duration = round(hold / packets[0].time_base)
-        for packet in packets:
-            out.mux(packet)
+    src = _write_held(tmp_path / "held.mp4", 8, 10, hold)
     job = Job(src, tmp_path / "out.mp4")
     annotate_file(engine, job, RenderConfig(), progress=False)  # B-frames in the output (x264's default)
     with av.open(str(job.output)) as c:
