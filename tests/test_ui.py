@@ -302,7 +302,8 @@ def test_anamorphic_video_is_shown_and_recorded_as_wide_as_meant(qtbot, make_win
     wait_frames(qtbot, w, 2)
     rect = w.view.target_rect()
     assert rect.width() / rect.height() == pytest.approx(2.0, rel=0.01)
-    assert w.source_label.text().startswith("96×64 (shown 128×64) @ 30.00 fps")
+    assert w.source_label.text().startswith("96×64* @ 30.00 fps")
+    assert w.source_label.toolTip() == "* shown as 128×64: its pixels are 4:3 wide (anamorphic)"
     with qtbot.waitSignal(w.pipeline.recording_changed, timeout=WAIT):
         w.toggle_recording(tmp_path / "rec")
     wait_frames(qtbot, w, 3)

@@ -71,8 +71,10 @@ class SourceActions:
         self.source_combo.setCurrentIndex(i)
         self.shortcut_actions["back"].setEnabled(bool(info.seekable and not info.live))
         frames = f", {info.frame_count} frames" if info.frame_count else ""
-        shown = f" (shown {round(info.width * info.aspect)}×{info.height})" if info.aspect != 1 else ""
-        self.source_label.setText(f"{info.width}×{info.height}{shown} @ {float(info.fps):.2f} fps{frames}")
+        wide = "" if info.aspect == 1 else "*"  # anamorphic: said in the tooltip (the line has no room)
+        self.source_label.setText(f"{info.width}×{info.height}{wide} @ {float(info.fps):.2f} fps{frames}")
+        self.source_label.setToolTip(f"* shown as {round(info.width * info.aspect)}×{info.height}: its pixels are "
+                                     f"{info.aspect.numerator}:{info.aspect.denominator} wide (anamorphic)" if wide else "")
         seekable = bool(info.seekable and info.frame_count and not info.live)
         self.seek_widget.setVisible(seekable)
         if seekable:
