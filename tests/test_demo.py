@@ -66,3 +66,26 @@ def test_the_demo_clip_is_paced_live_and_close_ends_a_wait():
     assert clip.read() is None  # ...and close() ends the wait at once
     assert time.monotonic() - t1 < 2.0
     closer.join()
+
+
+def test_a_held_demo_clip_waits_and_steps_one_frame_at_a_time():
+    """Paused in the app, the demo clip stops where it is and → shows its next frame (it ran on
+    like a camera: a step jumped seconds ahead). A camera is never held."""
+    with Capture(DemoClip()) as cap:
+        last = cap.read(timeout=5).index
+        cap.hold(True)
+        shown = []
+        for _ in range(3):
+            cap.step()
+            shown.append(cap.read(timeout=5).index)
+        with pytest.raises(TimeoutError):
+            cap.read(timeout=0.4)  # held: nothing more comes (a 30 fps clip would have sent ~12)
+        cap.hold(False)
+        after = cap.read(timeout=5).index
+        assert shown == [last + 1, last + 2, last + 3] and after == last + 4 and cap.dropped == 0
+
+    scene = Capture(open_source("scene", demo_size=(64, 48), demo_fps=50))  # not holdable
+    with scene:
+        scene.hold(True)
+        first = scene.read(timeout=5).index
+        assert scene.read(timeout=5).index > first

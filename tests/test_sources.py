@@ -112,6 +112,28 @@ def test_folder_and_glob_sources_read_images_in_natural_order(tmp_path):
         assert [f.pts for f in frames] == pytest.approx([0, 0.04, 0.08])
 
 
+def test_a_folder_source_gives_each_image_at_its_own_size_and_skips_unreadable_ones(tmp_path):
+    """Photos of many sizes are not stretched to the first one's (they were); an unreadable one
+    among them is skipped and named, the others shown (the folder ended at it)."""
+    sizes = [(40, 30), (20, 60), (33, 17)]
+    for i, (w, h) in enumerate(sizes):
+        cv2.imwrite(str(tmp_path / f"p{i * 2}.png"), np.full((h, w, 3), 50 * (i + 1), np.uint8))
+    (tmp_path / "p1.jpg").write_bytes(b"not a picture")
+    (tmp_path / "p3.png").write_bytes(b"")
+    source = open_source(str(tmp_path))
+    assert (source.info.width, source.info.height, source.info.frame_count) == (40, 30, 5) and source.warning is None
+    with Capture(source) as cap:
+        frames = list(cap)
+    assert [f.image.shape[:2] for f in frames] == [(h, w) for w, h in sizes]
+    assert [int(f.image[0, 0, 0]) for f in frames] == [50, 100, 150] and [f.index for f in frames] == [0, 2, 4]
+    assert source.warning == "skipped 2 unreadable images: p1.jpg, p3.png"
+    (tmp_path / "p0.png").write_bytes(b"")  # the first unreadable too: the next one opens it
+    with open_source(str(tmp_path)) as again:
+        assert (again.info.width, again.info.height) == (20, 60) and again.read().index == 2
+    with pytest.raises(SourceError, match="cannot read image"):
+        open_source(str(tmp_path / "p1.jpg"))  # one file: its own error
+
+
 def test_an_empty_folder_is_a_source_error(tmp_path):
     with pytest.raises(SourceError, match="no images"):
         open_source(str(tmp_path))

@@ -332,7 +332,9 @@ def test_bad_source_shows_an_error_and_the_app_keeps_running(qtbot, make_window,
     qtbot.waitUntil(lambda: "too small" in (w.last_error or ""), timeout=WAIT)
     w._engine(component=7, short_side=64)  # a 2x3 map has rank 6: component 7 cannot exist
     qtbot.waitUntil(lambda: "rank" in (w.last_error or ""), timeout=WAIT)
-    w._engine(component=1, short_side=64)
+    assert w.error_banner.isVisible()
+    w._engine(component=1, short_side=64)  # applied: the refused one's error no longer says what runs
+    qtbot.waitUntil(lambda: not w.error_banner.isVisible(), timeout=WAIT)
     wait_frames(qtbot, w, 3)
 
 

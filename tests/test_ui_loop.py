@@ -36,6 +36,10 @@ class Out:
     def errors(self) -> list[str]:
         return [args[0] for args in self.error.calls]
 
+    def refused(self) -> list[str]:
+        """The settings refused, and why."""
+        return [args[0] for args in self.setting_failed.calls]
+
 
 def frame(index: int = 0, size: tuple[int, int] = (160, 120)) -> Frame:
     rng = np.random.default_rng(index)
@@ -129,7 +133,7 @@ def test_a_layer_without_a_map_is_refused_without_a_trial_frame(engine, monkeypa
     calls = _counting(engine, monkeypatch)
     loop._reconfigure(cmd.Reconfigure({"layer": "classifier.0"}))  # a (B, 1024) vector
     assert engine.layer == "features" and engine.config.layer is None
-    assert out.errors() and out.errors()[-1].endswith("back to layer features"), out.errors()
+    assert out.refused() and out.refused()[-1].endswith("back to layer features"), out.refused()
     assert calls == [], "refused from the shapes the model reports, not by running a frame"
     assert out.engine_changed.calls[-1][0].layer == "features", "the window resyncs its controls"
     assert not loop._redraw
@@ -143,10 +147,10 @@ def test_a_component_beyond_the_rank_is_refused_without_a_trial_frame(engine, mo
     calls = _counting(engine, monkeypatch)
     loop._reconfigure(cmd.Reconfigure({"component": 7}))
     assert engine.config.component == 1
-    assert "rank" in out.errors()[-1] and out.errors()[-1].endswith("setting not applied")
-    assert calls == []
+    assert "rank" in out.refused()[-1] and out.refused()[-1].endswith("setting not applied")
+    assert calls == [] and not out.setting_applied.calls
     loop._reconfigure(cmd.Reconfigure({"component": 6}))  # within the rank: applied, then redrawn
-    assert engine.config.component == 6 and loop._redraw
+    assert engine.config.component == 6 and loop._redraw and len(out.setting_applied.calls) == 1
     engine.reconfigure(component=1)
 
 
@@ -257,3 +261,71 @@ def test_a_typed_layer_with_a_stale_remembered_setting_keeps_the_remembered_mode
     assert build_engine(replace(remembered, layer="nosuch"), lambda _m: None, errors.append,
                         typed=frozenset({"layer"}), fatal=fatal.append) is None
     assert "no layer named 'nosuch' in ResNet" in fatal[0]  # said of the model the layer was typed for
+
+
+class _Recording:
+    """An engine that hands each frame back as its picture."""
+
+    backend = SimpleNamespace(preparing=False)
+
+    def input_size(self):
+        return None
+
+    def reset(self) -> None:
+        pass
+
+    def process(self, image, render=None):
+        return [SimpleNamespace(picture=image, heatmap=None)]
+
+
+def test_a_folder_of_stills_opens_paused_on_its_first_and_names_an_unreadable_one_once(tmp_path):
+    """A folder flashed past at 30 fps (six photos in 0.17 s): it opens paused on its first image,
+    → shows the next, and an unreadable one is said when it is skipped, once."""
+    import cv2
+
+    for i, size in enumerate([(40, 30), (20, 50), (30, 30)]):
+        cv2.imwrite(str(tmp_path / f"p{i * 2}.png"), np.full((size[1], size[0], 3), 60 * i, np.uint8))
+    (tmp_path / "p1.png").write_bytes(b"")
+    out = Out()
+    loop = FrameLoop(FAST, RenderConfig(), out)
+    loop.engine = _Recording()
+    loop.put(cmd.OpenSource(str(tmp_path)))
+    try:
+        loop._drain_commands()
+        assert loop._paused and out.paused_changed.calls == [(True,)]
+        assert loop.mailbox.take().image.shape == (30, 40, 3)
+        loop.put(cmd.Step(1))
+        loop._drain_commands()
+        assert loop.mailbox.take().image.shape == (50, 20, 3)  # p2, its own size; p1 skipped
+        loop.put(cmd.Step(1))
+        loop._drain_commands()
+        assert loop.mailbox.take().image.shape == (30, 30, 3)
+        assert [e for e in out.errors() if "unreadable" in e] == ["skipped an unreadable image: cannot read image "
+                                                                  f"{tmp_path / 'p1.png'}"]
+    finally:
+        loop.playback.close()
+
+
+def test_play_at_the_end_of_a_file_starts_it_again(tmp_path):
+    """At the end of a file, play (Space) did nothing: the button toggled, no frame came."""
+    import cv2
+
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((24, 32, 3), 80 * i, np.uint8))
+    out = Out()
+    loop = FrameLoop(FAST, RenderConfig(), out)
+    loop.engine = _Recording()
+    loop.put(cmd.OpenSource(str(tmp_path)))
+    try:
+        loop._drain_commands()
+        loop.mailbox.take()
+        for _ in range(3):  # f1, f2, then the end
+            loop.put(cmd.Step(1))
+            loop._drain_commands()
+        assert loop.playback.ended and out.source_ended.calls
+        loop.put(cmd.SetPaused(False))
+        loop._drain_commands()
+        assert not loop.playback.ended
+        assert loop._read(timeout=5).index == 0
+    finally:
+        loop.playback.close()

@@ -113,6 +113,7 @@ class FrameLoop:
         self.process_ms = 0.0
         self.dropped = 0
         self._dropped_offset = 0  # frames the live capture dropped while paused (not the model's fault)
+        self._warned: str | None = None  # the source's warning, once said
         self._dropped_at_pause = 0
         self.frames_processed = 0
 
@@ -200,7 +201,7 @@ class FrameLoop:
                 kept = f"still {self.engine.config.model}"
             else:
                 kept = f"back to layer {self.engine.layer}" if "layer" in changes else "setting not applied"
-            self.out.error.emit(f"{exc}; {kept}")
+            self.out.setting_failed.emit(f"{exc}; {kept}")
             if slow:  # the picture on screen was veiled for a model that did not come: drawn again, paused too
                 self._redraw = True
             return
@@ -210,6 +211,7 @@ class FrameLoop:
                 # what a live source delivered while the model loaded was not the model's to keep up with
                 self._dropped_offset += max(0, self.playback.dropped - dropped_before)
             self._announce_engine()  # the window syncs its controls to what is really in use
+        self.out.setting_applied.emit()
         self._redraw = True
 
     def _set_timecode(self, command: cmd.SetTimecode) -> None:
@@ -226,6 +228,9 @@ class FrameLoop:
         elif self._paused and not command.paused:
             self._dropped_offset += max(0, self.playback.dropped - self._dropped_at_pause)
         self._paused = command.paused
+        self.playback.hold(command.paused)
+        if not command.paused and self.playback.ended and self.playback.seekable:
+            self._seek(cmd.Seek(0))  # played at the end: from the beginning, as a player does
         self.playback.restart_clock()
         self._clear_rates()  # a rate across a pause means nothing
         self.out.paused_changed.emit(command.paused)
@@ -271,7 +276,10 @@ class FrameLoop:
         self._dropped_offset = self._dropped_at_pause = 0
         if self.engine is not None:
             self.engine.reset()
+        self._warned = None
         self.out.source_opened.emit(command.spec, info)
+        if info.kind == "folder" and not self._paused:  # stills: one at a time (→), until played (Space)
+            self._set_paused(cmd.SetPaused(True))
         if self._paused:  # show the first frame of the new source even when paused
             self._process_next(record=True)
 
@@ -289,6 +297,10 @@ class FrameLoop:
             self.out.error.emit(str(exc))
             self._close_source()
             return None
+        warning = self.playback.warning
+        if warning and warning != self._warned:  # said once, when it happens (a folder's unreadable image)
+            self._warned = warning
+            self.out.error.emit(warning)
         if frame is None and self.playback.ended:
             self.out.source_ended.emit()
         return frame
@@ -313,6 +325,7 @@ class FrameLoop:
 
     def _process_next(self, *, record: bool) -> None:
         """Wait up to 2 s (stoppable) for the next frame and process it; nothing at the end."""
+        self.playback.step()  # a paused source that waits (the demo clip): its next frame
         deadline = time.monotonic() + 2.0
         while not self.stop_event.is_set() and time.monotonic() < deadline and self.playback.is_open:
             frame = self._read(timeout=0.1)

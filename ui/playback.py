@@ -39,6 +39,7 @@ class Playback:
         self.ended = False
         self._anchor: tuple[float, float] | None = None  # (clock time, pts) of the pacing origin
         self._opening: threading.Event | None = None  # set to abort the open in progress
+        self._held = False  # paused: a source that can wait is not read (see hold)
 
     @property
     def is_open(self) -> bool:
@@ -53,6 +54,12 @@ class Playback:
     def dropped(self) -> int:
         """Frames a live capture dropped because newer ones arrived."""
         return int(self._capture.dropped) if self._capture is not None else 0
+
+    @property
+    def warning(self) -> str | None:
+        """What the source lost (a file cut off, images it could not read), once known."""
+        capture = self._capture
+        return capture.warning if capture is not None else None
 
     @property
     def fps(self) -> float:
@@ -86,7 +93,9 @@ class Playback:
         finally:
             self._opening = None
         self.close()
-        self._capture = Capture(source).start()
+        self._capture = Capture(source)
+        self._capture.hold(self._held)
+        self._capture.start()
         self.info = source.info
         self.ended = False
         self._anchor = None
@@ -131,6 +140,18 @@ class Playback:
         due = anchor[0] + pts - anchor[1]
         if due > now:
             wait(min(due - now, 1.0))
+
+    def hold(self, held: bool) -> None:
+        """Paused (``True``) or playing. A source that can wait (the demo clip) is no longer read
+        while paused, and goes on from the frame it stopped at; a camera or a stream is read on."""
+        self._held = held
+        if self._capture is not None:
+            self._capture.hold(held)
+
+    def step(self) -> None:
+        """While paused, let a waiting source give its next frame (for the next :meth:`read`)."""
+        if self._capture is not None:
+            self._capture.step()
 
     def restart_clock(self) -> None:
         """Pace from the next frame on as if it were the first (after a pause or a seek)."""

@@ -4,6 +4,7 @@ mixed into :class:`~ui.window.MainWindow`)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from PyQt5.QtWidgets import QFileDialog, QInputDialog
@@ -75,9 +76,17 @@ class SourceActions:
         self.source_label.setText(f"{info.width}×{info.height}{wide} @ {float(info.fps):.2f} fps{frames}")
         self.source_label.setToolTip(f"* shown as {round(info.width * info.aspect)}×{info.height}: its pixels are "
                                      f"{info.aspect.numerator}:{info.aspect.denominator} wide (anamorphic)" if wide else "")
+        if info.kind == "folder":
+            self.source_label.setText(f"{info.frame_count} image{'s' if info.frame_count != 1 else ''}, each at its own size")
+            self.source_label.setToolTip(f"Shown one at a time: → next, ← previous, Space plays them at "
+                                         f"{float(info.fps):g} a second")
         seekable = bool(info.seekable and info.frame_count and not info.live)
         self.seek_widget.setVisible(seekable)
         if seekable:
+            # wide enough for its longest text, so the slider keeps its length as the digits change
+            longest = f"{info.frame_count} / {info.frame_count}" + (
+                "" if info.kind == "folder" else f"  ·  {info.frame_count / float(info.fps or 1):.2f} s")
+            self.seek_label.setMinimumWidth(self.seek_label.fontMetrics().horizontalAdvance(re.sub(r"\d", "8", longest)) + 6)
             self.seek_slider.blockSignals(True)
             self.seek_slider.setRange(0, max(0, int(info.frame_count) - 1))
             self.seek_slider.setValue(0)
@@ -88,7 +97,9 @@ class SourceActions:
         if self.loop_check.isChecked() and not self.paused:
             self.pipeline.seek(0)
         else:
-            self.statusBar().showMessage("End of file — ← steps back, drag the slider, or tick Loop files", 5000)
+            if not self.paused:  # as a player does: play (Space) starts again from the beginning
+                self.set_paused(True)
+            self.statusBar().showMessage("End of file — Space plays it again, ← steps back, or tick Loop files", 5000)
 
     def _on_source_failed(self, spec, message: str) -> None:
         self._source_error = message if self.source_spec is not None else f"{message} (showing the demo clip)"

@@ -91,6 +91,15 @@ class StatusReports:
         print(f"error: {message}", file=sys.stderr, flush=True)
         self.close()  # the last window: the event loop ends, and the app exits 2 (ui.app)
 
+    def _on_setting_failed(self, message: str) -> None:
+        self._setting_error = message
+        self.show_error(message)
+
+    def _on_setting_applied(self) -> None:
+        """A change was applied: a refused one's error, still up, no longer says what is in use."""
+        if self.last_error == self._setting_error and self.error_banner.isVisible():
+            self.error_banner.hide()
+
     def show_error(self, message: str) -> None:
         """Show a one-line error over the view for a few seconds; the app keeps running."""
         self.last_error = message

@@ -120,6 +120,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.last_packet: Packet | None = None
         self.last_error: str | None = None
         self._source_error: str | None = None  # the last failed source's message
+        self._setting_error: str | None = None  # the last refused setting's message
         self.fatal_error: str | None = None  # what the command line asked for and could not be had
         self.errors: list[str] = []
         self.paused = False
@@ -298,11 +299,14 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         p = self.pipeline
         p.frame_ready.connect(self._on_frame_ready)
         p.error.connect(self.show_error)
+        p.setting_failed.connect(self._on_setting_failed)
+        p.setting_applied.connect(self._on_setting_applied)
         p.engine_changed.connect(self._on_engine_changed)
         p.layers_ready.connect(self._on_layers)
         p.source_opened.connect(self._on_source_opened)
         p.source_failed.connect(self._on_source_failed)
         p.source_ended.connect(self._on_source_ended)
+        p.paused_changed.connect(self._on_paused_changed)
         p.recording_changed.connect(self._on_recording_changed)
         p.busy.connect(self._on_busy)
         p.cameras_found.connect(self._on_cameras)
@@ -359,7 +363,8 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self._end_busy(frame_shown=True)  # signals come in order: this frame is the new engine's
         r = packet.result
         if r.detections is not None:  # a detector's frame: say why the list is empty
-            self.predictions.placeholder = f"no box scores ≥ {self.engine_config.score:.2f} on this frame"
+            score = self.engine_config.score
+            self.predictions.placeholder = f"no box scores ≥ {score:.2f} on this frame" if score > 0 else "no boxes on this frame"
         self.predictions.set_predictions(r.predictions, untrained=not (self.status and self.status.trained))
         self.spectrum.set_spectrum(r.explained, r.component)
         if self.seek_widget.isVisible():
@@ -367,8 +372,10 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
                 self.seek_slider.blockSignals(True)
                 self.seek_slider.setValue(packet.frame.index)
                 self.seek_slider.blockSignals(False)
-            total = self.source_info.frame_count if self.source_info else None
-            self.seek_label.setText(f"{packet.frame.index + 1} / {total}  ·  {packet.frame.pts:.2f} s")
+            info = self.source_info
+            total = info.frame_count if info else None
+            when = "" if info and info.kind == "folder" else f"  ·  {packet.frame.pts:.2f} s"  # stills: no time
+            self.seek_label.setText(f"{packet.frame.index + 1} / {total}{when}")
         self.frame_shown.emit(packet)
 
     # -- inspection --------------------------------------------------------------------------------
@@ -376,10 +383,14 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.set_paused(not self.paused)
 
     def set_paused(self, paused: bool) -> None:
+        self.pipeline.set_paused(paused)
+        self._on_paused_changed(paused)
+
+    def _on_paused_changed(self, paused: bool) -> None:
+        """Paused or playing, by the user or by the worker (a folder of stills opens paused)."""
         self.paused = paused
         self.latencies.clear()  # a latency across a pause is the pause's length
         self.display_rate.clear()
-        self.pipeline.set_paused(paused)
         self.pause_action.setText(shortcut("pause").button_text("Resume" if paused else None))
         self._update_stats()
 

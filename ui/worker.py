@@ -43,6 +43,8 @@ class Pipeline(QObject):
     Signals (all emitted from the worker thread, delivered queued on the GUI thread):
         frame_ready: a new :class:`Packet` waits in :meth:`take`.
         error(str): a one-line message for the user; the pipeline keeps running.
+        setting_failed(str): a change of model or setting was refused, and why (the one in use
+            stays); setting_applied(): a later one was applied.
         engine_changed(EngineStatus): the engine was (re)built or reconfigured.
         layers_ready(str, list): model name and its ``(name, (C, h, w))`` feature layers.
         source_opened(object, object): the spec that opened (``"demo"`` when the first source of
@@ -63,6 +65,8 @@ class Pipeline(QObject):
 
     frame_ready = pyqtSignal()
     error = pyqtSignal(str)
+    setting_failed = pyqtSignal(str)
+    setting_applied = pyqtSignal()
     engine_changed = pyqtSignal(object)
     layers_ready = pyqtSignal(str, list)
     source_opened = pyqtSignal(object, object)

@@ -141,6 +141,9 @@ class Capture:
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._seek_to: int | None = None
+        self._hold = False  # see hold()
+        self._permits = 0  # frames step() lets through a hold
+        self._reading = False  # the thread is in the source's read
         self._failures = 0  # reconnection attempts without a frame in between
         self._generation = 0
         self._ended = False
@@ -279,6 +282,25 @@ class Capture:
         if self._thread is None:
             self.start()
 
+    def hold(self, held: bool) -> None:
+        """Stop reading a :attr:`~FrameSource.holdable` source (a pause: it goes on from where it
+        stopped, not from where its clock ran to meanwhile), or read on. No effect on others: a
+        camera is read on while paused, else its driver's buffers go stale."""
+        if not self.source.holdable:
+            return
+        with self._cond:
+            self._hold, self._permits = bool(held), 0
+            self._cond.notify_all()
+
+    def step(self) -> None:
+        """While held, let the source's next frame through, unless one is buffered or on its way
+        already (the next :meth:`read` gets that one)."""
+        with self._cond:
+            if self._hold and not self._reading and not self._permits and not any(
+                    isinstance(e.item, Frame) for e in self._buffer):
+                self._permits = 1
+                self._cond.notify_all()
+
     # -- live pacing (under self._cond) ----------------------------------------------------------
     def _due(self, entry: _Entry) -> float:
         """When ``entry``'s frame is due on the monotonic clock."""
@@ -344,11 +366,14 @@ class Capture:
         try:
             while not self._stop.is_set():
                 with self._cond:
+                    self._reading = False  # what it read is in the buffer by now
                     target, self._seek_to = self._seek_to, None
                     generation = self._generation
-                    if target is None and self._ended:
-                        self._cond.wait(0.1)  # wait for a seek or stop
+                    if target is None and (self._ended or (self._hold and not self._permits)):
+                        self._cond.wait(0.1)  # wait for a seek, a step, the hold's end or stop
                         continue
+                    self._permits = max(0, self._permits - 1)
+                    self._reading = True
                 if target is not None:
                     self.source.seek(target)
                 frame = self.source.read()

@@ -27,11 +27,16 @@ class DemoClip(FrameSource):
     delivered like a camera's frames (live: the newest frame wins; timestamps keep increasing across
     loops, so a recording of it plays straight through).
 
+    Unlike a camera it can wait (:attr:`holdable`): read late, it goes on from the frame it
+    stopped at, its clock started again there.
+
     Args:
         path: the clip (default :data:`DEMO_CLIP`).
         realtime: pace frames at the clip's rate (``False``: as fast as read).
         frames: stop after this many frames (``None`` = endless).
     """
+
+    holdable = True
 
     def __init__(self, path: str | Path = DEMO_CLIP, *, realtime: bool = True, frames: int | None = None) -> None:
         from .files import FileSource

@@ -95,10 +95,14 @@ class FrameSource:
     Attributes:
         info: what the source delivers.
         warning: set when the source ended early or lost data (e.g. a truncated file).
+        holdable: a live source that can stop and go on where it stopped (the demo clip, not a
+            camera): :meth:`Capture.hold <eigencam_live.video.Capture.hold>` pauses it by no longer
+            reading it.
     """
 
     info: SourceInfo
     warning: str | None = None
+    holdable: bool = False
 
     def read(self) -> Frame | None:
         """The next frame, or ``None`` at the end of the stream (live sources: connection lost)."""

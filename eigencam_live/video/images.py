@@ -28,7 +28,9 @@ def _natural_key(path: str) -> list[object]:
 class FolderSource(FrameSource):
     """Images of a folder or a glob, in natural order (``img2`` before ``img10``).
 
-    Every frame takes the first image's size (others are resized to it); pts = index / fps.
+    Each frame is its image at its own size (``info`` gives the first one's); pts = index / fps,
+    index = the image's place among :attr:`files`. An image that cannot be read is skipped, and
+    named in :attr:`warning`.
     """
 
     def __init__(self, spec: str, *, fps: float | Fraction = 30) -> None:
@@ -41,25 +43,41 @@ class FolderSource(FrameSource):
         if not files:
             raise SourceError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {spec}")
         self.files = files
-        first = self._load(0)
-        height, width = first.shape[:2]
-        self.info = SourceInfo("folder", spec, width, height, as_rate(fps), len(files), False, True, spec)
+        self._skipped: list[str] = []
+        self._failed: SourceError | None = None
         self._next = 0
+        self._first = first = self._load_next()
+        if first is None:
+            raise self._failed if len(files) == 1 else SourceError(f"no readable images in {spec}: {self.warning}")
+        height, width = first[1].shape[:2]
+        self.info = SourceInfo("folder", spec, width, height, as_rate(fps), len(files), False, True, spec)
 
-    def _load(self, index: int) -> np.ndarray:
-        return read_image(Path(self.files[index]))[0]  # a transparent one laid over white
+    def _load_next(self) -> tuple[int, np.ndarray] | None:
+        """``(index, image)`` of the next readable image from :attr:`_next` on (a transparent one laid
+        over white), ``None`` past the last."""
+        while self._next < len(self.files):
+            index = self._next
+            self._next += 1
+            try:
+                return index, read_image(Path(self.files[index]))[0]
+            except SourceError as exc:
+                self._failed = exc
+                if self.files[index] not in self._skipped:  # (seen again after a seek back)
+                    self._skipped.append(self.files[index])
+                    n = len(self._skipped)
+                    names = ", ".join(os.path.basename(f) for f in self._skipped[:3]) + (f" and {n - 3} more" if n > 3 else "")
+                    self.warning = f"skipped an unreadable image: {exc}" if n == 1 else f"skipped {n} unreadable images: {names}"
+        return None
 
     def read(self) -> Frame | None:
-        if self._next >= len(self.files):
+        loaded, self._first = self._first or self._load_next(), None
+        if loaded is None:
             return None
-        image = self._load(self._next)
-        if image.shape[:2] != (self.info.height, self.info.width):
-            image = cv2.resize(image, (self.info.width, self.info.height), interpolation=cv2.INTER_AREA)
-        frame = Frame(image, self._next, self._next / float(self.info.rate), time.monotonic())
-        self._next += 1
-        return frame
+        index, image = loaded
+        return Frame(image, index, index / float(self.info.rate), time.monotonic())
 
     def seek(self, index: int) -> None:
+        self._first = None
         self._next = min(max(0, int(index)), len(self.files))
 
 
