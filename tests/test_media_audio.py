@@ -82,3 +82,102 @@ def test_damaged_audio_packets_are_left_out_and_the_rest_is_copied(tmp_path, cap
     assert "warning: 3 damaged audio packet(s) of damaged.ts left out" in err and "Traceback" not in err
     got, ref = probe(out), probe(whole)
     assert got["frames"] == ref["frames"] == 30 and got["audio"]["packets"] == ref["audio"]["packets"] - 3
+
+
+def _pcm_mov(path, *, layout="stereo", rate=48000, tones=(440.0, 660.0), holes=(), seconds=2.0):
+    """A 25 fps clip (MOV, MKV: by ``path``) with PCM audio: channel k a sine of ``tones[k]`` Hz; ``holes``: ``(start, end)``
+    seconds of the audio that are missing (its packets are not written: in MKV, the timestamps jump;
+    MOV closes such holes up)."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = out.add_stream("pcm_s16le", rate=rate, layout=layout)
+        t = np.arange(int(seconds * rate)) / rate
+        samples = np.stack([6000 * np.sin(2 * np.pi * f * t) for f in tones], 1).astype(np.int16)
+        for i in range(int(seconds * 25)):
+            picture = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 3 * i % 256, np.uint8), format="rgb24")
+            picture.pts = i
+            out.mux(video.encode(picture))
+        step = rate // 25
+        for k in range(0, len(t), step):
+            if any(a <= k / rate < b for a, b in holes):
+                continue
+            chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[k:k + step]).reshape(1, -1), format="s16",
+                                               layout=layout)
+            chunk.sample_rate, chunk.pts = rate, k
+            out.mux(audio.encode(chunk))
+        out.mux(video.encode(None))
+        out.mux(audio.encode(None))
+    return path
+
+
+def _tones(path):
+    """``{channel name: its strongest frequency (Hz)}`` and the audio ``(sample rate, samples
+    as (channels, n) float)`` of ``path``'s first audio track, on its own time grid."""
+    import av
+    import numpy as np
+
+    from eigencam_live.video.audio import _decoded_layout, _reordered
+
+    with av.open(str(path)) as c:
+        stream = c.streams.audio[0]
+        # (reading a layout through PyAV needs the care the sink takes: see _decoded_layout)
+        layout, order = _decoded_layout(stream.codec_context)
+        names = [ch.name for ch in av.AudioLayout(layout).channels]
+        rate = stream.codec_context.sample_rate
+        packed = av.AudioResampler(format="flt", layout=layout, rate=rate)  # (PyAV misreads 8 planes)
+        start, pieces = None, []
+        for frame in c.decode(stream):
+            frame = _reordered(frame, order) if order else frame
+            start = frame.time if start is None else start
+            pieces += [f.to_ndarray().reshape(-1, len(names)).T for f in packed.resample(frame)]
+    data = np.concatenate(pieces, 1).astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(data[:, rate // 4: rate // 4 + rate // 2], axis=1))
+    return {n: round(int(np.argmax(s)) * 2.0) for n, s in zip(names, spectrum, strict=True)}, (rate, data, start)
+
+
+def test_eight_channel_pcm_in_a_mov_channel_order_is_reencoded_channel_for_channel(tmp_path):
+    """PCM 7.1 in a .mov whose 'chan' atom says L R C LFE Ls Rs Rls Rrs (ffmpeg 5's, cameras'):
+    FFmpeg reads that as a custom channel order, and PyAV's copies of such a layout freed its map
+    once per decoded frame: the process aborted ('double free or corruption', exit 134). Each
+    channel now reaches the AAC output under its own name."""
+    tones = (200, 300, 400, 100, 600, 700, 800, 900)  # written FL FR FC LFE BL BR SL SR (AAC's LFE: < 120 Hz)
+    src = _pcm_mov(tmp_path / "in.mov", layout="7.1", tones=tones)
+    data = src.read_bytes()
+    native = bytes.fromhex("6368616e" "00000000" "00010000" "0000063f")  # 'chan': the channel bitmap of 7.1
+    assert data.count(native) == 1
+    src.write_bytes(data.replace(native, bytes.fromhex("6368616e" "00000000" "00800008" "00000000")))  # MPEG_7_1_C
+    sink = _copy(src, tmp_path / "out.mp4")
+    got, _ = _tones(tmp_path / "out.mp4")
+    # the file now says its 5th-8th channels are SL SR BL BR: those names keep those tones
+    assert got == {"FL": 200, "FR": 300, "FC": 400, "LFE": 100, "SL": 600, "SR": 700, "BL": 800, "BR": 900}
+    assert "re-encoded from pcm_s16le to AAC" in sink.audio_note
+
+
+def test_a_hole_in_reencoded_audio_is_kept_as_silence_not_closed_up(tmp_path):
+    """0.8 s of PCM missing in the middle: what follows played 0.8 s early against the picture."""
+    import numpy as np
+
+    src = _pcm_mov(tmp_path / "holed.mkv", layout="mono", tones=(440.0,), holes=[(0.8, 1.6)], seconds=3.0)
+    _copy(src, tmp_path / "out.mp4")
+    (rate, data, start), want = _tones(tmp_path / "out.mp4")[1], _tones(src)[1]
+    assert start == pytest.approx(0.0, abs=1e-3)
+    block = rate // 100  # loudness over 10 ms
+    loud = np.sqrt((data[0, : len(data[0]) // block * block].reshape(-1, block) ** 2).mean(1)) > 0.02
+    hole = np.flatnonzero(~loud[: len(loud) - 5]) / 100  # seconds (the encoder's last frame may fade)
+    assert hole.min() == pytest.approx(0.8, abs=0.03) and hole.max() == pytest.approx(1.6, abs=0.03)
+    assert data.shape[1] / rate == pytest.approx(want[1].shape[1] / rate + 0.8, abs=0.05) == pytest.approx(3.0, abs=0.05)
+
+
+def test_pcm_at_a_rate_aac_does_not_have_is_resampled_not_a_failed_output(tmp_path):
+    """192 kHz PCM: the whole video failed ('cannot write ...: Invalid argument')."""
+    src = _pcm_mov(tmp_path / "hi.mov", rate=192000, tones=(1000.0, 3000.0), seconds=1.0)
+    sink = _copy(src, tmp_path / "out.mp4")
+    got = probe(tmp_path / "out.mp4")
+    assert got["audio"]["sample_rate"] == 48000 and "from 192 to 48 kHz" in sink.audio_note
+    assert _tones(tmp_path / "out.mp4")[0] == {"FL": 1000, "FR": 3000}
+    rate, data, _ = _tones(tmp_path / "out.mp4")[1]
+    assert rate == 48000 and data.shape[1] / rate == pytest.approx(1.0, abs=0.03)

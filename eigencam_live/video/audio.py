@@ -50,6 +50,7 @@ class AudioTrack:
         self._floor: Fraction | None = None  # output seconds: no packet may start before (None: all)
         self._end: Fraction | None = None  # output seconds: the end of the audio taken so far
         self._next: int | None = None  # re-encoding: the output number of the next sample
+        self._order: list[int] | None = None  # re-encoding: the channels put in FFmpeg's order
         self._last_dts: int | None = None  # copying: the previous packet's dts, and the gap to it
         self._gap = 0
         try:
@@ -68,10 +69,12 @@ class AudioTrack:
             else:
                 # PCM (.mov, .avi), Vorbis (.webm)...: MP4 cannot hold them; AAC is what plays everywhere.
                 rate = stream.codec_context.sample_rate or 48000
-                self._stream = out.add_stream("aac", rate=rate)
-                self._stream.layout = _known_layout(stream.codec_context.layout)
+                layout, self._order = _decoded_layout(stream.codec_context)
+                self._stream = out.add_stream("aac", rate=rate if rate in _AAC_RATES else 48000)
+                self._stream.layout = layout
                 self._decoder = stream.codec_context
-                self.note = f"audio re-encoded from {name} to AAC (MP4 cannot hold {name})"
+                self.note = f"audio re-encoded from {name} to AAC (MP4 cannot hold {name})" + (
+                    "" if rate in _AAC_RATES else f", from {rate / 1000:g} to 48 kHz (AAC has no {rate / 1000:g} kHz)")
         except (ValueError, av.FFmpegError) as exc:
             container.close()  # the video is still written
             self._stream = None
@@ -167,18 +170,41 @@ class AudioTrack:
             self.packets += 1
         else:
             for frame in self._decoder.decode(packet):
+                if self._order is not None:
+                    frame = _reordered(frame, self._order)
                 if self._next is None:  # where the input's audio (or the stretch) starts
                     begin = Fraction(frame.time or 0.0)  # (the packet's pts: on the output's clock)
                     if self._end is not None:
                         begin = max(begin, self._end)
                     self._next = round(begin * frame.sample_rate)
-                # Samples numbered consecutively (a gap or overlap in the input's timestamps
-                # would be a click), from where the input's audio (or the stretch) starts.
+                elif frame.time is not None:
+                    # A hole in the input's audio (a dropout, a cut): silence fills it, else all
+                    # that follows would play early against the picture. Smaller differences are
+                    # timestamps' rounding: samples numbered consecutively (no click).
+                    missing = round(Fraction(frame.time) * frame.sample_rate) - self._next
+                    if missing * _GAP_HZ >= frame.sample_rate:
+                        self._silence(frame, missing)
                 frame.pts = self._next
                 frame.time_base = Fraction(1, frame.sample_rate)
                 self._next += frame.samples
                 self._end = Fraction(self._next, frame.sample_rate)
                 self._mux_encoded(self._stream.encode(frame))
+
+    def _silence(self, like: Any, samples: int) -> None:
+        """Encode ``samples`` of silence in ``like``'s format, from sample :attr:`_next` on."""
+        import av
+        import numpy as np
+
+        quiet = 128 if like.format.name.startswith("u8") else 0
+        while samples > 0:
+            n = min(samples, like.sample_rate)  # a second at a time
+            chunk = av.AudioFrame(format=like.format.name, layout=like.layout.name, samples=n)
+            for plane in chunk.planes:
+                plane.update(np.full(plane.buffer_size, quiet, np.uint8).tobytes())
+            chunk.sample_rate, chunk.pts, chunk.time_base = like.sample_rate, self._next, Fraction(1, like.sample_rate)
+            self._mux_encoded(self._stream.encode(chunk))
+            self._next += n
+            samples -= n
 
     def finish(self) -> None:
         """Flush the AAC encoder (re-encoding only); call after the last :meth:`mux_until`."""
@@ -201,9 +227,48 @@ class AudioTrack:
 #: FFmpeg's default layout for each channel count, for inputs that give only the count (PCM in
 #: Matroska): the AAC encoder needs to know which channel is which.
 _DEFAULT_LAYOUTS = {1: "mono", 2: "stereo", 3: "2.1", 4: "quad", 5: "5.0", 6: "5.1", 7: "6.1", 8: "7.1"}
+#: FFmpeg's channel ids, whose ascending order is its native channel order.
+_CHANNEL_IDS = {name: i for i, name in enumerate(
+    "FL FR FC LFE BL BR FLC FRC BC SL SR TC TFL TFC TFR TBL TBC TBR".split())}
+_CHANNEL_IDS.update(DL=29, DR=30, WL=31, WR=32, SDL=33, SDR=34, LFE2=35, TSL=36, TSR=37, BFC=38, BFL=39, BFR=40)
+#: The sample rates AAC has (others are resampled to 48 kHz).
+_AAC_RATES = frozenset({96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350})
+#: A hole in re-encoded audio longer than 1/_GAP_HZ s is filled with silence.
+_GAP_HZ = 200
 
 
-def _known_layout(layout: Any) -> Any:
-    if all(c.name != "NONE" for c in layout.channels) or layout.nb_channels not in _DEFAULT_LAYOUTS:
-        return layout
-    return _DEFAULT_LAYOUTS[layout.nb_channels]
+def _decoded_layout(decoder: Any) -> tuple[str, list[int] | None]:
+    """Give ``decoder`` (not yet opened) a layout in FFmpeg's native channel order, the same
+    channels as its own: ``(that layout, the permutation that puts its samples in that order or None)``.
+
+    Its own may be a custom order (8-channel PCM in a .mov: FL FR FC LFE SL SR BL BR). PyAV copies
+    a layout's struct without its channel map and frees the map with each copy: every decoded frame
+    of such a track would free it once more (heap corruption, the process aborted). So the layout
+    is read once here and replaced before anything decodes."""
+    layout = decoder.layout  # (this copy frees a custom order's map when it goes: replaced below)
+    names = [c.name for c in layout.channels]
+    del layout
+    if all(n in _CHANNEL_IDS for n in names) and len(set(names)) == len(names):
+        native = sorted(names, key=_CHANNEL_IDS.__getitem__)
+        order = None if native == names else [names.index(n) for n in native]
+        chosen = "+".join(native)
+    else:  # unnamed channels (PCM in Matroska gives only their count): FFmpeg's default for the count
+        order, chosen = None, _DEFAULT_LAYOUTS.get(len(names), f"{len(names)}c")
+    decoder.layout = chosen
+    return chosen, order
+
+
+def _reordered(frame: Any, order: list[int]) -> Any:
+    """``frame``'s samples with its channels put in ``order`` (see :func:`_decoded_layout`)."""
+    import av
+    import numpy as np
+
+    if frame.format.is_planar:  # (not to_ndarray: PyAV gives 8-channel frames a 9th plane, and reads it)
+        planes = frame.planes
+        dtype = np.dtype({"u8p": "u1", "s16p": "i2", "s32p": "i4", "fltp": "f4", "dblp": "f8", "s64p": "i8"}[frame.format.name])
+        samples = np.stack([np.frombuffer(planes[i], dtype, count=frame.samples) for i in order])
+    else:
+        samples = frame.to_ndarray().reshape(-1, len(order))[:, order].reshape(1, -1)
+    out = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format=frame.format.name, layout=frame.layout.name)
+    out.sample_rate, out.pts, out.time_base = frame.sample_rate, frame.pts, frame.time_base
+    return out
