@@ -276,3 +276,28 @@ def test_a_transparent_image_keeps_its_transparency_and_hides_what_its_transpare
     assert side.shape == (64, 192, 4) and np.array_equal(side[:, 96:, 3], rgba[:, :, 3])
     jpg = cv2.imread(str(tmp_path / "o.jpg"))
     assert jpg.shape == (64, 96, 3) and jpg[:, :40, 2].mean() > 240 and jpg[:, :40, 1].mean() > 240  # white, not red
+
+
+def test_sixteen_bit_grey_with_a_transparent_value_and_macos_dot_files(tmp_path):
+    """A 16-bit grey PNG with a tRNS value came out all white (Pillow's RGBA clips 16 bits at 255);
+    macOS's '._NAME.png' beside each file on a foreign disk failed a folder ('cannot read image')."""
+    import zlib
+
+    import cv2
+    import numpy as np
+
+    from eigencam_live.annotate.jobs import expand_inputs
+    from eigencam_live.video.images import read_image
+
+    grey = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (32, 1))
+    ok, png = cv2.imencode(".png", grey)
+    data = png.tobytes()
+    chunk = b"tRNS" + (0).to_bytes(2, "big")  # grey value 0 is transparent
+    trns = len(chunk[4:]).to_bytes(4, "big") + chunk + zlib.crc32(chunk).to_bytes(4, "big")
+    at = data.find(b"IDAT") - 4
+    (tmp_path / "g16.png").write_bytes(data[:at] + trns + data[at:])
+    (tmp_path / "._g16.png").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
+    assert expand_inputs([str(tmp_path)]) == [tmp_path / "g16.png"]
+    image, alpha = read_image(tmp_path / "g16.png")
+    assert np.array_equal(image[:, 1:, 1], (grey[:, 1:] >> 8).astype(np.uint8)) and (image[:, 0] == 255).all()
+    assert (alpha[:, 0] == 0).all() and (alpha[:, 1:] == 255).all()

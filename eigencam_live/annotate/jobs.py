@@ -53,8 +53,10 @@ def is_image_name(path: str) -> bool:
 
 
 def _is_input_name(path: str) -> bool:
+    """A video or an image a folder or a glob brings: by its extension; not an earlier output, nor a
+    hidden file (macOS's ``._NAME.jpg`` beside each file on a foreign disk is no picture)."""
     name = os.path.basename(path).lower()
-    return name.endswith(VIDEO_EXTENSIONS + IMAGE_EXTENSIONS) and _MARK not in name
+    return name.endswith(VIDEO_EXTENSIONS + IMAGE_EXTENSIONS) and _MARK not in name and not name.startswith(".")
 
 
 def expand_inputs(specs: list[str]) -> list[Path]:

@@ -38,8 +38,7 @@ class FolderSource(FrameSource):
             files = [os.path.join(spec, n) for n in os.listdir(spec)]
         else:
             files = globlib.glob(os.path.expanduser(spec))
-        files = sorted((f for f in files if f.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(f)),
-                       key=_natural_key)
+        files = sorted((f for f in files if _is_listed(f) and os.path.isfile(f)), key=_natural_key)
         if not files:
             raise SourceError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {spec}")
         self.files = files
@@ -79,6 +78,12 @@ class FolderSource(FrameSource):
     def seek(self, index: int) -> None:
         self._first = None
         self._next = min(max(0, int(index)), len(self.files))
+
+
+def _is_listed(path: str) -> bool:
+    """An image a folder lists as one: by its extension, and not a hidden file (macOS keeps each
+    file's metadata beside it on foreign disks as ``._NAME.jpg``, which is no picture)."""
+    return path.lower().endswith(IMAGE_EXTENSIONS) and not os.path.basename(path).startswith(".")
 
 
 def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
@@ -126,7 +131,14 @@ def _with_alpha(data: bytes) -> tuple[np.ndarray | None, np.ndarray | None]:
 
     try:
         with Image.open(io.BytesIO(data)) as im:
-            rgba = np.asarray(ImageOps.exif_transpose(im).convert("RGBA"))
+            im = ImageOps.exif_transpose(im)
+            if im.mode.startswith("I"):  # 16-bit grey: Pillow's RGBA clips it at 255 (all white)
+                grey = np.asarray(im)
+                key = im.info.get("transparency")  # its one transparent value (tRNS)
+                alpha = np.where(grey == key, 0, 255).astype(np.uint8) if key is not None else np.full(grey.shape, 255, np.uint8)
+                rgba = np.dstack([(grey >> 8).astype(np.uint8)] * 3 + [alpha])  # (as OpenCV reads 16 bits)
+            else:
+                rgba = np.asarray(im.convert("RGBA"))
     except Exception:  # noqa: BLE001 - a file Pillow cannot read: OpenCV's say, as for any image
         return None, None
     alpha = rgba[:, :, 3]
