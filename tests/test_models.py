@@ -342,3 +342,28 @@ def test_a_factory_can_be_named_by_its_files_path(tmp_path, monkeypatch):
             EngineConfig(model=weights)
     with pytest.raises(ConfigError, match=r"name the factory in it too: \.\./nets/mynet\.py:build"):
         EngineConfig(model="../nets/mynet.py")
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_a_layer_the_network_then_changes_in_place_gives_its_own_output(backend):
+    """resnet18's layer4.1.bn2 is followed by ``out += identity`` and ``ReLU(inplace=True)``: its
+    captured output was layer4's (the same spectrum), on both backends (the export traced it too)."""
+    import numpy as np
+
+    from eigencam_live.cam import eigen_cam
+    from eigencam_live.engine import Engine, EngineConfig
+
+    torch.manual_seed(0)
+    engine = Engine(EngineConfig(model="resnet18", weights="none", layer="layer4.1.bn2", backend=backend, short_side=96))
+    image = (np.random.default_rng(0).random((96, 128, 3)) * 255).astype(np.uint8)
+    got = engine.process(image)[0]
+    x = engine.prepare(image).x
+    truth = {}
+    net = engine.loaded.net
+    hook = net.layer4[1].bn2.register_forward_hook(lambda m, i, o: truth.update(bn2=o.clone()))  # (returns None)
+    with torch.inference_mode():
+        net(x)
+    hook.remove()
+    assert truth["bn2"].min() < 0  # a BatchNorm's own output (layer4's is >= 0 after its ReLU)
+    want = eigen_cam(truth["bn2"]).explained[0, :3].numpy()
+    assert np.allclose(got.explained[:3], want, atol=1e-4)

@@ -204,14 +204,21 @@ class ActivationCapture:
             logits = net(x)
         raw = cap.outputs["layer4"]    # the layer's output as it came
 
+    Args:
+        copy: keep a copy of each tensor output, not the tensor itself: a layer whose output the
+            network then changes in place (a BatchNorm before ``ReLU(inplace=True)`` or
+            ``out += identity``) would otherwise give the later values. ``False`` where only
+            shapes are wanted.
+
     Attributes:
         outputs: raw outputs by layer name.
     """
 
-    def __init__(self, net: nn.Module, layers: list[str] | str, *, eval_mode: bool = True):
+    def __init__(self, net: nn.Module, layers: list[str] | str, *, eval_mode: bool = True, copy: bool = True):
         self.net = net
         self.layers = [layers] if isinstance(layers, str) else list(layers)
         self.eval_mode = eval_mode
+        self.copy = copy
         self.outputs: dict[str, torch.Tensor] = {}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._all: list[nn.Module] = []
@@ -241,7 +248,7 @@ class ActivationCapture:
             # A module called more than once (a shared activation) keeps its last output, filed
             # where that output was made: ``outputs`` stays in the order outputs were last ready.
             self.outputs.pop(name, None)
-            self.outputs[name] = output
+            self.outputs[name] = output.clone() if self.copy and isinstance(output, torch.Tensor) else output
 
         return hook
 
@@ -280,7 +287,7 @@ def feature_layers(model: LoadedModel, size: tuple[int, int] | None = None) -> l
     x = torch.zeros((1, 3, h, w), device=param.device if param is not None else "cpu",
                     dtype=param.dtype if param is not None else torch.float32)
     modules = {n: m for n, m in net.named_modules() if n}
-    with ActivationCapture(net, list(modules)) as cap, torch.inference_mode():
+    with ActivationCapture(net, list(modules), copy=False) as cap, torch.inference_mode():
         net(x)
     found: list[Layer] = []
     for name, output in cap.outputs.items():  # hooks fire as outputs are ready: forward order
