@@ -367,3 +367,15 @@ def test_a_layer_the_network_then_changes_in_place_gives_its_own_output(backend)
     assert truth["bn2"].min() < 0  # a BatchNorm's own output (layer4's is >= 0 after its ReLU)
     want = eigen_cam(truth["bn2"]).explained[0, :3].numpy()
     assert np.allclose(got.explained[:3], want, atol=1e-4)
+
+
+def test_random_weights_are_the_same_each_run_and_leave_the_callers_random_state():
+    """--weights none gave new weights (and a new ONNX export in the cache, 47 MB for resnet18) on
+    every run; the caller's random numbers are not disturbed."""
+    from eigencam_live.models import load_model
+
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    a, b = (load_model("mobilenet_v3_small", "none").net.state_dict() for _ in range(2))
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -15,6 +15,8 @@ layout (:func:`to_feature_map`); :class:`ActivationCapture` is the one place hoo
 
 from __future__ import annotations
 
+import torch
+
 from .detectors import DETECTORS, Detection, frame_detections, load_detector
 from .factory import FACTORY, from_module, load_factory
 from .layers import ActivationCapture, Layer, feature_layers, find_layer, last_map_layer, to_feature_map
@@ -71,7 +73,8 @@ def load_model(source: str, weights: str = "imagenet", *, allow_download: bool =
     Args:
         source: a torchvision name, ``timm:NAME`` or ``package.module:callable``.
         weights: ``imagenet`` (the source's pretrained weights; a factory's own), ``none`` (random
-            initialisation; a factory's module as returned), or a state_dict file loaded on top.
+            initialisation, the same each run: seeded; a factory's module as returned), or a
+            state_dict file loaded on top.
         allow_download: for pretrained weights, download what is missing from the cache.
 
     Raises:
@@ -80,6 +83,16 @@ def load_model(source: str, weights: str = "imagenet", *, allow_download: bool =
             callers may fall back to ``none``.
         WeightsError: a state_dict file that is missing, unreadable, unhealthy or does not fit.
     """
+    if weights == "none":
+        # The same random weights every run (seeded, the caller's random state left as it was):
+        # runs compare, and an ONNX export of them is found in the cache again, not made anew.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return _load(source, weights, allow_download)
+    return _load(source, weights, allow_download)
+
+
+def _load(source: str, weights: str, allow_download: bool) -> LoadedModel:
     kind = model_kind(source)
     if kind == "timm":
         return load_timm(source[len(TIMM_PREFIX):], weights, allow_download=allow_download)
