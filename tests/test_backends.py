@@ -23,8 +23,14 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _loaded(name: str, seed: int = 0):
-    torch.manual_seed(seed)
-    return load_model(name, "none")
+    """Random weights (the same each load), made other ones for another ``seed``."""
+    loaded = load_model(name, "none")
+    if seed:
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for p in loaded.net.parameters():
+                p.add_(0.01 * torch.randn(p.shape, generator=g))
+    return loaded
 
 
 def _engines(name: str, **cfg):
@@ -402,6 +408,34 @@ def test_a_transformer_runs_on_onnxruntime_without_a_gram_matrix():
     assert ort.backend.running == "onnxruntime" and ort.backend.warning is None
     assert ort.backend.forward_gram(ort.preprocess(frame[None]))[2] is None
     assert _corr(want.cam, got.cam) > 0.999
+
+
+def test_a_network_of_torchs_own_transformer_layers_runs_on_onnxruntime():
+    """nn.TransformerEncoderLayer without gradients takes a fused kernel with no ONNX form: its
+    export was refused and torch ran it (torchvision's ViTs: 'aten::_native_multi_head_attention')."""
+    class Tokens(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.embed = torch.nn.Conv2d(3, 32, 16, 16)
+            self.blocks = torch.nn.TransformerEncoder(
+                torch.nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True), 2, enable_nested_tensor=False)
+            self.head = torch.nn.Linear(32, 10)
+
+        def forward(self, x):
+            tokens = self.blocks(self.embed(x).flatten(2).transpose(1, 2))
+            return self.head(tokens.mean(1))
+
+    torch.manual_seed(0)
+    net = Tokens()
+    base = {"weights": "none", "short_side": 96, "layer": "blocks.layers.1", "device": "cpu"}
+    ref = Engine(EngineConfig(backend="torch", optimize=False, **base), model=net)
+    ort = Engine(EngineConfig(backend="onnxruntime", **base), model=net)
+    frame = scene(96, 128)
+    want, got = ref.process_one(frame), ort.process_one(frame)
+    assert ort.backend.running == "onnxruntime" and ort.backend.warning is None
+    assert _corr(want.cam, got.cam) > 0.999
+    assert [p[0] for p in want.predictions] == [p[0] for p in got.predictions]
+    assert np.allclose([p[1] for p in want.predictions], [p[1] for p in got.predictions], atol=1e-4)
 
 
 def test_the_runtime_gram_is_checked_the_first_time_it_comes(monkeypatch):

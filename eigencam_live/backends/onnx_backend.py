@@ -46,7 +46,7 @@ CACHE_LIMIT_BYTES = 2 << 30
 #: An unfinished export older than this (seconds) was left by a process that died: removed.
 _STALE_PART_S = 3600.0
 #: The exported graph's form, part of the cache key: ``x, want_gram -> logits, fmap, gram``.
-_GRAPH = f"gram-if-1-{EXACT_MAX_DIM}"  # the limit is baked into the graph
+_GRAPH = f"gram-if-2-{EXACT_MAX_DIM}"  # the limit is baked into the graph; 2: layers copied, plain attention
 
 
 def onnxruntime_available() -> bool:
@@ -344,8 +344,12 @@ class OnnxBackend:
             dynamic["x"].update({2: "height", 3: "width"})
         buffer = io.BytesIO()
         graph = _WithLayer(self.loaded.net, layer, self.loaded.prefix_tokens).eval()
+        fastpath = torch.backends.mha.get_fastpath_enabled()
         with warnings.catch_warnings(), torch.no_grad(), _native_stdout_muted():
             warnings.simplefilter("ignore")
+            # Without gradients, nn.MultiheadAttention and nn.TransformerEncoderLayer take fused
+            # kernels that have no ONNX form (torchvision's ViTs were refused): the plain ops here.
+            torch.backends.mha.set_fastpath_enabled(False)
             try:
                 torch.onnx.export(graph, (x,), buffer, input_names=["x"], output_names=["logits", "fmap"],
                                   dynamic_axes=dynamic, opset_version=_OPSET, dynamo=False)
@@ -353,6 +357,8 @@ class OnnxBackend:
                 if isinstance(exc, MemoryError) or "allocate memory" in str(exc) or "out of memory" in str(exc):
                     raise  # this time's shortage, not the network's: tried again next time
                 raise _ExportRefused(_first_line(exc)) from exc
+            finally:
+                torch.backends.mha.set_fastpath_enabled(fastpath)
         model = onnx.load_from_string(buffer.getvalue())
         add_gram(model, graph.nchw)
         path.parent.mkdir(parents=True, exist_ok=True)
