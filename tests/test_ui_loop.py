@@ -62,7 +62,7 @@ def test_the_shown_and_recorded_image_is_the_engines_picture(tmp_path):
     picture = np.full((120, 160, 3), 77, np.uint8)
 
     class FakeEngine:
-        backend = SimpleNamespace(preparing=False)
+        backend = SimpleNamespace(preparing=False, warning=None)
 
         def input_size(self):  # the size the layer list was made for: never changes here
             return None
@@ -92,7 +92,7 @@ def test_a_change_of_look_while_paused_redraws_the_frame_on_screen():
     calls = []
 
     class FakeEngine:
-        backend = SimpleNamespace(preparing=False)
+        backend = SimpleNamespace(preparing=False, warning=None)
 
         def input_size(self):  # the size the layer list was made for: never changes here
             return None
@@ -266,7 +266,7 @@ def test_a_typed_layer_with_a_stale_remembered_setting_keeps_the_remembered_mode
 class _Recording:
     """An engine that hands each frame back as its picture."""
 
-    backend = SimpleNamespace(preparing=False)
+    backend = SimpleNamespace(preparing=False, warning=None)
 
     def input_size(self):
         return None

@@ -114,6 +114,7 @@ class FrameLoop:
         self.dropped = 0
         self._dropped_offset = 0  # frames the live capture dropped while paused (not the model's fault)
         self._warned: str | None = None  # the source's warning, once said
+        self._backend_warned: str | None = None  # the backend's, once said
         self._dropped_at_pause = 0
         self.frames_processed = 0
 
@@ -375,9 +376,12 @@ class FrameLoop:
                 self._unprepared = (engine.config, engine.input_size()) if engine.backend.preparing else None
         if preparing:
             self._dropped_offset += max(0, self.playback.dropped - dropped_before)  # not the running model's
-            self.out.engine_changed.emit(EngineStatus.of(engine))  # what runs it is known now
-            if engine.backend.warning:
-                self.out.error.emit(engine.backend.warning)
+        warning = engine.backend.warning
+        if preparing or (warning and warning != self._backend_warned):  # what runs it is known now, or changed
+            self.out.engine_changed.emit(EngineStatus.of(engine))
+            if warning and warning != self._backend_warned:  # (a new input size it fell back to torch at)
+                self.out.error.emit(warning)
+        self._backend_warned = warning
         if engine.input_size() != self._layers_size:  # a new frame size: the layers' shapes change
             self._layers_size = engine.input_size()
             self.out.layers_ready.emit(engine.config.model, layer_list(engine, self._layers_cache, self.out.error.emit))

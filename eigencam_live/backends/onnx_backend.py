@@ -220,6 +220,7 @@ class OnnxBackend:
         self.threads = threads
         self.warning: str | None = None
         self._sessions: dict[str, object | None] = {}  # by layer; None: torch runs it
+        self._sizes: dict[str, set[tuple[int, int]]] = {}  # by layer: the input sizes checked against torch
         self._gram_trusted: dict[str, bool] = {}  # by layer: its Gram output agreed with the activations'
         self._digest: str | None = None
 
@@ -266,6 +267,15 @@ class OnnxBackend:
         if layer not in self._sessions:
             self._sessions[layer] = self._checked_session(layer, x)
         session = self._sessions[layer]
+        size = tuple(x.shape[-2:])
+        if session is not None and size not in self._sizes.setdefault(layer, set()):
+            # One export serves every size, unless the network baked its first input's shapes into
+            # the graph (a reshape by a traced size: mobilevit failed, torchvision's swin_t gave
+            # other numbers): each new size is checked against torch once.
+            if self._agrees(session, x, f" at {size[1]}x{size[0]}"):
+                self._sizes[layer].add(size)
+            else:
+                self._sessions[layer] = session = None
         if session is None:
             return (*self.torch.forward(x), None)
         wanted = gram and self._gram_trusted.get(layer, True)
@@ -280,6 +290,20 @@ class OnnxBackend:
         return torch.from_numpy(logits), fmap, torch.from_numpy(found)
 
     # -- export, cache, check ------------------------------------------------------------------
+    def _agrees(self, session, x: torch.Tensor, where: str) -> bool:
+        """Whether ``session`` gives torch's scores and map for ``x``; else says why in :attr:`warning`."""
+        with torch.inference_mode():
+            want_logits, want_fmap = self.torch.forward(x)
+        try:
+            logits, raw, _ = session.run(None, {"x": x.contiguous().numpy(), "want_gram": np.array(False)})
+        except Exception as exc:  # noqa: BLE001 - the graph cannot take this size: torch can
+            self.warning = f"ONNX Runtime cannot run {self.loaded.spec.name}{where} ({_first_line(exc)}); torch runs it"
+            return False
+        if _agree(logits, want_logits) and _agree(self._map(raw, x).numpy(), want_fmap):
+            return True
+        self.warning = f"ONNX Runtime's outputs for {self.loaded.spec.name}{where} differ from torch's; torch runs it"
+        return False
+
     def _checked_session(self, layer: str, x: torch.Tensor):
         with torch.inference_mode():
             want_logits, want_fmap = self.torch.forward(x)
@@ -312,6 +336,7 @@ class OnnxBackend:
             fmap = self._map(raw, x).numpy()
             if _agree(logits, want_logits) and _agree(fmap, want_fmap) and (not gram.size or _agree(gram, _gram(want_fmap))):
                 self.warning = None
+                self._sizes[layer] = {tuple(x.shape[-2:])}
                 if gram.size:
                     self._gram_trusted[layer] = True
                 trim_cache(path.parent, keep=path)
