@@ -387,7 +387,8 @@ class Engine:
                                               tuple(batch.shape[1:3]))
                 logits = fmap.new_zeros((fmap.shape[0], 0))
             else:  # a backbone without a classifier head gives maps and no predictions
-                logits = outputs if outputs.dim() == 2 else outputs.new_zeros((outputs.shape[0], 0))
+                scores = outputs.dim() == 2 and not self.loaded.headless
+                logits = outputs if scores else outputs.new_zeros((outputs.shape[0], 0))
             self._torch_threads()  # the first forward pass may have fallen back to torch
             t2 = time.perf_counter()
             _check_map(tuple(fmap.shape[1:]), self.layer, cfg.component)

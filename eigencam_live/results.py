@@ -166,6 +166,14 @@ def peak_pixel(flat_index: int, cam_shape: tuple[int, int], frame_shape: tuple[i
     return int((j + 0.5) * frame_shape[1] / w), int((i + 0.5) * frame_shape[0] / h)
 
 
+def class_scores(value):
+    """A network's output (a tensor or an array) as ``(B, K)`` class scores (``(B, K, 1, 1)`` from a
+    convolutional head squeezed), or ``None`` where it is no such thing (a feature map)."""
+    if value.ndim >= 2 and all(d == 1 for d in value.shape[2:]):
+        return value.reshape(value.shape[0], value.shape[1])
+    return None
+
+
 def class_probabilities(scores: torch.Tensor) -> torch.Tensor:
     """``(B, K)`` class probabilities from a network's ``(B, K)`` scores: their softmax (logits, or
     log-probabilities, which it leaves as they are), or the scores themselves where a row already is

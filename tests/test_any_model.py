@@ -346,3 +346,28 @@ def test_a_factorys_labels_of_another_length_than_its_scores_are_refused(tmp_pat
         assert engine.loaded.labels == ["a", "b", "c", "d", "e"]
     finally:
         sys.modules.pop("threelabels", None)
+
+
+def test_a_convolutional_head_gives_predictions_and_a_headless_network_none():
+    """A head that ends in a 1x1 convolution gives (B, K, 1, 1) scores: read as K classes (no
+    predictions came, and the stats CSV said probability 0); a timm model made without classes
+    (DINOv2, EVA-02: num_classes=0) returns features: no predictions (they were its feature
+    vector read as 192 'classes')."""
+    class ConvHead(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 4, 1), torch.nn.ReLU())
+            self.classifier = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Conv2d(8, 6, 1))
+
+        def forward(self, x):
+            return self.classifier(self.features(x))
+
+    frame = (np.random.default_rng(0).random((64, 96, 3)) * 255).astype(np.uint8)
+    torch.manual_seed(0)
+    net = ConvHead()
+    got = Engine(EngineConfig(weights="none", backend="torch", layer="features", device="cpu", short_side=64),
+                 model=net).process(frame)[0]
+    assert len(got.predictions) == 5 and 0.6 < sum(p for _, p in got.predictions) < 1.0  # 5 of 6 classes
+    pytest.importorskip("timm")
+    headless = Engine(EngineConfig(model="timm:eva02_tiny_patch14_224", weights="none", device="cpu", backend="torch"))
+    assert headless.loaded.headless and headless.process(frame)[0].predictions == []

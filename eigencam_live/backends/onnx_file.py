@@ -19,6 +19,7 @@ import torch
 
 from eigencam_live.errors import LayerNotFoundError, ModelError, network_errors
 from eigencam_live.models import Layer, LoadedModel, ModelSpec, to_feature_map
+from eigencam_live.results import class_scores
 
 __all__ = ["OnnxFile", "OnnxFileBackend", "load_onnx"]
 
@@ -83,8 +84,8 @@ class OnnxFile:
             with network_errors(f"{self.path.name} failed on a {size[1]}x{size[0]} input"):
                 values = session.run(None, {self.input: x})
             for meta, value in zip(session.get_outputs(), values, strict=True):
-                if meta.name == self.output and isinstance(value, np.ndarray) and _scores(value) is not None:
-                    self.classes = int(_scores(value).shape[1])
+                if meta.name == self.output and isinstance(value, np.ndarray) and class_scores(value) is not None:
+                    self.classes = int(class_scores(value).shape[1])
                     continue
                 if not isinstance(value, np.ndarray) or value.ndim == 0 or len(value) != n:
                     continue  # (the graph's output itself may be the map: a backbone without a head)
@@ -128,14 +129,6 @@ class OnnxFile:
 
 #: Ops whose rank-4 outputs are distributions, not feature maps (a transformer's attention weights).
 _NOT_MAPS = {"Softmax", "LogSoftmax"}
-
-
-def _scores(value: np.ndarray) -> np.ndarray | None:
-    """A graph output as ``(B, K)`` class scores (``(B, K, 1, 1)`` from a convolutional head
-    squeezed), or ``None`` where it is no such thing (a feature map)."""
-    if value.ndim >= 2 and all(d == 1 for d in value.shape[2:]):
-        return value.reshape(value.shape[0], value.shape[1])
-    return None
 
 
 def runtime_options(threads: int | None):
@@ -234,7 +227,7 @@ class OnnxFileBackend:
                 parts.append([out[: b - start] for out in session.run(None, {name: chunk.contiguous().numpy()})])
             outs = [np.concatenate(out) for out in zip(*parts, strict=True)]
         raw = outs[-1]  # the layer asked for (the graph's only output, for a backbone's own map)
-        logits = _scores(outs[0]) if len(outs) == 2 else None
+        logits = class_scores(outs[0]) if len(outs) == 2 else None
         logits = np.zeros((b, 0), np.float32) if logits is None else logits  # no class scores: maps only
         return torch.from_numpy(logits), to_feature_map(torch.from_numpy(raw), tuple(x.shape[-2:]), batch=b)
 

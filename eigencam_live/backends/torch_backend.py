@@ -20,6 +20,7 @@ from eigencam_live.models import (
     find_layer,
     to_feature_map,
 )
+from eigencam_live.results import class_scores
 
 from .traced import TRACED_FAMILIES, TracedForward, build_traced
 
@@ -155,12 +156,14 @@ def _outputs(output: object) -> torch.Tensor | list[dict]:
     """What the engine reads of a network's output: a detector's per-image dicts of boxes as they
     are; else the class scores: the tensor itself, or the first tensor of a tuple, list or dict
     (models that also return auxiliary outputs)."""
-    if isinstance(output, torch.Tensor):
-        return output
     if isinstance(output, list) and output and all(isinstance(o, dict) and "boxes" in o for o in output):
         return output
-    values = output.values() if isinstance(output, dict) else output if isinstance(output, (tuple, list)) else ()
-    found = next((v for v in values if isinstance(v, torch.Tensor)), None)
-    if found is None:
-        raise LayerNotFoundError(f"the network returned {type(output).__name__}, not class scores (a tensor)")
-    return found
+    if isinstance(output, torch.Tensor):
+        found = output
+    else:
+        values = output.values() if isinstance(output, dict) else output if isinstance(output, (tuple, list)) else ()
+        found = next((v for v in values if isinstance(v, torch.Tensor)), None)
+        if found is None:
+            raise LayerNotFoundError(f"the network returned {type(output).__name__}, not class scores (a tensor)")
+    squeezed = class_scores(found)  # a convolutional head's (B, K, 1, 1)
+    return found if squeezed is None else squeezed

@@ -48,6 +48,8 @@ class LoadedModel:
         detector: an object detector (its outputs are boxes, :mod:`.detectors`), not a classifier.
         classes: how many scores a classifier gives, once a shape probe has run (``None`` before,
             and for detectors and networks without a classifier head).
+        headless: the network returns features, not class scores (timm's ``num_classes=0``
+            models, DINOv2's and EVA-02's): no predictions are read from it.
     """
 
     net: nn.Module
@@ -60,3 +62,4 @@ class LoadedModel:
     prefix_tokens: int | None = None
     detector: bool = False
     classes: int | None = None
+    headless: bool = False

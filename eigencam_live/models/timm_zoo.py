@@ -79,7 +79,7 @@ def load_timm(name: str, weights: str = "imagenet", *, allow_download: bool = Tr
     loaded = LoadedModel(
         net=net, spec=ModelSpec(source, "", fixed), labels=_labels(timm, net), weights=weights, trained=trained,
         mean=tuple(cfg.get("mean") or IMAGENET_MEAN), std=tuple(cfg.get("std") or IMAGENET_STD),
-        prefix_tokens=getattr(net, "num_prefix_tokens", None),
+        prefix_tokens=getattr(net, "num_prefix_tokens", None), headless=getattr(net, "num_classes", None) == 0,
     )
     loaded.spec = ModelSpec(source, _default_layer(loaded), fixed)
     return loaded
