@@ -16,6 +16,7 @@ pytest.importorskip("PyQt5")
 pytest.importorskip("pytestqt")
 
 from PyQt5.QtCore import QCoreApplication, QSettings, Qt, QThreadPool  # noqa: E402
+from PyQt5.QtWidgets import QToolButton  # noqa: E402
 
 from eigencam_live.engine import EngineConfig  # noqa: E402
 from eigencam_live.errors import WeightsUnavailableError  # noqa: E402
@@ -611,9 +612,9 @@ def test_a_typed_model_string_opens_and_the_layer_list_is_a_filterable_tree(qtbo
     qtbot.waitUntil(lambda: any("16×16×24" in w.layer_combo.itemText(i) for i in range(w.layer_combo.count())),
                     timeout=WAIT)
     texts = {w.layer_combo.itemData(i): w.layer_combo.itemText(i) for i in range(w.layer_combo.count())}
-    assert texts["0"].split() == ["0", "Conv2d", "8×32×48"]
-    assert texts["2"].split() == ["★", "2", "Sequential", "16×16×24"]
-    assert texts["2.0"].startswith("   ") and texts["2.0"].split()[:2] == ["2.0", "Conv2d"]  # under its container
+    assert texts["0"].split() == ["0", "8×32×48", "Conv2d"]  # the shape before the type (a narrow box cuts the type)
+    assert texts["2"].split() == ["★", "2", "16×16×24", "Sequential"]
+    assert texts["2.0"].startswith("   ") and texts["2.0"].split()[::2] == ["2.0", "Conv2d"]  # under its container
     assert "5" not in texts  # the classifier: no map
     w.layer_filter.setText("conv")
     view = w.layer_combo.view()
@@ -623,6 +624,8 @@ def test_a_typed_model_string_opens_and_the_layer_list_is_a_filterable_tree(qtbo
     qtbot.waitUntil(lambda: w.status.config.model == "mobilenet_v3_small" and w.layer_combo.findData("features.3") >= 0,
                     timeout=WAIT)
     assert w.layer_filter.text() == "" and not any(view.isRowHidden(i) for i in range(w.layer_combo.count()))
+    clear = w.layer_filter.findChildren(QToolButton)  # its clear button fades out with the text (it stayed)
+    qtbot.waitUntil(lambda: clear and all(b.property("opacity") == 0.0 for b in clear), timeout=WAIT)
     sys.modules.pop("tinynet", None)
     assert not w.errors, w.errors
 

@@ -329,3 +329,23 @@ def test_play_at_the_end_of_a_file_starts_it_again(tmp_path):
         assert loop._read(timeout=5).index == 0
     finally:
         loop.playback.close()
+
+
+def test_a_recording_started_while_paused_begins_with_the_frame_on_screen(tmp_path):
+    """R while paused, then five steps: five frames were written, the one on screen left out."""
+    import cv2
+
+    for i in range(4):
+        cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((24, 32, 3), 60 * i, np.uint8))
+    loop = FrameLoop(FAST, RenderConfig(), Out())
+    loop.engine = _Recording()
+    loop.put(cmd.OpenSource(str(tmp_path)))  # a folder opens paused, on its first image
+    try:
+        loop._drain_commands()
+        loop.put(cmd.StartRecording(tmp_path / "r.mp4"))
+        loop.put(cmd.Step(1))
+        loop._drain_commands()
+        assert loop.recorder.frames_written == 2
+    finally:
+        loop._stop_recording()
+        loop.playback.close()

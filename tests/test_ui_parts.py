@@ -162,3 +162,18 @@ def test_shortcut_table_labels():
     assert len(keys) == len(set(keys)), "a key bound twice"
     with pytest.raises(KeyError, match="known"):
         shortcut("nope")
+
+
+def test_another_model_starts_with_weights_that_fit_it():
+    """Random weights chosen for a detector were carried to a trained factory typed next, which then
+    ran untrained; a state_dict file was carried to models it does not fit. A snapshot's JSON said
+    'imagenet' for a factory's own weights."""
+    from ui.controls import _weights_for, weights_name
+
+    assert _weights_for("examples.efficientnet_lite0:build", "none") == "imagenet"  # as built
+    assert _weights_for("net.onnx", "none") == "imagenet"
+    assert _weights_for("resnet18", "none") == "none" and _weights_for("timm:resnet18", "none") == "none"
+    assert _weights_for("resnet50", "/tmp/resnet18.pth") == "imagenet"
+    assert [weights_name(m, "imagenet") for m in ("mynet:build", "net.onnx", "fasterrcnn_resnet50_fpn", "resnet18")] == \
+        ["as built", "as built", "COCO", "imagenet"]
+    assert weights_name("mynet:build", "none") == "none"

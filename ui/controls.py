@@ -255,6 +255,22 @@ def build_panel(w, dock: QWidget) -> QWidget:
     return panel
 
 
+
+def weights_name(model: str, weights: str) -> str:
+    """What ``weights`` are for ``model``: ``imagenet`` is a factory's, an ONNX or a YOLO file's
+    own weights (``as built``) and a detector's COCO training."""
+    if weights != "imagenet":
+        return weights
+    return {"factory": "as built", "onnx": "as built", "yolo": "as built", "detector": "COCO"}.get(model_kind(model), weights)
+
+
+def _weights_for(model: str, weights: str) -> str:
+    """The weights another model starts with: random ones stay random between models of the zoos
+    (offline, on purpose); a factory, an ONNX file or a YOLO file runs as built; a state_dict file
+    was for the model before (it does not fit another)."""
+    own = model_kind(model) in ("factory", "onnx", "yolo")
+    return "none" if weights == "none" and not own else "imagenet"
+
 class ControlsSync:
     """Keeping the model and Eigen-CAM controls in step with the engine: a model chosen or typed, the
     controls set to the settings in use (signals blocked), the weights box, and the layer list (a
@@ -265,7 +281,7 @@ class ControlsSync:
         """A model picked from the list or typed (``timm:NAME``, ``module:factory``, an ONNX path)."""
         model = (model or "").strip()
         if model and model != self.engine_config.model:
-            self._engine(model=model, layer=None)
+            self._engine(model=model, layer=None, weights=_weights_for(model, self.engine_config.weights))
 
     def colorbar_shown(self) -> np.ndarray | None:
         """The colour bar's ``(256, 3)`` lookup table where one is drawn (ticked, and a map is
@@ -286,8 +302,8 @@ class ControlsSync:
                 self.model_combo.addItem(label, ec.model)
             self.model_combo.setCurrentIndex(self.model_combo.findData(ec.model))
             kind = model_kind(ec.model)  # a factory's or an ONNX file's weights are their own
-            pretrained = {"factory": "as built", "onnx": "as built", "yolo": "as built", "detector": "COCO"}.get(kind, "ImageNet")
-            self.weights_combo.setItemText(self.weights_combo.findData("imagenet"), pretrained)
+            pretrained = weights_name(ec.model, "imagenet")
+            self.weights_combo.setItemText(self.weights_combo.findData("imagenet"), "ImageNet" if pretrained == "imagenet" else pretrained)
             detector = kind in ("detector", "yolo")
             self.score_spin.setValue(float(ec.score))
             # a detector's rows, shown for detectors only: a classifier's panel keeps the spectrum in view
@@ -337,9 +353,7 @@ class ControlsSync:
         and its map's shape for the current input; the model's default starred."""
         default = self.status.default_layer if self.status is not None else None
         if model != getattr(self, "_layers_model", model):  # another network: the filter was for the last one's names
-            self.layer_filter.blockSignals(True)
-            self.layer_filter.clear()
-            self.layer_filter.blockSignals(False)
+            self.layer_filter.clear()  # (signals on: its clear button goes with its text)
         self._layers_model = model
         self.layers = list(layers)  # for compare_layers
         self.layer_combo.blockSignals(True)
@@ -347,7 +361,8 @@ class ControlsSync:
         for depth, layer in layer_tree(layers):
             dims = "×".join(str(d) for d in layer.shape)
             star = "★ " if layer.name == default else ""
-            self.layer_combo.addItem(f"{'   ' * depth}{star}{layer.name}   {layer.kind}  {dims}".rstrip(), layer.name)
+            # the shape before the type: where the box cuts the line, it cuts the type
+            self.layer_combo.addItem(f"{'   ' * depth}{star}{layer.name}   {dims}  {layer.kind}".rstrip(), layer.name)
             self.layer_combo.setItemData(self.layer_combo.count() - 1, f"{layer.name}: {layer.kind}, "
                                          f"{dims or '?'}{' (the default)' if star else ''}", Qt.ToolTipRole)
         self.layer_combo.blockSignals(False)

@@ -202,7 +202,7 @@ class FrameLoop:
                 kept = f"still {self.engine.config.model}"
             else:
                 kept = f"back to layer {self.engine.layer}" if "layer" in changes else "setting not applied"
-            self.out.setting_failed.emit(f"{exc}; {kept}")
+            self.out.setting_failed.emit(f"{str(exc).rstrip('.')}; {kept}")
             if slow:  # the picture on screen was veiled for a model that did not come: drawn again, paused too
                 self._redraw = True
             return
@@ -450,6 +450,8 @@ class FrameLoop:
         self.recorder.start(command.path, fps=self.playback.fps or 30.0, audio_from=sound,
                             aspect=info.aspect if info is not None else 1)
         self.out.recording_changed.emit(True, str(command.path))
+        if self._paused and self._last_frame is not None:  # the frame on screen is the first one recorded
+            self._process(self._last_frame, record=True)
 
     def _stop_recording(self, timeout: float = -1) -> None:
         """Finish the recording; says ``recording_changed(False, path)``, with ``path`` empty when

@@ -18,6 +18,7 @@ from PyQt5.QtWidgets import QWidget
 from eigencam_live.models import Layer
 
 from . import commands as cmd
+from .controls import weights_name
 from .shortcuts import shortcut
 from .widgets import draw_colorbar, last_panel, panels_of, to_qimage
 from .worker import Packet
@@ -120,7 +121,7 @@ class InspectionActions:
         ec, rc, r = self.engine_config, self.render_config, packet.result
         status = self.status
         return {
-            "model": ec.model, "weights": ec.weights, "trained": bool(status.trained) if status else None,
+            "model": ec.model, "weights": weights_name(ec.model, ec.weights), "trained": bool(status.trained) if status else None,
             "layer": status.layer if status else ec.layer, "component": int(r.component), "method": ec.method,
             "short_side": ec.short_side, "smoothing": ec.smoothing,
             "device": status.device if status else ec.device, "backend": status.backend if status else ec.backend,
