@@ -29,8 +29,15 @@ def resnet18():
 
 def _grid(name: str) -> int:
     """Side of the default layer's map for a 224x224 input: stride 32 (last conv stage), except
-    VGG (the ReLU before the last max-pool: 16) and ViT-B/16 (16-pixel patches)."""
-    return 224 // (16 if name.startswith("vgg") or name == "vit_b_16" else 32)
+    VGG (the ReLU before the last max-pool: 16), ViTs (their patches), and the older networks'
+    unpadded strides (AlexNet, SqueezeNet: 13; Inception v3: 5)."""
+    if name in ("alexnet", "squeezenet1_0", "squeezenet1_1"):
+        return 13
+    if name == "inception_v3":
+        return 5
+    if name == "vit_h_14":
+        return 16
+    return 224 // (16 if name.startswith("vgg") or name in ("vit_b_16", "vit_l_16") else 32)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -19,21 +19,30 @@ __all__ = ["MODELS", "cached_weights_path", "load_torchvision", "pretrained_stat
 def _specs() -> dict[str, ModelSpec]:
     specs: list[ModelSpec] = []
     for n in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "resnext101_32x8d",
-              "wide_resnet50_2", "wide_resnet101_2"):
+              "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2"):
         specs.append(ModelSpec(n, "layer4"))
-    # VGG: the ReLU after the last conv, before the final max-pool halves the map.
-    specs += [ModelSpec("vgg16", "features.29"), ModelSpec("vgg16_bn", "features.42"),
-              ModelSpec("vgg19", "features.35"), ModelSpec("vgg19_bn", "features.51")]
+    # VGG and AlexNet: the ReLU after the last conv, before the final max-pool halves the map.
+    specs += [ModelSpec(n, f"features.{i}") for n, i in (
+        ("vgg11", 19), ("vgg11_bn", 27), ("vgg13", 23), ("vgg13_bn", 33), ("vgg16", 29), ("vgg16_bn", 42),
+        ("vgg19", 35), ("vgg19_bn", 51), ("alexnet", 11))]
     for n in ("densenet121", "densenet161", "densenet169", "densenet201", "mobilenet_v2", "mobilenet_v3_small",
-              "mobilenet_v3_large", "efficientnet_v2_s", "efficientnet_v2_m", "convnext_tiny", "convnext_small",
-              "convnext_base"):
+              "mobilenet_v3_large", "efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l", "convnext_tiny",
+              "convnext_small", "convnext_base", "convnext_large", "squeezenet1_0", "squeezenet1_1"):
         specs.append(ModelSpec(n, "features"))
     specs += [ModelSpec(f"efficientnet_b{i}", "features") for i in range(8)]
-    specs += [ModelSpec(n, "trunk_output") for n in ("regnet_y_400mf", "regnet_y_800mf", "regnet_y_1_6gf",
-                                                       "regnet_x_800mf")]
+    specs += [ModelSpec(f"regnet_{n}", "trunk_output") for n in (
+        "y_400mf", "y_800mf", "y_1_6gf", "y_3_2gf", "y_8gf", "y_16gf", "y_32gf", "y_128gf",
+        "x_400mf", "x_800mf", "x_1_6gf", "x_3_2gf", "x_8gf", "x_16gf", "x_32gf")]
+    specs += [ModelSpec(f"shufflenet_v2_x{n}", "conv5") for n in ("0_5", "1_0", "1_5", "2_0")]
+    specs += [ModelSpec(f"mnasnet{n}", "layers") for n in ("0_5", "0_75", "1_0", "1_3")]
+    specs += [ModelSpec("googlenet", "inception5b"), ModelSpec("inception_v3", "Mixed_7c")]
     specs += [ModelSpec("vit_b_16", "encoder.layers.encoder_layer_11", (224, 224)),
-              ModelSpec("vit_b_32", "encoder.layers.encoder_layer_11", (224, 224))]
-    specs += [ModelSpec(n, "features") for n in ("swin_t", "swin_s", "swin_v2_t")]
+              ModelSpec("vit_b_32", "encoder.layers.encoder_layer_11", (224, 224)),
+              ModelSpec("vit_l_16", "encoder.layers.encoder_layer_23", (224, 224)),
+              ModelSpec("vit_l_32", "encoder.layers.encoder_layer_23", (224, 224)),
+              ModelSpec("vit_h_14", "encoder.layers.encoder_layer_31", (224, 224)),
+              ModelSpec("maxvit_t", "blocks.3", (224, 224))]
+    specs += [ModelSpec(n, "features") for n in ("swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b")]
     return {s.name: s for s in specs}
 
 
