@@ -176,11 +176,10 @@ def _run(args: argparse.Namespace) -> int:
     from .engine import Engine
 
     if args.list_layers:  # nothing is annotated: the layers of the model the options name
-        from .options import print_layers
+        from .options import list_layers
 
-        engine = Engine(config, fallback_untrained=True)
         try:
-            print_layers(engine, frame_hw=_first_frame_size(args.inputs))
+            list_layers(config, frame_hw=_first_frame_size(args.inputs))
             sys.stdout.flush()
         except BrokenPipeError:  # `... --list-layers | head`: the reader has all it wanted
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -153,6 +153,22 @@ def _as_option(exc: ConfigError) -> ConfigError:
     return ConfigError(f"--{exc.field.replace('_', '-')}: {exc.reason}")
 
 
+def list_layers(config: EngineConfig, out=None, frame_hw: tuple[int, int] | None = None) -> None:
+    """``--list-layers`` for the model ``config`` names (:func:`print_layers`); its ``layer``, if one
+    is named, is checked after the list, not instead of it (the list is what one looks in for the
+    layer that gives a map).
+
+    Raises:
+        EigenCamError: the model cannot be built, or the named layer gives no map.
+    """
+    from dataclasses import replace
+
+    engine = Engine(replace(config, layer=None), fallback_untrained=True)
+    print_layers(engine, out, frame_hw)
+    if config.layer is not None:
+        engine.reconfigure(layer=config.layer)
+
+
 def print_layers(engine: Engine, out=None, frame_hw: tuple[int, int] | None = None) -> None:
     """``--list-layers``: every layer that gives a feature map as a tree (children indented under
     their container, in the order the network runs them) with its type and its ``CxHxW`` map for the

@@ -219,6 +219,19 @@ def test_list_layers_prints_a_tree_with_types_shapes_and_the_default(capsys):
     assert block.startswith("    ")  # indented under stages.3.blocks
 
 
+def test_list_layers_lists_before_it_refuses_a_layer_and_a_timm_stage_list_defaults_to_its_last_block(capsys):
+    """--list-layers --layer fc printed only the error, not the list one looks in for a layer; timm's
+    CoaT names a ModuleList (never called) as its last stage, which failed every run."""
+    assert annotate_main(["--list-layers", "--model", "resnet18", "--weights", "none", "--layer", "fc",
+                          "--short-side", "64", "--device", "cpu"]) == 1
+    captured = capsys.readouterr()
+    assert any(line.startswith("layer4 ") and line.endswith("<- default") for line in captured.out.splitlines())
+    assert "layer 'fc'" in captured.err and "not a feature map" in captured.err
+    from eigencam_live.models import load_model
+
+    assert load_model("timm:coat_lite_tiny", "none").spec.layer == "serial_blocks4.1"
+
+
 # -- a trained network, offline: EfficientNet-Lite0 from pip packages -----------------------------
 PHOTOS = {
     # photo: (accepted top-1 labels, hand-drawn box of the object (x0, y0, x1, y1) in its pixels)

@@ -20,15 +20,15 @@ import sys
 from dataclasses import fields, replace
 from typing import NoReturn
 
-from eigencam_live.engine import Engine, EngineConfig
+from eigencam_live.engine import EngineConfig
 from eigencam_live.errors import EigenCamError
 from eigencam_live.options import (
     OneLineParser,
     add_engine_options,
     add_render_options,
     engine_config_from_args,
+    list_layers,
     network_threads,
-    print_layers,
     quiet_native_logs,
     render_config_from_args,
 )
@@ -209,7 +209,7 @@ def _app_main(argv: list[str] | None) -> int:
     torch.set_num_threads(args.threads if args.threads > 0 else network_threads())
     if args.list_layers:  # no window: the layers of the model the options name
         try:
-            print_layers(Engine(engine_config_from_args(args), fallback_untrained=True))
+            list_layers(engine_config_from_args(args))
         except EigenCamError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

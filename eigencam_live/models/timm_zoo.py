@@ -12,6 +12,8 @@ import difflib
 import socket
 from pathlib import Path
 
+from torch import nn
+
 from eigencam_live.errors import ModelError, WeightsUnavailableError
 
 from .layers import find_layer, last_map_layer
@@ -90,7 +92,11 @@ def _default_layer(loaded: LoadedModel) -> str:
     info = getattr(loaded.net, "feature_info", None)
     try:
         module = info[-1]["module"] if isinstance(info, list) else info.module_name()[-1]
-        find_layer(loaded.net, module)
+        found = find_layer(loaded.net, module)
+        # A ModuleList is never called itself (CoaT's serial_blocks4): its last member's output is the stage's.
+        while isinstance(found, (nn.ModuleList, nn.ModuleDict)) and len(found):
+            name, found = list(found.named_children())[-1]
+            module = f"{module}.{name}"
         return module
     except Exception:  # no metadata, or a name that is not a module here
         return last_map_layer(loaded, loaded.spec.fixed_input)
