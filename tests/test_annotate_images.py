@@ -301,3 +301,33 @@ def test_sixteen_bit_grey_with_a_transparent_value_and_macos_dot_files(tmp_path)
     image, alpha = read_image(tmp_path / "g16.png")
     assert np.array_equal(image[:, 1:, 1], (grey[:, 1:] >> 8).astype(np.uint8)) and (image[:, 0] == 255).all()
     assert (alpha[:, 0] == 0).all() and (alpha[:, 1:] == 255).all()
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png", ".webp"])
+def test_a_photos_colour_profile_exif_and_dpi_go_into_its_output(tmp_path, suffix):
+    """An Adobe RGB or Display P3 photo's profile was dropped (viewers then show its values as
+    sRGB), and so were its EXIF (when and where it was taken) and its dpi. Its orientation tag says
+    upright now: the pixels are written turned."""
+    import skimage.data
+    from PIL import Image
+
+    profile = b"ADBE" + bytes(range(256)) * 2  # any bytes: carried, not read
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0112] = "Canon", 6
+    exif.get_ifd(0x8769)[0x9003] = "2021:06:01 12:20:30"  # DateTimeOriginal
+    exif.get_ifd(0x8825)[1], exif.get_ifd(0x8825)[2] = "N", (48.0, 51.0, 29.0)  # GPS latitude
+    Image.fromarray(skimage.data.chelsea()).save(tmp_path / "cat.jpg", quality=95, icc_profile=profile,
+                                                 exif=exif.tobytes(), dpi=(300, 300))
+    out = tmp_path / f"out{suffix}"
+    assert annotate_main([str(tmp_path / "cat.jpg"), "-o", str(out), "--weights", "none", "--view", "original",
+                          "--device", "cpu", "-q"]) == 0
+    with Image.open(out) as got:
+        kept = got.getexif()
+        assert got.size == (300, 451) and got.info.get("icc_profile") == profile
+        assert kept[0x010F] == "Canon" and kept[0x0112] == 1
+        assert kept.get_ifd(0x8769)[0x9003] == "2021:06:01 12:20:30" and kept.get_ifd(0x8825)[1] == "N"
+        if suffix != ".webp":
+            assert got.info["dpi"] == pytest.approx((300, 300), abs=0.01)
+        pixels = np.asarray(got.convert("RGB"))[:, :, ::-1]
+    want = cv2.imread(str(tmp_path / "cat.jpg"))  # upright (EXIF applied), BGR
+    assert np.abs(pixels.astype(int) - want).mean() < (1.5 if suffix == ".jpg" else 0.01)

@@ -30,7 +30,7 @@ from eigencam_live.engine import Engine, FrameResult
 from eigencam_live.errors import ConfigError, SinkError, SourceError
 from eigencam_live.options import cpu_cores
 from eigencam_live.render import RenderConfig
-from eigencam_live.video.images import read_image
+from eigencam_live.video.images import image_metadata, read_image
 
 from .jobs import Job
 from .outputs import Tables, part_name, progress_bar, replace_atomically
@@ -120,6 +120,7 @@ def annotate_images(
     failed: dict[int, str] = {}
     held: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
     alphas: dict[int, np.ndarray] = {}  # the transparency of the images that have one, until written
+    metadata: dict[int, dict] = {}  # the colour profile and EXIF of those that have them, until written
     bar = progress_bar(len(jobs), "images", progress, unit="image")
     start = time.perf_counter()
     # Reading and writing overlap the network: one thread reads ahead, one writes behind (each
@@ -155,25 +156,28 @@ def annotate_images(
             return
         for (i, _), r in zip(group, results, strict=True):
             written(ahead)
-            writes.append((i, r, writer.submit(_write_image, jobs[i].output, r.picture, overwrite, alphas.pop(i, None))))
+            writes.append((i, r, writer.submit(_write_image, jobs[i].output, r.picture, overwrite, alphas.pop(i, None),
+                                               metadata.pop(i, None))))
 
     raised: BaseException | None = None
     try:
         with _stills(engine):
             upcoming = iter(jobs)
-            reads.extend(reader.submit(read_image, job.input) for job in itertools.islice(upcoming, ahead))
+            reads.extend(reader.submit(_read, job.input) for job in itertools.islice(upcoming, ahead))
             for i, _job in enumerate(jobs):
                 future = reads.popleft()
                 if (nxt := next(upcoming, None)) is not None:
-                    reads.append(reader.submit(read_image, nxt.input))
+                    reads.append(reader.submit(_read, nxt.input))
                 try:
-                    image, alpha = future.result()
+                    image, alpha, meta = future.result()
                 except SourceError as exc:
                     failed[i] = str(exc)
                     bar.update(1)
                     continue
                 if alpha is not None:
                     alphas[i] = alpha
+                if meta is not None:
+                    metadata[i] = meta
                 held.setdefault(image.shape, []).append((i, image))
                 if len(held[image.shape]) >= batch_size:
                     run(image.shape)
@@ -223,9 +227,55 @@ def annotate_images(
 
 #: Output formats that keep an input's transparency.
 _ALPHA_FORMATS = (".png", ".webp", ".tif", ".tiff")
+#: Output formats that keep an input's colour profile and EXIF, by Pillow's name.
+_METADATA_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}  # (PNG: chunks)
 
 
-def _write_image(path: Path, picture: np.ndarray, overwrite: bool, alpha: np.ndarray | None = None) -> None:
+def _read(path: Path) -> tuple[np.ndarray, np.ndarray | None, dict | None]:
+    return (*read_image(path), image_metadata(path))
+
+
+def _png_chunks(png: bytes, metadata: dict) -> bytes:
+    """OpenCV's ``png`` with the colour profile (iCCP), EXIF (eXIf) and dpi (pHYs) chunks put after
+    its header: Pillow's own PNG encoder takes twice as long."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    extra = b""
+    if metadata.get("icc_profile"):
+        extra += chunk(b"iCCP", b"icc\x00\x00" + zlib.compress(metadata["icc_profile"]))
+    if metadata.get("exif"):
+        exif = metadata["exif"]
+        extra += chunk(b"eXIf", exif[6:] if exif.startswith(b"Exif\x00\x00") else exif)
+    if metadata.get("dpi"):
+        x, y = (round(d / 0.0254) for d in metadata["dpi"])
+        extra += chunk(b"pHYs", struct.pack(">IIB", x, y, 1))
+    end = 8 + 12 + struct.unpack(">I", png[8:12])[0]  # the signature, then IHDR
+    return png[:end] + extra + png[end:]
+
+
+def _with_metadata(suffix: str, picture: np.ndarray, metadata: dict) -> bytes:
+    """``picture`` (BGR or BGRA) encoded by Pillow with the input's colour profile, EXIF and dpi:
+    as OpenCV encodes the others (JPEG quality 95, WebP lossless)."""
+    import io
+
+    from PIL import Image
+
+    fmt = _METADATA_FORMATS[suffix]
+    order = [2, 1, 0, 3][: picture.shape[2]]
+    image = Image.fromarray(np.ascontiguousarray(picture[:, :, order]), "RGBA" if picture.shape[2] == 4 else "RGB")
+    as_opencv = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}.get(fmt, {})
+    options = dict(metadata, **as_opencv)
+    out = io.BytesIO()
+    image.save(out, fmt, **options)
+    return out.getvalue()
+
+
+def _write_image(path: Path, picture: np.ndarray, overwrite: bool, alpha: np.ndarray | None = None,
+                 metadata: dict | None = None) -> None:
     if alpha is not None and path.suffix.lower() in _ALPHA_FORMATS:
         # the input's transparency on every frame-sized panel (side by side, stacked: twice)
         rows, cols = picture.shape[0] // alpha.shape[0], picture.shape[1] // alpha.shape[1]
@@ -233,7 +283,13 @@ def _write_image(path: Path, picture: np.ndarray, overwrite: bool, alpha: np.nda
             picture = np.dstack([picture, np.tile(alpha, (rows, cols))])
     # Encoded in memory (the format by the extension), written by Python: a full disk is said as
     # such, where cv2.imwrite only returned False (and libpng printed "Write Error" lines).
-    ok, data = cv2.imencode(path.suffix, picture)
-    if not ok:
-        raise SinkError(f"cannot encode {path} as {path.suffix}")
+    suffix = path.suffix.lower()
+    if metadata and suffix in _METADATA_FORMATS and suffix != ".png":
+        data = _with_metadata(suffix, picture, metadata)
+    else:
+        ok, data = cv2.imencode(path.suffix, picture)
+        if not ok:
+            raise SinkError(f"cannot encode {path} as {path.suffix}")
+        if metadata and suffix == ".png":
+            data = _png_chunks(data.tobytes(), metadata)
     replace_atomically(path, part_name(path), lambda t: t.write_bytes(memoryview(data)), overwrite=overwrite)

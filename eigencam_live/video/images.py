@@ -16,7 +16,7 @@ from eigencam_live.errors import SourceError
 
 from .frames import Frame, FrameSource, SourceInfo, as_rate
 
-__all__ = ["IMAGE_EXTENSIONS", "FolderSource", "read_image"]
+__all__ = ["IMAGE_EXTENSIONS", "FolderSource", "image_metadata", "read_image"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -78,6 +78,26 @@ class FolderSource(FrameSource):
     def seek(self, index: int) -> None:
         self._first = None
         self._next = min(max(0, int(index)), len(self.files))
+
+
+def image_metadata(path: Path) -> dict | None:
+    """What a photo carries beside its pixels that an output of it keeps, as Pillow's ``save``
+    takes it: its colour profile (``icc_profile``: without it an Adobe RGB or Display P3 photo's
+    values are shown as sRGB), its EXIF (when and where it was taken, the camera; its orientation
+    set to upright, as the pixels are read) and its resolution (``dpi``). ``None`` where it has
+    none, or Pillow cannot read it."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            exif = im.getexif()
+            if 0x0112 in exif:  # Orientation: the pixels are already turned upright
+                exif[0x0112] = 1
+            found = {"icc_profile": im.info.get("icc_profile"), "exif": exif.tobytes() if len(exif) else None,
+                     "dpi": im.info.get("dpi")}
+    except Exception:  # noqa: BLE001 - no metadata to keep where Pillow cannot read the file
+        return None
+    return {k: v for k, v in found.items() if v} or None
 
 
 def _is_listed(path: str) -> bool:
