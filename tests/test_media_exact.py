@@ -266,17 +266,21 @@ def test_a_single_frame_without_a_rate_becomes_one_frame_at_30_fps(tmp_path, eng
 
 
 def test_when_and_where_it_was_filmed_is_kept_and_tracks_left_out_are_said(tmp_path, capsys):
-    """The input's own tags (creation time, place, title) go into the output, so a photo library
-    files it under the day it was filmed; a second audio track, which the output leaves out, is said."""
+    """The input's own tags (creation time, place, title, a phone's own keys) and its tracks'
+    languages go into the output, so a photo library files it under the day and place it was
+    filmed; a second audio track, which the output leaves out, is said."""
     from eigencam_live.cli import annotate_main
 
     plain = write_clip(tmp_path / "plain.mp4", frames=6, audio=True)
     src = tmp_path / "phone.mp4"
-    with av.open(str(plain)) as inp, av.open(str(src), "w") as out:
+    with av.open(str(plain)) as inp, av.open(str(src), "w", options={"movflags": "use_metadata_tags"}) as out:
         out.metadata.update({"creation_time": "2024-05-01T10:00:00.000000Z", "title": "My clip",
-                             "location": "+48.8566+002.3522/"})
+                             "location": "+48.8566+002.3522/",
+                             "com.apple.quicktime.location.ISO6709": "+48.8566+002.3522+035.000/",
+                             "com.apple.quicktime.model": "iPhone 12"})
         video = out.add_stream_from_template(inp.streams.video[0])
         sounds = [out.add_stream_from_template(inp.streams.audio[0]) for _ in range(2)]
+        video.metadata["language"], sounds[0].metadata["language"] = "eng", "fra"
         for packet in inp.demux():
             if packet.dts is None:
                 continue
@@ -291,8 +295,12 @@ def test_when_and_where_it_was_filmed_is_kept_and_tracks_left_out_are_said(tmp_p
     with av.open(str(tmp_path / "out.mp4")) as c:
         tags = c.metadata
         assert len(c.streams.audio) == 1
+        languages = [c.streams.video[0].metadata.get("language"), c.streams.audio[0].metadata.get("language")]
     assert tags["creation_time"].startswith("2024-05-01T10:00:00") and tags["title"] == "My clip"
     assert tags["location"] == "+48.8566+002.3522/"
+    # a phone's own keys (where an iPhone's Photos looks) and the tracks' languages (they were lost)
+    assert tags["com.apple.quicktime.location.ISO6709"] == "+48.8566+002.3522+035.000/"
+    assert tags["com.apple.quicktime.model"] == "iPhone 12" and languages == ["eng", "fra"]
 
 
 @pytest.mark.parametrize(("transfer", "said"), [(16, "HDR (PQ)"), (18, "HDR (HLG)"), (14, "wide-gamut (BT.2020)"),

@@ -80,6 +80,8 @@ class AudioTrack:
             self._stream = None
             self.note = f"audio ({name}) dropped: {exc}"
             return
+        if stream.metadata.get("language") not in (None, "und"):
+            self._stream.metadata["language"] = stream.metadata["language"]
         self._input = container
         self._source = stream
         self._packets = container.demux(stream)

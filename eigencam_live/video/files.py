@@ -94,6 +94,8 @@ class FileSource(FrameSource):
         #: the file's own metadata worth keeping in an output (when and where it was filmed, its
         #: title...), not what the muxer that wrote it recorded about itself
         self.tags = {k: v for k, v in self._container.metadata.items() if k.lower() not in _MUXER_TAGS}
+        #: the video track's language tag (``eng``...), ``None`` where it is unset or ``und``
+        self.language = stream.metadata.get("language") if stream.metadata.get("language") not in (None, "und") else None
         streams = self._container.streams
         left = [f"{n - 1} audio track{'s' if n > 2 else ''} beyond the first" for n in [len(streams.audio)] if n > 1]
         left += [f"{n} subtitle track{'s' if n > 1 else ''}" for n in [len(streams.subtitles)] if n]

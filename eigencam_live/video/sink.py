@@ -39,6 +39,11 @@ __all__ = ["TIME_BASE", "VideoSink"]
 TIME_BASE = Fraction(1, DEFAULT_TIMESCALE)
 
 
+#: The metadata keys FFmpeg's MP4 muxer writes as they are (others only as 'mdta' keys).
+_MP4_KEYS = frozenset({"title", "artist", "album_artist", "album", "comment", "genre", "copyright", "date", "composer",
+                       "description", "synopsis", "show", "episode_id", "network", "lyrics", "location",
+                       "creation_time", "encoder", "grouping", "track", "disc", "compilation", "keywords"})
+
 class VideoSink:
     """Write BGR frames to an H.264 MP4 file.
 
@@ -60,6 +65,7 @@ class VideoSink:
         tags: the file's own metadata to keep (the input's: ``creation_time``, ``location``,
             ``title``...; :attr:`~.files.FileSource.tags`), so that a photo library files the
             output under the day and place it was filmed.
+        language: the video track's language tag (the input's, :attr:`~.files.FileSource.language`).
         aspect: the shape of a pixel, width / height (the input's sample aspect ratio, as
             :attr:`~.frames.SourceInfo.aspect`): written into the stream, so that players show an
             anamorphic input's picture as wide as the input's.
@@ -89,6 +95,7 @@ class VideoSink:
         threads: int = 0,
         aspect: Fraction = Fraction(1),
         tags: dict[str, str] | None = None,
+        language: str | None = None,
     ) -> None:
         import av
 
@@ -131,8 +138,13 @@ class VideoSink:
             # unwritable folder must fail here, not after the first frames were computed.
             self.tmp_path.touch()
             # The movie clock (edit lists: where a stream starts) is the track clock, not 1/1000 s.
+            # A phone's own keys (com.apple.quicktime.location.ISO6709, ...make, ...creationdate)
+            # and Matroska's (DATE_RECORDED) are kept only as MP4 'mdta' keys; the standard ones
+            # are written as before too.
+            custom = "+use_metadata_tags" if any(k.lower() not in _MP4_KEYS for k in tags or {}) else ""
             self._out = av.open(str(self.tmp_path), "w", format="mp4",
-                                options={"movflags": "+faststart+write_colr", "movie_timescale": str(self.time_base.denominator)})
+                                options={"movflags": f"+faststart+write_colr{custom}",
+                                         "movie_timescale": str(self.time_base.denominator)})
         except (OSError, av.FFmpegError) as exc:
             self.tmp_path.unlink(missing_ok=True)
             raise SinkError(f"cannot write in {parent}: {getattr(exc, 'strerror', None) or exc}") from exc
@@ -143,6 +155,8 @@ class VideoSink:
             self._video.height = self.height + self.height % 2
             self._video.pix_fmt = "yuv420p"
             self._video.time_base = self.time_base
+            if language:
+                self._video.metadata["language"] = language
             self._video.codec_context.time_base = self.time_base
             self._video.options = {"crf": str(int(crf)), "preset": preset,
                                    **({"threads": str(int(threads))} if threads else {})}
