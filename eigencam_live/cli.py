@@ -278,6 +278,8 @@ def _annotate_images(jobs: list, engine: object, look: object, args: argparse.Na
         raise SourceError(result.failed[0][1])
     for path, reason in result.failed:
         _say("error", reason if str(path) in reason else f"{path}: {reason}")
+    for path, note in result.notes:
+        _say("note", f"{path.name}: {note}")
     where = {p.parent for p in result.written}
     target = str(next(iter(where))) if len(where) == 1 else f"{len(where)} folders"
     if len(jobs) == 1 and result.written:

@@ -331,3 +331,35 @@ def test_a_photos_colour_profile_exif_and_dpi_go_into_its_output(tmp_path, suffi
         pixels = np.asarray(got.convert("RGB"))[:, :, ::-1]
     want = cv2.imread(str(tmp_path / "cat.jpg"))  # upright (EXIF applied), BGR
     assert np.abs(pixels.astype(int) - want).mean() < (1.5 if suffix == ".jpg" else 0.01)
+
+
+def test_what_an_images_output_leaves_out_is_said(tmp_path, capsys):
+    """An animated PNG kept its first frame, a 16-bit PNG was written with 8 bits: both silently."""
+    import numpy as np
+    from PIL import Image
+
+    frames = [Image.fromarray(np.full((24, 32, 3), 40 * i, np.uint8)) for i in range(3)]
+    frames[0].save(tmp_path / "anim.png", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    cv2.imwrite(str(tmp_path / "deep.png"), np.full((24, 32, 3), 40000, np.uint16))
+    cv2.imwrite(str(tmp_path / "plain.png"), np.full((24, 32, 3), 40, np.uint8))
+    assert annotate_main([str(tmp_path), "-o", str(tmp_path / "out"), "--weights", "none", "--device", "cpu",
+                          "-q"]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "note:" in line]
+    assert notes == ["eigencam-live: note: anim.png: 3 frames (animated): only the first is annotated",
+                     "eigencam-live: note: deep.png: 16 bits per channel: written with 8"]
+
+
+def test_what_a_videos_output_cannot_show_is_said():
+    from types import SimpleNamespace
+
+    from eigencam_live.video.yuv import colour_note
+
+    def frame(fmt="yuv420p", interlaced=False, trc=1, primaries=1):
+        return SimpleNamespace(format=SimpleNamespace(name=fmt), interlaced_frame=interlaced, color_trc=trc,
+                               color_primaries=primaries)
+
+    assert colour_note(frame()) is None
+    assert colour_note(frame("yuv420p10le")) == "10-bit video is written with 8 bits per channel"
+    assert colour_note(frame(interlaced=True)).startswith("interlaced video is written as progressive frames")
+    assert colour_note(frame("yuv420p10le", trc=16)).startswith("HDR (PQ) video") and "; 10-bit" in colour_note(
+        frame("yuv420p10le", trc=16))

@@ -48,11 +48,13 @@ class ImagesResult:
     Attributes:
         written: the images annotated (outputs in place).
         failed: ``(input, reason)`` for each image that could not be read or written.
+        notes: ``(input, what its output leaves out)``: frames or pages beyond the first, bits.
         interrupted: stopped by Ctrl-C; every image in ``written`` is complete.
     """
 
     written: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    notes: list[tuple[Path, str]] = field(default_factory=list)
     interrupted: bool = False
     seconds: float = 0.0
 
@@ -164,12 +166,12 @@ def annotate_images(
         with _stills(engine):
             upcoming = iter(jobs)
             reads.extend(reader.submit(_read, job.input) for job in itertools.islice(upcoming, ahead))
-            for i, _job in enumerate(jobs):
+            for i, job in enumerate(jobs):
                 future = reads.popleft()
                 if (nxt := next(upcoming, None)) is not None:
                     reads.append(reader.submit(_read, nxt.input))
                 try:
-                    image, alpha, meta = future.result()
+                    image, alpha, meta, note = future.result()
                 except SourceError as exc:
                     failed[i] = str(exc)
                     bar.update(1)
@@ -178,6 +180,8 @@ def annotate_images(
                     alphas[i] = alpha
                 if meta is not None:
                     metadata[i] = meta
+                if note is not None:
+                    result.notes.append((job.input, note))
                 held.setdefault(image.shape, []).append((i, image))
                 if len(held[image.shape]) >= batch_size:
                     run(image.shape)
@@ -231,8 +235,8 @@ _ALPHA_FORMATS = (".png", ".webp", ".tif", ".tiff")
 _METADATA_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}  # (PNG: chunks)
 
 
-def _read(path: Path) -> tuple[np.ndarray, np.ndarray | None, dict | None]:
-    return (*read_image(path), image_metadata(path))
+def _read(path: Path) -> tuple[np.ndarray, np.ndarray | None, dict | None, str | None]:
+    return (*read_image(path), *image_metadata(path))
 
 
 def _png_chunks(png: bytes, metadata: dict) -> bytes:

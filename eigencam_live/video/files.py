@@ -99,8 +99,10 @@ class FileSource(FrameSource):
         streams = self._container.streams
         left = [f"{n - 1} audio track{'s' if n > 2 else ''} beyond the first" for n in [len(streams.audio)] if n > 1]
         left += [f"{n} subtitle track{'s' if n > 1 else ''}" for n in [len(streams.subtitles)] if n]
+        left += [f"{n - 1} video track{'s' if n > 2 else ''} beyond the first" for n in [len(streams.video)] if n > 1]
+        left += [f"{n} data track{'s' if n > 1 else ''} (a timecode...)" for n in [len(streams.data)] if n]
         #: what an output of this file leaves out (its first video and audio tracks are kept)
-        self.left_out = " and ".join(left) or None
+        self.left_out = ", ".join(left) or None
         #: set for colours an SDR BT.601 output cannot show as they are (HDR, BT.2020's gamut)
         self.colour_note = colour_note(self._peeked)
         aspect = _pixel_aspect(stream)

@@ -80,12 +80,15 @@ class FolderSource(FrameSource):
         self._next = min(max(0, int(index)), len(self.files))
 
 
-def image_metadata(path: Path) -> dict | None:
-    """What a photo carries beside its pixels that an output of it keeps, as Pillow's ``save``
-    takes it: its colour profile (``icc_profile``: without it an Adobe RGB or Display P3 photo's
-    values are shown as sRGB), its EXIF (when and where it was taken, the camera; its orientation
-    set to upright, as the pixels are read) and its resolution (``dpi``). ``None`` where it has
-    none, or Pillow cannot read it."""
+def image_metadata(path: Path) -> tuple[dict | None, str | None]:
+    """What a photo carries beside its pixels, and what an 8-bit picture of its first frame loses:
+    ``(metadata, note)``.
+
+    ``metadata``, as Pillow's ``save`` takes it (``None``: none, or Pillow cannot read the file):
+    its colour profile (``icc_profile``: without it an Adobe RGB or Display P3 photo's values are
+    shown as sRGB), its EXIF (when and where it was taken, the camera; its orientation set to
+    upright, as the pixels are read) and its resolution (``dpi``). ``note``: more frames or pages
+    than the first, more than 8 bits per channel (``None``: nothing lost)."""
     from PIL import Image
 
     try:
@@ -95,9 +98,19 @@ def image_metadata(path: Path) -> dict | None:
                 exif[0x0112] = 1
             found = {"icc_profile": im.info.get("icc_profile"), "exif": exif.tobytes() if len(exif) else None,
                      "dpi": im.info.get("dpi")}
+            frames = getattr(im, "n_frames", 1)
+            bits = max(getattr(im, "tag_v2", {}).get(258, (8,)) or (8,)) if im.format == "TIFF" else 8
+            if im.format == "PNG":
+                with open(path, "rb") as f:
+                    bits = f.read(25)[24]  # IHDR's bit depth
     except Exception:  # noqa: BLE001 - no metadata to keep where Pillow cannot read the file
-        return None
-    return {k: v for k, v in found.items() if v} or None
+        return None, None
+    notes = []
+    if frames > 1:
+        notes.append(f"{frames} {'pages' if im.format == 'TIFF' else 'frames (animated)'}: only the first is annotated")
+    if bits > 8:
+        notes.append(f"{bits} bits per channel: written with 8")
+    return {k: v for k, v in found.items() if v} or None, "; ".join(notes) or None
 
 
 def _is_listed(path: str) -> bool:

@@ -16,6 +16,8 @@ not know (YCgCo) is read as an unstated one.
 
 from __future__ import annotations
 
+import re
+
 import cv2
 import numpy as np
 
@@ -94,13 +96,20 @@ _BT2020, _HDR_TRANSFERS = 9, {16: "PQ", 18: "HLG"}
 
 
 def colour_note(frame) -> str | None:
-    """Set for a decoded frame whose colours an SDR BT.601 output cannot show as they are: HDR
-    (PQ, HLG) or BT.2020's wide gamut (written without tone mapping or gamut conversion)."""
+    """Set for a decoded frame that an 8-bit, progressive SDR BT.601 output cannot show as it is:
+    HDR (PQ, HLG) or BT.2020's wide gamut (written without tone mapping or gamut conversion), more
+    than 8 bits per channel, interlaced fields (written as progressive frames)."""
+    notes = []
     hdr = _HDR_TRANSFERS.get(getattr(frame, "color_trc", None))
     if hdr:
-        return (f"HDR ({hdr}) video is written as SDR without tone mapping: its colours come out flat and "
-                "washed out")
-    if getattr(frame, "color_primaries", None) == _BT2020:
-        return ("wide-gamut (BT.2020) video is written without converting its gamut to SDR's: its colours "
-                "come out less saturated")
-    return None
+        notes.append(f"HDR ({hdr}) video is written as SDR without tone mapping: its colours come out flat and "
+                     "washed out")
+    elif getattr(frame, "color_primaries", None) == _BT2020:
+        notes.append("wide-gamut (BT.2020) video is written without converting its gamut to SDR's: its colours "
+                     "come out less saturated")
+    depth = re.search(r"p(9|1[0-6])(le|be)$", getattr(getattr(frame, "format", None), "name", "") or "")
+    if depth:
+        notes.append(f"{depth[1]}-bit video is written with 8 bits per channel")
+    if getattr(frame, "interlaced_frame", False):
+        notes.append("interlaced video is written as progressive frames, not deinterlaced (combs show on motion)")
+    return "; ".join(notes) or None
