@@ -322,5 +322,16 @@ def test_hdr_and_wide_gamut_inputs_are_said_to_lose_their_colours(tmp_path, tran
         for packet in v.encode(None):
             out.mux(packet)
     with open_source(str(src)) as source:
-        note = source.colour_note
+        note, tags = source.colour_note, source.colour_tags
     assert (note is None) if said is None else note.startswith(said)
+    # an SDR BT.709 input's primaries and transfer are stated in its output too (they were unset);
+    # HDR's are not (written as SDR)
+    assert tags == ((1, 1) if said is None else None)
+    if said is None:
+        from eigencam_live.cli import annotate_main
+
+        assert annotate_main([str(src), "-o", str(tmp_path / "out.mp4"), "--weights", "none", "--device", "cpu",
+                              "--short-side", "64", "-q"]) == 0
+        with av.open(str(tmp_path / "out.mp4")) as c:
+            cc = c.streams.video[0].codec_context
+            assert (cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range) == (1, 1, 6, 1)

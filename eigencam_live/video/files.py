@@ -15,7 +15,7 @@ from eigencam_live.errors import SourceError
 from .frames import Frame, FrameSource, SourceInfo
 from .interrupt import cancellable
 from .timing import nominal_rate
-from .yuv import colour_note, to_bgr
+from .yuv import colour_note, colour_tags, to_bgr
 
 __all__ = ["STREAM_SCHEMES", "STREAM_TIMEOUT", "VIDEO_EXTENSIONS", "FileSource", "StreamSource"]
 
@@ -105,6 +105,8 @@ class FileSource(FrameSource):
         self.left_out = ", ".join(left) or None
         #: set for colours an SDR BT.601 output cannot show as they are (HDR, BT.2020's gamut)
         self.colour_note = colour_note(self._peeked)
+        #: ``(color_primaries, color_trc)`` an output keeps (:func:`~.yuv.colour_tags`), else ``None``
+        self.colour_tags = colour_tags(self._peeked)
         aspect = _pixel_aspect(stream)
         self.info = SourceInfo(
             self.kind, os.path.basename(self.path.rstrip("/")) or self.path, width, height, Fraction(rate), frames,

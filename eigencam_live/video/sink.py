@@ -66,6 +66,8 @@ class VideoSink:
             ``title``...; :attr:`~.files.FileSource.tags`), so that a photo library files the
             output under the day and place it was filmed.
         language: the video track's language tag (the input's, :attr:`~.files.FileSource.language`).
+        colour_tags: ``(color_primaries, color_trc)`` to state (the input's,
+            :attr:`~.files.FileSource.colour_tags`); the matrix is BT.601's, limited range.
         aspect: the shape of a pixel, width / height (the input's sample aspect ratio, as
             :attr:`~.frames.SourceInfo.aspect`): written into the stream, so that players show an
             anamorphic input's picture as wide as the input's.
@@ -96,6 +98,7 @@ class VideoSink:
         aspect: Fraction = Fraction(1),
         tags: dict[str, str] | None = None,
         language: str | None = None,
+        colour_tags: tuple[int, int] | None = None,
     ) -> None:
         import av
 
@@ -164,6 +167,9 @@ class VideoSink:
             # show an HD output (untagged, they would take BT.709) in the colours that went in.
             self._video.codec_context.colorspace = BT601
             self._video.codec_context.color_range = LIMITED
+            self._colour_tags = colour_tags
+            if colour_tags:  # an HD input's BT.709 primaries and transfer, stated as they were
+                self._video.codec_context.color_primaries, self._video.codec_context.color_trc = colour_tags
             if aspect != 1:
                 self._video.codec_context.sample_aspect_ratio = Fraction(aspect).limit_denominator(65535)
             if audio_from is not None:
@@ -223,6 +229,8 @@ class VideoSink:
         self._last_pts = ticks
         frame = av.VideoFrame.from_ndarray(bgr_to_i420(image), format="yuv420p")  # see .yuv
         frame.colorspace, frame.color_range = BT601, LIMITED
+        if self._colour_tags:
+            frame.color_primaries, frame.color_trc = self._colour_tags
         frame.pts = ticks
         frame.time_base = self.time_base
         if self._first_ticks is None:

@@ -21,7 +21,7 @@ import re
 import cv2
 import numpy as np
 
-__all__ = ["BT601", "LIMITED", "bgr_to_i420", "colour_note", "matrix_of", "to_bgr"]
+__all__ = ["BT601", "LIMITED", "bgr_to_i420", "colour_note", "colour_tags", "matrix_of", "to_bgr"]
 
 #: FFmpeg's ``AVCOL_SPC_SMPTE170M`` (BT.601) and ``AVCOL_RANGE_MPEG`` (limited range): what
 #: :func:`bgr_to_i420` writes.
@@ -93,6 +93,17 @@ def bgr_to_i420(image: np.ndarray) -> np.ndarray:
 
 #: FFmpeg's codes for BT.2020 primaries, and for the PQ (SMPTE 2084) and HLG transfers.
 _BT2020, _HDR_TRANSFERS = 9, {16: "PQ", 18: "HLG"}
+
+
+def colour_tags(frame) -> tuple[int, int] | None:
+    """``(color_primaries, color_trc)`` of a decoded SDR frame that states both: the RGB an output
+    written through :func:`to_bgr` and :func:`bgr_to_i420` keeps is in those primaries and that
+    transfer (only the matrix changes, to BT.601), so the output says so too. ``None`` for HDR or
+    BT.2020 (written as SDR: see :func:`colour_note`) and where they are unstated."""
+    primaries, trc = getattr(frame, "color_primaries", _UNSTATED), getattr(frame, "color_trc", _UNSTATED)
+    if _UNSTATED in (primaries, trc) or 0 in (primaries, trc) or trc in _HDR_TRANSFERS or primaries == _BT2020:
+        return None
+    return primaries, trc
 
 
 def colour_note(frame) -> str | None:
