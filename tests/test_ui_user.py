@@ -343,7 +343,7 @@ def test_clicking_a_spectrum_bar_chooses_its_component(qtbot, make_window):
     p = next_packet(qtbot, w, lambda: qtbot.mouseClick(spectrum, Qt.LeftButton,
                                                       pos=QPoint(int(2.5 * slot), spectrum.height() // 2)))
     assert p.result.component == 3 and w.component_spin.value() == 3 and spectrum.component == 3
-    assert "100 %" in w.spectrum_note.text()
+    assert "100 %" in w.spectrum.toolTip() and "click a bar" in w.spectrum_box.title()
 
 
 def test_the_colour_bar_follows_the_colormap(qtbot, make_window):

@@ -240,16 +240,13 @@ def build_panel(w, dock: QWidget) -> QWidget:
     w.predictions = PredictionsPanel(w.predictions_box)
     QVBoxLayout(w.predictions_box).addWidget(w.predictions)
     col.addWidget(w.predictions_box)
-    spec = QGroupBox("Explained variance", panel)
-    w.spectrum = SpectrumPanel(spec)
+    # (what 100 % is: the bars' tooltip; a line of its own pushed the bars out of a 1000 px window
+    # under a detector's rows)
+    w.spectrum_box = QGroupBox("Explained variance · click a bar to show it", panel)
+    w.spectrum = SpectrumPanel(w.spectrum_box)
     w.spectrum.component_clicked.connect(w.component_spin.setValue)
-    w.spectrum_note = QLabel("100 % = the layer's whole activation. Click a bar to show it.", spec)
-    w.spectrum_note.setWordWrap(True)
-    w.spectrum_note.setStyleSheet("color:#a0a0a8;")
-    spec_col = QVBoxLayout(spec)
-    spec_col.addWidget(w.spectrum)
-    spec_col.addWidget(w.spectrum_note)
-    col.addWidget(spec)
+    QVBoxLayout(w.spectrum_box).addWidget(w.spectrum)
+    col.addWidget(w.spectrum_box)
 
     col.addStretch(1)
     return panel

@@ -27,7 +27,8 @@ class StatusReports:
         detector = model_kind(status.config.model) in ("detector", "yolo")
         what = f"Detections (score ≥ {status.config.score:.2f})" if detector else "Predictions (top 5)"
         self.predictions_box.setTitle(what if status.trained else f"{what.split(' (')[0]} — untrained, meaningless")
-        self.predictions.untrained = not status.trained
+        # (a detector's box says it in its title alone: its panel has two rows more above it)
+        self.predictions.untrained = not status.trained and not detector
         grid = getattr(self, "compare_grid", None)
         if grid is not None:  # its highlight follows what is in use, chosen there or here
             grid.current = status.layer if grid.mode == "layers" else status.config.component

@@ -236,7 +236,7 @@ class SpectrumPanel(QWidget):
         super().__init__(parent)
         self.explained = np.zeros(0, np.float32)
         self.component = 1
-        self.setMinimumHeight(100)
+        self.setMinimumHeight(88)
         self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)
         self.setCursor(Qt.PointingHandCursor)
         self.setToolTip("Share of the layer's activation energy (the squared sum of all its values, all "

@@ -365,7 +365,8 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         if r.detections is not None:  # a detector's frame: say why the list is empty
             score = self.engine_config.score
             self.predictions.placeholder = f"no box scores ≥ {score:.2f} on this frame" if score > 0 else "no boxes on this frame"
-        self.predictions.set_predictions(r.predictions, untrained=not (self.status and self.status.trained))
+        self.predictions.set_predictions(r.predictions, untrained=not (self.status and self.status.trained)
+                                         and r.detections is None)  # (a detector's: said in its title)
         self.spectrum.set_spectrum(r.explained, r.component)
         if self.seek_widget.isVisible():
             if not self.seek_slider.isSliderDown():  # never pull the handle from under the mouse
