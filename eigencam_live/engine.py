@@ -448,7 +448,7 @@ def _check_map(shape: tuple[int, ...], layer: str, component: int) -> None:
     if h * w < 4:
         raise LayerNotFoundError(
             f"layer {layer!r} gives {c}x{h}x{w} maps: too small to show where the network looks "
-            "(choose a conv layer with a spatial output)"
+            "(a larger input, --short-side, or an earlier layer with a spatial output)"
         )
     if component > min(c, h * w):
         raise ConfigError(f"{component} is beyond the rank {min(c, h * w)} of layer {layer!r} ({c}x{h}x{w} maps)",
