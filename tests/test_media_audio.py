@@ -181,3 +181,29 @@ def test_pcm_at_a_rate_aac_does_not_have_is_resampled_not_a_failed_output(tmp_pa
     assert _tones(tmp_path / "out.mp4")[0] == {"FL": 1000, "FR": 3000}
     rate, data, _ = _tones(tmp_path / "out.mp4")[1]
     assert rate == 48000 and data.shape[1] / rate == pytest.approx(1.0, abs=0.03)
+
+
+def test_eight_planar_channels_are_reordered_and_silenced_without_crashing(tmp_path):
+    """PyAV gives a planar frame of 8 channels a 9th plane (and from_ndarray reads it): filling a
+    hole in 7.1 DTS or Vorbis (decoded planar) crashed the process; reordering raised."""
+    import av
+    import numpy as np
+
+    from eigencam_live.video.audio import AudioTrack, _reordered
+
+    n = 64
+    frame = av.AudioFrame(format="fltp", layout="7.1", samples=n)
+    for c in range(8):
+        frame.planes[c].update(np.full(n, c + 1, np.float32).tobytes() + bytes(frame.planes[c].buffer_size - 4 * n))
+    frame.sample_rate, frame.pts, frame.time_base = 48000, 0, Fraction(1, 48000)
+    order = [7, 6, 5, 4, 3, 2, 1, 0]
+    got = _reordered(frame, order).to_ndarray().reshape(n, 8)
+    assert (got == np.arange(8, 0, -1, dtype=np.float32)).all()
+    src = _pcm_mov(tmp_path / "in.mkv", layout="7.1", tones=(100, 200, 300, 100, 400, 500, 600, 700), seconds=0.2)
+    with av.open(str(tmp_path / "out.mp4"), "w") as out:
+        track = AudioTrack(out, str(src))
+        track._next = 0
+        track._silence(frame, 4800)  # 0.1 s
+        track.finish()
+        track.close()
+        assert track.packets > 0

@@ -197,12 +197,12 @@ class AudioTrack:
         import av
         import numpy as np
 
-        quiet = 128 if like.format.name.startswith("u8") else 0
+        packed = like.format.packed.name  # one plane (PyAV gives 8 planar channels a 9th plane)
+        quiet = 128 if packed == "u8" else 0
         while samples > 0:
             n = min(samples, like.sample_rate)  # a second at a time
-            chunk = av.AudioFrame(format=like.format.name, layout=like.layout.name, samples=n)
-            for plane in chunk.planes:
-                plane.update(np.full(plane.buffer_size, quiet, np.uint8).tobytes())
+            chunk = av.AudioFrame(format=packed, layout=like.layout.name, samples=n)
+            chunk.planes[0].update(np.full(chunk.planes[0].buffer_size, quiet, np.uint8).tobytes())
             chunk.sample_rate, chunk.pts, chunk.time_base = like.sample_rate, self._next, Fraction(1, like.sample_rate)
             self._mux_encoded(self._stream.encode(chunk))
             self._next += n
@@ -235,6 +235,8 @@ _CHANNEL_IDS = {name: i for i, name in enumerate(
 _CHANNEL_IDS.update(DL=29, DR=30, WL=31, WR=32, SDL=33, SDR=34, LFE2=35, TSL=36, TSR=37, BFC=38, BFL=39, BFR=40)
 #: The sample rates AAC has (others are resampled to 48 kHz).
 _AAC_RATES = frozenset({96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350})
+#: numpy's type of each packed sample format.
+_SAMPLE_TYPES = {"u8": "u1", "s16": "i2", "s32": "i4", "flt": "f4", "dbl": "f8", "s64": "i8"}
 #: A hole in re-encoded audio longer than 1/_GAP_HZ s is filled with silence.
 _GAP_HZ = 200
 
@@ -265,12 +267,13 @@ def _reordered(frame: Any, order: list[int]) -> Any:
     import av
     import numpy as np
 
+    packed = frame.format.packed.name
     if frame.format.is_planar:  # (not to_ndarray: PyAV gives 8-channel frames a 9th plane, and reads it)
-        planes = frame.planes
-        dtype = np.dtype({"u8p": "u1", "s16p": "i2", "s32p": "i4", "fltp": "f4", "dblp": "f8", "s64p": "i8"}[frame.format.name])
-        samples = np.stack([np.frombuffer(planes[i], dtype, count=frame.samples) for i in order])
+        planes, dtype = frame.planes, np.dtype(_SAMPLE_TYPES[packed])
+        samples = np.stack([np.frombuffer(planes[i], dtype, count=frame.samples) for i in order], axis=1)
     else:
-        samples = frame.to_ndarray().reshape(-1, len(order))[:, order].reshape(1, -1)
-    out = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format=frame.format.name, layout=frame.layout.name)
+        samples = frame.to_ndarray().reshape(-1, len(order))[:, order]
+    # packed (one plane), which the encoder converts: PyAV's planar frames of 8 channels are as above
+    out = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples).reshape(1, -1), format=packed, layout=frame.layout.name)
     out.sample_rate, out.pts, out.time_base = frame.sample_rate, frame.pts, frame.time_base
     return out
