@@ -44,6 +44,7 @@ class FolderSource(FrameSource):
         self.files = files
         self._skipped: list[str] = []
         self._failed: SourceError | None = None
+        self._unreadable: set[int] = set()  # indices of the files that could not be read
         self._next = 0
         self._first = first = self._load_next()
         if first is None:
@@ -61,6 +62,7 @@ class FolderSource(FrameSource):
                 return index, read_image(Path(self.files[index]))[0]
             except SourceError as exc:
                 self._failed = exc
+                self._unreadable.add(index)
                 if self.files[index] not in self._skipped:  # (seen again after a seek back)
                     self._skipped.append(self.files[index])
                     n = len(self._skipped)
@@ -76,8 +78,13 @@ class FolderSource(FrameSource):
         return Frame(image, index, index / float(self.info.rate), time.monotonic())
 
     def seek(self, index: int) -> None:
+        """Frame ``index`` next; onto an image known to be unreadable, the readable one before it
+        (a step back over it would land on the one after it again, for good)."""
         self._first = None
-        self._next = min(max(0, int(index)), len(self.files))
+        index = min(max(0, int(index)), len(self.files))
+        while index in self._unreadable and index > 0:
+            index -= 1
+        self._next = index
 
 
 def image_metadata(path: Path) -> tuple[dict | None, str | None]:
