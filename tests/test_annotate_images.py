@@ -363,3 +363,22 @@ def test_what_a_videos_output_cannot_show_is_said():
     assert colour_note(frame(interlaced=True)).startswith("interlaced video is written as progressive frames")
     assert colour_note(frame("yuv420p10le", trc=16)).startswith("HDR (PQ) video") and "; 10-bit" in colour_note(
         frame("yuv420p10le", trc=16))
+
+
+def test_a_tiffs_own_layout_is_not_carried_as_exif(tmp_path):
+    """A TIFF's first directory (its size, strips, compression; XMP) went into its output's EXIF,
+    stale; 70 KB of XMP made its JPEG output fail; TIFF outputs were written uncompressed."""
+    import skimage.data
+    from PIL import Image, TiffImagePlugin
+
+    info = TiffImagePlugin.ImageFileDirectory_v2()
+    info[271], info[700] = "Canon", b"<x:xmpmeta>" + b" " * 70_000 + b"</x:xmpmeta>"
+    Image.fromarray(skimage.data.chelsea()).save(tmp_path / "cat.tif", tiffinfo=info, compression="tiff_lzw")
+    for out in ("out.jpg", "out.png", "out.tif"):
+        assert annotate_main([str(tmp_path / "cat.tif"), "-o", str(tmp_path / out), "--weights", "none",
+                              "--device", "cpu", "-q"]) == 0
+        with Image.open(tmp_path / out) as got:
+            exif = got.getexif()
+            assert exif.get(271) == "Canon" and not {256, 257, 273, 279, 700} & set(exif if out != "out.tif" else ())
+            if out == "out.tif":
+                assert got.info["compression"] == "tiff_lzw"

@@ -263,7 +263,7 @@ def _png_chunks(png: bytes, metadata: dict) -> bytes:
 
 def _with_metadata(suffix: str, picture: np.ndarray, metadata: dict) -> bytes:
     """``picture`` (BGR or BGRA) encoded by Pillow with the input's colour profile, EXIF and dpi:
-    as OpenCV encodes the others (JPEG quality 95, WebP lossless)."""
+    as OpenCV encodes the others (JPEG quality 95, WebP lossless, TIFF LZW)."""
     import io
 
     from PIL import Image
@@ -271,7 +271,7 @@ def _with_metadata(suffix: str, picture: np.ndarray, metadata: dict) -> bytes:
     fmt = _METADATA_FORMATS[suffix]
     order = [2, 1, 0, 3][: picture.shape[2]]
     image = Image.fromarray(np.ascontiguousarray(picture[:, :, order]), "RGBA" if picture.shape[2] == 4 else "RGB")
-    as_opencv = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}}.get(fmt, {})
+    as_opencv = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}, "TIFF": {"compression": "tiff_lzw"}}.get(fmt, {})
     options = dict(metadata, **as_opencv)
     out = io.BytesIO()
     image.save(out, fmt, **options)
@@ -288,9 +288,13 @@ def _write_image(path: Path, picture: np.ndarray, overwrite: bool, alpha: np.nda
     # Encoded in memory (the format by the extension), written by Python: a full disk is said as
     # such, where cv2.imwrite only returned False (and libpng printed "Write Error" lines).
     suffix = path.suffix.lower()
+    data = None
     if metadata and suffix in _METADATA_FORMATS and suffix != ".png":
-        data = _with_metadata(suffix, picture, metadata)
-    else:
+        try:
+            data = _with_metadata(suffix, picture, metadata)
+        except (ValueError, OSError):  # metadata Pillow will not write (EXIF over 64 KB in a JPEG): the picture
+            data = None
+    if data is None:
         ok, data = cv2.imencode(path.suffix, picture)
         if not ok:
             raise SinkError(f"cannot encode {path} as {path.suffix}")

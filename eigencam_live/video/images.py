@@ -87,6 +87,12 @@ class FolderSource(FrameSource):
         self._next = index
 
 
+#: Tags of a TIFF's first directory (and a JPEG's) that say how its pixels are stored, and blocks
+#: an output would carry stale or too large for an EXIF segment (XMP, Photoshop's, the ICC tag).
+_LAYOUT_TAGS = frozenset({256, 257, 258, 259, 262, 273, 277, 278, 279, 284, 317, 320, 322, 323, 324, 325, 330, 338,
+                          339, 513, 514, 700, 34377, 34675})
+
+
 def image_metadata(path: Path) -> tuple[dict | None, str | None]:
     """What a photo carries beside its pixels, and what an 8-bit picture of its first frame loses:
     ``(metadata, note)``.
@@ -101,6 +107,8 @@ def image_metadata(path: Path) -> tuple[dict | None, str | None]:
     try:
         with Image.open(path) as im:
             exif = im.getexif()
+            for tag in _LAYOUT_TAGS.intersection(exif):  # how the input's pixels were stored, not the photo's
+                del exif[tag]
             if 0x0112 in exif:  # Orientation: the pixels are already turned upright
                 exif[0x0112] = 1
             found = {"icc_profile": im.info.get("icc_profile"), "exif": exif.tobytes() if len(exif) else None,
@@ -113,7 +121,7 @@ def image_metadata(path: Path) -> tuple[dict | None, str | None]:
     except Exception:  # noqa: BLE001 - no metadata to keep where Pillow cannot read the file
         return None, None
     notes = []
-    if frames > 1:
+    if frames > 1 and im.format != "MPO":  # (a phone's JPEG with a gain map or a depth map: MPF, not frames)
         notes.append(f"{frames} {'pages' if im.format == 'TIFF' else 'frames (animated)'}: only the first is annotated")
     if bits > 8:
         notes.append(f"{bits} bits per channel: written with 8")
