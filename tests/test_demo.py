@@ -89,3 +89,24 @@ def test_a_held_demo_clip_waits_and_steps_one_frame_at_a_time():
         scene.hold(True)
         first = scene.read(timeout=5).index
         assert scene.read(timeout=5).index > first
+
+
+def test_every_step_of_a_held_clip_gives_a_frame():
+    """A step right after the reader took the frame in flight was lost (the capture thread had not
+    yet said it was done reading): the app waited 2 s and showed nothing. Thread switches forced
+    often, as on a busy machine."""
+    import sys
+
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        with Capture(DemoClip(realtime=False)) as cap:
+            first = cap.read(timeout=5).index
+            cap.hold(True)
+            got = []
+            for _ in range(100):
+                cap.step()
+                got.append(cap.read(timeout=5).index)
+    finally:
+        sys.setswitchinterval(before)
+    assert got[0] in (first + 1, first + 2) and got == list(range(got[0], got[0] + 100))

@@ -407,6 +407,7 @@ class Capture:
             if self._stop.is_set() or generation != self._generation:
                 return
             self._buffer.append(_Entry(item))
+            self._reading = False  # (in the same hold of the lock: a step() sees the frame, or the read)
             self._cond.notify_all()
 
     def _put_live(self, item: object, generation: int) -> None:
@@ -432,6 +433,7 @@ class Capture:
             now = time.monotonic()
             self._prune(now)
         buf.append(entry)
+        self._reading = False  # (in the same hold of the lock: a step() sees the frame, or the read)
         self._cond.notify_all()
 
     def _put_error(self, exc: BaseException) -> None:
