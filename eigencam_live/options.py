@@ -13,7 +13,7 @@ import argparse
 from .backends import BACKENDS
 from .cam import METHODS
 from .engine import DEVICES, PRECISIONS, Engine, EngineConfig
-from .errors import ConfigError
+from .errors import ConfigError, EigenCamError
 from .models import Layer
 from .render import COLORMAPS, VIEWS, RenderConfig
 
@@ -164,9 +164,15 @@ def list_layers(config: EngineConfig, out=None, frame_hw: tuple[int, int] | None
     from dataclasses import replace
 
     engine = Engine(replace(config, layer=None), fallback_untrained=True)
-    print_layers(engine, out, frame_hw)
+    refused = None
     if config.layer is not None:
-        engine.reconfigure(layer=config.layer)
+        try:
+            engine.reconfigure(layer=config.layer)  # marked "<- in use" where it gives a map
+        except EigenCamError as exc:
+            refused = exc
+    print_layers(engine, out, frame_hw)
+    if refused is not None:
+        raise refused
 
 
 def print_layers(engine: Engine, out=None, frame_hw: tuple[int, int] | None = None) -> None:

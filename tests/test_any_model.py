@@ -227,6 +227,9 @@ def test_list_layers_lists_before_it_refuses_a_layer_and_a_timm_stage_list_defau
     captured = capsys.readouterr()
     assert any(line.startswith("layer4 ") and line.endswith("<- default") for line in captured.out.splitlines())
     assert "layer 'fc'" in captured.err and "not a feature map" in captured.err
+    assert annotate_main(["--list-layers", "--model", "resnet18", "--weights", "none", "--layer", "layer3",
+                          "--short-side", "64", "--device", "cpu"]) == 0
+    assert any(line.startswith("layer3 ") and line.endswith("<- in use") for line in capsys.readouterr().out.splitlines())
     from eigencam_live.models import load_model
 
     assert load_model("timm:coat_lite_tiny", "none").spec.layer == "serial_blocks4.1"

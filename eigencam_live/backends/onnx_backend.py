@@ -221,6 +221,8 @@ class OnnxBackend:
         self.warning: str | None = None
         self._sessions: dict[str, object | None] = {}  # by layer; None: torch runs it
         self._sizes: dict[str, set[tuple[int, int]]] = {}  # by layer: the input sizes checked against torch
+        self._refused: dict[str, set[tuple[int, int]]] = {}  # by layer: those that differed (torch runs them)
+        self._on_torch = False  # the last forward pass ran on torch
         self._gram_trusted: dict[str, bool] = {}  # by layer: its Gram output agreed with the activations'
         self._digest: str | None = None
 
@@ -234,9 +236,11 @@ class OnnxBackend:
 
     @property
     def running(self) -> str:
-        """What runs the forward pass: ``onnxruntime``, or ``torch`` where it fell back."""
+        """What runs the forward pass: ``onnxruntime``, or ``torch`` where it fell back (for the
+        layer, or for the input size of the last frame)."""
         layer = self.layer
-        return "torch" if layer in self._sessions and self._sessions[layer] is None else "onnxruntime"
+        fell_back = layer in self._sessions and self._sessions[layer] is None
+        return "torch" if fell_back or self._on_torch else "onnxruntime"
 
     @property
     def preparing(self) -> bool:
@@ -271,11 +275,15 @@ class OnnxBackend:
         if session is not None and size not in self._sizes.setdefault(layer, set()):
             # One export serves every size, unless the network baked its first input's shapes into
             # the graph (a reshape by a traced size: mobilevit failed, torchvision's swin_t gave
-            # other numbers): each new size is checked against torch once.
-            if self._agrees(session, x, f" at {size[1]}x{size[0]}"):
+            # other numbers): each new size is checked against torch once, and torch runs the
+            # sizes that differ (the others stay on ONNX Runtime).
+            refused = self._refused.setdefault(layer, set())
+            if size not in refused and self._agrees(session, x, f" at {size[1]}x{size[0]}"):
                 self._sizes[layer].add(size)
             else:
-                self._sessions[layer] = session = None
+                refused.add(size)
+                session = None
+        self._on_torch = session is None
         if session is None:
             return (*self.torch.forward(x), None)
         wanted = gram and self._gram_trusted.get(layer, True)

@@ -87,7 +87,7 @@ def load_model(source: str, weights: str = "imagenet", *, allow_download: bool =
         # The same random weights every run (seeded, the caller's random state left as it was):
         # runs compare, and an ONNX export of them is found in the cache again, not made anew.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
+            torch.default_generator.manual_seed(0)  # (the CPU's alone: models are built there; CUDA's is left)
             return _load(source, weights, allow_download)
     return _load(source, weights, allow_download)
 
