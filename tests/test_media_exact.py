@@ -301,6 +301,14 @@ def test_when_and_where_it_was_filmed_is_kept_and_tracks_left_out_are_said(tmp_p
     # a phone's own keys (where an iPhone's Photos looks) and the tracks' languages (they were lost)
     assert tags["com.apple.quicktime.location.ISO6709"] == "+48.8566+002.3522+035.000/"
     assert tags["com.apple.quicktime.model"] == "iPhone 12" and languages == ["eng", "fra"]
+    # with a phone's keys, FFmpeg writes every key as one: the title goes where Apple's players read it
+    assert tags["com.apple.quicktime.title"] == "My clip"
+
+
+def test_matroskas_date_recorded_is_mp4s_date():
+    from eigencam_live.video.sink import _mp4_tags
+
+    assert _mp4_tags({"title": "t", "DATE_RECORDED": "2021-06-01"}) == ({"title": "t", "date": "2021-06-01"}, False)
 
 
 @pytest.mark.parametrize(("transfer", "said"), [(16, "HDR (PQ)"), (18, "HDR (HLG)"), (14, "wide-gamut (BT.2020)"),

@@ -39,10 +39,27 @@ __all__ = ["TIME_BASE", "VideoSink"]
 TIME_BASE = Fraction(1, DEFAULT_TIMESCALE)
 
 
-#: The metadata keys FFmpeg's MP4 muxer writes as they are (others only as 'mdta' keys).
-_MP4_KEYS = frozenset({"title", "artist", "album_artist", "album", "comment", "genre", "copyright", "date", "composer",
-                       "description", "synopsis", "show", "episode_id", "network", "lyrics", "location",
-                       "creation_time", "encoder", "grouping", "track", "disc", "compilation", "keywords"})
+#: Standard keys a player reads from Apple's own keys where a file has those ('mdta' keys).
+_APPLE_KEYS = {"title": "title", "artist": "artist", "comment": "comment", "description": "description",
+               "keywords": "keywords", "location": "location.ISO6709"}
+
+
+def _mp4_tags(tags: dict[str, str]) -> tuple[dict[str, str], bool]:
+    """An input's tags as an MP4 keeps them: ``(tags, whether 'mdta' keys are needed)``.
+
+    A phone's own keys (``com.apple.quicktime.location.ISO6709``, ``...model``) exist only as
+    'mdta' keys; with those on, FFmpeg writes every key so (not as iTunes atoms: a title is then
+    read from ``com.apple.quicktime.title``), so the standard ones get their Apple names too.
+    Matroska's ``DATE_RECORDED`` is MP4's ``date``."""
+    tags = dict(tags)
+    for key in [k for k in tags if k.upper() == "DATE_RECORDED"]:
+        tags.setdefault("date", tags.pop(key))
+    mdta = any("." in k for k in tags)
+    if mdta:
+        for key, apple in _APPLE_KEYS.items():
+            if key in tags:
+                tags.setdefault(f"com.apple.quicktime.{apple}", tags[key])
+    return tags, mdta
 
 class VideoSink:
     """Write BGR frames to an H.264 MP4 file.
@@ -141,10 +158,8 @@ class VideoSink:
             # unwritable folder must fail here, not after the first frames were computed.
             self.tmp_path.touch()
             # The movie clock (edit lists: where a stream starts) is the track clock, not 1/1000 s.
-            # A phone's own keys (com.apple.quicktime.location.ISO6709, ...make, ...creationdate)
-            # and Matroska's (DATE_RECORDED) are kept only as MP4 'mdta' keys; the standard ones
-            # are written as before too.
-            custom = "+use_metadata_tags" if any(k.lower() not in _MP4_KEYS for k in tags or {}) else ""
+            tags, mdta = _mp4_tags(tags or {})
+            custom = "+use_metadata_tags" if mdta else ""
             self._out = av.open(str(self.tmp_path), "w", format="mp4",
                                 options={"movflags": f"+faststart+write_colr{custom}",
                                          "movie_timescale": str(self.time_base.denominator)})
