@@ -40,7 +40,9 @@ def _grid(name: str) -> int:
     return 224 // (16 if name.startswith("vgg") or name in ("vit_b_16", "vit_l_16") else 32)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+# (regnet_y_128gf: 645M parameters built for real, as regnets read values while they are built: 3 GB
+# and 5 s for a check of shapes its smaller siblings make the same way)
+@pytest.mark.parametrize("name", sorted(set(MODELS) - {"regnet_y_128gf"}))
 def test_every_default_layer_is_a_last_stage_feature_map(name):
     """Cheap structural check for all models: built on the meta device (no weights initialised,
     no arithmetic), one forward, and the default layer's output read as (B, C, h, w)."""

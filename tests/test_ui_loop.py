@@ -337,7 +337,8 @@ def test_play_at_the_end_of_a_file_starts_it_again(tmp_path):
 
 
 def test_a_recording_started_while_paused_begins_with_the_frame_on_screen(tmp_path):
-    """R while paused, then five steps: five frames were written, the one on screen left out."""
+    """R while paused, then a step: the frame on screen and the step's are written (the one on
+    screen was left out: R then five steps gave five frames)."""
     import cv2
 
     for i in range(4):

@@ -8,6 +8,8 @@ engine's precision, with an fp32 master copy of the weights kept on the host so 
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from eigencam_live.errors import LayerNotFoundError
@@ -120,7 +122,9 @@ class TorchBackend:
         x = torch.zeros((1, 3, *size), device=self.device, dtype=self.dtype)
         with torch.inference_mode(), ActivationCapture(self.loaded.net, layer) as cap:
             out = self.loaded.net(x)
-            if isinstance(out, torch.Tensor) and out.dim() == 2:
+            with contextlib.suppress(LayerNotFoundError):  # no scores of any kind: maps alone
+                out = _outputs(out)  # the class scores as the frames' are read ((B, K, 1, 1) too)
+            if isinstance(out, torch.Tensor) and out.dim() == 2 and not self.loaded.headless:
                 self.loaded.classes = int(out.shape[1])
             if layer not in cap.outputs:
                 raise LayerNotFoundError(f"layer {layer!r} is not reached by the forward pass")

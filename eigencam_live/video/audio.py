@@ -12,6 +12,8 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+from .frames import language_of
+
 __all__ = ["MP4_AUDIO_CODECS", "AudioTrack"]
 
 #: Audio codecs copied into MP4 unchanged; others are re-encoded to AAC.
@@ -80,8 +82,8 @@ class AudioTrack:
             self._stream = None
             self.note = f"audio ({name}) dropped: {exc}"
             return
-        if stream.metadata.get("language") not in (None, "und"):
-            self._stream.metadata["language"] = stream.metadata["language"]
+        if language_of(stream):
+            self._stream.metadata["language"] = language_of(stream)
         self._input = container
         self._source = stream
         self._packets = container.demux(stream)

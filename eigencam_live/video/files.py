@@ -12,7 +12,7 @@ import numpy as np
 
 from eigencam_live.errors import SourceError
 
-from .frames import Frame, FrameSource, SourceInfo
+from .frames import Frame, FrameSource, SourceInfo, language_of
 from .interrupt import cancellable
 from .timing import nominal_rate
 from .yuv import colour_note, colour_tags, to_bgr
@@ -95,7 +95,7 @@ class FileSource(FrameSource):
         #: title...), not what the muxer that wrote it recorded about itself
         self.tags = {k: v for k, v in self._container.metadata.items() if k.lower() not in _MUXER_TAGS}
         #: the video track's language tag (``eng``...), ``None`` where it is unset or ``und``
-        self.language = stream.metadata.get("language") if stream.metadata.get("language") not in (None, "und") else None
+        self.language = language_of(stream)
         streams = self._container.streams
         left = [f"{n - 1} audio track{'s' if n > 2 else ''} beyond the first" for n in [len(streams.audio)] if n > 1]
         left += [f"{n} subtitle track{'s' if n > 1 else ''}" for n in [len(streams.subtitles)] if n]

@@ -129,3 +129,9 @@ class FrameSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def language_of(stream) -> str | None:
+    """A PyAV stream's language tag (``eng``...), ``None`` where it is unset or ``und``."""
+    language = stream.metadata.get("language")
+    return None if language in (None, "und") else language
