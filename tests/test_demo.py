@@ -110,3 +110,17 @@ def test_every_step_of_a_held_clip_gives_a_frame():
     finally:
         sys.setswitchinterval(before)
     assert got[0] in (first + 1, first + 2) and got == list(range(got[0], got[0] + 100))
+
+
+def test_a_held_clip_gives_the_frames_buffered_when_it_was_paused_one_by_one():
+    """Paused while the reader had not taken the newest frames (busy with the last one), the first
+    step skipped one: both were due by then, and a live read keeps only the newest."""
+    with Capture(DemoClip()) as cap:
+        last = cap.read(timeout=5).index
+        deadline = time.monotonic() + 5
+        with cap._cond:  # the reader busy elsewhere: two frames come meanwhile, and both come due
+            while time.monotonic() < deadline and not (
+                    len(cap._buffer) >= 2 and cap._due(cap._buffer[1]) <= time.monotonic()):
+                cap._cond.wait(0.01)
+            cap.hold(True)
+        assert [cap.read(timeout=5).index for _ in range(2)] == [last + 1, last + 2]

@@ -99,7 +99,8 @@ class SourceActions:
         else:
             if not self.paused:  # as a player does: play (Space) starts again from the beginning
                 self.set_paused(True)
-            self.statusBar().showMessage("End of file — Space plays it again, ← steps back, or tick Loop files", 5000)
+            what = "the folder" if self.source_info is not None and self.source_info.kind == "folder" else "file"
+            self.statusBar().showMessage(f"End of {what} — Space plays it again, ← steps back, or tick Loop files", 5000)
 
     def _on_source_failed(self, spec, message: str) -> None:
         self._source_error = message if self.source_spec is not None else f"{message} (showing the demo clip)"

@@ -304,12 +304,14 @@ class OnnxBackend:
             want_logits, want_fmap = self.torch.forward(x)
         try:
             logits, raw, _ = session.run(None, {"x": x.contiguous().numpy(), "want_gram": np.array(False)})
-        except Exception as exc:  # noqa: BLE001 - the graph cannot take this size: torch can
-            self.warning = f"ONNX Runtime cannot run {self.loaded.spec.name}{where} ({_first_line(exc)}); torch runs it"
+        except Exception:  # noqa: BLE001 - the graph cannot take this size: torch can
+            self.warning = (f"ONNX Runtime cannot run {self.loaded.spec.name}{where} (its export holds another "
+                            "input size); torch runs it there")
             return False
         if _agree(logits, want_logits) and _agree(self._map(raw, x).numpy(), want_fmap):
             return True
-        self.warning = f"ONNX Runtime's outputs for {self.loaded.spec.name}{where} differ from torch's; torch runs it"
+        self.warning = (f"ONNX Runtime's outputs for {self.loaded.spec.name}{where} differ from torch's (its export "
+                        "holds another input size); torch runs it there")
         return False
 
     def _checked_session(self, layer: str, x: torch.Tensor):

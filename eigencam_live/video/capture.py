@@ -354,7 +354,11 @@ class Capture:
         self._held = False
 
     def _prune(self, now: float) -> None:
-        """Drop the frames that a newer due frame overtook (stale in time)."""
+        """Drop the frames that a newer due frame overtook (stale in time); none while held: each
+        step gives the next frame (the one in flight when the hold came, and the one before it
+        the paused reader had not taken, were both due by then: a step skipped one)."""
+        if self._hold:
+            return
         buf = self._buffer
         while (len(buf) >= 2 and isinstance(buf[0].item, Frame) and isinstance(buf[1].item, Frame)
                and self._due(buf[1]) <= now):
