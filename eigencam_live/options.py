@@ -69,7 +69,8 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--method", default=_ENGINE.method, choices=METHODS,
                    help="decomposition: exact, randomized, or auto (default: %(default)s)")
     g.add_argument("--short-side", type=int, default=_ENGINE.short_side, metavar="PX",
-                   help="network input's short side in pixels; the whole frame is resized (default: %(default)s)")
+                   help="network input's short side in pixels, rounded to a multiple of 32 (the networks' "
+                        "stride); the whole frame is resized (default: %(default)s)")
     g.add_argument("--device", default=_ENGINE.device, choices=DEVICES,
                    help="auto = CUDA when available (default: %(default)s)")
     g.add_argument("--backend", default=_ENGINE.backend, choices=BACKENDS,
