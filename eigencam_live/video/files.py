@@ -50,6 +50,9 @@ class FileSource(FrameSource):
         self._last_pts: float | None = None
         self._last_held: float | None = None  # the last frame's own duration (seconds), if given
         self._damaged = False
+        self._last_raw: int | None = None  # the last frame's pts, in the stream's time base
+        self._tail: list | None = None  # frames found again after a cut-off end (see _frames_after_end)
+        self._counted = 0
         self._open()
 
     def _describe(self) -> str:
@@ -148,10 +151,18 @@ class FileSource(FrameSource):
         if self._container is None:
             return None  # closed
         frame, self._peeked = (self._peeked, None) if self._peeked is not None else (self._decode_next(), None)
+        if frame is None and self._tail is None and self.kind == "file" and not self._damaged:
+            self._check_complete()
+            if self.warning:  # cut off: what the decoder's threads dropped at the end
+                self._tail = self._frames_after_end()
+                frame = self._tail.pop(0) if self._tail else None
+        elif frame is None and self._tail:
+            frame = self._tail.pop(0)
         if frame is None:
-            if not self._damaged:
-                self._check_complete()
+            if self._tail is not None and self.warning and self._count != self._counted:
+                self._check_complete()  # the count with the frames found again
             return None
+        self._last_raw = frame.pts
         now = time.monotonic()
         if (frame.width, frame.height) != self._coded:
             # A stream that changes resolution mid-way: every frame keeps the size the consumer
@@ -172,6 +183,32 @@ class FileSource(FrameSource):
         out = Frame(image, self._count, pts, now, self._last_held)
         self._count += 1
         return out
+
+    def _frames_after_end(self) -> list:
+        """The frames after the last one decoded, decoded again on one thread from the keyframe
+        before it, each packet on its own: at a cut-off or damaged end, frame threading drops the
+        frames it held (a cut-off MP4 gave 12 of the 14 that decode)."""
+        import av
+
+        self._counted = self._count
+        if self._last_raw is None:
+            return []
+        found = []
+        try:
+            with av.open(self.path, options=self._options) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "NONE"
+                container.seek(self._last_raw, stream=stream, backward=True)
+                for packet in container.demux(stream):
+                    try:
+                        found += [f for f in packet.decode() if f.pts is not None and f.pts > self._last_raw]
+                    except av.FFmpegError:  # this packet is damaged: the next may decode
+                        continue
+                    if len(found) >= _TAIL_FRAMES:  # (as many as frame threads can hold, and more)
+                        break
+        except (OSError, av.FFmpegError):
+            pass
+        return sorted(found, key=lambda f: f.pts)
 
     def _check_complete(self) -> None:
         expected = self.info.frame_count
@@ -200,6 +237,7 @@ class FileSource(FrameSource):
         self._container.seek(offset, stream=stream, backward=True, any_frame=False)
         self._frames = self._container.decode(stream)
         self._peeked = None
+        self._tail = None  # the end is found again (and what threads dropped there) when it comes
         self._count = index
         # Decode forward from the keyframe to the frame we want; keep it for the next read.
         half = Fraction(1, 2) / self.info.rate
@@ -402,6 +440,8 @@ def _without_prefix(message: str, url: str) -> str:
     return message
 
 
+#: At most this many frames are found again after a cut-off end (see FileSource._frames_after_end).
+_TAIL_FRAMES = 32
 #: FFmpeg's AVFMT_NOTIMESTAMPS: the container format carries no timestamps (MJPEG over HTTP).
 _NO_TIMESTAMPS = 0x0080
 
