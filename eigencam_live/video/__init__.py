@@ -24,11 +24,12 @@ from .audio import MP4_AUDIO_CODECS
 from .camera import WebcamSource, list_cameras
 from .capture import Capture, LinkState
 from .demo import DEMO_CLIP, DemoClip, DemoSource
-from .files import STREAM_SCHEMES, STREAM_TIMEOUT, VIDEO_EXTENSIONS, FileSource, StreamSource
+from .files import VIDEO_EXTENSIONS, FileSource
 from .frames import Frame, FrameSource, SourceInfo, as_rate
 from .images import IMAGE_EXTENSIONS, FolderSource
 from .sink import TIME_BASE, VideoSink
 from .sources import open_source
+from .streams import STREAM_SCHEMES, STREAM_TIMEOUT, StreamSource
 
 __all__ = [
     "IMAGE_EXTENSIONS",

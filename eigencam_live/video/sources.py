@@ -11,9 +11,10 @@ from eigencam_live.errors import SourceError
 
 from .camera import WebcamSource
 from .demo import DemoClip, DemoSource
-from .files import STREAM_SCHEMES, FileSource, StreamSource
+from .files import FileSource
 from .frames import FrameSource
 from .images import IMAGE_EXTENSIONS, FolderSource
+from .streams import STREAM_SCHEMES, StreamSource
 
 __all__ = ["open_source"]
 

@@ -1,0 +1,193 @@
+"""Network streams (rtsp, rtmp, http, ...), decoded by PyAV as a file is (:class:`StreamSource`):
+live, reconnected on demand, paced by their own timestamps or, where they have none (MJPEG over
+HTTP), by the arrival of their frames."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from eigencam_live.errors import SourceError
+
+from .files import FileSource, _av_reason
+from .frames import Frame
+from .interrupt import cancellable
+
+__all__ = ["STREAM_SCHEMES", "STREAM_TIMEOUT", "StreamSource"]
+
+#: What :func:`~.sources.open_source` opens as a live network stream.
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
+#: ``(open, read)``: seconds a network stream may take to open, and may send nothing while it plays.
+STREAM_TIMEOUT = (5.0, 5.0)
+#: A stream timestamp this far (seconds) from where arrival times put it is a restarted clock.
+CLOCK_JUMP_S = 3.0
+#: FFmpeg's AVFMT_NOTIMESTAMPS: the container format carries no timestamps (MJPEG over HTTP).
+_NO_TIMESTAMPS = 0x0080
+
+
+class StreamSource(FileSource):
+    """A network stream (rtsp, rtmp, http, ...), decoded by PyAV. Live; reconnects on demand.
+
+    Timestamps are the stream's own, in seconds since the source started: a burst of frames that
+    arrived together keeps the spacing it was filmed with (the capture plays it out at that pace).
+    After a (re)connection, or where the stream's clock jumps, they continue from the time of
+    arrival. RTSP is tried over TCP, then over UDP.
+
+    Args:
+        url: the stream.
+        timeout: ``(open, read)`` seconds: how long opening may take, and how long the stream may
+            send nothing while it plays, before it counts as lost (:attr:`last_error` says
+            "no data from URL for N s").
+        cancel: set (from any thread) to abort opening or reading at once; :meth:`interrupt`
+            sets it. The caller may pass its own to abort the constructor itself.
+
+    Raises:
+        SourceError: the stream cannot be opened (one line), or ``cancel`` was set meanwhile.
+    """
+
+    kind = "stream"
+
+    def __init__(self, url: str, *, timeout: tuple[float, float] = STREAM_TIMEOUT,
+                 cancel: threading.Event | None = None) -> None:
+        opening, reading = (float(t) for t in timeout)
+        if not (opening > 0 and reading > 0):
+            raise ValueError(f"timeout must be two positive numbers of seconds. Got {timeout!r}")
+        self._stream_timeouts = (opening, reading)
+        self._cancel = cancel if cancel is not None else threading.Event()
+        # RTSP: TCP first (it passes firewalls and loses nothing), UDP where a server offers only that.
+        rtsp = url.lower().startswith(("rtsp://", "rtsps://"))
+        self._transports: list[str | None] = ["tcp", "udp"] if rtsp else [None]
+        #: Why the stream last stopped delivering frames (for a status line), ``None`` while it plays.
+        self.last_error: str | None = None
+        self._start = time.monotonic()
+        self._shift: float | None = None  # live pts - stream pts, fixed at each (re)connection
+        self._last: tuple[float, float] | None = None  # (live pts, arrival) of the newest frame
+        self._op_started = self._start
+        self._opening = False
+        self._arrival_clock = False  # the stream has no timestamps of its own (see _open)
+        super().__init__(url, options={})
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def interrupt(self) -> None:
+        """Abort a blocking open or read from another thread (within about 0.1 s); the source is
+        done for after this."""
+        self._cancel.set()
+
+    def _timeouts(self) -> tuple[float, float]:
+        return self._stream_timeouts
+
+    def _reason(self, exc: Exception) -> str:
+        import av
+
+        if self._cancel.is_set():
+            return "cancelled"
+        # FFmpeg reports its own timeout as "Immediate exit requested", and a probe that timed out
+        # before any data came as "Invalid data found": say what happened instead.
+        waited = time.monotonic() - self._op_started
+        limit = self._stream_timeouts[0 if self._opening else 1]
+        if isinstance(exc, av.ExitError) or waited >= 0.9 * limit:
+            return f"no data from {self.path} for {limit:g} s"
+        if isinstance(exc, av.ProtocolNotFoundError):
+            return f"this FFmpeg build (PyAV's) cannot open {self.path.split(':', 1)[0]}:// streams"
+        return _av_reason(exc)
+
+    def _open(self) -> None:
+        if self._cancel.is_set():
+            raise SourceError(f"opening {self.path} was cancelled")
+        failures = []
+        for transport in list(self._transports):
+            self._options = {"rtsp_transport": transport} if transport else {}
+            self._opening = True
+            self._op_started = time.monotonic()
+            try:
+                with cancellable(self._cancel):
+                    super()._open()
+            except SourceError as exc:
+                if self._cancel.is_set():
+                    raise SourceError(f"opening {self.path} was cancelled") from None
+                failures.append((transport, exc))
+                continue
+            finally:
+                self._opening = False
+            if transport is not None:  # the one that worked goes first next time
+                self._transports.remove(transport)
+                self._transports.insert(0, transport)
+            self._shift = None
+            self.last_error = None
+            # MJPEG over HTTP (multipart) carries no timestamps: FFmpeg makes them up at 25 fps, and
+            # a camera sending 15 or 30 would be played out at the wrong pace (lag, drops, a
+            # recording too fast). Such a stream's clock is the frames' arrival.
+            self._arrival_clock = bool(self._container.format.flags & _NO_TIMESTAMPS)
+            return
+        if len(failures) == 1:
+            exc = failures[0][1]
+            reason = _without_prefix(str(exc), self.path)
+            if reason.startswith("no data from "):
+                raise SourceError(reason) from exc
+            raise exc
+        reasons = "; ".join(f"over {t.upper()}: {_without_prefix(str(e), self.path)}" for t, e in failures)
+        raise SourceError(f"cannot open {self.path} ({reasons})") from failures[-1][1]
+
+    def _decode_next(self, *, first: bool = False):
+        import av
+
+        if first:
+            return super()._decode_next(first=True)  # within _open's cancellable block
+        self._op_started = time.monotonic()
+        try:
+            with cancellable(self._cancel):
+                return next(self._frames)
+        except StopIteration:
+            self.last_error = f"{self.path} ended the stream"
+        except av.FFmpegError as exc:
+            self.last_error = self._reason(exc)
+        except OSError as exc:
+            self.last_error = f"{self.path}: {exc.strerror or exc}"
+        return None
+
+    def read(self) -> Frame | None:
+        frame = super().read()
+        if frame is None:
+            if self.last_error is None and self._container is None:
+                self.last_error = "cancelled" if self._cancel.is_set() else f"{self.path} is closed"
+            return None  # the capture thread treats this as a drop-out and reconnects
+        return Frame(frame.image, frame.index, self._live_pts(frame.pts, frame.captured), frame.captured)
+
+    def _live_pts(self, pts: float, arrival: float) -> float:
+        """The stream's timestamp ``pts`` on the source's clock (seconds since it started)."""
+        since_start = arrival - self._start
+        if self._arrival_clock:  # no timestamps of its own: each frame is due when it arrives
+            live = since_start if self._last is None else max(since_start, self._last[0] + 1e-6)
+            self._last = (live, arrival)
+            return live
+        if self._shift is None:
+            self._shift = since_start - pts  # (re)connected: this frame is "now"
+        live = pts + self._shift
+        if self._last is not None:
+            previous, previous_arrival = self._last
+            expected = previous + (arrival - previous_arrival)
+            if abs(live - expected) > CLOCK_JUMP_S or live <= previous:
+                # The server restarted its clock (or it wrapped): continue from the arrival time.
+                self._shift = max(since_start, previous + 1 / float(self.info.rate)) - pts
+                live = pts + self._shift
+        self._last = (live, arrival)
+        return live
+
+    def _check_complete(self) -> None:
+        pass
+
+    def reopen(self) -> None:
+        count = self._count
+        self.close()
+        self._open()
+        self._count = count
+
+
+def _without_prefix(message: str, url: str) -> str:
+    for prefix in (f"cannot open {url} as a video: ", f"cannot decode {url}: "):
+        if message.startswith(prefix):
+            return message[len(prefix):]
+    return message
