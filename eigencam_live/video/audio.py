@@ -13,7 +13,6 @@ from fractions import Fraction
 from typing import Any
 
 from .frames import language_of
-from .timing import RESTART_S, ClockJoin, joined_clock
 
 __all__ = ["MP4_AUDIO_CODECS", "AudioTrack"]
 
@@ -87,14 +86,9 @@ class AudioTrack:
             self._stream.metadata["language"] = language_of(stream)
         self._input = container
         self._source = stream
-        join = joined_clock(container, container.streams.video[0]) if container.streams.video else None
+        self._packets = container.demux(stream)
         if start is not None:
-            self._packets = container.demux(stream)
             self._seek(start, 0.0)
-        elif join is not None:  # recordings joined into one MPEG-TS: the video's joins, for its sound too
-            self._packets = _joined(container, stream, container.streams.video[0], join)
-        else:
-            self._packets = container.demux(stream)
 
     def cue(self, source: float, at: float) -> None:
         """Go on with the input's audio from ``source`` seconds, placed at ``at`` seconds of the
@@ -232,56 +226,6 @@ class AudioTrack:
         for packet in packets:
             self._out.mux(packet)
             self.packets += 1
-
-
-def _joined(container: Any, audio: Any, video: Any, join: ClockJoin):
-    """``audio``'s packets with the shift of their part of a joined recording (see
-    :class:`~.timing.ClockJoin`): the video's packets are read beside them to find where each part
-    starts; an audio packet of a part whose video has not come yet waits for it."""
-    from collections import deque
-
-    latest, part, waiting, last = None, 0, deque(), None
-
-    def shifted(packet: Any, k: int) -> Any | None:
-        """The packet on the joined clock; ``None`` where it would start before the one before it
-        (a part's audio may start a few ms before its video, inside the last part's sound: that
-        packet is left out)."""
-        nonlocal last
-        shift = round(join.shifts[min(k, len(join.shifts) - 1)] / packet.time_base)
-        packet.dts += shift
-        packet.pts = packet.dts if packet.pts is None else packet.pts + shift
-        if last is not None and packet.dts <= last:
-            return None
-        last = packet.dts
-        return packet
-
-    def ready():
-        for k, packet in waiting_parts():
-            if (out := shifted(packet, k)) is not None:
-                yield out
-
-    def waiting_parts():
-        while waiting and (waiting[0][0] < len(join.shifts) or flushing):
-            yield waiting.popleft()
-
-    flushing = False
-    for packet in container.demux(audio, video):
-        if packet.stream.type == "video":
-            if packet.pts is not None:
-                join.video(float(packet.pts * packet.time_base))
-            yield from ready()
-            continue
-        if packet.dts is None:
-            continue
-        t = float(packet.dts * packet.time_base)
-        if latest is not None and t < latest - RESTART_S:  # this audio's part ends: the next begins
-            part, latest = part + 1, t
-        else:
-            latest = t if latest is None else max(latest, t)
-        waiting.append((part, packet))
-        yield from ready()
-    flushing = True  # parts whose video never came: the last shift known
-    yield from ready()
 
 
 #: FFmpeg's default layout for each channel count, for inputs that give only the count (PCM in

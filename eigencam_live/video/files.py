@@ -12,7 +12,7 @@ import numpy as np
 from eigencam_live.errors import SourceError
 
 from .frames import Frame, FrameSource, SourceInfo, language_of
-from .timing import joined_clock, nominal_rate
+from .timing import nominal_rate
 from .yuv import colour_note, colour_tags, to_bgr
 
 __all__ = ["VIDEO_EXTENSIONS", "FileSource"]
@@ -78,8 +78,6 @@ class FileSource(FrameSource):
         if self._turns % 2:
             width, height = height, width
         rate = nominal_rate(stream.average_rate, stream.base_rate, stream.guessed_rate) or DEFAULT_RATE
-        # recordings joined into one MPEG-TS (its clock restarts): their timestamps joined too
-        self._join = joined_clock(self._container, stream) if self.kind == "file" else None
         frames = stream.frames or None
         if stream.duration and stream.time_base:
             spanned = int(round(float(stream.duration * stream.time_base * rate))) or None
@@ -168,8 +166,6 @@ class FileSource(FrameSource):
             image = np.ascontiguousarray(np.rot90(image, self._turns))  # as the display matrix shows it
         if frame.pts is not None and frame.time_base is not None:
             pts = float(frame.pts * frame.time_base)
-            if self._join is not None:
-                pts += self._join.video(pts)
         else:
             pts = self._count / float(self.info.rate)
         self._last_pts = pts
@@ -233,8 +229,6 @@ class FileSource(FrameSource):
         self._container.seek(offset, stream=stream, backward=True, any_frame=False)
         self._frames = self._container.decode(stream)
         self._peeked = None
-        if self._join is not None:  # (a seek lands in one part, on its own clock)
-            self._join = joined_clock(self._container, stream)
         self._tail = None  # the end is found again (and what threads dropped there) when it comes
         self._count = index
         # Decode forward from the keyframe to the frame we want; keep it for the next read.

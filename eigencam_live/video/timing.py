@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-__all__ = ["RESTART_S", "TS_DISCONT", "ClockJoin", "RateGrid", "joined_clock", "nominal_rate", "output_time_base"]
+__all__ = ["RateGrid", "nominal_rate", "output_time_base"]
 
 #: Rates above this are time-base artefacts (FFmpeg's guess for a stream without a rate is often
 #: its tick rate: 1000 for Matroska, 90000 for MPEG-TS), not frame rates.
@@ -94,42 +94,3 @@ class RateGrid:
         steps = round((seconds - self.origin) * self.rate)
         on_grid = self.origin + steps / self.rate
         return on_grid if abs(on_grid - seconds) <= self.tolerance else seconds
-
-
-#: FFmpeg's AVFMT_TS_DISCONT: the format's clock may restart (MPEG-TS, MPEG-PS: recordings joined).
-TS_DISCONT = 0x0200
-#: A timestamp this far (seconds) behind the latest of its stream is a restarted clock.
-RESTART_S = 1.0
-
-
-class ClockJoin:
-    """One stream's restarted clocks joined into one: after a restart, the video goes on one frame
-    interval after its last frame, and the audio of that part takes the video's shift (the same
-    shift for both, so they stay in sync as they were recorded).
-
-    ``shift(k)`` is the seconds added to the timestamps of part ``k`` (0 for the first); a restart
-    is found where a video timestamp falls :data:`RESTART_S` behind the latest one of its part.
-    """
-
-    def __init__(self, interval: float) -> None:
-        self.interval = float(interval)
-        self.shifts = [0.0]
-        self._latest: float | None = None
-
-    def video(self, t: float) -> float:
-        """Note a video timestamp (seconds, as stored); returns the shift of its part."""
-        if self._latest is not None and t < self._latest - RESTART_S:
-            self.shifts.append(self._latest + self.shifts[-1] + self.interval - t)
-            self._latest = t
-        else:
-            self._latest = t if self._latest is None else max(self._latest, t)
-        return self.shifts[-1]
-
-
-def joined_clock(container, video) -> ClockJoin | None:
-    """A :class:`ClockJoin` for ``container``'s ``video`` stream where the format's clock may
-    restart (:data:`TS_DISCONT`), else ``None``."""
-    if not container.format.flags & TS_DISCONT:
-        return None
-    rate = nominal_rate(video.average_rate, video.base_rate, video.guessed_rate) or Fraction(30)
-    return ClockJoin(1 / float(rate))
