@@ -211,3 +211,10 @@ def test_a_cut_off_mp4_gives_every_frame_that_decodes(tmp_path):
         warning = source.warning
     assert 0 < len(pts) == decodable < 30 and pts == sorted(pts) and len(set(pts)) == len(pts)
     assert f"decoded {decodable} of 30 frames" in warning
+    with open_source(str(tmp_path / "cut.mp4")) as source:  # a seek near the end finds the same frames
+        for _ in range(3):
+            source.read()
+        source.seek(decodable - 2)  # (they came again from the 3rd frame on: time ran backwards)
+        assert [f.pts for f in iter(source.read, None)] == pts[-2:]
+        source.seek(decodable + 5)  # past what decodes: the end, not an error
+        assert source.read() is None

@@ -152,7 +152,8 @@ class FileSource(FrameSource):
             frame = self._tail.pop(0)
         if frame is None:
             if self._tail is not None and self.warning and self._count != self._counted:
-                self._check_complete()  # the count with the frames found again
+                self._counted, self.warning = self._count, None
+                self._check_complete()  # the count with the frames found again (or no shortfall left)
             return None
         self._last_raw = frame.pts
         now = time.monotonic()
@@ -189,6 +190,11 @@ class FileSource(FrameSource):
         try:
             with av.open(self.path, options=self._options) as container:
                 stream = container.streams.video[0]
+                # First the packets alone (no decoding): none after the last frame, nothing to find
+                # (a count that only looked short: no second decode of the last GOP).
+                container.seek(self._last_raw, stream=stream, backward=True)
+                if not any(p.pts is not None and p.pts > self._last_raw for p in container.demux(stream)):
+                    return []
                 stream.thread_type = "NONE"
                 container.seek(self._last_raw, stream=stream, backward=True)
                 for packet in container.demux(stream):
@@ -196,7 +202,7 @@ class FileSource(FrameSource):
                         found += [f for f in packet.decode() if f.pts is not None and f.pts > self._last_raw]
                     except av.FFmpegError:  # this packet is damaged: the next may decode
                         continue
-                    if len(found) >= _TAIL_FRAMES:  # (as many as frame threads can hold, and more)
+                    if len(found) >= _TAIL_FRAMES:  # (as many as frame threads can hold)
                         break
         except (OSError, av.FFmpegError):
             pass
@@ -230,13 +236,17 @@ class FileSource(FrameSource):
         self._frames = self._container.decode(stream)
         self._peeked = None
         self._tail = None  # the end is found again (and what threads dropped there) when it comes
+        self._last_raw = offset - 1  # (frames found again after a cut-off end start at the target)
         self._count = index
         # Decode forward from the keyframe to the frame we want; keep it for the next read.
         half = Fraction(1, 2) / self.info.rate
+        import av
+
         while True:
             try:
                 frame = next(self._frames)
-            except StopIteration:
+            except (StopIteration, av.FFmpegError):  # past where a cut-off file decodes: its end
+                self._frames = (f for f in ())
                 return
             t = (frame.pts - start) * stream.time_base if frame.pts is not None else target
             if t + half >= target:
@@ -265,7 +275,7 @@ class FileSource(FrameSource):
 
 
 #: At most this many frames are found again after a cut-off end (see FileSource._frames_after_end).
-_TAIL_FRAMES = 32
+_TAIL_FRAMES = 16
 
 #: Container tags that describe the file's writer, not its content: never copied to an output.
 _MUXER_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration"}
