@@ -278,6 +278,16 @@ class _Recording:
         return [SimpleNamespace(picture=image, heatmap=None)]
 
 
+def _folder_loop(folder) -> tuple[FrameLoop, Out]:
+    """A loop on :class:`_Recording` with ``folder`` opened (a folder opens paused, on its first
+    image); the caller closes ``loop.playback``."""
+    out = Out()
+    loop = FrameLoop(FAST, RenderConfig(), out)
+    loop.engine = _Recording()
+    loop.put(cmd.OpenSource(str(folder)))
+    return loop, out
+
+
 def test_a_folder_of_stills_opens_paused_on_its_first_and_names_an_unreadable_one_once(tmp_path):
     """A folder flashed past at 30 fps (six photos in 0.17 s): it opens paused on its first image,
     → shows the next, and an unreadable one is said when it is skipped, once."""
@@ -286,10 +296,7 @@ def test_a_folder_of_stills_opens_paused_on_its_first_and_names_an_unreadable_on
     for i, size in enumerate([(40, 30), (20, 50), (30, 30)]):
         cv2.imwrite(str(tmp_path / f"p{i * 2}.png"), np.full((size[1], size[0], 3), 60 * i, np.uint8))
     (tmp_path / "p1.png").write_bytes(b"")
-    out = Out()
-    loop = FrameLoop(FAST, RenderConfig(), out)
-    loop.engine = _Recording()
-    loop.put(cmd.OpenSource(str(tmp_path)))
+    loop, out = _folder_loop(tmp_path)
     try:
         loop._drain_commands()
         assert loop._paused and out.paused_changed.calls == [(True,)]
@@ -317,10 +324,7 @@ def test_play_at_the_end_of_a_file_starts_it_again(tmp_path):
 
     for i in range(3):
         cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((24, 32, 3), 80 * i, np.uint8))
-    out = Out()
-    loop = FrameLoop(FAST, RenderConfig(), out)
-    loop.engine = _Recording()
-    loop.put(cmd.OpenSource(str(tmp_path)))
+    loop, out = _folder_loop(tmp_path)
     try:
         loop._drain_commands()
         loop.mailbox.take()
@@ -343,9 +347,7 @@ def test_a_recording_started_while_paused_begins_with_the_frame_on_screen(tmp_pa
 
     for i in range(4):
         cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((24, 32, 3), 60 * i, np.uint8))
-    loop = FrameLoop(FAST, RenderConfig(), Out())
-    loop.engine = _Recording()
-    loop.put(cmd.OpenSource(str(tmp_path)))  # a folder opens paused, on its first image
+    loop, _ = _folder_loop(tmp_path)
     try:
         loop._drain_commands()
         loop.put(cmd.StartRecording(tmp_path / "r.mp4"))
