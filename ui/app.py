@@ -292,7 +292,7 @@ def _grab_after_frames(window, path: str, app, frames: int = 60) -> None:
     from PyQt5.QtCore import QTimer
 
     def check() -> None:
-        if window.frames_displayed >= frames:
+        if window.frames_displayed >= frames or (window.paused and window.frames_displayed >= 1):  # (a folder opens paused)
             window.grab().save(path)
             window.close()
             app.quit()
