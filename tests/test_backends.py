@@ -703,3 +703,32 @@ def test_an_export_that_holds_its_first_input_size_is_checked_at_each_new_size(b
     assert [p[1] for p in got.predictions] == pytest.approx([p[1] for p in want.predictions], abs=1e-5)
     ort.process_one(first)  # the size that agreed stays on ONNX Runtime
     assert ort.backend.running == "onnxruntime"
+
+
+def test_a_pool_to_a_fixed_grid_runs_on_onnxruntime_at_every_size():
+    """VGG's and AlexNet's AdaptiveAvgPool2d((7, 7)) has no ONNX form from torch's exporter at a
+    dynamic size ("input size not accessible"): torch ran them. It is exported as torch's bins,
+    exactly: maps smaller than the grid, larger, and not a multiple of it."""
+
+    class Grid(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 16, 1), torch.nn.ReLU())
+            self.avgpool = torch.nn.AdaptiveAvgPool2d((3, 4))
+            self.head = torch.nn.Linear(8 * 3 * 4, 6)
+
+        def forward(self, x):
+            return self.head(self.avgpool(self.features(x)).flatten(1))
+
+    torch.manual_seed(0)
+    net = Grid()
+    base = {"weights": "none", "layer": "features", "device": "cpu"}
+    for short, (h, w) in ((32, (32, 80)), (64, (64, 128)), (96, (96, 96)), (64, (64, 400))):  # maps 2x5 to 4x25
+        ref = Engine(EngineConfig(backend="torch", optimize=False, short_side=short, **base), model=net)
+        ort = Engine(EngineConfig(backend="onnxruntime", short_side=short, **base), model=net)
+        frame = scene(h, w, seed=short)
+        want, got = ref.process_one(frame), ort.process_one(frame)
+        assert ort.backend.running == "onnxruntime" and ort.backend.warning is None, (h, w, ort.backend.warning)
+        assert [p[0] for p in got.predictions] == [p[0] for p in want.predictions]
+        assert [p[1] for p in got.predictions] == pytest.approx([p[1] for p in want.predictions], abs=1e-5)
+        assert _corr(want.cam, got.cam) > 0.999

@@ -33,6 +33,7 @@ from torch import nn
 from eigencam_live.cam import EXACT_MAX_DIM
 from eigencam_live.models import ActivationCapture, Layer, LoadedModel, to_feature_map
 
+from .export_forms import dynamic_forms
 from .onnx_file import runtime_options
 from .torch_backend import TorchBackend, _outputs
 
@@ -380,7 +381,7 @@ class OnnxBackend:
         buffer = io.BytesIO()
         graph = _WithLayer(self.loaded.net, layer, self.loaded.prefix_tokens).eval()
         fastpath = torch.backends.mha.get_fastpath_enabled()
-        with warnings.catch_warnings(), torch.no_grad(), _native_stdout_muted():
+        with warnings.catch_warnings(), torch.no_grad(), _native_stdout_muted(), dynamic_forms(_OPSET):
             warnings.simplefilter("ignore")
             # Without gradients, nn.MultiheadAttention and nn.TransformerEncoderLayer take fused
             # kernels that have no ONNX form (torchvision's ViTs were refused): the plain ops here.
