@@ -188,9 +188,10 @@ def _run(args: argparse.Namespace) -> int:
     from .annotate import plan_jobs
     from .models import model_kind
 
-    if args.detections and model_kind(config.model) not in ("detector", "yolo"):  # before anything is made
-        raise ConfigError(f"--detections needs an object detector; {config.model} is not one "
-                          "(e.g. --model fasterrcnn_mobilenet_v3_large_320_fpn)")
+    not_a_detector = ConfigError(f"--detections needs an object detector; {config.model} is not one "
+                                 "(e.g. --model fasterrcnn_mobilenet_v3_large_320_fpn)")
+    if args.detections and model_kind(config.model) not in ("detector", "yolo", "factory"):  # before anything is made
+        raise not_a_detector
     jobs = plan_jobs(args.inputs, args.output, force=args.force, stats=args.stats, heatmaps=args.heatmaps,
                      detections=args.detections,
                      image_format=args.image_format)
@@ -198,6 +199,8 @@ def _run(args: argparse.Namespace) -> int:
     # Offline without cached ImageNet weights (explicit --weights imagenet included) the untrained
     # network runs, and the user is told plainly; --weights none is the way to ask for it quietly.
     engine = Engine(config, fallback_untrained=True)
+    if args.detections and not engine.loaded.detector:  # a factory's network is known once built
+        raise not_a_detector
     if engine.warning:
         _say("warning", engine.warning)
     import torch

@@ -347,3 +347,70 @@ def test_mask_rcnn_masks_are_carried_in_frame_pixels_and_drawn_faintly():
     picture = draw_boxes(np.full((120, 180, 3), 90, np.uint8), [det], 180)
     assert (picture[60, 90] == 90 + (255 - 90) // 3).all()  # lightened by a third inside the mask
     assert (picture[5, 5] == 90).all()  # untouched outside it
+
+
+def test_a_detector_from_a_factory_runs_as_the_detector_by_name(tmp_path, monkeypatch):
+    """torchvision's detector built by your own factory (other classes, a keypoint head) is run as a
+    detector: before, its default layer was a head's last conv, it gave no boxes and its input was
+    normalised with ImageNet's numbers instead of its transform's."""
+    (tmp_path / "mydet.py").write_text(
+        "import torchvision\n"
+        "def build():\n"
+        "    return torchvision.models.detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None)\n"
+        "def hands():\n"
+        "    net = torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(\n"
+        "        weights=None, weights_backbone=None, num_classes=3)\n"
+        "    net.labels = ['background', 'left', 'right']\n"
+        "    return net\n")
+    monkeypatch.chdir(tmp_path)
+    by_name = load_model("ssdlite320_mobilenet_v3_large", "none")
+    with torch.no_grad():  # a random head of that init scores every box 1/91: spread the scores apart
+        for p in by_name.net.head.classification_head.parameters():
+            p.normal_(0.0, 0.5)
+    mine = load_model("mydet:build")
+    mine.net.load_state_dict(by_name.net.state_dict())
+    assert mine.detector and mine.spec.layer == "backbone" and mine.labels == by_name.labels
+    assert (mine.mean, mine.std, mine.spec.fixed_input) == (by_name.mean, by_name.std, by_name.spec.fixed_input)
+    cfg = {"weights": "none", "method": "exact", "device": "cpu", "score": 0.0}
+    frame = scene(180, 320, corner="tr")
+    want = Engine(EngineConfig(model="ssdlite320_mobilenet_v3_large", **cfg), model=by_name).process_one(frame)
+    engine = Engine(EngineConfig(model="mydet:build", **cfg), model=mine)
+    got = engine.process_one(frame)
+    assert engine.layer == "backbone" and engine.backend.name == "torch"
+    assert len(got.detections) == len(want.detections) > 0
+    assert [(d.box, d.label) for d in got.detections] == [(d.box, d.label) for d in want.detections]
+    np.testing.assert_allclose(got.cam, want.cam, atol=1e-5)
+
+    hands = load_model("mydet:hands", "none")
+    assert hands.detector and hands.labels == ["background", "left", "right"] and hands.spec.fixed_input is None
+    from eigencam_live.models.detectors import coco_labels
+
+    assert coco_labels(hands.net) == [] and len(coco_labels(by_name.net)) == 91
+
+
+def test_annotate_takes_detections_from_a_factorys_detector_and_refuses_a_factorys_classifier(tmp_path, monkeypatch,
+                                                                                             capsys):
+    import json
+
+    from eigencam_live.cli import annotate_main
+
+    from .media import write_clip
+    from .test_cli import _one_error_line
+
+    (tmp_path / "nets.py").write_text(
+        "import torchvision\n"
+        "def det():\n"
+        "    return torchvision.models.detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None)\n"
+        "def cls():\n"
+        "    return torchvision.models.mobilenet_v3_small(num_classes=4)\n")
+    monkeypatch.chdir(tmp_path)
+    clip = write_clip(tmp_path / "clip.mp4", frames=2, size=(160, 96))
+    args = [str(clip), "-o", "out.mp4", "--model", "nets:det", "--score", "0", "--device", "cpu", "-q",
+            "--detections", "boxes.jsonl"]
+    assert annotate_main(args) == 0, capsys.readouterr().err
+    records = [json.loads(line) for line in (tmp_path / "boxes.jsonl").read_text().splitlines()]
+    assert [r["index"] for r in records] == [0, 1] and all(r["boxes"] for r in records)
+    again = [str(clip), "-o", "o2.mp4", "--model", "nets:cls", "--device", "cpu", "-q", "--detections", "b2.jsonl"]
+    assert annotate_main(again) == 1
+    assert "--detections needs an object detector; nets:cls is not one" in _one_error_line(capsys.readouterr().err)
+    assert not any(tmp_path.glob("o2*")) and not (tmp_path / "b2.jsonl").exists()

@@ -28,7 +28,8 @@ from .loaded import LoadedModel, ModelSpec
 from .torchvision_zoo import pretrained_state
 from .weights import load_state_file
 
-__all__ = ["DETECTORS", "Detection", "frame_detections", "load_detector"]
+__all__ = ["DETECTORS", "Detection", "as_detector", "coco_labels", "frame_detections", "is_torchvision_detector",
+           "load_detector"]
 
 #: Every supported detector (COCO-trained in torchvision), by builder name.
 DETECTORS = (
@@ -118,11 +119,38 @@ def load_detector(name: str, weights: str = "imagenet", *, allow_download: bool 
         net.load_state_dict(pretrained_state(name, "COCO", allow_download=allow_download))
     elif weights != "none":
         weights = load_state_file(net, weights, name)
+    return as_detector(net, name, list(get_model_weights(name).DEFAULT.meta["categories"]), weights, trained)
+
+
+def is_torchvision_detector(net: nn.Module) -> bool:
+    """Whether ``net`` is built like torchvision's detectors (Faster/Mask/Keypoint R-CNN, RetinaNet,
+    FCOS, SSD: a ``GeneralizedRCNNTransform`` in front), whoever built it (a factory)."""
+    from torchvision.models.detection.transform import GeneralizedRCNNTransform
+
+    return isinstance(getattr(net, "transform", None), GeneralizedRCNNTransform)
+
+
+def coco_labels(net: nn.Module) -> list[str]:
+    """COCO's 91 class names where ``net``'s head has 91 classes (torchvision's detectors as
+    trained), else none (the boxes are named by class index)."""
+    from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights
+
+    head = getattr(net, "head", None)
+    heads = [getattr(getattr(getattr(net, "roi_heads", None), "box_predictor", None), "cls_score", None),
+             getattr(head, "classification_head", None)]
+    counts = [getattr(h, a, None) for h in heads for a in ("out_features", "num_classes", "num_columns")]
+    coco = FasterRCNN_ResNet50_FPN_Weights.DEFAULT.meta["categories"]
+    return list(coco) if len(coco) in counts else []
+
+
+def as_detector(net: nn.Module, name: str, labels: list[str], weights: str, trained: bool) -> LoadedModel:
+    """A torchvision detector (:func:`is_torchvision_detector`) made to run on the engine's frame
+    path: its transform takes the input as given (the module is changed), the target layer is
+    ``backbone``, and the input is normalised with the transform's mean and std."""
     transform = net.transform
     mean, std = tuple(float(v) for v in transform.image_mean), tuple(float(v) for v in transform.image_std)
     fixed = tuple(int(v) for v in transform.fixed_size) if getattr(transform, "fixed_size", None) else None
     _as_given(transform)
-    labels = list(get_model_weights(name).DEFAULT.meta["categories"])
     net.eval()
     return LoadedModel(net=net, spec=ModelSpec(name, "backbone", fixed), labels=labels, weights=weights,
                        trained=trained, mean=mean, std=std, detector=True)

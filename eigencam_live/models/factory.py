@@ -3,7 +3,8 @@
 
 Optional attributes on the module: ``labels`` (class names), ``mean``/``std`` (RGB, of ``[0, 1]``
 pixels), ``input_size`` (``(H, W)`` the network requires). The default target layer is the last one
-whose output is a spatial feature map.
+whose output is a spatial feature map. A detector built like torchvision's (its own classes, a
+keypoint head) runs as the detectors by name do (:func:`~eigencam_live.models.detectors.as_detector`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch import nn
 
 from eigencam_live.errors import ModelError, network_errors
 
+from .detectors import as_detector, coco_labels, is_torchvision_detector
 from .layers import last_map_layer
 from .loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelSpec
 from .weights import load_state_file
@@ -157,6 +159,8 @@ def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imag
     labels = getattr(net, "labels", None)
     if labels is not None and (isinstance(labels, str) or not all(isinstance(x, str) for x in labels)):
         raise ModelError(f"{name}.labels must be a list of class names")
+    if is_torchvision_detector(net):  # as by name: boxes, the backbone's maps, the transform's normalisation
+        return as_detector(net, name, list(labels) if labels is not None else coco_labels(net), weights, True)
     fixed = getattr(net, "input_size", None)
     if fixed is not None:
         try:
