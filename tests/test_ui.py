@@ -661,6 +661,14 @@ def test_a_component_beyond_the_spectrum_is_shown_as_it_is(qtbot, make_window):
     w = make_window(engine=replace(FAST, component=6))  # a 2x3 map: rank 6; the spectrum shows five
     wait_frames(qtbot, w, 2)
     assert w.component_spin.value() == 6 and w.last_packet.result.component == 6
+    # its bar is the fifth, with its own share (before: no bar and no share for it)
+    spectrum, explained = w.spectrum, w.last_packet.result.explained
+    assert spectrum.shown() == [1, 2, 3, 4, 6] and len(explained) == 6
+    np.testing.assert_array_equal(spectrum.explained, explained)  # (a 2x3 map centred: PC6 holds 0 %)
+    slot = spectrum.width() / spectrum.N
+    assert [spectrum.component_at((i + 0.5) * slot) for i in range(5)] == [1, 2, 3, 4, 6]
+    spectrum.set_spectrum(explained, 2)
+    assert spectrum.shown() == [1, 2, 3, 4, 5]
 
 
 def test_busy_text_over_no_picture_is_drawn_once(qtbot):

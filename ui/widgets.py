@@ -222,8 +222,8 @@ class PredictionsPanel(QWidget):
 
 
 class SpectrumPanel(QWidget):
-    """Explained variance of the first five components as bars; the chosen one highlighted; a
-    click on a bar chooses its component.
+    """Explained variance of the first five components as bars (the first four and the chosen one
+    when it is beyond them); the chosen one highlighted; a click on a bar chooses its component.
 
     Signals:
         component_clicked(int): the 1-based component whose bar was clicked.
@@ -243,9 +243,13 @@ class SpectrumPanel(QWidget):
                         "components together = 100 %) that each principal component explains. "
                         "Click a bar to show that component.")
 
+    def shown(self) -> list[int]:
+        """The 1-based components of the five slots: 1 to 5, or 1 to 4 and the chosen one."""
+        return [*range(1, self.N), max(self.N, self.component)]
+
     def component_at(self, x: float) -> int:
         """The 1-based component whose slot holds ``x`` (widget pixels)."""
-        return int(min(self.N - 1, max(0, x // (self.width() / self.N)))) + 1
+        return self.shown()[int(min(self.N - 1, max(0, x // (self.width() / self.N))))]
 
     def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt API)
         if event.button() == Qt.LeftButton:
@@ -255,7 +259,9 @@ class SpectrumPanel(QWidget):
         super().mousePressEvent(event)
 
     def set_spectrum(self, explained: np.ndarray, component: int) -> None:
-        self.explained = np.asarray(explained, np.float32)[:5]
+        """``explained``: every component's share the result holds (at least five, and up to the
+        chosen one)."""
+        self.explained = np.asarray(explained, np.float32).ravel()
         self.component = int(component)
         self.update()
 
@@ -267,29 +273,31 @@ class SpectrumPanel(QWidget):
         p.setRenderHint(QPainter.Antialiasing, True)
         pal = self.palette()
         w, h = self.width(), self.height()
-        n = 5
+        shown = self.shown()
+        known = [float(self.explained[k - 1]) if k <= len(self.explained) else None for k in shown]
         label_h, margin = 18, 18
-        slot = w / n
+        slot = w / self.N
         bar_h = h - label_h - margin
         p.setPen(QPen(QColor(90, 92, 98), 1))
         p.drawLine(0, margin + bar_h, w, margin + bar_h)
         # Bars relative to the largest component, so small spectra stay readable; labels give the %.
-        top = max(float(self.explained.max()) if len(self.explained) else 0.0, 1e-6)
-        for i in range(n):
-            value = float(self.explained[i]) if i < len(self.explained) else 0.0
+        top = max([v for v in known if v is not None] + [1e-6])
+        for i, k in enumerate(shown):
+            value = known[i] or 0.0
             x = i * slot + slot * 0.18
             bw = slot * 0.64
             bh = (bar_h - 16) * max(0.0, min(1.0, value / top))
-            chosen = i + 1 == self.component
+            chosen = k == self.component
             colour = QColor(255, 170, 40) if chosen else QColor(100, 130, 170)
             p.fillRect(QRectF(x, margin + bar_h - bh, bw, bh), colour)
             p.setPen(pal.color(pal.WindowText))
             f = QFont(p.font())
             f.setBold(chosen)
             p.setFont(f)
-            if i < len(self.explained):
+            if known[i] is not None:
                 p.drawText(QRectF(i * slot, margin + bar_h - bh - 16, slot, 16), Qt.AlignCenter, f"{value * 100:.0f}%")
-            p.drawText(QRectF(i * slot, margin + bar_h + 1, slot, label_h), Qt.AlignCenter, f"PC{i + 1}")
+            gap = "… " if k > i + 1 else ""  # components skipped before it
+            p.drawText(QRectF(i * slot, margin + bar_h + 1, slot, label_h), Qt.AlignCenter, f"{gap}PC{k}")
         p.end()
 
 
