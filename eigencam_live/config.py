@@ -52,8 +52,8 @@ class EngineConfig:
         smoothing: temporal smoothing of maps in ``[0, 1)``; 0 = off.
         labels: a text file of class names, one a line (default: the model's own; an ONNX file's
             are class indices).
-        mean, std: the input normalisation, per RGB channel of ``[0, 1]`` pixels (default: the
-            model's own; ImageNet's for an ONNX file).
+        mean, std: the input normalisation, per RGB channel of ``[0, 1]`` pixels, one number for a
+            grey network (default: the model's own; ImageNet's for an ONNX file).
         optimize: with the torch backend on the CPU in fp32, run conv-BN networks through a traced,
             frozen, optimised copy (:mod:`eigencam_live.backends.traced`), checked against the
             eager network when built.
@@ -72,8 +72,8 @@ class EngineConfig:
     score: float = 0.5
     smoothing: float = 0.0
     labels: str | None = None
-    mean: tuple[float, float, float] | None = None
-    std: tuple[float, float, float] | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
     optimize: bool = True
 
     def __post_init__(self) -> None:
@@ -101,11 +101,12 @@ class EngineConfig:
         for name in ("mean", "std"):
             value = getattr(self, name)
             if value is not None and (
-                not isinstance(value, (tuple, list)) or len(value) != 3
+                not isinstance(value, (tuple, list)) or len(value) not in (1, 3)
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in value)
                 or (name == "std" and min(value) <= 0)
             ):
-                raise ConfigError(f"must be three numbers in [0, 1] (R G B, of [0, 1] pixels){', above 0' if name == 'std' else ''}. "
+                raise ConfigError(f"must be three numbers in [0, 1] (R G B, of [0, 1] pixels; one for a grey network)"
+                                  f"{', above 0' if name == 'std' else ''}. "
                                   f"Got {value!r}", field=name)
         if self.labels is not None and not isinstance(self.labels, str):
             raise ConfigError(f"must be the path of a text file. Got {self.labels!r}", field="labels")
@@ -204,6 +205,11 @@ def read_labels(path: str) -> list[str]:
 def with_overrides(loaded, config: EngineConfig):
     """``loaded`` (a :class:`~eigencam_live.models.LoadedModel`) with the labels and normalisation
     the settings give in place of the model's own."""
+    for name in ("mean", "std"):  # checked before anything is changed
+        value = getattr(config, name)
+        if value is not None and len(value) != loaded.channels:
+            what = "one number: it takes grey input" if loaded.channels == 1 else "three numbers (R G B)"
+            raise ConfigError(f"{loaded.spec.name} needs {what}. Got {' '.join(f'{v:g}' for v in value)}", field=name)
     if config.labels is not None:
         loaded.labels = read_labels(config.labels)
     loaded.mean = tuple(config.mean) if config.mean is not None else loaded.mean

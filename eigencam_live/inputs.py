@@ -2,7 +2,7 @@
 
 One upload of the uint8 frames (pinned, non-blocking on CUDA), the whole frame resized (never
 cropped) so that its short side is ``short_side`` and both sides are multiples of the network's
-stride, BGR -> RGB, normalised. Everything it depends on is one :class:`InputSpec`, so another
+stride, BGR -> RGB (or the luma, for a grey network), normalised. Everything it depends on is one :class:`InputSpec`, so another
 thread can prepare a batch (:class:`Prepared`) while the network runs the one before it.
 """
 
@@ -27,7 +27,7 @@ class InputSpec(NamedTuple):
 
     short_side: int
     fixed_input: tuple[int, int] | None
-    mean: torch.Tensor  # (1, 3, 1, 1), times 255
+    mean: torch.Tensor  # (1, C, 1, 1), times 255: C = 3 (RGB), or 1 (grey: the frames' luma)
     inv_std: torch.Tensor
     device: torch.device
     dtype: torch.dtype
@@ -36,10 +36,11 @@ class InputSpec(NamedTuple):
     @classmethod
     def of(cls, short_side: int, fixed_input: tuple[int, int] | None, mean, std, device: torch.device,
            dtype: torch.dtype) -> InputSpec:
-        """The spec for these settings (``mean``, ``std``: RGB, of ``[0, 1]`` pixels)."""
+        """The spec for these settings (``mean``, ``std``: RGB, of ``[0, 1]`` pixels; one number
+        each for a grey network)."""
         mean, std = tuple(mean), tuple(std)
-        return cls(short_side, fixed_input, torch.tensor(mean, device=device).view(1, 3, 1, 1) * 255.0,
-                   1.0 / (torch.tensor(std, device=device).view(1, 3, 1, 1) * 255.0), device, dtype,
+        return cls(short_side, fixed_input, torch.tensor(mean, device=device).view(1, -1, 1, 1) * 255.0,
+                   1.0 / (torch.tensor(std, device=device).view(1, -1, 1, 1) * 255.0), device, dtype,
                    (short_side, fixed_input, mean, std, device, dtype))
 
 
@@ -82,8 +83,13 @@ def upload(frames: np.ndarray, device: torch.device) -> torch.Tensor:
     return pinned.to(device, non_blocking=True)
 
 
+#: BT.601 luma weights in the frames' B, G, R order.
+_LUMA_BGR = torch.tensor([0.114, 0.587, 0.299])
+
+
 def network_input(frames: torch.Tensor, spec: InputSpec) -> torch.Tensor:
-    """``(B, H, W, 3)`` uint8 BGR on the device -> ``(B, 3, h, w)`` normalised network input."""
+    """``(B, H, W, 3)`` uint8 BGR on the device -> ``(B, C, h, w)`` normalised network input: RGB,
+    or for a grey network (``C = 1``) the luma."""
     _, height, width, _ = frames.shape
     h, w = input_size(height, width, spec.short_side, spec.fixed_input)
     x = frames.permute(0, 3, 1, 2)  # a channels-last view
@@ -98,7 +104,11 @@ def network_input(frames: torch.Tensor, spec: InputSpec) -> torch.Tensor:
         # slower on a channels-last uint8 view (0.68 against 0.24 ms a 224 x 384 frame, the
         # copy included), and ONNX Runtime takes NCHW memory anyway
         x = x.contiguous()
-    x = (x.flip(1).float() - spec.mean) * spec.inv_std  # BGR -> RGB
+    if spec.mean.shape[1] == 1:  # grey: BT.601 luma, as cv2.COLOR_BGR2GRAY and Pillow's "L"
+        x = torch.tensordot(_LUMA_BGR.to(x.device), x.float(), dims=([0], [1])).unsqueeze(1)
+    else:
+        x = x.flip(1).float()  # BGR -> RGB
+    x = (x - spec.mean) * spec.inv_std
     if spec.device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
     return x.to(spec.dtype)

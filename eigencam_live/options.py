@@ -60,10 +60,12 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
                    help="print the model's layers that give a feature map, with their shapes, and exit")
     g.add_argument("--labels", default=None, metavar="FILE.txt",
                    help="class names, one a line (default: the model's own; class indices for an .onnx file)")
-    g.add_argument("--mean", type=float, nargs=3, default=None, metavar=("R", "G", "B"),
-                   help="input normalisation mean of [0, 1] pixels (default: the model's; ImageNet's for .onnx)")
-    g.add_argument("--std", type=float, nargs=3, default=None, metavar=("R", "G", "B"),
-                   help="input normalisation std of [0, 1] pixels (default: the model's; ImageNet's for .onnx)")
+    g.add_argument("--mean", type=float, nargs="+", default=None, metavar="R G B",
+                   help="input normalisation mean of [0, 1] pixels, one number for a grey (1-channel) network "
+                        "(default: the model's; ImageNet's for .onnx)")
+    g.add_argument("--std", type=float, nargs="+", default=None, metavar="R G B",
+                   help="input normalisation std of [0, 1] pixels, one number for a grey (1-channel) network "
+                        "(default: the model's; ImageNet's for .onnx)")
     g.add_argument("--component", "-k", type=int, default=_ENGINE.component, metavar="K",
                    help="principal component to show, 1 = first (default: %(default)s)")
     g.add_argument("--method", default=_ENGINE.method, choices=METHODS,

@@ -213,13 +213,13 @@ def test_switching_backends_keeps_the_maps_and_the_weights():
 
 
 # -- ONNX files ----------------------------------------------------------------------------------
-def _export(net: torch.nn.Module, path, *, size=(224, 224), dynamic=True) -> str:
+def _export(net: torch.nn.Module, path, *, size=(224, 224), dynamic=True, channels=3) -> str:
     import warnings
 
     axes = {"image": {0: "b", 2: "h", 3: "w"}} if dynamic else None
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net.eval(), (torch.zeros(1, 3, *size),), str(path), input_names=["image"],
+        torch.onnx.export(net.eval(), (torch.zeros(1, channels, *size),), str(path), input_names=["image"],
                           output_names=["scores"], dynamic_axes=axes, opset_version=17, dynamo=False)
     return str(path)
 
@@ -732,3 +732,62 @@ def test_a_pool_to_a_fixed_grid_runs_on_onnxruntime_at_every_size():
         assert [p[0] for p in got.predictions] == [p[0] for p in want.predictions]
         assert [p[1] for p in got.predictions] == pytest.approx([p[1] for p in want.predictions], abs=1e-5)
         assert _corr(want.cam, got.cam) > 0.999
+
+
+class _Grey(torch.nn.Module):
+    """A grey network (its first convolution takes one channel: X-rays, inspection cameras)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(1, 16, 3, 4, 1), torch.nn.ReLU(),
+                                            torch.nn.Conv2d(16, 24, 3, 2, 1), torch.nn.ReLU())
+        self.head = torch.nn.Linear(24, 4)
+
+    def forward(self, x):
+        return self.head(self.features(x).mean((2, 3)))
+
+
+def test_a_grey_network_is_fed_the_frames_luma_on_every_backend_and_as_an_onnx_file(tmp_path, capsys):
+    """Before, a network whose first convolution takes one channel failed on its first input ("expected
+    input[1, 3, 224, 224] to have 1 channels"), and an ONNX file with a (B, 1, H, W) input was refused."""
+    import cv2
+
+    torch.manual_seed(0)
+    net = _Grey()
+    base = {"weights": "none", "short_side": 64, "layer": "features", "device": "cpu"}
+    ref = Engine(EngineConfig(backend="torch", optimize=False, **base), model=net)
+    assert ref.loaded.channels == 1 and (ref.loaded.mean, ref.loaded.std) == ((0.449,), (0.226,))
+    frame = scene(64, 96, seed=3)  # the input's own size: no resize
+    x = ref.preprocess(frame[None])
+    luma = frame.astype(np.float32) @ np.array([0.114, 0.587, 0.299], np.float32)  # BGR
+    assert x.shape == (1, 1, 64, 96)
+    np.testing.assert_allclose(x[0, 0].numpy(), (luma / 255 - 0.449) / 0.226, atol=1e-5)
+    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32)  # OpenCV's, rounded to uint8
+    assert np.abs(x[0, 0].numpy() * 0.226 * 255 + 0.449 * 255 - grey).max() <= 0.51
+
+    want = ref.process_one(frame)
+    onnx_path = _export(net, tmp_path / "grey.onnx", channels=1)
+    for engine in (Engine(EngineConfig(backend="torch", **base), model=net),  # the traced copy
+                   Engine(EngineConfig(backend="onnxruntime", **base), model=net),
+                   Engine(EngineConfig(model=onnx_path, short_side=64))):
+        got = engine.process_one(frame)
+        assert engine.backend.warning is None and engine.loaded.channels == 1
+        assert _corr(want.cam, got.cam) > 0.999
+        assert [p for _, p in got.predictions] == pytest.approx([p for _, p in want.predictions], abs=1e-4)
+
+    # one number each; three are refused in one line naming why
+    own = Engine(EngineConfig(backend="torch", optimize=False, mean=(0.5,), std=(0.25,), **base), model=net)
+    np.testing.assert_allclose(own.preprocess(frame[None])[0, 0].numpy(), (luma / 255 - 0.5) / 0.25, atol=1e-5)
+    with pytest.raises(ConfigError, match="needs one number: it takes grey input. Got 0.5 0.5 0.5") as info:
+        Engine(EngineConfig(backend="torch", mean=(0.5, 0.5, 0.5), **base), model=net)
+    assert info.value.field == "mean"
+    from eigencam_live.cli import annotate_main
+
+    from .media import write_clip
+
+    clip = write_clip(tmp_path / "in.mp4", frames=3, size=(96, 64))
+    out = tmp_path / "out.mp4"
+    assert annotate_main([str(clip), "-o", str(out), "--model", onnx_path, "--std", "0.3", "0.3", "0.3", "-q"]) == 1
+    assert "needs one number" in capsys.readouterr().err and not out.exists()
+    assert annotate_main([str(clip), "-o", str(out), "--model", onnx_path, "--mean", "0.5", "--std", "0.3", "-q"]) == 0
+    assert out.exists()

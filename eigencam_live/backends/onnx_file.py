@@ -6,8 +6,9 @@ the graph is edited to return that tensor as an extra output beside the first gr
 logits), and ONNX Runtime runs the edited graph on the CPU. Shapes come from the network itself: one
 run of a blank image with every node output exposed (:meth:`OnnxFile.layers`).
 
-The file holds no labels and no normalisation: class indices and ImageNet's mean and std unless
-``EngineConfig.labels`` / ``mean`` / ``std`` say otherwise.
+The file holds no labels and no normalisation: class indices and ImageNet's mean and std (for a
+grey input, one channel, their average) unless ``EngineConfig.labels`` / ``mean`` / ``std`` say
+otherwise.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ import torch
 
 from eigencam_live.errors import LayerNotFoundError, ModelError, network_errors
 from eigencam_live.models import Layer, LoadedModel, ModelSpec, to_feature_map
+from eigencam_live.models.loaded import normalisation
 from eigencam_live.results import class_scores
 
 __all__ = ["OnnxFile", "OnnxFileBackend", "load_onnx"]
 
 
 class OnnxFile:
-    """An ONNX classifier: ``(B, 3, H, W)`` image in, logits as its first output.
+    """An ONNX classifier: ``(B, 3, H, W)`` image in (``(B, 1, H, W)`` grey), logits as its first output.
 
     Raises:
         ModelError: a missing or unreadable file, or a graph without one image input.
@@ -50,18 +52,21 @@ class OnnxFile:
         weights = {i.name for i in graph.initializer}
         inputs = [i for i in graph.input if i.name not in weights]
         dims = [[d.dim_value or None for d in i.type.tensor_type.shape.dim] for i in inputs]
-        if len(inputs) != 1 or len(dims[0]) != 4 or dims[0][1] not in (3, None) or not graph.output:
+        if len(inputs) != 1 or len(dims[0]) != 4 or dims[0][1] not in (3, 1, None) or not graph.output:
             got = ", ".join(f"{i.name} {d}" for i, d in zip(inputs, dims, strict=True)) or "none"
-            raise ModelError(f"{self.path.name}: expected one image input (B, 3, H, W) and logits as the first "
-                             f"output. Got inputs: {got}")
+            raise ModelError(f"{self.path.name}: expected one image input (B, 3, H, W), or (B, 1, H, W) for grey, "
+                             f"and logits as the first output. Got inputs: {got}")
         kind = inputs[0].type.tensor_type.elem_type
         if kind != onnx.TensorProto.FLOAT:
             raise ModelError(f"{self.path.name}: its input {inputs[0].name} is {onnx.helper.tensor_dtype_to_np_dtype(kind)}; "
-                             "eigencam-live feeds float32 (B, 3, H, W) RGB, normalised (--mean/--std): export it so")
+                             "eigencam-live feeds float32 (B, 3, H, W) RGB (or (B, 1, H, W) grey), normalised (--mean/--std): "
+                             "export it so")
         if dims[0][1] is None and dims[0][3] == 3:
             raise ModelError(f"{self.path.name}: its input {inputs[0].name} {dims[0]} looks channels-last (B, H, W, 3); "
                              "eigencam-live feeds float32 (B, 3, H, W): export it so")
         self.input = inputs[0].name
+        #: 3 (RGB) or 1 (grey: fed the frames' luma)
+        self.channels = dims[0][1] or 3
         self.output = graph.output[0].name
         h, w = dims[0][2], dims[0][3]
         self.fixed_input = (h, w) if h and w else None
@@ -79,7 +84,7 @@ class OnnxFile:
         if size not in self._layers:
             session = self._session(self.order)
             n = self.fixed_batch or 1
-            x = np.zeros((n, 3, *size), np.float32)
+            x = np.zeros((n, self.channels, *size), np.float32)
             found = {}
             with network_errors(f"{self.path.name} failed on a {size[1]}x{size[0]} input"):
                 values = session.run(None, {self.input: x})
@@ -155,7 +160,9 @@ def load_onnx(path: str, labels: list[str] | None = None) -> LoadedModel:
     side = 224
     size = graph.fixed_input or (side, side)
     spec = ModelSpec(name=str(graph.path), layer=graph.default_layer(size), fixed_input=graph.fixed_input)
-    return LoadedModel(net=graph, spec=spec, labels=labels or [], weights=str(graph.path), trained=True)
+    mean, std = normalisation(graph.channels)
+    return LoadedModel(net=graph, spec=spec, labels=labels or [], weights=str(graph.path), trained=True, mean=mean,
+                       std=std, channels=graph.channels)
 
 
 class OnnxFileBackend:

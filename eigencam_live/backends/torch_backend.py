@@ -119,7 +119,7 @@ class TorchBackend:
             LayerNotFoundError: no such layer, or its output is not a feature map (a vector, ...).
         """
         find_layer(self.loaded.net, layer)
-        x = torch.zeros((1, 3, *size), device=self.device, dtype=self.dtype)
+        x = torch.zeros((1, self.loaded.channels, *size), device=self.device, dtype=self.dtype)
         with torch.inference_mode(), ActivationCapture(self.loaded.net, layer) as cap:
             out = self.loaded.net(x)
             with contextlib.suppress(LayerNotFoundError):  # no scores of any kind: maps alone

@@ -2,7 +2,8 @@
 ``nn.Module`` with its weights loaded), or a module object handed to the library.
 
 Optional attributes on the module: ``labels`` (class names), ``mean``/``std`` (RGB, of ``[0, 1]``
-pixels), ``input_size`` (``(H, W)`` the network requires). The default target layer is the last one
+pixels; one number each for a grey network: one whose first convolution takes one channel, fed the
+frames' luma), ``input_size`` (``(H, W)`` the network requires). The default target layer is the last one
 whose output is a spatial feature map. A detector built like torchvision's (its own classes, a
 keypoint head) runs as the detectors by name do (:func:`~eigencam_live.models.detectors.as_detector`).
 """
@@ -22,7 +23,7 @@ from eigencam_live.errors import ModelError, network_errors
 
 from .detectors import as_detector, coco_labels, is_torchvision_detector
 from .layers import last_map_layer
-from .loaded import IMAGENET_MEAN, IMAGENET_STD, LoadedModel, ModelSpec
+from .loaded import LoadedModel, ModelSpec, normalisation
 from .weights import load_state_file
 
 __all__ = ["FACTORY", "from_module", "load_factory"]
@@ -169,21 +170,31 @@ def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imag
             fixed = ()
         if len(fixed) != 2 or not all(isinstance(d, int) and d >= 8 for d in fixed):
             raise ModelError(f"{name}.input_size must be (H, W) in pixels. Got {net.input_size!r}")
+    channels = input_channels(net)
     norm = {}
-    for key, default in (("mean", IMAGENET_MEAN), ("std", IMAGENET_STD)):
+    for key, default in zip(("mean", "std"), normalisation(channels), strict=True):
         raw = getattr(net, key, None)
         try:
             value = default if raw is None else tuple(float(v) for v in raw)
         except (TypeError, ValueError):
             value = ()
-        if len(value) != 3:
-            raise ModelError(f"{name}.{key} must be three numbers (R, G, B). Got {raw!r}")
+        if len(value) != channels:
+            what = "one number (its first convolution takes one channel: grey)" if channels == 1 else "three numbers (R, G, B)"
+            raise ModelError(f"{name}.{key} must be {what}. Got {raw!r}")
         norm[key] = value
     loaded = LoadedModel(net=net, spec=ModelSpec(name, "", fixed), labels=list(labels or []), weights=weights,
-                         trained=True, prefix_tokens=getattr(net, "num_prefix_tokens", None), **norm)
+                         trained=True, prefix_tokens=getattr(net, "num_prefix_tokens", None), channels=channels,
+                         **norm)
     with network_errors(f"{name} failed on a blank test input (run to find its layers)"):
         loaded.spec = ModelSpec(name, last_map_layer(loaded, fixed), fixed)
     return loaded
+
+
+def input_channels(net: nn.Module) -> int:
+    """1 for a network whose first convolution takes one channel (a grey network: it is fed the
+    frames' luma), else 3."""
+    first = next((m for m in net.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
+    return 1 if first is not None and first.in_channels == 1 else 3
 
 
 def _one_line(exc: BaseException) -> str:

@@ -284,7 +284,7 @@ def feature_layers(model: LoadedModel, size: tuple[int, int] | None = None) -> l
     net = model.net
     param = next(net.parameters(), None)
     h, w = size or model.spec.fixed_input or (224, 224)
-    x = torch.zeros((1, 3, h, w), device=param.device if param is not None else "cpu",
+    x = torch.zeros((1, model.channels, h, w), device=param.device if param is not None else "cpu",
                     dtype=param.dtype if param is not None else torch.float32)
     modules = {n: m for n, m in net.named_modules() if n}
     with ActivationCapture(net, list(modules), copy=False) as cap, torch.inference_mode():

@@ -7,10 +7,14 @@ from dataclasses import dataclass
 
 from torch import nn
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "LoadedModel", "ModelSpec"]
+__all__ = ["GREY_MEAN", "GREY_STD", "IMAGENET_MEAN", "IMAGENET_STD", "LoadedModel", "ModelSpec", "normalisation"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+#: A grey (1-channel) network's default: ImageNet's numbers averaged over R, G and B (timm's for
+#: ``in_chans=1``).
+GREY_MEAN = (0.449,)
+GREY_STD = (0.226,)
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,10 @@ class LoadedModel:
         labels: class names, index -> name; empty = class indices.
         weights: ``imagenet``, ``none``, or the path of the state_dict (or ONNX) file.
         trained: ``False`` when the network runs with random weights.
-        mean, std: per-channel input normalisation (RGB, on ``[0, 1]`` pixels).
+        mean, std: per-channel input normalisation (RGB, on ``[0, 1]`` pixels; one number each for a
+            grey network).
+        channels: 3 (the frames' RGB) or 1: a grey network, fed the frames' luma (BT.601, as
+            OpenCV's and Pillow's grey conversions).
         prefix_tokens: for a transformer, the class/register tokens before the patch tokens when
             the model says so (timm's ``num_prefix_tokens``); a hint, the output's shape decides.
         detector: an object detector (its outputs are boxes, :mod:`.detectors`), not a classifier.
@@ -57,9 +64,15 @@ class LoadedModel:
     labels: list[str]
     weights: str
     trained: bool
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
     prefix_tokens: int | None = None
     detector: bool = False
     classes: int | None = None
     headless: bool = False
+    channels: int = 3
+
+
+def normalisation(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The default ``(mean, std)`` of a network taking ``channels`` (1 or 3) input channels."""
+    return (GREY_MEAN, GREY_STD) if channels == 1 else (IMAGENET_MEAN, IMAGENET_STD)
