@@ -113,7 +113,7 @@ def annotate_main(argv: list[str]) -> int:
     """Run the annotate command; returns the process exit code."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_intermixed_args(argv)  # `annotate a.mp4 --model m b.mp4`: both inputs
         if not args.inputs and not args.list_layers:
             parser.error("give at least one INPUT: a video, an image, a folder of them, or a glob")
     except SystemExit as exc:  # --help (0) or a usage error (2, message already printed)

@@ -9,6 +9,7 @@ field), not by argparse, so the message is the same whichever front end received
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .backends import BACKENDS
 from .cam import METHODS
@@ -41,6 +42,50 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
+    def parse_known_args(self, args=None, namespace=None):
+        return super().parse_known_args(self._numbers_joined(sys.argv[1:] if args is None else list(args)), namespace)
+
+    def _numbers_joined(self, argv: list[str]) -> list[str]:
+        """``--mean 0.5 0.5 0.5`` as ``--mean=0.5,0.5,0.5`` and ``--mean 0.5`` as ``--mean=0.5``: one
+        number or three, for argparse, whose ``nargs="+"`` would take the inputs after them too."""
+        longs = [o for o in self._option_string_actions if o.startswith("--")]
+        out, i = [], 0
+        while i < len(argv):
+            token = argv[i]
+            out.append(token)
+            i += 1
+            if token == "--":
+                return out + argv[i:]
+            named = [o for o in longs if o.startswith(token)] if token.startswith("--") and "=" not in token else []
+            if token in _NUMBER_LISTS or (len(named) == 1 and named[0] in _NUMBER_LISTS):
+                values = []
+                while i < len(argv) and len(values) < 3 and _is_number(argv[i]):
+                    values.append(argv[i])
+                    i += 1
+                if values:
+                    out[-1] = f"{token}={','.join(values)}"
+        return out
+
+
+#: Options that take one number or three (R G B; one for a grey network).
+_NUMBER_LISTS = ("--mean", "--std")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _numbers(text: str) -> tuple[float, ...]:
+    """``0.5`` or ``0.485,0.456,0.406`` (joined by :meth:`OneLineParser.parse_known_args`)."""
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected one number or three (R G B). Got {text!r}") from None
+
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
     """Add ``--model --weights --layer --component --method --short-side --device --backend
@@ -60,10 +105,10 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
                    help="print the model's layers that give a feature map, with their shapes, and exit")
     g.add_argument("--labels", default=None, metavar="FILE.txt",
                    help="class names, one a line (default: the model's own; class indices for an .onnx file)")
-    g.add_argument("--mean", type=float, nargs="+", default=None, metavar="R G B",
+    g.add_argument("--mean", type=_numbers, default=None, metavar="R G B",
                    help="input normalisation mean of [0, 1] pixels, one number for a grey (1-channel) network "
                         "(default: the model's; ImageNet's for .onnx)")
-    g.add_argument("--std", type=float, nargs="+", default=None, metavar="R G B",
+    g.add_argument("--std", type=_numbers, default=None, metavar="R G B",
                    help="input normalisation std of [0, 1] pixels, one number for a grey (1-channel) network "
                         "(default: the model's; ImageNet's for .onnx)")
     g.add_argument("--component", "-k", type=int, default=_ENGINE.component, metavar="K",

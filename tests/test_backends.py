@@ -789,5 +789,5 @@ def test_a_grey_network_is_fed_the_frames_luma_on_every_backend_and_as_an_onnx_f
     out = tmp_path / "out.mp4"
     assert annotate_main([str(clip), "-o", str(out), "--model", onnx_path, "--std", "0.3", "0.3", "0.3", "-q"]) == 1
     assert "needs one number" in capsys.readouterr().err and not out.exists()
-    assert annotate_main([str(clip), "-o", str(out), "--model", onnx_path, "--mean", "0.5", "--std", "0.3", "-q"]) == 0
+    assert annotate_main(["--mean", "0.5", "--std", "0.3", str(clip), "-o", str(out), "--model", onnx_path, "-q"]) == 0
     assert out.exists()

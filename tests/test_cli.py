@@ -248,3 +248,17 @@ def test_the_annotate_path_never_imports_qt(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), cwd=tmp_path,
                           timeout=110)
     assert done.stdout.strip().splitlines()[-1] == "0 []", done.stderr
+
+
+@pytest.mark.parametrize(("argv", "mean", "std", "inputs"), [
+    (["--mean", "0.5", "0.4", "0.3", "a.mp4", "b.mp4"], (0.5, 0.4, 0.3), None, ["a.mp4", "b.mp4"]),
+    (["a.mp4", "--mean", "0.5", "--std", "0.25", "b.png"], (0.5,), (0.25,), ["a.mp4", "b.png"]),
+    (["--std=0.2,0.2,0.2", "--mea", "0.1", "0.2", "0.3", "c.mp4"], (0.1, 0.2, 0.3), (0.2, 0.2, 0.2), ["c.mp4"]),
+    (["--mean", "0.5", "--", "0.7"], (0.5,), None, ["0.7"]),  # after --, a file named 0.7
+])
+def test_mean_and_std_take_one_number_or_three_and_leave_the_inputs_after_them(argv, mean, std, inputs):
+    """One number (a grey network) or three: argparse's nargs='+' would also have taken the inputs."""
+    from eigencam_live.cli import build_parser
+
+    args = build_parser().parse_intermixed_args(argv)  # as annotate_main: inputs before and after options
+    assert (args.mean, args.std, args.inputs) == (mean, std, inputs)
