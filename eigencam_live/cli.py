@@ -201,8 +201,9 @@ def _run(args: argparse.Namespace) -> int:
     engine = Engine(config, fallback_untrained=True)
     if args.detections and not engine.loaded.detector:  # a factory's network is known once built
         raise not_a_detector
-    if engine.warning:
-        _say("warning", engine.warning)
+    for warning in (engine.warning, engine.loaded.note):
+        if warning:
+            _say("warning", warning)
     import torch
 
     previous = torch.get_num_threads()

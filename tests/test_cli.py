@@ -16,6 +16,7 @@ import torch
 
 from eigencam_live.cli import annotate_main
 
+from .conftest import scene
 from .media import (
     NTSC,
     annotate_signalled_at_frame,
@@ -262,3 +263,38 @@ def test_mean_and_std_take_one_number_or_three_and_leave_the_inputs_after_them(a
 
     args = build_parser().parse_intermixed_args(argv)  # as annotate_main: inputs before and after options
     assert (args.mean, args.std, args.inputs) == (mean, std, inputs)
+
+
+def test_a_network_that_runs_at_one_size_only_is_fed_that_size_and_says_so(tmp_path, monkeypatch, capsys):
+    """A Linear layer sized for one map: before, every 16:9 frame failed with torch's 'mat1 and mat2
+    shapes cannot be multiplied'. It runs at the layer probe's 224x224, and a warning says so."""
+    (tmp_path / "fixed.py").write_text(
+        "import torch\n"
+        "class Fixed(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 4, 1), torch.nn.ReLU(), torch.nn.MaxPool2d(8))\n"
+        "        self.fc = torch.nn.Linear(8 * 7 * 7, 5)\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(self.features(x).flatten(1))\n"
+        "def build():\n"
+        "    return Fixed()\n"
+        "def told():\n"
+        "    net = Fixed()\n"
+        "    net.input_size = (224, 224)\n"
+        "    return net\n")
+    monkeypatch.chdir(tmp_path)
+    from eigencam_live.engine import Engine, EngineConfig
+
+    engine = Engine(EngineConfig(model="fixed:build", device="cpu"))
+    assert engine.loaded.spec.fixed_input == (224, 224) and "runs at 224x224 only" in engine.loaded.note
+    result = engine.process_one(scene(180, 320))
+    assert engine.input_size() == (224, 224) and result.cam.shape == (7, 7) and len(result.predictions) == 5
+    told = Engine(EngineConfig(model="fixed:told", device="cpu"))
+    assert told.loaded.note is None and told.loaded.spec.fixed_input == (224, 224)
+
+    clip = write_clip(tmp_path / "in.mp4", frames=3, size=(160, 90))
+    assert annotate_main([str(clip), "-o", "out.mp4", "--model", "fixed:build", "--device", "cpu", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: fixed:build runs at 224x224 only (at 384x224: RuntimeError: mat1 and mat2" in err
+    assert "set input_size = (224, 224) on the module" in err and probe(tmp_path / "out.mp4")["frames"] == 3

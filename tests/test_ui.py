@@ -789,3 +789,16 @@ def test_a_url_that_never_answers_leaves_the_source_playing_and_its_wait_uncount
         for conn in held:
             conn.close()
         server.join(2)
+
+
+def test_a_network_that_runs_at_one_size_only_says_so_in_the_window(qtbot, make_window, tmp_path, monkeypatch):
+    (tmp_path / "fixednet.py").write_text(
+        "import torch\n"
+        "def build():\n"
+        "    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 8, 1), torch.nn.ReLU(), torch.nn.Flatten(),\n"
+        "                               torch.nn.Linear(8 * 28 * 28, 3))\n")
+    monkeypatch.chdir(tmp_path)
+    w = make_window(engine=EngineConfig(model="fixednet:build", short_side=64))
+    wait_frames(qtbot, w, 2)
+    assert [e for e in w.errors if "runs at 224x224 only" in e] == [w.errors[0]] and len(w.errors) == 1
+    assert w.last_packet.result.cam.shape == (28, 28)

@@ -115,6 +115,7 @@ class FrameLoop:
         self._dropped_offset = 0  # frames the live capture dropped while paused (not the model's fault)
         self._warned: str | None = None  # the source's warning, once said
         self._backend_warned: str | None = None  # the backend's, once said
+        self._noted: str | None = None  # the model's note (it runs at one size only), once said
         self._dropped_at_pause = 0
         self.frames_processed = 0
 
@@ -164,6 +165,9 @@ class FrameLoop:
         e = self.engine
         assert e is not None
         self.out.engine_changed.emit(EngineStatus.of(e))
+        if e.loaded.note and e.loaded.note != self._noted:
+            self.out.error.emit(e.loaded.note)
+        self._noted = e.loaded.note
         self._layers_size = e.input_size()
         self.out.layers_ready.emit(e.config.model, layer_list(e, self._layers_cache, self.out.error.emit))
 

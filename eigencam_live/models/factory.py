@@ -187,7 +187,33 @@ def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imag
                          **norm)
     with network_errors(f"{name} failed on a blank test input (run to find its layers)"):
         loaded.spec = ModelSpec(name, last_map_layer(loaded, fixed), fixed)
+    if fixed is None:
+        _one_size(loaded)
     return loaded
+
+
+#: The sizes a network without ``input_size`` is tried at: the layer probe's, then a 16:9 frame's.
+_PROBE, _WIDE = (224, 224), (224, 384)
+
+
+def _one_size(loaded: LoadedModel) -> None:
+    """A network that runs at the probe's 224x224 but not at another size (a Linear layer sized for
+    one map, a position embedding for one grid) takes 224x224 input from now on, and says so in
+    :attr:`LoadedModel.note`; before, every frame failed with torch's own message."""
+    net = loaded.net
+    param = next(net.parameters(), None)
+    x = torch.zeros((1, loaded.channels, *_WIDE), device=param.device if param is not None else "cpu",
+                    dtype=param.dtype if param is not None else torch.float32)
+    try:
+        with torch.inference_mode():
+            net(x)
+    except Exception as exc:  # the network's own refusal, whatever it raises
+        if isinstance(exc, MemoryError):
+            raise
+        name = loaded.spec.name
+        loaded.spec = ModelSpec(name, loaded.spec.layer, _PROBE)
+        loaded.note = (f"{name} runs at 224x224 only (at {_WIDE[1]}x{_WIDE[0]}: {_one_line(exc)}): frames are "
+                       "resized to 224x224; set input_size = (224, 224) on the module to say so")
 
 
 def input_channels(net: nn.Module) -> int:

@@ -48,6 +48,7 @@ class LoadedModel:
         trained: ``False`` when the network runs with random weights.
         mean, std: per-channel input normalisation (RGB, on ``[0, 1]`` pixels; one number each for a
             grey network).
+        note: what the user is to be told about the network once it is loaded (a warning), or ``None``.
         channels: 3 (the frames' RGB) or 1: a grey network, fed the frames' luma (BT.601, as
             OpenCV's and Pillow's grey conversions).
         prefix_tokens: for a transformer, the class/register tokens before the patch tokens when
@@ -71,6 +72,7 @@ class LoadedModel:
     classes: int | None = None
     headless: bool = False
     channels: int = 3
+    note: str | None = None
 
 
 def normalisation(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
