@@ -126,7 +126,15 @@ def test_a_folder_source_gives_each_image_at_its_own_size_and_skips_unreadable_o
         frames = list(cap)
     assert [f.image.shape[:2] for f in frames] == [(h, w) for w, h in sizes]
     assert [int(f.image[0, 0, 0]) for f in frames] == [50, 100, 150] and [f.index for f in frames] == [0, 2, 4]
-    assert source.warning == "skipped 2 unreadable images: p1.jpg, p3.png"
+    # each said by the frame after it (the capture reads ahead: a source-wide warning came early)
+    assert frames[0].note is None and source.warning is None
+    assert [f.note.split(": ")[0] for f in frames[1:]] == ["skipped an unreadable image"] * 2
+    assert "p1.jpg" in frames[1].note and "p3.png" in frames[2].note
+    (tmp_path / "p5.png").write_bytes(b"")
+    (tmp_path / "p6.png").write_bytes(b"x")
+    with open_source(str(tmp_path)) as again:
+        assert [again.read().index for _ in range(3)] == [0, 2, 4] and again.warning is None
+        assert again.read() is None and again.warning == "skipped 2 unreadable images: p5.png, p6.png"  # the last
     (tmp_path / "p0.png").write_bytes(b"")  # the first unreadable too: the next one opens it
     with open_source(str(tmp_path)) as again:
         assert (again.info.width, again.info.height) == (20, 60) and again.read().index == 2

@@ -302,8 +302,10 @@ class FrameLoop:
             self.out.error.emit(str(exc))
             self._close_source()
             return None
+        if frame is not None and frame.note:  # said as its frame shows (a folder's unreadable image before it)
+            self.out.error.emit(frame.note)
         warning = self.playback.warning
-        if warning and warning != self._warned:  # said once, when it happens (a folder's unreadable image)
+        if warning and warning != self._warned:  # said once, when it happens
             self._warned = warning
             self.out.error.emit(warning)
         if frame is None and self.playback.ended:

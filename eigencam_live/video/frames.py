@@ -25,6 +25,8 @@ class Frame:
         captured: ``time.monotonic()`` when the capture thread got it (for latency).
         duration: seconds the frame is shown, where the source says (a file's; a GIF's or a
             slideshow's last frame may be held for seconds); ``None``: until the next frame.
+        note: what the source skipped right before this frame (a folder's unreadable images), to
+            be said when this frame is shown, not when it was read ahead; else ``None``.
     """
 
     image: np.ndarray
@@ -32,6 +34,7 @@ class Frame:
     pts: float
     captured: float
     duration: float | None = None
+    note: str | None = None
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ class FolderSource(FrameSource):
 
     Each frame is its image at its own size (``info`` gives the first one's); pts = index / fps,
     index = the image's place among :attr:`files`. An image that cannot be read is skipped, and
-    named in :attr:`warning`.
+    named in the :attr:`~eigencam_live.video.Frame.note` of the frame after it.
     """
 
     def __init__(self, spec: str, *, fps: float | Fraction = 30) -> None:
@@ -42,40 +42,39 @@ class FolderSource(FrameSource):
         if not files:
             raise SourceError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {spec}")
         self.files = files
-        self._skipped: list[str] = []
         self._failed: SourceError | None = None
         self._unreadable: set[int] = set()  # indices of the files that could not be read
         self._next = 0
         self._first = first = self._load_next()
-        if first is None:
-            raise self._failed if len(files) == 1 else SourceError(f"no readable images in {spec}: {self.warning}")
+        if first[0] is None:
+            raise self._failed if len(files) == 1 else SourceError(f"no readable images in {spec}: {first[2]}")
         height, width = first[1].shape[:2]
         self.info = SourceInfo("folder", spec, width, height, as_rate(fps), len(files), False, True, spec)
 
-    def _load_next(self) -> tuple[int, np.ndarray] | None:
-        """``(index, image)`` of the next readable image from :attr:`_next` on (a transparent one laid
-        over white), ``None`` past the last."""
+    def _load_next(self) -> tuple[int | None, np.ndarray | None, str | None]:
+        """``(index, image, note)`` of the next readable image from :attr:`_next` on (a transparent one
+        laid over white; index and image ``None`` past the last); ``note`` names the unreadable
+        images skipped on the way, ``None`` where there were none."""
+        skipped: list[tuple[str, SourceError]] = []
         while self._next < len(self.files):
             index = self._next
             self._next += 1
             try:
-                return index, read_image(Path(self.files[index]))[0]
+                return index, read_image(Path(self.files[index]))[0], _skipped_note(skipped)
             except SourceError as exc:
                 self._failed = exc
                 self._unreadable.add(index)
-                if self.files[index] not in self._skipped:  # (seen again after a seek back)
-                    self._skipped.append(self.files[index])
-                    n = len(self._skipped)
-                    names = ", ".join(os.path.basename(f) for f in self._skipped[:3]) + (f" and {n - 3} more" if n > 3 else "")
-                    self.warning = f"skipped an unreadable image: {exc}" if n == 1 else f"skipped {n} unreadable images: {names}"
-        return None
+                skipped.append((self.files[index], exc))
+        return None, None, _skipped_note(skipped)
 
     def read(self) -> Frame | None:
-        loaded, self._first = self._first or self._load_next(), None
-        if loaded is None:
+        index, image, note = self._first or self._load_next()
+        self._first = None
+        if index is None:
+            if note:  # the last images: no frame after them to carry it
+                self.warning = note
             return None
-        index, image = loaded
-        return Frame(image, index, index / float(self.info.rate), time.monotonic())
+        return Frame(image, index, index / float(self.info.rate), time.monotonic(), note=note)
 
     def seek(self, index: int) -> None:
         """Frame ``index`` next; onto an image known to be unreadable, the readable one before it
@@ -85,6 +84,13 @@ class FolderSource(FrameSource):
         while index in self._unreadable and index > 0:
             index -= 1
         self._next = index
+
+
+def _skipped_note(skipped: list[tuple[str, SourceError]]) -> str | None:
+    if len(skipped) <= 1:
+        return f"skipped an unreadable image: {skipped[0][1]}" if skipped else None
+    names = ", ".join(os.path.basename(path) for path, _ in skipped[:3])
+    return f"skipped {len(skipped)} unreadable images: {names}" + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
 
 
 #: Tags of a TIFF's first directory (and a JPEG's) that say how its pixels are stored, and blocks
