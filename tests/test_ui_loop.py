@@ -62,7 +62,7 @@ def test_the_shown_and_recorded_image_is_the_engines_picture(tmp_path):
     picture = np.full((120, 160, 3), 77, np.uint8)
 
     class FakeEngine:
-        backend = SimpleNamespace(preparing=False, warning=None)
+        backend = SimpleNamespace(preparing=False, warning=None, running="torch")
 
         def input_size(self):  # the size the layer list was made for: never changes here
             return None
@@ -92,7 +92,7 @@ def test_a_change_of_look_while_paused_redraws_the_frame_on_screen():
     calls = []
 
     class FakeEngine:
-        backend = SimpleNamespace(preparing=False, warning=None)
+        backend = SimpleNamespace(preparing=False, warning=None, running="torch")
 
         def input_size(self):  # the size the layer list was made for: never changes here
             return None
@@ -266,7 +266,7 @@ def test_a_typed_layer_with_a_stale_remembered_setting_keeps_the_remembered_mode
 class _Recording:
     """An engine that hands each frame back as its picture."""
 
-    backend = SimpleNamespace(preparing=False, warning=None)
+    backend = SimpleNamespace(preparing=False, warning=None, running="torch")
 
     def input_size(self):
         return None
@@ -307,7 +307,7 @@ def test_a_folder_of_stills_opens_paused_on_its_first_and_names_an_unreadable_on
         loop.put(cmd.Step(1))
         loop._drain_commands()
         assert loop.mailbox.take().image.shape == (30, 30, 3)
-        assert [e for e in out.errors() if "unreadable" in e] == ["skipped an unreadable image: cannot read image "
+        assert [args[0] for args in out.warning.calls] == ["skipped an unreadable image: cannot read image "
                                                                   f"{tmp_path / 'p1.png'}"]
         loop.put(cmd.Step(-1))  # back over the unreadable one: p2 (it came back to p2 for good)
         loop._drain_commands()
@@ -357,3 +357,32 @@ def test_a_recording_started_while_paused_begins_with_the_frame_on_screen(tmp_pa
     finally:
         loop._stop_recording()
         loop.playback.close()
+
+
+def test_a_size_onnx_runtime_refuses_and_the_way_back_are_both_shown(tmp_path):
+    """A network whose export holds its first input's size: at another size torch runs it (said as
+    a warning, "In use" says torch); back at the first size ONNX Runtime runs it again, and "In
+    use" said torch for good (the status was sent only when a warning came)."""
+    import torch
+
+    class Baked(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 4, 1), torch.nn.ReLU())
+            self.head = torch.nn.Linear(8, 3)
+
+        def forward(self, x):
+            f = self.features(x)
+            return self.head(f[:, :, : int(f.shape[2]) // 2, : int(f.shape[3]) // 2].mean((2, 3)))
+
+    torch.manual_seed(0)
+    config = EngineConfig(weights="none", short_side=64, layer="features", device="cpu", backend="onnxruntime")
+    out = Out()
+    loop = FrameLoop(config, RenderConfig(), out)
+    loop.engine = Engine(config, model=Baked())
+    loop._announce_engine()
+    for size in ((96, 64), (160, 64), (160, 64), (96, 64)):
+        loop._process(frame(0, size), record=False)
+    running = [args[0].backend for args in out.engine_changed.calls]
+    assert running[0] == "onnxruntime" and running[-2:] == ["torch", "onnxruntime"]
+    assert len(out.warning.calls) == 1 and "at 160x64" in out.warning.calls[0][0] and not out.errors()

@@ -115,6 +115,7 @@ class FrameLoop:
         self._dropped_offset = 0  # frames the live capture dropped while paused (not the model's fault)
         self._warned: str | None = None  # the source's warning, once said
         self._backend_warned: str | None = None  # the backend's, once said
+        self._backend_running: str | None = None  # what ran the last frame (torch where it fell back)
         self._noted: str | None = None  # the model's note (it runs at one size only), once said
         self._dropped_at_pause = 0
         self.frames_processed = 0
@@ -166,8 +167,9 @@ class FrameLoop:
         assert e is not None
         self.out.engine_changed.emit(EngineStatus.of(e))
         if e.loaded.note and e.loaded.note != self._noted:
-            self.out.error.emit(e.loaded.note)
+            self.out.warning.emit(e.loaded.note)
         self._noted = e.loaded.note
+        self._backend_running = e.backend.running
         self._layers_size = e.input_size()
         self.out.layers_ready.emit(e.config.model, layer_list(e, self._layers_cache, self.out.error.emit))
 
@@ -303,11 +305,11 @@ class FrameLoop:
             self._close_source()
             return None
         if frame is not None and frame.note:  # said as its frame shows (a folder's unreadable image before it)
-            self.out.error.emit(frame.note)
+            self.out.warning.emit(frame.note)
         warning = self.playback.warning
         if warning and warning != self._warned:  # said once, when it happens
             self._warned = warning
-            self.out.error.emit(warning)
+            self.out.warning.emit(warning)
         if frame is None and self.playback.ended:
             self.out.source_ended.emit()
         return frame
@@ -382,12 +384,14 @@ class FrameLoop:
                 self._unprepared = (engine.config, engine.input_size()) if engine.backend.preparing else None
         if preparing:
             self._dropped_offset += max(0, self.playback.dropped - dropped_before)  # not the running model's
-        warning = engine.backend.warning
-        if preparing or (warning and warning != self._backend_warned):  # what runs it is known now, or changed
+        warning, running = engine.backend.warning, engine.backend.running
+        moved = self._backend_running is not None and running != self._backend_running
+        if preparing or moved or (warning and warning != self._backend_warned):
+            # what runs it is known now, or changed (a size it fell back to torch at, or back again)
             self.out.engine_changed.emit(EngineStatus.of(engine))
-            if warning and warning != self._backend_warned:  # (a new input size it fell back to torch at)
-                self.out.error.emit(warning)
-        self._backend_warned = warning
+            if warning and warning != self._backend_warned:
+                self.out.warning.emit(warning)
+        self._backend_warned, self._backend_running = warning, running
         if engine.input_size() != self._layers_size:  # a new frame size: the layers' shapes change
             self._layers_size = engine.input_size()
             self.out.layers_ready.emit(engine.config.model, layer_list(engine, self._layers_cache, self.out.error.emit))

@@ -11,7 +11,10 @@ from eigencam_live.models import model_kind
 
 from .worker import EngineStatus
 
-__all__ = ["StatusReports"]
+__all__ = ["BANNER_ERROR", "BANNER_WARN", "StatusReports"]
+
+BANNER_WARN = "background:#5a4a1a; color:#ffe9b0; padding:6px 10px; border-radius:4px;"
+BANNER_ERROR = "background:#6a2323; color:#ffd9d9; padding:6px 10px; border-radius:4px;"
 
 
 class StatusReports:
@@ -101,12 +104,16 @@ class StatusReports:
         if self.last_error == self._setting_error and self.error_banner.isVisible():
             self.error_banner.hide()
 
-    def show_error(self, message: str) -> None:
-        """Show a one-line error over the view for a few seconds; the app keeps running."""
+    def show_error(self, message: str, warning: bool = False) -> None:
+        """Show a one-line error over the view for a few seconds; the app keeps running. A
+        ``warning`` (what runs differs from what was asked: a fallback to torch, a size the network
+        is held to, an image skipped) is shown in the warning's colours."""
         self.last_error = message
         self.errors.append(message)
         self._failed_while_veiled = self._veil_until_frame
-        self.error_banner.setText(f"<b>Error:</b> {message}  <small>(click to dismiss)</small>")
+        self.error_banner.setStyleSheet(BANNER_WARN if warning else BANNER_ERROR)
+        heading = "Warning" if warning else "Error"
+        self.error_banner.setText(f"<b>{heading}:</b> {message}  <small>(click to dismiss)</small>")
         self.error_banner.show()
         self._error_timer.start(30000)
 

@@ -40,7 +40,7 @@ from .inspection import InspectionActions, default_snapshot_dir, layers_to_compa
 from .rates import RateMeter
 from .shortcuts import SHORTCUTS, shortcut
 from .sources_panel import SourceActions
-from .status import StatusReports
+from .status import BANNER_ERROR, BANNER_WARN, StatusReports
 from .widgets import FrameView, SeekSlider, ShortcutsOverlay, panels_of
 from .worker import EngineStatus, Packet, Pipeline
 
@@ -48,8 +48,6 @@ __all__ = ["MainWindow", "default_snapshot_dir", "layers_to_compare"]
 
 #: The other texts a toolbar button takes (see :meth:`MainWindow.set_paused`, ``_on_recording_changed``).
 _OTHER_TEXTS = {"pause": ("Resume",), "record": ("■ Stop recording",)}
-_BANNER_WARN = "background:#5a4a1a; color:#ffe9b0; padding:6px 10px; border-radius:4px;"
-_BANNER_ERROR = "background:#6a2323; color:#ffd9d9; padding:6px 10px; border-radius:4px;"
 
 
 class _FrameKeys(QObject):
@@ -156,11 +154,11 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         layout.setContentsMargins(6, 6, 6, 6)
         layout.setSpacing(6)
         self.warning_banner = QLabel(central)
-        self.warning_banner.setStyleSheet(_BANNER_WARN)
+        self.warning_banner.setStyleSheet(BANNER_WARN)
         self.warning_banner.setWordWrap(True)
         self.warning_banner.hide()
         self.error_banner = QLabel(central)
-        self.error_banner.setStyleSheet(_BANNER_ERROR)
+        self.error_banner.setStyleSheet(BANNER_ERROR)
         self.error_banner.setWordWrap(True)
         self.error_banner.setToolTip("Click to dismiss")
         self.error_banner.mousePressEvent = lambda _e: self.error_banner.hide()
@@ -299,6 +297,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         p = self.pipeline
         p.frame_ready.connect(self._on_frame_ready)
         p.error.connect(self.show_error)
+        p.warning.connect(lambda message: self.show_error(message, warning=True))
         p.setting_failed.connect(self._on_setting_failed)
         p.setting_applied.connect(self._on_setting_applied)
         p.engine_changed.connect(self._on_engine_changed)

@@ -43,6 +43,8 @@ class Pipeline(QObject):
     Signals (all emitted from the worker thread, delivered queued on the GUI thread):
         frame_ready: a new :class:`Packet` waits in :meth:`take`.
         error(str): a one-line message for the user; the pipeline keeps running.
+        warning(str): the same for what runs otherwise than asked (ONNX Runtime fell back to torch
+            at a size, the network is held to one size, a folder's image was skipped).
         setting_failed(str): a change of model or setting was refused, and why (the one in use
             stays); setting_applied(): a later one was applied.
         engine_changed(EngineStatus): the engine was (re)built or reconfigured.
@@ -65,6 +67,7 @@ class Pipeline(QObject):
 
     frame_ready = pyqtSignal()
     error = pyqtSignal(str)
+    warning = pyqtSignal(str)
     setting_failed = pyqtSignal(str)
     setting_applied = pyqtSignal()
     engine_changed = pyqtSignal(object)
