@@ -55,6 +55,7 @@ from .config import (
 from .errors import ConfigError, LayerNotFoundError, WeightsUnavailableError, network_errors
 from .inputs import InputSpec, Prepared, as_batch, prepare
 from .models import Layer, LoadedModel, frame_detections, from_module, load_model, model_kind
+from .models.detectors import keep_boxes_from
 from .render import RenderConfig
 from .results import (
     FrameResult,
@@ -375,6 +376,8 @@ class Engine:
             on_device, x = ahead.on_device, ahead.x
             t1 = time.perf_counter()
             b, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+            if self.loaded.detector:  # its own score threshold under the one asked for
+                keep_boxes_from(self.loaded.net, cfg.score)
             with network_errors(f"{self.loaded.spec.name} failed on {b} frame{'s' if b > 1 else ''} of {w}x{h}",
                                 " (--batch-size 1 runs one frame at a time)" if b > 1 else ""):
                 if cfg.method == "randomized" or self.resident:  # neither takes a Gram matrix

@@ -414,3 +414,19 @@ def test_annotate_takes_detections_from_a_factorys_detector_and_refuses_a_factor
     assert annotate_main(again) == 1
     assert "--detections needs an object detector; nets:cls is not one" in _one_error_line(capsys.readouterr().err)
     assert not any(tmp_path.glob("o2*")) and not (tmp_path / "b2.jsonl").exists()
+
+
+def test_a_score_under_the_detectors_own_threshold_shows_the_boxes_under_it(frcnn):
+    """torchvision's Faster R-CNN drops boxes under 0.05 itself (FCOS under 0.2): a lower score showed
+    no more boxes ("no boxes on this frame" at 0). Random weights score every class about 1/91."""
+    frame = scene(180, 320, corner="tr")
+    try:
+        frcnn.reconfigure(score=0.0)
+        low = frcnn.process_one(frame).detections
+        assert frcnn.loaded.net.roi_heads.score_thresh == pytest.approx(1e-3)
+        frcnn.reconfigure(score=0.05)
+        assert frcnn.process_one(frame).detections == []
+        assert frcnn.loaded.net.roi_heads.score_thresh == pytest.approx(0.05, rel=1e-5)
+    finally:
+        frcnn.reconfigure(score=0.0)
+    assert low and all(1e-3 <= d.score < 0.05 for d in low)

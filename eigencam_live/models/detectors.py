@@ -29,7 +29,7 @@ from .torchvision_zoo import pretrained_state
 from .weights import load_state_file
 
 __all__ = ["DETECTORS", "Detection", "as_detector", "coco_labels", "frame_detections", "is_torchvision_detector",
-           "load_detector"]
+           "keep_boxes_from", "load_detector"]
 
 #: Every supported detector (COCO-trained in torchvision), by builder name.
 DETECTORS = (
@@ -71,6 +71,22 @@ def _as_given(transform: nn.Module) -> None:
 
     transform.normalize = normalize
     transform.resize = resize
+
+
+#: The lowest box score a torchvision detector is let to keep: at 0 its non-maximum suppression
+#: would take every anchor of every class (90,000 boxes for Faster R-CNN).
+SCORE_FLOOR = 1e-3
+
+
+def keep_boxes_from(net: nn.Module, score: float) -> None:
+    """Make a torchvision detector keep the boxes from ``score`` on (at least :data:`SCORE_FLOOR`):
+    its own threshold (0.05; FCOS 0.2; SSD 0.001) dropped them before the engine's ``score``, so a
+    lower setting showed no more boxes. Where it was higher, the detector does less work. (A hair
+    under ``score``: torchvision keeps the scores above its threshold, the engine those at or above.)"""
+    heads = getattr(net, "roi_heads", None)  # Faster/Mask/Keypoint R-CNN's; RetinaNet, FCOS, SSD: its own
+    owner = heads if hasattr(heads, "score_thresh") else net
+    if hasattr(owner, "score_thresh"):
+        owner.score_thresh = max(float(score) * (1 - 1e-6), SCORE_FLOOR)
 
 
 def frame_detections(outputs: list[dict], labels: list[str], score: float, input_hw: tuple[int, int],
