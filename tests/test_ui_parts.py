@@ -40,6 +40,23 @@ def test_rate_counts_events_per_second_over_the_window():
     assert meter.rate() == 0.0  # nothing in the last two seconds
 
 
+def test_a_rate_slower_than_one_event_a_window_is_read_from_the_last_two_until_they_stop():
+    """A network taking 2.3 s a frame showed 'processing 0.0 fps' (no two frames in 2 s), and a live
+    capture read once a frame 'capture 0.0 fps' although its source gave 30."""
+    clock = Clock()
+    meter, capture = RateMeter(window=2.0, clock=clock), RateMeter(window=2.0, clock=clock)
+    for i in range(4):
+        meter.tick()
+        capture.tick(69 * i)  # frame indices of a 30 fps source, one kept every 2.3 s
+        clock.t += 2.3
+    clock.t -= 1.0  # 1.3 s after the last frame
+    assert meter.rate() == pytest.approx(1 / 2.3) and capture.rate() == pytest.approx(30.0)
+    clock.t += 3.0  # 4.3 s without a frame: not yet twice the interval
+    assert meter.rate() == pytest.approx(1 / 2.3)
+    clock.t += 0.4  # 4.7 s: stalled
+    assert meter.rate() == 0.0 and capture.rate() == 0.0
+
+
 def test_rate_counts_units_when_events_carry_a_count():
     """A capture that dropped frames: indices 0, 3, 6, ... every 0.1 s is a 30 fps source."""
     clock = Clock()

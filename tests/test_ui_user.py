@@ -282,11 +282,11 @@ def test_a_model_switch_says_loading_over_the_picture_and_clears_the_panels(qtbo
     """Defect 9: the old picture, labels and spectrum stayed up under the new model's name."""
     w = make_window()
     wait_frames(qtbot, w, 2)
-    assert w.predictions.predictions and len(w.spectrum.explained)
+    assert w.predictions.predictions and len(w.spectrum.explained) and w.latencies
     w._engine(model="resnet18", layer=None)
     qtbot.waitUntil(lambda: w.view.busy.startswith("Loading resnet18"), timeout=WAIT)
     assert w.predictions.predictions == [] and "resnet18" in w.predictions.placeholder
-    assert len(w.spectrum.explained) == 0
+    assert len(w.spectrum.explained) == 0 and not w.latencies  # (the old model's latency stood for minutes)
     shown = w.view.grab().toImage()
     centre = shown.pixelColor(shown.width() // 2, shown.height() // 4)
     assert max(centre.red(), centre.green(), centre.blue()) < 140, "the picture is dimmed under the text"

@@ -47,14 +47,17 @@ class RateMeter:
         return self._events[-1][0] if self._events else None
 
     def rate(self, now: float | None = None) -> float:
-        """Events (or counted units) per second over the window ending at ``now`` (default: now);
-        0 with fewer than two events in it."""
+        """Events (or counted units) per second over the window ending at ``now`` (default: now).
+        Slower than one event a window (a network taking seconds a frame), over the last two
+        events, until no event has come for twice their interval (or the window): then 0."""
         now = self._clock() if now is None else float(now)
-        while self._events and now - self._events[0][0] > self.window:
+        while len(self._events) > 2 and now - self._events[0][0] > self.window:
             self._events.popleft()
         if len(self._events) < 2:
             return 0.0
         (t0, c0), (t1, c1) = self._events[0], self._events[-1]
+        if now - t0 > self.window and now - t1 > max(self.window, 2 * (t1 - t0)):
+            return 0.0  # stalled
         return (c1 - c0) / (t1 - t0) if t1 > t0 else 0.0
 
     def clear(self) -> None:

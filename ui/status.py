@@ -73,6 +73,7 @@ class StatusReports:
             if what.startswith("loading"):
                 self.predictions.clear(self.busy_text)
                 self.spectrum.set_spectrum(np.zeros(0, np.float32), self.engine_config.component)
+                self.latencies.clear()  # the old model's: at a slow new one they stood for minutes
         elif not self._veil_until_frame or self._failed_while_veiled:
             self._end_busy(frame_shown=True)  # no frame will come to lift it: the error says why
 
