@@ -53,7 +53,7 @@ def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype, *, o
     cpu_fp32 = device.type == "cpu" and dtype == torch.float32
     if detector:
         if backend == "onnxruntime":
-            raise ConfigError("detectors run with torch (--backend torch or auto)", field="backend")
+            raise ConfigError("detectors run with torch: choose torch or auto", field="backend")
         if device.type == "cpu" and dtype != torch.float32:
             raise ConfigError("detectors run in fp32 on the CPU (their box selection has no bf16 kernel)",
                               field="precision")
@@ -62,7 +62,7 @@ def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype, *, o
         if backend == "torch":
             raise ConfigError("an ONNX file runs with onnxruntime, not torch", field="backend")
         if not cpu_fp32:
-            raise ConfigError("an ONNX file runs on the CPU in fp32 (--device cpu --precision fp32)", field="device")
+            raise ConfigError("an ONNX file runs on the CPU in fp32: choose device cpu and precision fp32", field="device")
         backend = "onnxruntime"
     if backend == "auto":
         return "onnxruntime" if cpu_fp32 and onnxruntime_available() else "torch"
