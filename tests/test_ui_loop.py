@@ -386,3 +386,26 @@ def test_a_size_onnx_runtime_refuses_and_the_way_back_are_both_shown(tmp_path):
     running = [args[0].backend for args in out.engine_changed.calls]
     assert running[0] == "onnxruntime" and running[-2:] == ["torch", "onnxruntime"]
     assert len(out.warning.calls) == 1 and "at 160x64" in out.warning.calls[0][0] and not out.errors()
+
+
+def test_what_the_window_says_of_weights_it_cannot_know_and_of_a_factorys_detector(tmp_path, monkeypatch):
+    """An ONNX file with random weights was said to be 'trained'; a factory's detector got a
+    classifier's 'Predictions' panel."""
+    import torch
+
+    from ui.engine_status import EngineStatus
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 4, 1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(8, 3))
+    path = tmp_path / "tiny.onnx"
+    torch.onnx.export(net.eval(), (torch.zeros(1, 3, 64, 64),), str(path), input_names=["x"],
+                      dynamic_axes={"x": {2: "h", 3: "w"}}, opset_version=17, dynamo=False)
+    assert EngineStatus.of(Engine(EngineConfig(model=str(path), short_side=64))).weights_said == "own weights"
+    assert EngineStatus.of(Engine(FAST)).weights_said == "untrained"
+    (tmp_path / "dets.py").write_text(
+        "import torchvision\n"
+        "def build():\n"
+        "    return torchvision.models.detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None)\n")
+    monkeypatch.chdir(tmp_path)
+    status = EngineStatus.of(Engine(EngineConfig(model="dets:build", device="cpu")))
+    assert status.detector and status.weights_said == "own weights"

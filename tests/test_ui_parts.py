@@ -194,3 +194,25 @@ def test_another_model_starts_with_weights_that_fit_it():
     assert [weights_name(m, "imagenet") for m in ("mynet:build", "net.onnx", "fasterrcnn_resnet50_fpn", "resnet18")] == \
         ["as built", "as built", "COCO", "imagenet"]
     assert weights_name("mynet:build", "none") == "none"
+
+
+def test_the_closed_layer_box_keeps_the_shape_in_sight_and_shortens_the_name(qtbot):
+    """'★ /layer4/layer4.1/relu_1/Relu_output_0  5' (an ONNX node) and '   ★ encoder.layers.encoder_la':
+    the name pushed the shape out of the closed box, after the tree's indent."""
+    from ui.widgets import LayerCombo
+
+    box = LayerCombo()
+    qtbot.addWidget(box)
+    name = "/layer4/layer4.1/relu_1/Relu_output_0"
+    box.add_layer(f"      ★ {name}   512×7×12  Relu", name, f"★ {name}", "512×7×12", "Relu")
+    fm = box.fontMetrics()
+    wide = box.closed_text(2000)
+    assert wide == f"★ {name}   512×7×12  Relu"
+    narrow = box.closed_text(fm.horizontalAdvance("★ /layer4/…Relu_output_0   512×7×12  Relu"))
+    assert narrow.startswith("★ /layer") and "…" in narrow and narrow.endswith("output_0   512×7×12  Relu")
+    tight = box.closed_text(fm.horizontalAdvance("★ /layer…put_0   512×7×12"))
+    assert tight.endswith("   512×7×12") and "…" in tight  # the type gives way before the name goes under 10 characters
+    assert fm.horizontalAdvance(tight) <= fm.horizontalAdvance("★ /layer…put_0   512×7×12")
+    box.show()
+    box.resize(180, box.sizeHint().height())
+    box.repaint()  # paints through closed_text without error

@@ -35,7 +35,7 @@ from eigencam_live.options import layer_tree
 from eigencam_live.render import COLORMAPS, TWO_PANEL_VIEWS, VIEWS, RenderConfig, colormap_lut
 
 from . import commands as cmd
-from .widgets import PredictionsPanel, SpectrumPanel
+from .widgets import LayerCombo, PredictionsPanel, SpectrumPanel
 
 __all__ = ["TIPS", "ControlsSync", "build_panel", "natural_key"]
 
@@ -134,7 +134,7 @@ def build_panel(w, dock: QWidget) -> QWidget:
     w.weights_combo.addItem("ImageNet", "imagenet")
     w.weights_combo.addItem("none (random)", "none")
     w.weights_combo.addItem("Load file…", "__file__")
-    w.layer_combo = QComboBox(mdl)
+    w.layer_combo = LayerCombo(mdl)
     w.layer_combo.setMinimumContentsLength(18)
     w.layer_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
     w.layer_combo.setMaxVisibleItems(18)
@@ -358,8 +358,8 @@ class ControlsSync:
         for depth, layer in layer_tree(layers):
             dims = "×".join(str(d) for d in layer.shape)
             star = "★ " if layer.name == default else ""
-            # the shape before the type: where the box cuts the line, it cuts the type
-            self.layer_combo.addItem(f"{'   ' * depth}{star}{layer.name}   {dims}  {layer.kind}".rstrip(), layer.name)
+            self.layer_combo.add_layer(f"{'   ' * depth}{star}{layer.name}   {dims}  {layer.kind}".rstrip(), layer.name,
+                                       f"{star}{layer.name}", dims, layer.kind)
             self.layer_combo.setItemData(self.layer_combo.count() - 1, f"{layer.name}: {layer.kind}, "
                                          f"{dims or '?'}{' (the default)' if star else ''}", Qt.ToolTipRole)
         self.layer_combo.blockSignals(False)

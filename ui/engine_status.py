@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 from eigencam_live.engine import Engine, EngineConfig
 from eigencam_live.errors import EigenCamError
-from eigencam_live.models import Layer
+from eigencam_live.models import Layer, model_kind
 
 __all__ = ["EngineStatus", "build_engine", "layer_list"]
 
@@ -32,13 +32,23 @@ class EngineStatus:
     dtype: str
     trained: bool
     warning: str | None
+    detector: bool = False
+
+    @property
+    def weights_said(self) -> str:
+        """``trained``, ``untrained``, or ``own weights`` where they are the model's own business
+        (an ONNX file, a factory as built or a YOLO file: trained or not, the app cannot know)."""
+        if not self.trained:
+            return "untrained"
+        own = model_kind(self.config.model) in ("onnx", "factory", "yolo") and self.config.weights == "imagenet"
+        return "own weights" if own else "trained"
 
     @classmethod
     def of(cls, engine: Engine) -> EngineStatus:
         return cls(config=engine.config, layer=engine.layer, default_layer=engine.loaded.spec.layer,
                    device=str(engine.device),
                    backend=engine.backend.running, dtype=str(engine.dtype).replace("torch.", ""), trained=bool(engine.loaded.trained),
-                   warning=engine.warning)
+                   warning=engine.warning, detector=bool(engine.loaded.detector))
 
 
 def build_engine(config: EngineConfig, busy: Say, error: Say, *, typed: frozenset[str] = frozenset(),

@@ -7,8 +7,6 @@ import sys
 
 import numpy as np
 
-from eigencam_live.models import model_kind
-
 from .worker import EngineStatus
 
 __all__ = ["BANNER_ERROR", "BANNER_WARN", "StatusReports"]
@@ -25,9 +23,8 @@ class StatusReports:
         self.status = status
         self.engine_config = status.config
         self._sync_controls(status.config)
-        self.in_use_label.setText(f"{status.device} · {status.backend} · {status.dtype} · "
-                                  f"{'trained' if status.trained else 'untrained'}")
-        detector = model_kind(status.config.model) in ("detector", "yolo")
+        self.in_use_label.setText(f"{status.device} · {status.backend} · {status.dtype} · {status.weights_said}")
+        detector = status.detector
         what = f"Detections (score ≥ {status.config.score:.2f})" if detector else "Predictions (top 5)"
         self.predictions_box.setTitle(what if status.trained else f"{what.split(' (')[0]} — untrained, meaningless")
         # (a detector's box says it in its title alone: its panel has two rows more above it)

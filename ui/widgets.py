@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 from PyQt5.QtCore import QRectF, QSize, Qt, pyqtSignal
 from PyQt5.QtGui import QColor, QFont, QFontMetrics, QImage, QLinearGradient, QPainter, QPen
-from PyQt5.QtWidgets import QSizePolicy, QSlider, QStyle, QStyleOptionSlider, QWidget
+from PyQt5.QtWidgets import (
+    QComboBox,
+    QSizePolicy,
+    QSlider,
+    QStyle,
+    QStyleOptionComboBox,
+    QStyleOptionSlider,
+    QStylePainter,
+    QWidget,
+)
 
 from .shortcuts import SHORTCUTS
 
@@ -375,3 +384,41 @@ class SeekSlider(QSlider):
                 x = event.pos().x() - groove.x() - handle.width() // 2
                 self.setValue(QStyle.sliderValueFromPosition(self.minimum(), self.maximum(), x, span))
         super().mousePressEvent(event)
+
+
+class LayerCombo(QComboBox):
+    """The layer box. Its popup lists the layer tree; the closed box shows the layer in use as
+    ``★ name   C×H×W  Type`` without the tree's indent, the name shortened in its middle where the
+    box is narrow (then the type dropped), so the shape stays in sight: long ONNX node names and
+    ``encoder.layers.encoder_layer_23`` pushed it out. :meth:`add_layer` gives each item its parts."""
+
+    PARTS = Qt.UserRole + 1
+
+    def add_layer(self, text: str, name: str, label: str, shape: str, kind: str) -> None:
+        """An item: ``text`` in the popup, ``name`` its data, ``label`` (``★ name``), ``shape`` and
+        ``kind`` what the closed box fits."""
+        self.addItem(text, name)
+        self.setItemData(self.count() - 1, (label, shape, kind), self.PARTS)
+
+    def closed_text(self, width: int) -> str:
+        """What the closed box shows of the current item in ``width`` pixels."""
+        parts = self.currentData(self.PARTS)
+        if not parts:
+            return self.currentText()
+        label, shape, kind = parts
+        fm = self.fontMetrics()
+        tails = [t for t in (f"   {shape}  {kind}".rstrip(), f"   {shape}") if t.strip()] or [""]
+        for tail in tails:  # the type goes first where the name would be cut below ten characters
+            room = width - fm.horizontalAdvance(tail)
+            if room >= min(fm.horizontalAdvance(label), fm.horizontalAdvance("M" * 10)):
+                break
+        return fm.elidedText(label, Qt.ElideMiddle, max(room, 0)) + tail
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        painter.drawComplexControl(QStyle.CC_ComboBox, option)
+        field = self.style().subControlRect(QStyle.CC_ComboBox, option, QStyle.SC_ComboBoxEditField, self)
+        option.currentText = self.closed_text(field.width() - 4)
+        painter.drawControl(QStyle.CE_ComboBoxLabel, option)
