@@ -110,9 +110,20 @@ def test_the_cache_keeps_the_recently_used_exports_within_its_limit(tmp_path, mo
         part = tmp_path / f".{name}.onnx.123.part"
         part.write_bytes(b"x")
         os.utime(part, (now - age, now - age))
+    # a minute old: one left by a process of this machine that has ended (an app closed mid-export)
+    import subprocess
+    import sys
+
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    ours = onnx_backend._HOST
+    for part in (tmp_path / f".quit.onnx.{ours}~{int(ended.stdout)}.part", onnx_backend._part_path(tmp_path / "writing.onnx")):
+        part.write_bytes(b"x")
+        os.utime(part, (now - 60, now - 60))
     removed = onnx_backend.trim_cache(tmp_path, limit=2_500_000, keep=tmp_path / "oldest.onnx")
-    assert sorted(p.name for p in removed) == [".dead.onnx.123.part", "mid.onnx", "old.onnx"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".live.onnx.123.part", "new.onnx", "oldest.onnx"]
+    assert sorted(p.name for p in removed) == [".dead.onnx.123.part", f".quit.onnx.{ours}~{int(ended.stdout)}.part",
+                                               "mid.onnx", "old.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".live.onnx.123.part", f".writing.onnx.{ours}~{os.getpid()}.part",
+                                                          "new.onnx", "oldest.onnx"]
     # In use: the engine marks the export it loads, and trims the rest beyond the limit.
     monkeypatch.setattr(onnx_backend, "CACHE_LIMIT_BYTES", 1)
     monkeypatch.setenv("EIGENCAM_CACHE", str(tmp_path / "own"))  # the other tests' exports stay

@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import io
 import os
+import socket
 import sys
 import threading
 import warnings
@@ -70,8 +71,9 @@ def cache_dir() -> Path:
 def trim_cache(folder: Path, limit: int | None = None, keep: Path | None = None) -> list[Path]:
     """Remove the least recently used exports (by modification time, which each use sets) until
     those in ``folder`` take at most ``limit`` bytes (default :data:`CACHE_LIMIT_BYTES`), never
-    ``keep``; and unfinished exports an hour old. Returns what was removed. Files another process
-    removes meanwhile are skipped."""
+    ``keep``; and unfinished exports an hour old, or left by a process of this machine that has
+    ended (an app closed mid-export). Returns what was removed. Files another process removes
+    meanwhile are skipped."""
     import time
 
     limit = CACHE_LIMIT_BYTES if limit is None else limit
@@ -97,12 +99,35 @@ def trim_cache(folder: Path, limit: int | None = None, keep: Path | None = None)
         total -= size
     for part in folder.glob(".*.part"):
         try:
-            if time.time() - part.stat().st_mtime > _STALE_PART_S:
+            if time.time() - part.stat().st_mtime > _STALE_PART_S or _writer_gone(part):
                 part.unlink(missing_ok=True)
                 removed.append(part)
         except OSError:
             continue
     return removed
+
+
+def _part_path(path: Path) -> Path:
+    """Where an export to ``path`` is written first, named by this machine and process."""
+    return path.with_name(f".{path.name}.{_HOST}~{os.getpid()}.part")
+
+
+def _writer_gone(part: Path) -> bool:
+    """Whether the process of this machine that was writing ``part`` has ended."""
+    host, _, pid = part.name[: -len(".part")].rpartition(".")[2].rpartition("~")
+    if host != _HOST or not pid.isdigit():
+        return False  # another machine's (a shared cache): the hour decides
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
+
+
+#: This machine's name as part names hold it.
+_HOST = "".join(c for c in socket.gethostname() if c.isalnum() or c == "-") or "host"
 
 
 def _mark_used(path: Path) -> None:
@@ -398,7 +423,7 @@ class OnnxBackend:
         model = onnx.load_from_string(buffer.getvalue())
         add_gram(model, graph.nchw)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+        tmp = _part_path(path)
         tmp.write_bytes(model.SerializeToString())
         os.replace(tmp, path)  # never a half-written file under the final name
 
