@@ -216,3 +216,27 @@ def test_the_closed_layer_box_keeps_the_shape_in_sight_and_shortens_the_name(qtb
     box.show()
     box.resize(180, box.sizeHint().height())
     box.repaint()  # paints through closed_text without error
+
+
+def test_the_busy_text_counts_the_seconds_of_a_long_wait(qtbot, monkeypatch):
+    """An export of a large network said 'Preparing vit_l_16…' for half a minute with no sign of life."""
+    from types import SimpleNamespace
+
+    import ui.widgets as widgets
+    from ui.widgets import FrameView
+
+    clock = Clock(50.0)
+    monkeypatch.setattr(widgets, "time", SimpleNamespace(monotonic=clock))  # the widget's clock alone
+    view = FrameView()
+    qtbot.addWidget(view)
+    view.set_busy("Preparing vit_l_16 for onnxruntime (once, cached)…")
+    clock.t += 1.5
+    assert view.busy_line() == "Preparing vit_l_16 for onnxruntime (once, cached)…"
+    clock.t += 11.0
+    assert view.busy_line().endswith("\n12 s") and view._busy_clock.isActive()
+    view.set_busy("Preparing vit_l_16 for onnxruntime (once, cached)…")  # the same wait: counted on
+    assert view.busy_line().endswith("\n12 s")
+    view.set_busy("Loading resnet18…")  # another: from 0
+    assert view.busy_line() == "Loading resnet18…"
+    view.set_busy("")
+    assert view.busy_line() == "" and not view._busy_clock.isActive()

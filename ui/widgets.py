@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
-from PyQt5.QtCore import QRectF, QSize, Qt, pyqtSignal
+from PyQt5.QtCore import QRectF, QSize, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QColor, QFont, QFontMetrics, QImage, QLinearGradient, QPainter, QPen
 from PyQt5.QtWidgets import (
     QComboBox,
@@ -49,14 +51,29 @@ class FrameView(QWidget):
         self._qimage: QImage | None = None
         self.placeholder = "Starting…"
         self.busy = ""  # said over a dimmed picture while, e.g., a model loads
+        self._busy_since = 0.0
+        self._busy_clock = QTimer(self, interval=1000)  # the seconds it has taken, said under it
+        self._busy_clock.timeout.connect(self.update)
         self.colorbar: np.ndarray | None = None  # (256, 3) uint8 BGR lookup table, drawn at the right
         self.panels = (1, 1)  # (columns, rows) of frame-sized panels in the image
         self.aspect = 1.0  # the shape of a pixel, width / height (anamorphic video is shown as wide as meant)
 
     def set_busy(self, text: str) -> None:
-        """Dim the picture and say ``text`` over it (``""``: back to normal)."""
+        """Dim the picture and say ``text`` over it (``""``: back to normal), with the seconds it has
+        taken from the third on (an export of a large network takes half a minute)."""
+        if text and text != self.busy:
+            self._busy_since = time.monotonic()
         self.busy = text
+        if text:
+            self._busy_clock.start()
+        else:
+            self._busy_clock.stop()
         self.update()
+
+    def busy_line(self) -> str:
+        """What is said over the picture: :attr:`busy`, and the seconds it has taken from 2 s on."""
+        seconds = int(time.monotonic() - self._busy_since)
+        return f"{self.busy}\n{seconds} s" if self.busy and seconds >= 2 else self.busy
 
     def set_colorbar(self, lut: np.ndarray | None) -> None:
         """Show the colormap's scale (``(256, 3)`` uint8 BGR, low to high) beside the picture."""
@@ -114,7 +131,7 @@ class FrameView(QWidget):
             f.setBold(True)
             p.setFont(f)
             p.setPen(QColor(255, 220, 150))
-            p.drawText(self.rect(), Qt.AlignCenter | Qt.TextWordWrap, self.busy)
+            p.drawText(self.rect(), Qt.AlignCenter | Qt.TextWordWrap, self.busy_line())
         p.end()
 
 
