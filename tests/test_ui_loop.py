@@ -409,3 +409,33 @@ def test_what_the_window_says_of_weights_it_cannot_know_and_of_a_factorys_detect
     monkeypatch.chdir(tmp_path)
     status = EngineStatus.of(Engine(EngineConfig(model="dets:build", device="cpu")))
     assert status.detector and status.weights_said == "own weights"
+
+
+def test_comparing_layers_of_an_exported_network_exports_nothing_more(tmp_path, monkeypatch):
+    """Each compared layer was exported to ONNX for one tile (four more files of the whole network in
+    the cache; seconds each): torch makes the tiles, and the engine is put back as it was."""
+    from eigencam_live.backends import cache_dir
+    from ui.compare import layer_tiles
+
+    monkeypatch.setenv("EIGENCAM_CACHE", str(tmp_path / "cache"))
+    config = EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64, device="cpu", backend="onnxruntime")
+    engine = Engine(config)
+    image = frame(0, (128, 96)).image
+    engine.process_one(image)
+    exports = sorted(cache_dir().glob("*.onnx"))
+    assert len(exports) == 1
+    layers = ("features.3", "features.8", "features")
+    tiles, refused = layer_tiles(engine, image, RenderConfig(view="heatmap"), layers)
+    assert sorted(cache_dir().glob("*.onnx")) == exports and not refused
+    reference = Engine(EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64, device="cpu",
+                                    backend="torch", optimize=False), model=engine.loaded)
+    for name, picture, explained in tiles:
+        reference.reconfigure(layer=name)
+        reference.reset()
+        want = reference.process(image, render=RenderConfig(view="heatmap"))[0]
+        assert explained == pytest.approx(float(want.explained_component), abs=1e-4)
+        assert np.corrcoef(picture.ravel().astype(float), want.picture.ravel().astype(float))[0, 1] > 0.99
+    assert [t[0] for t in tiles] == list(layers)
+    assert engine.config == config and engine.layer == "features" and engine.backend.name == "onnxruntime"
+    engine.process_one(image)
+    assert engine.backend.running == "onnxruntime" and sorted(cache_dir().glob("*.onnx")) == exports

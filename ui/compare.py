@@ -10,6 +10,7 @@ import numpy as np
 
 from eigencam_live.engine import Engine
 from eigencam_live.errors import EigenCamError
+from eigencam_live.models import model_kind
 from eigencam_live.render import TWO_PANEL_VIEWS, RenderConfig
 
 __all__ = ["component_tiles", "layer_tiles", "tile_look"]
@@ -44,13 +45,18 @@ def component_tiles(engine: Engine, image: np.ndarray, look: RenderConfig, count
 def layer_tiles(engine: Engine, image: np.ndarray, look: RenderConfig,
                 layers: tuple[str, ...]) -> tuple[list[tuple], list[str]]:
     """``([(layer name, picture, explained), ...], refused)``: the component in use at each layer,
-    and why each layer that cannot give it was left out; the layer in use stays."""
-    keep = {"layer": engine.config.layer, "optimize": engine.config.optimize}
+    and why each layer that cannot give it was left out; the layer in use stays.
+
+    A network ONNX Runtime runs from an export is run by torch for the tiles: an export is made
+    per layer (seconds each, 1.2 GB for a ViT-L), for one frame (the maps agree at r >= 0.999)."""
+    keep = {"layer": engine.config.layer, "optimize": engine.config.optimize, "backend": engine.config.backend}
+    exported = engine.backend.name == "onnxruntime" and model_kind(engine.config.model) != "onnx"
     tiles, refused = [], []
     try:
         for name in layers:
             try:  # other layers eager: a traced copy per layer would cost more than the tile
-                engine.reconfigure(layer=name, optimize=keep["optimize"] and name == engine.layer)
+                engine.reconfigure(layer=name, optimize=keep["optimize"] and name == engine.layer and not exported,
+                                   backend="torch" if exported else keep["backend"])
             except EigenCamError as exc:
                 refused.append(f"{name}: {exc}")
                 continue
