@@ -282,6 +282,9 @@ class Engine:
         shape, classes = self._probed[key]
         _check_map(shape, layer, config.component if self._frame_hw else 1)
         labels = backend.loaded.labels
+        if config.labels is not None and classes is None and not backend.loaded.detector:
+            raise ConfigError(f"{Path(backend.loaded.spec.name).name} gives no class scores: the labels would name "
+                              "nothing", field="labels")
         if config.labels is not None and classes and len(labels) != classes:
             raise ConfigError(f"{config.labels} names {len(labels)} classes, but {Path(backend.loaded.spec.name).name} gives "
                               f"{classes} scores: one name a line, in the network's order", field="labels")

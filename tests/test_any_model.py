@@ -84,7 +84,8 @@ def test_an_nhwc_network_handed_over_as_a_module():
     torch.manual_seed(0)
     net = timm.create_model("swin_tiny_patch4_window7_224", embed_dim=16, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1))
     engine = Engine(EngineConfig(weights="none", backend="torch", method="exact", device="cpu"), model=net)
-    assert engine.loaded.spec.fixed_input is None  # no input_size attribute: any size...
+    # no input_size attribute, but timm's Swin refuses another size: found, and said
+    assert engine.loaded.spec.fixed_input == (224, 224) and "doesn't match model (224)" in engine.loaded.note
     engine = Engine(EngineConfig(weights="none", backend="torch", method="exact", device="cpu", layer="layers.3"),
                     model=_with_size(net, (224, 224)))
     frame = _frame(150, 150)

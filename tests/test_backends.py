@@ -336,16 +336,10 @@ def test_what_the_network_itself_refuses_is_one_line_not_a_traceback(tmp_path, c
                           "--batch-size", "1"]) == 0
 
     model = onnx.load(path)
-    model.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.UINT8
-    onnx.save(model, tmp_path / "u8.onnx")
-    with pytest.raises(ModelError, match=r"u8\.onnx: its input image is uint8; eigencam-live feeds float32"):
-        Engine(EngineConfig(model=str(tmp_path / "u8.onnx")))
-    model = onnx.load(path)
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    dims[1].dim_param, dims[3].dim_value = "h", 3  # (b, h, w, 3)
-    onnx.save(model, tmp_path / "nhwc.onnx")
-    with pytest.raises(ModelError, match="looks channels-last"):
-        Engine(EngineConfig(model=str(tmp_path / "nhwc.onnx")))
+    model.graph.input[0].type.tensor_type.elem_type = onnx.TensorProto.INT64
+    onnx.save(model, tmp_path / "i64.onnx")
+    with pytest.raises(ModelError, match=r"i64\.onnx: its input image is int64; eigencam-live feeds float32, float16 or uint8"):
+        Engine(EngineConfig(model=str(tmp_path / "i64.onnx")))
     (tmp_path / "empty.onnx").write_bytes(b"")
     with pytest.raises(ModelError, match=r"is empty \(0 bytes\)"):
         Engine(EngineConfig(model=str(tmp_path / "empty.onnx")))
@@ -802,3 +796,101 @@ def test_a_grey_network_is_fed_the_frames_luma_on_every_backend_and_as_an_onnx_f
     assert "needs one number" in capsys.readouterr().err and not out.exists()
     assert annotate_main(["--mean", "0.5", "--std", "0.3", str(clip), "-o", str(out), "--model", onnx_path, "-q"]) == 0
     assert out.exists()
+
+
+def test_a_tensorflow_style_onnx_file_channels_last_uint8_pixels_gives_the_networks_maps(tmp_path):
+    """tf2onnx's exports take (B, H, W, 3), often uint8 pixels normalised inside the graph: they were
+    refused ("looks channels-last", "feeds float32"). The input is given as the graph takes it."""
+
+    class Pixels(torch.nn.Module):  # uint8 (B, H, W, 3) -> the network's normalised NCHW input
+        def __init__(self, net: torch.nn.Module) -> None:
+            super().__init__()
+            self.net = net
+            self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+            self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+        def forward(self, x):
+            return self.net((x.permute(0, 3, 1, 2).float() / 255 - self.mean) / self.std)
+
+    import warnings
+
+    loaded = _loaded("resnet18", seed=2)
+    path = tmp_path / "tf style.onnx"
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Pixels(loaded.net).eval(), (torch.zeros(1, 96, 160, 3, dtype=torch.uint8),), str(path),
+                          input_names=["images:0"], dynamic_axes={"images:0": {0: "b", 1: "h", 2: "w"}},
+                          opset_version=17, dynamo=False)
+    onnx = Engine(EngineConfig(model=str(path), short_side=96))
+    assert onnx.loaded.net.channels_last and onnx.loaded.net.dtype == np.uint8
+    assert (onnx.loaded.mean, onnx.loaded.std) == ((0.0,) * 3, (1 / 255,) * 3)
+    ref = Engine(EngineConfig(device="cpu", model="resnet18", weights="none", short_side=96, backend="torch"), model=loaded)
+    frame = scene(120, 200, corner="br", seed=4)
+    want, got = ref.process_one(frame), onnx.process_one(frame)
+    assert onnx.loaded.classes == 1000 and _corr(want.cam, got.cam) > 0.99  # (the input rounded to whole pixels)
+    assert [p[0] for p in got.predictions[:3]] == [str(ref.loaded.labels.index(p[0])) for p in want.predictions[:3]]
+
+
+def test_an_onnx_file_whose_scores_are_not_its_first_output_and_its_attention_scores(tmp_path):
+    """Boxes first, scores second: the predictions vanished and the default layer was the boxes read
+    as tokens (4x7x7). A transformer's attention scores (B, heads, N, N) were listed as maps."""
+
+    class BoxesFirst(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, 8, 1), torch.nn.ReLU())
+            self.boxes = torch.nn.Conv2d(16, 4, 1)
+            self.head = torch.nn.Linear(16, 7)
+            self.q, self.k = torch.nn.Linear(16, 16), torch.nn.Linear(16, 16)
+
+        def forward(self, x):
+            f = self.features(x)
+            tokens = f.flatten(2).transpose(1, 2)  # (B, N, 16)
+            q, k = self.q(tokens).view(x.shape[0], -1, 2, 8).transpose(1, 2), self.k(tokens).view(x.shape[0], -1, 2, 8).transpose(1, 2)
+            attention = (q @ k.transpose(-1, -2)) * 0.35  # (B, 2, N, N)
+            mixed = (attention.softmax(-1) @ tokens.view(x.shape[0], 1, -1, 16)).mean(1)  # (B, N, 16)
+            return self.boxes(f).flatten(2).transpose(1, 2), self.head(mixed.mean(1))
+
+    import warnings
+
+    torch.manual_seed(0)
+    net = BoxesFirst().eval()
+    path = tmp_path / "boxes_first.onnx"
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.zeros(1, 3, 64, 64),), str(path), input_names=["x"], output_names=["boxes", "scores"],
+                          dynamic_axes={"x": {2: "h", 3: "w"}}, opset_version=17, dynamo=False)
+    engine = Engine(EngineConfig(model=str(path), short_side=64, top_k=3))
+    assert "boxes" not in engine.layer and engine.loaded.classes == 7  # the last map the scores come from
+    got = engine.process_one(scene(64, 96))
+    with torch.no_grad():
+        want = torch.softmax(net(engine.preprocess(scene(64, 96)[None]))[1], 1)[0]
+    assert [p for _, p in got.predictions] == pytest.approx(want.sort(descending=True).values[:3].tolist(), abs=1e-5)
+    listed = {layer.name: layer.shape for layer in engine.feature_layers()}
+    assert not [n for n, shape in listed.items() if shape[-1] == shape[-2] and shape[0] == 2], listed
+    assert "boxes" in listed and listed[engine.layer][0] == 16  # the boxes listed, to be chosen
+
+
+def test_an_onnx_file_with_its_weights_in_an_external_file_runs_without_loading_them_twice(tmp_path):
+    """Weights in external data (torch's exporter puts networks over 2 GB there): the graph was copied
+    with its weights and serialised, which protobuf refuses over 2 GB ("Failed to serialize proto")."""
+    import onnx
+
+    path = _export(_loaded("mobilenet_v3_small", seed=4).net, tmp_path / "embedded.onnx")
+    folder = tmp_path / "with data"
+    folder.mkdir()
+    onnx.save_model(onnx.load(path), str(folder / "split.onnx"), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="split.onnx.data", size_threshold=0)
+    assert (folder / "split.onnx").stat().st_size < 100_000 < (folder / "split.onnx.data").stat().st_size
+    frame = scene(96, 128, seed=2)
+    want = Engine(EngineConfig(model=path, short_side=96)).process_one(frame)
+    split = Engine(EngineConfig(model=str(folder / "split.onnx"), short_side=96))
+    assert sum(len(t.raw_data) for t in split.loaded.net.model.graph.initializer) == 0  # left in their file
+    got = split.process_one(frame)
+    np.testing.assert_allclose(got.cam, want.cam, atol=1e-5)
+    assert got.predictions == want.predictions
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\n")
+    backbone = _export(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 4, 1), torch.nn.ReLU()), tmp_path / "bb.onnx")
+    with pytest.raises(ConfigError, match="bb.onnx gives no class scores: the labels would name nothing"):
+        Engine(EngineConfig(model=backbone, labels=str(labels)))

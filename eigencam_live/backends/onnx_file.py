@@ -13,6 +13,7 @@ otherwise.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,10 @@ __all__ = ["OnnxFile", "OnnxFileBackend", "load_onnx"]
 
 
 class OnnxFile:
-    """An ONNX classifier: ``(B, 3, H, W)`` image in (``(B, 1, H, W)`` grey), logits as its first output.
+    """An ONNX classifier or backbone: one image input, ``(B, 3, H, W)`` (``(B, 1, H, W)`` grey) or
+    channels-last ``(B, H, W, 3)`` (TensorFlow's, through tf2onnx), float32, float16 or uint8
+    (pixels 0 to 255, the normalisation inside the graph); class scores as one of its outputs (the
+    first ``(B, K)`` one), or none (a backbone: maps alone).
 
     Raises:
         ModelError: a missing or unreadable file, or a graph without one image input.
@@ -45,91 +49,156 @@ class OnnxFile:
         if self.path.stat().st_size == 0:
             raise ModelError(f"{self.path} is empty (0 bytes), not an ONNX file")
         try:
-            self.model = onnx.load(str(self.path))
+            # the graph alone: weights in external files (over 2 GB) stay there, read by the runtime
+            self.model = onnx.load(str(self.path), load_external_data=False)
         except Exception as exc:
             raise ModelError(f"cannot read ONNX file {self.path}: {str(exc).splitlines()[0] if str(exc) else exc}") from None
         graph = self.model.graph
         weights = {i.name for i in graph.initializer}
         inputs = [i for i in graph.input if i.name not in weights]
         dims = [[d.dim_value or None for d in i.type.tensor_type.shape.dim] for i in inputs]
-        if len(inputs) != 1 or len(dims[0]) != 4 or dims[0][1] not in (3, 1, None) or not graph.output:
-            got = ", ".join(f"{i.name} {d}" for i, d in zip(inputs, dims, strict=True)) or "none"
-            raise ModelError(f"{self.path.name}: expected one image input (B, 3, H, W), or (B, 1, H, W) for grey, "
-                             f"and logits as the first output. Got inputs: {got}")
-        kind = inputs[0].type.tensor_type.elem_type
-        if kind != onnx.TensorProto.FLOAT:
-            raise ModelError(f"{self.path.name}: its input {inputs[0].name} is {onnx.helper.tensor_dtype_to_np_dtype(kind)}; "
-                             "eigencam-live feeds float32 (B, 3, H, W) RGB (or (B, 1, H, W) grey), normalised (--mean/--std): "
-                             "export it so")
-        if dims[0][1] is None and dims[0][3] == 3:
-            raise ModelError(f"{self.path.name}: its input {inputs[0].name} {dims[0]} looks channels-last (B, H, W, 3); "
-                             "eigencam-live feeds float32 (B, 3, H, W): export it so")
-        self.input = inputs[0].name
+        got = ", ".join(f"{i.name} {d}" for i, d in zip(inputs, dims, strict=True)) or "none"
+        if len(inputs) != 1 or len(dims[0]) != 4 or not graph.output:
+            raise ModelError(f"{self.path.name}: expected one image input, (B, 3, H, W), (B, H, W, 3) or one channel "
+                             f"for grey. Got inputs: {got}")
+        b, d1, d2, d3 = dims[0]
+        #: the input's layout: channels first, or channels last (TensorFlow's)
+        self.channels_last = d1 not in (1, 3) and d3 in (1, 3)
         #: 3 (RGB) or 1 (grey: fed the frames' luma)
-        self.channels = dims[0][1] or 3
-        self.output = graph.output[0].name
-        h, w = dims[0][2], dims[0][3]
+        self.channels = (d3 if self.channels_last else d1) or 3
+        if not self.channels_last and d1 is not None and d1 not in (1, 3):
+            raise ModelError(f"{self.path.name}: its input {inputs[0].name} {dims[0]} has {d1} channels; images "
+                             "have 3 (RGB) or 1 (grey), first or last")
+        kind = inputs[0].type.tensor_type.elem_type
+        self.dtype = _INPUT_TYPES.get(kind)
+        if self.dtype is None:
+            raise ModelError(f"{self.path.name}: its input {inputs[0].name} is {onnx.helper.tensor_dtype_to_np_dtype(kind)}; "
+                             "eigencam-live feeds float32, float16 or uint8 images: export it so")
+        self.input = inputs[0].name
+        self.outputs = [o.name for o in graph.output]
+        #: the class scores' output: the first ``(B, K)`` one once :meth:`layers` has run, ``None``
+        #: where there is none
+        self.output: str | None = graph.output[0].name
+        h, w = (d1, d2) if self.channels_last else (d2, d3)
         self.fixed_input = (h, w) if h and w else None
         #: the batch size the graph was exported for (``torch.onnx.export``'s default: 1), or ``None``
-        self.fixed_batch: int | None = dims[0][0]
+        self.fixed_batch: int | None = b
         self.classes: int | None = None  # the width of its scores, once :meth:`layers` has run
         self.order = [o for node in graph.node for o in node.output if o]  # topological: ONNX requires it
         #: the op type that makes each node output (``Conv``, ``Relu``, ...)
         self.kinds = {o: node.op_type for node in graph.node for o in node.output if o}
+        self._inputs = {o: list(node.input) for node in graph.node for o in node.output if o}
         self._layers: dict[tuple[int, int], dict[str, tuple[int, ...]]] = {}
+        self._lock = threading.Lock()
+
+    def feed(self, x: np.ndarray) -> np.ndarray:
+        """The engine's ``(B, C, H, W)`` float32 input as this graph takes it: channels last where
+        it wants them, cast to its type (uint8: the normalisation is then 0 and 1/255, pixels)."""
+        if self.channels_last:
+            x = x.transpose(0, 2, 3, 1)
+        if self.dtype == np.uint8:
+            x = np.clip(np.rint(x), 0, 255)
+        return np.ascontiguousarray(x, dtype=self.dtype)
 
     def layers(self, size: tuple[int, int]) -> dict[str, tuple[int, int, int]]:
         """Node outputs that read as feature maps for a ``size = (h, w)`` input: ``{name: (C, h', w')}``,
-        in graph order. One run with every node output exposed, cached by size."""
+        in graph order. One run with every node output exposed, cached by size. The class scores
+        are found on the way (:attr:`output`)."""
         if size not in self._layers:
-            session = self._session(self.order)
+            session = self._session(self.order, scores=False)
             n = self.fixed_batch or 1
-            x = np.zeros((n, self.channels, *size), np.float32)
-            found = {}
+            x = self.feed(np.zeros((n, self.channels, *size), np.float32))
+            found, shapes = {}, {}
             with network_errors(f"{self.path.name} failed on a {size[1]}x{size[0]} input"):
                 values = session.run(None, {self.input: x})
-            for meta, value in zip(session.get_outputs(), values, strict=True):
-                if meta.name == self.output and isinstance(value, np.ndarray) and class_scores(value) is not None:
-                    self.classes = int(class_scores(value).shape[1])
-                    continue
-                if not isinstance(value, np.ndarray) or value.ndim == 0 or len(value) != n:
+            outputs = dict(zip((meta.name for meta in session.get_outputs()), values, strict=True))
+            scores = [o for o in self.outputs if _scores(outputs.get(o)) is not None]
+            self.output = scores[0] if scores else None
+            self.classes = int(_scores(outputs[self.output]).shape[1]) if scores else None
+            for name, value in outputs.items():
+                if name == self.output or not isinstance(value, np.ndarray) or value.ndim == 0 or len(value) != n:
                     continue  # (the graph's output itself may be the map: a backbone without a head)
-                if self.kinds.get(meta.name) in _NOT_MAPS:  # attention weights (B, heads, N, N): no picture
-                    continue
+                shapes[name] = value.shape
+                if self.kinds.get(name) in _NOT_MAPS or self._attention(name, shapes):
+                    continue  # attention scores and weights (B, heads, N, N): no picture
                 try:
                     fmap = to_feature_map(torch.from_numpy(np.ascontiguousarray(value[:1])), size, batch=1)
                 except LayerNotFoundError:
                     continue
                 if fmap.shape[0] == 1 and fmap.shape[2] * fmap.shape[3] >= 4:
-                    found[meta.name] = tuple(int(d) for d in fmap.shape[1:])
+                    found[name] = tuple(int(d) for d in fmap.shape[1:])
             self._layers[size] = {name: found[name] for name in self.order if name in found}  # in graph order
         return self._layers[size]
 
+    def _attention(self, name: str, shapes: dict[str, tuple[int, ...]]) -> bool:
+        """Whether ``name`` holds a transformer's attention scores, ``(B, heads, N, N)`` from a
+        product of queries and keys (or scaled, masked, shifted after it): N x N positions against
+        positions, not a picture."""
+        shape = shapes[name]
+        if len(shape) != 4 or shape[-1] != shape[-2] or shape[1] >= shape[-1]:
+            return False
+        if self.kinds.get(name) in ("MatMul", "Einsum"):
+            return True
+        return self.kinds.get(name) in _ELEMENTWISE and any(
+            shapes.get(i) == shape and self._attention(i, shapes) for i in self._inputs.get(name, []) if i in shapes)
+
     def default_layer(self, size: tuple[int, int]) -> str:
-        """The last feature map of the graph (before global pooling, for a CNN)."""
-        maps = [n for n, shape in self.layers(size).items() if len(shape) == 3]
+        """The last feature map the class scores are computed from (before global pooling, for a
+        CNN; not another head's: boxes read as tokens), or the graph's last one without scores."""
+        layers = self.layers(size)
+        feeding = self._ancestors(self.output) if self.output else None
+        maps = [n for n, shape in layers.items() if len(shape) == 3 and (feeding is None or n in feeding)]
         if not maps:
             raise ModelError(f"{self.path.name} has no layer with a spatial feature map")
         return maps[-1]
 
+    def _ancestors(self, name: str) -> set[str]:
+        """The node outputs ``name`` is computed from."""
+        seen, todo = set(), [name]
+        while todo:
+            for i in self._inputs.get(todo.pop(), []):
+                if i not in seen:
+                    seen.add(i)
+                    todo.append(i)
+        return seen
+
     def session(self, layer: str):
-        """A session whose outputs are ``(logits, layer)``."""
+        """A session whose outputs are ``(scores, layer)``, or ``(layer,)`` without class scores."""
         return self._session([layer])
 
-    def _session(self, extra: list[str]):
-        import onnx
+    def _session(self, extra: list[str], scores: bool = True):
         import onnxruntime as ort
         from onnx import helper
 
-        model = onnx.ModelProto()
-        model.CopyFrom(self.model)
-        del model.graph.output[1:]  # logits first, then what was asked for
-        for name in extra:
-            if name != self.output:
-                model.graph.output.append(helper.make_empty_tensor_value_info(name))
+        wanted = ([self.output] if scores and self.output else []) + [n for n in extra if n != self.output or not scores]
+        graph = self.model.graph
+        with self._lock:
+            kept = list(graph.output)  # edited in place for the runtime's copy, then put back
+            try:
+                del graph.output[:]
+                graph.output.extend(next((o for o in kept if o.name == n), None) or helper.make_empty_tensor_value_info(n)
+                                    for n in wanted)
+                proto = self.model.SerializeToString()
+            finally:
+                del graph.output[:]
+                graph.output.extend(kept)
+        options = runtime_options(self.threads)
+        options.add_session_config_entry("session.model_external_initializers_file_folder_path", str(self.path.parent))
         with network_errors(f"ONNX Runtime cannot run {self.path.name}"):
-            return ort.InferenceSession(model.SerializeToString(), runtime_options(self.threads),
-                                        providers=["CPUExecutionProvider"])
+            return ort.InferenceSession(proto, options, providers=["CPUExecutionProvider"])
+
+
+def _scores(value) -> np.ndarray | None:
+    """``value`` read as class scores ``(B, K)`` (float, ``(B, K, 1, 1)`` too), else ``None``."""
+    if not isinstance(value, np.ndarray) or not np.issubdtype(value.dtype, np.floating):
+        return None
+    return class_scores(value)
+
+
+#: The input types fed as they are (uint8: pixels 0 to 255).
+_INPUT_TYPES = {1: np.float32, 10: np.float16, 2: np.uint8}
+#: Ops that keep attention scores attention scores (a scale, a mask, a shift).
+_ELEMENTWISE = {"Mul", "Div", "Add", "Sub", "Where", "Cast"}
 
 
 #: Ops whose rank-4 outputs are distributions, not feature maps (a transformer's attention weights).
@@ -161,6 +230,8 @@ def load_onnx(path: str, labels: list[str] | None = None) -> LoadedModel:
     size = graph.fixed_input or (side, side)
     spec = ModelSpec(name=str(graph.path), layer=graph.default_layer(size), fixed_input=graph.fixed_input)
     mean, std = normalisation(graph.channels)
+    if graph.dtype == np.uint8:  # pixels as they are, 0 to 255: the graph normalises them itself
+        mean, std = (0.0,) * graph.channels, (1 / 255,) * graph.channels
     return LoadedModel(net=graph, spec=spec, labels=labels or [], weights=str(graph.path), trained=True, mean=mean,
                        std=std, channels=graph.channels)
 
@@ -223,19 +294,20 @@ class OnnxFileBackend:
             self._sessions[self._layer] = self.graph.session(self._layer)
         session, name, n = self._sessions[self._layer], self.graph.input, self.graph.fixed_batch
         b = x.shape[0]
+        feed = self.graph.feed
         if n is None or b == n:
-            outs = session.run(None, {name: x.contiguous().numpy()})
+            outs = session.run(None, {name: feed(x.numpy())})
         else:  # a graph exported for a fixed batch: run n frames at a time, the last run topped up
             parts = []
             for start in range(0, b, n):
                 chunk = x[start : start + n]
                 if len(chunk) < n:
                     chunk = torch.cat([chunk, chunk[-1:].expand(n - len(chunk), *chunk.shape[1:])])
-                parts.append([out[: b - start] for out in session.run(None, {name: chunk.contiguous().numpy()})])
+                parts.append([out[: b - start] for out in session.run(None, {name: feed(chunk.numpy())})])
             outs = [np.concatenate(out) for out in zip(*parts, strict=True)]
-        raw = outs[-1]  # the layer asked for (the graph's only output, for a backbone's own map)
-        logits = class_scores(outs[0]) if len(outs) == 2 else None
-        logits = np.zeros((b, 0), np.float32) if logits is None else logits  # no class scores: maps only
+        raw = outs[-1].astype(np.float32, copy=False)  # the layer asked for (fp16 graphs: read in fp32)
+        logits = _scores(outs[0]) if len(outs) == 2 else None
+        logits = np.zeros((b, 0), np.float32) if logits is None else logits.astype(np.float32, copy=False)
         return torch.from_numpy(logits), to_feature_map(torch.from_numpy(raw), tuple(x.shape[-2:]), batch=b)
 
     def forward_gram(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
