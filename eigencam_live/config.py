@@ -3,6 +3,7 @@ network runs, and the network input's size for a frame (the whole frame, never c
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,10 +93,17 @@ class EngineConfig:
                 raise ConfigError(f"{model!r}: a factory in a file is named with its .py: {call[1]}.py:{call[2]}",
                                   field="model")
 
+            if model.lower().endswith(".onnx.data") or model.lower().endswith(".data") and os.path.isfile(model[:-5]):
+                raise ConfigError(f"{model!r} holds the weights of an ONNX file: pass the .onnx file itself",
+                                  field="model")
+            if os.path.isfile(os.path.expanduser(model)):
+                raise ConfigError(f"{model!r} is a file of no kind this opens: an .onnx file, a YOLO .pt/.yaml, or "
+                                  "a factory in a .py file (path/to/file.py:callable)", field="model")
             close = difflib.get_close_matches(str(self.model), [*MODELS, *DETECTORS], n=3, cutoff=0.5)
-            hint = f" Did you mean {', '.join(close)}?" if close else f" torchvision: {', '.join(sorted(MODELS))}."
+            hint = f" Did you mean {', '.join(close)}?" if close else " torchvision's: resnet50, mobilenet_v3_large, vit_b_16..."
             raise ConfigError(f"unknown model {self.model!r}.{hint} Or timm:NAME, package.module:callable, "
-                              "path/to/file.py:callable, the path of an .onnx file, or a YOLO .pt/.yaml.", field="model")
+                              "path/to/file.py:callable, the path of an .onnx file, or a YOLO .pt/.yaml "
+                              "(README: Models).", field="model")
         if model_kind(self.model) == "onnx" and self.weights not in ("imagenet", "none"):
             raise ConfigError("an ONNX file holds its own weights: leave --weights out", field="weights")
         for name in ("mean", "std"):

@@ -159,6 +159,8 @@ def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
         ConfigError: a value outside its range (names the option).
     """
     try:
+        if args.layer is not None and not args.layer.strip():
+            raise ConfigError("must name a layer (--list-layers lists them); left out, the model's default", field="layer")
         return EngineConfig(
             model=args.model,
             weights=args.weights,

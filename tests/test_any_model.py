@@ -179,6 +179,10 @@ def test_the_factory_modules_attributes_and_default_layer(mynet):
     (["--model", "mynet:build", "--layer", "featurs"], r"no layer named 'featurs' .*Closest: features"),
     (["--model", "mynet:build", "--layer", "zzzzzz"], r"no layer named 'zzzzzz' .*--list-layers lists them"),
     (["--model", "mynet:build", "--layer", "head"], r"'head'.*shape \(1, 3\) is not a feature map"),
+    (["--model", "mynet:build", "--layer", ""], r"--layer: must name a layer"),
+    (["--model", "c.mp4"], r"'c.mp4' is a file of no kind this opens: an .onnx file"),
+    (["--model", "net.onnx.data"], r"'net.onnx.data' holds the weights of an ONNX file: pass the .onnx"),
+    (["--model", "qqqqqq"], r"^eigencam-live: error: --model: unknown model 'qqqqqq'\. torchvision's: resnet50, .{0,200}$"),
 ])
 def test_each_model_mistake_is_one_line(mynet, capsys, argv, words):
     clip = write_clip(mynet / "c.mp4", frames=2, size=(64, 64), rate=NTSC)

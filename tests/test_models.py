@@ -390,3 +390,11 @@ def test_random_weights_are_the_same_each_run_and_leave_the_callers_random_state
     a, b = (load_model("mobilenet_v3_small", "none").net.state_dict() for _ in range(2))
     assert torch.equal(torch.random.get_rng_state(), state)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_building_googlenet_says_nothing_of_torchvisions_init_scheme(recwarn):
+    """'FutureWarning: The default weight initialization of GoogleNet...' reached a user's terminal."""
+    from eigencam_live.models import load_model
+
+    load_model("googlenet", "none")
+    assert not [w for w in recwarn if "weight initialization" in str(w.message)]

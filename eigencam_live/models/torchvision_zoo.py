@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -128,7 +129,9 @@ def load_torchvision(name: str, weights: str = "imagenet", *, allow_download: bo
 
     spec = _check_name(name)
     labels = _labels(name)
-    net = get_model(name, weights=None)
+    with warnings.catch_warnings():  # GoogLeNet's and Inception's notice of their init scheme, for users of torchvision
+        warnings.filterwarnings("ignore", "The default weight initialization", FutureWarning)
+        net = get_model(name, weights=None)
     trained = weights != "none"
     if weights == "imagenet":
         net.load_state_dict(pretrained_state(name, "ImageNet", allow_download=allow_download))
