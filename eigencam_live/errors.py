@@ -32,6 +32,9 @@ _ORT_NOISE = [
      r"node \2 (\1): "),
     (re.compile(r"/\S*onnxruntime\S*:\d+ .*?\) (?=\S)"), ""),
     (re.compile(r"[^:.]*? was false\."), " "),
+    (re.compile(r"ONNX Runtime only \*guarantees\* support .*?Opset (\d+) is under development.*?till opset (\d+)\.?"),
+     r"its opset \1 is newer than this ONNX Runtime runs (up to \2): export it at opset \2 or lower, or update "
+     r"onnxruntime"),
 ]
 
 

@@ -894,3 +894,17 @@ def test_an_onnx_file_with_its_weights_in_an_external_file_runs_without_loading_
     backbone = _export(torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 4, 1), torch.nn.ReLU()), tmp_path / "bb.onnx")
     with pytest.raises(ConfigError, match="bb.onnx gives no class scores: the labels would name nothing"):
         Engine(EngineConfig(model=backbone, labels=str(labels)))
+
+
+def test_an_onnx_file_of_an_opset_newer_than_the_runtime_says_which_and_what_to_do(tmp_path):
+    """ONNX Runtime's 400-character message was cut at 300, before its one useful fact (its last opset)."""
+    import onnx
+
+    from eigencam_live.errors import NetworkError
+
+    model = onnx.load(_export(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()), tmp_path / "a.onnx"))
+    model.opset_import[0].version = 99
+    onnx.save(model, tmp_path / "new.onnx")
+    with pytest.raises(NetworkError, match=r"new.onnx: its opset 99 is newer than this ONNX Runtime runs \(up to \d+\): "
+                                           r"export it at opset \d+ or lower, or update onnxruntime$"):
+        Engine(EngineConfig(model=str(tmp_path / "new.onnx")))
