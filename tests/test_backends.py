@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from eigencam_live.backends import OnnxBackend, TorchBackend, cache_dir, onnx_backend
+from eigencam_live.backends import OnnxBackend, TorchBackend, cache_dir, export_cache, onnx_backend
 from eigencam_live.cam import eigen_cam
 from eigencam_live.engine import Engine, EngineConfig
 from eigencam_live.errors import ConfigError
@@ -115,17 +115,17 @@ def test_the_cache_keeps_the_recently_used_exports_within_its_limit(tmp_path, mo
     import sys
 
     ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    ours = onnx_backend._HOST
-    for part in (tmp_path / f".quit.onnx.{ours}~{int(ended.stdout)}.part", onnx_backend._part_path(tmp_path / "writing.onnx")):
+    ours = export_cache._HOST
+    for part in (tmp_path / f".quit.onnx.{ours}~{int(ended.stdout)}.part", export_cache.part_path(tmp_path / "writing.onnx")):
         part.write_bytes(b"x")
         os.utime(part, (now - 60, now - 60))
-    removed = onnx_backend.trim_cache(tmp_path, limit=2_500_000, keep=tmp_path / "oldest.onnx")
+    removed = export_cache.trim_cache(tmp_path, limit=2_500_000, keep=tmp_path / "oldest.onnx")
     assert sorted(p.name for p in removed) == [".dead.onnx.123.part", f".quit.onnx.{ours}~{int(ended.stdout)}.part",
                                                "mid.onnx", "old.onnx"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [".live.onnx.123.part", f".writing.onnx.{ours}~{os.getpid()}.part",
                                                           "new.onnx", "oldest.onnx"]
     # In use: the engine marks the export it loads, and trims the rest beyond the limit.
-    monkeypatch.setattr(onnx_backend, "CACHE_LIMIT_BYTES", 1)
+    monkeypatch.setattr(export_cache, "CACHE_LIMIT_BYTES", 1)
     monkeypatch.setenv("EIGENCAM_CACHE", str(tmp_path / "own"))  # the other tests' exports stay
     cache_dir().mkdir(parents=True)
     stale = cache_dir() / "stale-0.onnx"
@@ -908,3 +908,23 @@ def test_an_onnx_file_of_an_opset_newer_than_the_runtime_says_which_and_what_to_
     with pytest.raises(NetworkError, match=r"new.onnx: its opset 99 is newer than this ONNX Runtime runs \(up to \d+\): "
                                            r"export it at opset \d+ or lower, or update onnxruntime$"):
         Engine(EngineConfig(model=str(tmp_path / "new.onnx")))
+
+
+def test_a_factorys_changed_code_is_exported_again_and_a_refusal_of_it_forgotten(tmp_path, monkeypatch):
+    """A refused export was remembered under the network's name and weights: after the user fixed
+    the code, the old refusal was said again and torch kept running it."""
+    import importlib
+    import sys
+
+    (tmp_path / "edited.py").write_text("import torch\nBROKEN = True\nclass Net(torch.nn.Sequential):\n    pass\n"
+                                        "def build():\n    return Net(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        net = importlib.import_module("edited").build()
+        before = export_cache.code_digest(net)
+        (tmp_path / "edited.py").write_text((tmp_path / "edited.py").read_text().replace("BROKEN = True", "BROKEN = False"))
+        assert export_cache.code_digest(net) != before
+        library = load_model("resnet18", "none").net  # installed code: the versions in the key say it
+        assert export_cache.code_digest(library) == export_cache.code_digest(torch.nn.Sequential())
+    finally:
+        sys.modules.pop("edited", None)

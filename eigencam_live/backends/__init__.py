@@ -27,7 +27,8 @@ import torch
 from eigencam_live.errors import ConfigError
 from eigencam_live.models import LoadedModel
 
-from .onnx_backend import OnnxBackend, cache_dir, onnxruntime_available
+from .export_cache import cache_dir
+from .onnx_backend import OnnxBackend, onnxruntime_available
 from .onnx_file import OnnxFile, OnnxFileBackend, load_onnx
 from .torch_backend import TorchBackend
 

@@ -8,8 +8,9 @@ so an inference runtime is all it needs.
 
 The export has a dynamic batch, height and width (as fast as a fixed size here), so one file serves
 every input size. It is cached on disk (:func:`cache_dir`) under a key of the model, the layer, a
-digest of the weights and the torch, onnx and onnxruntime versions: a stale file is never matched,
-and a file that does not load is rebuilt; the cache keeps at most :data:`CACHE_LIMIT_BYTES`, the
+digest of the weights, one of a factory's own code and the torch, onnx and onnxruntime versions: a
+stale file is never matched,
+and a file that does not load is rebuilt; the cache (:mod:`.export_cache`) keeps at most 2 GB, the
 least recently used files removed first (:func:`trim_cache`). Each session is checked against the torch network on its
 first input, as the traced copy is; when they disagree (or the network cannot be exported), the
 torch backend runs instead and :attr:`OnnxBackend.warning` says why.
@@ -21,7 +22,6 @@ import contextlib
 import hashlib
 import io
 import os
-import socket
 import sys
 import threading
 import warnings
@@ -34,19 +34,14 @@ from torch import nn
 from eigencam_live.cam import EXACT_MAX_DIM
 from eigencam_live.models import ActivationCapture, Layer, LoadedModel, to_feature_map
 
+from .export_cache import cache_dir, code_digest, mark_used, part_path, trim_cache
 from .export_forms import dynamic_forms
 from .onnx_file import runtime_options
 from .torch_backend import TorchBackend, _outputs
 
-__all__ = ["CACHE_LIMIT_BYTES", "OnnxBackend", "cache_dir", "onnxruntime_available", "trim_cache"]
+__all__ = ["OnnxBackend", "onnxruntime_available"]
 
 _OPSET = 17
-#: The exported networks kept on disk, at most (the least recently used go first): a new library
-#: version, new weights or a new layer is a new file (20 to 100 MB each), and never a reason for
-#: the cache to grow without end.
-CACHE_LIMIT_BYTES = 2 << 30
-#: An unfinished export older than this (seconds) was left by a process that died: removed.
-_STALE_PART_S = 3600.0
 #: The exported graph's form, part of the cache key: ``x, want_gram -> logits, fmap, gram``.
 _GRAPH = f"gram-if-2-{EXACT_MAX_DIM}"  # the limit is baked into the graph; 2: layers copied, plain attention
 
@@ -57,86 +52,6 @@ def onnxruntime_available() -> bool:
     except ImportError:
         return False
     return True
-
-
-def cache_dir() -> Path:
-    """Where exported networks are kept: ``$EIGENCAM_CACHE``, else ``$XDG_CACHE_HOME`` or
-    ``~/.cache``, under ``eigencam-live/onnx``."""
-    if os.environ.get("EIGENCAM_CACHE"):
-        return Path(os.environ["EIGENCAM_CACHE"]) / "onnx"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "eigencam-live" / "onnx"
-
-
-def trim_cache(folder: Path, limit: int | None = None, keep: Path | None = None) -> list[Path]:
-    """Remove the least recently used exports (by modification time, which each use sets) until
-    those in ``folder`` take at most ``limit`` bytes (default :data:`CACHE_LIMIT_BYTES`), never
-    ``keep``; and unfinished exports an hour old, or left by a process of this machine that has
-    ended (an app closed mid-export). Returns what was removed. Files another process removes
-    meanwhile are skipped."""
-    import time
-
-    limit = CACHE_LIMIT_BYTES if limit is None else limit
-    found = []
-    for path in folder.glob("*.onnx"):
-        try:
-            info = path.stat()
-        except OSError:
-            continue
-        found.append((info.st_mtime, info.st_size, path))
-    removed = []
-    total = sum(size for _, size, _ in found)
-    for _, size, path in sorted(found):  # oldest first
-        if total <= limit:
-            break
-        if keep is not None and path == keep:
-            continue
-        try:
-            path.unlink(missing_ok=True)
-        except OSError:  # another user's file in a shared cache, a read-only folder: leave it
-            continue
-        removed.append(path)
-        total -= size
-    for part in folder.glob(".*.part"):
-        try:
-            if time.time() - part.stat().st_mtime > _STALE_PART_S or _writer_gone(part):
-                part.unlink(missing_ok=True)
-                removed.append(part)
-        except OSError:
-            continue
-    return removed
-
-
-def _part_path(path: Path) -> Path:
-    """Where an export to ``path`` is written first, named by this machine and process."""
-    return path.with_name(f".{path.name}.{_HOST}~{os.getpid()}.part")
-
-
-def _writer_gone(part: Path) -> bool:
-    """Whether the process of this machine that was writing ``part`` has ended."""
-    host, _, pid = part.name[: -len(".part")].rpartition(".")[2].rpartition("~")
-    if host != _HOST or not pid.isdigit():
-        return False  # another machine's (a shared cache): the hour decides
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # alive, another user's
-        return False
-    return False
-
-
-#: This machine's name as part names hold it.
-_HOST = "".join(c for c in socket.gethostname() if c.isalnum() or c == "-") or "host"
-
-
-def _mark_used(path: Path) -> None:
-    """Set ``path``'s modification time to now, the cache's record of use (:func:`trim_cache`);
-    a file that cannot be touched (another user's, a read-only cache) keeps its time."""
-    try:
-        os.utime(path)
-    except OSError:
-        pass
 
 
 class _WithLayer(nn.Module):
@@ -362,7 +277,7 @@ class OnnxBackend:
                             failed.parent.mkdir(parents=True, exist_ok=True)
                             failed.write_text(self.warning + "\n", encoding="utf-8")
                     return None
-            _mark_used(path)  # before loading: another process's trim then leaves it
+            mark_used(path)  # before loading: another process's trim then leaves it
             try:
                 session = self._session(path)
                 logits, raw, gram = session.run(None, feeds)
@@ -393,7 +308,8 @@ class OnnxBackend:
                 h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
             self._digest = h.hexdigest()
         key = "|".join([self.loaded.spec.name, layer, _GRAPH, str(self.loaded.spec.fixed_input), self._digest,
-                        torch.__version__, onnx.__version__, onnxruntime.__version__, str(_OPSET)])
+                        code_digest(self.loaded.net), torch.__version__, onnx.__version__, onnxruntime.__version__,
+                        str(_OPSET)])
         name = "".join(c if c.isalnum() or c in "-_" else "_" for c in self.loaded.spec.name)
         return cache_dir() / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.onnx"
 
@@ -423,7 +339,7 @@ class OnnxBackend:
         model = onnx.load_from_string(buffer.getvalue())
         add_gram(model, graph.nchw)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = _part_path(path)
+        tmp = part_path(path)
         tmp.write_bytes(model.SerializeToString())
         os.replace(tmp, path)  # never a half-written file under the final name
 
