@@ -198,8 +198,9 @@ def input_size(height: int, width: int, short_side: int, fixed: tuple[int, int] 
 
 
 def read_labels(path: str) -> list[str]:
-    """Class names from a text file, one a line (blank lines kept as empty names: line = index;
-    blank lines at the end name nothing)."""
+    """Class names from a text file, one a line (a blank line keeps its place, named by its index:
+    an empty name showed nothing in the predictions and the stats; blank lines at the end name
+    nothing)."""
     try:
         text = Path(path).expanduser().read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -207,7 +208,7 @@ def read_labels(path: str) -> list[str]:
     names = [line.strip() for line in text.splitlines()]
     while names and not names[-1]:
         names.pop()
-    return names
+    return [name or str(i) for i, name in enumerate(names)]
 
 
 def with_overrides(loaded, config: EngineConfig):

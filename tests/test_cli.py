@@ -298,3 +298,11 @@ def test_a_network_that_runs_at_one_size_only_is_fed_that_size_and_says_so(tmp_p
     err = capsys.readouterr().err
     assert "warning: fixed:build runs at 224x224 only (at 384x224: RuntimeError: mat1 and mat2" in err
     assert "set input_size = (224, 224) on the module" in err and probe(tmp_path / "out.mp4")["frames"] == 3
+
+
+def test_a_blank_line_in_a_labels_file_keeps_its_place_named_by_its_index(tmp_path):
+    from eigencam_live.config import read_labels
+
+    path = tmp_path / "labels.txt"
+    path.write_text("cat\n\n  dog \n\n\n", encoding="utf-8")
+    assert read_labels(str(path)) == ["cat", "1", "dog"]  # an empty name showed nothing
