@@ -173,7 +173,7 @@ def _run(args: argparse.Namespace) -> int:
     if not 0 <= args.threads <= 1024:
         raise ConfigError(f"--threads must be an integer in [0, 1024]. Got {args.threads}")
 
-    from .engine import Engine
+    from .engine import Engine, EngineConfig
 
     if args.list_layers:  # nothing is annotated: the layers of the model the options name
         from .options import list_layers
@@ -201,7 +201,10 @@ def _run(args: argparse.Namespace) -> int:
     engine = Engine(config, fallback_untrained=True)
     if args.detections and not engine.loaded.detector:  # a factory's network is known once built
         raise not_a_detector
-    for warning in (engine.warning, engine.loaded.note):
+    fixed = engine.loaded.spec.fixed_input
+    ignored = (f"--short-side {config.short_side} is not used: {engine.loaded.spec.name} takes {fixed[1]}x{fixed[0]} "
+               "input, and each frame is resized to it") if fixed and config.short_side != EngineConfig().short_side else None
+    for warning in (engine.warning, engine.loaded.note, ignored):
         if warning:
             _say("warning", warning)
     import torch

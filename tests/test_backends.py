@@ -928,3 +928,18 @@ def test_a_factorys_changed_code_is_exported_again_and_a_refusal_of_it_forgotten
         assert export_cache.code_digest(library) == export_cache.code_digest(torch.nn.Sequential())
     finally:
         sys.modules.pop("edited", None)
+
+
+def test_a_short_side_a_fixed_size_network_cannot_take_is_said_not_ignored_in_silence(tmp_path, capsys):
+    from eigencam_live.cli import annotate_main
+
+    from .media import write_clip
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, 4, 1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    path = _export(net, tmp_path / "fixed.onnx", size=(96, 128), dynamic=False)
+    clip = write_clip(tmp_path / "in.mp4", frames=2, size=(96, 64))
+    assert annotate_main([str(clip), "-o", str(tmp_path / "out.mp4"), "--model", path, "--short-side", "320", "-q"]) == 0
+    assert "warning: --short-side 320 is not used: " in capsys.readouterr().err
+    assert annotate_main([str(clip), "-o", str(tmp_path / "o2.mp4"), "--model", path, "-q"]) == 0
+    assert "short-side" not in capsys.readouterr().err
