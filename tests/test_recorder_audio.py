@@ -143,7 +143,7 @@ class _Out:
 class _Picture:
     """An engine stand-in that shows the frame itself: the recording holds the source's pictures."""
 
-    backend = SimpleNamespace(preparing=False, warning=None)
+    backend = SimpleNamespace(preparing=False, warning=None, running="torch")
 
     def input_size(self):
         return None
