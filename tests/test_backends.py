@@ -943,3 +943,25 @@ def test_a_short_side_a_fixed_size_network_cannot_take_is_said_not_ignored_in_si
     assert "warning: --short-side 320 is not used: " in capsys.readouterr().err
     assert annotate_main([str(clip), "-o", str(tmp_path / "o2.mp4"), "--model", path, "-q"]) == 0
     assert "short-side" not in capsys.readouterr().err
+
+
+def test_a_one_channel_gate_registered_before_the_stem_is_no_grey_network():
+    """A spatial-attention gate (one channel in) registered before the RGB stem was taken for a grey
+    network's first convolution: the network, which loaded before, was refused."""
+
+    class Gated(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gate = torch.nn.Conv2d(1, 1, 7, padding=3)
+            self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, 4, 1), torch.nn.ReLU())
+            self.head = torch.nn.Linear(16, 3)
+
+        def forward(self, x):
+            f = self.stem(x)
+            f = f * torch.sigmoid(self.gate(f.mean(1, keepdim=True)))
+            return self.head(f.mean((2, 3)))
+
+    torch.manual_seed(0)
+    engine = Engine(EngineConfig(weights="none", short_side=64, device="cpu", backend="torch"), model=Gated())
+    assert engine.loaded.channels == 3 and engine.process_one(scene(64, 96)).predictions
+    assert Engine(EngineConfig(weights="none", short_side=64, device="cpu"), model=_Grey()).loaded.channels == 1

@@ -19,7 +19,7 @@ import sys
 import torch
 from torch import nn
 
-from eigencam_live.errors import ModelError, network_errors
+from eigencam_live.errors import EigenCamError, ModelError, network_errors
 
 from .detectors import as_detector, coco_labels, is_torchvision_detector
 from .layers import last_map_layer
@@ -170,23 +170,22 @@ def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imag
             fixed = ()
         if len(fixed) != 2 or not all(isinstance(d, int) and d >= 8 for d in fixed):
             raise ModelError(f"{name}.input_size must be (H, W) in pixels. Got {net.input_size!r}")
-    channels = input_channels(net)
-    norm = {}
-    for key, default in zip(("mean", "std"), normalisation(channels), strict=True):
-        raw = getattr(net, key, None)
+    # a grey network by its first convolution, tried first; where it does not run so (a one-channel
+    # gate registered before the stem), the frames' three channels
+    tries = (1, 3) if input_channels(net) == 1 else (3,)
+    failures: list[EigenCamError] = []
+    for channels in tries:
         try:
-            value = default if raw is None else tuple(float(v) for v in raw)
-        except (TypeError, ValueError):
-            value = ()
-        if len(value) != channels:
-            what = "one number (its first convolution takes one channel: grey)" if channels == 1 else "three numbers (R, G, B)"
-            raise ModelError(f"{name}.{key} must be {what}. Got {raw!r}")
-        norm[key] = value
-    loaded = LoadedModel(net=net, spec=ModelSpec(name, "", fixed), labels=list(labels or []), weights=weights,
-                         trained=True, prefix_tokens=getattr(net, "num_prefix_tokens", None), channels=channels,
-                         **norm)
-    with network_errors(f"{name} failed on a blank test input (run to find its layers)"):
-        loaded.spec = ModelSpec(name, last_map_layer(loaded, fixed), fixed)
+            loaded = LoadedModel(net=net, spec=ModelSpec(name, "", fixed), labels=list(labels or []), weights=weights,
+                                 trained=True, prefix_tokens=getattr(net, "num_prefix_tokens", None), channels=channels,
+                                 **_normalisation_of(net, name, channels))
+            with network_errors(f"{name} failed on a blank test input (run to find its layers)"):
+                loaded.spec = ModelSpec(name, last_map_layer(loaded, fixed), fixed)
+            break
+        except EigenCamError as exc:
+            failures.append(exc)
+    else:
+        raise failures[0]  # as the first try said it
     if fixed is None:
         _one_size(loaded)
     return loaded
@@ -214,6 +213,22 @@ def _one_size(loaded: LoadedModel) -> None:
         loaded.spec = ModelSpec(name, loaded.spec.layer, _PROBE)
         loaded.note = (f"{name} runs at 224x224 only (at {_WIDE[1]}x{_WIDE[0]}: {_one_line(exc)}): frames are "
                        "resized to 224x224; set input_size = (224, 224) on the module to say so")
+
+
+def _normalisation_of(net: nn.Module, name: str, channels: int) -> dict[str, tuple[float, ...]]:
+    """``{"mean": ..., "std": ...}``: the module's own, else the default for ``channels``."""
+    norm = {}
+    for key, default in zip(("mean", "std"), normalisation(channels), strict=True):
+        raw = getattr(net, key, None)
+        try:
+            value = default if raw is None else tuple(float(v) for v in raw)
+        except (TypeError, ValueError):
+            value = ()
+        if len(value) != channels:
+            what = "one number (its first convolution takes one channel: grey)" if channels == 1 else "three numbers (R, G, B)"
+            raise ModelError(f"{name}.{key} must be {what}. Got {raw!r}")
+        norm[key] = value
+    return norm
 
 
 def input_channels(net: nn.Module) -> int:
