@@ -93,7 +93,7 @@ class EngineConfig:
                 raise ConfigError(f"{model!r}: a factory in a file is named with its .py: {call[1]}.py:{call[2]}",
                                   field="model")
 
-            if model.lower().endswith(".onnx.data") or model.lower().endswith(".data") and os.path.isfile(model[:-5]):
+            if model.lower().endswith(".onnx.data"):
                 raise ConfigError(f"{model!r} holds the weights of an ONNX file: pass the .onnx file itself",
                                   field="model")
             if os.path.isfile(os.path.expanduser(model)):

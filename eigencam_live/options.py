@@ -56,14 +56,15 @@ class OneLineParser(argparse.ArgumentParser):
             i += 1
             if token == "--":
                 return out + argv[i:]
-            named = [o for o in longs if o.startswith(token)] if token.startswith("--") and "=" not in token else []
-            if token in _NUMBER_LISTS or (len(named) == 1 and named[0] in _NUMBER_LISTS):
-                values = []
+            option, joined, first = token.partition("=")
+            named = [o for o in longs if o.startswith(option)] if option.startswith("--") else []
+            if option in _NUMBER_LISTS or (len(named) == 1 and named[0] in _NUMBER_LISTS):
+                values = [first] if joined else []  # --mean=0.5 0.5 0.5 too
                 while i < len(argv) and len(values) < 3 and _is_number(argv[i]):
                     values.append(argv[i])
                     i += 1
                 if values:
-                    out[-1] = f"{token}={','.join(values)}"
+                    out[-1] = f"{option}={','.join(values)}"
         return out
 
 

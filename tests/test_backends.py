@@ -340,6 +340,11 @@ def test_what_the_network_itself_refuses_is_one_line_not_a_traceback(tmp_path, c
     onnx.save(model, tmp_path / "i64.onnx")
     with pytest.raises(ModelError, match=r"i64\.onnx: its input image is int64; eigencam-live feeds float32, float16 or uint8"):
         Engine(EngineConfig(model=str(tmp_path / "i64.onnx")))
+    model = onnx.load(path)
+    model.graph.input[0].type.tensor_type.shape.dim[3].dim_value = 4  # (b, h, w, 4): RGBA, channels last
+    onnx.save(model, tmp_path / "rgba.onnx")
+    with pytest.raises(ModelError, match=r"rgba\.onnx: its input image .* takes 4 channels \(RGBA\?\)"):
+        Engine(EngineConfig(model=str(tmp_path / "rgba.onnx")))
     (tmp_path / "empty.onnx").write_bytes(b"")
     with pytest.raises(ModelError, match=r"is empty \(0 bytes\)"):
         Engine(EngineConfig(model=str(tmp_path / "empty.onnx")))
@@ -910,25 +915,26 @@ def test_an_onnx_file_of_an_opset_newer_than_the_runtime_says_which_and_what_to_
         Engine(EngineConfig(model=str(tmp_path / "new.onnx")))
 
 
-def test_a_factorys_changed_code_is_exported_again_and_a_refusal_of_it_forgotten(tmp_path, monkeypatch):
+def test_a_factorys_changed_code_is_exported_again_and_a_refusal_of_it_forgotten(tmp_path):
     """A refused export was remembered under the network's name and weights: after the user fixed
-    the code, the old refusal was said again and torch kept running it."""
-    import importlib
-    import sys
-
-    (tmp_path / "edited.py").write_text("import torch\nBROKEN = True\nclass Net(torch.nn.Sequential):\n    pass\n"
-                                        "def build():\n    return Net(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    try:
-        net = importlib.import_module("edited").build()
-        before = export_cache.code_digest(net)
-        (tmp_path / "edited.py").write_text((tmp_path / "edited.py").read_text().replace("BROKEN = True", "BROKEN = False"))
-        assert export_cache.code_digest(net) != before
-        library = load_model("resnet18", "none").net  # installed code: the versions in the key say it
-        assert export_cache.code_digest(library) == export_cache.code_digest(torch.nn.Sequential())
-    finally:
-        sys.modules.pop("edited", None)
-
+    the code, the old refusal was said again and torch kept running it. The code is read from the
+    classes themselves (a path factory's helper modules leave sys.modules once it has built) and
+    from the factory's own file (a change inside build())."""
+    (tmp_path / "nets").mkdir()
+    (tmp_path / "nets" / "blocks.py").write_text("import torch\nclass Net(torch.nn.Sequential):\n    def forward(self, x):\n"
+                                                 "        return super().forward(x)\n")
+    (tmp_path / "nets" / "mynet.py").write_text("import torch\nfrom blocks import Net\n"
+                                                "def build():\n    return Net(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU())\n")
+    source = f"{tmp_path / 'nets' / 'mynet.py'}:build"
+    net = load_model(source).net
+    digests = [export_cache.code_digest(net, source)]
+    (tmp_path / "nets" / "blocks.py").write_text((tmp_path / "nets" / "blocks.py").read_text() + "# fixed\n")
+    digests.append(export_cache.code_digest(net, source))
+    (tmp_path / "nets" / "mynet.py").write_text((tmp_path / "nets" / "mynet.py").read_text() + "# fixed too\n")
+    digests.append(export_cache.code_digest(net, source))
+    assert len(set(digests)) == 3
+    library = load_model("resnet18", "none").net  # installed code: the versions in the key say it
+    assert export_cache.code_digest(library, "resnet18") == export_cache.code_digest(torch.nn.Sequential())
 
 def test_a_short_side_a_fixed_size_network_cannot_take_is_said_not_ignored_in_silence(tmp_path, capsys):
     from eigencam_live.cli import annotate_main
@@ -965,3 +971,27 @@ def test_a_one_channel_gate_registered_before_the_stem_is_no_grey_network():
     engine = Engine(EngineConfig(weights="none", short_side=64, device="cpu", backend="torch"), model=Gated())
     assert engine.loaded.channels == 3 and engine.process_one(scene(64, 96)).predictions
     assert Engine(EngineConfig(weights="none", short_side=64, device="cpu"), model=_Grey()).loaded.channels == 1
+
+
+def test_an_onnx_file_whose_scores_no_listed_map_feeds_takes_its_last_map(tmp_path):
+    """Scores from the pooled input (no map before them), a map for a second output: it failed to
+    load ('has no layer with a spatial feature map')."""
+
+    class Side(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = torch.nn.Linear(3, 4)
+            self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 4, 1), torch.nn.ReLU())
+
+        def forward(self, x):
+            return self.head(x.mean((2, 3))), self.features(x)
+
+    import warnings
+
+    path = tmp_path / "side.onnx"
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Side().eval(), (torch.zeros(1, 3, 64, 64),), str(path), input_names=["x"],
+                          dynamic_axes={"x": {2: "h", 3: "w"}}, opset_version=17, dynamo=False)
+    engine = Engine(EngineConfig(model=str(path), short_side=64))
+    assert engine.loaded.classes == 4 and engine.process_one(scene(64, 64)).cam.shape == (16, 16)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -28,37 +29,42 @@ class RateMeter:
         self.window = float(window)
         self._clock = clock
         self._events: deque[tuple[float, int]] = deque(maxlen=maxlen)
+        self._lock = threading.Lock()  # the worker ticks while the window reads
 
     def tick(self, count: int | None = None, *, t: float | None = None) -> None:
         """Record one event at time ``t`` (default: now), optionally with its running ``count``."""
         t = self._clock() if t is None else float(t)
-        last = self._events[-1][1] if self._events else None
-        if count is None:
-            count = 0 if last is None else last + 1
-        elif last is not None and count <= last:
-            if count == last:
-                return
-            self._events.clear()
-        self._events.append((t, int(count)))
+        with self._lock:
+            last = self._events[-1][1] if self._events else None
+            if count is None:
+                count = 0 if last is None else last + 1
+            elif last is not None and count <= last:
+                if count == last:
+                    return
+                self._events.clear()
+            self._events.append((t, int(count)))
 
     @property
     def newest(self) -> float | None:
         """Time of the last event (``None`` before the first)."""
-        return self._events[-1][0] if self._events else None
+        with self._lock:
+            return self._events[-1][0] if self._events else None
 
     def rate(self, now: float | None = None) -> float:
         """Events (or counted units) per second over the window ending at ``now`` (default: now).
         Slower than one event a window (a network taking seconds a frame), over the last two
         events, until no event has come for twice their interval (or the window): then 0."""
         now = self._clock() if now is None else float(now)
-        while len(self._events) > 2 and now - self._events[0][0] > self.window:
-            self._events.popleft()
-        if len(self._events) < 2:
-            return 0.0
-        (t0, c0), (t1, c1) = self._events[0], self._events[-1]
+        with self._lock:
+            while len(self._events) > 2 and now - self._events[0][0] > self.window:
+                self._events.popleft()
+            if len(self._events) < 2:
+                return 0.0
+            (t0, c0), (t1, c1) = self._events[0], self._events[-1]
         if now - t0 > self.window and now - t1 > max(self.window, 2 * (t1 - t0)):
             return 0.0  # stalled
         return (c1 - c0) / (t1 - t0) if t1 > t0 else 0.0
 
     def clear(self) -> None:
-        self._events.clear()
+        with self._lock:
+            self._events.clear()

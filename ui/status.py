@@ -108,7 +108,8 @@ class StatusReports:
         is held to, an image skipped) is shown in the warning's colours."""
         self.last_error = message
         self.errors.append(message)
-        self._failed_while_veiled = self._veil_until_frame
+        if not warning:  # a failure: no frame will come to lift the veil (a warning's model runs)
+            self._failed_while_veiled = self._veil_until_frame
         self.error_banner.setStyleSheet(BANNER_WARN if warning else BANNER_ERROR)
         heading = "Warning" if warning else "Error"
         self.error_banner.setText(f"<b>{heading}:</b> {message}  <small>(click to dismiss)</small>")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import os
 import socket
-import sys
 import time
 from pathlib import Path
 
@@ -101,13 +101,31 @@ def mark_used(path: Path) -> None:
         pass
 
 
-def code_digest(net: nn.Module) -> str:
-    """A digest of the source files of the network's classes outside installed packages (a
-    factory's own file): changed code is another export, and an export refused before is tried
-    again (its refusal was remembered for good)."""
-    files = {getattr(sys.modules.get(type(m).__module__), "__file__", None) for m in net.modules()}
+def code_digest(net: nn.Module, source: str = "") -> str:
+    """A digest of the source files of the network's classes outside installed packages, and of
+    the factory's own file where ``source`` names one (``path/mynet.py:build``, ``mynet:build``):
+    changed code is another export, and an export refused before is tried again (its refusal was
+    remembered for good). The files are found from the classes' code itself: a factory's helper
+    modules are gone from ``sys.modules`` once it has built the network."""
+    files = set()
+    for cls in {type(m) for m in net.modules()}:
+        for klass in cls.__mro__:
+            files.update(f.__code__.co_filename for f in vars(klass).values() if hasattr(f, "__code__"))
+    files.add(_factory_file(source))
     h = hashlib.blake2b(digest_size=8)
-    for name in sorted(f for f in files if f and "-packages" not in f):
+    for name in sorted(f for f in files if f and "-packages" not in f and Path(f).is_file()):
         with contextlib.suppress(OSError):
             h.update(Path(name).read_bytes())
     return h.hexdigest()
+
+
+def _factory_file(source: str) -> str | None:
+    """The file of a factory ``module:callable`` or ``path.py:callable``, if it is one."""
+    module = source.rsplit(":", 1)[0] if ":" in source else ""
+    if module.endswith(".py"):
+        return str(Path(module).expanduser())
+    try:
+        spec = importlib.util.find_spec(module) if module else None
+    except (ImportError, ValueError):
+        return None
+    return spec.origin if spec is not None else None

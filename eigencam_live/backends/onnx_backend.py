@@ -308,7 +308,7 @@ class OnnxBackend:
                 h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
             self._digest = h.hexdigest()
         key = "|".join([self.loaded.spec.name, layer, _GRAPH, str(self.loaded.spec.fixed_input), self._digest,
-                        code_digest(self.loaded.net), torch.__version__, onnx.__version__, onnxruntime.__version__,
+                        code_digest(self.loaded.net, self.loaded.spec.name), torch.__version__, onnx.__version__, onnxruntime.__version__,
                         str(_OPSET)])
         name = "".join(c if c.isalnum() or c in "-_" else "_" for c in self.loaded.spec.name)
         return cache_dir() / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.onnx"

@@ -66,9 +66,11 @@ class OnnxFile:
         self.channels_last = d1 not in (1, 3) and d3 in (1, 3)
         #: 3 (RGB) or 1 (grey: fed the frames' luma)
         self.channels = (d3 if self.channels_last else d1) or 3
-        if not self.channels_last and d1 is not None and d1 not in (1, 3):
-            raise ModelError(f"{self.path.name}: its input {inputs[0].name} {dims[0]} has {d1} channels; images "
-                             "have 3 (RGB) or 1 (grey), first or last")
+        if not self.channels_last and (d1 not in (1, 3, None) or d3 == 4):
+            many = 4 if 4 in (d1, d3) else d1
+            raise ModelError(f"{self.path.name}: its input {inputs[0].name} {dims[0]} takes {many} channels"
+                             f"{' (RGBA?)' if many == 4 else ''}; eigencam-live feeds 3 (RGB) or 1 (grey), first or "
+                             "last: export it so")
         kind = inputs[0].type.tensor_type.elem_type
         self.dtype = _INPUT_TYPES.get(kind)
         if self.dtype is None:
@@ -144,10 +146,12 @@ class OnnxFile:
 
     def default_layer(self, size: tuple[int, int]) -> str:
         """The last feature map the class scores are computed from (before global pooling, for a
-        CNN; not another head's: boxes read as tokens), or the graph's last one without scores."""
+        CNN; not another head's: boxes read as tokens), or the graph's last one where no map feeds
+        them (none that the graph says: inside a subgraph) or it has none."""
         layers = self.layers(size)
-        feeding = self._ancestors(self.output) if self.output else None
-        maps = [n for n, shape in layers.items() if len(shape) == 3 and (feeding is None or n in feeding)]
+        maps = [n for n, shape in layers.items() if len(shape) == 3]
+        feeding = self._ancestors(self.output) if self.output else set()
+        maps = [n for n in maps if n in feeding] or maps
         if not maps:
             raise ModelError(f"{self.path.name} has no layer with a spatial feature map")
         return maps[-1]
