@@ -425,6 +425,7 @@ def test_comparing_layers_of_an_exported_network_exports_nothing_more(tmp_path, 
     exports = sorted(cache_dir().glob("*.onnx"))
     assert len(exports) == 1
     layers = ("features.3", "features.8", "features")
+    backend = engine.backend
     tiles, refused = layer_tiles(engine, image, RenderConfig(view="heatmap"), layers)
     assert sorted(cache_dir().glob("*.onnx")) == exports and not refused
     reference = Engine(EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64, device="cpu",
@@ -436,6 +437,7 @@ def test_comparing_layers_of_an_exported_network_exports_nothing_more(tmp_path, 
         assert explained == pytest.approx(float(want.explained_component), abs=1e-4)
         assert np.corrcoef(picture.ravel().astype(float), want.picture.ravel().astype(float))[0, 1] > 0.99
     assert [t[0] for t in tiles] == list(layers)
-    assert engine.config == config and engine.layer == "features" and engine.backend.name == "onnxruntime"
+    assert engine.config == config and engine.layer == "features" and engine.backend is backend
+    assert not engine.backend.preparing  # its session kept: no second "Preparing…" after a comparison
     engine.process_one(image)
     assert engine.backend.running == "onnxruntime" and sorted(cache_dir().glob("*.onnx")) == exports

@@ -47,23 +47,28 @@ def layer_tiles(engine: Engine, image: np.ndarray, look: RenderConfig,
     """``([(layer name, picture, explained), ...], refused)``: the component in use at each layer,
     and why each layer that cannot give it was left out; the layer in use stays.
 
-    A network ONNX Runtime runs from an export is run by torch for the tiles: an export is made
-    per layer (seconds each, 1.2 GB for a ViT-L), for one frame (the maps agree at r >= 0.999)."""
-    keep = {"layer": engine.config.layer, "optimize": engine.config.optimize, "backend": engine.config.backend}
-    exported = engine.backend.name == "onnxruntime" and model_kind(engine.config.model) != "onnx"
+    A network ONNX Runtime runs from an export is run by an engine of torch's for the tiles, the
+    same network: an export is made per layer (seconds each, 1.2 GB for a ViT-L), and going back
+    to ONNX Runtime would prepare its session again (the maps agree at r >= 0.999)."""
+    if engine.backend.name == "onnxruntime" and model_kind(engine.config.model) != "onnx":
+        tiler = Engine(replace(engine.config, backend="torch", optimize=False), model=engine.loaded)
+        tiler.threads = engine.threads
+    else:
+        tiler = engine
+    keep = {"layer": engine.config.layer, "optimize": engine.config.optimize}
     tiles, refused = [], []
     try:
         for name in layers:
             try:  # other layers eager: a traced copy per layer would cost more than the tile
-                engine.reconfigure(layer=name, optimize=keep["optimize"] and name == engine.layer and not exported,
-                                   backend="torch" if exported else keep["backend"])
+                tiler.reconfigure(layer=name, optimize=keep["optimize"] and name == engine.layer)
             except EigenCamError as exc:
                 refused.append(f"{name}: {exc}")
                 continue
-            engine.reset()
-            result = engine.process(image, render=tile_look(look))[0]
+            tiler.reset()
+            result = tiler.process(image, render=tile_look(look))[0]
             tiles.append((name, result.picture, float(result.explained_component)))
     finally:
-        engine.reconfigure(**keep)
-        engine.reset()
+        if tiler is engine:
+            engine.reconfigure(**keep)
+            engine.reset()
     return tiles, refused
