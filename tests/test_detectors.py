@@ -430,3 +430,15 @@ def test_a_score_under_the_detectors_own_threshold_shows_the_boxes_under_it(frcn
     finally:
         frcnn.reconfigure(score=0.0)
     assert low and all(1e-3 <= d.score < 0.05 for d in low)
+
+
+def test_a_detector_handed_to_the_engine_is_left_as_its_owner_made_it():
+    """Its transform was told to take the input as given and its score threshold set each frame,
+    on the caller's own module: their own calls then ran unresized and with the engine's threshold."""
+    import torchvision
+
+    net = torchvision.models.detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None).eval()
+    before = (net.score_thresh, net.transform.resize)
+    engine = Engine(EngineConfig(weights="none", device="cpu", score=0.0), model=net)
+    engine.process_one(scene(180, 320))
+    assert (net.score_thresh, net.transform.resize) == before and engine.loaded.net is not net

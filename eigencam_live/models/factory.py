@@ -11,6 +11,7 @@ keypoint head) runs as the detectors by name do (:func:`~eigencam_live.models.de
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib
 import os
 import re
@@ -58,7 +59,7 @@ def load_factory(source: str, weights: str = "imagenet") -> LoadedModel:
                 module.reset_parameters()
     elif weights != "imagenet":
         weights = load_state_file(net, weights, source)
-    loaded = from_module(net, name=source, weights=weights)
+    loaded = from_module(net, name=source, weights=weights, owned=True)
     loaded.trained = weights != "none"
     return loaded
 
@@ -143,8 +144,10 @@ def _from_file(path: str):
     return module
 
 
-def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imagenet") -> LoadedModel:
+def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imagenet", owned: bool = False) -> LoadedModel:
     """A :class:`LoadedModel` for a module object (eval mode; the optional attributes honoured).
+    A torchvision detector is run as one (its transform told to take the input as given, its score
+    threshold set each frame): on a copy, unless the module is ``owned`` (a factory's, built here).
 
     Raises:
         ModelError: ``net`` is not an ``nn.Module``, or an attribute has the wrong form.
@@ -161,6 +164,7 @@ def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imag
     if labels is not None and (isinstance(labels, str) or not all(isinstance(x, str) for x in labels)):
         raise ModelError(f"{name}.labels must be a list of class names")
     if is_torchvision_detector(net):  # as by name: boxes, the backbone's maps, the transform's normalisation
+        net = net if owned else copy.deepcopy(net)  # the caller's own keeps its resizing and threshold
         return as_detector(net, name, list(labels) if labels is not None else coco_labels(net), weights, True)
     fixed = getattr(net, "input_size", None)
     if fixed is not None:
