@@ -995,3 +995,22 @@ def test_an_onnx_file_whose_scores_no_listed_map_feeds_takes_its_last_map(tmp_pa
                           dynamic_axes={"x": {2: "h", 3: "w"}}, opset_version=17, dynamo=False)
     engine = Engine(EngineConfig(model=str(path), short_side=64))
     assert engine.loaded.classes == 4 and engine.process_one(scene(64, 64)).cam.shape == (16, 16)
+
+
+def test_exporting_leaves_a_users_own_onnx_form_of_the_pool_in_place(tmp_path):
+    """The export registered its pool form over a user's own and then removed it: theirs was gone."""
+    from eigencam_live.backends import export_forms
+
+    def mine(g, x, output_size):
+        return g.op("GlobalAveragePool", x)
+
+    torch.onnx.register_custom_op_symbolic("aten::adaptive_avg_pool2d", mine, 17)
+    try:
+        with export_forms.dynamic_forms(17):
+            assert export_forms._overridden("aten::adaptive_avg_pool2d", 17) and not export_forms._ours
+        assert export_forms._overridden("aten::adaptive_avg_pool2d", 17)  # still theirs
+    finally:
+        torch.onnx.unregister_custom_op_symbolic("aten::adaptive_avg_pool2d", 17)
+    with export_forms.dynamic_forms(17):
+        assert export_forms._ours
+    assert not export_forms._overridden("aten::adaptive_avg_pool2d", 17)  # ours removed after

@@ -19,6 +19,7 @@ __all__ = ["dynamic_forms"]
 
 _lock = threading.Lock()
 _users = 0
+_ours = False  # whether the registration in place is this module's
 
 
 @contextlib.contextmanager
@@ -26,18 +27,32 @@ def dynamic_forms(opset: int):
     """Inside, torch's ONNX exporter (the TorchScript one) uses the forms of this module. The
     registration is the process's, so it is made by the first of several threads exporting at once
     and removed by the last."""
-    global _users
+    global _users, _ours
     with _lock:
         if _users == 0:
-            torch.onnx.register_custom_op_symbolic("aten::adaptive_avg_pool2d", _adaptive_avg_pool2d, opset)
+            _ours = not _overridden("aten::adaptive_avg_pool2d", opset)  # a form of the user's own stays theirs
+            if _ours:
+                torch.onnx.register_custom_op_symbolic("aten::adaptive_avg_pool2d", _adaptive_avg_pool2d, opset)
         _users += 1
     try:
         yield
     finally:
         with _lock:
             _users -= 1
-            if _users == 0:
+            if _users == 0 and _ours:
                 torch.onnx.unregister_custom_op_symbolic("aten::adaptive_avg_pool2d", opset)
+
+
+def _overridden(op: str, opset: int) -> bool:
+    """Whether someone in the process registered a form of ``op`` of their own (torch has no
+    public way to ask: its registry's, where it is; else taken as no)."""
+    try:
+        from torch.onnx._internal.torchscript_exporter import registration
+
+        group = registration.registry.get_function_group(op)
+        return group is not None and bool(group._functions.overridden(opset))
+    except (ImportError, AttributeError):
+        return False
 
 
 def _adaptive_avg_pool2d(g, x, output_size):
