@@ -802,3 +802,16 @@ def test_a_network_that_runs_at_one_size_only_says_so_in_the_window(qtbot, make_
     wait_frames(qtbot, w, 2)
     assert [e for e in w.errors if "runs at 224x224 only" in e] == [w.errors[0]] and len(w.errors) == 1
     assert w.last_packet.result.cam.shape == (28, 28)
+
+
+def test_a_factorys_detector_gets_the_detectors_controls(qtbot, make_window, tmp_path, monkeypatch):
+    """A factory returning torchvision's SSD got the detections panel but no Box score or Boxes rows."""
+    (tmp_path / "ssdnet.py").write_text(
+        "import torchvision\n"
+        "def build():\n"
+        "    return torchvision.models.detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None)\n")
+    monkeypatch.chdir(tmp_path)
+    w = make_window(engine=EngineConfig(model="ssdnet:build", short_side=64))
+    wait_frames(qtbot, w, 1)
+    assert w.status.detector and w.predictions_box.title().startswith("Detections")
+    assert not w.score_spin.isHidden() and not w.boxes_row.isHidden()

@@ -441,3 +441,31 @@ def test_comparing_layers_of_an_exported_network_exports_nothing_more(tmp_path, 
     assert not engine.backend.preparing  # its session kept: no second "Preparing…" after a comparison
     engine.process_one(image)
     assert engine.backend.running == "onnxruntime" and sorted(cache_dir().glob("*.onnx")) == exports
+
+
+def test_a_looped_folder_measures_its_rates_on_across_its_passes(tmp_path):
+    """Loop files on a five-image folder: each pass's seek to 0 cleared the rates (0.0 fps in half
+    the samples while it played at 30 fps). A looped start goes on counting; a user's seek clears."""
+    import cv2
+
+    for i in range(5):
+        cv2.imwrite(str(tmp_path / f"p{i}.png"), np.full((30, 40, 3), 40 * i, np.uint8))
+    loop, _ = _folder_loop(tmp_path)
+    try:
+        loop._drain_commands()
+        for _ in range(4):
+            loop.put(cmd.Step(1))
+            loop._drain_commands()
+        assert loop._last_frame.index == 4
+        for i in range(5):
+            loop.capture_rate.tick(i, t=10.0 + i / 30)
+        loop.put(cmd.Seek(0, loop=True))  # the window's loop at the end
+        loop._drain_commands()
+        assert loop._looped == 5 and loop.capture_rate.newest is not None
+        loop.capture_rate.tick(loop._looped + 0, t=10.0 + 5 / 30)
+        assert loop.capture_rate.rate(now=10.2) == pytest.approx(30.0)
+        loop.put(cmd.Seek(2))  # the user's: a new measurement
+        loop._drain_commands()
+        assert loop._looped == 0 and loop.capture_rate.newest is None
+    finally:
+        loop.playback.close()

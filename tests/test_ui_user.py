@@ -601,3 +601,12 @@ def test_compare_across_layers_shows_each_stage_and_a_click_shows_that_layer_liv
     grid.show()
     qtbot.keyClick(grid, Qt.Key_Escape)
     assert not grid.isVisible()
+
+
+def test_a_new_input_size_starts_the_latency_over(qtbot, make_window):
+    """An input size that made each frame 2 s slower still showed the old 0.8 s latency a minute on."""
+    w = make_window()
+    qtbot.waitUntil(lambda: len(w.latencies) >= 8, timeout=WAIT)
+    with qtbot.waitSignal(w.pipeline.engine_changed, timeout=WAIT):
+        w._engine(short_side=96)
+    assert len(w.latencies) <= 2

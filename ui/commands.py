@@ -102,9 +102,11 @@ class Step:
 
 @dataclass(frozen=True)
 class Seek:
-    """Go to frame ``index`` (0-based) of a seekable file."""
+    """Go to frame ``index`` (0-based) of a seekable file; ``loop``: a looped file starting again,
+    whose rates measure on (they started over each time: 0.0 fps on a short folder)."""
 
     index: int
+    loop: bool = False
 
     def __post_init__(self) -> None:
         _check_int("index", self.index)

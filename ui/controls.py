@@ -301,7 +301,8 @@ class ControlsSync:
             kind = model_kind(ec.model)  # a factory's or an ONNX file's weights are their own
             pretrained = weights_name(ec.model, "imagenet")
             self.weights_combo.setItemText(self.weights_combo.findData("imagenet"), "ImageNet" if pretrained == "imagenet" else pretrained)
-            detector = kind in ("detector", "yolo")
+            status = self.status  # what was loaded knows (a factory's detector); else the name says
+            detector = status.detector if status is not None and status.config.model == ec.model else kind in ("detector", "yolo")
             self.score_spin.setValue(float(ec.score))
             # a detector's rows, shown for detectors only: a classifier's panel keeps the spectrum in view
             for widget in (self.score_label, self.score_spin, self.boxes_row):

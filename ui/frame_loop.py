@@ -30,7 +30,7 @@ from .playback import Playback
 from .rates import RateMeter
 from .recorder import Recorder, stamp_timecode
 
-__all__ = ["FrameLoop", "Outlets"]
+__all__ = ["WORK", "FrameLoop", "Outlets"]
 
 
 class Signal(Protocol):
@@ -53,6 +53,10 @@ class Outlets(Protocol):
     paused_changed: Signal
     compare_ready: Signal
     fatal: Signal
+
+
+#: Settings that change the work each frame takes: the rates (and latencies) start over with them.
+WORK = frozenset({"model", "weights", "short_side", "device", "backend", "precision", "layer", "method"})
 
 
 class FrameLoop:
@@ -110,6 +114,7 @@ class FrameLoop:
         # Read by the GUI thread (plain numbers: a torn read is harmless).
         self.capture_rate = RateMeter()
         self.process_rate = RateMeter()
+        self._looped = 0  # frames of a looped file's passes before this one (the capture rate counts on)
         self.process_ms = 0.0
         self.dropped = 0
         self._dropped_offset = 0  # frames the live capture dropped while paused (not the model's fault)
@@ -154,7 +159,7 @@ class FrameLoop:
                     self.playback.pace(frame, self.stop_event.wait)
                     # Counted in play only, never a step or a seek (those jump the index).
                     origin = self._origin(frame)
-                    self.capture_rate.tick(frame.index, t=origin)
+                    self.capture_rate.tick(self._looped + frame.index, t=origin)
                     self._process(frame, record=True, origin=origin)
         except Exception as exc:  # never die silently: tell the window
             self.out.error.emit(f"pipeline stopped: {type(exc).__name__}: {exc}")
@@ -196,8 +201,9 @@ class FrameLoop:
             return
         slow = "model" in changes or "weights" in changes
         dropped_before = self.playback.dropped
+        if WORK.intersection(changes):
+            self._clear_rates()  # the old setting's rates are not the new one's (a model, an input size)
         if slow:
-            self._clear_rates()  # the old model's rates are not the new one's
             self.out.busy.emit(f"loading {changes.get('model', self.engine.config.model)}…")
         try:
             # The engine refuses, changing nothing, a layer or component the model's shapes cannot
@@ -245,6 +251,7 @@ class FrameLoop:
     def _clear_rates(self) -> None:
         self.capture_rate.clear()
         self.process_rate.clear()
+        self._looped = 0  # frames of the passes before this one, for the capture rate's count
 
     def _origin(self, frame: Frame) -> float:
         """When ``frame`` was due on screen: its capture time for a live source; for a file, now
@@ -326,7 +333,10 @@ class FrameLoop:
     def _seek(self, command: cmd.Seek) -> None:
         if not self.playback.seek(command.index):
             return
-        self._clear_rates()
+        if command.loop and self._last_frame is not None:  # the same playing, again: rates go on
+            self._looped += self._last_frame.index + 1
+        else:
+            self._clear_rates()
         if self.engine is not None:
             self.engine.reset()
         if self._paused:

@@ -95,7 +95,7 @@ class SourceActions:
 
     def _on_source_ended(self) -> None:
         if self.loop_check.isChecked() and not self.paused:
-            self.pipeline.seek(0)
+            self.pipeline.seek(0, loop=True)
         else:
             if not self.paused:  # as a player does: play (Space) starts again from the beginning
                 self.set_paused(True)

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from .frame_loop import WORK
 from .worker import EngineStatus
 
 __all__ = ["BANNER_ERROR", "BANNER_WARN", "StatusReports"]
@@ -20,6 +21,8 @@ class StatusReports:
     and what it says of the engine in use."""
 
     def _on_engine_changed(self, status: EngineStatus) -> None:
+        if self.status is not None and any(getattr(self.status.config, k) != getattr(status.config, k) for k in WORK):
+            self.latencies.clear()  # the old setting's (an input size 2 s a frame slower showed 0.8 s)
         self.status = status
         self.engine_config = status.config
         self._sync_controls(status.config)

@@ -149,8 +149,8 @@ class Pipeline(QObject):
         """Process one frame forward (``+1``) or, on seekable files, back (``-1``); pauses."""
         self.send(cmd.Step(int(delta)))
 
-    def seek(self, index: int) -> None:
-        self.send(cmd.Seek(int(index)))
+    def seek(self, index: int, *, loop: bool = False) -> None:
+        self.send(cmd.Seek(int(index), loop))
 
     def start_recording(self, path: str | Path) -> None:
         self.send(cmd.StartRecording(Path(path)))
