@@ -802,6 +802,11 @@ def test_a_network_that_runs_at_one_size_only_says_so_in_the_window(qtbot, make_
     wait_frames(qtbot, w, 2)
     assert [e for e in w.errors if "runs at 224x224 only" in e] == [w.errors[0]] and len(w.errors) == 1
     assert w.last_packet.result.cam.shape == (28, 28)
+    # its Input box does nothing: held, and saying why (320 typed was taken and ignored)
+    assert not w.short_side_spin.isEnabled() and "takes 224x224 input" in w.short_side_spin.toolTip()
+    w._engine(model=FAST.model, weights="none")
+    qtbot.waitUntil(lambda: w.status.config.model == FAST.model, timeout=WAIT)
+    assert w.short_side_spin.isEnabled() and "short side" in w.short_side_spin.toolTip()
 
 
 def test_a_factorys_detector_gets_the_detectors_controls(qtbot, make_window, tmp_path, monkeypatch):

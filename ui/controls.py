@@ -312,6 +312,10 @@ class ControlsSync:
             self.method_combo.setCurrentIndex(self.method_combo.findData(ec.method))
             self.smoothing_spin.setValue(float(ec.smoothing))
             self.short_side_spin.setValue(int(ec.short_side))
+            fixed = status.fixed_input if status is not None and status.config.model == ec.model else None
+            self.short_side_spin.setEnabled(fixed is None)  # 320 typed for a 224x224 network did nothing
+            self.short_side_spin.setToolTip(f"{Path(ec.model).name} takes {fixed[1]}x{fixed[0]} input, whatever the "
+                                            "frame: each frame is resized to it" if fixed else TIPS["short_side"])
             self.device_combo.setCurrentIndex(self.device_combo.findData(ec.device))
             self.backend_combo.setCurrentIndex(self.backend_combo.findData(ec.backend))
             self.precision_combo.setCurrentIndex(self.precision_combo.findData(ec.precision))

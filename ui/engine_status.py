@@ -33,6 +33,7 @@ class EngineStatus:
     trained: bool
     warning: str | None
     detector: bool = False
+    fixed_input: tuple[int, int] | None = None  # (H, W) the network takes whatever the short side
 
     @property
     def weights_said(self) -> str:
@@ -48,7 +49,8 @@ class EngineStatus:
         return cls(config=engine.config, layer=engine.layer, default_layer=engine.loaded.spec.layer,
                    device=str(engine.device),
                    backend=engine.backend.running, dtype=str(engine.dtype).replace("torch.", ""), trained=bool(engine.loaded.trained),
-                   warning=engine.warning, detector=bool(engine.loaded.detector))
+                   warning=engine.warning, detector=bool(engine.loaded.detector),
+                   fixed_input=engine.loaded.spec.fixed_input)
 
 
 def build_engine(config: EngineConfig, busy: Say, error: Say, *, typed: frozenset[str] = frozenset(),
