@@ -59,7 +59,9 @@ class OneLineParser(argparse.ArgumentParser):
             option, joined, first = token.partition("=")
             named = [o for o in longs if o.startswith(option)] if option.startswith("--") else []
             if option in _NUMBER_LISTS or (len(named) == 1 and named[0] in _NUMBER_LISTS):
-                values = [first] if joined else []  # --mean=0.5 0.5 0.5 too
+                values = first.split(",") if joined else []  # --mean=0.5 0.5 0.5 too
+                if joined and not (len(values) == 1 and _is_number(first)):
+                    continue  # --mean=0.5,0.5,0.5 whole, or a mistake argparse will name: nothing to join
                 while i < len(argv) and len(values) < 3 and _is_number(argv[i]):
                     values.append(argv[i])
                     i += 1

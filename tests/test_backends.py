@@ -12,7 +12,7 @@ import torch
 from eigencam_live.backends import OnnxBackend, TorchBackend, cache_dir, export_cache, onnx_backend
 from eigencam_live.cam import eigen_cam
 from eigencam_live.engine import Engine, EngineConfig
-from eigencam_live.errors import ConfigError
+from eigencam_live.errors import ConfigError, NetworkError
 from eigencam_live.models import load_model
 
 from .conftest import scene
@@ -970,6 +970,10 @@ def test_a_one_channel_gate_registered_before_the_stem_is_no_grey_network():
     torch.manual_seed(0)
     engine = Engine(EngineConfig(weights="none", short_side=64, device="cpu", backend="torch"), model=Gated())
     assert engine.loaded.channels == 3 and engine.process_one(scene(64, 96)).predictions
+    broken = Gated()
+    broken.head = torch.nn.Linear(5, 3)  # a real mistake: said as the three-channel run met it, the grey one beside
+    with pytest.raises(NetworkError, match=r"mat1 and mat2 .* \(as a grey network: .*expected input.* to have 3 channels"):
+        Engine(EngineConfig(weights="none", short_side=64, device="cpu", backend="torch"), model=broken)
     assert Engine(EngineConfig(weights="none", short_side=64, device="cpu"), model=_Grey()).loaded.channels == 1
 
 

@@ -257,6 +257,7 @@ def test_the_annotate_path_never_imports_qt(tmp_path):
     (["--std=0.2,0.2,0.2", "--mea", "0.1", "0.2", "0.3", "c.mp4"], (0.1, 0.2, 0.3), (0.2, 0.2, 0.2), ["c.mp4"]),
     (["--mean", "0.5", "--", "0.7"], (0.5,), None, ["0.7"]),  # after --, a file named 0.7
     (["--mean=0.5", "0.4", "0.3", "d.mp4", "--std=0.2"], (0.5, 0.4, 0.3), (0.2,), ["d.mp4"]),  # ('no such file: 0.4')
+    (["--mean=0.5,0.4,0.3", "2023"], (0.5, 0.4, 0.3), None, ["2023"]),  # a folder named 2023 is no fourth number
 ])
 def test_mean_and_std_take_one_number_or_three_and_leave_the_inputs_after_them(argv, mean, std, inputs):
     """One number (a grey network) or three: argparse's nargs='+' would also have taken the inputs."""

@@ -437,8 +437,14 @@ def test_a_detector_handed_to_the_engine_is_left_as_its_owner_made_it():
     on the caller's own module: their own calls then ran unresized and with the engine's threshold."""
     import torchvision
 
-    net = torchvision.models.detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None).eval()
+    net = torchvision.models.detection.ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None)
     before = (net.score_thresh, net.transform.resize)
     engine = Engine(EngineConfig(weights="none", device="cpu", score=0.0), model=net)
     engine.process_one(scene(180, 320))
     assert (net.score_thresh, net.transform.resize) == before and engine.loaded.net is not net
+    assert net.training  # still training: its next call gives the losses it asks for
+    import threading
+
+    net.lock = threading.Lock()  # a module that cannot be copied: one line
+    with pytest.raises(ModelError, match="cannot be copied to run as a detector"):
+        Engine(EngineConfig(weights="none", device="cpu"), model=net)

@@ -414,11 +414,14 @@ def test_what_the_window_says_of_weights_it_cannot_know_and_of_a_factorys_detect
 def test_comparing_layers_of_an_exported_network_exports_nothing_more(tmp_path, monkeypatch):
     """Each compared layer was exported to ONNX for one tile (four more files of the whole network in
     the cache; seconds each): torch makes the tiles, and the engine is put back as it was."""
-    from eigencam_live.backends import cache_dir
+    from eigencam_live.backends import cache_dir, torch_backend
     from ui.compare import layer_tiles
 
     monkeypatch.setenv("EIGENCAM_CACHE", str(tmp_path / "cache"))
-    config = EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64, device="cpu", backend="onnxruntime")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(f"class {i}" for i in range(1000)))
+    config = EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64, device="cpu", backend="onnxruntime",
+                          labels=str(labels))
     engine = Engine(config)
     image = frame(0, (128, 96)).image
     engine.process_one(image)
@@ -426,8 +429,12 @@ def test_comparing_layers_of_an_exported_network_exports_nothing_more(tmp_path, 
     assert len(exports) == 1
     layers = ("features.3", "features.8", "features")
     backend = engine.backend
+    traced = []
+    monkeypatch.setattr(torch_backend, "build_traced", lambda *a, **k: traced.append(a))
+    labels.unlink()  # read once, at load: the tiles' engine does not read it again (it failed)
     tiles, refused = layer_tiles(engine, image, RenderConfig(view="heatmap"), layers)
     assert sorted(cache_dir().glob("*.onnx")) == exports and not refused
+    assert not traced  # no traced copy built for one tile and thrown away
     reference = Engine(EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64, device="cpu",
                                     backend="torch", optimize=False), model=engine.loaded)
     for name, picture, explained in tiles:

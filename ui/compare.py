@@ -51,7 +51,9 @@ def layer_tiles(engine: Engine, image: np.ndarray, look: RenderConfig,
     same network: an export is made per layer (seconds each, 1.2 GB for a ViT-L), and going back
     to ONNX Runtime would prepare its session again (the maps agree at r >= 0.999)."""
     if engine.backend.name == "onnxruntime" and model_kind(engine.config.model) != "onnx":
-        tiler = Engine(replace(engine.config, backend="torch", optimize=False), model=engine.loaded)
+        # (the loaded network carries the labels and normalisation already: not read again)
+        tiler = Engine(replace(engine.config, backend="torch", optimize=False, labels=None, mean=None, std=None),
+                       model=engine.loaded)
         tiler.threads = engine.threads
     else:
         tiler = engine
@@ -60,7 +62,7 @@ def layer_tiles(engine: Engine, image: np.ndarray, look: RenderConfig,
     try:
         for name in layers:
             try:  # other layers eager: a traced copy per layer would cost more than the tile
-                tiler.reconfigure(layer=name, optimize=keep["optimize"] and name == engine.layer)
+                tiler.reconfigure(layer=name, optimize=keep["optimize"] and name == engine.layer and tiler is engine)
             except EigenCamError as exc:
                 refused.append(f"{name}: {exc}")
                 continue

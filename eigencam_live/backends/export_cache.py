@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -124,8 +124,5 @@ def _factory_file(source: str) -> str | None:
     module = source.rsplit(":", 1)[0] if ":" in source else ""
     if module.endswith(".py"):
         return str(Path(module).expanduser())
-    try:
-        spec = importlib.util.find_spec(module) if module else None
-    except (ImportError, ValueError):
-        return None
-    return spec.origin if spec is not None else None
+    # the factory's module is imported (it built the network): never import anything here
+    return getattr(sys.modules.get(module), "__file__", None) if module else None

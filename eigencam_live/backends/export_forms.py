@@ -47,8 +47,10 @@ def _overridden(op: str, opset: int) -> bool:
     """Whether someone in the process registered a form of ``op`` of their own (torch has no
     public way to ask: its registry's, where it is; else taken as no)."""
     try:
-        from torch.onnx._internal.torchscript_exporter import registration
-
+        try:
+            from torch.onnx._internal.torchscript_exporter import registration
+        except ImportError:  # torch before 2.9
+            from torch.onnx._internal import registration
         group = registration.registry.get_function_group(op)
         return group is not None and bool(group._functions.overridden(opset))
     except (ImportError, AttributeError):

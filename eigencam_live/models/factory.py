@@ -159,13 +159,18 @@ def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imag
     if isinstance(net, torch.jit.ScriptModule):  # traced or scripted: its layers cannot be hooked
         raise ModelError(f"{name} is a TorchScript module (torch.jit.script or trace); Eigen-CAM reads a layer's "
                          "output through a hook, which needs the nn.Module itself: give the module before scripting")
-    net.eval()
     labels = getattr(net, "labels", None)
     if labels is not None and (isinstance(labels, str) or not all(isinstance(x, str) for x in labels)):
         raise ModelError(f"{name}.labels must be a list of class names")
     if is_torchvision_detector(net):  # as by name: boxes, the backbone's maps, the transform's normalisation
-        net = net if owned else copy.deepcopy(net)  # the caller's own keeps its resizing and threshold
+        if not owned:  # the caller's own keeps its mode, resizing and threshold
+            try:
+                net = copy.deepcopy(net)
+            except Exception as exc:  # a lock, an open file on it
+                raise ModelError(f"{name} cannot be copied to run as a detector ({_one_line(exc)}); hand over a "
+                                 "module without it, or build it in a factory") from None
         return as_detector(net, name, list(labels) if labels is not None else coco_labels(net), weights, True)
+    net.eval()
     fixed = getattr(net, "input_size", None)
     if fixed is not None:
         try:
@@ -189,7 +194,9 @@ def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imag
         except EigenCamError as exc:
             failures.append(exc)
     else:
-        raise failures[0]  # as the first try said it
+        if len(failures) == 1:
+            raise failures[0]
+        raise type(failures[1])(f"{failures[1]} (as a grey network: {failures[0]})")
     if fixed is None:
         _one_size(loaded)
     return loaded
