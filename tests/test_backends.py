@@ -932,7 +932,9 @@ def test_a_factorys_changed_code_is_exported_again_and_a_refusal_of_it_forgotten
     digests.append(export_cache.code_digest(net, source))
     (tmp_path / "nets" / "mynet.py").write_text((tmp_path / "nets" / "mynet.py").read_text() + "# fixed too\n")
     digests.append(export_cache.code_digest(net, source))
-    assert len(set(digests)) == 3
+    (tmp_path / "nets" / "helpers.py").write_text("def scale(x):\n    return x * 2\n")  # a plain function beside it
+    digests.append(export_cache.code_digest(net, source))
+    assert len(set(digests)) == 4
     library = load_model("resnet18", "none").net  # installed code: the versions in the key say it
     assert export_cache.code_digest(library, "resnet18") == export_cache.code_digest(torch.nn.Sequential())
 

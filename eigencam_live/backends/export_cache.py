@@ -111,7 +111,7 @@ def code_digest(net: nn.Module, source: str = "") -> str:
     for cls in {type(m) for m in net.modules()}:
         for klass in cls.__mro__:
             files.update(f.__code__.co_filename for f in vars(klass).values() if hasattr(f, "__code__"))
-    files.add(_factory_file(source))
+    files.update(_factory_files(source))
     h = hashlib.blake2b(digest_size=8)
     for name in sorted(f for f in files if f and "-packages" not in f and Path(f).is_file()):
         with contextlib.suppress(OSError):
@@ -119,10 +119,16 @@ def code_digest(net: nn.Module, source: str = "") -> str:
     return h.hexdigest()
 
 
-def _factory_file(source: str) -> str | None:
-    """The file of a factory ``module:callable`` or ``path.py:callable``, if it is one."""
+def _factory_files(source: str) -> list[str]:
+    """The files of a factory ``module:callable``, or of ``path.py:callable`` and the Python files
+    beside it (importable from it: its helper functions' changes count too), if it is one."""
     module = source.rsplit(":", 1)[0] if ":" in source else ""
     if module.endswith(".py"):
-        return str(Path(module).expanduser())
+        path = Path(module).expanduser()
+        return [str(p) for p in sorted(path.parent.glob("*.py"))[:_BESIDE_MOST]] + [str(path)]
     # the factory's module is imported (it built the network): never import anything here
-    return getattr(sys.modules.get(module), "__file__", None) if module else None
+    return [getattr(sys.modules.get(module), "__file__", None) or ""] if module else []
+
+
+#: The most Python files read beside a factory's file (a folder of hundreds is not the factory's).
+_BESIDE_MOST = 64
