@@ -262,6 +262,8 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         bar.setObjectName("inspection")
         bar.setMovable(False)
         bar.setToolButtonStyle(Qt.ToolButtonTextOnly)
+        # where the window is too narrow for every button, the rest are behind "»": shown as a button
+        bar.setStyleSheet("QToolButton#qt_toolbar_ext_button { background: #a9b1c4; border-radius: 3px; }")
         self.shortcut_actions: dict[str, QAction] = {}
         group = None
         for row in SHORTCUTS:
