@@ -1020,3 +1020,19 @@ def test_exporting_leaves_a_users_own_onnx_form_of_the_pool_in_place(tmp_path):
     with export_forms.dynamic_forms(17):
         assert export_forms._ours
     assert not export_forms._overridden("aten::adaptive_avg_pool2d", 17)  # ours removed after
+
+
+def test_an_onnx_file_with_one_side_fixed_is_fed_square_at_that_side_and_says_so(tmp_path):
+    """A width fixed at 96 and a free height: layers were listed at 224x224, then every 16:9 frame
+    failed ('Got: 352 Expected: 224')."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, 4, 1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 24 * 24, 3))
+    import warnings
+
+    path = tmp_path / "width.onnx"
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net.eval(), (torch.zeros(1, 3, 96, 96),), str(path), input_names=["x"],
+                          dynamic_axes={"x": {2: "h"}}, opset_version=17, dynamo=False)
+    engine = Engine(EngineConfig(model=str(path)))
+    assert engine.loaded.spec.fixed_input == (96, 96) and "fixes its input's width at 96" in engine.loaded.note
+    assert engine.process_one(scene(90, 160)).cam.shape == (24, 24)

@@ -83,6 +83,12 @@ class OnnxFile:
         self.output: str | None = graph.output[0].name
         h, w = (d1, d2) if self.channels_last else (d2, d3)
         self.fixed_input = (h, w) if h and w else None
+        #: said once loaded: one side fixed, the other free (fed square, at the fixed side)
+        self.note: str | None = None
+        if bool(h) != bool(w):
+            self.fixed_input = (h or w, h or w)
+            self.note = (f"{self.path.name} fixes its input's {'height' if h else 'width'} at {h or w} and leaves the "
+                         f"other free: each frame is resized to {h or w}x{h or w}")
         #: the batch size the graph was exported for (``torch.onnx.export``'s default: 1), or ``None``
         self.fixed_batch: int | None = b
         self.classes: int | None = None  # the width of its scores, once :meth:`layers` has run
@@ -237,7 +243,7 @@ def load_onnx(path: str, labels: list[str] | None = None) -> LoadedModel:
     if graph.dtype == np.uint8:  # pixels as they are, 0 to 255: the graph normalises them itself
         mean, std = (0.0,) * graph.channels, (1 / 255,) * graph.channels
     return LoadedModel(net=graph, spec=spec, labels=labels or [], weights=str(graph.path), trained=True, mean=mean,
-                       std=std, channels=graph.channels)
+                       std=std, channels=graph.channels, note=graph.note)
 
 
 class OnnxFileBackend:
