@@ -127,9 +127,12 @@ def test_an_unreadable_image_is_named_and_the_others_are_written(tmp_path, capsy
     assert "eigencam-live: error: cannot read image" in err and "broken.jpg" in err and "Traceback" not in err
     assert "dot.png is 1x1 pixels: too small" in err
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["good.eigencam.png"]
-    assert annotate_main([str(folder / "broken.jpg"), "-o", str(tmp_path / "x.png"), *FAST]) == 1
+    stats, maps = tmp_path / "s.csv", tmp_path / "m.npz"
+    assert annotate_main([str(folder / "broken.jpg"), "-o", str(tmp_path / "x.png"), "--stats", str(stats),
+                          "--heatmaps", str(maps), *FAST]) == 1
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1 and "broken.jpg" in lines[0]
+    assert not stats.exists() and not maps.exists()  # no header-only table, no empty NPZ
 
 
 def test_a_broken_png_is_one_line_without_opencvs_own_log(tmp_path, capfd):

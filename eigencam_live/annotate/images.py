@@ -222,7 +222,8 @@ def annotate_images(
             key = Path(os.path.relpath(os.path.abspath(job.output), base)).as_posix() if base else str(job.output)
             tables.add(key, r)
         try:
-            tables.write()
+            if done:  # none annotated (every image failed): no empty tables beside the errors
+                tables.write()
         except Exception:
             if raised is None:  # else the error that ended the run is the one to tell
                 raise
