@@ -113,9 +113,10 @@ class EngineConfig:
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in value)
                 or (name == "std" and min(value) <= 0)
             ):
+                shown = " ".join(f"{v:g}" if isinstance(v, (int, float)) else repr(v) for v in value) \
+                    if isinstance(value, (tuple, list)) else repr(value)
                 raise ConfigError(f"must be three numbers in [0, 1] (R G B, of [0, 1] pixels; one for a grey network)"
-                                  f"{', above 0' if name == 'std' else ''}. "
-                                  f"Got {value!r}", field=name)
+                                  f"{', above 0' if name == 'std' else ''}. Got {shown}", field=name)
         if self.labels is not None and not isinstance(self.labels, str):
             raise ConfigError(f"must be the path of a text file. Got {self.labels!r}", field="labels")
         if not isinstance(self.weights, str) or not self.weights:

@@ -12,7 +12,7 @@ import torch
 from eigencam_live.backends import OnnxBackend, TorchBackend, cache_dir, export_cache, onnx_backend
 from eigencam_live.cam import eigen_cam
 from eigencam_live.engine import Engine, EngineConfig
-from eigencam_live.errors import ConfigError, NetworkError
+from eigencam_live.errors import ConfigError, ModelError, NetworkError
 from eigencam_live.models import load_model
 
 from .conftest import scene
@@ -854,7 +854,7 @@ def test_an_onnx_file_whose_scores_are_not_its_first_output_and_its_attention_sc
             q, k = self.q(tokens).view(x.shape[0], -1, 2, 8).transpose(1, 2), self.k(tokens).view(x.shape[0], -1, 2, 8).transpose(1, 2)
             attention = (q @ k.transpose(-1, -2)) * 0.35  # (B, 2, N, N)
             mixed = (attention.softmax(-1) @ tokens.view(x.shape[0], 1, -1, 16)).mean(1)  # (B, N, 16)
-            return self.boxes(f).flatten(2).transpose(1, 2), self.head(mixed.mean(1))
+            return self.boxes(f).flatten(2).transpose(1, 2), mixed.mean(1), self.head(mixed.mean(1))
 
     import warnings
 
@@ -863,13 +863,13 @@ def test_an_onnx_file_whose_scores_are_not_its_first_output_and_its_attention_sc
     path = tmp_path / "boxes_first.onnx"
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, (torch.zeros(1, 3, 64, 64),), str(path), input_names=["x"], output_names=["boxes", "scores"],
+        torch.onnx.export(net, (torch.zeros(1, 3, 64, 64),), str(path), input_names=["x"], output_names=["boxes", "embedding", "scores"],
                           dynamic_axes={"x": {2: "h", 3: "w"}}, opset_version=17, dynamo=False)
     engine = Engine(EngineConfig(model=str(path), short_side=64, top_k=3))
     assert "boxes" not in engine.layer and engine.loaded.classes == 7  # the last map the scores come from
     got = engine.process_one(scene(64, 96))
     with torch.no_grad():
-        want = torch.softmax(net(engine.preprocess(scene(64, 96)[None]))[1], 1)[0]
+        want = torch.softmax(net(engine.preprocess(scene(64, 96)[None]))[2], 1)[0]  # not the (B, 16) embedding
     assert [p for _, p in got.predictions] == pytest.approx(want.sort(descending=True).values[:3].tolist(), abs=1e-5)
     listed = {layer.name: layer.shape for layer in engine.feature_layers()}
     assert not [n for n, shape in listed.items() if shape[-1] == shape[-2] and shape[0] == 2], listed
@@ -1036,3 +1036,21 @@ def test_an_onnx_file_with_one_side_fixed_is_fed_square_at_that_side_and_says_so
     engine = Engine(EngineConfig(model=str(path)))
     assert engine.loaded.spec.fixed_input == (96, 96) and "fixes its input's width at 96" in engine.loaded.note
     assert engine.process_one(scene(90, 160)).cam.shape == (24, 24)
+
+
+def test_a_grey_modules_own_numbers_and_a_network_sized_for_another_input_say_what_to_do():
+    """mean = 0.5 on a grey network was refused ('must be three numbers ... (as a grey network: must
+    be one number)'); three numbers on it led with torch's channel error; a network sized for 256x256
+    failed its 224 probe with torch's message alone."""
+    torch.manual_seed(0)
+    grey = _Grey()
+    grey.mean, grey.std = 0.5, torch.tensor(0.25)
+    engine = Engine(EngineConfig(weights="none", short_side=64, device="cpu", backend="torch"), model=grey)
+    assert (engine.loaded.mean, engine.loaded.std) == ((0.5,), (0.25,))
+    grey.mean = (0.5, 0.4, 0.3)
+    with pytest.raises(ModelError, match=r"^_Grey\.mean must be one number \(its first convolution takes one channel"):
+        Engine(EngineConfig(weights="none", short_side=64, device="cpu"), model=grey)
+    sized = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, 8, 1), torch.nn.Flatten(), torch.nn.Linear(4 * 32 * 32, 3))
+    with pytest.raises(NetworkError, match=r"mat1 and mat2 shapes.*; a network that takes one input size says which: "
+                                           r"input_size = \(H, W\) on the module"):
+        Engine(EngineConfig(weights="none", device="cpu"), model=sized)

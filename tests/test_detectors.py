@@ -448,3 +448,25 @@ def test_a_detector_handed_to_the_engine_is_left_as_its_owner_made_it():
     net.lock = threading.Lock()  # a module that cannot be copied: one line
     with pytest.raises(ModelError, match="cannot be copied to run as a detector"):
         Engine(EngineConfig(weights="none", device="cpu"), model=net)
+
+
+def test_a_detectors_labels_of_another_length_than_its_classes_are_refused(tmp_path, monkeypatch):
+    """A classifier's were refused; a detector's were taken (boxes named by the wrong list) or
+    dropped in silence (boxes named by index)."""
+    (tmp_path / "three.py").write_text(
+        "import torchvision\n"
+        "def build():\n"
+        "    net = torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(\n"
+        "        weights=None, weights_backbone=None, num_classes=3)\n"
+        "    net.labels = ['background', 'cat', 'dog', 'x', 'y']\n"
+        "    return net\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"three:build sets 5 labels on its network, which gives 3 scores"):
+        Engine(EngineConfig(model="three:build", device="cpu"))
+    labels = tmp_path / "seven.txt"
+    labels.write_text("\n".join("abcdefg"))
+    with pytest.raises(ConfigError, match=r"seven.txt names 7 classes, but ssdlite320_mobilenet_v3_large gives 91"):
+        Engine(EngineConfig(model="ssdlite320_mobilenet_v3_large", weights="none", device="cpu", labels=str(labels)))
+    labels.write_text("\n".join(f"c{i}" for i in range(91)))
+    assert Engine(EngineConfig(model="ssdlite320_mobilenet_v3_large", weights="none", device="cpu",
+                               labels=str(labels))).loaded.labels[1] == "c1"

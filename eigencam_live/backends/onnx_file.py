@@ -31,7 +31,8 @@ class OnnxFile:
     """An ONNX classifier or backbone: one image input, ``(B, 3, H, W)`` (``(B, 1, H, W)`` grey) or
     channels-last ``(B, H, W, 3)`` (TensorFlow's, through tf2onnx), float32, float16 or uint8
     (pixels 0 to 255, the normalisation inside the graph); class scores as one of its outputs (the
-    first ``(B, K)`` one), or none (a backbone: maps alone).
+    first ``(B, K)`` one named as such, logits, scores, probabilities, else the first), or none (a
+    backbone: maps alone).
 
     Raises:
         ModelError: a missing or unreadable file, or a graph without one image input.
@@ -121,7 +122,9 @@ class OnnxFile:
                 values = session.run(None, {self.input: x})
             outputs = dict(zip((meta.name for meta in session.get_outputs()), values, strict=True))
             scores = [o for o in self.outputs if _scores(outputs.get(o)) is not None]
-            self.output = scores[0] if scores else None
+            # an embedding may come before the logits (TensorFlow's exports): a scores' name wins
+            named = [o for o in scores if any(w in o.lower() for w in _SCORE_NAMES)]
+            self.output = (named or scores or [None])[0]
             self.classes = int(_scores(outputs[self.output]).shape[1]) if scores else None
             for name, value in outputs.items():
                 if name == self.output or not isinstance(value, np.ndarray) or value.ndim == 0 or len(value) != n:
@@ -205,6 +208,8 @@ def _scores(value) -> np.ndarray | None:
     return class_scores(value)
 
 
+#: Words in an output's name that say it holds the class scores.
+_SCORE_NAMES = ("logit", "score", "prob", "pred", "class")
 #: The input types fed as they are (uint8: pixels 0 to 255).
 _INPUT_TYPES = {1: np.float32, 10: np.float16, 2: np.uint8}
 #: Ops that keep attention scores attention scores (a scale, a mask, a shift).

@@ -151,12 +151,17 @@ def coco_labels(net: nn.Module) -> list[str]:
     trained), else none (the boxes are named by class index)."""
     from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights
 
+    coco = FasterRCNN_ResNet50_FPN_Weights.DEFAULT.meta["categories"]
+    return list(coco) if class_count(net) == len(coco) else []
+
+
+def class_count(net: nn.Module) -> int | None:
+    """How many classes a torchvision detector's head scores (background included), or ``None``."""
     head = getattr(net, "head", None)
     heads = [getattr(getattr(getattr(net, "roi_heads", None), "box_predictor", None), "cls_score", None),
              getattr(head, "classification_head", None)]
     counts = [getattr(h, a, None) for h in heads for a in ("out_features", "num_classes", "num_columns")]
-    coco = FasterRCNN_ResNet50_FPN_Weights.DEFAULT.meta["categories"]
-    return list(coco) if len(coco) in counts else []
+    return next((c for c in counts if isinstance(c, int)), None)
 
 
 def as_detector(net: nn.Module, name: str, labels: list[str], weights: str, trained: bool) -> LoadedModel:
@@ -168,5 +173,6 @@ def as_detector(net: nn.Module, name: str, labels: list[str], weights: str, trai
     fixed = tuple(int(v) for v in transform.fixed_size) if getattr(transform, "fixed_size", None) else None
     _as_given(transform)
     net.eval()
+    # the head's class count: a labels list or file of another length is refused, as for a classifier
     return LoadedModel(net=net, spec=ModelSpec(name, "backbone", fixed), labels=labels, weights=weights,
-                       trained=trained, mean=mean, std=std, detector=True)
+                       trained=trained, mean=mean, std=std, detector=True, classes=class_count(net))

@@ -20,7 +20,7 @@ import sys
 import torch
 from torch import nn
 
-from eigencam_live.errors import EigenCamError, ModelError, network_errors
+from eigencam_live.errors import EigenCamError, ModelError, NetworkError, network_errors
 
 from .detectors import as_detector, coco_labels, is_torchvision_detector
 from .layers import last_map_layer
@@ -192,9 +192,12 @@ def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imag
                 loaded.spec = ModelSpec(name, last_map_layer(loaded, fixed), fixed)
             break
         except EigenCamError as exc:
+            if fixed is None and isinstance(exc, NetworkError) and "shape" in str(exc):  # sized for another input
+                exc = NetworkError(f"{exc}; a network that takes one input size says which: input_size = (H, W) on "
+                                   "the module")
             failures.append(exc)
     else:
-        if len(failures) == 1:
+        if len(failures) == 1 or type(failures[0]) is ModelError:  # the module's own mean/std said it (not its run)
             raise failures[0]
         raise type(failures[1])(f"{failures[1]} (as a grey network: {failures[0]})")
     if fixed is None:
@@ -232,7 +235,12 @@ def _normalisation_of(net: nn.Module, name: str, channels: int) -> dict[str, tup
     for key, default in zip(("mean", "std"), normalisation(channels), strict=True):
         raw = getattr(net, key, None)
         try:
-            value = default if raw is None else tuple(float(v) for v in raw)
+            if raw is None:
+                value = default
+            elif isinstance(raw, (int, float)) or getattr(raw, "ndim", None) == 0:  # mean = 0.5 (grey)
+                value = (float(raw),)
+            else:
+                value = tuple(float(v) for v in raw)
         except (TypeError, ValueError):
             value = ()
         if len(value) != channels:
