@@ -120,14 +120,16 @@ def code_digest(net: nn.Module, source: str = "") -> str:
 
 
 def _factory_files(source: str) -> list[str]:
-    """The files of a factory ``module:callable``, or of ``path.py:callable`` and the Python files
+    """The file of a factory (``module:callable`` or ``path.py:callable``) and the Python files
     beside it (importable from it: its helper functions' changes count too), if it is one."""
     module = source.rsplit(":", 1)[0] if ":" in source else ""
     if module.endswith(".py"):
-        path = Path(module).expanduser()
-        return [str(p) for p in sorted(path.parent.glob("*.py"))[:_BESIDE_MOST]] + [str(path)]
-    # the factory's module is imported (it built the network): never import anything here
-    return [getattr(sys.modules.get(module), "__file__", None) or ""] if module else []
+        file = str(Path(module).expanduser())
+    else:  # the factory's module is imported (it built the network): never import anything here
+        file = getattr(sys.modules.get(module), "__file__", None) if module else None
+    if not file or "-packages" in file:
+        return []
+    return [str(p) for p in sorted(Path(file).parent.glob("*.py"))[:_BESIDE_MOST]] + [file]
 
 
 #: The most Python files read beside a factory's file (a folder of hundreds is not the factory's).
