@@ -18,6 +18,7 @@ import numpy as np
 
 from eigencam_live.engine import FrameResult
 from eigencam_live.errors import SinkError
+from eigencam_live.processes import alive
 
 __all__ = ["Tables", "part_name", "partial_name", "progress_bar", "remove_stale_parts", "rename_no_replace", "replace_atomically"]
 
@@ -101,19 +102,6 @@ def rename_no_replace(src: Path, dst: Path) -> None:
     os.unlink(src)
 
 
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` exists (on this machine). Unsure counts as alive."""
-    if os.name == "nt" or pid <= 0:  # os.kill(pid, 0) would end the process on Windows
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # EPERM: it exists, run by another user
-        return True
-    return True
-
-
 def remove_stale_parts(target: Path) -> list[Path]:
     """Remove what annotate runs that died (killed, power cut) left beside ``target``: the hidden
     part files ``.STEM.part<PID>SUFFIX`` and work folders ``.STEM.part<PID>-XXXX`` of processes that
@@ -133,7 +121,7 @@ def remove_stale_parts(target: Path) -> list[Path]:
         return removed
     for name in sorted(names):
         found = pattern.fullmatch(name)
-        if found is None or _alive(int(found.group(1))):
+        if found is None or alive(int(found.group(1))):
             continue
         path = target.parent / name
         try:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from torch import nn
 
+from eigencam_live.processes import alive
+
 __all__ = ["CACHE_LIMIT_BYTES", "cache_dir", "code_digest", "mark_used", "part_path", "trim_cache"]
 
 #: The exported networks kept on disk, at most (the least recently used go first): a new library
@@ -79,13 +81,7 @@ def _writer_gone(part: Path) -> bool:
     host, _, pid = part.name[: -len(".part")].rpartition(".")[2].rpartition("~")
     if host != _HOST or not pid.isdigit():
         return False  # another machine's (a shared cache): the hour decides
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # alive, another user's
-        return False
-    return False
+    return not alive(int(pid))
 
 
 #: This machine's name as part names hold it.
