@@ -678,29 +678,34 @@ def test_network_errors_keep_what_onnx_runtime_says_and_say_memory_as_memory():
         raise Fail("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Failed to allocate memory for requested buffer")
 
 
+class Baked(torch.nn.Module):
+    """A network that turns its shapes into Python numbers (traced as constants): its export holds
+    its first input's size. ``slice``: another size takes the same slice (other numbers, silently);
+    ``reshape``: another size cannot be reshaped (fails)."""
+
+    def __init__(self, baked: str = "slice") -> None:
+        super().__init__()
+        self.baked = baked
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, 4, 1), torch.nn.ReLU())
+        self.head = torch.nn.Linear(16, 5)
+
+    def forward(self, x):
+        f = self.features(x)
+        h, w = int(f.shape[2]), int(f.shape[3])
+        if self.baked == "slice":
+            pooled = f[:, :, : h // 2, : w // 2].mean((2, 3))
+        else:
+            pooled = f.reshape(f.shape[0], 16, h * w).mean(2)
+        return self.head(pooled)
+
+
 @pytest.mark.parametrize("baked", ["slice", "reshape"])
 def test_an_export_that_holds_its_first_input_size_is_checked_at_each_new_size(baked):
     """A network that turns its shapes into Python numbers is exported for its first input's size:
     at another size its graph gave other numbers silently (torchvision's swin_t) or failed
     (timm's mobilevit). Each new size is checked against torch once: torch runs it where they differ."""
-
-    class Baked(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, 4, 1), torch.nn.ReLU())
-            self.head = torch.nn.Linear(16, 5)
-
-        def forward(self, x):
-            f = self.features(x)
-            h, w = int(f.shape[2]), int(f.shape[3])  # traced as constants
-            if baked == "slice":
-                pooled = f[:, :, : h // 2, : w // 2].mean((2, 3))  # another size: the same slice
-            else:
-                pooled = f.reshape(f.shape[0], 16, h * w).mean(2)  # another size: cannot reshape
-            return self.head(pooled)
-
     torch.manual_seed(0)
-    net = Baked()
+    net = Baked(baked)
     base = {"weights": "none", "short_side": 64, "layer": "features", "device": "cpu"}
     ref = Engine(EngineConfig(backend="torch", optimize=False, **base), model=net)
     ort = Engine(EngineConfig(backend="onnxruntime", **base), model=net)

@@ -365,15 +365,7 @@ def test_a_size_onnx_runtime_refuses_and_the_way_back_are_both_shown(tmp_path):
     use" said torch for good (the status was sent only when a warning came)."""
     import torch
 
-    class Baked(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 4, 1), torch.nn.ReLU())
-            self.head = torch.nn.Linear(8, 3)
-
-        def forward(self, x):
-            f = self.features(x)
-            return self.head(f[:, :, : int(f.shape[2]) // 2, : int(f.shape[3]) // 2].mean((2, 3)))
+    from .test_backends import Baked
 
     torch.manual_seed(0)
     config = EngineConfig(weights="none", short_side=64, layer="features", device="cpu", backend="onnxruntime")
