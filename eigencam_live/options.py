@@ -65,6 +65,13 @@ class OneLineParser(argparse.ArgumentParser):
                 while i < len(argv) and len(values) < 3 and _is_number(argv[i]):
                     values.append(argv[i])
                     i += 1
+                more = 0
+                while i + more < len(argv) and _is_number(argv[i + more]):
+                    more += 1
+                if more:  # a fourth number is a mistake, not an input named "0.2"
+                    self.error(f"{option if option in _NUMBER_LISTS else named[0]} takes one number or three (R G B), "
+                               f"got {len(values) + more}: {' '.join(values + argv[i:i + more])} (an input named as a number "
+                               "goes after --)")
                 if values:
                     out[-1] = f"{option}={','.join(values)}"
         return out

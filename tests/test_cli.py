@@ -267,6 +267,21 @@ def test_mean_and_std_take_one_number_or_three_and_leave_the_inputs_after_them(a
     assert (args.mean, args.std, args.inputs) == (mean, std, inputs)
 
 
+@pytest.mark.parametrize(("argv", "said"), [
+    (["--mean", "0.5", "0.4", "0.3", "0.2", "clip.mp4"], "--mean takes one number or three (R G B), got 4: 0.5 0.4 0.3 0.2"),
+    (["a.mp4", "--std=1", "2", "3", "4", "5"], "--std takes one number or three (R G B), got 5: 1 2 3 4 5"),
+])
+def test_more_than_three_numbers_are_refused_by_count_not_taken_for_an_input(argv, said, capsys):
+    """The fourth number used to be taken for an input and refused as 'no such file: 0.2'."""
+    from eigencam_live.cli import build_parser
+
+    with pytest.raises(SystemExit) as stop:
+        build_parser().parse_intermixed_args(argv)
+    err = capsys.readouterr().err.strip()
+    assert stop.value.code == 2 and len(err.splitlines()) == 1
+    assert said in err
+
+
 def test_a_network_that_runs_at_one_size_only_is_fed_that_size_and_says_so(tmp_path, monkeypatch, capsys):
     """A Linear layer sized for one map: before, every 16:9 frame failed with torch's 'mat1 and mat2
     shapes cannot be multiplied'. It runs at the layer probe's 224x224, and a warning says so."""
