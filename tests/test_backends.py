@@ -720,6 +720,40 @@ def test_an_export_that_holds_its_first_input_size_is_checked_at_each_new_size(b
     assert ort.backend.running == "onnxruntime"
 
 
+class _Branchy(torch.nn.Module):
+    """A network with an ``if`` on its input's values: a trace keeps the branch its one input took."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, 4, 1), torch.nn.ReLU())
+        self.head = torch.nn.Linear(16, 5)
+
+    def forward(self, x):
+        f = self.features(x)
+        if x.mean() > 0:  # the line the warning names
+            f = f.flip(-1) * 2.0
+        return self.head(f[:, :, :, : f.shape[3] // 2].mean((2, 3)))
+
+
+def test_a_network_that_branches_on_its_values_runs_on_torch_and_says_where():
+    """Its export ran every frame down the first frame's branch: maps mirrored and other scores on
+    the frames that go the other way, silently (ONNX Runtime was checked on the first frame only)."""
+    torch.manual_seed(0)
+    net = _Branchy()
+    base = {"weights": "none", "short_side": 64, "layer": "features", "device": "cpu"}
+    ref = Engine(EngineConfig(backend="torch", optimize=False, **base), model=net)
+    ort = Engine(EngineConfig(backend="onnxruntime", **base), model=net)
+    dark, bright = (np.full((64, 96, 3), v, np.uint8) for v in (20, 230))
+    dark[10:30, 10:40], bright[10:30, 10:40] = 200, 40  # something to look at, the means as they were
+    for frame in (dark, bright):
+        got, want = ort.process_one(frame), ref.process_one(frame)
+        assert _corr(got.cam, want.cam) > 0.999
+        assert [p[1] for p in got.predictions] == pytest.approx([p[1] for p in want.predictions], abs=1e-5)
+    line = next(i for i, text in enumerate(open(__file__, encoding="utf-8"), 1) if "the line the warning names" in text)
+    assert ort.backend.running == "torch" and f"test_backends.py:{line}" in ort.backend.warning
+    assert "reads a tensor's value into Python" in ort.backend.warning
+
+
 def test_a_pool_to_a_fixed_grid_runs_on_onnxruntime_at_every_size():
     """VGG's and AlexNet's AdaptiveAvgPool2d((7, 7)) has no ONNX form from torch's exporter at a
     dynamic size ("input size not accessible"): torch ran them. It is exported as torch's bins,

@@ -256,8 +256,13 @@ class OnnxBackend:
         return False
 
     def _checked_session(self, layer: str, x: torch.Tensor):
-        with torch.inference_mode():
+        with torch.inference_mode(), _ValueReads() as reads:
             want_logits, want_fmap = self.torch.forward(x)
+        if reads.site:  # checked on every start: a cached export was made from the same code
+            self.warning = (f"{self.loaded.spec.name} reads a tensor's value into Python in its forward "
+                            f"({reads.site}): an ONNX export would keep this frame's branch for every frame; "
+                            "torch runs it")
+            return None
         path = self._path(layer)
         feeds = {"x": x.contiguous().numpy(), "want_gram": np.array(True)}
         # torch's exporter refused this network and layer before, with these versions: not again
@@ -347,6 +352,38 @@ class OnnxBackend:
         import onnxruntime as ort
 
         return ort.InferenceSession(str(path), runtime_options(self.threads), providers=["CPUExecutionProvider"])
+
+
+_TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
+_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # eigencam_live/
+
+
+class _ValueReads(torch.overrides.TorchFunctionMode):
+    """While inside (this thread only), records where the code being run first turns a tensor's
+    value into a Python one (``if x.mean() > 0``, ``.item()``, ``int(t)``, ``.tolist()``, ``.numpy()``).
+
+    An export traces one input: such a value becomes a constant, and a branch on it is fixed for
+    every later frame (maps and scores silently wrong on the frames that go the other way). In
+    eager mode sizes are Python ints already, so any read here is of data: 40 torchvision and timm
+    classifiers make none. :attr:`site` is ``FILE:LINE`` of the first, in the network's code (the
+    innermost frame outside torch and this package), or ``None``."""
+
+    KINDS = frozenset({torch.Tensor.__bool__, torch.Tensor.item, torch.Tensor.__int__, torch.Tensor.__float__,
+                       torch.Tensor.__index__, torch.Tensor.__complex__, torch.Tensor.tolist, torch.Tensor.numpy,
+                       torch.Tensor.__array__})
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.site: str | None = None
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if self.site is None and func in self.KINDS:
+            frame = sys._getframe(1)
+            while frame is not None and frame.f_code.co_filename.startswith(_TORCH_DIR):
+                frame = frame.f_back
+            if frame is not None and not frame.f_code.co_filename.startswith(_OWN_DIR):
+                self.site = f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+        return func(*args, **(kwargs or {}))
 
 
 class _ExportRefused(Exception):
