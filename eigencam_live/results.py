@@ -13,8 +13,8 @@ import torch.nn.functional as F
 
 from .render import RenderConfig, draw_boxes, maps_in_boxes, render_frames
 
-__all__ = ["SMOOTH_STEP", "FrameResult", "PendingFrames", "class_probabilities", "finish_pictures", "label_predictions", "maps_on_frames",
-           "peak_pixel"]
+__all__ = ["SCORE_NAMES", "SMOOTH_STEP", "FrameResult", "PendingFrames", "class_probabilities", "finish_pictures", "label_predictions", "maps_on_frames",
+           "peak_pixel", "score_output"]
 
 #: Pixels a feature cell is enlarged to by bicubic interpolation before bilinear takes over.
 SMOOTH_STEP = 8
@@ -164,6 +164,26 @@ def peak_pixel(flat_index: int, cam_shape: tuple[int, int], frame_shape: tuple[i
     h, w = cam_shape
     i, j = divmod(flat_index, w)
     return int((j + 0.5) * frame_shape[1] / w), int((i + 0.5) * frame_shape[0] / h)
+
+
+#: Words in an output's name that say it holds the class scores.
+SCORE_NAMES = ("logit", "score", "prob", "pred", "class")
+
+
+def score_output(outputs: list[tuple[str | None, object]]) -> int | None:
+    """Which of a network's outputs, ``(name or None, value)`` pairs, holds its class scores: the
+    first float ``(B, K)`` (or ``(B, K, 1, 1)``) one whose name says so (:data:`SCORE_NAMES`),
+    else the first such one wherever it stands (an embedding or a map may come first); ``None``
+    where none has that shape."""
+    found = [i for i, (_, v) in enumerate(outputs) if _floating(v) and class_scores(v) is not None]
+    named = [i for i in found if isinstance(outputs[i][0], str) and any(w in outputs[i][0].lower() for w in SCORE_NAMES)]
+    return (named or found or [None])[0]
+
+
+def _floating(value) -> bool:
+    if isinstance(value, torch.Tensor):
+        return value.is_floating_point()
+    return isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating)
 
 
 def class_scores(value):

@@ -3,6 +3,8 @@ and a trained network (EfficientNet-Lite0 from pip packages) looking at the righ
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import socket
 import sys
 import time
@@ -392,3 +394,58 @@ def test_a_convolutional_head_gives_predictions_and_a_headless_network_none():
     pytest.importorskip("timm")
     headless = Engine(EngineConfig(model="timm:eva02_tiny_patch14_224", weights="none", device="cpu", backend="torch"))
     assert headless.loaded.headless and headless.process(frame)[0].predictions == []
+
+
+@dataclasses.dataclass
+class _Output:
+    hidden: torch.Tensor
+    logits: torch.Tensor
+
+
+class _Heads(torch.nn.Module):
+    """Class scores among other outputs, in the forms networks return them."""
+
+    Pair = collections.namedtuple("Pair", ["embedding", "scores"])
+
+    def __init__(self, form: str) -> None:
+        super().__init__()
+        self.form = form
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 4, 1), torch.nn.ReLU())
+        self.embed = torch.nn.Linear(8, 12)
+        self.head = torch.nn.Linear(8, 4)
+
+    def forward(self, x):
+        f = self.features(x)
+        pooled = f.mean((2, 3))
+        logits, embedding = self.head(pooled), self.embed(pooled)
+        if self.form == "plain":
+            return logits
+        if self.form == "map first":  # a dict with the map before the logits
+            return {"features": f, "logits": logits}
+        if self.form == "embedding named first":  # an embedding of (B, K) shape before the scores
+            return {"embedding": embedding, "class_logits": logits}
+        if self.form == "named tuple":
+            return self.Pair(embedding, logits)
+        if self.form == "map, then scores":  # a tuple: the map is no scores
+            return f, logits
+        return _Output(f, logits)  # a dataclass (a model output object)
+
+
+@pytest.mark.parametrize("form", ["map first", "embedding named first", "named tuple", "map, then scores", "dataclass"])
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_the_class_scores_are_found_among_a_networks_outputs(form, backend):
+    """A trial: a dict's map before its 'logits' gave no predictions, an embedding before the scores
+    was read as 12 classes, a dataclass was refused. The scores are the output named so, else the
+    first of (B, K) shape, on both backends."""
+    frame = _frame(64, 96)
+    cfg = {"weights": "none", "layer": "features", "device": "cpu", "short_side": 64}
+    torch.manual_seed(0)
+    plain = _Heads("plain")
+    want = Engine(EngineConfig(backend="torch", **cfg), model=plain).process_one(frame).predictions
+    net = _Heads(form)
+    net.load_state_dict(plain.state_dict())
+    engine = Engine(EngineConfig(backend=backend, **cfg), model=net)
+    got = engine.process_one(frame).predictions
+    assert engine.backend.running == backend and len(got) == 4
+    assert [label for label, _ in got] == [label for label, _ in want]
+    assert [p for _, p in got] == pytest.approx([p for _, p in want], abs=1e-5)

@@ -22,7 +22,7 @@ import torch
 from eigencam_live.errors import LayerNotFoundError, ModelError, network_errors
 from eigencam_live.models import Layer, LoadedModel, ModelSpec, to_feature_map
 from eigencam_live.models.loaded import normalisation
-from eigencam_live.results import class_scores
+from eigencam_live.results import class_scores, score_output
 
 __all__ = ["OnnxFile", "OnnxFileBackend", "load_onnx"]
 
@@ -121,11 +121,10 @@ class OnnxFile:
             with network_errors(f"{self.path.name} failed on a {size[1]}x{size[0]} input"):
                 values = session.run(None, {self.input: x})
             outputs = dict(zip((meta.name for meta in session.get_outputs()), values, strict=True))
-            scores = [o for o in self.outputs if _scores(outputs.get(o)) is not None]
             # an embedding may come before the logits (TensorFlow's exports): a scores' name wins
-            named = [o for o in scores if any(w in o.lower() for w in _SCORE_NAMES)]
-            self.output = (named or scores or [None])[0]
-            self.classes = int(_scores(outputs[self.output]).shape[1]) if scores else None
+            at = score_output([(o, outputs.get(o)) for o in self.outputs])
+            self.output = None if at is None else self.outputs[at]
+            self.classes = None if at is None else int(class_scores(outputs[self.output]).shape[1])
             for name, value in outputs.items():
                 if name == self.output or not isinstance(value, np.ndarray) or value.ndim == 0 or len(value) != n:
                     continue  # (the graph's output itself may be the map: a backbone without a head)
@@ -201,15 +200,6 @@ class OnnxFile:
             return ort.InferenceSession(proto, options, providers=["CPUExecutionProvider"])
 
 
-def _scores(value) -> np.ndarray | None:
-    """``value`` read as class scores ``(B, K)`` (float, ``(B, K, 1, 1)`` too), else ``None``."""
-    if not isinstance(value, np.ndarray) or not np.issubdtype(value.dtype, np.floating):
-        return None
-    return class_scores(value)
-
-
-#: Words in an output's name that say it holds the class scores.
-_SCORE_NAMES = ("logit", "score", "prob", "pred", "class")
 #: The input types fed as they are (uint8: pixels 0 to 255).
 _INPUT_TYPES = {1: np.float32, 10: np.float16, 2: np.uint8}
 #: Ops that keep attention scores attention scores (a scale, a mask, a shift).
@@ -321,7 +311,7 @@ class OnnxFileBackend:
                 parts.append([out[: b - start] for out in session.run(None, {name: feed(chunk.numpy())})])
             outs = [np.concatenate(out) for out in zip(*parts, strict=True)]
         raw = outs[-1].astype(np.float32, copy=False)  # the layer asked for (fp16 graphs: read in fp32)
-        logits = _scores(outs[0]) if len(outs) == 2 else None
+        logits = class_scores(outs[0]) if len(outs) == 2 else None
         logits = np.zeros((b, 0), np.float32) if logits is None else logits.astype(np.float32, copy=False)
         return torch.from_numpy(logits), to_feature_map(torch.from_numpy(raw), tuple(x.shape[-2:]), batch=b)
 

@@ -9,6 +9,7 @@ engine's precision, with an fp32 master copy of the weights kept on the host so 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 
 import torch
 
@@ -22,7 +23,7 @@ from eigencam_live.models import (
     find_layer,
     to_feature_map,
 )
-from eigencam_live.results import class_scores
+from eigencam_live.results import class_scores, score_output
 
 from .traced import TRACED_FAMILIES, TracedForward, build_traced
 
@@ -158,16 +159,32 @@ class TorchBackend:
 
 def _outputs(output: object) -> torch.Tensor | list[dict]:
     """What the engine reads of a network's output: a detector's per-image dicts of boxes as they
-    are; else the class scores: the tensor itself, or the first tensor of a tuple, list or dict
-    (models that also return auxiliary outputs)."""
+    are; else the class scores: the tensor itself, or among a dict's, a named tuple's, a
+    dataclass's, a tuple's or a list's tensors (models that also return embeddings, maps or other
+    heads) the one :func:`~eigencam_live.results.score_output` picks (its name, else its
+    ``(B, K)`` shape), else the first (a backbone's map: no classes)."""
     if isinstance(output, list) and output and all(isinstance(o, dict) and "boxes" in o for o in output):
         return output
     if isinstance(output, torch.Tensor):
         found = output
     else:
-        values = output.values() if isinstance(output, dict) else output if isinstance(output, (tuple, list)) else ()
-        found = next((v for v in values if isinstance(v, torch.Tensor)), None)
-        if found is None:
+        tensors = [(k, v) for k, v in _named(output) if isinstance(v, torch.Tensor)]
+        if not tensors:
             raise LayerNotFoundError(f"the network returned {type(output).__name__}, not class scores (a tensor)")
+        at = score_output(tensors)
+        found = tensors[at or 0][1]
     squeezed = class_scores(found)  # a convolutional head's (B, K, 1, 1)
     return found if squeezed is None else squeezed
+
+
+def _named(output: object) -> list[tuple[str | None, object]]:
+    """The parts of a network's output with their names where it has them."""
+    if isinstance(output, dict):  # Hugging Face's ModelOutput too
+        return list(output.items())
+    if isinstance(output, tuple) and hasattr(output, "_fields"):
+        return list(zip(output._fields, output, strict=True))
+    if isinstance(output, (tuple, list)):
+        return [(None, v) for v in output]
+    if dataclasses.is_dataclass(output) and not isinstance(output, type):
+        return [(f.name, getattr(output, f.name)) for f in dataclasses.fields(output)]
+    return []
