@@ -16,7 +16,7 @@ import torch
 
 from eigencam_live.cli import annotate_main
 from eigencam_live.engine import Engine, EngineConfig
-from eigencam_live.errors import ConfigError, WeightsUnavailableError
+from eigencam_live.errors import ConfigError, ModelError, WeightsUnavailableError
 from eigencam_live.models import load_model
 
 from .media import NTSC, probe, write_clip
@@ -449,3 +449,46 @@ def test_the_class_scores_are_found_among_a_networks_outputs(form, backend):
     assert engine.backend.running == backend and len(got) == 4
     assert [label for label, _ in got] == [label for label, _ in want]
     assert [p for _, p in got] == pytest.approx([p for _, p in want], abs=1e-5)
+
+
+class _SelfNormalising(torch.nn.Module):
+    """Normalises its input itself, with registered buffers (they move with the module)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 4, 1), torch.nn.ReLU())
+        self.head = torch.nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.head(self.features((x - self.mean) / self.std).mean((2, 3)))
+
+
+def test_a_network_with_its_own_mean_and_std_buffers_is_fed_pixels_in_0_1_and_numbers_of_any_shape_are_read():
+    """A trial: registered mean/std buffers were taken for the input's normalisation, and the
+    network normalised the frames a second time (maps at r = 0.62); (1, 3, 1, 1) ones were refused
+    with a five-line tensor print."""
+    frame = _frame(64, 96)
+    cfg = {"weights": "none", "layer": "features", "device": "cpu", "short_side": 64, "backend": "torch"}
+    torch.manual_seed(0)
+    net = _SelfNormalising()
+    engine = Engine(EngineConfig(**cfg), model=net)
+    assert (engine.loaded.mean, engine.loaded.std) == ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    outside = _SelfNormalising()  # the same network normalised by the engine
+    outside.load_state_dict(net.state_dict())
+    outside.forward = lambda x: outside.head(outside.features(x).mean((2, 3)))
+    del outside.mean, outside.std
+    want = Engine(EngineConfig(**cfg), model=outside)
+    assert want.loaded.mean == (0.485, 0.456, 0.406)
+    got, want = engine.process_one(frame), want.process_one(frame)
+    assert [p for _, p in got.predictions] == pytest.approx([p for _, p in want.predictions], abs=1e-5)
+    np.testing.assert_allclose(got.cam, want.cam, atol=1e-4)
+
+    plain = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 4, 1), torch.nn.ReLU(), torch.nn.Flatten(2))
+    plain.mean, plain.std = torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1), np.array([[0.2, 0.2, 0.2]])
+    loaded = Engine(EngineConfig(**{**cfg, "layer": "1"}), model=plain).loaded
+    assert loaded.mean == pytest.approx((0.5, 0.4, 0.3)) and loaded.std == pytest.approx((0.2, 0.2, 0.2))
+    plain.mean = torch.zeros(1, 4, 1, 1)
+    with pytest.raises(ModelError, match=r"^Sequential\.mean must be three numbers \(R, G, B\)\. Got a tensor of shape \(1, 4, 1, 1\)$"):
+        Engine(EngineConfig(**{**cfg, "layer": "1"}), model=plain)

@@ -17,6 +17,7 @@ import os
 import re
 import sys
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -230,7 +231,13 @@ def _one_size(loaded: LoadedModel) -> None:
 
 
 def _normalisation_of(net: nn.Module, name: str, channels: int) -> dict[str, tuple[float, ...]]:
-    """``{"mean": ..., "std": ...}``: the module's own, else the default for ``channels``."""
+    """``{"mean": ..., "std": ...}``: the module's own, else the default for ``channels``.
+
+    A ``mean`` and ``std`` registered on the module (buffers, parameters) are its forward's own
+    normalisation (``(x - self.mean) / self.std``): it is fed pixels in ``[0, 1]``, not normalised
+    twice."""
+    if all(key in net._buffers or key in net._parameters for key in ("mean", "std")):
+        return {"mean": (0.0,) * channels, "std": (1.0,) * channels}
     norm = {}
     for key, default in zip(("mean", "std"), normalisation(channels), strict=True):
         raw = getattr(net, key, None)
@@ -239,13 +246,14 @@ def _normalisation_of(net: nn.Module, name: str, channels: int) -> dict[str, tup
                 value = default
             elif isinstance(raw, (int, float)) or getattr(raw, "ndim", None) == 0:  # mean = 0.5 (grey)
                 value = (float(raw),)
-            else:
-                value = tuple(float(v) for v in raw)
+            else:  # a sequence, or an array of any shape holding the numbers ((1, 3, 1, 1) too)
+                value = tuple(float(v) for v in np.asarray(raw.tolist() if isinstance(raw, torch.Tensor) else raw, float).ravel())
         except (TypeError, ValueError):
             value = ()
         if len(value) != channels:
             what = "one number (its first convolution takes one channel: grey)" if channels == 1 else "three numbers (R, G, B)"
-            raise ModelError(f"{name}.{key} must be {what}. Got {raw!r}")
+            got = f"a tensor of shape {tuple(raw.shape)}" if isinstance(raw, torch.Tensor) else " ".join(repr(raw).split())[:80]
+            raise ModelError(f"{name}.{key} must be {what}. Got {got}")
         norm[key] = value
     return norm
 
