@@ -10,6 +10,7 @@ import threading
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from eigencam_live.annotate import annotate_images, plan_jobs
 from eigencam_live.cli import annotate_main
@@ -263,18 +264,23 @@ def test_images_of_one_name_in_two_folders_keep_a_row_and_a_map_each(tmp_path):
 def test_a_transparent_image_keeps_its_transparency_and_hides_what_its_transparent_pixels_hold(tmp_path):
     """An RGBA PNG whose left half is transparent (over pure red, which a viewer never shows): the
     network and the picture get it laid over white, and PNG outputs keep its alpha (on both panels
-    side by side); a JPEG output, without alpha, shows white there. The red showed before."""
+    side by side); a JPEG output, without alpha, shows white there. The red showed before. A trial:
+    half-transparent pixels were laid over white and given their alpha again (washed out); an
+    output that keeps the alpha is drawn on the image's own colours, and a TIFF's alpha is read."""
     rgba = np.zeros((64, 96, 4), np.uint8)
     rgba[:, :, :3] = pattern(3, 96, 64)
     rgba[:, :48] = (0, 0, 255, 0)  # BGRA: red, fully transparent
     rgba[:, 48:, 3] = 255
     rgba[10:20, 60:70, 3] = 128  # half transparent
     cv2.imwrite(str(tmp_path / "cut.png"), rgba)
+    cv2.imwrite(str(tmp_path / "cut.tif"), rgba)
     for view, name in (("original", "o.png"), ("side-by-side", "s.png"), ("original", "o.jpg")):
         assert annotate_main([str(tmp_path / "cut.png"), "-o", str(tmp_path / name), "--view", view, *FAST]) == 0
-    out = cv2.imread(str(tmp_path / "o.png"), cv2.IMREAD_UNCHANGED)
-    assert out.shape == (64, 96, 4) and np.array_equal(out[:, :, 3], rgba[:, :, 3])
-    assert np.all(out[:, :48, :3] == 255) and np.array_equal(out[:, 48:, :3][30:], rgba[30:, 48:, :3])
+    assert annotate_main([str(tmp_path / "cut.tif"), "-o", str(tmp_path / "t.tif"), "--view", "original", *FAST]) == 0
+    for name in ("o.png", "t.tif"):  # (Pillow: OpenCV's TIFF reader premultiplies the colours by the alpha)
+        out = np.asarray(Image.open(tmp_path / name).convert("RGBA"))[:, :, [2, 1, 0, 3]]
+        assert out.shape == (64, 96, 4) and np.array_equal(out[:, :, 3], rgba[:, :, 3])
+        assert np.all(out[:, :48, :3] == 255) and np.array_equal(out[:, 48:, :3], rgba[:, 48:, :3])  # half too
     side = cv2.imread(str(tmp_path / "s.png"), cv2.IMREAD_UNCHANGED)
     assert side.shape == (64, 192, 4) and np.array_equal(side[:, 96:, 3], rgba[:, :, 3])
     jpg = cv2.imread(str(tmp_path / "o.jpg"))
@@ -301,7 +307,7 @@ def test_sixteen_bit_grey_with_a_transparent_value_and_macos_dot_files(tmp_path)
     (tmp_path / "g16.png").write_bytes(data[:at] + trns + data[at:])
     (tmp_path / "._g16.png").write_bytes(b"\x00\x05\x16\x07" + bytes(60))
     assert expand_inputs([str(tmp_path)]) == [tmp_path / "g16.png"]
-    image, alpha = read_image(tmp_path / "g16.png")
+    image, alpha, _ = read_image(tmp_path / "g16.png")
     assert np.array_equal(image[:, 1:, 1], (grey[:, 1:] >> 8).astype(np.uint8)) and (image[:, 0] == 255).all()
     assert (alpha[:, 0] == 0).all() and (alpha[:, 1:] == 255).all()
 

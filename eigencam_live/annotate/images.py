@@ -29,7 +29,7 @@ from eigencam_live.cam import SubspaceTracker
 from eigencam_live.engine import Engine, FrameResult
 from eigencam_live.errors import ConfigError, SinkError, SourceError
 from eigencam_live.options import cpu_cores
-from eigencam_live.render import RenderConfig
+from eigencam_live.render import RenderConfig, draw_boxes, render
 from eigencam_live.video.images import image_metadata, read_image
 
 from .jobs import Job
@@ -121,7 +121,7 @@ def annotate_images(
     done: dict[int, tuple[Job, FrameResult]] = {}
     failed: dict[int, str] = {}
     held: dict[tuple[int, ...], list[tuple[int, np.ndarray]]] = {}
-    alphas: dict[int, np.ndarray] = {}  # the transparency of the images that have one, until written
+    alphas: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # the transparency and own colours of those with one, until written
     metadata: dict[int, dict] = {}  # the colour profile and EXIF of those that have them, until written
     bar = progress_bar(len(jobs), "images", progress, unit="image")
     start = time.perf_counter()
@@ -158,7 +158,11 @@ def annotate_images(
             return
         for (i, _), r in zip(group, results, strict=True):
             written(ahead)
-            writes.append((i, r, writer.submit(_write_image, jobs[i].output, r.picture, overwrite, alphas.pop(i, None),
+            alpha, own = alphas.pop(i, (None, None))
+            picture = r.picture
+            if alpha is not None and jobs[i].output.suffix.lower() in _ALPHA_FORMATS:
+                picture = _drawn_on(own, r, look)
+            writes.append((i, r, writer.submit(_write_image, jobs[i].output, picture, overwrite, alpha,
                                                metadata.pop(i, None))))
 
     raised: BaseException | None = None
@@ -171,13 +175,13 @@ def annotate_images(
                 if (nxt := next(upcoming, None)) is not None:
                     reads.append(reader.submit(_read, nxt.input))
                 try:
-                    image, alpha, meta, note = future.result()
+                    image, alpha, own, meta, note = future.result()
                 except SourceError as exc:
                     failed[i] = str(exc)
                     bar.update(1)
                     continue
                 if alpha is not None:
-                    alphas[i] = alpha
+                    alphas[i] = (alpha, own)
                 if meta is not None:
                     metadata[i] = meta
                 if note is not None:
@@ -236,8 +240,18 @@ _ALPHA_FORMATS = (".png", ".webp", ".tif", ".tiff")
 _METADATA_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}  # (PNG: chunks)
 
 
-def _read(path: Path) -> tuple[np.ndarray, np.ndarray | None, dict | None, str | None]:
+def _read(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, dict | None, str | None]:
     return (*read_image(path), *image_metadata(path))
+
+
+def _drawn_on(own: np.ndarray, r: FrameResult, look: RenderConfig) -> np.ndarray:
+    """The picture drawn again on a transparent image's own colours, for an output that keeps its
+    alpha: drawn on the colours laid over white (what the network saw) and then given the alpha,
+    its half-transparent pixels were laid over white twice (washed out)."""
+    picture = render(own, r.heatmap, look.view, look.alpha, look.colormap)
+    if r.detections is not None and look.boxes:
+        draw_boxes(picture, r.detections, own.shape[1], own.shape[0])
+    return picture
 
 
 def _png_chunks(png: bytes, metadata: dict) -> bytes:

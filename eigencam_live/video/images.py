@@ -140,12 +140,13 @@ def _is_listed(path: str) -> bool:
     return path.lower().endswith(IMAGE_EXTENSIONS) and not os.path.basename(path).startswith(".")
 
 
-def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """``(H, W, 3)`` uint8 BGR as a viewer shows it (EXIF orientation applied; grey images made
-    BGR), and its ``(H, W)`` uint8 alpha where it has transparent pixels (else ``None``): the
-    picture is then laid over white, as a viewer shows it, not the colours its transparent pixels
-    hide. Raises :class:`SourceError` naming the file (unreadable, or under 2x2 like the videos
-    ``annotate`` refuses)."""
+    BGR), and where it has transparent pixels (else ``None`` and ``None``) its ``(H, W)`` uint8
+    alpha and its own colours: the picture is then laid over white, as a viewer shows it, not the
+    colours its transparent pixels hide; its own colours are what an output that keeps the alpha
+    is drawn on (else they would be laid over white twice). Raises :class:`SourceError` naming the
+    file (unreadable, or under 2x2 like the videos ``annotate`` refuses)."""
     try:
         data = path.read_bytes()  # read once: decoded, and a JPEG's end checked
     except OSError as exc:
@@ -153,19 +154,26 @@ def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     if path.suffix.lower() in (".jpg", ".jpeg") and not _jpeg_complete(data):
         # libjpeg would fill what is missing with grey (or OpenCV give up): not the picture
         raise SourceError(f"cannot read image {path}: the file is cut off (its JPEG data ends early)")
-    image, alpha = _with_alpha(data) if _may_have_alpha(data) else (None, None)
+    image, alpha, own = _with_alpha(data) if _may_have_alpha(data) else (None, None, None)
     if image is None:  # IMREAD_COLOR applies the EXIF orientation (imdecode as imread)
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is None:
         raise SourceError(f"cannot read image {path}")
     if min(image.shape[:2]) < 2:
         raise SourceError(f"{path} is {image.shape[1]}x{image.shape[0]} pixels: too small to annotate (at least 2x2)")
-    return image, alpha
+    return image, alpha, own
+
+
+#: A TIFF file's first bytes (little- and big-endian).
+_TIFF = (b"II*\x00", b"MM\x00*")
 
 
 def _may_have_alpha(data: bytes) -> bool:
     """A PNG with an alpha channel or a transparent colour (``tRNS``), or a WebP whose header says
-    it has alpha: read from their headers, so that only those take the slower way."""
+    it has alpha: read from their headers, so that only those take the slower way; any TIFF (its
+    extra samples are deep in its tags; OpenCV's colour read drops them)."""
+    if data[:4] in _TIFF:
+        return True
     if data[:8] == b"\x89PNG\r\n\x1a\n":
         return len(data) > 25 and (data[25] in (4, 6) or b"tRNS" in data[: data.find(b"IDAT")])
     if data[:4] != b"RIFF" or data[8:12] != b"WEBP" or len(data) < 25:
@@ -175,10 +183,11 @@ def _may_have_alpha(data: bytes) -> bool:
     return data[12:16] == b"VP8L" and bool((int.from_bytes(data[21:25], "little") >> 28) & 1)  # lossless
 
 
-def _with_alpha(data: bytes) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``(BGR uint8 laid over white, alpha uint8)`` of an image with transparent pixels, EXIF
-    orientation applied to both (Pillow: OpenCV applies it only where it drops the alpha);
-    ``(BGR, None)`` where every pixel is opaque, ``(None, None)`` where Pillow cannot read it."""
+def _with_alpha(data: bytes) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """``(BGR uint8 laid over white, alpha uint8, its own BGR)`` of an image with transparent
+    pixels, EXIF orientation applied to all (Pillow: OpenCV applies it only where it drops the
+    alpha); ``(BGR, None, None)`` where every pixel is opaque (``None`` for a TIFF: OpenCV reads
+    it, as any image), ``(None, None, None)`` where Pillow cannot read it."""
     import io
 
     from PIL import Image, ImageOps
@@ -194,14 +203,15 @@ def _with_alpha(data: bytes) -> tuple[np.ndarray | None, np.ndarray | None]:
             else:
                 rgba = np.asarray(im.convert("RGBA"))
     except Exception:  # noqa: BLE001 - a file Pillow cannot read: OpenCV's say, as for any image
-        return None, None
+        return None, None, None
     alpha = rgba[:, :, 3]
-    bgr = rgba[:, :, 2::-1]
-    if alpha.min() == 255:
-        return np.ascontiguousarray(bgr), None
+    bgr = rgba[:, :, 2::-1].copy()
+    if alpha.min() == 255:  # (a TIFF's bits and inks as OpenCV reads them, as any opaque TIFF)
+        return (None if data[:4] in _TIFF else bgr), None, None
     a = alpha[:, :, None].astype(np.float32) / 255.0
     over_white = bgr.astype(np.float32) * a + 255.0 * (1.0 - a)
-    return np.rint(over_white).astype(np.uint8), np.ascontiguousarray(alpha)
+    bgr[alpha == 0] = 255  # what no viewer shows stays hidden: white, as laid over white
+    return np.rint(over_white).astype(np.uint8), np.ascontiguousarray(alpha), bgr
 
 
 #: In a JPEG's entropy-coded data, the next marker: ``FF`` then neither ``00`` (a stuffed data
