@@ -179,7 +179,7 @@ def test_exif_orientation_is_applied_to_transparent_images_too(tmp_path, name):
     exif[0x0112] = 6  # rotate 90 degrees clockwise to show
     picture = Image.fromarray(rgba if name != "opaque.webp" else rgba[..., :3].copy())
     picture.save(tmp_path / name, exif=exif, **({"lossless": True} if name.endswith(".webp") else {}))
-    image, alpha = read_image(tmp_path / name)
+    image, alpha, _ = read_image(tmp_path / name)
     assert image.shape == (60, 40, 3)  # upright: taller than wide
     if name == "opaque.webp":
         assert alpha is None
