@@ -118,8 +118,53 @@ def annotate_main(argv: list[str]) -> int:
             parser.error("give at least one INPUT: a video, an image, a folder of them, or a glob")
     except SystemExit as exc:  # --help (0) or a usage error (2, message already printed)
         return int(exc.code or 0)
-    with _sigterm_as_interrupt():
+    with _sigterm_as_interrupt(), _pipes_may_close():
         return _run_and_report(args)
+
+
+class _PipeSafe:
+    """A text stream whose reader may go away (``annotate ... | head``): the first write that finds
+    the pipe closed sends the stream's descriptor to the null device, and the run goes on. A lost
+    line of log is no reason to lose the work (the write raised, a traceback, the other inputs
+    left undone, the tables unwritten)."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._to_null()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._to_null()
+
+    def _to_null(self) -> None:
+        with contextlib.suppress(OSError, ValueError):  # no descriptor to speak of
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, self._stream.fileno())
+            finally:
+                os.close(null)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _pipes_may_close() -> Iterator[None]:
+    """stdout and stderr as :class:`_PipeSafe` streams while inside."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = (_PipeSafe(s) if s is not None else s for s in saved)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
 
 
 def _run_and_report(args: argparse.Namespace) -> int:

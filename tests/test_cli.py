@@ -323,3 +323,19 @@ def test_a_blank_line_in_a_labels_file_keeps_its_place_named_by_its_index(tmp_pa
     path = tmp_path / "labels.txt"
     path.write_text("cat\n\n  dog \n\n\n", encoding="utf-8")
     assert read_labels(str(path)) == ["cat", "1", "dog"]  # an empty name showed nothing
+
+
+@pytest.mark.timeout(180)
+def test_a_closed_pipe_on_stdout_and_stderr_loses_no_work(tmp_path):
+    """`annotate ... 2>&1 | head -c 60`: the first log line after the reader went raised
+    BrokenPipeError, with a traceback, and the other inputs were left undone (exit 1, or 0 with an
+    output missing). Each input is annotated and the exit code is the run's."""
+    clips = [write_clip(tmp_path / f"{name}.mp4", frames=3) for name in "abc"]
+    run = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "annotate", *map(str, clips), "-o", str(tmp_path / "out"),
+                            *FAST[:-1]],  # with the progress bar
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=tmp_path)
+    run.stdout.close()  # the reader is gone before the first line
+    run.stderr.close()
+    assert run.wait(timeout=170) == 0
+    for name in "abc":
+        assert probe(tmp_path / "out" / f"{name}.eigencam.mp4")["frames"] == 3
