@@ -228,11 +228,13 @@ def test_ctrl_c_leaves_a_playable_partial_file(tmp_path):
     stats.write_text("a whole run's table\n")
     done = subprocess.run(
         [sys.executable, "-c", _INTERRUPT_AT_FRAME_8, str(src), "-o", str(out), *FAST, "-b", "2", "--force",
-         "--stats", str(stats)],
+         "--stats", str(stats), "--heatmaps", str(tmp_path / "out.npz")],
         capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=110,
     )
     assert done.returncode == 130 and out.read_bytes() == whole
     assert stats.read_text() == "a whole run's table\n" and (tmp_path / "out.partial.csv").is_file()
+    # a table the whole file had none of goes with the part too (it was out.npz, beside the whole file)
+    assert (tmp_path / "out.partial.npz").is_file() and not (tmp_path / "out.npz").exists()
     assert f"written to {tmp_path / 'out.partial.mp4'}" in done.stderr and f"{out} is kept as it was" in done.stderr
     assert 8 <= probe(tmp_path / "out.partial.mp4")["frames"] < 300
 

@@ -357,9 +357,9 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
             finished = sink.close(audio_to_end=not (result.interrupted or pipe.limited or result.warning))
             if result.interrupted and job.output.exists():  # --force over a whole file: a part never replaces it
                 result.kept, result.output = job.output, partial_name(job.output)
-                for name in ("stats_path", "heatmaps_path", "detections_path"):  # nor its tables
+                for name in ("stats_path", "heatmaps_path", "detections_path"):  # nor its tables: the part's go with it
                     path = getattr(tables, name)
-                    if path is not None and path.exists():
+                    if path is not None:
                         setattr(tables, name, partial_name(path))
             _publish(finished, result.output, overwrite and result.kept is None)
     except BaseException:
