@@ -82,16 +82,26 @@ def test_an_odd_size_is_padded_by_one_edge_pixel_and_said(tmp_path, capsys):
 
 
 # -- 5. timestamps within one tick ------------------------------------------------------------------
-@pytest.mark.parametrize("name, start", [("clock.ts", 1.4667), ("late.mp4", 0.5)])
-def test_every_timestamp_is_within_one_tick_of_a_late_start(tmp_path, name, start):
-    src = write_clip(tmp_path / name, frames=12, rate=NTSC, start=start, time_base=Fraction(1, 90000))
+@pytest.mark.parametrize("name, start, rebased", [("clock.ts", 11.4667, True), ("late.mp4", 0.5, False)])
+def test_every_timestamp_is_within_one_tick_of_a_late_start(tmp_path, name, start, rebased):
+    """An MP4 that starts late (an edit list) is played so: its start is kept. An MPEG-TS's clock
+    starts anywhere and players start where it does (ffprobe: 12 frames, 0.4 s): the output starts
+    where its first track does, the sound's priming here, at 0 (it had 11.4 s of nothing first)."""
+    src = write_clip(tmp_path / name, frames=12, rate=NTSC, start=start, time_base=Fraction(1, 90000), audio=True)
     want = probe(src)
     assert want["times"][0] >= Fraction(start) - Fraction(1, 90000)  # a clock that does not start at 0
-    _copy(src, tmp_path / "out.mp4")
+    from eigencam_live.cli import annotate_main
+
+    assert annotate_main([str(src), "-o", str(tmp_path / "out.mp4"), "--view", "original", "-m", "mobilenet_v3_small",
+                          "--weights", "none", "--short-side", "64", "--device", "cpu", "-q"]) == 0
     got = probe(tmp_path / "out.mp4")
     tick = want["time_base"]
-    assert len(got["times"]) == 12
-    assert all(abs(g - w) <= tick for g, w in zip(got["times"], want["times"], strict=True))
+    origin = min(want["times"][0], Fraction(want["audio"]["start"])) if rebased else 0
+    assert len(got["times"]) == 12 and (got["times"][0] < 0.03 if rebased else got["times"][0] > 0.49)
+    assert all(abs(g - (w - origin)) <= tick for g, w in zip(got["times"], want["times"], strict=True))
+    # the sound keeps its place against the picture
+    assert got["audio"]["onset"] - float(got["times"][0]) == pytest.approx(want["audio"]["onset"] - float(want["times"][0]),
+                                                                           abs=2e-3)
 
 
 # -- 6. exact rates -----------------------------------------------------------------------------------

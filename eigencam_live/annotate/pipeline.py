@@ -102,12 +102,13 @@ class _Pipeline:
     """The threads of one file's annotation; see the module docstring."""
 
     def __init__(self, engine: Engine, capture: Capture, sink: VideoSink, look: RenderConfig, batch_size: int,
-                 tables: Tables, max_frames: int | None = None) -> None:
+                 tables: Tables, max_frames: int | None = None, origin: float = 0.0) -> None:
         self.engine, self.capture, self.sink, self.look = engine, capture, sink, look
         self.batch_size = batch_size
         self.max_frames = max_frames
         self.limited = False  # stopped at max_frames
         self.tables = tables
+        self.origin = origin  # the input's time that is the output's 0 (FileSource.origin)
         self.prepared: queue.Queue = queue.Queue(maxsize=2)  # batches ready for the network
         self.results: queue.Queue = queue.Queue(maxsize=4)
         self.soft_stop = threading.Event()  # Ctrl-C: stop reading, write what was inferred
@@ -203,8 +204,9 @@ class _Pipeline:
             for f, r in zip(frames, pending.result(), strict=True):
                 if self.abort.is_set():  # the caller is about to close or remove the file
                     return
-                self.sink.write(r.picture, f.pts, f.duration)
-                self.tables.add(f.pts, r, f.index)
+                pts = f.pts - self.origin
+                self.sink.write(r.picture, pts, f.duration)
+                self.tables.add(pts, r, f.index)
                 self.written += 1
 
     def alive(self) -> bool:
@@ -307,6 +309,7 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
     try:
         sink = VideoSink(work / job.output.name, width=width, height=height, fps=info.rate,
                          time_base=info.time_base, audio_from=str(job.input) if info.has_audio else None,
+                         audio_start=source.origin or None,
                          overwrite=True, crf=crf, preset=preset, threads=encoder_threads, aspect=info.aspect,
                          tags=source.tags, language=source.language, colour_tags=source.colour_tags)
     except BaseException:
@@ -316,7 +319,7 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
         engine.reset()
         capture = Capture(source)
         tables = Tables(job.stats, job.heatmaps, detections=job.detections, overwrite=overwrite)
-        pipe = _Pipeline(engine, capture, sink, look, batch_size, tables, max_frames)
+        pipe = _Pipeline(engine, capture, sink, look, batch_size, tables, max_frames, source.origin)
         left = source.left_out and f"{job.input.name}: not kept in the output: {source.left_out}"
         colour = source.colour_note and f"{job.input.name}: {source.colour_note}"
         result = AnnotateResult(job.input, job.output, size_note=sink.size_note, streams_note=left,

@@ -86,6 +86,10 @@ class FileSource(FrameSource):
             if frames is None or (spanned is not None and spanned < frames - max(2, frames // 100)):
                 frames = spanned
         self._end, self._own_end = _expected_end(self._container, stream)
+        #: seconds on the file's clock where it starts, for an output's 0: where that clock is a
+        #: transport's (MPEG-TS, MPEG-PS: any value; players start there), the first of its video
+        #: and first audio track; elsewhere 0, a late start being the file's own (an MP4 edit list)
+        self.origin = _transport_origin(self._container)
         #: the file's own metadata worth keeping in an output (when and where it was filmed, its
         #: title...), not what the muxer that wrote it recorded about itself
         self.tags = {k: v for k, v in self._container.metadata.items() if k.lower() not in _MUXER_TAGS}
@@ -312,3 +316,15 @@ def _expected_end(container, stream) -> tuple[float | None, bool]:
 def _av_reason(exc: Exception) -> str:
     text = getattr(exc, "strerror", None) or str(exc)
     return text.split(":")[0].strip() if "Errno" in text else text.strip()
+
+
+def _transport_origin(container) -> float:
+    """Where a file whose clock is a transport's (FFmpeg's ``ts_discont`` formats) starts, in
+    seconds; 0 for any other file."""
+    import av
+
+    if not container.format.flags & av.format.Flags.ts_discont.value:
+        return 0.0
+    streams = [*container.streams.video[:1], *container.streams.audio[:1]]
+    starts = [s.start_time * s.time_base for s in streams if s.start_time is not None and s.time_base]
+    return float(min(starts)) if starts else 0.0
