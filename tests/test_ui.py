@@ -463,6 +463,23 @@ def test_arrows_step_frames_while_a_spin_box_has_the_focus(qtbot, make_window):
     assert w.component_spin.value() == before + 1
 
 
+def test_a_number_typed_in_a_spin_box_applies_on_enter_not_at_each_digit(qtbot, make_window):
+    """A trial: typing 150 in Component applied 1, then 15, and the field was rewritten under the
+    cursor (digits came out as 105); a refused number left a partial one in use."""
+    w = make_window()
+    wait_frames(qtbot, w, 1)
+    w.activateWindow()
+    for spin, keys, value in ((w.component_spin, "23", 23), (w.smoothing_spin, "0.35", 0.35)):
+        applied = []
+        spin.valueChanged.connect(applied.append)
+        spin.setFocus()
+        spin.selectAll()
+        qtbot.keyClicks(spin, keys)
+        assert applied == []  # nothing while typing
+        qtbot.keyClick(spin, Qt.Key_Return)
+        assert applied == [pytest.approx(value)]
+
+
 def test_settings_are_remembered_and_typed_options_win(qtbot, make_window, settings):
     w = make_window(settings=settings)
     wait_frames(qtbot, w, 1)

@@ -143,6 +143,7 @@ def build_panel(w, dock: QWidget) -> QWidget:
     w.layer_filter.setClearButtonEnabled(True)
     w.component_spin = QSpinBox(mdl)
     w.component_spin.setRange(1, COMPONENT_MAX)  # the spectrum shows the first five; any can be shown
+    w.component_spin.setKeyboardTracking(False)  # a typed number applies on Enter, not at each digit
     w.method_combo = QComboBox(mdl)
     for m in METHODS:
         w.method_combo.addItem(m, m)
@@ -150,6 +151,7 @@ def build_panel(w, dock: QWidget) -> QWidget:
     w.smoothing_spin.setRange(0.0, 0.95)
     w.smoothing_spin.setSingleStep(0.05)
     w.smoothing_spin.setDecimals(2)
+    w.smoothing_spin.setKeyboardTracking(False)
     w.short_side_spin = QSpinBox(mdl)
     w.short_side_spin.setRange(64, 1024)
     w.short_side_spin.setSingleStep(32)
@@ -180,6 +182,7 @@ def build_panel(w, dock: QWidget) -> QWidget:
     w.score_spin.setRange(0.0, 1.0)
     w.score_spin.setSingleStep(0.05)
     w.score_spin.setDecimals(2)
+    w.score_spin.setKeyboardTracking(False)
     w.score_label = QLabel("Box score ≥", mdl)
     form.addRow(w.score_label, w.score_spin)
     pair = QHBoxLayout()
