@@ -532,6 +532,26 @@ def test_side_by_side_stacks_when_that_shows_the_frame_larger(qtbot, make_window
     assert np.array_equal(got.args[0][0][1], redrawn.args[0].image[:, fw:]), "the view's overlay panel"
 
 
+def test_a_recording_keeps_the_two_panel_layout_it_began_with(qtbot, make_window, tmp_path):
+    """A trial: widening the window while recording turned stacked into side by side, and the rest
+    of the file was that picture letterboxed into the stacked size (three quarters black)."""
+    w = make_window()
+    wait_frames(qtbot, w, 2)
+    w._render(view=w._fitting_view())
+    qtbot.waitUntil(lambda: w.last_packet is not None and w.last_packet.image.shape[0] == 2 * w.last_packet.frame.image.shape[0],
+                    timeout=WAIT)
+    assert w.render_config.view == "stacked"
+    with qtbot.waitSignal(w.pipeline.recording_changed, timeout=WAIT):
+        w.toggle_recording(tmp_path / "rec")
+    w.controls_dock.hide()  # the view grows wider than the frame's aspect
+    qtbot.waitUntil(lambda: w.view.width() / w.view.height() > w._frame_size[0] / w._frame_size[1], timeout=WAIT)
+    wait_frames(qtbot, w, 3)
+    assert w.render_config.view == "stacked" and w._fitting_view() == "side-by-side"
+    with qtbot.waitSignal(w.pipeline.recording_changed, timeout=WAIT):
+        w.toggle_recording()
+    assert w.render_config.view == "side-by-side"  # the window's own layout once the file is closed
+
+
 def _stage(name: str, c: int, side: int) -> Layer:
     return Layer(name, "Conv2d", (c, side, side))
 

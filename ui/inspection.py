@@ -159,6 +159,8 @@ class InspectionActions:
         self.recording_path = path if on else None
         self.record_action.setText(shortcut("record").button_text("■ Stop recording" if on else None))
         self.rec_indicator.setVisible(on)
+        if not on:
+            self._refit_view()  # the layout held while recording follows the window again
         if on:
             self.statusBar().showMessage(f"Recording to {path}", 6000)
         elif path:

@@ -339,8 +339,10 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         return fitting_layout(frame, (self.view.width(), self.view.height()))
 
     def _refit_view(self) -> None:
-        """After the view or the frame changed size: the other two-panel layout if it now fits better."""
-        if self.render_config.view in TWO_PANEL_VIEWS and not self._closed:
+        """After the view or the frame changed size: the other two-panel layout if it now fits better.
+        Not while recording: the file keeps the layout it began with (the other one, letterboxed
+        into its size, was three quarters black)."""
+        if self.render_config.view in TWO_PANEL_VIEWS and not self._closed and self.recording_path is None:
             fitted = self._fitting_view()
             if fitted != self.render_config.view:
                 self._render(view=fitted)
