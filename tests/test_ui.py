@@ -478,6 +478,13 @@ def test_a_number_typed_in_a_spin_box_applies_on_enter_not_at_each_digit(qtbot, 
         assert applied == []  # nothing while typing
         qtbot.keyClick(spin, Qt.Key_Return)
         assert applied == [pytest.approx(value)]
+    # the input's short side as the network takes it, a multiple of 32 (the box said 1000, 992 in use)
+    w.short_side_spin.setFocus()
+    w.short_side_spin.selectAll()
+    qtbot.keyClicks(w.short_side_spin, "1000")
+    qtbot.keyClick(w.short_side_spin, Qt.Key_Return)
+    assert w.short_side_spin.value() == 992
+    qtbot.waitUntil(lambda: w.engine_config.short_side == 992, timeout=WAIT)
 
 
 def test_settings_are_remembered_and_typed_options_win(qtbot, make_window, settings):

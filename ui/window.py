@@ -16,7 +16,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from PyQt5.QtCore import QEvent, QObject, QSettings, Qt, QTimer, pyqtSignal
+from PyQt5.QtCore import QEvent, QObject, QSettings, QSignalBlocker, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import (
     QAction,
@@ -30,6 +30,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from eigencam_live.config import STRIDE
 from eigencam_live.engine import EngineConfig
 from eigencam_live.models import Layer
 from eigencam_live.render import TWO_PANEL_VIEWS, RenderConfig, colormap_lut, fitting_layout
@@ -213,7 +214,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.component_spin.valueChanged.connect(lambda v: self._engine(component=int(v)))
         self.method_combo.activated.connect(lambda _i: self._engine(method=self.method_combo.currentData()))
         self.smoothing_spin.valueChanged.connect(lambda v: self._engine(smoothing=round(float(v), 2)))
-        self.short_side_spin.valueChanged.connect(lambda v: self._engine(short_side=int(v)))
+        self.short_side_spin.valueChanged.connect(self._short_side)
         self.device_combo.activated.connect(lambda _i: self._engine(device=self.device_combo.currentData()))
         self.backend_combo.activated.connect(lambda _i: self._engine(backend=self.backend_combo.currentData()))
         self.precision_combo.activated.connect(lambda _i: self._engine(precision=self.precision_combo.currentData()))
@@ -317,6 +318,15 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
     # -- controls -> pipeline ----------------------------------------------------------------------
     def _engine(self, **changes) -> None:
         self.pipeline.reconfigure(**changes)
+
+    def _short_side(self, value: int) -> None:
+        """The input's short side as the network takes it, a multiple of the stride: 1000 typed
+        is 992, and the box says so (it said 1000)."""
+        side = max(2 * STRIDE, round(value / STRIDE) * STRIDE)
+        if side != value:
+            with QSignalBlocker(self.short_side_spin):
+                self.short_side_spin.setValue(side)
+        self._engine(short_side=side)
 
     def _render(self, **changes) -> None:
         try:
