@@ -426,6 +426,15 @@ def test_compare_grid_shows_the_first_components_and_a_click_shows_one_live(qtbo
     centre = grid.tile_rect(2).center().toPoint()
     p = next_packet(qtbot, w, lambda: qtbot.mouseClick(grid, Qt.LeftButton, pos=centre))
     assert p.result.component == 3 and p.frame.index == base.frame.index and grid.current == 3
+    grid.close()
+    assert w.paused, "paused before the grid: stays so"
+    # playing, the grid pauses it, and closing the grid plays on (a live demo stayed frozen)
+    w.set_paused(False)
+    with qtbot.waitSignal(w.pipeline.compare_ready, timeout=WAIT):
+        w.compare(2)
+    assert w.paused and grid.isVisible()
+    qtbot.keyClick(grid, Qt.Key_Escape)
+    assert not grid.isVisible() and not w.paused
 
 
 def test_fullscreen_shows_the_picture_alone(qtbot, make_window):

@@ -174,8 +174,7 @@ class InspectionActions:
         if self.last_packet is None:
             self.say_error("nothing to compare: no frame is shown yet")
             return
-        if not self.paused:
-            self.set_paused(True)
+        self._pause_to_compare()
         self.statusBar().showMessage(f"Comparing components 1 to {count}…", 15000)  # cleared when the tiles come
         self.pipeline.send(cmd.Compare(count))
 
@@ -193,11 +192,22 @@ class InspectionActions:
             self.say_error(f"nothing to compare: no earlier stage of {self.engine_config.model} "
                            f"gives a map of another size than {current or 'the layer in use'}")
             return
-        if not self.paused:
-            self.set_paused(True)
+        self._pause_to_compare()
         self._compare_shapes = {layer.name: layer.shape for layer in chosen}
         self.statusBar().showMessage(f"Comparing PC{self.engine_config.component} across {len(chosen)} layers…", 15000)
         self.pipeline.send(cmd.Compare(layers=tuple(layer.name for layer in chosen)))
+
+    def _pause_to_compare(self) -> None:
+        """Pause for the tiles (they are of the frame on screen); what was playing plays on when
+        they are closed (a live demo stayed frozen after a look at the components)."""
+        if not self.paused:
+            self.set_paused(True)
+            self._resume_after_compare = True
+
+    def _on_compare_closed(self) -> None:
+        if self._resume_after_compare and self.paused and not self._closed:
+            self.set_paused(False)
+        self._resume_after_compare = False
 
     def _on_compare(self, tiles: list) -> None:
         if self._closed:
@@ -208,6 +218,7 @@ class InspectionActions:
         if getattr(self, "compare_grid", None) is None:
             self.compare_grid = CompareGrid(self)
             self.compare_grid.chosen.connect(self._on_compare_chosen)
+            self.compare_grid.closed.connect(self._on_compare_closed)
             self.compare_grid.resize(960, 420)
         if isinstance(tiles[0][0], str):  # across layers: the same component, each layer's shape
             k = self.engine_config.component
@@ -241,9 +252,11 @@ class CompareGrid(QWidget):
 
     Signals:
         chosen(object): the clicked tile's key: a 1-based component (int) or a layer name (str).
+        closed(): the grid was closed (Esc, its window's close button).
     """
 
     chosen = pyqtSignal(object)
+    closed = pyqtSignal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent, Qt.Tool)
@@ -309,6 +322,10 @@ class CompareGrid(QWidget):
             if self.tile_rect(i).contains(x, y):
                 return k
         return None
+
+    def hideEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        self.closed.emit()
+        super().hideEvent(event)
 
     def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt API)
         if event.key() == Qt.Key_Escape:

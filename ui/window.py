@@ -124,6 +124,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.errors: list[str] = []
         self.paused = False
         self.recording_path: str | None = None
+        self._resume_after_compare = False  # the compare grid paused what was playing
         self.frames_displayed = 0
         self.latencies: deque[float] = deque(maxlen=600)  # ms, capture -> on screen
         self.display_rate = RateMeter()
@@ -397,6 +398,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.set_paused(not self.paused)
 
     def set_paused(self, paused: bool) -> None:
+        self._resume_after_compare &= paused  # resumed meanwhile: the compare grid's closing leaves it so
         self.pipeline.set_paused(paused)
         self._on_paused_changed(paused)
 
