@@ -116,10 +116,12 @@ class Engine:
         self.warning: str | None = None
         self._config = config or EngineConfig()
         device, dtype, kind = _placement(self._config)
+        self._handed: LoadedModel | None = None  # a network handed over: its labels are the caller's, as a factory's
         if model is None:
             model, self.warning = self._load(self._config)
         else:
-            model = with_overrides(model if isinstance(model, LoadedModel) else from_module(model), self._config)
+            model = self._handed = with_overrides(model if isinstance(model, LoadedModel) else from_module(model),
+                                                  self._config)
         if model.detector:  # one handed over as a module is known for one only now
             device, dtype, kind = _placement(self._config, detector=True)
         self.backend = make_backend(kind, model, self._config.layer or model.spec.layer, device, dtype,
@@ -288,8 +290,10 @@ class Engine:
         if config.labels is not None and classes and len(labels) != classes:
             raise ConfigError(f"{config.labels} names {len(labels)} classes, but {Path(backend.loaded.spec.name).name} gives "
                               f"{classes} scores: one name a line, in the network's order", field="labels")
-        if labels and classes and len(labels) != classes and model_kind(config.model) == "factory":
-            raise ConfigError(f"{config.model} sets {len(labels)} labels on its network, which gives {classes} scores: "
+        own = backend.loaded is self._handed or model_kind(config.model) == "factory"  # not a zoo's labels
+        if labels and classes and len(labels) != classes and own:
+            name = backend.loaded.spec.name if backend.loaded is self._handed else config.model
+            raise ConfigError(f"{name} sets {len(labels)} labels on its network, which gives {classes} scores: "
                               "one name per score, in its order (or --labels FILE)", field="model")
 
     def _normalisation(self) -> None:

@@ -367,6 +367,12 @@ def test_a_factorys_labels_of_another_length_than_its_scores_are_refused(tmp_pat
         five.write_text("a\nb\nc\nd\ne\n")
         engine = Engine(EngineConfig(model="threelabels:build", device="cpu", short_side=64, labels=str(five)))
         assert engine.loaded.labels == ["a", "b", "c", "d", "e"]
+        # the same network handed over as a module, whatever config.model says (a trial: taken, the
+        # predictions then mixed names and indices)
+        import threelabels
+
+        with pytest.raises(ConfigError, match=r"^model: Sequential sets 3 labels on its network, which gives 5 scores"):
+            Engine(EngineConfig(device="cpu", short_side=64), model=threelabels.build())
     finally:
         sys.modules.pop("threelabels", None)
 
