@@ -498,3 +498,17 @@ def test_a_network_with_its_own_mean_and_std_buffers_is_fed_pixels_in_0_1_and_nu
     plain.mean = torch.zeros(1, 4, 1, 1)
     with pytest.raises(ModelError, match=r"^Sequential\.mean must be three numbers \(R, G, B\)\. Got a tensor of shape \(1, 4, 1, 1\)$"):
         Engine(EngineConfig(**{**cfg, "layer": "1"}), model=plain)
+
+
+def test_a_compiled_module_is_read_as_the_network_it_wraps():
+    """torch.compile's wrapper: its layers were listed as _orig_mod.0, _orig_mod.1..., a name no
+    user types, and it ran on torch (its export failed)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 4, 1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(8, 4))
+    engine = Engine(EngineConfig(device="cpu", short_side=64), model=torch.compile(net))
+    assert [layer.name for layer in engine.feature_layers()] == ["0", "1"] and engine.layer == "1"
+    got = engine.process_one(_frame(64, 96))
+    want = Engine(EngineConfig(device="cpu", short_side=64, backend="torch"), model=net).process_one(_frame(64, 96))
+    assert engine.backend.running == "onnxruntime"
+    np.testing.assert_allclose(got.cam, want.cam, atol=1e-4)

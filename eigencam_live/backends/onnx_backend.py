@@ -69,7 +69,7 @@ class _WithLayer(nn.Module):
         raw = cap.outputs.get(self.layer)
         if not isinstance(out, torch.Tensor) or not isinstance(raw, torch.Tensor):
             # ONNX graph outputs are tensors: a dict, a tuple or a pyramid of maps stays with torch
-            raise TypeError(f"the network's or layer {self.layer!r}'s output is not a single tensor")
+            raise TypeError(f"the output of the network or of layer {self.layer!r} is not a single tensor")
         self.nchw = to_feature_map(raw, tuple(x.shape[-2:]), self.prefix_tokens, x.shape[0]) is raw
         return out, raw
 

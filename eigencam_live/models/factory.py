@@ -85,7 +85,9 @@ def _build(source: str, module_name: str, attr: str) -> nn.Module:
         if target is None:
             raise ModelError(f"{module_name!r} has no {attr!r} (for --model {source})")
     if not callable(target):
-        raise ModelError(f"{source} is a {type(target).__name__}, not a callable that returns a network")
+        kind = type(target).__name__
+        raise ModelError(f"{source} is {'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}, not a callable that returns "
+                         "a network")
     try:
         net = target()
     except Exception as exc:
@@ -156,6 +158,8 @@ def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imag
     """
     if not isinstance(net, nn.Module):
         raise ModelError(f"the model must be a torch.nn.Module. Got {type(net).__name__}")
+    if type(net).__name__ == "OptimizedModule" and isinstance(getattr(net, "_orig_mod", None), nn.Module):
+        net = net._orig_mod  # torch.compile's wrapper: its layers named as the network's (not _orig_mod.features)
     name = name or type(net).__name__
     if isinstance(net, torch.jit.ScriptModule):  # traced or scripted: its layers cannot be hooked
         raise ModelError(f"{name} is a TorchScript module (torch.jit.script or trace); Eigen-CAM reads a layer's "
