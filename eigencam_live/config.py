@@ -99,6 +99,9 @@ class EngineConfig:
             if os.path.isfile(os.path.expanduser(model)):
                 raise ConfigError(f"{model!r} is a file of no kind this opens: an .onnx file, a YOLO .pt/.yaml, or "
                                   "a factory in a .py file (path/to/file.py:callable)", field="model")
+            module = model.replace(".", os.sep) + ".py"
+            if re.fullmatch(r"[A-Za-z_][\w.]*", model) and os.path.isfile(module):  # ./mynet.py, its factory forgotten
+                raise ConfigError(f"{model!r}: {module} is here; name the factory in it too: {model}:build", field="model")
             close = difflib.get_close_matches(str(self.model), [*MODELS, *DETECTORS], n=3, cutoff=0.5)
             hint = f" Did you mean {', '.join(close)}?" if close else " torchvision's: resnet50, mobilenet_v3_large, vit_b_16..."
             raise ConfigError(f"unknown model {self.model!r}.{hint} Or timm:NAME, package.module:callable, "

@@ -185,6 +185,7 @@ def test_the_factory_modules_attributes_and_default_layer(mynet):
     (["--model", "c.mp4"], r"'c.mp4' is a file of no kind this opens: an .onnx file"),
     (["--model", "net.onnx.data"], r"'net.onnx.data' holds the weights of an ONNX file: pass the .onnx"),
     (["--model", "qqqqqq"], r"^eigencam-live: error: --model: unknown model 'qqqqqq'\. torchvision's: resnet50, .{0,200}$"),
+    (["--model", "mynet"], r"--model: 'mynet': mynet\.py is here; name the factory in it too: mynet:build$"),
 ])
 def test_each_model_mistake_is_one_line(mynet, capsys, argv, words):
     clip = write_clip(mynet / "c.mp4", frames=2, size=(64, 64), rate=NTSC)
