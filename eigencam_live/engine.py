@@ -96,7 +96,10 @@ class Engine:
         config: the settings.
         model: a network to use instead of building ``config.model``: an ``nn.Module`` (your own,
             weights loaded; optional attributes ``labels``, ``mean``, ``std``, ``input_size``) or a
-            :class:`~eigencam_live.models.LoadedModel`. ``config.model`` then only names it.
+            :class:`~eigencam_live.models.LoadedModel`. ``config.model`` then only names it. The
+            module itself is run: in eval mode, moved to the device and precision in use (as
+            ``.to()`` does); hand over a copy to keep yours as it was (a torchvision detector,
+            whose transform and threshold are set too, is copied here).
         fallback_untrained: when ImageNet weights cannot be had (offline, nothing cached), run the
             untrained network and set :attr:`warning` instead of raising.
         resident: keep frames on the device from upload to the finished picture, with the
