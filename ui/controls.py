@@ -115,10 +115,8 @@ def build_panel(w, dock: QWidget) -> QWidget:
     w.loop_check = QCheckBox("Loop files", src)
     w.loop_check.setToolTip("Start a file again from its first frame when it ends")
     form.addRow(w.source_combo)
-    info_row = QHBoxLayout()
-    info_row.addWidget(w.source_label, 1)
-    info_row.addWidget(w.loop_check)
-    form.addRow(info_row)
+    form.addRow(w.source_label)  # a row of its own: beside the check box, its second line was cut off
+    form.addRow(w.loop_check)
     col.addWidget(src)
 
     mdl = QGroupBox("Model and Eigen-CAM", panel)
@@ -130,12 +128,17 @@ def build_panel(w, dock: QWidget) -> QWidget:
     for name in sorted(MODELS, key=natural_key) + list(DETECTORS) + list(SUGGESTED_MODELS):
         w.model_combo.addItem(name, name)
     w.model_combo.setMaxVisibleItems(20)
+    # as narrow as a short name (its longest, a detector's, held the panel at 460 px on a 1000 px
+    # window); its list opens as wide as the names
+    w.model_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+    w.model_combo.setMinimumContentsLength(12)
+    w.model_combo.view().setMinimumWidth(w.model_combo.view().sizeHintForColumn(0) + 24)
     w.weights_combo = QComboBox(mdl)
     w.weights_combo.addItem("ImageNet", "imagenet")
     w.weights_combo.addItem("none (random)", "none")
     w.weights_combo.addItem("Load file…", "__file__")
     w.layer_combo = LayerCombo(mdl)
-    w.layer_combo.setMinimumContentsLength(18)
+    w.layer_combo.setMinimumContentsLength(14)
     w.layer_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
     w.layer_combo.setMaxVisibleItems(18)
     w.layer_filter = QLineEdit(mdl)
@@ -214,9 +217,8 @@ def build_panel(w, dock: QWidget) -> QWidget:
     opacity.addWidget(w.alpha_slider, 1)
     opacity.addWidget(w.alpha_label)
     form.addRow("Opacity", opacity)
-    colormap_row = QHBoxLayout()
-    colormap_row.addWidget(w.colormap_combo, 1)
-    form.addRow("Colormap", colormap_row)
+    form.addRow("Colormap", w.colormap_combo)
+    colormap_row = QHBoxLayout()  # below it: the row beside the colormap held the panel wide
     w.colorbar_check = QCheckBox("Colour bar", drw)
     w.colorbar_check.setToolTip("The colormap's scale at the right of the picture (0 = low, 1 = high "
                                    "attention; each frame's map spans 0 to 1), also in snapshots")
@@ -229,6 +231,8 @@ def build_panel(w, dock: QWidget) -> QWidget:
                                    "shown, recorded and saved")
     w.timecode_check.toggled.connect(lambda on: w.pipeline.send(cmd.SetTimecode(bool(on))))
     colormap_row.addWidget(w.timecode_check)
+    colormap_row.addStretch(1)
+    form.addRow("", colormap_row)
     w.boxes_row = QWidget(drw)
     boxes_row = QHBoxLayout(w.boxes_row)
     boxes_row.setContentsMargins(0, 0, 0, 0)
@@ -245,7 +249,7 @@ def build_panel(w, dock: QWidget) -> QWidget:
     col.addWidget(w.predictions_box)
     # (what 100 % is: the bars' tooltip; a line of its own pushed the bars out of a 1000 px window
     # under a detector's rows)
-    w.spectrum_box = QGroupBox("Explained variance · click a bar to show it", panel)
+    w.spectrum_box = QGroupBox("Explained variance (click a bar)", panel)
     w.spectrum = SpectrumPanel(w.spectrum_box)
     w.spectrum.component_clicked.connect(w.component_spin.setValue)
     QVBoxLayout(w.spectrum_box).addWidget(w.spectrum)
@@ -301,6 +305,7 @@ class ControlsSync:
                 label = Path(ec.model).name if ec.model.lower().endswith(".onnx") else ec.model
                 self.model_combo.addItem(label, ec.model)
             self.model_combo.setCurrentIndex(self.model_combo.findData(ec.model))
+            self.model_combo.lineEdit().setCursorPosition(0)  # a long name shown from its start
             kind = model_kind(ec.model)  # a factory's or an ONNX file's weights are their own
             pretrained = weights_name(ec.model, "imagenet")
             self.weights_combo.setItemText(self.weights_combo.findData("imagenet"), "ImageNet" if pretrained == "imagenet" else pretrained)
