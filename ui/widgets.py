@@ -166,6 +166,8 @@ def draw_colorbar(p: QPainter, lut: np.ndarray, target: QRectF) -> None:
     gradient.setColorAt(1.0, QColor(r, g, b))
     p.fillRect(bar.adjusted(-2, -2, metrics.horizontalAdvance("1.0") + 8, 2), QColor(0, 0, 0, 120))
     p.fillRect(bar, gradient)
+    if height < 2 * metrics.height() + 4:  # a strip of a picture: 1.0 and 0.0 would be drawn over each other
+        return
     p.setPen(QColor(235, 235, 240))
     p.drawText(QRectF(bar.right() + 3, bar.top() - 2, 40, metrics.height()), Qt.AlignLeft | Qt.AlignTop, "1.0")
     p.drawText(QRectF(bar.right() + 3, bar.bottom() - metrics.height() + 2, 40, metrics.height()),
