@@ -243,7 +243,8 @@ def build_panel(w, dock: QWidget) -> QWidget:
     form.addRow(w.boxes_row)
     col.addWidget(drw)
 
-    w.predictions_box = QGroupBox("Predictions (top 5)", panel)
+    w.predictions_title = "Predictions (top 5)"  # (a detector's: how many boxes it shows of how many, each frame)
+    w.predictions_box = QGroupBox(w.predictions_title, panel)
     w.predictions = PredictionsPanel(w.predictions_box)
     QVBoxLayout(w.predictions_box).addWidget(w.predictions)
     col.addWidget(w.predictions_box)

@@ -29,7 +29,8 @@ class StatusReports:
         self.in_use_label.setText(f"{status.device} · {status.backend} · {status.dtype} · {status.weights_said}")
         detector = status.detector
         what = f"Detections (score ≥ {status.config.score:.2f})" if detector else "Predictions (top 5)"
-        self.predictions_box.setTitle(what if status.trained else f"{what.split(' (')[0]} — untrained, meaningless")
+        self.predictions_title = what if status.trained else f"{what.split(' (')[0]} — untrained, meaningless"
+        self.predictions_box.setTitle(self.predictions_title)
         # (a detector's box says it in its title alone: its panel has two rows more above it)
         self.predictions.untrained = not status.trained and not detector
         grid = getattr(self, "compare_grid", None)

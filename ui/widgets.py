@@ -200,8 +200,11 @@ class PredictionsPanel(QWidget):
         self._untrained = bool(value)
         self.setFixedHeight(self.UNTRAINED_HEIGHT if value else self.HEIGHT)
 
+    #: The rows shown (the most likely, or a detector's best boxes).
+    ROWS = 5
+
     def set_predictions(self, predictions: list[tuple[str, float]], untrained: bool = False) -> None:
-        self.predictions = list(predictions)[:5]
+        self.predictions = list(predictions)[: self.ROWS]
         self.untrained = untrained
         self.update()
 

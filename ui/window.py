@@ -42,7 +42,7 @@ from .rates import RateMeter
 from .shortcuts import SHORTCUTS, shortcut
 from .sources_panel import SourceActions
 from .status import BANNER_ERROR, BANNER_WARN, StatusReports
-from .widgets import FrameView, SeekSlider, ShortcutsOverlay, panels_of
+from .widgets import FrameView, PredictionsPanel, SeekSlider, ShortcutsOverlay, panels_of
 from .worker import EngineStatus, Packet, Pipeline
 
 __all__ = ["MainWindow", "default_snapshot_dir", "layers_to_compare"]
@@ -379,6 +379,8 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         if r.detections is not None:  # a detector's frame: say why the list is empty
             score = self.engine_config.score
             self.predictions.placeholder = f"no box scores ≥ {score:.2f} on this frame" if score > 0 else "no boxes on this frame"
+            many = len(r.detections) > PredictionsPanel.ROWS  # the list shows the best five: say of how many
+            self.predictions_box.setTitle(self.predictions_title + (f" · 5 of {len(r.detections)}" if many else ""))
         self.predictions.set_predictions(r.predictions, untrained=not (self.status and self.status.trained)
                                          and r.detections is None)  # (a detector's: said in its title)
         self.spectrum.set_spectrum(r.explained, r.component)
