@@ -116,7 +116,7 @@ class StatusReports:
             self._failed_while_veiled = self._veil_until_frame
         self.error_banner.setStyleSheet(BANNER_WARN if warning else BANNER_ERROR)
         heading = "Warning" if warning else "Error"
-        self.error_banner.setText(f"<b>{heading}:</b> {message}  <small>(click to dismiss)</small>")
+        self.error_banner.setText(f"<b>{heading}:</b> {message}  <small>(click&nbsp;to&nbsp;dismiss)</small>")
         self.error_banner.show()
         self._error_timer.start(30000)
 
