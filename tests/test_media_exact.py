@@ -104,6 +104,32 @@ def test_every_timestamp_is_within_one_tick_of_a_late_start(tmp_path, name, star
                                                                            abs=2e-3)
 
 
+def test_recordings_joined_end_to_end_go_on_across_the_join(tmp_path, capsys):
+    """`cat a.ts b.ts` (a recorder's parts, a stream saved in pieces): the second part's clock
+    starts again. Its frames were written one tick apart after the first part's last one, and its
+    audio was dropped as damaged (exit 3): the output was as long as one part. Each part now follows
+    the last, the sound with its picture, as FFmpeg's own tools join them."""
+    from eigencam_live.cli import annotate_main
+
+    parts = [write_clip(tmp_path / f"{i}.ts", frames=25, rate=Fraction(25), start=1.4, audio=True) for i in (1, 2)]
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(parts[0].read_bytes() + parts[1].read_bytes())
+    one = probe(parts[0])
+    assert annotate_main([str(joined), "-o", str(tmp_path / "out.mp4"), "--view", "original", "-m", "mobilenet_v3_small",
+                          "--weights", "none", "--short-side", "64", "--device", "cpu", "-q"]) == 0
+    assert "damaged" not in capsys.readouterr().err
+    got = probe(tmp_path / "out.mp4")
+    times = got["times"]
+    assert len(times) == 50 and times[0] < 0.03
+    steps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert all(abs(step - Fraction(1, 25)) <= Fraction(1, 90000) for step in steps)  # one grid across the join
+    assert got["audio"]["packets"] >= 2 * one["audio"]["packets"] - 2  # a packet or so where the parts overlap
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        audio = c.streams.audio[0]
+        end = max((p.pts + p.duration) * p.time_base for p in c.demux(audio) if p.pts is not None)
+    assert abs(float(end) - float(times[-1] + Fraction(1, 25))) < 0.05  # the sound lasts as the picture does
+
+
 # -- 6. exact rates -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("name, rate", [("film.mp4", FILM), ("ntsc.mkv", NTSC), ("ntsc.webm", NTSC),
                                         ("film.mkv", FILM)])

@@ -309,7 +309,7 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
     try:
         sink = VideoSink(work / job.output.name, width=width, height=height, fps=info.rate,
                          time_base=info.time_base, audio_from=str(job.input) if info.has_audio else None,
-                         audio_start=source.origin or None,
+                         audio_start=source.origin or None, joins=source.joins,
                          overwrite=True, crf=crf, preset=preset, threads=encoder_threads, aspect=info.aspect,
                          tags=source.tags, language=source.language, colour_tags=source.colour_tags)
     except BaseException:

@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 from .frames import language_of
+from .timing import Joins
 
 __all__ = ["MP4_AUDIO_CODECS", "AudioTrack"]
 
@@ -33,9 +34,11 @@ class AudioTrack:
             track: the rest is copied, with a gap of one packet for each).
     """
 
-    def __init__(self, out: Any, source: str, *, start: float | None = None) -> None:
+    def __init__(self, out: Any, source: str, *, start: float | None = None, joins: Joins | None = None) -> None:
         """``start``: the input time (seconds) that becomes the output's 0; audio before it is left
-        out. ``None``: all of it, on the input's own clock."""
+        out. ``None``: all of it, on the input's own clock. ``joins``: the video's
+        (:attr:`~eigencam_live.video.files.FileSource.joins`), for a transport's clock that jumps:
+        the audio after a join is shifted as the video was."""
         import av
 
         self.note: str | None = None
@@ -55,6 +58,7 @@ class AudioTrack:
         self._order: list[int] | None = None  # re-encoding: the channels put in FFmpeg's order
         self._last_dts: int | None = None  # copying: the previous packet's dts, and the gap to it
         self._gap = 0
+        self._clock = joins.track() if joins is not None else None
         try:
             container = av.open(source)
         except (OSError, av.FFmpegError):
@@ -139,6 +143,15 @@ class AudioTrack:
                 if packet.dts is None or packet.size == 0:
                     continue
                 packet.pts = packet.dts if packet.pts is None else packet.pts
+                if self._clock is not None:  # across a join, as the video
+                    tb, joins = packet.time_base, self._clock.passed
+                    raw = float(packet.pts * tb)
+                    step = round((self._clock.place(raw, float((packet.duration or 0) * tb)) - raw) / tb)
+                    packet.pts += step
+                    packet.dts += step
+                    if self._clock.passed != joins and self._end is not None:
+                        # the video's shift: what would overlap the sound written (a packet or so) is left out
+                        self._floor = self._end if self._floor is None else max(self._floor, self._end)
                 packet.pts -= self._shift  # now on the output's clock
                 packet.dts -= self._shift
                 if self._floor is not None and packet.pts * packet.time_base < self._floor:

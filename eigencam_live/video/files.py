@@ -12,7 +12,7 @@ import numpy as np
 from eigencam_live.errors import SourceError
 
 from .frames import Frame, FrameSource, SourceInfo, language_of
-from .timing import nominal_rate
+from .timing import Joins, nominal_rate
 from .yuv import colour_note, colour_tags, to_bgr
 
 __all__ = ["VIDEO_EXTENSIONS", "FileSource"]
@@ -90,6 +90,9 @@ class FileSource(FrameSource):
         #: transport's (MPEG-TS, MPEG-PS: any value; players start there), the first of its video
         #: and first audio track; elsewhere 0, a late start being the file's own (an MP4 edit list)
         self.origin = _transport_origin(self._container)
+        #: a transport's clock made continuous across joins (None elsewhere: a file's own clock)
+        self.joins = Joins() if _transport(self._container) else None
+        self._clock = self.joins.track() if self.joins is not None else None
         #: the file's own metadata worth keeping in an output (when and where it was filmed, its
         #: title...), not what the muxer that wrote it recorded about itself
         self.tags = {k: v for k, v in self._container.metadata.items() if k.lower() not in _MUXER_TAGS}
@@ -169,14 +172,16 @@ class FileSource(FrameSource):
             image = to_bgr(frame)
         if self._turns:
             image = np.ascontiguousarray(np.rot90(image, self._turns))  # as the display matrix shows it
-        if frame.pts is not None and frame.time_base is not None:
-            pts = float(frame.pts * frame.time_base)
-        else:
-            pts = self._count / float(self.info.rate)
-        self._last_pts = pts
         # its own duration, where the file gives one (a GIF's or an MP4's last frame may be held
         # longer than a frame interval)
         self._last_held = frame.duration * float(frame.time_base) if frame.duration and frame.time_base is not None else None
+        if frame.pts is not None and frame.time_base is not None:
+            pts = float(frame.pts * frame.time_base)
+            if self._clock is not None:
+                pts = self._clock.place(pts, self._last_held or 1 / float(self.info.rate))
+        else:
+            pts = self._count / float(self.info.rate)
+        self._last_pts = pts
         out = Frame(image, self._count, pts, now, self._last_held)
         self._count += 1
         return out
@@ -241,6 +246,8 @@ class FileSource(FrameSource):
         self._peeked = None
         self._tail = None  # the end is found again (and what threads dropped there) when it comes
         self._last_raw = offset - 1  # (frames found again after a cut-off end start at the target)
+        if self._clock is not None:
+            self._clock.reset()
         self._count = index
         # Decode forward from the keyframe to the frame we want; keep it for the next read.
         half = Fraction(1, 2) / self.info.rate
@@ -318,12 +325,17 @@ def _av_reason(exc: Exception) -> str:
     return text.split(":")[0].strip() if "Errno" in text else text.strip()
 
 
-def _transport_origin(container) -> float:
-    """Where a file whose clock is a transport's (FFmpeg's ``ts_discont`` formats) starts, in
-    seconds; 0 for any other file."""
+def _transport(container) -> bool:
+    """Whether a file's clock is a transport's (FFmpeg's ``ts_discont`` formats: MPEG-TS, -PS),
+    which may start anywhere and jump."""
     import av
 
-    if not container.format.flags & av.format.Flags.ts_discont.value:
+    return bool(container.format.flags & av.format.Flags.ts_discont.value)
+
+
+def _transport_origin(container) -> float:
+    """Where a file whose clock is a transport's starts, in seconds; 0 for any other file."""
+    if not _transport(container):
         return 0.0
     streams = [*container.streams.video[:1], *container.streams.audio[:1]]
     starts = [s.start_time * s.time_base for s in streams if s.start_time is not None and s.time_base]

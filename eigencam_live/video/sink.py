@@ -29,7 +29,7 @@ from eigencam_live.errors import SinkError
 
 from .audio import AudioTrack
 from .frames import as_rate
-from .timing import DEFAULT_TIMESCALE, RateGrid, output_time_base
+from .timing import DEFAULT_TIMESCALE, Joins, RateGrid, output_time_base
 from .yuv import BT601, LIMITED, bgr_to_i420
 
 __all__ = ["TIME_BASE", "VideoSink"]
@@ -75,6 +75,8 @@ class VideoSink:
         audio_start: the time (seconds, on ``audio_from``'s clock) of the audio that goes with this
             output's time 0, the audio before it left out; ``None``: the input's audio on its own
             clock, all of it (``annotate``: the frames keep the input's timestamps).
+        joins: the video source's :class:`~eigencam_live.video.timing.Joins` (a transport's clock
+            that jumps): the audio is shifted across each join as the frames were.
         overwrite: replace an existing ``path``; otherwise :class:`SinkError`.
         crf, preset: libx264 quality and speed.
         threads: libx264's threads (0: its own choice, through PyAV sliced threads, 2 on 2 cores);
@@ -108,6 +110,7 @@ class VideoSink:
         time_base: Fraction | None = None,
         audio_from: str | os.PathLike | None = None,
         audio_start: float | None = None,
+        joins: Joins | None = None,
         overwrite: bool = False,
         crf: int = 20,
         preset: str = "veryfast",
@@ -188,7 +191,7 @@ class VideoSink:
             if aspect != 1:
                 self._video.codec_context.sample_aspect_ratio = Fraction(aspect).limit_denominator(65535)
             if audio_from is not None:
-                self._audio = AudioTrack(self._out, str(audio_from), start=audio_start)
+                self._audio = AudioTrack(self._out, str(audio_from), start=audio_start, joins=joins)
         except BaseException:
             self._discard()
             raise

@@ -12,9 +12,10 @@ own timestamp.
 from __future__ import annotations
 
 import math
+import threading
 from fractions import Fraction
 
-__all__ = ["RateGrid", "nominal_rate", "output_time_base"]
+__all__ = ["Joins", "RateGrid", "nominal_rate", "output_time_base"]
 
 #: Rates above this are time-base artefacts (FFmpeg's guess for a stream without a rate is often
 #: its tick rate: 1000 for Matroska, 90000 for MPEG-TS), not frame rates.
@@ -94,3 +95,58 @@ class RateGrid:
         steps = round((seconds - self.origin) * self.rate)
         on_grid = self.origin + steps / self.rate
         return on_grid if abs(on_grid - seconds) <= self.tolerance else seconds
+
+
+class Joins:
+    """A transport stream's clock made continuous where it jumps: a file of recordings joined end
+    to end (``cat a.ts b.ts``: the second starts its clock again) or a recorder's clock reset.
+
+    As FFmpeg's own tools do, a step back of more than :attr:`BACK` seconds, or ahead of more than
+    :attr:`AHEAD`, is a join: what follows is shifted to go on where the track was. The first
+    track to reach a join (the video, which the audio follows) decides its shift; the other takes
+    the same one, so the sound keeps its place against the picture after it too. Before, the
+    frames after a join were written one tick apart and the audio after it was dropped.
+    """
+
+    BACK, AHEAD = 0.1, 10.0
+
+    def __init__(self) -> None:
+        self._shifts: list[float] = []  # seconds added from each join on (in order), as decided
+        self._lock = threading.Lock()
+
+    def track(self) -> JoinedTrack:
+        """The clock of one track (its own count of joins passed)."""
+        return JoinedTrack(self)
+
+
+class JoinedTrack:
+    """One track's timestamps through :class:`Joins`: :meth:`place` them in order."""
+
+    def __init__(self, joins: Joins) -> None:
+        self._joins = joins
+        self._passed = 0  # joins this track has passed
+        self._shift = 0.0
+        self._end: float | None = None  # where the track's last frame or packet ends, continuous
+
+    def place(self, seconds: float, duration: float) -> float:
+        """``seconds``, the next timestamp of the track (lasting ``duration``), on the continuous clock."""
+        at = seconds + self._shift
+        if self._end is not None and (at < self._end - Joins.BACK or at > self._end + Joins.AHEAD):
+            joins = self._joins
+            with joins._lock:
+                if self._passed == len(joins._shifts):  # the first track here: it goes on where it was
+                    joins._shifts.append(self._shift + self._end - at)
+                self._shift = joins._shifts[self._passed]
+            self._passed += 1
+            at = seconds + self._shift
+        self._end = at + duration if self._end is None else max(self._end, at + duration)
+        return at
+
+    @property
+    def passed(self) -> int:
+        """The joins this track has passed."""
+        return self._passed
+
+    def reset(self) -> None:
+        """Forget the track's place (a seek: the clock is read again from where it lands)."""
+        self._passed, self._shift, self._end = 0, 0.0, None
