@@ -74,7 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="OUTPUT",
                    help="output file (one input) or folder; default: NAME.eigencam.mp4 (videos) or "
                         "NAME.eigencam.png (images) beside each input")
-    p.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs (never an input)")
+    exists = p.add_mutually_exclusive_group()
+    exists.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs (never an input)")
+    exists.add_argument("--skip-existing", action="store_true",
+                        help="annotate only the inputs whose output is not there yet (go on after a stop, or after "
+                             "files were added to a folder)")
     add_engine_options(p)
     add_render_options(p)
     g = p.add_argument_group("run")
@@ -237,9 +241,14 @@ def _run(args: argparse.Namespace) -> int:
                                  "(e.g. --model fasterrcnn_mobilenet_v3_large_320_fpn)")
     if args.detections and model_kind(config.model) not in ("detector", "yolo", "factory"):  # before anything is made
         raise not_a_detector
+    skipped: list = []
     jobs = plan_jobs(args.inputs, args.output, force=args.force, stats=args.stats, heatmaps=args.heatmaps,
-                     detections=args.detections,
-                     image_format=args.image_format)
+                     detections=args.detections, image_format=args.image_format,
+                     skip_existing=args.skip_existing, skipped=skipped)
+    if skipped:
+        _say("note", f"{len(skipped)} input(s) skipped: their output exists (--skip-existing)")
+    if not jobs:
+        return 0
 
     # Offline without cached ImageNet weights (explicit --weights imagenet included) the untrained
     # network runs, and the user is told plainly; --weights none is the way to ask for it quietly.

@@ -391,3 +391,26 @@ def test_a_tiffs_own_layout_is_not_carried_as_exif(tmp_path):
             assert exif.get(271) == "Canon" and not {256, 257, 273, 279, 700} & set(exif if out != "out.tif" else ())
             if out == "out.tif":
                 assert got.info["compression"] == "tiff_lzw"
+
+
+def test_skip_existing_annotates_only_the_images_without_an_output(tmp_path, capsys):
+    """A trial: a folder annotated again after a photo was added to it was refused as a whole
+    ('... exists (use --force ...)'), and --force did every image again. --skip-existing goes on
+    where the outputs end (after a stop, too)."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(photos / f"p{i}.png"), pattern(i, 96, 64))
+    out = tmp_path / "out"
+    assert annotate_main([str(photos), "-o", str(out), *FAST]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    cv2.imwrite(str(photos / "p2.png"), pattern(2, 96, 64))
+    capsys.readouterr()
+    assert annotate_main([str(photos), "-o", str(out), *FAST]) == 1
+    assert "--skip-existing" in capsys.readouterr().err and sorted(p.name for p in out.iterdir()) == sorted(before)
+    assert annotate_main([str(photos), "-o", str(out), "--skip-existing", *FAST]) == 0
+    assert "2 input(s) skipped: their output exists" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["p0.eigencam.png", "p1.eigencam.png", "p2.eigencam.png"]
+    assert all((out / name).read_bytes() == data for name, data in before.items())  # left as they were
+    assert annotate_main([str(photos), "-o", str(out), "--skip-existing", *FAST]) == 0  # nothing left to do
+    assert annotate_main([str(photos), "-o", str(out), "--skip-existing", "--force", *FAST]) == 2  # one or the other

@@ -127,6 +127,8 @@ def plan_jobs(
     heatmaps: str | None = None,
     image_format: str = "png",
     detections: str | None = None,
+    skip_existing: bool = False,
+    skipped: list[Path] | None = None,
 ) -> list[Job]:
     """Resolve inputs and outputs, and check them all before any work starts.
 
@@ -138,6 +140,8 @@ def plan_jobs(
         stats, heatmaps, detections: a video's CSV, NPZ and JSON lines (``FILE.<input>.csv`` for each
             of several videos); all images of the run share one of each (see ``annotate_images``).
         image_format: one of :data:`IMAGE_FORMATS` (``same``: the input's own).
+        skip_existing: leave out the inputs whose output exists (a run stopped, or a file added to
+            a folder: the rest is annotated), each appended to ``skipped`` where one is given.
 
     Raises:
         SourceError: bad inputs. SinkError: an output that exists (without ``force``), equals an
@@ -182,7 +186,12 @@ def plan_jobs(
         if target.is_dir():
             raise SinkError(f"output {target} is a folder")
         if target.exists() and not force:
-            raise SinkError(f"{target} exists (use --force to overwrite)")
+            if skip_existing:
+                if skipped is not None:
+                    skipped.append(inp)
+                continue
+            raise SinkError(f"{target} exists (use --force to overwrite, or --skip-existing to annotate only the "
+                            "inputs without an output)")
         if is_image_name(str(inp)):
             if not is_image_name(str(target)):
                 raise SinkError(f"output {target} for image {inp} must be an image ({', '.join(IMAGE_EXTENSIONS)})")
