@@ -414,3 +414,11 @@ def test_skip_existing_annotates_only_the_images_without_an_output(tmp_path, cap
     assert all((out / name).read_bytes() == data for name, data in before.items())  # left as they were
     assert annotate_main([str(photos), "-o", str(out), "--skip-existing", *FAST]) == 0  # nothing left to do
     assert annotate_main([str(photos), "-o", str(out), "--skip-existing", "--force", *FAST]) == 2  # one or the other
+
+
+def test_a_bmp_keeps_its_dpi(tmp_path):
+    """A trial: a 96 dpi BMP came out with none (JPEG, PNG, WebP and TIFF kept theirs)."""
+    Image.fromarray(pattern(1, 96, 64)[:, :, ::-1]).save(tmp_path / "scan.bmp", dpi=(96, 96))
+    assert annotate_main([str(tmp_path / "scan.bmp"), "--image-format", "same", *FAST]) == 0
+    with Image.open(tmp_path / "scan.eigencam.bmp") as out:
+        assert out.size == (96, 64) and tuple(round(d) for d in out.info["dpi"]) == (96, 96)

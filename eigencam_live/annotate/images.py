@@ -237,7 +237,8 @@ def annotate_images(
 #: Output formats that keep an input's transparency.
 _ALPHA_FORMATS = (".png", ".webp", ".tif", ".tiff")
 #: Output formats that keep an input's colour profile and EXIF, by Pillow's name.
-_METADATA_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF"}  # (PNG: chunks)
+_METADATA_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
+                     ".bmp": "BMP"}  # (PNG: chunks; BMP: its dpi alone)
 
 
 def _read(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, dict | None, str | None]:
