@@ -130,6 +130,30 @@ def test_recordings_joined_end_to_end_go_on_across_the_join(tmp_path, capsys):
     assert abs(float(end) - float(times[-1] + Fraction(1, 25))) < 0.05  # the sound lasts as the picture does
 
 
+def test_the_last_frame_lasts_its_own_time_after_a_dropped_frame(tmp_path):
+    """An AVI with a frame dropped (its index holds an empty entry): the decoding clock of the
+    output ran a frame longer than its pictures, and the last frame was given one tick (11 us)
+    to make up for it: 4.0 s written of 4.08."""
+    from eigencam_live.cli import annotate_main
+
+    src = tmp_path / "dropped.avi"
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("mpeg4", rate=Fraction(25, 2))
+        stream.width, stream.height, stream.pix_fmt, stream.time_base = 160, 96, "yuv420p", Fraction(2, 25)
+        for i in [0, *range(2, 51)]:  # the second frame dropped
+            frame = av.VideoFrame.from_ndarray(pattern(i, 160, 96), format="bgr24")
+            frame.pts, frame.time_base = i, Fraction(2, 25)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    assert annotate_main([str(src), "-o", str(tmp_path / "out.mp4"), "--view", "original", "-m", "mobilenet_v3_small",
+                          "--weights", "none", "--short-side", "64", "--device", "cpu", "-q"]) == 0
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        video = c.streams.video[0]
+        assert video.frames == 50 and float(video.duration * video.time_base) == pytest.approx(4.08, abs=1e-4)
+
+
 # -- 6. exact rates -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("name, rate", [("film.mp4", FILM), ("ntsc.mkv", NTSC), ("ntsc.webm", NTSC),
                                         ("film.mkv", FILM)])

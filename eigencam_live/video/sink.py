@@ -286,6 +286,9 @@ class VideoSink:
                 # the samples span what the frames span: end - first pts, on the decoding clock
                 span = self._end - self._first_ticks - (packet.dts - self._first_dts)
                 packet.duration = max(1, min(span, self._end - packet.pts))
+                if packet.pts >= self._last_pts:  # the last frame shown, last in decoding order too: it
+                    # lasts to the end (a frame dropped from an AVI made the span 0: 1 tick, 11 us)
+                    packet.duration = max(packet.duration, self._end - packet.pts)
             self._out.mux(packet)
 
     def cue_audio(self, source: float, at: float) -> None:
