@@ -217,8 +217,9 @@ def build_panel(w, dock: QWidget) -> QWidget:
     opacity.addWidget(w.alpha_slider, 1)
     opacity.addWidget(w.alpha_label)
     form.addRow("Opacity", opacity)
-    form.addRow("Colormap", w.colormap_combo)
-    colormap_row = QHBoxLayout()  # below it: the row beside the colormap held the panel wide
+    colormap_row = QHBoxLayout()
+    colormap_row.addWidget(w.colormap_combo, 1)
+    form.addRow("Colormap", colormap_row)
     w.colorbar_check = QCheckBox("Colour bar", drw)
     w.colorbar_check.setToolTip("The colormap's scale at the right of the picture (0 = low, 1 = high "
                                    "attention; each frame's map spans 0 to 1), also in snapshots")
@@ -231,8 +232,6 @@ def build_panel(w, dock: QWidget) -> QWidget:
                                    "shown, recorded and saved")
     w.timecode_check.toggled.connect(lambda on: w.pipeline.send(cmd.SetTimecode(bool(on))))
     colormap_row.addWidget(w.timecode_check)
-    colormap_row.addStretch(1)
-    form.addRow("", colormap_row)
     w.boxes_row = QWidget(drw)
     boxes_row = QHBoxLayout(w.boxes_row)
     boxes_row.setContentsMargins(0, 0, 0, 0)
