@@ -446,3 +446,16 @@ def test_an_unreadable_video_in_a_folder_is_named_and_the_others_are_annotated(t
     with pytest.raises(SourceError, match="b.mp4"):
         plan_jobs([str(folder / "b.mp4"), str(folder / "a.mp4")], str(tmp_path / "out2"))
     assert not (tmp_path / "out2").exists()
+
+
+def test_a_folder_whose_videos_lie_in_subfolders_says_so_and_the_glob_that_takes_them(tmp_path):
+    """A trial: folders are not searched below, and a folder of folders said only that it held
+    no videos or images."""
+    for sub in ("day1", "day2"):
+        (tmp_path / "trip" / sub).mkdir(parents=True)
+        write_clip(tmp_path / "trip" / sub / "clip.mp4", frames=2)
+    (tmp_path / "trip" / "notes").mkdir()
+    with pytest.raises(SourceError, match=r"no videos or images in folder .*trip \(folders are not searched below: "
+                                          r"2 subfolder\(s\) hold some, which a glob such as \".*trip/\*/\*\" takes\)"):
+        expand_inputs([str(tmp_path / "trip")])
+    assert [p.parent.name for p in expand_inputs([str(tmp_path / "trip" / "*" / "*")])] == ["day1", "day2"]

@@ -78,7 +78,11 @@ def expand_inputs(specs: list[str]) -> list[Path]:
         if os.path.isdir(path):
             found = sorted(p for p in os.listdir(path) if _is_input_name(p) and os.path.isfile(os.path.join(path, p)))
             if not found:
-                raise SourceError(f"no videos or images in folder {spec}")
+                below = [d for d in sorted(os.listdir(path)) if os.path.isdir(os.path.join(path, d))
+                         and any(_is_input_name(p) for p in os.listdir(os.path.join(path, d)))]
+                hint = (f" (folders are not searched below: {len(below)} subfolder(s) hold some, which a glob such "
+                        f"as \"{os.path.join(spec, '*', '*')}\" takes)") if below else ""
+                raise SourceError(f"no videos or images in folder {spec}{hint}")
             out += [Path(path) / p for p in found]
         elif os.path.exists(path):
             if not os.path.isfile(path):
