@@ -170,14 +170,15 @@ def peak_pixel(flat_index: int, cam_shape: tuple[int, int], frame_shape: tuple[i
 SCORE_NAMES = ("logit", "score", "prob", "pred", "class")
 
 
-def score_output(outputs: list[tuple[str | None, object]]) -> int | None:
+def score_output(outputs: list[tuple[str | None, object]], *, by_name: bool = False) -> int | None:
     """Which of a network's outputs, ``(name or None, value)`` pairs, holds its class scores: the
     first float ``(B, K)`` (or ``(B, K, 1, 1)``) one whose name says so (:data:`SCORE_NAMES`),
-    else the first such one wherever it stands (an embedding or a map may come first); ``None``
-    where none has that shape."""
+    else (unless ``by_name``) the first such one wherever it stands (a map may come first);
+    ``None`` where none does. ``by_name``: outputs named by their network, whose names say what
+    they are (a Hugging Face backbone's ``pooler_output`` is no scores)."""
     found = [i for i, (_, v) in enumerate(outputs) if _floating(v) and class_scores(v) is not None]
     named = [i for i in found if isinstance(outputs[i][0], str) and any(w in outputs[i][0].lower() for w in SCORE_NAMES)]
-    return (named or found or [None])[0]
+    return (named or ([] if by_name else found) or [None])[0]
 
 
 def _floating(value) -> bool:

@@ -435,6 +435,8 @@ class _Heads(torch.nn.Module):
             return self.Pair(embedding, logits)
         if self.form == "map, then scores":  # a tuple: the map is no scores
             return f, logits
+        if self.form == "backbone":  # a Hugging Face backbone's output: its pooled features are no scores
+            return {"last_hidden_state": f, "pooler_output": embedding}
         return _Output(f, logits)  # a dataclass (a model output object)
 
 
@@ -455,6 +457,9 @@ def test_the_class_scores_are_found_among_a_networks_outputs(form, backend):
     got = engine.process_one(frame).predictions
     assert engine.backend.running == backend and len(got) == 4
     assert [label for label, _ in got] == [label for label, _ in want]
+    backbone = _Heads("backbone")
+    backbone.load_state_dict(plain.state_dict())
+    assert Engine(EngineConfig(backend=backend, **cfg), model=backbone).process_one(frame).predictions == []
     assert [p for _, p in got] == pytest.approx([p for _, p in want], abs=1e-5)
 
 

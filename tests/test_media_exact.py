@@ -154,6 +154,25 @@ def test_the_last_frame_lasts_its_own_time_after_a_dropped_frame(tmp_path):
         assert video.frames == 50 and float(video.duration * video.time_base) == pytest.approx(4.08, abs=1e-4)
 
 
+def test_a_join_is_decided_by_the_video_and_a_gap_is_kept():
+    """A review: each track found its own joins, steps ahead included, so a 12 s audio dropout
+    became a 'join' that the video never had (the sound then played 12 s early), and the audio,
+    reading a packet ahead, could decide a join's shift for the video."""
+    from eigencam_live.video.timing import Joins
+
+    joins = Joins()
+    video, audio = joins.track(decides=True), joins.track()
+    assert [audio.place(t, 0.5) for t in (1.0, 1.5, 2.0)] == [1.0, 1.5, 2.0]
+    assert audio.place(14.5, 0.5) == 14.5  # a dropout: a gap, kept
+    assert audio.place(1.0, 0.5) is None  # the next part's sound, before the video got there: it waits
+    assert [video.place(t, 0.5) for t in (1.0, 1.5, 2.0, 2.5)] == [1.0, 1.5, 2.0, 2.5]
+    assert video.place(1.0, 0.5) == 3.0  # the next part: on where the picture was
+    assert audio.place(1.0, 0.5) == 3.0 and audio.passed == video.passed == 1  # the video's shift
+    late = Joins().track()
+    late.place(2.0, 0.5)
+    assert late.place(1.0, 0.5, decide=True) == 2.5  # no video to wait for (past its end): its own
+
+
 # -- 6. exact rates -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("name, rate", [("film.mp4", FILM), ("ntsc.mkv", NTSC), ("ntsc.webm", NTSC),
                                         ("film.mkv", FILM)])

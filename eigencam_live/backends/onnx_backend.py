@@ -360,7 +360,8 @@ _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep 
 
 class _ValueReads(torch.overrides.TorchFunctionMode):
     """While inside (this thread only), records where the code being run first turns a tensor's
-    value into a Python one (``if x.mean() > 0``, ``.item()``, ``int(t)``, ``.tolist()``, ``.numpy()``).
+    value into a Python one (``if x.mean() > 0``, ``.item()``, ``int(t)``, ``.tolist()``, ``.numpy()``,
+    ``torch.equal``...).
 
     An export traces one input: such a value becomes a constant, and a branch on it is fixed for
     every later frame (maps and scores silently wrong on the frames that go the other way). In
@@ -370,7 +371,10 @@ class _ValueReads(torch.overrides.TorchFunctionMode):
 
     KINDS = frozenset({torch.Tensor.__bool__, torch.Tensor.item, torch.Tensor.__int__, torch.Tensor.__float__,
                        torch.Tensor.__index__, torch.Tensor.__complex__, torch.Tensor.tolist, torch.Tensor.numpy,
-                       torch.Tensor.__array__})
+                       torch.Tensor.__array__, torch.Tensor.__contains__,
+                       # comparisons that answer with a Python bool
+                       torch.equal, torch.Tensor.equal, torch.allclose, torch.Tensor.allclose, torch.is_nonzero,
+                       torch.Tensor.is_nonzero})
 
     def __init__(self) -> None:
         super().__init__()

@@ -161,8 +161,8 @@ def _outputs(output: object) -> torch.Tensor | list[dict]:
     """What the engine reads of a network's output: a detector's per-image dicts of boxes as they
     are; else the class scores: the tensor itself, or among a dict's, a named tuple's, a
     dataclass's, a tuple's or a list's tensors (models that also return embeddings, maps or other
-    heads) the one :func:`~eigencam_live.results.score_output` picks (its name, else its
-    ``(B, K)`` shape), else the first (a backbone's map: no classes)."""
+    heads) the one :func:`~eigencam_live.results.score_output` picks (named so; in a tuple or a
+    list, else the first of ``(B, K)`` shape), else the first (a backbone's map: no classes)."""
     if isinstance(output, list) and output and all(isinstance(o, dict) and "boxes" in o for o in output):
         return output
     if isinstance(output, torch.Tensor):
@@ -171,7 +171,8 @@ def _outputs(output: object) -> torch.Tensor | list[dict]:
         tensors = [(k, v) for k, v in _named(output) if isinstance(v, torch.Tensor)]
         if not tensors:
             raise LayerNotFoundError(f"the network returned {type(output).__name__}, not class scores (a tensor)")
-        at = score_output(tensors)
+        # a dict's, a named tuple's or a dataclass's names say which are scores; a tuple's shapes
+        at = score_output(tensors, by_name=tensors[0][0] is not None)
         found = tensors[at or 0][1]
     squeezed = class_scores(found)  # a convolutional head's (B, K, 1, 1)
     return found if squeezed is None else squeezed

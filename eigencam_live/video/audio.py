@@ -59,6 +59,7 @@ class AudioTrack:
         self._last_dts: int | None = None  # copying: the previous packet's dts, and the gap to it
         self._gap = 0
         self._clock = joins.track() if joins is not None else None
+        self._unplaced = None  # a packet past a join the video has not reached yet, its clock's own
         try:
             container = av.open(source)
         except (OSError, av.FFmpegError):
@@ -113,7 +114,7 @@ class AudioTrack:
         tb = self._source.time_base
         self._shift = round((Fraction(source) - Fraction(at)) / tb)
         self._floor = Fraction(at) if self._end is None else max(Fraction(at), self._end)
-        self._pending = None
+        self._pending = self._unplaced = None
         self._last_dts = None
         self._next = None  # re-encoding: numbered again from the stretch's first sample
         try:
@@ -135,18 +136,24 @@ class AudioTrack:
         while True:
             packet = self._pending
             if packet is None:
-                try:
-                    packet = next(self._packets)
-                except Exception:  # the end (StopIteration, EOFError) or a damaged tail: keep what was copied
-                    self._packets = None
-                    return
-                if packet.dts is None or packet.size == 0:
-                    continue
-                packet.pts = packet.dts if packet.pts is None else packet.pts
+                packet, self._unplaced = self._unplaced, None
+                if packet is None:
+                    try:
+                        packet = next(self._packets)
+                    except Exception:  # the end (StopIteration, EOFError) or a damaged tail: keep what was copied
+                        self._packets = None
+                        return
+                    if packet.dts is None or packet.size == 0:
+                        continue
+                    packet.pts = packet.dts if packet.pts is None else packet.pts
                 if self._clock is not None:  # across a join, as the video
                     tb, joins = packet.time_base, self._clock.passed
                     raw = float(packet.pts * tb)
-                    step = round((self._clock.place(raw, float((packet.duration or 0) * tb)) - raw) / tb)
+                    placed = self._clock.place(raw, float((packet.duration or 0) * tb), decide=seconds is None)
+                    if placed is None:  # the video has not reached this join: the packet waits for it
+                        self._unplaced = packet
+                        return
+                    step = round((placed - raw) / tb)
                     packet.pts += step
                     packet.dts += step
                     if self._clock.passed != joins and self._end is not None:

@@ -92,7 +92,7 @@ class FileSource(FrameSource):
         self.origin = _transport_origin(self._container)
         #: a transport's clock made continuous across joins (None elsewhere: a file's own clock)
         self.joins = Joins() if _transport(self._container) else None
-        self._clock = self.joins.track() if self.joins is not None else None
+        self._clock = self.joins.track(decides=True) if self.joins is not None else None
         #: the file's own metadata worth keeping in an output (when and where it was filmed, its
         #: title...), not what the muxer that wrote it recorded about itself
         self.tags = {k: v for k, v in self._container.metadata.items() if k.lower() not in _MUXER_TAGS}
@@ -246,8 +246,9 @@ class FileSource(FrameSource):
         self._peeked = None
         self._tail = None  # the end is found again (and what threads dropped there) when it comes
         self._last_raw = offset - 1  # (frames found again after a cut-off end start at the target)
-        if self._clock is not None:
-            self._clock.reset()
+        # a joined file's raw clock is ambiguous (each part's starts alike): after a seek (to the
+        # first part that holds the time), frames keep the timestamps found there
+        self._clock = None
         self._count = index
         # Decode forward from the keyframe to the frame we want; keep it for the next read.
         half = Fraction(1, 2) / self.info.rate

@@ -98,55 +98,57 @@ class RateGrid:
 
 
 class Joins:
-    """A transport stream's clock made continuous where it jumps: a file of recordings joined end
-    to end (``cat a.ts b.ts``: the second starts its clock again) or a recorder's clock reset.
+    """A transport stream's clock made continuous where it starts again: a file of recordings
+    joined end to end (``cat a.ts b.ts``: each part's clock starts where the first's did).
 
-    As FFmpeg's own tools do, a step back of more than :attr:`BACK` seconds, or ahead of more than
-    :attr:`AHEAD`, is a join: what follows is shifted to go on where the track was. The first
-    track to reach a join (the video, which the audio follows) decides its shift; the other takes
-    the same one, so the sound keeps its place against the picture after it too. Before, the
-    frames after a join were written one tick apart and the audio after it was dropped.
+    A step back of more than :attr:`BACK` seconds in a track is a join (within a part a track's
+    timestamps only grow); what follows is shifted to go on where the video was. The video decides
+    each join's shift; the audio takes the same one (waiting for it where its packets reach the
+    join first), so the sound keeps its place against the picture. A step ahead is a gap (a
+    dropout), kept as it is. Before, the frames after a join were written one tick apart and the
+    sound after it was dropped.
     """
 
-    BACK, AHEAD = 0.1, 10.0
+    BACK = 0.1
 
     def __init__(self) -> None:
         self._shifts: list[float] = []  # seconds added from each join on (in order), as decided
         self._lock = threading.Lock()
 
-    def track(self) -> JoinedTrack:
-        """The clock of one track (its own count of joins passed)."""
-        return JoinedTrack(self)
+    def track(self, decides: bool = False) -> JoinedTrack:
+        """The clock of one track (its own count of joins passed); ``decides``: the video's."""
+        return JoinedTrack(self, decides)
 
 
 class JoinedTrack:
     """One track's timestamps through :class:`Joins`: :meth:`place` them in order."""
 
-    def __init__(self, joins: Joins) -> None:
+    def __init__(self, joins: Joins, decides: bool) -> None:
         self._joins = joins
+        self._decides = decides
         self._passed = 0  # joins this track has passed
         self._shift = 0.0
         self._end: float | None = None  # where the track's last frame or packet ends, continuous
-
-    def place(self, seconds: float, duration: float) -> float:
-        """``seconds``, the next timestamp of the track (lasting ``duration``), on the continuous clock."""
-        at = seconds + self._shift
-        if self._end is not None and (at < self._end - Joins.BACK or at > self._end + Joins.AHEAD):
-            joins = self._joins
-            with joins._lock:
-                if self._passed == len(joins._shifts):  # the first track here: it goes on where it was
-                    joins._shifts.append(self._shift + self._end - at)
-                self._shift = joins._shifts[self._passed]
-            self._passed += 1
-            at = seconds + self._shift
-        self._end = at + duration if self._end is None else max(self._end, at + duration)
-        return at
 
     @property
     def passed(self) -> int:
         """The joins this track has passed."""
         return self._passed
 
-    def reset(self) -> None:
-        """Forget the track's place (a seek: the clock is read again from where it lands)."""
-        self._passed, self._shift, self._end = 0, 0.0, None
+    def place(self, seconds: float, duration: float, *, decide: bool = False) -> float | None:
+        """``seconds``, the next timestamp of the track (lasting ``duration``), on the continuous
+        clock; ``None`` (nothing changed) at a join whose shift the deciding track has not found
+        yet, unless this track is told to ``decide`` it (the audio, once the video has ended)."""
+        at = seconds + self._shift
+        if self._end is not None and at < self._end - Joins.BACK:
+            joins = self._joins
+            with joins._lock:
+                if self._passed == len(joins._shifts):
+                    if not (self._decides or decide):
+                        return None
+                    joins._shifts.append(self._shift + self._end - at)  # on where the track was
+                self._shift = joins._shifts[self._passed]
+            self._passed += 1
+            at = seconds + self._shift
+        self._end = at + duration if self._end is None else max(self._end, at + duration)
+        return at
