@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 from .errors import EigenCamError
 
-__all__ = ["annotate_main", "build_parser"]
+__all__ = ["annotate_main", "build_parser", "pipes_may_close"]
 
 PROG = "eigencam-live"
 EXIT_ERROR, EXIT_USAGE, EXIT_DAMAGED, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 3, 130, 143
@@ -122,7 +122,7 @@ def annotate_main(argv: list[str]) -> int:
             parser.error("give at least one INPUT: a video, an image, a folder of them, or a glob")
     except SystemExit as exc:  # --help (0) or a usage error (2, message already printed)
         return int(exc.code or 0)
-    with _sigterm_as_interrupt(), _pipes_may_close():
+    with _sigterm_as_interrupt(), pipes_may_close():
         return _run_and_report(args)
 
 
@@ -161,7 +161,7 @@ class _PipeSafe:
 
 
 @contextlib.contextmanager
-def _pipes_may_close() -> Iterator[None]:
+def pipes_may_close() -> Iterator[None]:
     """stdout and stderr as :class:`_PipeSafe` streams while inside."""
     saved = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = (_PipeSafe(s) if s is not None else s for s in saved)
@@ -227,11 +227,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.list_layers:  # nothing is annotated: the layers of the model the options name
         from .options import list_layers
 
-        try:
-            list_layers(config, frame_hw=_first_frame_size(args.inputs))
-            sys.stdout.flush()
-        except BrokenPipeError:  # `... --list-layers | head`: the reader has all it wanted
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        list_layers(config, frame_hw=_first_frame_size(args.inputs))  # (`| head`: _PipeSafe)
         return 0
 
     from .annotate import plan_jobs

@@ -341,3 +341,8 @@ def test_a_closed_pipe_on_stdout_and_stderr_loses_no_work(tmp_path):
     assert run.wait(timeout=170) == 0
     for name in "abc":
         assert probe(tmp_path / "out" / f"{name}.eigencam.mp4")["frames"] == 3
+    # the app's --list-layers too (`| head`: a traceback, exit 1)
+    listing = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--list-layers", "-m", "mobilenet_v3_small",
+                                "--weights", "none"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=tmp_path)
+    listing.stdout.close()
+    assert listing.wait(timeout=120) == 0 and b"Traceback" not in listing.stderr.read()

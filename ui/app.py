@@ -20,6 +20,7 @@ import sys
 from dataclasses import fields, replace
 from typing import NoReturn
 
+from eigencam_live.cli import pipes_may_close
 from eigencam_live.engine import EngineConfig
 from eigencam_live.errors import EigenCamError
 from eigencam_live.options import (
@@ -209,7 +210,8 @@ def _app_main(argv: list[str] | None) -> int:
     torch.set_num_threads(args.threads if args.threads > 0 else network_threads())
     if args.list_layers:  # no window: the layers of the model the options name
         try:
-            list_layers(engine_config_from_args(args))
+            with pipes_may_close():  # `--list-layers | head`
+                list_layers(engine_config_from_args(args))
         except EigenCamError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

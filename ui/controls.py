@@ -304,6 +304,8 @@ class ControlsSync:
             if self.model_combo.findData(ec.model) < 0:  # typed or opened: listed from now on
                 label = Path(ec.model).name if ec.model.lower().endswith(".onnx") else ec.model
                 self.model_combo.addItem(label, ec.model)
+                view = self.model_combo.view()  # the list as wide as its names, this one's too
+                view.setMinimumWidth(max(view.minimumWidth(), view.sizeHintForColumn(0) + 24))
             self.model_combo.setCurrentIndex(self.model_combo.findData(ec.model))
             self.model_combo.lineEdit().setCursorPosition(0)  # a long name shown from its start
             kind = model_kind(ec.model)  # a factory's or an ONNX file's weights are their own

@@ -323,9 +323,9 @@ class CompareGrid(QWidget):
                 return k
         return None
 
-    def hideEvent(self, event) -> None:  # noqa: N802 (Qt API)
-        self.closed.emit()
-        super().hideEvent(event)
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        self.closed.emit()  # (not on hiding: a tool window hides with its minimised main window)
+        super().closeEvent(event)
 
     def keyPressEvent(self, event) -> None:  # noqa: N802 (Qt API)
         if event.key() == Qt.Key_Escape:

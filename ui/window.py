@@ -380,7 +380,8 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
             score = self.engine_config.score
             self.predictions.placeholder = f"no box scores ≥ {score:.2f} on this frame" if score > 0 else "no boxes on this frame"
             many = len(r.detections) > PredictionsPanel.ROWS  # the list shows the best five: say of how many
-            self.predictions_box.setTitle(self.predictions_title + (f" · 5 of {len(r.detections)}" if many else ""))
+            shown = f" · {PredictionsPanel.ROWS} of {len(r.detections)}" if many else ""
+            self.predictions_box.setTitle(self.predictions_title + shown)
         self.predictions.set_predictions(r.predictions, untrained=not (self.status and self.status.trained)
                                          and r.detections is None)  # (a detector's: said in its title)
         self.spectrum.set_spectrum(r.explained, r.component)
