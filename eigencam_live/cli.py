@@ -77,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     exists = p.add_mutually_exclusive_group()
     exists.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs (never an input)")
     exists.add_argument("--skip-existing", action="store_true",
-                        help="annotate only the inputs whose output is not there yet (go on after a stop, or after "
-                             "files were added to a folder)")
+                        help="annotate only the inputs whose output is not there yet (files added to a folder; the "
+                             "images not yet written when a run was stopped: a video stopped part-way has its output)")
     add_engine_options(p)
     add_render_options(p)
     g = p.add_argument_group("run")
@@ -299,7 +299,7 @@ def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Names
         if result.interrupted:
             word, code = _stopped()
             if result.frames:
-                kept = f"; {result.kept} is kept as it was" if result.kept else ""
+                kept = f"; {result.kept} is kept as it was" if result.kept else "; --skip-existing takes it as done"
                 _say(word, f"partial output: {result.frames} frames written to {result.output} "
                            f"(complete and playable up to there){kept}")
             else:

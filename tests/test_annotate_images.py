@@ -402,17 +402,22 @@ def test_skip_existing_annotates_only_the_images_without_an_output(tmp_path, cap
     for i in range(2):
         cv2.imwrite(str(photos / f"p{i}.png"), pattern(i, 96, 64))
     out = tmp_path / "out"
-    assert annotate_main([str(photos), "-o", str(out), *FAST]) == 0
+    assert annotate_main([str(photos), "-o", str(out), "--stats", str(tmp_path / "s.csv"), *FAST]) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     cv2.imwrite(str(photos / "p2.png"), pattern(2, 96, 64))
     capsys.readouterr()
     assert annotate_main([str(photos), "-o", str(out), *FAST]) == 1
     assert "--skip-existing" in capsys.readouterr().err and sorted(p.name for p in out.iterdir()) == sorted(before)
-    assert annotate_main([str(photos), "-o", str(out), "--skip-existing", *FAST]) == 0
+    # a table of the run before is not this run's (it would lose the rows of the images skipped)
+    assert annotate_main([str(photos), "-o", str(out), "--skip-existing", "--stats", str(tmp_path / "s.csv"), *FAST]) == 1
+    assert "s.csv exists: name this run's tables anew" in capsys.readouterr().err
+    assert annotate_main([str(photos), "-o", str(out), "--skip-existing", "--stats", str(tmp_path / "s2.csv"), *FAST]) == 0
     assert "2 input(s) skipped: their output exists" in capsys.readouterr().err
+    assert (tmp_path / "s2.csv").read_text().count("p2.eigencam.png") == 1
     assert sorted(p.name for p in out.iterdir()) == ["p0.eigencam.png", "p1.eigencam.png", "p2.eigencam.png"]
     assert all((out / name).read_bytes() == data for name, data in before.items())  # left as they were
-    assert annotate_main([str(photos), "-o", str(out), "--skip-existing", *FAST]) == 0  # nothing left to do
+    assert annotate_main([str(photos), "-o", str(out), "--skip-existing", "--stats", str(tmp_path / "s.csv"),
+                          *FAST]) == 0  # nothing left to do: no table written
     assert annotate_main([str(photos), "-o", str(out), "--skip-existing", "--force", *FAST]) == 2  # one or the other
 
 

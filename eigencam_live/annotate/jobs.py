@@ -219,7 +219,7 @@ def plan_jobs(
                 raise
         jobs.append(Job(inp, target, *(_derived(Path(p) if p else None, inp, many) for p in (stats, heatmaps, detections))))
     extras = [p for j in jobs for p in j.tables]
-    if len(videos) < len(inputs):  # the images' shared tables
+    if any(j.is_image for j in jobs):  # the images' shared tables
         extras += [p for p in (image_table(t, len(videos) > 0) for t in (stats, heatmaps, detections)) if p]
     written = set(targets)  # every file of the run is written once: never two of them at one path
     for extra in extras:
@@ -230,6 +230,9 @@ def plan_jobs(
         if extra.is_dir():
             raise SinkError(f"{extra} is a folder (--stats, --heatmaps and --detections take file names)")
         if extra.exists() and not force:
+            if skip_existing:  # --force and --skip-existing exclude each other
+                raise SinkError(f"{extra} exists: name this run's tables anew (with --skip-existing they hold only "
+                                "the inputs it annotates)")
             raise SinkError(f"{extra} exists (use --force to overwrite)")
         if extra.resolve() in {p.resolve() for p in inputs}:
             raise SinkError(f"{extra} is an input: refusing to write over it")
