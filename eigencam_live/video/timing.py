@@ -105,7 +105,8 @@ class Joins:
     timestamps only grow); what follows is shifted to go on where the video was. The video decides
     each join's shift; the audio takes the same one (waiting for it where its packets reach the
     join first), so the sound keeps its place against the picture. A step ahead is a gap (a
-    dropout), kept as it is. Before, the frames after a join were written one tick apart and the
+    dropout), kept as it is. The tracks' joins are matched in order: a part without sound makes
+    the sound of the parts after it take the shift of the join before (early by that part). Before, the frames after a join were written one tick apart and the
     sound after it was dropped.
     """
 
