@@ -669,6 +669,7 @@ def test_switching_classifier_detector_classifier_while_running(qtbot, make_wind
     assert w.predictions_box.title().startswith("Detections") and w.score_spin.isVisible() and w.boxes_check.isVisible()
     assert w.predictions.predictions == [(d.label, d.score) for d in r.detections][:5]
     assert len(r.detections) > 5 and w.predictions_box.title().endswith(f" · 5 of {len(r.detections)}")  # score 0
+    assert w.predictions.scores  # listed as scores (0.01), as the boxes' tags say them, not 1.1 %
     assert w.weights_combo.currentText() == "none (random)" and w.weights_combo.itemText(0) == "COCO"
     w.score_spin.setValue(1.0)  # no box scores above 1: none listed
     qtbot.waitUntil(lambda: w.last_packet.result.detections == [], timeout=WAIT)

@@ -186,6 +186,7 @@ class PredictionsPanel(QWidget):
         self.placeholder = "no frame yet"
         self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Fixed)
         self.untrained = False
+        self.scores = False  # a detector's box scores (0.87, as the boxes' tags and the score box say), not %
 
     #: Five rows of 22 px, and one more for the untrained warning above them.
     HEIGHT, UNTRAINED_HEIGHT = 114, 136
@@ -248,7 +249,8 @@ class PredictionsPanel(QWidget):
             metrics = p.fontMetrics()
             text = metrics.elidedText(label, Qt.ElideRight, w - bar_w - 60)
             p.drawText(QRectF(0, y, w - bar_w - 58, row), Qt.AlignVCenter | Qt.AlignLeft, text)
-            p.drawText(QRectF(w - 48, y, 48, row), Qt.AlignVCenter | Qt.AlignRight, f"{prob * 100:.1f}%")
+            number = f"{prob:.2f}" if self.scores else f"{prob * 100:.1f}%"  # a box's score as on its tag
+            p.drawText(QRectF(w - 48, y, 48, row), Qt.AlignVCenter | Qt.AlignRight, number)
         p.end()
 
 

@@ -382,6 +382,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
             many = len(r.detections) > PredictionsPanel.ROWS  # the list shows the best five: say of how many
             shown = f" · {PredictionsPanel.ROWS} of {len(r.detections)}" if many else ""
             self.predictions_box.setTitle(self.predictions_title + shown)
+        self.predictions.scores = r.detections is not None
         self.predictions.set_predictions(r.predictions, untrained=not (self.status and self.status.trained)
                                          and r.detections is None)  # (a detector's: said in its title)
         self.spectrum.set_spectrum(r.explained, r.component)
