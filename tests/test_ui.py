@@ -219,10 +219,14 @@ def test_file_step_back_seek_and_end(qtbot, make_window, clip):
     sought = next_packet(qtbot, w, lambda: w.seek_slider.setValue(30))
     assert sought.frame.index == 30
     assert w.seek_label.text().startswith("31 / 40")
-    # Play to the end: the last frame stays on screen, no error.
+    # Play to the end: the last frame stays on screen, no error, and what to do is said while it stays there
+    # (for 5 s it was, then only "PAUSED"); it goes when the picture leaves the end
     w.set_paused(False)
     qtbot.waitUntil(lambda: w.last_packet.frame.index == 39, timeout=WAIT)
+    qtbot.waitUntil(lambda: w.statusBar().currentMessage().startswith("End of file"), timeout=WAIT)
     assert not w.errors, w.errors
+    next_packet(qtbot, w, lambda: w.step(-1))
+    assert w.statusBar().currentMessage() == ""
 
 
 def test_snapshot_writes_view_frame_map_and_its_settings(qtbot, make_window, tmp_path):

@@ -100,7 +100,8 @@ class SourceActions:
             if not self.paused:  # as a player does: play (Space) starts again from the beginning
                 self.set_paused(True)
             what = "the folder" if self.source_info is not None and self.source_info.kind == "folder" else "file"
-            self.statusBar().showMessage(f"End of {what} — Space plays it again, ← steps back, or tick Loop files", 5000)
+            # said while it stays there (5 s of it left only "PAUSED"), cleared when it plays again
+            self.statusBar().showMessage(f"End of {what} — Space plays it again, ← steps back, or tick Loop files")
 
     def _on_source_failed(self, spec, message: str) -> None:
         self._source_error = message if self.source_spec is not None else f"{message} (showing the demo clip)"

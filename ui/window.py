@@ -409,6 +409,8 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
     def _on_paused_changed(self, paused: bool) -> None:
         """Paused or playing, by the user or by the worker (a folder of stills opens paused)."""
         self.paused = paused
+        if not paused:
+            self._left_the_end()
         self.latencies.clear()  # a latency across a pause is the pause's length
         self.display_rate.clear()
         self.pause_action.setText(shortcut("pause").button_text("Resume" if paused else None))
@@ -418,9 +420,17 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         """Pause and show the next frame (``+1``) or, on files, the previous one (``-1``)."""
         if not self.paused:
             self.set_paused(True)
+        if delta < 0:
+            self._left_the_end()
         self.pipeline.step(delta)
 
+    def _left_the_end(self) -> None:
+        """The end of a file is no longer where the picture is: its message goes."""
+        if self.statusBar().currentMessage().startswith("End of"):
+            self.statusBar().clearMessage()
+
     def _on_seek(self, value: int) -> None:
+        self._left_the_end()
         self.pipeline.seek(value)
 
     def toggle_fullscreen(self) -> None:
