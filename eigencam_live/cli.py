@@ -168,6 +168,9 @@ def pipes_may_close() -> Iterator[None]:
     try:
         yield
     finally:
+        for stream in (sys.stdout, sys.stderr):  # what is buffered goes out guarded, not at exit
+            with contextlib.suppress(Exception):
+                stream.flush()
         sys.stdout, sys.stderr = saved
 
 
@@ -266,18 +269,23 @@ def _run(args: argparse.Namespace) -> int:
         # then keeps waiting for its descheduled members (measured 8x slower on 2 busy cores).
         encoder_threads = headless_threads(engine, args.threads)
     try:
-        return _annotate_all(jobs, engine, look, args, encoder_threads)
+        # the images' tables are named as the plan named them: by every video input, skipped ones too
+        from .annotate.jobs import is_image_name
+
+        with_videos = any(not is_image_name(str(p)) for p in [*(j.input for j in jobs), *skipped])
+        return _annotate_all(jobs, engine, look, args, encoder_threads, with_videos)
     finally:
         if engine.backend.warning:  # known after the first frame: ONNX Runtime fell back to torch
             _say("warning", engine.backend.warning)
         torch.set_num_threads(previous)  # callers in the same process (tests, notebooks) keep theirs
 
 
-def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Namespace, encoder_threads: int) -> int:
+def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Namespace, encoder_threads: int,
+                  with_videos: bool) -> int:
     from .annotate import annotate_file
 
     videos = [j for j in jobs if not j.is_image]
-    status = _annotate_images([j for j in jobs if j.is_image], engine, look, args, bool(videos))
+    status = _annotate_images([j for j in jobs if j.is_image], engine, look, args, with_videos)
     if status in (EXIT_INTERRUPTED, EXIT_TERMINATED):
         return status
     for job in videos:

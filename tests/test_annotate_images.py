@@ -427,3 +427,17 @@ def test_a_bmp_keeps_its_dpi(tmp_path):
     assert annotate_main([str(tmp_path / "scan.bmp"), "--image-format", "same", *FAST]) == 0
     with Image.open(tmp_path / "scan.eigencam.bmp") as out:
         assert out.size == (96, 64) and tuple(round(d) for d in out.info["dpi"]) == (96, 96)
+
+
+def test_skip_existing_names_the_images_table_as_the_plan_did_beside_a_video_skipped(tmp_path):
+    """A review: the plan named the images' table for every video input (s.images.csv), the run
+    for the videos left after skipping (s.csv, the video's own): it refused midway, an image
+    written and left without a row."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    write_clip(folder / "v.mp4", frames=2)
+    assert annotate_main([str(folder), "-o", str(tmp_path / "out"), "--stats", str(tmp_path / "s.csv"), *FAST]) == 0
+    cv2.imwrite(str(folder / "p0.png"), pattern(0, 96, 64))
+    assert annotate_main([str(folder), "-o", str(tmp_path / "out"), "--skip-existing", "--stats", str(tmp_path / "s.csv"),
+                          *FAST]) == 0
+    assert "p0.eigencam.png" in (tmp_path / "s.images.csv").read_text()

@@ -156,18 +156,21 @@ def test_the_last_frame_lasts_its_own_time_after_a_dropped_frame(tmp_path):
 
 def test_a_join_is_decided_by_the_video_and_a_gap_is_kept():
     """A review: each track found its own joins, steps ahead included, so a 12 s audio dropout
-    became a 'join' that the video never had (the sound then played 12 s early), and the audio,
-    reading a packet ahead, could decide a join's shift for the video."""
+    became a 'join' the video never had (the sound then played 12 s early); then, with steps ahead
+    never joins, a part whose clock started 50 s higher left the last frame held 47 s."""
     from eigencam_live.video.timing import Joins
 
     joins = Joins()
     video, audio = joins.track(decides=True), joins.track()
     assert [audio.place(t, 0.5) for t in (1.0, 1.5, 2.0)] == [1.0, 1.5, 2.0]
-    assert audio.place(14.5, 0.5) == 14.5  # a dropout: a gap, kept
+    assert audio.place(14.5, 0.5) is None  # 12 s ahead: a join or a dropout? the video says
+    assert [video.place(1.0 + 0.5 * i, 0.5) for i in range(29)][-1] == 15.0  # no join in the picture
+    assert audio.place(14.5, 0.5) == 14.5  # so a dropout: the gap kept
     assert audio.place(1.0, 0.5) is None  # the next part's sound, before the video got there: it waits
-    assert [video.place(t, 0.5) for t in (1.0, 1.5, 2.0, 2.5)] == [1.0, 1.5, 2.0, 2.5]
-    assert video.place(1.0, 0.5) == 3.0  # the next part: on where the picture was
-    assert audio.place(1.0, 0.5) == 3.0 and audio.passed == video.passed == 1  # the video's shift
+    assert video.place(1.0, 0.5) == 15.5  # the next part: on where the picture was
+    assert audio.place(1.0, 0.5) == 15.5 and audio.passed == video.passed == 1  # the video's shift
+    assert video.place(60.0, 0.5) == 16.0  # a part whose clock starts 59 s higher: a join too
+    assert audio.place(60.01, 0.5) == pytest.approx(16.01) and audio.passed == 2  # (near where the video restarted)
     late = Joins().track()
     late.place(2.0, 0.5)
     assert late.place(1.0, 0.5, decide=True) == 2.5  # no video to wait for (past its end): its own

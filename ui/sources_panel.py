@@ -58,6 +58,7 @@ class SourceActions:
 
     def _on_source_opened(self, spec, info) -> None:
         self.source_info = info
+        self._left_the_end()  # the last file's end is not this one's
         self.view.aspect = float(info.aspect)
         if spec == self.requested_source and self.last_error == self._source_error:
             # the requested source opened: a failed one's error goes (not another's, e.g. the model's;

@@ -246,9 +246,12 @@ class FileSource(FrameSource):
         self._peeked = None
         self._tail = None  # the end is found again (and what threads dropped there) when it comes
         self._last_raw = offset - 1  # (frames found again after a cut-off end start at the target)
-        # a joined file's raw clock is ambiguous (each part's starts alike): after a seek (to the
-        # first part that holds the time), frames keep the timestamps found there
-        self._clock = None
+        # a joined file's raw clock is ambiguous (each part's may start alike): from its start (a
+        # loop) the clock is made continuous again; after any other seek (to the first part that
+        # holds the time) frames keep the timestamps found there
+        if self.joins is not None:
+            self.joins = Joins()
+            self._clock = self.joins.track(decides=True) if index == 0 else None
         self._count = index
         # Decode forward from the keyframe to the frame we want; keep it for the next read.
         half = Fraction(1, 2) / self.info.rate

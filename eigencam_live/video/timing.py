@@ -99,21 +99,24 @@ class RateGrid:
 
 class Joins:
     """A transport stream's clock made continuous where it starts again: a file of recordings
-    joined end to end (``cat a.ts b.ts``: each part's clock starts where the first's did).
+    joined end to end (``cat a.ts b.ts``: each part's clock starts anew).
 
-    A step back of more than :attr:`BACK` seconds in a track is a join (within a part a track's
-    timestamps only grow); what follows is shifted to go on where the video was. The video decides
-    each join's shift; the audio takes the same one (waiting for it where its packets reach the
-    join first), so the sound keeps its place against the picture. A step ahead is a gap (a
-    dropout), kept as it is. The tracks' joins are matched in order: a part without sound makes
-    the sound of the parts after it take the shift of the join before (early by that part). Before, the frames after a join were written one tick apart and the
-    sound after it was dropped.
+    As FFmpeg's own tools do, a step of the video's clock back by more than :attr:`BACK` seconds,
+    or ahead by more than :attr:`AHEAD`, is a join: what follows is shifted to go on where the
+    video was. The video decides each join's shift; the audio takes the same one, so the sound
+    keeps its place against the picture. The audio's own step back is the next join (it waits
+    for the video to find it); its step ahead is that join where the video's restarted within
+    :attr:`NEAR` seconds of the same clock value, and a gap (a dropout, kept) once the video has
+    passed that time without one. Joins are matched in order: a part without sound makes the
+    sound of the parts after it take the shift of the join before (early by that part). Before,
+    the frames after a join were written one tick apart and the sound after it was dropped.
     """
 
-    BACK = 0.1
+    BACK, AHEAD, NEAR = 0.1, 10.0, 1.0
 
     def __init__(self) -> None:
-        self._shifts: list[float] = []  # seconds added from each join on (in order), as decided
+        self._joins: list[tuple[float, float]] = []  # (the clock value it restarted at, the shift from there on)
+        self._video_end = 0.0  # where the video has got to, continuous
         self._lock = threading.Lock()
 
     def track(self, decides: bool = False) -> JoinedTrack:
@@ -138,18 +141,33 @@ class JoinedTrack:
 
     def place(self, seconds: float, duration: float, *, decide: bool = False) -> float | None:
         """``seconds``, the next timestamp of the track (lasting ``duration``), on the continuous
-        clock; ``None`` (nothing changed) at a join whose shift the deciding track has not found
-        yet, unless this track is told to ``decide`` it (the audio, once the video has ended)."""
+        clock; ``None`` (nothing changed) at a step the video has not reached yet, unless this
+        track is told to ``decide`` it (the audio, once the video has ended: its own clock)."""
         at = seconds + self._shift
-        if self._end is not None and at < self._end - Joins.BACK:
-            joins = self._joins
-            with joins._lock:
-                if self._passed == len(joins._shifts):
-                    if not (self._decides or decide):
-                        return None
-                    joins._shifts.append(self._shift + self._end - at)  # on where the track was
-                self._shift = joins._shifts[self._passed]
-            self._passed += 1
-            at = seconds + self._shift
-        self._end = at + duration if self._end is None else max(self._end, at + duration)
+        back = self._end is not None and at < self._end - Joins.BACK
+        ahead = self._end is not None and at > self._end + Joins.AHEAD
+        joins = self._joins
+        with joins._lock:
+            if back or ahead:
+                if self._decides:
+                    joins._joins.append((seconds, self._shift + self._end - at))  # on where the video was
+                    self._take(seconds)
+                elif self._passed < len(joins._joins) and (back or abs(joins._joins[self._passed][0] - seconds) <= Joins.NEAR):
+                    self._take(seconds)
+                elif ahead and joins._video_end >= at:  # the video passed this time without a join: a gap
+                    pass
+                elif decide:
+                    if back:  # on where the sound was
+                        self._shift += self._end - at
+                else:
+                    return None
+                at = seconds + self._shift
+            self._end = at + duration if self._end is None else max(self._end, at + duration)
+            if self._decides:
+                joins._video_end = self._end
         return at
+
+    def _take(self, seconds: float) -> None:
+        """Pass the next join (its shift)."""
+        self._shift = self._joins._joins[self._passed][1]
+        self._passed += 1
