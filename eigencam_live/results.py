@@ -177,8 +177,15 @@ def score_output(outputs: list[tuple[str | None, object]], *, by_name: bool = Fa
     ``None`` where none does. ``by_name``: outputs named by their network, whose names say what
     they are (a Hugging Face backbone's ``pooler_output`` is no scores)."""
     found = [i for i, (_, v) in enumerate(outputs) if _floating(v) and class_scores(v) is not None]
-    named = [i for i in found if isinstance(outputs[i][0], str) and any(w in outputs[i][0].lower() for w in SCORE_NAMES)]
-    return (named or ([] if by_name else found) or [None])[0]
+    said = [(i, outputs[i][0].lower()) for i in found if isinstance(outputs[i][0], str)]
+    named = [i for i, name in said if any(w in name for w in SCORE_NAMES)]
+    # by shape, never what is named as features (an exported backbone's pooler_output)
+    unnamed = [i for i in found if not any(i == j and any(w in name for w in _NOT_SCORES) for j, name in said)]
+    return (named or ([] if by_name else unnamed) or [None])[0]
+
+
+#: Words in an output's name that say it holds features, not class scores.
+_NOT_SCORES = ("pool", "hidden", "embed", "feature")
 
 
 def _floating(value) -> bool:

@@ -518,3 +518,15 @@ def test_a_compiled_module_is_read_as_the_network_it_wraps():
     want = Engine(EngineConfig(device="cpu", short_side=64, backend="torch"), model=net).process_one(_frame(64, 96))
     assert engine.backend.running == "onnxruntime"
     np.testing.assert_allclose(got.cam, want.cam, atol=1e-4)
+
+
+def test_an_output_named_as_features_is_never_read_as_class_scores():
+    """A review: an exported backbone's (B, 768) pooler_output was read as 768 classes from an ONNX
+    file, as it had been from torch; an output named so still wins, and unnamed ones go by shape."""
+    from eigencam_live.results import score_output
+
+    pooled, logits, fmap = np.zeros((1, 768), np.float32), np.zeros((1, 10), np.float32), np.zeros((1, 8, 7, 7), np.float32)
+    assert score_output([("last_hidden_state", fmap), ("pooler_output", pooled)]) is None
+    assert score_output([("embedding", pooled), ("output_1", logits)]) == 1  # by shape, past the features
+    assert score_output([("features", pooled), ("class_logits", logits)]) == 1  # by name
+    assert score_output([("495", fmap), ("496", logits)]) == 1  # names that say nothing: by shape
