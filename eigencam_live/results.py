@@ -180,8 +180,8 @@ def score_output(outputs: list[tuple[str | None, object]], *, by_name: bool = Fa
     said = [(i, outputs[i][0].lower()) for i in found if isinstance(outputs[i][0], str)]
     named = [i for i, name in said if any(w in name for w in SCORE_NAMES)]
     # by shape, never what is named as features (an exported backbone's pooler_output)
-    unnamed = [i for i in found if not any(i == j and any(w in name for w in _NOT_SCORES) for j, name in said)]
-    return (named or ([] if by_name else unnamed) or [None])[0]
+    features = {i for i, name in said if any(w in name for w in _NOT_SCORES)}
+    return (named or ([] if by_name else [i for i in found if i not in features]) or [None])[0]
 
 
 #: Words in an output's name that say it holds features, not class scores.
