@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 import numpy as np
-from PyQt5.QtCore import Qt
+from PyQt5.QtCore import QSignalBlocker, Qt
 from PyQt5.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -28,7 +28,7 @@ from PyQt5.QtWidgets import (
 
 from eigencam_live.backends import BACKENDS
 from eigencam_live.cam import METHODS
-from eigencam_live.config import COMPONENT_MAX
+from eigencam_live.config import COMPONENT_MAX, STRIDE
 from eigencam_live.engine import DEVICES, PRECISIONS, EngineConfig
 from eigencam_live.models import DETECTORS, MODELS, model_kind
 from eigencam_live.options import layer_tree
@@ -286,6 +286,15 @@ class ControlsSync:
         model = (model or "").strip()
         if model and model != self.engine_config.model:
             self._engine(model=model, layer=None, weights=_weights_for(model, self.engine_config.weights))
+
+    def _short_side(self, value: int) -> None:
+        """The input's short side as the network takes it, a multiple of the stride: 1000 typed
+        is 992, and the box says so (it said 1000)."""
+        side = max(2 * STRIDE, round(value / STRIDE) * STRIDE)
+        if side != value:
+            with QSignalBlocker(self.short_side_spin):
+                self.short_side_spin.setValue(side)
+        self._engine(short_side=side)
 
     def colorbar_shown(self) -> np.ndarray | None:
         """The colour bar's ``(256, 3)`` lookup table where one is drawn (ticked, and a map is

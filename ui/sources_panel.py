@@ -15,6 +15,11 @@ __all__ = ["SourceActions"]
 class SourceActions:
     """Source handling of :class:`~ui.window.MainWindow` (its widgets and pipeline)."""
 
+    def _left_the_end(self) -> None:
+        """The end of a file is no longer where the picture is: its message goes."""
+        if self.statusBar().currentMessage().startswith("End of"):
+            self.statusBar().clearMessage()
+
     def _on_source_chosen(self, index: int) -> None:
         data = self.source_combo.itemData(index)
         # The box shows what plays until a new source has really opened (a cancelled dialog or a

@@ -16,7 +16,7 @@ import time
 from collections import deque
 from pathlib import Path
 
-from PyQt5.QtCore import QEvent, QObject, QSettings, QSignalBlocker, Qt, QTimer, pyqtSignal
+from PyQt5.QtCore import QEvent, QObject, QSettings, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import (
     QAction,
@@ -30,7 +30,6 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from eigencam_live.config import STRIDE
 from eigencam_live.engine import EngineConfig
 from eigencam_live.models import Layer
 from eigencam_live.render import TWO_PANEL_VIEWS, RenderConfig, colormap_lut, fitting_layout
@@ -320,15 +319,6 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
     def _engine(self, **changes) -> None:
         self.pipeline.reconfigure(**changes)
 
-    def _short_side(self, value: int) -> None:
-        """The input's short side as the network takes it, a multiple of the stride: 1000 typed
-        is 992, and the box says so (it said 1000)."""
-        side = max(2 * STRIDE, round(value / STRIDE) * STRIDE)
-        if side != value:
-            with QSignalBlocker(self.short_side_spin):
-                self.short_side_spin.setValue(side)
-        self._engine(short_side=side)
-
     def _render(self, **changes) -> None:
         try:
             self.render_config = RenderConfig(**{**self.render_config.__dict__, **changes})
@@ -423,11 +413,6 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         if delta < 0:
             self._left_the_end()
         self.pipeline.step(delta)
-
-    def _left_the_end(self) -> None:
-        """The end of a file is no longer where the picture is: its message goes."""
-        if self.statusBar().currentMessage().startswith("End of"):
-            self.statusBar().clearMessage()
 
     def _on_seek(self, value: int) -> None:
         self._left_the_end()
