@@ -77,8 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     exists = p.add_mutually_exclusive_group()
     exists.add_argument("-f", "--force", action="store_true", help="overwrite existing outputs (never an input)")
     exists.add_argument("--skip-existing", action="store_true",
-                        help="annotate only the inputs whose output is not there yet (files added to a folder; the "
-                             "images not yet written when a run was stopped: a video stopped part-way has its output)")
+                        help="annotate only the inputs whose output is not there yet (files added to a folder; what "
+                             "a stopped run had not finished: a video stopped part-way left NAME.partial.mp4)")
     add_engine_options(p)
     add_render_options(p)
     g = p.add_argument_group("run")
@@ -307,7 +307,8 @@ def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Names
         if result.interrupted:
             word, code = _stopped()
             if result.frames:
-                kept = f"; {result.kept} is kept as it was" if result.kept else "; --skip-existing takes it as done"
+                kept = (f"; {result.kept} is kept as it was" if result.kept
+                        else "; run again (--skip-existing: what is not done) to annotate it whole")
                 _say(word, f"partial output: {result.frames} frames written to {result.output} "
                            f"(complete and playable up to there){kept}")
             else:

@@ -214,13 +214,20 @@ def test_ctrl_c_leaves_a_playable_partial_file(tmp_path):
     err = done.stderr
     assert done.returncode == 130, err
     assert "Traceback" not in err and "partial output" in err
-    got = probe(out)
+    part = tmp_path / "out.partial.mp4"  # the part is never taken for the whole output
+    assert not out.exists() and f"written to {part}" in err
+    got = probe(part)
     assert 8 <= got["frames"] < 300  # every frame through the network before the stop is kept
     assert f"{got['frames']} frames" in err
     assert got["audio"] is not None and got["audio"]["packets"] > 0
     assert got["audio"]["packets"] < probe(src)["audio"]["packets"]  # the audio is cut with the video
     assert not list(tmp_path.glob(".out.part*"))
     assert time.monotonic() - t0 < 100
+
+    # --skip-existing annotates the stopped video whole; the part stays as it was
+    first_part = part.read_bytes()
+    assert annotate_main([str(src), "-o", str(out), *FAST, "-b", "2", "--skip-existing"]) == 0
+    assert probe(out)["frames"] == 300 and part.read_bytes() == first_part
 
     # --force over that output, stopped again: the whole file there stays; the part goes beside it
     whole = out.read_bytes()
@@ -235,8 +242,8 @@ def test_ctrl_c_leaves_a_playable_partial_file(tmp_path):
     assert stats.read_text() == "a whole run's table\n" and (tmp_path / "out.partial.csv").is_file()
     # a table the whole file had none of goes with the part too (it was out.npz, beside the whole file)
     assert (tmp_path / "out.partial.npz").is_file() and not (tmp_path / "out.npz").exists()
-    assert f"written to {tmp_path / 'out.partial.mp4'}" in done.stderr and f"{out} is kept as it was" in done.stderr
-    assert 8 <= probe(tmp_path / "out.partial.mp4")["frames"] < 300
+    assert f"written to {tmp_path / 'out.partial-2.mp4'}" in done.stderr and f"{out} is kept as it was" in done.stderr
+    assert 8 <= probe(tmp_path / "out.partial-2.mp4")["frames"] < 300
 
 
 @pytest.mark.timeout(120)

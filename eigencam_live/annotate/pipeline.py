@@ -58,7 +58,8 @@ class AnnotateResult:
     Attributes:
         frames: frames written to the output.
         seconds: wall time of the pipeline.
-        interrupted: stopped by Ctrl-C or SIGTERM; the output holds the ``frames`` processed so far.
+        interrupted: stopped by Ctrl-C or SIGTERM; :attr:`output` is then the part beside the
+            output's name (``NAME.partial.mp4``), holding the ``frames`` processed so far.
         stop_requested: SIGINT or SIGTERM came while the output was being finished: it is complete,
             and the caller should stop there (not go on to the next input).
         removed: part files and work folders of dead runs on the same output, removed first.
@@ -68,8 +69,7 @@ class AnnotateResult:
         streams_note: set when the input has tracks the output leaves out (a second audio
             track, subtitles).
         colour_note: set when the input's colours are more than an SDR output shows (HDR, BT.2020).
-        kept: an interrupted run's output file that existed before (``--force``): left whole, the
-            part written to :attr:`output` beside it (``NAME.partial.mp4``).
+        kept: an interrupted run's output file that existed before (``--force``): left whole.
     """
 
     input: Path
@@ -358,13 +358,15 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
             raise SourceError(f"{job.input} holds no decodable video frames")
         with _finishing() as stops:
             finished = sink.close(audio_to_end=not (result.interrupted or pipe.limited or result.warning))
-            if result.interrupted and job.output.exists():  # --force over a whole file: a part never replaces it
-                result.kept, result.output = job.output, partial_name(job.output)
-                for name in ("stats_path", "heatmaps_path", "detections_path"):  # nor its tables: the part's go with it
+            if result.interrupted:  # a part is never taken for the whole (by --skip-existing, by a script)
+                # nor does it replace a whole file there (--force): it and its tables go beside the output
+                result.kept = job.output if job.output.exists() else None
+                result.output = partial_name(job.output)
+                for name in ("stats_path", "heatmaps_path", "detections_path"):
                     path = getattr(tables, name)
                     if path is not None:
                         setattr(tables, name, partial_name(path))
-            _publish(finished, result.output, overwrite and result.kept is None)
+            _publish(finished, result.output, overwrite and not result.interrupted)
     except BaseException:
         pipe.abort.set()
         capture.stop()
