@@ -361,7 +361,15 @@ def test_a_detector_from_a_factory_runs_as_the_detector_by_name(tmp_path, monkey
         "    net = torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(\n"
         "        weights=None, weights_backbone=None, num_classes=3)\n"
         "    net.labels = ['background', 'left', 'right']\n"
-        "    return net\n")
+        "    return net\n"
+        "class Wrap(torch.nn.Module):  # a wrapper that only calls it\n"
+        "    def __init__(self, extra=False):\n"
+        "        super().__init__()\n"
+        "        self.det = build()\n"
+        "        self.extra = torch.nn.Conv2d(3, 3, 1) if extra else None\n"
+        "    def forward(self, x):\n"
+        "        return self.det(x if self.extra is None else self.extra(x))\n")
+    (tmp_path / "mydet.py").write_text("import torch\n" + (tmp_path / "mydet.py").read_text())
     monkeypatch.chdir(tmp_path)
     by_name = load_model("ssdlite320_mobilenet_v3_large", "none")
     with torch.no_grad():  # a random head of that init scores every box 1/91: spread the scores apart
@@ -380,6 +388,20 @@ def test_a_detector_from_a_factory_runs_as_the_detector_by_name(tmp_path, monkey
     assert len(got.detections) == len(want.detections) > 0
     assert [(d.box, d.label) for d in got.detections] == [(d.box, d.label) for d in want.detections]
     np.testing.assert_allclose(got.cam, want.cam, atol=1e-5)
+
+    # wrapped in a module of one's own that adds no layer: the detector inside is run (before, its
+    # transform resized the input and the default layer was rpn.head.bbox_pred, with no boxes)
+    wrapped = load_model("mydet:Wrap")
+    wrapped.net.load_state_dict(by_name.net.state_dict())
+    assert wrapped.detector and wrapped.spec.layer == "backbone" and "wraps a torchvision detector (det)" in wrapped.note
+    got = Engine(EngineConfig(model="mydet:Wrap", **cfg), model=wrapped).process_one(frame)
+    assert [(d.box, d.label) for d in got.detections] == [(d.box, d.label) for d in want.detections]
+    assert not load_model("mydet:Wrap", "none").net.training
+    import functools
+
+    import mydet  # noqa: F401  # a wrapper with a layer of its own runs as it is: its forward is its own
+    mydet.extra = functools.partial(mydet.Wrap, extra=True)
+    assert not load_model("mydet:extra", "none").detector
 
     hands = load_model("mydet:hands", "none")
     assert hands.detector and hands.labels == ["background", "left", "right"] and hands.spec.fixed_input is None

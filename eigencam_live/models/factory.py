@@ -147,6 +147,18 @@ def _from_file(path: str):
     return module
 
 
+def _wrapped_detector(net: nn.Module) -> tuple[str, nn.Module] | None:
+    """``(name, module)`` of a torchvision detector inside ``net`` that holds every parameter of it
+    (a wrapper adding no layers of its own, whose forward can only call it), or ``None``."""
+    params = {id(p) for p in net.parameters()}
+    if not params:
+        return None
+    for where, module in net.named_modules():
+        if where and is_torchvision_detector(module):
+            return (where, module) if {id(p) for p in module.parameters()} == params else None
+    return None
+
+
 def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imagenet", owned: bool = False) -> LoadedModel:
     """A :class:`LoadedModel` for a module object (eval mode; the optional attributes honoured).
     A torchvision detector is run as one (its transform told to take the input as given, its score
@@ -167,6 +179,9 @@ def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imag
     labels = getattr(net, "labels", None)
     if labels is not None and (isinstance(labels, str) or not all(isinstance(x, str) for x in labels)):
         raise ModelError(f"{name}.labels must be a list of class names")
+    inner = None if is_torchvision_detector(net) else _wrapped_detector(net)
+    if inner is not None:  # a wrapper that only calls it: its transform resized the input and hid the boxes
+        where, net = inner
     if is_torchvision_detector(net):  # as by name: boxes, the backbone's maps, the transform's normalisation
         if not owned:  # the caller's own keeps its mode, resizing and threshold
             try:
@@ -174,7 +189,11 @@ def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imag
             except Exception as exc:  # a lock, an open file on it
                 raise ModelError(f"{name} cannot be copied to run as a detector ({_one_line(exc)}); hand over a "
                                  "module without it, or build it in a factory") from None
-        return as_detector(net, name, list(labels) if labels is not None else coco_labels(net), weights, True)
+        loaded = as_detector(net, name, list(labels) if labels is not None else coco_labels(net), weights, True)
+        if inner is not None:
+            loaded.note = (f"{name} wraps a torchvision detector ({where}), which holds all its weights: that "
+                           "detector is run itself, for its boxes (its layers are named from it: backbone...)")
+        return loaded
     net.eval()
     fixed = getattr(net, "input_size", None)
     if fixed is not None:
