@@ -530,3 +530,34 @@ def test_an_output_named_as_features_is_never_read_as_class_scores():
     assert score_output([("embedding", pooled), ("output_1", logits)]) == 1  # by shape, past the features
     assert score_output([("features", pooled), ("class_logits", logits)]) == 1  # by name
     assert score_output([("495", fmap), ("496", logits)]) == 1  # names that say nothing: by shape
+
+
+class _Flattened(torch.nn.Module):
+    """A CNN that flattens its last map channels first, ``(B, C, h*w)``, before its head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 576, 3, 32, 1), torch.nn.ReLU())
+        self.flat = torch.nn.Flatten(2)
+        self.head = torch.nn.Linear(576, 4)
+
+    def forward(self, x):
+        return self.head(self.flat(self.features(x)).mean(2))
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_a_map_flattened_channels_first_is_the_default_layer_and_gives_that_maps_cam(backend):
+    """Its 576 channels of 7x7 were listed as 49 values on a 24x24 token grid at 224x224 (the
+    default layer), and every frame of another shape was then refused."""
+    torch.manual_seed(0)
+    net = _Flattened()
+    cfg = {"device": "cpu", "short_side": 224, "backend": backend, "method": "exact"}
+    engine = Engine(EngineConfig(**cfg), model=net)
+    assert engine.layer == "flat"
+    assert {layer.name: layer.shape for layer in engine.feature_layers()}["flat"] == (576, 7, 7)
+    frame = _frame(224, 384)
+    got = engine.process_one(frame)
+    want = Engine(EngineConfig(layer="features", **cfg), model=net).process_one(frame)
+    assert engine.backend.running == backend
+    assert got.cam.shape == want.cam.shape == (7, 12)
+    np.testing.assert_allclose(got.cam, want.cam, atol=1e-4)

@@ -149,6 +149,26 @@ def test_outputs_that_are_not_maps_of_the_input_are_refused():
     assert to_feature_map(torch.randn(1, 64, 26, 26), (224, 224)).shape == (1, 64, 26, 26)  # unpadded convs
 
 
+def test_a_map_flattened_channels_first_is_read_as_that_map():
+    """``(B, C, h*w)`` (a map flattened before an attention block): it was taken for tokens where
+    ``C`` happened to fit a grid (576 = 24x24 at 224x224) and refused at any other size."""
+    fmap = torch.randn(2, 576, 7, 7)
+    assert torch.equal(to_feature_map(fmap.flatten(2), (224, 224)), fmap)  # both fit: the usual stride wins
+    wide = torch.randn(2, 576, 7, 12)
+    assert torch.equal(to_feature_map(wide.flatten(2), (224, 384)), wide)  # only the map fits
+    # tokens stay tokens: a class token, a model that declares its prefix tokens, or a usual stride
+    # where both fit (PVT's first stage: 56x56 tokens of 64 values, 8x8 being stride 28)
+    for tokens, hint, grid in [(torch.randn(1, 197, 256), None, (14, 14)), (torch.randn(1, 576, 49), 0, (24, 24)),
+                               (torch.randn(1, 3136, 64), None, (56, 56)), (torch.randn(1, 196, 256), None, (14, 14))]:
+        assert tuple(to_feature_map(tokens, (224, 224), hint).shape[-2:]) == grid
+    # an MLP-Mixer's token MLP: (B, 512 channels, 196 positions) is a map; its hidden width 256 is not
+    assert to_feature_map(torch.randn(1, 512, 196), (224, 224)).shape == (1, 512, 14, 14)
+    with pytest.raises(LayerNotFoundError):
+        to_feature_map(torch.randn(1, 512, 256), (224, 224))
+    with pytest.raises(LayerNotFoundError):  # PiT's 1 + 27x27 tokens (no grid) of 64 values: 8x8 is stride 28
+        to_feature_map(torch.randn(1, 730, 64), (224, 224))
+
+
 def test_tokens_that_fit_no_grid_are_refused_with_the_shape():
     with pytest.raises(LayerNotFoundError, match=r"\(1, 3, 8\).*224x384"):
         to_feature_map(torch.randn(1, 3, 8), (224, 384))  # three tokens: no 2x2 grid

@@ -60,6 +60,11 @@ def to_feature_map(output: torch.Tensor | tuple, size: tuple[int, int], prefix_t
     - ``(B, C, h, w)`` (CNNs) or ``(B, h, w, C)`` (Swin, timm's NHWC stages); NCHW when both fit;
     - tokens ``(B, p + h*w, D)`` (ViT, DeiT, BEiT, EVA...): ``p`` class/register/distillation
       tokens first, dropped, the rest reshaped to the patch grid (square or not);
+    - a map flattened channels first, ``(B, C, h*w)`` (before a CNN's attention block, an MLP
+      mixing tokens), on a grid of stride 8, 16, 32 or 64, where the tokens' reading fits no grid
+      of a usual stride (those and 2, 4, 14): 576 tokens of 49 values at 224x224 are a 7x7 map of
+      576 channels (a 24x24 grid has stride 9.3); a token MLP's hidden width (256 = 16x16, stride
+      14) is no map; a model that declares prefix tokens (timm's ViTs) gives tokens;
     - a dict or list of maps (a detector's FPN levels, SSD's feature maps): brought to one grid and
       stacked along channels (:func:`stack_levels`).
 
@@ -100,6 +105,11 @@ def to_feature_map(output: torch.Tensor | tuple, size: tuple[int, int], prefix_t
     if output.dim() == 3:
         b, t, d = output.shape
         grid = _token_grid(t, height, width, prefix_tokens)
+        # or a map flattened channels first, (B, C, h*w): never with prefix tokens, nor from a token model
+        flat = None if prefix_tokens is not None or (grid is not None and grid[0]) else _token_grid(d, height, width, 0)
+        if (flat is not None and _usual_stride(flat, height, width, _MAP_STRIDES)
+                and (grid is None or not _usual_stride(grid, height, width))):
+            return output.reshape(b, t, flat[1], flat[2])
         if grid is not None:
             skip, h, w = grid
             return output[:, skip:, :].transpose(1, 2).reshape(b, d, h, w)
@@ -162,6 +172,19 @@ def _fits(h: int, w: int, height: int, width: int) -> bool:
     lo = max(-(-height // h), -(-width // w))
     hi = min(-(-height // (h - 1)) - 1 if h > 1 else lo, -(-width // (w - 1)) - 1 if w > 1 else lo)
     return lo <= hi
+
+
+#: The strides of real networks' grids: a CNN's stages, a ViT's patches (8, 14, 16, 32).
+_USUAL_STRIDES = (2, 4, 8, 14, 16, 32, 64)
+#: Those of the maps a network flattens channels first (its deeper stages).
+_MAP_STRIDES = (8, 16, 32, 64)
+
+
+def _usual_stride(grid: tuple[int, int, int], height: int, width: int, strides: tuple[int, ...] = _USUAL_STRIDES) -> bool:
+    """Whether ``grid = (prefix, h, w)`` is the input's grid for one of ``strides`` (``H / s`` and
+    ``W / s`` both rounded down or both rounded up)."""
+    _, h, w = grid
+    return any((height // s, width // s) == (h, w) or (-(-height // s), -(-width // s)) == (h, w) for s in strides)
 
 
 @lru_cache(maxsize=256)
