@@ -343,6 +343,25 @@ def test_bad_source_shows_an_error_and_the_app_keeps_running(qtbot, make_window,
     wait_frames(qtbot, w, 3)
 
 
+def test_what_a_folder_lost_is_not_said_over_the_next_source(qtbot, make_window, tmp_path):
+    """A trial: "skipped an unreadable image" stayed over the video opened next, for 30 s."""
+    import cv2
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.full((48, 64, 3), 90, np.uint8))
+    (folder / "b.png").write_bytes(b"")
+    cv2.imwrite(str(folder / "c.png"), np.full((48, 64, 3), 160, np.uint8))
+    w = make_window(source=str(folder))
+    wait_frames(qtbot, w, 1)
+    w.step(1)
+    qtbot.waitUntil(lambda: "b.png" in (w.last_error or ""), timeout=WAIT)
+    assert w.error_banner.isVisible()
+    w.open_source("scene")
+    qtbot.waitUntil(lambda: w.source_spec == "scene", timeout=WAIT)
+    assert not w.error_banner.isVisible()
+
+
 def test_what_the_command_line_names_must_be_had(qtbot, make_window, tmp_path, settings, capsys):
     """A layer or a source named on the command line (``required``) that cannot be had closes the
     window saying why on stderr, and nothing is remembered; the same remembered falls back, saying why."""
@@ -491,6 +510,60 @@ def test_a_number_typed_in_a_spin_box_applies_on_enter_not_at_each_digit(qtbot, 
     qtbot.waitUntil(lambda: w.engine_config.short_side == 992, timeout=WAIT)
 
 
+def test_keys_after_a_typed_model_and_the_wheel_over_the_panel_do_what_they_say(qtbot, make_window):
+    """A trial: after Enter in the model box, Space, S and R were typed into the name (no pause, no
+    snapshot, a recording not stopped); scrolling the panel changed the opacity and the view the
+    pointer passed over."""
+    from PyQt5.QtCore import QPoint, QPointF
+    from PyQt5.QtGui import QWheelEvent
+    from PyQt5.QtWidgets import QApplication
+
+    w = make_window()
+    wait_frames(qtbot, w, 2)
+    w.activateWindow()
+    edit = w.model_combo.lineEdit()
+    edit.setFocus()
+    edit.setText("mobilenet_v3_small")  # the model in use: nothing to load, the keys go back all the same
+    qtbot.keyClick(edit, Qt.Key_Return)
+    with qtbot.waitSignal(w.pipeline.paused_changed, timeout=WAIT):
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key_Space)
+    assert w.paused and edit.text() == "mobilenet_v3_small"
+
+    w.resize(900, 300)  # the panel scrolls
+    qtbot.waitUntil(lambda: w.controls_scroll.verticalScrollBar().maximum() > 0, timeout=WAIT)
+    bar = w.controls_scroll.verticalScrollBar()
+    for widget in (w.alpha_slider, w.view_combo):
+        before, top = widget.value() if widget is w.alpha_slider else widget.currentIndex(), bar.value()
+        centre = QPointF(widget.rect().center())
+        wheel = QWheelEvent(centre, QPointF(widget.mapToGlobal(centre.toPoint())), QPoint(), QPoint(0, -120),
+                            Qt.NoButton, Qt.NoModifier, Qt.NoScrollPhase, False)
+        QApplication.sendEvent(widget, wheel)
+        assert (widget.value() if widget is w.alpha_slider else widget.currentIndex()) == before
+        assert bar.value() > top or bar.value() == bar.maximum()
+    w.alpha_slider.setFocus()  # clicked first: the wheel is the slider's
+    before = w.alpha_slider.value()
+    QApplication.sendEvent(w.alpha_slider, QWheelEvent(QPointF(5, 5), QPointF(w.alpha_slider.mapToGlobal(QPoint(5, 5))),
+                                                     QPoint(), QPoint(0, -120), Qt.NoButton, Qt.NoModifier,
+                                                     Qt.NoScrollPhase, False))
+    assert w.alpha_slider.value() != before
+
+
+def test_a_remembered_window_larger_than_the_screen_is_fitted_to_it(qtbot, make_window, settings):
+    """A trial: a window saved on a 1366x768 screen came back at that size on a 1280x720 one, its
+    status bar and the controls' right side off the screen."""
+    from PyQt5.QtWidgets import QApplication
+
+    free = QApplication.primaryScreen().availableGeometry()
+    w = make_window(settings=settings)
+    wait_frames(qtbot, w, 1)
+    w.setGeometry(free.x() + 200, free.y() + 100, free.width() + 300, free.height() + 200)
+    w.close()
+    w = MainWindow(FAST, RenderConfig(), "scene", settings=settings, demo_size=SIZE)  # as the app makes it
+    qtbot.addWidget(w)
+    assert w.frameGeometry() == free  # as large as the screen's free area, on it
+    w.close()
+
+
 def test_settings_are_remembered_and_typed_options_win(qtbot, make_window, settings):
     w = make_window(settings=settings)
     wait_frames(qtbot, w, 1)
@@ -636,6 +709,8 @@ def test_a_typed_model_string_opens_and_the_layer_list_is_a_filterable_tree(qtbo
     qtbot.waitUntil(lambda: w.status is not None and w.status.config.model == "tinynet:build", timeout=WAIT)
     assert w.pipeline.engine.layer == "2" and w.model_combo.currentData() == "tinynet:build"
     wait_frames(qtbot, w, 2)
+    meta = w.snapshot_settings(w.last_packet)  # the factory's own weights: whether trained, none can say
+    assert meta["weights"] == "as built" and meta["trained"] is None
     # 160x120 frames at short side 64: an 64x96 input (rounded to the stride 32), so 32x48 then 16x24
     qtbot.waitUntil(lambda: any("16×16×24" in w.layer_combo.itemText(i) for i in range(w.layer_combo.count())),
                     timeout=WAIT)

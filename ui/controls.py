@@ -286,6 +286,8 @@ class ControlsSync:
         model = (model or "").strip()
         if model and model != self.engine_config.model:
             self._engine(model=model, layer=None, weights=_weights_for(model, self.engine_config.weights))
+        # the keys go back to the picture: Space, S, R... were typed into the name after Enter
+        self.view.setFocus()
 
     def _short_side(self, value: int) -> None:
         """The input's short side as the network takes it, a multiple of the stride: 1000 typed

@@ -312,11 +312,11 @@ class FrameLoop:
             self._close_source()
             return None
         if frame is not None and frame.note:  # said as its frame shows (a folder's unreadable image before it)
-            self.out.warning.emit(frame.note)
+            self.out.source_warning.emit(frame.note)
         warning = self.playback.warning
         if warning and warning != self._warned:  # said once, when it happens
             self._warned = warning
-            self.out.warning.emit(warning)
+            self.out.source_warning.emit(warning)
         if frame is None and self.playback.ended:
             self.out.source_ended.emit()
         return frame

@@ -119,9 +119,11 @@ class InspectionActions:
     def snapshot_settings(self, packet: Packet) -> dict:
         """What made ``packet``'s picture, for the JSON file beside a snapshot."""
         ec, rc, r = self.engine_config, self.render_config, packet.result
-        status = self.status
+        status, weights = self.status, weights_name(ec.model, ec.weights)
+        # a factory's or a file's own weights: trained or not, nothing here can know (null); random ones are not
+        trained = None if status is None or (weights == "as built" and status.trained) else bool(status.trained)
         return {
-            "model": ec.model, "weights": weights_name(ec.model, ec.weights), "trained": bool(status.trained) if status else None,
+            "model": ec.model, "weights": weights, "trained": trained,
             "layer": status.layer if status else ec.layer, "component": int(r.component), "method": ec.method,
             "short_side": ec.short_side, "smoothing": ec.smoothing,
             "device": status.device if status else ec.device, "backend": status.backend if status else ec.backend,
@@ -143,7 +145,8 @@ class InspectionActions:
             self.pipeline.stop_recording()
             return
         if self.source_info is None or self.last_packet is None:
-            self.say_error("nothing to record: no video is playing")
+            self.say_error("nothing to record yet: " + ("no source is open" if self.source_info is None
+                                                        else "its first frame has not come (press R again once it shows)"))
             return
         out = Path(folder) if folder else self.snapshot_dir
         try:

@@ -61,6 +61,10 @@ class SourceActions:
         self.requested_source = spec
         self.pipeline.open_source(spec)
 
+    def _on_source_warning(self, message: str) -> None:
+        self._source_warning = message
+        self.show_error(message, warning=True)
+
     def _on_source_opened(self, spec, info) -> None:
         self.source_info = info
         self._left_the_end()  # the last file's end is not this one's
@@ -69,6 +73,8 @@ class SourceActions:
             # the requested source opened: a failed one's error goes (not another's, e.g. the model's;
             # when the demo took a failed source's place, its error stays)
             self.error_banner.hide()
+        if self.last_error is not None and self.last_error == self._source_warning:
+            self.error_banner.hide()  # what the last source lost (an image skipped) is not this one's
         self.source_spec = spec
         i = self.source_combo.findData(spec)
         if i < 0:

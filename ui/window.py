@@ -16,10 +16,11 @@ import time
 from collections import deque
 from pathlib import Path
 
-from PyQt5.QtCore import QEvent, QObject, QSettings, Qt, QTimer, pyqtSignal
+from PyQt5.QtCore import QSettings, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import (
     QAction,
+    QApplication,
     QDockWidget,
     QHBoxLayout,
     QLabel,
@@ -36,6 +37,7 @@ from eigencam_live.render import TWO_PANEL_VIEWS, RenderConfig, colormap_lut, fi
 
 from . import settings as remembered
 from .controls import TIPS, ControlsSync, build_panel
+from .focus import FrameKeys, WheelScrolls
 from .inspection import InspectionActions, default_snapshot_dir, layers_to_compare
 from .rates import RateMeter
 from .shortcuts import SHORTCUTS, shortcut
@@ -49,22 +51,6 @@ __all__ = ["MainWindow", "default_snapshot_dir", "layers_to_compare"]
 #: The other texts a toolbar button takes (see :meth:`MainWindow.set_paused`, ``_on_recording_changed``).
 _OTHER_TEXTS = {"pause": ("Resume",), "record": ("■ Stop recording",)}
 
-
-class _FrameKeys(QObject):
-    """Event filter for spin boxes: ← and → (frame steps), Space (pause) and S, R, F, H (no modifier)
-    go to the window's shortcuts, not to the number being edited (which has no use for them)."""
-
-    KEYS = (Qt.Key_Left, Qt.Key_Right, Qt.Key_Space, Qt.Key_S, Qt.Key_R, Qt.Key_F, Qt.Key_H)
-
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt's name)
-        if (
-            event.type() == QEvent.ShortcutOverride
-            and event.key() in self.KEYS
-            and event.modifiers() in (Qt.NoModifier, Qt.KeypadModifier)
-        ):
-            event.ignore()  # not claimed by the widget: the shortcut fires
-            return True
-        return False
 
 class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, QMainWindow):
     """The eigencam-live window.
@@ -118,6 +104,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.last_packet: Packet | None = None
         self.last_error: str | None = None
         self._source_error: str | None = None  # the last failed source's message
+        self._source_warning: str | None = None  # the last thing a source lost (an image skipped)
         self._setting_error: str | None = None  # the last refused setting's message
         self.fatal_error: str | None = None  # what the command line asked for and could not be had
         self.errors: list[str] = []
@@ -140,6 +127,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
             geometry = remembered.load_geometry(settings)
             if geometry is not None:
                 self.restoreGeometry(geometry)
+                self._fit_on_screen()
         self._stats_timer = QTimer(self)
         self._stats_timer.timeout.connect(self._update_stats)
         self._stats_timer.start(500)
@@ -198,6 +186,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         scroll.setWidget(panel)
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self._wheel_scrolls = WheelScrolls(scroll)
         self.controls_scroll = scroll
         self._fit_controls()
         dock.setWidget(scroll)
@@ -236,6 +225,22 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         # the rates stretch over the bar: a message (snapshot saved, end of file) takes their place while it shows
         self.statusBar().messageChanged.connect(lambda text: self.stats_label.setVisible(not text))
         self.view.setFocus()
+
+    def _fit_on_screen(self) -> None:
+        """A remembered geometry shrunk and moved onto the screen's free area: Qt restores it as it
+        was saved, off a smaller screen (the status bar and the controls' right side cut off)."""
+        screen = self.screen() or QApplication.primaryScreen()
+        if screen is None:
+            return
+        free, frame, inner = screen.availableGeometry(), self.frameGeometry(), self.geometry()
+        extra_w, extra_h = frame.width() - inner.width(), frame.height() - inner.height()  # the title bar, borders
+        w, h = min(frame.width(), free.width()), min(frame.height(), free.height())
+        if (w, h) != (frame.width(), frame.height()):
+            self.resize(w - extra_w, h - extra_h)
+        x = min(max(frame.x(), free.x()), free.right() + 1 - w)
+        y = min(max(frame.y(), free.y()), free.bottom() + 1 - h)
+        if (x, y) != (frame.x(), frame.y()):
+            self.move(x, y)
 
     def _fit_controls(self) -> None:
         """Room for the controls and a vertical scrollbar beside them, never over their arrows and
@@ -291,7 +296,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.record_action = self.shortcut_actions["record"]
         self.addToolBar(Qt.TopToolBarArea, bar)
         # A spin box with the focus would take ← and → for its text cursor: they step frames instead.
-        self._frame_keys = _FrameKeys(self)
+        self._frame_keys = FrameKeys(self)
         for spin in (self.component_spin, self.smoothing_spin, self.short_side_spin):
             spin.installEventFilter(self._frame_keys)
         return bar
@@ -301,6 +306,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         p.frame_ready.connect(self._on_frame_ready)
         p.error.connect(self.show_error)
         p.warning.connect(lambda message: self.show_error(message, warning=True))
+        p.source_warning.connect(self._on_source_warning)
         p.setting_failed.connect(self._on_setting_failed)
         p.setting_applied.connect(self._on_setting_applied)
         p.engine_changed.connect(self._on_engine_changed)

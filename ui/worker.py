@@ -59,6 +59,8 @@ class Pipeline(QObject):
         cameras_found(list): indices of the cameras that open.
         paused_changed(bool): the worker has taken a pause/resume into account (no frame is
             processed after ``True`` until a step, a seek or a change of setting).
+        source_warning(str): what the source lost (an image skipped, a file cut off): a warning
+            about this source only.
         busy(str): a long operation started ("" when it finished), e.g. loading a model.
         compare_ready(list): ``[(component, picture, explained), ...]`` for the frame on screen.
         fatal(str): what the command line asked for cannot be had (``required``): the window says
@@ -68,6 +70,7 @@ class Pipeline(QObject):
     frame_ready = pyqtSignal()
     error = pyqtSignal(str)
     warning = pyqtSignal(str)
+    source_warning = pyqtSignal(str)
     setting_failed = pyqtSignal(str)
     setting_applied = pyqtSignal()
     engine_changed = pyqtSignal(object)
