@@ -107,8 +107,9 @@ class EngineConfig:
             raise ConfigError(f"unknown model {self.model!r}.{hint} Or timm:NAME, package.module:callable, "
                               "path/to/file.py:callable, the path of an .onnx file, or a YOLO .pt/.yaml "
                               "(README: Models).", field="model")
-        if model_kind(self.model) == "onnx" and self.weights not in ("imagenet", "none"):
-            raise ConfigError("an ONNX file holds its own weights: leave --weights out", field="weights")
+        if model_kind(self.model) == "onnx" and self.weights != "imagenet":
+            raise ConfigError("an ONNX file holds its own weights: leave --weights out (none too: its graph is run "
+                              "as it is)", field="weights")
         for name in ("mean", "std"):
             value = getattr(self, name)
             if value is not None and (
@@ -220,6 +221,9 @@ def with_overrides(loaded, config: EngineConfig):
     the settings give in place of the model's own."""
     for name in ("mean", "std"):  # checked before anything is changed
         value = getattr(config, name)
+        if value is not None and loaded.normalises_itself:
+            raise ConfigError(f"{loaded.spec.name} {loaded.normalises_itself}: no --mean/--std for it (they would "
+                              "normalise its input twice)", field=name)
         if value is not None and len(value) != loaded.channels:
             what = "one number: it takes grey input" if loaded.channels == 1 else "three numbers (R G B)"
             raise ConfigError(f"{loaded.spec.name} needs {what}. Got {' '.join(f'{v:g}' for v in value)}", field=name)

@@ -278,8 +278,11 @@ def test_onnx_file_mistakes_get_one_clear_line(tmp_path):
         assert many.predictions == one.predictions
     with pytest.raises(LayerNotFoundError, match="no node output"):
         engine.reconfigure(layer="layer4")
-    with pytest.raises(LayerNotFoundError, match="not a spatial"):
+    with pytest.raises(LayerNotFoundError, match=r"not a spatial feature map \(its output is \(1, 512, 1, 1\)"):
         engine.reconfigure(layer=next(n for n in engine.backend.graph.order if "GlobalAveragePool" in n))
+    with pytest.raises(ConfigError, match="precision: .*exported in") as info:  # the option at fault named
+        Engine(EngineConfig(model=path, precision="bf16"))
+    assert info.value.field == "precision"
     with pytest.raises(ConfigError, match="own weights"):
         EngineConfig(model=path, weights="w.pth")
     with pytest.raises(ConfigError, match="onnxruntime, not torch"):
@@ -1093,3 +1096,105 @@ def test_a_grey_modules_own_numbers_and_a_network_sized_for_another_input_say_wh
     with pytest.raises(NetworkError, match=r"mat1 and mat2 shapes.*; a network that takes one input size says which: "
                                            r"input_size = \(H, W\) on the module"):
         Engine(EngineConfig(weights="none", device="cpu"), model=sized)
+
+
+class _Wild(torch.nn.Module):
+    """Forms ONNX files come in from other exporters (a trial of about 45 of them)."""
+
+    def __init__(self, form: str) -> None:
+        super().__init__()
+        self.form = form
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, 32, 1), torch.nn.ReLU())
+        self.pos = torch.nn.Parameter(torch.randn(1, 16, 7, 7))  # a position embedding for 224x224 only
+        self.embed, self.head, self.head_of_embed = torch.nn.Linear(16, 12), torch.nn.Linear(16, 5), torch.nn.Linear(12, 5)
+        self.out, self.aux = torch.nn.Conv2d(16, 5, 1), torch.nn.Conv2d(3, 5, 1, 32)
+
+    def forward(self, x):
+        f = self.features(x)
+        pooled = f.mean((2, 3))
+        if self.form == "one size":
+            return self.head((f + self.pos).mean((2, 3)))
+        if self.form == "embedding first":  # neutral names; the logits computed from the embedding
+            embedding = self.embed(pooled)
+            return embedding, self.head_of_embed(embedding)
+        if self.form == "squeezed":  # the batch squeezed away
+            return self.head(pooled).squeeze(0)
+        if self.form == "token axis":
+            return self.head(pooled)[:, None]
+        if self.form == "no input shape":  # its input's shape not declared (refused as "not one image input")
+            return self.head(pooled)
+        return self.out(f), self.aux(x)  # "segmentation": no scores, a main output and an auxiliary one
+
+
+@pytest.mark.parametrize("form", ["one size", "embedding first", "squeezed", "token axis", "no input shape",
+                                  "segmentation"])
+def test_onnx_files_as_other_exporters_write_them(form, tmp_path):
+    """A ViT-like graph with free sizes that runs at 224x224 only failed on the first non-square
+    frame; neutral output names put the embedding before the logits read as the scores; scores
+    ``(K,)`` or ``(B, 1, K)`` gave no predictions, in silence (and the stats CSV a probability of 0);
+    a segmentation's auxiliary head was the default layer."""
+    import csv
+    import warnings
+
+    from eigencam_live.cli import annotate_main
+
+    torch.manual_seed(0)
+    net = _Wild(form).eval()
+    path = tmp_path / "wild.onnx"
+    names = {"embedding first": ["out0", "out1"], "segmentation": ["out", "aux"]}.get(form, ["output"])
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.zeros(1, 3, 224, 224),), str(path), input_names=["x"], output_names=names,
+                          dynamic_axes={"x": {2: "h", 3: "w"}}, opset_version=17, dynamo=False)
+    if form == "no input shape":
+        import onnx
+
+        graph = onnx.load(str(path))
+        graph.graph.input[0].type.tensor_type.ClearField("shape")
+        onnx.save(graph, str(path))
+    engine = Engine(EngineConfig(model=str(path), short_side=224))
+    frame = scene(120, 200, corner="br", seed=1)
+    got = engine.process_one(frame)
+    if form == "segmentation":
+        assert engine.loaded.classes is None and got.predictions == []
+        assert engine.layer != "aux" and engine.feature_layers()  # the main output's lineage
+        image = tmp_path / "photo.png"
+        import cv2
+
+        cv2.imwrite(str(image), frame)
+        assert annotate_main([str(image), "-o", str(tmp_path / "out.png"), "--model", str(path), "-q",
+                              "--stats", str(tmp_path / "s.csv")]) == 0
+        row = next(csv.DictReader((tmp_path / "s.csv").open()))
+        assert row["label"] == "" and row["probability"] == ""  # no prediction: no probability of 0
+        return
+    x = engine.preprocess(frame[None])
+    if form == "one size":
+        assert engine.loaded.spec.fixed_input == (224, 224) and "runs at 224x224 only" in engine.loaded.note
+        assert tuple(x.shape[-2:]) == (224, 224) and got.cam.shape == (7, 7)
+    with torch.no_grad():
+        scores = net(x)
+    scores = (scores[1] if form == "embedding first" else scores).reshape(1, -1)
+    want = torch.softmax(scores, 1)[0].sort(descending=True).values[:5].tolist()
+    assert engine.loaded.classes == 5 and [p for _, p in got.predictions] == pytest.approx(want, abs=1e-5)
+
+
+def test_settings_an_onnx_file_has_no_use_for_are_refused(tmp_path):
+    """``--weights none`` ran the file's own weights in silence (random ones were asked for);
+    ``--mean``/``--std`` for a graph that takes uint8 pixels normalised them twice: every answer
+    'nematode' at 2 %."""
+
+    class Pixels(torch.nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.avg_pool2d(x.float() / 255, 8).flatten(1)[:, :6]
+
+    import warnings
+
+    path = tmp_path / "pixels.onnx"
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Pixels(), (torch.zeros(1, 3, 64, 64, dtype=torch.uint8),), str(path), input_names=["x"],
+                          dynamic_axes={"x": {2: "h", 3: "w"}}, opset_version=17, dynamo=False)
+    with pytest.raises(ConfigError, match="holds its own weights"):
+        EngineConfig(model=str(path), weights="none")
+    with pytest.raises(ConfigError, match="uint8.*twice"):
+        Engine(EngineConfig(model=str(path), mean=(0.5, 0.5, 0.5)))

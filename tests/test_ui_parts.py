@@ -185,15 +185,27 @@ def test_another_model_starts_with_weights_that_fit_it():
     """Random weights chosen for a detector were carried to a trained factory typed next, which then
     ran untrained; a state_dict file was carried to models it does not fit. A snapshot's JSON said
     'imagenet' for a factory's own weights."""
-    from ui.controls import _weights_for, weights_name
+    from ui.controls import weights_name
+    from ui.settings import weights_for
 
-    assert _weights_for("examples.efficientnet_lite0:build", "none") == "imagenet"  # as built
-    assert _weights_for("net.onnx", "none") == "imagenet"
-    assert _weights_for("resnet18", "none") == "none" and _weights_for("timm:resnet18", "none") == "none"
-    assert _weights_for("resnet50", "/tmp/resnet18.pth") == "imagenet"
+    assert weights_for("examples.efficientnet_lite0:build", "none") == "imagenet"  # as built
+    assert weights_for("net.onnx", "none") == "imagenet"
+    assert weights_for("resnet18", "none") == "none" and weights_for("timm:resnet18", "none") == "none"
+    assert weights_for("resnet50", "/tmp/resnet18.pth") == "imagenet"
     assert [weights_name(m, "imagenet") for m in ("mynet:build", "net.onnx", "fasterrcnn_resnet50_fpn", "resnet18")] == \
         ["as built", "as built", "COCO", "imagenet"]
     assert weights_name("mynet:build", "none") == "none"
+    # on the command line too: random weights remembered from a zoo model are not an ONNX file's (refused)
+    from ui.app import _typed, build_parser, configs_from
+
+    store = {"engine/model": "resnet18", "engine/weights": "none"}
+    settings = type("Store", (), {"value": lambda _s, k: store.get(k), "setValue": store.__setitem__,
+                                  "sync": lambda _s: None})()
+    parser = build_parser()
+    for argv, weights in ((["--model", "net.onnx"], "imagenet"), (["--model", "resnet50"], "none"),
+                          (["--model", "mynet:build", "--weights", "none"], "none")):
+        engine, _ = configs_from(parser.parse_args(argv), _typed(parser, argv), settings)
+        assert (engine.model, engine.weights) == (argv[1], weights)
 
 
 def test_the_closed_layer_box_keeps_the_shape_in_sight_and_shortens_the_name(qtbot):

@@ -92,6 +92,8 @@ def configs_from(args: argparse.Namespace, typed: set[str], settings) -> tuple[E
     changes = {f.name: getattr(from_args_e, f.name) for f in fields(EngineConfig) if f.name in typed}
     if "model" in typed and "layer" not in typed:
         changes["layer"] = None  # a remembered layer belongs to the remembered model
+    if "model" in typed and "weights" not in typed:  # nor its weights (random ones, for an ONNX file)
+        changes["weights"] = remembered.weights_for(changes["model"], engine.weights)
     engine = replace(engine, **changes)
     render = replace(render, **{f.name: getattr(from_args_r, f.name) for f in fields(RenderConfig) if f.name in typed})
     return engine, render

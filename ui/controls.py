@@ -35,6 +35,7 @@ from eigencam_live.options import layer_tree
 from eigencam_live.render import COLORMAPS, TWO_PANEL_VIEWS, VIEWS, RenderConfig, colormap_lut
 
 from . import commands as cmd
+from .settings import weights_for
 from .widgets import LayerCombo, PredictionsPanel, SpectrumPanel
 
 __all__ = ["TIPS", "ControlsSync", "build_panel", "natural_key"]
@@ -268,13 +269,6 @@ def weights_name(model: str, weights: str) -> str:
     return {"factory": "as built", "onnx": "as built", "yolo": "as built", "detector": "COCO"}.get(model_kind(model), weights)
 
 
-def _weights_for(model: str, weights: str) -> str:
-    """The weights another model starts with: random ones stay random between models of the zoos
-    (offline, on purpose); a factory, an ONNX file or a YOLO file runs as built; a state_dict file
-    was for the model before (it does not fit another)."""
-    own = model_kind(model) in ("factory", "onnx", "yolo")
-    return "none" if weights == "none" and not own else "imagenet"
-
 class ControlsSync:
     """Keeping the model and Eigen-CAM controls in step with the engine: a model chosen or typed, the
     controls set to the settings in use (signals blocked), the weights box, and the layer list (a
@@ -285,7 +279,7 @@ class ControlsSync:
         """A model picked from the list or typed (``timm:NAME``, ``module:factory``, an ONNX path)."""
         model = (model or "").strip()
         if model and model != self.engine_config.model:
-            self._engine(model=model, layer=None, weights=_weights_for(model, self.engine_config.weights))
+            self._engine(model=model, layer=None, weights=weights_for(model, self.engine_config.weights))
         # the keys go back to the picture: Space, S, R... were typed into the name after Enter
         self.view.setFocus()
 

@@ -12,9 +12,10 @@ from typing import Any, Protocol, TypeVar
 
 from eigencam_live.engine import EngineConfig
 from eigencam_live.errors import EigenCamError
+from eigencam_live.models import model_kind
 from eigencam_live.render import RenderConfig
 
-__all__ = ["ENGINE_KEYS", "RENDER_KEYS", "load_configs", "load_geometry", "load_source", "save"]
+__all__ = ["ENGINE_KEYS", "RENDER_KEYS", "load_configs", "load_geometry", "load_source", "save", "weights_for"]
 
 #: Engine settings the app remembers (``top_k`` is fixed by the panel, ``optimize`` is a CLI choice).
 ENGINE_KEYS = ("model", "weights", "layer", "component", "method", "short_side", "device", "backend", "precision",
@@ -30,6 +31,14 @@ class Store(Protocol):
     def value(self, key: str) -> Any: ...
     def setValue(self, key: str, value: Any) -> None: ...  # noqa: N802 (Qt's name)
     def sync(self) -> None: ...
+
+
+def weights_for(model: str, weights: str) -> str:
+    """The weights another model starts with: random ones stay random between models of the zoos
+    (offline, on purpose); a factory, an ONNX file or a YOLO file runs as built; a state_dict file
+    was for the model before (it does not fit another)."""
+    own = model_kind(model) in ("factory", "onnx", "yolo")
+    return "none" if weights == "none" and not own else "imagenet"
 
 
 def load_configs(store: Store) -> tuple[EngineConfig, RenderConfig]:

@@ -162,10 +162,11 @@ class Tables:
         boxes = result.detections
         self.detector = self.detector or boxes is not None
         if self.stats_path is not None:
-            label, prob = result.predictions[0] if result.predictions else ("", 0.0)
+            # no prediction (a backbone, a detector): both cells empty, not a probability of 0
+            label, prob = (result.predictions[0][0], f"{result.predictions[0][1]:.6f}") if result.predictions else ("", "")
             where = [key] if self.images else [index, f"{key:.6f}"]
             count = [] if boxes is None else [len(boxes)]
-            self.rows.append([*where, label, f"{prob:.6f}", f"{result.explained_component:.6f}", *result.peak, *count])
+            self.rows.append([*where, label, prob, f"{result.explained_component:.6f}", *result.peak, *count])
         if self.heatmaps_path is not None:
             self.maps.append(result.cam.astype(np.float16))
             self.keys.append(key)

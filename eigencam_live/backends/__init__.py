@@ -62,8 +62,11 @@ def resolve_backend(backend: str, device: torch.device, dtype: torch.dtype, *, o
     if onnx_file:
         if backend == "torch":
             raise ConfigError("an ONNX file runs with onnxruntime, not torch", field="backend")
-        if not cpu_fp32:
-            raise ConfigError("an ONNX file runs on the CPU in fp32: choose device cpu and precision fp32", field="device")
+        if device.type != "cpu":
+            raise ConfigError("an ONNX file runs on the CPU (ONNX Runtime): choose device cpu", field="device")
+        if dtype != torch.float32:
+            raise ConfigError("an ONNX file runs in the precision it was exported in (fp32, or fp16 inside the "
+                              "file): leave --precision at fp32", field="precision")
         backend = "onnxruntime"
     if backend == "auto":
         return "onnxruntime" if cpu_fp32 and onnxruntime_available() else "torch"

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eigencam_live.errors import LayerNotFoundError, ModelError, network_errors
+from eigencam_live.errors import LayerNotFoundError, ModelError, NetworkError, network_errors
 from eigencam_live.models import Layer, LoadedModel, ModelSpec, to_feature_map
 from eigencam_live.models.loaded import normalisation
 from eigencam_live.results import class_scores, score_output
@@ -57,7 +57,10 @@ class OnnxFile:
         graph = self.model.graph
         weights = {i.name for i in graph.initializer}
         inputs = [i for i in graph.input if i.name not in weights]
-        dims = [[d.dim_value or None for d in i.type.tensor_type.shape.dim] for i in inputs]
+        # an input whose shape is not declared at all (ONNX Runtime runs it all the same): an RGB image
+        # of any size, channels first, as most exporters write it
+        dims = [[d.dim_value or None for d in i.type.tensor_type.shape.dim] if i.type.tensor_type.HasField("shape")
+                else [None, 3, None, None] for i in inputs]
         got = ", ".join(f"{i.name} {d}" for i, d in zip(inputs, dims, strict=True)) or "none"
         if len(inputs) != 1 or len(dims[0]) != 4 or not graph.output:
             raise ModelError(f"{self.path.name}: expected one image input, (B, 3, H, W), (B, H, W, 3) or one channel "
@@ -98,6 +101,7 @@ class OnnxFile:
         self.kinds = {o: node.op_type for node in graph.node for o in node.output if o}
         self._inputs = {o: list(node.input) for node in graph.node for o in node.output if o}
         self._layers: dict[tuple[int, int], dict[str, tuple[int, ...]]] = {}
+        self._shapes: dict[tuple[int, int], dict[str, tuple[int, ...]]] = {}
         self._lock = threading.Lock()
 
     def feed(self, x: np.ndarray) -> np.ndarray:
@@ -121,10 +125,12 @@ class OnnxFile:
             with network_errors(f"{self.path.name} failed on a {size[1]}x{size[0]} input"):
                 values = session.run(None, {self.input: x})
             outputs = dict(zip((meta.name for meta in session.get_outputs()), values, strict=True))
-            # an embedding may come before the logits (TensorFlow's exports): a scores' name wins
-            at = score_output([(o, outputs.get(o)) for o in self.outputs])
+            # an embedding may come before the logits (TensorFlow's exports): a scores' name wins, and
+            # an output another one is computed from is not the scores (whatever its name)
+            feeding = {o for o in self.outputs for p in self.outputs if p != o and o in self._ancestors(p)}
+            at = score_output([(o, None if o in feeding else _batched(outputs.get(o), n)) for o in self.outputs])
             self.output = None if at is None else self.outputs[at]
-            self.classes = None if at is None else int(class_scores(outputs[self.output]).shape[1])
+            self.classes = None if at is None else int(class_scores(_batched(outputs[self.output], n)).shape[1])
             for name, value in outputs.items():
                 if name == self.output or not isinstance(value, np.ndarray) or value.ndim == 0 or len(value) != n:
                     continue  # (the graph's output itself may be the map: a backbone without a head)
@@ -138,7 +144,13 @@ class OnnxFile:
                 if fmap.shape[0] == 1 and fmap.shape[2] * fmap.shape[3] >= 4:
                     found[name] = tuple(int(d) for d in fmap.shape[1:])
             self._layers[size] = {name: found[name] for name in self.order if name in found}  # in graph order
+            self._shapes[size] = shapes
         return self._layers[size]
+
+    def shapes(self, size: tuple[int, int]) -> dict[str, tuple[int, ...]]:
+        """The shape of every node output (but the scores) for a ``size`` input, maps or not."""
+        self.layers(size)
+        return self._shapes[size]
 
     def _attention(self, name: str, shapes: dict[str, tuple[int, ...]]) -> bool:
         """Whether ``name`` holds a transformer's attention scores, ``(B, heads, N, N)`` from a
@@ -154,11 +166,12 @@ class OnnxFile:
 
     def default_layer(self, size: tuple[int, int]) -> str:
         """The last feature map the class scores are computed from (before global pooling, for a
-        CNN; not another head's: boxes read as tokens), or the graph's last one where no map feeds
-        them (none that the graph says: inside a subgraph) or it has none."""
+        CNN; not another head's: boxes read as tokens); without scores, the last one of the first
+        output (a segmentation's ``out``, not its auxiliary head's); the graph's last one where no
+        map feeds them (none that the graph says: inside a subgraph)."""
         layers = self.layers(size)
         maps = [n for n, shape in layers.items() if len(shape) == 3]
-        feeding = self._ancestors(self.output) if self.output else set()
+        feeding = self._ancestors(self.output) if self.output else self._ancestors(self.outputs[0]) | {self.outputs[0]}
         maps = [n for n in maps if n in feeding] or maps
         if not maps:
             raise ModelError(f"{self.path.name} has no layer with a spatial feature map")
@@ -200,6 +213,16 @@ class OnnxFile:
             return ort.InferenceSession(proto, options, providers=["CPUExecutionProvider"])
 
 
+def _batched(value, n: int):
+    """An output of ``n`` images as ``(B, ...)``: scores exported with the batch squeezed away
+    (``(K,)`` for one image) or a token axis kept (``(B, 1, K)``) read as ``(B, K)``."""
+    if isinstance(value, np.ndarray) and value.ndim == 1 and n == 1 and len(value) > 1:
+        return value[None]
+    if isinstance(value, np.ndarray) and value.ndim == 3 and value.shape[0] == n and value.shape[1] == 1:
+        return value[:, 0]
+    return value
+
+
 #: The input types fed as they are (uint8: pixels 0 to 255).
 _INPUT_TYPES = {1: np.float32, 10: np.float16, 2: np.uint8}
 #: Ops that keep attention scores attention scores (a scale, a mask, a shift).
@@ -228,17 +251,30 @@ def runtime_options(threads: int | None):
     return options
 
 
+#: The sizes a graph with free sizes is tried at: a 16:9 frame's, then the square one of the zoos.
+_WIDE, _SQUARE = (224, 384), (224, 224)
+
+
 def load_onnx(path: str, labels: list[str] | None = None) -> LoadedModel:
     """A :class:`LoadedModel` for an ONNX file (``net`` is the :class:`OnnxFile`)."""
     graph = OnnxFile(path)
-    side = 224
-    size = graph.fixed_input or (side, side)
+    note, size = graph.note, graph.fixed_input or _WIDE
+    if graph.fixed_input is None:
+        try:  # free sizes said, but one a graph runs at only (a ViT's position embedding, a Linear on one map)
+            graph.layers(_WIDE)
+        except NetworkError as exc:
+            graph.layers(_SQUARE)  # a graph that fails there too fails here, in its own words
+            graph.fixed_input = size = _SQUARE
+            note = (f"{graph.path.name} says it takes any size but runs at 224x224 only (at {_WIDE[1]}x{_WIDE[0]}: "
+                    f"{str(exc).split(': ', 1)[-1]}): frames are resized to 224x224")
     spec = ModelSpec(name=str(graph.path), layer=graph.default_layer(size), fixed_input=graph.fixed_input)
     mean, std = normalisation(graph.channels)
+    own = None
     if graph.dtype == np.uint8:  # pixels as they are, 0 to 255: the graph normalises them itself
         mean, std = (0.0,) * graph.channels, (1 / 255,) * graph.channels
+        own = "takes pixels 0 to 255 (uint8) and normalises them in its graph"
     return LoadedModel(net=graph, spec=spec, labels=labels or [], weights=str(graph.path), trained=True, mean=mean,
-                       std=std, channels=graph.channels, note=graph.note)
+                       std=std, channels=graph.channels, note=note, normalises_itself=own)
 
 
 class OnnxFileBackend:
@@ -291,7 +327,10 @@ class OnnxFileBackend:
         if layer not in shapes:
             if layer not in self.graph.order:
                 raise LayerNotFoundError(f"no node output named {layer!r} in {self.graph.path.name}")
-            raise LayerNotFoundError(f"layer {layer!r} is not a spatial feature map (choose one that --list-layers shows)")
+            shape = self.graph.shapes(size).get(layer)
+            raise LayerNotFoundError(f"layer {layer!r} is not a spatial feature map"
+                                     f"{f' (its output is {shape} for a {size[1]}x{size[0]} input)' if shape else ''}: "
+                                     "choose one that --list-layers shows")
         return shapes[layer]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -311,7 +350,7 @@ class OnnxFileBackend:
                 parts.append([out[: b - start] for out in session.run(None, {name: feed(chunk.numpy())})])
             outs = [np.concatenate(out) for out in zip(*parts, strict=True)]
         raw = outs[-1].astype(np.float32, copy=False)  # the layer asked for (fp16 graphs: read in fp32)
-        logits = class_scores(outs[0]) if len(outs) == 2 else None
+        logits = class_scores(_batched(outs[0], b)) if len(outs) == 2 else None
         logits = np.zeros((b, 0), np.float32) if logits is None else logits.astype(np.float32, copy=False)
         return torch.from_numpy(logits), to_feature_map(torch.from_numpy(raw), tuple(x.shape[-2:]), batch=b)
 

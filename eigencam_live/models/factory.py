@@ -253,14 +253,16 @@ def _one_size(loaded: LoadedModel) -> None:
                        "resized to 224x224; set input_size = (224, 224) on the module to say so")
 
 
-def _normalisation_of(net: nn.Module, name: str, channels: int) -> dict[str, tuple[float, ...]]:
-    """``{"mean": ..., "std": ...}``: the module's own, else the default for ``channels``.
+def _normalisation_of(net: nn.Module, name: str, channels: int) -> dict[str, tuple[float, ...] | str]:
+    """``{"mean": ..., "std": ...}``: the module's own, else the default for ``channels`` (and
+    ``normalises_itself`` where its forward does).
 
     A ``mean`` and ``std`` registered on the module (buffers, parameters) are its forward's own
     normalisation (``(x - self.mean) / self.std``): it is fed pixels in ``[0, 1]``, not normalised
     twice."""
     if all(key in net._buffers or key in net._parameters for key in ("mean", "std")):
-        return {"mean": (0.0,) * channels, "std": (1.0,) * channels}
+        return {"mean": (0.0,) * channels, "std": (1.0,) * channels,
+                "normalises_itself": "normalises its input itself (its registered mean and std buffers)"}
     norm = {}
     for key, default in zip(("mean", "std"), normalisation(channels), strict=True):
         raw = getattr(net, key, None)

@@ -58,6 +58,9 @@ class LoadedModel:
             and for detectors and networks without a classifier head).
         headless: the network returns features, not class scores (timm's ``num_classes=0``
             models, DINOv2's and EVA-02's): no predictions are read from it.
+        normalises_itself: why ``mean`` and ``std`` are the network's own and fixed (it takes
+            uint8 pixels, or registers its own mean and std), or ``None``: settings that would
+            normalise its input a second time are refused.
     """
 
     net: nn.Module
@@ -73,6 +76,7 @@ class LoadedModel:
     headless: bool = False
     channels: int = 3
     note: str | None = None
+    normalises_itself: str | None = None
 
 
 def normalisation(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
