@@ -487,6 +487,8 @@ def test_a_network_with_its_own_mean_and_std_buffers_is_fed_pixels_in_0_1_and_nu
     net = _SelfNormalising()
     engine = Engine(EngineConfig(**cfg), model=net)
     assert (engine.loaded.mean, engine.loaded.std) == ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+    with pytest.raises(ConfigError, match="registered mean and std buffers.*twice"):  # they would apply twice
+        Engine(EngineConfig(**cfg, mean=(0.5, 0.5, 0.5)), model=net)
     outside = _SelfNormalising()  # the same network normalised by the engine
     outside.load_state_dict(net.state_dict())
     outside.forward = lambda x: outside.head(outside.features(x).mean((2, 3)))
