@@ -117,6 +117,31 @@ def test_a_folder_mixing_videos_and_images_does_both(tmp_path, capsys):
     assert annotate_main([str(tmp_path / "out"), "-o", str(tmp_path / "again"), *FAST]) == 1
 
 
+def test_a_phones_heic_and_avif_photos_and_an_m2ts_clip_in_a_folder_are_annotated(tmp_path, capsys):
+    """A trial: an iPhone's .HEIC photos, .AVIF ones and a camera's .m2ts clips were left out of a
+    folder's run without a word (exit 0); one named alone came out as a one-frame video."""
+    pillow_heif = pytest.importorskip("pillow_heif")
+    from PIL import Image
+
+    folder = tmp_path / "DCIM"
+    folder.mkdir()
+    picture = pattern(0, 96, 64)
+    pillow_heif.register_heif_opener()
+    Image.fromarray(picture[:, :, ::-1]).save(folder / "IMG_0001.HEIC", quality=95)
+    cv2.imwrite(str(folder / "IMG_0002.AVIF"), picture)
+    write_clip(tmp_path / "clip.ts", frames=5)
+    (tmp_path / "clip.ts").rename(folder / "00001.m2ts")
+    out = tmp_path / "out"
+    assert annotate_main([str(folder), "-o", str(out), "--view", "original", *FAST]) == 0
+    for name in ("IMG_0001.eigencam.png", "IMG_0002.eigencam.png"):
+        got = cv2.imread(str(out / name))
+        assert got.shape == (64, 96, 3) and np.abs(got.astype(int) - picture).mean() < 3, name
+    assert probe(out / "00001.eigencam.mp4")["frames"] == 5
+    assert annotate_main([str(folder / "IMG_0001.HEIC"), "-o", str(out), "--image-format", "same", "-f", *FAST]) == 0
+    with Image.open(out / "IMG_0001.eigencam.heic") as im:  # its own format kept
+        assert im.format == "HEIF" and im.size == (96, 64)
+
+
 def test_an_unreadable_image_is_named_and_the_others_are_written(tmp_path, capsys):
     folder = tmp_path / "photos"
     folder.mkdir()

@@ -73,7 +73,7 @@ def test_an_odd_size_is_padded_by_one_edge_pixel_and_said(tmp_path, capsys):
     assert annotate_main([str(src), "-o", str(out), "--view", "original", "-m", "mobilenet_v3_small",
                           "--weights", "none", "--short-side", "64", "--device", "cpu", "-q"]) == 0
     err = capsys.readouterr().err
-    assert "note: 63x47 written as 64x48" in err and "no odd sizes" in err
+    assert "note: odd.mp4: 63x47 written as 64x48" in err and "no odd sizes" in err  # which video, in a folder's run
     got = probe(out)
     assert (got["width"], got["height"], got["frames"]) == (64, 48, 4)
     _, picture = _first_picture(out)

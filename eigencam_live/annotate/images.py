@@ -30,7 +30,7 @@ from eigencam_live.engine import Engine, FrameResult
 from eigencam_live.errors import ConfigError, SinkError, SourceError
 from eigencam_live.options import cpu_cores
 from eigencam_live.render import RenderConfig, draw_boxes, render
-from eigencam_live.video.images import image_metadata, read_image
+from eigencam_live.video.images import heif_opener, image_metadata, read_image
 
 from .jobs import Job
 from .outputs import Tables, part_name, progress_bar, replace_atomically
@@ -238,7 +238,9 @@ def annotate_images(
 _ALPHA_FORMATS = (".png", ".webp", ".tif", ".tiff")
 #: Output formats that keep an input's colour profile and EXIF, by Pillow's name.
 _METADATA_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
-                     ".bmp": "BMP"}  # (PNG: chunks; BMP: its dpi alone)
+                     ".bmp": "BMP", ".avif": "AVIF", ".heic": "HEIF", ".heif": "HEIF"}  # (PNG: chunks; BMP: its dpi alone)
+#: Formats OpenCV does not write: Pillow does, metadata or not (HEIC through pillow-heif).
+_PILLOW_ONLY = (".heic", ".heif")
 
 
 def _read(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, dict | None, str | None]:
@@ -287,7 +289,10 @@ def _with_metadata(suffix: str, picture: np.ndarray, metadata: dict) -> bytes:
     fmt = _METADATA_FORMATS[suffix]
     order = [2, 1, 0, 3][: picture.shape[2]]
     image = Image.fromarray(np.ascontiguousarray(picture[:, :, order]), "RGBA" if picture.shape[2] == 4 else "RGB")
-    as_opencv = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}, "TIFF": {"compression": "tiff_lzw"}}.get(fmt, {})
+    as_opencv = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}, "TIFF": {"compression": "tiff_lzw"},
+                 "AVIF": {"quality": 95}, "HEIF": {"quality": 95}}.get(fmt, {})
+    if fmt == "HEIF":
+        heif_opener()
     options = dict(metadata, **as_opencv)
     out = io.BytesIO()
     image.save(out, fmt, **options)
@@ -305,11 +310,11 @@ def _write_image(path: Path, picture: np.ndarray, overwrite: bool, alpha: np.nda
     # such, where cv2.imwrite only returned False (and libpng printed "Write Error" lines).
     suffix = path.suffix.lower()
     data = None
-    if metadata and suffix in _METADATA_FORMATS and suffix != ".png":
+    if (metadata or suffix in _PILLOW_ONLY) and suffix in _METADATA_FORMATS and suffix != ".png":
         try:
-            data = _with_metadata(suffix, picture, metadata)
+            data = _with_metadata(suffix, picture, metadata or {})
         except (ValueError, OSError):  # metadata Pillow will not write (EXIF over 64 KB in a JPEG): the picture
-            data = None
+            data = _with_metadata(suffix, picture, {}) if suffix in _PILLOW_ONLY else None
     if data is None:
         ok, data = cv2.imencode(path.suffix, picture)
         if not ok:

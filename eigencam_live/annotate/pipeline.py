@@ -322,7 +322,8 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
         pipe = _Pipeline(engine, capture, sink, look, batch_size, tables, max_frames, source.origin)
         left = source.left_out and f"{job.input.name}: not kept in the output: {source.left_out}"
         colour = source.colour_note and f"{job.input.name}: {source.colour_note}"
-        result = AnnotateResult(job.input, job.output, size_note=sink.size_note, streams_note=left,
+        size = sink.size_note and f"{job.input.name}: {sink.size_note}"  # (in a folder's run: which video)
+        result = AnnotateResult(job.input, job.output, size_note=size, streams_note=left,
                                 colour_note=colour, removed=removed)
         total = info.frame_count if max_frames is None else min(max_frames, info.frame_count or max_frames)
         bar = progress_bar(total, job.input.name, progress)
@@ -377,7 +378,7 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
         bar.close()
     result.frames = pipe.written
     result.audio = sink.audio_packets > 0
-    result.audio_note = sink.audio_note
+    result.audio_note = sink.audio_note and f"{job.input.name}: {sink.audio_note}"
     if sink.audio_damaged:  # a damaged input, as a cut-off video is
         damage = f"{sink.audio_damaged} damaged audio packet(s) of {job.input.name} left out"
         result.warning = f"{result.warning}; {damage}" if result.warning else damage

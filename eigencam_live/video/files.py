@@ -18,8 +18,8 @@ from .yuv import colour_note, colour_tags, to_bgr
 __all__ = ["VIDEO_EXTENSIONS", "FileSource"]
 
 #: File endings taken as videos where a folder of inputs is expanded (``annotate``).
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".ts", ".mts", ".mpg", ".mpeg", ".wmv",
-                    ".flv", ".3gp", ".gif")
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
+                    ".wmv", ".flv", ".3gp", ".gif")
 #: The rate given to a stream that states none (one picture in a container, say): a still shown
 #: for one frame of the commonest video rate.
 DEFAULT_RATE = Fraction(30)

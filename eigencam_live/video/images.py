@@ -16,9 +16,21 @@ from eigencam_live.errors import SourceError
 
 from .frames import Frame, FrameSource, SourceInfo, as_rate
 
-__all__ = ["IMAGE_EXTENSIONS", "FolderSource", "image_metadata", "read_image"]
+__all__ = ["IMAGE_EXTENSIONS", "FolderSource", "heif_opener", "image_metadata", "read_image"]
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".avif", ".heic", ".heif")
+#: A phone's photos (HEIC: iPhones'), read by Pillow with the pillow-heif package.
+_HEIF = (".heic", ".heif")
+
+
+def heif_opener() -> bool:
+    """Let Pillow open HEIC/HEIF photos (once); ``False`` where pillow-heif is not installed."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
 
 
 def _natural_key(path: str) -> list[object]:
@@ -110,6 +122,8 @@ def image_metadata(path: Path) -> tuple[dict | None, str | None]:
     than the first, more than 8 bits per channel (``None``: nothing lost)."""
     from PIL import Image
 
+    if path.suffix.lower() in _HEIF:
+        heif_opener()
     try:
         with Image.open(path) as im:
             exif = im.getexif()
@@ -154,7 +168,11 @@ def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | 
     if path.suffix.lower() in (".jpg", ".jpeg") and not _jpeg_complete(data):
         # libjpeg would fill what is missing with grey (or OpenCV give up): not the picture
         raise SourceError(f"cannot read image {path}: the file is cut off (its JPEG data ends early)")
-    image, alpha, own = _with_alpha(data) if _may_have_alpha(data) else (None, None, None)
+    heif = path.suffix.lower() in _HEIF
+    if heif and not heif_opener():
+        raise SourceError(f"cannot read image {path}: HEIC photos need the pillow-heif package (pip install pillow-heif)")
+    # (a HEIC: Pillow's, which gives it upright; OpenCV reads none)
+    image, alpha, own = _with_alpha(data) if heif or _may_have_alpha(data) else (None, None, None)
     if image is None:  # IMREAD_COLOR applies the EXIF orientation (imdecode as imread)
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is None:
