@@ -211,9 +211,15 @@ def render_frames(frames: torch.Tensor, heatmaps: torch.Tensor, look: RenderConf
         ``stacked``).
     """
     if frames.is_cpu:
-        drawn = [render(f, h, look.view, look.alpha, look.colormap)
-                 for f, h in zip(frames.numpy(), heatmaps.numpy(), strict=True)]
-        return torch.from_numpy(drawn[0][None] if len(drawn) == 1 else np.stack(drawn))  # one frame: no copy
+        out = None  # each picture put in its place as it is drawn (a list then a stack held two copies)
+        for i, (f, h) in enumerate(zip(frames.numpy(), heatmaps.numpy(), strict=True)):
+            drawn = render(f, h, look.view, look.alpha, look.colormap)
+            if len(frames) == 1:
+                return torch.from_numpy(drawn[None])  # one frame: no copy
+            if out is None:
+                out = np.empty((len(frames), *drawn.shape), np.uint8)
+            out[i] = drawn
+        return torch.from_numpy(out)
     return render_tensor(frames, heatmaps, look.view, look.alpha, look.colormap)
 
 

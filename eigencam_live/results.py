@@ -134,11 +134,13 @@ def maps_on_frames(cams: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     h, w = cams.shape[1:]
     mid = (min(height, h * SMOOTH_STEP), min(width, w * SMOOTH_STEP))
     if cams.is_cpu:
-        out = []
-        for c in cams.float().numpy():
-            c = cv2.resize(c, (mid[1], mid[0]), interpolation=cv2.INTER_CUBIC)
-            out.append(c if mid == size else cv2.resize(c, (width, height), interpolation=cv2.INTER_LINEAR))
-        heat = out[0][None] if len(out) == 1 else np.stack(out)
+        heat = np.empty((cams.shape[0], height, width), np.float32)  # each map resized into its place
+        for c, into in zip(cams.float().numpy(), heat, strict=True):
+            if mid == size:
+                cv2.resize(c, (width, height), dst=into, interpolation=cv2.INTER_CUBIC)
+            else:
+                cv2.resize(cv2.resize(c, (mid[1], mid[0]), interpolation=cv2.INTER_CUBIC), (width, height), dst=into,
+                           interpolation=cv2.INTER_LINEAR)
         # in numpy: a torch op this size would start torch's thread team, outside the engine's calls
         return torch.from_numpy(np.clip(heat, 0.0, 1.0, out=heat))
     x = F.interpolate(cams.float()[:, None], size=mid, mode="bicubic", align_corners=False)

@@ -188,3 +188,16 @@ def test_annotate_through_the_resident_route(tmp_path, engine, resident):
     maps = {k: np.load(j.heatmaps)["maps"].astype(np.float32) for k, j in jobs.items()}
     assert maps["device"].shape == maps["cpu"].shape == (12, *maps["cpu"].shape[1:])
     assert min(_corr(a, b) for a, b in zip(maps["device"], maps["cpu"], strict=True)) > 0.999
+
+
+def test_the_queues_between_the_stages_hold_a_bounded_number_of_bytes():
+    """A trial: a 4K clip peaked at 4.3 GB (each frame held twice, nine batches of four in the
+    queues); the queues now hold at most 128 and 256 MB of frames, and at least one batch."""
+    from eigencam_live.annotate.pipeline import _Pipeline
+
+    def depths(width: int, height: int, batch: int) -> tuple[int, int]:
+        pipe = _Pipeline(None, None, None, None, batch, None, frame_size=(width, height))
+        return pipe.prepared.maxsize, pipe.results.maxsize
+
+    assert depths(640, 360, 4) == depths(1920, 1080, 4) == (2, 4)  # as before: the network never waits
+    assert depths(3840, 2160, 4) == (1, 2) and depths(7680, 4320, 4) == (1, 1)

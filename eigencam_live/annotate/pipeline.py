@@ -98,19 +98,28 @@ class AnnotateResult:
 _END = object()
 
 
+#: The frames the results queue may hold (the queue before the network: half as many), in bytes.
+_QUEUED_BYTES = 256 * 2**20
+
+
 class _Pipeline:
     """The threads of one file's annotation; see the module docstring."""
 
     def __init__(self, engine: Engine, capture: Capture, sink: VideoSink, look: RenderConfig, batch_size: int,
-                 tables: Tables, max_frames: int | None = None, origin: float = 0.0) -> None:
+                 tables: Tables, max_frames: int | None = None, origin: float = 0.0,
+                 frame_size: tuple[int, int] = (0, 0)) -> None:
         self.engine, self.capture, self.sink, self.look = engine, capture, sink, look
         self.batch_size = batch_size
         self.max_frames = max_frames
         self.limited = False  # stopped at max_frames
         self.tables = tables
         self.origin = origin  # the input's time that is the output's 0 (FileSource.origin)
-        self.prepared: queue.Queue = queue.Queue(maxsize=2)  # batches ready for the network
-        self.results: queue.Queue = queue.Queue(maxsize=4)
+        # batches ready for the network, and the network's results waiting for the encoder: as many
+        # as fit in 128 and 256 MB of frames, at most 2 and 4 (at 4K a batch of 4 is 100 MB, and the
+        # encoder, the slowest stage, keeps every queue full)
+        batch_bytes = max(1, batch_size * 3 * frame_size[0] * frame_size[1])  # frame_size: (width, height)
+        self.prepared: queue.Queue = queue.Queue(maxsize=min(2, max(1, _QUEUED_BYTES // 2 // batch_bytes)))
+        self.results: queue.Queue = queue.Queue(maxsize=min(4, max(1, _QUEUED_BYTES // batch_bytes)))
         self.soft_stop = threading.Event()  # Ctrl-C: stop reading, write what was inferred
         self.abort = threading.Event()  # an error: everyone stops now
         self.error: BaseException | None = None
@@ -173,9 +182,13 @@ class _Pipeline:
                     taken += 1
                     batch.append(frame)
                 if batch and (frame is None or len(batch) >= self.batch_size):
-                    if not self._put(self.prepared, (batch, self.engine.prepare([f.image for f in batch])), soft=True):
-                        return
+                    ahead = self.engine.prepare([f.image for f in batch])
+                    # the frames' times go on; their pictures, copied into the batch, are let go (a
+                    # second copy of every frame in the queues: 1.8 GB more at 4K)
+                    stamps = [(f.index, f.pts, f.duration) for f in batch]
                     batch = []
+                    if not self._put(self.prepared, (stamps, ahead), soft=True):
+                        return
                 if frame is None:
                     break
         finally:
@@ -188,25 +201,25 @@ class _Pipeline:
             while (item := self._get(self.prepared, soft=True)) is not None and item is not _END:
                 if self.soft_stop.is_set():  # what is queued here was never inferred
                     break
-                batch: list[Frame]
+                stamps: list[tuple[int, float, float | None]]
                 ahead: Prepared
-                batch, ahead = item
-                if not self._put(self.results, (batch, self.engine.submit(ahead, self.look))):
+                stamps, ahead = item
+                if not self._put(self.results, (stamps, self.engine.submit(ahead, self.look))):
                     return
         finally:
             self._put(self.results, _END)
 
     def _encode(self) -> None:
         while (item := self._get(self.results)) is not None and item is not _END:
-            frames: list[Frame]
+            stamps: list[tuple[int, float, float | None]]
             pending: PendingFrames
-            frames, pending = item
-            for f, r in zip(frames, pending.result(), strict=True):
+            stamps, pending = item
+            for (index, pts, duration), r in zip(stamps, pending.result(), strict=True):
                 if self.abort.is_set():  # the caller is about to close or remove the file
                     return
-                pts = f.pts - self.origin
-                self.sink.write(r.picture, pts, f.duration)
-                self.tables.add(pts, r, f.index)
+                pts -= self.origin
+                self.sink.write(r.picture, pts, duration)
+                self.tables.add(pts, r, index)
                 self.written += 1
 
     def alive(self) -> bool:
@@ -319,7 +332,8 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
         engine.reset()
         capture = Capture(source)
         tables = Tables(job.stats, job.heatmaps, detections=job.detections, overwrite=overwrite)
-        pipe = _Pipeline(engine, capture, sink, look, batch_size, tables, max_frames, source.origin)
+        pipe = _Pipeline(engine, capture, sink, look, batch_size, tables, max_frames, source.origin,
+                         (info.width, info.height))
         left = source.left_out and f"{job.input.name}: not kept in the output: {source.left_out}"
         colour = source.colour_note and f"{job.input.name}: {source.colour_note}"
         size = sink.size_note and f"{job.input.name}: {sink.size_note}"  # (in a folder's run: which video)
