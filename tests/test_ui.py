@@ -669,7 +669,13 @@ def test_fullscreen_and_help_overlay(qtbot, make_window):
     wait_frames(qtbot, w, 1)
     w.toggle_fullscreen()
     qtbot.waitUntil(lambda: w.isFullScreen(), timeout=WAIT)
-    assert not w.controls_dock.isVisible()
+    assert not w.controls_dock.isVisible() and w.view.badge == ""
+    # no toolbar or status bar: the picture's corner says it is paused (a trial: R and Space there showed nothing)
+    with qtbot.waitSignal(w.pipeline.paused_changed, timeout=WAIT):
+        w.set_paused(True)
+    assert w.view.badge == "PAUSED"
+    w.set_paused(False)
+    assert w.view.badge == ""
     w.toggle_help()
     assert w.overlay.isVisible() and w.overlay.geometry() == w.view.rect()
     w.escape()
@@ -677,6 +683,8 @@ def test_fullscreen_and_help_overlay(qtbot, make_window):
     w.escape()
     qtbot.waitUntil(lambda: not w.isFullScreen(), timeout=WAIT)
     assert w.controls_dock.isVisible()
+    w.set_paused(True)
+    assert w.paused and w.view.badge == ""  # the toolbar and the status bar say it
 
 
 def test_default_source_is_the_camera_when_one_is_connected(monkeypatch):

@@ -162,6 +162,7 @@ class InspectionActions:
         self.recording_path = path if on else None
         self.record_action.setText(shortcut("record").button_text("■ Stop recording" if on else None))
         self.rec_indicator.setVisible(on)
+        self._update_badge()
         if not on:
             self._refit_view()  # the layout held while recording follows the window again
         if on:

@@ -20,6 +20,15 @@ class StatusReports:
     """Busy, error and rate reports of :class:`~ui.window.MainWindow` (its widgets and pipeline),
     and what it says of the engine in use."""
 
+    def _update_badge(self) -> None:
+        """In fullscreen, where no toolbar or status bar shows, the picture's corner says that a
+        recording runs and that the picture is paused (a key pressed there did nothing to see)."""
+        said = ["● REC"] * bool(self.recording_path) + ["PAUSED"] * bool(self.paused)
+        badge = "  ·  ".join(said) if self.isFullScreen() else ""
+        if badge != self.view.badge:
+            self.view.badge = badge
+            self.view.update()
+
     def _on_engine_changed(self, status: EngineStatus) -> None:
         if self.status is not None and any(getattr(self.status.config, k) != getattr(status.config, k) for k in WORK):
             self.latencies.clear()  # the old setting's (an input size 2 s a frame slower showed 0.8 s)

@@ -57,6 +57,7 @@ class FrameView(QWidget):
         self.colorbar: np.ndarray | None = None  # (256, 3) uint8 BGR lookup table, drawn at the right
         self.panels = (1, 1)  # (columns, rows) of frame-sized panels in the image
         self.aspect = 1.0  # the shape of a pixel, width / height (anamorphic video is shown as wide as meant)
+        self.badge = ""  # said in the top left corner (fullscreen: "● REC", "PAUSED", where no bar says it)
 
     def set_busy(self, text: str) -> None:
         """Dim the picture and say ``text`` over it (``""``: back to normal), with the seconds it has
@@ -132,6 +133,15 @@ class FrameView(QWidget):
             p.setFont(f)
             p.setPen(QColor(255, 220, 150))
             p.drawText(self.rect(), Qt.AlignCenter | Qt.TextWordWrap, self.busy_line())
+        if self.badge:
+            f = QFont(p.font())
+            f.setBold(True)
+            p.setFont(f)
+            box = QRectF(p.fontMetrics().boundingRect(self.badge)).adjusted(-8, -3, 8, 3)
+            box.moveTopLeft(QRectF(self.rect()).topLeft() + QRectF(0, 0, 12, 12).bottomRight())
+            p.fillRect(box, QColor(198, 40, 40) if "REC" in self.badge else QColor(20, 20, 24, 200))
+            p.setPen(QColor(255, 255, 255))
+            p.drawText(box, Qt.AlignCenter, self.badge)
         p.end()
 
 

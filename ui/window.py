@@ -411,6 +411,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.display_rate.clear()
         self.pause_action.setText(shortcut("pause").button_text("Resume" if paused else None))
         self._update_stats()
+        self._update_badge()
 
     def step(self, delta: int = 1) -> None:
         """Pause and show the next frame (``+1``) or, on files, the previous one (``-1``)."""
@@ -439,6 +440,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
             for widget in (*chrome, self.warning_banner, self.error_banner):
                 widget.hide()
             self.showFullScreen()
+        self._update_badge()
 
     def toggle_help(self) -> None:
         self.overlay.setGeometry(self.view.rect())
