@@ -13,8 +13,8 @@ import torch.nn.functional as F
 
 from .render import RenderConfig, draw_boxes, maps_in_boxes, render_frames
 
-__all__ = ["SCORE_NAMES", "SMOOTH_STEP", "FrameResult", "PendingFrames", "class_probabilities", "finish_pictures", "label_predictions", "maps_on_frames",
-           "peak_pixel", "score_output"]
+__all__ = ["SCORE_NAMES", "SMOOTH_STEP", "FrameResult", "PendingFrames", "class_probabilities", "finish_pictures",
+           "label_predictions", "maps_on_frames", "peak_pixel", "reads_as_scores", "score_output"]
 
 #: Pixels a feature cell is enlarged to by bicubic interpolation before bilinear takes over.
 SMOOTH_STEP = 8
@@ -178,7 +178,7 @@ def score_output(outputs: list[tuple[str | None, object]], *, by_name: bool = Fa
     else (unless ``by_name``) the first such one wherever it stands (a map may come first);
     ``None`` where none does. ``by_name``: outputs named by their network, whose names say what
     they are (a Hugging Face backbone's ``pooler_output`` is no scores)."""
-    found = [i for i, (_, v) in enumerate(outputs) if _floating(v) and class_scores(v) is not None]
+    found = [i for i, (_, v) in enumerate(outputs) if reads_as_scores(v)]
     said = [(i, outputs[i][0].lower()) for i in found if isinstance(outputs[i][0], str)]
     named = [i for i, name in said if any(w in name for w in SCORE_NAMES)]
     # by shape, never what is named as features (an exported backbone's pooler_output)
@@ -188,6 +188,11 @@ def score_output(outputs: list[tuple[str | None, object]], *, by_name: bool = Fa
 
 #: Words in an output's name that say it holds features, not class scores.
 _NOT_SCORES = ("pool", "hidden", "embed", "feature")
+
+
+def reads_as_scores(value) -> bool:
+    """Whether a network's output has the form of class scores: float, ``(B, K)`` (or ``(B, K, 1, 1)``)."""
+    return _floating(value) and class_scores(value) is not None
 
 
 def _floating(value) -> bool:

@@ -136,6 +136,13 @@ def test_a_phones_heic_and_avif_photos_and_an_m2ts_clip_in_a_folder_are_annotate
     for name in ("IMG_0001.eigencam.png", "IMG_0002.eigencam.png"):
         got = cv2.imread(str(out / name))
         assert got.shape == (64, 96, 3) and np.abs(got.astype(int) - picture).mean() < 3, name
+    # an AVIF turned by its orientation (OpenCV read it sideways)
+    if "avif" in Image.registered_extensions().get(".avif", "").lower():
+        exif = Image.Exif()
+        exif[0x0112] = 6  # 90 degrees clockwise to view
+        Image.fromarray(picture[:, :, ::-1]).save(tmp_path / "turned.avif", exif=exif.tobytes(), quality=95)
+        assert annotate_main([str(tmp_path / "turned.avif"), "-o", str(out / "turned.png"), *FAST]) == 0
+        assert cv2.imread(str(out / "turned.png")).shape == (96, 64, 3)
     assert probe(out / "00001.eigencam.mp4")["frames"] == 5
     assert annotate_main([str(folder / "IMG_0001.HEIC"), "-o", str(out), "--image-format", "same", "-f", *FAST]) == 0
     with Image.open(out / "IMG_0001.eigencam.heic") as im:  # its own format kept

@@ -1108,6 +1108,7 @@ class _Wild(torch.nn.Module):
         self.pos = torch.nn.Parameter(torch.randn(1, 16, 7, 7))  # a position embedding for 224x224 only
         self.embed, self.head, self.head_of_embed = torch.nn.Linear(16, 12), torch.nn.Linear(16, 5), torch.nn.Linear(12, 5)
         self.out, self.aux = torch.nn.Conv2d(16, 5, 1), torch.nn.Conv2d(3, 5, 1, 32)
+        self.fine, self.deep = torch.nn.Conv2d(3, 8, 3, 4, 1), torch.nn.Conv2d(8, 16, 3, 8, 1)
 
     def forward(self, x):
         f = self.features(x)
@@ -1123,11 +1124,17 @@ class _Wild(torch.nn.Module):
             return self.head(pooled)[:, None]
         if self.form == "no input shape":  # its input's shape not declared (refused as "not one image input")
             return self.head(pooled)
+        if self.form == "top-k after":  # neutral names: the logits, then their top 3 (no scores of 3 classes)
+            logits = self.head(pooled)
+            return logits, logits.topk(3, 1).values
+        if self.form == "pyramid":  # a backbone's levels, the finest first, no scores
+            fine = self.fine(x).relu()
+            return fine, self.deep(fine).relu()
         return self.out(f), self.aux(x)  # "segmentation": no scores, a main output and an auxiliary one
 
 
 @pytest.mark.parametrize("form", ["one size", "embedding first", "squeezed", "token axis", "no input shape",
-                                  "segmentation"])
+                                  "top-k after", "segmentation", "pyramid"])
 def test_onnx_files_as_other_exporters_write_them(form, tmp_path):
     """A ViT-like graph with free sizes that runs at 224x224 only failed on the first non-square
     frame; neutral output names put the embedding before the logits read as the scores; scores
@@ -1141,7 +1148,8 @@ def test_onnx_files_as_other_exporters_write_them(form, tmp_path):
     torch.manual_seed(0)
     net = _Wild(form).eval()
     path = tmp_path / "wild.onnx"
-    names = {"embedding first": ["out0", "out1"], "segmentation": ["out", "aux"]}.get(form, ["output"])
+    names = {"embedding first": ["out0", "out1"], "top-k after": ["out0", "out1"], "segmentation": ["out", "aux"],
+             "pyramid": ["out0", "out1"]}.get(form, ["output"])
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(net, (torch.zeros(1, 3, 224, 224),), str(path), input_names=["x"], output_names=names,
@@ -1155,6 +1163,9 @@ def test_onnx_files_as_other_exporters_write_them(form, tmp_path):
     engine = Engine(EngineConfig(model=str(path), short_side=224))
     frame = scene(120, 200, corner="br", seed=1)
     got = engine.process_one(frame)
+    if form == "pyramid":  # the deepest level, as a classifier's map (the finest was taken, 64x the cells)
+        assert engine.loaded.classes is None and got.cam.shape == (7, 12)
+        return
     if form == "segmentation":
         assert engine.loaded.classes is None and got.predictions == []
         assert engine.layer != "aux" and engine.feature_layers()  # the main output's lineage
@@ -1173,9 +1184,12 @@ def test_onnx_files_as_other_exporters_write_them(form, tmp_path):
         assert tuple(x.shape[-2:]) == (224, 224) and got.cam.shape == (7, 7)
     with torch.no_grad():
         scores = net(x)
-    scores = (scores[1] if form == "embedding first" else scores).reshape(1, -1)
+    scores = (scores[1] if form == "embedding first" else scores[0] if form == "top-k after" else scores).reshape(1, -1)
     want = torch.softmax(scores, 1)[0].sort(descending=True).values[:5].tolist()
     assert engine.loaded.classes == 5 and [p for _, p in got.predictions] == pytest.approx(want, abs=1e-5)
+    # frames in a batch: one run each for a graph of batch 1, their scores (K,) put together as (B, K)
+    many = engine.process(np.stack([frame, scene(120, 200, corner="tl", seed=2), frame]))
+    assert many[0].predictions == many[2].predictions == got.predictions and len(many[1].predictions) == 5
 
 
 def test_settings_an_onnx_file_has_no_use_for_are_refused(tmp_path):

@@ -154,6 +154,8 @@ def test_a_map_flattened_channels_first_is_read_as_that_map():
     ``C`` happened to fit a grid (576 = 24x24 at 224x224) and refused at any other size."""
     fmap = torch.randn(2, 576, 7, 7)
     assert torch.equal(to_feature_map(fmap.flatten(2), (224, 224)), fmap)  # both fit: the usual stride wins
+    fpn = torch.randn(2, 256, 14, 14)  # 256 would be a 16x16 grid of stride 14 too: 196 values are no token's width
+    assert torch.equal(to_feature_map(fpn.flatten(2), (224, 224)), fpn)
     wide = torch.randn(2, 576, 7, 12)
     assert torch.equal(to_feature_map(wide.flatten(2), (224, 384)), wide)  # only the map fits
     # tokens stay tokens: a class token, a model that declares its prefix tokens, or a usual stride

@@ -181,7 +181,7 @@ def test_shortcut_table_labels():
         shortcut("nope")
 
 
-def test_another_model_starts_with_weights_that_fit_it():
+def test_another_model_starts_with_weights_that_fit_it(tmp_path):
     """Random weights chosen for a detector were carried to a trained factory typed next, which then
     ran untrained; a state_dict file was carried to models it does not fit. A snapshot's JSON said
     'imagenet' for a factory's own weights."""
@@ -206,6 +206,11 @@ def test_another_model_starts_with_weights_that_fit_it():
                           (["--model", "mynet:build", "--weights", "none"], "none")):
         engine, _ = configs_from(parser.parse_args(argv), _typed(parser, argv), settings)
         assert (engine.model, engine.weights) == (argv[1], weights)
+    state = tmp_path / "mine.pth"  # the model remembered, typed again: its own state_dict stays
+    state.write_bytes(b"")
+    store["engine/weights"] = str(state)
+    engine, _ = configs_from(parser.parse_args(["--model", "resnet18"]), {"model"}, settings)
+    assert engine.weights == str(state)
 
 
 def test_the_closed_layer_box_keeps_the_shape_in_sight_and_shortens_the_name(qtbot):

@@ -92,7 +92,7 @@ def configs_from(args: argparse.Namespace, typed: set[str], settings) -> tuple[E
     changes = {f.name: getattr(from_args_e, f.name) for f in fields(EngineConfig) if f.name in typed}
     if "model" in typed and "layer" not in typed:
         changes["layer"] = None  # a remembered layer belongs to the remembered model
-    if "model" in typed and "weights" not in typed:  # nor its weights (random ones, for an ONNX file)
+    if "model" in typed and "weights" not in typed and changes["model"] != engine.model:  # nor its weights
         changes["weights"] = remembered.weights_for(changes["model"], engine.weights)
     engine = replace(engine, **changes)
     render = replace(render, **{f.name: getattr(from_args_r, f.name) for f in fields(RenderConfig) if f.name in typed})
@@ -218,6 +218,7 @@ def _app_main(argv: list[str] | None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         return 0
+    from PyQt5.QtCore import QTimer
     from PyQt5.QtWidgets import QApplication
 
     from .window import MainWindow
@@ -247,6 +248,7 @@ def _app_main(argv: list[str] | None) -> int:
         screen = app.primaryScreen().availableGeometry() if app.primaryScreen() else None
         window.resize(min(1480, screen.width()) if screen else 1480, min(1000, screen.height()) if screen else 1000)
     window.show()
+    QTimer.singleShot(0, window.fit_on_screen)  # its frame (the title bar) is known once shown
     if args.screenshot:  # used to make docs/screenshot.png: wait for frames, grab, quit
         _grab_after_frames(window, args.screenshot, app)
     code = app.exec_()

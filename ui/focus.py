@@ -4,7 +4,7 @@ to the panel's scrolling, not to a field or a control the pointer happens to pas
 from __future__ import annotations
 
 from PyQt5.QtCore import QEvent, QObject, Qt
-from PyQt5.QtWidgets import QAbstractSlider, QAbstractSpinBox, QApplication, QComboBox, QScrollArea
+from PyQt5.QtWidgets import QAbstractSlider, QAbstractSpinBox, QApplication, QComboBox, QScrollArea, QScrollBar
 
 __all__ = ["FrameKeys", "WheelScrolls"]
 
@@ -36,6 +36,8 @@ class WheelScrolls(QObject):
         self._scroll = scroll
         for kind in (QAbstractSlider, QAbstractSpinBox, QComboBox):
             for widget in scroll.widget().findChildren(kind):
+                if isinstance(widget, QScrollBar):  # a list's own scroll bar scrolls that list
+                    continue
                 widget.setFocusPolicy(Qt.StrongFocus)  # the wheel never gives them the focus
                 widget.installEventFilter(self)
 

@@ -127,7 +127,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
             geometry = remembered.load_geometry(settings)
             if geometry is not None:
                 self.restoreGeometry(geometry)
-                self._fit_on_screen()
+                self.fit_on_screen()
         self._stats_timer = QTimer(self)
         self._stats_timer.timeout.connect(self._update_stats)
         self._stats_timer.start(500)
@@ -226,9 +226,10 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.statusBar().messageChanged.connect(lambda text: self.stats_label.setVisible(not text))
         self.view.setFocus()
 
-    def _fit_on_screen(self) -> None:
-        """A remembered geometry shrunk and moved onto the screen's free area: Qt restores it as it
-        was saved, off a smaller screen (the status bar and the controls' right side cut off)."""
+    def fit_on_screen(self) -> None:
+        """Shrink and move the window onto the screen's free area: Qt restores a remembered
+        geometry as it was saved, off a smaller screen (the status bar and the controls' right side
+        cut off). Again once shown, when the title bar's height is known."""
         screen = self.screen() or QApplication.primaryScreen()
         if screen is None:
             return

@@ -22,7 +22,7 @@ import torch
 from eigencam_live.errors import LayerNotFoundError, ModelError, NetworkError, network_errors
 from eigencam_live.models import Layer, LoadedModel, ModelSpec, to_feature_map
 from eigencam_live.models.loaded import normalisation
-from eigencam_live.results import class_scores, score_output
+from eigencam_live.results import class_scores, reads_as_scores, score_output
 
 __all__ = ["OnnxFile", "OnnxFileBackend", "load_onnx"]
 
@@ -126,9 +126,14 @@ class OnnxFile:
                 values = session.run(None, {self.input: x})
             outputs = dict(zip((meta.name for meta in session.get_outputs()), values, strict=True))
             # an embedding may come before the logits (TensorFlow's exports): a scores' name wins, and
-            # an output another one is computed from is not the scores (whatever its name)
-            feeding = {o for o in self.outputs for p in self.outputs if p != o and o in self._ancestors(p)}
-            at = score_output([(o, None if o in feeding else _batched(outputs.get(o), n)) for o in self.outputs])
+            # else an output that other scores are computed from by a layer is not them (an embedding
+            # before its logits; not logits before their softmax or their top-k values)
+            pairs = [(o, _batched(outputs.get(o), n)) for o in self.outputs]
+            shaped = {o for o, v in pairs if reads_as_scores(v)}
+            feeding = {o for o in shaped for p in shaped if p != o and self._layer_between(o, p)}
+            at = score_output(pairs, by_name=True)
+            if at is None:
+                at = score_output([(o, None if o in feeding else v) for o, v in pairs])
             self.output = None if at is None else self.outputs[at]
             self.classes = None if at is None else int(class_scores(_batched(outputs[self.output], n)).shape[1])
             for name, value in outputs.items():
@@ -166,16 +171,27 @@ class OnnxFile:
 
     def default_layer(self, size: tuple[int, int]) -> str:
         """The last feature map the class scores are computed from (before global pooling, for a
-        CNN; not another head's: boxes read as tokens); without scores, the last one of the first
-        output (a segmentation's ``out``, not its auxiliary head's); the graph's last one where no
+        CNN; not another head's: boxes read as tokens); without scores, the last one of the output
+        computed from the most of the graph (a segmentation's ``out``, not its auxiliary head's; a
+        feature pyramid's deepest level, not its first, finest one); the graph's last one where no
         map feeds them (none that the graph says: inside a subgraph)."""
         layers = self.layers(size)
         maps = [n for n, shape in layers.items() if len(shape) == 3]
-        feeding = self._ancestors(self.output) if self.output else self._ancestors(self.outputs[0]) | {self.outputs[0]}
+        if self.output:
+            feeding = self._ancestors(self.output)
+        else:
+            feeding = max(({o} | self._ancestors(o) for o in self.outputs), key=len)
         maps = [n for n in maps if n in feeding] or maps
         if not maps:
             raise ModelError(f"{self.path.name} has no layer with a spatial feature map")
         return maps[-1]
+
+    def _layer_between(self, early: str, late: str) -> bool:
+        """Whether ``late`` is computed from ``early`` through a learned layer (a product, a
+        convolution), not by a softmax, an argmax or a top-k of it alone."""
+        return early in self._ancestors(late) and any(
+            self.kinds.get(x) in _LAYERS and (x == early or early in self._ancestors(x))
+            for x in self._ancestors(late) | {late} if x != early)
 
     def _ancestors(self, name: str) -> set[str]:
         """The node outputs ``name`` is computed from."""
@@ -225,6 +241,8 @@ def _batched(value, n: int):
 
 #: The input types fed as they are (uint8: pixels 0 to 255).
 _INPUT_TYPES = {1: np.float32, 10: np.float16, 2: np.uint8}
+#: Ops of learned layers: scores computed from an output through one are another head's.
+_LAYERS = {"Gemm", "MatMul", "Conv", "Einsum"}
 #: Ops that keep attention scores attention scores (a scale, a mask, a shift).
 _ELEMENTWISE = {"Mul", "Div", "Add", "Sub", "Where", "Cast"}
 
@@ -347,7 +365,8 @@ class OnnxFileBackend:
                 chunk = x[start : start + n]
                 if len(chunk) < n:
                     chunk = torch.cat([chunk, chunk[-1:].expand(n - len(chunk), *chunk.shape[1:])])
-                parts.append([out[: b - start] for out in session.run(None, {name: feed(chunk.numpy())})])
+                # (scores exported with the batch squeezed away: (K,) made (1, K) before it is cut)
+                parts.append([_batched(out, n)[: b - start] for out in session.run(None, {name: feed(chunk.numpy())})])
             outs = [np.concatenate(out) for out in zip(*parts, strict=True)]
         raw = outs[-1].astype(np.float32, copy=False)  # the layer asked for (fp16 graphs: read in fp32)
         logits = class_scores(_batched(outs[0], b)) if len(outs) == 2 else None

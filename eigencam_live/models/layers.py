@@ -62,9 +62,10 @@ def to_feature_map(output: torch.Tensor | tuple, size: tuple[int, int], prefix_t
       tokens first, dropped, the rest reshaped to the patch grid (square or not);
     - a map flattened channels first, ``(B, C, h*w)`` (before a CNN's attention block, an MLP
       mixing tokens), on a grid of stride 8, 16, 32 or 64, where the tokens' reading fits no grid
-      of a usual stride (those and 2, 4, 14): 576 tokens of 49 values at 224x224 are a 7x7 map of
-      576 channels (a 24x24 grid has stride 9.3); a token MLP's hidden width (256 = 16x16, stride
-      14) is no map; a model that declares prefix tokens (timm's ViTs) gives tokens;
+      of a usual stride (those and 2, 4, 14), or whose width is no multiple of 8 (a transformer's
+      always is): 576 tokens of 49 values at 224x224 are a 7x7 map of 576 channels (a 24x24 grid
+      has stride 9.3), 256 tokens of 196 values a 14x14 map; a token MLP's hidden width (256 =
+      16x16, stride 14) is no map; a model that declares prefix tokens (timm's ViTs) gives tokens;
     - a dict or list of maps (a detector's FPN levels, SSD's feature maps): brought to one grid and
       stacked along channels (:func:`stack_levels`).
 
@@ -108,7 +109,7 @@ def to_feature_map(output: torch.Tensor | tuple, size: tuple[int, int], prefix_t
         # or a map flattened channels first, (B, C, h*w): never with prefix tokens, nor from a token model
         flat = None if prefix_tokens is not None or (grid is not None and grid[0]) else _token_grid(d, height, width, 0)
         if (flat is not None and _usual_stride(flat, height, width, _MAP_STRIDES)
-                and (grid is None or not _usual_stride(grid, height, width))):
+                and (grid is None or not _usual_stride(grid, height, width) or d % 8)):
             return output.reshape(b, t, flat[1], flat[2])
         if grid is not None:
             skip, h, w = grid

@@ -171,8 +171,10 @@ def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | 
     heif = path.suffix.lower() in _HEIF
     if heif and not heif_opener():
         raise SourceError(f"cannot read image {path}: HEIC photos need the pillow-heif package (pip install pillow-heif)")
-    # (a HEIC: Pillow's, which gives it upright; OpenCV reads none)
-    image, alpha, own = _with_alpha(data) if heif or _may_have_alpha(data) else (None, None, None)
+    # HEIC and AVIF: Pillow's, which turns them upright and keeps their alpha (OpenCV reads no HEIC,
+    # and an AVIF without its rotation or its alpha); where Pillow reads no AVIF (before 11.3), OpenCV
+    pillow = heif or data[4:12] in (b"ftypavif", b"ftypavis") or _may_have_alpha(data)
+    image, alpha, own = _with_alpha(data) if pillow else (None, None, None)
     if image is None:  # IMREAD_COLOR applies the EXIF orientation (imdecode as imread)
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is None:
