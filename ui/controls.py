@@ -13,15 +13,12 @@ from PyQt5.QtCore import QSignalBlocker, Qt
 from PyQt5.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QSlider,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -35,6 +32,7 @@ from eigencam_live.options import layer_tree
 from eigencam_live.render import COLORMAPS, TWO_PANEL_VIEWS, VIEWS, RenderConfig, colormap_lut
 
 from . import commands as cmd
+from .focus import ComboBox, DoubleSpinBox, Slider, SpinBox
 from .settings import weights_for
 from .widgets import LayerCombo, PredictionsPanel, SpectrumPanel
 
@@ -105,7 +103,7 @@ def build_panel(w, dock: QWidget) -> QWidget:
 
     src = QGroupBox("Source", panel)
     form = _form(src)
-    w.source_combo = QComboBox(src)
+    w.source_combo = ComboBox(src)
     w.source_combo.addItem("Demo clip", "demo")
     w.source_combo.addItem("Open file…", "__file__")
     w.source_combo.addItem("Open folder…", "__folder__")
@@ -122,7 +120,7 @@ def build_panel(w, dock: QWidget) -> QWidget:
 
     mdl = QGroupBox("Model and Eigen-CAM", panel)
     form = _form(mdl)
-    w.model_combo = QComboBox(mdl)
+    w.model_combo = ComboBox(mdl)
     w.model_combo.setEditable(True)  # timm:NAME, package.module:callable or a .onnx path, typed
     w.model_combo.setInsertPolicy(QComboBox.NoInsert)
     w.model_combo.lineEdit().setPlaceholderText("name, timm:NAME, module:factory")
@@ -134,7 +132,7 @@ def build_panel(w, dock: QWidget) -> QWidget:
     w.model_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
     w.model_combo.setMinimumContentsLength(12)
     w.model_combo.view().setMinimumWidth(w.model_combo.view().sizeHintForColumn(0) + 24)
-    w.weights_combo = QComboBox(mdl)
+    w.weights_combo = ComboBox(mdl)
     w.weights_combo.addItem("ImageNet", "imagenet")
     w.weights_combo.addItem("none (random)", "none")
     w.weights_combo.addItem("Load file…", "__file__")
@@ -145,31 +143,31 @@ def build_panel(w, dock: QWidget) -> QWidget:
     w.layer_filter = QLineEdit(mdl)
     w.layer_filter.setPlaceholderText("filter layers…")
     w.layer_filter.setClearButtonEnabled(True)
-    w.component_spin = QSpinBox(mdl)
+    w.component_spin = SpinBox(mdl)
     w.component_spin.setRange(1, COMPONENT_MAX)  # the spectrum shows the first five; any can be shown
     w.component_spin.setKeyboardTracking(False)  # a typed number applies on Enter, not at each digit
-    w.method_combo = QComboBox(mdl)
+    w.method_combo = ComboBox(mdl)
     for m in METHODS:
         w.method_combo.addItem(m, m)
-    w.smoothing_spin = QDoubleSpinBox(mdl)
+    w.smoothing_spin = DoubleSpinBox(mdl)
     w.smoothing_spin.setRange(0.0, 0.95)
     w.smoothing_spin.setSingleStep(0.05)
     w.smoothing_spin.setDecimals(2)
     w.smoothing_spin.setKeyboardTracking(False)
-    w.short_side_spin = QSpinBox(mdl)
+    w.short_side_spin = SpinBox(mdl)
     w.short_side_spin.setRange(64, 1024)
     w.short_side_spin.setSingleStep(32)
     w.short_side_spin.setSuffix(" px")
     w.short_side_spin.setKeyboardTracking(False)
-    w.device_combo = QComboBox(mdl)
+    w.device_combo = ComboBox(mdl)
     for d in DEVICES:
         w.device_combo.addItem(d, d)
-    w.backend_combo = QComboBox(mdl)
+    w.backend_combo = ComboBox(mdl)
     for b in BACKENDS:
         w.backend_combo.addItem(b, b)
     w.backend_combo.setToolTip("auto: ONNX Runtime on the CPU (the network is exported once, then cached), "
                                   "torch on CUDA")
-    w.precision_combo = QComboBox(mdl)
+    w.precision_combo = ComboBox(mdl)
     for p in PRECISIONS:
         w.precision_combo.addItem(p, p)
     w.in_use_label = QLabel("—", mdl)
@@ -182,7 +180,7 @@ def build_panel(w, dock: QWidget) -> QWidget:
     form.addRow("Method", w.method_combo)
     form.addRow("Smoothing", w.smoothing_spin)
     form.addRow("Input (short side)", w.short_side_spin)
-    w.score_spin = QDoubleSpinBox(mdl)
+    w.score_spin = DoubleSpinBox(mdl)
     w.score_spin.setRange(0.0, 1.0)
     w.score_spin.setSingleStep(0.05)
     w.score_spin.setDecimals(2)
@@ -200,17 +198,17 @@ def build_panel(w, dock: QWidget) -> QWidget:
 
     drw = QGroupBox("Display", panel)
     form = _form(drw)
-    w.view_combo = QComboBox(drw)
+    w.view_combo = ComboBox(drw)
     for v in VIEWS:
         if v != "stacked":  # "Side by side" stands for both two-panel layouts: the window picks the one that fits
             w.view_combo.addItem(_VIEW_LABELS.get(v, v), v)
-    w.alpha_slider = QSlider(Qt.Horizontal, drw)
+    w.alpha_slider = Slider(Qt.Horizontal, drw)
     w.alpha_slider.setRange(0, 100)
     w.alpha_label = QLabel("", drw)
     w.alpha_label.setMinimumWidth(w.alpha_label.fontMetrics().horizontalAdvance("100 %") + 4)
     w.alpha_label.setAlignment(Qt.AlignRight | Qt.AlignVCenter)
     w.alpha_slider.valueChanged.connect(lambda v: w.alpha_label.setText(f"{v} %"))
-    w.colormap_combo = QComboBox(drw)
+    w.colormap_combo = ComboBox(drw)
     for c in COLORMAPS:
         w.colormap_combo.addItem(c, c)
     form.addRow("View", w.view_combo)

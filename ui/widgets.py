@@ -8,7 +8,6 @@ import numpy as np
 from PyQt5.QtCore import QRectF, QSize, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QColor, QFont, QFontMetrics, QImage, QLinearGradient, QPainter, QPen
 from PyQt5.QtWidgets import (
-    QComboBox,
     QSizePolicy,
     QSlider,
     QStyle,
@@ -18,6 +17,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from .focus import ComboBox
 from .shortcuts import SHORTCUTS
 
 __all__ = ["FrameView", "PredictionsPanel", "SeekSlider", "ShortcutsOverlay", "SpectrumPanel", "to_qimage"]
@@ -420,7 +420,7 @@ class SeekSlider(QSlider):
         super().mousePressEvent(event)
 
 
-class LayerCombo(QComboBox):
+class LayerCombo(ComboBox):
     """The layer box. Its popup lists the layer tree; the closed box shows the layer in use as
     ``★ name   C×H×W  Type`` without the tree's indent, the name shortened in its middle where the
     box is narrow (then the type dropped), so the shape stays in sight: long ONNX node names and

@@ -37,7 +37,7 @@ from eigencam_live.render import TWO_PANEL_VIEWS, RenderConfig, colormap_lut, fi
 
 from . import settings as remembered
 from .controls import TIPS, ControlsSync, build_panel
-from .focus import FrameKeys, WheelScrolls
+from .focus import FrameKeys
 from .inspection import InspectionActions, default_snapshot_dir, layers_to_compare
 from .rates import RateMeter
 from .shortcuts import SHORTCUTS, shortcut
@@ -186,7 +186,6 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         scroll.setWidget(panel)
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
-        self._wheel_scrolls = WheelScrolls(scroll)
         self.controls_scroll = scroll
         self._fit_controls()
         dock.setWidget(scroll)
