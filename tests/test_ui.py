@@ -710,12 +710,15 @@ def test_a_typed_model_string_opens_and_the_layer_list_is_a_filterable_tree(qtbo
         "    net.labels = ['a', 'b', 'c', 'd']\n"
         "    return net\n")
     monkeypatch.chdir(tmp_path)
-    w = make_window()
+    from dataclasses import replace
+
+    w = make_window(replace(FAST, mean=(0.4, 0.4, 0.4), std=(0.2, 0.2, 0.2)))  # typed for the first network
     wait_frames(qtbot, w, 2)
     w.model_combo.lineEdit().setText("tinynet:build")
     qtbot.keyClick(w.model_combo.lineEdit(), Qt.Key_Return)
     qtbot.waitUntil(lambda: w.status is not None and w.status.config.model == "tinynet:build", timeout=WAIT)
     assert w.pipeline.engine.layer == "2" and w.model_combo.currentData() == "tinynet:build"
+    assert w.status.config.mean is None and w.status.config.std is None  # not the new network's
     wait_frames(qtbot, w, 2)
     meta = w.snapshot_settings(w.last_packet)  # the factory's own weights: whether trained, none can say
     assert meta["weights"] == "as built" and meta["trained"] is None
