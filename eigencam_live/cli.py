@@ -314,6 +314,9 @@ def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Names
             else:
                 _say(word, f"no frame of {job.input} was processed; nothing written")
             return code
+        if result.superseded:
+            _say("note", f"removed what stopped runs left of {result.output.name}, now whole: "
+                         + ", ".join(p.name for p in result.superseded))
         for note in (result.size_note, result.audio_note, result.streams_note, result.colour_note):
             if note:
                 _say("note", note)

@@ -195,19 +195,26 @@ def _audio_times(path: Path) -> dict:
 _LOUD = {"flt": 0.05, "dbl": 0.05, "s16": 0.05 * 2**15, "s32": 0.05 * 2**31, "u8": 0.05 * 2**7}
 
 
-def annotate_signalled_at_frame(frame: int, signal_name: str) -> str:
+def annotate_signalled_at_frame(frame: int, signal_name: str, *, again_when_stopping: bool = False) -> str:
     """Python source for ``python -c``: ``annotate`` (its arguments from the command line) that
     sends itself ``signal.<signal_name>`` right after its sink wrote frame ``frame``: the input
-    cannot be finished before the signal is handled, and no test sleeps to win a race."""
+    cannot be finished before the signal is handled, and no test sleeps to win a race.
+    ``again_when_stopping``: and once more as the run starts stopping (its first ``Capture.stop``),
+    as a user who presses Ctrl-C twice does."""
     return f"""
 import os, signal, sys
-from eigencam_live.video import VideoSink
-write = VideoSink.write
+from eigencam_live.video import Capture, VideoSink
+write, stop = VideoSink.write, Capture.stop
 def write_then_signal(self, image, pts=None, duration=None):
     write(self, image, pts, duration)
     if self.frames_written == {int(frame)}:
         os.kill(os.getpid(), signal.{signal_name})
-VideoSink.write = write_then_signal
+def stop_and_signal(self, timeout=1.0):
+    if {bool(again_when_stopping)} and not getattr(Capture, "signalled", False):
+        Capture.signalled = True
+        os.kill(os.getpid(), signal.{signal_name})
+    stop(self, timeout)
+VideoSink.write, Capture.stop = write_then_signal, stop_and_signal
 from eigencam_live.cli import annotate_main
 sys.exit(annotate_main(sys.argv[1:]))
 """

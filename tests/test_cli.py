@@ -203,7 +203,7 @@ _INTERRUPT_AT_FRAME_8 = annotate_signalled_at_frame(8, "SIGINT")
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_ctrl_c_leaves_a_playable_partial_file(tmp_path):
+def test_ctrl_c_leaves_a_playable_partial_file(tmp_path, capsys):
     src = write_clip(tmp_path / "long.mp4", frames=300, size=(96, 64), rate=Fraction(25), audio=True)
     out = tmp_path / "out.mp4"
     t0 = time.monotonic()
@@ -224,13 +224,21 @@ def test_ctrl_c_leaves_a_playable_partial_file(tmp_path):
     assert not list(tmp_path.glob(".out.part*"))
     assert time.monotonic() - t0 < 100
 
-    # --skip-existing annotates the stopped video whole; the part stays as it was
-    first_part = part.read_bytes()
-    assert annotate_main([str(src), "-o", str(out), *FAST, "-b", "2", "--skip-existing"]) == 0
-    assert probe(out)["frames"] == 300 and part.read_bytes() == first_part
+    # --skip-existing annotates the stopped video whole; then the parts of it are removed (a trial
+    # found them left to pile up), the video's and its tables', and nothing else
+    others = [tmp_path / n for n in ("out.partial.mp4.txt", "outer.partial.mp4", "out.partial.mkv", "out.partial-x.mp4")]
+    for path in [tmp_path / "out.partial-3.mp4", tmp_path / "out.partial.csv", *others]:
+        path.write_bytes(b"x")
+    assert annotate_main([str(src), "-o", str(out), *FAST, "-b", "2", "--skip-existing",
+                          "--stats", str(tmp_path / "out.csv")]) == 0
+    assert probe(out)["frames"] == 300
+    assert sorted(p.name for p in tmp_path.glob("*partial*")) == sorted(p.name for p in others)
+    assert ("removed what stopped runs left of out.mp4, now whole: out.partial-3.mp4, out.partial.mp4, "
+            "out.partial.csv") in capsys.readouterr().err
 
     # --force over that output, stopped again: the whole file there stays; the part goes beside it
     whole = out.read_bytes()
+    (tmp_path / "out.partial.mp4").write_bytes(b"a part someone put back")  # so this one is named -2
     stats = tmp_path / "out.csv"
     stats.write_text("a whole run's table\n")
     done = subprocess.run(
@@ -244,6 +252,30 @@ def test_ctrl_c_leaves_a_playable_partial_file(tmp_path):
     assert (tmp_path / "out.partial.npz").is_file() and not (tmp_path / "out.npz").exists()
     assert f"written to {tmp_path / 'out.partial-2.mp4'}" in done.stderr and f"{out} is kept as it was" in done.stderr
     assert 8 <= probe(tmp_path / "out.partial-2.mp4")["frames"] < 300
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_ctrl_c_twice_still_leaves_the_part(tmp_path):
+    """A trial: Ctrl-C pressed twice (the second while the frames still in the network were being
+    written) removed what was written: 'stopped; no output was finished'. The second stops the
+    wait for those frames; the part is finished with the frames written so far."""
+    src = write_clip(tmp_path / "long.mp4", frames=300, size=(96, 64), rate=Fraction(25), audio=True)
+    out = tmp_path / "out.mp4"
+    done = subprocess.run(
+        [sys.executable, "-c", annotate_signalled_at_frame(8, "SIGINT", again_when_stopping=True), str(src),
+         "-o", str(out), *FAST, "-b", "2", "--stats", str(tmp_path / "out.csv")],
+        capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=110,
+    )
+    err = done.stderr
+    assert done.returncode == 130, err
+    assert "Traceback" not in err and "no output was finished" not in err
+    part = tmp_path / "out.partial.mp4"
+    assert not out.exists() and f"written to {part}" in err
+    frames = probe(part)["frames"]
+    assert 8 <= frames < 300 and f"{frames} frames" in err
+    assert len((tmp_path / "out.partial.csv").read_text().splitlines()) == frames + 1  # a header, a row a frame
+    assert not list(tmp_path.glob(".out.part*"))
 
 
 @pytest.mark.timeout(120)

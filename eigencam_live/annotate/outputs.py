@@ -102,6 +102,32 @@ def rename_no_replace(src: Path, dst: Path) -> None:
     os.unlink(src)
 
 
+def remove_parts(target: Path) -> list[Path]:
+    """Remove the parts that stopped runs left beside ``target`` (``STEM.partial.mp4``,
+    ``STEM.partial-2.mp4``... as :func:`partial_name` names them): called once ``target`` holds the
+    whole input, which they are the beginnings of.
+
+    Returns:
+        what was removed.
+    """
+    pattern = re.compile(rf"{re.escape(target.stem)}\.partial(?:-\d+)?{re.escape(target.suffix)}")
+    removed: list[Path] = []
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return removed
+    for name in sorted(names):
+        path = target.parent / name
+        if pattern.fullmatch(name) is None or not path.is_file():
+            continue
+        try:
+            path.unlink()
+        except OSError:
+            continue  # not ours to remove (read-only), or another run's cleaning
+        removed.append(path)
+    return removed
+
+
 def remove_stale_parts(target: Path) -> list[Path]:
     """Remove what annotate runs that died (killed, power cut) left beside ``target``: the hidden
     part files ``.STEM.part<PID>SUFFIX`` and work folders ``.STEM.part<PID>-XXXX`` of processes that

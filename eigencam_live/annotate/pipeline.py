@@ -13,8 +13,9 @@ the next one is uploaded; on the CPU the encoder thread draws them (``PendingFra
 The caller's thread only watches: it updates the progress bar and turns Ctrl-C
 (``KeyboardInterrupt``, or a subclass such as the CLI raises for SIGTERM) into a clean stop:
 decoding stops, the frames already through the network are written, and the file is finished
-(playable) with the frames so far. SIGINT or SIGTERM while the file is being finished waits until
-it is complete (a moment later), and the result says that a stop was asked for
+(playable) with the frames so far. Ctrl-C again stops waiting for the frames still in the
+network; from the first stop on, and while a whole file is being finished, SIGINT and SIGTERM wait
+until the file is complete (a moment later), and the result says that a stop was asked for
 (``stop_requested``). A failure in any stage stops the others,
 removes the unfinished file and is raised in the caller's thread.
 
@@ -44,7 +45,7 @@ from eigencam_live.render import RenderConfig, picture_size
 from eigencam_live.video import Capture, FileSource, Frame, VideoSink, open_source
 
 from .jobs import Job
-from .outputs import Tables, partial_name, progress_bar, remove_stale_parts, rename_no_replace
+from .outputs import Tables, partial_name, progress_bar, remove_parts, remove_stale_parts, rename_no_replace
 
 __all__ = ["AnnotateResult", "annotate_file"]
 
@@ -63,6 +64,8 @@ class AnnotateResult:
         stop_requested: SIGINT or SIGTERM came while the output was being finished: it is complete,
             and the caller should stop there (not go on to the next input).
         removed: part files and work folders of dead runs on the same output, removed first.
+        superseded: the parts of stopped runs (``NAME.partial.mp4`` and their tables), removed once
+            the output and its tables hold the whole input.
         warning: the input is damaged or cut off (what decoded was annotated).
         audio: the output has the input's audio; ``audio_note`` says when it was re-encoded or dropped.
         size_note: set when the output's size differs from the input's (an odd side padded).
@@ -86,6 +89,7 @@ class AnnotateResult:
     kept: Path | None = None
     stop_requested: bool = False
     removed: list[Path] = field(default_factory=list)
+    superseded: list[Path] = field(default_factory=list)
 
     @property
     def fps(self) -> float:
@@ -346,6 +350,7 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
         source.close()
         raise
     start = time.perf_counter()
+    held = contextlib.ExitStack()  # from the first Ctrl-C on: stop signals wait for the part
     try:
         pipe.start()
         try:
@@ -354,12 +359,7 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
                 bar.update(pipe.written - bar.n)
         except KeyboardInterrupt:
             result.interrupted = True
-            pipe.soft_stop.set()
-            capture.stop(timeout=0.5)
-            pipe.join(5.0)  # at most one batch in the network, and the frames queued for writing
-            if pipe.alive():
-                pipe.abort.set()
-                pipe.join_until_done()
+            _wind_down(pipe, capture, held.enter_context(_finishing()))
         bar.update(pipe.written - bar.n)
         if pipe.error is not None:
             raise pipe.error
@@ -390,6 +390,7 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
         raise
     finally:
         bar.close()
+        held.close()
     result.frames = pipe.written
     result.audio = sink.audio_packets > 0
     result.audio_note = sink.audio_note and f"{job.input.name}: {sink.audio_note}"
@@ -398,8 +399,26 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
         result.warning = f"{result.warning}; {damage}" if result.warning else damage
     with _finishing() as more:
         tables.write()
+        if not (result.interrupted or pipe.limited):  # a --max-frames run leaves them: it is not the whole
+            written = [tables.stats_path, tables.heatmaps_path, tables.detections_path]
+            result.superseded = [p for path in (job.output, *written) if path is not None for p in remove_parts(path)]
     result.stop_requested = bool(stops or more)
     return result
+
+
+def _wind_down(pipe: _Pipeline, capture: Capture, stops: list[int]) -> None:
+    """After Ctrl-C: stop decoding and write what is already through the network (at most one
+    batch in it, and the frames queued for writing; for 5 s at most). Ctrl-C again (a signal in
+    ``stops``, which :func:`_finishing` holds) stops waiting for them: the part then ends with the
+    frames written so far, and is still finished."""
+    pipe.soft_stop.set()
+    capture.stop(timeout=0.5)
+    end = time.monotonic() + 5.0
+    while pipe.alive() and not stops and time.monotonic() < end:
+        pipe.join(_POLL)
+    if pipe.alive():
+        pipe.abort.set()
+        pipe.join_until_done()
 
 
 def _publish(finished: Path, target: Path, overwrite: bool) -> None:
