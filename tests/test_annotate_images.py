@@ -319,6 +319,27 @@ def test_a_transparent_image_keeps_its_transparency_and_hides_what_its_transpare
     assert jpg.shape == (64, 96, 3) and jpg[:, :40, 2].mean() > 240 and jpg[:, :40, 1].mean() > 240  # white, not red
 
 
+@pytest.mark.parametrize("ext", ["avif", "heic"])
+def test_a_transparent_avif_or_heic_keeps_its_transparency_in_its_own_format(tmp_path, ext):
+    """A re-trial: a transparent AVIF annotated with --image-format same came out opaque (AVIF and
+    HEIC keep an alpha channel, as PNG does)."""
+    if ext == "heic":
+        pytest.importorskip("pillow_heif").register_heif_opener()
+    elif "avif" not in Image.registered_extensions().get(".avif", "").lower():
+        pytest.skip("this Pillow writes no AVIF")
+    rgba = np.zeros((64, 96, 4), np.uint8)
+    rgba[:, :, :3] = pattern(3, 96, 64)[:, :, ::-1]  # RGB
+    rgba[:, 48:, 3] = 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / f"cut.{ext}", quality=100)
+    (tmp_path / "out").mkdir()
+    assert annotate_main([str(tmp_path / f"cut.{ext}"), "-o", str(tmp_path / "out"), "--image-format", "same",
+                          "--view", "original", *FAST]) == 0
+    with Image.open(tmp_path / "out" / f"cut.eigencam.{ext}") as im:
+        got = np.asarray(im.convert("RGBA")).astype(int)
+    assert got.shape == (64, 96, 4) and got[:, :46, 3].max() <= 2 and got[:, 50:, 3].min() >= 253
+    assert np.abs(got[:, 50:, :3] - rgba[:, 50:, :3]).mean() < 4  # (lossy: quality 95)
+
+
 def test_sixteen_bit_grey_with_a_transparent_value_and_macos_dot_files(tmp_path):
     """A 16-bit grey PNG with a tRNS value came out all white (Pillow's RGBA clips 16 bits at 255);
     macOS's '._NAME.png' beside each file on a foreign disk failed a folder ('cannot read image')."""

@@ -235,7 +235,7 @@ def annotate_images(
 
 
 #: Output formats that keep an input's transparency.
-_ALPHA_FORMATS = (".png", ".webp", ".tif", ".tiff")
+_ALPHA_FORMATS = (".png", ".webp", ".tif", ".tiff", ".avif", ".heic", ".heif")
 #: Output formats that keep an input's colour profile and EXIF, by Pillow's name.
 _METADATA_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
                      ".bmp": "BMP", ".avif": "AVIF", ".heic": "HEIF", ".heif": "HEIF"}  # (PNG: chunks; BMP: its dpi alone)
