@@ -318,6 +318,33 @@ def test_a_folder_of_stills_opens_paused_on_its_first_and_names_an_unreadable_on
         loop.playback.close()
 
 
+def test_a_source_chosen_after_a_folder_plays_but_a_users_pause_stays(tmp_path):
+    """A re-trial: the demo clip chosen while a folder was paused (a folder opens paused, on its
+    first still) opened paused too. A folder's own pause, and the end of a file, are not carried
+    to the next source; a pause the user asked for (Space) is, on the new source's first frame."""
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((24, 32, 3), 80, np.uint8))
+    loop, out = _folder_loop(tmp_path)
+    try:
+        loop._drain_commands()
+        assert loop._paused
+        loop.put(cmd.OpenSource("demo"))
+        loop._drain_commands()
+        assert not loop._paused and out.paused_changed.calls == [(True,), (False,)]
+        loop.put(cmd.SetPaused(True))
+        loop.put(cmd.OpenSource("scene"))
+        loop._drain_commands()
+        assert loop._paused and out.paused_changed.calls[-1] == (True,) and out.source_opened.calls[-1][0] == "scene"
+        assert loop.mailbox.take() is not None  # its first frame is shown, paused
+        loop.put(cmd.OpenSource(str(tmp_path)))  # a user's pause over a folder stays the user's
+        loop.put(cmd.OpenSource("demo"))
+        loop._drain_commands()
+        assert loop._paused
+    finally:
+        loop.playback.close()
+
+
 def test_play_at_the_end_of_a_file_starts_it_again(tmp_path):
     """At the end of a file, play (Space) did nothing: the button toggled, no frame came."""
     import cv2

@@ -104,6 +104,7 @@ class FrameLoop:
         # itself when the worker does not stop in time (stuck loading a model), never at the same time.
         self._recorder_lock = threading.Lock()
         self._paused = False
+        self._paused_by_source = False  # a folder's own pause (it opens on its first still), not the user's
         self._timecode = False
         self._redraw = False  # a setting changed since the frame on screen was processed
         self._last_frame: Frame | None = None
@@ -236,6 +237,7 @@ class FrameLoop:
         self._redraw = True
 
     def _set_paused(self, command: cmd.SetPaused) -> None:
+        self._paused_by_source = False
         if command.paused and not self._paused:
             self._dropped_at_pause = self.playback.dropped
         elif self._paused and not command.paused:
@@ -263,6 +265,8 @@ class FrameLoop:
         self._stop_recording()
         remote = isinstance(command.spec, str) and command.spec.strip().lower().startswith(STREAM_SCHEMES)
         dropped_before = self.playback.dropped
+        # the last source's own pause (a folder's stills, the end reached) is not carried to the next
+        source_paused = self._paused and (self._paused_by_source or self.playback.ended)
         if remote:  # seconds, where a server is slow or silent: said over the picture meanwhile
             self.out.busy.emit(f"opening {command.spec}…")
         try:
@@ -294,6 +298,9 @@ class FrameLoop:
         self.out.source_opened.emit(command.spec, info)
         if info.kind == "folder" and not self._paused:  # stills: one at a time (→), until played (Space)
             self._set_paused(cmd.SetPaused(True))
+            self._paused_by_source = True
+        elif source_paused and info.kind != "folder":  # a user's pause stays
+            self._set_paused(cmd.SetPaused(False))
         if self._paused:  # show the first frame of the new source even when paused
             self._process_next(record=True)
 
