@@ -39,10 +39,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from eigencam_live.engine import Engine, PendingFrames, Prepared
 from eigencam_live.errors import SinkError, SourceError
 from eigencam_live.render import RenderConfig, picture_size
-from eigencam_live.video import Capture, FileSource, Frame, VideoSink, open_source
+from eigencam_live.video import Capture, FileSource, VideoSink, open_source
 
 from .jobs import Job
 from .outputs import Tables, partial_name, progress_bar, remove_parts, remove_stale_parts, rename_no_replace
@@ -104,6 +106,14 @@ _END = object()
 
 #: The frames the results queue may hold (the queue before the network: half as many), in bytes.
 _QUEUED_BYTES = 256 * 2**20
+#: The decoded frames waiting for the network's thread, in bytes: at most 8 frames, at least 2
+#: (3 at 4K, where 8 were 200 MB).
+_DECODED_BYTES = 80 * 2**20
+
+
+def decoded_depth(width: int, height: int) -> int:
+    """How many decoded frames of ``width x height`` the capture buffer holds for annotate."""
+    return min(8, max(2, _DECODED_BYTES // max(1, 3 * width * height)))
 
 
 class _Pipeline:
@@ -170,7 +180,11 @@ class _Pipeline:
     def _prepare(self) -> None:
         """Frames -> batches of ``batch_size`` made into the network's input; ``_END`` after the
         last, at the end of the input, at ``max_frames`` or on a soft stop."""
-        batch: list[Frame] = []
+        # Each frame is copied into its batch as it comes and let go: the batch is the only copy of
+        # its pictures (the frames' times go on beside it); a list stacked at the end held both
+        # (100 MB more at 4K, in batches of 4).
+        pictures: np.ndarray | None = None
+        stamps: list[tuple[int, float, float | None]] = []
         taken = 0
         try:
             while not self.abort.is_set() and not self.soft_stop.is_set():
@@ -182,18 +196,20 @@ class _Pipeline:
                         frame = self.capture.read(timeout=_POLL)
                     except TimeoutError:
                         continue
+                ended = frame is None
                 if frame is not None:
                     taken += 1
-                    batch.append(frame)
-                if batch and (frame is None or len(batch) >= self.batch_size):
-                    ahead = self.engine.prepare([f.image for f in batch])
-                    # the frames' times go on; their pictures, copied into the batch, are let go (a
-                    # second copy of every frame in the queues: 1.8 GB more at 4K)
-                    stamps = [(f.index, f.pts, f.duration) for f in batch]
-                    batch = []
-                    if not self._put(self.prepared, (stamps, ahead), soft=True):
+                    if pictures is None:
+                        pictures = np.empty((self.batch_size, *frame.image.shape), np.uint8)
+                    pictures[len(stamps)] = frame.image
+                    stamps.append((frame.index, frame.pts, frame.duration))
+                    frame = None
+                if stamps and (ended or len(stamps) >= self.batch_size):
+                    ahead = self.engine.prepare(pictures[: len(stamps)])
+                    batch, stamps, pictures = stamps, [], None
+                    if not self._put(self.prepared, (batch, ahead), soft=True):
                         return
-                if frame is None:
+                if ended:
                     break
         finally:
             # not needed after a soft stop: the network's thread stops taking batches then
@@ -225,6 +241,9 @@ class _Pipeline:
                 self.sink.write(r.picture, pts, duration)
                 self.tables.add(pts, r, index)
                 self.written += 1
+            # the batch's pictures and maps (a frame's result is a view of them) go before the next
+            # batch's are drawn: at 4K they were 230 MB more
+            r = pending = item = None
 
     def alive(self) -> bool:
         return any(t.is_alive() for t in self.threads)
@@ -334,7 +353,7 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
         raise
     try:
         engine.reset()
-        capture = Capture(source)
+        capture = Capture(source, queue_size=decoded_depth(info.width, info.height))
         tables = Tables(job.stats, job.heatmaps, detections=job.detections, overwrite=overwrite)
         pipe = _Pipeline(engine, capture, sink, look, batch_size, tables, max_frames, source.origin,
                          (info.width, info.height))
