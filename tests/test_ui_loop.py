@@ -343,6 +343,20 @@ def test_a_source_chosen_after_a_folder_plays_but_a_users_pause_stays(tmp_path):
         assert loop._paused
     finally:
         loop.playback.close()
+    # the end of a folder (the window pauses there), then another folder, then the demo: it plays
+    loop, out = _folder_loop(tmp_path)
+    try:
+        loop._drain_commands()
+        loop.put(cmd.Step(1))
+        loop._drain_commands()
+        assert loop.playback.ended and out.source_ended.calls
+        loop.put(cmd.SetPaused(True))  # as the window does at the end
+        loop.put(cmd.OpenSource(str(tmp_path)))
+        loop.put(cmd.OpenSource("demo"))
+        loop._drain_commands()
+        assert not loop._paused and out.paused_changed.calls[-1] == (False,)
+    finally:
+        loop.playback.close()
 
 
 def test_play_at_the_end_of_a_file_starts_it_again(tmp_path):

@@ -296,10 +296,11 @@ class FrameLoop:
             self.engine.reset()
         self._warned = None
         self.out.source_opened.emit(command.spec, info)
-        if info.kind == "folder" and not self._paused:  # stills: one at a time (→), until played (Space)
-            self._set_paused(cmd.SetPaused(True))
+        if info.kind == "folder" and (source_paused or not self._paused):  # stills: one at a time (→), until
+            if not self._paused:  # played (Space)
+                self._set_paused(cmd.SetPaused(True))
             self._paused_by_source = True
-        elif source_paused and info.kind != "folder":  # a user's pause stays
+        elif source_paused:  # a user's pause stays
             self._set_paused(cmd.SetPaused(False))
         if self._paused:  # show the first frame of the new source even when paused
             self._process_next(record=True)
