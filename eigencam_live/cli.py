@@ -273,7 +273,12 @@ def _run(args: argparse.Namespace) -> int:
         from .annotate.jobs import is_image_name
 
         with_videos = any(not is_image_name(str(p)) for p in [*(j.input for j in jobs), *skipped])
-        return _annotate_all(jobs, engine, look, args, encoder_threads, with_videos)
+        # what a whole video's run never removes as the parts of stopped runs: this run's own files
+        from .annotate import image_table
+
+        keep = [*(p for j in jobs for p in (j.input, j.output, *j.tables)), *skipped,
+                *(t for t in (image_table(n, with_videos) for n in (args.stats, args.heatmaps, args.detections)) if t)]
+        return _annotate_all(jobs, engine, look, args, encoder_threads, with_videos, keep)
     finally:
         if engine.backend.warning:  # known after the first frame: ONNX Runtime fell back to torch
             _say("warning", engine.backend.warning)
@@ -281,7 +286,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Namespace, encoder_threads: int,
-                  with_videos: bool) -> int:
+                  with_videos: bool, keep: list) -> int:
     from .annotate import annotate_file
 
     videos = [j for j in jobs if not j.is_image]
@@ -293,7 +298,7 @@ def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Names
         try:
             result = annotate_file(engine, job, look, batch_size=args.batch_size, overwrite=args.force,
                                    progress=not args.quiet, crf=args.crf, preset=args.preset,
-                                   encoder_threads=encoder_threads, max_frames=args.max_frames)
+                                   encoder_threads=encoder_threads, max_frames=args.max_frames, keep=keep)
         except EigenCamError as exc:
             if len(jobs) == 1:
                 raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -276,6 +277,62 @@ def test_ctrl_c_twice_still_leaves_the_part(tmp_path):
     assert 8 <= frames < 300 and f"{frames} frames" in err
     assert len((tmp_path / "out.partial.csv").read_text().splitlines()) == frames + 1  # a header, a row a frame
     assert not list(tmp_path.glob(".out.part*"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_sigterm_while_a_library_run_winds_down_ends_the_process_with_the_part_and_its_table(tmp_path):
+    """The review: annotate_file used as a library (SIGTERM's default action), Ctrl-C then SIGTERM
+    while it wound down: the process ended before the table was written and the work folder
+    removed. The signals are held until all is done; then SIGTERM ends the process."""
+    src = write_clip(tmp_path / "long.mp4", frames=300, size=(96, 64), rate=Fraction(25))
+    code = f"""
+import os, signal
+from pathlib import Path
+from eigencam_live.annotate import Job, annotate_file
+from eigencam_live.engine import Engine, EngineConfig
+from eigencam_live.video import Capture, VideoSink
+write, stop = VideoSink.write, Capture.stop
+def write_then_signal(self, image, pts=None, duration=None):
+    write(self, image, pts, duration)
+    if self.frames_written == 8:
+        os.kill(os.getpid(), signal.SIGINT)
+def stop_and_terminate(self, timeout=1.0):
+    if not getattr(Capture, "signalled", False):
+        Capture.signalled = True
+        os.kill(os.getpid(), signal.SIGTERM)
+    stop(self, timeout)
+VideoSink.write, Capture.stop = write_then_signal, stop_and_terminate
+engine = Engine(EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64, device="cpu"))
+annotate_file(engine, Job(Path({str(src)!r}), Path({str(tmp_path / "out.mp4")!r}), Path({str(tmp_path / "out.csv")!r})),
+              batch_size=2, progress=False)
+print("not reached: SIGTERM ends the process")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(), cwd=tmp_path,
+                          timeout=110)
+    assert done.returncode == -signal.SIGTERM and "not reached" not in done.stdout, done.stderr
+    frames = probe(tmp_path / "out.partial.mp4")["frames"]
+    assert 8 <= frames < 300
+    assert len((tmp_path / "out.partial.csv").read_text().splitlines()) == frames + 1
+    assert not list(tmp_path.glob(".out.part*")) and not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.timeout(120)
+def test_a_whole_run_never_removes_its_own_inputs_or_tables_as_parts(tmp_path, capsys):
+    """The review: a whole run removed the files named as the parts of its output, its own input
+    (rec.partial.mp4 -o rec.mp4) and another input's table (s.x.partial.csv) among them."""
+    rec = write_clip(tmp_path / "rec.partial.mp4", frames=3)
+    assert annotate_main([str(rec), "-o", str(tmp_path / "rec.mp4"), *FAST]) == 0
+    assert probe(rec)["frames"] == 3 and "removed" not in capsys.readouterr().err
+    (tmp_path / "out").mkdir()
+    write_clip(tmp_path / "x.partial.mp4", frames=3)
+    write_clip(tmp_path / "x.mp4", frames=4)
+    assert annotate_main([str(tmp_path / "x.partial.mp4"), str(tmp_path / "x.mp4"), "-o", str(tmp_path / "out"),
+                          "--stats", str(tmp_path / "s.csv"), *FAST]) == 0
+    assert probe(tmp_path / "x.partial.mp4")["frames"] == 3
+    assert len((tmp_path / "s.x.partial.csv").read_text().splitlines()) == 4  # its header and 3 rows
+    assert len((tmp_path / "s.x.csv").read_text().splitlines()) == 5
+    assert "removed" not in capsys.readouterr().err
 
 
 @pytest.mark.timeout(120)

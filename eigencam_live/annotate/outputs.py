@@ -11,7 +11,7 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import numpy as np
@@ -102,10 +102,11 @@ def rename_no_replace(src: Path, dst: Path) -> None:
     os.unlink(src)
 
 
-def remove_parts(target: Path) -> list[Path]:
+def remove_parts(target: Path, keep: Collection[Path] = ()) -> list[Path]:
     """Remove the parts that stopped runs left beside ``target`` (``STEM.partial.mp4``,
     ``STEM.partial-2.mp4``... as :func:`partial_name` names them): called once ``target`` holds the
-    whole input, which they are the beginnings of.
+    whole input, which they are the beginnings of. A file in ``keep`` (the run's inputs and its
+    other outputs: a video named ``x.partial.mp4`` may be an input) is never removed.
 
     Returns:
         what was removed.
@@ -116,9 +117,10 @@ def remove_parts(target: Path) -> list[Path]:
         names = os.listdir(target.parent)
     except OSError:
         return removed
+    kept = {os.path.realpath(p) for p in keep}
     for name in sorted(names):
         path = target.parent / name
-        if pattern.fullmatch(name) is None or not path.is_file():
+        if pattern.fullmatch(name) is None or not path.is_file() or os.path.realpath(path) in kept:
             continue
         try:
             path.unlink()

@@ -10,14 +10,14 @@ The network's thread only runs the network: the next batch is resized and normal
 On CUDA the engine draws the pictures on the GPU and the encoder thread waits for each batch while
 the next one is uploaded; on the CPU the encoder thread draws them (``PendingFrames.result``).
 
-The caller's thread only watches: it updates the progress bar and turns Ctrl-C
-(``KeyboardInterrupt``, or a subclass such as the CLI raises for SIGTERM) into a clean stop:
-decoding stops, the frames already through the network are written, and the file is finished
-(playable) with the frames so far. Ctrl-C again stops waiting for the frames still in the
-network; from the first stop on, and while a whole file is being finished, SIGINT and SIGTERM wait
-until the file is complete (a moment later), and the result says that a stop was asked for
-(``stop_requested``). A failure in any stage stops the others,
-removes the unfinished file and is raised in the caller's thread.
+The caller's thread only watches: it updates the progress bar and, while the run lasts, holds
+SIGINT and SIGTERM (:func:`_finishing`; the handlers there before are called when it ends), so a
+stop is a request, never an exception half-way through a step: decoding stops, the frames already
+through the network are written, and the file is finished (playable) with the frames so far.
+Another signal stops the wait for the frames still in the network. A signal after the last frame
+went in lets the whole file be finished, and the result says that a stop was asked for
+(``stop_requested``). A failure in any stage stops the others, removes the unfinished file and is
+raised in the caller's thread.
 
 The file is written in a hidden work folder beside the output, ``.STEM.part<PID>-XXXX``, and
 renamed into place only if no file took the output's name meanwhile (another run), unless
@@ -35,7 +35,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -272,6 +272,7 @@ def annotate_file(
     preset: str = "veryfast",
     encoder_threads: int = 0,
     max_frames: int | None = None,
+    keep: Collection[Path] = (),
 ) -> AnnotateResult:
     """Annotate one video file with Eigen-CAM heatmaps.
 
@@ -287,11 +288,14 @@ def annotate_file(
         encoder_threads: x264's threads (0: its own choice; the command line shares the cores
             with the network, :func:`~eigencam_live.options.headless_threads`).
         max_frames: annotate only the first frames (audio is then cut to the same length).
+        keep: files never removed as the parts of stopped runs (the other inputs and outputs of
+            a run of several; the input is never removed).
 
     Returns:
-        an :class:`AnnotateResult`; ``interrupted`` when Ctrl-C (or SIGTERM, where the caller
-        turns it into a ``KeyboardInterrupt``) stopped it: the output then holds the frames
-        processed so far and plays.
+        an :class:`AnnotateResult`; ``interrupted`` when SIGINT (Ctrl-C) or SIGTERM stopped it
+        (in the main thread; elsewhere a ``KeyboardInterrupt``): the output then holds the frames
+        processed so far and plays. The handlers of those signals are called once it returns
+        (with the default action, the process then ends, its files complete).
 
     Raises:
         SourceError, SinkError, ConfigError...: the unfinished output is removed. When another run
@@ -314,32 +318,40 @@ def annotate_file(
     for extra in extras:
         if extra.exists() and not overwrite:
             raise SinkError(f"{extra} exists (use --force to overwrite)")
-    removed = [p for path in (target, *extras) for p in remove_stale_parts(path)]
-    source = open_source(str(job.input))
-    if not isinstance(source, FileSource):
-        source.close()
-        raise SourceError(f"{job.input} is not a video file")
-    try:
-        work = Path(tempfile.mkdtemp(prefix=f".{target.stem}.part{os.getpid()}-", dir=target.parent))
-    except OSError as exc:
-        source.close()
-        raise SinkError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
-    try:
-        return _annotate(engine, job, source, work, look, batch_size=batch_size, overwrite=overwrite,
-                         progress=progress, crf=crf, preset=preset, encoder_threads=encoder_threads,
-                         max_frames=max_frames, removed=removed)
-    except SinkError as exc:  # named as the user knows it, not as the hidden work file or folder
-        text = str(exc).replace(str(work / job.output.name), str(target)).replace(str(work), str(target.parent))
-        raise SinkError(text) from exc
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    # From here on SIGINT and SIGTERM are requests, never an exception in the middle of the run: the
+    # first stops it (what is through the network is written, the part finished), another stops the
+    # wait for the frames in the network; once every frame is in, the file is finished anyway. The
+    # handlers are called once all is done (the work folder removed too).
+    with _finishing() as stops:
+        removed = [p for path in (target, *extras) for p in remove_stale_parts(path)]
+        source = open_source(str(job.input))
+        if not isinstance(source, FileSource):
+            source.close()
+            raise SourceError(f"{job.input} is not a video file")
+        try:
+            work = Path(tempfile.mkdtemp(prefix=f".{target.stem}.part{os.getpid()}-", dir=target.parent))
+        except OSError as exc:
+            source.close()
+            raise SinkError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
+        try:
+            result = _annotate(engine, job, source, work, look, batch_size=batch_size, overwrite=overwrite,
+                               progress=progress, crf=crf, preset=preset, encoder_threads=encoder_threads,
+                               max_frames=max_frames, removed=removed, keep=[job.input, *keep], stops=stops)
+        except SinkError as exc:  # named as the user knows it, not as the hidden work file or folder
+            text = str(exc).replace(str(work / job.output.name), str(target)).replace(str(work), str(target.parent))
+            raise SinkError(text) from exc
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    result.stop_requested = bool(stops) and not result.interrupted  # the file is whole; the caller stops
+    return result
 
 
 def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: RenderConfig, *, batch_size: int,
-              overwrite: bool, progress: bool, crf: int, preset: str, encoder_threads: int, max_frames: int | None,
-              removed: list[Path]) -> AnnotateResult:
+              overwrite: bool, progress: bool, crf: int, preset: str, encoder_threads: int,
+              max_frames: int | None, removed: list[Path], keep: Collection[Path], stops: list[int]) -> AnnotateResult:
     """:func:`annotate_file` once the input is open and the work folder made: the file is written
-    as ``work/NAME`` and renamed to the output at the end."""
+    as ``work/NAME`` and renamed to the output at the end. The stop signals that came are in
+    ``stops`` (:func:`_finishing` holds them)."""
     info = source.info
     width, height = picture_size(look.view, info.width, info.height)
     try:
@@ -369,16 +381,17 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
         source.close()
         raise
     start = time.perf_counter()
-    held = contextlib.ExitStack()  # from the first Ctrl-C on: stop signals wait for the part
     try:
         pipe.start()
         try:
-            while pipe.alive():
+            while pipe.alive() and not stops:
                 pipe.join(_POLL)
                 bar.update(pipe.written - bar.n)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # (where no handler could be put: outside the main thread)
+            stops.append(signal.SIGINT)
+        if stops and pipe.alive():
             result.interrupted = True
-            _wind_down(pipe, capture, held.enter_context(_finishing()))
+            _wind_down(pipe, capture, stops)
         bar.update(pipe.written - bar.n)
         if pipe.error is not None:
             raise pipe.error
@@ -390,17 +403,16 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
             if result.interrupted:
                 return result
             raise SourceError(f"{job.input} holds no decodable video frames")
-        with _finishing() as stops:
-            finished = sink.close(audio_to_end=not (result.interrupted or pipe.limited or result.warning))
-            if result.interrupted:  # a part is never taken for the whole (by --skip-existing, by a script)
-                # nor does it replace a whole file there (--force): it and its tables go beside the output
-                result.kept = job.output if job.output.exists() else None
-                result.output = partial_name(job.output)
-                for name in ("stats_path", "heatmaps_path", "detections_path"):
-                    path = getattr(tables, name)
-                    if path is not None:
-                        setattr(tables, name, partial_name(path))
-            _publish(finished, result.output, overwrite and not result.interrupted)
+        finished = sink.close(audio_to_end=not (result.interrupted or pipe.limited or result.warning))
+        if result.interrupted:  # a part is never taken for the whole (by --skip-existing, by a script)
+            # nor does it replace a whole file there (--force): it and its tables go beside the output
+            result.kept = job.output if job.output.exists() else None
+            result.output = partial_name(job.output)
+            for name in ("stats_path", "heatmaps_path", "detections_path"):
+                path = getattr(tables, name)
+                if path is not None:
+                    setattr(tables, name, partial_name(path))
+        _publish(finished, result.output, overwrite and not result.interrupted)
     except BaseException:
         pipe.abort.set()
         capture.stop()
@@ -409,31 +421,30 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
         raise
     finally:
         bar.close()
-        held.close()
     result.frames = pipe.written
     result.audio = sink.audio_packets > 0
     result.audio_note = sink.audio_note and f"{job.input.name}: {sink.audio_note}"
     if sink.audio_damaged:  # a damaged input, as a cut-off video is
         damage = f"{sink.audio_damaged} damaged audio packet(s) of {job.input.name} left out"
         result.warning = f"{result.warning}; {damage}" if result.warning else damage
-    with _finishing() as more:
-        tables.write()
-        if not (result.interrupted or pipe.limited):  # a --max-frames run leaves them: it is not the whole
-            written = [tables.stats_path, tables.heatmaps_path, tables.detections_path]
-            result.superseded = [p for path in (job.output, *written) if path is not None for p in remove_parts(path)]
-    result.stop_requested = bool(stops or more)
+    tables.write()
+    if not (result.interrupted or pipe.limited):  # a --max-frames run leaves them: it is not the whole
+        written = [tables.stats_path, tables.heatmaps_path, tables.detections_path]
+        result.superseded = [p for path in (job.output, *written) if path is not None
+                             for p in remove_parts(path, keep=keep)]
     return result
 
 
 def _wind_down(pipe: _Pipeline, capture: Capture, stops: list[int]) -> None:
     """After Ctrl-C: stop decoding and write what is already through the network (at most one
-    batch in it, and the frames queued for writing; for 5 s at most). Ctrl-C again (a signal in
-    ``stops``, which :func:`_finishing` holds) stops waiting for them: the part then ends with the
+    batch in it, and the frames queued for writing; for 5 s at most). Ctrl-C again (another signal
+    in ``stops``, which :func:`_finishing` holds) stops waiting for them: the part then ends with the
     frames written so far, and is still finished."""
+    first = len(stops)
     pipe.soft_stop.set()
     capture.stop(timeout=0.5)
     end = time.monotonic() + 5.0
-    while pipe.alive() and not stops and time.monotonic() < end:
+    while pipe.alive() and len(stops) == first and time.monotonic() < end:
         pipe.join(_POLL)
     if pipe.alive():
         pipe.abort.set()
