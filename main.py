@@ -23,7 +23,13 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     try:
-        sys.exit(main())
+        code = main()
+        if code in (130, 143):  # stopped, and said so: a signal now would only print a traceback at exit
+            import signal
+
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        sys.exit(code)
     except KeyboardInterrupt:  # Ctrl-C before a front end took its signals over (torch loading): no traceback
         print("eigencam-live: interrupted", file=sys.stderr)
         sys.exit(130)

@@ -32,6 +32,7 @@ class Terminated(KeyboardInterrupt):
 
 
 _terminated = threading.Event()  # SIGTERM arrived during this annotate_main
+_stop_said: list[tuple[str, int]] = []  # the stop this annotate_main said: a later signal is the same stop
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -44,6 +45,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     """SIGTERM raises :class:`Terminated` in the main thread while the command runs (another
     thread, as in a test, keeps whatever handler it had)."""
     _terminated.clear()
+    _stop_said.clear()
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -55,8 +57,11 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _stopped() -> tuple[str, int]:
-    """How the run was stopped: the word for the message and the exit code."""
-    return ("terminated", EXIT_TERMINATED) if _terminated.is_set() else ("interrupted", EXIT_INTERRUPTED)
+    """How the run was stopped: the word for the message and the exit code (the first said, for
+    every signal after it: SIGTERM then Ctrl-C is said and ends as terminated)."""
+    if not _stop_said:
+        _stop_said.append(("terminated", EXIT_TERMINATED) if _terminated.is_set() else ("interrupted", EXIT_INTERRUPTED))
+    return _stop_said[0]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,8 +127,13 @@ def annotate_main(argv: list[str]) -> int:
             parser.error("give at least one INPUT: a video, an image, a folder of them, or a glob")
     except SystemExit as exc:  # --help (0) or a usage error (2, message already printed)
         return int(exc.code or 0)
-    with _sigterm_as_interrupt(), pipes_may_close():
-        return _run_and_report(args)
+    try:
+        with _sigterm_as_interrupt(), pipes_may_close():
+            return _run_and_report(args)
+    except KeyboardInterrupt:
+        if _stop_said:  # a signal after the stop was said (the process was ending): the same stop
+            return _stop_said[0][1]
+        raise
 
 
 class _PipeSafe:
@@ -178,6 +188,8 @@ def _run_and_report(args: argparse.Namespace) -> int:
     try:
         return _run(args)
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (Terminated), before a video was finished
+        if _stop_said:  # or after the stop was said, with what was finished: said once
+            return _stop_said[0][1]
         word, code = _stopped()
         _say(word, "stopped; no output was finished")
         return code
@@ -273,7 +285,7 @@ def _run(args: argparse.Namespace) -> int:
         from .annotate.jobs import is_image_name
 
         with_videos = any(not is_image_name(str(p)) for p in [*(j.input for j in jobs), *skipped])
-        # what a whole video's run never removes as the parts of stopped runs: this run's own files
+        # what a whole video's note never names as the parts of stopped runs: this run's own files
         from .annotate import image_table
 
         keep = [*(p for j in jobs for p in (j.input, j.output, *j.tables)), *skipped,
@@ -319,9 +331,10 @@ def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Names
             else:
                 _say(word, f"no frame of {job.input} was processed; nothing written")
             return code
-        if result.superseded:
-            _say("note", f"removed what stopped runs left of {result.output.name}, now whole: "
-                         + ", ".join(p.name for p in result.superseded))
+        if result.parts:
+            _say("note", f"{result.output.name} is whole now; files named as the parts of stopped runs are beside "
+                         "it (left as they are: delete them when no longer needed): "
+                         + ", ".join(p.name for p in result.parts))
         for note in (result.size_note, result.audio_note, result.streams_note, result.colour_note):
             if note:
                 _say("note", note)

@@ -164,10 +164,12 @@ def test_unwritable_folder_is_refused_when_not_root(tmp_path, clip, capsys):
 
 def test_a_cut_off_video_is_annotated_with_a_warning_and_kept(tmp_path, capsys):
     src = write_truncated(tmp_path / "cut.mp4", frames=40, keep=0.5)
+    (tmp_path / "cut.eigencam.partial.mp4").write_bytes(b"a longer part (a re-trial: taken as done with)")
     assert annotate_main([str(src), *FAST]) == 3
     err = capsys.readouterr().err
     assert "Traceback" not in err and "eigencam-live: warning:" in err and "cut off" in err
     assert 0 < probe(tmp_path / "cut.eigencam.mp4")["frames"] < 40
+    assert "whole" not in err  # nor is the output whole, with parts beside it
 
 
 def test_usage_errors_exit_2_with_one_line(capsys):
@@ -225,21 +227,25 @@ def test_ctrl_c_leaves_a_playable_partial_file(tmp_path, capsys):
     assert not list(tmp_path.glob(".out.part*"))
     assert time.monotonic() - t0 < 100
 
-    # --skip-existing annotates the stopped video whole; then the parts of it are removed (a trial
-    # found them left to pile up), the video's and its tables', and nothing else
+    # --skip-existing annotates the stopped video whole; the parts beside it are named (a trial found
+    # them left to pile up in silence), never removed: a name says nothing of who wrote a file (the
+    # next trial's own notes, named stats.partial.csv, were removed)
     others = [tmp_path / n for n in ("out.partial.mp4.txt", "outer.partial.mp4", "out.partial.mkv", "out.partial-x.mp4")]
     for path in [tmp_path / "out.partial-3.mp4", tmp_path / "out.partial.csv", *others]:
         path.write_bytes(b"x")
+    first_part = part.read_bytes()
     assert annotate_main([str(src), "-o", str(out), *FAST, "-b", "2", "--skip-existing",
                           "--stats", str(tmp_path / "out.csv")]) == 0
-    assert probe(out)["frames"] == 300
-    assert sorted(p.name for p in tmp_path.glob("*partial*")) == sorted(p.name for p in others)
-    assert ("removed what stopped runs left of out.mp4, now whole: out.partial-3.mp4, out.partial.mp4, "
-            "out.partial.csv") in capsys.readouterr().err
+    assert probe(out)["frames"] == 300 and part.read_bytes() == first_part
+    assert (tmp_path / "out.partial-3.mp4").read_bytes() == (tmp_path / "out.partial.csv").read_bytes() == b"x"
+    assert ("out.mp4 is whole now; files named as the parts of stopped runs are beside it (left as they are: "
+            "delete them when no longer needed): out.partial-3.mp4, out.partial.mp4, out.partial.csv"
+            ) in capsys.readouterr().err
+    for path in [tmp_path / "out.partial-3.mp4", tmp_path / "out.partial.csv", *others]:
+        path.unlink()
 
     # --force over that output, stopped again: the whole file there stays; the part goes beside it
     whole = out.read_bytes()
-    (tmp_path / "out.partial.mp4").write_bytes(b"a part someone put back")  # so this one is named -2
     stats = tmp_path / "out.csv"
     stats.write_text("a whole run's table\n")
     done = subprocess.run(
@@ -317,13 +323,37 @@ print("not reached: SIGTERM ends the process")
     assert not list(tmp_path.glob(".out.part*")) and not (tmp_path / "out.mp4").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_a_whole_run_never_removes_its_own_inputs_or_tables_as_parts(tmp_path, capsys):
+def test_a_signal_after_the_stop_was_said_is_the_same_stop(tmp_path):
+    """A re-trial: SIGTERM, then Ctrl-C as the run ended: 'terminated: partial output ...' then a
+    second line ('interrupted') and exit 130. The stop said first is the one: one line, 143."""
+    src = write_clip(tmp_path / "long.mp4", frames=300, size=(96, 64), rate=Fraction(25))
+    code = """
+import os, signal, eigencam_live.cli as cli
+say = cli._say
+def say_then_signal(kind, message):
+    say(kind, message)
+    if "partial output" in message:
+        os.kill(os.getpid(), signal.SIGINT)
+cli._say = say_then_signal
+""" + annotate_signalled_at_frame(8, "SIGTERM")
+    done = subprocess.run([sys.executable, "-c", code, str(src), "-o", str(tmp_path / "out.mp4"), *FAST, "-b", "2"],
+                          capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=110)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("eigencam-live:")]
+    assert done.returncode == 143 and "Traceback" not in done.stderr, done.stderr
+    assert len(lines) == 1 and lines[0].startswith("eigencam-live: terminated: partial output"), lines
+    assert probe(tmp_path / "out.partial.mp4")["frames"] >= 8
+
+
+@pytest.mark.timeout(120)
+def test_a_whole_run_never_takes_its_own_inputs_or_tables_for_parts(tmp_path, capsys):
     """The review: a whole run removed the files named as the parts of its output, its own input
-    (rec.partial.mp4 -o rec.mp4) and another input's table (s.x.partial.csv) among them."""
+    (rec.partial.mp4 -o rec.mp4) and another input's table (s.x.partial.csv) among them. Parts are
+    now only named, and never the run's own files."""
     rec = write_clip(tmp_path / "rec.partial.mp4", frames=3)
     assert annotate_main([str(rec), "-o", str(tmp_path / "rec.mp4"), *FAST]) == 0
-    assert probe(rec)["frames"] == 3 and "removed" not in capsys.readouterr().err
+    assert probe(rec)["frames"] == 3 and "parts" not in capsys.readouterr().err
     (tmp_path / "out").mkdir()
     write_clip(tmp_path / "x.partial.mp4", frames=3)
     write_clip(tmp_path / "x.mp4", frames=4)
@@ -332,7 +362,7 @@ def test_a_whole_run_never_removes_its_own_inputs_or_tables_as_parts(tmp_path, c
     assert probe(tmp_path / "x.partial.mp4")["frames"] == 3
     assert len((tmp_path / "s.x.partial.csv").read_text().splitlines()) == 4  # its header and 3 rows
     assert len((tmp_path / "s.x.csv").read_text().splitlines()) == 5
-    assert "removed" not in capsys.readouterr().err
+    assert "parts" not in capsys.readouterr().err
 
 
 @pytest.mark.timeout(120)

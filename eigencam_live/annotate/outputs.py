@@ -102,32 +102,20 @@ def rename_no_replace(src: Path, dst: Path) -> None:
     os.unlink(src)
 
 
-def remove_parts(target: Path, keep: Collection[Path] = ()) -> list[Path]:
-    """Remove the parts that stopped runs left beside ``target`` (``STEM.partial.mp4``,
-    ``STEM.partial-2.mp4``... as :func:`partial_name` names them): called once ``target`` holds the
-    whole input, which they are the beginnings of. A file in ``keep`` (the run's inputs and its
-    other outputs: a video named ``x.partial.mp4`` may be an input) is never removed.
-
-    Returns:
-        what was removed.
-    """
+def find_parts(target: Path, keep: Collection[Path] = ()) -> list[Path]:
+    """The files beside ``target`` named as :func:`partial_name` names a stopped run's part
+    (``STEM.partial.mp4``, ``STEM.partial-2.mp4``...), except those in ``keep`` (the run's inputs
+    and its other outputs: a video named ``x.partial.mp4`` may be an input). Said, never removed,
+    once ``target`` holds the whole input: a name says nothing of who wrote the file."""
     pattern = re.compile(rf"{re.escape(target.stem)}\.partial(?:-\d+)?{re.escape(target.suffix)}")
-    removed: list[Path] = []
     try:
         names = os.listdir(target.parent)
     except OSError:
-        return removed
+        return []
     kept = {os.path.realpath(p) for p in keep}
-    for name in sorted(names):
-        path = target.parent / name
-        if pattern.fullmatch(name) is None or not path.is_file() or os.path.realpath(path) in kept:
-            continue
-        try:
-            path.unlink()
-        except OSError:
-            continue  # not ours to remove (read-only), or another run's cleaning
-        removed.append(path)
-    return removed
+    return [target.parent / name for name in sorted(names)
+            if pattern.fullmatch(name) and (target.parent / name).is_file()
+            and os.path.realpath(target.parent / name) not in kept]
 
 
 def remove_stale_parts(target: Path) -> list[Path]:

@@ -47,7 +47,7 @@ from eigencam_live.render import RenderConfig, picture_size
 from eigencam_live.video import Capture, FileSource, VideoSink, open_source
 
 from .jobs import Job
-from .outputs import Tables, partial_name, progress_bar, remove_parts, remove_stale_parts, rename_no_replace
+from .outputs import Tables, find_parts, partial_name, progress_bar, remove_stale_parts, rename_no_replace
 
 __all__ = ["AnnotateResult", "annotate_file"]
 
@@ -66,8 +66,8 @@ class AnnotateResult:
         stop_requested: SIGINT or SIGTERM came while the output was being finished: it is complete,
             and the caller should stop there (not go on to the next input).
         removed: part files and work folders of dead runs on the same output, removed first.
-        superseded: the parts of stopped runs (``NAME.partial.mp4`` and their tables), removed once
-            the output and its tables hold the whole input.
+        parts: the files named as the parts of stopped runs (``NAME.partial.mp4`` and their
+            tables), beside an output that holds the whole input (said, never removed).
         warning: the input is damaged or cut off (what decoded was annotated).
         audio: the output has the input's audio; ``audio_note`` says when it was re-encoded or dropped.
         size_note: set when the output's size differs from the input's (an odd side padded).
@@ -91,7 +91,7 @@ class AnnotateResult:
     kept: Path | None = None
     stop_requested: bool = False
     removed: list[Path] = field(default_factory=list)
-    superseded: list[Path] = field(default_factory=list)
+    parts: list[Path] = field(default_factory=list)
 
     @property
     def fps(self) -> float:
@@ -288,8 +288,8 @@ def annotate_file(
         encoder_threads: x264's threads (0: its own choice; the command line shares the cores
             with the network, :func:`~eigencam_live.options.headless_threads`).
         max_frames: annotate only the first frames (audio is then cut to the same length).
-        keep: files never removed as the parts of stopped runs (the other inputs and outputs of
-            a run of several; the input is never removed).
+        keep: files never named as the parts of stopped runs (the other inputs and outputs of a
+            run of several; the input never is).
 
     Returns:
         an :class:`AnnotateResult`; ``interrupted`` when SIGINT (Ctrl-C) or SIGTERM stopped it
@@ -428,10 +428,9 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
         damage = f"{sink.audio_damaged} damaged audio packet(s) of {job.input.name} left out"
         result.warning = f"{result.warning}; {damage}" if result.warning else damage
     tables.write()
-    if not (result.interrupted or pipe.limited):  # a --max-frames run leaves them: it is not the whole
+    if not (result.interrupted or pipe.limited or result.warning):  # (not the whole: --max-frames, cut off)
         written = [tables.stats_path, tables.heatmaps_path, tables.detections_path]
-        result.superseded = [p for path in (job.output, *written) if path is not None
-                             for p in remove_parts(path, keep=keep)]
+        result.parts = [p for path in (job.output, *written) if path is not None for p in find_parts(path, keep=keep)]
     return result
 
 
