@@ -332,10 +332,12 @@ def test_a_source_chosen_after_a_folder_plays_but_a_users_pause_stays(tmp_path):
         loop.put(cmd.OpenSource("demo"))
         loop._drain_commands()
         assert not loop._paused and out.paused_changed.calls == [(True,), (False,)]
+        loop.dropped = 3  # the demo clip's (a re-trial: still said on the next source)
         loop.put(cmd.SetPaused(True))
         loop.put(cmd.OpenSource("scene"))
         loop._drain_commands()
         assert loop._paused and out.paused_changed.calls[-1] == (True,) and out.source_opened.calls[-1][0] == "scene"
+        assert loop.dropped == 0
         assert loop.mailbox.take() is not None  # its first frame is shown, paused
         loop.put(cmd.OpenSource(str(tmp_path)))  # a user's pause over a folder stays the user's
         loop.put(cmd.OpenSource("demo"))

@@ -291,7 +291,7 @@ class FrameLoop:
         self._required.discard("source")  # opened: later choices fall back as usual
         self._last_frame = None
         self._clear_rates()
-        self._dropped_offset = self._dropped_at_pause = 0
+        self.dropped = self._dropped_offset = self._dropped_at_pause = 0  # (the last source's drops are not this one's)
         if self.engine is not None:
             self.engine.reset()
         self._warned = None
