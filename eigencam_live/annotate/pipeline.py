@@ -11,7 +11,7 @@ On CUDA the engine draws the pictures on the GPU and the encoder thread waits fo
 the next one is uploaded; on the CPU the encoder thread draws them (``PendingFrames.result``).
 
 The caller's thread only watches: it updates the progress bar and, while the run lasts, holds
-SIGINT and SIGTERM (:func:`_finishing`; the handlers there before are called when it ends), so a
+SIGINT and SIGTERM (:func:`~.stops.stop_signals_held`; the handlers there before are called when it ends), so a
 stop is a request, never an exception half-way through a step: decoding stops, the frames already
 through the network are written, and the file is finished (playable) with the frames so far.
 Another signal stops the wait for the frames still in the network. A signal after the last frame
@@ -27,7 +27,6 @@ on the same output.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
 import shutil
@@ -35,7 +34,7 @@ import signal
 import tempfile
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +47,7 @@ from eigencam_live.video import Capture, FileSource, VideoSink, open_source
 
 from .jobs import Job
 from .outputs import Tables, find_parts, partial_name, progress_bar, remove_stale_parts, rename_no_replace
+from .stops import stop_signals_held
 
 __all__ = ["AnnotateResult", "annotate_file"]
 
@@ -322,7 +322,7 @@ def annotate_file(
     # first stops it (what is through the network is written, the part finished), another stops the
     # wait for the frames in the network; once every frame is in, the file is finished anyway. The
     # handlers are called once all is done (the work folder removed too).
-    with _finishing() as stops:
+    with stop_signals_held() as stops:
         removed = [p for path in (target, *extras) for p in remove_stale_parts(path)]
         source = open_source(str(job.input))
         if not isinstance(source, FileSource):
@@ -351,7 +351,7 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
               max_frames: int | None, removed: list[Path], keep: Collection[Path], stops: list[int]) -> AnnotateResult:
     """:func:`annotate_file` once the input is open and the work folder made: the file is written
     as ``work/NAME`` and renamed to the output at the end. The stop signals that came are in
-    ``stops`` (:func:`_finishing` holds them)."""
+    ``stops`` (:func:`~.stops.stop_signals_held` holds them)."""
     info = source.info
     width, height = picture_size(look.view, info.width, info.height)
     try:
@@ -437,7 +437,7 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
 def _wind_down(pipe: _Pipeline, capture: Capture, stops: list[int]) -> None:
     """After Ctrl-C: stop decoding and write what is already through the network (at most one
     batch in it, and the frames queued for writing; for 5 s at most). Ctrl-C again (another signal
-    in ``stops``, which :func:`_finishing` holds) stops waiting for them: the part then ends with the
+    in ``stops``, which :func:`~.stops.stop_signals_held` holds) stops waiting for them: the part then ends with the
     frames written so far, and is still finished."""
     first = len(stops)
     pipe.soft_stop.set()
@@ -477,42 +477,3 @@ def _publish(finished: Path, target: Path, overwrite: bool) -> None:
                         f"this run's output is kept as {kept}")
     except OSError as exc:
         raise SinkError(f"cannot finish {target}: {exc.strerror or exc}") from None
-
-
-#: Signals that stop a run; while the output is being finished they wait until it is complete.
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-@contextlib.contextmanager
-def _finishing() -> Iterator[list[int]]:
-    """Hold SIGINT and SIGTERM while the output is being finished (encoder flush, audio tail,
-    renames, tables): every frame is already written, and stopping there could only lose the file.
-
-    Yields the list of signals that arrived meanwhile. On leaving, each is handed to the handler
-    that was there before: a Python handler is called (the ``KeyboardInterrupt`` it raises, as
-    Ctrl-C's does, is dropped: the caller stops the run because the list is not empty); with the
-    default action the signal is raised again, and the process ends with its file complete.
-    """
-    stops: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield stops
-        return
-    previous = {}
-    for sig in _STOP_SIGNALS:
-        handler = signal.getsignal(sig)
-        if handler in (signal.SIG_IGN, None):  # ignored, or set outside Python: left as it is
-            continue
-        previous[sig] = handler
-        signal.signal(sig, lambda signum, _frame: stops.append(signum))
-    try:
-        yield stops
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        for sig in dict.fromkeys(stops):
-            handler = previous[sig]
-            if callable(handler):
-                with contextlib.suppress(KeyboardInterrupt):
-                    handler(sig, None)
-            else:
-                signal.raise_signal(sig)
