@@ -94,6 +94,15 @@ def next_packet(qtbot, w: MainWindow, action):
     return blocker.args[0]
 
 
+def settled(qtbot, w: MainWindow) -> None:
+    """Wait until the network runs on the backend it keeps (ONNX Runtime's export, in the
+    background, done) and a frame went through it: a picture drawn on torch and one drawn again on
+    ONNX Runtime agree to r 0.9999, not to the bit (a CI run under load redrew a compared frame
+    across the switch)."""
+    qtbot.waitUntil(lambda: w.pipeline.engine is not None and not w.pipeline.engine.backend.preparing, timeout=WAIT)
+    wait_frames(qtbot, w, 1)
+
+
 def paused(qtbot, w: MainWindow):
     """Pause and return the packet on screen once the worker has really stopped reading."""
     with qtbot.waitSignal(w.pipeline.paused_changed, timeout=WAIT):

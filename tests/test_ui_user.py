@@ -24,7 +24,7 @@ from ui.shortcuts import SHORTCUTS  # noqa: E402
 from ui.window import layers_to_compare  # noqa: E402
 
 from . import test_ui as _ui  # noqa: E402
-from .test_ui import FAST, WAIT, next_packet, paused, wait_frames  # noqa: E402
+from .test_ui import FAST, WAIT, next_packet, paused, settled, wait_frames  # noqa: E402
 
 # The window fixtures of test_ui, shared (pytest finds fixtures by their name in this module).
 _one_torch_thread, clip, make_window = _ui._one_torch_thread, _ui.clip, _ui.make_window
@@ -405,16 +405,25 @@ def test_close_within_two_seconds_during_a_model_switch_in_process(qtbot, make_w
     qtbot.waitUntil(lambda: not w.pipeline.running, timeout=WAIT)
 
 
+def assert_same_picture(a: np.ndarray, b: np.ndarray) -> None:
+    """The same picture drawn twice, by two runs of the network: on ONNX Runtime the layers' tiles
+    come from torch's engine (maps at r >= 0.999), and a map value on a rounding edge may come out
+    one level apart in a pixel or two (a CI run under load: the pictures were not equal to the bit)."""
+    diff = np.abs(a.astype(np.int16) - b.astype(np.int16))
+    assert a.shape == b.shape and diff.max() <= 3 and (diff > 1).mean() < 0.001, (diff.max(), (diff > 0).mean())
+
+
 def test_compare_grid_shows_the_first_components_and_a_click_shows_one_live(qtbot, make_window):
     w = make_window()
     wait_frames(qtbot, w, 2)
+    settled(qtbot, w)
     base = paused(qtbot, w)
     with qtbot.waitSignal(w.pipeline.compare_ready, timeout=WAIT) as got, \
             qtbot.waitSignal(w.frame_shown, timeout=WAIT) as redrawn:
         w.compare(4)
     tiles = got.args[0]
     # The view is redrawn as the tiles are made (the frame's own decomposition): it is the first tile.
-    assert np.array_equal(redrawn.args[0].image, tiles[0][1])
+    assert_same_picture(redrawn.args[0].image, tiles[0][1])
     assert [k for k, _, _ in tiles] == [1, 2, 3, 4]
     assert all(picture.shape == base.image.shape for _, picture, _ in tiles)
     assert not np.array_equal(tiles[0][1], tiles[1][1])
@@ -589,6 +598,7 @@ def test_compare_across_layers_shows_each_stage_and_a_click_shows_that_layer_liv
     w = make_window()
     wait_frames(qtbot, w, 2)
     qtbot.waitUntil(lambda: len(w.layers) > 10 and w.status is not None, timeout=WAIT)
+    settled(qtbot, w)
     base = paused(qtbot, w)
     want = layers_to_compare(w.layers, "features")
     assert [layer.name for layer in want] == ["features.0", "features.1", "features.3", "features.8", "features"]
@@ -599,7 +609,8 @@ def test_compare_across_layers_shows_each_stage_and_a_click_shows_that_layer_liv
     assert [name for name, _, _ in tiles] == [layer.name for layer in want]
     assert all(picture.shape == base.image.shape for _, picture, _ in tiles)
     # The view is redrawn from this frame alone, as the tiles are: it is the last tile, the layer in use.
-    assert redrawn.args[0].frame.index == base.frame.index and np.array_equal(redrawn.args[0].image, tiles[-1][1])
+    assert redrawn.args[0].frame.index == base.frame.index
+    assert_same_picture(redrawn.args[0].image, tiles[-1][1])
     assert all(not np.array_equal(a[1], b[1]) for a, b in zip(tiles, tiles[1:], strict=False))
     assert all(0 < ev <= 1 for *_, ev in tiles)
     assert w.pipeline.engine.layer == "features" and w.pipeline.engine.config.component == 1, "nothing changed"

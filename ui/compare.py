@@ -72,5 +72,8 @@ def layer_tiles(engine: Engine, image: np.ndarray, look: RenderConfig,
     finally:
         if tiler is engine:
             engine.reconfigure(**keep)
-            engine.reset()
+        # the view is redrawn from this frame alone too, as its tile is (the engine of torch's drew the
+        # tiles for ONNX Runtime's: a state kept from earlier frames, the map's sign among them, drew
+        # the view unlike its tile, now and then the other way up)
+        engine.reset()
     return tiles, refused
