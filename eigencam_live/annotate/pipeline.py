@@ -318,30 +318,33 @@ def annotate_file(
     for extra in extras:
         if extra.exists() and not overwrite:
             raise SinkError(f"{extra} exists (use --force to overwrite)")
-    # From here on SIGINT and SIGTERM are requests, never an exception in the middle of the run: the
-    # first stops it (what is through the network is written, the part finished), another stops the
-    # wait for the frames in the network; once every frame is in, the file is finished anyway. The
-    # handlers are called once all is done (the work folder removed too).
-    with stop_signals_held() as stops:
-        removed = [p for path in (target, *extras) for p in remove_stale_parts(path)]
-        source = open_source(str(job.input))
-        if not isinstance(source, FileSource):
-            source.close()
-            raise SourceError(f"{job.input} is not a video file")
-        try:
-            work = Path(tempfile.mkdtemp(prefix=f".{target.stem}.part{os.getpid()}-", dir=target.parent))
-        except OSError as exc:
-            source.close()
-            raise SinkError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
-        try:
-            result = _annotate(engine, job, source, work, look, batch_size=batch_size, overwrite=overwrite,
-                               progress=progress, crf=crf, preset=preset, encoder_threads=encoder_threads,
-                               max_frames=max_frames, removed=removed, keep=[job.input, *keep], stops=stops)
-        except SinkError as exc:  # named as the user knows it, not as the hidden work file or folder
-            text = str(exc).replace(str(work / job.output.name), str(target)).replace(str(work), str(target.parent))
-            raise SinkError(text) from exc
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+    removed = [p for path in (target, *extras) for p in remove_stale_parts(path)]
+    source = open_source(str(job.input))  # (a slow or hung disk: Ctrl-C still stops it here)
+    if not isinstance(source, FileSource):
+        source.close()
+        raise SourceError(f"{job.input} is not a video file")
+    try:
+        # From here on SIGINT and SIGTERM are requests, never an exception in the middle of the run:
+        # the first stops it (what is through the network is written, the part finished), another
+        # stops the wait for the frames in the network; once every frame is in, the file is finished
+        # anyway. The handlers are called once all is done (the work folder removed too).
+        with stop_signals_held() as stops:
+            try:
+                work = Path(tempfile.mkdtemp(prefix=f".{target.stem}.part{os.getpid()}-", dir=target.parent))
+            except OSError as exc:
+                raise SinkError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
+            try:
+                result = _annotate(engine, job, source, work, look, batch_size=batch_size, overwrite=overwrite,
+                                   progress=progress, crf=crf, preset=preset, encoder_threads=encoder_threads,
+                                   max_frames=max_frames, removed=removed, keep=[job.input, *keep], stops=stops)
+            except SinkError as exc:  # named as the user knows it, not as the hidden work file or folder
+                text = str(exc).replace(str(work / job.output.name), str(target)).replace(str(work), str(target.parent))
+                raise SinkError(text) from exc
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+    except BaseException:
+        source.close()  # (closed already where the run began; a signal before the hold: not yet)
+        raise
     result.stop_requested = bool(stops) and not result.interrupted  # the file is whole; the caller stops
     return result
 
