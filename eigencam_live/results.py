@@ -4,6 +4,7 @@ picture drawn, and one :class:`FrameResult` per frame from a batch in flight (:c
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from functools import cached_property
 
 import cv2
@@ -85,38 +86,44 @@ class PendingFrames:
 
     def result(self) -> list[FrameResult]:
         """One :class:`FrameResult` per frame, in order."""
+        return list(self.each())
+
+    def each(self) -> Iterator[FrameResult]:
+        """:meth:`result` one frame at a time, each frame's picture drawn when it is taken: a
+        caller that lets each go before the next (``annotate``) holds one frame's map and picture
+        at a time, not the batch's (at 4K, side by side, batch 8: 0.7 GB)."""
         t0 = time.perf_counter()
         if self._event is not None:
             self._event.synchronize()
         numbers, cams = self._host[0].numpy(), self._host[1].numpy()
         b, height, width, _ = self._frames.shape
-        if len(self._host) == 3:  # drawn on the device; the heatmaps are made from the maps if asked for
-            heatmaps, pictures = None, self._host[2].numpy()
-        elif self._render is not None:
-            heat, drawn = finish_pictures(torch.from_numpy(self._frames), torch.from_numpy(cams), self._render,
-                                          self._detections)
-            heatmaps, pictures = heat.numpy(), drawn.numpy()
-        else:
-            heatmaps = pictures = None
+        drawn_on_device = self._host[2].numpy() if len(self._host) == 3 else None
         dets = self._detections
-        if pictures is not None and dets is not None and self._render.boxes:
-            for picture, boxes in zip(pictures, dets, strict=True):
-                draw_boxes(picture, boxes, width, height)
-        timings = dict(self.timings, finish=self.timings.get("finish", 0.0) + time.perf_counter() - t0)
-        timings = {name: seconds * 1000.0 / b for name, seconds in timings.items()}
-        k, results = self._k, []
+        # each frame's share of the batch's stages and of the wait, then its own drawing
+        shared = {name: seconds * 1000.0 / b for name, seconds in self.timings.items()}
+        shared["finish"] = shared.get("finish", 0.0) + (time.perf_counter() - t0) * 1000.0 / b
+        k = self._k
         for i, row in enumerate(numbers):
+            t1 = time.perf_counter()
+            heatmap = picture = None
+            if drawn_on_device is not None:  # drawn on the device; the heatmap is made from the map if asked for
+                picture = drawn_on_device[i]
+            elif self._render is not None:
+                heat, drawn = finish_pictures(torch.from_numpy(self._frames[i : i + 1]), torch.from_numpy(cams[i : i + 1]),
+                                              self._render, None if dets is None else dets[i : i + 1])
+                heatmap, picture = heat.numpy()[0], drawn.numpy()[0]
+            if picture is not None and dets is not None and self._render.boxes:
+                draw_boxes(picture, dets[i], width, height)
             preds = label_predictions(self._labels, row[k : 2 * k].astype(np.int64), row[:k])
             if dets is not None:
                 preds = [(d.label, d.score) for d in dets[i]]
             peak = peak_pixel(int(row[2 * k]), cams.shape[1:], (height, width))
-            results.append(FrameResult(
+            timings = dict(shared, finish=shared["finish"] + (time.perf_counter() - t1) * 1000.0)
+            yield FrameResult(
                 cams[i], preds, row[2 * k + 1 :].astype(np.float32), self._component, peak, (height, width),
-                picture=None if pictures is None else pictures[i], heatmap=None if heatmaps is None else heatmaps[i],
-                timings=dict(timings), detections=None if dets is None else dets[i],
+                picture=picture, heatmap=heatmap, timings=timings, detections=None if dets is None else dets[i],
                 in_boxes=self._render is not None and self._render.in_boxes,
-            ))
-        return results
+            )
 
 
 def maps_on_frames(cams: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -210,7 +210,8 @@ def test_the_queues_between_the_stages_hold_a_bounded_number_of_bytes():
 def test_annotate_holds_each_picture_once_in_each_stage():
     """A re-trial: 4K still peaked at 3.3 GB. The network's batch was stacked from a list of the
     frames (both held while it was made), and the encoder held the last batch's pictures and maps
-    (a frame's result is a view of them) while the next batch was drawn: 230 MB at 4K.
+    (a frame's result is a view of them) while the next batch was drawn: 230 MB at 4K. A batch is
+    now drawn one frame at a time, as the encoder takes them.
     Here every frame and picture is watched by a weak reference."""
     import threading
     import weakref
@@ -240,11 +241,15 @@ def test_annotate_holds_each_picture_once_in_each_stage():
         def __init__(self, batch: np.ndarray) -> None:
             self.batch = batch
 
-        def result(self):
-            seen["draw"].append(sum(p() is not None for p in pictures))  # the last batch's, still held
-            out = [SimpleNamespace(picture=f.copy()) for f in self.batch]
-            pictures.extend(weakref.ref(r.picture) for r in out)
-            return out
+        def each(self):
+            for f in self.batch:
+                seen["draw"].append(sum(p() is not None for p in pictures))  # those drawn before, still held
+                yield SimpleNamespace(picture=drawn(f))
+
+    def drawn(frame: np.ndarray) -> np.ndarray:
+        picture = frame.copy()
+        pictures.append(weakref.ref(picture))
+        return picture
 
     engine = SimpleNamespace(
         prepare=lambda batch: seen["prepare"].append(sum(f() is not None for f in frames)) or batch.copy(),
@@ -259,4 +264,6 @@ def test_annotate_holds_each_picture_once_in_each_stage():
     assert [pts for _, pts in written] == [i / 25 for i in range(10)]  # every frame, in order
     assert [int(s) for s, _ in written] == [(9 - i) * 8 * 12 * 3 for i in range(10)]  # its own picture
     assert seen["prepare"] == [0, 0, 0]  # each frame copied into its batch and let go
-    assert seen["draw"] == [0, 0, 0]  # each batch's pictures let go before the next is drawn
+    # one picture at a time: the frame before is written while the next is drawn, and a batch's
+    # last is let go before the next batch (a batch drawn whole held 4 pictures and 4 maps, 8 at -b 8)
+    assert seen["draw"] == [0, 1, 1, 1, 0, 1, 1, 1, 0, 1]

@@ -234,7 +234,7 @@ class _Pipeline:
             stamps: list[tuple[int, float, float | None]]
             pending: PendingFrames
             stamps, pending = item
-            for (index, pts, duration), r in zip(stamps, pending.result(), strict=True):
+            for (index, pts, duration), r in zip(stamps, pending.each(), strict=True):  # one frame drawn at a time
                 if self.abort.is_set():  # the caller is about to close or remove the file
                     return
                 pts -= self.origin
