@@ -346,6 +346,47 @@ cli._say = say_then_signal
     assert probe(tmp_path / "out.partial.mp4")["frames"] >= 8
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_ctrl_c_a_third_time_ends_a_run_whose_network_hangs(tmp_path):
+    """The review: the stop signals are held while a run lasts, and a stage stuck in a hung device
+    or disk (here the network's second batch never returns) held the process for ever: Ctrl-C and
+    SIGTERM did nothing. Ctrl-C once stops the run, twice stops the wait for the network, and a
+    third time, while a stage stays stuck, gives the part up: the process ends, leaving no files."""
+    src = write_clip(tmp_path / "long.mp4", frames=300, size=(96, 64), rate=Fraction(25))
+    code = """
+import os, signal, sys, threading
+from eigencam_live.annotate import pipeline
+from eigencam_live.engine import Engine
+from eigencam_live.video import Capture
+pipes, submit, stop, start = [], Engine.submit, Capture.stop, pipeline._Pipeline.start
+def start_and_keep(self):
+    pipes.append(self)
+    start(self)
+def hanging_submit(self, *args, **kwargs):
+    if getattr(Engine, "submitted", 0) == 1:  # the second batch: Ctrl-C, and again once aborted
+        os.kill(os.getpid(), signal.SIGINT)
+        pipes[0].abort.wait()
+        os.kill(os.getpid(), signal.SIGINT)
+        threading.Event().wait()  # a hung device: never returns
+    Engine.submitted = getattr(Engine, "submitted", 0) + 1
+    return submit(self, *args, **kwargs)
+def stop_and_signal(self, timeout=1.0):  # Ctrl-C again as the run starts stopping
+    if not getattr(Capture, "signalled", False):
+        Capture.signalled = True
+        os.kill(os.getpid(), signal.SIGINT)
+    stop(self, timeout)
+pipeline._Pipeline.start, Engine.submit, Capture.stop = start_and_keep, hanging_submit, stop_and_signal
+from eigencam_live.cli import annotate_main
+sys.exit(annotate_main(sys.argv[1:]))
+"""
+    done = subprocess.run([sys.executable, "-c", code, str(src), "-o", str(tmp_path / "out.mp4"), *FAST, "-b", "2"],
+                          capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=110)
+    assert done.returncode == 130 and "Traceback" not in done.stderr, done.stderr
+    assert "eigencam-live: interrupted: stopped; no output was finished" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4"]
+
+
 @pytest.mark.timeout(120)
 def test_a_whole_run_never_takes_its_own_inputs_or_tables_for_parts(tmp_path, capsys):
     """The review: a whole run removed the files named as the parts of its output, its own input

@@ -135,6 +135,7 @@ class _Pipeline:
         self.prepared: queue.Queue = queue.Queue(maxsize=min(2, max(1, _QUEUED_BYTES // 2 // batch_bytes)))
         self.results: queue.Queue = queue.Queue(maxsize=min(4, max(1, _QUEUED_BYTES // batch_bytes)))
         self.soft_stop = threading.Event()  # Ctrl-C: stop reading, write what was inferred
+        self.stuck = False  # a stage did not stop, and a stop signal gave up waiting for it
         self.abort = threading.Event()  # an error: everyone stops now
         self.error: BaseException | None = None
         self.written = 0
@@ -248,11 +249,19 @@ class _Pipeline:
     def alive(self) -> bool:
         return any(t.is_alive() for t in self.threads)
 
-    def join_until_done(self) -> None:
+    def join_until_done(self, stops: list[int] | None = None, since: int | None = None) -> bool:
         """Wait for every thread to end (each stops within one batch once ``abort`` is set), so
-        the sink is closed or removed only when nobody writes to it any more."""
+        the sink is closed or removed only when nobody writes to it any more. With ``stops``:
+        ``False`` as soon as it holds more than ``since`` signals (default: as many as now): a
+        stage stuck in a hung device or disk would hold the run, and its signals, for ever; the
+        threads are daemons."""
+        more = None if stops is None else len(stops) if since is None else since
         while self.alive():
+            if more is not None and len(stops) > more:
+                self.stuck = True
+                return False
             self.join(_POLL)
+        return True
 
     def join(self, timeout: float) -> None:
         end = time.monotonic() + timeout
@@ -319,10 +328,11 @@ def annotate_file(
         if extra.exists() and not overwrite:
             raise SinkError(f"{extra} exists (use --force to overwrite)")
     removed = [p for path in (target, *extras) for p in remove_stale_parts(path)]
-    source = open_source(str(job.input))  # (a slow or hung disk: Ctrl-C still stops it here)
+    source = open_source(str(job.input))  # (outside the hold: a signal stops the run as it opens)
     if not isinstance(source, FileSource):
         source.close()
         raise SourceError(f"{job.input} is not a video file")
+    handed = False  # to _annotate, whose capture thread closes the source
     try:
         # From here on SIGINT and SIGTERM are requests, never an exception in the middle of the run:
         # the first stops it (what is through the network is written, the part finished), another
@@ -334,6 +344,7 @@ def annotate_file(
             except OSError as exc:
                 raise SinkError(f"cannot write in {target.parent}: {exc.strerror or exc}") from None
             try:
+                handed = True
                 result = _annotate(engine, job, source, work, look, batch_size=batch_size, overwrite=overwrite,
                                    progress=progress, crf=crf, preset=preset, encoder_threads=encoder_threads,
                                    max_frames=max_frames, removed=removed, keep=[job.input, *keep], stops=stops)
@@ -343,7 +354,8 @@ def annotate_file(
             finally:
                 shutil.rmtree(work, ignore_errors=True)
     except BaseException:
-        source.close()  # (closed already where the run began; a signal before the hold: not yet)
+        if not handed:  # a signal before the hold, no work folder: closed here (else by the capture thread)
+            source.close()
         raise
     result.stop_requested = bool(stops) and not result.interrupted  # the file is whole; the caller stops
     return result
@@ -419,8 +431,8 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
     except BaseException:
         pipe.abort.set()
         capture.stop()
-        pipe.join_until_done()
-        sink.abort()
+        if not pipe.stuck and pipe.join_until_done(stops):  # (else a stage may still write to the sink)
+            sink.abort()
         raise
     finally:
         bar.close()
@@ -440,8 +452,10 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
 def _wind_down(pipe: _Pipeline, capture: Capture, stops: list[int]) -> None:
     """After Ctrl-C: stop decoding and write what is already through the network (at most one
     batch in it, and the frames queued for writing; for 5 s at most). Ctrl-C again (another signal
-    in ``stops``, which :func:`~.stops.stop_signals_held` holds) stops waiting for them: the part then ends with the
-    frames written so far, and is still finished."""
+    in ``stops``, which :func:`~.stops.stop_signals_held` holds) stops waiting for them: the part
+    then ends with the frames written so far, and is still finished, once each stage has stopped
+    between two frames. Once more while a stage stays stuck (a hung device or disk): the part is
+    given up (``KeyboardInterrupt``), and the process is free to end."""
     first = len(stops)
     pipe.soft_stop.set()
     capture.stop(timeout=0.5)
@@ -449,8 +463,10 @@ def _wind_down(pipe: _Pipeline, capture: Capture, stops: list[int]) -> None:
     while pipe.alive() and len(stops) == first and time.monotonic() < end:
         pipe.join(_POLL)
     if pipe.alive():
+        seen = len(stops)
         pipe.abort.set()
-        pipe.join_until_done()
+        if not pipe.join_until_done(stops, since=seen):  # stopped again while a stage stays stuck: given up
+            raise KeyboardInterrupt
 
 
 def _publish(finished: Path, target: Path, overwrite: bool) -> None:
