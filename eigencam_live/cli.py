@@ -316,6 +316,10 @@ def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Names
                 raise
             _say("error", f"{job.input}: {exc}")
             status = EXIT_ERROR
+            if getattr(exc, "stop_requested", False):  # Ctrl-C or SIGTERM came while it failed: no next input
+                word, code = _stopped()
+                _say(word, f"stopped before {len(videos) - videos.index(job) - 1} more video(s)")
+                return code
             continue
         seconds = time.perf_counter() - t0
         if result.removed:

@@ -387,6 +387,39 @@ sys.exit(annotate_main(sys.argv[1:]))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.mp4"]
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_ctrl_c_while_a_video_fails_stops_the_run_of_several(tmp_path):
+    """The review: Ctrl-C while a video of several failed was dropped with the failed run, and the
+    next video was started. The error is said, then the stop, and no other video is begun."""
+    for name in ("a.mp4", "b.mp4"):
+        write_clip(tmp_path / name, frames=60, size=(96, 64), rate=Fraction(25))
+    code = """
+import os, signal, sys
+from eigencam_live.engine import Engine
+from eigencam_live.errors import SourceError
+submit = Engine.submit
+def failing_submit(self, *args, **kwargs):
+    if getattr(Engine, "submitted", 0) == 1:  # the second batch: Ctrl-C, then the network fails
+        os.kill(os.getpid(), signal.SIGINT)
+        raise SourceError("a failure in the network's stage")
+    Engine.submitted = getattr(Engine, "submitted", 0) + 1
+    return submit(self, *args, **kwargs)
+Engine.submit = failing_submit
+from eigencam_live.cli import annotate_main
+sys.exit(annotate_main(sys.argv[1:]))
+"""
+    out = tmp_path / "out"
+    out.mkdir()
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4"), "-o", str(out),
+                           *FAST, "-b", "2"], capture_output=True, text=True, env=_env(), cwd=tmp_path, timeout=110)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("eigencam-live:")]
+    assert done.returncode == 130 and "Traceback" not in done.stderr, done.stderr
+    assert lines == [f"eigencam-live: error: {tmp_path / 'a.mp4'}: a failure in the network's stage",
+                     "eigencam-live: interrupted: stopped before 1 more video(s)"], lines
+    assert list(out.iterdir()) == []
+
+
 @pytest.mark.timeout(120)
 def test_a_whole_run_never_takes_its_own_inputs_or_tables_for_parts(tmp_path, capsys):
     """The review: a whole run removed the files named as the parts of its output, its own input

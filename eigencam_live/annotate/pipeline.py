@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from eigencam_live.engine import Engine, PendingFrames, Prepared
-from eigencam_live.errors import SinkError, SourceError
+from eigencam_live.errors import EigenCamError, SinkError, SourceError
 from eigencam_live.render import RenderConfig, picture_size
 from eigencam_live.video import Capture, FileSource, VideoSink, open_source
 
@@ -333,6 +333,7 @@ def annotate_file(
         source.close()
         raise SourceError(f"{job.input} is not a video file")
     handed = False  # to _annotate, whose capture thread closes the source
+    stops: list[int] = []
     try:
         # From here on SIGINT and SIGTERM are requests, never an exception in the middle of the run:
         # the first stops it (what is through the network is written, the part finished), another
@@ -353,9 +354,11 @@ def annotate_file(
                 raise SinkError(text) from exc
             finally:
                 shutil.rmtree(work, ignore_errors=True)
-    except BaseException:
+    except BaseException as exc:
         if not handed:  # a signal before the hold, no work folder: closed here (else by the capture thread)
             source.close()
+        if stops and isinstance(exc, EigenCamError):  # a stop asked for meanwhile is not lost with the run
+            exc.stop_requested = True
         raise
     result.stop_requested = bool(stops) and not result.interrupted  # the file is whole; the caller stops
     return result
