@@ -102,6 +102,35 @@ def rename_no_replace(src: Path, dst: Path) -> None:
     os.unlink(src)
 
 
+def publish(finished: Path, target: Path, overwrite: bool) -> None:
+    """Give the finished file the output's name: replacing a file there only with ``overwrite``.
+
+    Without it the rename is atomic and never replaces: if another run (or anyone) created the
+    output since this one started, that file stays, this run's file is kept beside it as
+    ``STEM.<PID>SUFFIX`` (or removed where even that name is taken) and SinkError says so.
+    """
+    try:
+        if overwrite:
+            os.replace(finished, target)
+            return
+        try:
+            rename_no_replace(finished, target)
+            return
+        except FileExistsError:
+            pass
+        kept = target.with_name(f"{target.stem}.{os.getpid()}{target.suffix}")
+        try:
+            rename_no_replace(finished, kept)
+        except FileExistsError:
+            finished.unlink(missing_ok=True)
+            raise SinkError(f"{target} appeared while this run was writing it (another run?): left as it is, "
+                            f"and this run's output was removed ({kept} exists too)") from None
+        raise SinkError(f"{target} appeared while this run was writing it (another run?): left as it is; "
+                        f"this run's output is kept as {kept}")
+    except OSError as exc:
+        raise SinkError(f"cannot finish {target}: {exc.strerror or exc}") from None
+
+
 def find_parts(target: Path, keep: Collection[Path] = ()) -> list[Path]:
     """The files beside ``target`` named as :func:`partial_name` names a stopped run's part
     (``STEM.partial.mp4``, ``STEM.partial-2.mp4``...), except those in ``keep`` (the run's inputs

@@ -46,7 +46,7 @@ from eigencam_live.render import RenderConfig, picture_size
 from eigencam_live.video import Capture, FileSource, VideoSink, open_source
 
 from .jobs import Job
-from .outputs import Tables, find_parts, partial_name, progress_bar, remove_stale_parts, rename_no_replace
+from .outputs import Tables, find_parts, partial_name, progress_bar, publish, remove_stale_parts
 from .stops import stop_signals_held
 
 __all__ = ["AnnotateResult", "annotate_file"]
@@ -430,7 +430,7 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
                 path = getattr(tables, name)
                 if path is not None:
                     setattr(tables, name, partial_name(path))
-        _publish(finished, result.output, overwrite and not result.interrupted)
+        publish(finished, result.output, overwrite and not result.interrupted)
     except BaseException:
         pipe.abort.set()
         capture.stop()
@@ -470,32 +470,3 @@ def _wind_down(pipe: _Pipeline, capture: Capture, stops: list[int]) -> None:
         pipe.abort.set()
         if not pipe.join_until_done(stops, since=seen):  # stopped again while a stage stays stuck: given up
             raise KeyboardInterrupt
-
-
-def _publish(finished: Path, target: Path, overwrite: bool) -> None:
-    """Give the finished file the output's name: replacing a file there only with ``overwrite``.
-
-    Without it the rename is atomic and never replaces: if another run (or anyone) created the
-    output since this one started, that file stays, this run's file is kept beside it as
-    ``STEM.<PID>SUFFIX`` (or removed where even that name is taken) and SinkError says so.
-    """
-    try:
-        if overwrite:
-            os.replace(finished, target)
-            return
-        try:
-            rename_no_replace(finished, target)
-            return
-        except FileExistsError:
-            pass
-        kept = target.with_name(f"{target.stem}.{os.getpid()}{target.suffix}")
-        try:
-            rename_no_replace(finished, kept)
-        except FileExistsError:
-            finished.unlink(missing_ok=True)
-            raise SinkError(f"{target} appeared while this run was writing it (another run?): left as it is, "
-                            f"and this run's output was removed ({kept} exists too)") from None
-        raise SinkError(f"{target} appeared while this run was writing it (another run?): left as it is; "
-                        f"this run's output is kept as {kept}")
-    except OSError as exc:
-        raise SinkError(f"cannot finish {target}: {exc.strerror or exc}") from None
