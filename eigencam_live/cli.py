@@ -253,11 +253,14 @@ def _run(args: argparse.Namespace) -> int:
     if args.detections and model_kind(config.model) not in ("detector", "yolo", "factory"):  # before anything is made
         raise not_a_detector
     skipped: list = []
+    short: list[str] = []
     jobs = plan_jobs(args.inputs, args.output, force=args.force, stats=args.stats, heatmaps=args.heatmaps,
                      detections=args.detections, image_format=args.image_format,
-                     skip_existing=args.skip_existing, skipped=skipped)
+                     skip_existing=args.skip_existing, skipped=skipped, short=short)
     if skipped:
         _say("note", f"{len(skipped)} input(s) skipped: their output exists (--skip-existing)")
+    for why in short:  # skipped as done, but not whole: the user decides
+        _say("warning", why)
     if not jobs:
         return 0
 

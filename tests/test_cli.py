@@ -439,6 +439,34 @@ def test_a_whole_run_never_takes_its_own_inputs_or_tables_for_parts(tmp_path, ca
     assert "parts" not in capsys.readouterr().err
 
 
+
+def test_skip_existing_says_which_outputs_it_kept_are_not_whole(tmp_path, capsys):
+    """A trial: a --max-frames run's output takes the output's name, and a later --skip-existing
+    skipped it as done without a word. It is still skipped (never written over without --force),
+    and now said, as is an output that is no video at all; a whole output is skipped quietly."""
+    for name, frames in (("a", 30), ("b", 12), ("c", 12)):
+        write_clip(tmp_path / f"{name}.mp4", frames=frames)
+    out = tmp_path / "out"
+    assert annotate_main([str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4"), "-o", str(out), "--max-frames", "10",
+                          *FAST]) == 0
+    assert probe(out / "a.eigencam.mp4")["frames"] == 10 and probe(out / "b.eigencam.mp4")["frames"] == 10
+    (out / "c.eigencam.mp4").write_bytes(b"not a video")
+    assert annotate_main([str(tmp_path / "a.mp4"), "-o", str(out / "whole.mp4"), *FAST]) == 0
+    capsys.readouterr()
+    kept = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert annotate_main([str(tmp_path / n) for n in ("a.mp4", "b.mp4", "c.mp4")] + ["-o", str(out), "--skip-existing",
+                                                                                   *FAST]) == 0
+    err = capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == kept  # nothing written over
+    assert "3 input(s) skipped" in err
+    assert (f"warning: {out / 'a.eigencam.mp4'} holds 10 of the 30 frames of {tmp_path / 'a.mp4'} (a --max-frames "
+            "run?), and was skipped as done: delete it to annotate the whole video") in err
+    # 10 of 12 is within the allowance for containers' rounding of their frame counts (2 frames)
+    assert "b.eigencam.mp4" not in err
+    assert f"{out / 'c.eigencam.mp4'} cannot be read as a video, and was skipped as done" in err
+    assert annotate_main([str(tmp_path / "a.mp4"), "-o", str(out / "whole.mp4"), "--skip-existing", *FAST]) == 0
+    assert "warning" not in capsys.readouterr().err  # whole: skipped quietly
+
 @pytest.mark.timeout(120)
 def test_the_annotate_path_never_imports_qt(tmp_path):
     src = write_clip(tmp_path / "a.mp4", frames=3)

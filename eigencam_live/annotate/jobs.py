@@ -133,6 +133,7 @@ def plan_jobs(
     detections: str | None = None,
     skip_existing: bool = False,
     skipped: list[Path] | None = None,
+    short: list[str] | None = None,
 ) -> list[Job]:
     """Resolve inputs and outputs, and check them all before any work starts.
 
@@ -145,7 +146,9 @@ def plan_jobs(
             of several videos); all images of the run share one of each (see ``annotate_images``).
         image_format: one of :data:`IMAGE_FORMATS` (``same``: the input's own).
         skip_existing: leave out the inputs whose output exists (a run stopped, or a file added to
-            a folder: the rest is annotated), each appended to ``skipped`` where one is given.
+            a folder: the rest is annotated), each appended to ``skipped`` where one is given;
+            a skipped video whose output is not whole (:func:`_unfinished`: a ``--max-frames``
+            run's) is said in ``short`` where one is given.
 
     Raises:
         SourceError: bad inputs. SinkError: an output that exists (without ``force``), equals an
@@ -193,6 +196,8 @@ def plan_jobs(
             if skip_existing:
                 if skipped is not None:
                     skipped.append(inp)
+                if short is not None and not is_image_name(str(inp)) and (why := _unfinished(inp, target)):
+                    short.append(why)
                 continue
             raise SinkError(f"{target} exists (use --force to overwrite, or --skip-existing to annotate only the "
                             "inputs without an output)")
@@ -247,6 +252,28 @@ def plan_jobs(
             raise SinkError(f"cannot create output folder {folder}: {exc.strerror or exc}") from None
         _check_writable(folder)
     return jobs
+
+
+def _unfinished(inp: Path, target: Path) -> str | None:
+    """What to say where the existing output ``target`` of video ``inp`` is not its whole
+    annotation (fewer frames than the input: a ``--max-frames`` run; or no video at all), else
+    ``None``. The frame
+    counts are the headers' (``open_source``), with the same allowance for containers' rounding
+    as a cut-off input's check."""
+    counts = []
+    for path in (inp, target):
+        try:
+            with open_source(str(path)) as source:
+                counts.append(source.info.frame_count)
+        except SourceError:
+            if path == inp:
+                return None  # the input's own fault: said when it is annotated, not here
+            return f"{target} cannot be read as a video, and was skipped as done: delete it to annotate {inp} again"
+    whole, written = counts
+    if whole and written is not None and written < whole - max(2, whole // 100):
+        return (f"{target} holds {written} of the {whole} frames of {inp} (a --max-frames run?), and was skipped as "
+                "done: delete it to annotate the whole video")
+    return None
 
 
 def image_table(path: str | Path | None, with_videos: bool) -> Path | None:
