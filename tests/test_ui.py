@@ -238,6 +238,30 @@ def test_file_step_back_seek_and_end(qtbot, make_window, clip):
     assert w.statusBar().currentMessage() == ""
 
 
+def test_the_end_of_a_source_replaced_since_neither_pauses_nor_loops_the_new_one(qtbot, make_window, clip):
+    """A review: a file's end that the window handled after another source was chosen (the signal
+    was on its way) paused the new source, or, with Loop files ticked, sent it back to its start.
+    Ends carry the number of the choice that opened their source; an older one's is let go."""
+    w = make_window(source=str(clip))
+    qtbot.waitUntil(lambda: w.source_info is not None and w.last_packet is not None, timeout=WAIT)
+    w.set_paused(False)
+    ended = w.pipeline.sources_asked
+    w.open_source("scene")  # chosen while the file's end was on its way to the window
+    w.pipeline.source_ended.emit(ended)
+    assert not w.paused and not w.statusBar().currentMessage().startswith("End of")
+    qtbot.waitUntil(lambda: w.source_info is not None and w.source_info.kind == "demo", timeout=WAIT)
+    w.loop_check.setChecked(True)
+    ended = w.pipeline.sources_asked
+    w.open_source(str(clip))
+    qtbot.waitUntil(lambda: w.source_info.kind == "file" and w.last_packet.frame.index >= 3, timeout=WAIT)
+    at = w.last_packet.frame.index
+    w.pipeline.source_ended.emit(ended)  # the scene's end, late: the file plays on, not sent back to its start
+    assert next_packet(qtbot, w, lambda: None).frame.index > at and not w.paused
+    w.loop_check.setChecked(False)
+    w.pipeline.source_ended.emit(w.pipeline.sources_asked)  # the end of the source on screen pauses it
+    assert w.paused and w.statusBar().currentMessage().startswith("End of")
+
+
 def test_snapshot_writes_view_frame_map_and_its_settings(qtbot, make_window, tmp_path):
     import json
 

@@ -80,6 +80,7 @@ class FrameLoop:
         self.out = out
         self._required = set(required)
         self._sources_asked = 0  # OpenSource commands put: only the first (the command line's) is required
+        self._sources_taken = 0  # ... and taken in turn: the source open now is the one of this number
         self._engine_config = engine_config
         self._render = render_config
         self.commands: queue.SimpleQueue[cmd.Command] = queue.SimpleQueue()
@@ -125,6 +126,12 @@ class FrameLoop:
         self._noted: str | None = None  # the model's note (it runs at one size only), once said
         self._dropped_at_pause = 0
         self.frames_processed = 0
+
+    @property
+    def sources_asked(self) -> int:
+        """How many sources were asked for (:class:`~ui.commands.OpenSource` put): a
+        ``source_ended`` of a lower number is of a source that a newer choice replaces."""
+        return self._sources_asked
 
     def put(self, command: cmd.Command) -> None:
         """Queue ``command`` (any thread); it applies before the next frame."""
@@ -262,6 +269,7 @@ class FrameLoop:
         return frame.captured if info is None or info.live else time.monotonic()
 
     def _open(self, command: cmd.OpenSource) -> None:
+        self._sources_taken += 1
         self._stop_recording()
         remote = isinstance(command.spec, str) and command.spec.strip().lower().startswith(STREAM_SCHEMES)
         dropped_before = self.playback.dropped
@@ -325,8 +333,8 @@ class FrameLoop:
         if warning and warning != self._warned:  # said once, when it happens
             self._warned = warning
             self.out.source_warning.emit(warning)
-        if frame is None and self.playback.ended:
-            self.out.source_ended.emit()
+        if frame is None and self.playback.ended:  # with the number of the choice it ended (see sources_asked)
+            self.out.source_ended.emit(self._sources_taken)
         return frame
 
     def _step(self, command: cmd.Step) -> None:

@@ -105,7 +105,9 @@ class SourceActions:
             self.seek_slider.blockSignals(False)
         self.setWindowTitle(f"eigencam-live — {info.name}")
 
-    def _on_source_ended(self) -> None:
+    def _on_source_ended(self, number: int) -> None:
+        if number != self.pipeline.sources_asked:  # a source chosen since (it was still ending): not that one's end
+            return
         if self.loop_check.isChecked() and not self.paused:
             self.pipeline.seek(0, loop=True)
         else:

@@ -53,7 +53,8 @@ class Pipeline(QObject):
             the run failed and the demo took its place) and its ``SourceInfo``.
         source_failed(object, str): a spec that could not be opened and why (the previous source,
             if any, plays on).
-        source_ended(): end of a file.
+        source_ended(int): end of a file; the number of the choice that opened it (stale where
+            below :attr:`sources_asked`: a newer source is on its way).
         recording_changed(bool, str): recording on/off and the file path (off with ``""``: nothing
             was recorded, no file).
         cameras_found(list): indices of the cameras that open.
@@ -77,7 +78,7 @@ class Pipeline(QObject):
     layers_ready = pyqtSignal(str, list)
     source_opened = pyqtSignal(object, object)
     source_failed = pyqtSignal(object, str)
-    source_ended = pyqtSignal()
+    source_ended = pyqtSignal(int)
     recording_changed = pyqtSignal(bool, str)
     busy = pyqtSignal(str)
     cameras_found = pyqtSignal(list)
@@ -122,6 +123,11 @@ class Pipeline(QObject):
         else:
             self._thread = None
         return not alive
+
+    @property
+    def sources_asked(self) -> int:
+        """How many sources were asked for: a ``source_ended`` of a lower number is stale."""
+        return self.loop.sources_asked
 
     @property
     def running(self) -> bool:
