@@ -359,6 +359,19 @@ def test_a_source_chosen_after_a_folder_plays_but_a_users_pause_stays(tmp_path):
         assert not loop._paused and out.paused_changed.calls[-1] == (False,)
     finally:
         loop.playback.close()
+    # paused by the user (Space), then stepped to the end: still the user's pause, carried over
+    loop, out = _folder_loop(tmp_path)
+    try:
+        loop.put(cmd.SetPaused(False))
+        loop.put(cmd.SetPaused(True))
+        loop.put(cmd.Step(1))
+        loop._drain_commands()
+        assert loop.playback.ended and out.source_ended.calls
+        loop.put(cmd.OpenSource("demo"))  # (the window pauses nothing at the end: it is paused)
+        loop._drain_commands()
+        assert loop._paused and out.paused_changed.calls[-1] == (True,)
+    finally:
+        loop.playback.close()
 
 
 def test_play_at_the_end_of_a_file_starts_it_again(tmp_path):

@@ -105,7 +105,7 @@ class FrameLoop:
         # itself when the worker does not stop in time (stuck loading a model), never at the same time.
         self._recorder_lock = threading.Lock()
         self._paused = False
-        self._paused_by_source = False  # a folder's own pause (it opens on its first still), not the user's
+        self._paused_by_source = False  # the source's own pause (a folder's first still, a file's end), not the user's
         self._timecode = False
         self._redraw = False  # a setting changed since the frame on screen was processed
         self._last_frame: Frame | None = None
@@ -244,7 +244,9 @@ class FrameLoop:
         self._redraw = True
 
     def _set_paused(self, command: cmd.SetPaused) -> None:
-        self._paused_by_source = False
+        # a pause at the end of a file is the window's answer to that end; any other is the user's
+        # (who may then step to the end: still the user's, carried over to the next source)
+        self._paused_by_source = command.paused and self.playback.ended
         if command.paused and not self._paused:
             self._dropped_at_pause = self.playback.dropped
         elif self._paused and not command.paused:
@@ -274,7 +276,7 @@ class FrameLoop:
         remote = isinstance(command.spec, str) and command.spec.strip().lower().startswith(STREAM_SCHEMES)
         dropped_before = self.playback.dropped
         # the last source's own pause (a folder's stills, the end reached) is not carried to the next
-        source_paused = self._paused and (self._paused_by_source or self.playback.ended)
+        source_paused = self._paused and self._paused_by_source
         if remote:  # seconds, where a server is slow or silent: said over the picture meanwhile
             self.out.busy.emit(f"opening {command.spec}…")
         try:
