@@ -221,12 +221,16 @@ def test_file_step_back_seek_and_end(qtbot, make_window, clip):
         next_packet(qtbot, w, lambda: w.step(1))
         next_packet(qtbot, w, lambda: w.step(1))
         at = w.last_packet.frame.index
+    assert w.shortcut_actions["back"].isEnabled()
     back = next_packet(qtbot, w, lambda: w.step(-1))
     assert back.frame.index == at - 1
     fwd = next_packet(qtbot, w, lambda: w.step(1))
     assert fwd.frame.index == at
+    # nothing before the first frame (a trial: Back was offered there, and did nothing to see)
+    assert next_packet(qtbot, w, lambda: w.seek_slider.setValue(0)).frame.index == 0
+    assert not w.shortcut_actions["back"].isEnabled()
     sought = next_packet(qtbot, w, lambda: w.seek_slider.setValue(30))
-    assert sought.frame.index == 30
+    assert sought.frame.index == 30 and w.shortcut_actions["back"].isEnabled()
     assert w.seek_label.text().startswith("31 / 40")
     # Play to the end: the last frame stays on screen, no error, and what to do is said while it stays there
     # (for 5 s it was, then only "PAUSED"); it goes when the picture leaves the end
@@ -767,6 +771,11 @@ def test_a_typed_model_string_opens_and_the_layer_list_is_a_filterable_tree(qtbo
     view = w.layer_combo.view()
     shown = {w.layer_combo.itemData(i) for i in range(w.layer_combo.count()) if not view.isRowHidden(i)}
     assert shown == {"0", "2.0", "2"}  # the Conv2d layers, and the one in use
+    w.layer_filter.setText("2.0")
+    qtbot.keyClick(w.layer_filter, Qt.Key_Return)  # Enter uses the first match (a trial: it did nothing)
+    qtbot.waitUntil(lambda: w.pipeline.engine.layer == "2.0", timeout=WAIT)
+    assert w.layer_combo.currentData() == "2.0"
+    w.layer_filter.setText("conv")
     w._choose_model("mobilenet_v3_small")  # another network: the filter was for the last one's names
     qtbot.waitUntil(lambda: w.status.config.model == "mobilenet_v3_small" and w.layer_combo.findData("features.3") >= 0,
                     timeout=WAIT)

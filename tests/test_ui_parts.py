@@ -216,6 +216,8 @@ def test_another_model_starts_with_weights_that_fit_it(tmp_path):
 def test_the_closed_layer_box_keeps_the_shape_in_sight_and_shortens_the_name(qtbot):
     """'★ /layer4/layer4.1/relu_1/Relu_output_0  5' (an ONNX node) and '   ★ encoder.layers.encoder_la':
     the name pushed the shape out of the closed box, after the tree's indent."""
+    from PyQt5.QtCore import Qt
+
     from ui.widgets import LayerCombo
 
     box = LayerCombo()
@@ -226,13 +228,56 @@ def test_the_closed_layer_box_keeps_the_shape_in_sight_and_shortens_the_name(qtb
     wide = box.closed_text(2000)
     assert wide == f"★ {name}   512×7×12  Relu"
     narrow = box.closed_text(fm.horizontalAdvance("★ /layer4/…Relu_output_0   512×7×12  Relu"))
-    assert narrow.startswith("★ /layer") and "…" in narrow and narrow.endswith("output_0   512×7×12  Relu")
+    # shortened at its front, the star kept: the end names the block (a trial: '_block…t_conv' for
+    # _blocks.15._project_conv lost the block's number)
+    assert narrow.startswith("★ …") and narrow.endswith("relu_1/Relu_output_0   512×7×12  Relu")
     tight = box.closed_text(fm.horizontalAdvance("★ /layer…put_0   512×7×12"))
     assert tight.endswith("   512×7×12") and "…" in tight  # the type gives way before the name goes under 10 characters
     assert fm.horizontalAdvance(tight) <= fm.horizontalAdvance("★ /layer…put_0   512×7×12")
+    box.add_layer("_blocks.15._project_conv   320×7×12  Conv2d", "_blocks.15._project_conv", "_blocks.15._project_conv",
+                  "320×7×12", "Conv2d")
+    box.setCurrentIndex(1)
+    shown = box.closed_text(fm.horizontalAdvance("…15._project_conv   320×7×12") + 8)
+    assert shown.startswith("…") and shown.endswith("15._project_conv   320×7×12")
+    # its tooltip names the layer in use in full (it gave the help alone), the help below
+    box.setItemData(1, "_blocks.15._project_conv: Conv2d, 320×7×12", Qt.ToolTipRole)
+    box.setToolTip("The layer whose activations...")
+    assert box.toolTip() == "In use: _blocks.15._project_conv: Conv2d, 320×7×12\n\nThe layer whose activations..."
+    box.setCurrentIndex(0)
+    assert box.toolTip() == "The layer whose activations..."  # (that item has no tooltip of its own)
     box.show()
     box.resize(180, box.sizeHint().height())
     box.repaint()  # paints through closed_text without error
+
+
+@pytest.mark.parametrize(("typed", "value"), [("1200", 1024), ("32", 64), ("500", 500), ("x", 224)])
+def test_a_number_typed_beyond_a_boxs_range_is_taken_as_its_nearest_end(qtbot, typed, value):
+    """A trial: typing 1200 in the short side (up to 1024) refused the last digit and applied 128
+    with nothing said; 5000 as the component became 500."""
+    from PyQt5.QtCore import Qt
+
+    from ui.focus import DoubleSpinBox, SpinBox
+
+    box = SpinBox()
+    qtbot.addWidget(box)
+    box.setRange(64, 1024)
+    box.setSuffix(" px")
+    box.setKeyboardTracking(False)  # as the panel's: applied on Enter
+    box.setValue(224)
+    applied = []
+    box.valueChanged.connect(applied.append)
+    box.selectAll()
+    qtbot.keyClicks(box, typed)
+    qtbot.keyClick(box, Qt.Key_Return)
+    assert box.value() == value and applied == ([] if value == 224 else [value])
+    smooth = DoubleSpinBox()
+    qtbot.addWidget(smooth)
+    smooth.setRange(0.0, 0.95)
+    smooth.setKeyboardTracking(False)
+    smooth.selectAll()
+    qtbot.keyClicks(smooth, "0.99")
+    qtbot.keyClick(smooth, Qt.Key_Return)
+    assert smooth.value() == 0.95
 
 
 def test_the_busy_text_counts_the_seconds_of_a_long_wait(qtbot, monkeypatch):

@@ -329,6 +329,9 @@ def test_untrained_predictions_are_marked_where_they_are_shown(qtbot, make_windo
     wait_frames(qtbot, w, 2)
     assert "untrained" in w.predictions_box.title()
     assert w.predictions.untrained
+    # the warning takes the fifth label's place: the panel as tall as a trained network's (a trial: a
+    # sixth row pushed the spectrum below the edge of a 1000 px tall window)
+    assert w.predictions.height() == w.predictions.HEIGHT == 5 * 22 + 4
     w.show_error("something else went wrong")
     wait_frames(qtbot, w, 1)
     assert w.predictions.untrained and "untrained" in w.predictions_box.title()

@@ -74,7 +74,8 @@ TIPS = {
     "boxes": "Detectors: draw each box with its class and score.",
     "in_boxes": "Detectors: renormalise the map inside each box (min-max per box) and blank it outside, as "
                 "detector tutorials do; off: the plain map.",
-    "layer_filter": "Show only the layers whose name or type contains this text (e.g. conv, blocks.11, stages.3).",
+    "layer_filter": "Show only the layers whose name or type contains this text (e.g. conv, blocks.11, stages.3); "
+                    "Enter uses the first of them.",
     "component": "Which principal component of the layer's activations is shown: 1 explains the most, and "
                  "2, 3... often pick out other objects. Click a bar of the spectrum to choose one too.",
     "method": "How the principal components are found: exact (eigendecomposition of the small Gram matrix), "
@@ -398,6 +399,19 @@ class ControlsSync:
             shown = not needle or needle in self.layer_combo.itemText(i).lower() or i == self.layer_combo.currentIndex()
             view.setRowHidden(i, not shown)
 
+    def _pick_filtered_layer(self) -> None:
+        """Enter in the filter: the first layer it shows, other than the one in use, is used (one
+        match: that one); with none, the list opens to say so."""
+        needle = self.layer_filter.text().strip().lower()
+        combo = self.layer_combo
+        found = [i for i in range(combo.count()) if needle and needle in combo.itemText(i).lower()]
+        other = [i for i in found if i != combo.currentIndex()]
+        if not other:
+            combo.showPopup()
+            return
+        combo.setCurrentIndex(other[0])
+        combo.activated.emit(other[0])  # as a click in the list: applied
+
     def _select_layer(self, layer: str) -> None:
         i = self.layer_combo.findData(layer)
         self.layer_combo.blockSignals(True)
@@ -406,4 +420,5 @@ class ControlsSync:
             i = 0
         self.layer_combo.setCurrentIndex(i)
         self.layer_combo.blockSignals(False)
+        self.layer_combo.sync_tip()  # (its signal was held)
 

@@ -4,6 +4,7 @@ to the panel's scrolling, not to a field or a control the pointer happens to pas
 from __future__ import annotations
 
 from PyQt5.QtCore import QEvent, QObject, Qt
+from PyQt5.QtGui import QValidator
 from PyQt5.QtWidgets import QAbstractScrollArea, QApplication, QComboBox, QDoubleSpinBox, QSlider, QSpinBox
 
 __all__ = ["ComboBox", "DoubleSpinBox", "FrameKeys", "Slider", "SpinBox"]
@@ -49,16 +50,47 @@ class _WheelWhenFocused:
             QApplication.sendEvent(area.verticalScrollBar(), event)
 
 
+class _ClampTyped:
+    """A number typed beyond the range is taken (Enter) as the nearest end of the range. Qt refused
+    the keystroke that went past it: typing 1200 in a box up to 1024 gave 120, applied as 128 with
+    nothing said; typing 32 in a box from 64 was let go, the old value kept."""
+
+    def _typed(self, text: str) -> float | None:
+        body = text
+        if self.prefix() and body.startswith(self.prefix()):
+            body = body[len(self.prefix()):]
+        if self.suffix() and body.endswith(self.suffix()):
+            body = body[: -len(self.suffix())]
+        try:
+            return float(body.strip().replace(self.locale().decimalPoint(), "."))
+        except ValueError:
+            return None
+
+    def validate(self, text: str, pos: int):
+        state, text, pos = super().validate(text, pos)
+        if state == QValidator.Invalid and self._typed(text) is not None:
+            state = QValidator.Intermediate  # beyond the range: fixed up on Enter
+        return state, text, pos
+
+    def fixup(self, text: str) -> str:
+        value = self._typed(text)
+        if value is None:
+            return super().fixup(text)
+        return self.textFromValue(min(max(value, self.minimum()), self.maximum()))
+
+
 class ComboBox(_WheelWhenFocused, QComboBox):
     """A ``QComboBox`` the wheel changes only once focused."""
 
 
-class SpinBox(_WheelWhenFocused, QSpinBox):
-    """A ``QSpinBox`` the wheel changes only once focused."""
+class SpinBox(_ClampTyped, _WheelWhenFocused, QSpinBox):
+    """A ``QSpinBox`` the wheel changes only once focused; a number typed beyond its range is taken
+    as the range's nearest end."""
 
 
-class DoubleSpinBox(_WheelWhenFocused, QDoubleSpinBox):
-    """A ``QDoubleSpinBox`` the wheel changes only once focused."""
+class DoubleSpinBox(_ClampTyped, _WheelWhenFocused, QDoubleSpinBox):
+    """A ``QDoubleSpinBox`` the wheel changes only once focused; a number typed beyond its range is
+    taken as the range's nearest end."""
 
 
 class Slider(_WheelWhenFocused, QSlider):

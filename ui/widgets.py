@@ -198,18 +198,19 @@ class PredictionsPanel(QWidget):
         self.untrained = False
         self.scores = False  # a detector's box scores (0.87, as the boxes' tags and the score box say), not %
 
-    #: Five rows of 22 px, and one more for the untrained warning above them.
-    HEIGHT, UNTRAINED_HEIGHT = 114, 136
+    #: Five rows of 22 px; an untrained network's warning takes the fifth label's place, so the
+    #: panel keeps its height (a sixth row pushed the spectrum below a 1000 px tall window's edge).
+    HEIGHT = 114
 
     @property
     def untrained(self) -> bool:
-        """Whether the warning that the labels mean nothing heads them (its row is added)."""
+        """Whether the warning that the labels mean nothing heads them (in the last label's place)."""
         return self._untrained
 
     @untrained.setter
     def untrained(self, value: bool) -> None:
         self._untrained = bool(value)
-        self.setFixedHeight(self.UNTRAINED_HEIGHT if value else self.HEIGHT)
+        self.setFixedHeight(self.HEIGHT)
 
     #: The rows shown (the most likely, or a detector's best boxes).
     ROWS = 5
@@ -250,7 +251,7 @@ class PredictionsPanel(QWidget):
             p.setFont(QFont(self.font()))
             top += row
         bar_w = max(60, int(w * 0.38))
-        for i, (label, prob) in enumerate(self.predictions):
+        for i, (label, prob) in enumerate(self.predictions[: self.ROWS - 1] if self.untrained else self.predictions):
             y = top + i * row
             p.fillRect(w - bar_w - 52, y + 5, bar_w, row - 10, QColor(70, 72, 78))
             colour = QColor(150, 150, 150) if self.untrained else QColor(80, 160, 255)
@@ -422,11 +423,26 @@ class SeekSlider(QSlider):
 
 class LayerCombo(ComboBox):
     """The layer box. Its popup lists the layer tree; the closed box shows the layer in use as
-    ``★ name   C×H×W  Type`` without the tree's indent, the name shortened in its middle where the
-    box is narrow (then the type dropped), so the shape stays in sight: long ONNX node names and
-    ``encoder.layers.encoder_layer_23`` pushed it out. :meth:`add_layer` gives each item its parts."""
+    ``★ name   C×H×W  Type`` without the tree's indent, the name shortened at its front where the
+    box is narrow (then the type dropped), so the shape stays in sight (long ONNX node names and
+    ``encoder.layers.encoder_layer_23`` pushed it out) and so does the name's end, the block it
+    names (cut in its middle, ``_blocks.15._project_conv`` lost its number). Its tooltip names the
+    layer in full. :meth:`add_layer` gives each item its parts."""
 
     PARTS = Qt.UserRole + 1
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._help = ""
+        self.currentIndexChanged.connect(lambda _i: self.sync_tip())
+
+    def setToolTip(self, text: str) -> None:  # noqa: N802 (Qt API) - the help; the layer in use is named above it
+        self._help = text
+        self.sync_tip()
+
+    def sync_tip(self) -> None:
+        layer = self.currentData(Qt.ToolTipRole) if self.currentIndex() >= 0 else None
+        super().setToolTip(f"In use: {layer}\n\n{self._help}".strip() if layer else self._help)
 
     def add_layer(self, text: str, name: str, label: str, shape: str, kind: str) -> None:
         """An item: ``text`` in the popup, ``name`` its data, ``label`` (``★ name``), ``shape`` and
@@ -446,7 +462,10 @@ class LayerCombo(ComboBox):
             room = width - fm.horizontalAdvance(tail)
             if room >= min(fm.horizontalAdvance(label), fm.horizontalAdvance("M" * 10)):
                 break
-        return fm.elidedText(label, Qt.ElideMiddle, max(room, 0)) + tail
+        if fm.horizontalAdvance(label) <= room:
+            return label + tail
+        star = "★ " if label.startswith("★ ") else ""  # the default's mark stays in sight too
+        return star + fm.elidedText(label[len(star):], Qt.ElideLeft, max(room - fm.horizontalAdvance(star), 0)) + tail
 
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt API)
         painter = QStylePainter(self)

@@ -198,6 +198,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.model_combo.lineEdit().returnPressed.connect(lambda: self._choose_model(self.model_combo.currentText()))
         self.layer_combo.activated.connect(lambda _i: self._engine(layer=self.layer_combo.currentData()))
         self.layer_filter.textChanged.connect(self._filter_layers)
+        self.layer_filter.returnPressed.connect(self._pick_filtered_layer)
         self.weights_combo.activated.connect(self._on_weights_chosen)
         self.component_spin.valueChanged.connect(lambda v: self._engine(component=int(v)))
         self.method_combo.activated.connect(lambda _i: self._engine(method=self.method_combo.currentData()))
@@ -391,6 +392,8 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
             total = info.frame_count if info else None
             when = "" if info and info.kind == "folder" else f"  ·  {packet.frame.pts:.2f} s"  # stills: no time
             self.seek_label.setText(f"{packet.frame.index + 1} / {total}{when}")
+        info = self.source_info  # nothing before a file's first frame: Back there did nothing to see
+        self.shortcut_actions["back"].setEnabled(bool(info and info.seekable and not info.live and packet.frame.index > 0))
         self.frame_shown.emit(packet)
 
     # -- inspection --------------------------------------------------------------------------------
