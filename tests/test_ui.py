@@ -755,6 +755,7 @@ def test_a_typed_model_string_opens_and_the_layer_list_is_a_filterable_tree(qtbo
     qtbot.keyClick(w.model_combo.lineEdit(), Qt.Key_Return)
     qtbot.waitUntil(lambda: w.status is not None and w.status.config.model == "tinynet:build", timeout=WAIT)
     assert w.pipeline.engine.layer == "2" and w.model_combo.currentData() == "tinynet:build"
+    assert w.model_combo.toolTip().startswith("In use: tinynet:build\n")  # in full (a long one runs past the box)
     assert w.status.config.mean is None and w.status.config.std is None  # not the new network's
     wait_frames(qtbot, w, 2)
     meta = w.snapshot_settings(w.last_packet)  # the factory's own weights: whether trained, none can say

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 
+from .controls import TIPS
 from .frame_loop import WORK
 from .worker import EngineStatus
 
@@ -36,6 +37,8 @@ class StatusReports:
         self.engine_config = status.config
         self._sync_controls(status.config)
         self.in_use_label.setText(f"{status.device} · {status.backend} · {status.dtype} · {status.weights_said}")
+        # a factory's or a file's name runs past the box's edge: said in full where it is asked about
+        self.model_combo.setToolTip(f"In use: {status.config.model}\n\n{TIPS['model']}")
         detector = status.detector
         what = f"Detections (score ≥ {status.config.score:.2f})" if detector else "Predictions (top 5)"
         self.predictions_title = what if status.trained else f"{what.split(' (')[0]} — untrained, meaningless"
