@@ -324,10 +324,14 @@ def test_an_output_that_appears_during_the_run_is_kept_and_the_run_refuses(tmp_p
     out = tmp_path / "out.mp4"
     write = VideoSink.write
 
+    theirs = []  # the other run's tables too
+
     def write_then_another_run_finishes(self, image, pts=None, duration=None):
         write(self, image, pts, duration)
         if self.frames_written == 3:
             out.write_bytes(b"the other run's video")
+            for path in theirs:
+                path.write_text("the other run's table")
 
     monkeypatch.setattr(VideoSink, "write", write_then_another_run_finishes)
     kept = tmp_path / f"out.{os.getpid()}.mp4"
@@ -337,8 +341,20 @@ def test_an_output_that_appears_during_the_run_is_kept_and_the_run_refuses(tmp_p
     assert out.read_bytes() == b"the other run's video"
     assert probe(kept)["frames"] == 8  # nothing of this run's work lost
     assert {p.name for p in tmp_path.iterdir()} == {"in.mp4", "out.mp4", kept.name}
-    # with overwrite (--force) the later run replaces, as asked
+    # its tables go beside it, named as it is (a trial: they were lost, the other run's s.csv left)
     kept.unlink()
+    out.unlink()
+    theirs.append(tmp_path / "s.csv")
+    with pytest.raises(SinkError, match="appeared while this run was writing it") as err:
+        annotate_file(engine, Job(src, out, stats=tmp_path / "s.csv", heatmaps=tmp_path / "h.npz"), progress=False)
+    stats, maps = tmp_path / f"s.{os.getpid()}.csv", tmp_path / f"h.{os.getpid()}.npz"
+    assert str(err.value).endswith(f"kept as {kept}, and its tables as {stats}, {maps}")
+    assert len(stats.read_text().splitlines()) == 9 and np.load(maps)["maps"].shape[0] == 8
+    assert (tmp_path / "s.csv").read_text() == "the other run's table" and not (tmp_path / "h.npz").exists()
+    for path in (kept, stats, maps, *theirs):
+        path.unlink()
+    theirs.clear()
+    # with overwrite (--force) the later run replaces, as asked
     assert annotate_file(engine, Job(src, out), overwrite=True, progress=False).frames == 8
     assert probe(out)["frames"] == 8
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4", "out.mp4"]

@@ -107,7 +107,8 @@ def publish(finished: Path, target: Path, overwrite: bool) -> None:
 
     Without it the rename is atomic and never replaces: if another run (or anyone) created the
     output since this one started, that file stays, this run's file is kept beside it as
-    ``STEM.<PID>SUFFIX`` (or removed where even that name is taken) and SinkError says so.
+    :func:`beside_name` (its ``kept`` attribute; removed where even that name is taken) and
+    SinkError says so.
     """
     try:
         if overwrite:
@@ -118,17 +119,24 @@ def publish(finished: Path, target: Path, overwrite: bool) -> None:
             return
         except FileExistsError:
             pass
-        kept = target.with_name(f"{target.stem}.{os.getpid()}{target.suffix}")
+        kept = beside_name(target)
         try:
             rename_no_replace(finished, kept)
         except FileExistsError:
             finished.unlink(missing_ok=True)
             raise SinkError(f"{target} appeared while this run was writing it (another run?): left as it is, "
                             f"and this run's output was removed ({kept} exists too)") from None
-        raise SinkError(f"{target} appeared while this run was writing it (another run?): left as it is; "
-                        f"this run's output is kept as {kept}")
+        error = SinkError(f"{target} appeared while this run was writing it (another run?): left as it is; "
+                          f"this run's output is kept as {kept}")
+        error.kept = kept
+        raise error
     except OSError as exc:
         raise SinkError(f"cannot finish {target}: {exc.strerror or exc}") from None
+
+
+def beside_name(path: Path) -> Path:
+    """Where a run keeps its file whose name another run took meanwhile: ``STEM.<PID>SUFFIX``."""
+    return path.with_name(f"{path.stem}.{os.getpid()}{path.suffix}")
 
 
 def find_parts(target: Path, keep: Collection[Path] = ()) -> list[Path]:

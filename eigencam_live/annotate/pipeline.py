@@ -46,7 +46,7 @@ from eigencam_live.render import RenderConfig, picture_size
 from eigencam_live.video import Capture, FileSource, VideoSink, open_source
 
 from .jobs import Job
-from .outputs import Tables, find_parts, partial_name, progress_bar, publish, remove_stale_parts
+from .outputs import Tables, beside_name, find_parts, partial_name, progress_bar, publish, remove_stale_parts
 from .stops import stop_signals_held
 
 __all__ = ["AnnotateResult", "annotate_file"]
@@ -430,7 +430,22 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
                 path = getattr(tables, name)
                 if path is not None:
                     setattr(tables, name, partial_name(path))
-        publish(finished, result.output, overwrite and not result.interrupted)
+        try:
+            publish(finished, result.output, overwrite and not result.interrupted)
+        except SinkError as exc:
+            if getattr(exc, "kept", None) is None:
+                raise
+            # another run took the output's name meanwhile: its tables are that run's too, and
+            # this run's go beside its video, named as it is (they were lost)
+            beside = []
+            for name in ("stats_path", "heatmaps_path", "detections_path"):
+                if (path := getattr(tables, name)) is not None:
+                    setattr(tables, name, beside_name(path))
+                    beside.append(beside_name(path))
+            tables.write()
+            if beside:
+                exc.args = (f"{exc.args[0]}, and its tables as {', '.join(str(p) for p in beside)}",)
+            raise
     except BaseException:
         pipe.abort.set()
         capture.stop()
