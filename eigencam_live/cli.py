@@ -33,6 +33,7 @@ class Terminated(KeyboardInterrupt):
 
 _terminated = threading.Event()  # SIGTERM arrived during this annotate_main
 _stop_said: list[tuple[str, int]] = []  # the stop this annotate_main said: a later signal is the same stop
+_finished: list = []  # the outputs (paths) this annotate_main finished, whole: a stop after them says so
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
@@ -46,6 +47,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
     thread, as in a test, keeps whatever handler it had)."""
     _terminated.clear()
     _stop_said.clear()
+    _finished.clear()
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -62,6 +64,19 @@ def _stopped() -> tuple[str, int]:
     if not _stop_said:
         _stop_said.append(("terminated", EXIT_TERMINATED) if _terminated.is_set() else ("interrupted", EXIT_INTERRUPTED))
     return _stop_said[0]
+
+
+def _say_stopped() -> int:
+    """Say a stop that came outside a video's run (before it, between two, or as the last was
+    reported), with what was finished before it; returns the exit code."""
+    word, code = _stopped()
+    if not _finished:
+        _say(word, "stopped; no output was finished")
+    elif len(_finished) == 1:
+        _say(word, f"stopped after finishing {_finished[0]} (complete)")
+    else:
+        _say(word, f"stopped after finishing {len(_finished)} outputs, each complete (the last: {_finished[-1]})")
+    return code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,7 +148,7 @@ def annotate_main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         if _stop_said:  # a signal after the stop was said (the process was ending): the same stop
             return _stop_said[0][1]
-        raise
+        return _say_stopped()  # as the run ended (a trial: exit 130, nothing said, all written)
 
 
 class _PipeSafe:
@@ -187,12 +202,10 @@ def pipes_may_close() -> Iterator[None]:
 def _run_and_report(args: argparse.Namespace) -> int:
     try:
         return _run(args)
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (Terminated), before a video was finished
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (Terminated), outside a video's run
         if _stop_said:  # or after the stop was said, with what was finished: said once
             return _stop_said[0][1]
-        word, code = _stopped()
-        _say(word, "stopped; no output was finished")
-        return code
+        return _say_stopped()
     except EigenCamError as exc:
         _say("error", str(exc))
         return EXIT_ERROR
@@ -348,6 +361,7 @@ def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Names
         if result.warning:
             _say("warning", f"{result.warning}; annotated what decoded: {result.output}")
             status = max(status, EXIT_DAMAGED) if status != EXIT_ERROR else status
+        _finished.append(result.output)
         fps = result.frames / seconds if seconds > 0 else 0.0
         print(f"{result.frames} frames in {seconds:.1f} s ({fps:.1f} fps) -> {result.output}", flush=True)
         if result.stop_requested:  # Ctrl-C or SIGTERM while the file was being finished: it is complete
@@ -382,6 +396,7 @@ def _annotate_images(jobs: list, engine: object, look: object, args: argparse.Na
         word, code = _stopped()
         _say(word, f"{len(result.written)} of {len(jobs)} images written to {target} (each complete)")
         return code
+    _finished.extend(result.written)
     rate = len(result.written) / result.seconds if result.seconds > 0 else 0.0
     print(f"{len(result.written)} images in {result.seconds:.1f} s ({rate:.1f} images/s) -> {target}", flush=True)
     return EXIT_ERROR if result.failed else 0

@@ -440,6 +440,29 @@ def test_a_whole_run_never_takes_its_own_inputs_or_tables_for_parts(tmp_path, ca
 
 
 
+@pytest.mark.parametrize("where", ["_annotate_all", "_run_and_report"])
+def test_a_stop_as_the_run_ends_says_what_was_finished(tmp_path, capsys, monkeypatch, where):
+    """A trial: Ctrl-C as the last video was being reported ended the process with 130 and
+    nothing said, all of it written; between two videos it said "no output was finished"."""
+    import eigencam_live.cli as cli
+
+    clips = [write_clip(tmp_path / f"{n}.mp4", frames=4) for n in ("a", "b")]
+    done = getattr(cli, where)
+
+    def then_ctrl_c(*args, **kwargs):
+        done(*args, **kwargs)
+        raise KeyboardInterrupt  # as Ctrl-C's handler raises it, there
+
+    monkeypatch.setattr(cli, where, then_ctrl_c)
+    assert annotate_main([str(clips[0]), "-o", str(tmp_path / "one.mp4"), *FAST]) == 130
+    assert (f"interrupted: stopped after finishing {tmp_path / 'one.mp4'} (complete)"
+            in capsys.readouterr().err)
+    assert probe(tmp_path / "one.mp4")["frames"] == 4
+    assert annotate_main([*map(str, clips), "-o", str(tmp_path / "out"), *FAST]) == 130
+    assert (f"stopped after finishing 2 outputs, each complete (the last: {tmp_path / 'out' / 'b.eigencam.mp4'})"
+            in capsys.readouterr().err)
+
+
 def test_skip_existing_says_which_outputs_it_kept_are_not_whole(tmp_path, capsys):
     """A trial: a --max-frames run's output takes the output's name, and a later --skip-existing
     skipped it as done without a word. It is still skipped (never written over without --force),
