@@ -137,7 +137,11 @@ def annotate_main(argv: list[str]) -> int:
     """Run the annotate command; returns the process exit code."""
     parser = build_parser()
     try:
-        args = parser.parse_intermixed_args(argv)  # `annotate a.mp4 --model m b.mp4`: both inputs
+        # `--` ends the options: what follows is inputs, even named -x.mp4 (intermixed parsing
+        # took it for an unknown option)
+        cut = argv.index("--") if "--" in argv else len(argv)
+        args = parser.parse_intermixed_args(argv[:cut])  # `annotate a.mp4 --model m b.mp4`: both inputs
+        args.inputs = [*args.inputs, *argv[cut + 1 :]]
         if not args.inputs and not args.list_layers:
             parser.error("give at least one INPUT: a video, an image, a folder of them, or a glob")
     except SystemExit as exc:  # --help (0) or a usage error (2, message already printed)

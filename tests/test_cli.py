@@ -463,6 +463,16 @@ def test_a_stop_as_the_run_ends_says_what_was_finished(tmp_path, capsys, monkeyp
             in capsys.readouterr().err)
 
 
+def test_double_dash_ends_the_options(tmp_path, capsys, monkeypatch):
+    """A trial: `annotate -- -dash.mp4` said "unrecognized arguments: -dash.mp4"."""
+    monkeypatch.chdir(tmp_path)
+    write_clip(tmp_path / "-dash.mp4", frames=3)
+    assert annotate_main([*FAST, "--", "-dash.mp4"]) == 0
+    assert probe(tmp_path / "-dash.eigencam.mp4")["frames"] == 3
+    assert annotate_main([*FAST, "--", "-o"]) == 1  # after it, every word is an input
+    assert "no such file: -o" in capsys.readouterr().err
+
+
 def test_skip_existing_says_which_outputs_it_kept_are_not_whole(tmp_path, capsys):
     """A trial: a --max-frames run's output takes the output's name, and a later --skip-existing
     skipped it as done without a word. It is still skipped (never written over without --force),
