@@ -247,8 +247,15 @@ def test_plan_jobs_refuses_paths_written_twice_and_outputs_named_for_another_for
             plan_jobs([str(a)], str(out), force=True, **kwargs)
     with pytest.raises(SinkError, match="written twice"):  # outputs beside each input; both give s.a.csv
         plan_jobs([str(a), str(a2)], stats=str(table))
-    with pytest.raises(SinkError, match=f"{a} and {a2} would both write {tmp_path / 'out' / 'a.eigencam.mp4'}"):
+    with pytest.raises(SinkError, match=f"{a} and {a2} would both write {tmp_path / 'out' / 'a.eigencam.mp4'}") as err:
         plan_jobs([str(a), str(a2)], str(tmp_path / "out"))
+    assert str(err.value).endswith("(inputs of one name from two folders: give each folder its own -o)")
+    import cv2  # the hint for images of one name in two formats (a trial: it was given for two folders too)
+
+    for name in ("photo.bmp", "photo.webp"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((4, 4, 3), np.uint8))
+    with pytest.raises(SinkError, match=r"\(--image-format same keeps each image's own format\)$"):
+        plan_jobs([str(tmp_path / "photo.bmp"), str(tmp_path / "photo.webp")], str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()  # a run refused leaves no folder behind
     b = write_clip(tmp_path / "b.mp4", frames=2)
     with pytest.raises(SinkError, match="does not exist"):
@@ -257,6 +264,12 @@ def test_plan_jobs_refuses_paths_written_twice_and_outputs_named_for_another_for
     for name in ("e.png", "f.mkv", "g.mov"):
         with pytest.raises(SinkError, match=r"must end in \.mp4 or \.m4v"):
             plan_jobs([str(a)], str(tmp_path / name))
+    # said before that it exists (a trial: "exists (use --force ...)", then with --force "must end in .mp4")
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(SinkError, match=r"notes\.txt for video .* must end in \.mp4 or \.m4v"):
+        plan_jobs([str(a)], str(tmp_path / "notes.txt"))
+    with pytest.raises(SinkError, match=r"output folder .*notes\.txt is a file, not a folder"):  # ("does not exist")
+        plan_jobs([str(a)], str(tmp_path / "notes.txt" / "x.mp4"))
     assert plan_jobs([str(a)], str(tmp_path / "h.M4V"))[0].output == tmp_path / "h.M4V"
     for name in ("single.mp4", "both.eigencam.mp4"):
         with pytest.raises(SinkError, match="names a file, but 2 inputs need an output folder"):

@@ -187,11 +187,20 @@ def plan_jobs(
         if target.resolve() == inp.resolve() or (target.exists() and os.path.samefile(target, inp)):
             raise SinkError(f"output {target} is the input: refusing to write over it")
         if (first := targets.get(target.resolve())) is not None:
-            hint = " (--image-format same keeps each image's own format)" if is_image_name(str(inp)) else ""
+            if first.stem == inp.stem and first.suffix.lower() != inp.suffix.lower() and image_format != "same":
+                hint = " (--image-format same keeps each image's own format)"  # photo.bmp and photo.webp
+            else:  # one name in two folders
+                hint = " (inputs of one name from two folders: give each folder its own -o)"
             raise SinkError(f"{first} and {inp} would both write {target}{hint}")
         targets[target.resolve()] = inp
         if target.is_dir():
             raise SinkError(f"output {target} is a folder")
+        if is_image_name(str(inp)):  # the name first: --force would not make a wrong one right
+            if not is_image_name(str(target)):
+                raise SinkError(f"output {target} for image {inp} must be an image ({', '.join(IMAGE_EXTENSIONS)})")
+        elif target.suffix.lower() not in VIDEO_OUTPUT_EXTENSIONS:
+            raise SinkError(f"output {target} for video {inp} must end in {' or '.join(VIDEO_OUTPUT_EXTENSIONS)} "
+                            "(annotate writes H.264 in MP4)")
         if target.exists() and not force:
             if skip_existing:
                 if skipped is not None:
@@ -202,15 +211,10 @@ def plan_jobs(
             raise SinkError(f"{target} exists (use --force to overwrite, or --skip-existing to annotate only the "
                             "inputs without an output)")
         if is_image_name(str(inp)):
-            if not is_image_name(str(target)):
-                raise SinkError(f"output {target} for image {inp} must be an image ({', '.join(IMAGE_EXTENSIONS)})")
             # Images are read once, when annotated (a folder may hold thousands); one that cannot
             # be read is reported then, by name.
             jobs.append(Job(inp, target))
             continue
-        if target.suffix.lower() not in VIDEO_OUTPUT_EXTENSIONS:
-            raise SinkError(f"output {target} for video {inp} must end in {' or '.join(VIDEO_OUTPUT_EXTENSIONS)} "
-                            "(annotate writes H.264 in MP4)")
         # Open each video now (a header and a first frame): a text file named .mp4, or a 1x1
         # video, is refused before a model is built or any output written; one a folder or a glob
         # brought is named when its turn comes, and the others are annotated (as images are).
@@ -287,7 +291,7 @@ def image_table(path: str | Path | None, with_videos: bool) -> Path | None:
 
 def _check_writable(folder: Path) -> None:
     if not folder.is_dir():
-        raise SinkError(f"output folder {folder} does not exist")
+        raise SinkError(f"output folder {folder} " + ("is a file, not a folder" if folder.exists() else "does not exist"))
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
