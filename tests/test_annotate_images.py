@@ -482,6 +482,21 @@ def test_a_bmp_keeps_its_dpi(tmp_path):
         assert out.size == (96, 64) and tuple(round(d) for d in out.info["dpi"]) == (96, 96)
 
 
+def test_a_tiff_without_a_resolution_gives_outputs_without_one(tmp_path):
+    """A trial: Pillow reads a TIFF without resolution tags as 1 dpi, and its outputs said so."""
+    Image.fromarray(pattern(1, 96, 64)[:, :, ::-1]).save(tmp_path / "scan.tiff")
+    out = tmp_path / "out"
+    out.mkdir()
+    for fmt in ("tiff", "jpg", "png"):
+        assert annotate_main([str(tmp_path / "scan.tiff"), "-o", str(out / f"scan.{fmt}"), *FAST]) == 0
+        with Image.open(out / f"scan.{fmt}") as got:
+            assert got.size == (96, 64)
+            if fmt == "tiff":  # no XResolution written (Pillow reads its absence as 1 dpi again)
+                assert 282 not in got.tag_v2
+            else:
+                assert got.info.get("dpi") in (None, (72, 72)), (fmt, got.info)
+
+
 def test_skip_existing_names_the_images_table_as_the_plan_did_beside_a_video_skipped(tmp_path):
     """A review: the plan named the images' table for every video input (s.images.csv), the run
     for the videos left after skipping (s.csv, the video's own): it refused midway, an image

@@ -131,8 +131,11 @@ def image_metadata(path: Path) -> tuple[dict | None, str | None]:
                 del exif[tag]
             if 0x0112 in exif:  # Orientation: the pixels are already turned upright
                 exif[0x0112] = 1
+            dpi = im.info.get("dpi")
+            if im.format == "TIFF" and 282 not in im.tag_v2:  # no XResolution: Pillow's made-up (1, 1)
+                dpi = None  # (a trial: its outputs said 1 dpi, a 640 px picture 640 inches wide)
             found = {"icc_profile": im.info.get("icc_profile"), "exif": exif.tobytes() if len(exif) else None,
-                     "dpi": im.info.get("dpi")}
+                     "dpi": dpi}
             frames = getattr(im, "n_frames", 1)
             bits = max(getattr(im, "tag_v2", {}).get(258, (8,)) or (8,)) if im.format == "TIFF" else 8
             if im.format == "PNG":
