@@ -215,7 +215,7 @@ class Tables:
         boxes = result.detections
         self.detector = self.detector or boxes is not None
         if self.stats_path is not None:
-            # no prediction (a backbone, a detector): both cells empty, not a probability of 0
+            # a detector's best box; no prediction (a backbone, no box): both cells empty, not a probability of 0
             label, prob = (result.predictions[0][0], f"{result.predictions[0][1]:.6f}") if result.predictions else ("", "")
             where = [key] if self.images else [index, f"{key:.6f}"]
             count = [] if boxes is None else [len(boxes)]
