@@ -279,6 +279,10 @@ def _run(args: argparse.Namespace) -> int:
     for why in short:  # skipped as done, but not whole: the user decides
         _say("warning", why)
     if not jobs:
+        asked = [f"{flag} {path}" for flag, path in (("--stats", args.stats), ("--heatmaps", args.heatmaps),
+                                                      ("--detections", args.detections)) if path]
+        if asked:  # (a trial: the tables asked for were silently not there)
+            _say("note", f"nothing left to annotate, so nothing was written to {', '.join(asked)}")
         return 0
 
     # Offline without cached ImageNet weights (explicit --weights imagenet included) the untrained
@@ -378,6 +382,10 @@ def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Names
 def _annotate_images(jobs: list, engine: object, look: object, args: argparse.Namespace, with_videos: bool) -> int:
     """The images of the run, all at once (batched by size); returns the exit status so far."""
     if not jobs:
+        asked = [f"{flag} {path}" for flag, path in (("--stats", args.stats), ("--heatmaps", args.heatmaps),
+                                                      ("--detections", args.detections)) if path]
+        if asked:  # (a trial: the tables asked for were silently not there)
+            _say("note", f"nothing left to annotate, so nothing was written to {', '.join(asked)}")
         return 0
     from .annotate import annotate_images, image_table
     from .errors import SourceError

@@ -499,6 +499,11 @@ def test_skip_existing_says_which_outputs_it_kept_are_not_whole(tmp_path, capsys
     assert f"{out / 'c.eigencam.mp4'} cannot be read as a video, and was skipped as done" in err
     assert annotate_main([str(tmp_path / "a.mp4"), "-o", str(out / "whole.mp4"), "--skip-existing", *FAST]) == 0
     assert "warning" not in capsys.readouterr().err  # whole: skipped quietly
+    # every input skipped: the tables asked for are not written, and that is said (it was not)
+    assert annotate_main([str(tmp_path / "a.mp4"), "-o", str(out / "whole.mp4"), "--skip-existing",
+                          "--stats", str(tmp_path / "new.csv"), *FAST]) == 0
+    assert f"nothing left to annotate, so nothing was written to --stats {tmp_path / 'new.csv'}" in capsys.readouterr().err
+    assert not (tmp_path / "new.csv").exists()
 
 @pytest.mark.timeout(120)
 def test_the_annotate_path_never_imports_qt(tmp_path):
