@@ -296,6 +296,11 @@ def _run(args: argparse.Namespace) -> int:
     for warning in (engine.warning, engine.loaded.note, ignored):
         if warning:
             _say("warning", warning)
+    boxes_only = [flag for flag, given in (("--score", config.score != EngineConfig().score), ("--in-boxes", look.in_boxes),
+                                           ("--no-boxes", not look.boxes)) if given]
+    if boxes_only and not engine.loaded.detector:  # (a trial: taken without a word)
+        _say("note", f"{', '.join(boxes_only)}: for a detector's boxes; {config.model} gives none, so "
+                     f"{'they are' if len(boxes_only) > 1 else 'it is'} not used")
     import torch
 
     previous = torch.get_num_threads()

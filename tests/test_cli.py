@@ -463,6 +463,15 @@ def test_a_stop_as_the_run_ends_says_what_was_finished(tmp_path, capsys, monkeyp
             in capsys.readouterr().err)
 
 
+def test_box_options_for_a_classifier_are_said_unused(tmp_path, clip, capsys):
+    """A trial: --in-boxes with a classifier was taken without a word (--detections is refused)."""
+    assert annotate_main([str(clip), "-o", str(tmp_path / "o.mp4"), "--in-boxes", "--score", "0.3", *FAST]) == 0
+    assert ("note: --score, --in-boxes: for a detector's boxes; mobilenet_v3_small gives none, so they are not used"
+            in capsys.readouterr().err)
+    assert annotate_main([str(clip), "-o", str(tmp_path / "p.mp4"), *FAST]) == 0
+    assert "boxes" not in capsys.readouterr().err
+
+
 def test_double_dash_ends_the_options(tmp_path, capsys, monkeypatch):
     """A trial: `annotate -- -dash.mp4` said "unrecognized arguments: -dash.mp4"."""
     monkeypatch.chdir(tmp_path)
