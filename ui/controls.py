@@ -175,8 +175,10 @@ def build_panel(w, dock: QWidget) -> QWidget:
     w.in_use_label.setWordWrap(True)
     form.addRow("Model", w.model_combo)
     form.addRow("Weights", w.weights_combo)
-    form.addRow("Layer", w.layer_combo)
-    form.addRow("", w.layer_filter)
+    # the filter beside the label, the box below it across the panel: room for a layer's name and
+    # shape (_blocks.15._project_conv lost its block's number beside the label)
+    form.addRow("Layer", w.layer_filter)
+    form.addRow(w.layer_combo)
     form.addRow("Component", w.component_spin)
     form.addRow("Method", w.method_combo)
     form.addRow("Smoothing", w.smoothing_spin)
