@@ -364,6 +364,7 @@ def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Names
             else:
                 _say(word, f"no frame of {job.input} was processed; nothing written")
             return code
+        _finished.append(result.output)  # (before anything more is said: a stop meanwhile says it)
         if result.parts:
             _say("note", f"{result.output.name} is whole now; files named as the parts of stopped runs are beside "
                          "it (left as they are: delete them when no longer needed): "
@@ -374,7 +375,6 @@ def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Names
         if result.warning:
             _say("warning", f"{result.warning}; annotated what decoded: {result.output}")
             status = max(status, EXIT_DAMAGED) if status != EXIT_ERROR else status
-        _finished.append(result.output)
         fps = result.frames / seconds if seconds > 0 else 0.0
         print(f"{result.frames} frames in {seconds:.1f} s ({fps:.1f} fps) -> {result.output}", flush=True)
         if result.stop_requested:  # Ctrl-C or SIGTERM while the file was being finished: it is complete
@@ -387,10 +387,6 @@ def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Names
 def _annotate_images(jobs: list, engine: object, look: object, args: argparse.Namespace, with_videos: bool) -> int:
     """The images of the run, all at once (batched by size); returns the exit status so far."""
     if not jobs:
-        asked = [f"{flag} {path}" for flag, path in (("--stats", args.stats), ("--heatmaps", args.heatmaps),
-                                                      ("--detections", args.detections)) if path]
-        if asked:  # (a trial: the tables asked for were silently not there)
-            _say("note", f"nothing left to annotate, so nothing was written to {', '.join(asked)}")
         return 0
     from .annotate import annotate_images, image_table
     from .errors import SourceError
