@@ -3,6 +3,8 @@ to the panel's scrolling, not to a field or a control the pointer happens to pas
 
 from __future__ import annotations
 
+import re
+
 from PyQt5.QtCore import QEvent, QObject, Qt
 from PyQt5.QtGui import QValidator
 from PyQt5.QtWidgets import QAbstractScrollArea, QApplication, QComboBox, QDoubleSpinBox, QSlider, QSpinBox
@@ -53,30 +55,39 @@ class _WheelWhenFocused:
 class _ClampTyped:
     """A number typed beyond the range is taken (Enter) as the nearest end of the range. Qt refused
     the keystroke that went past it: typing 1200 in a box up to 1024 gave 120, applied as 128 with
-    nothing said; typing 32 in a box from 64 was let go, the old value kept."""
+    nothing said; typing 32 in a box from 64 was let go, the old value kept. Only a number of the
+    box's own kind (a whole one in a :class:`SpinBox`) beyond the range is let through to be
+    clamped; anything else is refused as Qt refuses it."""
 
-    def _typed(self, text: str) -> float | None:
+    def _beyond(self, text: str) -> float | None:
+        """The number ``text`` holds where it lies beyond the range, else ``None``."""
         body = text
         if self.prefix() and body.startswith(self.prefix()):
             body = body[len(self.prefix()):]
         if self.suffix() and body.endswith(self.suffix()):
             body = body[: -len(self.suffix())]
-        try:
-            return float(body.strip().replace(self.locale().decimalPoint(), "."))
-        except ValueError:
-            return None
+        body = body.strip()
+        if isinstance(self, QSpinBox):
+            if not re.fullmatch(r"[+-]?\d+", body):
+                return None
+            value = float(int(body))
+        else:
+            if not re.fullmatch(rf"[+-]?(\d+({re.escape(self.locale().decimalPoint())}\d*)?)", body):
+                return None
+            value = float(body.replace(self.locale().decimalPoint(), "."))
+        return value if value > self.maximum() or value < self.minimum() else None
 
     def validate(self, text: str, pos: int):
         state, text, pos = super().validate(text, pos)
-        if state == QValidator.Invalid and self._typed(text) is not None:
-            state = QValidator.Intermediate  # beyond the range: fixed up on Enter
+        if state == QValidator.Invalid and self._beyond(text) is not None:
+            state = QValidator.Intermediate  # fixed up on Enter
         return state, text, pos
 
     def fixup(self, text: str) -> str:
-        value = self._typed(text)
+        value = self._beyond(text)
         if value is None:
             return super().fixup(text)
-        return self.textFromValue(min(max(value, self.minimum()), self.maximum()))
+        return self.textFromValue(self.maximum() if value > self.maximum() else self.minimum())
 
 
 class ComboBox(_WheelWhenFocused, QComboBox):
