@@ -256,6 +256,10 @@ def test_plan_jobs_refuses_paths_written_twice_and_outputs_named_for_another_for
         cv2.imwrite(str(tmp_path / name), np.zeros((4, 4, 3), np.uint8))
     with pytest.raises(SinkError, match=r"\(--image-format same keeps each image's own format\)$"):
         plan_jobs([str(tmp_path / "photo.bmp"), str(tmp_path / "photo.webp")], str(tmp_path / "out"))
+    mkv = write_clip(tmp_path / "a.mkv", frames=2)  # two videos: no image option helps (the review)
+    for fmt in ("png", "same"):
+        with pytest.raises(SinkError, match=r"\(inputs whose names differ only in their extension: give each its own -o\)$"):
+            plan_jobs([str(a), str(mkv)], str(tmp_path / "out"), image_format=fmt)
     assert not (tmp_path / "out").exists()  # a run refused leaves no folder behind
     b = write_clip(tmp_path / "b.mp4", frames=2)
     with pytest.raises(SinkError, match="does not exist"):

@@ -187,10 +187,12 @@ def plan_jobs(
         if target.resolve() == inp.resolve() or (target.exists() and os.path.samefile(target, inp)):
             raise SinkError(f"output {target} is the input: refusing to write over it")
         if (first := targets.get(target.resolve())) is not None:
-            if first.stem == inp.stem and first.suffix.lower() != inp.suffix.lower() and image_format != "same":
-                hint = " (--image-format same keeps each image's own format)"  # photo.bmp and photo.webp
-            else:  # one name in two folders
+            if first.parent != inp.parent:
                 hint = " (inputs of one name from two folders: give each folder its own -o)"
+            elif is_image_name(str(inp)) and is_image_name(str(first)) and image_format != "same":
+                hint = " (--image-format same keeps each image's own format)"  # photo.bmp and photo.webp
+            else:  # clip.mp4 and clip.mkv
+                hint = " (inputs whose names differ only in their extension: give each its own -o)"
             raise SinkError(f"{first} and {inp} would both write {target}{hint}")
         targets[target.resolve()] = inp
         if target.is_dir():
@@ -275,8 +277,8 @@ def _unfinished(inp: Path, target: Path) -> str | None:
             return f"{target} cannot be read as a video, and was skipped as done: delete it to annotate {inp} again"
     whole, written = counts
     if whole and written is not None and written < whole - max(2, whole // 100):
-        return (f"{target} holds {written} of the {whole} frames of {inp} (a --max-frames run?), and was skipped as "
-                "done: delete it to annotate the whole video")
+        return (f"{target} holds {written} of the {whole} frames of {inp} (a --max-frames run, or a damaged "
+                "input?), and was skipped as done: delete it to annotate the video again")
     return None
 
 
