@@ -374,6 +374,27 @@ def test_a_source_chosen_after_a_folder_plays_but_a_users_pause_stays(tmp_path):
         loop.playback.close()
 
 
+def test_the_end_of_a_source_that_plays_on_after_a_failed_choice_is_said_again(tmp_path):
+    """A review: the window lets an end go once another source is chosen (the end was that of a
+    source being replaced); where the choice fails to open and the ended source stays, its end
+    is said again, under the new number, so the window pauses (or loops) it."""
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "a.png"), np.full((24, 32, 3), 80, np.uint8))
+    loop, out = _folder_loop(tmp_path)
+    try:
+        loop._drain_commands()
+        loop.put(cmd.Step(1))
+        loop._drain_commands()
+        assert loop.playback.ended and out.source_ended.calls == [(1,)]
+        loop.put(cmd.OpenSource(str(tmp_path / "missing.mp4")))
+        loop._drain_commands()
+        assert out.source_failed.calls and loop.sources_asked == 2
+        assert out.source_ended.calls[-1] == (2,)  # the window's count: not let go
+    finally:
+        loop.playback.close()
+
+
 def test_play_at_the_end_of_a_file_starts_it_again(tmp_path):
     """At the end of a file, play (Space) did nothing: the button toggled, no frame came."""
     import cv2

@@ -291,6 +291,8 @@ class FrameLoop:
             self.out.source_failed.emit(command.spec, str(exc))
             if self.playback.is_open:  # the previous source plays on; what it sent while this one
                 self._dropped_offset += max(0, self.playback.dropped - dropped_before)  # opened was never due
+                if self.playback.ended:  # its end, let go by the window for this choice, is said again
+                    self.out.source_ended.emit(self._sources_taken)
                 return
             # Nothing to show otherwise (the first source of the run): the demo clip, always there.
             command = cmd.OpenSource("demo")
