@@ -195,6 +195,46 @@ sys.exit(annotate_main(sys.argv[1:]))
 """
 
 
+# SIGTERM right after the sink wrote the last of 10 frames; the writer then waits until the run
+# has begun stopping (its threads still running), so the stop always finds the run alive.
+_TERMINATE_AFTER_THE_LAST_FRAME = """
+import os, signal, sys, threading
+from eigencam_live.annotate import pipeline
+from eigencam_live.video import VideoSink
+write, wind_down, stopping = VideoSink.write, pipeline._wind_down, threading.Event()
+def write_then_terminate(self, image, pts=None, duration=None):
+    write(self, image, pts, duration)
+    if self.frames_written == 10:
+        os.kill(os.getpid(), signal.SIGTERM)
+        stopping.wait(30)
+def wind_down_seen(*args):
+    stopping.set()
+    return wind_down(*args)
+VideoSink.write, pipeline._wind_down = write_then_terminate, wind_down_seen
+from eigencam_live.cli import annotate_main
+sys.exit(annotate_main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_after_the_last_frame_was_written_keeps_the_whole_file_under_its_name(tmp_path):
+    """A re-trial: SIGTERM as the last of 60 frames was written named the file a part (all 60
+    frames in it), and --skip-existing then annotated that video again."""
+    first = write_clip(tmp_path / "a.mp4", frames=10, size=(96, 64), audio=True)
+    second = write_clip(tmp_path / "b.mp4", frames=10, size=(96, 64))
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-c", _TERMINATE_AFTER_THE_LAST_FRAME, str(first), str(second), "-o", str(out), *FAST],
+        capture_output=True, text=True, env=_env(tmp_path), cwd=tmp_path, timeout=110,
+    )
+    err = done.stderr
+    assert done.returncode == 143, err
+    assert "Traceback" not in err and "partial" not in err and "terminated: stopped after finishing" in err, err
+    got = probe(out / "a.eigencam.mp4")
+    assert got["frames"] == 10 and got["audio"]["packets"] == probe(first)["audio"]["packets"]  # whole, its sound too
+    assert sorted(p.name for p in out.iterdir()) == ["a.eigencam.mp4"]  # b was not started
+
+
 @pytest.mark.timeout(120)
 def test_sigterm_while_the_output_is_finished_completes_it_and_stops(tmp_path):
     first = write_clip(tmp_path / "a.mp4", frames=10, size=(96, 64), audio=True)

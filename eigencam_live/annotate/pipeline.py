@@ -126,6 +126,8 @@ class _Pipeline:
         self.batch_size = batch_size
         self.max_frames = max_frames
         self.limited = False  # stopped at max_frames
+        self.read_all = False  # the input was read to its end (not stopped before it)
+        self.taken = 0  # frames read from the input
         self.tables = tables
         self.origin = origin  # the input's time that is the output's 0 (FileSource.origin)
         # batches ready for the network, and the network's results waiting for the encoder: as many
@@ -197,9 +199,11 @@ class _Pipeline:
                         frame = self.capture.read(timeout=_POLL)
                     except TimeoutError:
                         continue
+                    self.read_all = frame is None
                 ended = frame is None
                 if frame is not None:
                     taken += 1
+                    self.taken = taken
                     if pictures is None:
                         pictures = np.empty((self.batch_size, *frame.image.shape), np.uint8)
                     pictures[len(stamps)] = frame.image
@@ -408,8 +412,10 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
         except KeyboardInterrupt:  # (where no handler could be put: outside the main thread)
             stops.append(signal.SIGINT)
         if stops and pipe.alive():
-            result.interrupted = True
             _wind_down(pipe, capture, stops)
+            # a stop as the last frames were written finds nothing left out: the file is whole
+            # (a trial: all 60 frames written, named a part, and --skip-existing did it again)
+            result.interrupted = not ((pipe.read_all or pipe.limited) and pipe.written == pipe.taken and pipe.error is None)
         bar.update(pipe.written - bar.n)
         if pipe.error is not None:
             raise pipe.error
