@@ -108,10 +108,11 @@ def test_timecode_stamp_writes_the_bottom_left_only_and_leaves_the_input_alone()
     ys, xs = np.nonzero(changed)
     assert ys.min() > 480 * 0.8 and xs.max() < 640 * 0.6, "a small box at the bottom left"
     assert (stamped[changed] == 255).any(), "white text on it"
-    # a small picture keeps most of itself (a trial: a 20 x 12 image was all stamp), a tiny one all of it
-    small = np.full((90, 160, 3), 128, np.uint8)
+    # a small picture keeps most of itself, a tiny one all of it (trials: a 20 x 12 image was all
+    # stamp, a 160 x 90 one had a band across its bottom)
+    small = np.full((180, 320, 3), 128, np.uint8)
     changed = np.any(stamp_timecode(small, 8, 1.0) != small, axis=2)
     ys, xs = np.nonzero(changed)
-    assert changed.any() and ys.min() >= 90 * 0.7 and xs.max() < 160 * 0.95
-    tiny = np.full((12, 20, 3), 128, np.uint8)
-    assert np.array_equal(stamp_timecode(tiny, 8, 1.0), tiny)
+    assert changed.any() and ys.min() >= 180 * 0.84 and xs.max() < 320 * 0.55
+    for tiny in (np.full((12, 20, 3), 128, np.uint8), np.full((90, 160, 3), 128, np.uint8)):
+        assert np.array_equal(stamp_timecode(tiny, 8, 1.0), tiny)

@@ -155,20 +155,21 @@ def letterbox(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return out
 
 
-#: The smallest text scale of a timecode stamp (OpenCV's Hershey simplex: about 7 pixels tall).
-_SMALLEST_STAMP = 0.3
+#: The smallest text scale of a timecode stamp (OpenCV's Hershey simplex: about 8 pixels tall).
+_SMALLEST_STAMP = 0.35
 
 
 def stamp_timecode(image: np.ndarray, number: int, seconds: float) -> np.ndarray:
     """A copy of ``image`` (``(H, W, 3)`` uint8 BGR) with ``"#number  mm:ss.mmm"`` at its bottom left,
-    white on a dark box, sized to the image (readable in a recording of any size), and at most a
-    quarter of its height and nearly its width: on a picture too small for a readable stamp (text
-    under 7 pixels tall: a 20 x 12 image, which it covered whole), none is drawn."""
+    white on a dark box, sized to the image (readable in a recording of any size), and at most
+    about half its width and a seventh of its height: on a picture too small for a readable stamp
+    (text under 8 pixels tall: a 160 x 90 image, whose bottom it covered, or a 20 x 12 one, which
+    it covered whole), none is drawn."""
     out = image.copy()
     minutes, rest = divmod(max(0.0, float(seconds)), 60.0)
     text = f"#{number}  {int(minutes):02d}:{rest:06.3f}"
     (w1, h1), base1 = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 1.0, 2)
-    fits = min(0.9 * out.shape[1] / (w1 + 12), 0.25 * out.shape[0] / (h1 + base1 + 12))
+    fits = min(0.5 * out.shape[1] / (w1 + 12), 0.15 * out.shape[0] / (h1 + base1 + 12))
     scale = min(max(0.4, out.shape[0] / 720.0), fits)
     if scale < _SMALLEST_STAMP:
         return out
