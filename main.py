@@ -24,12 +24,15 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     try:
         code = main()
-        if code in (130, 143):  # stopped, and said so: a signal now would only print a traceback at exit
+        if sys.argv[1:2] == ["annotate"] or code in (130, 143):
+            # the run is over and said what it did: a signal now has nothing to stop (it ended the
+            # process at exit, killed by it: 130 with nothing said, after a whole run)
             import signal
 
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
         sys.exit(code)
     except KeyboardInterrupt:  # Ctrl-C before a front end took its signals over (torch loading): no traceback
-        print("eigencam-live: interrupted", file=sys.stderr)
+        said = "stopped; no output was finished" if sys.argv[1:2] == ["annotate"] else "stopped"
+        print(f"eigencam-live: interrupted: {said}", file=sys.stderr)
         sys.exit(130)
