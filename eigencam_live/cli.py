@@ -273,7 +273,8 @@ def _run(args: argparse.Namespace) -> int:
     short: list[str] = []
     jobs = plan_jobs(args.inputs, args.output, force=args.force, stats=args.stats, heatmaps=args.heatmaps,
                      detections=args.detections, image_format=args.image_format,
-                     skip_existing=args.skip_existing, skipped=skipped, short=short)
+                     skip_existing=args.skip_existing, skipped=skipped, short=short,
+                     max_frames=args.max_frames)
     if skipped:
         _say("note", f"{len(skipped)} input(s) skipped: their output exists (--skip-existing)")
     for why in short:  # skipped as done, but not whole: the user decides

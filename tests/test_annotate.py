@@ -274,6 +274,10 @@ def test_plan_jobs_refuses_paths_written_twice_and_outputs_named_for_another_for
         plan_jobs([str(a)], str(tmp_path / "notes.txt"))
     with pytest.raises(SinkError, match=r"output folder .*notes\.txt is a file, not a folder"):  # ("does not exist")
         plan_jobs([str(a)], str(tmp_path / "notes.txt" / "x.mp4"))
+    with pytest.raises(SinkError, match=r"does not exist, and cannot: .*notes\.txt is a file, not a folder"):
+        plan_jobs([str(a)], str(tmp_path / "notes.txt" / "deeper" / "x.mp4"))
+    with pytest.raises(SinkError, match=r"is not a folder \(-o ending in / names an output folder\)"):  # one file input
+        plan_jobs([str(a)], str(tmp_path / "notes.txt") + "/")
     assert plan_jobs([str(a)], str(tmp_path / "h.M4V"))[0].output == tmp_path / "h.M4V"
     for name in ("single.mp4", "both.eigencam.mp4"):
         with pytest.raises(SinkError, match="names a file, but 2 inputs need an output folder"):

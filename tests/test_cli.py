@@ -506,6 +506,9 @@ def test_skip_existing_says_which_outputs_it_kept_are_not_whole(tmp_path, capsys
             "run, or a damaged input?), and was skipped as done: delete it to annotate the video again") in err
     # 10 of 12 is within the allowance for containers' rounding of their frame counts (2 frames)
     assert "b.eigencam.mp4" not in err
+    # the same --max-frames asked again: the output is what this run would write (a re-trial)
+    assert annotate_main([str(tmp_path / "a.mp4"), "-o", str(out), "--skip-existing", "--max-frames", "10", *FAST]) == 0
+    assert "warning" not in capsys.readouterr().err
     assert f"{out / 'c.eigencam.mp4'} cannot be read as a video, and was skipped as done" in err
     assert annotate_main([str(tmp_path / "a.mp4"), "-o", str(out / "whole.mp4"), "--skip-existing", *FAST]) == 0
     assert "warning" not in capsys.readouterr().err  # whole: skipped quietly

@@ -134,6 +134,7 @@ def plan_jobs(
     skip_existing: bool = False,
     skipped: list[Path] | None = None,
     short: list[str] | None = None,
+    max_frames: int | None = None,
 ) -> list[Job]:
     """Resolve inputs and outputs, and check them all before any work starts.
 
@@ -148,7 +149,8 @@ def plan_jobs(
         skip_existing: leave out the inputs whose output exists (a run stopped, or a file added to
             a folder: the rest is annotated), each appended to ``skipped`` where one is given;
             a skipped video whose output is not whole (:func:`_unfinished`: a ``--max-frames``
-            run's) is said in ``short`` where one is given.
+            run's) is said in ``short`` where one is given (``max_frames``: the frames this run
+            asks for, the whole of what it would write).
 
     Raises:
         SourceError: bad inputs. SinkError: an output that exists (without ``force``), equals an
@@ -169,7 +171,8 @@ def plan_jobs(
                                                                     and any(c in spec for c in "*?[")) for spec in specs)
         if len(inputs) > 1 or named_folder or gathered:
             folder = out
-            why = f"{len(inputs)} inputs need" if len(inputs) > 1 else "a folder or glob of inputs needs"
+            why = (f"{len(inputs)} inputs need" if len(inputs) > 1 else "a folder or glob of inputs needs" if gathered
+                   else "-o ending in / names")
             if folder.exists() and not folder.is_dir():
                 raise SinkError(f"output {folder} is not a folder ({why} an output folder)")
             if not named_folder and folder.suffix.lower() in VIDEO_EXTENSIONS + IMAGE_EXTENSIONS:
@@ -207,7 +210,7 @@ def plan_jobs(
             if skip_existing:
                 if skipped is not None:
                     skipped.append(inp)
-                if short is not None and not is_image_name(str(inp)) and (why := _unfinished(inp, target)):
+                if short is not None and not is_image_name(str(inp)) and (why := _unfinished(inp, target, max_frames)):
                     short.append(why)
                 continue
             raise SinkError(f"{target} exists (use --force to overwrite, or --skip-existing to annotate only the "
@@ -260,7 +263,7 @@ def plan_jobs(
     return jobs
 
 
-def _unfinished(inp: Path, target: Path) -> str | None:
+def _unfinished(inp: Path, target: Path, max_frames: int | None = None) -> str | None:
     """What to say where the existing output ``target`` of video ``inp`` is not its whole
     annotation (fewer frames than the input: a ``--max-frames`` run; or no video at all), else
     ``None``. The frame
@@ -276,6 +279,8 @@ def _unfinished(inp: Path, target: Path) -> str | None:
                 return None  # the input's own fault: said when it is annotated, not here
             return f"{target} cannot be read as a video, and was skipped as done: delete it to annotate {inp} again"
     whole, written = counts
+    if whole and max_frames is not None:  # what this run would write (a re-trial: warned of that very output)
+        whole = min(whole, max_frames)
     if whole and written is not None and written < whole - max(2, whole // 100):
         return (f"{target} holds {written} of the {whole} frames of {inp} (a --max-frames run, or a damaged "
                 "input?), and was skipped as done: delete it to annotate the video again")
@@ -293,7 +298,12 @@ def image_table(path: str | Path | None, with_videos: bool) -> Path | None:
 
 def _check_writable(folder: Path) -> None:
     if not folder.is_dir():
-        raise SinkError(f"output folder {folder} " + ("is a file, not a folder" if folder.exists() else "does not exist"))
+        blocking = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if blocking == folder:
+            raise SinkError(f"output folder {folder} is a file, not a folder")
+        if blocking is not None and not blocking.is_dir():  # a file where a folder of the path should be
+            raise SinkError(f"output folder {folder} does not exist, and cannot: {blocking} is a file, not a folder")
+        raise SinkError(f"output folder {folder} does not exist")
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
