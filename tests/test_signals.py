@@ -195,6 +195,26 @@ sys.exit(annotate_main(sys.argv[1:]))
 """
 
 
+def _terminated_with_the_first_of_two_whole(tmp_path, script: str) -> str:
+    """Run ``script`` (an annotate that sends itself SIGTERM) on two clips of 10 frames: it ends
+    with 143, the first output whole with its sound and said finished, the second not started.
+    Returns stderr."""
+    first = write_clip(tmp_path / "a.mp4", frames=10, size=(96, 64), audio=True)
+    second = write_clip(tmp_path / "b.mp4", frames=10, size=(96, 64))
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(first), str(second), "-o", str(out), *FAST],
+        capture_output=True, text=True, env=_env(tmp_path), cwd=tmp_path, timeout=110,
+    )
+    err = done.stderr
+    assert done.returncode == 143, err
+    assert "Traceback" not in err and "terminated: stopped after finishing" in err, err
+    got = probe(out / "a.eigencam.mp4")
+    assert got["frames"] == 10 and got["audio"]["packets"] == probe(first)["audio"]["packets"]  # whole, its sound too
+    assert sorted(p.name for p in out.iterdir()) == ["a.eigencam.mp4"]  # b was not started
+    return err
+
+
 # SIGTERM right after the sink wrote the last of 10 frames; the writer then waits until the run
 # has begun stopping (its threads still running), so the stop always finds the run alive.
 _TERMINATE_AFTER_THE_LAST_FRAME = """
@@ -220,33 +240,10 @@ sys.exit(annotate_main(sys.argv[1:]))
 def test_sigterm_after_the_last_frame_was_written_keeps_the_whole_file_under_its_name(tmp_path):
     """A re-trial: SIGTERM as the last of 60 frames was written named the file a part (all 60
     frames in it), and --skip-existing then annotated that video again."""
-    first = write_clip(tmp_path / "a.mp4", frames=10, size=(96, 64), audio=True)
-    second = write_clip(tmp_path / "b.mp4", frames=10, size=(96, 64))
-    out = tmp_path / "out"
-    done = subprocess.run(
-        [sys.executable, "-c", _TERMINATE_AFTER_THE_LAST_FRAME, str(first), str(second), "-o", str(out), *FAST],
-        capture_output=True, text=True, env=_env(tmp_path), cwd=tmp_path, timeout=110,
-    )
-    err = done.stderr
-    assert done.returncode == 143, err
-    assert "Traceback" not in err and "partial" not in err and "terminated: stopped after finishing" in err, err
-    got = probe(out / "a.eigencam.mp4")
-    assert got["frames"] == 10 and got["audio"]["packets"] == probe(first)["audio"]["packets"]  # whole, its sound too
-    assert sorted(p.name for p in out.iterdir()) == ["a.eigencam.mp4"]  # b was not started
+    err = _terminated_with_the_first_of_two_whole(tmp_path, _TERMINATE_AFTER_THE_LAST_FRAME)
+    assert "partial" not in err, err
 
 
 @pytest.mark.timeout(120)
 def test_sigterm_while_the_output_is_finished_completes_it_and_stops(tmp_path):
-    first = write_clip(tmp_path / "a.mp4", frames=10, size=(96, 64), audio=True)
-    second = write_clip(tmp_path / "b.mp4", frames=10, size=(96, 64))
-    out = tmp_path / "out"
-    done = subprocess.run(
-        [sys.executable, "-c", _TERMINATE_WHILE_CLOSING, str(first), str(second), "-o", str(out), *FAST],
-        capture_output=True, text=True, env=_env(tmp_path), cwd=tmp_path, timeout=110,
-    )
-    err = done.stderr
-    assert done.returncode == 143, err
-    assert "Traceback" not in err and "terminated: stopped after finishing" in err, err
-    got = probe(out / "a.eigencam.mp4")
-    assert got["frames"] == 10 and got["audio"]["packets"] == probe(first)["audio"]["packets"]  # complete
-    assert sorted(p.name for p in out.iterdir()) == ["a.eigencam.mp4"]  # b was not started
+    _terminated_with_the_first_of_two_whole(tmp_path, _TERMINATE_WHILE_CLOSING)
