@@ -265,10 +265,9 @@ def plan_jobs(
 
 def _unfinished(inp: Path, target: Path, max_frames: int | None = None) -> str | None:
     """What to say where the existing output ``target`` of video ``inp`` is not its whole
-    annotation (fewer frames than the input: a ``--max-frames`` run; or no video at all), else
-    ``None``. The frame
-    counts are the headers' (``open_source``), with the same allowance for containers' rounding
-    as a cut-off input's check."""
+    annotation (fewer frames than the input, or than ``max_frames``: a ``--max-frames`` run; or
+    no video at all), else ``None``. The frame counts are the headers' (``open_source``), with the
+    same allowance for containers' rounding as a cut-off input's check."""
     counts = []
     for path in (inp, target):
         try:

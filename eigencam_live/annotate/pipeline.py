@@ -188,10 +188,9 @@ class _Pipeline:
         # (100 MB more at 4K, in batches of 4).
         pictures: np.ndarray | None = None
         stamps: list[tuple[int, float, float | None]] = []
-        taken = 0
         try:
             while not self.abort.is_set() and not self.soft_stop.is_set():
-                if self.max_frames is not None and taken >= self.max_frames:
+                if self.max_frames is not None and self.taken >= self.max_frames:
                     self.limited = True
                     frame = None
                 else:
@@ -202,8 +201,7 @@ class _Pipeline:
                     self.read_all = frame is None
                 ended = frame is None
                 if frame is not None:
-                    taken += 1
-                    self.taken = taken
+                    self.taken += 1
                     if pictures is None:
                         pictures = np.empty((self.batch_size, *frame.image.shape), np.uint8)
                     pictures[len(stamps)] = frame.image
