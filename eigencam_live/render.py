@@ -104,17 +104,22 @@ def colormap_lut(colormap: str) -> np.ndarray:
     return lut
 
 
-def colorize(heatmap: np.ndarray, colormap: str = "jet") -> np.ndarray:
-    """``(H, W)`` float in ``[0, 1]`` -> ``(H, W, 3)`` uint8 BGR."""
+def colorize(heatmap: np.ndarray, colormap: str = "jet", *, in_range: bool = False) -> np.ndarray:
+    """``(H, W)`` float in ``[0, 1]`` -> ``(H, W, 3)`` uint8 BGR. Values beyond ``[0, 1]`` land on
+    the end colours and NaN on the first, unless ``in_range`` says the map holds none (as the
+    engine's maps, :func:`~eigencam_live.results.maps_on_frames`): then the clamp is skipped."""
     if heatmap.ndim != 2:
         raise ValueError(f"heatmap must have a shape of (H, W). Got {heatmap.shape}")
-    # Clamp to [0, 1] (NaN -> 0), then scale, round and saturate to uint8: values beyond [0, 1] land
-    # on the end colours. 0.15 ms on a 768 x 432 map, where cv2.max/cv2.min with a scalar took 1.8 ms
-    # (convertScaleAbs alone would mirror negatives, and wraps above ~8e6).
     heatmap = np.asarray(heatmap, dtype=np.float32)
-    top = cv2.threshold(heatmap, 1.0, 1.0, cv2.THRESH_TRUNC)[1]
-    levels = cv2.convertScaleAbs(cv2.threshold(top, 0.0, 0.0, cv2.THRESH_TOZERO)[1], alpha=255.0)
-    return cv2.applyColorMap(levels, COLORMAPS[colormap])
+    if not in_range:
+        # Clamp to [0, 1] (NaN -> 0): convertScaleAbs alone would mirror negatives, and wraps
+        # above ~8e6. Two thresholds: 0.15 ms on a 768 x 432 map (cv2.max/cv2.min with a scalar
+        # took 1.8 ms), but each allocates a float copy of the map; a map already in range needs
+        # neither (0.3 to 0.9 ms a frame in the engine's loop).
+        top = cv2.threshold(heatmap, 1.0, 1.0, cv2.THRESH_TRUNC)[1]
+        heatmap = cv2.threshold(top, 0.0, 0.0, cv2.THRESH_TOZERO)[1]
+    # scale, round and saturate to uint8
+    return cv2.applyColorMap(cv2.convertScaleAbs(heatmap, alpha=255.0), COLORMAPS[colormap])
 
 
 def render(
@@ -123,6 +128,8 @@ def render(
     view: str = "overlay",
     alpha: float = 0.5,
     colormap: str = "jet",
+    *,
+    in_range: bool = False,
 ) -> np.ndarray:
     """Draw ``heatmap`` on ``frame`` in the chosen layout.
 
@@ -132,6 +139,7 @@ def render(
         view: one of :data:`VIEWS`.
         alpha: heatmap opacity in ``[0, 1]``.
         colormap: a key of :data:`COLORMAPS`.
+        in_range: the heatmap is known to hold values in ``[0, 1]`` only (see :func:`colorize`).
 
     Returns:
         ``(H, W, 3)`` uint8 BGR, or ``(H, 2W, 3)`` for ``side-by-side`` and ``(2H, W, 3)`` for
@@ -144,7 +152,7 @@ def render(
         return frame.copy()
     if heatmap.shape != frame.shape[:2]:
         raise ValueError(f"heatmap must have the frame's size {frame.shape[:2]}. Got {heatmap.shape}")
-    color = colorize(heatmap, colormap)
+    color = colorize(heatmap, colormap, in_range=in_range)
     if view == "heatmap":
         return color
     blended = cv2.addWeighted(frame, 1.0 - float(alpha), color, float(alpha), 0.0)
@@ -204,7 +212,8 @@ def render_frames(frames: torch.Tensor, heatmaps: torch.Tensor, look: RenderConf
 
     Args:
         frames: ``(B, H, W, 3)`` uint8 BGR.
-        heatmaps: ``(B, H, W)`` float in ``[0, 1]``.
+        heatmaps: ``(B, H, W)`` float in ``[0, 1]`` (:func:`~eigencam_live.results.maps_on_frames`,
+            :func:`maps_in_boxes`): the clamp of :func:`colorize` is skipped.
 
     Returns:
         ``(B, H, W, 3)`` uint8 BGR (``(B, H, 2W, 3)`` for ``side-by-side``, ``(B, 2H, W, 3)`` for
@@ -213,7 +222,7 @@ def render_frames(frames: torch.Tensor, heatmaps: torch.Tensor, look: RenderConf
     if frames.is_cpu:
         out = None  # each picture put in its place as it is drawn (a list then a stack held two copies)
         for i, (f, h) in enumerate(zip(frames.numpy(), heatmaps.numpy(), strict=True)):
-            drawn = render(f, h, look.view, look.alpha, look.colormap)
+            drawn = render(f, h, look.view, look.alpha, look.colormap, in_range=True)
             if len(frames) == 1:
                 return torch.from_numpy(drawn[None])  # one frame: no copy
             if out is None:

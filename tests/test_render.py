@@ -124,9 +124,18 @@ def test_colormap_levels(heat):
     # beyond [0, 1] the end colours, however far (NaN counts as 0)
     wild = np.array([[-1e30, -0.5, np.nan, 1.5, 1e7, 1e30, np.inf, -np.inf]], dtype=np.float32)
     np.testing.assert_array_equal(colorize(wild, "jet")[0], lut[[0, 0, 0, 255, 255, 255, 255, 0]])
+    # a map known to lie in [0, 1] (the engine's) skips the clamp, and gets the same levels
+    np.testing.assert_array_equal(colorize(ramp, "jet", in_range=True)[0], lut)
     for name in COLORMAPS:
         want = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], COLORMAPS[name])[:, 0]
         np.testing.assert_array_equal(colormap_lut(name), want)
+
+
+def test_a_map_in_range_is_drawn_alike_without_the_clamp(frame, heat):
+    assert heat.min() == 0.0 and heat.max() == 1.0
+    for view in ("overlay", "heatmap", "side-by-side"):
+        np.testing.assert_array_equal(render(frame, heat, view, 0.3, "inferno", in_range=True),
+                                      render(frame, heat, view, 0.3, "inferno"))
 
 
 @pytest.mark.parametrize("view", VIEWS)

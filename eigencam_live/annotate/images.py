@@ -251,7 +251,7 @@ def _drawn_on(own: np.ndarray, r: FrameResult, look: RenderConfig) -> np.ndarray
     """The picture drawn again on a transparent image's own colours, for an output that keeps its
     alpha: drawn on the colours laid over white (what the network saw) and then given the alpha,
     its half-transparent pixels were laid over white twice (washed out)."""
-    picture = render(own, r.heatmap, look.view, look.alpha, look.colormap)
+    picture = render(own, r.heatmap, look.view, look.alpha, look.colormap, in_range=True)  # the engine's map
     if r.detections is not None and look.boxes:
         draw_boxes(picture, r.detections, own.shape[1], own.shape[0])
     return picture
