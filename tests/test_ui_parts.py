@@ -304,3 +304,41 @@ def test_the_busy_text_counts_the_seconds_of_a_long_wait(qtbot, monkeypatch):
     assert view.busy_line() == "Loading resnet18…"
     view.set_busy("")
     assert view.busy_line() == "" and not view._busy_clock.isActive()
+
+
+@pytest.mark.parametrize(("shape", "aspect", "view_size"), [((90, 160, 3), 1.0, (480, 300)),  # grows, bars left and right
+                                                              ((540, 960, 3), 1.0, (480, 300)),  # shrinks
+                                                              ((64, 96, 3), 4 / 3, (512, 300))])  # anamorphic: 2:1 shown
+def test_the_view_paints_the_picture_scaled_into_its_place(qtbot, shape, aspect, view_size):
+    """The picture is scaled by OpenCV (off the GIL) and blitted: what the window shows is that
+    image, at the target rectangle, on the dark background; made once per picture and size."""
+    import cv2
+    import numpy as np
+    from PyQt5.QtGui import QImage
+
+    from ui.widgets import FrameView, image_array
+
+    view = FrameView()
+    qtbot.addWidget(view)
+    view.setFixedSize(*view_size)
+    view.aspect = aspect
+    picture = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    view.set_image(picture)
+    grabbed = view.grab().toImage().convertToFormat(QImage.Format_RGB32)
+    shown = image_array(grabbed)[:, :, :3]  # a view: grabbed is held
+    assert shown.shape[:2] == (view_size[1], view_size[0])
+    t = view.target_rect()
+    x, y, w, h = round(t.x()), round(t.y()), round(t.width()), round(t.height())
+    assert w / h == pytest.approx(shape[1] * aspect / shape[0], rel=0.01) and (w == view_size[0] or h == view_size[1])
+    shrinks = w < shape[1] and h < shape[0]
+    want = cv2.resize(picture, (w, h), interpolation=cv2.INTER_AREA if shrinks else cv2.INTER_LINEAR)
+    np.testing.assert_array_equal(shown[y : y + h, x : x + w], want)
+    outside = np.ones(shown.shape[:2], bool)
+    outside[y : y + h, x : x + w] = False
+    assert outside.any() and (shown[outside] == (28, 25, 24)).all()  # the background, BGR
+    made = view._scaled[1]
+    view.grab()
+    assert view._scaled[1] is made  # the same picture and size: not scaled again
+    view.set_image(picture.copy())
+    view.grab()
+    assert view._scaled[1] is not made

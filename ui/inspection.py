@@ -20,7 +20,7 @@ from eigencam_live.models import Layer
 from . import commands as cmd
 from .controls import weights_name
 from .shortcuts import shortcut
-from .widgets import draw_colorbar, last_panel, panels_of, to_qimage
+from .widgets import draw_colorbar, image_array, last_panel, panels_of, to_qimage
 from .worker import Packet
 
 __all__ = ["CompareGrid", "InspectionActions", "default_snapshot_dir", "layers_to_compare"]
@@ -106,15 +106,12 @@ class InspectionActions:
         if lut is None:
             return packet.image
         height, width = packet.image.shape[:2]
-        qimage = to_qimage(packet.image).copy()  # owned: painting a borrowed buffer would detach
+        qimage = to_qimage(packet.image)
         painter = QPainter(qimage)
         on = last_panel(QRectF(0, 0, width, height), panels_of(packet.image.shape, packet.frame.image.shape))
         draw_colorbar(painter, lut, on)
         painter.end()
-        bits = qimage.constBits()
-        bits.setsize(qimage.bytesPerLine() * height)
-        rows = np.frombuffer(bits, np.uint8).reshape(height, qimage.bytesPerLine())
-        return rows[:, : width * 3].reshape(height, width, 3).copy()
+        return np.ascontiguousarray(image_array(qimage)[:, :, :3])
 
     def snapshot_settings(self, packet: Packet) -> dict:
         """What made ``packet``'s picture, for the JSON file beside a snapshot."""
