@@ -80,7 +80,7 @@ def bench_render_encode(frames: list, results: list, out: Path, look: RenderConf
     t0 = time.perf_counter()
     with VideoSink(out, width=w, height=h, fps=rate, overwrite=True, preset=preset, threads=encoder_threads) as sink:
         for f, r in zip(frames, results, strict=True):
-            sink.write(render(f.image, r.heatmap, look.view, look.alpha, look.colormap), f.pts)
+            sink.write(render(f.image, r.heatmap, look.view, look.alpha, look.colormap, in_range=True), f.pts)  # as annotate
     return time.perf_counter() - t0
 
 
