@@ -201,12 +201,7 @@ def _app_main(argv: list[str] | None) -> int:
         parser.error(f"--demo-size must look like 640x480. Got {args.demo_size!r}")
 
     import torch
-    import torchvision.models  # noqa: F401
     from PyQt5.QtCore import QSettings
-
-    # torchvision is imported here, on the main thread, before Qt: imported lazily by the worker
-    # thread while the xcb platform plugin was loading, it crashed in triton's native library
-    # (dlopen from two threads at once).
 
     quiet_native_logs()
     torch.set_num_threads(args.threads if args.threads > 0 else network_threads())

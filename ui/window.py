@@ -16,6 +16,10 @@ import time
 from collections import deque
 from pathlib import Path
 
+# torchvision is imported with the window, on the main thread, before any QApplication: imported
+# lazily by the worker thread while the xcb platform plugin was loading, it crashed in triton's
+# native library (dlopen from two threads at once; benchmarks/bench_app.py under X did, every time).
+import torchvision.models  # noqa: F401
 from PyQt5.QtCore import QSettings, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import (
