@@ -266,6 +266,22 @@ def test_the_end_of_a_source_replaced_since_neither_pauses_nor_loops_the_new_one
     assert w.paused and w.statusBar().currentMessage().startswith("End of")
 
 
+def test_a_large_picture_s_snapshot_has_the_colour_bar_as_large_as_on_screen(qtbot, make_window, tmp_path):
+    """A 4K camera's snapshot had a bar a tenth of its height where the screen showed a third."""
+    import cv2
+
+    w = make_window(demo_size=(1280, 960))
+    wait_frames(qtbot, w, 2)
+    p = paused(qtbot, w)
+    view = cv2.imread(str(w.snapshot(tmp_path / "shots")[0]))
+    rows = np.nonzero(np.any(view != p.image, axis=(1, 2)))[0]  # where the bar (and its backing) is drawn
+    share = (rows.max() - rows.min()) / view.shape[0]
+    on_screen = w.view.target_rect().height()
+    assert on_screen < 960 / 1.5  # shrunk on screen
+    want = (min(220.0, 0.6 * on_screen) + 4) / on_screen  # the bar and its backing, over the picture shown
+    assert share == pytest.approx(want, abs=0.02)
+
+
 def test_snapshot_writes_view_frame_map_and_its_settings(qtbot, make_window, tmp_path):
     import json
 

@@ -108,7 +108,12 @@ class InspectionActions:
         height, width = packet.image.shape[:2]
         qimage = to_qimage(packet.image)
         painter = QPainter(qimage)
-        on = last_panel(QRectF(0, 0, width, height), panels_of(packet.image.shape, packet.frame.image.shape))
+        # the bar's share of the picture as on screen: a 4K picture shown 600 px tall gets a bar
+        # (and labels) 3.6 times as large as its on-screen size in pixels, not a tenth of its height
+        shown = self.view.target_rect().height() if self.view.image() is not None else height
+        scale = max(1.0, height / max(1.0, shown))
+        painter.scale(scale, scale)
+        on = last_panel(QRectF(0, 0, width / scale, height / scale), panels_of(packet.image.shape, packet.frame.image.shape))
         draw_colorbar(painter, lut, on)
         painter.end()
         return np.ascontiguousarray(image_array(qimage)[:, :, :3])
