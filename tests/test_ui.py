@@ -848,7 +848,7 @@ def test_a_component_beyond_the_spectrum_is_shown_as_it_is(qtbot, make_window):
 
 def test_busy_text_over_no_picture_is_drawn_once(qtbot):
     """While a model loads before any frame: the busy text alone, not over the grey placeholder."""
-    from ui.widgets import FrameView
+    from ui.frame_view import FrameView
 
     view = FrameView()
     qtbot.addWidget(view)

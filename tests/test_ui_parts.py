@@ -286,8 +286,8 @@ def test_the_busy_text_counts_the_seconds_of_a_long_wait(qtbot, monkeypatch):
     """An export of a large network said 'Preparing vit_l_16…' for half a minute with no sign of life."""
     from types import SimpleNamespace
 
-    import ui.widgets as widgets
-    from ui.widgets import FrameView
+    import ui.frame_view as widgets
+    from ui.frame_view import FrameView
 
     clock = Clock(50.0)
     monkeypatch.setattr(widgets, "time", SimpleNamespace(monotonic=clock))  # the widget's clock alone
@@ -317,7 +317,7 @@ def test_the_view_paints_the_picture_scaled_into_its_place(qtbot, shape, aspect,
     import numpy as np
     from PyQt5.QtGui import QImage
 
-    from ui.widgets import FrameView, image_array
+    from ui.frame_view import FrameView, image_array
 
     view = FrameView()
     qtbot.addWidget(view)
@@ -350,7 +350,7 @@ def test_a_large_picture_is_shrunk_for_the_screen_without_aliasing():
     import cv2
     import numpy as np
 
-    from ui.widgets import fit
+    from ui.frame_view import fit
 
     stripes = np.zeros((1080, 1920, 3), np.uint8)
     stripes[:, ::2] = 255

@@ -19,8 +19,8 @@ from eigencam_live.models import Layer
 
 from . import commands as cmd
 from .controls import weights_name
+from .frame_view import draw_colorbar, image_array, last_panel, panels_of, to_qimage
 from .shortcuts import shortcut
-from .widgets import draw_colorbar, image_array, last_panel, panels_of, to_qimage
 from .worker import Packet
 
 __all__ = ["CompareGrid", "InspectionActions", "default_snapshot_dir", "layers_to_compare"]
@@ -176,7 +176,7 @@ class InspectionActions:
 
     def compare(self, count: int = 5) -> None:
         """Pause, then show the frame on screen mapped with each of the first ``count`` components
-        in a grid (:class:`~ui.widgets.CompareGrid`); a click on a tile shows that component live."""
+        in a grid (:class:`CompareGrid`); a click on a tile shows that component live."""
         if self.last_packet is None:
             self.say_error("nothing to compare: no frame is shown yet")
             return

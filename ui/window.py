@@ -42,12 +42,13 @@ from eigencam_live.render import TWO_PANEL_VIEWS, RenderConfig, colormap_lut, fi
 from . import settings as remembered
 from .controls import TIPS, ControlsSync, build_panel
 from .focus import FrameKeys
+from .frame_view import FrameView, panels_of
 from .inspection import InspectionActions, default_snapshot_dir, layers_to_compare
 from .rates import RateMeter
 from .shortcuts import SHORTCUTS, shortcut
 from .sources_panel import SourceActions
 from .status import BANNER_ERROR, BANNER_WARN, StatusReports
-from .widgets import FrameView, PredictionsPanel, SeekSlider, ShortcutsOverlay, panels_of
+from .widgets import PredictionsPanel, SeekSlider, ShortcutsOverlay
 from .worker import EngineStatus, Packet, Pipeline
 
 __all__ = ["MainWindow", "default_snapshot_dir", "layers_to_compare"]
