@@ -8,7 +8,7 @@ import time
 import cv2
 import numpy as np
 from PyQt5.QtCore import QPointF, QRectF, QSize, Qt, QTimer, pyqtSignal
-from PyQt5.QtGui import QColor, QFont, QImage, QLinearGradient, QPainter
+from PyQt5.QtGui import QColor, QFont, QImage, QLinearGradient, QPainter, QRegion
 from PyQt5.QtWidgets import QSizePolicy, QWidget
 
 __all__ = ["FrameView", "draw_colorbar", "fit", "image_array", "last_panel", "panels_of", "to_qimage"]
@@ -145,8 +145,9 @@ class FrameView(QWidget):
 
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt API)
         p = QPainter(self)
-        p.fillRect(self.rect(), QColor(24, 25, 28))
+        background = QColor(24, 25, 28)
         if self._array is None:
+            p.fillRect(self.rect(), background)
             if not self.busy:  # else the busy text below says it, once (not over a placeholder)
                 p.setPen(QColor(160, 160, 165))
                 f = p.font()
@@ -155,7 +156,14 @@ class FrameView(QWidget):
                 p.drawText(self.rect(), Qt.AlignCenter, self.placeholder)
         else:
             target = self.target_rect()
-            p.drawImage(*self._scaled_image(target))  # a blit
+            at, picture = self._scaled_image(target)
+            # the bars only: the picture covers the rest (a hole 1 pixel inside its edge, so that no
+            # rounding leaves a seam of the last frame)
+            ratio = picture.devicePixelRatio()
+            shown = QRectF(at.x(), at.y(), picture.width() / ratio, picture.height() / ratio)
+            for bar in QRegion(self.rect()).subtracted(QRegion(shown.toAlignedRect().adjusted(1, 1, -1, -1))).rects():
+                p.fillRect(bar, background)
+            p.drawImage(at, picture)  # a blit
             if self.colorbar is not None:
                 draw_colorbar(p, self.colorbar, last_panel(target, self.panels))
             if self.busy:
