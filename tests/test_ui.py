@@ -242,6 +242,33 @@ def test_file_step_back_seek_and_end(qtbot, make_window, clip):
     assert w.statusBar().currentMessage() == ""
 
 
+def test_a_pause_stays_on_the_frame_on_screen_and_the_step_shows_the_next(qtbot, make_window, tmp_path):
+    """A GUI trial at 4K: Space showed the frame after the one on screen (finished meanwhile, in
+    flight at the pause), and → skipped one more. A 200 fps clip keeps the worker busy, so most
+    pauses come with a frame in flight."""
+    from eigencam_live.video import VideoSink, open_source
+
+    path = tmp_path / "fast.mp4"
+    src = open_source("scene", demo_size=SIZE, demo_fps=200.0, realtime=False, demo_frames=600)
+    with VideoSink(path, width=SIZE[0], height=SIZE[1], fps=200.0) as sink:
+        while (f := src.read()) is not None:
+            sink.write(f.image, f.pts)
+    src.close()
+    w = make_window(EngineConfig(model="mobilenet_v3_small", weights="none", short_side=160, backend="torch"),
+                    source=str(path))
+    qtbot.waitUntil(lambda: w.last_packet is not None, timeout=WAIT)
+    for _ in range(4):
+        wait_frames(qtbot, w, 3)
+        on_screen = w.last_packet
+        with qtbot.waitSignal(w.pipeline.paused_changed, timeout=WAIT):
+            w.set_paused(True)
+        # a frame finished after the pause reached the window before the pause's answer (queued in order)
+        assert w.last_packet is on_screen
+        assert next_packet(qtbot, w, lambda: w.step(1)).frame.index == on_screen.frame.index + 1
+        w.set_paused(False)
+    assert not w.errors, w.errors
+
+
 def test_the_end_of_a_source_replaced_since_neither_pauses_nor_loops_the_new_one(qtbot, make_window, clip):
     """A review: a file's end that the window handled after another source was chosen (the signal
     was on its way) paused the new source, or, with Loop files ticked, sent it back to its start.

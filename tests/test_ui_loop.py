@@ -436,6 +436,88 @@ def test_a_recording_started_while_paused_begins_with_the_frame_on_screen(tmp_pa
         loop.playback.close()
 
 
+def test_a_pause_lands_on_the_frame_on_screen_not_on_the_one_in_flight(tmp_path):
+    """A GUI trial at 4K: Space showed the frame after the one on screen (the worker finished the
+    frame in flight after the pause), 0.2 s later in the clip. The pause stays on the frame shown;
+    the one in flight waits for the next step, and is recorded once."""
+    import cv2
+
+    for i in range(6):
+        cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((24, 32, 3), 40 * i, np.uint8))
+    loop, _ = _folder_loop(tmp_path)
+    try:
+        loop._drain_commands()  # a folder opens paused on its first still
+        loop.put(cmd.StartRecording(tmp_path / "r.mp4"))
+        loop.put(cmd.SetPaused(False))
+        loop._drain_commands()
+        shown = None
+        for _ in range(3):  # played as the run loop does: f1 and f2 reach the screen, f3 is in flight
+            loop._process(loop._read(timeout=5), record=True, played=True)
+            if loop.shown.last.index < 3:
+                shown = loop.mailbox.take()
+        assert shown.frame.index == 2 and loop.recorder.frames_written == 4
+        loop.put(cmd.SetPaused(True, shown=shown.frame))
+        loop.put(cmd.SetRender(RenderConfig(view="original")))  # redrawn: the frame on screen
+        loop._drain_commands()
+        redrawn = loop.mailbox.take()
+        assert redrawn.frame is shown.frame and not redrawn.played
+        steps = []
+        for _ in range(2):
+            loop.put(cmd.Step(1))
+            loop._drain_commands()
+            steps.append(loop.mailbox.take().frame.index)
+        assert steps == [3, 4]
+        assert loop.recorder.frames_written == 5, "f3 was recorded in play: not again at its step"
+        loop.put(cmd.Step(-1))
+        loop._drain_commands()
+        assert loop.mailbox.take().frame.index == 3
+    finally:
+        loop._stop_recording()
+        loop.playback.close()
+
+
+def test_a_pause_goes_back_over_two_frames_and_no_further(tmp_path):
+    """The window two frames behind (one waits in the mailbox, one more was processed): the pause
+    goes back to the frame on screen and both wait. Further behind than the loop keeps (a window
+    that stalled), the pause shows the frame the loop is on, as paused on (not as played, which
+    the window drops while paused)."""
+    import cv2
+
+    for i in range(9):
+        cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((24, 32, 3), 25 * i, np.uint8))
+    loop, _ = _folder_loop(tmp_path)
+
+    def play(frames: int) -> None:
+        loop.put(cmd.SetPaused(False))
+        loop._drain_commands()
+        for _ in range(frames):
+            loop._process(loop._read(timeout=5), record=True, played=True)
+
+    def step() -> int:
+        loop.put(cmd.Step(1))
+        loop._drain_commands()
+        return loop.mailbox.take().frame.index
+
+    try:
+        loop._drain_commands()
+        loop.mailbox.take()
+        play(1)
+        shown = loop.mailbox.take()
+        play(2)  # f2 waits in the mailbox, f3 was in flight
+        loop.put(cmd.SetPaused(True, shown=shown.frame))
+        loop._drain_commands()
+        assert loop.shown.last is shown.frame
+        assert [step(), step()] == [2, 3]
+        shown = loop._last_packet  # f3, the step's, on screen
+        play(5)  # f4 to f8: f3 is no longer held
+        loop.put(cmd.SetPaused(True, shown=shown.frame))
+        loop._drain_commands()
+        newest = loop.mailbox.take()
+        assert newest.frame.index == 8 and not newest.played and loop.shown.last is newest.frame
+    finally:
+        loop.playback.close()
+
+
 def test_a_size_onnx_runtime_refuses_and_the_way_back_are_both_shown(tmp_path):
     """A network whose export holds its first input's size: at another size torch runs it (said as
     a warning, "In use" says torch); back at the first size ONNX Runtime runs it again, and "In
@@ -536,7 +618,7 @@ def test_a_looped_folder_measures_its_rates_on_across_its_passes(tmp_path):
         for _ in range(4):
             loop.put(cmd.Step(1))
             loop._drain_commands()
-        assert loop._last_frame.index == 4
+        assert loop.shown.last.index == 4
         for i in range(5):
             loop.capture_rate.tick(i, t=10.0 + i / 30)
         loop.put(cmd.Seek(0, loop=True))  # the window's loop at the end
@@ -549,3 +631,20 @@ def test_a_looped_folder_measures_its_rates_on_across_its_passes(tmp_path):
         assert loop._looped == 0 and loop.capture_rate.newest is None
     finally:
         loop.playback.close()
+
+
+def test_a_live_sources_frames_in_flight_at_a_pause_are_let_go():
+    """A camera's next frame is its newest: the pause goes back to the frame on screen, and the
+    ones played after it do not wait (they would be stale)."""
+    from ui.shown import ShownFrames
+
+    shown = ShownFrames()
+    frames = [frame(i) for i in range(4)]
+    for f in frames:
+        shown.now_at(f, played=True)
+    assert shown.land_on(frames[1], live=True) and shown.last is frames[1] and not shown.waiting
+    for f in frames:
+        shown.now_at(f, played=True)
+    assert shown.land_on(frames[1], live=False) and shown.last is frames[1]
+    assert [shown.take()[0].index for _ in range(2)] == [2, 3] and not shown.waiting
+    assert not shown.land_on(frame(9), live=False) and shown.last is frames[1], "not kept: nothing changes"

@@ -14,6 +14,7 @@ from typing import Any
 from eigencam_live.engine import EngineConfig
 from eigencam_live.errors import ConfigError
 from eigencam_live.render import RenderConfig
+from eigencam_live.video import Frame
 
 __all__ = [
     "Command",
@@ -80,12 +81,19 @@ class SetRender:
 
 @dataclass(frozen=True)
 class SetPaused:
-    """Stop (``True``) or resume (``False``) reading frames."""
+    """Stop (``True``) or resume (``False``) reading frames.
+
+    ``shown``: the frame on screen when the user paused (the packet's own ``Frame``). The pause
+    lands on it even when the worker had processed the next one meanwhile (in flight then): that
+    one waits, and the next step or play shows it."""
 
     paused: bool
+    shown: Frame | None = None
 
     def __post_init__(self) -> None:
         _check_bool("paused", self.paused)
+        if self.shown is not None and not isinstance(self.shown, Frame):
+            raise TypeError(f"shown must be a Frame or None. Got {type(self.shown).__name__}")
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from .handoff import NewestOnly, Packet
 from .playback import Playback
 from .rates import RateMeter
 from .recorder import Recorder, stamp_timecode
+from .shown import ShownFrames
 
 __all__ = ["WORK", "FrameLoop", "Outlets"]
 
@@ -108,7 +109,8 @@ class FrameLoop:
         self._paused_by_source = False  # the source's own pause (a folder's first still, a file's end), not the user's
         self._timecode = False
         self._redraw = False  # a setting changed since the frame on screen was processed
-        self._last_frame: Frame | None = None
+        self.shown = ShownFrames()  # the frame the loop is on; a pause lands on the one on screen
+        self._last_packet: Packet | None = None
         self._last_report: tuple[str, float] = ("", 0.0)
         self._unprepared: object = None  # the engine settings whose preparing failed (not said again each frame)
         self._layers_cache: dict[tuple, list] = {}
@@ -158,17 +160,17 @@ class FrameLoop:
                 self._drain_commands()
                 if self.stop_event.is_set():
                     break
-                if self.engine is None or not self.playback.is_open or self._paused or self.playback.ended:
+                if self.engine is None or not self.playback.is_open or self._paused or self._ended:
                     self.wake.wait(0.1)
                     self.wake.clear()
                     continue
-                frame = self._read(timeout=0.1)
+                frame, record = self.shown.take() if self.shown.waiting else (self._read(timeout=0.1), True)
                 if frame is not None:
                     self.playback.pace(frame, self.stop_event.wait)
                     # Counted in play only, never a step or a seek (those jump the index).
                     origin = self._origin(frame)
                     self.capture_rate.tick(self._looped + frame.index, t=origin)
-                    self._process(frame, record=True, origin=origin)
+                    self._process(frame, record=record, origin=origin, played=True)
         except Exception as exc:  # never die silently: tell the window
             self.out.error.emit(f"pipeline stopped: {type(exc).__name__}: {exc}")
         finally:
@@ -199,8 +201,8 @@ class FrameLoop:
             except Exception as exc:
                 self.out.error.emit(f"{type(exc).__name__}: {exc}")
         # While paused (or at the end of a file) show the effect of a new setting on the same frame.
-        if self._redraw and (self._paused or self.playback.ended) and self._last_frame is not None:
-            self._process(self._last_frame, record=False)
+        if self._redraw and (self._paused or self.playback.ended) and self.shown.last is not None:
+            self._process(self.shown.last, record=False)
 
     def _reconfigure(self, command: cmd.Reconfigure) -> None:
         changes = command.changes
@@ -243,21 +245,38 @@ class FrameLoop:
         self._render = command.config
         self._redraw = True
 
+    @property
+    def _ended(self) -> bool:
+        """The source ended, and no frame waits to be shown (see :class:`ShownFrames`)."""
+        return self.playback.ended and not self.shown.waiting
+
     def _set_paused(self, command: cmd.SetPaused) -> None:
+        if command.paused and not self._paused and command.shown is not None:
+            self._land_on(command.shown)
         # a pause at the end of a file is the window's answer to that end; any other is the user's
         # (who may then step to the end: still the user's, carried over to the next source)
-        self._paused_by_source = command.paused and self.playback.ended
+        self._paused_by_source = command.paused and self._ended
         if command.paused and not self._paused:
             self._dropped_at_pause = self.playback.dropped
         elif self._paused and not command.paused:
             self._dropped_offset += max(0, self.playback.dropped - self._dropped_at_pause)
         self._paused = command.paused
         self.playback.hold(command.paused)
-        if not command.paused and self.playback.ended and self.playback.seekable:
+        if not command.paused and self._ended and self.playback.seekable:
             self._seek(cmd.Seek(0))  # played at the end: from the beginning, as a player does
         self.playback.restart_clock()
         self._clear_rates()  # a rate across a pause means nothing
         self.out.paused_changed.emit(command.paused)
+
+    def _land_on(self, shown: Frame) -> None:
+        """The pause goes back to ``shown``, on screen (:meth:`ShownFrames.land_on`); where the
+        window was further behind, the newest frame is shown again, as paused on."""
+        info = self.playback.info
+        if self.shown.land_on(shown, live=info is None or info.live):
+            return
+        if self._last_packet is not None and self._last_packet.frame is self.shown.last:
+            if self.mailbox.put(replace(self._last_packet, played=False)):
+                self.out.frame_ready.emit()
 
     def _clear_rates(self) -> None:
         self.capture_rate.clear()
@@ -301,7 +320,8 @@ class FrameLoop:
             if remote:
                 self.out.busy.emit("")
         self._required.discard("source")  # opened: later choices fall back as usual
-        self._last_frame = None
+        self.shown.last = self._last_packet = None
+        self.shown.forget()
         self._clear_rates()
         self.dropped = self._dropped_offset = self._dropped_at_pause = 0  # (the last source's drops are not this one's)
         if self.engine is not None:
@@ -347,14 +367,15 @@ class FrameLoop:
         self._clear_rates()
         if command.delta > 0:
             self._process_next(record=True)
-        elif self._last_frame is not None:
-            self._seek(cmd.Seek(max(0, self._last_frame.index + command.delta)))
+        elif self.shown.last is not None:
+            self._seek(cmd.Seek(max(0, self.shown.last.index + command.delta)))
 
     def _seek(self, command: cmd.Seek) -> None:
         if not self.playback.seek(command.index):
             return
-        if command.loop and self._last_frame is not None:  # the same playing, again: rates go on
-            self._looped += self._last_frame.index + 1
+        self.shown.forget()
+        if command.loop and self.shown.last is not None:  # the same playing, again: rates go on
+            self._looped += self.shown.last.index + 1
         else:
             self._clear_rates()
         if self.engine is not None:
@@ -364,6 +385,10 @@ class FrameLoop:
 
     def _process_next(self, *, record: bool) -> None:
         """Wait up to 2 s (stoppable) for the next frame and process it; nothing at the end."""
+        if self.shown.waiting:  # a frame a pause went back over comes first
+            frame, again = self.shown.take()
+            self._process(frame, record=record and again)
+            return
         self.playback.step()  # a paused source that waits (the demo clip): its next frame
         deadline = time.monotonic() + 2.0
         while not self.stop_event.is_set() and time.monotonic() < deadline and self.playback.is_open:
@@ -374,9 +399,9 @@ class FrameLoop:
             if self.playback.ended:
                 return
 
-    def _process(self, frame: Frame, *, record: bool, origin: float | None = None) -> None:
+    def _process(self, frame: Frame, *, record: bool, origin: float | None = None, played: bool = False) -> None:
         """Map and draw ``frame``, record it, hand it to the GUI; ``origin``: when it was due on
-        screen (default: now), the start of its latency."""
+        screen (default: now), the start of its latency; ``played``: in play (see :attr:`Packet.played`)."""
         engine = self.engine
         if engine is None:
             return
@@ -396,7 +421,7 @@ class FrameLoop:
             result = engine.process(frame.image, render=self._render)[0]
         except EigenCamError as exc:  # the network's own failures among them (errors.NetworkError)
             self._report_once(str(exc))
-            self._last_frame = frame
+            self.shown.now_at(frame, played)
             return
         except Exception as exc:  # anything else on this frame: said, and the loop goes on
             # torch.OutOfMemoryError is a RuntimeError; so are odd shape errors of exotic layers.
@@ -406,7 +431,7 @@ class FrameLoop:
             else:
                 msg = f"processing the frame failed: {type(exc).__name__}: {msg}"
             self._report_once(msg)
-            self._last_frame = frame
+            self.shown.now_at(frame, played)
             return
         finally:
             if preparing:
@@ -429,7 +454,7 @@ class FrameLoop:
         self.process_rate.tick(t=now)
         self.frames_processed += 1
         self.process_ms = (time.perf_counter() - t0) * 1000.0
-        self._last_frame = frame
+        self.shown.now_at(frame, played)
         if not self._paused:
             self.dropped = max(0, self.playback.dropped - self._dropped_offset)
         picture = result.picture
@@ -439,11 +464,13 @@ class FrameLoop:
             try:
                 with self._recorder_lock:
                     self.recorder.write(picture, frame.pts)
+                self.shown.recorded()
             except EigenCamError as exc:
                 self.out.error.emit(str(exc))
                 self._stop_recording()
         packet = Packet(picture, frame, result, self.process_ms, done=now, started=started,
-                        origin=started if origin is None else origin)
+                        origin=started if origin is None else origin, played=played)
+        self._last_packet = packet
         if self.mailbox.put(packet):
             self.out.frame_ready.emit()
 
@@ -461,7 +488,7 @@ class FrameLoop:
         one picture per component (the engine's own, as drawn now); the component in use stays.
         With ``command.layers``: ``[(layer name, picture, explained), ...]``, the component in use
         at each layer (those that cannot give it are left out); the layer in use stays."""
-        engine, frame = self.engine, self._last_frame
+        engine, frame = self.engine, self.shown.last
         if engine is None or frame is None:
             self.out.error.emit("nothing to compare: no frame is shown yet")
             self.out.compare_ready.emit([])  # the window's "Comparing…" ends
@@ -489,9 +516,10 @@ class FrameLoop:
         sound = info.path if info is not None and info.has_audio and not info.live else None
         self.recorder.start(command.path, fps=self.playback.fps or 30.0, audio_from=sound,
                             aspect=info.aspect if info is not None else 1)
+        self.shown.recording_started()
         self.out.recording_changed.emit(True, str(command.path))
-        if self._paused and self._last_frame is not None:  # the frame on screen is the first one recorded
-            self._process(self._last_frame, record=True)
+        if self._paused and self.shown.last is not None:  # the frame on screen is the first one recorded
+            self._process(self.shown.last, record=True)
 
     def _stop_recording(self, timeout: float = -1) -> None:
         """Finish the recording; says ``recording_changed(False, path)``, with ``path`` empty when

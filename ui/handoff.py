@@ -28,6 +28,9 @@ class Packet:
         origin: ``time.monotonic()`` when the frame was due on screen, where its latency starts:
             its capture time for a live source, the moment its own time came for a file (decoded
             ahead, it waited in the queue only for that).
+        played: processed in play (not a step, a seek, a redraw): one that reaches a window paused
+            meanwhile was in flight when the user paused, and is not shown (the pause stays on
+            the frame on screen; see :class:`~ui.commands.SetPaused`).
     """
 
     image: np.ndarray
@@ -37,6 +40,7 @@ class Packet:
     done: float
     started: float = 0.0
     origin: float = 0.0
+    played: bool = False
 
 
 class NewestOnly:

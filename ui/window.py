@@ -363,8 +363,8 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
     # -- pipeline -> widgets -----------------------------------------------------------------------
     def _on_frame_ready(self) -> None:
         packet = self.pipeline.take()
-        if packet is None or self._closed:
-            return
+        if packet is None or self._closed or (self.paused and packet.played):  # in flight at the pause:
+            return  # the pause stays on the frame on screen (it waits for the next step or play)
         self.view.set_image(packet.image, panels_of(packet.image.shape, packet.frame.image.shape))
         size = (round(packet.frame.image.shape[1] * self.view.aspect), int(packet.frame.image.shape[0]))  # as shown
         if size != self._frame_size:
@@ -407,7 +407,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
 
     def set_paused(self, paused: bool) -> None:
         self._resume_after_compare &= paused  # resumed meanwhile: the compare grid's closing leaves it so
-        self.pipeline.set_paused(paused)
+        self.pipeline.set_paused(paused, self.last_packet.frame if self.last_packet is not None else None)
         self._on_paused_changed(paused)
 
     def _on_paused_changed(self, paused: bool) -> None:

@@ -21,6 +21,7 @@ from PyQt5.QtCore import QObject, pyqtSignal
 
 from eigencam_live.engine import Engine, EngineConfig
 from eigencam_live.render import RenderConfig
+from eigencam_live.video import Frame
 
 from . import commands as cmd
 from .engine_status import EngineStatus
@@ -151,8 +152,9 @@ class Pipeline(QObject):
     def set_render(self, config: RenderConfig) -> None:
         self.send(cmd.SetRender(config))
 
-    def set_paused(self, paused: bool) -> None:
-        self.send(cmd.SetPaused(bool(paused)))
+    def set_paused(self, paused: bool, shown: Frame | None = None) -> None:
+        """Pause or play; ``shown``: the frame on screen, where a pause lands (see :class:`~ui.commands.SetPaused`)."""
+        self.send(cmd.SetPaused(bool(paused), shown if paused else None))
 
     def step(self, delta: int = 1) -> None:
         """Process one frame forward (``+1``) or, on seekable files, back (``-1``); pauses."""

@@ -1,0 +1,81 @@
+"""Which frame the app's worker is on, and where a pause lands: on the frame on screen.
+
+The worker goes on playing while a pause is on its way: frames processed meanwhile (in flight when
+the user pressed Space) reach a window that is already paused, which drops them
+(:attr:`~ui.handoff.Packet.played`). :class:`ShownFrames` lets the worker go back to the frame the
+window showed (:class:`~ui.commands.SetPaused` carries it) and keep those frames for the next steps
+or play, each recorded once. No Qt here.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from eigencam_live.video import Frame
+
+__all__ = ["ShownFrames"]
+
+#: Frames played before the last one that a pause may go back to: the window may be that far behind
+#: (one on screen, one waiting in the mailbox, one processed meanwhile), and one more.
+KEPT = 3
+
+
+class ShownFrames:
+    """The last frame processed (:attr:`last`: on screen, or its failure said), the frames played
+    before it, the frames that wait after a pause went back over them, and which recording each
+    went to (recordings are numbered from 1 as they start; 0: none)."""
+
+    def __init__(self) -> None:
+        self.last: Frame | None = None
+        self._recorded_in = 0  # the recording the last frame went to
+        self._recordings = 0
+        self._played: deque[tuple[Frame, int]] = deque(maxlen=KEPT)
+        self._waiting: deque[tuple[Frame, int]] = deque()
+
+    @property
+    def waiting(self) -> bool:
+        """Frames a pause went back over wait to be shown (they come before the source's next)."""
+        return bool(self._waiting)
+
+    def now_at(self, frame: Frame, played: bool) -> None:
+        """``frame`` was processed: in play (``played``), or as a step, a seek, a redraw (which
+        forget the frames played before)."""
+        if played and self.last is not None:
+            self._played.append((self.last, self._recorded_in))
+        elif not played:
+            self._played.clear()
+        self.last, self._recorded_in = frame, 0
+
+    def recording_started(self) -> None:
+        self._recordings += 1
+
+    def recorded(self) -> None:
+        """The last frame was written to the recording running now."""
+        self._recorded_in = self._recordings
+
+    def land_on(self, shown: Frame, live: bool) -> bool:
+        """The user paused with ``shown`` on screen: go back to it, the frames played after it
+        waiting (a ``live`` source's are let go: its next frame is its newest). ``False`` where
+        ``shown`` is not among the frames kept (a window further behind): nothing changes."""
+        if self.last is None or self.last is shown:
+            return True
+        at = next((i for i, (frame, _) in enumerate(self._played) if frame is shown), None)  # identity:
+        if at is None:  # (a Frame's == compares its pixels)
+            return False
+        later = [*list(self._played)[at + 1 :], (self.last, self._recorded_in)]
+        self._waiting = deque() if live else deque(later)
+        self.last, self._recorded_in = self._played[at]
+        while len(self._played) > at:
+            self._played.pop()
+        return True
+
+    def take(self) -> tuple[Frame, bool]:
+        """The next waiting frame, and whether to record it (not when the recording running now
+        has it already)."""
+        frame, recorded_in = self._waiting.popleft()
+        return frame, recorded_in != self._recordings
+
+    def forget(self) -> None:
+        """A jump (a seek) or a new source: nothing played before is gone back to, nothing waits."""
+        self._played.clear()
+        self._waiting.clear()
