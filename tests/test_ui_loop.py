@@ -633,6 +633,27 @@ def test_a_looped_folder_measures_its_rates_on_across_its_passes(tmp_path):
         loop.playback.close()
 
 
+def test_a_pause_on_the_demo_clip_keeps_its_frame_in_flight_for_the_step():
+    """A GUI trial: the demo clip (live, but it waits while paused) skipped the frame in flight at
+    a pause, at the first step or at play: its next frame is the one after, not a newer one."""
+    out = Out()
+    loop = FrameLoop(FAST, RenderConfig(), out)
+    loop.engine = _Recording()
+    loop.put(cmd.OpenSource("demo"))
+    try:
+        loop._drain_commands()
+        played = []
+        for _ in range(3):
+            played.append(loop._read(timeout=5))
+            loop._process(played[-1], record=False, played=True)
+        loop.put(cmd.SetPaused(True, shown=played[1]))
+        loop.put(cmd.Step(1))
+        loop._drain_commands()
+        assert loop.mailbox.take().frame is played[2]
+    finally:
+        loop.playback.close()
+
+
 def test_a_live_sources_frames_in_flight_at_a_pause_are_let_go():
     """A camera's next frame is its newest: the pause goes back to the frame on screen, and the
     ones played after it do not wait (they would be stale)."""
@@ -642,9 +663,9 @@ def test_a_live_sources_frames_in_flight_at_a_pause_are_let_go():
     frames = [frame(i) for i in range(4)]
     for f in frames:
         shown.now_at(f, played=True)
-    assert shown.land_on(frames[1], live=True) and shown.last is frames[1] and not shown.waiting
+    assert shown.land_on(frames[1], keep=False) and shown.last is frames[1] and not shown.waiting
     for f in frames:
         shown.now_at(f, played=True)
-    assert shown.land_on(frames[1], live=False) and shown.last is frames[1]
+    assert shown.land_on(frames[1], keep=True) and shown.last is frames[1]
     assert [shown.take()[0].index for _ in range(2)] == [2, 3] and not shown.waiting
-    assert not shown.land_on(frame(9), live=False) and shown.last is frames[1], "not kept: nothing changes"
+    assert not shown.land_on(frame(9), keep=True) and shown.last is frames[1], "not kept: nothing changes"

@@ -164,11 +164,12 @@ class FrameLoop:
                     self.wake.wait(0.1)
                     self.wake.clear()
                     continue
-                frame, record = self.shown.take() if self.shown.waiting else (self._read(timeout=0.1), True)
+                waited = self.shown.waiting  # a frame a pause went back over: due now, not when captured
+                frame, record = self.shown.take() if waited else (self._read(timeout=0.1), True)
                 if frame is not None:
                     self.playback.pace(frame, self.stop_event.wait)
                     # Counted in play only, never a step or a seek (those jump the index).
-                    origin = self._origin(frame)
+                    origin = time.monotonic() if waited else self._origin(frame)
                     self.capture_rate.tick(self._looped + frame.index, t=origin)
                     self._process(frame, record=record, origin=origin, played=True)
         except Exception as exc:  # never die silently: tell the window
@@ -271,8 +272,8 @@ class FrameLoop:
     def _land_on(self, shown: Frame) -> None:
         """The pause goes back to ``shown``, on screen (:meth:`ShownFrames.land_on`); where the
         window was further behind, the newest frame is shown again, as paused on."""
-        info = self.playback.info
-        if self.shown.land_on(shown, live=info is None or info.live):
+        info = self.playback.info  # a camera's next frame is its newest: the ones in flight are stale
+        if self.shown.land_on(shown, keep=info is not None and (not info.live or self.playback.waits)):
             return
         if self._last_packet is not None and self._last_packet.frame is self.shown.last:
             if self.mailbox.put(replace(self._last_packet, played=False)):

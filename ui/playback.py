@@ -51,6 +51,13 @@ class Playback:
         return self._capture is not None and info is not None and bool(info.seekable) and not info.live
 
     @property
+    def waits(self) -> bool:
+        """The source waits while paused and goes on from where it stopped (the demo clip); a
+        camera or a stream is read on (see :meth:`hold`)."""
+        capture = self._capture
+        return capture is not None and capture.source.holdable
+
+    @property
     def dropped(self) -> int:
         """Frames a live capture dropped because newer ones arrived."""
         return int(self._capture.dropped) if self._capture is not None else 0

@@ -53,17 +53,18 @@ class ShownFrames:
         """The last frame was written to the recording running now."""
         self._recorded_in = self._recordings
 
-    def land_on(self, shown: Frame, live: bool) -> bool:
+    def land_on(self, shown: Frame, keep: bool) -> bool:
         """The user paused with ``shown`` on screen: go back to it, the frames played after it
-        waiting (a ``live`` source's are let go: its next frame is its newest). ``False`` where
-        ``shown`` is not among the frames kept (a window further behind): nothing changes."""
+        waiting when ``keep`` (a file's, the demo clip's, which waits while paused), else let go (a
+        camera's: its next frame is its newest). ``False`` where ``shown`` is not among the frames
+        kept (a window further behind): nothing changes."""
         if self.last is None or self.last is shown:
             return True
         at = next((i for i, (frame, _) in enumerate(self._played) if frame is shown), None)  # identity:
         if at is None:  # (a Frame's == compares its pixels)
             return False
         later = [*list(self._played)[at + 1 :], (self.last, self._recorded_in)]
-        self._waiting = deque() if live else deque(later)
+        self._waiting = deque(later) if keep else deque()
         self.last, self._recorded_in = self._played[at]
         while len(self._played) > at:
             self._played.pop()
