@@ -164,19 +164,28 @@ class FrameLoop:
                     self.wake.wait(0.1)
                     self.wake.clear()
                     continue
-                waited = self.shown.waiting  # a frame a pause went back over: due now, not when captured
-                frame, record = self.shown.take() if waited else (self._read(timeout=0.1), True)
-                if frame is not None:
-                    self.playback.pace(frame, self.stop_event.wait)
-                    # Counted in play only, never a step or a seek (those jump the index).
-                    origin = time.monotonic() if waited else self._origin(frame)
-                    self.capture_rate.tick(self._looped + frame.index, t=origin)
-                    self._process(frame, record=record, origin=origin, played=True)
+                self._play(timeout=0.1)
         except Exception as exc:  # never die silently: tell the window
             self.out.error.emit(f"pipeline stopped: {type(exc).__name__}: {exc}")
         finally:
             self._stop_recording()
             self._close_source()
+
+    def _play(self, timeout: float) -> Frame | None:
+        """One frame of play: one a pause went back over, else the source's next (waited for up
+        to ``timeout`` s, then held to its time); ``None`` when none came."""
+        waited = self.shown.waiting  # due now, not when it was captured
+        frame, record = self.shown.take() if waited else (self._read(timeout), True)
+        if frame is None:
+            return None
+        self.playback.pace(frame, self.stop_event.wait)
+        # Counted in play only, never a step or a seek (those jump the index).
+        origin = time.monotonic() if waited else self._origin(frame)
+        self.capture_rate.tick(self._looped + frame.index, t=origin)
+        self._process(frame, record=record, origin=origin, played=True)
+        if waited and self._ended:  # the source's last frame, which waited: its end is said again
+            self.out.source_ended.emit(self._sources_taken)
+        return frame
 
     def _announce_engine(self) -> None:
         e = self.engine
@@ -339,6 +348,7 @@ class FrameLoop:
             self._process_next(record=True)
 
     def _close_source(self) -> None:
+        self.shown.forget()  # (the frame on screen stays, for a redraw)
         try:
             self.playback.close()
         except Exception as exc:

@@ -31,6 +31,7 @@ class ShownFrames:
         self._recordings = 0
         self._played: deque[tuple[Frame, int]] = deque(maxlen=KEPT)
         self._waiting: deque[tuple[Frame, int]] = deque()
+        self._taken: tuple[Frame, int] | None = None  # the waiting frame given out last
 
     @property
     def waiting(self) -> bool:
@@ -39,12 +40,18 @@ class ShownFrames:
 
     def now_at(self, frame: Frame, played: bool) -> None:
         """``frame`` was processed: in play (``played``), or as a step, a seek, a redraw (which
-        forget the frames played before)."""
-        if played and self.last is not None:
-            self._played.append((self.last, self._recorded_in))
-        elif not played:
+        forget the frames played before). A frame drawn again, or given out by :meth:`take`,
+        keeps the recording it went to."""
+        if frame is self.last:
+            recorded_in = self._recorded_in
+        else:
+            taken = self._taken
+            recorded_in = taken[1] if taken is not None and taken[0] is frame else 0
+            if played and self.last is not None:
+                self._played.append((self.last, self._recorded_in))
+        if not played:
             self._played.clear()
-        self.last, self._recorded_in = frame, 0
+        self.last, self._recorded_in, self._taken = frame, recorded_in, None
 
     def recording_started(self) -> None:
         self._recordings += 1
@@ -55,16 +62,19 @@ class ShownFrames:
 
     def land_on(self, shown: Frame, keep: bool) -> bool:
         """The user paused with ``shown`` on screen: go back to it, the frames played after it
-        waiting when ``keep`` (a file's, the demo clip's, which waits while paused), else let go (a
-        camera's: its next frame is its newest). ``False`` where ``shown`` is not among the frames
-        kept (a window further behind): nothing changes."""
+        waiting (before any that wait already) when ``keep`` (a file's, the demo clip's, which
+        waits while paused), else let go (a camera's: its next frame is its newest). ``False``
+        where ``shown`` is not among the frames kept (a window further behind): nothing changes."""
         if self.last is None or self.last is shown:
             return True
         at = next((i for i, (frame, _) in enumerate(self._played) if frame is shown), None)  # identity:
         if at is None:  # (a Frame's == compares its pixels)
             return False
         later = [*list(self._played)[at + 1 :], (self.last, self._recorded_in)]
-        self._waiting = deque(later) if keep else deque()
+        if keep:
+            self._waiting.extendleft(reversed(later))
+        else:
+            self._waiting.clear()
         self.last, self._recorded_in = self._played[at]
         while len(self._played) > at:
             self._played.pop()
@@ -73,10 +83,12 @@ class ShownFrames:
     def take(self) -> tuple[Frame, bool]:
         """The next waiting frame, and whether to record it (not when the recording running now
         has it already)."""
-        frame, recorded_in = self._waiting.popleft()
+        self._taken = self._waiting.popleft()
+        frame, recorded_in = self._taken
         return frame, recorded_in != self._recordings
 
     def forget(self) -> None:
         """A jump (a seek) or a new source: nothing played before is gone back to, nothing waits."""
         self._played.clear()
         self._waiting.clear()
+        self._taken = None
