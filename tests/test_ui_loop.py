@@ -708,6 +708,15 @@ def test_a_pause_on_the_demo_clip_keeps_its_frame_in_flight_for_the_step():
         loop.put(cmd.Step(1))
         loop._drain_commands()
         assert loop.mailbox.take().frame is played[2]
+        loop.put(cmd.SetPaused(False))  # played on, paused on the one before the last again, played on
+        loop._drain_commands()
+        for _ in range(3):
+            played.append(loop._play(timeout=5))
+        loop.put(cmd.SetPaused(True, shown=played[-2]))
+        loop.put(cmd.SetPaused(False))
+        loop._drain_commands()
+        # (the second trial: the clip then went on from its newest frame, as a camera does, one skipped)
+        assert [loop._play(timeout=5).index for _ in range(2)] == [played[-1].index, played[-1].index + 1]
     finally:
         loop.playback.close()
 

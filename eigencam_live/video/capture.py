@@ -142,6 +142,7 @@ class Capture:
         self._stop = threading.Event()
         self._seek_to: int | None = None
         self._hold = False  # see hold()
+        self._going_on = False  # a hold ended: the next read goes on from the first frame it held
         self._permits = 0  # frames step() lets through a hold
         self._reading = False  # the thread is in the source's read
         self._failures = 0  # reconnection attempts without a frame in between
@@ -224,6 +225,8 @@ class Capture:
             now = time.monotonic()
             if self.live and self._read_at is not None and now - self._read_at > _REANCHOR_GAP_S:
                 self._reanchor(now)
+            if self._going_on:
+                self._go_on(now)
             while True:
                 now = time.monotonic()
                 wait = 0.1
@@ -289,6 +292,9 @@ class Capture:
         if not self.source.holdable:
             return
         with self._cond:
+            if self._hold and not held:  # on from where it stopped: see _go_on
+                self._going_on = True
+                self._read_at = None  # (a reader back after a while restarts a camera at its newest)
             self._hold, self._permits = bool(held), 0
             self._cond.notify_all()
 
@@ -353,11 +359,22 @@ class Capture:
         self._slack = (math.inf, now)
         self._held = False
 
+    def _go_on(self, now: float) -> None:
+        """The first read after a hold ended: the clip goes on from the first frame it held, due
+        ``now`` (not when the hold ended: the reader may have been busy since, with a frame it
+        had before), and the frames after it at their own rate."""
+        self._going_on = False
+        frames = [e for e in self._buffer if isinstance(e.item, Frame) and e.epoch == self._epoch]
+        if frames and self._offset is not None:
+            self._offset = now - frames[0].pts
+        self._slack = (math.inf, now)
+
     def _prune(self, now: float) -> None:
-        """Drop the frames that a newer due frame overtook (stale in time); none while held: each
-        step gives the next frame (the one in flight when the hold came, and the one before it
-        the paused reader had not taken, were both due by then: a step skipped one)."""
-        if self._hold:
+        """Drop the frames that a newer due frame overtook (stale in time); none while held, nor
+        until the first read after the hold (:meth:`_go_on`): each step gives the next frame (the
+        one in flight when the hold came, and the one before it the paused reader had not taken,
+        were both due by then: a step skipped one)."""
+        if self._hold or self._going_on:
             return
         buf = self._buffer
         while (len(buf) >= 2 and isinstance(buf[0].item, Frame) and isinstance(buf[1].item, Frame)
