@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import threading
 
@@ -21,6 +22,12 @@ torch.manual_seed(0)
 def pytest_sessionfinish(session, exitstatus):
     __import__("shutil").rmtree(os.environ["EIGENCAM_CACHE"], ignore_errors=True)
 
+
+# Ctrl-C reaches the processes the tests start, as in a terminal. A runner started as a background
+# job of a script (`bash -c 'pytest' &`) inherits SIGINT ignored, and so would every annotate the
+# tests start, which rightly leaves an ignored SIGINT alone: the Ctrl-C tests then failed (a CI run).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # One network thread: tests run capture, decode and encode threads beside the network, and an
 # OpenMP team as wide as the machine then fights them for the cores (5-10x slower forwards).
