@@ -112,18 +112,22 @@ def paused(qtbot, w: MainWindow):
     return w.last_packet
 
 
-@pytest.fixture
-def clip(tmp_path) -> Path:
-    """A 40-frame 160x120 H.264 clip of the demo scene at 20 fps."""
+def scene_clip(path: Path, fps: float, frames: int) -> Path:
+    """An H.264 clip of the demo scene (``SIZE``) at ``fps``."""
     from eigencam_live.video import VideoSink, open_source
 
-    path = tmp_path / "clip.mp4"
-    src = open_source("scene", demo_size=SIZE, demo_fps=20.0, realtime=False, demo_frames=40)
-    with VideoSink(path, width=SIZE[0], height=SIZE[1], fps=20.0) as sink:
+    src = open_source("scene", demo_size=SIZE, demo_fps=fps, realtime=False, demo_frames=frames)
+    with VideoSink(path, width=SIZE[0], height=SIZE[1], fps=fps) as sink:
         while (f := src.read()) is not None:
             sink.write(f.image, f.pts)
     src.close()
     return path
+
+
+@pytest.fixture
+def clip(tmp_path) -> Path:
+    """A 40-frame 160x120 H.264 clip of the demo scene at 20 fps."""
+    return scene_clip(tmp_path / "clip.mp4", 20.0, 40)
 
 
 def test_window_shows_live_demo_frames(qtbot, make_window):
@@ -246,14 +250,7 @@ def test_a_pause_stays_on_the_frame_on_screen_and_the_step_shows_the_next(qtbot,
     """A GUI trial at 4K: Space showed the frame after the one on screen (finished meanwhile, in
     flight at the pause), and → skipped one more. A 200 fps clip keeps the worker busy, so most
     pauses come with a frame in flight."""
-    from eigencam_live.video import VideoSink, open_source
-
-    path = tmp_path / "fast.mp4"
-    src = open_source("scene", demo_size=SIZE, demo_fps=200.0, realtime=False, demo_frames=600)
-    with VideoSink(path, width=SIZE[0], height=SIZE[1], fps=200.0) as sink:
-        while (f := src.read()) is not None:
-            sink.write(f.image, f.pts)
-    src.close()
+    path = scene_clip(tmp_path / "fast.mp4", 200.0, 600)
     w = make_window(EngineConfig(model="mobilenet_v3_small", weights="none", short_side=160, backend="torch"),
                     source=str(path))
     qtbot.waitUntil(lambda: w.last_packet is not None, timeout=WAIT)

@@ -288,6 +288,14 @@ def _folder_loop(folder) -> tuple[FrameLoop, Out]:
     return loop, out
 
 
+def _stills(folder, count: int) -> None:
+    """``f0.png`` ... : 32 x 24 stills, each a shade lighter than the one before."""
+    import cv2
+
+    for i in range(count):
+        cv2.imwrite(str(folder / f"f{i}.png"), np.full((24, 32, 3), 25 * i, np.uint8))
+
+
 def test_a_folder_of_stills_opens_paused_on_its_first_and_names_an_unreadable_one_once(tmp_path):
     """A folder flashed past at 30 fps (six photos in 0.17 s): it opens paused on its first image,
     → shows the next, and an unreadable one is said when it is skipped, once."""
@@ -440,10 +448,7 @@ def test_a_pause_lands_on_the_frame_on_screen_not_on_the_one_in_flight(tmp_path)
     """A GUI trial at 4K: Space showed the frame after the one on screen (the worker finished the
     frame in flight after the pause), 0.2 s later in the clip. The pause stays on the frame shown;
     the one in flight waits for the next step, and is recorded once."""
-    import cv2
-
-    for i in range(6):
-        cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((24, 32, 3), 40 * i, np.uint8))
+    _stills(tmp_path, 6)
     loop, _ = _folder_loop(tmp_path)
     try:
         loop._drain_commands()  # a folder opens paused on its first still
@@ -481,10 +486,7 @@ def test_a_pause_goes_back_over_two_frames_and_no_further(tmp_path):
     goes back to the frame on screen and both wait. Further behind than the loop keeps (a window
     that stalled), the pause shows the frame the loop is on, as paused on (not as played, which
     the window drops while paused)."""
-    import cv2
-
-    for i in range(9):
-        cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((24, 32, 3), 25 * i, np.uint8))
+    _stills(tmp_path, 9)
     loop, _ = _folder_loop(tmp_path)
 
     def play(frames: int) -> None:
@@ -637,10 +639,7 @@ def test_a_second_pause_before_the_waiting_frames_are_shown_keeps_them_all_and_r
     """A review: Space, Space again before the first waiting frame reached the screen: the second
     pause dropped the frames still waiting (a step skipped one), and the one replayed in between
     was recorded again, out of order."""
-    import cv2
-
-    for i in range(8):
-        cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((24, 32, 3), 25 * i, np.uint8))
+    _stills(tmp_path, 8)
     loop, _ = _folder_loop(tmp_path)
     try:
         loop._drain_commands()
@@ -672,10 +671,7 @@ def test_a_second_pause_before_the_waiting_frames_are_shown_keeps_them_all_and_r
 def test_play_after_a_pause_just_before_the_end_says_the_end_again(tmp_path):
     """A review: the end was reached (and said) while the last frame was in flight at a pause;
     play showed that frame and then sat on it, playing, with no end said (no loop, no pause)."""
-    import cv2
-
-    for i in range(4):
-        cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((24, 32, 3), 25 * i, np.uint8))
+    _stills(tmp_path, 4)
     loop, out = _folder_loop(tmp_path)
     try:
         loop._drain_commands()
