@@ -266,6 +266,41 @@ def test_a_pause_stays_on_the_frame_on_screen_and_the_step_shows_the_next(qtbot,
     assert not w.errors, w.errors
 
 
+def test_only_frames_in_flight_at_the_last_pause_are_dropped(qtbot, make_window, clip):
+    """The window dropped every frame played while it was paused. After a file's end (paused), a new
+    source plays at once (the worker resumes by itself), and its first frame, taken by a
+    notification queued before the worker's "playing", was dropped: a one-frame file showed
+    nothing. And a frame in flight at a pause that reached the window after a quick Space, Space
+    was shown twice (the worker plays on from the frame on screen). Packets carry the number of
+    the window's pauses the worker had taken: those in flight at the last one are dropped, paused
+    or not; the others are shown, paused or not."""
+    from dataclasses import replace
+
+    w = make_window(source=str(clip))
+    qtbot.waitUntil(lambda: w.last_packet is not None, timeout=WAIT)
+    on_screen = paused(qtbot, w)
+    taken = w.pipeline.loop._pauses
+    assert taken >= 1 and on_screen.pauses < taken
+
+    def arrives(packet):
+        w.pipeline.loop.mailbox.put(packet)
+        w._on_frame_ready()
+
+    arrives(replace(on_screen, played=True, pauses=taken - 1))  # in flight at the pause
+    assert w.last_packet is on_screen
+    played_after = replace(on_screen, played=True, pauses=taken)  # the worker played on by itself
+    arrives(played_after)
+    assert w.last_packet is played_after and w.paused
+    w.set_paused(False)
+    stale = replace(on_screen, played=True, pauses=taken)  # in flight at the next pause, come after the play
+    with qtbot.waitSignal(w.pipeline.paused_changed, timeout=WAIT):
+        w.set_paused(True)
+    w.set_paused(False)
+    arrives(stale)
+    assert w.last_packet is not stale
+    assert not w.errors, w.errors
+
+
 def test_the_end_of_a_source_replaced_since_neither_pauses_nor_loops_the_new_one(qtbot, make_window, clip):
     """A review: a file's end that the window handled after another source was chosen (the signal
     was on its way) paused the new source, or, with Loop files ticked, sent it back to its start.

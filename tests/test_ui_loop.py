@@ -461,11 +461,12 @@ def test_a_pause_lands_on_the_frame_on_screen_not_on_the_one_in_flight(tmp_path)
             if loop.shown.last.index < 3:
                 shown = loop.mailbox.take()
         assert shown.frame.index == 2 and loop.recorder.frames_written == 4
+        assert shown.pauses == 0, "the folder's own pause is not one of the window's"
         loop.put(cmd.SetPaused(True, shown=shown.frame))
         loop.put(cmd.SetRender(RenderConfig(view="original")))  # redrawn: the frame on screen
         loop._drain_commands()
         redrawn = loop.mailbox.take()
-        assert redrawn.frame is shown.frame and not redrawn.played
+        assert redrawn.frame is shown.frame and not redrawn.played and redrawn.pauses == 1
         steps = []
         for _ in range(2):
             loop.put(cmd.Step(1))

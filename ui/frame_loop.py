@@ -90,7 +90,7 @@ class FrameLoop:
         self.mailbox = NewestOnly()
         self.handlers = {
             cmd.OpenSource: self._open, cmd.Reconfigure: self._reconfigure, cmd.SetRender: self._set_render,
-            cmd.SetPaused: self._set_paused, cmd.Step: self._step, cmd.Seek: self._seek,
+            cmd.SetPaused: self._window_pause, cmd.Step: self._step, cmd.Seek: self._seek,
             cmd.StartRecording: self._start_recording, cmd.StopRecording: lambda _c: self._stop_recording(),
             cmd.FindCameras: lambda _c: self.out.cameras_found.emit(list_cameras()),
             cmd.Compare: self._compare,
@@ -106,6 +106,7 @@ class FrameLoop:
         # itself when the worker does not stop in time (stuck loading a model), never at the same time.
         self._recorder_lock = threading.Lock()
         self._paused = False
+        self._pauses = 0  # the window's pauses taken, stamped on each packet (Packet.pauses)
         self._paused_by_source = False  # the source's own pause (a folder's first still, a file's end), not the user's
         self._timecode = False
         self._redraw = False  # a setting changed since the frame on screen was processed
@@ -259,6 +260,12 @@ class FrameLoop:
     def _ended(self) -> bool:
         """The source ended, and no frame waits to be shown (see :class:`ShownFrames`)."""
         return self.playback.ended and not self.shown.waiting
+
+    def _window_pause(self, command: cmd.SetPaused) -> None:
+        """The window's pause or play, counted (:attr:`Packet.pauses`); the source's own (a
+        folder's first still, a new source after a file's end) go straight to :meth:`_set_paused`."""
+        self._pauses += command.paused
+        self._set_paused(command)
 
     def _set_paused(self, command: cmd.SetPaused) -> None:
         if command.paused and not self._paused and command.shown is not None:
@@ -480,7 +487,7 @@ class FrameLoop:
                 self.out.error.emit(str(exc))
                 self._stop_recording()
         packet = Packet(picture, frame, result, self.process_ms, done=now, started=started,
-                        origin=started if origin is None else origin, played=played)
+                        origin=started if origin is None else origin, played=played, pauses=self._pauses)
         self._last_packet = packet
         if self.mailbox.put(packet):
             self.out.frame_ready.emit()

@@ -28,9 +28,11 @@ class Packet:
         origin: ``time.monotonic()`` when the frame was due on screen, where its latency starts:
             its capture time for a live source, the moment its own time came for a file (decoded
             ahead, it waited in the queue only for that).
-        played: processed in play (not a step, a seek, a redraw): one that reaches a window paused
-            meanwhile was in flight when the user paused, and is not shown (the pause stays on
-            the frame on screen; see :class:`~ui.commands.SetPaused`).
+        played: processed in play (not a step, a seek, a redraw).
+        pauses: how many of the window's pauses the worker had taken when it made this packet. A
+            played one with fewer than the window has sent was in flight at the last pause, and is
+            not shown, paused or not by the time it comes (the pause stays on the frame on screen,
+            and play goes on from it; see :class:`~ui.commands.SetPaused`).
     """
 
     image: np.ndarray
@@ -41,6 +43,7 @@ class Packet:
     started: float = 0.0
     origin: float = 0.0
     played: bool = False
+    pauses: int = 0
 
 
 class NewestOnly:

@@ -114,6 +114,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.fatal_error: str | None = None  # what the command line asked for and could not be had
         self.errors: list[str] = []
         self.paused = False
+        self._pauses_sent = 0  # the pauses sent to the worker (see Packet.pauses)
         self.recording_path: str | None = None
         self._resume_after_compare = False  # the compare grid paused what was playing
         self.frames_displayed = 0
@@ -363,8 +364,8 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
     # -- pipeline -> widgets -----------------------------------------------------------------------
     def _on_frame_ready(self) -> None:
         packet = self.pipeline.take()
-        if packet is None or self._closed or (self.paused and packet.played):  # in flight at the pause:
-            return  # the pause stays on the frame on screen (it waits for the next step or play)
+        if packet is None or self._closed or (packet.played and packet.pauses < self._pauses_sent):  # in flight at
+            return  # the last pause: the pause stays on the frame on screen, and play goes on from it
         self.view.set_image(packet.image, panels_of(packet.image.shape, packet.frame.image.shape))
         size = (round(packet.frame.image.shape[1] * self.view.aspect), int(packet.frame.image.shape[0]))  # as shown
         if size != self._frame_size:
@@ -407,6 +408,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
 
     def set_paused(self, paused: bool) -> None:
         self._resume_after_compare &= paused  # resumed meanwhile: the compare grid's closing leaves it so
+        self._pauses_sent += paused  # (see Packet.pauses)
         self.pipeline.set_paused(paused, self.last_packet.frame if self.last_packet is not None else None)
         self._on_paused_changed(paused)
 
