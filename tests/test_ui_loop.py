@@ -486,7 +486,7 @@ def test_a_pause_goes_back_over_two_frames_and_no_further(tmp_path):
     """The window two frames behind (one waits in the mailbox, one more was processed): the pause
     goes back to the frame on screen and both wait. Further behind than the loop keeps (a window
     that stalled), the pause shows the frame the loop is on, as paused on (not as played, which
-    the window drops while paused)."""
+    the window drops: in flight at the pause)."""
     _stills(tmp_path, 9)
     loop, _ = _folder_loop(tmp_path)
 

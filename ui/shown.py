@@ -1,8 +1,8 @@
 """Which frame the app's worker is on, and where a pause lands: on the frame on screen.
 
 The worker goes on playing while a pause is on its way: frames processed meanwhile (in flight when
-the user pressed Space) reach a window that is already paused, which drops them
-(:attr:`~ui.handoff.Packet.played`). :class:`ShownFrames` lets the worker go back to the frame the
+the user pressed Space) reach a window that has paused, which drops them
+(:attr:`~ui.handoff.Packet.pauses`). :class:`ShownFrames` lets the worker go back to the frame the
 window showed (:class:`~ui.commands.SetPaused` carries it) and keep those frames for the next steps
 or play, each recorded once. No Qt here.
 """
