@@ -482,6 +482,66 @@ def test_a_pause_lands_on_the_frame_on_screen_not_on_the_one_in_flight(tmp_path)
         loop.playback.close()
 
 
+class _Stateful(_Recording):
+    """An engine with a video state: each picture says how many frames it drew."""
+
+    def __init__(self) -> None:
+        self.drawn = 0
+
+    def process(self, image, render=None):
+        self.drawn += 1
+        return [SimpleNamespace(picture=np.full_like(image, self.drawn), heatmap=None)]
+
+
+def test_the_frames_a_pause_went_back_over_are_shown_as_drawn_until_a_setting_changes(tmp_path):
+    """A review: the frames a pause went back over were drawn again through the engine's video
+    state, which was past them (with smoothing on, another map than the one first shown; 0.2 s a
+    frame at 4K). They are shown as drawn, in play and by steps, and recorded once; after a setting
+    changed they are drawn again."""
+    _stills(tmp_path, 8)
+    loop, _ = _folder_loop(tmp_path)
+    loop.engine = engine = _Stateful()
+    try:
+        loop._drain_commands()  # a folder opens paused on its first still
+        loop.mailbox.take()
+        loop.put(cmd.StartRecording(tmp_path / "r.mp4"))
+        loop.put(cmd.SetPaused(False))
+        loop._drain_commands()
+        first = {}
+        for _ in range(4):  # f1 reaches the screen; f2, f3, f4 are in flight
+            loop._play(timeout=5)
+            packet = loop.mailbox.take()
+            first[packet.frame.index] = packet
+        assert sorted(first) == [1, 2, 3, 4] and loop.recorder.frames_written == 5
+        loop.put(cmd.SetPaused(True, shown=first[1].frame))
+        loop._drain_commands()
+        drawn = engine.drawn
+        loop.put(cmd.SetPaused(False))
+        loop._drain_commands()
+        loop._play(timeout=5)
+        played = loop.mailbox.take()
+        assert played.frame is first[2].frame and played.played and engine.drawn == drawn
+        assert np.array_equal(played.image, first[2].image)
+        loop.put(cmd.SetPaused(True, shown=played.frame))
+        loop.put(cmd.Step(1))
+        loop._drain_commands()
+        stepped = loop.mailbox.take()
+        assert stepped.frame is first[3].frame and engine.drawn == drawn
+        assert np.array_equal(stepped.image, first[3].image)
+        loop.put(cmd.SetRender(RenderConfig(view="original")))  # f3 drawn again; f4 will be too
+        loop._drain_commands()
+        assert loop.mailbox.take().frame is first[3].frame and engine.drawn == drawn + 1
+        loop.put(cmd.Step(1))
+        loop._drain_commands()
+        again = loop.mailbox.take()
+        assert again.frame is first[4].frame and engine.drawn == drawn + 2
+        assert not np.array_equal(again.image, first[4].image)
+        assert loop.recorder.frames_written == 5, "each frame recorded once"
+    finally:
+        loop._stop_recording()
+        loop.playback.close()
+
+
 def test_a_pause_goes_back_over_two_frames_and_no_further(tmp_path):
     """The window two frames behind (one waits in the mailbox, one more was processed): the pause
     goes back to the frame on screen and both wait. Further behind than the loop keeps (a window

@@ -176,14 +176,17 @@ class FrameLoop:
         """One frame of play: one a pause went back over, else the source's next (waited for up
         to ``timeout`` s, then held to its time); ``None`` when none came."""
         waited = self.shown.waiting  # due now, not when it was captured
-        frame, record = self.shown.take() if waited else (self._read(timeout), True)
+        frame, record, drawn = self.shown.take() if waited else (self._read(timeout), True, None)
         if frame is None:
             return None
         self.playback.pace(frame, self.stop_event.wait)
         # Counted in play only, never a step or a seek (those jump the index).
         origin = time.monotonic() if waited else self._origin(frame)
         self.capture_rate.tick(self._looped + frame.index, t=origin)
-        self._process(frame, record=record, origin=origin, played=True)
+        if drawn is not None:
+            self._show_again(drawn, record=record, origin=origin, played=True)
+        else:
+            self._process(frame, record=record, origin=origin, played=True)
         if waited and self._ended:  # the source's last frame, which waited: its end is said again
             self.out.source_ended.emit(self._sources_taken)
         return frame
@@ -246,14 +249,20 @@ class FrameLoop:
                 self._dropped_offset += max(0, self.playback.dropped - dropped_before)
             self._announce_engine()  # the window syncs its controls to what is really in use
         self.out.setting_applied.emit()
-        self._redraw = True
+        self._redrawn()
 
     def _set_timecode(self, command: cmd.SetTimecode) -> None:
         self._timecode = command.on
-        self._redraw = True
+        self._redrawn()
 
     def _set_render(self, command: cmd.SetRender) -> None:
         self._render = command.config
+        self._redrawn()
+
+    def _redrawn(self) -> None:
+        """A setting changed: the frame on screen is drawn again while paused, and so are the
+        frames a pause went back over, as they come."""
+        self.shown.outdated()
         self._redraw = True
 
     @property
@@ -404,8 +413,11 @@ class FrameLoop:
     def _process_next(self, *, record: bool) -> None:
         """Wait up to 2 s (stoppable) for the next frame and process it; nothing at the end."""
         if self.shown.waiting:  # a frame a pause went back over comes first
-            frame, again = self.shown.take()
-            self._process(frame, record=record and again)
+            frame, again, drawn = self.shown.take()
+            if drawn is not None:
+                self._show_again(drawn, record=record and again)
+            else:
+                self._process(frame, record=record and again)
             return
         self.playback.step()  # a paused source that waits (the demo clip): its next frame
         deadline = time.monotonic() + 2.0
@@ -478,17 +490,30 @@ class FrameLoop:
         picture = result.picture
         if self._timecode:  # frame numbers count from 1, as the window does
             picture = stamp_timecode(picture, frame.index + 1, frame.pts)
+        self._deliver(Packet(picture, frame, result, self.process_ms, done=now, started=started,
+                             origin=started if origin is None else origin, played=played, pauses=self._pauses),
+                      record)
+
+    def _show_again(self, packet: Packet, *, record: bool, origin: float | None = None, played: bool = False) -> None:
+        """A frame a pause went back over, drawn already with the settings in use: shown (and
+        recorded) as it was, not drawn again through the engine's video state, which is past it."""
+        self.shown.now_at(packet.frame, played)
+        now = time.monotonic()
+        self._deliver(replace(packet, done=now, started=now, origin=now if origin is None else origin, played=played,
+                              pauses=self._pauses), record)
+
+    def _deliver(self, packet: Packet, record: bool) -> None:
+        """Record the picture of the frame just processed (where ``record``) and hand it to the window."""
         if record and self.recorder.active:
             try:
                 with self._recorder_lock:
-                    self.recorder.write(picture, frame.pts)
+                    self.recorder.write(packet.image, packet.frame.pts)
                 self.shown.recorded()
             except EigenCamError as exc:
                 self.out.error.emit(str(exc))
                 self._stop_recording()
-        packet = Packet(picture, frame, result, self.process_ms, done=now, started=started,
-                        origin=started if origin is None else origin, played=played, pauses=self._pauses)
         self._last_packet = packet
+        self.shown.drawn(packet)
         if self.mailbox.put(packet):
             self.out.frame_ready.emit()
 

@@ -4,7 +4,8 @@ The worker goes on playing while a pause is on its way: frames processed meanwhi
 the user pressed Space) reach a window that has paused, which drops them
 (:attr:`~ui.handoff.Packet.pauses`). :class:`ShownFrames` lets the worker go back to the frame the
 window showed (:class:`~ui.commands.SetPaused` carries it) and keep those frames for the next steps
-or play, each recorded once. No Qt here.
+or play, each recorded once, and shown as it was drawn the first time while no setting changed
+(the engine's video state, the tracker and the smoothing, is past them already). No Qt here.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 from collections import deque
 
 from eigencam_live.video import Frame
+
+from .handoff import Packet
 
 __all__ = ["ShownFrames"]
 
@@ -23,15 +26,17 @@ KEPT = 3
 class ShownFrames:
     """The last frame processed (:attr:`last`: on screen, or its failure said), the frames played
     before it, the frames that wait after a pause went back over them, and which recording each
-    went to (recordings are numbered from 1 as they start; 0: none)."""
+    went to (recordings are numbered from 1 as they start; 0: none), and its packet while it stays
+    as drawn (:meth:`drawn`, :meth:`outdated`)."""
 
     def __init__(self) -> None:
         self.last: Frame | None = None
         self._recorded_in = 0  # the recording the last frame went to
+        self._packet: Packet | None = None  # the last frame's, as drawn with the settings in use
         self._recordings = 0
-        self._played: deque[tuple[Frame, int]] = deque(maxlen=KEPT)
-        self._waiting: deque[tuple[Frame, int]] = deque()
-        self._taken: tuple[Frame, int] | None = None  # the waiting frame given out last
+        self._played: deque[tuple[Frame, int, Packet | None]] = deque(maxlen=KEPT)
+        self._waiting: deque[tuple[Frame, int, Packet | None]] = deque()
+        self._taken: tuple[Frame, int, Packet | None] | None = None  # the waiting frame given out last
 
     @property
     def waiting(self) -> bool:
@@ -48,10 +53,21 @@ class ShownFrames:
             taken = self._taken
             recorded_in = taken[1] if taken is not None and taken[0] is frame else 0
             if played and self.last is not None:
-                self._played.append((self.last, self._recorded_in))
+                self._played.append((self.last, self._recorded_in, self._packet))
         if not played:
             self._played.clear()
-        self.last, self._recorded_in, self._taken = frame, recorded_in, None
+        self.last, self._recorded_in, self._taken, self._packet = frame, recorded_in, None, None
+
+    def drawn(self, packet: Packet) -> None:
+        """The last frame's packet, as the window gets it."""
+        if packet.frame is self.last:
+            self._packet = packet
+
+    def outdated(self) -> None:
+        """A setting changed: the frames kept are drawn again when shown, not shown as they were."""
+        self._packet = None
+        self._played = deque(((frame, rec, None) for frame, rec, _ in self._played), maxlen=KEPT)
+        self._waiting = deque((frame, rec, None) for frame, rec, _ in self._waiting)
 
     def recording_started(self) -> None:
         self._recordings += 1
@@ -67,25 +83,25 @@ class ShownFrames:
         where ``shown`` is not among the frames kept (a window further behind): nothing changes."""
         if self.last is None or self.last is shown:
             return True
-        at = next((i for i, (frame, _) in enumerate(self._played) if frame is shown), None)  # identity:
+        at = next((i for i, (frame, _, _) in enumerate(self._played) if frame is shown), None)  # identity:
         if at is None:  # (a Frame's == compares its pixels)
             return False
-        later = [*list(self._played)[at + 1 :], (self.last, self._recorded_in)]
+        later = [*list(self._played)[at + 1 :], (self.last, self._recorded_in, self._packet)]
         if keep:
             self._waiting.extendleft(reversed(later))
         else:
             self._waiting.clear()
-        self.last, self._recorded_in = self._played[at]
+        self.last, self._recorded_in, self._packet = self._played[at]
         while len(self._played) > at:
             self._played.pop()
         return True
 
-    def take(self) -> tuple[Frame, bool]:
-        """The next waiting frame, and whether to record it (not when the recording running now
-        has it already)."""
+    def take(self) -> tuple[Frame, bool, Packet | None]:
+        """The next waiting frame, whether to record it (not when the recording running now has
+        it already), and its packet where it is to be shown as it was drawn (else ``None``)."""
         self._taken = self._waiting.popleft()
-        frame, recorded_in = self._taken
-        return frame, recorded_in != self._recordings
+        frame, recorded_in, packet = self._taken
+        return frame, recorded_in != self._recordings, packet
 
     def forget(self) -> None:
         """A jump (a seek) or a new source: nothing played before is gone back to, nothing waits."""
