@@ -301,6 +301,25 @@ def test_only_frames_in_flight_at_the_last_pause_are_dropped(qtbot, make_window,
     assert not w.errors, w.errors
 
 
+def test_the_open_dialogs_start_where_the_file_that_plays_is_and_offer_every_format(qtbot, make_window, clip):
+    """A trial: the Open file dialog started in the home folder for a file given on the command
+    line, and its filter left out formats that open (.ts, .mpg, .gif, the images)."""
+    import fnmatch
+
+    from ui.sources_panel import open_filter
+
+    w = make_window(source=str(clip))
+    qtbot.waitUntil(lambda: w.source_info is not None, timeout=WAIT)
+    assert w._dialog_folder() == str(clip.resolve().parent)
+    first = open_filter().split(";;")[0]
+    patterns = first[first.index("(") + 1 : -1].split()
+    for name in ("a.mp4", "b.ts", "c.MPG", "d.gif", "e.png", "f.jpeg", "g.tif"):
+        assert any(fnmatch.fnmatch(name.lower(), p) for p in patterns), name
+    w.open_source("scene")
+    qtbot.waitUntil(lambda: w.source_info.kind == "demo", timeout=WAIT)
+    assert w._dialog_folder() == w._last_folder
+
+
 def test_the_end_of_a_source_replaced_since_neither_pauses_nor_loops_the_new_one(qtbot, make_window, clip):
     """A review: a file's end that the window handled after another source was chosen (the signal
     was on its way) paused the new source, or, with Loop files ticked, sent it back to its start.

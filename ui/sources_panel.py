@@ -9,7 +9,17 @@ from pathlib import Path
 
 from PyQt5.QtWidgets import QFileDialog, QInputDialog
 
-__all__ = ["SourceActions"]
+from eigencam_live.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
+__all__ = ["SourceActions", "open_filter"]
+
+
+def open_filter() -> str:
+    """The Open file dialog's filter: every video and image the sources read (a trial: .ts, .mpg,
+    .gif and the images, all of which open, were filtered out)."""
+    videos = " ".join(f"*{ext}" for ext in VIDEO_EXTENSIONS)
+    images = " ".join(f"*{ext}" for ext in IMAGE_EXTENSIONS)
+    return f"Videos and images ({videos} {images});;Videos ({videos});;Images ({images});;All files (*)"
 
 
 class SourceActions:
@@ -26,15 +36,12 @@ class SourceActions:
         # failed open leaves it there).
         self._select_current_source()
         if data == "__file__":
-            path, _ = QFileDialog.getOpenFileName(
-                self, "Open a video", self._last_folder,
-                "Videos (*.mp4 *.mkv *.avi *.mov *.webm *.m4v);;All files (*)"
-            )
+            path, _ = QFileDialog.getOpenFileName(self, "Open a video or an image", self._dialog_folder(), open_filter())
             if path:
                 self._last_folder = str(Path(path).parent)
                 self.open_source(path)
         elif data == "__folder__":
-            path = QFileDialog.getExistingDirectory(self, "Open a folder of images", self._last_folder)
+            path = QFileDialog.getExistingDirectory(self, "Open a folder of images", self._dialog_folder())
             if path:
                 self._last_folder = str(Path(path).parent)
                 self.open_source(path)
@@ -47,6 +54,15 @@ class SourceActions:
                 self.open_source(dialog.textValue().strip())
         else:
             self.open_source(data)
+
+    def _dialog_folder(self) -> str:
+        """Where the Open dialogs start: the folder of the file or folder that plays, else the last
+        one a dialog went to (a trial: a file given on the command line, the dialog opened in the
+        home folder)."""
+        spec = self.source_spec
+        if isinstance(spec, str) and Path(spec).exists():
+            return str(Path(spec).resolve().parent)
+        return self._last_folder
 
     def _select_current_source(self) -> None:
         if self.source_spec is None:
