@@ -493,6 +493,17 @@ def test_what_a_folder_lost_is_not_said_over_the_next_source(qtbot, make_window,
     assert not w.error_banner.isVisible()
 
 
+def test_one_image_is_named_an_image_not_a_folder(qtbot, make_window, tmp_path):
+    """A trial: one photo opened on its own was named "folder: photo.png", "1 image, each at its own size"."""
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "photo.png"), np.full((48, 64, 3), 90, np.uint8))
+    w = make_window(source=str(tmp_path / "photo.png"))
+    wait_frames(qtbot, w, 1)
+    assert w.source_combo.currentText() == "image: photo.png"
+    assert w.source_label.text() == "one image, 64×48"
+
+
 def test_what_the_command_line_names_must_be_had(qtbot, make_window, tmp_path, settings, capsys):
     """A layer or a source named on the command line (``required``) that cannot be had closes the
     window saying why on stderr, and nothing is remembered; the same remembered falls back, saying why."""

@@ -92,9 +92,12 @@ class SourceActions:
         if self.last_error is not None and self.last_error == self._source_warning:
             self.error_banner.hide()  # what the last source lost (an image skipped) is not this one's
         self.source_spec = spec
+        # one image opened on its own is read as a folder of one (a trial: "folder: photo.png")
+        single = info.kind == "folder" and isinstance(spec, str) and Path(spec).is_file()
         i = self.source_combo.findData(spec)
         if i < 0:
-            label = f"Camera {spec}" if info.kind == "webcam" else f"{info.kind}: {Path(str(info.name)).name}"
+            kind = "image" if single else info.kind
+            label = f"Camera {spec}" if info.kind == "webcam" else f"{kind}: {Path(str(info.name)).name}"
             self.source_combo.insertItem(self.source_combo.count() - 3, label, spec)
             i = self.source_combo.findData(spec)
         self.source_combo.setCurrentIndex(i)
@@ -104,7 +107,10 @@ class SourceActions:
         self.source_label.setText(f"{info.width}×{info.height}{wide} @ {float(info.fps):.2f} fps{frames}")
         self.source_label.setToolTip(f"* shown as {round(info.width * info.aspect)}×{info.height}: its pixels are "
                                      f"{info.aspect.numerator}:{info.aspect.denominator} wide (anamorphic)" if wide else "")
-        if info.kind == "folder":
+        if single:
+            self.source_label.setText(f"one image, {info.width}×{info.height}")
+            self.source_label.setToolTip("")
+        elif info.kind == "folder":
             self.source_label.setText(f"{info.frame_count} image{'s' if info.frame_count != 1 else ''}, each at its own size")
             self.source_label.setToolTip(f"Shown one at a time: → next, ← previous, Space plays them at "
                                          f"{float(info.fps):g} a second")
