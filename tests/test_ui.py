@@ -242,6 +242,12 @@ def test_file_step_back_seek_and_end(qtbot, make_window, clip):
     qtbot.waitUntil(lambda: w.last_packet.frame.index == 39, timeout=WAIT)
     qtbot.waitUntil(lambda: w.statusBar().currentMessage().startswith("End of file"), timeout=WAIT)
     assert not w.errors, w.errors
+    # a model that does not load says so over the bar meanwhile; the end is said again after (a trial: "PAUSED")
+    shown = w.frames_displayed
+    w._choose_model("nosuchnet")
+    qtbot.waitUntil(lambda: "nosuchnet" in (w.last_error or "") and w.frames_displayed > shown, timeout=WAIT)
+    assert w.statusBar().currentMessage().startswith("End of file")
+    w.errors.clear()
     next_packet(qtbot, w, lambda: w.step(-1))
     assert w.statusBar().currentMessage() == ""
 

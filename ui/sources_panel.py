@@ -27,8 +27,18 @@ class SourceActions:
 
     def _left_the_end(self) -> None:
         """The end of a file is no longer where the picture is: its message goes."""
+        self._end_text = ""
         if self.statusBar().currentMessage().startswith("End of"):
             self.statusBar().clearMessage()
+
+    def _on_message_changed(self, text: str) -> None:
+        """The rates stretch over the bar, and a message (snapshot saved, loading a model) takes
+        their place while it shows; a file's end is said again when such a message goes (a trial:
+        a model that failed to load left only "PAUSED" at the end)."""
+        if not text and self._end_text:
+            self.statusBar().showMessage(self._end_text)
+            return
+        self.stats_label.setVisible(not text)
 
     def _on_source_chosen(self, index: int) -> None:
         data = self.source_combo.itemData(index)
@@ -137,7 +147,8 @@ class SourceActions:
                 self.set_paused(True)
             what = "the folder" if self.source_info is not None and self.source_info.kind == "folder" else "file"
             # said while it stays there (5 s of it left only "PAUSED"), cleared when it plays again
-            self.statusBar().showMessage(f"End of {what} — Space plays it again, ← steps back, or tick Loop files")
+            self._end_text = f"End of {what} — Space plays it again, ← steps back, or tick Loop files"
+            self.statusBar().showMessage(self._end_text)
 
     def _on_source_failed(self, spec, message: str) -> None:
         self._source_error = message if self.source_spec is not None else f"{message} (showing the demo clip)"

@@ -114,6 +114,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.fatal_error: str | None = None  # what the command line asked for and could not be had
         self.errors: list[str] = []
         self.paused = False
+        self._end_text = ""  # a file's end, said in the status bar while the picture stays there
         self._pauses_sent = 0  # the pauses sent to the worker (see Packet.pauses)
         self.recording_path: str | None = None
         self._resume_after_compare = False  # the compare grid paused what was playing
@@ -229,7 +230,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.statusBar().addPermanentWidget(self.rec_indicator)
         self.statusBar().addPermanentWidget(self.stats_label, 1)
         # the rates stretch over the bar: a message (snapshot saved, end of file) takes their place while it shows
-        self.statusBar().messageChanged.connect(lambda text: self.stats_label.setVisible(not text))
+        self.statusBar().messageChanged.connect(self._on_message_changed)
         self.view.setFocus()
 
     def fit_on_screen(self) -> None:
