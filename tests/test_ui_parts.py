@@ -228,19 +228,26 @@ def test_the_closed_layer_box_keeps_the_shape_in_sight_and_shortens_the_name(qtb
     wide = box.closed_text(2000)
     assert wide == f"★ {name}   512×7×12  Relu"
     narrow = box.closed_text(fm.horizontalAdvance("★ /layer4/…Relu_output_0   512×7×12  Relu"))
-    # shortened at its front, the star kept: the end names the block (a trial: '_block…t_conv' for
-    # _blocks.15._project_conv lost the block's number)
-    assert narrow.startswith("★ …") and narrow.endswith("relu_1/Relu_output_0   512×7×12  Relu")
+    # an ONNX node's name cut: its repeats and its '_output_0' go first (a trial: every layer read
+    # '…dSwish_output_0'), the star kept
+    assert narrow == "★ layer4.1/relu_1/Relu   512×7×12  Relu"
     tight = box.closed_text(fm.horizontalAdvance("★ /layer…put_0   512×7×12"))
     assert tight.endswith("   512×7×12") and "…" in tight  # the type gives way before the name goes under 10 characters
     assert fm.horizontalAdvance(tight) <= fm.horizontalAdvance("★ /layer…put_0   512×7×12")
+    deep = "/features/features.12/block/block.3/HardSwish_output_0"
+    box.add_layer(f"★ {deep}   576×7×12  HardSwish", deep, f"★ {deep}", "576×7×12", "HardSwish")
+    box.setCurrentIndex(1)
+    cut = box.closed_text(fm.horizontalAdvance("★ …12/block.3/HardSwish   576×7×12  HardSwish") + 4)
+    assert cut.startswith("★ …") and cut.endswith("12/block.3/HardSwish   576×7×12  HardSwish")
+    # shortened at its front: the end names the block (a trial: '_block…t_conv' for
+    # _blocks.15._project_conv lost the block's number)
     box.add_layer("_blocks.15._project_conv   320×7×12  Conv2d", "_blocks.15._project_conv", "_blocks.15._project_conv",
                   "320×7×12", "Conv2d")
-    box.setCurrentIndex(1)
+    box.setCurrentIndex(2)
     shown = box.closed_text(fm.horizontalAdvance("…15._project_conv   320×7×12") + 8)
     assert shown.startswith("…") and shown.endswith("15._project_conv   320×7×12")
     # its tooltip names the layer in use in full (it gave the help alone), the help below
-    box.setItemData(1, "_blocks.15._project_conv: Conv2d, 320×7×12", Qt.ToolTipRole)
+    box.setItemData(2, "_blocks.15._project_conv: Conv2d, 320×7×12", Qt.ToolTipRole)
     box.setToolTip("The layer whose activations...")
     assert box.toolTip() == "In use: _blocks.15._project_conv: Conv2d, 320×7×12\n\nThe layer whose activations..."
     box.setCurrentIndex(0)

@@ -21,6 +21,7 @@ from . import commands as cmd
 from .controls import weights_name
 from .frame_view import draw_colorbar, image_array, last_panel, panels_of, to_qimage
 from .shortcuts import shortcut
+from .widgets import elide_name
 from .worker import Packet
 
 __all__ = ["CompareGrid", "InspectionActions", "default_snapshot_dir", "layers_to_compare"]
@@ -364,6 +365,6 @@ class CompareGrid(QWidget):
                 p.drawRect(target)
             p.setPen(QColor(235, 235, 240))
             # a long layer name keeps its end (the block it names), elided at the front
-            lines = [metrics.elidedText(line, Qt.ElideLeft, int(caption.width())) for line in text.split("\n")]
+            lines = [elide_name(metrics, line, int(caption.width())) for line in text.split("\n")]
             p.drawText(caption, Qt.AlignHCenter | Qt.AlignTop, "\n".join(lines))
         p.end()

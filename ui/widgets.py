@@ -19,7 +19,29 @@ from PyQt5.QtWidgets import (
 from .focus import ComboBox
 from .shortcuts import SHORTCUTS
 
-__all__ = ["LayerCombo", "PredictionsPanel", "SeekSlider", "ShortcutsOverlay", "SpectrumPanel"]
+__all__ = ["LayerCombo", "PredictionsPanel", "SeekSlider", "ShortcutsOverlay", "SpectrumPanel", "elide_name"]
+
+
+def _compact(name: str) -> str:
+    """A graph node's output as far as it tells layers apart: torch's exporter names each module
+    before its index and ends every name in ``_output_0``, so
+    ``/features/features.12/block/block.3/HardSwish_output_0`` -> ``features.12/block.3/HardSwish``.
+    A name without ``/`` (a module's) is returned as it is."""
+    if "/" not in name:
+        return name
+    parts = [p for p in name.split("/") if p]
+    kept = [p for i, p in enumerate(parts) if not (i + 1 < len(parts) and parts[i + 1].startswith(p + "."))]
+    if kept and kept[-1].endswith("_output_0") and len(kept[-1]) > len("_output_0"):
+        kept[-1] = kept[-1][: -len("_output_0")]
+    return "/".join(kept) or name
+
+
+def elide_name(fm: QFontMetrics, name: str, width: int) -> str:
+    """``name`` in ``width`` pixels: whole where it fits, else its end, which names the block (an
+    ONNX node's first shortened: its end alone was ``…_output_0`` for every layer)."""
+    if fm.horizontalAdvance(name) <= width:
+        return name
+    return fm.elidedText(_compact(name), Qt.ElideLeft, max(width, 0))
 
 
 class PredictionsPanel(QWidget):
@@ -303,7 +325,7 @@ class LayerCombo(ComboBox):
         if fm.horizontalAdvance(label) <= room:
             return label + tail
         star = "★ " if label.startswith("★ ") else ""  # the default's mark stays in sight too
-        return star + fm.elidedText(label[len(star):], Qt.ElideLeft, max(room - fm.horizontalAdvance(star), 0)) + tail
+        return star + elide_name(fm, label[len(star):], room - fm.horizontalAdvance(star)) + tail
 
     def paintEvent(self, event) -> None:  # noqa: N802 (Qt API)
         painter = QStylePainter(self)
