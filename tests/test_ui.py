@@ -242,6 +242,7 @@ def test_file_step_back_seek_and_end(qtbot, make_window, clip):
     qtbot.waitUntil(lambda: w.last_packet.frame.index == 39, timeout=WAIT)
     qtbot.waitUntil(lambda: w.statusBar().currentMessage().startswith("End of file"), timeout=WAIT)
     assert not w.errors, w.errors
+    assert not w.shortcut_actions["step"].isEnabled()  # a trial: offered at the end, where it did nothing
     # a model that does not load says so over the bar meanwhile; the end is said again after (a trial: "PAUSED")
     shown = w.frames_displayed
     w._choose_model("nosuchnet")
@@ -250,6 +251,7 @@ def test_file_step_back_seek_and_end(qtbot, make_window, clip):
     w.errors.clear()
     next_packet(qtbot, w, lambda: w.step(-1))
     assert w.statusBar().currentMessage() == ""
+    assert w.shortcut_actions["step"].isEnabled()
 
 
 def test_a_pause_stays_on_the_frame_on_screen_and_the_step_shows_the_next(qtbot, make_window, tmp_path):
@@ -508,6 +510,22 @@ def test_one_image_is_named_an_image_not_a_folder(qtbot, make_window, tmp_path):
     wait_frames(qtbot, w, 1)
     assert w.source_combo.currentText() == "image: photo.png"
     assert w.source_label.text() == "one image, 64×48"
+    assert not w.shortcut_actions["step"].isEnabled()  # nothing after it
+
+
+def test_step_is_offered_up_to_a_folders_last_still(qtbot, make_window, tmp_path):
+    """A trial: Step stayed enabled at a folder's last still, where it did nothing."""
+    import cv2
+
+    for name, level in (("a.png", 60), ("b.png", 120), ("c.png", 180)):
+        cv2.imwrite(str(tmp_path / name), np.full((48, 64, 3), level, np.uint8))
+    w = make_window(source=str(tmp_path))
+    qtbot.waitUntil(lambda: w.last_packet is not None and w.paused, timeout=WAIT)
+    step = w.shortcut_actions["step"]
+    assert w.last_packet.frame.index == 0 and step.isEnabled()
+    assert next_packet(qtbot, w, lambda: w.step(1)).frame.index == 1 and step.isEnabled()
+    assert next_packet(qtbot, w, lambda: w.step(1)).frame.index == 2 and not step.isEnabled()
+    assert next_packet(qtbot, w, lambda: w.step(-1)).frame.index == 1 and step.isEnabled()
 
 
 def test_what_the_command_line_names_must_be_had(qtbot, make_window, tmp_path, settings, capsys):

@@ -30,6 +30,16 @@ class SourceActions:
         self._end_text = ""
         if self.statusBar().currentMessage().startswith("End of"):
             self.statusBar().clearMessage()
+        self._update_step()
+
+    def _update_step(self) -> None:
+        """Step ▶ is offered where there is a next frame: not once a file's end was reached, nor at
+        a folder's last still (whose number of stills is known). A trial: it stayed enabled there and
+        did nothing."""
+        info, packet = self.source_info, self.last_packet
+        last_still = bool(info is not None and info.kind == "folder" and info.frame_count and packet is not None
+                          and packet.frame.index + 1 >= info.frame_count)
+        self.shortcut_actions["step"].setEnabled(not (self._end_text or last_still))
 
     def _on_message_changed(self, text: str) -> None:
         """The rates stretch over the bar, and a message (snapshot saved, loading a model) takes
@@ -149,6 +159,7 @@ class SourceActions:
             # said while it stays there (5 s of it left only "PAUSED"), cleared when it plays again
             self._end_text = f"End of {what} — Space plays it again, ← steps back, or tick Loop files"
             self.statusBar().showMessage(self._end_text)
+            self._update_step()
 
     def _on_source_failed(self, spec, message: str) -> None:
         self._source_error = message if self.source_spec is not None else f"{message} (showing the demo clip)"

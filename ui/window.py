@@ -401,6 +401,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
             self.seek_label.setText(f"{packet.frame.index + 1} / {total}{when}")
         info = self.source_info  # nothing before a file's first frame: Back there did nothing to see
         self.shortcut_actions["back"].setEnabled(bool(info and info.seekable and not info.live and packet.frame.index > 0))
+        self._update_step()
         self.frame_shown.emit(packet)
 
     # -- inspection --------------------------------------------------------------------------------
