@@ -183,10 +183,7 @@ class FrameLoop:
         # Counted in play only, never a step or a seek (those jump the index).
         origin = time.monotonic() if waited else self._origin(frame)
         self.capture_rate.tick(self._looped + frame.index, t=origin)
-        if drawn is not None:
-            self._show_again(drawn, record=record, origin=origin, played=True)
-        else:
-            self._process(frame, record=record, origin=origin, played=True)
+        self._show(frame, drawn, record=record, origin=origin, played=True)
         if waited and self._ended:  # the source's last frame, which waited: its end is said again
             self.out.source_ended.emit(self._sources_taken)
         return frame
@@ -414,10 +411,7 @@ class FrameLoop:
         """Wait up to 2 s (stoppable) for the next frame and process it; nothing at the end."""
         if self.shown.waiting:  # a frame a pause went back over comes first
             frame, again, drawn = self.shown.take()
-            if drawn is not None:
-                self._show_again(drawn, record=record and again)
-            else:
-                self._process(frame, record=record and again)
+            self._show(frame, drawn, record=record and again)
             return
         self.playback.step()  # a paused source that waits (the demo clip): its next frame
         deadline = time.monotonic() + 2.0
@@ -494,7 +488,15 @@ class FrameLoop:
                              origin=started if origin is None else origin, played=played, pauses=self._pauses),
                       record)
 
-    def _show_again(self, packet: Packet, *, record: bool, origin: float | None = None, played: bool = False) -> None:
+    def _show(self, frame: Frame, drawn: Packet | None, *, record: bool, origin: float | None = None,
+              played: bool = False) -> None:
+        """A frame from :meth:`ShownFrames.take`: shown as ``drawn`` where it was drawn already, else processed."""
+        if drawn is None:
+            self._process(frame, record=record, origin=origin, played=played)
+        else:
+            self._show_again(drawn, record=record, origin=origin, played=played)
+
+    def _show_again(self, packet: Packet, *, record: bool, origin: float | None, played: bool) -> None:
         """A frame a pause went back over, drawn already with the settings in use: shown (and
         recorded) as it was, not drawn again through the engine's video state, which is past it."""
         self.shown.now_at(packet.frame, played)
