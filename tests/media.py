@@ -164,6 +164,7 @@ def probe(path: Path) -> dict:
         info["pts"] = [float(t) for t in times]
         info["times"] = times  # exact Fractions
         info["time_base"] = v.time_base
+        info["duration"] = v.duration * v.time_base if v.duration is not None else None  # exact, the track's
     with av.open(str(path)) as c:
         if c.streams.audio:
             a = c.streams.audio[0]

@@ -32,7 +32,7 @@ def _copy(src, dst):
         with VideoSink(dst, width=info.width, height=info.height, fps=info.rate, time_base=info.time_base,
                        audio_from=str(src) if info.has_audio else None) as sink:
             for frame in cap:
-                sink.write(frame.image, frame.pts)
+                sink.write(frame.image, frame.pts, frame.duration)  # as annotate does
     return sink
 
 
@@ -189,6 +189,7 @@ def test_a_constant_rate_input_comes_out_on_its_exact_grid(tmp_path, name, rate)
     got = probe(tmp_path / "out.mp4")
     assert got["rate"] == rate  # not 414000/17267 nor 1800000/60071
     assert got["times"] == [i / rate for i in range(30)]
+    assert got["duration"] == 30 / rate  # the last frame lasts one interval too (MKV's 33 ms made 0.999667 s)
     tick = want["time_base"]
     assert all(abs(g - w) <= tick for g, w in zip(got["times"], want["times"], strict=True))
 

@@ -255,6 +255,8 @@ class VideoSink:
             self._first_ticks = ticks
         self._end = None
         if duration is not None and duration > 0:
+            if self._in_tb is not None:
+                duration = self._grid.span(round(Fraction(duration) / self._in_tb) * self._in_tb)
             self._held[ticks] = max(1, round(duration / self.time_base))
             self._end = ticks + self._held[ticks]
         try:

@@ -96,6 +96,14 @@ class RateGrid:
         on_grid = self.origin + steps / self.rate
         return on_grid if abs(on_grid - seconds) <= self.tolerance else seconds
 
+    def span(self, seconds: Fraction) -> Fraction:
+        """A frame's duration (exact) as whole frame intervals when within the tolerance of them: the
+        last frame of a 30 fps Matroska file, stored as 33 ms, lasts 1/30 s (the track then ends on
+        the grid); a picture held longer keeps its own duration."""
+        steps = round(seconds * self.rate)
+        on_grid = steps / self.rate
+        return on_grid if steps >= 1 and abs(on_grid - seconds) <= self.tolerance else seconds
+
 
 class Joins:
     """A transport stream's clock made continuous where it starts again: a file of recordings
