@@ -142,6 +142,9 @@ def annotate_main(argv: list[str]) -> int:
         cut = argv.index("--") if "--" in argv else len(argv)
         args = parser.parse_intermixed_args(argv[:cut])  # `annotate a.mp4 --model m b.mp4`: both inputs
         args.inputs = [*args.inputs, *argv[cut + 1 :]]
+        from .options import typed_options
+
+        args.typed = typed_options(parser, argv[:cut], intermixed=True)
         if not args.inputs and not args.list_layers:
             parser.error("give at least one INPUT: a video, an image, a folder of them, or a glob")
     except SystemExit as exc:  # --help (0) or a usage error (2, message already printed)
@@ -254,7 +257,7 @@ def _run(args: argparse.Namespace) -> int:
     if not 0 <= args.threads <= 1024:
         raise ConfigError(f"--threads must be an integer in [0, 1024]. Got {args.threads}")
 
-    from .engine import Engine, EngineConfig
+    from .engine import Engine
 
     if args.list_layers:  # nothing is annotated: the layers of the model the options name
         from .options import list_layers
@@ -293,11 +296,11 @@ def _run(args: argparse.Namespace) -> int:
         raise not_a_detector
     fixed = engine.loaded.spec.fixed_input
     ignored = (f"--short-side {config.short_side} is not used: {engine.loaded.spec.name} takes {fixed[1]}x{fixed[0]} "
-               "input, and each frame is resized to it") if fixed and config.short_side != EngineConfig().short_side else None
+               "input, and each frame is resized to it") if fixed and "short_side" in args.typed else None
     for warning in (engine.warning, engine.loaded.note, ignored):
         if warning:
             _say("warning", warning)
-    boxes_only = [flag for flag, given in (("--score", config.score != EngineConfig().score), ("--in-boxes", look.in_boxes),
+    boxes_only = [flag for flag, given in (("--score", "score" in args.typed), ("--in-boxes", look.in_boxes),
                                            ("--no-boxes", not look.boxes)) if given]
     if boxes_only and not engine.loaded.detector:  # (a trial: taken without a word)
         _say("note", f"{', '.join(boxes_only)}: for a detector's boxes; {config.model} gives none, so "

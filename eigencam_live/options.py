@@ -9,6 +9,7 @@ field), not by argparse, so the message is the same whichever front end received
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 
 from .backends import BACKENDS
@@ -29,10 +30,22 @@ __all__ = [
     "print_layers",
     "quiet_native_logs",
     "render_config_from_args",
+    "typed_options",
 ]
 
 _ENGINE = EngineConfig()
 _RENDER = RenderConfig()
+
+
+def typed_options(parser: argparse.ArgumentParser, argv: list[str], *, intermixed: bool = False) -> set[str]:
+    """Destinations of the options the user actually typed, in every form argparse takes
+    (``--component=2``, ``-k2``, ``--comp 2``), whatever their value (``--score 0.5`` is typed even
+    though 0.5 is the default): ``argv`` parsed again with no defaults, so only what was given is
+    set. ``argv`` must already have parsed (``intermixed``: with ``parse_intermixed_args``)."""
+    bare = copy.deepcopy(parser)  # argparse has no public API for "was this given"
+    for action in bare._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(bare.parse_intermixed_args(argv) if intermixed else bare.parse_args(argv)))
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -991,6 +991,8 @@ def test_a_short_side_a_fixed_size_network_cannot_take_is_said_not_ignored_in_si
     clip = write_clip(tmp_path / "in.mp4", frames=2, size=(96, 64))
     assert annotate_main([str(clip), "-o", str(tmp_path / "out.mp4"), "--model", path, "--short-side", "320", "-q"]) == 0
     assert "warning: --short-side 320 is not used: " in capsys.readouterr().err
+    assert annotate_main([str(clip), "-o", str(tmp_path / "o1.mp4"), "--model", path, "--short-side", "224", "-q"]) == 0
+    assert "warning: --short-side 224 is not used: " in capsys.readouterr().err  # typed, though the default
     assert annotate_main([str(clip), "-o", str(tmp_path / "o2.mp4"), "--model", path, "-q"]) == 0
     assert "short-side" not in capsys.readouterr().err
 

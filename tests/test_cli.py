@@ -468,6 +468,9 @@ def test_box_options_for_a_classifier_are_said_unused(tmp_path, clip, capsys):
     assert annotate_main([str(clip), "-o", str(tmp_path / "o.mp4"), "--in-boxes", "--score", "0.3", *FAST]) == 0
     assert ("note: --score, --in-boxes: for a detector's boxes; mobilenet_v3_small gives none, so they are not used"
             in capsys.readouterr().err)
+    # the default's value typed is typed too (it was told apart by its value only)
+    assert annotate_main([str(clip), "-o", str(tmp_path / "q.mp4"), "--sco=0.5", *FAST]) == 0
+    assert "note: --score: for a detector's boxes; mobilenet_v3_small gives none, so it is not used" in capsys.readouterr().err
     assert annotate_main([str(clip), "-o", str(tmp_path / "p.mp4"), "--stats", str(tmp_path / "p.csv"), *FAST]) == 0
     err = capsys.readouterr().err
     assert "boxes" not in err and "nothing" not in err  # (a review: a video-only run said its tables were not written)

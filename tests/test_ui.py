@@ -20,8 +20,9 @@ from PyQt5.QtWidgets import QToolButton  # noqa: E402
 
 from eigencam_live.engine import EngineConfig  # noqa: E402
 from eigencam_live.errors import WeightsUnavailableError  # noqa: E402
+from eigencam_live.options import typed_options as _typed  # noqa: E402
 from eigencam_live.render import RenderConfig  # noqa: E402
-from ui.app import _typed, build_parser, configs_from  # noqa: E402
+from ui.app import build_parser, configs_from  # noqa: E402
 from ui.window import MainWindow  # noqa: E402
 
 pytestmark = pytest.mark.gui
@@ -742,6 +743,10 @@ def test_settings_are_remembered_and_typed_options_win(qtbot, make_window, setti
     engine, render = configs_from(parser.parse_args(argv), _typed(parser, argv), settings)
     assert engine.component == 3 and engine.model == "mobilenet_v3_small" and engine.weights == "none"
     assert render.colormap == "inferno" and render.alpha == 0.3
+    settings.setValue("engine/layer", "features.10")
+    argv = ["--model", "mobilenet_v3_small"]  # the remembered model typed: its remembered layer stays (a trial)
+    engine, _ = configs_from(parser.parse_args(argv), _typed(parser, argv), settings)
+    assert (engine.model, engine.layer, engine.component) == ("mobilenet_v3_small", "features.10", 3)
     argv = ["--model", "resnet18", "--component=2"]
     engine, _ = configs_from(parser.parse_args(argv), _typed(parser, argv), settings)
     assert (engine.model, engine.component, engine.layer) == ("resnet18", 2, None)

@@ -196,7 +196,8 @@ def test_another_model_starts_with_weights_that_fit_it(tmp_path):
         ["as built", "as built", "COCO", "imagenet"]
     assert weights_name("mynet:build", "none") == "none"
     # on the command line too: random weights remembered from a zoo model are not an ONNX file's (refused)
-    from ui.app import _typed, build_parser, configs_from
+    from eigencam_live.options import typed_options as _typed
+    from ui.app import build_parser, configs_from
 
     store = {"engine/model": "resnet18", "engine/weights": "none"}
     settings = type("Store", (), {"value": lambda _s, k: store.get(k), "setValue": store.__setitem__,

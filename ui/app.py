@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import copy
 import os
 import signal
 import socket
@@ -32,6 +31,7 @@ from eigencam_live.options import (
     network_threads,
     quiet_native_logs,
     render_config_from_args,
+    typed_options,
 )
 from eigencam_live.render import RenderConfig
 
@@ -74,24 +74,14 @@ def default_source() -> str | int:
     return 0 if list_cameras(1) else "demo"
 
 
-def _typed(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
-    """Destinations of the options the user actually typed (they beat remembered settings), in
-    every form argparse takes (``--component=2``, ``-k2``, ``--comp 2``): ``argv`` parsed again
-    with no defaults, so only what was given is set. ``argv`` must already have parsed."""
-    bare = copy.deepcopy(parser)  # argparse has no public API for "was this given"
-    for action in bare._actions:
-        action.default = argparse.SUPPRESS
-    return set(vars(bare.parse_args(argv)))
-
-
 def configs_from(args: argparse.Namespace, typed: set[str], settings) -> tuple[EngineConfig, RenderConfig]:
     """Defaults <- remembered settings (:mod:`ui.settings`) <- typed options."""
     engine, render = remembered.load_configs(settings) if settings is not None else (EngineConfig(), RenderConfig())
     from_args_e = engine_config_from_args(args)
     from_args_r = render_config_from_args(args)
     changes = {f.name: getattr(from_args_e, f.name) for f in fields(EngineConfig) if f.name in typed}
-    if "model" in typed and "layer" not in typed:
-        changes["layer"] = None  # a remembered layer belongs to the remembered model
+    if "model" in typed and "layer" not in typed and changes["model"] != engine.model:
+        changes["layer"] = None  # a remembered layer belongs to the remembered model (a trial: dropped for it too)
     if "model" in typed and "weights" not in typed and changes["model"] != engine.model:  # nor its weights
         changes["weights"] = remembered.weights_for(changes["model"], engine.weights)
     engine = replace(engine, **changes)
@@ -226,7 +216,7 @@ def _app_main(argv: list[str] | None) -> int:
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     settings = None if args.no_settings else QSettings(ORGANIZATION, APPLICATION)
-    typed = _typed(parser, argv)
+    typed = typed_options(parser, argv)  # what was typed beats remembered settings
     try:
         engine, render = configs_from(args, typed, settings)
     except EigenCamError as exc:
