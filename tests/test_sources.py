@@ -3,6 +3,7 @@ one-line errors for bad input."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from fractions import Fraction
 
@@ -77,6 +78,43 @@ def test_a_cut_off_file_yields_what_decodes_and_warns(tmp_path):
         frames = list(cap)
         assert 0 < len(frames) < 40
         assert "cut off" in cap.warning and "of 40 frames" in cap.warning
+
+
+def test_a_damaged_packet_mid_file_is_left_out_and_the_rest_decoded(tmp_path):
+    """A trial: 64 bytes damaged mid-file ended decoding there (34 frames of the 74 that ffprobe
+    decodes, the rest of the video lost). The refused packet is left out, as FFmpeg's tools do."""
+    import av
+
+    with av.open("testsrc2=size=320x240:rate=25:duration=3", format="lavfi") as src, \
+            av.open(str(tmp_path / "whole.mp4"), "w", options={"movflags": "faststart"}) as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
+        for frame in src.decode(video=0):
+            frame = frame.reformat(format="yuv420p")
+            frame.pts = None
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    with av.open(str(tmp_path / "whole.mp4")) as c:
+        middle = [p.pos for p in c.demux(video=0) if p.size][37]  # where the 38th frame's packet starts
+    data = bytearray((tmp_path / "whole.mp4").read_bytes())
+    data[middle : middle + 64] = bytes(b ^ 0x5A for b in data[middle : middle + 64])
+    path = tmp_path / "damaged.mp4"
+    path.write_bytes(bytes(data))
+    decodable, refused = 0, 0  # each packet on its own, as ffprobe -count_frames
+    with av.open(str(path)) as c:
+        c.streams.video[0].thread_type = "NONE"
+        for packet in c.demux(video=0):
+            try:
+                decodable += len(packet.decode())
+            except av.FFmpegError:
+                refused += 1
+    assert refused >= 1 and decodable >= 70
+    with Capture(open_source(str(path))) as cap:
+        frames = list(cap)
+        assert len(frames) == decodable
+        assert "is damaged: " in cap.warning and "left out" in cap.warning and "cut off" not in cap.warning
+    assert all(b.pts > a.pts for a, b in itertools.pairwise(frames))
+    assert frames[-1].pts == pytest.approx(74 / 25)  # to its end
 
 
 def test_variable_frame_rate_timestamps_are_kept(tmp_path):

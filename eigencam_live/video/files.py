@@ -30,7 +30,7 @@ class FileSource(FrameSource):
 
     ``pts`` is the container timestamp in seconds (``frame.time``), so variable frame rates are kept.
     A file that is cut off in the middle ends at the last frame that decodes and sets
-    :attr:`warning`.
+    :attr:`warning`; a damaged packet is left out and decoding goes on after it (also noted there).
     """
 
     kind = "file"
@@ -45,6 +45,9 @@ class FileSource(FrameSource):
         self._last_raw: int | None = None  # the last frame's pts, in the stream's time base
         self._tail: list | None = None  # frames found again after a cut-off end (see _frames_after_end)
         self._counted = 0
+        self._skipped = 0  # video packets the decoder refused, left out (see _decoded)
+        self._skip_reason = ""
+        self._skips_said = False
         self._open()
 
     def _describe(self) -> str:
@@ -64,7 +67,7 @@ class FileSource(FrameSource):
             raise SourceError(f"{self._describe()} has no video stream")
         self._stream = stream = self._container.streams.video[0]
         stream.thread_type = "AUTO"
-        self._frames = self._container.decode(stream)
+        self._frames = self._decoded()
         # The first frame is decoded now: a file that holds no pictures fails here, and its display
         # matrix (a phone held upright) decides the size the consumer gets.
         self._peeked = self._decode_next(first=True)
@@ -117,6 +120,22 @@ class FileSource(FrameSource):
             1 / aspect if self._turns % 2 else aspect,
         )
 
+    def _decoded(self):
+        """The video stream's frames in order, decoded as FFmpeg's own tools do a damaged file: a
+        packet the decoder refuses is left out (counted, its reason kept) and the next is decoded
+        (the decoder conceals what referred to it). Before, the first such packet ended the file:
+        64 bytes damaged mid-file lost the 40 frames after them."""
+        import av
+
+        for packet in self._container.demux(self._stream):
+            try:
+                frames = packet.decode()
+            except av.FFmpegError as exc:
+                self._skipped += 1
+                self._skip_reason = self._reason(exc)
+                continue
+            yield from frames
+
     def _decode_next(self, *, first: bool = False):
         """The next decoded :class:`av.VideoFrame`, or ``None`` at the end (or at damage, noted in
         :attr:`warning`); the ``first`` frame must exist (else :class:`SourceError`)."""
@@ -127,6 +146,8 @@ class FileSource(FrameSource):
         except StopIteration:
             if first:
                 self.close()
+                if self._skipped:  # every packet refused: why
+                    raise SourceError(f"cannot decode {self._describe()}: {self._skip_reason}") from None
                 raise SourceError(f"{self._describe()} holds no decodable video frames") from None
             return None
         except av.FFmpegError as exc:
@@ -161,6 +182,7 @@ class FileSource(FrameSource):
             if self._tail is not None and self.warning and self._count != self._counted:
                 self._counted, self.warning = self._count, None
                 self._check_complete()  # the count with the frames found again (or no shortfall left)
+            self._say_skipped()
             return None
         self._last_raw = frame.pts
         now = time.monotonic()
@@ -217,10 +239,20 @@ class FileSource(FrameSource):
             pass
         return sorted(found, key=lambda f: f.pts)
 
+    def _say_skipped(self) -> None:
+        """At the end: the damaged packets left out, said once in :attr:`warning`."""
+        if self._skipped and not self._skips_said:
+            self._skips_said = True
+            n = self._skipped
+            damage = (f"{self._describe()} is damaged: {n} video packet{'s' if n > 1 else ''} could not be decoded "
+                      f"and {'were' if n > 1 else 'was'} left out ({self._skip_reason})")
+            self.warning = f"{self.warning}; {damage}" if self.warning else damage
+
     def _check_complete(self) -> None:
         expected = self.info.frame_count
-        # Containers round their frame counts; only a clear shortfall means a cut-off file.
-        if self.kind == "file" and expected and self._count < expected - max(2, expected // 100):
+        # Containers round their frame counts; only a clear shortfall means a cut-off file (the
+        # packets left out as damaged are not missing from its end).
+        if self.kind == "file" and expected and self._count + self._skipped < expected - max(2, expected // 100):
             self.warning = (f"{self._describe()} ends early (cut off?): decoded {self._count} of "
                             f"{expected} frames")
         elif self.kind == "file" and self._end is not None and self._last_pts is not None:
@@ -242,7 +274,7 @@ class FileSource(FrameSource):
         start = stream.start_time or 0
         offset = start + int(target / stream.time_base)
         self._container.seek(offset, stream=stream, backward=True, any_frame=False)
-        self._frames = self._container.decode(stream)
+        self._frames = self._decoded()
         self._peeked = None
         self._tail = None  # the end is found again (and what threads dropped there) when it comes
         self._last_raw = offset - 1  # (frames found again after a cut-off end start at the target)
