@@ -256,6 +256,11 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-frames must be a positive integer. Got {args.max_frames}")
     if not 0 <= args.threads <= 1024:
         raise ConfigError(f"--threads must be an integer in [0, 1024]. Got {args.threads}")
+    for flag, path in (("--output", args.output), ("--stats", args.stats), ("--heatmaps", args.heatmaps),
+                       ("--detections", args.detections)):
+        if path is not None and not path.strip():  # a trial: -o "" wrote into the working folder
+            raise ConfigError(f"{flag} is empty: name a file or a folder (left out, each output goes beside its input)"
+                              if flag == "--output" else f"{flag} is empty: name a file")
 
     from .engine import Engine
 

@@ -463,6 +463,17 @@ def test_a_stop_as_the_run_ends_says_what_was_finished(tmp_path, capsys, monkeyp
             in capsys.readouterr().err)
 
 
+def test_an_empty_output_or_table_name_is_refused(tmp_path, clip, capsys, monkeypatch):
+    """A trial: -o "" wrote into the working folder, as if it named it."""
+    monkeypatch.chdir(tmp_path)
+    for flag, said in (("-o", "--output is empty: name a file or a folder"), ("--stats", "--stats is empty: name a file"),
+                       ("--heatmaps", "--heatmaps is empty"), ("--detections", "--detections is empty")):
+        assert annotate_main([str(clip), flag, " " if flag == "--stats" else "", *FAST]) == 1
+        err = capsys.readouterr().err
+        assert said in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]  # nothing written
+
+
 def test_box_options_for_a_classifier_are_said_unused(tmp_path, clip, capsys):
     """A trial: --in-boxes with a classifier was taken without a word (--detections is refused)."""
     assert annotate_main([str(clip), "-o", str(tmp_path / "o.mp4"), "--in-boxes", "--score", "0.3", *FAST]) == 0
