@@ -157,7 +157,8 @@ def test_an_unreadable_image_is_named_and_the_others_are_written(tmp_path, capsy
     cv2.imwrite(str(folder / "dot.png"), np.zeros((1, 1, 3), np.uint8))
     assert annotate_main([str(folder), "-o", str(tmp_path / "out"), *FAST]) == 1
     err = capsys.readouterr().err
-    assert "eigencam-live: error: cannot read image" in err and "broken.jpg" in err and "Traceback" not in err
+    assert "Traceback" not in err
+    assert f"eigencam-live: error: cannot read image {folder / 'broken.jpg'}: it is not an image (not JPEG, " in err
     assert "dot.png is 1x1 pixels: too small" in err
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["good.eigencam.png"]
     stats, maps = tmp_path / "s.csv", tmp_path / "m.npz"
@@ -175,7 +176,11 @@ def test_a_broken_png_is_one_line_without_opencvs_own_log(tmp_path, capfd):
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0\0\0\rIHDX" + bytes(20))
     assert annotate_main([str(broken), "-o", str(tmp_path / "x.png"), *FAST]) == 1
     lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
-    assert lines == [f"eigencam-live: error: cannot read image {broken}"]
+    assert lines == [f"eigencam-live: error: cannot read image {broken}: its PNG data is damaged"]
+    empty = tmp_path / "empty.jpg"  # (a trial: these said no more than "cannot read image")
+    empty.write_bytes(b"")
+    assert annotate_main([str(empty), "-o", str(tmp_path / "y.png"), *FAST]) == 1
+    assert capfd.readouterr().err.strip() == f"eigencam-live: error: cannot read image {empty}: the file is empty"
 
 
 @pytest.mark.parametrize("interrupts", [1, 2])

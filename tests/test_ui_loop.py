@@ -316,7 +316,7 @@ def test_a_folder_of_stills_opens_paused_on_its_first_and_names_an_unreadable_on
         loop._drain_commands()
         assert loop.mailbox.take().image.shape == (30, 30, 3)
         assert [args[0] for args in out.source_warning.calls] == ["skipped an unreadable image: cannot read image "
-                                                                  f"{tmp_path / 'p1.png'}"]
+                                                                  f"{tmp_path / 'p1.png'}: the file is empty"]
         loop.put(cmd.Step(-1))  # back over the unreadable one: p2 (it came back to p2 for good)
         loop._drain_commands()
         loop.put(cmd.Step(-1))

@@ -181,7 +181,7 @@ def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | 
     if image is None:  # IMREAD_COLOR applies the EXIF orientation (imdecode as imread)
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if image is None:
-        raise SourceError(f"cannot read image {path}")
+        raise SourceError(f"cannot read image {path}: {_why_unreadable(data)}")
     if min(image.shape[:2]) < 2:
         raise SourceError(f"{path} is {image.shape[1]}x{image.shape[0]} pixels: too small to annotate (at least 2x2)")
     return image, alpha, own
@@ -189,6 +189,23 @@ def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | 
 
 #: A TIFF file's first bytes (little- and big-endian).
 _TIFF = (b"II*\x00", b"MM\x00*")
+
+
+def _why_unreadable(data: bytes) -> str:
+    """Why neither OpenCV nor Pillow decoded ``data``, in a few words (a trial: an empty file and a
+    text file named .jpg were both "cannot read image", where a cut-off JPEG said why)."""
+    if not data:
+        return "the file is empty"
+    kinds = {b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"GIF8": "GIF", b"BM": "BMP", b"II*\x00": "TIFF",
+             b"MM\x00*": "TIFF"}
+    kind = next((k for head, k in kinds.items() if data.startswith(head)), None)
+    if kind is None and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        kind = "WebP"
+    if kind is None and data[4:8] == b"ftyp":
+        kind = "AVIF" if data[8:12] in (b"avif", b"avis") else "HEIF"
+    if kind is not None:
+        return f"its {kind} data is damaged"
+    return "it is not an image (not JPEG, PNG, WebP, BMP, TIFF, GIF, AVIF or HEIC data)"
 
 
 def _may_have_alpha(data: bytes) -> bool:
