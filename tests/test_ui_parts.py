@@ -369,3 +369,24 @@ def test_a_large_picture_is_shrunk_for_the_screen_without_aliasing():
     assert np.ptp(aliased) > 200  # what the halving steps prevent
     same = np.arange(24, dtype=np.uint8).reshape(2, 4, 3)
     assert fit(same, (4, 2)) is same
+
+
+def test_a_pick_in_the_device_row_brings_what_it_needs_along():
+    """A trial: onnxruntime picked while the precision was bf16 was refused with a banner (and the box
+    went back to torch): ONNX Runtime runs on the CPU in fp32, so the precision follows the pick."""
+    from eigencam_live.engine import EngineConfig
+    from ui.controls import device_row
+
+    bf16 = EngineConfig(backend="torch", precision="bf16")
+    assert device_row(bf16, False, backend="onnxruntime") == {"backend": "onnxruntime", "precision": "auto"}
+    ort = EngineConfig(backend="onnxruntime")
+    assert device_row(ort, False, precision="bf16") == {"precision": "bf16", "backend": "auto"}
+    assert device_row(ort, False, device="cuda") == {"device": "cuda", "backend": "auto"}
+    assert device_row(EngineConfig(device="auto"), True, backend="onnxruntime") == {"backend": "onnxruntime",
+                                                                                   "device": "cpu"}
+    # what needs nothing else is sent as it is
+    assert device_row(EngineConfig(device="auto"), False, backend="onnxruntime") == {"backend": "onnxruntime"}
+    assert device_row(ort, False, precision="fp32") == {"precision": "fp32"}
+    assert device_row(bf16, False, backend="torch") == {"backend": "torch"}
+    for picked in (device_row(bf16, False, backend="onnxruntime"), device_row(ort, True, device="cuda")):
+        EngineConfig(**{**vars(EngineConfig()), **picked})  # a valid config

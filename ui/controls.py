@@ -6,6 +6,7 @@ attributes: ``window.model_combo``...), with the tooltips that explain them; and
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -260,6 +261,25 @@ def build_panel(w, dock: QWidget) -> QWidget:
     col.addStretch(1)
     return panel
 
+
+
+def device_row(config: EngineConfig, cuda: bool, **change: str) -> dict[str, str]:
+    """A pick in the device row (``device=``, ``backend=`` or ``precision=``) with what must follow
+    it. ONNX Runtime runs on the CPU in fp32: picking it sets a bf16 or fp16 precision back to auto
+    and a CUDA device (``cuda``: the one ``auto`` finds) to the CPU; picking bf16, fp16 or CUDA while
+    it is chosen sets the backend back to auto (torch, then). A trial: the pick was refused with a
+    banner and the box went back, so two picks had to be made in the one order that works."""
+    new = replace(config, **change)
+    on_gpu = new.device == "cuda" or (new.device == "auto" and cuda)
+    if new.backend == "onnxruntime":
+        if "backend" in change:
+            if new.precision in ("bf16", "fp16"):
+                change["precision"] = "auto"
+            if on_gpu:
+                change["device"] = "cpu"
+        elif new.precision in ("bf16", "fp16") or on_gpu:
+            change["backend"] = "auto"
+    return change
 
 
 def weights_name(model: str, weights: str) -> str:
