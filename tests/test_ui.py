@@ -206,6 +206,7 @@ def test_each_control_changes_the_picture(qtbot, make_window):
 def test_pause_and_step_forward_on_live_demo(qtbot, make_window):
     w = make_window()
     wait_frames(qtbot, w, 3)
+    assert not w.loop_check.isEnabled()  # a source that never ends: nothing to loop
     first = paused(qtbot, w)
     shown = w.frames_displayed
     qtbot.wait(400)
@@ -220,6 +221,7 @@ def test_file_step_back_seek_and_end(qtbot, make_window, clip):
     w = make_window(source=str(clip))
     qtbot.waitUntil(lambda: w.source_info is not None and w.last_packet is not None, timeout=WAIT)
     assert w.seek_widget.isVisible() and w.seek_slider.maximum() == 39
+    assert w.loop_check.isEnabled()
     paused(qtbot, w)
     at = w.last_packet.frame.index
     if at < 2:

@@ -122,6 +122,8 @@ class SourceActions:
             i = self.source_combo.findData(spec)
         self.source_combo.setCurrentIndex(i)
         self.shortcut_actions["back"].setEnabled(bool(info.seekable and not info.live))
+        # a camera, a stream or the demos never end: nothing to loop (a trial: offered for a stream)
+        self.loop_check.setEnabled(bool(info.seekable and not info.live))
         frames = f", {info.frame_count} frames" if info.frame_count else ""
         wide = "" if info.aspect == 1 else "*"  # anamorphic: said in the tooltip (the line has no room)
         self.source_label.setText(f"{info.width}×{info.height}{wide} @ {float(info.fps):.2f} fps{frames}")
