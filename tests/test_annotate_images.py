@@ -181,6 +181,11 @@ def test_a_broken_png_is_one_line_without_opencvs_own_log(tmp_path, capfd):
     empty.write_bytes(b"")
     assert annotate_main([str(empty), "-o", str(tmp_path / "y.png"), *FAST]) == 1
     assert capfd.readouterr().err.strip() == f"eigencam-live: error: cannot read image {empty}: the file is empty"
+    for name, data in (("video.png", b"\0\0\0\x20ftypisom" + bytes(40)), ("bm.png", b"BMW is a car\n" * 4)):
+        (tmp_path / name).write_bytes(data)  # (a review: "its HEIF data is damaged", "its BMP data is damaged")
+        assert annotate_main([str(tmp_path / name), "-o", str(tmp_path / f"o-{name}"), *FAST]) == 1
+        assert capfd.readouterr().err.strip().endswith(f"{name}: it is not an image (not JPEG, PNG, WebP, BMP, TIFF, "
+                                                       "GIF, AVIF or HEIC data)")
 
 
 @pytest.mark.parametrize("interrupts", [1, 2])

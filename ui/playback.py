@@ -66,7 +66,9 @@ class Playback:
     def warning(self) -> str | None:
         """What the source lost (a file cut off, images it could not read), once known."""
         capture = self._capture
-        return capture.warning if capture is not None else None
+        if capture is None:
+            return None
+        return "; ".join(w for w in (capture.warning, capture.damage) if w) or None
 
     @property
     def fps(self) -> float:

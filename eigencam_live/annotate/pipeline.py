@@ -464,6 +464,8 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
     if sink.audio_damaged:  # a damaged input, as a cut-off video is
         damage = f"{sink.audio_damaged} damaged audio packet(s) of {job.input.name} left out"
         result.warning = f"{result.warning}; {damage}" if result.warning else damage
+    if capture.damage:  # (the video ran to its end: its sound was kept to the end too)
+        result.warning = f"{result.warning}; {capture.damage}" if result.warning else capture.damage
     tables.write()
     if not (result.interrupted or pipe.limited or result.warning):  # (not the whole: --max-frames, cut off)
         written = [tables.stats_path, tables.heatmaps_path, tables.detections_path]

@@ -163,6 +163,11 @@ class Capture:
         """The source's warning (e.g. a file cut off in the middle), once it has ended."""
         return self.source.warning
 
+    @property
+    def damage(self) -> str | None:
+        """A file's damaged video packets, left out (:attr:`.files.FileSource.damage`), else ``None``."""
+        return getattr(self.source, "damage", None)
+
     def link_state(self, now: float | None = None) -> LinkState:
         """How the source's connection stands (any thread)."""
         now = time.monotonic() if now is None else now

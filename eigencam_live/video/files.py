@@ -45,9 +45,8 @@ class FileSource(FrameSource):
         self._last_raw: int | None = None  # the last frame's pts, in the stream's time base
         self._tail: list | None = None  # frames found again after a cut-off end (see _frames_after_end)
         self._counted = 0
-        self._skipped = 0  # video packets the decoder refused, left out (see _decoded)
+        self._refused: set[tuple] = set()  # video packets the decoder refused, left out (see _decoded)
         self._skip_reason = ""
-        self._skips_said = False
         self._open()
 
     def _describe(self) -> str:
@@ -131,8 +130,8 @@ class FileSource(FrameSource):
             try:
                 frames = packet.decode()
             except av.FFmpegError as exc:
-                self._skipped += 1
-                self._skip_reason = self._reason(exc)
+                self._refused.add((packet.pts, packet.pos))  # (a loop or a seek meets it again)
+                self._skip_reason = _av_reason(exc)
                 continue
             yield from frames
 
@@ -146,7 +145,7 @@ class FileSource(FrameSource):
         except StopIteration:
             if first:
                 self.close()
-                if self._skipped:  # every packet refused: why
+                if self._refused:  # every packet refused: why
                     raise SourceError(f"cannot decode {self._describe()}: {self._skip_reason}") from None
                 raise SourceError(f"{self._describe()} holds no decodable video frames") from None
             return None
@@ -182,7 +181,6 @@ class FileSource(FrameSource):
             if self._tail is not None and self.warning and self._count != self._counted:
                 self._counted, self.warning = self._count, None
                 self._check_complete()  # the count with the frames found again (or no shortfall left)
-            self._say_skipped()
             return None
         self._last_raw = frame.pts
         now = time.monotonic()
@@ -239,20 +237,21 @@ class FileSource(FrameSource):
             pass
         return sorted(found, key=lambda f: f.pts)
 
-    def _say_skipped(self) -> None:
-        """At the end: the damaged packets left out, said once in :attr:`warning`."""
-        if self._skipped and not self._skips_said:
-            self._skips_said = True
-            n = self._skipped
-            damage = (f"{self._describe()} is damaged: {n} video packet{'s' if n > 1 else ''} could not be decoded "
-                      f"and {'were' if n > 1 else 'was'} left out ({self._skip_reason})")
-            self.warning = f"{self.warning}; {damage}" if self.warning else damage
+    @property
+    def damage(self) -> str | None:
+        """The damaged video packets left out so far (:attr:`warning` says where a file ended early:
+        the sound of a file whose video ran to its end is kept to its end)."""
+        n = len(self._refused)
+        if not n:
+            return None
+        return (f"{self._describe()} is damaged: {n} video packet{'s' if n > 1 else ''} could not be decoded "
+                f"and {'were' if n > 1 else 'was'} left out ({self._skip_reason})")
 
     def _check_complete(self) -> None:
         expected = self.info.frame_count
         # Containers round their frame counts; only a clear shortfall means a cut-off file (the
         # packets left out as damaged are not missing from its end).
-        if self.kind == "file" and expected and self._count + self._skipped < expected - max(2, expected // 100):
+        if self.kind == "file" and expected and self._count + len(self._refused) < expected - max(2, expected // 100):
             self.warning = (f"{self._describe()} ends early (cut off?): decoded {self._count} of "
                             f"{expected} frames")
         elif self.kind == "file" and self._end is not None and self._last_pts is not None:

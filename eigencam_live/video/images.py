@@ -191,18 +191,22 @@ def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | 
 _TIFF = (b"II*\x00", b"MM\x00*")
 
 
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+
+
 def _why_unreadable(data: bytes) -> str:
     """Why neither OpenCV nor Pillow decoded ``data``, in a few words (a trial: an empty file and a
     text file named .jpg were both "cannot read image", where a cut-off JPEG said why)."""
     if not data:
         return "the file is empty"
-    kinds = {b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"GIF8": "GIF", b"BM": "BMP", b"II*\x00": "TIFF",
-             b"MM\x00*": "TIFF"}
+    kinds = {b"\xff\xd8\xff": "JPEG", b"\x89PNG": "PNG", b"GIF8": "GIF", b"II*\x00": "TIFF", b"MM\x00*": "TIFF"}
     kind = next((k for head, k in kinds.items() if data.startswith(head)), None)
+    if kind is None and data[:2] == b"BM" and data[6:10] == bytes(4):  # (its reserved fields: a text file may start "BM")
+        kind = "BMP"
     if kind is None and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         kind = "WebP"
-    if kind is None and data[4:8] == b"ftyp":
-        kind = "AVIF" if data[8:12] in (b"avif", b"avis") else "HEIF"
+    if kind is None and data[4:8] == b"ftyp":  # ISO media: a photo's brands, not a video's (an MP4 renamed .png)
+        kind = {b"avif": "AVIF", b"avis": "AVIF"}.get(data[8:12]) or ("HEIF" if data[8:12] in _HEIF_BRANDS else None)
     if kind is not None:
         return f"its {kind} data is damaged"
     return "it is not an image (not JPEG, PNG, WebP, BMP, TIFF, GIF, AVIF or HEIC data)"

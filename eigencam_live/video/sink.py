@@ -255,8 +255,9 @@ class VideoSink:
             self._first_ticks = ticks
         self._end = None
         if duration is not None and duration > 0:
-            if self._in_tb is not None:
-                duration = self._grid.span(round(Fraction(duration) / self._in_tb) * self._in_tb)
+            ticks_in = round(Fraction(duration) / self._in_tb) if self._in_tb is not None else 0
+            if ticks_in > 0:  # (under half an input tick: kept as it is)
+                duration = self._grid.span(ticks_in * self._in_tb)
             self._held[ticks] = max(1, round(duration / self.time_base))
             self._end = ticks + self._held[ticks]
         try:
