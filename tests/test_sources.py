@@ -80,20 +80,27 @@ def test_a_cut_off_file_yields_what_decodes_and_warns(tmp_path):
         assert "cut off" in cap.warning and "of 40 frames" in cap.warning
 
 
-def test_a_damaged_packet_mid_file_is_left_out_and_the_rest_decoded(tmp_path):
-    """A trial: 64 bytes damaged mid-file ended decoding there (34 frames of the 74 that ffprobe
-    decodes, the rest of the video lost). The refused packet is left out, as FFmpeg's tools do."""
+def _testsrc_mp4(path, width: int, height: int, rate: int, seconds: int) -> None:
+    """FFmpeg's testsrc2 pattern (real detail for x264) as an H.264 MP4, index first."""
     import av
 
-    with av.open("testsrc2=size=320x240:rate=25:duration=3", format="lavfi") as src, \
-            av.open(str(tmp_path / "whole.mp4"), "w", options={"movflags": "faststart"}) as out:
-        video = out.add_stream("libx264", rate=25)
-        video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
+    with av.open(f"testsrc2=size={width}x{height}:rate={rate}:duration={seconds}", format="lavfi") as src, \
+            av.open(str(path), "w", options={"movflags": "faststart"}) as out:
+        video = out.add_stream("libx264", rate=rate)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
         for frame in src.decode(video=0):
             frame = frame.reformat(format="yuv420p")
             frame.pts = None
             out.mux(video.encode(frame))
         out.mux(video.encode(None))
+
+
+def test_a_damaged_packet_mid_file_is_left_out_and_the_rest_decoded(tmp_path):
+    """A trial: 64 bytes damaged mid-file ended decoding there (34 frames of the 74 that ffprobe
+    decodes, the rest of the video lost). The refused packet is left out, as FFmpeg's tools do."""
+    import av
+
+    _testsrc_mp4(tmp_path / "whole.mp4", 320, 240, 25, 3)
     with av.open(str(tmp_path / "whole.mp4")) as c:
         middle = [p.pos for p in c.demux(video=0) if p.size][37]  # where the 38th frame's packet starts
     data = bytearray((tmp_path / "whole.mp4").read_bytes())
@@ -242,15 +249,7 @@ def test_a_cut_off_mp4_gives_every_frame_that_decodes(tmp_path):
 
     import av
 
-    with av.open("testsrc2=size=320x180:rate=30:duration=1", format="lavfi") as src, \
-            av.open(str(tmp_path / "full.mp4"), "w", options={"movflags": "faststart"}) as out:
-        video = out.add_stream("libx264", rate=30)
-        video.width, video.height, video.pix_fmt = 320, 180, "yuv420p"
-        for frame in src.decode(video=0):
-            frame = frame.reformat(format="yuv420p")
-            frame.pts = None
-            out.mux(video.encode(frame))
-        out.mux(video.encode(None))
+    _testsrc_mp4(tmp_path / "full.mp4", 320, 180, 30, 1)
     data = (tmp_path / "full.mp4").read_bytes()
     (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
     decodable = 0  # each packet on its own, one thread: what ffprobe -count_frames gives
