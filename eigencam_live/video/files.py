@@ -30,7 +30,7 @@ class FileSource(FrameSource):
 
     ``pts`` is the container timestamp in seconds (``frame.time``), so variable frame rates are kept.
     A file that is cut off in the middle ends at the last frame that decodes and sets
-    :attr:`warning`; a damaged packet is left out and decoding goes on after it (also noted there).
+    :attr:`warning`; a damaged packet is left out and decoding goes on after it (said by :attr:`damage`).
     """
 
     kind = "file"
