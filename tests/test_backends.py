@@ -141,17 +141,20 @@ def test_the_cache_keeps_the_recently_used_exports_within_its_limit(tmp_path, mo
 
 def test_the_runtime_gives_the_centred_gram_matrix_where_the_exact_solver_uses_it():
     """Where the map has no more positions than channels (and no more than ``EXACT_MAX_DIM``), ONNX
-    Runtime returns ``X_c X_c^T`` of the positions beside the activations, and the engine's map is
-    the one the solver finds without it; elsewhere (a shallow layer's large map) there is none."""
+    Runtime returns ``X_c X_c^T`` of the positions, ``X_c 1`` and ``||X||^2`` beside the
+    activations, and the engine's map is the one the solver finds without them; elsewhere (a shallow
+    layer's large map) there are none."""
     _, ort = _engines("resnet18")
     x = ort.preprocess(scene(96, 128)[None].repeat(2, axis=0))
     assert ort.backend.preparing  # both graphs are built on the first frame: the app says so
     logits, fmap, gram = ort.backend.forward_gram(x)
     assert not ort.backend.preparing
-    assert fmap.shape == (2, 512, 3, 4) and gram.shape == (2, 12, 12)
-    a = fmap.double().flatten(2)
-    a = a - a.mean(dim=2, keepdim=True)
-    torch.testing.assert_close(gram.double(), a.mT @ a, rtol=1e-4, atol=1e-6 * float((a.mT @ a).abs().max()))
+    assert fmap.shape == (2, 512, 3, 4) and [tuple(t.shape) for t in gram] == [(2, 12, 12), (2, 12), (2,)]
+    raw = fmap.double().flatten(2)
+    a = raw - raw.mean(dim=2, keepdim=True)
+    torch.testing.assert_close(gram.matrix.double(), a.mT @ a, rtol=1e-4, atol=1e-6 * float((a.mT @ a).abs().max()))
+    torch.testing.assert_close(gram.sums.double(), a.sum(dim=1), rtol=1e-4, atol=1e-5 * float(a.abs().sum(dim=1).max()))
+    torch.testing.assert_close(gram.raw.double(), raw.square().sum(dim=(1, 2)), rtol=1e-5, atol=0)
     assert ort.backend._run(x, gram=False)[2] is None  # asked for only where the exact solver takes it
     with_gram = eigen_cam(fmap, gram=gram)
     torch.testing.assert_close(with_gram.maps, eigen_cam(fmap).maps, rtol=0, atol=1e-5)
@@ -461,7 +464,7 @@ def test_the_runtime_gram_is_checked_the_first_time_it_comes(monkeypatch):
     session = ort.backend._sessions["layer3"]
     real_run = session.run
     monkeypatch.setattr(session, "run", lambda names, feeds: [
-        *(out := real_run(names, feeds))[:2], out[2] * 2.0])  # a runtime whose Gram is wrong
+        *(out := real_run(names, feeds))[:4], out[4] * 2.0])  # a runtime whose energy is wrong
     small = torch.randn(1, 3, 96, 128, generator=g)
     assert ort.backend.forward_gram(small)[2] is None  # refused, and the solver makes its own
     assert ort.backend.forward_gram(small)[2] is None

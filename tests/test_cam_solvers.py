@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from eigencam_live.cam import SubspaceTracker, eigen_cam, solvers
+from eigencam_live.cam import Gram, SubspaceTracker, eigen_cam, solvers
 from eigencam_live.cam.tail import cam_from_components, rule_signs
 
 
@@ -34,10 +34,11 @@ def all_solvers(a: torch.Tensor, n: int) -> dict[str, solvers.Components]:
         "sync-free": solvers.sync_free(xt, n),
     }
     if a.shape[2] * a.shape[3] <= a.shape[1]:
-        gram = solvers.Components(*(torch.from_numpy(t) for t in solvers.gram_cpu(a, n)))  # numpy arrays
+        # numpy arrays, and no loadings where their sums decide every sign
+        gram = solvers.Components(*(None if t is None else torch.from_numpy(t) for t in solvers.gram_cpu(a, n)))
         # gram_cpu works in the activations' units; the others on X scaled to max 1
         scale = xt.new_tensor(1.0) / solvers.centred_matrix(a)[1]
-        found["gram-cpu"] = solvers.Components(gram.u, gram.s * scale[:, None], gram.v, gram.energy * scale**2)
+        found["gram-cpu"] = solvers.Components(gram.u, gram.s * scale[:, None], gram.v, gram.energy * scale**2, gram.total)
     return found
 
 
@@ -48,8 +49,14 @@ def test_every_solver_returns_the_same_components(shape):
     x = xt.mT.double()
     b, n = shape[0], 4
     _, s_ref, _ = torch.linalg.svd(x, full_matrices=False)
-    for name, (u, s, v, energy) in all_solvers(a, n).items():
+    for name, (u, s, v, energy, total) in all_solvers(a, n).items():
         big_n, c = x.shape[1], x.shape[2]
+        if v is None:  # the CPU Gram solver gives the sums of the loadings the sign rule reads
+            assert name == "gram-cpu" and total.shape == (b, n) and total.dtype == torch.float32
+            v = ((x.mT @ u.double()) / s.double()[:, None, :]).float()  # X^T u_k / s_k
+            torch.testing.assert_close(total, v.sum(dim=1), rtol=1e-4, atol=1e-4)
+        else:
+            assert total is None, name
         assert (u.shape, s.shape, v.shape, energy.shape) == ((b, big_n, n), (b, n), (b, c, n), (b,)), name
         assert all(t.dtype == torch.float32 for t in (u, s, v, energy)), name
         torch.testing.assert_close(s.double(), s_ref[:, :n], rtol=1e-4, atol=0, msg=name)
@@ -90,10 +97,10 @@ def test_tracker_follows_a_change_of_component_count():
     a = activations(1, 64, 6, 6, seed=2)
     tracker = SubspaceTracker()
     first = eigen_cam(a, 1, tracker=tracker)
-    assert tracker.basis.shape == (64, 5)
+    assert tracker.basis.shape == (36, 5)  # the 6 x 6 positions
     tracker.update(-tracker.basis[None])
     seventh = eigen_cam(a, 7, tracker=tracker)
-    assert tracker.basis.shape == (64, 7)
+    assert tracker.basis.shape == (36, 7)
     plain = eigen_cam(a, 7)
     torch.testing.assert_close(seventh.projections, plain.projections)  # component 7 had no basis: the rule
     flipped = eigen_cam(a, 1, tracker=SubspaceTracker())
@@ -119,17 +126,40 @@ def test_the_basis_is_read_only_state():
 
 
 def test_a_gram_matrix_from_the_backend_is_read_from_its_upper_triangle_and_kept():
-    """``eigen_cam(..., gram=)`` (ONNX Runtime's ``X_c X_c^T``) gives the solver's own map, reads the
-    upper triangle whatever the memory order, and leaves the caller's matrix as it was."""
+    """``eigen_cam(..., gram=)`` (ONNX Runtime's ``X_c X_c^T``, ``X_c 1`` and ``||X||^2``) gives
+    the solver's own map, reads the upper triangle whatever the memory order, leaves the caller's
+    matrix as it was, and does not read the activations again (zeros in their place change nothing)."""
     a = activations(2, 64, 5, 7, seed=4)
-    x = a.double().flatten(2)
-    x = x - x.mean(dim=2, keepdim=True)
+    raw = a.double().flatten(2)
+    x = raw - raw.mean(dim=2, keepdim=True)
     full = (x.mT @ x).float()
+    sums, energy = x.sum(dim=1).float(), raw.square().sum(dim=(1, 2)).float()
     want = eigen_cam(a)
     for gram in (full.clone(), torch.triu(full), torch.triu(full).mT.contiguous().mT):  # C order, upper, Fortran
         before = gram.clone()
         for _ in range(2):  # twice: the first call must not have spoilt it
-            got = eigen_cam(a, gram=gram)
-            torch.testing.assert_close(got.maps, want.maps, rtol=0, atol=1e-5)
-            torch.testing.assert_close(got.singular_values, want.singular_values, rtol=1e-5, atol=0)
+            for seen in (a, torch.zeros_like(a)):
+                got = eigen_cam(seen, gram=Gram(gram, sums, energy))
+                torch.testing.assert_close(got.maps, want.maps, rtol=0, atol=1e-5)
+                torch.testing.assert_close(got.singular_values, want.singular_values, rtol=1e-5, atol=0)
         assert torch.equal(gram, before)
+
+
+def test_the_gram_solver_forms_the_loadings_where_their_sums_decide_nothing(monkeypatch):
+    """A last channel that is minus the sum of the others: every component's loadings sum to 0, so
+    the sign rule falls back to the largest loading, and the CPU Gram solver forms the loadings for
+    it (also from a Gram given by the backend); the maps are the general path's."""
+    some = activations(1, 32, 5, 7, seed=6)
+    a = torch.cat((some, -some.sum(dim=1, keepdim=True)), dim=1)
+    x = a.double().flatten(2)
+    x = x - x.mean(dim=2, keepdim=True)
+    given = Gram((x.mT @ x).float(), x.sum(dim=1).float(), a.double().square().sum(dim=(1, 2)).float())
+    found = solvers.gram_cpu(a, 5)
+    assert found.v is not None and found.total is None
+    want = eigen_cam(a, 2, "exact")
+    monkeypatch.setattr(solvers, "gram_cpu", lambda *args: None)  # the general path takes over
+    general = eigen_cam(a, 2, "exact")
+    monkeypatch.undo()
+    torch.testing.assert_close(want.projections, general.projections, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(eigen_cam(a, 2, "exact", gram=given).projections, general.projections, rtol=1e-4,
+                               atol=1e-5)

@@ -7,8 +7,9 @@ network's outputs (logits ``(B, classes)``) and the target layer's activations a
 the same members: ``device``, ``dtype``, ``layer`` (settable: checks the name), ``running`` (what
 ran the last forward, for display), ``warning`` (why it fell back, or ``None``), ``preparing``
 (the next forward first builds something slow, e.g. an export), ``forward(x)``,
-``forward_gram(x)`` (the same and the centred Gram matrix of the map's positions where the backend
-computes it beside the activations, else ``None``: see :func:`eigencam_live.cam.solvers.gram_cpu`), ``probe(layer,
+``forward_gram(x)`` (the same and a :class:`~eigencam_live.cam.Gram`, the centred Gram matrix of the
+map's positions and the sums the sign rule reads, where the backend computes it beside the
+activations, else ``None``: see :func:`eigencam_live.cam.solvers.gram_cpu`), ``probe(layer,
 size)`` (the layer's map shape for an input size, from the network itself) and
 ``feature_layers(size)`` (every layer that gives a map, with its shape).
 

@@ -1,6 +1,7 @@
 """ONNX Runtime on the CPU: the torch network exported on first use, with the target layer's
-activations as a second graph output and, on request, the Gram matrix the exact Eigen-CAM solver
-starts from as a third (:func:`add_gram`).
+activations as a second graph output and, on request, what the exact Eigen-CAM solver starts from
+(the Gram matrix of the map's positions, the sums its sign rule reads, the activations' energy) as
+three more (:func:`add_gram`).
 
 On a laptop CPU the forward pass is the whole cost of a frame, and ONNX Runtime runs the same
 network about twice as fast as torch (measured in docs/benchmarks.md). Eigen-CAM needs no gradients,
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from eigencam_live.cam import EXACT_MAX_DIM
+from eigencam_live.cam import EXACT_MAX_DIM, Gram
 from eigencam_live.models import ActivationCapture, Layer, LoadedModel, to_feature_map
 
 from .export_cache import cache_dir, code_digest, mark_used, part_path, trim_cache
@@ -42,8 +43,10 @@ from .torch_backend import TorchBackend, _outputs
 __all__ = ["OnnxBackend", "onnxruntime_available"]
 
 _OPSET = 17
-#: The exported graph's form, part of the cache key: ``x, want_gram -> logits, fmap, gram``.
-_GRAPH = f"gram-if-2-{EXACT_MAX_DIM}"  # the limit is baked into the graph; 2: layers copied, plain attention
+#: The exported graph's form, part of the cache key: ``x, want_gram -> logits, fmap, gram, gram_sums, gram_raw``.
+_GRAPH = f"gram-if-3-{EXACT_MAX_DIM}"  # the limit is baked into the graph; 2: layers copied, plain attention; 3: sums, raw
+#: The outputs :func:`add_gram` adds, and their ranks.
+_GRAM_OUTPUTS = (("gram", 3), ("gram_sums", 2), ("gram_raw", 1))
 
 
 def onnxruntime_available() -> bool:
@@ -75,34 +78,47 @@ class _WithLayer(nn.Module):
 
 
 def add_gram(model, nchw: bool, limit: int = EXACT_MAX_DIM) -> None:
-    """Give an exported graph (``x -> logits, fmap``) a second input, ``want_gram`` (a bool), and a
-    third output, ``gram``: the Gram matrix of the map's positions with its channels centred,
-    ``X_c X_c^T`` ``(B, HW, HW)``, computed by the runtime while the activations are in its caches
-    (the one large product of the exact Eigen-CAM step, see
-    :func:`eigencam_live.cam.solvers.gram_cpu`). It is computed only where it is asked for and the
-    exact solver takes it (``HW <= min(C, limit)``, an NCHW map); elsewhere ``gram`` is empty,
-    ``(0, 0, 0)``, at no cost (an ``If`` node: ONNX Runtime runs every node of a graph whatever
-    outputs are asked for). Edits ``model`` (an ``onnx.ModelProto``) in place."""
+    """Give an exported graph (``x -> logits, fmap``) a second input, ``want_gram`` (a bool), and
+    three outputs computed by the runtime while the activations are in its caches, everything the
+    exact Eigen-CAM step needs from them (see :func:`eigencam_live.cam.solvers.gram_cpu`):
+
+    * ``gram``: the Gram matrix of the map's positions with its channels centred, ``X_c X_c^T``
+      ``(B, HW, HW)`` (the one large product of the step);
+    * ``gram_sums``: the centred channel sums at each position, ``X_c 1`` ``(B, HW)`` (the sign rule);
+    * ``gram_raw``: the activations' energy ``||X||^2`` ``(B,)`` (the float32 checks).
+
+    They are computed only where they are asked for and the exact solver takes them
+    (``HW <= min(C, limit)``, an NCHW map); elsewhere they are empty, at no cost (an ``If`` node:
+    ONNX Runtime runs every node of a graph whatever outputs are asked for). Edits ``model`` (an
+    ``onnx.ModelProto``) in place."""
     from onnx import TensorProto, helper
 
     graph = model.graph
-    empty = helper.make_graph([helper.make_node("Constant", [], ["gram_empty"], value=helper.make_tensor(
-        "empty", TensorProto.FLOAT, [0, 0, 0], []))], "no_gram", [],
-        [helper.make_tensor_value_info("gram_empty", TensorProto.FLOAT, None)])
+
+    def empties(prefix: str) -> list:
+        return [helper.make_node("Constant", [], [f"{prefix}{name}"], value=helper.make_tensor(
+            "empty", TensorProto.FLOAT, [0] * rank, [])) for name, rank in _GRAM_OUTPUTS]
+
+    def outputs(names) -> list:
+        return [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in names]
+
+    empty = helper.make_graph(empties("no_"), "no_gram", [], outputs(f"no_{name}" for name, _ in _GRAM_OUTPUTS))
     centred = helper.make_graph([
         helper.make_node("ReduceMean", ["fmap"], ["gram_mean"], axes=[2, 3], keepdims=1),
         helper.make_node("Sub", ["fmap", "gram_mean"], ["gram_centred"]),
         helper.make_node("Reshape", ["gram_centred", "gram_flat_shape"], ["gram_flat"]),  # (B, C, HW)
         helper.make_node("Transpose", ["gram_flat"], ["gram_flat_t"], perm=[0, 2, 1]),
         helper.make_node("MatMul", ["gram_flat_t", "gram_flat"], ["gram_full"]),
-    ], "gram", [], [helper.make_tensor_value_info("gram_full", TensorProto.FLOAT, None)])
+        helper.make_node("ReduceSum", ["gram_flat", "gram_axis1"], ["gram_sums_full"], keepdims=0),  # (B, HW)
+        helper.make_node("ReduceSumSquare", ["fmap"], ["gram_raw_full"], axes=[1, 2, 3], keepdims=0),  # (B,)
+    ], "gram", [], outputs(("gram_full", "gram_sums_full", "gram_raw_full")))
     graph.input.append(helper.make_tensor_value_info("want_gram", TensorProto.BOOL, []))
-    graph.output.append(helper.make_tensor_value_info("gram", TensorProto.FLOAT, None))
+    graph.output.extend(outputs(name for name, _ in _GRAM_OUTPUTS))
     if not nchw:  # tokens, NHWC: no Gram, and no node that assumes a rank-4 map (ORT infers both branches)
-        graph.node.append(helper.make_node("Constant", [], ["gram"], value=helper.make_tensor(
-            "empty", TensorProto.FLOAT, [0, 0, 0], [])))
+        graph.node.extend(empties(""))
         return
     graph.initializer.extend([
+        helper.make_tensor("gram_axis1", TensorProto.INT64, [1], [1]),
         helper.make_tensor("gram_flat_shape", TensorProto.INT64, [3], [0, 0, -1]),
         helper.make_tensor("gram_limit", TensorProto.INT64, [], [limit]),
         helper.make_tensor("gram_nchw", TensorProto.BOOL, [], [nchw]),
@@ -120,15 +136,17 @@ def add_gram(model, nchw: bool, limit: int = EXACT_MAX_DIM) -> None:
         helper.make_node("LessOrEqual", ["gram_n", "gram_most"], ["gram_fits"]),
         helper.make_node("And", ["gram_fits", "want_gram"], ["gram_wanted"]),
         helper.make_node("And", ["gram_wanted", "gram_nchw"], ["gram_run"]),
-        helper.make_node("If", ["gram_run"], ["gram"], then_branch=centred, else_branch=empty),
+        helper.make_node("If", ["gram_run"], [name for name, _ in _GRAM_OUTPUTS], then_branch=centred,
+                         else_branch=empty),
     ])
 
 
-def _gram(fmap: torch.Tensor) -> np.ndarray:
-    """``(B, HW, HW)`` Gram matrices of the positions of ``(B, C, H, W)`` maps, channels centred."""
-    a = fmap.detach().double().flatten(2)
-    a = a - a.mean(dim=2, keepdim=True)
-    return (a.mT @ a).numpy()
+def _gram_agrees(found: list[np.ndarray], fmap: torch.Tensor | np.ndarray) -> bool:
+    """Whether the graph's :func:`add_gram` outputs are those of ``(B, C, H, W)`` maps ``fmap``."""
+    a = torch.as_tensor(fmap).detach().double().flatten(2)
+    c = a - a.mean(dim=2, keepdim=True)
+    want = (c.mT @ c, c.sum(dim=1), a.square().sum(dim=(1, 2)))
+    return all(_agree(f, w.numpy()) for f, w in zip(found, want, strict=True))
 
 
 def _agree(a: np.ndarray, b: torch.Tensor | np.ndarray, tol: float = 1e-3) -> bool:
@@ -201,13 +219,14 @@ class OnnxBackend:
         """As :meth:`TorchBackend.forward`; the first call for a layer exports (or loads) and checks."""
         return self._run(x, gram=False)[:2]
 
-    def forward_gram(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def forward_gram(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, Gram | None]:
         """:meth:`forward` and, where the exact Eigen-CAM solver takes it (an NCHW map with
         ``HW <= min(C, EXACT_MAX_DIM)``), the centred Gram matrix of its positions ``(B, HW, HW)``
-        computed by the runtime (:func:`add_gram`); else ``None``."""
+        and the rest of :class:`~eigencam_live.cam.Gram`, computed by the runtime
+        (:func:`add_gram`); else ``None``."""
         return self._run(x, gram=True)
 
-    def _run(self, x: torch.Tensor, gram: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def _run(self, x: torch.Tensor, gram: bool) -> tuple[torch.Tensor, torch.Tensor, Gram | None]:
         layer = self.layer
         if layer not in self._sessions:
             self._sessions[layer] = self._checked_session(layer, x)
@@ -228,15 +247,15 @@ class OnnxBackend:
         if session is None:
             return (*self.torch.forward(x), None)
         wanted = gram and self._gram_trusted.get(layer, True)
-        logits, raw, found = session.run(None, {"x": x.contiguous().numpy(), "want_gram": np.array(wanted)})
+        logits, raw, *found = session.run(None, {"x": x.contiguous().numpy(), "want_gram": np.array(wanted)})
         fmap = self._map(raw, x)
-        if not found.size:
+        if not found[0].size:
             return torch.from_numpy(logits), fmap, None
         if layer not in self._gram_trusted:  # the first Gram (the first input's map may have had none)
-            self._gram_trusted[layer] = _agree(found, _gram(fmap))
+            self._gram_trusted[layer] = _gram_agrees(found, fmap)
             if not self._gram_trusted[layer]:
                 return torch.from_numpy(logits), fmap, None  # never used: the solver makes its own
-        return torch.from_numpy(logits), fmap, torch.from_numpy(found)
+        return torch.from_numpy(logits), fmap, Gram(*(torch.from_numpy(f) for f in found))
 
     # -- export, cache, check ------------------------------------------------------------------
     def _agrees(self, session, x: torch.Tensor, where: str) -> bool:
@@ -244,7 +263,7 @@ class OnnxBackend:
         with torch.inference_mode():
             want_logits, want_fmap = self.torch.forward(x)
         try:
-            logits, raw, _ = session.run(None, {"x": x.contiguous().numpy(), "want_gram": np.array(False)})
+            logits, raw, *_ = session.run(None, {"x": x.contiguous().numpy(), "want_gram": np.array(False)})
         except Exception:  # noqa: BLE001 - the graph cannot take this size: torch can
             self.warning = (f"ONNX Runtime cannot run {self.loaded.spec.name}{where} (its export holds another "
                             "input size); torch runs it there")
@@ -285,15 +304,15 @@ class OnnxBackend:
             mark_used(path)  # before loading: another process's trim then leaves it
             try:
                 session = self._session(path)
-                logits, raw, gram = session.run(None, feeds)
+                logits, raw, *gram = session.run(None, feeds)
             except Exception:  # a corrupt or truncated file: rebuild it once
                 path.unlink(missing_ok=True)
                 continue
             fmap = self._map(raw, x).numpy()
-            if _agree(logits, want_logits) and _agree(fmap, want_fmap) and (not gram.size or _agree(gram, _gram(want_fmap))):
+            if _agree(logits, want_logits) and _agree(fmap, want_fmap) and (not gram[0].size or _gram_agrees(gram, want_fmap)):
                 self.warning = None
                 self._sizes[layer] = {tuple(x.shape[-2:])}
-                if gram.size:
+                if gram[0].size:
                     self._gram_trusted[layer] = True
                 trim_cache(path.parent, keep=path)
                 return session

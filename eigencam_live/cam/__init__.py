@@ -10,6 +10,7 @@
 """
 
 from .eigencam import EXACT_MAX_DIM, METHODS, SPECTRUM_SIZE, eigen_cam
+from .solvers import Gram
 from .tail import NOISE, CamResult, normalize_maps
 from .video import SubspaceTracker, TemporalSmoother
 
@@ -19,6 +20,7 @@ __all__ = [
     "NOISE",
     "SPECTRUM_SIZE",
     "CamResult",
+    "Gram",
     "SubspaceTracker",
     "TemporalSmoother",
     "eigen_cam",

@@ -77,7 +77,7 @@ def eigen_cam(
     tracker: SubspaceTracker | None = None,
     generator: torch.Generator | None = None,
     sync_free: bool = False,
-    gram: torch.Tensor | None = None,
+    gram: solvers.Gram | None = None,
 ) -> CamResult:
     """Eigen-CAM maps of a batch of activations.
 
@@ -96,9 +96,10 @@ def eigen_cam(
         sync_free: use :func:`eigencam_live.cam.solvers.sync_free` (subspace iteration with
             CholeskyQR2 and a Jacobi Rayleigh-Ritz step) instead of ``torch.linalg``'s
             eigh/qr, whose error checks stall a CUDA stream; ``method`` is then ignored.
-        gram: optional ``(B, HW, HW)`` centred Gram matrix of the positions of these activations,
-            ``X_c X_c^T``, computed by the backend beside them (ONNX Runtime does); the CPU solver
-            of the exact method uses it instead of computing it.
+        gram: optional :class:`~eigencam_live.cam.solvers.Gram` of these activations (the centred
+            Gram matrix of their positions and the sums the sign rule reads), computed by the
+            backend beside them (ONNX Runtime does); the CPU solver of the exact method uses it
+            instead of computing it.
 
     Returns:
         :class:`CamResult` with ``maps (B, H, W)`` float32 in ``[0, 1]`` on the input's device.
@@ -134,7 +135,10 @@ def eigen_cam(
     if found is None:
         xt, spread = solvers.centred_matrix(activations)
         scale = spread[:, None]
-        start = tracker.start(c) if tracker is not None and method != "exact" else None
+        start = tracker.start(h * w) if tracker is not None and method != "exact" else None
+        if start is not None:  # the previous maps' directions, as channel loadings of this frame
+            start = xt @ start.to(device=xt.device, dtype=xt.dtype)
+            start = start / torch.linalg.vector_norm(start, dim=1, keepdim=True).clamp_min(1e-30)
         if method == "exact":
             found = solvers.exact(xt, n)
         elif method == "sync-free":

@@ -24,9 +24,9 @@ import torch
 from scipy.linalg import blas, lapack
 
 from .linalg import cholesky_qr, initial_sketch, jacobi_eigh
-from .tail import inverse
+from .tail import clear_sums, inverse
 
-__all__ = ["Components", "centred_matrix", "exact", "gram_cpu", "randomized", "sync_free"]
+__all__ = ["Components", "Gram", "centred_matrix", "exact", "gram_cpu", "randomized", "sync_free"]
 
 #: :func:`randomized` stops when every watched component's eigenvector error bound
 #: ``||X X^T u - s^2 u|| / gap`` (sin of its angle to the exact one, Davis-Kahan) is below this.
@@ -51,14 +51,33 @@ class Components(NamedTuple):
     Attributes:
         u: ``(B, N, n)`` left singular vectors (finite; any where ``s`` is ~0).
         s: ``(B, n)`` singular values, descending, ``>= 0``.
-        v: ``(B, C, n)`` right singular vectors (channel loadings), unit or zero columns.
+        v: ``(B, C, n)`` right singular vectors (channel loadings), unit or zero columns; ``None``
+            where the solver did not need to form them (then ``total`` is given).
         energy: ``(B,)`` ``||X||_F^2``, the sum of all squared singular values.
+        total: ``(B, n)`` the sums of ``v``'s columns, given by a solver that has them without
+            ``v`` (:func:`gram_cpu`: ``u_k^T X_c 1 / s_k``); ``None``: the tail sums ``v``.
     """
 
     u: torch.Tensor
     s: torch.Tensor
-    v: torch.Tensor
+    v: torch.Tensor | None
     energy: torch.Tensor
+    total: torch.Tensor | None = None
+
+
+class Gram(NamedTuple):
+    """What a backend computed beside activations ``X`` ``(B, C, H, W)`` for :func:`gram_cpu`
+    (ONNX Runtime does, while they are in its caches): float32 CPU tensors, never modified.
+
+    Attributes:
+        matrix: ``(B, HW, HW)`` ``X_c X_c^T``, the Gram matrix of the positions, channels centred.
+        sums: ``(B, HW)`` ``X_c 1``, the centred channel sums at each position.
+        raw: ``(B,)`` ``||X||^2``, the energy of the activations as they are.
+    """
+
+    matrix: torch.Tensor
+    sums: torch.Tensor
+    raw: torch.Tensor
 
 
 def _varies(energy, mean_energy, positions: int):
@@ -144,18 +163,22 @@ def exact(xt: torch.Tensor, n: int) -> Components:
     return Components(u, s, v, gram.diagonal(dim1=1, dim2=2).sum(-1))
 
 
-def gram_cpu(activations: torch.Tensor, n: int, gram: torch.Tensor | None = None) -> Components | None:
+def gram_cpu(activations: torch.Tensor, n: int, gram: Gram | None = None) -> Components | None:
     """:func:`exact` for CPU activations ``(B, C, H, W)`` with ``HW <= C``, in numpy and LAPACK.
 
     Right after a forward pass every tensor op costs 5 to 30 us whatever its size, and at a 7 x 7
     map there are few flops: so one frame at a time, each step one BLAS or LAPACK call. Centre the
     channels (``X_c``), the Gram matrix of the positions ``X_c X_c^T`` (``syrk``: one triangle,
     half the flops of a product), its ``n`` leading eigenpairs only (``syevr``, bisection and
-    inverse iteration for the wanted ones), and ``v_k = X_c^T u_k / s_k``.
+    inverse iteration for the wanted ones), and the sums the sign rule reads,
+    ``1^T v_k = u_k^T X_c 1 / s_k``. The loadings ``v_k = X_c^T u_k / s_k`` themselves (a product
+    that reads every activation again) are formed only where such a sum is too small to decide a
+    sign (:func:`~eigencam_live.cam.tail.clear_sums`).
 
-    ``gram``: ``(B, HW, HW)`` float32, ``X_c X_c^T`` of these activations if the backend computed it
-    beside them (the ONNX Runtime backend does, while they are in its caches); it is used instead
-    of centring and multiplying here, never modified. Its upper triangle is read.
+    ``gram``: :class:`Gram` of these activations if the backend computed it beside them (the ONNX
+    Runtime backend does, while they are in its caches); used instead of centring and multiplying
+    here, never modified (the upper triangle of its matrix is read), and the activations are then
+    not read at all unless loadings are formed.
 
     Returns numpy arrays (the tail runs on them in numpy), or ``None``, for :func:`centred_matrix` and :func:`exact` to take over, where float32
     squares are not to be trusted: activations that are not finite or overflow when squared, that
@@ -165,18 +188,22 @@ def gram_cpu(activations: torch.Tensor, n: int, gram: torch.Tensor | None = None
     """
     _one_blas_thread()
     b, c, h, w = activations.shape
-    big_n = h * w
     x = activations.detach() if activations.requires_grad else activations
     if x.dtype != torch.float32:
         x = x.float()
-    frames = x.numpy().reshape(b, c, big_n)  # (B, C, N): a view, channels-last too
-    found = [_gram_frame(frames[i], n, None if gram is None else gram[i].numpy()) for i in range(b)]
+    frames = x.numpy().reshape(b, c, h * w)  # (B, C, N): a view, channels-last too
+    given = [None] * b if gram is None else list(zip(*(part.numpy() for part in gram), strict=True))
+    found = [_gram_frame(frames[i], n, given[i]) for i in range(b)]
     if any(f is None for f in found):
         return None
-    if b == 1:
-        u, s, v, energy = found[0]
-        return Components(u[None], s[None], v[None], energy[None])
-    return Components(*(np.stack(parts) for parts in zip(*found, strict=True)))
+    if b > 1 and any(f[2] is not None for f in found):  # one frame's loadings: every frame's
+        found = [f if f[2] is not None else (*f[:2], _loadings(frames[i], f[0], f[1]), *f[3:])
+                 for i, f in enumerate(found)]
+    if b == 1:  # views, not copies: each call costs 5 to 10 us right after a forward pass
+        u, s, v, energy, total = (None if part is None else part[None] for part in found[0])
+    else:
+        u, s, v, energy, total = (None if parts[0] is None else np.stack(parts) for parts in zip(*found, strict=True))
+    return Components(u, s, v, energy, None if v is not None else total)
 
 
 @functools.cache
@@ -190,24 +217,36 @@ def _one_blas_thread() -> None:
     threadpool_limits(1, user_api="blas")
 
 
-def _gram_frame(a: np.ndarray, n: int, gram: np.ndarray | None):
-    """``(u (N, n), s (n,), v (C, n), energy ())`` float32 arrays for one frame ``a (C, N)``, or ``None``."""
+def _loadings(a: np.ndarray, u: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``v_k = X_c^T u_k / s_k`` ``(C, n)`` from one frame's raw activations ``a (C, N)``: ``u``
+    is centred first (as ``J u``), so that ``X^T u = X_c^T u`` exactly."""
+    return (a @ (u - u.mean(axis=0))) * inverse(s)
+
+
+def _gram_frame(a: np.ndarray, n: int, given: tuple[np.ndarray, np.ndarray, np.ndarray] | None):
+    """``(u (N, n), s (n,), v (C, n) or None, energy (), total (n,))`` float32 arrays for one frame
+    ``a (C, N)``, or ``None``."""
     c, big_n = a.shape
     with np.errstate(all="ignore"):  # overflow and NaN are checked below, on the energies
-        if gram is None:
+        if given is None:
             # centred first: the Gram of the centred values carries rounding errors of their energy
             # (J X X^T J, cheaper by one pass, carried errors of the raw energy: 1e-4 off on RegNet)
             mean = a.mean(axis=1)  # (C,), over the positions
-            gram = blas.ssyrk(1.0, (a - mean[:, None]).T, lower=0)  # upper triangle of X_c X_c^T (N, N)
+            centred = a - mean[:, None]
+            sums = np.add.reduce(centred, axis=0)  # X_c 1, (N,)
+            gram = blas.ssyrk(1.0, centred.T, lower=0)  # upper triangle of X_c X_c^T (N, N)
             lower, own = 0, 1
+            energy = float(np.trace(gram))  # ||X_c||^2, the sum of every eigenvalue
+            raw = energy + big_n * float(np.dot(mean, mean))  # ||X||^2 = ||X_c||^2 + N ||mean||^2
         else:
-            mean = None  # the raw energy is read below, once the product has brought the activations into the caches
+            gram, sums, raw = given
             # symmetric: a C-ordered matrix is its own transpose in LAPACK's order; whichever
             # triangle LAPACK reads is then the caller's upper one. The caller's array is kept.
             lower, own = (0, 0) if gram.flags.f_contiguous else (1, 0)
             gram = gram if gram.flags.f_contiguous else gram.T
-        energy = float(np.trace(gram))  # ||X_c||^2, the sum of every eigenvalue
-        if not math.isfinite(energy):
+            energy, raw = float(np.trace(gram)), float(raw)
+        if not (math.isfinite(energy) and math.isfinite(raw) and raw >= MIN_MEAN_SQUARE * big_n * c
+                and energy >= MIN_CENTRED_ENERGY * raw):
             return None
         # the n largest eigenpairs, ascending; overwritten only when the Gram is ours
         lam, vecs, _, _, info = lapack.ssyevr(gram, compute_v=1, range="I", lower=lower, il=big_n - n + 1, iu=big_n,
@@ -215,17 +254,12 @@ def _gram_frame(a: np.ndarray, n: int, gram: np.ndarray | None):
         if info != 0:
             return None
         lam, u = lam[n - 1 :: -1], vecs[:, n - 1 :: -1]  # descending
-        u = u - u.mean(axis=0)  # exactly orthogonal to the ones (as J u), so X^T u = X_c^T u
-        v = a @ u  # X_c^T u_k, (C, n)
-        if mean is None:  # ||X||^2 in one BLAS call (right after a forward pass each call costs 10 to 60 us)
-            flat = a.ravel(order="K")  # a view, channels first or last
-            raw = float(np.dot(flat, flat))
-        else:
-            raw = energy + big_n * float(np.dot(mean, mean))  # ||X||^2 = ||X_c||^2 + N ||mean||^2
-        if not (math.isfinite(raw) and raw >= MIN_MEAN_SQUARE * big_n * c and energy >= MIN_CENTRED_ENERGY * raw):
-            return None
         s = np.sqrt(np.maximum(lam, 0.0))
-        return u, s, v * inverse(s), np.array(energy, dtype=np.float32)  # v_k = X_c^T u_k / s_k
+        inv = inverse(s)
+        total = (sums @ u) * inv  # 1^T v_k = 1^T X_c^T u_k / s_k
+        # a component without variance (inv 0) has no sign to decide
+        v = None if (clear_sums(total, c) | (inv == 0)).all() else _loadings(a, u, s)
+        return u, s, v, np.array(energy, dtype=np.float32), total
 
 
 def _ritz(xt: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

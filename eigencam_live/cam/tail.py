@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .solvers import Components
     from .video import SubspaceTracker
 
-__all__ = ["NOISE", "CamResult", "cam_from_components", "namespace", "normalize_maps"]
+__all__ = ["NOISE", "CamResult", "cam_from_components", "clear_sums", "namespace", "normalize_maps"]
 
 #: A component whose variance is below this share of the total is rounding noise (a rank-deficient
 #: map: fewer distinct positions than components) and is reported as absent: s = 0, an empty map.
@@ -84,15 +84,27 @@ def inverse(s: torch.Tensor) -> torch.Tensor:
     return (s > NEGLIGIBLE * s[..., :1]) / s.clip(1e-30, None)
 
 
-def rule_signs(v: torch.Tensor) -> torch.Tensor:
+def clear_sums(total: torch.Tensor, channels: int) -> torch.Tensor:
+    """Where the sums ``total`` of unit loadings over ``channels`` decide a sign by themselves:
+    ``|sum| > 1e-6 sqrt(C)``, i.e. above 1e-6 of the largest ``||v_k||_1`` a unit vector can have."""
+    return abs(total) > 1e-6 * math.sqrt(channels)
+
+
+def rule_signs(v: torch.Tensor | None, total: torch.Tensor | None = None) -> torch.Tensor:
     """``(B, n)`` signs (+1/-1, ``v``'s dtype) of the loadings ``v (B, C, n)`` (unit or zero
     columns) from the documented rule: ``v_k`` sums positive; where the sum is ~0
-    (``|sum| <= 1e-6 sqrt(C)``, i.e. 1e-6 of the largest ``||v_k||_1`` a unit vector can have), the
-    largest-magnitude loading is made positive (that is the sign of ``max + min``; an exact tie
-    gives +)."""
+    (:func:`clear_sums`), the largest-magnitude loading is made positive (that is the sign of
+    ``max + min``; an exact tie gives +).
+
+    ``total``: the sums of ``v``'s columns where the solver has them without ``v``
+    (:attr:`~eigencam_live.cam.solvers.Components.total`); ``v`` is then ``None``, every sum being
+    clear (a zero sum, of a component without variance, gives +)."""
+    if v is None:
+        xp = namespace(total)
+        return xp.sign(total) + (total == 0)
     xp = namespace(v)
     total = xp.sum(v, axis=1)
-    clear = abs(total) > 1e-6 * math.sqrt(v.shape[1])
+    clear = clear_sums(total, v.shape[1])
     if (xp is not torch or v.is_cpu) and bool(clear.all()):  # read on the host at no cost: no fallback needed
         return xp.sign(total)
     largest = xp.amax(v, axis=1) + xp.amin(v, axis=1)
@@ -139,14 +151,14 @@ def cam_from_components(
     Returns:
         :class:`CamResult`, every tensor float32 on the solver's device (the CPU for numpy).
     """
-    u, s, v, energy = components
+    u, s, v, energy, sums = components
     xp = namespace(s)
     power = s * s
     total = energy[:, None]
     real = power > NOISE * total
-    signs = rule_signs(v)
+    signs = rule_signs(v, sums)
     if tracker is not None:
-        signs = tracker.follow(v, real, signs)
+        signs = tracker.follow(u, real, signs)
     s = s * real
     k = component - 1
     proj = u[:, :, k] * (s[:, k : k + 1] * signs[:, k : k + 1])  # (B, N): X v_k, signed, the solver's units

@@ -11,13 +11,19 @@ __all__ = ["SubspaceTracker", "TemporalSmoother"]
 
 
 class SubspaceTracker:
-    """Carries a video's principal subspace from frame to frame.
+    """Carries a video's principal subspace from frame to frame, in the map's positions.
 
-    * Warm start: the previous frame's right singular vectors seed the randomized sketch, so fewer
-      power iterations reach the convergence test.
+    The state is the previous frame's left singular vectors ``u_k`` (the maps' directions: a map is
+    ``u_k s_k``) with their signs applied. Positions, not channel loadings: every solver has ``u``,
+    and the CPU solver of small maps never forms the loadings (it works on the Gram matrix of the
+    positions, which ONNX Runtime computes beside the activations).
+
     * Sign continuity: when a component of this frame matches the previous frame's
-      (``|cos| >= match``), its sign is chosen to agree with it, so the map never flips between two
-      frames of the same scene; otherwise the per-frame rule applies.
+      (``|cos| >= match``; ``u`` is centred, so that cosine is the Pearson correlation of the two
+      frames' maps), its sign is chosen to agree with it, so the map never flips between two frames
+      of the same scene; otherwise the per-frame rule applies.
+    * Warm start: the iterative solvers start from the previous frame's subspace (``X^T u``, its
+      channel loadings in this frame), so fewer power iterations reach the convergence test.
 
     For a batch, frames are taken as consecutive: each frame is aligned with the previous one
     within the batch, and the first with the last frame of the previous batch. A blank last frame
@@ -35,25 +41,26 @@ class SubspaceTracker:
 
     @property
     def basis(self) -> torch.Tensor | None:
-        """``(C, n)`` float32: the last frame's right singular vectors with their signs applied
+        """``(HW, n)`` float32: the last frame's left singular vectors with their signs applied
         (zero columns for absent components), or ``None``. Edits in place are followed."""
         return self._basis
 
-    def start(self, channels: int) -> torch.Tensor | None:
-        """:attr:`basis` if it has ``channels`` rows (the same layer), else ``None``."""
+    def start(self, positions: int) -> torch.Tensor | None:
+        """:attr:`basis` if it has ``positions`` rows (a map of the same size), else ``None``."""
         basis = self._basis
-        return basis if basis is not None and basis.shape[0] == channels else None
+        return basis if basis is not None and basis.shape[0] == positions else None
 
-    def update(self, v_signed: torch.Tensor) -> None:
-        """Keep the last frame of ``v_signed (B, C, n)`` as the basis."""
-        self._basis = v_signed[-1].detach().to(torch.float32, copy=True)
+    def update(self, u_signed: torch.Tensor) -> None:
+        """Keep the last frame of ``u_signed (B, HW, n)`` as the basis."""
+        self._basis = u_signed[-1].detach().to(torch.float32, copy=True)
 
-    def follow(self, v: torch.Tensor, real: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
+    def follow(self, u: torch.Tensor, real: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
         """Signs continuous with the previous frames, and the new basis kept.
 
         Args:
-            v: ``(B, C, n)`` unit right singular vectors of consecutive frames (a tensor, or a
-                numpy array from the CPU solver: the same code runs on either).
+            u: ``(B, HW, n)`` left singular vectors of consecutive frames, unit (or zero) columns
+                orthogonal to the ones (a tensor, or a numpy array from the CPU solver: the same
+                code runs on either).
             real: ``(B, n)`` bool, the components above the noise floor (the others never match).
             signs: ``(B, n)`` signs from the per-frame rule; overwritten where a component matches
                 the previous frame's.
@@ -61,18 +68,18 @@ class SubspaceTracker:
         Returns:
             ``signs``.
         """
-        xp = namespace(v)
-        prev = before = self.start(v.shape[1])
+        xp = namespace(u)
+        prev = before = self.start(u.shape[1])
         if prev is not None:  # the engine may have moved to another device
-            prev = before = prev.to(v.device) if xp is torch else (prev if prev.is_cpu else prev.cpu()).numpy()
-        n = v.shape[2]
-        for i in range(v.shape[0]):
+            prev = before = prev.to(u.device) if xp is torch else (prev if prev.is_cpu else prev.cpu()).numpy()
+        n = u.shape[2]
+        for i in range(u.shape[0]):
             if prev is not None:
                 m = min(prev.shape[1], n)
-                cos = xp.sum(v[i, :, :m] * prev[:, :m], axis=0)  # unit vectors: a cosine (0 against a blank frame)
+                cos = xp.sum(u[i, :, :m] * prev[:, :m], axis=0)  # unit vectors: a cosine (0 against a blank frame)
                 # (a component below the noise floor may match by chance: its sign never shows)
                 signs[i, :m] = xp.where(abs(cos) >= self.match, xp.sign(cos), signs[i, :m])
-            prev = v[i] * (signs[i] * real[i])
+            prev = u[i] * (signs[i] * real[i])
         if before is not None and before.shape == prev.shape:
             # a blank last frame keeps the basis it was given (decided on the device: no host sync)
             prev = xp.where(real[-1, 0], prev, before)
