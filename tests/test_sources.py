@@ -133,6 +133,29 @@ def test_a_damaged_packet_mid_file_is_left_out_and_the_rest_decoded(tmp_path):
     assert frames[-1].pts == pytest.approx(74 / 25)  # to its end
 
 
+def test_a_damaged_last_packet_is_said(tmp_path):
+    """The decoder's threads swallow the error of a damaged last packet: the frame was left out
+    without a word (74 of 75, within a container count's rounding). The end is decoded again on one
+    thread where fewer frames came than the container counts, and the packet is said."""
+    import av
+
+    _testsrc_mp4(tmp_path / "whole.mp4", 320, 240, 25, 3)
+    with av.open(str(tmp_path / "whole.mp4")) as c:
+        last = [p.pos for p in c.demux(video=0) if p.size][-1]
+    data = bytearray((tmp_path / "whole.mp4").read_bytes())
+    data[last : last + 64] = bytes(b ^ 0x5A for b in data[last : last + 64])
+    path = tmp_path / "damaged.mp4"
+    path.write_bytes(bytes(data))
+    with Capture(open_source(str(path))) as cap:
+        frames = list(cap)
+        assert len(frames) == 74 and cap.warning is None
+        assert cap.damage == f"{path} is damaged: 1 video packet could not be decoded and was left out " \
+                             "(Invalid data found when processing input)"
+    assert [f.index for f in frames] == list(range(74))
+    with Capture(open_source(str(tmp_path / "whole.mp4"))) as cap:  # the file as it was: nothing said
+        assert len(list(cap)) == 75 and cap.warning is None and cap.damage is None
+
+
 def test_variable_frame_rate_timestamps_are_kept(tmp_path):
     times = [0.0, 0.03, 0.1, 0.12, 0.3, 0.31, 0.5]
     path = write_clip(tmp_path / "vfr.mp4", pts=times)

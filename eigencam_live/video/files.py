@@ -172,7 +172,7 @@ class FileSource(FrameSource):
         frame, self._peeked = (self._peeked, None) if self._peeked is not None else (self._decode_next(), None)
         if frame is None and self._tail is None and self.kind == "file" and not self._damaged:
             self._check_complete()
-            if self.warning:  # cut off: what the decoder's threads dropped at the end
+            if self.warning or self._short():  # cut off, or damaged at its end: what the decoder's threads dropped
                 self._tail = self._frames_after_end()
                 frame = self._tail.pop(0) if self._tail else None
         elif frame is None and self._tail:
@@ -206,10 +206,18 @@ class FileSource(FrameSource):
         self._count += 1
         return out
 
+    def _short(self) -> bool:
+        """Whether fewer frames came than the container counts, by any number (a count that is
+        not exact, or a damaged last packet, whose error the decoder's threads swallow)."""
+        expected = self.info.frame_count
+        return bool(expected) and self._count + len(self._refused) < expected
+
     def _frames_after_end(self) -> list:
         """The frames after the last one decoded, decoded again on one thread from the keyframe
         before it, each packet on its own: at a cut-off or damaged end, frame threading drops the
-        frames it held (a cut-off MP4 gave 12 of the 14 that decode)."""
+        frames it held (a cut-off MP4 gave 12 of the 14 that decode) and the errors of the packets
+        it could not decode (a damaged last packet was left out without a word); these are
+        counted in :attr:`damage`."""
         import av
 
         self._counted = self._count
@@ -229,7 +237,10 @@ class FileSource(FrameSource):
                 for packet in container.demux(stream):
                     try:
                         found += [f for f in packet.decode() if f.pts is not None and f.pts > self._last_raw]
-                    except av.FFmpegError:  # this packet is damaged: the next may decode
+                    except av.FFmpegError as exc:  # this packet is damaged: the next may decode
+                        if packet.pts is not None and packet.pts > self._last_raw:
+                            self._refused.add((packet.pts, packet.pos))  # (once, as in _decoded)
+                            self._skip_reason = _av_reason(exc)
                         continue
                     if len(found) >= _TAIL_FRAMES:  # (as many as frame threads can hold)
                         break
