@@ -454,6 +454,21 @@ def test_a_network_of_torchs_own_transformer_layers_runs_on_onnxruntime():
     assert np.allclose([p[1] for p in want.predictions], [p[1] for p in got.predictions], atol=1e-4)
 
 
+def test_the_runtime_sums_are_checked_against_what_they_add_up():
+    """A softmax over the channels: their sum is 1 at every position, so the centred sums are
+    rounding residue (1e-8 in float32, 1e-17 in float64). Held to their own size they never agreed,
+    and the runtime's outputs were refused; held to the size of what they add up, they agree, and a
+    real error still shows."""
+    g = torch.Generator().manual_seed(3)
+    fmap = torch.softmax(torch.randn(2, 64, 4, 5, generator=g), dim=1)
+    a = fmap.flatten(2).numpy()  # float32 throughout, as ONNX Runtime computes them
+    c = a - a.mean(axis=2, keepdims=True)
+    found = [c.transpose(0, 2, 1) @ c, c.sum(axis=1), np.square(a).sum(axis=(1, 2))]
+    assert onnx_backend._gram_agrees(found, fmap)
+    assert not onnx_backend._gram_agrees([found[0], found[1] + 0.01 * np.abs(c).sum(axis=1).max(), found[2]], fmap)
+    assert not onnx_backend._gram_agrees([found[0] * 1.01, *found[1:]], fmap)
+
+
 def test_the_runtime_gram_is_checked_the_first_time_it_comes(monkeypatch):
     """The first input may be too large for a Gram (no check then): the first Gram that comes
     later is compared with one made from its activations, and one that disagrees is never used."""

@@ -145,6 +145,17 @@ def test_a_gram_matrix_from_the_backend_is_read_from_its_upper_triangle_and_kept
         assert torch.equal(gram, before)
 
 
+def test_components_under_the_noise_floor_need_no_loadings():
+    """A rank-1 map: components 2 to 5 are rounding noise, whose signs never show; their sums
+    (noise too) do not make the CPU Gram solver read the activations again for the loadings
+    (before, 12 of 60 such maps did)."""
+    for seed in range(60):
+        g = torch.Generator().manual_seed(seed)
+        a = (torch.randn(1, 64, 1, generator=g) @ torch.randn(1, 1, 35, generator=g)).view(1, 64, 5, 7)
+        found = solvers.gram_cpu(a, 5)
+        assert found.v is None and found.total.shape == (1, 5), seed
+
+
 def test_the_gram_solver_forms_the_loadings_where_their_sums_decide_nothing(monkeypatch):
     """A last channel that is minus the sum of the others: every component's loadings sum to 0, so
     the sign rule falls back to the largest loading, and the CPU Gram solver forms the loadings for

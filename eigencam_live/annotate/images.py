@@ -62,10 +62,10 @@ class ImagesResult:
 class _NoMemory(SubspaceTracker):
     """A tracker that carries nothing from one image to the next: the per-image sign rule holds."""
 
-    def start(self, channels: int) -> None:
+    def start(self, positions: int) -> None:
         return None
 
-    def follow(self, v, real, signs):
+    def follow(self, u, real, signs):
         return signs
 
 

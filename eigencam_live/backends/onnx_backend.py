@@ -142,16 +142,22 @@ def add_gram(model, nchw: bool, limit: int = EXACT_MAX_DIM) -> None:
 
 
 def _gram_agrees(found: list[np.ndarray], fmap: torch.Tensor | np.ndarray) -> bool:
-    """Whether the graph's :func:`add_gram` outputs are those of ``(B, C, H, W)`` maps ``fmap``."""
+    """Whether the graph's :func:`add_gram` outputs are those of ``(B, C, H, W)`` maps ``fmap``.
+
+    The sums are held to the size of what they add up (``sum |X_c|`` over the channels), not to
+    their own: where the channels' sum hardly varies over the positions (a softmax over channels),
+    ``X_c 1`` is rounding residue on either side."""
     a = torch.as_tensor(fmap).detach().double().flatten(2)
     c = a - a.mean(dim=2, keepdim=True)
-    want = (c.mT @ c, c.sum(dim=1), a.square().sum(dim=(1, 2)))
-    return all(_agree(f, w.numpy()) for f, w in zip(found, want, strict=True))
+    matrix, sums, raw = found
+    return (_agree(matrix, (c.mT @ c).numpy()) and _agree(raw, a.square().sum(dim=(1, 2)).numpy())
+            and _agree(sums, c.sum(dim=1).numpy(), scale=float(c.abs().sum(dim=1).max())))
 
 
-def _agree(a: np.ndarray, b: torch.Tensor | np.ndarray, tol: float = 1e-3) -> bool:
+def _agree(a: np.ndarray, b: torch.Tensor | np.ndarray, tol: float = 1e-3, scale: float | None = None) -> bool:
+    """Whether ``a`` is ``b`` within ``tol`` of ``scale`` (default: ``b``'s largest magnitude)."""
     b = b if isinstance(b, np.ndarray) else b.detach().float().numpy()
-    scale = max(float(np.abs(b).max()), 1e-30)
+    scale = max(float(np.abs(b).max()) if scale is None else scale, 1e-30)
     return a.shape == b.shape and float(np.abs(a - b).max()) / scale <= tol
 
 
@@ -309,11 +315,11 @@ class OnnxBackend:
                 path.unlink(missing_ok=True)
                 continue
             fmap = self._map(raw, x).numpy()
-            if _agree(logits, want_logits) and _agree(fmap, want_fmap) and (not gram[0].size or _gram_agrees(gram, want_fmap)):
+            if _agree(logits, want_logits) and _agree(fmap, want_fmap):
                 self.warning = None
                 self._sizes[layer] = {tuple(x.shape[-2:])}
-                if gram[0].size:
-                    self._gram_trusted[layer] = True
+                if gram[0].size:  # one that disagrees is never used: the solver makes its own
+                    self._gram_trusted[layer] = _gram_agrees(gram, want_fmap)
                 trim_cache(path.parent, keep=path)
                 return session
             path.unlink(missing_ok=True)  # a cached file that does not match: rebuild it once

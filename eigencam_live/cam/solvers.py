@@ -24,7 +24,7 @@ import torch
 from scipy.linalg import blas, lapack
 
 from .linalg import cholesky_qr, initial_sketch, jacobi_eigh
-from .tail import clear_sums, inverse
+from .tail import NOISE, clear_sums, inverse
 
 __all__ = ["Components", "Gram", "centred_matrix", "exact", "gram_cpu", "randomized", "sync_free"]
 
@@ -257,8 +257,8 @@ def _gram_frame(a: np.ndarray, n: int, given: tuple[np.ndarray, np.ndarray, np.n
         s = np.sqrt(np.maximum(lam, 0.0))
         inv = inverse(s)
         total = (sums @ u) * inv  # 1^T v_k = 1^T X_c^T u_k / s_k
-        # a component without variance (inv 0) has no sign to decide
-        v = None if (clear_sums(total, c) | (inv == 0)).all() else _loadings(a, u, s)
+        # a component under the noise floor (or without variance: inv 0) has no sign that shows
+        v = None if (clear_sums(total, c) | (lam <= NOISE * energy)).all() else _loadings(a, u, s)
         return u, s, v, np.array(energy, dtype=np.float32), total
 
 

@@ -97,8 +97,9 @@ def rule_signs(v: torch.Tensor | None, total: torch.Tensor | None = None) -> tor
     ``max + min``; an exact tie gives +).
 
     ``total``: the sums of ``v``'s columns where the solver has them without ``v``
-    (:attr:`~eigencam_live.cam.solvers.Components.total`); ``v`` is then ``None``, every sum being
-    clear (a zero sum, of a component without variance, gives +)."""
+    (:attr:`~eigencam_live.cam.solvers.Components.total`); ``v`` is then ``None``, the sum of every
+    component above the noise floor being clear (the sign of one below it never shows; a zero sum,
+    of a component without variance, gives +)."""
     if v is None:
         xp = namespace(total)
         return xp.sign(total) + (total == 0)
@@ -138,8 +139,9 @@ def cam_from_components(
     """Apply the definition to a solver's output: see the module docstring.
 
     Args:
-        components: ``u (B, N, n)``, ``s (B, n)``, ``v (B, C, n)``, ``energy (B,)`` of the matrix
-            the solver saw, with ``N = H * W``: torch tensors, or numpy arrays from the CPU solver.
+        components: ``u (B, N, n)``, ``s (B, n)``, ``v (B, C, n)`` (or ``None`` with the sums of
+            its columns in ``total (B, n)``), ``energy (B,)`` of the matrix the solver saw, with
+            ``N = H * W``: torch tensors, or numpy arrays from the CPU solver.
         scale: ``(B, 1)`` tensor or a number, what that matrix was divided by (maps and singular
             values come back in the activations' units).
         shape: ``(B, H, W)`` of the maps.

@@ -19,8 +19,8 @@ class SubspaceTracker:
     positions, which ONNX Runtime computes beside the activations).
 
     * Sign continuity: when a component of this frame matches the previous frame's
-      (``|cos| >= match``; ``u`` is centred, so that cosine is the Pearson correlation of the two
-      frames' maps), its sign is chosen to agree with it, so the map never flips between two frames
+      (``|cos| >= match``; ``u`` is centred up to rounding, so that cosine is the Pearson
+      correlation of the two frames' maps), its sign is chosen to agree with it, so the map never flips between two frames
       of the same scene; otherwise the per-frame rule applies.
     * Warm start: the iterative solvers start from the previous frame's subspace (``X^T u``, its
       channel loadings in this frame), so fewer power iterations reach the convergence test.
@@ -46,7 +46,9 @@ class SubspaceTracker:
         return self._basis
 
     def start(self, positions: int) -> torch.Tensor | None:
-        """:attr:`basis` if it has ``positions`` rows (a map of the same size), else ``None``."""
+        """:attr:`basis` if it has ``positions`` rows (a map of the same size), else ``None``.
+        Only the number of positions is compared: a cut or a new input size resets the tracker
+        (the engine does), which a grid of the same count turned on its side would need too."""
         basis = self._basis
         return basis if basis is not None and basis.shape[0] == positions else None
 
@@ -59,7 +61,7 @@ class SubspaceTracker:
 
         Args:
             u: ``(B, HW, n)`` left singular vectors of consecutive frames, unit (or zero) columns
-                orthogonal to the ones (a tensor, or a numpy array from the CPU solver: the same
+                orthogonal to the ones up to rounding (a tensor, or a numpy array from the CPU solver: the same
                 code runs on either).
             real: ``(B, n)`` bool, the components above the noise floor (the others never match).
             signs: ``(B, n)`` signs from the per-frame rule; overwritten where a component matches
