@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from eigencam_live.backends import OnnxBackend, TorchBackend, cache_dir, export_cache, onnx_backend
+from eigencam_live.backends import OnnxBackend, TorchBackend, cache_dir, export_cache, onnx_backend, onnx_gram
 from eigencam_live.cam import eigen_cam
 from eigencam_live.engine import Engine, EngineConfig
 from eigencam_live.errors import ConfigError, ModelError, NetworkError
@@ -166,7 +166,7 @@ def test_the_runtime_gives_the_centred_gram_matrix_where_the_exact_solver_uses_i
 
 def test_a_disagreeing_runtime_falls_back_to_torch_with_a_warning(monkeypatch):
     ref, ort = _engines("resnet18")
-    monkeypatch.setattr(onnx_backend, "_agree", lambda *a, **k: False)
+    monkeypatch.setattr(onnx_backend, "agree", lambda *a, **k: False)
     frame = scene(96, 128)
     got = ort.process_one(frame)
     assert ort.backend.running == "torch" and "differ from torch" in ort.backend.warning
@@ -464,9 +464,9 @@ def test_the_runtime_sums_are_checked_against_what_they_add_up():
     a = fmap.flatten(2).numpy()  # float32 throughout, as ONNX Runtime computes them
     c = a - a.mean(axis=2, keepdims=True)
     found = [c.transpose(0, 2, 1) @ c, c.sum(axis=1), np.square(a).sum(axis=(1, 2))]
-    assert onnx_backend._gram_agrees(found, fmap)
-    assert not onnx_backend._gram_agrees([found[0], found[1] + 0.01 * np.abs(c).sum(axis=1).max(), found[2]], fmap)
-    assert not onnx_backend._gram_agrees([found[0] * 1.01, *found[1:]], fmap)
+    assert onnx_gram.gram_agrees(found, fmap)
+    assert not onnx_gram.gram_agrees([found[0], found[1] + 0.01 * np.abs(c).sum(axis=1).max(), found[2]], fmap)
+    assert not onnx_gram.gram_agrees([found[0] * 1.01, *found[1:]], fmap)
 
 
 def test_the_runtime_gram_is_checked_the_first_time_it_comes(monkeypatch):
@@ -550,7 +550,7 @@ def test_the_networks_threads_go_to_whatever_runs_it(monkeypatch):
         np.testing.assert_allclose(ort.process_one(frame).cam, got.cam, atol=1e-5)
         assert seen == [1] and torch.get_num_threads() == 1
 
-        monkeypatch.setattr(onnx_backend, "_agree", lambda *a, **k: False)
+        monkeypatch.setattr(onnx_backend, "agree", lambda *a, **k: False)
         _, fallen = _engines("resnet18")
         fallen.threads = 2
         assert torch.get_num_threads() == 2  # the session is still to be made (and checked by torch)

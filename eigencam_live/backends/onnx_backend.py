@@ -1,7 +1,7 @@
 """ONNX Runtime on the CPU: the torch network exported on first use, with the target layer's
 activations as a second graph output and, on request, what the exact Eigen-CAM solver starts from
 (the Gram matrix of the map's positions, the sums its sign rule reads, the activations' energy) as
-three more (:func:`add_gram`).
+three more (:func:`~.onnx_gram.add_gram`).
 
 On a laptop CPU the forward pass is the whole cost of a frame, and ONNX Runtime runs the same
 network about twice as fast as torch (measured in docs/benchmarks.md). Eigen-CAM needs no gradients,
@@ -38,6 +38,7 @@ from eigencam_live.models import ActivationCapture, Layer, LoadedModel, to_featu
 from .export_cache import cache_dir, code_digest, mark_used, part_path, trim_cache
 from .export_forms import dynamic_forms
 from .onnx_file import runtime_options
+from .onnx_gram import add_gram, agree, gram_agrees
 from .torch_backend import TorchBackend, _outputs
 
 __all__ = ["OnnxBackend", "onnxruntime_available"]
@@ -45,10 +46,6 @@ __all__ = ["OnnxBackend", "onnxruntime_available"]
 _OPSET = 17
 #: The exported graph's form, part of the cache key: ``x, want_gram -> logits, fmap, gram, gram_sums, gram_raw``.
 _GRAPH = f"gram-if-3-{EXACT_MAX_DIM}"  # the limit is baked into the graph; 2: layers copied, plain attention; 3: sums, raw
-#: The outputs :func:`add_gram` adds, and their ranks.
-_GRAM_OUTPUTS = (("gram", 3), ("gram_sums", 2), ("gram_raw", 1))
-
-
 def onnxruntime_available() -> bool:
     try:
         import onnxruntime  # noqa: F401
@@ -75,90 +72,6 @@ class _WithLayer(nn.Module):
             raise TypeError(f"the output of the network or of layer {self.layer!r} is not a single tensor")
         self.nchw = to_feature_map(raw, tuple(x.shape[-2:]), self.prefix_tokens, x.shape[0]) is raw
         return out, raw
-
-
-def add_gram(model, nchw: bool, limit: int = EXACT_MAX_DIM) -> None:
-    """Give an exported graph (``x -> logits, fmap``) a second input, ``want_gram`` (a bool), and
-    three outputs computed by the runtime while the activations are in its caches, everything the
-    exact Eigen-CAM step needs from them (see :func:`eigencam_live.cam.solvers.gram_cpu`):
-
-    * ``gram``: the Gram matrix of the map's positions with its channels centred, ``X_c X_c^T``
-      ``(B, HW, HW)`` (the one large product of the step);
-    * ``gram_sums``: the centred channel sums at each position, ``X_c 1`` ``(B, HW)`` (the sign rule);
-    * ``gram_raw``: the activations' energy ``||X||^2`` ``(B,)`` (the float32 checks).
-
-    They are computed only where they are asked for and the exact solver takes them
-    (``HW <= min(C, limit)``, an NCHW map); elsewhere they are empty, at no cost (an ``If`` node:
-    ONNX Runtime runs every node of a graph whatever outputs are asked for). Edits ``model`` (an
-    ``onnx.ModelProto``) in place."""
-    from onnx import TensorProto, helper
-
-    graph = model.graph
-
-    def empties(prefix: str) -> list:
-        return [helper.make_node("Constant", [], [f"{prefix}{name}"], value=helper.make_tensor(
-            "empty", TensorProto.FLOAT, [0] * rank, [])) for name, rank in _GRAM_OUTPUTS]
-
-    def outputs(names) -> list:
-        return [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in names]
-
-    empty = helper.make_graph(empties("no_"), "no_gram", [], outputs(f"no_{name}" for name, _ in _GRAM_OUTPUTS))
-    centred = helper.make_graph([
-        helper.make_node("ReduceMean", ["fmap"], ["gram_mean"], axes=[2, 3], keepdims=1),
-        helper.make_node("Sub", ["fmap", "gram_mean"], ["gram_centred"]),
-        helper.make_node("Reshape", ["gram_centred", "gram_flat_shape"], ["gram_flat"]),  # (B, C, HW)
-        helper.make_node("Transpose", ["gram_flat"], ["gram_flat_t"], perm=[0, 2, 1]),
-        helper.make_node("MatMul", ["gram_flat_t", "gram_flat"], ["gram_full"]),
-        helper.make_node("ReduceSum", ["gram_flat", "gram_axis1"], ["gram_sums_full"], keepdims=0),  # (B, HW)
-        helper.make_node("ReduceSumSquare", ["fmap"], ["gram_raw_full"], axes=[1, 2, 3], keepdims=0),  # (B,)
-    ], "gram", [], outputs(("gram_full", "gram_sums_full", "gram_raw_full")))
-    graph.input.append(helper.make_tensor_value_info("want_gram", TensorProto.BOOL, []))
-    graph.output.extend(outputs(name for name, _ in _GRAM_OUTPUTS))
-    if not nchw:  # tokens, NHWC: no Gram, and no node that assumes a rank-4 map (ORT infers both branches)
-        graph.node.extend(empties(""))
-        return
-    graph.initializer.extend([
-        helper.make_tensor("gram_axis1", TensorProto.INT64, [1], [1]),
-        helper.make_tensor("gram_flat_shape", TensorProto.INT64, [3], [0, 0, -1]),
-        helper.make_tensor("gram_limit", TensorProto.INT64, [], [limit]),
-        helper.make_tensor("gram_nchw", TensorProto.BOOL, [], [nchw]),
-        helper.make_tensor("gram_i1", TensorProto.INT64, [], [1]),
-        helper.make_tensor("gram_i2", TensorProto.INT64, [], [2]),
-        helper.make_tensor("gram_i3", TensorProto.INT64, [], [3]),
-    ])
-    graph.node.extend([
-        helper.make_node("Shape", ["fmap"], ["gram_shape"]),
-        helper.make_node("Gather", ["gram_shape", "gram_i1"], ["gram_c"]),
-        helper.make_node("Gather", ["gram_shape", "gram_i2"], ["gram_h"]),
-        helper.make_node("Gather", ["gram_shape", "gram_i3"], ["gram_w"]),
-        helper.make_node("Mul", ["gram_h", "gram_w"], ["gram_n"]),
-        helper.make_node("Min", ["gram_c", "gram_limit"], ["gram_most"]),
-        helper.make_node("LessOrEqual", ["gram_n", "gram_most"], ["gram_fits"]),
-        helper.make_node("And", ["gram_fits", "want_gram"], ["gram_wanted"]),
-        helper.make_node("And", ["gram_wanted", "gram_nchw"], ["gram_run"]),
-        helper.make_node("If", ["gram_run"], [name for name, _ in _GRAM_OUTPUTS], then_branch=centred,
-                         else_branch=empty),
-    ])
-
-
-def _gram_agrees(found: list[np.ndarray], fmap: torch.Tensor | np.ndarray) -> bool:
-    """Whether the graph's :func:`add_gram` outputs are those of ``(B, C, H, W)`` maps ``fmap``.
-
-    The sums are held to the size of what they add up (``sum |X_c|`` over the channels), not to
-    their own: where the channels' sum hardly varies over the positions (a softmax over channels),
-    ``X_c 1`` is rounding residue on either side."""
-    a = torch.as_tensor(fmap).detach().double().flatten(2)
-    c = a - a.mean(dim=2, keepdim=True)
-    matrix, sums, raw = found
-    return (_agree(matrix, (c.mT @ c).numpy()) and _agree(raw, a.square().sum(dim=(1, 2)).numpy())
-            and _agree(sums, c.sum(dim=1).numpy(), scale=float(c.abs().sum(dim=1).max())))
-
-
-def _agree(a: np.ndarray, b: torch.Tensor | np.ndarray, tol: float = 1e-3, scale: float | None = None) -> bool:
-    """Whether ``a`` is ``b`` within ``tol`` of ``scale`` (default: ``b``'s largest magnitude)."""
-    b = b if isinstance(b, np.ndarray) else b.detach().float().numpy()
-    scale = max(float(np.abs(b).max()) if scale is None else scale, 1e-30)
-    return a.shape == b.shape and float(np.abs(a - b).max()) / scale <= tol
 
 
 class OnnxBackend:
@@ -229,7 +142,7 @@ class OnnxBackend:
         """:meth:`forward` and, where the exact Eigen-CAM solver takes it (an NCHW map with
         ``HW <= min(C, EXACT_MAX_DIM)``), the centred Gram matrix of its positions ``(B, HW, HW)``
         and the rest of :class:`~eigencam_live.cam.Gram`, computed by the runtime
-        (:func:`add_gram`); else ``None``."""
+        (:func:`~.onnx_gram.add_gram`); else ``None``."""
         return self._run(x, gram=True)
 
     def _run(self, x: torch.Tensor, gram: bool) -> tuple[torch.Tensor, torch.Tensor, Gram | None]:
@@ -258,7 +171,7 @@ class OnnxBackend:
         if not found[0].size:
             return torch.from_numpy(logits), fmap, None
         if layer not in self._gram_trusted:  # the first Gram (the first input's map may have had none)
-            self._gram_trusted[layer] = _gram_agrees(found, fmap)
+            self._gram_trusted[layer] = gram_agrees(found, fmap)
             if not self._gram_trusted[layer]:
                 return torch.from_numpy(logits), fmap, None  # never used: the solver makes its own
         return torch.from_numpy(logits), fmap, Gram(*(torch.from_numpy(f) for f in found))
@@ -274,7 +187,7 @@ class OnnxBackend:
             self.warning = (f"ONNX Runtime cannot run {self.loaded.spec.name}{where} (its export holds another "
                             "input size); torch runs it there")
             return False
-        if _agree(logits, want_logits) and _agree(self._map(raw, x).numpy(), want_fmap):
+        if agree(logits, want_logits) and agree(self._map(raw, x).numpy(), want_fmap):
             return True
         self.warning = (f"ONNX Runtime's outputs for {self.loaded.spec.name}{where} differ from torch's (its export "
                         "holds another input size); torch runs it there")
@@ -315,11 +228,11 @@ class OnnxBackend:
                 path.unlink(missing_ok=True)
                 continue
             fmap = self._map(raw, x).numpy()
-            if _agree(logits, want_logits) and _agree(fmap, want_fmap):
+            if agree(logits, want_logits) and agree(fmap, want_fmap):
                 self.warning = None
                 self._sizes[layer] = {tuple(x.shape[-2:])}
                 if gram[0].size:  # one that disagrees is never used: the solver makes its own
-                    self._gram_trusted[layer] = _gram_agrees(gram, want_fmap)
+                    self._gram_trusted[layer] = gram_agrees(gram, want_fmap)
                 trim_cache(path.parent, keep=path)
                 return session
             path.unlink(missing_ok=True)  # a cached file that does not match: rebuild it once
