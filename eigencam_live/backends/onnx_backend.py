@@ -174,7 +174,7 @@ class OnnxBackend:
             self._gram_trusted[layer] = gram_agrees(found, fmap)
             if not self._gram_trusted[layer]:
                 return torch.from_numpy(logits), fmap, None  # never used: the solver makes its own
-        return torch.from_numpy(logits), fmap, Gram(*(torch.from_numpy(f) for f in found))
+        return torch.from_numpy(logits), fmap, Gram(*found)
 
     # -- export, cache, check ------------------------------------------------------------------
     def _agrees(self, session, x: torch.Tensor, where: str) -> bool:

@@ -67,7 +67,9 @@ class Components(NamedTuple):
 
 class Gram(NamedTuple):
     """What a backend computed beside activations ``X`` ``(B, C, H, W)`` for :func:`gram_cpu`
-    (ONNX Runtime does, while they are in its caches): float32 CPU tensors, never modified.
+    (ONNX Runtime does, while they are in its caches): float32 numpy arrays, as the runtime returns
+    them and the CPU solver reads them (each conversion costs 5 to 10 us right after a forward),
+    never modified.
 
     Attributes:
         matrix: ``(B, HW, HW)`` ``X_c X_c^T``, the Gram matrix of the positions, channels centred.
@@ -75,9 +77,9 @@ class Gram(NamedTuple):
         raw: ``(B,)`` ``||X||^2``, the energy of the activations as they are.
     """
 
-    matrix: torch.Tensor
-    sums: torch.Tensor
-    raw: torch.Tensor
+    matrix: np.ndarray
+    sums: np.ndarray
+    raw: np.ndarray
 
 
 def _varies(energy, mean_energy, positions: int):
@@ -187,23 +189,30 @@ def gram_cpu(activations: torch.Tensor, n: int, gram: Gram | None = None) -> Com
     varying digits the robust path scales up before it squares them).
     """
     _one_blas_thread()
-    b, c, h, w = activations.shape
-    x = activations.detach() if activations.requires_grad else activations
-    if x.dtype != torch.float32:
-        x = x.float()
-    frames = x.numpy().reshape(b, c, h * w)  # (B, C, N): a view, channels-last too
-    given = [None] * b if gram is None else list(zip(*(part.numpy() for part in gram), strict=True))
-    found = [_gram_frame(frames[i], n, given[i]) for i in range(b)]
+    b = activations.shape[0]
+    frames = _frames(activations) if gram is None else None  # read only if needed: 25 us after a forward
+    given = zip(*gram, strict=True) if gram is not None else (None,) * b
+    found = [_gram_frame(frames[i] if frames is not None else None, n, g, activations.shape[1])
+             for i, g in enumerate(given)]
     if any(f is None for f in found):
         return None
-    if b > 1 and any(f[2] is not None for f in found):  # one frame's loadings: every frame's
-        found = [f if f[2] is not None else (*f[:2], _loadings(frames[i], f[0], f[1]), *f[3:])
-                 for i, f in enumerate(found)]
     if b == 1:  # views, not copies: each call costs 5 to 10 us right after a forward pass
-        u, s, v, energy, total = (None if part is None else part[None] for part in found[0])
+        u, s, energy, total, signed = (part[None] for part in found[0])
     else:
-        u, s, v, energy, total = (None if parts[0] is None else np.stack(parts) for parts in zip(*found, strict=True))
-    return Components(u, s, v, energy, None if v is not None else total)
+        u, s, energy, total, signed = (np.stack(parts) for parts in zip(*found, strict=True))
+    if signed.all():
+        return Components(u, s, None, energy, total)
+    # a sum too small to decide a sign: the loadings, for every frame (the tail takes one form)
+    frames = _frames(activations) if frames is None else frames
+    return Components(u, s, np.stack([_loadings(frames[i], u[i], s[i]) for i in range(b)]), energy)
+
+
+def _frames(activations: torch.Tensor) -> np.ndarray:
+    """``(B, C, H, W)`` CPU activations as a float32 ``(B, C, HW)`` numpy array (a view where they
+    are float32 and contiguous)."""
+    b, c, h, w = activations.shape
+    x = activations.detach() if activations.requires_grad else activations
+    return (x if x.dtype == torch.float32 else x.float()).numpy().reshape(b, c, h * w)
 
 
 @functools.cache
@@ -223,14 +232,16 @@ def _loadings(a: np.ndarray, u: np.ndarray, s: np.ndarray) -> np.ndarray:
     return (a @ (u - u.mean(axis=0))) * inverse(s)
 
 
-def _gram_frame(a: np.ndarray, n: int, given: tuple[np.ndarray, np.ndarray, np.ndarray] | None):
-    """``(u (N, n), s (n,), v (C, n) or None, energy (), total (n,))`` float32 arrays for one frame
-    ``a (C, N)``, or ``None``."""
-    c, big_n = a.shape
+def _gram_frame(a: np.ndarray | None, n: int, given: tuple[np.ndarray, np.ndarray, np.ndarray] | None, c: int):
+    """``(u (N, n), s (n,), energy (), total (n,), signed ())`` for one frame of ``c`` channels,
+    from its activations ``a (C, N)`` or the Gram ``given`` for them, or ``None``. ``signed``
+    (a bool array): whether the sums ``total`` decide every sign that shows (else the caller forms
+    the loadings)."""
     with np.errstate(all="ignore"):  # overflow and NaN are checked below, on the energies
         if given is None:
             # centred first: the Gram of the centred values carries rounding errors of their energy
             # (J X X^T J, cheaper by one pass, carried errors of the raw energy: 1e-4 off on RegNet)
+            big_n = a.shape[1]
             mean = a.mean(axis=1)  # (C,), over the positions
             centred = a - mean[:, None]
             sums = np.add.reduce(centred, axis=0)  # X_c 1, (N,)
@@ -240,11 +251,12 @@ def _gram_frame(a: np.ndarray, n: int, given: tuple[np.ndarray, np.ndarray, np.n
             raw = energy + big_n * float(np.dot(mean, mean))  # ||X||^2 = ||X_c||^2 + N ||mean||^2
         else:
             gram, sums, raw = given
+            big_n = gram.shape[0]
             # symmetric: a C-ordered matrix is its own transpose in LAPACK's order; whichever
             # triangle LAPACK reads is then the caller's upper one. The caller's array is kept.
             lower, own = (0, 0) if gram.flags.f_contiguous else (1, 0)
             gram = gram if gram.flags.f_contiguous else gram.T
-            energy, raw = float(np.trace(gram)), float(raw)
+            energy, raw = float(gram.trace()), float(raw)
         if not (math.isfinite(energy) and math.isfinite(raw) and raw >= MIN_MEAN_SQUARE * big_n * c
                 and energy >= MIN_CENTRED_ENERGY * raw):
             return None
@@ -258,8 +270,8 @@ def _gram_frame(a: np.ndarray, n: int, given: tuple[np.ndarray, np.ndarray, np.n
         inv = inverse(s)
         total = (sums @ u) * inv  # 1^T v_k = 1^T X_c^T u_k / s_k
         # a component under the noise floor (or without variance: inv 0) has no sign that shows
-        v = None if (clear_sums(total, c) | (lam <= NOISE * energy)).all() else _loadings(a, u, s)
-        return u, s, v, np.array(energy, dtype=np.float32), total
+        signed = (clear_sums(total, c) | (lam <= NOISE * energy)).all()
+        return u, s, np.array(energy, dtype=np.float32), total, signed
 
 
 def _ritz(xt: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
