@@ -147,8 +147,10 @@ def test_weights_with_nan_or_an_empty_file_get_one_line(tmp_path):
             return (print, ("ran",))
 
     torch.save({"fc.weight": Payload()}, tmp_path / "code.pth")
+    (tmp_path / "text.pth").write_text("garbage\n")  # a trial: said to ask to run code
     cases = {"nan.pth": r"NaN or infinite values \(first in 'layer2.0.conv1.weight'\)",
-             "empty.pth": "is empty", "code.pth": r"asks to run \S*print when loaded, which is refused"}
+             "empty.pth": "is empty", "code.pth": r"asks to run \S*print when loaded, which is refused",
+             "text.pth": r"text.pth: not a torch file \(expected a state_dict saved with torch.save\)"}
     for name, words in cases.items():
         with pytest.raises(WeightsError, match=words) as info:
             load_model("resnet18", str(tmp_path / name))

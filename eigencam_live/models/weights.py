@@ -60,11 +60,15 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, EOFError) or not text.strip():
         return "the file is truncated or not a torch file"
     blocked = re.search(r"Unsupported global: GLOBAL ([\w.]+)|unsupported GLOBAL ([\w.]+)", text)
-    if blocked or "Weights only load failed" in text:
-        what = next((g for g in blocked.groups() if g), "code") if blocked else "code"
-        return f"it asks to run {what} when loaded, which is refused (only tensors are read)"
-    if isinstance(exc, KeyError) or "magic number" in text or "zip archive" in text or "invalid load key" in text:
+    if blocked:
+        return f"it asks to run {next(g for g in blocked.groups() if g)} when loaded, which is refused (only tensors are read)"
+    # before the refusal's own words: torch says "Weights only load failed" for any file its
+    # unpickler stops on, a text file too ("Unsupported operand": a trial was said to ask to run code)
+    if isinstance(exc, KeyError) or any(words in text for words in ("magic number", "zip archive", "invalid load key",
+                                                                    "Unsupported operand")):
         return "not a torch file (expected a state_dict saved with torch.save)"
+    if "Weights only load failed" in text:
+        return "it asks to run code when loaded, which is refused (only tensors are read)"
     return text.strip().splitlines()[0][:200]
 
 
