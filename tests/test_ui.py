@@ -411,6 +411,39 @@ def test_snapshot_writes_view_frame_map_and_its_settings(qtbot, make_window, tmp
     np.testing.assert_allclose(meta["explained"], p.result.explained, atol=1e-6)
 
 
+def test_snapshots_and_recordings_within_one_second_keep_their_own_files(qtbot, make_window, tmp_path, monkeypatch):
+    """A trial: two recordings, or two snapshots of one frame, made within one second had one name,
+    and the second replaced the first without a word. Now the second is ``NAME-2``."""
+    from datetime import datetime
+
+    import ui.inspection
+
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 11, 29, 3, 0, 0)
+
+    monkeypatch.setattr(ui.inspection, "datetime", Frozen)
+    w = make_window()
+    wait_frames(qtbot, w, 2)
+    p = paused(qtbot, w)
+    first, second = w.snapshot(tmp_path / "shots"), w.snapshot(tmp_path / "shots")
+    stem = f"eigencam-20261129-030000-f{p.frame.index + 1:06d}"
+    assert [x.name for x in first + second] == [f"{s}{end}" for s in (stem, f"{stem}-2")
+                                                for end in ("-view.png", "-frame.png", "-map.npy", ".json")]
+    assert all(x.is_file() for x in first + second)
+    saved = []
+    for _ in range(2):  # paused: each recording holds the frame on screen
+        with qtbot.waitSignal(w.pipeline.recording_changed, timeout=WAIT):
+            w.toggle_recording(tmp_path / "rec")
+        with qtbot.waitSignal(w.pipeline.recording_changed, timeout=WAIT) as done:
+            w.toggle_recording()
+        saved.append(done.args[1])
+    assert saved == [str(tmp_path / "rec" / "eigencam-20261129-030000.mp4"),
+                     str(tmp_path / "rec" / "eigencam-20261129-030000-2.mp4")]
+    assert all(Path(x).stat().st_size > 0 for x in saved)
+
+
 def test_record_writes_a_playable_h264_video(qtbot, make_window, tmp_path):
     av = pytest.importorskip("av")
     w = make_window()

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from datetime import datetime
@@ -24,7 +25,21 @@ from .shortcuts import shortcut
 from .widgets import elide_name
 from .worker import Packet
 
-__all__ = ["CompareGrid", "InspectionActions", "default_snapshot_dir", "layers_to_compare"]
+__all__ = ["CompareGrid", "InspectionActions", "default_snapshot_dir", "free_name", "layers_to_compare"]
+
+
+def free_name(folder: Path, stem: str, suffixes: tuple[str, ...], given: set[Path]) -> str:
+    """``stem``, else ``stem-2``, ``stem-3``, ...: the first name none of whose files (``name +
+    suffix`` in ``folder``) exists or was given out before (``given``, which it joins: a recording
+    is renamed into place only when it stops). A trial: two recordings, or two snapshots of one
+    frame, within one second had one name, and the second replaced the first without a word."""
+    for number in itertools.count(1):
+        name = stem if number == 1 else f"{stem}-{number}"
+        paths = [folder / (name + suffix) for suffix in suffixes]
+        if not any(p in given or p.exists() for p in paths):
+            given.update(paths)
+            return name
+    raise AssertionError("unreachable")
 
 
 def default_snapshot_dir() -> Path:
@@ -86,9 +101,9 @@ class InspectionActions:
         number = packet.frame.index + 1
         try:
             out.mkdir(parents=True, exist_ok=True)
-            stem = f"eigencam-{datetime.now():%Y%m%d-%H%M%S}-f{number:06d}"
-            paths = [out / f"{stem}-view.png", out / f"{stem}-frame.png", out / f"{stem}-map.npy",
-                     out / f"{stem}.json"]
+            ends = ("-view.png", "-frame.png", "-map.npy", ".json")
+            stem = free_name(out, f"eigencam-{datetime.now():%Y%m%d-%H%M%S}-f{number:06d}", ends, self.names_given)
+            paths = [out / (stem + end) for end in ends]
             fast = [cv2.IMWRITE_PNG_COMPRESSION, 1]
             if not cv2.imwrite(str(paths[0]), self.view_image(packet), fast) or not cv2.imwrite(
                     str(paths[1]), packet.frame.image, fast):
@@ -157,7 +172,7 @@ class InspectionActions:
         except OSError as exc:
             self.say_error(f"cannot record into {out}: {exc}")
             return
-        path = out / f"eigencam-{datetime.now():%Y%m%d-%H%M%S}.mp4"
+        path = out / (free_name(out, f"eigencam-{datetime.now():%Y%m%d-%H%M%S}", (".mp4",), self.names_given) + ".mp4")
         self.recording_path = str(path)  # optimistic: the worker confirms or reports an error
         self.pipeline.start_recording(path)
 

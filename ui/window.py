@@ -118,6 +118,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self._end_text = ""  # a file's end, said in the status bar while the picture stays there
         self._pauses_sent = 0  # the pauses sent to the worker (see Packet.pauses)
         self.recording_path: str | None = None
+        self.names_given: set[Path] = set()  # the snapshots' and recordings' files named so far (see free_name)
         self._resume_after_compare = False  # the compare grid paused what was playing
         self.frames_displayed = 0
         self.latencies: deque[float] = deque(maxlen=600)  # ms, capture -> on screen
