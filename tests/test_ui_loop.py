@@ -444,6 +444,43 @@ def test_a_recording_started_while_paused_begins_with_the_frame_on_screen(tmp_pa
         loop.playback.close()
 
 
+def test_a_recording_of_a_folder_fits_its_largest_image(tmp_path):
+    """A GUI trial: a recording begun on a folder's 20 x 12 image was a 20 x 12 video, every later
+    image squeezed into it. It is now as large as the folder's largest width and height (read from
+    the headers, a photo's EXIF turn applied), each image letterboxed into it."""
+    av = pytest.importorskip("av")
+    import cv2
+    from PIL import Image
+
+    from eigencam_live.video.images import read_image
+
+    cv2.imwrite(str(tmp_path / "f0.png"), np.full((12, 20, 3), 200, np.uint8))
+    cv2.imwrite(str(tmp_path / "f1.png"), np.full((48, 64, 3), 100, np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored 90 x 30, shown turned a quarter: 30 x 90
+    Image.fromarray(np.full((30, 90, 3), 50, np.uint8)).save(tmp_path / "f2.jpg", exif=exif.tobytes())
+    (tmp_path / "f3.png").write_bytes(b"not an image")
+    assert read_image(tmp_path / "f2.jpg")[0].shape == (90, 30, 3)
+    loop, out = _folder_loop(tmp_path)
+    try:
+        loop._drain_commands()
+        assert loop.playback.largest_frame() == (64, 90)
+        loop.put(cmd.StartRecording(tmp_path / "r.mp4"))  # on f0, the 20 x 12 one
+        loop.put(cmd.Step(1))
+        loop._drain_commands()
+        assert loop.recorder.frames_written == 2
+    finally:
+        loop._stop_recording()
+        loop.playback.close()
+    with av.open(str(tmp_path / "r.mp4")) as c:
+        frames = [f.to_ndarray(format="bgr24") for f in c.decode(c.streams.video[0])]
+    assert [f.shape for f in frames] == [(90, 64, 3)] * 2
+    rows = np.flatnonzero(frames[0][:, 32, 1] > 100)  # 20 x 12 enlarged 3.2 times: 64 x 38, in the middle
+    assert abs(len(rows) - 38) <= 2 and abs(rows.min() - 26) <= 2
+    # 64 x 48 as it is (rows 21 to 68; H.264 blurs the edges with the bars), bars above and below
+    assert np.abs(frames[1][25:65].astype(int) - 100).max() <= 6 and frames[1][:17].max() < 20
+
+
 def test_a_pause_lands_on_the_frame_on_screen_not_on_the_one_in_flight(tmp_path):
     """A GUI trial at 4K: Space showed the frame after the one on screen (the worker finished the
     frame in flight after the pause), 0.2 s later in the clip. The pause stays on the frame shown;

@@ -560,11 +560,21 @@ class FrameLoop:
         # A file's sound goes with it; live sources (cameras, streams, the demos) have none to copy.
         sound = info.path if info is not None and info.has_audio and not info.live else None
         self.recorder.start(command.path, fps=self.playback.fps or 30.0, audio_from=sound,
-                            aspect=info.aspect if info is not None else 1)
+                            aspect=info.aspect if info is not None else 1, size=self._recording_size())
         self.shown.recording_started()
         self.out.recording_changed.emit(True, str(command.path))
         if self._paused and self.shown.last is not None:  # the frame on screen is the first one recorded
             self._process(self.shown.last, record=True)
+
+    def _recording_size(self) -> tuple[int, int] | None:
+        """``(width, height)`` of a recording of a source whose frames differ in size (a folder):
+        its largest frame drawn as the frame on screen is (side by side: twice as wide). A trial:
+        a recording begun on a folder's 20 x 12 image squeezed every later image into 20 x 12."""
+        largest, packet = self.playback.largest_frame(), self._last_packet
+        if largest is None or packet is None:
+            return None
+        (fh, fw), (ph, pw) = packet.frame.image.shape[:2], packet.image.shape[:2]
+        return largest[0] * pw // fw, largest[1] * ph // fh
 
     def _stop_recording(self, timeout: float = -1) -> None:
         """Finish the recording; says ``recording_changed(False, path)``, with ``path`` empty when

@@ -82,6 +82,14 @@ class Playback:
         capture = self._capture
         return capture.link_state().describe() if capture is not None else ""
 
+    def largest_frame(self) -> tuple[int, int] | None:
+        """``(width, height)`` that fits every frame of a source whose frames differ in size (a
+        folder's images: :meth:`~eigencam_live.video.FolderSource.largest_size`); ``None`` for a
+        source of one size."""
+        capture = self._capture
+        largest = getattr(capture.source, "largest_size", None) if capture is not None else None
+        return largest() if largest is not None else None
+
     def interrupt_opening(self) -> None:
         """Abort an :meth:`open` in progress in another thread (a network stream that does not
         answer): it raises :class:`SourceError` within about 0.1 s. Any thread."""

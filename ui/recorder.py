@@ -26,8 +26,9 @@ MAX_GAP_S = 1.0
 class Recorder:
     """Writes shown frames to one MP4 at a time, with the source file's sound when it has some.
 
-    The file opens on the first frame written after :meth:`start`, at that frame's size; a later
-    frame of another size (the view changed to side-by-side) is letterboxed into it. Timestamps
+    The file opens on the first frame written after :meth:`start`, at that frame's size or the
+    size given to :meth:`start` (a folder's images differ: one that fits them all); a frame of
+    another size (the view changed to side-by-side) is letterboxed into it. Timestamps
     count from the first frame's, so the video starts at 0 whatever the source's clock says.
 
     Audio (``audio_from``: the file being shown): the stretch of its audio from the first frame's
@@ -59,6 +60,7 @@ class Recorder:
         self.audio_from: str | None = None
         self._sink: VideoSink | None = None
         self._finished: VideoSink | None = None  # the last recording's, once stopped (its notes)
+        self.size: tuple[int, int] | None = None  # (width, height) asked for; None: the first frame's
         self._shift = 0.0  # source seconds minus recording seconds
         self._last: tuple[float, float] | None = None  # the last frame's (source, recording) seconds
         self.aspect = Fraction(1)  # the shape of the source's pixels (anamorphic video: not 1)
@@ -86,10 +88,11 @@ class Recorder:
         return sink.audio_note if sink is not None else None
 
     def start(self, path: str | Path, fps: float, audio_from: str | Path | None = None,
-              aspect: Fraction = Fraction(1)) -> None:
+              aspect: Fraction = Fraction(1), size: tuple[int, int] | None = None) -> None:
         """Record to ``path`` at nominal rate ``fps`` (a float such as 29.97 is kept exact), with the
         audio of ``audio_from`` (the file shown; ``None``: video only, as for live sources); the
-        pixels' ``aspect`` (width / height) is the source's (anamorphic video)."""
+        pixels' ``aspect`` (width / height) is the source's (anamorphic video); ``size``
+        ``(width, height)`` of the file, ``None``: the first frame's."""
         if self.active:
             raise SinkError(f"already recording to {self.path}; stop first")
         if not fps or fps <= 0:
@@ -97,6 +100,7 @@ class Recorder:
         self.path, self.fps, self._sink, self._finished, self._last = Path(path), float(fps), None, None, None
         self.audio_from = None if audio_from is None else str(audio_from)
         self.aspect = Fraction(aspect)
+        self.size = size
 
     def write(self, image: np.ndarray, pts: float) -> None:
         """Append ``image`` (``(H, W, 3)`` uint8 BGR) shown at ``pts`` seconds; no-op when not recording.
@@ -109,7 +113,7 @@ class Recorder:
             return
         pts = float(pts)
         if self._sink is None:
-            height, width = image.shape[:2]
+            width, height = self.size or image.shape[1::-1]
             try:
                 self._sink = VideoSink(self.path, width=width, height=height, fps=self.fps, overwrite=True,
                                        audio_from=self.audio_from, audio_start=pts, aspect=self.aspect)
@@ -148,7 +152,8 @@ def letterbox(image: np.ndarray, width: int, height: int) -> np.ndarray:
     h, w = image.shape[:2]
     scale = min(width / w, height / h)
     nw, nh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
-    small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+    # INTER_AREA to shrink; enlarged by it a picture comes out in blocks (a small image of a folder)
+    small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     out = np.zeros((height, width, 3), np.uint8)
     y, x = (height - nh) // 2, (width - nw) // 2
     out[y : y + nh, x : x + nw] = small

@@ -16,7 +16,7 @@ from eigencam_live.errors import SourceError
 
 from .frames import Frame, FrameSource, SourceInfo, as_rate
 
-__all__ = ["IMAGE_EXTENSIONS", "FolderSource", "heif_opener", "image_metadata", "read_image"]
+__all__ = ["IMAGE_EXTENSIONS", "FolderSource", "heif_opener", "image_metadata", "image_size", "read_image"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".avif", ".heic", ".heif")
 #: A phone's photos (HEIC: iPhones'), read by Pillow with the pillow-heif package.
@@ -88,6 +88,19 @@ class FolderSource(FrameSource):
             return None
         return Frame(image, index, index / float(self.info.rate), time.monotonic(), note=note)
 
+    def largest_size(self, most: int = 4000) -> tuple[int, int]:
+        """``(width, height)``: the largest width and the largest height among the images, as they
+        are shown (upright), read from their headers (no pixels decoded; a few hundred
+        microseconds each), from ``most`` of them spread over the folder where it holds more. A
+        picture of every image fits in it (a recording of the folder is made at this size)."""
+        files = self.files
+        step = max(1, -(-len(files) // most))
+        sizes = [self._size(i) for i in range(0, len(files), step)] + [(self.info.width, self.info.height)]
+        return max(w for w, _ in sizes if w), max(h for _, h in sizes if h)
+
+    def _size(self, index: int) -> tuple[int, int]:
+        return (0, 0) if index in self._unreadable else image_size(Path(self.files[index])) or (0, 0)
+
     def seek(self, index: int) -> None:
         """Frame ``index`` next; onto an image known to be unreadable, the readable one before it
         (a step back over it would land on the one after it again, for good)."""
@@ -155,6 +168,22 @@ def _is_listed(path: str) -> bool:
     """An image a folder lists as one: by its extension, and not a hidden file (macOS keeps each
     file's metadata beside it on foreign disks as ``._NAME.jpg``, which is no picture)."""
     return path.lower().endswith(IMAGE_EXTENSIONS) and not os.path.basename(path).startswith(".")
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """``(width, height)`` of an image as :func:`read_image` turns it (EXIF orientation applied),
+    from its header; ``None`` where Pillow cannot read it."""
+    from PIL import Image
+
+    if path.suffix.lower() in _HEIF and not heif_opener():
+        return None
+    try:
+        with Image.open(path) as im:
+            width, height = im.size
+            turned = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)  # a quarter turn: the sides swap
+    except Exception:  # noqa: BLE001 - not an image Pillow reads
+        return None
+    return (height, width) if turned else (width, height)
 
 
 def read_image(path: Path) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
