@@ -562,6 +562,14 @@ def test_step_is_offered_up_to_a_folders_last_still(qtbot, make_window, tmp_path
     assert next_packet(qtbot, w, lambda: w.step(1)).frame.index == 1 and step.isEnabled()
     assert next_packet(qtbot, w, lambda: w.step(1)).frame.index == 2 and not step.isEnabled()
     assert next_packet(qtbot, w, lambda: w.step(-1)).frame.index == 1 and step.isEnabled()
+    assert next_packet(qtbot, w, lambda: w.step(1)).frame.index == 2 and not step.isEnabled()
+    other = tmp_path / "more"  # another folder opened at the last still: Step is offered at once
+    other.mkdir()
+    for name in ("a.png", "b.png"):
+        cv2.imwrite(str(other / name), np.full((48, 64, 3), 90, np.uint8))
+    with qtbot.waitSignal(w.pipeline.source_opened, timeout=WAIT):  # the window's slot has run, no frame yet
+        w.open_source(str(other))
+    assert w.last_packet.frame.index == 2 and step.isEnabled()
 
 
 def test_what_the_command_line_names_must_be_had(qtbot, make_window, tmp_path, settings, capsys):

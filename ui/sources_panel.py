@@ -37,6 +37,8 @@ class SourceActions:
         a folder's last still (whose number of stills is known). A trial: it stayed enabled there and
         did nothing."""
         info, packet = self.source_info, self.last_packet
+        if packet is self._packet_before_source:  # the last source's (a trial: its last still's number
+            packet = None                         # disabled Step on a new folder until its first frame)
         last_still = bool(info is not None and info.kind == "folder" and info.frame_count and packet is not None
                           and packet.frame.index + 1 >= info.frame_count)
         self.shortcut_actions["step"].setEnabled(not (self._end_text or last_still))
@@ -103,6 +105,7 @@ class SourceActions:
 
     def _on_source_opened(self, spec, info) -> None:
         self.source_info = info
+        self._packet_before_source = self.last_packet  # until this source's first frame: none of its own
         self._left_the_end()  # the last file's end is not this one's
         self.view.aspect = float(info.aspect)
         if spec == self.requested_source and self.last_error == self._source_error:

@@ -108,6 +108,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self._failed_while_veiled = False  # an error came while veiled: no frame may come to lift it
         self._last_folder = str(Path.home())
         self.last_packet: Packet | None = None
+        self._packet_before_source: Packet | None = None  # the frame on screen when the source opened
         self.last_error: str | None = None
         self._source_error: str | None = None  # the last failed source's message
         self._source_warning: str | None = None  # the last thing a source lost (an image skipped)
