@@ -88,11 +88,29 @@ def test_build_refuses_a_copy_that_does_not_match():
     assert build_traced(loaded.net, "no.such.layer", x) is None
 
 
-def test_a_shorter_last_batch_runs_eagerly_without_a_new_copy():
+def test_one_copy_built_on_one_frame_serves_every_batch_size(monkeypatch):
+    """The copy is traced and checked on the batch's first frame (on a batch of 32, ``annotate -b
+    32``, building it took over a minute in which a stop went unheard), and serves a video's last,
+    shorter batch too; a copy that gives other numbers at another batch size is dropped."""
+    import eigencam_live.backends.traced as traced_module
+
     eager, traced = _pair("resnet18")
+    built = []
+    build = traced_module.build_traced
+    monkeypatch.setattr("eigencam_live.backends.torch_backend.build_traced",
+                        lambda net, layer, x: (built.append(tuple(x.shape)), build(net, layer, x))[1])
     frames = np.stack([scene(64, 96, seed=i) for i in range(5)])
     got = traced.process(frames[:4]) + traced.process(frames[4:])
-    assert len(traced.backend._traced) == 1 and traced.traced is False  # the last call ran eagerly
+    assert built == [(4, 3, 96, 128)] and traced.traced  # (its first frame is sliced off inside)
+    (copy,) = traced.backend._traced.values()
+    assert copy.shape == (3, 96, 128) and copy.batches == {1, 4}
     want = eager.process(frames[:4]) + eager.process(frames[4:])
     for w, g in zip(want, got, strict=True):
         assert float(np.corrcoef(w.cam.ravel(), g.cam.ravel())[0, 1]) > 0.9999
+    original = copy.module  # a copy that baked its batch size in: other numbers for more frames
+    copy.module = lambda x: (lambda out: {**out, "logits": out["logits"] + float(x.shape[0] > 1)})(original(x))
+    three = traced.process(frames[:3])
+    assert traced.traced is False and list(traced.backend._traced.values()) == [None]
+    for w, g in zip(eager.process(frames[:3]), three, strict=True):
+        assert [lbl for lbl, _ in g.predictions] == [lbl for lbl, _ in w.predictions]
+        np.testing.assert_allclose(g.cam, w.cam, atol=1e-5)

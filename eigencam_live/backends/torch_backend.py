@@ -29,7 +29,7 @@ from .traced import TRACED_FAMILIES, TracedForward, build_traced
 
 __all__ = ["TorchBackend"]
 
-_MAX_TRACED = 4  # traced copies kept (one per input shape and layer); the oldest is dropped
+_MAX_TRACED = 4  # traced copies kept (one per frame shape and layer); the oldest is dropped
 
 
 class TorchBackend:
@@ -99,10 +99,13 @@ class TorchBackend:
         """``x (B, 3, h, w)`` on :attr:`device` -> ``(logits (B, classes), activations (B, C, h', w'))``;
         a detector gives its per-image dicts of ``boxes``, ``labels`` and ``scores`` for logits."""
         traced = self._traced_for(x)
-        self.traced = traced is not None
+        found = traced(x) if traced is not None else None
+        if traced is not None and found is None:  # not the same numbers at this batch size: dropped
+            self._traced[(self._layer, tuple(x.shape[1:]))] = None
+        self.traced = found is not None
         size, prefix, batch = tuple(x.shape[-2:]), self.loaded.prefix_tokens, x.shape[0]
-        if traced is not None:
-            logits, raw = traced(x)
+        if found is not None:
+            logits, raw = found
             return logits, to_feature_map(raw, size, prefix, batch)
         with ActivationCapture(self.loaded.net, self._layer) as cap:
             logits = self.loaded.net(x)
@@ -140,16 +143,13 @@ class TorchBackend:
         return feature_layers(self.loaded, size)
 
     def _traced_for(self, x: torch.Tensor) -> TracedForward | None:
-        """The traced copy for this input shape, built on first use (CPU, fp32 or bf16, conv-BN families)."""
+        """The traced copy for the shape of these frames (any batch size), built on first use (CPU,
+        fp32 or bf16, conv-BN families)."""
         name = self.loaded.spec.name  # torchvision's classifiers of the families it speeds up, by name
         if not (self.optimize and self.device.type == "cpu" and self.dtype in (torch.float32, torch.bfloat16)
                 and name in MODELS and name.startswith(TRACED_FAMILIES)):
             return None
-        key = (self._layer, tuple(x.shape))
-        if key not in self._traced and any(
-            k[0] == key[0] and k[1][1:] == key[1][1:] and k[1][0] > key[1][0] for k in self._traced
-        ):
-            return None  # a video's last, shorter batch: not worth a new copy, the eager net runs it
+        key = (self._layer, tuple(x.shape[1:]))
         if key not in self._traced:
             if len(self._traced) >= _MAX_TRACED:
                 self._traced.pop(next(iter(self._traced)))

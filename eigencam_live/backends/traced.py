@@ -14,8 +14,12 @@ In bf16 (a CPU with bf16 kernels: AVX512-BF16, AMX) the copy is frozen but not p
 network's numbers), and the network is channels-last: mobilenet_v3_large 11.2 ms against 17.4
 eager and 16.9 for the fp32 copy, resnet50 81 against 88 and 142.
 
-Every copy is checked against the eager network (with :class:`~eigencam_live.models.ActivationCapture`)
-on the input it was traced with; a copy that does not agree is discarded and the eager path is used.
+Every copy is built and checked against the eager network (with
+:class:`~eigencam_live.models.ActivationCapture`) on one frame, the first of the batch it was asked
+for: the trace and its checks run the network about five times, and on a batch of 32 frames
+(``annotate -b 32``, resnet50) that took over a minute, during which a stop could not be heard. A
+copy serves every batch size, each checked once: its first frame gives what it gave alone. A copy
+that does not agree is discarded and the eager path is used.
 """
 
 from __future__ import annotations
@@ -36,15 +40,24 @@ TRACED_FAMILIES = ("resnet", "resnext", "wide_resnet", "mobilenet", "regnet", "d
 class TracedForward:
     """``x (B, 3, h, w) -> (logits, layer output)`` through a frozen, optimised TorchScript copy.
 
-    Valid for the input shape and dtype it was built with (the trace records shapes).
+    Valid for the ``(3, h, w)`` shape and the dtype it was built with (the trace records shapes),
+    at any batch size: each new one is checked once (:meth:`__call__`).
     """
 
     def __init__(self, module: torch.jit.ScriptModule, shape: tuple[int, ...]) -> None:
         self.module = module
-        self.shape = shape
+        self.shape = shape  # (3, h, w)
+        self.batches = {1}  # the batch sizes checked
 
-    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The copy's outputs for ``x``; ``None`` where, at a batch size not seen before, its first
+        frame's differ from those it gives alone (a copy that baked its batch size in)."""
         out = self.module(x)
+        if x.shape[0] not in self.batches:
+            one = self.module(x[:1])
+            if not (_agree(out["logits"][:1], one["logits"]) and _agree(out["fmap"][:1], one["fmap"])):
+                return None
+            self.batches.add(x.shape[0])
         return out["logits"], out["fmap"]
 
 
@@ -54,10 +67,12 @@ def _agree(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-3) -> bool:
 
 
 def build_traced(net: nn.Module, layer: str, example: torch.Tensor) -> TracedForward | None:
-    """A :class:`TracedForward` of ``net`` for ``example``'s shape, or ``None`` when the network
-    cannot be traced this way or the copy does not reproduce the eager logits and layer output."""
+    """A :class:`TracedForward` of ``net`` for the shape of ``example``'s frames, built on its first
+    frame, or ``None`` when the network cannot be traced this way or the copy does not reproduce the
+    eager logits and layer output."""
     from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
+    example = example[:1]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -79,4 +94,4 @@ def build_traced(net: nn.Module, layer: str, example: torch.Tensor) -> TracedFor
     if not all(isinstance(t, torch.Tensor) for t in tensors) or not _agree(got["logits"], logits) \
             or not _agree(got["fmap"], raw):
         return None  # outputs that are not plain tensors (a dict, a tuple) stay eager
-    return TracedForward(module, tuple(example.shape))
+    return TracedForward(module, tuple(example.shape[1:]))
