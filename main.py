@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +23,21 @@ def main(argv: list[str] | None = None) -> int:
     return app_main(argv)
 
 
+def leave(code: int) -> None:
+    """``sys.exit(code)``; where a stage of ``annotate`` that a second stop gave up on is still in
+    native code (a daemon thread inside torch: a hung device, a trace that takes minutes), output
+    flushed, then ``os._exit``: the interpreter's teardown under a running native thread aborted the
+    process (a trial: "terminate called without an active exception", exit 134 instead of 130)."""
+    if any(t.daemon and t.is_alive() and t.name.startswith("annotate-") for t in threading.enumerate()):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a reader gone: nothing more to say
+                pass
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
     try:
         code = main()
@@ -31,8 +48,8 @@ if __name__ == "__main__":
 
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        sys.exit(code)
+        leave(code)
     except KeyboardInterrupt:  # Ctrl-C before a front end took its signals over (torch loading): no traceback
         said = "stopped; no output was finished" if sys.argv[1:2] == ["annotate"] else "stopped"
         print(f"eigencam-live: interrupted: {said}", file=sys.stderr)
-        sys.exit(130)
+        leave(130)

@@ -247,3 +247,32 @@ def test_sigterm_after_the_last_frame_was_written_keeps_the_whole_file_under_its
 @pytest.mark.timeout(120)
 def test_sigterm_while_the_output_is_finished_completes_it_and_stops(tmp_path):
     _terminated_with_the_first_of_two_whole(tmp_path, _TERMINATE_WHILE_CLOSING)
+
+
+_STUCK_STAGE = """
+import sys, threading, torch
+import main
+
+started = threading.Event()
+
+def trace_for_ever():  # a stage given up on, still inside torch (a trace of minutes on a large batch)
+    a = torch.randn(300, 300)
+    while True:
+        torch.jit.trace(lambda x: (x @ x).relu() @ x, a)
+        started.set()
+
+threading.Thread(target=trace_for_ever, name="annotate-infer", daemon=True).start()
+started.wait()
+print("said what it did", flush=True)
+main.leave(130)
+"""
+
+
+def test_leaving_with_a_stage_still_in_torch_exits_with_the_code_not_an_abort(tmp_path):
+    """A trial: Ctrl-C twice while a large batch's network was still being traced gave up on the
+    stage (as it should) and then aborted at exit ("terminate called without an active exception",
+    exit 134): the interpreter tore itself down under the thread running in torch."""
+    done = subprocess.run([sys.executable, "-c", _STUCK_STAGE], env=_env(tmp_path), capture_output=True, text=True,
+                          timeout=120, cwd=ROOT)
+    assert (done.returncode, done.stdout) == (130, "said what it did\n"), done.stderr[-2000:]
+    assert "terminate called" not in done.stderr
