@@ -186,6 +186,14 @@ def test_a_broken_png_is_one_line_without_opencvs_own_log(tmp_path, capfd):
         assert annotate_main([str(tmp_path / name), "-o", str(tmp_path / f"o-{name}"), *FAST]) == 1
         assert capfd.readouterr().err.strip().endswith(f"{name}: it is not an image (not JPEG, PNG, WebP, BMP, TIFF, "
                                                        "GIF, AVIF or HEIC data)")
+    from PIL import Image
+
+    for name, dtype, what in (("depth.tiff", np.float32, "floating-point numbers"), ("count.tif", np.int32, "32-bit integers")):
+        Image.fromarray(np.arange(40 * 50, dtype=dtype).reshape(40, 50)).save(tmp_path / name)  # whole files
+        assert annotate_main([str(tmp_path / name), "-o", str(tmp_path / f"o-{name}.png"), *FAST]) == 1
+        assert capfd.readouterr().err.strip() == (  # (a trial: "its TIFF data is damaged")
+            f"eigencam-live: error: cannot read image {tmp_path / name}: its pixels are {what} (a measurement, such as "
+            "a depth map), not colours: 8 or 16 bits per channel are read (convert it to one of those)")
 
 
 @pytest.mark.parametrize("interrupts", [1, 2])

@@ -236,6 +236,20 @@ def _why_unreadable(data: bytes) -> str:
         kind = "WebP"
     if kind is None and data[4:8] == b"ftyp":  # ISO media: a photo's brands, not a video's (an MP4 renamed .png)
         kind = {b"avif": "AVIF", b"avis": "AVIF"}.get(data[8:12]) or ("HEIF" if data[8:12] in _HEIF_BRANDS else None)
+    if kind == "TIFF":  # whole, but of numbers no picture is made of (a depth map, a measurement)
+        import io
+
+        from PIL import Image
+
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                mode = im.mode
+        except Exception:  # noqa: BLE001 - damaged indeed
+            mode = None
+        if mode is not None and mode.startswith(("F", "I;32", "I")) and not mode.startswith("I;16"):
+            what = "floating-point numbers" if mode.startswith("F") else "32-bit integers"
+            return (f"its pixels are {what} (a measurement, such as a depth map), not colours: "
+                    "8 or 16 bits per channel are read (convert it to one of those)")
     if kind is not None:
         return f"its {kind} data is damaged"
     return "it is not an image (not JPEG, PNG, WebP, BMP, TIFF, GIF, AVIF or HEIC data)"
