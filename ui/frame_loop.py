@@ -26,6 +26,7 @@ from . import commands as cmd
 from .compare import component_tiles, layer_tiles
 from .engine_status import EngineStatus, build_engine, layer_list
 from .handoff import NewestOnly, Packet
+from .loop_recording import LoopRecording
 from .playback import Playback
 from .rates import RateMeter
 from .recorder import Recorder, stamp_timecode
@@ -60,7 +61,7 @@ class Outlets(Protocol):
 WORK = frozenset({"model", "weights", "short_side", "device", "backend", "precision", "layer", "method"})
 
 
-class FrameLoop:
+class FrameLoop(LoopRecording):
     """Owns the engine, the :class:`Playback` and the :class:`Recorder`; :meth:`run` is the thread body.
 
     Args:
@@ -507,13 +508,7 @@ class FrameLoop:
     def _deliver(self, packet: Packet, record: bool) -> None:
         """Record the picture of the frame just processed (where ``record``) and hand it to the window."""
         if record and self.recorder.active:
-            try:
-                with self._recorder_lock:
-                    self.recorder.write(packet.image, packet.frame.pts)
-                self.shown.recorded()
-            except EigenCamError as exc:
-                self.out.error.emit(str(exc))
-                self._stop_recording()
+            self._record(packet)
         self._last_packet = packet
         self.shown.drawn(packet)
         if self.mailbox.put(packet):
@@ -548,56 +543,3 @@ class FrameLoop:
         # view is redrawn the same way, so that its map is the first tile's (the layer's in use).
         self._redraw = True
         self.out.compare_ready.emit(tiles)
-
-    # -- recording -------------------------------------------------------------------------------
-    def _start_recording(self, command: cmd.StartRecording) -> None:
-        self._stop_recording()
-        if not self.playback.is_open:
-            self.out.recording_changed.emit(False, "")
-            self.out.error.emit("nothing to record: no source is open")
-            return
-        info = self.playback.info
-        # A file's sound goes with it; live sources (cameras, streams, the demos) have none to copy.
-        sound = info.path if info is not None and info.has_audio and not info.live else None
-        self.recorder.start(command.path, fps=self.playback.fps or 30.0, audio_from=sound,
-                            aspect=info.aspect if info is not None else 1, size=self._recording_size())
-        self.shown.recording_started()
-        self.out.recording_changed.emit(True, str(command.path))
-        if self._paused and self.shown.last is not None:  # the frame on screen is the first one recorded
-            self._process(self.shown.last, record=True)
-
-    def _recording_size(self) -> tuple[int, int] | None:
-        """``(width, height)`` of a recording of a source whose frames differ in size (a folder):
-        its largest frame drawn as the frame on screen is (side by side: twice as wide). A trial:
-        a recording begun on a folder's 20 x 12 image squeezed every later image into 20 x 12."""
-        largest, packet = self.playback.largest_frame(), self._last_packet
-        if largest is None or packet is None:
-            return None
-        (fh, fw), (ph, pw) = packet.frame.image.shape[:2], packet.image.shape[:2]
-        return largest[0] * pw // fw, largest[1] * ph // fh
-
-    def _stop_recording(self, timeout: float = -1) -> None:
-        """Finish the recording; says ``recording_changed(False, path)``, with ``path`` empty when
-        no frame was written (then there is no file). ``timeout``: longest wait for a write in
-        progress (-1: no limit); nothing is done when it passes."""
-        if not self._recorder_lock.acquire(timeout=timeout):
-            return
-        try:
-            path = self.recorder.path
-            if path is None:
-                return
-            written = self.recorder.frames_written
-            try:
-                self.recorder.stop()
-            except Exception as exc:
-                self.out.error.emit(f"finishing the recording {path}: {exc}")
-                written = 0
-        finally:
-            self._recorder_lock.release()
-        self.out.recording_changed.emit(False, str(path) if written else "")
-
-    def finish_recording(self, timeout: float = 0.5) -> None:
-        """Finish the recording from another thread (closing while the worker is stuck, e.g. loading
-        a model): the lock keeps it from racing a write, and a write stuck for ``timeout`` s is
-        given up on."""
-        self._stop_recording(timeout)
