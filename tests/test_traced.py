@@ -24,7 +24,10 @@ def _pair(model: str, **cfg):
 
 
 @pytest.mark.parametrize(("model", "layer"), [("resnet18", None), ("mobilenet_v3_small", None), ("resnet18", "layer3"),
-                                              ("resnet18", "layer4.1.relu")])
+                                              ("resnet18", "layer4.1.relu"),
+                                              # its forward ReLUs the layer's output in place: the
+                                              # copy returned the ReLU'd values and was refused
+                                              ("densenet121", None)])
 def test_traced_forward_gives_the_eager_maps_and_predictions(model, layer):
     eager, traced = _pair(model, layer=layer)
     frames = np.stack([scene(120, 200, corner=c, seed=i) for i, c in enumerate(["tl", "br"])])

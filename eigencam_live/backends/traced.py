@@ -66,6 +66,20 @@ def _agree(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-3) -> bool:
     return a.shape == b.shape and bool(((a - b).abs().max() / scale) <= tol)
 
 
+def _layer_copied(extractor: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """``extractor`` returning a copy of the layer's output made as soon as it is computed: a
+    network that changes it in place afterwards (densenet's ``F.relu(features, inplace=True)``)
+    otherwise returned the changed values, and the copy was refused (the eager hook copies too)."""
+    graph = extractor.graph
+    out = next(node for node in graph.nodes if node.op == "output")
+    fmap = out.args[0]["fmap"]
+    with graph.inserting_after(fmap):
+        copied = graph.call_method("clone", (fmap,))
+    out.args = ({**out.args[0], "fmap": copied},)
+    extractor.recompile()
+    return extractor
+
+
 def build_traced(net: nn.Module, layer: str, example: torch.Tensor) -> TracedForward | None:
     """A :class:`TracedForward` of ``net`` for the shape of ``example``'s frames, built on its first
     frame, or ``None`` when the network cannot be traced this way or the copy does not reproduce the
@@ -77,7 +91,8 @@ def build_traced(net: nn.Module, layer: str, example: torch.Tensor) -> TracedFor
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             _, eval_nodes = get_graph_node_names(net)
-            extractor = create_feature_extractor(net, return_nodes={layer: "fmap", eval_nodes[-1]: "logits"}).eval()
+            extractor = _layer_copied(create_feature_extractor(net, return_nodes={layer: "fmap",
+                                                                                  eval_nodes[-1]: "logits"}).eval())
             with torch.no_grad():
                 traced = torch.jit.trace(extractor, example, strict=False)
                 module = torch.jit.freeze(traced.eval())
