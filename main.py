@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
+from typing import NoReturn
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,33 +23,38 @@ def main(argv: list[str] | None = None) -> int:
     return app_main(argv)
 
 
-def leave(code: int) -> None:
-    """``sys.exit(code)``; where a stage of ``annotate`` that a second stop gave up on is still in
-    native code (a daemon thread inside torch: a hung device, a trace that takes minutes), output
-    flushed, then ``os._exit``: the interpreter's teardown under a running native thread aborted the
-    process (a trial: "terminate called without an active exception", exit 134 instead of 130)."""
-    if any(t.daemon and t.is_alive() and t.name.startswith("annotate-") for t in threading.enumerate()):
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):  # a reader gone: nothing more to say
-                pass
-        os._exit(code)
-    sys.exit(code)
-
-
-if __name__ == "__main__":
+def run(argv: list[str] | None = None) -> NoReturn:
+    """The command (``python main.py``, the installed ``eigencam-live``): :func:`main`, then the
+    process ends with its code, whatever the user does meanwhile."""
+    annotate = (sys.argv[1:] if argv is None else argv)[:1] == ["annotate"]
     try:
-        code = main()
-        if sys.argv[1:2] == ["annotate"] or code in (130, 143):
+        code = main(argv)
+        if annotate or code in (130, 143):
             # the run is over and said what it did: a signal now has nothing to stop (it ended the
             # process at exit, killed by it: 130 with nothing said, after a whole run)
             import signal
 
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        leave(code)
     except KeyboardInterrupt:  # Ctrl-C before a front end took its signals over (torch loading): no traceback
-        said = "stopped; no output was finished" if sys.argv[1:2] == ["annotate"] else "stopped"
-        print(f"eigencam-live: interrupted: {said}", file=sys.stderr)
-        leave(130)
+        print(f"eigencam-live: interrupted: {'stopped; no output was finished' if annotate else 'stopped'}",
+              file=sys.stderr)
+        code = 130
+    leave(code)
+
+
+def leave(code: int) -> NoReturn:
+    """``sys.exit(code)``; where a stage of ``annotate`` that a second stop gave up on is still in
+    native code (a daemon thread inside torch: a hung device, a network still being prepared), at
+    once (:func:`~eigencam_live.processes.end_process`): the interpreter's teardown under it aborted
+    the process (a trial: "terminate called without an active exception", exit 134 instead of
+    130). The run's files are finished or removed by then."""
+    if any(t.daemon and t.is_alive() and t.name.startswith("annotate-") for t in threading.enumerate()):
+        from eigencam_live.processes import end_process
+
+        end_process(code)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    run()

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import signal
 import socket
 import sys
 from dataclasses import fields, replace
-from typing import NoReturn
 
 from eigencam_live.cli import pipes_may_close
 from eigencam_live.engine import EngineConfig
@@ -33,6 +31,7 @@ from eigencam_live.options import (
     render_config_from_args,
     typed_options,
 )
+from eigencam_live.processes import end_process
 from eigencam_live.render import RenderConfig
 
 from . import settings as remembered
@@ -239,24 +238,6 @@ def _app_main(argv: list[str] | None) -> int:
     code = app.exec_()
     window.close()  # idempotent: settings saved, threads joined, the recording finished
     end_process(stops.exit_code or (2 if window.fatal_error else code))
-
-
-def end_process(code: int) -> NoReturn:
-    """Exit at once with ``code``, skipping the interpreter's teardown.
-
-    Called when the window has closed: settings are saved, the worker and capture threads are joined
-    and any recording is finished, so nothing is left to do, yet a normal exit took 2 to 4 s more on a
-    loaded machine with torch imported (atexit handlers, then freeing every module and the native
-    libraries), and ended with ``terminate called without an active exception`` (exit 134) when a
-    worker was still inside a native call (loading a model cannot be interrupted): C++ destructors
-    ran under a live thread. ``os._exit`` runs none of that; stdout and stderr are flushed first.
-    """
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
 
 
 def apply_dark_theme(app) -> None:
