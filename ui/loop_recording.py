@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from eigencam_live.errors import EigenCamError
+from eigencam_live.render import picture_size
 
 from . import commands as cmd
 
@@ -52,11 +53,8 @@ class LoopRecording:
         """``(width, height)`` of a recording of a source whose frames differ in size (a folder):
         its largest frame drawn as the frame on screen is (side by side: twice as wide). A trial:
         a recording begun on a folder's 20 x 12 image squeezed every later image into 20 x 12."""
-        largest, packet = self.playback.largest_frame(), self._last_packet
-        if largest is None or packet is None:
-            return None
-        (fh, fw), (ph, pw) = packet.frame.image.shape[:2], packet.image.shape[:2]
-        return largest[0] * pw // fw, largest[1] * ph // fh
+        largest = self.playback.largest_frame()
+        return None if largest is None else picture_size(self._render.view, *largest)
 
     def _stop_recording(self, timeout: float = -1) -> None:
         """Finish the recording; says ``recording_changed(False, path)``, with ``path`` empty when
