@@ -110,10 +110,23 @@ def test_one_copy_built_on_one_frame_serves_every_batch_size(monkeypatch):
     want = eager.process(frames[:4]) + eager.process(frames[4:])
     for w, g in zip(want, got, strict=True):
         assert float(np.corrcoef(w.cam.ravel(), g.cam.ravel())[0, 1]) > 0.9999
-    original = copy.module  # a copy that baked its batch size in: other numbers for more frames
-    copy.module = lambda x: (lambda out: {**out, "logits": out["logits"] + float(x.shape[0] > 1)})(original(x))
-    three = traced.process(frames[:3])
-    assert traced.traced is False and list(traced.backend._traced.values()) == [None]
-    for w, g in zip(eager.process(frames[:3]), three, strict=True):
-        assert [lbl for lbl, _ in g.predictions] == [lbl for lbl, _ in w.predictions]
-        np.testing.assert_allclose(g.cam, w.cam, atol=1e-5)
+    original = copy.module
+    baked = (  # copies that baked their batch size in, each caught at a new batch size:
+        lambda x: (lambda out: {**out, "logits": out["logits"] + float(x.shape[0] > 1)})(original(x)),  # other numbers
+        lambda x: (lambda out: {k: v[:1].expand_as(v) for k, v in out.items()})(original(x)),  # the first frame's, repeated
+        lambda x: (lambda out: {k: v[:1] for k, v in out.items()})(original(x)),  # one frame's rows only
+        lambda x: original(x) if x.shape[0] == 1 else original(x[:0]) + 1,  # fails at other sizes
+    )
+    for n, module in enumerate(baked, start=2):
+        traced.reset()
+        traced.backend._traced.clear()
+        traced.process(frames[:1])  # built again on one frame
+        (copy,) = traced.backend._traced.values()
+        copy.module = module
+        traced.reset()
+        eager.reset()  # (both from the same video state)
+        got = traced.process(frames[:n])
+        assert traced.traced is False and list(traced.backend._traced.values()) == [None], n
+        for w, g in zip(eager.process(frames[:n]), got, strict=True):
+            assert [lbl for lbl, _ in g.predictions] == [lbl for lbl, _ in w.predictions]
+            np.testing.assert_allclose(g.cam, w.cam, atol=1e-5)
