@@ -248,7 +248,7 @@ def _why_unreadable(data: bytes) -> str:
                 mode = im.mode
         except Exception:  # noqa: BLE001 - damaged indeed
             mode = None
-        if mode is not None and mode.startswith(("F", "I;32", "I")) and not mode.startswith("I;16"):
+        if mode is not None and mode.startswith(("F", "I")) and not mode.startswith("I;16"):  # (F, I, I;32...)
             what = "floating-point numbers" if mode.startswith("F") else "32-bit integers"
             return (f"its pixels are {what} (a measurement, such as a depth map), not colours: "
                     "8 or 16 bits per channel are read (convert it to one of those)")
