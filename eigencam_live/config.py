@@ -207,7 +207,7 @@ def read_labels(path: str) -> list[str]:
     an empty name showed nothing in the predictions and the stats; blank lines at the end name
     nothing)."""
     try:
-        text = Path(path).expanduser().read_text(encoding="utf-8")
+        text = Path(path).expanduser().read_text(encoding="utf-8-sig")  # (a Windows editor's BOM is no name)
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read labels file {path}: {getattr(exc, 'strerror', None) or exc}", field="labels") from None
     names = [line.strip() for line in text.splitlines()]

@@ -365,7 +365,7 @@ def test_a_factorys_labels_of_another_length_than_its_scores_are_refused(tmp_pat
         with pytest.raises(ConfigError, match=r"threelabels:build sets 3 labels on its network, which gives 5 scores"):
             Engine(EngineConfig(model="threelabels:build", device="cpu", short_side=64))
         five = tmp_path / "five.txt"
-        five.write_text("a\nb\nc\nd\ne\n")
+        five.write_text("a\nb\nc\nd\ne\n", encoding="utf-8-sig")  # (a trial: the BOM began the first name)
         engine = Engine(EngineConfig(model="threelabels:build", device="cpu", short_side=64, labels=str(five)))
         assert engine.loaded.labels == ["a", "b", "c", "d", "e"]
         # the same network handed over as a module, whatever config.model says (a trial: taken, the
@@ -506,6 +506,14 @@ def test_a_network_with_its_own_mean_and_std_buffers_is_fed_pixels_in_0_1_and_nu
     plain.mean = torch.zeros(1, 4, 1, 1)
     with pytest.raises(ModelError, match=r"^Sequential\.mean must be three numbers \(R, G, B\)\. Got a tensor of shape \(1, 4, 1, 1\)$"):
         Engine(EngineConfig(**{**cfg, "layer": "1"}), model=plain)
+    # held as --mean and --std are (a trial: a std of 0 gave NaN scores and blank maps, exit 0)
+    for key, value, shown in (("std", [0.2, 0.0, 0.2], "0.2 0 0.2"), ("std", [0.2, -0.1, 0.2], "0.2 -0.1 0.2"),
+                              ("mean", [123.7, 116.3, 103.5], "123.7 116.3 103.5")):
+        plain.mean, plain.std = [0.5, 0.4, 0.3], [0.2, 0.2, 0.2]
+        setattr(plain, key, value)
+        with pytest.raises(ModelError, match=rf"^Sequential\.{key} must be numbers in \[0, 1\], of \[0, 1\] pixels "
+                                             rf"\(0-255 values divided by 255\)(, above 0)?\. Got {shown}$"):
+            Engine(EngineConfig(**{**cfg, "layer": "1"}), model=plain)
 
 
 def test_a_compiled_module_is_read_as_the_network_it_wraps():

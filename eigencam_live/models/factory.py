@@ -279,6 +279,10 @@ def _normalisation_of(net: nn.Module, name: str, channels: int) -> dict[str, tup
             what = "one number (its first convolution takes one channel: grey)" if channels == 1 else "three numbers (R, G, B)"
             got = f"a tensor of shape {tuple(raw.shape)}" if isinstance(raw, torch.Tensor) else " ".join(repr(raw).split())[:80]
             raise ModelError(f"{name}.{key} must be {what}. Got {got}")
+        if not all(0 <= v <= 1 for v in value) or (key == "std" and min(value) <= 0):
+            # as --mean and --std are held (a trial: a std of 0 gave NaN scores and blank maps, exit 0)
+            raise ModelError(f"{name}.{key} must be numbers in [0, 1], of [0, 1] pixels (0-255 values divided by "
+                             f"255){', above 0' if key == 'std' else ''}. Got {' '.join(f'{v:g}' for v in value)}")
         norm[key] = value
     return norm
 
