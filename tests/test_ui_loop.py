@@ -432,10 +432,18 @@ def test_a_recording_started_while_paused_begins_with_the_frame_on_screen(tmp_pa
 
     for i in range(4):
         cv2.imwrite(str(tmp_path / f"f{i}.png"), np.full((24, 32, 3), 60 * i, np.uint8))
-    loop, _ = _folder_loop(tmp_path)
+    _record_a_still_and_a_step(tmp_path, tmp_path / "r.mp4")
+
+
+def _record_a_still_and_a_step(folder, path, opened=None) -> None:
+    """Open ``folder`` (paused on its first image; ``opened(loop)`` then), press R, step once: two
+    frames are written, and the file is finished."""
+    loop, _ = _folder_loop(folder)
     try:
         loop._drain_commands()
-        loop.put(cmd.StartRecording(tmp_path / "r.mp4"))
+        if opened is not None:
+            opened(loop)
+        loop.put(cmd.StartRecording(path))
         loop.put(cmd.Step(1))
         loop._drain_commands()
         assert loop.recorder.frames_written == 2
@@ -464,17 +472,11 @@ def test_a_recording_of_a_folder_fits_its_largest_image(tmp_path):
     Image.fromarray(np.full((20, 100, 3), 50, np.uint8)).save(tmp_path / "f4.tif", exif=exif.tobytes())
     assert read_image(tmp_path / "f2.jpg")[0].shape == (90, 30, 3)
     assert read_image(tmp_path / "f4.tif")[0].shape == (100, 20, 3)
-    loop, out = _folder_loop(tmp_path)
-    try:
-        loop._drain_commands()
+
+    def opened(loop) -> None:
         assert loop.playback.largest_frame() == (64, 100)
-        loop.put(cmd.StartRecording(tmp_path / "r.mp4"))  # on f0, the 20 x 12 one
-        loop.put(cmd.Step(1))
-        loop._drain_commands()
-        assert loop.recorder.frames_written == 2
-    finally:
-        loop._stop_recording()
-        loop.playback.close()
+
+    _record_a_still_and_a_step(tmp_path, tmp_path / "r.mp4", opened)  # begun on f0, the 20 x 12 one
     with av.open(str(tmp_path / "r.mp4")) as c:
         frames = [f.to_ndarray(format="bgr24") for f in c.decode(c.streams.video[0])]
     assert [f.shape for f in frames] == [(100, 64, 3)] * 2
