@@ -253,21 +253,19 @@ class Engine:
                 loaded = load_model(config.model, "none")
         return with_overrides(loaded, config), warning
 
-    def feature_layers(self, frame_hw: tuple[int, int] | None = None) -> list[Layer]:
+    def feature_layers(self, frame_hw: tuple[int, int] | None = None, short_side: int | None = None) -> list[Layer]:
         """Every layer of the network that gives a feature map, in forward order, with its type and
         its ``(C, h, w)`` for :meth:`input_size`."""
         with self._lock:
-            size = self.input_size(frame_hw)
+            size = self.input_size(frame_hw, short_side)
             with network_errors(f"{self.loaded.spec.name} failed on a {size[1]}x{size[0]} input"):
                 return self.backend.feature_layers(size)
 
-    def input_size(self, frame_hw: tuple[int, int] | None = None) -> tuple[int, int]:
+    def input_size(self, frame_hw: tuple[int, int] | None = None, short_side: int | None = None) -> tuple[int, int]:
         """The network input's ``(h, w)`` for a ``frame_hw`` frame (default: the last frame's size,
-        a square before the first frame)."""
-        if frame_hw is not None:
-            side = self._config.short_side
-            return input_size(*frame_hw, side, self.loaded.spec.fixed_input)
-        return self._probe_size(self._config, self.loaded)
+        a square before the first frame) at ``short_side`` (default: the config's)."""
+        side = short_side or self._config.short_side
+        return input_size(*(frame_hw or self._frame_hw or (side, side)), side, self.loaded.spec.fixed_input)
 
     def _probe_size(self, config: EngineConfig, loaded: LoadedModel) -> tuple[int, int]:
         side = config.short_side

@@ -15,7 +15,7 @@ import sys
 from .backends import BACKENDS
 from .cam import METHODS
 from .engine import DEVICES, PRECISIONS, Engine, EngineConfig
-from .errors import ConfigError, EigenCamError
+from .errors import ConfigError, EigenCamError, LayerNotFoundError
 from .models import Layer
 from .render import COLORMAPS, VIEWS, RenderConfig
 
@@ -236,28 +236,35 @@ def list_layers(config: EngineConfig, out=None, frame_hw: tuple[int, int] | None
     """
     from dataclasses import replace
 
-    engine = Engine(replace(config, layer=None), fallback_untrained=True)
     refused = None
-    if config.layer is not None:
+    try:
+        engine = Engine(replace(config, layer=None), fallback_untrained=True)
+    except LayerNotFoundError as exc:  # the default layer gives no map at this size: the others are listed
+        engine = Engine(replace(config, layer=None, short_side=_ENGINE.short_side), fallback_untrained=True)
+        refused = exc
+    if config.layer is not None:  # the default's size is then no matter
         try:
-            engine.reconfigure(layer=config.layer)  # marked "<- in use" where it gives a map
+            engine.reconfigure(layer=config.layer, short_side=config.short_side)  # marked "<- in use" where it gives a map
+            refused = None
         except EigenCamError as exc:
             refused = exc
-    print_layers(engine, out, frame_hw)
+    print_layers(engine, out, frame_hw, config.short_side)
     if refused is not None:
         raise refused
 
 
-def print_layers(engine: Engine, out=None, frame_hw: tuple[int, int] | None = None) -> None:
+def print_layers(engine: Engine, out=None, frame_hw: tuple[int, int] | None = None,
+                 short_side: int | None = None) -> None:
     """``--list-layers``: every layer that gives a feature map as a tree (children indented under
     their container, in the order the network runs them) with its type and its ``CxHxW`` map for the
-    input size in use; the default and the layer in use marked."""
+    input size in use (at ``short_side``, default the engine's); the default and the layer in use
+    marked."""
     import sys
 
     out = out or sys.stdout
     default, current = engine.loaded.spec.layer, engine.layer
-    layers = layer_tree(engine.feature_layers(frame_hw))
-    size = engine.input_size(frame_hw)
+    layers = layer_tree(engine.feature_layers(frame_hw, short_side))
+    size = engine.input_size(frame_hw, short_side)
     print(f"{engine.config.model}: layers that give a feature map, for a {size[1]}x{size[0]} input "
           "(CxHxW; --layer NAME picks one)", file=out)
     width = max((2 * depth + len(layer.name) for depth, layer in layers), default=0)

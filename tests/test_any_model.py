@@ -238,6 +238,18 @@ def test_list_layers_lists_before_it_refuses_a_layer_and_a_timm_stage_list_defau
     assert annotate_main(["--list-layers", "--model", "resnet18", "--weights", "none", "--layer", "layer3",
                           "--short-side", "64", "--device", "cpu"]) == 0
     assert any(line.startswith("layer3 ") and line.endswith("<- in use") for line in capsys.readouterr().out.splitlines())
+    # at short side 32 the default layer4 is 1x1: the layers that still give a map are listed, at
+    # that size, and the default's refusal follows (it failed before anything was listed)
+    assert annotate_main(["--list-layers", "--model", "resnet18", "--weights", "none", "--short-side", "32",
+                          "--device", "cpu"]) == 1
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert "for a 32x32 input" in lines[0] and "layer 'layer4' gives 512x1x1 maps" in captured.err
+    assert [line.split()[-1] for line in lines if line.startswith("layer3 ")] == ["256x2x2"]
+    assert not any(line.startswith("layer4") for line in lines)
+    assert annotate_main(["--list-layers", "--model", "resnet18", "--weights", "none", "--short-side", "32",
+                          "--layer", "layer3", "--device", "cpu"]) == 0  # a named layer that works at 32: no error
+    assert any(line.startswith("layer3 ") and line.endswith("<- in use") for line in capsys.readouterr().out.splitlines())
     from eigencam_live.models import load_model
 
     assert load_model("timm:coat_lite_tiny", "none").spec.layer == "serial_blocks4.1"

@@ -407,6 +407,11 @@ def test_the_command_line_lists_layers_and_annotates_with_an_onnx_file(tmp_path,
     lines = capsys.readouterr().out.splitlines()
     default = [line for line in lines if line.endswith("<- default")]
     assert len(default) == 1 and "576x7x7" in default[0]  # a square 224 input before any frame
+    # at short side 32 the default is 1x1: the rest is listed, and the refusal is the torch models' own
+    assert annotate_main(["--list-layers", "--model", path, "--short-side", "32"]) == 1
+    captured = capsys.readouterr()
+    assert "for a 32x32 input" in captured.out and "<- default" not in captured.out and "x2x2" in captured.out
+    assert "gives 576x1x1 maps: too small to show where the network looks" in captured.err
     assert annotate_main([]) == 2 and "give at least one INPUT" in capsys.readouterr().err
     clip = write_clip(tmp_path / "in.mp4", frames=6, size=(96, 64))
     out = tmp_path / "out.mp4"

@@ -102,6 +102,7 @@ class OnnxFile:
         self._inputs = {o: list(node.input) for node in graph.node for o in node.output if o}
         self._layers: dict[tuple[int, int], dict[str, tuple[int, ...]]] = {}
         self._shapes: dict[tuple[int, int], dict[str, tuple[int, ...]]] = {}
+        self._tiny: dict[tuple[int, int], dict[str, tuple[int, int, int]]] = {}  # maps under 2x2 positions
         self._lock = threading.Lock()
 
     def feed(self, x: np.ndarray) -> np.ndarray:
@@ -121,7 +122,7 @@ class OnnxFile:
             session = self._session(self.order, scores=False)
             n = self.fixed_batch or 1
             x = self.feed(np.zeros((n, self.channels, *size), np.float32))
-            found, shapes = {}, {}
+            found, shapes, tiny = {}, {}, {}
             with network_errors(f"{self.path.name} failed on a {size[1]}x{size[0]} input"):
                 values = session.run(None, {self.input: x})
             outputs = dict(zip((meta.name for meta in session.get_outputs()), values, strict=True))
@@ -148,9 +149,17 @@ class OnnxFile:
                     continue
                 if fmap.shape[0] == 1 and fmap.shape[2] * fmap.shape[3] >= 4:
                     found[name] = tuple(int(d) for d in fmap.shape[1:])
+                elif fmap.shape[0] == 1 and self.kinds.get(name) not in _POOLED:  # a larger input would make it a map
+                    tiny[name] = tuple(int(d) for d in fmap.shape[1:])
             self._layers[size] = {name: found[name] for name in self.order if name in found}  # in graph order
-            self._shapes[size] = shapes
+            self._shapes[size], self._tiny[size] = shapes, tiny
         return self._layers[size]
+
+    def small_maps(self, size: tuple[int, int]) -> dict[str, tuple[int, int, int]]:
+        """Node outputs that read as feature maps of fewer than 2x2 positions at this size (a
+        network's last stage on a small input): ``{name: (C, h', w')}``."""
+        self.layers(size)
+        return self._tiny[size]
 
     def shapes(self, size: tuple[int, int]) -> dict[str, tuple[int, ...]]:
         """The shape of every node output (but the scores) for a ``size`` input, maps or not."""
@@ -249,6 +258,8 @@ _ELEMENTWISE = {"Mul", "Div", "Add", "Sub", "Where", "Cast"}
 
 #: Ops whose rank-4 outputs are distributions, not feature maps (a transformer's attention weights).
 _NOT_MAPS = {"Softmax", "LogSoftmax"}
+#: Node kinds whose output is pooled over the positions whatever the input's size: never a map.
+_POOLED = {"GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "ReduceMean", "ReduceMax", "ReduceSum", "Flatten"}
 
 
 def runtime_options(threads: int | None):
@@ -345,6 +356,8 @@ class OnnxFileBackend:
         if layer not in shapes:
             if layer not in self.graph.order:
                 raise LayerNotFoundError(f"no node output named {layer!r} in {self.graph.path.name}")
+            if layer in self.graph.small_maps(size):  # a map, too small at this size: the engine says so
+                return self.graph.small_maps(size)[layer]
             shape = self.graph.shapes(size).get(layer)
             raise LayerNotFoundError(f"layer {layer!r} is not a spatial feature map"
                                      f"{f' (its output is {shape} for a {size[1]}x{size[0]} input)' if shape else ''}: "
