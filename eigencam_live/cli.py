@@ -241,12 +241,28 @@ def _first_frame_size(inputs: list[str]) -> tuple[int, int] | None:
         return None
 
 
+def _fixed_size_note(engine, first: os.PathLike, typed: set[str]) -> str | None:
+    """What a network that takes one input size does to the frames, where the user would not
+    expect it: a typed ``--short-side`` it cannot use, frames of another aspect stretched to its size
+    (judged on the first input)."""
+    fixed = engine.loaded.spec.fixed_input
+    if not fixed:
+        return None
+    hw = _first_frame_size([str(first)])
+    stretched = hw is not None and abs(hw[1] * fixed[0] - hw[0] * fixed[1]) > 0.01 * hw[0] * fixed[1]
+    shown = f"{os.path.basename(engine.loaded.spec.name)} takes {fixed[1]}x{fixed[0]} input only"
+    if "short_side" in typed:
+        return (f"--short-side {engine.config.short_side} is not used: {shown}, and each frame is resized to it"
+                + (f" ({hw[1]}x{hw[0]} frames stretched: their aspect is not kept)" if stretched else ""))
+    return f"{shown}: {hw[1]}x{hw[0]} frames are stretched to it (their aspect is not kept)" if stretched else None
+
+
 def _run(args: argparse.Namespace) -> int:
     from .errors import ConfigError
     from .options import engine_config_from_args, headless_threads, quiet_native_logs, render_config_from_args
 
     quiet_native_logs()
-    config = engine_config_from_args(args)
+    config = engine_config_from_args(args, args.typed)
     look = render_config_from_args(args)
     if not 1 <= args.batch_size <= 256:
         raise ConfigError(f"--batch-size must be an integer in [1, 256]. Got {args.batch_size}")
@@ -299,10 +315,7 @@ def _run(args: argparse.Namespace) -> int:
     engine = Engine(config, fallback_untrained=True)
     if args.detections and not engine.loaded.detector:  # a factory's network is known once built
         raise not_a_detector
-    fixed = engine.loaded.spec.fixed_input
-    ignored = (f"--short-side {config.short_side} is not used: {engine.loaded.spec.name} takes {fixed[1]}x{fixed[0]} "
-               "input, and each frame is resized to it") if fixed and "short_side" in args.typed else None
-    for warning in (engine.warning, engine.loaded.note, ignored):
+    for warning in (engine.warning, engine.loaded.note, _fixed_size_note(engine, jobs[0].input, args.typed)):
         if warning:
             _say("warning", warning)
     boxes_only = [flag for flag, given in (("--score", "score" in args.typed), ("--in-boxes", look.in_boxes),

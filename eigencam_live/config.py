@@ -32,6 +32,10 @@ MAX_ASPECT = 100
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+#: What is said when weights are given with an ONNX file (``--weights`` typed, or a config's ``weights``).
+ONNX_WEIGHTS = "an ONNX file holds its own weights: leave --weights out (none too: its graph is run as it is)"
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     """Engine settings; validated on construction (:class:`ConfigError` names the bad field).
@@ -108,8 +112,7 @@ class EngineConfig:
                               "path/to/file.py:callable, the path of an .onnx file, or a YOLO .pt/.yaml "
                               "(README: Models).", field="model")
         if model_kind(self.model) == "onnx" and self.weights != "imagenet":
-            raise ConfigError("an ONNX file holds its own weights: leave --weights out (none too: its graph is run "
-                              "as it is)", field="weights")
+            raise ConfigError(ONNX_WEIGHTS, field="weights")
         for name in ("mean", "std"):
             value = getattr(self, name)
             if value is not None and (

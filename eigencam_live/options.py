@@ -14,9 +14,10 @@ import sys
 
 from .backends import BACKENDS
 from .cam import METHODS
+from .config import ONNX_WEIGHTS
 from .engine import DEVICES, PRECISIONS, Engine, EngineConfig
 from .errors import ConfigError, EigenCamError, LayerNotFoundError
-from .models import Layer
+from .models import Layer, model_kind
 from .render import COLORMAPS, VIEWS, RenderConfig
 
 __all__ = [
@@ -175,8 +176,10 @@ def add_render_options(parser: argparse.ArgumentParser) -> None:
                    help="detectors: renormalise the map inside each box (min-max per box), zero outside")
 
 
-def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
-    """The :class:`EngineConfig` the parsed options describe.
+def engine_config_from_args(args: argparse.Namespace, typed: set[str] = frozenset()) -> EngineConfig:
+    """The :class:`EngineConfig` the parsed options describe (``typed``: the options the user
+    typed, :func:`typed_options`: ``--weights imagenet`` typed is its default, so only they tell it
+    was asked for).
 
     Raises:
         ConfigError: a value outside its range (names the option).
@@ -184,6 +187,8 @@ def engine_config_from_args(args: argparse.Namespace) -> EngineConfig:
     try:
         if args.layer is not None and not args.layer.strip():
             raise ConfigError("must name a layer (--list-layers lists them); left out, the model's default", field="layer")
+        if "weights" in typed and model_kind(args.model) == "onnx":
+            raise ConfigError(ONNX_WEIGHTS, field="weights")
         return EngineConfig(
             model=args.model,
             weights=args.weights,

@@ -417,6 +417,10 @@ def test_the_command_line_lists_layers_and_annotates_with_an_onnx_file(tmp_path,
     out = tmp_path / "out.mp4"
     assert annotate_main([str(clip), "-o", str(out), "--model", path, "--short-side", "64", "-q"]) == 0
     assert probe(out)["frames"] == 6
+    # --weights imagenet is the default, but typed with a file that holds its own weights it is a mistake
+    assert annotate_main([str(clip), "-o", str(tmp_path / "o2.mp4"), "--model", path, "--weights=imagenet"]) == 1
+    assert "--weights: an ONNX file holds its own weights" in capsys.readouterr().err
+    assert not (tmp_path / "o2.mp4").exists()
 
 
 def test_a_transformer_runs_on_onnxruntime_without_a_gram_matrix():
@@ -1017,7 +1021,12 @@ def test_a_short_side_a_fixed_size_network_cannot_take_is_said_not_ignored_in_si
     assert annotate_main([str(clip), "-o", str(tmp_path / "o1.mp4"), "--model", path, "--short-side", "224", "-q"]) == 0
     assert "warning: --short-side 224 is not used: " in capsys.readouterr().err  # typed, though the default
     assert annotate_main([str(clip), "-o", str(tmp_path / "o2.mp4"), "--model", path, "-q"]) == 0
-    assert "short-side" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "short-side" not in err  # but the squeeze of a 3:2 frame into a 4:3 input is said
+    assert "warning: fixed.onnx takes 128x96 input only: 96x64 frames are stretched to it" in err
+    same = write_clip(tmp_path / "same.mp4", frames=2, size=(192, 144))  # the input's own aspect: nothing to say
+    assert annotate_main([str(same), "-o", str(tmp_path / "o3.mp4"), "--model", path, "-q"]) == 0
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_a_one_channel_gate_registered_before_the_stem_is_no_grey_network():

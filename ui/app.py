@@ -76,7 +76,7 @@ def default_source() -> str | int:
 def configs_from(args: argparse.Namespace, typed: set[str], settings) -> tuple[EngineConfig, RenderConfig]:
     """Defaults <- remembered settings (:mod:`ui.settings`) <- typed options."""
     engine, render = remembered.load_configs(settings) if settings is not None else (EngineConfig(), RenderConfig())
-    from_args_e = engine_config_from_args(args)
+    from_args_e = engine_config_from_args(args, typed)
     from_args_r = render_config_from_args(args)
     changes = {f.name: getattr(from_args_e, f.name) for f in fields(EngineConfig) if f.name in typed}
     if "model" in typed and "layer" not in typed and changes["model"] != engine.model:
@@ -197,7 +197,7 @@ def _app_main(argv: list[str] | None) -> int:
     if args.list_layers:  # no window: the layers of the model the options name
         try:
             with pipes_may_close():  # `--list-layers | head`
-                list_layers(engine_config_from_args(args))
+                list_layers(engine_config_from_args(args, typed_options(parser, argv)))
         except EigenCamError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
