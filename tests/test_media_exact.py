@@ -201,6 +201,20 @@ def test_true_variable_frame_rate_in_matroska_is_kept(tmp_path):
     assert probe(tmp_path / "out.mp4")["times"] == [Fraction(round(t * 1000), 1000) for t in times]
 
 
+def test_a_gifs_frame_times_are_kept_to_the_tick(tmp_path):
+    """A GIF counts in 10 ms ticks. Frames one tick from a grid point of its rate were moved onto
+    it (530 ms written as 520, 660 as 650): a tick away is no rounding of a grid point."""
+    from PIL import Image
+
+    durations = [70, 130, 290, 40, 100, 30, 60, 110, 20, 500]
+    pictures = [Image.fromarray(np.random.default_rng(i).integers(0, 255, (48, 64, 3), np.uint8)) for i in range(10)]
+    pictures[0].save(tmp_path / "in.gif", save_all=True, append_images=pictures[1:], duration=durations, loop=0)
+    _copy(tmp_path / "in.gif", tmp_path / "out.mp4")
+    got = probe(tmp_path / "out.mp4")
+    assert got["times"] == [Fraction(sum(durations[:i]), 1000) for i in range(10)]
+    assert got["duration"] == Fraction(sum(durations), 1000)  # the last picture held its 500 ms
+
+
 # -- 7. truncated Matroska ----------------------------------------------------------------------------
 def test_a_cut_off_matroska_file_is_noticed_by_its_duration(tmp_path, capsys):
     from eigencam_live.cli import annotate_main

@@ -76,10 +76,12 @@ def output_time_base(rate: Fraction, input_time_base: Fraction | None = None) ->
 
 
 class RateGrid:
-    """Snaps timestamps that sit on a constant-rate grid (within ``tolerance`` seconds) onto it.
+    """Snaps timestamps that sit on a constant-rate grid (closer than ``tolerance`` seconds, the
+    input's tick: what storing a grid point in whole ticks moves it by) onto it.
 
-    The grid starts at the first timestamp given and advances by ``1 / rate``; a timestamp further
-    than ``tolerance`` from every grid point is returned unchanged (variable frame rate).
+    The grid starts at the first timestamp given and advances by ``1 / rate``; a timestamp a whole
+    tick or more from every grid point is returned unchanged (variable frame rate: a GIF's frame
+    one 10 ms tick from its average rate's grid was moved onto it).
     """
 
     def __init__(self, rate: Fraction, tolerance: Fraction) -> None:
@@ -94,7 +96,7 @@ class RateGrid:
             return seconds
         steps = round((seconds - self.origin) * self.rate)
         on_grid = self.origin + steps / self.rate
-        return on_grid if abs(on_grid - seconds) <= self.tolerance else seconds
+        return on_grid if abs(on_grid - seconds) < self.tolerance else seconds
 
     def span(self, seconds: Fraction) -> Fraction:
         """A frame's duration (exact) as whole frame intervals when within the tolerance of them: the
@@ -102,7 +104,7 @@ class RateGrid:
         the grid); a picture held longer keeps its own duration."""
         steps = round(seconds * self.rate)
         on_grid = steps / self.rate
-        return on_grid if steps >= 1 and abs(on_grid - seconds) <= self.tolerance else seconds
+        return on_grid if steps >= 1 and abs(on_grid - seconds) < self.tolerance else seconds
 
 
 class Joins:
