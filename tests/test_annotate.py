@@ -294,7 +294,7 @@ def test_rename_no_replace_never_replaces_and_one_of_two_racers_wins(tmp_path, m
     import os
     import threading
 
-    from eigencam_live.annotate.outputs import rename_no_replace
+    from eigencam_live.renames import rename_no_replace
 
     if not hard_links:  # FAT, exFAT, some network shares: the exclusive-create fallback
         def no_link(src, dst):

@@ -116,3 +116,22 @@ def test_timecode_stamp_writes_the_bottom_left_only_and_leaves_the_input_alone()
     assert changed.any() and ys.min() >= 180 * 0.84 and xs.max() < 320 * 0.55
     for tiny in (np.full((12, 20, 3), 128, np.uint8), np.full((90, 160, 3), 128, np.uint8)):
         assert np.array_equal(stamp_timecode(tiny, 8, 1.0), tiny)
+
+
+
+def test_a_file_that_takes_the_name_while_recording_is_kept_and_the_recording_named_beside_it(tmp_path):
+    """Two apps recording in the same second pick one name (each checks only its own names and the
+    folder at the start); the second to stop replaced the first's file. Now it is named NAME-2."""
+    av = pytest.importorskip("av")
+    path = tmp_path / "eigencam-20261129-101500.mp4"
+    rec = Recorder()
+    rec.start(path, fps=25.0)
+    for i in range(4):
+        rec.write(_frame(i, (64, 48)), 0.04 * i)
+    path.write_bytes(b"the other app's recording")  # finished first, under the same name
+    beside = tmp_path / "eigencam-20261129-101500-2.mp4"
+    assert rec.stop() == beside
+    assert path.read_bytes() == b"the other app's recording"  # untouched
+    with av.open(str(beside)) as c:
+        assert [f.width for f in c.decode(video=0)] == [64] * 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, beside.name])  # no part left

@@ -68,7 +68,7 @@ class LoopRecording:
                 return
             written = self.recorder.frames_written
             try:
-                self.recorder.stop()
+                path = self.recorder.stop() or path
             except Exception as exc:
                 self.out.error.emit(f"finishing the recording {path}: {exc}")
                 written = 0

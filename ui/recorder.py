@@ -115,7 +115,8 @@ class Recorder:
         if self._sink is None:
             width, height = self.size or image.shape[1::-1]
             try:
-                self._sink = VideoSink(self.path, width=width, height=height, fps=self.fps, overwrite=True,
+                # never replaces: another app recording in the same second gets NAME-2 at the end
+                self._sink = VideoSink(self.path, width=width, height=height, fps=self.fps, overwrite=False,
                                        audio_from=self.audio_from, audio_start=pts, aspect=self.aspect)
             except Exception as exc:
                 raise SinkError(f"cannot record to {self.path}: {exc}") from exc
@@ -135,7 +136,8 @@ class Recorder:
             raise SinkError(f"recording failed: {exc}") from exc
 
     def stop(self) -> Path | None:
-        """Finish the file (idempotent); returns its path, ``None`` when no recording ran.
+        """Finish the file (idempotent); returns its path (``NAME-2``... where a file took the name
+        while it was written), ``None`` when no recording ran.
 
         Raises:
             SinkError: finishing failed (the partial file is removed by the sink).
@@ -143,7 +145,7 @@ class Recorder:
         path, sink = self.path, self._sink
         self.path, self._sink, self._finished = None, None, sink
         if sink is not None:
-            sink.close(audio_to_end=False)  # the sound of the recorded span only
+            return sink.close(audio_to_end=False)  # the sound of the recorded span only
         return path
 
 

@@ -5,7 +5,6 @@ put there meanwhile; the clean-up of what runs that died left behind; and the pr
 from __future__ import annotations
 
 import csv
-import errno
 import json
 import os
 import re
@@ -19,12 +18,9 @@ import numpy as np
 from eigencam_live.engine import FrameResult
 from eigencam_live.errors import SinkError
 from eigencam_live.processes import alive
+from eigencam_live.renames import rename_no_replace
 
-__all__ = ["Tables", "part_name", "partial_name", "progress_bar", "remove_stale_parts", "rename_no_replace", "replace_atomically"]
-
-#: ``os.link`` errors that mean the file system has no hard links (FAT, exFAT, some network shares).
-_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK, errno.EXDEV})
-
+__all__ = ["Tables", "part_name", "partial_name", "progress_bar", "remove_stale_parts", "replace_atomically"]
 
 def progress_bar(total: int | None, name: str, enabled: bool, unit: str = "frame"):
     """A tqdm bar on stderr (count, rate, ETA); quiet when redirected."""
@@ -70,36 +66,6 @@ def partial_name(target: Path) -> Path:
         if not name.exists():
             return name
     return target.with_name(f"{target.stem}.partial-{os.getpid()}{target.suffix}")
-
-
-def rename_no_replace(src: Path, dst: Path) -> None:
-    """Rename ``src`` to ``dst`` unless ``dst`` exists, atomically: two runs that finish at once
-    cannot both get the name, and neither replaces the other's file.
-
-    A hard link then an unlink where the file system has hard links (``link`` fails when the name
-    is taken); elsewhere an exclusive create of ``dst`` (which fails the same way) replaced at once.
-
-    Raises:
-        FileExistsError: ``dst`` exists; ``src`` is left as it was.
-        OSError: any other failure.
-    """
-    try:
-        os.link(src, dst)
-    except FileExistsError:
-        raise
-    except OSError as exc:
-        if exc.errno not in _NO_HARD_LINKS:
-            raise
-        # No hard links here: claim the name exclusively, then put the file over our own claim.
-        with open(dst, "xb"):
-            pass
-        try:
-            os.replace(src, dst)
-        except OSError:
-            os.unlink(dst)
-            raise
-        return
-    os.unlink(src)
 
 
 def publish(finished: Path, target: Path, overwrite: bool) -> None:

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from eigencam_live.errors import SinkError
+from eigencam_live.renames import rename_to_free_name
 
 from .audio import AudioTrack
 from .frames import as_rate
@@ -77,7 +78,9 @@ class VideoSink:
             clock, all of it (``annotate``: the frames keep the input's timestamps).
         joins: the video source's :class:`~eigencam_live.video.timing.Joins` (a transport's clock
             that jumps): the audio is shifted across each join as the frames were.
-        overwrite: replace an existing ``path``; otherwise :class:`SinkError`.
+        overwrite: replace an existing ``path``; otherwise :class:`SinkError` where it exists at the
+            start, and a file made there while this one was written is never replaced: this one is
+            then named ``STEM-2``, ``STEM-3``... (:meth:`close` returns the name).
         crf, preset: libx264 quality and speed.
         threads: libx264's threads (0: its own choice, through PyAV sliced threads, 2 on 2 cores);
             ``annotate`` shares the cores with the network (:func:`~eigencam_live.options.headless_threads`).
@@ -129,6 +132,7 @@ class VideoSink:
         self.rate = as_rate(fps)
         if self.rate <= 0:
             raise SinkError(f"fps must be positive. Got {fps}")
+        self._overwrite = overwrite
         if self.path.exists() and not overwrite:
             raise SinkError(f"{self.path} exists (use --force to overwrite)")
         if self.path.is_dir():
@@ -317,7 +321,7 @@ class VideoSink:
                 audio only up to the end of the last frame written.
 
         Returns:
-            the final path.
+            the final path (without ``overwrite``, another where a file took the name meanwhile).
 
         Raises:
             SinkError: nothing was written (the temporary file is removed), or the disk failed.
@@ -336,7 +340,10 @@ class VideoSink:
                 self._audio.finish()
             self._out.close()
             self._close_audio()
-            os.replace(self.tmp_path, self.path)
+            if self._overwrite:
+                os.replace(self.tmp_path, self.path)
+            else:
+                self.path = rename_to_free_name(self.tmp_path, self.path)
         except (OSError, av.FFmpegError) as exc:
             self._discard()
             raise SinkError(f"cannot finish {self.path}: {getattr(exc, 'strerror', None) or exc}") from exc
