@@ -398,7 +398,8 @@ def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Names
             _say("warning", f"{result.warning}; annotated what decoded: {result.output}")
             status = max(status, EXIT_DAMAGED) if status != EXIT_ERROR else status
         fps = result.frames / seconds if seconds > 0 else 0.0
-        print(f"{result.frames} frames in {seconds:.1f} s ({fps:.1f} fps) -> {result.output}", flush=True)
+        print(f"{result.frames} frame{'s' * (result.frames != 1)} in {seconds:.1f} s ({fps:.1f} fps) -> {result.output}",
+              flush=True)
         if result.stop_requested:  # Ctrl-C or SIGTERM while the file was being finished: it is complete
             word, code = _stopped()
             _say(word, f"stopped after finishing {result.output} (complete)")
@@ -433,7 +434,7 @@ def _annotate_images(jobs: list, engine: object, look: object, args: argparse.Na
         return code
     _finished.extend(result.written)
     rate = len(result.written) / result.seconds if result.seconds > 0 else 0.0
-    print(f"{len(result.written)} images in {result.seconds:.1f} s ({rate:.1f} images/s) -> {target}", flush=True)
+    print(f"{len(result.written)} image{'s' * (len(result.written) != 1)} in {result.seconds:.1f} s ({rate:.1f} images/s) -> {target}", flush=True)
     return EXIT_ERROR if result.failed else 0
 
 

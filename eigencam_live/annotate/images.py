@@ -142,6 +142,8 @@ def annotate_images(
             if (exc := future.exception()) is not None:  # SinkError, or an encoder that refuses: this image only
                 failed[i] = str(exc)
             else:
+                if (note := future.result()) is not None:  # metadata the output's format could not hold
+                    result.notes.append((jobs[i].input, note))
                 r.picture = None  # the tables keep numbers and the small map, not the pictures
                 r.__dict__.pop("heatmap", None)
                 done[i] = (jobs[i], r)
@@ -291,6 +293,10 @@ def _with_metadata(suffix: str, picture: np.ndarray, metadata: dict) -> bytes:
     image = Image.fromarray(np.ascontiguousarray(picture[:, :, order]), "RGBA" if picture.shape[2] == 4 else "RGB")
     as_opencv = {"JPEG": {"quality": 95}, "WEBP": {"lossless": True}, "TIFF": {"compression": "tiff_lzw"},
                  "AVIF": {"quality": 95}, "HEIF": {"quality": 95}}.get(fmt, {})
+    if fmt == "TIFF" and _exif_subdirectories(metadata.get("exif")):
+        # libtiff (LZW) cannot write EXIF's own directories (the camera's settings, GPS): it fails
+        # the whole file. Pillow's own TIFF writer can, uncompressed (lossless either way).
+        as_opencv = {"compression": "raw"}
     if fmt == "HEIF":
         heif_opener()
     options = dict(metadata, **as_opencv)
@@ -299,8 +305,21 @@ def _with_metadata(suffix: str, picture: np.ndarray, metadata: dict) -> bytes:
     return out.getvalue()
 
 
+def _exif_subdirectories(exif: bytes | None) -> bool:
+    """Whether ``exif`` points to directories of its own (Exif, GPS, Interoperability)."""
+    if not exif:
+        return False
+    from PIL import Image
+
+    directory = Image.Exif()
+    directory.load(exif)
+    return any(tag in directory for tag in (0x8769, 0x8825, 0xA005))
+
+
 def _write_image(path: Path, picture: np.ndarray, overwrite: bool, alpha: np.ndarray | None = None,
-                 metadata: dict | None = None) -> None:
+                 metadata: dict | None = None) -> str | None:
+    """Write ``picture`` (with the input's ``alpha`` and ``metadata`` where the format keeps them).
+    Returns what of the metadata its format could not hold, if anything (said as a note)."""
     if alpha is not None and path.suffix.lower() in _ALPHA_FORMATS:
         # the input's transparency on every frame-sized panel (side by side, stacked: twice)
         rows, cols = picture.shape[0] // alpha.shape[0], picture.shape[1] // alpha.shape[1]
@@ -309,12 +328,33 @@ def _write_image(path: Path, picture: np.ndarray, overwrite: bool, alpha: np.nda
     # Encoded in memory (the format by the extension), written by Python: a full disk is said as
     # such, where cv2.imwrite only returned False (and libpng printed "Write Error" lines).
     suffix = path.suffix.lower()
-    data = None
+    data, left_out = None, None
     if (metadata or suffix in _PILLOW_ONLY) and suffix in _METADATA_FORMATS and suffix != ".png":
-        try:
-            data = _with_metadata(suffix, picture, metadata or {})
-        except (ValueError, OSError):  # metadata Pillow will not write (EXIF over 64 KB in a JPEG): the picture
-            data = _with_metadata(suffix, picture, {}) if suffix in _PILLOW_ONLY else None
+        # What Pillow will not write (EXIF over 64 KB in a JPEG) is left out, and said: the EXIF
+        # alone first, then all of it (OpenCV writes the picture; a trial: the colour profile went
+        # with an EXIF too large, without a word)
+        metadata = metadata or {}
+        without_exif = {k: v for k, v in metadata.items() if k != "exif"}
+        tries = [(metadata, None)]
+        if metadata.get("exif") and any(without_exif.values()):
+            tries.append((without_exif, "its EXIF"))
+        if suffix in _PILLOW_ONLY and metadata:
+            tries.append(({}, "its colour profile, EXIF and dpi"))
+        why = None
+        for kept, dropped in tries:
+            try:
+                data = _with_metadata(suffix, picture, kept)
+            except (ValueError, OSError, RuntimeError) as exc:  # (RuntimeError: libtiff's)
+                why = exc
+                continue
+            left_out = dropped
+            break
+        if data is None and suffix in _PILLOW_ONLY:
+            raise SinkError(f"cannot encode {path} as {path.suffix}: {why}")
+        if data is None and any(metadata.values()):
+            left_out = "its colour profile, EXIF and dpi"
+        if left_out is not None:
+            left_out = f"{left_out} left out: {_METADATA_FORMATS[suffix]} would not take it ({why})"
     if data is None:
         ok, data = cv2.imencode(path.suffix, picture)
         if not ok:
@@ -322,3 +362,4 @@ def _write_image(path: Path, picture: np.ndarray, overwrite: bool, alpha: np.nda
         if metadata and suffix == ".png":
             data = _png_chunks(data.tobytes(), metadata)
     replace_atomically(path, part_name(path), lambda t: t.write_bytes(memoryview(data)), overwrite=overwrite)
+    return left_out

@@ -99,13 +99,14 @@ def expand_inputs(specs: list[str]) -> list[Path]:
             out += [Path(p) for p in found]
         else:
             raise SourceError(f"no such file: {spec}")
-    unique: list[Path] = []
-    seen: set[Path] = set()
+    # One file named twice (a folder and a glob, a link beside its target) is annotated once, under
+    # its own name rather than a link's (a trial: link.jpg -> prog.jpg gave link.eigencam.png alone)
+    unique: dict[Path, Path] = {}
     for p in out:
-        if p.resolve() not in seen:
-            seen.add(p.resolve())
-            unique.append(p)
-    return unique
+        first = unique.setdefault(p.resolve(), p)
+        if first.is_symlink() and not p.is_symlink():
+            unique[p.resolve()] = p
+    return list(unique.values())
 
 
 def _derived(path: Path | None, input_path: Path, many: bool) -> Path | None:
@@ -180,6 +181,7 @@ def plan_jobs(
                                 "(end it with / for a folder of that name)")
     jobs = []
     targets: dict[Path, Path] = {}  # resolved output -> its input
+    clashes: list[str] = []  # all of them at once (a trial: found one run at a time)
     for inp in inputs:
         if folder is not None:
             target = folder / _output_name(inp, image_format)
@@ -192,11 +194,13 @@ def plan_jobs(
         if (first := targets.get(target.resolve())) is not None:
             if first.parent != inp.parent:
                 hint = " (inputs of one name from two folders: give each folder its own -o)"
-            elif is_image_name(str(inp)) and is_image_name(str(first)) and image_format != "same":
+            elif (is_image_name(str(inp)) and is_image_name(str(first)) and image_format != "same"
+                  and inp.suffix.lower() != first.suffix.lower()):
                 hint = " (--image-format same keeps each image's own format)"  # photo.bmp and photo.webp
-            else:  # clip.mp4 and clip.mkv
-                hint = " (inputs whose names differ only in their extension: give each its own -o)"
-            raise SinkError(f"{first} and {inp} would both write {target}{hint}")
+            else:  # clip.mp4 and clip.mkv; photo.jpg and photo.JPG (a trial: sent to --image-format same)
+                hint = " (inputs whose names differ only in their extension: rename one, or annotate each in a run of its own)"
+            clashes.append(f"{first} and {inp} would both write {target}{hint}")
+            continue
         targets[target.resolve()] = inp
         if target.is_dir():
             raise SinkError(f"output {target} is a folder")
@@ -232,6 +236,9 @@ def plan_jobs(
             if inp.resolve() in named:
                 raise
         jobs.append(Job(inp, target, *(_derived(Path(p) if p else None, inp, many) for p in (stats, heatmaps, detections))))
+    if clashes:
+        more = f"; and {len(clashes) - 1} more input(s) would write another's output" if len(clashes) > 1 else ""
+        raise SinkError(clashes[0] + more)
     extras = [p for j in jobs for p in j.tables]
     if any(j.is_image for j in jobs):  # the images' shared tables
         extras += [p for p in (image_table(t, len(videos) > 0) for t in (stats, heatmaps, detections)) if p]
