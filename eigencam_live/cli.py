@@ -245,16 +245,19 @@ def _fixed_size_note(engine, first: os.PathLike, typed: set[str]) -> str | None:
     """What a network that takes one input size does to the frames, where the user would not
     expect it: a typed ``--short-side`` it cannot use, frames of another aspect stretched to its size
     (judged on the first input)."""
+    from .config import stretch_note
+
     fixed = engine.loaded.spec.fixed_input
     if not fixed:
         return None
     hw = _first_frame_size([str(first)])
-    stretched = hw is not None and abs(hw[1] * fixed[0] - hw[0] * fixed[1]) > 0.01 * hw[0] * fixed[1]
-    shown = f"{os.path.basename(engine.loaded.spec.name)} takes {fixed[1]}x{fixed[0]} input only"
+    # (a note of the network's own, "runs at 224x224 only: frames are resized to it", says it already)
+    stretched = stretch_note(engine.loaded.spec.name, fixed, *hw) if hw is not None and not engine.loaded.note else None
     if "short_side" in typed:
-        return (f"--short-side {engine.config.short_side} is not used: {shown}, and each frame is resized to it"
+        return (f"--short-side {engine.config.short_side} is not used: {os.path.basename(engine.loaded.spec.name)} "
+                f"takes {fixed[1]}x{fixed[0]} input only, and each frame is resized to it"
                 + (f" ({hw[1]}x{hw[0]} frames stretched: their aspect is not kept)" if stretched else ""))
-    return f"{shown}: {hw[1]}x{hw[0]} frames are stretched to it (their aspect is not kept)" if stretched else None
+    return stretched
 
 
 def _run(args: argparse.Namespace) -> int:

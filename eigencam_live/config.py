@@ -205,6 +205,17 @@ def input_size(height: int, width: int, short_side: int, fixed: tuple[int, int] 
     return h, w
 
 
+def stretch_note(name: str, fixed: tuple[int, int] | None, height: int, width: int) -> str | None:
+    """What an ONNX file held to one input size (``fixed``, ``(H, W)``: fixed when it was exported,
+    ``torch.onnx.export``'s default) does to a ``width x height`` frame of another aspect, said
+    rather than done in silence; ``None`` where the aspects agree (within 1 %), any size is taken,
+    or the size is a zoo network's own design (SSD's 320x320, a ViT's 224x224)."""
+    if fixed is None or model_kind(name) != "onnx" or abs(width * fixed[0] - height * fixed[1]) <= 0.01 * height * fixed[1]:
+        return None
+    return (f"{os.path.basename(name)} takes {fixed[1]}x{fixed[0]} input only: {width}x{height} frames are "
+            "stretched to it (their aspect is not kept)")
+
+
 def read_labels(path: str) -> list[str]:
     """Class names from a text file, one a line (a blank line keeps its place, named by its index:
     an empty name showed nothing in the predictions and the stats; blank lines at the end name

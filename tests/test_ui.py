@@ -937,6 +937,7 @@ def test_a_typed_model_string_opens_and_the_layer_list_is_a_filterable_tree(qtbo
     wait_frames(qtbot, w, 2)
     meta = w.snapshot_settings(w.last_packet)  # the factory's own weights: whether trained, none can say
     assert meta["weights"] == "as built" and meta["trained"] is None
+    assert meta["input_size"] == [96, 64] and meta["map_size"] == [24, 16]  # what the network took, (w, h)
     # 160x120 frames at short side 64: an 64x96 input (rounded to the stride 32), so 32x48 then 16x24
     qtbot.waitUntil(lambda: any("16×16×24" in w.layer_combo.itemText(i) for i in range(w.layer_combo.count())),
                     timeout=WAIT)
@@ -1125,6 +1126,32 @@ def test_a_url_that_never_answers_leaves_the_source_playing_and_its_wait_uncount
         for conn in held:
             conn.close()
         server.join(2)
+
+
+def test_a_layer_named_whole_in_the_filter_is_the_one_used(qtbot, make_window, tmp_path, monkeypatch):
+    """A trial: "_swish" typed whole picked "_blocks.0._swish", the first layer whose name holds it."""
+    (tmp_path / "actnet.py").write_text(
+        "import torch.nn as nn\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.block = nn.Sequential()\n"
+        "        self.block.add_module('conv', nn.Conv2d(3, 8, 3, 4, 1))\n"
+        "        self.block.add_module('act', nn.ReLU())\n"
+        "        self.conv2, self.act = nn.Conv2d(8, 8, 3, 2, 1), nn.ReLU()\n"
+        "    def forward(self, x):\n"
+        "        return self.act(self.conv2(self.block(x))).mean((2, 3))\n"
+        "def build():\n"
+        "    return Net()\n")
+    monkeypatch.chdir(tmp_path)
+    w = make_window(engine=EngineConfig(model="actnet:build", layer="conv2", short_side=64))
+    wait_frames(qtbot, w, 1)
+    assert w.layer_combo.findData("block.act") < w.layer_combo.findData("act")  # the container's first
+    w.layer_filter.setText("act")
+    qtbot.keyClick(w.layer_filter, Qt.Key_Return)
+    qtbot.waitUntil(lambda: w.pipeline.engine.layer == "act", timeout=WAIT)
+    sys.modules.pop("actnet", None)
+    assert not w.errors, w.errors
 
 
 def test_a_network_that_runs_at_one_size_only_says_so_in_the_window(qtbot, make_window, tmp_path, monkeypatch):

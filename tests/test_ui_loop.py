@@ -63,6 +63,7 @@ def test_the_shown_and_recorded_image_is_the_engines_picture(tmp_path):
 
     class FakeEngine:
         backend = SimpleNamespace(preparing=False, warning=None, running="torch")
+        loaded = SimpleNamespace(spec=SimpleNamespace(fixed_input=None), note=None)
 
         def input_size(self):  # the size the layer list was made for: never changes here
             return None
@@ -93,6 +94,7 @@ def test_a_change_of_look_while_paused_redraws_the_frame_on_screen():
 
     class FakeEngine:
         backend = SimpleNamespace(preparing=False, warning=None, running="torch")
+        loaded = SimpleNamespace(spec=SimpleNamespace(fixed_input=None), note=None)
 
         def input_size(self):  # the size the layer list was made for: never changes here
             return None
@@ -154,6 +156,60 @@ def test_a_component_beyond_the_rank_is_refused_without_a_trial_frame(engine, mo
     engine.reconfigure(component=1)
 
 
+def test_a_component_beyond_a_maps_rank_gives_way_unless_the_command_line_named_it():
+    """The rank is known on a frame only (it depends on the aspect). A trial: --component 90, or a
+    remembered one, on a smaller map showed no frame at all ("Preparing" for good); a size, a layer
+    or a model whose map is too small for the component in use was refused for it."""
+    from dataclasses import replace
+
+    import torch
+
+    torch.manual_seed(0)
+    high = replace(FAST, component=9)  # 160x120 at short side 64: a 2x3 map, rank 6
+    out = Out()
+    loop = FrameLoop(high, RenderConfig(), out, required=frozenset({"component"}))  # typed: must be had
+    loop.engine = Engine(high)
+    loop._process(frame(0), record=False)
+    assert "beyond the rank 6" in out.fatal.calls[0][0] and loop.stop_event.is_set() and loop.frames_processed == 0
+    out = Out()
+    loop = FrameLoop(high, RenderConfig(), out)  # remembered: it gives way, said
+    loop.engine = engine = Engine(high)
+    loop._process(frame(0), record=False)
+    assert loop.frames_processed == 1 and engine.config.component == 1 and not out.fatal.calls
+    assert out.warning.calls[-1][0].endswith("component 1 is shown instead") and "rank 6" in out.warning.calls[-1][0]
+    assert out.engine_changed.calls[-1][0].config.component == 1  # the window's controls follow
+    loop._reconfigure(cmd.Reconfigure({"short_side": 96}))  # a 3x4 map, rank 12
+    loop._reconfigure(cmd.Reconfigure({"component": 10}))
+    assert (engine.config.short_side, engine.config.component) == (96, 10)
+    loop._reconfigure(cmd.Reconfigure({"short_side": 64}))  # the size asked for is had, the component gives way
+    assert (engine.config.short_side, engine.config.component) == (64, 1) and not out.refused()
+    assert "beyond the rank 6" in out.warning.calls[-1][0] and out.engine_changed.calls[-1][0].config.component == 1
+
+
+def test_a_network_held_to_one_size_says_it_stretches_a_frame_of_another_aspect(tmp_path):
+    """An ONNX file exported for 64x64 took 4:3 frames squeezed, without a word (the short side
+    box read 320 beside a 7x7 map); it is said once for each frame size."""
+    import warnings
+
+    import torch
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=8, padding=1), torch.nn.ReLU(),
+                              torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 3))
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net.eval(), (torch.zeros(1, 3, 64, 64),), str(tmp_path / "fixed.onnx"), opset_version=17,
+                          dynamo=False)
+    config = EngineConfig(model=str(tmp_path / "fixed.onnx"))
+    out = Out()
+    loop = FrameLoop(config, RenderConfig(), out)
+    loop.engine = Engine(config)
+    for i, size in enumerate([(96, 96), (160, 120), (160, 120), (96, 96), (160, 120)]):
+        loop._process(frame(i, size), record=False)
+    said = [args[0] for args in out.warning.calls]
+    assert said == ["fixed.onnx takes 64x64 input only: 160x120 frames are stretched to it (their aspect is not kept)"] * 2
+    assert loop.frames_processed == 5
+
+
 def test_the_first_frame_on_onnxruntime_says_it_is_preparing_then_what_runs(monkeypatch):
     """The export takes seconds: the window hears "preparing…" before it and what runs after it."""
     loop = FrameLoop(FAST, RenderConfig(), Out())
@@ -186,6 +242,7 @@ def test_frames_a_live_source_delivers_while_the_network_is_prepared_are_not_cou
     class PreparingEngine:
         backend = SimpleNamespace(preparing=True, warning=None, running="onnxruntime", name="onnxruntime")
         config = FAST
+        loaded = SimpleNamespace(spec=SimpleNamespace(fixed_input=None), note=None)
 
         def input_size(self):
             return None
@@ -267,6 +324,7 @@ class _Recording:
     """An engine that hands each frame back as its picture."""
 
     backend = SimpleNamespace(preparing=False, warning=None, running="torch")
+    loaded = SimpleNamespace(spec=SimpleNamespace(fixed_input=None), note=None)  # any input size
 
     def input_size(self):
         return None

@@ -350,8 +350,10 @@ class ControlsSync:
             self.component_spin.setValue(ec.component)
             self.method_combo.setCurrentIndex(self.method_combo.findData(ec.method))
             self.smoothing_spin.setValue(float(ec.smoothing))
-            self.short_side_spin.setValue(int(ec.short_side))
             fixed = status.fixed_input if status is not None and status.config.model == ec.model else None
+            # a network held to one size: its size shown, not a short side it does not use
+            self.short_side_spin.setValue(int(min(fixed) if fixed else ec.short_side))
+            self.short_side_spin.setSuffix(" px (fixed)" if fixed else " px")
             self.short_side_spin.setEnabled(fixed is None)  # 320 typed for a 224x224 network did nothing
             self.short_side_spin.setToolTip(f"{Path(ec.model).name} takes {fixed[1]}x{fixed[0]} input, whatever the "
                                             "frame: each frame is resized to it" if fixed else TIPS["short_side"])
@@ -422,10 +424,17 @@ class ControlsSync:
             view.setRowHidden(i, not shown)
 
     def _pick_filtered_layer(self) -> None:
-        """Enter in the filter: the first layer it shows, other than the one in use, is used (one
-        match: that one); with none, the list opens to say so."""
+        """Enter in the filter: the layer it names exactly, else the first layer it shows other
+        than the one in use, is used (one match: that one); with none, the list opens to say so.
+        (A trial: "_swish" typed whole picked "_blocks.0._swish", the first to contain it.)"""
         needle = self.layer_filter.text().strip().lower()
         combo = self.layer_combo
+        exact = [i for i in range(combo.count()) if needle and str(combo.itemData(i)).lower() == needle]
+        if exact:
+            if exact[0] != combo.currentIndex():
+                combo.setCurrentIndex(exact[0])
+                combo.activated.emit(exact[0])
+            return
         found = [i for i in range(combo.count()) if needle and needle in combo.itemText(i).lower()]
         other = [i for i in found if i != combo.currentIndex()]
         if not other:

@@ -16,8 +16,9 @@ from typing import Any, Protocol
 
 import torch
 
+from eigencam_live.config import stretch_note
 from eigencam_live.engine import Engine, EngineConfig
-from eigencam_live.errors import EigenCamError
+from eigencam_live.errors import ConfigError, EigenCamError
 from eigencam_live.models import model_kind
 from eigencam_live.render import RenderConfig
 from eigencam_live.video import STREAM_SCHEMES, Frame, list_cameras
@@ -126,6 +127,7 @@ class FrameLoop(LoopRecording):
         self._dropped_offset = 0  # frames the live capture dropped while paused (not the model's fault)
         self._warned: str | None = None  # the source's warning, once said
         self._backend_warned: str | None = None  # the backend's, once said
+        self._stretch_said: tuple | None = None  # (model, frame size) whose stretch to a fixed input was said
         self._backend_running: str | None = None  # what ran the last frame (torch where it fell back)
         self._noted: str | None = None  # the model's note (it runs at one size only), once said
         self._dropped_at_pause = 0
@@ -230,7 +232,15 @@ class FrameLoop(LoopRecording):
         try:
             # The engine refuses, changing nothing, a layer or component the model's shapes cannot
             # give a map for: no trial frame here.
-            self.engine.reconfigure(**changes)
+            try:
+                self.engine.reconfigure(**changes)
+            except ConfigError as exc:
+                if exc.field != "component" or "component" in changes:
+                    raise
+                # the component in use is beyond the rank of the new model's, layer's or size's map:
+                # it gives way, said (a trial: the model or size asked for was refused for it)
+                self.engine.reconfigure(**changes, component=1)
+                self.out.warning.emit(f"{exc}: component 1 is shown instead")
         except EigenCamError as exc:
             if slow:
                 kept = f"still {self.engine.config.model}"
@@ -445,6 +455,8 @@ class FrameLoop(LoopRecording):
             # The engine draws the picture too (on the GPU when it runs there): one route.
             result = engine.process(frame.image, render=self._render)[0]
         except EigenCamError as exc:  # the network's own failures among them (errors.NetworkError)
+            if isinstance(exc, ConfigError) and exc.field == "component" and self._beyond_rank(engine, exc):
+                return self._process(frame, record=record, origin=origin, played=played)  # with component 1
             self._report_once(str(exc))
             self.shown.now_at(frame, played)
             return
@@ -475,6 +487,14 @@ class FrameLoop(LoopRecording):
         if engine.input_size() != self._layers_size:  # a new frame size: the layers' shapes change
             self._layers_size = engine.input_size()
             self.out.layers_ready.emit(engine.config.model, layer_list(engine, self._layers_cache, self.out.error.emit))
+        self._required.discard("component")  # had on a frame: a later source's size falls back as usual
+        # a network held to one size: its stretch of this frame size said once (where its own note,
+        # "runs at 224x224 only: frames are resized to it", has not said it)
+        if engine.loaded.spec.fixed_input and not engine.loaded.note and (
+                held := (engine.config.model, frame.image.shape[:2])) != self._stretch_said:
+            self._stretch_said = held
+            if note := stretch_note(engine.loaded.spec.name, engine.loaded.spec.fixed_input, *frame.image.shape[:2]):
+                self.out.warning.emit(note)
         now = time.monotonic()
         self.process_rate.tick(t=now)
         self.frames_processed += 1
@@ -488,6 +508,23 @@ class FrameLoop(LoopRecording):
         self._deliver(Packet(picture, frame, result, self.process_ms, done=now, started=started,
                              origin=started if origin is None else origin, played=played, pauses=self._pauses),
                       record)
+
+    def _beyond_rank(self, engine: Engine, exc: ConfigError) -> bool:
+        """The component in use is beyond the rank of this frame's map (known on a frame only: the
+        rank depends on the frame's aspect). The command line's closes the window to say so; any
+        other (remembered, or a new source's smaller map) gives way to component 1, said. A trial:
+        a remembered or typed --component 90 on a 7x12 map showed no frame at all, "Preparing" for
+        good. Returns whether the frame is to be drawn again."""
+        if "component" in self._required:
+            self.out.fatal.emit(str(exc))
+            self.stop_event.set()
+            return False
+        if engine.config.component == 1:
+            return False
+        engine.reconfigure(component=1)
+        self.out.engine_changed.emit(EngineStatus.of(engine))
+        self.out.warning.emit(f"{exc}: component 1 is shown instead")
+        return True
 
     def _show(self, frame: Frame, drawn: Packet | None, *, record: bool, origin: float | None = None,
               played: bool = False) -> None:

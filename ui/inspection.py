@@ -16,6 +16,7 @@ from PyQt5.QtCore import QRectF, Qt, pyqtSignal
 from PyQt5.QtGui import QColor, QImage, QPainter, QPen
 from PyQt5.QtWidgets import QWidget
 
+from eigencam_live.config import input_size
 from eigencam_live.models import Layer
 
 from . import commands as cmd
@@ -144,6 +145,9 @@ class InspectionActions:
             "model": ec.model, "weights": weights, "trained": trained,
             "layer": status.layer if status else ec.layer, "component": int(r.component), "method": ec.method,
             "short_side": ec.short_side, "smoothing": ec.smoothing,
+            # what the network took (a network held to one size takes it whatever the short side)
+            "input_size": list(input_size(*packet.frame.image.shape[:2], ec.short_side,
+                                          status.fixed_input if status else None))[::-1],
             "device": status.device if status else ec.device, "backend": status.backend if status else ec.backend,
             "precision": status.dtype if status else ec.precision,
             "view": rc.view, "alpha": rc.alpha, "colormap": rc.colormap,
