@@ -535,6 +535,12 @@ def test_what_a_folder_lost_is_not_said_over_the_next_source(qtbot, make_window,
     w.open_source("scene")
     qtbot.waitUntil(lambda: w.source_spec == "scene", timeout=WAIT)
     assert not w.error_banner.isVisible()
+    # a folder whose first image is unreadable opens on the next: nothing to go back to (a trial:
+    # Back was offered there, and only said again that the first was skipped)
+    (folder / "a.png").write_bytes(b"not a png")
+    w.open_source(str(folder))
+    qtbot.waitUntil(lambda: w.source_spec == str(folder) and w.last_packet.frame.index == 2, timeout=WAIT)
+    assert not w.shortcut_actions["back"].isEnabled()
 
 
 def test_one_image_is_named_an_image_not_a_folder(qtbot, make_window, tmp_path):

@@ -61,7 +61,7 @@ SHORTCUTS: tuple[Shortcut, ...] = (
     Shortcut("help", ("H", "?"), "this help", lambda w: w.toggle_help(), "Shortcuts", 2),
     Shortcut("escape", ("Escape",), "close help or compare / leave fullscreen", lambda w: w.escape()),
     Shortcut("quit", ("Ctrl+Q",), "quit", lambda w: w.close()),
-    Shortcut("drop", (), "open a video", None, gesture="drop a file"),
+    Shortcut("drop", (), "open it (a video, an image, a folder)", None, gesture="drop a file"),
 )
 
 

@@ -106,6 +106,7 @@ class SourceActions:
     def _on_source_opened(self, spec, info) -> None:
         self.source_info = info
         self._packet_before_source = self.last_packet  # until this source's first frame: none of its own
+        self._source_first = None
         self._left_the_end()  # the last file's end is not this one's
         self.view.aspect = float(info.aspect)
         if spec == self.requested_source and self.last_error == self._source_error:

@@ -109,6 +109,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self._last_folder = str(Path.home())
         self.last_packet: Packet | None = None
         self._packet_before_source: Packet | None = None  # the frame on screen when the source opened
+        self._source_first: int | None = None  # the index of the source's first frame (a folder's first readable image)
         self.last_error: str | None = None
         self._source_error: str | None = None  # the last failed source's message
         self._source_warning: str | None = None  # the last thing a source lost (an image skipped)
@@ -382,6 +383,8 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
             self.display_rate.tick(t=now)
         self.frames_displayed += 1
         self.last_packet = packet
+        if self._source_first is None:
+            self._source_first = packet.frame.index
         self._end_busy(frame_shown=True)  # signals come in order: this frame is the new engine's
         r = packet.result
         if r.detections is not None:  # a detector's frame: say why the list is empty
@@ -403,8 +406,11 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
             total = info.frame_count if info else None
             when = "" if info and info.kind == "folder" else f"  ·  {packet.frame.pts:.2f} s"  # stills: no time
             self.seek_label.setText(f"{packet.frame.index + 1} / {total}{when}")
-        info = self.source_info  # nothing before a file's first frame: Back there did nothing to see
-        self.shortcut_actions["back"].setEnabled(bool(info and info.seekable and not info.live and packet.frame.index > 0))
+        # nothing before a file's first frame, nor before a folder's first readable image (a trial:
+        # Back there only said again that the unreadable one was skipped)
+        info = self.source_info
+        self.shortcut_actions["back"].setEnabled(bool(info and info.seekable and not info.live
+                                                      and packet.frame.index > (self._source_first or 0)))
         self._update_step()
         self.frame_shown.emit(packet)
 
