@@ -240,6 +240,10 @@ def test_the_closed_layer_box_keeps_the_shape_in_sight_and_shortens_the_name(qtb
     box.setCurrentIndex(1)
     cut = box.closed_text(fm.horizontalAdvance("★ …12/block.3/HardSwish   576×7×12  HardSwish") + 4)
     assert cut.startswith("★ …") and cut.endswith("12/block.3/HardSwish   576×7×12  HardSwish")
+    from ui.widgets import elide_name  # tiles side by side: every node name shortened alike, fitting or not
+
+    assert elide_name(fm, deep, 2000) == deep and elide_name(fm, deep, 2000, compact=True) == "features.12/block.3/HardSwish"
+    assert elide_name(fm, "layer4", 2000, compact=True) == "layer4"
     # shortened at its front: the end names the block (a trial: '_block…t_conv' for
     # _blocks.15._project_conv lost the block's number)
     box.add_layer("_blocks.15._project_conv   320×7×12  Conv2d", "_blocks.15._project_conv", "_blocks.15._project_conv",

@@ -384,6 +384,6 @@ class CompareGrid(QWidget):
                 p.drawRect(target)
             p.setPen(QColor(235, 235, 240))
             # a long layer name keeps its end (the block it names), elided at the front
-            lines = [elide_name(metrics, line, int(caption.width())) for line in text.split("\n")]
+            lines = [elide_name(metrics, line, int(caption.width()), compact=True) for line in text.split("\n")]
             p.drawText(caption, Qt.AlignHCenter | Qt.AlignTop, "\n".join(lines))
         p.end()

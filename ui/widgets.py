@@ -36,9 +36,12 @@ def _compact(name: str) -> str:
     return "/".join(kept) or name
 
 
-def elide_name(fm: QFontMetrics, name: str, width: int) -> str:
+def elide_name(fm: QFontMetrics, name: str, width: int, *, compact: bool = False) -> str:
     """``name`` in ``width`` pixels: whole where it fits, else its end, which names the block (an
-    ONNX node's first shortened: its end alone was ``…_output_0`` for every layer)."""
+    ONNX node's first shortened: its end alone was ``…_output_0`` for every layer). ``compact``: an
+    ONNX node's shortened always (names side by side then read alike: a trial's tiles mixed
+    ``features.0.2/HardSwish`` with ``/features/features.1/block/block.1/Mul_output_0``)."""
+    name = _compact(name) if compact else name
     if fm.horizontalAdvance(name) <= width:
         return name
     return fm.elidedText(_compact(name), Qt.ElideLeft, max(width, 0))
