@@ -144,6 +144,7 @@ class _Picture:
     """An engine stand-in that shows the frame itself: the recording holds the source's pictures."""
 
     backend = SimpleNamespace(preparing=False, warning=None, running="torch")
+    loaded = SimpleNamespace(spec=SimpleNamespace(fixed_input=None), note=None)  # any input size
 
     def input_size(self):
         return None
