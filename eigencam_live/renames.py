@@ -7,7 +7,7 @@ import itertools
 import os
 from pathlib import Path
 
-__all__ = ["rename_no_replace", "rename_to_free_name"]
+__all__ = ["free_path", "rename_no_replace", "rename_to_free_name"]
 
 #: ``os.link`` errors that mean the file system has no hard links (FAT, exFAT, some network shares).
 _NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK, errno.EXDEV})
@@ -51,11 +51,23 @@ def rename_to_free_name(src: Path, dst: Path) -> Path:
     Raises:
         OSError: a failure other than a taken name; ``src`` is left as it was.
     """
-    for number in itertools.count(1):
-        name = dst if number == 1 else dst.with_name(f"{dst.stem}-{number}{dst.suffix}")
+    for name in _numbered(dst):
         try:
             rename_no_replace(src, name)
         except FileExistsError:
             continue
         return name
     raise AssertionError("unreachable")
+
+
+def free_path(path: Path) -> Path:
+    """``path``, or the first of ``STEM-2``, ``STEM-3``... that does not exist now (not claimed:
+    :func:`rename_to_free_name` claims its name when the file is finished)."""
+    return next(name for name in _numbered(path) if not os.path.lexists(name))
+
+
+def _numbered(path: Path):
+    """``path``, ``STEM-2``, ``STEM-3``..."""
+    yield path
+    for number in itertools.count(2):
+        yield path.with_name(f"{path.stem}-{number}{path.suffix}")

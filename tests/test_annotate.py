@@ -262,7 +262,7 @@ def test_plan_jobs_refuses_paths_written_twice_and_outputs_named_for_another_for
     mkv = write_clip(tmp_path / "a.mkv", frames=2)  # two videos: no image option helps (the review)
     for fmt in ("png", "same"):
         with pytest.raises(SinkError, match=r"\(inputs whose names differ only in their extension: rename one, or "
-                                            r"annotate each in a run of its own\)$"):
+                                            r"annotate each in a run of its own with its own -o\)$"):
             plan_jobs([str(a), str(mkv)], str(tmp_path / "out"), image_format=fmt)
     # photo.jpg and photo.JPG: --image-format same does not part them (a trial: sent round in a
     # circle); every clash is said at once (they were found one run at a time)
@@ -270,7 +270,7 @@ def test_plan_jobs_refuses_paths_written_twice_and_outputs_named_for_another_for
     for name in ("photo.jpg", "photo.JPG", "b.png", "b.PNG"):
         assert cv2.imwrite(str(tmp_path / "case" / name), np.zeros((4, 4, 3), np.uint8))
     for fmt in ("png", "same"):
-        with pytest.raises(SinkError, match=r"rename one, or annotate each in a run of its own\); and 1 more input\(s\) "
+        with pytest.raises(SinkError, match=r"its own -o\); and 1 more input\(s\) "
                                             "would write another's output$"):
             plan_jobs([str(tmp_path / "case")], str(tmp_path / "out"), image_format=fmt)
     assert not (tmp_path / "out").exists()  # a run refused leaves no folder behind

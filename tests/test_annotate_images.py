@@ -433,6 +433,11 @@ def test_metadata_a_format_cannot_hold_is_left_out_alone_and_said(tmp_path, caps
         assert not got.getexif()
     notes = [line for line in capsys.readouterr().err.splitlines() if "note:" in line]
     assert len(notes) == 1 and notes[0].startswith("eigencam-live: note: big.png: its EXIF left out: JPEG would not take it")
+    Image.fromarray(skimage.data.chelsea()).save(tmp_path / "exif.png", exif=exif.tobytes())  # nothing else to keep
+    assert annotate_main([str(tmp_path / "exif.png"), "-o", str(tmp_path / "o2.jpg"), "--weights", "none",
+                          "--device", "cpu", "-q"]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "note:" in line]
+    assert len(notes) == 1 and "exif.png: its EXIF left out: JPEG" in notes[0]  # (not "its colour profile, EXIF and dpi")
 
 
 def test_what_an_images_output_leaves_out_is_said(tmp_path, capsys):

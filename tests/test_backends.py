@@ -260,6 +260,30 @@ def test_an_onnx_file_gives_the_torch_networks_maps_on_its_last_feature_map(tmp_
     assert _corr(ref.process_one(frames[0]).cam, onnx.process_one(frames[0]).cam) > 0.999
 
 
+def test_what_a_global_pool_feeds_is_no_map_however_large_the_input(tmp_path):
+    """A squeeze-excitation's 1x1 convolutions and gate after a global pool are C x 1 x 1 at any
+    size: "not a spatial feature map", never "too small ... a larger input" (a review)."""
+    from eigencam_live.errors import LayerNotFoundError
+
+    class SqueezeExcite(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.pool = torch.nn.Conv2d(3, 8, 3, 8, 1), torch.nn.AdaptiveAvgPool2d(1)
+            self.fc1, self.fc2, self.head = torch.nn.Conv2d(8, 4, 1), torch.nn.Conv2d(4, 8, 1), torch.nn.Linear(8, 5)
+
+        def forward(self, x):
+            y = self.conv(x)
+            y = y * torch.sigmoid(self.fc2(torch.relu(self.fc1(self.pool(y)))))
+            return self.head(y.mean((2, 3)))
+
+    engine = Engine(EngineConfig(model=_export(SqueezeExcite(), tmp_path / "se.onnx", size=(64, 64)), short_side=64))
+    for gate in ("/fc1/Conv_output_0", "/Sigmoid_output_0"):
+        with pytest.raises(LayerNotFoundError, match=r"is not a spatial feature map \(its output is \(1, \d, 1, 1\)"):
+            engine.reconfigure(layer=gate)
+    engine.reconfigure(layer="/Mul_output_0")  # the gated map is one
+    assert engine.process_one(scene(64, 96)).cam.shape == (8, 12)
+
+
 def test_onnx_file_mistakes_get_one_clear_line(tmp_path):
     from eigencam_live.errors import LayerNotFoundError, ModelError
 

@@ -135,3 +135,9 @@ def test_a_file_that_takes_the_name_while_recording_is_kept_and_the_recording_na
     with av.open(str(beside)) as c:
         assert [f.width for f in c.decode(video=0)] == [64] * 4
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, beside.name])  # no part left
+    # taken before its first frame (started while paused): it opens beside it, not failing with "exists"
+    later = tmp_path / "eigencam-20261129-101501.mp4"
+    rec.start(later, fps=25.0)
+    later.write_bytes(b"the other app's")
+    rec.write(_frame(0, (64, 48)), 0.0)
+    assert rec.stop() == tmp_path / "eigencam-20261129-101501-2.mp4" and later.read_bytes() == b"the other app's"

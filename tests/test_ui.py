@@ -1173,9 +1173,11 @@ def test_a_network_that_runs_at_one_size_only_says_so_in_the_window(qtbot, make_
     assert w.last_packet.result.cam.shape == (28, 28)
     # its Input box does nothing: held, and saying why (320 typed was taken and ignored)
     assert not w.short_side_spin.isEnabled() and "takes 224x224 input" in w.short_side_spin.toolTip()
+    assert (w.short_side_spin.value(), w.short_side_spin.suffix()) == (224, " px (fixed)")  # the size it takes, not 64
     w._engine(model=FAST.model, weights="none")
     qtbot.waitUntil(lambda: w.status.config.model == FAST.model, timeout=WAIT)
     assert w.short_side_spin.isEnabled() and "short side" in w.short_side_spin.toolTip()
+    assert (w.short_side_spin.value(), w.short_side_spin.suffix()) == (64, " px")
 
 
 def test_a_factorys_detector_gets_the_detectors_controls(qtbot, make_window, tmp_path, monkeypatch):

@@ -352,7 +352,9 @@ class ControlsSync:
             self.smoothing_spin.setValue(float(ec.smoothing))
             fixed = status.fixed_input if status is not None and status.config.model == ec.model else None
             # a network held to one size: its size shown, not a short side it does not use
-            self.short_side_spin.setValue(int(min(fixed) if fixed else ec.short_side))
+            side = int(min(fixed) if fixed else ec.short_side)
+            self.short_side_spin.setRange(min(64, side), max(1024, side))  # a 1280 YOLO export's shown, not 1024
+            self.short_side_spin.setValue(side)
             self.short_side_spin.setSuffix(" px (fixed)" if fixed else " px")
             self.short_side_spin.setEnabled(fixed is None)  # 320 typed for a 224x224 network did nothing
             self.short_side_spin.setToolTip(f"{Path(ec.model).name} takes {fixed[1]}x{fixed[0]} input, whatever the "

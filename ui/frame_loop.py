@@ -127,7 +127,7 @@ class FrameLoop(LoopRecording):
         self._dropped_offset = 0  # frames the live capture dropped while paused (not the model's fault)
         self._warned: str | None = None  # the source's warning, once said
         self._backend_warned: str | None = None  # the backend's, once said
-        self._stretch_said: tuple | None = None  # (model, frame size) whose stretch to a fixed input was said
+        self._stretch_said: set[tuple] = set()  # (model, frame size) whose stretch to a fixed input was said
         self._backend_running: str | None = None  # what ran the last frame (torch where it fell back)
         self._noted: str | None = None  # the model's note (it runs at one size only), once said
         self._dropped_at_pause = 0
@@ -491,8 +491,8 @@ class FrameLoop(LoopRecording):
         # a network held to one size: its stretch of this frame size said once (where its own note,
         # "runs at 224x224 only: frames are resized to it", has not said it)
         if engine.loaded.spec.fixed_input and not engine.loaded.note and (
-                held := (engine.config.model, frame.image.shape[:2])) != self._stretch_said:
-            self._stretch_said = held
+                held := (engine.config.model, frame.image.shape[:2])) not in self._stretch_said:
+            self._stretch_said.add(held)
             if note := stretch_note(engine.loaded.spec.name, engine.loaded.spec.fixed_input, *frame.image.shape[:2]):
                 self.out.warning.emit(note)
         now = time.monotonic()

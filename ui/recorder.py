@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from eigencam_live.errors import SinkError
+from eigencam_live.renames import free_path
 from eigencam_live.video import VideoSink
 
 __all__ = ["MAX_GAP_S", "Recorder", "letterbox", "stamp_timecode"]
@@ -114,6 +115,7 @@ class Recorder:
         pts = float(pts)
         if self._sink is None:
             width, height = self.size or image.shape[1::-1]
+            self.path = free_path(self.path)  # taken since start (another app's recording): beside it
             try:
                 # never replaces: another app recording in the same second gets NAME-2 at the end
                 self._sink = VideoSink(self.path, width=width, height=height, fps=self.fps, overwrite=False,

@@ -409,8 +409,9 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         # nothing before a file's first frame, nor before a folder's first readable image (a trial:
         # Back there only said again that the unreadable one was skipped)
         info = self.source_info
+        first = (self._source_first or 0) if info is not None and info.kind == "folder" else 0
         self.shortcut_actions["back"].setEnabled(bool(info and info.seekable and not info.live
-                                                      and packet.frame.index > (self._source_first or 0)))
+                                                      and packet.frame.index > first))
         self._update_step()
         self.frame_shown.emit(packet)
 

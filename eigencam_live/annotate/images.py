@@ -305,6 +305,14 @@ def _with_metadata(suffix: str, picture: np.ndarray, metadata: dict) -> bytes:
     return out.getvalue()
 
 
+def _named(metadata: dict) -> str | None:
+    """``its colour profile, EXIF and dpi``: what of them ``metadata`` holds, in words."""
+    names = [n for key, n in (("icc_profile", "colour profile"), ("exif", "EXIF"), ("dpi", "dpi")) if metadata.get(key)]
+    if not names:
+        return None
+    return "its " + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1])
+
+
 def _exif_subdirectories(exif: bytes | None) -> bool:
     """Whether ``exif`` points to directories of its own (Exif, GPS, Interoperability)."""
     if not exif:
@@ -338,8 +346,9 @@ def _write_image(path: Path, picture: np.ndarray, overwrite: bool, alpha: np.nda
         tries = [(metadata, None)]
         if metadata.get("exif") and any(without_exif.values()):
             tries.append((without_exif, "its EXIF"))
-        if suffix in _PILLOW_ONLY and metadata:
-            tries.append(({}, "its colour profile, EXIF and dpi"))
+        held = _named(metadata)
+        if suffix in _PILLOW_ONLY and held:
+            tries.append(({}, held))
         why = None
         for kept, dropped in tries:
             try:
@@ -351,8 +360,8 @@ def _write_image(path: Path, picture: np.ndarray, overwrite: bool, alpha: np.nda
             break
         if data is None and suffix in _PILLOW_ONLY:
             raise SinkError(f"cannot encode {path} as {path.suffix}: {why}")
-        if data is None and any(metadata.values()):
-            left_out = "its colour profile, EXIF and dpi"
+        if data is None and held:
+            left_out = held
         if left_out is not None:
             left_out = f"{left_out} left out: {_METADATA_FORMATS[suffix]} would not take it ({why})"
     if data is None:

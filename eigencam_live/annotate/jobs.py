@@ -198,7 +198,8 @@ def plan_jobs(
                   and inp.suffix.lower() != first.suffix.lower()):
                 hint = " (--image-format same keeps each image's own format)"  # photo.bmp and photo.webp
             else:  # clip.mp4 and clip.mkv; photo.jpg and photo.JPG (a trial: sent to --image-format same)
-                hint = " (inputs whose names differ only in their extension: rename one, or annotate each in a run of its own)"
+                hint = (" (inputs whose names differ only in their extension: rename one, or annotate each in a run of "
+                        "its own with its own -o)")
             clashes.append(f"{first} and {inp} would both write {target}{hint}")
             continue
         targets[target.resolve()] = inp

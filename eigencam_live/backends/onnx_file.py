@@ -100,6 +100,13 @@ class OnnxFile:
         #: the op type that makes each node output (``Conv``, ``Relu``, ...)
         self.kinds = {o: node.op_type for node in graph.node for o in node.output if o}
         self._inputs = {o: list(node.input) for node in graph.node for o in node.output if o}
+        #: outputs pooled over the positions whatever the input's size: a global pool's, and what is
+        #: computed from those alone (a squeeze-excitation's 1x1 convolutions and gate): never maps
+        self._pooled: set[str] = set()
+        for o in self.order:
+            fed = [i for i in self._inputs[o] if i in self.kinds and self.kinds[i] != "Constant"]
+            if self.kinds[o] in _POOLED or (fed and all(i in self._pooled for i in fed)):
+                self._pooled.add(o)
         self._layers: dict[tuple[int, int], dict[str, tuple[int, ...]]] = {}
         self._shapes: dict[tuple[int, int], dict[str, tuple[int, ...]]] = {}
         self._tiny: dict[tuple[int, int], dict[str, tuple[int, int, int]]] = {}  # maps under 2x2 positions
@@ -149,7 +156,7 @@ class OnnxFile:
                     continue
                 if fmap.shape[0] == 1 and fmap.shape[2] * fmap.shape[3] >= 4:
                     found[name] = tuple(int(d) for d in fmap.shape[1:])
-                elif fmap.shape[0] == 1 and self.kinds.get(name) not in _POOLED:  # a larger input would make it a map
+                elif fmap.shape[0] == 1 and name not in self._pooled:  # a larger input would make it a map
                     tiny[name] = tuple(int(d) for d in fmap.shape[1:])
             self._layers[size] = {name: found[name] for name in self.order if name in found}  # in graph order
             self._shapes[size], self._tiny[size] = shapes, tiny
