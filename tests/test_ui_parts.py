@@ -212,6 +212,15 @@ def test_another_model_starts_with_weights_that_fit_it(tmp_path):
     store["engine/weights"] = str(state)
     engine, _ = configs_from(parser.parse_args(["--model", "resnet18"]), {"model"}, settings)
     assert engine.weights == str(state)
+    # weights typed for a remembered ONNX file (its own weights): refused as --model net.onnx --weights is
+    from eigencam_live.errors import ConfigError
+
+    store.update({"engine/model": "net.onnx", "engine/weights": "imagenet"})
+    with pytest.raises(ConfigError, match="remembered from the last run, is the ONNX file net.onnx"):
+        configs_from(parser.parse_args(["--weights", "imagenet"]), {"weights"}, settings)
+    engine, _ = configs_from(parser.parse_args(["--model", "resnet18", "--weights", "none"]), {"model", "weights"},
+                             settings)
+    assert (engine.model, engine.weights) == ("resnet18", "none")
 
 
 def test_the_closed_layer_box_keeps_the_shape_in_sight_and_shortens_the_name(qtbot):

@@ -19,7 +19,8 @@ from dataclasses import fields, replace
 
 from eigencam_live.cli import pipes_may_close
 from eigencam_live.engine import EngineConfig
-from eigencam_live.errors import EigenCamError
+from eigencam_live.errors import ConfigError, EigenCamError
+from eigencam_live.models import model_kind
 from eigencam_live.options import (
     OneLineParser,
     add_engine_options,
@@ -83,6 +84,11 @@ def configs_from(args: argparse.Namespace, typed: set[str], settings) -> tuple[E
         changes["layer"] = None  # a remembered layer belongs to the remembered model (a trial: dropped for it too)
     if "model" in typed and "weights" not in typed and changes["model"] != engine.model:  # nor its weights
         changes["weights"] = remembered.weights_for(changes["model"], engine.weights)
+    if "weights" in typed and "model" not in typed and model_kind(engine.model) == "onnx":
+        # (a review: --weights imagenet was taken for a remembered ONNX file, which --model refuses)
+        raise ConfigError(f"the model in use, remembered from the last run, is the ONNX file {engine.model}, which "
+                          "holds its own weights: leave --weights out, or name the model it is for (--model)",
+                          field="weights")
     engine = replace(engine, **changes)
     render = replace(render, **{f.name: getattr(from_args_r, f.name) for f in fields(RenderConfig) if f.name in typed})
     return engine, render
