@@ -1092,6 +1092,9 @@ def test_closing_the_window_while_the_typed_stream_opens_is_no_error(qtbot, make
         w = make_window(source=url, required=frozenset({"source"}))
         assert accepted.wait(WAIT / 1000)
         qtbot.waitUntil(lambda: w.view.busy == f"Opening {url}…", timeout=WAIT)  # said while it waits
+        # the source box names it (it said "Demo clip"), and nothing is offered that needs a source
+        assert w.source_combo.currentIndex() == -1 and w.source_label.text() == f"Opening {url}…"
+        assert not w.shortcut_actions["back"].isEnabled() and not w.loop_check.isEnabled()
         w.close()
         assert not w.pipeline.running
         QCoreApplication.processEvents()  # what the worker said on its way out reaches the window
@@ -1124,9 +1127,14 @@ def test_a_url_that_never_answers_leaves_the_source_playing_and_its_wait_uncount
         w.open_source(url)
         qtbot.waitUntil(lambda: w.view.busy == f"Opening {url}…", timeout=WAIT)
         qtbot.waitUntil(lambda: any(url in e for e in w.errors), timeout=WAIT)
-        assert w.source_spec == "scene"
+        assert w.source_spec == "scene" and w.error_banner.isVisible()
         wait_frames(qtbot, w, 3)
         assert w.view.busy == "" and w.pipeline.dropped - before < 10  # a 5 s wait at 30 fps: ~150 frames
+        # a new source asked for: the failed one's error is not about it (it stayed up while it opened)
+        w.open_source(url + "2")
+        assert not w.error_banner.isVisible()
+        qtbot.waitUntil(lambda: any(url + "2" in e for e in w.errors), timeout=WAIT)
+        assert w.error_banner.isVisible() and w.source_spec == "scene"
     finally:
         listener.close()
         for conn in held:

@@ -93,10 +93,29 @@ class SourceActions:
         if i >= 0:
             self.source_combo.setCurrentIndex(i)
 
+    def _show_opening(self, spec: str | int) -> None:
+        """Before the first source has opened, the source box is blank and the line under it names
+        what is being opened; Back and Loop wait for it (a trial: a stream named on the command line
+        took seconds to open while the box said "Demo clip" and Back was offered). A non-editable
+        box does not draw a placeholder text in this Qt: the line says it."""
+        self.shortcut_actions["back"].setEnabled(False)
+        self.loop_check.setEnabled(False)
+        i = self.source_combo.findData(spec)
+        self.source_combo.setCurrentIndex(i)
+        if i < 0:
+            local = isinstance(spec, str) and Path(spec).exists()
+            name = f"camera {spec}" if isinstance(spec, int) else Path(spec).name if local else spec
+            if len(name) > 60:  # a URL with a token: two lines at most (the picture says it whole)
+                name = f"{name[:40]}…{name[-19:]}"
+            self.source_label.setText(f"Opening {name}…")
+
     def open_source(self, spec: str | int) -> None:
         """Open a new source (the engine's video state is reset; settings stay); the old one plays
-        on until the new one has opened, and on if it fails."""
+        on until the new one has opened, and on if it fails. A failed source's error goes now: it is
+        not about this one (a trial: it stayed up while a new URL opened)."""
         self.requested_source = spec
+        if self.last_error is not None and self.last_error == self._source_error:
+            self.error_banner.hide()
         self.pipeline.open_source(spec)
 
     def _on_source_warning(self, message: str) -> None:

@@ -134,6 +134,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
                                  required=required, parent=self)
         self._build_ui()
         self._connect_pipeline()
+        self._show_opening(source)
         if settings is not None:
             geometry = remembered.load_geometry(settings)
             if geometry is not None:
