@@ -75,6 +75,24 @@ def test_rate_counts_units_when_events_carry_a_count():
     assert meter.rate() == 0.0
 
 
+def test_a_live_rate_is_never_faster_than_the_frames_timestamps():
+    """A stream trial: the decoder's burst on connecting (frames it buffered) read 270 to 470 fps
+    for a 12.5 fps stream; and a network slower than the stream is read from the arrivals."""
+    clock = Clock()
+    meter = RateMeter(window=2.0, clock=clock)
+    for i in range(10):  # ten frames, 80 ms apart on the stream's clock, arrive within 9 ms
+        meter.tick(i, t=clock.t + 0.001 * i, stamp=0.08 * i)
+    assert meter.rate(now=meter.newest) == pytest.approx(12.5)
+    for i in range(10, 20):  # then one every 80 ms
+        meter.tick(i, t=clock.t + 0.08 * (i - 9), stamp=0.08 * i)
+    assert meter.rate(now=meter.newest) == pytest.approx(12.5)
+    slow = RateMeter(window=2.0, clock=clock)
+    for i in range(10):  # a 12.5 fps stream over a network that delivers 8 a second
+        slow.tick(i, t=clock.t + 0.125 * i, stamp=0.08 * i)
+    assert slow.rate(now=slow.newest) == pytest.approx(8.0)
+    assert meter.rate(now=meter.newest) == pytest.approx(12.5)  # the two meters are separate
+
+
 def test_rate_with_events_at_one_instant_is_zero_not_a_division_error():
     meter = RateMeter(clock=Clock())
     meter.tick()

@@ -182,7 +182,9 @@ class FrameLoop(LoopRecording, LoopSettings):
         self.playback.pace(frame, self.stop_event.wait)
         # Counted in play only, never a step or a seek (those jump the index).
         origin = time.monotonic() if waited else self._origin(frame)
-        self.capture_rate.tick(self._looped + frame.index, t=origin)
+        info = self.playback.info  # a live frame's timestamp: a burst on connecting is not a rate
+        self.capture_rate.tick(self._looped + frame.index, t=origin,
+                               stamp=frame.pts if info is not None and info.live and not waited else None)
         self._show(frame, drawn, record=record, origin=origin, played=True)
         if waited and self._ended:  # the source's last frame, which waited: its end is said again
             self.out.source_ended.emit(self._sources_taken)
