@@ -212,6 +212,10 @@ def test_a_folder_or_glob_holding_one_file_still_goes_to_an_output_folder(tmp_pa
     named = write_clip(tmp_path / "clip [1080p].mp4", frames=2)  # a file's name with glob characters is a file
     (job,) = plan_jobs([str(named)], str(tmp_path / "out.mp4"))
     assert job.output == tmp_path / "out.mp4"
+    # one file named twice is annotated once, and -o is still the folder two inputs need (a trial:
+    # taken for the file's name)
+    (job,) = plan_jobs([str(inputs / "a.mp4"), str(inputs / ".." / "in" / "a.mp4")], str(tmp_path / "out3"))
+    assert job.output == tmp_path / "out3" / "a.eigencam.mp4"
 
 
 def test_plan_jobs_places_outputs_and_refuses_to_overwrite(tmp_path):

@@ -170,9 +170,12 @@ def plan_jobs(
         # a folder or a glob of inputs goes to a folder, however many files it holds today
         gathered = any(os.path.isdir(os.path.expanduser(spec)) or (not os.path.exists(os.path.expanduser(spec))
                                                                     and any(c in spec for c in "*?[")) for spec in specs)
-        if len(inputs) > 1 or named_folder or gathered:
+        # several named inputs go to a folder even where they are one file (a trial: a.jpg in/../a.jpg
+        # -o dir, annotated once, took dir for the image's name: "must be an image")
+        given = max(len(inputs), len(specs))
+        if given > 1 or named_folder or gathered:
             folder = out
-            why = (f"{len(inputs)} inputs need" if len(inputs) > 1 else "a folder or glob of inputs needs" if gathered
+            why = (f"{given} inputs need" if given > 1 else "a folder or glob of inputs needs" if gathered
                    else "-o ending in / names")
             if folder.exists() and not folder.is_dir():
                 raise SinkError(f"output {folder} is not a folder ({why} an output folder)")
