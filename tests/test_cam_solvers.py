@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from eigencam_live.cam import Gram, SubspaceTracker, eigen_cam, solvers
-from eigencam_live.cam.tail import cam_from_components, rule_signs
+from eigencam_live.cam.tail import FIRM, cam_from_components, rule_signs
 
 
 def activations(b: int, c: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
@@ -21,6 +21,33 @@ def activations(b: int, c: int, h: int, w: int, seed: int = 0) -> torch.Tensor:
     a[:, : c // 4, : h // 2, : w // 2] += 3.0
     a[:, c // 4 : c // 2, h // 2 :, w // 3 :] -= 2.0
     return a
+
+
+def undecided(c: int = 64, h: int = 6, w: int = 6, seed: int = 0, k: int = 7) -> torch.Tensor:
+    """``(1, C, H, W)`` activations whose first ``k`` components' maps correlate with the
+    channel-summed activation at ``|r|`` about 0.1 (see :func:`firmness`): the sign rule decides
+    them, but not firmly (``tail.FIRM``), so a video tracker keeps the previous frame's sign. The
+    channel sum lies along a weak component of its own; the others' loadings sum to 0.08."""
+    g = torch.Generator().manual_seed(seed)
+    ones = torch.ones(c, dtype=torch.float64) / c**0.5
+    r = torch.randn(c, k, generator=g, dtype=torch.float64)
+    q = torch.linalg.qr(r - ones[:, None] * (ones @ r))[0]  # orthonormal, orthogonal to the sum
+    v = torch.cat([q + 0.01 * ones[:, None], ones[:, None]], dim=1)  # (C, k + 1)
+    p = torch.randn(h * w, k + 1, generator=g, dtype=torch.float64)
+    u = torch.linalg.qr(p - p.mean(0))[0]  # centred positions
+    s = torch.tensor([10.0, 8.0, 6.5, 5.0, 4.0, 3.0, 2.5, 8.0][:k] + [1.0], dtype=torch.float64)
+    x = (u * s) @ v.T + 0.01 * torch.randn(h * w, c, generator=g, dtype=torch.float64)
+    return (x.T.reshape(1, c, h, w) + torch.rand(1, c, 1, 1, generator=g, dtype=torch.float64)).float()
+
+
+def firmness(a: torch.Tensor) -> torch.Tensor:
+    """``|r|`` of each component's map of one frame ``(1, C, H, W)`` with its channel-summed
+    activation (float64 SVD): what ``tail.FIRM`` is compared with."""
+    x = a[0].reshape(a.shape[1], -1).double().T
+    x = x - x.mean(0)
+    u = torch.linalg.svd(x, full_matrices=False)[0]
+    sums = x.sum(1)
+    return (u.T @ sums).abs() / sums.norm()
 
 
 SHAPES = [(2, 64, 5, 7), (1, 16, 9, 11)]  # HW <= C, and HW > C
@@ -49,7 +76,7 @@ def test_every_solver_returns_the_same_components(shape):
     x = xt.mT.double()
     b, n = shape[0], 4
     _, s_ref, _ = torch.linalg.svd(x, full_matrices=False)
-    for name, (u, s, v, energy, total) in all_solvers(a, n).items():
+    for name, (u, s, v, energy, total, _) in all_solvers(a, n).items():
         big_n, c = x.shape[1], x.shape[2]
         if v is None:  # the CPU Gram solver gives the sums of the loadings the sign rule reads
             assert name == "gram-cpu" and total.shape == (b, n) and total.dtype == torch.float32
@@ -94,7 +121,8 @@ def test_rule_signs_fallback_is_the_largest_loading():
 def test_tracker_follows_a_change_of_component_count():
     """A basis of 5 components, then component 7 asks for 7: the first 5 follow the basis, and the
     tracker keeps the new 7."""
-    a = activations(1, 64, 6, 6, seed=2)
+    a = undecided(64, 6, 6, seed=2)
+    assert float(firmness(a)[:5].max()) < FIRM  # the rule does not decide them firmly: the tracker does
     tracker = SubspaceTracker()
     first = eigen_cam(a, 1, tracker=tracker)
     assert tracker.basis.shape == (36, 5)  # the 6 x 6 positions

@@ -65,7 +65,7 @@ class _NoMemory(SubspaceTracker):
     def start(self, positions: int) -> None:
         return None
 
-    def follow(self, u, real, signs):
+    def follow(self, u, real, signs, firm=None):
         return signs
 
 

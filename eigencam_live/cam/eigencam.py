@@ -19,7 +19,9 @@ positively with the channel-summed (centred) activation, ``X 1``: since
 positive number. Where that sum is ~0 (no evidence either way) the largest-magnitude loading is made
 positive. The rule depends on the input only, so the same input always gives the same map. For video,
 :class:`~eigencam_live.cam.video.SubspaceTracker` keeps the sign continuous with the previous frame
-instead when the two frames' components clearly match.
+instead when the two frames' components clearly match and the rule is not firm (the map correlates
+with the channel-summed activation at ``|r| <= tail.FIRM``, 0.3): a near tie never flips the map,
+and a firm rule is never overruled by the frames before it.
 
 Decomposition (:mod:`eigencam_live.cam.solvers`), always in float32 whatever the input dtype:
 
@@ -148,4 +150,6 @@ def eigen_cam(
             found = solvers.randomized(
                 xt, n, watch=component, oversample=oversample, n_iter=iters, start=start, generator=generator
             )
+        if tracker is not None:  # how firmly the sign rule decides: the tracker reads it
+            found = found._replace(sums=xt.sum(dim=1))
     return cam_from_components(found, scale, (b, h, w), component, method, tracker)

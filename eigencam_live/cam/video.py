@@ -20,8 +20,11 @@ class SubspaceTracker:
 
     * Sign continuity: when a component of this frame matches the previous frame's
       (``|cos| >= match``; ``u`` is centred up to rounding, so that cosine is the Pearson
-      correlation of the two frames' maps), its sign is chosen to agree with it, so the map never flips between two frames
-      of the same scene; otherwise the per-frame rule applies.
+      correlation of the two frames' maps) and the per-frame rule is not firm about it (its map
+      correlates with the channel-summed activation at ``|r| <= FIRM``, 0.3, in :mod:`~eigencam_live.cam.tail`), its sign is chosen
+      to agree with the previous one, so a near tie of the rule never flips the map between two
+      frames; otherwise the per-frame rule applies (a tracker that kept every sign held a fifth of
+      a real video inverted, against the rule's firm evidence, after one weak frame).
     * Warm start: the iterative solvers start from the previous frame's subspace (``X^T u``, its
       channel loadings in this frame), so fewer power iterations reach the convergence test.
 
@@ -56,7 +59,8 @@ class SubspaceTracker:
         """Keep the last frame of ``u_signed (B, HW, n)`` as the basis."""
         self._basis = u_signed[-1].detach().to(torch.float32, copy=True)
 
-    def follow(self, u: torch.Tensor, real: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
+    def follow(self, u: torch.Tensor, real: torch.Tensor, signs: torch.Tensor,
+               firm: torch.Tensor | None = None) -> torch.Tensor:
         """Signs continuous with the previous frames, and the new basis kept.
 
         Args:
@@ -65,7 +69,8 @@ class SubspaceTracker:
                 code runs on either).
             real: ``(B, n)`` bool, the components above the noise floor (the others never match).
             signs: ``(B, n)`` signs from the per-frame rule; overwritten where a component matches
-                the previous frame's.
+                the previous frame's and the rule is not firm.
+            firm: ``(B, n)`` bool, where the rule decides by itself (see the class); ``None``: nowhere.
 
         Returns:
             ``signs``.
@@ -80,7 +85,10 @@ class SubspaceTracker:
                 m = min(prev.shape[1], n)
                 cos = xp.sum(u[i, :, :m] * prev[:, :m], axis=0)  # unit vectors: a cosine (0 against a blank frame)
                 # (a component below the noise floor may match by chance: its sign never shows)
-                signs[i, :m] = xp.where(abs(cos) >= self.match, xp.sign(cos), signs[i, :m])
+                follows = abs(cos) >= self.match
+                if firm is not None:
+                    follows = follows & ~firm[i, :m]
+                signs[i, :m] = xp.where(follows, xp.sign(cos), signs[i, :m])
             prev = u[i] * (signs[i] * real[i])
         if before is not None and before.shape == prev.shape:
             # a blank last frame keeps the basis it was given (decided on the device: no host sync)
