@@ -730,7 +730,7 @@ def test_keys_after_a_typed_model_and_the_wheel_over_the_panel_do_what_they_say(
     """A trial: after Enter in the model box, Space, S and R were typed into the name (no pause, no
     snapshot, a recording not stopped); scrolling the panel changed the opacity and the view the
     pointer passed over."""
-    from PyQt5.QtCore import QPoint, QPointF
+    from PyQt5.QtCore import QEvent, QPoint, QPointF
     from PyQt5.QtGui import QWheelEvent
     from PyQt5.QtWidgets import QApplication
 
@@ -756,12 +756,23 @@ def test_keys_after_a_typed_model_and_the_wheel_over_the_panel_do_what_they_say(
         QApplication.sendEvent(widget, wheel)
         assert (widget.value() if widget is w.alpha_slider else widget.currentIndex()) == before
         assert bar.value() > top or bar.value() == bar.maximum()
-    w.alpha_slider.setFocus()  # clicked first: the wheel is the slider's
+    def turn(widget) -> None:
+        QApplication.sendEvent(widget, QWheelEvent(QPointF(5, 5), QPointF(widget.mapToGlobal(QPoint(5, 5))), QPoint(),
+                                                   QPoint(0, -120), Qt.NoButton, Qt.NoModifier, Qt.NoScrollPhase,
+                                                   False))
+
+    w.controls_scroll.ensureWidgetVisible(w.alpha_slider)
+    qtbot.mouseClick(w.alpha_slider, Qt.LeftButton)  # clicked first: the wheel is the slider's
     before = w.alpha_slider.value()
-    QApplication.sendEvent(w.alpha_slider, QWheelEvent(QPointF(5, 5), QPointF(w.alpha_slider.mapToGlobal(QPoint(5, 5))),
-                                                     QPoint(), QPoint(0, -120), Qt.NoButton, Qt.NoModifier,
-                                                     Qt.NoScrollPhase, False))
-    assert w.alpha_slider.value() != before
+    turn(w.alpha_slider)
+    assert w.alpha_slider.hasFocus() and w.alpha_slider.value() != before
+    # A trial: the pointer left the focused control to scroll the panel, which brought the control
+    # back under it; the wheel changed its value (0.05 became 0.45). It scrolls the panel now.
+    QApplication.sendEvent(w.alpha_slider, QEvent(QEvent.Leave))
+    before, top = w.alpha_slider.value(), bar.value()
+    turn(w.alpha_slider)
+    assert w.alpha_slider.hasFocus() and w.alpha_slider.value() == before
+    assert bar.value() > top or bar.value() == bar.maximum()
 
 
 def test_a_remembered_window_larger_than_the_screen_is_fitted_to_it(qtbot, make_window, settings):

@@ -30,17 +30,33 @@ class FrameKeys(QObject):
 
 
 class _WheelWhenFocused:
-    """The wheel turns the control only once it has the keyboard focus (clicked first); else the
-    event goes on to the panel, which scrolls. Scrolling down to the predictions used to change the
-    opacity or the view it passed over, with nothing said. (A virtual override: an event filter on
-    every control ran Python for each of their events, 1.5 ms of the worker's time a frame.)"""
+    """The wheel turns the control only once it has the keyboard focus (clicked first) and while
+    the pointer has stayed on it since; else the event goes on to the panel, which scrolls.
+    Scrolling down to the predictions used to change the opacity or the view it passed over, with
+    nothing said; and a box typed in (it keeps the focus after Enter) took the wheel when the
+    scrolling panel brought it under the pointer (a trial: 0.05 became 0.45). (A virtual override:
+    an event filter on every control ran Python for each of their events, 1.5 ms of the worker's
+    time a frame.)"""
 
     def __init__(self, *args) -> None:
         super().__init__(*args)
         self.setFocusPolicy(Qt.StrongFocus)  # the wheel never gives the focus
+        self._armed = False  # clicked, or focused under the pointer, and not left since
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        self._armed = True
+        super().mousePressEvent(event)
+
+    def focusInEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        self._armed = self._armed or self.underMouse()
+        super().focusInEvent(event)
+
+    def leaveEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        self._armed = False
+        super().leaveEvent(event)
 
     def wheelEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        if self.hasFocus():
+        if self.hasFocus() and self._armed:
             super().wheelEvent(event)
             return
         area = self.parentWidget()
