@@ -22,9 +22,11 @@ class StatusReports:
     and what it says of the engine in use."""
 
     def _update_badge(self) -> None:
-        """In fullscreen, where no toolbar or status bar shows, the picture's corner says that a
-        recording runs and that the picture is paused (a key pressed there did nothing to see)."""
-        said = ["● REC"] * bool(self.recording_path) + ["PAUSED"] * bool(self.paused)
+        """In fullscreen, where no toolbar, status bar or banner shows, the picture's corner says
+        that a recording runs, that the picture is paused (a key pressed there did nothing to see), and
+        that the network is untrained (a trial: fullscreen, the view an audience sees, hid it)."""
+        untrained = self.status is not None and not self.status.trained
+        said = ["● REC"] * bool(self.recording_path) + ["UNTRAINED"] * untrained + ["PAUSED"] * bool(self.paused)
         badge = "  ·  ".join(said) if self.isFullScreen() else ""
         if badge != self.view.badge:
             self.view.badge = badge
@@ -67,6 +69,7 @@ class StatusReports:
             self.warning_banner.show()
         else:
             self.warning_banner.hide()
+        self._update_badge()
         self._select_layer(status.layer)
         self._fit_controls()
 
