@@ -245,18 +245,25 @@ def build_panel(w, dock: QWidget) -> QWidget:
     form.addRow(w.boxes_row)
     col.addWidget(drw)
 
+    # The results sit under the settings, outside their scrolling (the window pins them at the
+    # dock's foot where the screen is short): a trial on a 1366x768 laptop saw 2 of the 5
+    # predictions and no explained variance without scrolling, a detector's none at 1280x720.
+    w.results_panel = results = QWidget(dock)
+    res = QVBoxLayout(results)
+    res.setContentsMargins(6, 0, 6, 6)
+    res.setSpacing(6)
     w.predictions_title = "Predictions (top 5)"  # (a detector's: how many boxes it shows of how many, each frame)
-    w.predictions_box = QGroupBox(w.predictions_title, panel)
+    w.predictions_box = QGroupBox(w.predictions_title, results)
     w.predictions = PredictionsPanel(w.predictions_box)
     QVBoxLayout(w.predictions_box).addWidget(w.predictions)
-    col.addWidget(w.predictions_box)
+    res.addWidget(w.predictions_box)
     # (what 100 % is: the bars' tooltip; a line of its own pushed the bars out of a 1000 px window
     # under a detector's rows)
-    w.spectrum_box = QGroupBox("Explained variance (click a bar)", panel)
+    w.spectrum_box = QGroupBox("Explained variance (click a bar)", results)
     w.spectrum = SpectrumPanel(w.spectrum_box)
     w.spectrum.component_clicked.connect(w.component_spin.setValue)
     QVBoxLayout(w.spectrum_box).addWidget(w.spectrum)
-    col.addWidget(w.spectrum_box)
+    res.addWidget(w.spectrum_box)
 
     col.addStretch(1)
     return panel

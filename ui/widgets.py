@@ -1,12 +1,13 @@
-"""Display widgets: the predictions and spectrum panels, the shortcuts overlay, the seek slider and
-the layer box (the frame view is in :mod:`ui.frame_view`)."""
+"""Display widgets: the predictions and spectrum panels, the shortcuts overlay, the seek slider, the
+layer box and the settings' scroll area (the frame view is in :mod:`ui.frame_view`)."""
 
 from __future__ import annotations
 
 import numpy as np
-from PyQt5.QtCore import QRectF, QSize, Qt, pyqtSignal
+from PyQt5.QtCore import QEvent, QRectF, QSize, Qt, pyqtSignal
 from PyQt5.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
 from PyQt5.QtWidgets import (
+    QScrollArea,
     QSizePolicy,
     QSlider,
     QStyle,
@@ -19,7 +20,29 @@ from PyQt5.QtWidgets import (
 from .focus import ComboBox
 from .shortcuts import SHORTCUTS
 
-__all__ = ["LayerCombo", "PredictionsPanel", "SeekSlider", "ShortcutsOverlay", "SpectrumPanel", "elide_name"]
+__all__ = ["LayerCombo", "PredictionsPanel", "SeekSlider", "SettingsScroll", "ShortcutsOverlay", "SpectrumPanel",
+           "elide_name"]
+
+
+class SettingsScroll(QScrollArea):
+    """The settings' scroll area: as tall as the settings where there is room, shorter (and
+    scrolling) where there is not, so that what sits under it (the results) stays in view."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWidgetResizable(True)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Maximum)  # never taller than its hint
+
+    def sizeHint(self) -> QSize:  # noqa: N802 (Qt's name)
+        inner = self.widget()
+        tall = inner.sizeHint().height() if inner is not None else 0
+        return QSize(super().sizeHint().width(), tall + 2 * self.frameWidth())
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt's name)
+        if obj is self.widget() and event.type() == QEvent.LayoutRequest:
+            self.updateGeometry()  # a row shown or hidden (a detector's): the hint follows
+        return super().eventFilter(obj, event)
 
 
 def _compact(name: str) -> str:

@@ -30,7 +30,6 @@ from PyQt5.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMainWindow,
-    QScrollArea,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -49,7 +48,7 @@ from .rates import RateMeter
 from .shortcuts import SHORTCUTS, shortcut
 from .sources_panel import SourceActions
 from .status import BANNER_ERROR, BANNER_WARN, StatusReports
-from .widgets import PredictionsPanel, SeekSlider, ShortcutsOverlay
+from .widgets import PredictionsPanel, SeekSlider, SettingsScroll, ShortcutsOverlay
 from .worker import EngineStatus, Packet, Pipeline
 
 __all__ = ["MainWindow", "default_snapshot_dir", "layers_to_compare"]
@@ -194,13 +193,21 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
 
         self.toolbar = self._make_actions()
 
-        scroll = QScrollArea(dock)
+        scroll = SettingsScroll(dock)
         scroll.setWidget(panel)
-        scroll.setWidgetResizable(True)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
+        scroll.setFrameShape(SettingsScroll.NoFrame)
         self.controls_scroll = scroll
+        # the settings scroll; the results under them stay in view (no taller than the settings
+        # need: on a tall screen the results follow them, the free room below)
+        holder = QWidget(dock)
+        stack = QVBoxLayout(holder)
+        stack.setContentsMargins(0, 0, 0, 0)
+        stack.setSpacing(0)
+        stack.addWidget(scroll)
+        stack.addWidget(self.results_panel)
+        stack.addStretch(1)
         self._fit_controls()
-        dock.setWidget(scroll)
+        dock.setWidget(holder)
         self.addDockWidget(Qt.RightDockWidgetArea, dock)
         self.controls_dock = dock
         self._set_tips()
@@ -264,6 +271,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         need = scroll.widget().minimumSizeHint().width() + bar + 2 * scroll.frameWidth() + 2
         if need != scroll.minimumWidth():
             scroll.setMinimumWidth(max(350, need))
+
 
     def _set_tips(self) -> None:
         for name, widget in (("model", self.model_combo), ("weights", self.weights_combo), ("layer", self.layer_combo),
