@@ -100,6 +100,9 @@ class EngineConfig:
             if model.lower().endswith(".onnx.data"):
                 raise ConfigError(f"{model!r} holds the weights of an ONNX file: pass the .onnx file itself",
                                   field="model")
+            if os.path.isdir(os.path.expanduser(model)):  # (a trial: said "unknown model", with zoo names)
+                raise ConfigError(f"{model!r} is a folder, not a model: an .onnx file, a YOLO .pt/.yaml, a factory "
+                                  "(path/to/file.py:callable), timm:NAME or a torchvision name", field="model")
             if os.path.isfile(os.path.expanduser(model)):
                 raise ConfigError(f"{model!r} is a file of no kind this opens: an .onnx file, a YOLO .pt/.yaml, or "
                                   "a factory in a .py file (path/to/file.py:callable)", field="model")

@@ -375,6 +375,12 @@ def test_a_factory_can_be_named_by_its_files_path(tmp_path, monkeypatch):
             EngineConfig(model=weights)
     with pytest.raises(ConfigError, match=r"name the factory in it too: \.\./nets/mynet\.py:build"):
         EngineConfig(model="../nets/mynet.py")
+    # a folder is said to be one (a trial: "unknown model", with the zoo's names; "no such Python file")
+    (tmp_path / "nets" / "folder.py").mkdir()
+    with pytest.raises(ConfigError, match=r"'\.\./nets' is a folder, not a model: an \.onnx file"):
+        EngineConfig(model="../nets")
+    with pytest.raises(ModelError, match=r"\.\./nets/folder\.py is a folder, not a Python file"):
+        load_model("../nets/folder.py:build")
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])

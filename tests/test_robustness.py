@@ -148,7 +148,10 @@ def test_weights_with_nan_or_an_empty_file_get_one_line(tmp_path):
 
     torch.save({"fc.weight": Payload()}, tmp_path / "code.pth")
     (tmp_path / "text.pth").write_text("garbage\n")  # a trial: said to ask to run code
-    cases = {"nan.pth": r"NaN or infinite values \(first in 'layer2.0.conv1.weight'\)",
+    # a trial: a list of labels was said to ask to run "lass_0.class_1" (pickle's GLOBAL opcode is "c")
+    (tmp_path / "labels.txt").write_text("".join(f"class_{i}\n" for i in range(10)))
+    cases = {"labels.txt": r"labels.txt: not a torch file \(expected a state_dict saved with torch.save\)",
+             "nan.pth": r"NaN or infinite values \(first in 'layer2.0.conv1.weight'\)",
              "empty.pth": "is empty", "code.pth": r"asks to run \S*print when loaded, which is refused",
              "text.pth": r"text.pth: not a torch file \(expected a state_dict saved with torch.save\)"}
     for name, words in cases.items():

@@ -130,6 +130,8 @@ def _from_file(path: str):
     import importlib.util
 
     file = os.path.abspath(os.path.expanduser(path))
+    if os.path.isdir(file):
+        raise ModelError(f"{path} is a folder, not a Python file (for a factory, --model path/to/mynet.py:build)")
     if not os.path.isfile(file):
         raise ModelError(f"no such Python file: {path} (for a factory, --model path/to/mynet.py:build)")
     stat = os.stat(file)
