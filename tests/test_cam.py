@@ -321,6 +321,8 @@ def test_invalid_arguments():
         eigen_cam(torch.randn(8, 16))
     with pytest.raises(TypeError, match="floating"):
         eigen_cam(torch.ones(1, 8, 4, 4, dtype=torch.int64))
+    with pytest.raises(TypeError, match=r"a torch.Tensor of shape \(B, C, H, W\). Got ndarray \(torch.from_numpy"):
+        eigen_cam(a.numpy())  # a trial: AttributeError 'numpy.ndarray' object has no attribute 'is_floating_point'
     with pytest.raises(ValueError, match="non-empty"):
         eigen_cam(torch.randn(0, 8, 4, 4))
 

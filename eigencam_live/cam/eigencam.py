@@ -108,6 +108,9 @@ def eigen_cam(
     """
     component = _check_component(component)
     method = _check_method(method)
+    if not isinstance(activations, torch.Tensor):  # (a trial: a numpy array met an AttributeError)
+        raise TypeError(f"activations must be a torch.Tensor of shape (B, C, H, W). Got {type(activations).__name__}"
+                        + (" (torch.from_numpy converts it)" if type(activations).__module__ == "numpy" else ""))
     shape = activations.shape
     if len(shape) == 3:
         activations = activations.unsqueeze(0)
