@@ -280,6 +280,9 @@ def test_what_a_global_pool_feeds_is_no_map_however_large_the_input(tmp_path):
     for gate in ("/fc1/Conv_output_0", "/Sigmoid_output_0"):
         with pytest.raises(LayerNotFoundError, match=r"is not a spatial feature map \(its output is \(1, \d, 1, 1\)"):
             engine.reconfigure(layer=gate)
+    # the scores themselves (a trial: said without any shape)
+    with pytest.raises(LayerNotFoundError, match=r"'scores' is the network's class scores, not a spatial feature map"):
+        engine.reconfigure(layer="scores")
     engine.reconfigure(layer="/Mul_output_0")  # the gated map is one
     assert engine.process_one(scene(64, 96)).cam.shape == (8, 12)
 

@@ -365,6 +365,9 @@ class OnnxFileBackend:
                 raise LayerNotFoundError(f"no node output named {layer!r} in {self.graph.path.name}")
             if layer in self.graph.small_maps(size):  # a map, too small at this size: the engine says so
                 return self.graph.small_maps(size)[layer]
+            if layer == self.graph.output:  # (its shape is not kept among the others': a trial got none)
+                raise LayerNotFoundError(f"layer {layer!r} is the network's class scores, not a spatial feature map: "
+                                         "choose one that --list-layers shows")
             shape = self.graph.shapes(size).get(layer)
             raise LayerNotFoundError(f"layer {layer!r} is not a spatial feature map"
                                      f"{f' (its output is {shape} for a {size[1]}x{size[0]} input)' if shape else ''}: "
