@@ -368,7 +368,13 @@ def test_a_detector_from_a_factory_runs_as_the_detector_by_name(tmp_path, monkey
         "        self.det = build()\n"
         "        self.extra = torch.nn.Conv2d(3, 3, 1) if extra else None\n"
         "    def forward(self, x):\n"
-        "        return self.det(x if self.extra is None else self.extra(x))\n")
+        "        return self.det(x if self.extra is None else self.extra(x))\n"
+        "class WrapHands(torch.nn.Module):  # a wrapper of a detector with class names of its own\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.det = hands()\n"
+        "    def forward(self, x):\n"
+        "        return self.det(x)\n")
     (tmp_path / "mydet.py").write_text("import torch\n" + (tmp_path / "mydet.py").read_text())
     monkeypatch.chdir(tmp_path)
     by_name = load_model("ssdlite320_mobilenet_v3_large", "none")
@@ -405,6 +411,8 @@ def test_a_detector_from_a_factory_runs_as_the_detector_by_name(tmp_path, monkey
 
     hands = load_model("mydet:hands", "none")
     assert hands.detector and hands.labels == ["background", "left", "right"] and hands.spec.fixed_input is None
+    # wrapped, its names are still its own (a trial: boxes labelled "2" for "dog")
+    assert load_model("mydet:WrapHands", "none").labels == ["background", "left", "right"]
     from eigencam_live.models.detectors import coco_labels
 
     assert coco_labels(hands.net) == [] and len(coco_labels(by_name.net)) == 91

@@ -179,11 +179,13 @@ def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imag
         raise ModelError(f"{name} is a TorchScript module (torch.jit.script or trace); Eigen-CAM reads a layer's "
                          "output through a hook, which needs the nn.Module itself: give the module before scripting")
     labels = getattr(net, "labels", None)
-    if labels is not None and (isinstance(labels, str) or not all(isinstance(x, str) for x in labels)):
-        raise ModelError(f"{name}.labels must be a list of class names")
     inner = None if is_torchvision_detector(net) else _wrapped_detector(net)
     if inner is not None:  # a wrapper that only calls it: its transform resized the input and hid the boxes
         where, net = inner
+        if labels is None:  # the detector's own names, where the wrapper has none (a trial: "2" for "dog")
+            labels = getattr(net, "labels", None)
+    if labels is not None and (isinstance(labels, str) or not all(isinstance(x, str) for x in labels)):
+        raise ModelError(f"{name}.labels must be a list of class names")
     if is_torchvision_detector(net):  # as by name: boxes, the backbone's maps, the transform's normalisation
         if not owned:  # the caller's own keeps its mode, resizing and threshold
             try:
