@@ -254,6 +254,21 @@ def test_bad_weights_files_raise_weights_error(tmp_path, capsys):
     assert "arbitrary code ran" not in capsys.readouterr().out
 
 
+def test_a_state_dict_under_a_wrappers_name_is_read(tmp_path):
+    """A trial: every key saved as ``model.<key>`` (a training wrapper's attribute, as Lightning's
+    checkpoints have them) was refused for the missing keys alone. Read where the rest fits exactly;
+    where it does not, the unexpected keys are said beside the missing ones."""
+    torch.manual_seed(1)
+    net = load_model("resnet18", "none").net
+    torch.save({"state_dict": {f"model.{k}": v for k, v in net.state_dict().items()}}, tmp_path / "lightning.ckpt")
+    loaded = load_model("resnet18", str(tmp_path / "lightning.ckpt"))
+    assert torch.equal(loaded.net.conv1.weight, net.conv1.weight)
+    partial = {f"model.{k}": v for k, v in net.state_dict().items() if not k.startswith("fc.")}
+    torch.save(partial, tmp_path / "partial.pth")
+    with pytest.raises(WeightsError, match=r"Missing key\(s\).*; Unexpected key\(s\) in state_dict: \"model\.conv1"):
+        load_model("resnet18", str(tmp_path / "partial.pth"))
+
+
 @pytest.fixture
 def offline(tmp_path, monkeypatch):
     """No cached weights (an empty torch hub dir) and no DNS: what a machine without network sees."""

@@ -49,6 +49,7 @@ def load_state_file(net: nn.Module, weights: str, name: str) -> str:
         raise WeightsError(f"weights file {path} does not hold a state_dict of tensors (got {type(state).__name__})")
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
+    state = _unprefixed(state, set(net.state_dict()))
     bad = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
     if bad is not None:
         raise WeightsError(f"weights file {path} holds NaN or infinite values (first in {bad!r}); "
@@ -78,7 +79,21 @@ def _reason(exc: BaseException) -> str:
     return text.strip().splitlines()[0][:200]
 
 
+def _unprefixed(state: dict, own: set[str]) -> dict:
+    """``state`` without the one first name every key shares (``model.``, a training wrapper's
+    attribute: Lightning's checkpoints), where the keys then are exactly the network's; else as it is
+    (a trial's ``model.`` keys were refused for the missing ones alone)."""
+    if not state or set(state) == own or not all("." in k for k in state):
+        return state
+    heads = {k.split(".", 1)[0] for k in state}
+    if len(heads) != 1:
+        return state
+    stripped = {k.split(".", 1)[1]: v for k, v in state.items()}
+    return stripped if set(stripped) == own else state
+
+
 def _fit_reason(exc: RuntimeError) -> str:
+    """torch's missing and unexpected keys (or size mismatches), each cut short, on one line."""
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    detail = lines[1] if len(lines) > 1 else lines[0] if lines else "mismatch"
-    return detail[:300]
+    details = lines[1:3] if len(lines) > 1 else lines[:1] or ["mismatch"]
+    return "; ".join(d if len(d) <= 200 else d[:199] + "…" for d in details)
