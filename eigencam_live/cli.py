@@ -280,6 +280,8 @@ def _run(args: argparse.Namespace) -> int:
         if path is not None and not path.strip():  # a trial: -o "" wrote into the working folder
             raise ConfigError(f"{flag} is empty: name a file or a folder (left out, each output goes beside its input)"
                               if flag == "--output" else f"{flag} is empty: name a file")
+    if args.heatmaps and not args.heatmaps.lower().endswith(".npz"):  # (a trial: an NPZ written as h.txt)
+        raise ConfigError(f"--heatmaps writes a numpy .npz archive: name an .npz file. Got {args.heatmaps}")
 
     from .engine import Engine
 
@@ -321,6 +323,10 @@ def _run(args: argparse.Namespace) -> int:
     for warning in (engine.warning, engine.loaded.note, _fixed_size_note(engine, jobs[0].input, args.typed)):
         if warning:
             _say("warning", warning)
+    cores = os.cpu_count() or 1
+    if args.threads > cores:  # (a trial: --threads 999 ran 4x slower, and nothing was said)
+        _say("note", f"--threads {args.threads} is more than this machine's {cores} CPU cores: slower, not faster "
+                     "(0, the default, shares them with the encoder)")
     boxes_only = [flag for flag, given in (("--score", "score" in args.typed), ("--in-boxes", look.in_boxes),
                                            ("--no-boxes", not look.boxes)) if given]
     if boxes_only and not engine.loaded.detector:  # (a trial: taken without a word)

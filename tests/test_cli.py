@@ -117,6 +117,8 @@ def _bad(tmp_path: Path, case: str, clip: Path) -> list[str]:
         return [str(clip), "-o", str(clip), "--force"]
     if case == "webcam":
         return ["7"]
+    if case == "heatmaps-txt":  # a trial: an NPZ archive was written under this name
+        return [str(clip), "--heatmaps", str(tmp_path / "h.txt")]
     raise AssertionError(case)
 
 
@@ -134,6 +136,7 @@ BAD = {
     "unwritable": "cannot create output folder",
     "same-as-input": "is the input",
     "webcam": "no camera at index 7",
+    "heatmaps-txt": "--heatmaps writes a numpy .npz archive: name an .npz file",
 }
 
 
@@ -147,6 +150,14 @@ def test_bad_input_gives_one_line_and_a_nonzero_exit(tmp_path, clip, capsys, cas
     assert probe(clip)["frames"] == 12  # the input is untouched
     left = {p.name for p in tmp_path.iterdir()} - before - {"empty", "blocker", "zero.mp4", "text.mp4"}
     assert not left, f"left behind: {left}"
+
+
+def test_more_threads_than_cores_is_said(tmp_path, clip, capsys):
+    """A trial: --threads 999 ran 4x slower than the default, and nothing was said."""
+    many = (os.cpu_count() or 1) + 1
+    assert annotate_main([str(clip), "-o", str(tmp_path / "out.mp4"), *FAST, "--threads", str(many), "-q"]) == 0
+    assert f"note: --threads {many} is more than this machine's {many - 1} CPU cores" in capsys.readouterr().err
+    assert probe(tmp_path / "out.mp4")["frames"] == 12
 
 
 def test_unwritable_folder_is_refused_when_not_root(tmp_path, clip, capsys):
