@@ -212,15 +212,25 @@ def test_a_network_held_to_one_size_says_it_stretches_a_frame_of_another_aspect(
 
 def test_the_first_frame_on_onnxruntime_says_it_is_preparing_then_what_runs(monkeypatch):
     """The export takes seconds: the window hears "preparing…" before it and what runs after it."""
+    from eigencam_live.backends.export_cache import cache_dir
+
     loop = FrameLoop(FAST, RenderConfig(), Out())
     loop.engine = Engine(FAST, model=None)
     assert loop.engine.backend.name == "onnxruntime" and loop.engine.backend.preparing
+    for old in cache_dir().glob("mobilenet_v3_small-*.onnx"):  # (another test's export)
+        old.unlink()
+    assert not loop.engine.backend.exported_before
     loop._process(frame(0), record=False)
     assert [c[0] for c in loop.out.busy.calls] == ["preparing mobilenet_v3_small for onnxruntime (once, cached)…", ""]
     status = loop.out.engine_changed.calls[-1][0]
     assert status.backend == "onnxruntime" and not loop.engine.backend.preparing
     loop._process(frame(1), record=False)
     assert len(loop.out.busy.calls) == 2  # only the first frame prepares
+    # started again: the export is loaded from the cache, and said so (a trial: "once" said again)
+    again = FrameLoop(FAST, RenderConfig(), Out())
+    again.engine = Engine(FAST, model=None)
+    again._process(frame(0), record=False)
+    assert [c[0] for c in again.out.busy.calls] == ["loading mobilenet_v3_small's cached export for onnxruntime…", ""]
 
 
 def test_frames_a_live_source_delivers_while_the_network_is_prepared_are_not_counted_dropped(monkeypatch):

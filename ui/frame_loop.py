@@ -397,7 +397,10 @@ class FrameLoop(LoopRecording, LoopSettings):
         elif preparing:  # an export (once, then cached), or an ONNX file's session for its layer
             exported = model_kind(engine.config.model) != "onnx"
             name = engine.config.model if exported else Path(engine.config.model).name
-            self.out.busy.emit(f"preparing {name} for {engine.backend.name}{' (once, cached)' if exported else ''}…")
+            if exported and getattr(engine.backend, "exported_before", False):  # (a trial: "once" said again)
+                self.out.busy.emit(f"loading {name}'s cached export for {engine.backend.name}…")
+            else:
+                self.out.busy.emit(f"preparing {name} for {engine.backend.name}{' (once, cached)' if exported else ''}…")
         try:
             # The engine draws the picture too (on the GPU when it runs there): one route.
             result = engine.process(frame.image, render=self._render)[0]

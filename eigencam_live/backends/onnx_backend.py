@@ -125,6 +125,12 @@ class OnnxBackend:
         """The next forward pass exports (or loads) and checks the network first: seconds."""
         return self.layer not in self._sessions
 
+    @property
+    def exported_before(self) -> bool:
+        """Whether the layer in use has an export in the cache: preparing then loads and checks it
+        (a second or so) instead of exporting."""
+        return self._path(self.layer).exists()
+
     def probe(self, layer: str, size: tuple[int, int]) -> tuple[int, int, int]:
         return self.torch.probe(layer, size)
 
