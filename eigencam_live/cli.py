@@ -323,8 +323,10 @@ def _run(args: argparse.Namespace) -> int:
     for warning in (engine.warning, engine.loaded.note, _fixed_size_note(engine, jobs[0].input, args.typed)):
         if warning:
             _say("warning", warning)
-    cores = os.cpu_count() or 1
-    if args.threads > cores:  # (a trial: --threads 999 ran 4x slower, and nothing was said)
+    from .options import cpu_cores
+
+    cores = cpu_cores()
+    if args.threads > cores and engine.device.type == "cpu":  # (a trial: --threads 999 ran 4x slower, nothing said)
         _say("note", f"--threads {args.threads} is more than this machine's {cores} CPU cores: slower, not faster "
                      "(0, the default, shares them with the encoder)")
     boxes_only = [flag for flag, given in (("--score", "score" in args.typed), ("--in-boxes", look.in_boxes),

@@ -499,6 +499,31 @@ def test_tracker_keeps_the_sign_of_the_previous_frame_where_the_rule_is_not_firm
     assert float((tracker.basis[:, 0] * first_basis(real)[:, 0]).sum()) > 0  # and the basis it keeps
 
 
+@pytest.mark.parametrize("how", [{"method": "randomized"}, {"sync_free": True}, {"batch": True}],
+                         ids=["randomized", "sync-free", "batch"])
+def test_every_solver_path_takes_the_firm_rule_the_same_way(acts, how):
+    """The firm rule on the torch solvers' tail (a review: only the CPU Gram solver was tested) and
+    within a batch: a weak frame follows the previous one, a firm frame keeps the rule's sign."""
+    kw = {k: v for k, v in how.items() if k != "batch"}
+    weak, firm = undecided(), acts[("resnet18", "layer4")][:1]
+
+    def corr(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float(np.corrcoef(a.ravel().numpy(), b.ravel().numpy())[0, 1])
+
+    for a, follows in ((weak, True), (firm, False)):
+        plain = eigen_cam(a, **kw).projections
+        tracker = SubspaceTracker()
+        eigen_cam(a, tracker=tracker, **kw)
+        tracker.update(-tracker.basis[None])  # the previous frame had the other sign
+        if how.get("batch"):  # the frame twice in one batch: the second follows the first
+            got = eigen_cam(torch.cat([a, a]), tracker=tracker, **kw).projections
+            assert corr(got[0], got[1]) > 0.999
+            got = got[:1]
+        else:
+            got = eigen_cam(a, tracker=tracker, **kw).projections
+        assert corr(got, plain) == pytest.approx(-1.0 if follows else 1.0, abs=1e-3)
+
+
 def test_warm_started_video_stays_exact(nets):
     """Consecutive frames of a moving object: the warm-started randomized method (one power
     iteration) tracks the exact map, and the sign never flips."""

@@ -154,7 +154,9 @@ def test_bad_input_gives_one_line_and_a_nonzero_exit(tmp_path, clip, capsys, cas
 
 def test_more_threads_than_cores_is_said(tmp_path, clip, capsys):
     """A trial: --threads 999 ran 4x slower than the default, and nothing was said."""
-    many = (os.cpu_count() or 1) + 1
+    from eigencam_live.options import cpu_cores
+
+    many = cpu_cores() + 1
     assert annotate_main([str(clip), "-o", str(tmp_path / "out.mp4"), *FAST, "--threads", str(many), "-q"]) == 0
     assert f"note: --threads {many} is more than this machine's {many - 1} CPU cores" in capsys.readouterr().err
     assert probe(tmp_path / "out.mp4")["frames"] == 12

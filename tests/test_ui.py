@@ -726,11 +726,11 @@ def test_a_number_typed_in_a_spin_box_applies_on_enter_not_at_each_digit(qtbot, 
     qtbot.waitUntil(lambda: w.engine_config.short_side == 992, timeout=WAIT)
 
 
-def test_keys_after_a_typed_model_and_the_wheel_over_the_panel_do_what_they_say(qtbot, make_window):
+def test_keys_after_a_typed_model_and_the_wheel_over_the_panel_do_what_they_say(qtbot, make_window, monkeypatch):
     """A trial: after Enter in the model box, Space, S and R were typed into the name (no pause, no
     snapshot, a recording not stopped); scrolling the panel changed the opacity and the view the
     pointer passed over."""
-    from PyQt5.QtCore import QEvent, QPoint, QPointF
+    from PyQt5.QtCore import QPoint, QPointF
     from PyQt5.QtGui import QWheelEvent
     from PyQt5.QtWidgets import QApplication
 
@@ -761,18 +761,38 @@ def test_keys_after_a_typed_model_and_the_wheel_over_the_panel_do_what_they_say(
                                                    QPoint(0, -120), Qt.NoButton, Qt.NoModifier, Qt.NoScrollPhase,
                                                    False))
 
+    import ui.focus
+
+    monkeypatch.setattr(ui.focus, "_clock", lambda: 1000.0)  # time stands still: no race with a busy machine
+
+    def gesture_over() -> None:  # the last turn that scrolled the panel was LATCH_S ago (no sleeping)
+        w.controls_scroll.wheeled_at = 1000.0 - ui.focus.LATCH_S
+
+    gesture_over()
     w.controls_scroll.ensureWidgetVisible(w.alpha_slider)
     qtbot.mouseClick(w.alpha_slider, Qt.LeftButton)  # clicked first: the wheel is the slider's
     before = w.alpha_slider.value()
     turn(w.alpha_slider)
     assert w.alpha_slider.hasFocus() and w.alpha_slider.value() != before
-    # A trial: the pointer left the focused control to scroll the panel, which brought the control
-    # back under it; the wheel changed its value (0.05 became 0.45). It scrolls the panel now.
-    QApplication.sendEvent(w.alpha_slider, QEvent(QEvent.Leave))
+    # A trial: scrolling the panel brought the focused control under the pointer, and the wheel
+    # changed its value (0.05 became 0.45). While the wheel scrolls the panel, it scrolls on.
+    w.controls_scroll.verticalScrollBar().setValue(0)
+    viewport = w.controls_scroll.viewport()
+    QApplication.sendEvent(viewport, QWheelEvent(QPointF(2, 2), QPointF(viewport.mapToGlobal(QPoint(2, 2))), QPoint(),
+                                                 QPoint(0, -120), Qt.NoButton, Qt.NoModifier, Qt.NoScrollPhase,
+                                                 False))  # over the panel itself: it scrolls
     before, top = w.alpha_slider.value(), bar.value()
+    assert top > 0
     turn(w.alpha_slider)
     assert w.alpha_slider.hasFocus() and w.alpha_slider.value() == before
     assert bar.value() > top or bar.value() == bar.maximum()
+    # the gesture over, a focused box takes the wheel again, however it got the focus (a review: a
+    # click in a box's text, or a combo's popup, left it unable to)
+    gesture_over()
+    w.view_combo.setFocus()
+    before = w.view_combo.currentIndex()
+    turn(w.view_combo)
+    assert w.view_combo.currentIndex() != before
 
 
 def test_the_results_stay_in_view_where_the_settings_scroll(qtbot, make_window):

@@ -3,13 +3,15 @@ to the panel's scrolling, not to a field or a control the pointer happens to pas
 
 from __future__ import annotations
 
+import math
 import re
+import time
 
 from PyQt5.QtCore import QEvent, QObject, Qt
 from PyQt5.QtGui import QValidator
 from PyQt5.QtWidgets import QAbstractScrollArea, QApplication, QComboBox, QDoubleSpinBox, QSlider, QSpinBox
 
-__all__ = ["ComboBox", "DoubleSpinBox", "FrameKeys", "Slider", "SpinBox"]
+__all__ = ["LATCH_S", "ComboBox", "DoubleSpinBox", "FrameKeys", "Slider", "SpinBox", "wheeled"]
 
 
 class FrameKeys(QObject):
@@ -29,42 +31,45 @@ class FrameKeys(QObject):
         return False
 
 
+#: A wheel turn within this many seconds of the last one that scrolled the panel scrolls it on,
+#: whatever control the scrolling brought under the pointer (as browsers latch a scroll gesture).
+LATCH_S = 0.6
+_clock = time.monotonic  # (tests hold it still)
+
+
+def wheeled(area: QAbstractScrollArea) -> None:
+    """Note that the wheel scrolled ``area`` now (see :data:`LATCH_S`)."""
+    area.wheeled_at = _clock()
+
+
+def _latched(area: QAbstractScrollArea | None) -> bool:
+    return area is not None and _clock() - getattr(area, "wheeled_at", -math.inf) < LATCH_S
+
+
 class _WheelWhenFocused:
-    """The wheel turns the control only once it has the keyboard focus (clicked first) and while
-    the pointer has stayed on it since; else the event goes on to the panel, which scrolls.
-    Scrolling down to the predictions used to change the opacity or the view it passed over, with
-    nothing said; and a box typed in (it keeps the focus after Enter) took the wheel when the
-    scrolling panel brought it under the pointer (a trial: 0.05 became 0.45). (A virtual override:
-    an event filter on every control ran Python for each of their events, 1.5 ms of the worker's
-    time a frame.)"""
+    """The wheel turns the control only once it has the keyboard focus (clicked first), and not
+    while the wheel is scrolling the panel (:data:`LATCH_S`); else the event goes on to the panel,
+    which scrolls. Scrolling down to the predictions used to change the opacity or the view it
+    passed over, with nothing said; and a box typed in (it keeps the focus after Enter) took the
+    wheel when the scrolling panel brought it under the pointer (a trial: 0.05 became 0.45). (A
+    virtual override: an event filter on every control ran Python for each of their events, 1.5 ms
+    of the worker's time a frame.)"""
 
     def __init__(self, *args) -> None:
         super().__init__(*args)
         self.setFocusPolicy(Qt.StrongFocus)  # the wheel never gives the focus
-        self._armed = False  # clicked, or focused under the pointer, and not left since
-
-    def mousePressEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        self._armed = True
-        super().mousePressEvent(event)
-
-    def focusInEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        self._armed = self._armed or self.underMouse()
-        super().focusInEvent(event)
-
-    def leaveEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        self._armed = False
-        super().leaveEvent(event)
 
     def wheelEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        if self.hasFocus() and self._armed:
-            super().wheelEvent(event)
-            return
         area = self.parentWidget()
         while area is not None and not isinstance(area, QAbstractScrollArea):
             area = area.parentWidget()
+        if self.hasFocus() and not _latched(area):
+            super().wheelEvent(event)
+            return
         if area is None:
             event.ignore()
         else:  # (sent to its scroll bar: an ignored event goes to the parent only where it came from the system)
+            wheeled(area)
             QApplication.sendEvent(area.verticalScrollBar(), event)
 
 

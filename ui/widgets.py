@@ -17,7 +17,7 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from .focus import ComboBox
+from .focus import ComboBox, wheeled
 from .shortcuts import SHORTCUTS
 
 __all__ = ["LayerCombo", "PredictionsPanel", "SeekSlider", "SettingsScroll", "ShortcutsOverlay", "SpectrumPanel",
@@ -38,6 +38,10 @@ class SettingsScroll(QScrollArea):
         inner = self.widget()
         tall = inner.sizeHint().height() if inner is not None else 0
         return QSize(super().sizeHint().width(), tall + 2 * self.frameWidth())
+
+    def wheelEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        wheeled(self)  # the panel scrolls: a focused control it brings under the pointer does not take the wheel
+        super().wheelEvent(event)
 
     def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt's name)
         if obj is self.widget() and event.type() == QEvent.LayoutRequest:

@@ -129,7 +129,10 @@ class OnnxBackend:
     def exported_before(self) -> bool:
         """Whether the layer in use has an export in the cache: preparing then loads and checks it
         (a second or so) instead of exporting."""
-        return self._path(self.layer).exists()
+        try:
+            return self._path(self.layer).exists()
+        except Exception:  # (hashing the weights, reading the code: the export itself will say what fails)
+            return False
 
     def probe(self, layer: str, size: tuple[int, int]) -> tuple[int, int, int]:
         return self.torch.probe(layer, size)

@@ -171,6 +171,8 @@ def cam_from_components(
         if channel_sums is not None:  # |r| of each map with the channel-summed activation: u_k . X_c 1 / ||X_c 1||
             along = xp.sum(u * channel_sums[:, :, None], axis=1)
             firm = abs(along) > FIRM * xp.sum(channel_sums * channel_sums, axis=1)[:, None] ** 0.5
+            if v is not None:  # where the sum is too small to decide (rounding), the rule's fallback is no evidence
+                firm = firm & clear_sums(xp.sum(v, axis=1), v.shape[1])
         signs = tracker.follow(u, real, signs, firm)
     s = s * real
     k = component - 1

@@ -32,8 +32,11 @@ def load_state_file(net: nn.Module, weights: str, name: str) -> str:
         raise WeightsError(f"weights file not found: {path} (expected imagenet, none, or a state_dict .pth file)")
     if path.stat().st_size == 0:
         raise WeightsError(f"weights file {path} is empty (expected a state_dict saved with torch.save)")
-    with open(path, "rb") as f:  # torch.save writes a zip (PK), or a pickle (protocol byte 0x80) before 1.6
-        head = f.read(2)
+    try:
+        with open(path, "rb") as f:  # torch.save writes a zip (PK), or a pickle (protocol byte 0x80) before 1.6
+            head = f.read(2)
+    except OSError as exc:
+        raise WeightsError(f"cannot read weights file {path}: {exc.strerror or exc}") from None
     if not (head.startswith(b"PK") or head.startswith(b"\x80")):
         # (a trial: a text file's lines, read as a pickle, were said to ask to run "lass_0.class_1")
         raise WeightsError(f"cannot read weights file {path}: not a torch file (expected a state_dict saved with "
