@@ -2,7 +2,7 @@
 
 * :mod:`.eigencam` - :func:`eigen_cam`, the entry point: checks, picks a solver, applies the tail.
 * :mod:`.solvers` - exact, CPU Gram, randomized and sync-free solvers, all returning
-  :class:`~.solvers.Components` ``(u, s, v, energy, total, sums)``.
+  :class:`~.solvers.Components` ``(u, s, v, energy, total, spread)``.
 * :mod:`.tail` - the one place the definition is applied: noise floor, sign rule, tracker, ReLU,
   normalisation, explained variance; :class:`CamResult`.
 * :mod:`.video` - :class:`SubspaceTracker` (state across frames) and :class:`TemporalSmoother`.

@@ -154,5 +154,5 @@ def eigen_cam(
                 xt, n, watch=component, oversample=oversample, n_iter=iters, start=start, generator=generator
             )
         if tracker is not None:  # how firmly the sign rule decides: the tracker reads it
-            found = found._replace(sums=xt.sum(dim=1))
+            found = found._replace(spread=torch.linalg.vector_norm(xt.sum(dim=1), dim=1))
     return cam_from_components(found, scale, (b, h, w), component, method, tracker)

@@ -56,10 +56,10 @@ class Components(NamedTuple):
         energy: ``(B,)`` ``||X||_F^2``, the sum of all squared singular values.
         total: ``(B, n)`` the sums of ``v``'s columns, given by a solver that has them without
             ``v`` (:func:`gram_cpu`: ``u_k^T X_c 1 / s_k``); ``None``: the tail sums ``v``.
-        sums: ``(B, N)`` ``X_c 1``, the channel-summed centred activations at each position, in the
-            units of the matrix the solver saw: what the sign rule correlates a map with (the tail
-            reads how firmly, for the video tracker); ``None`` where not given (the tracker then
-            decides every sign it can match, as before the firm rule).
+        spread: ``(B,)`` ``||X_c 1||``, the norm of the channel-summed centred activations, in the
+            units of the matrix the solver saw: with ``s_k 1^T v_k = u_k^T X_c 1`` it says how firmly
+            the sign rule decides (the correlation of the map with that sum), for the video tracker;
+            ``None`` where not given (the tracker then decides every sign it can match).
     """
 
     u: torch.Tensor
@@ -67,7 +67,7 @@ class Components(NamedTuple):
     v: torch.Tensor | None
     energy: torch.Tensor
     total: torch.Tensor | None = None
-    sums: torch.Tensor | None = None
+    spread: torch.Tensor | None = None
 
 
 class Gram(NamedTuple):
@@ -202,14 +202,14 @@ def gram_cpu(activations: torch.Tensor, n: int, gram: Gram | None = None) -> Com
     if any(f is None for f in found):
         return None
     if b == 1:  # views, not copies: each call costs 5 to 10 us right after a forward pass
-        u, s, energy, total, signed, sums = (part[None] for part in found[0])
+        u, s, energy, total, signed, spread = (part[None] for part in found[0])
     else:
-        u, s, energy, total, signed, sums = (np.stack(parts) for parts in zip(*found, strict=True))
+        u, s, energy, total, signed, spread = (np.stack(parts) for parts in zip(*found, strict=True))
     if signed.all():
-        return Components(u, s, None, energy, total, sums)
+        return Components(u, s, None, energy, total, spread)
     # a sum too small to decide a sign: the loadings, for every frame (the tail takes one form)
     frames = _frames(activations) if frames is None else frames
-    return Components(u, s, np.stack([_loadings(frames[i], u[i], s[i]) for i in range(b)]), energy, sums=sums)
+    return Components(u, s, np.stack([_loadings(frames[i], u[i], s[i]) for i in range(b)]), energy, spread=spread)
 
 
 def _frames(activations: torch.Tensor) -> np.ndarray:
@@ -238,10 +238,10 @@ def _loadings(a: np.ndarray, u: np.ndarray, s: np.ndarray) -> np.ndarray:
 
 
 def _gram_frame(a: np.ndarray | None, n: int, given: tuple[np.ndarray, np.ndarray, np.ndarray] | None, c: int):
-    """``(u (N, n), s (n,), energy (), total (n,), signed (), sums (N,))`` for one frame of ``c``
+    """``(u (N, n), s (n,), energy (), total (n,), signed (), spread ())`` for one frame of ``c``
     channels, from its activations ``a (C, N)`` or the Gram ``given`` for them, or ``None``.
     ``signed`` (a bool array): whether the sums ``total`` decide every sign that shows (else the
-    caller forms the loadings); ``sums``: ``X_c 1``."""
+    caller forms the loadings); ``spread``: ``||X_c 1||``."""
     with np.errstate(all="ignore"):  # overflow and NaN are checked below, on the energies
         if given is None:
             # centred first: the Gram of the centred values carries rounding errors of their energy
@@ -276,7 +276,7 @@ def _gram_frame(a: np.ndarray | None, n: int, given: tuple[np.ndarray, np.ndarra
         total = (sums @ u) * inv  # 1^T v_k = 1^T X_c^T u_k / s_k
         # a component under the noise floor (or without variance: inv 0) has no sign that shows
         signed = (clear_sums(total, c) | (lam <= NOISE * energy)).all()
-        return u, s, np.array(energy, dtype=np.float32), total, signed, sums
+        return u, s, np.array(energy, dtype=np.float32), total, signed, np.sqrt(np.dot(sums, sums))
 
 
 def _ritz(xt: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

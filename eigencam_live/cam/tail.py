@@ -160,7 +160,7 @@ def cam_from_components(
     Returns:
         :class:`CamResult`, every tensor float32 on the solver's device (the CPU for numpy).
     """
-    u, s, v, energy, sums, channel_sums = components
+    u, s, v, energy, sums, spread = components
     xp = namespace(s)
     power = s * s
     total = energy[:, None]
@@ -168,11 +168,11 @@ def cam_from_components(
     signs = rule_signs(v, sums)
     if tracker is not None:
         firm = None
-        if channel_sums is not None:  # |r| of each map with the channel-summed activation: u_k . X_c 1 / ||X_c 1||
-            along = xp.sum(u * channel_sums[:, :, None], axis=1)
-            firm = abs(along) > FIRM * xp.sum(channel_sums * channel_sums, axis=1)[:, None] ** 0.5
+        if spread is not None:  # |r| of each map with the channel-summed activation: u_k . X_c 1 / ||X_c 1||
+            along = sums if v is None else xp.sum(v, axis=1)  # 1^T v_k, and s_k 1^T v_k = u_k . X_c 1
+            firm = abs(s * along) > FIRM * spread[:, None]
             if v is not None:  # where the sum is too small to decide (rounding), the rule's fallback is no evidence
-                firm = firm & clear_sums(xp.sum(v, axis=1), v.shape[1])
+                firm = firm & clear_sums(along, v.shape[1])
         signs = tracker.follow(u, real, signs, firm)
     s = s * real
     k = component - 1
