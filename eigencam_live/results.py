@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from .render import RenderConfig, draw_boxes, maps_in_boxes, render_frames
 
 __all__ = ["SCORE_NAMES", "SMOOTH_STEP", "FrameResult", "PendingFrames", "class_probabilities", "finish_pictures",
-           "label_predictions", "maps_on_frames", "peak_pixel", "reads_as_scores", "score_output"]
+           "label_predictions", "maps_on_frames", "peak_pixel", "reads_as_scores", "score_output", "scores_in_lineage"]
 
 #: Pixels a feature cell is enlarged to by bicubic interpolation before bilinear takes over.
 SMOOTH_STEP = 8
@@ -200,6 +200,40 @@ _NOT_SCORES = ("pool", "hidden", "embed", "feature")
 def reads_as_scores(value) -> bool:
     """Whether a network's output has the form of class scores: float, ``(B, K)`` (or ``(B, K, 1, 1)``)."""
     return _floating(value) and class_scores(value) is not None
+
+
+def scores_in_lineage(net: torch.nn.Module, x: torch.Tensor) -> int | None:
+    """Where ``net`` returns an unnamed tuple (or list) holding several outputs of the class scores'
+    shape, the index of the first one that no other of them is computed from (its autograd graph,
+    one forward pass of ``x``): ``(embedding, logits)`` gives the logits, as an ONNX file's graph
+    does (a trial: the factory's read its 64-wide embedding as the scores, the export's the logits).
+    ``None`` where there are not several, or the first is it."""
+    with torch.inference_mode(False), torch.enable_grad():
+        out = net(x.detach().clone().requires_grad_(True))
+    if not isinstance(out, (tuple, list)) or hasattr(out, "_fields"):  # (a named tuple's names say it)
+        return None
+    tensors = [v for v in out if isinstance(v, torch.Tensor)]
+    shaped = [i for i, v in enumerate(tensors) if v.grad_fn is not None and v.is_floating_point()
+              and class_scores(v) is not None]
+    if len(shaped) < 2:
+        return None
+    feeds = {i for i in shaped for j in shaped if i != j and _reaches(tensors[j].grad_fn, tensors[i].grad_fn)}
+    rest = [i for i in shaped if i not in feeds]
+    return rest[0] if rest and rest[0] != shaped[0] else None
+
+
+def _reaches(start, target) -> bool:
+    """Whether autograd node ``target`` lies in the graph behind ``start``."""
+    seen, stack = set(), [start]
+    while stack:
+        fn = stack.pop()
+        if fn is None or id(fn) in seen:
+            continue
+        if fn is target:
+            return True
+        seen.add(id(fn))
+        stack.extend(f for f, _ in fn.next_functions)
+    return False
 
 
 def _floating(value) -> bool:

@@ -447,17 +447,21 @@ class _Heads(torch.nn.Module):
             return self.Pair(embedding, logits)
         if self.form == "map, then scores":  # a tuple: the map is no scores
             return f, logits
+        if self.form == "pooled, then scores":  # a tuple: the scores are computed from the first
+            return pooled, logits
         if self.form == "backbone":  # a Hugging Face backbone's output: its pooled features are no scores
             return {"last_hidden_state": f, "pooler_output": embedding}
         return _Output(f, logits)  # a dataclass (a model output object)
 
 
-@pytest.mark.parametrize("form", ["map first", "embedding named first", "named tuple", "map, then scores", "dataclass"])
+@pytest.mark.parametrize("form", ["map first", "embedding named first", "named tuple", "map, then scores", "dataclass",
+                                  "pooled, then scores"])
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
 def test_the_class_scores_are_found_among_a_networks_outputs(form, backend):
     """A trial: a dict's map before its 'logits' gave no predictions, an embedding before the scores
-    was read as 12 classes, a dataclass was refused. The scores are the output named so, else the
-    first of (B, K) shape, on both backends."""
+    was read as 12 classes, a dataclass was refused. The scores are the output named so, else (a
+    tuple) the first of (B, K) shape that none of the others is computed from, on both backends (a
+    later trial: (pooled, logits) was read as 8 classes by the factory, as 4 by its ONNX export)."""
     frame = _frame(64, 96)
     cfg = {"weights": "none", "layer": "features", "device": "cpu", "short_side": 64}
     torch.manual_seed(0)

@@ -45,7 +45,7 @@ __all__ = ["OnnxBackend", "onnxruntime_available"]
 
 _OPSET = 17
 #: The exported graph's form, part of the cache key: ``x, want_gram -> logits, fmap, gram, gram_sums, gram_raw``.
-_GRAPH = f"gram-if-3-{EXACT_MAX_DIM}"  # the limit is baked into the graph; 2: layers copied, plain attention; 3: sums, raw
+_GRAPH = f"gram-if-4-{EXACT_MAX_DIM}"  # the limit is baked into the graph; 2: layers copied, plain attention; 3: sums, raw; 4: a factory's scores by lineage
 def onnxruntime_available() -> bool:
     try:
         import onnxruntime  # noqa: F401
@@ -58,14 +58,15 @@ class _WithLayer(nn.Module):
     """``x -> (outputs, the layer's output)``: the graph that is exported. :attr:`nchw` records,
     when traced, whether that output is the ``(B, C, H, W)`` map as it is (not tokens, not NHWC)."""
 
-    def __init__(self, net: nn.Module, layer: str, prefix_tokens: int | None = None) -> None:
+    def __init__(self, net: nn.Module, layer: str, prefix_tokens: int | None = None,
+                 scores_at: int | None = None) -> None:
         super().__init__()
-        self.net, self.layer, self.prefix_tokens = net, layer, prefix_tokens
+        self.net, self.layer, self.prefix_tokens, self.scores_at = net, layer, prefix_tokens, scores_at
         self.nchw = False
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with ActivationCapture(self.net, self.layer) as cap:
-            out = _outputs(self.net(x))  # the class scores, as the torch backend reads them
+            out = _outputs(self.net(x), self.scores_at)  # the class scores, as the torch backend reads them
         raw = cap.outputs.get(self.layer)
         if not isinstance(out, torch.Tensor) or not isinstance(raw, torch.Tensor):
             # ONNX graph outputs are tensors: a dict, a tuple or a pyramid of maps stays with torch
@@ -272,7 +273,7 @@ class OnnxBackend:
         if self.loaded.spec.fixed_input is None:
             dynamic["x"].update({2: "height", 3: "width"})
         buffer = io.BytesIO()
-        graph = _WithLayer(self.loaded.net, layer, self.loaded.prefix_tokens).eval()
+        graph = _WithLayer(self.loaded.net, layer, self.loaded.prefix_tokens, self.loaded.scores_at).eval()
         fastpath = torch.backends.mha.get_fastpath_enabled()
         with warnings.catch_warnings(), torch.no_grad(), _native_stdout_muted(), dynamic_forms(_OPSET):
             warnings.simplefilter("ignore")

@@ -109,7 +109,7 @@ class TorchBackend:
             return logits, to_feature_map(raw, size, prefix, batch)
         with ActivationCapture(self.loaded.net, self._layer) as cap:
             logits = self.loaded.net(x)
-            return _outputs(logits), cap.map(size, self._layer, prefix, batch)
+            return _outputs(logits, self.loaded.scores_at), cap.map(size, self._layer, prefix, batch)
 
     def forward_gram(self, x: torch.Tensor) -> tuple[torch.Tensor | list[dict], torch.Tensor, None]:
         """:meth:`forward` and ``None``: the Eigen-CAM solver computes the Gram matrix itself."""
@@ -127,7 +127,7 @@ class TorchBackend:
         with torch.inference_mode(), ActivationCapture(self.loaded.net, layer) as cap:
             out = self.loaded.net(x)
             with contextlib.suppress(LayerNotFoundError):  # no scores of any kind: maps alone
-                out = _outputs(out)  # the class scores as the frames' are read ((B, K, 1, 1) too)
+                out = _outputs(out, self.loaded.scores_at)  # the class scores as the frames' are read ((B, K, 1, 1) too)
             if isinstance(out, torch.Tensor) and out.dim() == 2 and not self.loaded.headless:
                 self.loaded.classes = int(out.shape[1])
             if layer not in cap.outputs:
@@ -157,12 +157,14 @@ class TorchBackend:
         return self._traced[key]
 
 
-def _outputs(output: object) -> torch.Tensor | list[dict]:
+def _outputs(output: object, scores_at: int | None = None) -> torch.Tensor | list[dict]:
     """What the engine reads of a network's output: a detector's per-image dicts of boxes as they
     are; else the class scores: the tensor itself, or among a dict's, a named tuple's, a
     dataclass's, a tuple's or a list's tensors (models that also return embeddings, maps or other
     heads) the one :func:`~eigencam_live.results.score_output` picks (named so; in a tuple or a
-    list, else the first of ``(B, K)`` shape), else the first (a backbone's map: no classes)."""
+    list, the one at ``scores_at`` where the loader found which
+    (:func:`~eigencam_live.results.scores_in_lineage`), else
+    the first of ``(B, K)`` shape), else the first (a backbone's map: no classes)."""
     if isinstance(output, list) and output and all(isinstance(o, dict) and "boxes" in o for o in output):
         return output
     if isinstance(output, torch.Tensor):
@@ -172,7 +174,11 @@ def _outputs(output: object) -> torch.Tensor | list[dict]:
         if not tensors:
             raise LayerNotFoundError(f"the network returned {type(output).__name__}, not class scores (a tensor)")
         # a dict's, a named tuple's or a dataclass's names say which are scores; a tuple's shapes
-        at = score_output(tensors, by_name=tensors[0][0] is not None)
+        unnamed = tensors[0][0] is None
+        if unnamed and scores_at is not None and scores_at < len(tensors):
+            at = scores_at
+        else:
+            at = score_output(tensors, by_name=not unnamed)
         found = tensors[at or 0][1]
     squeezed = class_scores(found)  # a convolutional head's (B, K, 1, 1)
     return found if squeezed is None else squeezed

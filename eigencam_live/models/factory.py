@@ -230,7 +230,24 @@ def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imag
         raise type(failures[1])(f"{failures[1]} (as a grey network: {failures[0]})")
     if fixed is None:
         _one_size(loaded)
+    _scores_by_lineage(loaded, fixed)
     return loaded
+
+
+def _scores_by_lineage(loaded: LoadedModel, fixed: tuple[int, int] | None) -> None:
+    """Which of an unnamed tuple's score-shaped outputs holds the class scores, by what is computed
+    from what (:func:`~eigencam_live.results.scores_in_lineage`): one forward pass with autograd,
+    once. Where that pass fails, the first of that shape, as before."""
+    from eigencam_live.results import scores_in_lineage
+
+    param = next(loaded.net.parameters(), None)
+    x = torch.zeros((1, loaded.channels, *(fixed or _PROBE)), device=param.device if param is not None else "cpu",
+                    dtype=param.dtype if param is not None else torch.float32)
+    try:
+        loaded.scores_at = scores_in_lineage(loaded.net, x)
+    except Exception as exc:  # the network's own refusal (it ran without autograd), whatever it raises
+        if isinstance(exc, MemoryError):
+            raise
 
 
 #: The sizes a network without ``input_size`` is tried at: the layer probe's, then a 16:9 frame's.

@@ -61,6 +61,10 @@ class LoadedModel:
         normalises_itself: why ``mean`` and ``std`` are the network's own and fixed (it takes
             uint8 pixels, or registers its own mean and std), or ``None``: settings that would
             normalise its input a second time are refused.
+        scores_at: where a network returns an unnamed tuple (or list) of several outputs of the
+            class scores' shape, the index of the one that none of the others is computed from
+            (the logits, not the embedding they are computed from), found once when a factory's
+            network is loaded; ``None``: the first of that shape (or none such).
     """
 
     net: nn.Module
@@ -77,6 +81,7 @@ class LoadedModel:
     channels: int = 3
     note: str | None = None
     normalises_itself: str | None = None
+    scores_at: int | None = None
 
 
 def normalisation(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
