@@ -240,11 +240,8 @@ def _scores_by_lineage(loaded: LoadedModel, fixed: tuple[int, int] | None) -> No
     once. Where that pass fails, the first of that shape, as before."""
     from eigencam_live.results import scores_in_lineage
 
-    param = next(loaded.net.parameters(), None)
-    x = torch.zeros((1, loaded.channels, *(fixed or _PROBE)), device=param.device if param is not None else "cpu",
-                    dtype=param.dtype if param is not None else torch.float32)
     try:
-        loaded.scores_at = scores_in_lineage(loaded.net, x)
+        loaded.scores_at = scores_in_lineage(loaded.net, _blank(loaded, fixed or _PROBE))
     except Exception as exc:  # the network's own refusal (it ran without autograd), whatever it raises
         if isinstance(exc, MemoryError):
             raise
@@ -254,17 +251,20 @@ def _scores_by_lineage(loaded: LoadedModel, fixed: tuple[int, int] | None) -> No
 _PROBE, _WIDE = (224, 224), (224, 384)
 
 
+def _blank(loaded: LoadedModel, size: tuple[int, int]) -> torch.Tensor:
+    """A blank ``(1, channels, *size)`` input on the network's device, in its dtype."""
+    param = next(loaded.net.parameters(), None)
+    return torch.zeros((1, loaded.channels, *size), device=param.device if param is not None else "cpu",
+                       dtype=param.dtype if param is not None else torch.float32)
+
+
 def _one_size(loaded: LoadedModel) -> None:
     """A network that runs at the probe's 224x224 but not at another size (a Linear layer sized for
     one map, a position embedding for one grid) takes 224x224 input from now on, and says so in
     :attr:`LoadedModel.note`; before, every frame failed with torch's own message."""
-    net = loaded.net
-    param = next(net.parameters(), None)
-    x = torch.zeros((1, loaded.channels, *_WIDE), device=param.device if param is not None else "cpu",
-                    dtype=param.dtype if param is not None else torch.float32)
     try:
         with torch.inference_mode():
-            net(x)
+            loaded.net(_blank(loaded, _WIDE))
     except Exception as exc:  # the network's own refusal, whatever it raises
         if isinstance(exc, MemoryError):
             raise
