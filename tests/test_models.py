@@ -267,6 +267,16 @@ def test_a_state_dict_under_a_wrappers_name_is_read(tmp_path):
     torch.save(partial, tmp_path / "partial.pth")
     with pytest.raises(WeightsError, match=r"Missing key\(s\).*; Unexpected key\(s\) in state_dict: \"model\.conv1"):
         load_model("resnet18", str(tmp_path / "partial.pth"))
+    # a wrapper holding more than the network (a trial: a loss's class weights beside it was refused)
+    torch.save({"state_dict": {**{f"model.{k}": v for k, v in net.state_dict().items()},
+                               "criterion.weight": torch.ones(1000)}}, tmp_path / "with_loss.ckpt")
+    loaded = load_model("resnet18", str(tmp_path / "with_loss.ckpt"))
+    assert torch.equal(loaded.net.fc.weight, net.fc.weight)
+    # the network twice (an EMA copy beside it): which one is meant is not said
+    torch.save({**{f"model.{k}": v for k, v in net.state_dict().items()},
+                **{f"ema.{k}": v for k, v in net.state_dict().items()}}, tmp_path / "ema.ckpt")
+    with pytest.raises(WeightsError, match=r"holds the network 2 times, under model\. and ema\.: save the one"):
+        load_model("resnet18", str(tmp_path / "ema.ckpt"))
 
 
 @pytest.fixture

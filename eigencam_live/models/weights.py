@@ -52,7 +52,7 @@ def load_state_file(net: nn.Module, weights: str, name: str) -> str:
         raise WeightsError(f"weights file {path} does not hold a state_dict of tensors (got {type(state).__name__})")
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
-    state = _unprefixed(state, set(net.state_dict()))
+    state = _unprefixed(state, set(net.state_dict()), path)
     bad = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
     if bad is not None:
         raise WeightsError(f"weights file {path} holds NaN or infinite values (first in {bad!r}); "
@@ -82,17 +82,25 @@ def _reason(exc: BaseException) -> str:
     return text.strip().splitlines()[0][:200]
 
 
-def _unprefixed(state: dict, own: set[str]) -> dict:
-    """``state`` without the one first name every key shares (``model.``, a training wrapper's
-    attribute: Lightning's checkpoints), where the keys then are exactly the network's; else as it is
-    (a trial's ``model.`` keys were refused for the missing ones alone)."""
+def _unprefixed(state: dict, own: set[str], path: Path) -> dict:
+    """The part of ``state`` under one first name (``model.``, a training wrapper's attribute:
+    Lightning's checkpoints) whose keys, that name taken off, are exactly the network's; else
+    ``state`` as it is (a trial's ``model.`` keys were refused for the missing ones alone). The
+    wrapper's other parts (a loss's class weights) are left out. Two parts that fit (a network and
+    its EMA copy, ``model.`` and ``model_ema.``) are refused: which one is meant is not said.
+    """
     if not state or set(state) == own or not all("." in k for k in state):
         return state
-    heads = {k.split(".", 1)[0] for k in state}
-    if len(heads) != 1:
-        return state
-    stripped = {k.split(".", 1)[1]: v for k, v in state.items()}
-    return stripped if set(stripped) == own else state
+    parts: dict[str, dict] = {}
+    for key, value in state.items():
+        head, rest = key.split(".", 1)
+        parts.setdefault(head, {})[rest] = value
+    fits = [head for head, part in parts.items() if set(part) == own]
+    if len(fits) > 1:
+        raise WeightsError(f"weights file {path} holds the network {len(fits)} times, under "
+                           f"{' and '.join(f'{head}.' for head in fits)}: save the one to use on its own "
+                           "(torch.save(module.state_dict(), FILE))")
+    return parts[fits[0]] if fits else state
 
 
 def _fit_reason(exc: RuntimeError) -> str:
