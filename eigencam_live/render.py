@@ -120,8 +120,9 @@ def colorize(heatmap: np.ndarray, colormap: str = "jet", *, in_range: bool = Fal
         heatmap = cv2.threshold(heatmap, 0.0, 0.0, cv2.THRESH_TOZERO)[1]
         cv2.patchNaNs(heatmap, 0.0)
         cv2.threshold(heatmap, 1.0, 1.0, cv2.THRESH_TRUNC, dst=heatmap)
-    # scale, round and saturate to uint8
-    return cv2.applyColorMap(cv2.convertScaleAbs(heatmap, alpha=255.0), COLORMAPS[colormap])
+    # scale, round and saturate to uint8; then the table (OpenCV builds a named colormap's own table on
+    # every call: 0.55 against 0.35 ms on a 768 x 432 map, the same pixels)
+    return cv2.applyColorMap(cv2.convertScaleAbs(heatmap, alpha=255.0), colormap_lut(colormap)[:, None])
 
 
 def render(

@@ -129,6 +129,7 @@ def test_colormap_levels(heat):
     for name in COLORMAPS:
         want = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], COLORMAPS[name])[:, 0]
         np.testing.assert_array_equal(colormap_lut(name), want)
+        np.testing.assert_array_equal(colorize(ramp, name)[0], want)  # through the table: OpenCV's own colours
 
 
 def test_a_map_in_range_is_drawn_alike_without_the_clamp(frame, heat):
