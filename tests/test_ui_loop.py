@@ -503,6 +503,32 @@ def test_a_recording_started_while_paused_begins_with_the_frame_on_screen(tmp_pa
     _record_a_still_and_a_step(tmp_path, tmp_path / "r.mp4")
 
 
+def test_a_step_back_while_recording_is_recorded_as_a_step_forward_is(tmp_path):
+    """A GUI trial: the frame a step back (←) showed while a recording was paused was left out of
+    the file, and the frame after it, recorded before, came again when play went on (140, 141,
+    142, 143, 143, 144: a stutter, its sound repeated). The recording is of the pictures shown:
+    the step back's frame is written as a step forward's is (a jump for the recorder, cut out)."""
+    import av
+
+    _stills(tmp_path, 6)
+    loop, _ = _folder_loop(tmp_path)
+    try:
+        loop._drain_commands()  # a folder opens paused on its first still
+        loop.put(cmd.StartRecording(tmp_path / "r.mp4"))  # f0, on screen, is written
+        shown = []
+        for delta in (1, 1, -1, 1, 1):
+            loop.put(cmd.Step(delta))
+            loop._drain_commands()
+            shown.append(loop.mailbox.take().frame.index)
+        assert shown == [1, 2, 1, 2, 3]
+    finally:
+        loop._stop_recording()
+        loop.playback.close()
+    with av.open(str(tmp_path / "r.mp4")) as container:
+        shades = [round(float(f.to_ndarray(format="gray").mean()) / 25) for f in container.decode(video=0)]
+    assert shades == [0, 1, 2, 1, 2, 3]
+
+
 def _record_a_still_and_a_step(folder, path, opened=None) -> None:
     """Open ``folder`` (paused on its first image; ``opened(loop)`` then), press R, step once: two
     frames are written, and the file is finished."""

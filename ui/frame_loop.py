@@ -349,10 +349,13 @@ class FrameLoop(LoopRecording, LoopSettings):
         self._clear_rates()
         if command.delta > 0:
             self._process_next(record=True)
-        elif self.shown.last is not None:
-            self._seek(cmd.Seek(max(0, self.shown.last.index + command.delta)))
+        elif self.shown.last is not None:  # back: recorded as a step forward is (a GUI trial: left out,
+            # the frame after it came twice in the file); the recorder cuts the jump out
+            self._seek(cmd.Seek(max(0, self.shown.last.index + command.delta)), record=True)
 
-    def _seek(self, command: cmd.Seek) -> None:
+    def _seek(self, command: cmd.Seek, *, record: bool = False) -> None:
+        """Go to a frame; while paused, show it (``record``: and record it, as a step's frame; a
+        seek's is left out of a recording, which goes on from the frames played after it)."""
         if not self.playback.seek(command.index):
             return
         self.shown.forget()
@@ -363,7 +366,7 @@ class FrameLoop(LoopRecording, LoopSettings):
         if self.engine is not None:
             self.engine.reset()
         if self._paused:
-            self._process_next(record=False)
+            self._process_next(record=record)
 
     def _process_next(self, *, record: bool) -> None:
         """Wait up to 2 s (stoppable) for the next frame and process it; nothing at the end."""
