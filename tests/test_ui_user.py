@@ -595,6 +595,13 @@ def test_layers_to_compare_are_the_layer_in_use_and_earlier_stages_spaced_throug
     assert names("s4", count=4) == ["stem", "s2", "s3", "s4"]
     assert names("s2") == ["stem", "s1", "s2"]  # only earlier stages
     assert names("stem") == ["stem"] and names("missing") == [] and names("head") == []
+    # EfficientNet's stem is two layers, the second a BatchNorm before a functional activation: the
+    # block after them at the same size is the stage (a GUI trial: _bn0 was, and showed no heat)
+    efficient = [Layer("_conv_stem.static_padding", "ZeroPad2d", (3, 225, 385)), _stage("_conv_stem", 32, 112),
+                 Layer("_bn0", "BatchNorm2d", (32, 112, 112)),
+                 _stage("_blocks.0._depthwise_conv", 32, 112), _stage("_blocks.0", 16, 112),
+                 _stage("_blocks.1._expand_conv", 96, 112), _stage("_blocks.1", 24, 56), _stage("_conv_head", 1280, 7)]
+    assert [layer.name for layer in layers_to_compare(efficient, "_conv_head")] == ["_blocks.0", "_blocks.1", "_conv_head"]
 
 
 def test_compare_across_layers_shows_each_stage_and_a_click_shows_that_layer_live(qtbot, make_window):

@@ -55,8 +55,10 @@ _NOT_STAGES = frozenset({"Identity", "Pad"})
 def layers_to_compare(layers: list[Layer], current: str, count: int = 5) -> list[Layer]:
     """The layer in use and up to ``count - 1`` earlier stages, spaced through the network, in
     forward order: ``layers`` (forward order, as :meth:`~eigencam_live.engine.Engine.feature_layers`
-    gives them) are grouped by their map's ``(h, w)``, and a stage is the outermost layer (fewest
-    dots in its name) that ends its group before ``current``; groups at ``current``'s own size are
+    gives them) are grouped by their map's ``(h, w)``, and a stage is the outermost block (fewest
+    dots in its name, among the layers that hold others, padding aside, if any do) that ends its group before
+    ``current`` (a GUI trial: EfficientNet's stem ``_bn0``, a BatchNorm before its activation, was
+    the stage at 112 x 112, not the block ``_blocks.0`` after it); groups at ``current``'s own size are
     left out (they look alike). With more stages than room, evenly spaced ones, the deepest kept.
     ``[]`` when ``current`` is not listed with a ``(C, h, w)`` shape. Padding layers are no stage:
     their maps carry a border (EfficientNet's static padding made stages of the padded picture)."""
@@ -65,14 +67,17 @@ def layers_to_compare(layers: list[Layer], current: str, count: int = 5) -> list
     if at is None:
         return []
     here = spatial[at].shape[1:]
+    blocks = {layer.name.rsplit(".", i)[0] for layer in layers if not _padding(layer)
+              for i in range(1, layer.name.count(".") + 1)}  # (a padding child made EfficientNet's stem conv one)
+    rank = lambda layer: (layer.name in blocks, -layer.name.count("."))  # noqa: E731
     stages: dict[tuple[int, ...], Layer] = {}  # insertion order: where each size's group starts
     for layer in spatial[:at]:
         size = layer.shape[1:]
-        if size == here or layer.kind in _NOT_STAGES or re.fullmatch(r"\w*Pad[123]d", layer.kind):
+        if size == here or _padding(layer):
             continue
         best = stages.get(size)
-        if best is None or layer.name.count(".") <= best.name.count("."):
-            stages[size] = layer  # the last of the outermost ones: a stage's output
+        if best is None or rank(layer) >= rank(best):
+            stages[size] = layer  # the last of the outermost blocks: a stage's output
     order = {layer.name: i for i, layer in enumerate(spatial)}
     found = sorted(stages.values(), key=lambda layer: order[layer.name])
     room = max(0, count - 1)
@@ -81,6 +86,11 @@ def layers_to_compare(layers: list[Layer], current: str, count: int = 5) -> list
         picks = {round(i * last / (room - 1)) for i in range(room)} if room > 1 else {last} if room else set()
         found = [found[i] for i in sorted(picks)]
     return [*found, spatial[at]]
+
+
+def _padding(layer: Layer) -> bool:
+    """A padding layer (or an identity): its map is its input's, with a border."""
+    return layer.kind in _NOT_STAGES or re.fullmatch(r"\w*Pad[123]d", layer.kind) is not None
 
 
 class InspectionActions:
