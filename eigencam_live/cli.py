@@ -320,7 +320,8 @@ def _run(args: argparse.Namespace) -> int:
     engine = Engine(config, fallback_untrained=True)
     if args.detections and not engine.loaded.detector:  # a factory's network is known once built
         raise not_a_detector
-    for warning in (engine.warning, engine.loaded.note, _fixed_size_note(engine, jobs[0].input, args.typed)):
+    said = engine.backend.warning  # known before a frame where it is the precision's (bf16 emulated)
+    for warning in (engine.warning, engine.loaded.note, _fixed_size_note(engine, jobs[0].input, args.typed), said):
         if warning:
             _say("warning", warning)
     from .options import cpu_cores
@@ -354,7 +355,8 @@ def _run(args: argparse.Namespace) -> int:
                 *(t for t in (image_table(n, with_videos) for n in (args.stats, args.heatmaps, args.detections)) if t)]
         return _annotate_all(jobs, engine, look, args, encoder_threads, with_videos, keep)
     finally:
-        if engine.backend.warning:  # known after the first frame: ONNX Runtime fell back to torch
+        # known after the first frame: ONNX Runtime fell back to torch (the precision's was said before)
+        if engine.backend.warning and engine.backend.warning != said:
             _say("warning", engine.backend.warning)
         torch.set_num_threads(previous)  # callers in the same process (tests, notebooks) keep theirs
 

@@ -263,6 +263,28 @@ def test_bf16_on_cpu_works():
     assert pearson(a.cam, b.cam) >= 0.95
 
 
+@pytest.mark.parametrize("kernels", [True, False])
+def test_bf16_without_the_cpus_kernels_is_said(monkeypatch, tmp_path, capsys, kernels):
+    """A trial: bf16 on an AVX2 CPU ran 20x slower than fp32 (emulated) without a word."""
+    from eigencam_live.backends import torch_backend
+    from eigencam_live.cli import annotate_main
+
+    monkeypatch.setattr(torch_backend, "bf16_kernels", lambda: kernels)
+    config = EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64, device="cpu", precision="bf16")
+    engine = Engine(config)
+    said = engine.backend.warning
+    assert (said is None) == kernels
+    if not kernels:
+        assert said.startswith("bf16 runs emulated on this CPU")
+    engine.reconfigure(precision="fp32")
+    assert engine.backend.warning is None
+    cv2.imwrite(str(tmp_path / "a.png"), scene(64, 96))
+    assert annotate_main([str(tmp_path / "a.png"), "-o", str(tmp_path / "out.png"), "--model", "mobilenet_v3_small",
+                          "--weights", "none", "--short-side", "64", "--precision", "bf16", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("bf16 runs emulated") == (0 if kernels else 1), err  # said once, before the frames
+
+
 def test_switching_precision_back_to_fp32_is_lossless():
     torch.manual_seed(0)
     engine = Engine(EngineConfig(model="mobilenet_v3_small", weights="none", short_side=96, device="cpu"))
