@@ -71,7 +71,9 @@ def build_engine(config: EngineConfig, busy: Say, error: Say, *, typed: frozense
         attempts = [config, replace(config, **network),
                     replace(defaults, **{name: getattr(config, name) for name in typed})]
     else:
-        attempts = [config, replace(config, layer=None), EngineConfig(weights="none")]
+        # the defaults are the app's own, trained weights included (a trial: random weights were
+        # taken, said to be "on purpose" and remembered for every later run)
+        attempts = [config, replace(config, layer=None), EngineConfig()]
     attempts = [a for i, a in enumerate(attempts) if a not in attempts[:i]]
     for i, attempt in enumerate(attempts):
         try:
