@@ -438,6 +438,13 @@ def test_metadata_a_format_cannot_hold_is_left_out_alone_and_said(tmp_path, caps
                           "--device", "cpu", "-q"]) == 0
     notes = [line for line in capsys.readouterr().err.splitlines() if "note:" in line]
     assert len(notes) == 1 and "exif.png: its EXIF left out: JPEG" in notes[0]  # (not "its colour profile, EXIF and dpi")
+    # BMP holds the dpi alone: Pillow drops the rest without a word (a trial: nothing was said)
+    assert annotate_main([str(tmp_path / "big.png"), "-o", str(tmp_path / "o3.bmp"), "--weights", "none",
+                          "--device", "cpu", "-q"]) == 0
+    with Image.open(tmp_path / "o3.bmp") as got:
+        assert got.info["dpi"] == pytest.approx((300, 300), abs=0.5) and not got.getexif()
+    notes = [line for line in capsys.readouterr().err.splitlines() if "note:" in line]
+    assert notes == ["eigencam-live: note: big.png: its colour profile and EXIF left out: BMP cannot hold them"]
 
 
 def test_what_an_images_output_leaves_out_is_said(tmp_path, capsys):

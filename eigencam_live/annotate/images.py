@@ -241,6 +241,8 @@ _ALPHA_FORMATS = (".png", ".webp", ".tif", ".tiff", ".avif", ".heic", ".heif")
 #: Output formats that keep an input's colour profile and EXIF, by Pillow's name.
 _METADATA_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
                      ".bmp": "BMP", ".avif": "AVIF", ".heic": "HEIF", ".heif": "HEIF"}  # (PNG: chunks; BMP: its dpi alone)
+#: What of the metadata a format written through Pillow cannot hold (Pillow drops it without a word).
+_CANNOT_HOLD = {".bmp": ("icc_profile", "exif")}
 #: Formats OpenCV does not write: Pillow does, metadata or not (HEIC through pillow-heif).
 _PILLOW_ONLY = (".heic", ".heif")
 
@@ -342,6 +344,9 @@ def _write_image(path: Path, picture: np.ndarray, overwrite: bool, alpha: np.nda
         # alone first, then all of it (OpenCV writes the picture; a trial: the colour profile went
         # with an EXIF too large, without a word)
         metadata = metadata or {}
+        cannot = {k: metadata[k] for k in _CANNOT_HOLD.get(suffix, ()) if metadata.get(k)}
+        lost = _named(cannot)  # (a trial: a photo written as BMP lost its EXIF, and nothing said so)
+        metadata = {k: v for k, v in metadata.items() if k not in cannot}
         without_exif = {k: v for k, v in metadata.items() if k != "exif"}
         tries = [(metadata, None)]
         if metadata.get("exif") and any(without_exif.values()):
@@ -364,6 +369,8 @@ def _write_image(path: Path, picture: np.ndarray, overwrite: bool, alpha: np.nda
             left_out = held
         if left_out is not None:
             left_out = f"{left_out} left out: {_METADATA_FORMATS[suffix]} would not take it ({why})"
+        elif lost is not None:
+            left_out = f"{lost} left out: {_METADATA_FORMATS[suffix]} cannot hold {'them' if ' and ' in lost else 'it'}"
     if data is None:
         ok, data = cv2.imencode(path.suffix, picture)
         if not ok:
