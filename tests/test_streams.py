@@ -622,6 +622,10 @@ def test_annotate_says_in_one_line_that_it_takes_files(capsys):
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and "annotate takes video and image files" in err[0], err
     assert "no such file" not in err[0]
+    assert annotate_main(["0", "-q"]) != 0  # a webcam's number: no camera is opened, or said to be missing
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert err == ["eigencam-live: error: no such file: 0 (a number names a webcam in the app; annotate takes video "
+                   "and image files)"]
 
 
 # -- 6. a closed file frees its decoder ------------------------------------------------------------

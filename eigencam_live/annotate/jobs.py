@@ -88,10 +88,10 @@ def expand_inputs(specs: list[str]) -> list[Path]:
             if not os.path.isfile(path):
                 raise SourceError(f"not a regular file: {spec}")
             out.append(Path(path))
-        elif spec.strip().isdigit():
-            # A webcam index: say whether that camera exists, and that annotate wants files.
-            open_source(int(spec)).close()  # raises "no camera at index N" when there is none
-            raise SourceError(f"{spec} is a webcam; annotate takes video and image files (use the app for live input)")
+        elif spec.strip().isdigit():  # a webcam's index, as the app takes it: not opened here (a trial:
+            # "no camera at index 0" was said, as if annotate took cameras)
+            raise SourceError(f"no such file: {spec} (a number names a webcam in the app; annotate takes video and "
+                              "image files)")
         elif any(c in path for c in "*?["):
             found = sorted(p for p in globlib.glob(path) if _is_input_name(p) and os.path.isfile(p))
             if not found:
