@@ -282,6 +282,13 @@ def _run(args: argparse.Namespace) -> int:
                               if flag == "--output" else f"{flag} is empty: name a file")
     if args.heatmaps and not args.heatmaps.lower().endswith(".npz"):  # (a trial: an NPZ written as h.txt)
         raise ConfigError(f"--heatmaps writes a numpy .npz archive: name an .npz file. Got {args.heatmaps}")
+    from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
+    named = {".csv", ".jsonl", ".json", ".npz", ".npy", *VIDEO_EXTENSIONS, *IMAGE_EXTENSIONS}
+    for flag, path, kind, own in (("--stats", args.stats, "CSV table", ".csv"),
+                                  ("--detections", args.detections, "JSON Lines file", ".jsonl")):
+        if path and os.path.splitext(path)[1].lower() in named - {own}:  # (a trial: a CSV written as x.npz)
+            raise ConfigError(f"{flag} writes a {kind}: {path} names another kind of file (name a {own} file)")
 
     from .engine import Engine
 
@@ -335,6 +342,15 @@ def _run(args: argparse.Namespace) -> int:
     if boxes_only and not engine.loaded.detector:  # (a trial: taken without a word)
         _say("note", f"{', '.join(boxes_only)}: for a detector's boxes; {config.model} gives none, so "
                      f"{'they are' if len(boxes_only) > 1 else 'it is'} not used")
+    if "optimize" in args.typed and not (engine.backend.name == "torch" and engine.device.type == "cpu"):
+        _say("note", f"--no-optimize: for --backend torch on the CPU (its traced copy); {engine.backend.name} on "
+                     f"{engine.device.type} runs this network, so it is not used")  # (a trial: taken without a word)
+    same = {"jpeg": "jpg", "tif": "tiff"}
+    named = [j.output.name for j in jobs if j.is_image and args.output and not args.output.endswith(("/", os.sep))
+             and same.get(ext := j.output.suffix.lower().lstrip("."), ext) != args.image_format]
+    if "image_format" in args.typed and args.image_format != "same" and named:  # (a trial: a WebP, nothing said)
+        _say("note", f"--image-format {args.image_format} is not used for {named[0]}: -o names that file, and its "
+                     "extension is its format")
     import torch
 
     previous = torch.get_num_threads()

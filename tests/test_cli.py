@@ -487,6 +487,39 @@ def test_an_empty_output_or_table_name_is_refused(tmp_path, clip, capsys, monkey
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]  # nothing written
 
 
+def test_a_table_named_as_another_kind_of_file_is_refused(tmp_path, clip, capsys):
+    """A trial: --stats x.npz wrote a CSV under that name (--heatmaps x.csv was refused)."""
+    for flag, name, said in (("--stats", "x.npz", "--stats writes a CSV table: "),
+                             ("--detections", "d.csv", "--detections writes a JSON Lines file: ")):
+        assert annotate_main([str(clip), "-o", str(tmp_path / "o.mp4"), flag, str(tmp_path / name), *FAST]) == 1
+        assert capsys.readouterr().err.strip() == (f"eigencam-live: error: {said}{tmp_path / name} names another "
+                                                   f"kind of file (name a {'.csv' if flag == '--stats' else '.jsonl'} file)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]  # nothing written
+    # a name of no known kind is the user's to choose
+    assert annotate_main([str(clip), "-o", str(tmp_path / "o.mp4"), "--stats", str(tmp_path / "s.txt"), *FAST]) == 0
+    assert (tmp_path / "s.txt").read_text().startswith("index,")
+
+
+def test_options_that_do_not_apply_are_said_unused(tmp_path, clip, capsys):
+    """A trial: --no-optimize under ONNX Runtime, and --image-format beside an -o naming another
+    format, were taken without a word."""
+    import cv2
+    import numpy as np
+
+    assert annotate_main([str(clip), "-o", str(tmp_path / "o.mp4"), "--no-optimize", "--backend", "onnxruntime",
+                          *FAST]) == 0
+    assert ("note: --no-optimize: for --backend torch on the CPU (its traced copy); onnxruntime on cpu runs this "
+            "network, so it is not used") in capsys.readouterr().err
+    cv2.imwrite(str(tmp_path / "cat.jpg"), np.full((48, 64, 3), 90, np.uint8))
+    assert annotate_main([str(tmp_path / "cat.jpg"), "-o", str(tmp_path / "cat.webp"), "--image-format", "png",
+                          *FAST]) == 0
+    assert ("note: --image-format png is not used for cat.webp: -o names that file, and its extension is its format"
+            in capsys.readouterr().err)
+    for out, fmt in (("a.jpeg", "jpg"), ("b.png", "png")):  # the same format: nothing to say
+        assert annotate_main([str(tmp_path / "cat.jpg"), "-o", str(tmp_path / out), "--image-format", fmt, *FAST]) == 0
+        assert "image-format" not in capsys.readouterr().err
+
+
 def test_box_options_for_a_classifier_are_said_unused(tmp_path, clip, capsys):
     """A trial: --in-boxes with a classifier was taken without a word (--detections is refused)."""
     assert annotate_main([str(clip), "-o", str(tmp_path / "o.mp4"), "--in-boxes", "--score", "0.3", *FAST]) == 0
