@@ -130,6 +130,10 @@ def not_a_network():
     return "hello"
 
 
+def a_number():
+    return 3
+
+
 def broken():
     raise ValueError("no weights here")
 '''
@@ -177,6 +181,7 @@ def test_the_factory_modules_attributes_and_default_layer(mynet):
     (["--model", "badnet:build"], r"cannot import 'badnet' .*needs 'not_installed_package_xyz'"),
     (["--model", "mynet:missing"], r"'mynet' has no 'missing'"),
     (["--model", "mynet:not_a_network"], r"returned a str; it must return a torch\.nn\.Module"),
+    (["--model", "mynet:a_number"], r"returned an int; it must"),  # (a trial: "a int")
     (["--model", "mynet:broken"], r"mynet:broken\(\) raised ValueError: no weights here"),
     (["--model", "mynet:build", "--layer", "featurs"], r"no layer named 'featurs' .*Closest: features"),
     (["--model", "mynet:build", "--layer", "zzzzzz"], r"no layer named 'zzzzzz' .*--list-layers lists them"),

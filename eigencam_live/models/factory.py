@@ -85,16 +85,19 @@ def _build(source: str, module_name: str, attr: str) -> nn.Module:
         if target is None:
             raise ModelError(f"{module_name!r} has no {attr!r} (for --model {source})")
     if not callable(target):
-        kind = type(target).__name__
-        raise ModelError(f"{source} is {'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}, not a callable that returns "
-                         "a network")
+        raise ModelError(f"{source} is {_a(type(target).__name__)}, not a callable that returns a network")
     try:
         net = target()
     except Exception as exc:
         raise ModelError(f"{source}() raised {_one_line(exc)}") from None
     if not isinstance(net, nn.Module):
-        raise ModelError(f"{source}() returned a {type(net).__name__}; it must return a torch.nn.Module")
+        raise ModelError(f"{source}() returned {_a(type(net).__name__)}; it must return a torch.nn.Module")
     return net
+
+
+def _a(kind: str) -> str:
+    """``a str``, ``an int``: a type's name with its article."""
+    return f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}"
 
 
 @contextlib.contextmanager
