@@ -80,6 +80,26 @@ def test_a_cut_off_file_yields_what_decodes_and_warns(tmp_path):
         assert "cut off" in cap.warning and "of 40 frames" in cap.warning
 
 
+def test_an_mp4_cut_off_before_its_index_is_said_to_be(tmp_path):
+    """A trial: an MP4 cut off before its index (written at the end) was said to be "Invalid data
+    found when processing input", with no word of why."""
+    from eigencam_live.video.files import mp4_without_index
+
+    whole = write_clip(tmp_path / "whole.mp4", frames=12)
+    data = whole.read_bytes()
+    assert data.find(b"moov") > data.find(b"mdat")  # the index at the end, as most writers put it
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
+    with pytest.raises(SourceError) as err:
+        open_source(str(tmp_path / "cut.mp4"))
+    assert str(err.value).endswith("; its index (MP4's moov box) is missing: the file was cut off before its end, "
+                                   "or is still being written")
+    assert not mp4_without_index(str(whole)) and mp4_without_index(str(tmp_path / "cut.mp4"))
+    text = write_text_as_video(tmp_path / "text.mp4")
+    with pytest.raises(SourceError) as err:  # not an MP4 inside: nothing said of an index
+        open_source(str(text))
+    assert "index" not in str(err.value) and not mp4_without_index(str(text))
+
+
 def _testsrc_mp4(path, width: int, height: int, rate: int, seconds: int) -> None:
     """FFmpeg's testsrc2 pattern (real detail for x264) as an H.264 MP4, index first."""
     import av

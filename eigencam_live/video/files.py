@@ -58,7 +58,10 @@ class FileSource(FrameSource):
         try:
             self._container = av.open(self.path, options=self._options, timeout=self._timeouts())
         except av.FFmpegError as exc:
-            raise SourceError(f"cannot open {self._describe()} as a video: {self._reason(exc)}") from exc
+            hint = ""
+            if os.path.isfile(self.path) and mp4_without_index(self.path):  # (a trial: "Invalid data found")
+                hint = "; its index (MP4's moov box) is missing: the file was cut off before its end, or is still being written"
+            raise SourceError(f"cannot open {self._describe()} as a video: {self._reason(exc)}{hint}") from exc
         except OSError as exc:
             raise SourceError(f"cannot open {self._describe()}: {exc.strerror or exc}") from exc
         if not self._container.streams.video:
@@ -364,6 +367,28 @@ def _expected_end(container, stream) -> tuple[float | None, bool]:
     if container.duration:
         return (container.duration + (container.start_time or 0)) / 1_000_000, False
     return None, False
+
+
+def mp4_without_index(path: str) -> bool:
+    """Whether ``path`` is an MP4 (or MOV) whose top-level boxes hold no ``moov``: a recording cut
+    off before its index, which most writers put at the end, or one still being written."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            at, kinds = 0, []
+            while at + 8 <= size and len(kinds) < 64:
+                f.seek(at)
+                head = f.read(16)
+                length, kind = int.from_bytes(head[:4], "big"), head[4:8]
+                if length == 1 and len(head) == 16:  # a 64-bit length follows
+                    length = int.from_bytes(head[8:16], "big")
+                kinds.append(kind)
+                if length < 8:  # 0: to the end of the file (or a broken length)
+                    break
+                at += length
+    except OSError:
+        return False
+    return bool(kinds) and kinds[0] == b"ftyp" and b"moov" not in kinds
 
 
 def _av_reason(exc: Exception) -> str:
