@@ -272,10 +272,15 @@ def test_a_state_dict_under_a_wrappers_name_is_read(tmp_path):
                                "criterion.weight": torch.ones(1000)}}, tmp_path / "with_loss.ckpt")
     loaded = load_model("resnet18", str(tmp_path / "with_loss.ckpt"))
     assert torch.equal(loaded.net.fc.weight, net.fc.weight)
+    # a wrapper's own buffer (a key without a dot), and DataParallel's prefix inside the wrapper's (a review)
+    torch.save({**{f"model.module.{k}": v for k, v in net.state_dict().items()}, "temperature": torch.ones(1)},
+               tmp_path / "wrapped.ckpt")
+    loaded = load_model("resnet18", str(tmp_path / "wrapped.ckpt"))
+    assert torch.equal(loaded.net.fc.weight, net.fc.weight)
     # the network twice (an EMA copy beside it): which one is meant is not said
     torch.save({**{f"model.{k}": v for k, v in net.state_dict().items()},
                 **{f"ema.{k}": v for k, v in net.state_dict().items()}}, tmp_path / "ema.ckpt")
-    with pytest.raises(WeightsError, match=r"holds the network 2 times, under model\. and ema\.: save the one"):
+    with pytest.raises(WeightsError, match=r"holds the network 2 times, under model\. and ema\.: save the keys of"):
         load_model("resnet18", str(tmp_path / "ema.ckpt"))
 
 

@@ -21,11 +21,12 @@ def load_state_file(net: nn.Module, weights: str, name: str) -> str:
     """Load the state_dict in file ``weights`` into ``net`` (``name`` for messages); returns the path.
 
     Accepts a plain state_dict or a checkpoint holding one under ``state_dict`` or ``model``, with or
-    without DataParallel's ``module.`` prefixes.
+    without DataParallel's ``module.`` prefixes, or the network's part of a training wrapper's
+    state_dict (``model.``, ``model.module.``; see :func:`_unprefixed`).
 
     Raises:
         WeightsError: one line: the file is missing, empty, not a torch file, holds something other
-            than tensors, does not fit the network, or holds NaN/infinite values.
+            than tensors, does not fit the network (or fits it twice), or holds NaN/infinite values.
     """
     path = Path(weights).expanduser()
     if not path.is_file():
@@ -87,20 +88,29 @@ def _unprefixed(state: dict, own: set[str], path: Path) -> dict:
     Lightning's checkpoints) whose keys, that name taken off, are exactly the network's; else
     ``state`` as it is (a trial's ``model.`` keys were refused for the missing ones alone). The
     wrapper's other parts (a loss's class weights) are left out. Two parts that fit (a network and
-    its EMA copy, ``model.`` and ``model_ema.``) are refused: which one is meant is not said.
+    its EMA copy, ``model.`` and ``model_ema.``) are refused: which one is meant is not said. A
+    part may hold DataParallel's ``module.`` prefix too (``model.module.``); keys without a dot (a
+    wrapper's own buffer) belong to no part.
     """
-    if not state or set(state) == own or not all("." in k for k in state):
+    if not state or set(state) == own:
         return state
     parts: dict[str, dict] = {}
     for key, value in state.items():
-        head, rest = key.split(".", 1)
-        parts.setdefault(head, {})[rest] = value
-    fits = [head for head, part in parts.items() if set(part) == own]
+        if "." in key:
+            head, rest = key.split(".", 1)
+            parts.setdefault(f"{head}.", {})[rest] = value
+    fits = {}
+    for head, part in parts.items():
+        if set(part) != own and all(k.startswith("module.") for k in part):
+            head, part = f"{head}module.", {k[len("module."):]: v for k, v in part.items()}
+        if set(part) == own:
+            fits[head] = part
     if len(fits) > 1:
+        heads = list(fits)
         raise WeightsError(f"weights file {path} holds the network {len(fits)} times, under "
-                           f"{' and '.join(f'{head}.' for head in fits)}: save the one to use on its own "
-                           "(torch.save(module.state_dict(), FILE))")
-    return parts[fits[0]] if fits else state
+                           f"{', '.join(heads[:-1])} and {heads[-1]}: save the keys of the one to use, that prefix "
+                           "taken off, in a file of their own")
+    return next(iter(fits.values())) if fits else state
 
 
 def _fit_reason(exc: RuntimeError) -> str:
