@@ -602,6 +602,13 @@ def test_layers_to_compare_are_the_layer_in_use_and_earlier_stages_spaced_throug
                  _stage("_blocks.0._depthwise_conv", 32, 112), _stage("_blocks.0", 16, 112),
                  _stage("_blocks.1._expand_conv", 96, 112), _stage("_blocks.1", 24, 56), _stage("_conv_head", 1280, 7)]
     assert [layer.name for layer in layers_to_compare(efficient, "_conv_head")] == ["_blocks.0", "_blocks.1", "_conv_head"]
+    # a deep stem (timm's resnet50d): a Sequential ending in a bare conv, its BatchNorm and activation
+    # after it at the top: the activation is the stage (a review: the Sequential was taken)
+    deep = [_stage("conv1.0", 32, 112), Layer("conv1.1", "BatchNorm2d", (32, 112, 112)), Layer("conv1.2", "ReLU", (32, 112, 112)),
+            _stage("conv1.3", 64, 112), _stage("conv1", 64, 112), Layer("bn1", "BatchNorm2d", (64, 112, 112)),
+            Layer("act1", "ReLU", (64, 112, 112)), Layer("stem_drop", "Dropout", (64, 112, 112)), _stage("layer1", 256, 56),
+            _stage("layer4", 2048, 7)]
+    assert [layer.name for layer in layers_to_compare(deep, "layer4")] == ["act1", "layer1", "layer4"]
 
 
 def test_compare_across_layers_shows_each_stage_and_a_click_shows_that_layer_live(qtbot, make_window):

@@ -48,17 +48,22 @@ def default_snapshot_dir() -> Path:
 
 
 #: Layers that only pass on or pad their input (and torch's ``*Pad2d`` modules; not a convolution
-#: with its own padding, e.g. ``Conv2dStaticSamePadding``).
-_NOT_STAGES = frozenset({"Identity", "Pad"})
+#: with its own padding, e.g. ``Conv2dStaticSamePadding``); Dropout passes it on in eval mode (timm's
+#: efficientvit_b0 made a stage of the input picture through its stem's dropout).
+_NOT_STAGES = frozenset({"Identity", "Pad", "Dropout", "Dropout2d", "DropPath"})
+#: Activations by their module's kind: where a stage ends as its maps are read, as a block does.
+_ACTIVATION = re.compile(r"(Leaky|P|R)?ReLU6?|SiLU|Swish|MemoryEfficientSwish|GELU|Hard[Ss]wish|Mish|S?ELU|CELU|\w*Act\w*")
 
 
 def layers_to_compare(layers: list[Layer], current: str, count: int = 5) -> list[Layer]:
     """The layer in use and up to ``count - 1`` earlier stages, spaced through the network, in
     forward order: ``layers`` (forward order, as :meth:`~eigencam_live.engine.Engine.feature_layers`
     gives them) are grouped by their map's ``(h, w)``, and a stage is the outermost block (fewest
-    dots in its name, among the layers that hold others, padding aside, if any do) that ends its group before
-    ``current`` (a GUI trial: EfficientNet's stem ``_bn0``, a BatchNorm before its activation, was
-    the stage at 112 x 112, not the block ``_blocks.0`` after it); groups at ``current``'s own size are
+    dots in its name, among the layers that hold others, padding aside, and the activations, if any
+    are there) that ends its group before ``current`` (a GUI trial: EfficientNet's stem ``_bn0``, a
+    BatchNorm before its activation, was the stage at 112 x 112, not the block ``_blocks.0`` after
+    it; a review: timm's deep-stem ResNets then took their stem's last bare conv, not ``act1`` after
+    it); groups at ``current``'s own size are
     left out (they look alike). With more stages than room, evenly spaced ones, the deepest kept.
     ``[]`` when ``current`` is not listed with a ``(C, h, w)`` shape. Padding layers are no stage:
     their maps carry a border (EfficientNet's static padding made stages of the padded picture)."""
@@ -69,7 +74,8 @@ def layers_to_compare(layers: list[Layer], current: str, count: int = 5) -> list
     here = spatial[at].shape[1:]
     blocks = {layer.name.rsplit(".", i)[0] for layer in layers if not _padding(layer)
               for i in range(1, layer.name.count(".") + 1)}  # (a padding child made EfficientNet's stem conv one)
-    rank = lambda layer: (layer.name in blocks, -layer.name.count("."))  # noqa: E731
+    rank = lambda layer: (layer.name in blocks or bool(_ACTIVATION.fullmatch(layer.kind)),  # noqa: E731
+                          -layer.name.count("."))
     stages: dict[tuple[int, ...], Layer] = {}  # insertion order: where each size's group starts
     for layer in spatial[:at]:
         size = layer.shape[1:]
