@@ -538,11 +538,11 @@ def test_a_step_back_while_recording_is_recorded_as_a_step_forward_is(tmp_path):
         loop._drain_commands()  # a folder opens paused on its first still
         loop.put(cmd.StartRecording(tmp_path / "r.mp4"))  # f0, on screen, is written
         shown = []
-        for delta in (1, 1, -1, 1, 1):
+        for delta in (-1, 1, 1, -1, 1, 1):  # back at the first frame: it stays, recorded once
             loop.put(cmd.Step(delta))
             loop._drain_commands()
             shown.append(loop.mailbox.take().frame.index)
-        assert shown == [1, 2, 1, 2, 3]
+        assert shown == [0, 1, 2, 1, 2, 3]
     finally:
         loop._stop_recording()
         loop.playback.close()

@@ -350,8 +350,10 @@ class FrameLoop(LoopRecording, LoopSettings):
         if command.delta > 0:
             self._process_next(record=True)
         elif self.shown.last is not None:  # back: recorded as a step forward is (a GUI trial: left out,
-            # the frame after it came twice in the file); the recorder cuts the jump out
-            self._seek(cmd.Seek(max(0, self.shown.last.index + command.delta)), record=True)
+            # the frame after it came twice in the file); the recorder cuts the jump out. At the first
+            # frame it stays there: shown again, not recorded again (a review)
+            target = max(0, self.shown.last.index + command.delta)
+            self._seek(cmd.Seek(target), record=target != self.shown.last.index)
 
     def _seek(self, command: cmd.Seek, *, record: bool = False) -> None:
         """Go to a frame; while paused, show it (``record``: and record it, as a step's frame; a
