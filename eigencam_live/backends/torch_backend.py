@@ -159,17 +159,22 @@ class TorchBackend:
 
 
 def bf16_kernels() -> bool:
-    """Whether this CPU has oneDNN's bf16 kernels."""
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    """Whether this CPU has oneDNN's bf16 kernels (``False`` for a torch built without oneDNN,
+    which registers no such check)."""
+    try:
+        return torch.backends.mkldnn.is_available() and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def slow_bf16(device: torch.device, dtype: torch.dtype) -> str | None:
-    """What to say of bf16 on a CPU without oneDNN's bf16 kernels (they need AVX-512; a trial ran it
-    without a word: mobilenet_v3_large 625 ms a frame against fp32's 29 on an AVX2 AMD EPYC), else ``None``."""
+    """What to say of bf16 on a CPU without oneDNN's bf16 kernels (on x86 they need AVX-512; a trial
+    ran it without a word: mobilenet_v3_large 625 ms a frame against fp32's 29 on an AVX2 AMD EPYC),
+    else ``None``."""
     if device.type != "cpu" or dtype != torch.bfloat16 or bf16_kernels():
         return None
-    return ("bf16 runs emulated on this CPU (oneDNN's bf16 kernels need AVX-512): about 20x slower than fp32, "
-            "for the same maps; precision fp32 (or auto) is the fast one here")
+    return ("bf16 runs emulated on this CPU (it lacks the instructions of oneDNN's bf16 kernels): about 20x slower "
+            "than fp32, for the same maps; fp32 precision (auto picks it) is the fast one here")
 
 
 def _outputs(output: object, scores_at: int | None = None) -> torch.Tensor | list[dict]:
