@@ -342,9 +342,10 @@ def _run(args: argparse.Namespace) -> int:
     if boxes_only and not engine.loaded.detector:  # (a trial: taken without a word)
         _say("note", f"{', '.join(boxes_only)}: for a detector's boxes; {config.model} gives none, so "
                      f"{'they are' if len(boxes_only) > 1 else 'it is'} not used")
-    if "optimize" in args.typed and not (engine.backend.name == "torch" and engine.device.type == "cpu"):
-        _say("note", f"--no-optimize: for --backend torch on the CPU (its traced copy); {engine.backend.name} on "
-                     f"{engine.device.type} runs this network, so it is not used")  # (a trial: taken without a word)
+    if "optimize" in args.typed and not getattr(engine.backend, "can_trace", False):  # (a trial: taken without a word)
+        why = (f"{config.model} has no traced copy" if engine.backend.name == "torch" and engine.device.type == "cpu"
+               else f"{engine.backend.name} on {engine.device.type} runs this network")
+        _say("note", f"--no-optimize: for --backend torch on the CPU (its traced copy); {why}, so it is not used")
     same = {"jpeg": "jpg", "tif": "tiff"}
     named = [j.output.name for j in jobs if j.is_image and args.output and not args.output.endswith(("/", os.sep))
              and same.get(ext := j.output.suffix.lower().lstrip("."), ext) != args.image_format]

@@ -510,6 +510,12 @@ def test_options_that_do_not_apply_are_said_unused(tmp_path, clip, capsys):
                           *FAST]) == 0
     assert ("note: --no-optimize: for --backend torch on the CPU (its traced copy); onnxruntime on cpu runs this "
             "network, so it is not used") in capsys.readouterr().err
+    mine = ["-m", "shufflenet_v2_x0_5", *FAST[2:]]  # torch, but a family without a traced copy (a review)
+    assert annotate_main([str(clip), "-o", str(tmp_path / "s.mp4"), "--no-optimize", "--backend", "torch", *mine]) == 0
+    assert ("note: --no-optimize: for --backend torch on the CPU (its traced copy); shufflenet_v2_x0_5 has no traced "
+            "copy, so it is not used") in capsys.readouterr().err
+    assert annotate_main([str(clip), "-o", str(tmp_path / "t.mp4"), "--no-optimize", "--backend", "torch", *FAST]) == 0
+    assert "--no-optimize" not in capsys.readouterr().err  # mobilenet's family has one: used
     cv2.imwrite(str(tmp_path / "cat.jpg"), np.full((48, 64, 3), 90, np.uint8))
     assert annotate_main([str(tmp_path / "cat.jpg"), "-o", str(tmp_path / "cat.webp"), "--image-format", "png",
                           *FAST]) == 0

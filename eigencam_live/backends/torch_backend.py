@@ -143,12 +143,18 @@ class TorchBackend:
         """Every layer that gives a feature map for a ``size`` input, in forward order."""
         return feature_layers(self.loaded, size)
 
+    @property
+    def can_trace(self) -> bool:
+        """Whether this network has a traced copy here: torchvision's classifiers of the families it
+        speeds up (by name), on the CPU in fp32 or bf16."""
+        name = self.loaded.spec.name
+        return (self.device.type == "cpu" and self.dtype in (torch.float32, torch.bfloat16) and name in MODELS
+                and name.startswith(TRACED_FAMILIES))
+
     def _traced_for(self, x: torch.Tensor) -> TracedForward | None:
         """The traced copy for the shape of these frames (any batch size), built on first use (CPU,
         fp32 or bf16, conv-BN families)."""
-        name = self.loaded.spec.name  # torchvision's classifiers of the families it speeds up, by name
-        if not (self.optimize and self.device.type == "cpu" and self.dtype in (torch.float32, torch.bfloat16)
-                and name in MODELS and name.startswith(TRACED_FAMILIES)):
+        if not (self.optimize and self.can_trace):
             return None
         key = (self._layer, tuple(x.shape[1:]))
         if key not in self._traced:
