@@ -91,13 +91,17 @@ def test_an_mp4_cut_off_before_its_index_is_said_to_be(tmp_path):
     (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
     with pytest.raises(SourceError) as err:
         open_source(str(tmp_path / "cut.mp4"))
-    assert str(err.value).endswith("; its index (MP4's moov box) is missing: the file was cut off before its end, "
+    assert str(err.value).endswith("; its index (the moov box) is missing: the file was cut off before its end, "
                                    "or is still being written")
     assert not mp4_without_index(str(whole)) and mp4_without_index(str(tmp_path / "cut.mp4"))
     text = write_text_as_video(tmp_path / "text.mp4")
     with pytest.raises(SourceError) as err:  # not an MP4 inside: nothing said of an index
         open_source(str(text))
     assert "index" not in str(err.value) and not mp4_without_index(str(text))
+    photo = tmp_path / "photo.mp4"  # a HEIC photo's boxes (ftyp heic, meta, mdat) hold no moov either (a review)
+    photo.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00\x00\x00\x10meta" + bytes(8)
+                      + b"\x00\x00\x00\x10mdat" + bytes(8))
+    assert not mp4_without_index(str(photo))
 
 
 def _testsrc_mp4(path, width: int, height: int, rate: int, seconds: int) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 from eigencam_live.errors import SourceError
 
 from .frames import Frame, FrameSource, SourceInfo, language_of
+from .images import PHOTO_BRANDS
 from .timing import Joins, nominal_rate
 from .yuv import colour_note, colour_tags, to_bgr
 
@@ -60,7 +61,7 @@ class FileSource(FrameSource):
         except av.FFmpegError as exc:
             hint = ""
             if os.path.isfile(self.path) and mp4_without_index(self.path):  # (a trial: "Invalid data found")
-                hint = "; its index (MP4's moov box) is missing: the file was cut off before its end, or is still being written"
+                hint = "; its index (the moov box) is missing: the file was cut off before its end, or is still being written"
             raise SourceError(f"cannot open {self._describe()} as a video: {self._reason(exc)}{hint}") from exc
         except OSError as exc:
             raise SourceError(f"cannot open {self._describe()}: {exc.strerror or exc}") from exc
@@ -371,14 +372,17 @@ def _expected_end(container, stream) -> tuple[float | None, bool]:
 
 def mp4_without_index(path: str) -> bool:
     """Whether ``path`` is an MP4 (or MOV) whose top-level boxes hold no ``moov``: a recording cut
-    off before its index, which most writers put at the end, or one still being written."""
+    off before its index, which most writers put at the end, or one still being written (not a
+    HEIF or AVIF photo, which holds none)."""
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             at, kinds = 0, []
+            brand = b""
             while at + 8 <= size and len(kinds) < 64:
                 f.seek(at)
                 head = f.read(16)
+                brand = brand or head[8:12]
                 length, kind = int.from_bytes(head[:4], "big"), head[4:8]
                 if length == 1 and len(head) == 16:  # a 64-bit length follows
                     length = int.from_bytes(head[8:16], "big")
@@ -388,7 +392,7 @@ def mp4_without_index(path: str) -> bool:
                 at += length
     except OSError:
         return False
-    return bool(kinds) and kinds[0] == b"ftyp" and b"moov" not in kinds
+    return bool(kinds) and kinds[0] == b"ftyp" and b"moov" not in kinds and brand not in PHOTO_BRANDS
 
 
 def _av_reason(exc: Exception) -> str:

@@ -223,6 +223,8 @@ _TIFF = (b"II*\x00", b"MM\x00*")
 
 
 _HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+#: ISO media files' major brands (after ``ftyp``) that name a photo, not a video.
+PHOTO_BRANDS = {b"avif": "AVIF", b"avis": "AVIF", **dict.fromkeys(_HEIF_BRANDS, "HEIF")}
 
 
 def _why_unreadable(data: bytes) -> str:
@@ -237,7 +239,7 @@ def _why_unreadable(data: bytes) -> str:
     if kind is None and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         kind = "WebP"
     if kind is None and data[4:8] == b"ftyp":  # ISO media: a photo's brands, not a video's (an MP4 renamed .png)
-        kind = {b"avif": "AVIF", b"avis": "AVIF"}.get(data[8:12]) or ("HEIF" if data[8:12] in _HEIF_BRANDS else None)
+        kind = PHOTO_BRANDS.get(data[8:12])
     if kind == "TIFF":  # whole, but of numbers no picture is made of (a depth map, a measurement)
         import io
 
