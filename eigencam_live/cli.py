@@ -280,15 +280,18 @@ def _run(args: argparse.Namespace) -> int:
         if path is not None and not path.strip():  # a trial: -o "" wrote into the working folder
             raise ConfigError(f"{flag} is empty: name a file or a folder (left out, each output goes beside its input)"
                               if flag == "--output" else f"{flag} is empty: name a file")
-    if args.heatmaps and not args.heatmaps.lower().endswith(".npz"):  # (a trial: an NPZ written as h.txt)
-        raise ConfigError(f"--heatmaps writes a numpy .npz archive: name an .npz file. Got {args.heatmaps}")
     from .video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
-    named = {".csv", ".jsonl", ".json", ".npz", ".npy", *VIDEO_EXTENSIONS, *IMAGE_EXTENSIONS}
-    for flag, path, kind, own in (("--stats", args.stats, "CSV table", ".csv"),
-                                  ("--detections", args.detections, "JSON Lines file", ".jsonl")):
-        if path and os.path.splitext(path)[1].lower() in named - {own}:  # (a trial: a CSV written as x.npz)
-            raise ConfigError(f"{flag} writes a {kind}: {path} names another kind of file (name a {own} file)")
+    # Trials: an NPZ was written as h.txt, a CSV as x.npz. The maps' binary archive by its own name
+    # only; a text table by any name but another kind of file's.
+    kinds = {".csv", ".jsonl", ".json", ".npz", ".npy", *VIDEO_EXTENSIONS, *IMAGE_EXTENSIONS}
+    for flag, path, kind, own, strict in (("--stats", args.stats, "CSV table", ("a .csv", ".csv"), False),
+                                          ("--detections", args.detections, "JSON Lines file",
+                                           ("a .jsonl", ".jsonl", ".json"), False),
+                                          ("--heatmaps", args.heatmaps, "numpy .npz archive", ("an .npz", ".npz"), True)):
+        ext = os.path.splitext(path or "")[1].lower()
+        if path and ext not in own[1:] and (strict or ext in kinds):
+            raise ConfigError(f"{flag} writes a {kind}: name {own[0]} file. Got {path}")
 
     from .engine import Engine
 
@@ -347,7 +350,7 @@ def _run(args: argparse.Namespace) -> int:
                else f"{engine.backend.name} on {engine.device.type} runs this network")
         _say("note", f"--no-optimize: for --backend torch on the CPU (its traced copy); {why}, so it is not used")
     same = {"jpeg": "jpg", "tif": "tiff"}
-    named = [j.output.name for j in jobs if j.is_image and args.output and not args.output.endswith(("/", os.sep))
+    named = [j.output.name for j in jobs if j.named_by_output
              and same.get(ext := j.output.suffix.lower().lstrip("."), ext) != args.image_format]
     if "image_format" in args.typed and args.image_format != "same" and named:  # (a trial: a WebP, nothing said)
         _say("note", f"--image-format {args.image_format} is not used for {named[0]}: -o names that file, and its "

@@ -135,7 +135,7 @@ BAD = {
     "alpha-negative": "--alpha",
     "unwritable": "cannot create output folder",
     "same-as-input": "is the input",
-    "webcam": "no camera at index 7",
+    "webcam": "no such file: 7 (a number names a webcam in the app; annotate takes video and image files)",
     "heatmaps-txt": "--heatmaps writes a numpy .npz archive: name an .npz file",
 }
 
@@ -489,11 +489,11 @@ def test_an_empty_output_or_table_name_is_refused(tmp_path, clip, capsys, monkey
 
 def test_a_table_named_as_another_kind_of_file_is_refused(tmp_path, clip, capsys):
     """A trial: --stats x.npz wrote a CSV under that name (--heatmaps x.csv was refused)."""
-    for flag, name, said in (("--stats", "x.npz", "--stats writes a CSV table: "),
-                             ("--detections", "d.csv", "--detections writes a JSON Lines file: ")):
+    for flag, name, said in (("--stats", "x.npz", "--stats writes a CSV table: name a .csv file"),
+                             ("--detections", "d.csv", "--detections writes a JSON Lines file: name a .jsonl file"),
+                             ("--heatmaps", "h.txt", "--heatmaps writes a numpy .npz archive: name an .npz file")):
         assert annotate_main([str(clip), "-o", str(tmp_path / "o.mp4"), flag, str(tmp_path / name), *FAST]) == 1
-        assert capsys.readouterr().err.strip() == (f"eigencam-live: error: {said}{tmp_path / name} names another "
-                                                   f"kind of file (name a {'.csv' if flag == '--stats' else '.jsonl'} file)")
+        assert capsys.readouterr().err.strip() == f"eigencam-live: error: {said}. Got {tmp_path / name}"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]  # nothing written
     # a name of no known kind is the user's to choose
     assert annotate_main([str(clip), "-o", str(tmp_path / "o.mp4"), "--stats", str(tmp_path / "s.txt"), *FAST]) == 0

@@ -30,6 +30,8 @@ class Job:
     Attributes:
         stats, heatmaps, detections: a video's own CSV, NPZ and JSON lines; images share the run's
             (``annotate_images``).
+        named_by_output: ``output`` is the file ``-o`` names, not a name made for the input (its
+            extension then says its format, whatever ``--image-format`` says).
     """
 
     input: Path
@@ -37,6 +39,7 @@ class Job:
     stats: Path | None = None
     heatmaps: Path | None = None
     detections: Path | None = None
+    named_by_output: bool = False
 
     @property
     def tables(self) -> list[Path]:
@@ -226,7 +229,7 @@ def plan_jobs(
         if is_image_name(str(inp)):
             # Images are read once, when annotated (a folder may hold thousands); one that cannot
             # be read is reported then, by name.
-            jobs.append(Job(inp, target))
+            jobs.append(Job(inp, target, named_by_output=folder is None and output is not None))
             continue
         # Open each video now (a header and a first frame): a text file named .mp4, or a 1x1
         # video, is refused before a model is built or any output written; one a folder or a glob
