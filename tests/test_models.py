@@ -147,6 +147,9 @@ def test_outputs_that_are_not_maps_of_the_input_are_refused():
         to_feature_map(torch.randn(300, 256, 7, 7), (224, 224), batch=1)
     assert to_feature_map(torch.randn(1, 9, 12, 64), (224, 384)).shape == (1, 64, 9, 12)  # NHWC, 2 cells off
     assert to_feature_map(torch.randn(1, 64, 26, 26), (224, 224)).shape == (1, 64, 26, 26)  # unpadded convs
+    # squeezenet's 32 channels of a 54x94 map (unpadded convs, a cell off stride 4) were read as a 32x54
+    # grid of stride 7 (a review): a grid of an unusual stride does not win over a near one
+    assert to_feature_map(torch.randn(1, 32, 54, 94), (224, 384)).shape == (1, 32, 54, 94)
 
 
 def test_a_map_flattened_channels_first_is_read_as_that_map():

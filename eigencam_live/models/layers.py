@@ -97,7 +97,11 @@ def to_feature_map(output: torch.Tensor | tuple, size: tuple[int, int], prefix_t
             "(one per detection proposal or box?): choose a layer with one map per image")
     if output.dim() == 4:
         _, d1, d2, d3 = output.shape
-        if _fits(d1, d2, height, width) and not _fits(d2, d3, height, width):
+        # channels last where only that reading is the input's grid; one of an unusual stride only where
+        # the first reading is not a cell or two off it (squeezenet's unpadded convolutions: 32
+        # channels of a 54x94 map read as a 32x54 grid of stride 7, a review)
+        if (_fits(d1, d2, height, width) and not _fits(d2, d3, height, width)
+                and (_usual_stride((0, d1, d2), height, width) or not _near(d2, d3, height, width))):
             return output.permute(0, 3, 1, 2)  # (B, h, w, C) -> (B, C, h, w), a view
         if _fits(d2, d3, height, width) or _near(d2, d3, height, width):
             return output  # NCHW; a grid a cell or two off the input's (unpadded convolutions) too
