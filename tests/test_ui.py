@@ -617,6 +617,41 @@ def test_a_model_that_does_not_load_gives_the_picture_back_while_paused(qtbot, m
     assert not w._veil_until_frame and w.busy_text == "" and w.predictions.placeholder != "Loading nosuchnet…"
 
 
+def test_enter_on_an_onnx_files_name_in_the_model_box_keeps_that_file(qtbot, make_window, tmp_path):
+    """A trial: the box shows an ONNX file by its name alone; Enter on it said 'ONNX file not found:
+    net.onnx'. A listed model's label stands for its whole string."""
+    import torch
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 4, 1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(8, 3))
+    path = tmp_path / "net.onnx"
+    torch.onnx.export(net.eval(), (torch.zeros(1, 3, 64, 64),), str(path), input_names=["x"],
+                      dynamic_axes={"x": {2: "h", 3: "w"}}, opset_version=17, dynamo=False)
+    w = make_window(EngineConfig(model=str(path), short_side=64))
+    wait_frames(qtbot, w, 2)
+    assert w.model_combo.currentText() == "net.onnx"
+    errors = len(w.errors)
+    qtbot.keyClick(w.model_combo.lineEdit(), Qt.Key_Return)
+    wait_frames(qtbot, w, 2)
+    assert w.errors[errors:] == [] and w.status.config.model == str(path)
+
+
+def test_a_backend_warning_stays_while_it_holds_and_goes_with_it(qtbot, make_window, monkeypatch):
+    """A trial: the amber 'bf16 runs emulated' went after 30 s while bf16 ran on, and stayed after
+    fp32 was chosen."""
+    from eigencam_live.backends import torch_backend
+
+    monkeypatch.setattr(torch_backend, "bf16_kernels", lambda: False)
+    w = make_window()
+    wait_frames(qtbot, w, 2)
+    w._engine(precision="bf16")
+    qtbot.waitUntil(lambda: w.error_banner.isVisible() and "bf16 runs emulated" in w.error_banner.text(), timeout=WAIT)
+    assert not w._error_timer.isActive(), "shown while it holds, not for 30 s"
+    w._engine(precision="fp32")
+    qtbot.waitUntil(lambda: not w.error_banner.isVisible(), timeout=WAIT)
+    assert w.status.backend_warning is None and w.status.dtype == "float32"
+
+
 def test_untrained_fallback_is_said_plainly(qtbot, make_window, monkeypatch):
     import eigencam_live.engine as engine_module
 

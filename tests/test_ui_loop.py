@@ -3,6 +3,7 @@ component that cannot give a map is refused from the model's shapes, with no tri
 
 from __future__ import annotations
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
@@ -757,7 +758,10 @@ def test_a_size_onnx_runtime_refuses_and_the_way_back_are_both_shown(tmp_path):
         loop._process(frame(0, size), record=False)
     running = [args[0].backend for args in out.engine_changed.calls]
     assert running[0] == "onnxruntime" and running[-2:] == ["torch", "onnxruntime"]
-    assert len(out.warning.calls) == 1 and "at 160x64" in out.warning.calls[0][0] and not out.errors()
+    # the warning goes with the window's status (which shows it while it holds): it names its size
+    said = [args[0].backend_warning for args in out.engine_changed.calls]
+    assert said[0] is None and "at 160x64" in said[-2] and said[-1] == said[-2]
+    assert out.warning.calls == [] and not out.errors()
 
 
 def test_what_the_window_says_of_weights_it_cannot_know_and_of_a_factorys_detector(tmp_path, monkeypatch):
@@ -774,6 +778,8 @@ def test_what_the_window_says_of_weights_it_cannot_know_and_of_a_factorys_detect
                       dynamic_axes={"x": {2: "h", 3: "w"}}, opset_version=17, dynamo=False)
     assert EngineStatus.of(Engine(EngineConfig(model=str(path), short_side=64))).weights_said == "own weights"
     assert EngineStatus.of(Engine(FAST)).weights_said == "untrained"
+    torch.save(Engine(FAST).loaded.net.state_dict(), tmp_path / "mine.pth")  # random: no one can tell
+    assert EngineStatus.of(Engine(replace(FAST, weights=str(tmp_path / "mine.pth")))).weights_said == "own weights"
     (tmp_path / "dets.py").write_text(
         "import torchvision\n"
         "def build():\n"

@@ -314,6 +314,14 @@ class ControlsSync:
         # the keys go back to the picture: Space, S, R... were typed into the name after Enter
         self.view.setFocus()
 
+    def _model_typed(self) -> None:
+        """Enter in the Model box: a listed model's label (an ONNX file's name alone) stands for its
+        whole string (a trial: Enter on "net.onnx", as the box showed it, said no such file)."""
+        text = self.model_combo.currentText().strip()
+        i = self.model_combo.currentIndex()
+        i = i if i >= 0 and self.model_combo.itemText(i) == text else self.model_combo.findText(text)
+        self._choose_model(self.model_combo.itemData(i) if i >= 0 else text)
+
     def _short_side(self, value: int) -> None:
         """The input's short side as the network takes it, a multiple of the stride: 1000 typed
         is 992, and the box says so (it said 1000)."""

@@ -34,15 +34,19 @@ class EngineStatus:
     warning: str | None
     detector: bool = False
     fixed_input: tuple[int, int] | None = None  # (H, W) the network takes whatever the short side
+    #: what runs otherwise than asked, for as long as it does (ONNX Runtime's fallback to torch at a
+    #: size, bf16 emulated): the backend's warning
+    backend_warning: str | None = None
 
     @property
     def weights_said(self) -> str:
         """``trained``, ``untrained``, or ``own weights`` where they are the model's own business
-        (an ONNX file, a factory as built or a YOLO file: trained or not, the app cannot know)."""
+        (an ONNX file, a factory as built or a YOLO file, a weights file: trained or not, the app
+        cannot know; a trial's random state_dict was said to be trained)."""
         if not self.trained:
             return "untrained"
         own = model_kind(self.config.model) in ("onnx", "factory", "yolo") and self.config.weights == "imagenet"
-        return "own weights" if own else "trained"
+        return "own weights" if own or self.config.weights not in ("imagenet", "none") else "trained"
 
     @classmethod
     def of(cls, engine: Engine) -> EngineStatus:
@@ -50,7 +54,7 @@ class EngineStatus:
                    device=str(engine.device),
                    backend=engine.backend.running, dtype=str(engine.dtype).replace("torch.", ""), trained=bool(engine.loaded.trained),
                    warning=engine.warning, detector=bool(engine.loaded.detector),
-                   fixed_input=engine.loaded.spec.fixed_input)
+                   fixed_input=engine.loaded.spec.fixed_input, backend_warning=engine.backend.warning)
 
 
 def build_engine(config: EngineConfig, busy: Say, error: Say, *, typed: frozenset[str] = frozenset(),

@@ -433,11 +433,10 @@ class FrameLoop(LoopRecording, LoopSettings):
             self._dropped_offset += max(0, self.playback.dropped - dropped_before)  # not the running model's
         warning, running = engine.backend.warning, engine.backend.running
         moved = self._backend_running is not None and running != self._backend_running
-        if preparing or moved or (warning and warning != self._backend_warned):
-            # what runs it is known now, or changed (a size it fell back to torch at, or back again)
+        if preparing or moved or warning != self._backend_warned:
+            # what runs it is known now, or changed (a size it fell back to torch at, or back again);
+            # its warning is shown while it holds (EngineStatus.backend_warning)
             self.out.engine_changed.emit(EngineStatus.of(engine))
-            if warning and warning != self._backend_warned:
-                self.out.warning.emit(warning)
         self._backend_warned, self._backend_running = warning, running
         if engine.input_size() != self._layers_size:  # a new frame size: the layers' shapes change
             self._layers_size = engine.input_size()

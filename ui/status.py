@@ -52,6 +52,13 @@ class StatusReports:
             grid.current = status.layer if grid.mode == "layers" else status.config.component
             grid.update()
         self._end_busy()
+        # What runs otherwise than asked, for as long as it does (a trial: bf16 emulated went after
+        # 30 s while it ran on, and stayed after fp32 was chosen)
+        said, self._backend_warning = self._backend_warning, status.backend_warning
+        if status.backend_warning and status.backend_warning != said:
+            self.show_error(status.backend_warning, warning=True, lasting=True)
+        elif said and said != status.backend_warning and self.last_error == said:
+            self.error_banner.hide()
         if not status.trained:
             if status.warning:
                 text = (
@@ -121,10 +128,11 @@ class StatusReports:
         if self.last_error == self._setting_error and self.error_banner.isVisible():
             self.error_banner.hide()
 
-    def show_error(self, message: str, warning: bool = False) -> None:
-        """Show a one-line error over the view for a few seconds; the app keeps running. A
-        ``warning`` (what runs differs from what was asked: a fallback to torch, a size the network
-        is held to, an image skipped) is shown in the warning's colours."""
+    def show_error(self, message: str, warning: bool = False, lasting: bool = False) -> None:
+        """Show a one-line error over the view for 30 s; the app keeps running. A ``warning`` (what
+        runs differs from what was asked: a fallback to torch, a size the network is held to, an
+        image skipped) is shown in the warning's colours; a ``lasting`` one until its condition goes
+        (the caller hides it) or it is clicked away."""
         self.last_error = message
         self.errors.append(message)
         if not warning:  # a failure: no frame will come to lift the veil (a warning's model runs)
@@ -133,7 +141,10 @@ class StatusReports:
         heading = "Warning" if warning else "Error"
         self.error_banner.setText(f"<b>{heading}:</b> {message}  <small>(click&nbsp;to&nbsp;dismiss)</small>")
         self.error_banner.show()
-        self._error_timer.start(30000)
+        if lasting:
+            self._error_timer.stop()
+        else:
+            self._error_timer.start(30000)
 
     def _update_stats(self) -> None:
         p = self.pipeline

@@ -144,6 +144,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self._stats_timer.start(500)
         self._error_timer = QTimer(self, singleShot=True)
         self._error_timer.timeout.connect(self.error_banner.hide)
+        self._backend_warning: str | None = None  # shown while it holds (see _on_engine_changed)
         self.pipeline.start(source)
         self.pipeline.find_cameras()
 
@@ -214,7 +215,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
 
         self._sync_controls(self.engine_config, self.render_config)
         self.model_combo.activated.connect(lambda i: self._choose_model(self.model_combo.itemData(i)))
-        self.model_combo.lineEdit().returnPressed.connect(lambda: self._choose_model(self.model_combo.currentText()))
+        self.model_combo.lineEdit().returnPressed.connect(self._model_typed)
         self.layer_combo.activated.connect(lambda _i: self._engine(layer=self.layer_combo.currentData()))
         self.layer_filter.textChanged.connect(self._filter_layers)
         self.layer_filter.returnPressed.connect(self._pick_filtered_layer)
