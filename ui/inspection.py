@@ -155,8 +155,9 @@ class InspectionActions:
         """What made ``packet``'s picture, for the JSON file beside a snapshot."""
         ec, rc, r = self.engine_config, self.render_config, packet.result
         status, weights = self.status, weights_name(ec.model, ec.weights)
-        # a factory's or a file's own weights: trained or not, nothing here can know (null); random ones are not
-        trained = None if status is None or (weights == "as built" and status.trained) else bool(status.trained)
+        # a factory's or a file's own weights: trained or not, nothing here can know (null, as "In use"
+        # says "own weights"); random ones are not
+        trained = None if status is None or status.weights_said == "own weights" else bool(status.trained)
         return {
             "model": ec.model, "weights": weights, "trained": trained,
             "layer": status.layer if status else ec.layer, "component": int(r.component), "method": ec.method,
