@@ -636,6 +636,21 @@ def test_enter_on_an_onnx_files_name_in_the_model_box_keeps_that_file(qtbot, mak
     assert w.errors[errors:] == [] and w.status.config.model == str(path)
 
 
+def test_a_device_row_pick_that_changes_another_box_says_so(qtbot, make_window):
+    """A trial: picking bf16 under ONNX Runtime set the backend back to auto without a word."""
+    w = make_window()
+    wait_frames(qtbot, w, 2)
+    w._device_pick("backend", "onnxruntime")
+    qtbot.waitUntil(lambda: w.engine_config.backend == "onnxruntime", timeout=WAIT)
+    assert "set to" not in w.statusBar().currentMessage()  # nothing else changed
+    w._device_pick("precision", "bf16")
+    assert w.statusBar().currentMessage() == "precision bf16: backend set to auto (they do not go together)"
+    qtbot.waitUntil(lambda: (w.engine_config.backend, w.engine_config.precision) == ("auto", "bf16"), timeout=WAIT)
+    w._device_pick("precision", "fp32")  # (bf16 may be emulated here: not left running into the close)
+    qtbot.waitUntil(lambda: w.status.dtype == "float32", timeout=WAIT)
+    wait_frames(qtbot, w, 2)
+
+
 def test_a_backend_warning_stays_while_it_holds_and_goes_with_it(qtbot, make_window, monkeypatch):
     """A trial: the amber 'bf16 runs emulated' went after 30 s while bf16 ran on, and stayed after
     fp32 was chosen."""

@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 from PyQt5.QtCore import QSignalBlocker, Qt
 from PyQt5.QtWidgets import (
     QCheckBox,
@@ -313,6 +314,15 @@ class ControlsSync:
             self._engine(model=model, layer=None, weights=weights_for(model, self.engine_config.weights), **own)
         # the keys go back to the picture: Space, S, R... were typed into the name after Enter
         self.view.setFocus()
+
+    def _device_pick(self, key: str, value: str) -> None:
+        """A pick in the device row, with what must follow it (:func:`device_row`), said in the status
+        bar where another box of the row changes too (a trial: it changed without a word)."""
+        change = device_row(self.engine_config, torch.cuda.is_available(), **{key: value})
+        also = [f"{k} set to {v}" for k, v in change.items() if k != key]
+        if also:
+            self.statusBar().showMessage(f"{key} {value}: {', '.join(also)} (they do not go together)", 8000)
+        self._engine(**change)
 
     def _model_typed(self) -> None:
         """Enter in the Model box: a listed model's label (an ONNX file's name alone) stands for its

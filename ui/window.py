@@ -19,7 +19,7 @@ from pathlib import Path
 # torchvision is imported with the window, on the main thread, before any QApplication: imported
 # lazily by the worker thread while the xcb platform plugin was loading, it crashed in triton's
 # native library (dlopen from two threads at once; benchmarks/bench_app.py under X did, every time).
-import torch
+import torch  # noqa: F401
 import torchvision.models  # noqa: F401
 from PyQt5.QtCore import QSettings, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QKeySequence
@@ -40,7 +40,7 @@ from eigencam_live.models import Layer
 from eigencam_live.render import TWO_PANEL_VIEWS, RenderConfig, colormap_lut, fitting_layout
 
 from . import settings as remembered
-from .controls import TIPS, ControlsSync, build_panel, device_row
+from .controls import TIPS, ControlsSync, build_panel
 from .focus import FrameKeys
 from .frame_view import FrameView, panels_of
 from .inspection import InspectionActions, default_snapshot_dir, layers_to_compare
@@ -226,8 +226,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.short_side_spin.valueChanged.connect(self._short_side)
         for key, combo in (("device", self.device_combo), ("backend", self.backend_combo),
                            ("precision", self.precision_combo)):
-            combo.activated.connect(lambda _i, key=key, combo=combo: self._engine(
-                **device_row(self.engine_config, torch.cuda.is_available(), **{key: combo.currentData()})))
+            combo.activated.connect(lambda _i, key=key, combo=combo: self._device_pick(key, combo.currentData()))
         self.view_combo.activated.connect(lambda _i: self._choose_view(self.view_combo.currentData()))
         self.alpha_slider.valueChanged.connect(lambda v: self._render(alpha=v / 100.0))
         self.colormap_combo.activated.connect(lambda _i: self._render(colormap=self.colormap_combo.currentData()))
