@@ -93,5 +93,22 @@ def scene(height: int = 240, width: int = 320, *, corner: str = "tl", seed: int 
 
 
 @pytest.fixture
+def imagenet_offline(monkeypatch):
+    """The engine's models load without their ImageNet weights, as offline with nothing cached
+    (other weights as asked)."""
+    import eigencam_live.engine as engine_module
+    from eigencam_live.errors import WeightsUnavailableError
+
+    real = engine_module.load_model
+
+    def offline(name, weights="imagenet", **kw):
+        if weights == "imagenet":
+            raise WeightsUnavailableError(f"could not get ImageNet weights for {name} (offline)")
+        return real(name, weights, **kw)
+
+    monkeypatch.setattr(engine_module, "load_model", offline)
+
+
+@pytest.fixture
 def make_scene():
     return scene

@@ -19,7 +19,6 @@ from PyQt5.QtCore import QCoreApplication, QSettings, Qt, QThreadPool  # noqa: E
 from PyQt5.QtWidgets import QToolButton  # noqa: E402
 
 from eigencam_live.engine import EngineConfig  # noqa: E402
-from eigencam_live.errors import WeightsUnavailableError  # noqa: E402
 from eigencam_live.options import typed_options as _typed  # noqa: E402
 from eigencam_live.render import RenderConfig  # noqa: E402
 from ui.app import build_parser, configs_from  # noqa: E402
@@ -667,17 +666,7 @@ def test_a_backend_warning_stays_while_it_holds_and_goes_with_it(qtbot, make_win
     assert w.status.backend_warning is None and w.status.dtype == "float32"
 
 
-def test_untrained_fallback_is_said_plainly(qtbot, make_window, monkeypatch):
-    import eigencam_live.engine as engine_module
-
-    real = engine_module.load_model
-
-    def offline(name, weights="imagenet", **kw):
-        if weights == "imagenet":
-            raise WeightsUnavailableError(f"could not get ImageNet weights for {name} (offline)")
-        return real(name, weights, **kw)
-
-    monkeypatch.setattr(engine_module, "load_model", offline)
+def test_untrained_fallback_is_said_plainly(qtbot, make_window, imagenet_offline):
     w = make_window(engine=EngineConfig(model="mobilenet_v3_small", weights="imagenet", short_side=64))
     wait_frames(qtbot, w, 2)
     assert w.warning_banner.isVisible()

@@ -294,22 +294,12 @@ def test_only_what_the_command_line_typed_must_be_had():
     assert "features.99" in fatal[0]
 
 
-def test_a_remembered_model_that_fails_falls_back_to_the_defaults_trained_weights_included(monkeypatch):
+def test_a_remembered_model_that_fails_falls_back_to_the_defaults_trained_weights_included(imagenet_offline):
     """A trial: a remembered factory that no longer imports fell back to random weights, which the
     window called "on purpose" and remembered for every later run. The defaults are the app's own:
     ImageNet weights (untrained only where they cannot be had, and said so)."""
-    import eigencam_live.engine as engine_module
-    from eigencam_live.errors import WeightsUnavailableError
     from ui.engine_status import build_engine
 
-    real = engine_module.load_model
-
-    def offline(name, weights="imagenet", **kw):
-        if weights == "imagenet":
-            raise WeightsUnavailableError(f"could not get ImageNet weights for {name} (offline)")
-        return real(name, weights, **kw)
-
-    monkeypatch.setattr(engine_module, "load_model", offline)
     errors = []
     engine = build_engine(EngineConfig(model="nosuchmodule:build", device="cpu"), lambda _m: None, errors.append)
     assert engine is not None and "nosuchmodule" in errors[0]
