@@ -440,3 +440,68 @@ def test_hdr_and_wide_gamut_inputs_are_said_to_lose_their_colours(tmp_path, tran
         with av.open(str(tmp_path / "out.mp4")) as c:
             cc = c.streams.video[0].codec_context
             assert (cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range) == (1, 1, 6, 1)
+
+
+def test_a_stretch_a_transports_demuxer_drops_is_said(tmp_path, capsys):
+    """An MPEG-TS file damaged mid-way (400 transport packets overwritten): the demuxer drops that
+    stretch without a word, no packet is refused, and the run used to warn "ends early (cut off?)"
+    though the damage was in the middle and the end was there. The gap in its clock is now said
+    where it is, with the number of frames lost: the frames written and the frames lost add up to
+    the whole, and the output holds the frame before the gap for its time, as players do."""
+    from eigencam_live.cli import annotate_main
+
+    clip = write_clip(tmp_path / "in.ts", frames=150, rate=Fraction(25), size=(160, 96), time_base=Fraction(1, 90000))
+    data = bytearray(clip.read_bytes())
+    at = len(data) // 2 - (len(data) // 2) % 188
+    data[at : at + 188 * 60] = b"\xaa" * (188 * 60)  # the sync bytes too: whole transport packets lost
+    damaged = tmp_path / "damaged.ts"
+    damaged.write_bytes(bytes(data))
+    assert annotate_main([str(damaged), "-o", str(tmp_path / "out.mp4"), "--view", "original", "-m",
+                          "mobilenet_v3_small", "--weights", "none", "--short-side", "64", "--device", "cpu", "-q"]) == 3
+    err = capsys.readouterr().err
+    with av.open(str(damaged)) as c:
+        times = [f.time for f in c.decode(video=0)]  # what FFmpeg itself decodes
+    steps = np.diff(times)
+    jump = int(np.argmax(steps))
+    lost = round(steps[jump] * 25) - 1
+    assert lost >= 2 and sum(s > 0.05 for s in steps) == 1 and len(times) + lost == 150
+    assert f"damaged.ts is damaged: {lost} frames are missing between {times[jump]:.2f} and {times[jump + 1]:.2f} s" in err
+    assert "ends early" not in err and "Traceback" not in err
+    got = probe(tmp_path / "out.mp4")
+    assert len(got["times"]) == len(times) and float(got["times"][jump + 1] - got["times"][jump]) == pytest.approx(
+        steps[jump], abs=1e-4)
+
+
+def test_the_gaps_of_a_transports_clock():
+    """What counts as frames lost: a step beyond 1.8 usual ones. Film telecined into 29.97 fps
+    video steps 1 and 1.5 frames in turn: nothing lost. A gap met again after a seek or a loop is
+    counted once; a file that is not a transport has no such count (a phone's variable rate)."""
+    from eigencam_live.video.timing import Gaps
+
+    film = Gaps()
+    t = 0.0
+    for i in range(40):
+        film.see(t)
+        t += (1.0 if i % 2 else 1.5) * 1001 / 30000
+    assert film.missing == 0 and film.describe() is None
+    lost = Gaps()
+    for _ in range(2):  # a loop
+        lost.restart()
+        for i in [*range(11), *range(12, 20), *range(25, 30)]:  # one frame lost, then five
+            lost.see(i / 25)
+    assert lost.missing == 6
+    assert lost.describe() == ("6 frames are missing in 2 places, the first between 0.40 and 0.48 s (its clock jumps "
+                               "there; each gap holds the frame before it)")
+
+
+def test_a_file_that_is_not_a_transport_counts_no_gaps(tmp_path):
+    from eigencam_live.video.files import FileSource
+
+    times = [*(i / 25 for i in range(10)), *(i / 25 for i in range(15, 20))]  # variable rate: a long hold
+    src = FileSource(str(write_clip(tmp_path / "vfr.mp4", pts=times, rate=Fraction(25))))
+    try:
+        while src.read() is not None:
+            pass
+        assert src.gaps is None and src.damage is None and src.warning is None
+    finally:
+        src.close()

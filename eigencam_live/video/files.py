@@ -13,7 +13,7 @@ from eigencam_live.errors import SourceError
 
 from .frames import Frame, FrameSource, SourceInfo, language_of
 from .images import PHOTO_BRANDS
-from .timing import Joins, nominal_rate
+from .timing import Gaps, Joins, nominal_rate
 from .yuv import colour_note, colour_tags, to_bgr
 
 __all__ = ["VIDEO_EXTENSIONS", "FileSource"]
@@ -99,6 +99,8 @@ class FileSource(FrameSource):
         #: a transport's clock made continuous across joins (None elsewhere: a file's own clock)
         self.joins = Joins() if _transport(self._container) else None
         self._clock = self.joins.track(decides=True) if self.joins is not None else None
+        #: frames a transport's demuxer dropped without a word (a damaged stretch): its clock's gaps
+        self.gaps = Gaps() if self.joins is not None else None
         #: the file's own metadata worth keeping in an output (when and where it was filmed, its
         #: title...), not what the muxer that wrote it recorded about itself
         self.tags = {k: v for k, v in self._container.metadata.items() if k.lower() not in _MUXER_TAGS}
@@ -203,6 +205,8 @@ class FileSource(FrameSource):
             pts = float(frame.pts * frame.time_base)
             if self._clock is not None:
                 pts = self._clock.place(pts, self._last_held or 1 / float(self.info.rate))
+            if self.gaps is not None:
+                self.gaps.see(pts)
         else:
             pts = self._count / float(self.info.rate)
         self._last_pts = pts
@@ -257,16 +261,17 @@ class FileSource(FrameSource):
         """The damaged video packets left out so far (:attr:`warning` says where a file ended early:
         the sound of a file whose video ran to its end is kept to its end)."""
         n = len(self._refused)
-        if not n:
-            return None
-        return (f"{self._describe()} is damaged: {n} video packet{'s' if n > 1 else ''} could not be decoded "
-                f"and {'were' if n > 1 else 'was'} left out ({self._skip_reason})")
+        said = [f"{n} video packet{'s' if n > 1 else ''} could not be decoded and {'were' if n > 1 else 'was'} left "
+                f"out ({self._skip_reason})"] if n else []
+        said += [gaps] if self.gaps is not None and (gaps := self.gaps.describe()) else []
+        return f"{self._describe()} is damaged: {'; '.join(said)}" if said else None
 
     def _check_complete(self) -> None:
         expected = self.info.frame_count
         # Containers round their frame counts; only a clear shortfall means a cut-off file (the
-        # packets left out as damaged are not missing from its end).
-        if self.kind == "file" and expected and self._count + len(self._refused) < expected - max(2, expected // 100):
+        # packets left out as damaged, and a transport's gaps, are not missing from its end).
+        lost = len(self._refused) + (self.gaps.missing if self.gaps is not None else 0)
+        if self.kind == "file" and expected and self._count + lost < expected - max(2, expected // 100):
             self.warning = (f"{self._describe()} ends early (cut off?): decoded {self._count} of "
                             f"{expected} frames")
         elif self.kind == "file" and self._end is not None and self._last_pts is not None:
@@ -298,6 +303,7 @@ class FileSource(FrameSource):
         if self.joins is not None:
             self.joins = Joins()
             self._clock = self.joins.track(decides=True) if index == 0 else None
+            self.gaps.restart()
         self._count = index
         # Decode forward from the keyframe to the frame we want; keep it for the next read.
         half = Fraction(1, 2) / self.info.rate

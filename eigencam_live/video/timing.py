@@ -12,10 +12,12 @@ own timestamp.
 from __future__ import annotations
 
 import math
+import statistics
 import threading
+from collections import deque
 from fractions import Fraction
 
-__all__ = ["Joins", "RateGrid", "nominal_rate", "output_time_base"]
+__all__ = ["Gaps", "Joins", "RateGrid", "nominal_rate", "output_time_base"]
 
 #: Rates above this are time-base artefacts (FFmpeg's guess for a stream without a rate is often
 #: its tick rate: 1000 for Matroska, 90000 for MPEG-TS), not frame rates.
@@ -181,3 +183,56 @@ class JoinedTrack:
         """Pass the next join (its shift)."""
         self._shift = self._joins._joins[self._passed][1]
         self._passed += 1
+
+
+class Gaps:
+    """Frames missing from a transport stream (MPEG-TS, MPEG-PS): its demuxer drops a damaged
+    stretch without a word (no packet is refused, and such a file holds no frame count), and the
+    frames after it come later on the clock than the next frame was due.
+
+    :meth:`see` takes each frame's time (continuous, :class:`Joins`) in order: a step ahead of
+    more than :attr:`FACTOR` of the usual step (the median of the last few) is a gap, of
+    ``round(step / usual) - 1`` frames. Film telecined in 29.97 fps video alternates steps of 1 and
+    1.5 frames: no gap. A gap is counted once however often a loop or a seek meets it again.
+    """
+
+    FACTOR = 1.8
+    KEPT = 9  # steps the usual one is the median of
+
+    def __init__(self) -> None:
+        self._steps: deque[float] = deque(maxlen=self.KEPT)
+        self._last: float | None = None
+        self._found: dict[int, tuple[float, float, int]] = {}  # ms of the frame before -> (from, to, frames)
+
+    def see(self, seconds: float) -> None:
+        """The next frame's time (seconds)."""
+        last, self._last = self._last, seconds
+        if last is None or seconds <= last:
+            return
+        step = seconds - last
+        if self._steps:
+            usual = statistics.median(self._steps)
+            if step > self.FACTOR * usual:
+                self._found[round(last * 1000)] = (last, seconds, round(step / usual) - 1)
+                return  # not a usual step
+        self._steps.append(step)
+
+    def restart(self) -> None:
+        """After a seek: the next frame follows no frame seen (the gaps found are kept)."""
+        self._last = None
+
+    @property
+    def missing(self) -> int:
+        """The frames missing in all the gaps found."""
+        return sum(n for _, _, n in self._found.values())
+
+    def describe(self) -> str | None:
+        """The gaps found in a few words, e.g. ``11 frames are missing between 2.60 and 3.00 s``."""
+        if not self._found:
+            return None
+        n = self.missing
+        gaps = sorted(self._found.values())
+        (start, end, _), more = gaps[0], len(gaps) - 1
+        where = f"between {start:.2f} and {end:.2f} s" if not more else f"in {len(gaps)} places, the first between {start:.2f} and {end:.2f} s"
+        return (f"{n} frame{'s are' if n > 1 else ' is'} missing {where} (its clock jumps there; each gap holds "
+                "the frame before it)")
