@@ -211,6 +211,29 @@ def test_a_network_held_to_one_size_says_it_stretches_a_frame_of_another_aspect(
     assert loop.frames_processed == 5
 
 
+def test_a_traced_copy_for_torch_is_said_while_it_is_built():
+    """On torch the first frame at a size builds the network's traced copy (it runs the network
+    about five times): in bf16 on a CPU without its kernels the picture froze for 15 s without a
+    word. The window now hears "preparing…" for that frame, again for a new size, a new layer and
+    a new precision, and not for the frames after."""
+    config = replace(FAST, backend="torch")
+    loop = FrameLoop(config, RenderConfig(), Out())
+    loop.engine = engine = Engine(config)
+    assert engine.backend.preparing
+    said = "preparing mobilenet_v3_small for torch (a traced copy for this input size)…"
+    for change in ({}, {"short_side": 96}, {"layer": "features.11"}, {"precision": "bf16"}, {"precision": "fp32"}):
+        engine.reconfigure(**change)
+        assert engine.backend.preparing  # known before the frame
+        loop._process(frame(0), record=False)
+        assert not engine.backend.preparing and engine.traced
+        loop._process(frame(1), record=False)
+        assert [c[0] for c in loop.out.busy.calls] == [said, ""]
+        loop.out.busy.calls.clear()
+    engine.reconfigure(optimize=False)  # nothing to build: nothing said
+    loop._process(frame(2), record=False)
+    assert not loop.out.busy.calls and not engine.traced
+
+
 def test_the_first_frame_on_onnxruntime_says_it_is_preparing_then_what_runs(monkeypatch):
     """The export takes seconds: the window hears "preparing…" before it and what runs after it."""
     from eigencam_live.backends.export_cache import cache_dir
@@ -231,7 +254,7 @@ def test_the_first_frame_on_onnxruntime_says_it_is_preparing_then_what_runs(monk
     again = FrameLoop(FAST, RenderConfig(), Out())
     again.engine = Engine(FAST, model=None)
     again._process(frame(0), record=False)
-    assert [c[0] for c in again.out.busy.calls] == ["loading mobilenet_v3_small's cached export for onnxruntime…", ""]
+    assert [c[0] for c in again.out.busy.calls] == ["preparing mobilenet_v3_small for onnxruntime from its cached export…", ""]
 
 
 def test_frames_a_live_source_delivers_while_the_network_is_prepared_are_not_counted_dropped(monkeypatch):

@@ -399,11 +399,13 @@ class FrameLoop(LoopRecording, LoopSettings):
         dropped_before = self.playback.dropped
         if preparing and self._unprepared == (engine.config, engine.input_size()):
             preparing = False  # it failed on the last frame: each new try is not a new wait to veil
+        elif preparing and engine.backend.name == "torch":  # its traced copy for this size (bf16: up to 7 s)
+            self.out.busy.emit(f"preparing {engine.config.model} for torch (a traced copy for this input size)…")
         elif preparing:  # an export (once, then cached), or an ONNX file's session for its layer
             exported = model_kind(engine.config.model) != "onnx"
             name = engine.config.model if exported else Path(engine.config.model).name
             if exported and getattr(engine.backend, "exported_before", False):  # (a trial: "once" said again)
-                self.out.busy.emit(f"loading {name}'s cached export for {engine.backend.name}…")
+                self.out.busy.emit(f"preparing {name} for {engine.backend.name} from its cached export…")
             else:
                 self.out.busy.emit(f"preparing {name} for {engine.backend.name}{' (once, cached)' if exported else ''}…")
         try:
