@@ -616,6 +616,27 @@ def test_a_model_that_does_not_load_gives_the_picture_back_while_paused(qtbot, m
     assert not w._veil_until_frame and w.busy_text == "" and w.predictions.placeholder != "Loading nosuchnet…"
 
 
+def test_the_layer_box_says_a_model_is_loading_and_shows_its_layers_after(qtbot, make_window):
+    """A trial: while a model loaded the layer box showed the last model's layer. It now says
+    "loading…" (disabled, the filter too) until the list comes: the new model's, or the last one's
+    again where the load failed."""
+    w = make_window()
+    wait_frames(qtbot, w, 2)
+    seen = []
+    w.pipeline.busy.connect(lambda what: what.startswith("loading") and seen.append(
+        (w.layer_combo.currentText(), w.layer_combo.isEnabled(), w.layer_filter.isEnabled())))
+    kept = [w.layer_combo.itemData(i) for i in range(w.layer_combo.count())]
+    w._choose_model("nosuchnet")
+    qtbot.waitUntil(lambda: "nosuchnet" in (w.last_error or "") and w.layer_combo.isEnabled(), timeout=WAIT)
+    assert seen == [("loading…", False, False)]
+    assert [w.layer_combo.itemData(i) for i in range(w.layer_combo.count())] == kept
+    assert w.layer_combo.currentData() == w.pipeline.engine.layer and w.layer_filter.isEnabled()
+    w._choose_model("resnet18")
+    qtbot.waitUntil(lambda: w.layer_combo.currentData() == "layer4" and w.layer_combo.isEnabled(), timeout=WAIT)
+    assert seen[1:] == [("loading…", False, False)] and "layer4.1.conv2" in [
+        w.layer_combo.itemData(i) for i in range(w.layer_combo.count())]
+
+
 def test_enter_on_an_onnx_files_name_in_the_model_box_keeps_that_file(qtbot, make_window, tmp_path):
     """A trial: the box shows an ONNX file by its name alone; Enter on it said 'ONNX file not found:
     net.onnx'. A listed model's label stands for its whole string."""

@@ -436,12 +436,25 @@ class ControlsSync:
             self.layer_combo.setItemData(self.layer_combo.count() - 1, f"{layer.name}: {layer.kind}, "
                                          f"{dims or '?'}{' (the default)' if star else ''}", Qt.ToolTipRole)
         self.layer_combo.blockSignals(False)
+        self.layer_combo.setEnabled(True)
+        self.layer_filter.setEnabled(True)
         if self.status is not None:
             self._select_layer(self.status.layer)
         self._filter_layers(self.layer_filter.text())
         view = self.layer_combo.view()  # the popup as wide as its longest line, the combo as it was
         view.setMinimumWidth(min(view.sizeHintForColumn(0) + 24, 700))
         self._fit_controls()
+
+    def _layers_pending(self) -> None:
+        """A model is loading: the last one's layers are not its (a trial: the box showed the last
+        model's layer all the while). The box says so until the list comes, the new model's, or the
+        last one's again where the load failed."""
+        self.layer_combo.blockSignals(True)
+        self.layer_combo.clear()
+        self.layer_combo.addItem("loading…")
+        self.layer_combo.blockSignals(False)
+        self.layer_combo.setEnabled(False)
+        self.layer_filter.setEnabled(False)
 
     def _filter_layers(self, text: str) -> None:
         """Hide the layers whose name and type do not contain ``text`` (the one in use stays)."""

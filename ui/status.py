@@ -94,6 +94,7 @@ class StatusReports:
             if self.last_packet is None:
                 self.view.placeholder = self.busy_text
             if what.startswith("loading"):
+                self._layers_pending()
                 self.predictions.clear(self.busy_text)
                 self.spectrum.set_spectrum(np.zeros(0, np.float32), self.engine_config.component)
                 self.latencies.clear()  # the old model's: at a slow new one they stood for minutes
