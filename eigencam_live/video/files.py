@@ -21,6 +21,8 @@ __all__ = ["VIDEO_EXTENSIONS", "FileSource"]
 #: File endings taken as videos where a folder of inputs is expanded (``annotate``).
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
                     ".wmv", ".flv", ".3gp", ".gif")
+#: Times demuxing goes on after FFmpeg's MPEG-TS resync gave up (EAGAIN) in one file.
+_RESYNCS = 1000
 #: The rate given to a stream that states none (one picture in a container, say): a still shown
 #: for one frame of the commonest video rate.
 DEFAULT_RATE = Fraction(30)
@@ -132,14 +134,25 @@ class FileSource(FrameSource):
         64 bytes damaged mid-file lost the 40 frames after them."""
         import av
 
-        for packet in self._container.demux(self._stream):
+        resyncs = 0
+        while True:
             try:
-                frames = packet.decode()
-            except av.FFmpegError as exc:
-                self._refused.add((packet.pts, packet.pos))  # (a loop or a seek meets it again)
-                self._skip_reason = _av_reason(exc)
-                continue
-            yield from frames
+                for packet in self._container.demux(self._stream):
+                    try:
+                        frames = packet.decode()
+                    except av.FFmpegError as exc:
+                        self._refused.add((packet.pts, packet.pos))  # (a loop or a seek meets it again)
+                        self._skip_reason = _av_reason(exc)
+                        continue
+                    yield from frames
+                return
+            except av.error.BlockingIOError:
+                # MPEG-TS: over 64 KiB without a sync byte (a zeroed stretch), FFmpeg's resync gives
+                # up with EAGAIN, and demuxing again goes on after it (a review: 150 KB damaged
+                # ended the file there). A live stream's EAGAIN is its own (streams.py).
+                resyncs += 1
+                if self.kind != "file" or resyncs > _RESYNCS:
+                    raise
 
     def _decode_next(self, *, first: bool = False):
         """The next decoded :class:`av.VideoFrame`, or ``None`` at the end (or at damage, noted in
@@ -184,6 +197,8 @@ class FileSource(FrameSource):
         elif frame is None and self._tail:
             frame = self._tail.pop(0)
         if frame is None:
+            if self.gaps is not None:
+                self.gaps.restart()  # a gap before the last frame counts
             if self._tail is not None and self.warning and self._count != self._counted:
                 self._counted, self.warning = self._count, None
                 self._check_complete()  # the count with the frames found again (or no shortfall left)
@@ -200,15 +215,20 @@ class FileSource(FrameSource):
             image = np.ascontiguousarray(np.rot90(image, self._turns))  # as the display matrix shows it
         # its own duration, where the file gives one (a GIF's or an MP4's last frame may be held
         # longer than a frame interval)
-        self._last_held = frame.duration * float(frame.time_base) if frame.duration and frame.time_base is not None else None
+        before, self._last_held = self._last_held, (frame.duration * float(frame.time_base)
+                                                    if frame.duration and frame.time_base is not None else None)
         if frame.pts is not None and frame.time_base is not None:
             pts = float(frame.pts * frame.time_base)
             if self._clock is not None:
                 pts = self._clock.place(pts, self._last_held or 1 / float(self.info.rate))
-            if self.gaps is not None:
-                self.gaps.see(pts)
+        elif self._last_pts is not None:
+            # a picture the decoder gave no time (concealed from a damaged packet): when the next
+            # was due. (It was given its count over the rate: 2.6 s into a clock at 12.6 s.)
+            pts = self._last_pts + (before or 1 / float(self.info.rate))
         else:
             pts = self._count / float(self.info.rate)
+        if self.gaps is not None and self._clock is not None:  # (after a seek into a joined file: raw times)
+            self.gaps.see(pts - self.origin)  # on the output's clock, as players show it
         self._last_pts = pts
         out = Frame(image, self._count, pts, now, self._last_held)
         self._count += 1
@@ -218,7 +238,8 @@ class FileSource(FrameSource):
         """Whether fewer frames came than the container counts, by any number (a count that is
         not exact, or a damaged last packet, whose error the decoder's threads swallow)."""
         expected = self.info.frame_count
-        return bool(expected) and self._count + len(self._refused) < expected
+        lost = len(self._refused) + (self.gaps.missing if self.gaps is not None else 0)
+        return bool(expected) and self._count + lost < expected
 
     def _frames_after_end(self) -> list:
         """The frames after the last one decoded, decoded again on one thread from the keyframe
@@ -261,12 +282,16 @@ class FileSource(FrameSource):
         """The damaged video packets left out so far (:attr:`warning` says where a file ended early:
         the sound of a file whose video ran to its end is kept to its end)."""
         n = len(self._refused)
-        said = [f"{n} video packet{'s' if n > 1 else ''} could not be decoded and {'were' if n > 1 else 'was'} left "
-                f"out ({self._skip_reason})"] if n else []
-        said += [gaps] if self.gaps is not None and (gaps := self.gaps.describe()) else []
-        return f"{self._describe()} is damaged: {'; '.join(said)}" if said else None
+        gaps = self.gaps.describe() if self.gaps is not None else None
+        if n:
+            said = (f"{self._describe()} is damaged: {n} video packet{'s' if n > 1 else ''} could not be decoded and "
+                    f"{'were' if n > 1 else 'was'} left out ({self._skip_reason})")
+            return f"{said}; {gaps}" if gaps else said
+        return f"{self._describe()}: {gaps}" if gaps else None
 
     def _check_complete(self) -> None:
+        if self.joins is not None and self.joins.joined:
+            return  # its count and duration span the first part's clock to the last one's, not its length
         expected = self.info.frame_count
         # Containers round their frame counts; only a clear shortfall means a cut-off file (the
         # packets left out as damaged, and a transport's gaps, are not missing from its end).

@@ -131,6 +131,11 @@ class Joins:
         self._video_end = 0.0  # where the video has got to, continuous
         self._lock = threading.Lock()
 
+    @property
+    def joined(self) -> bool:
+        """Whether a join was found (the file's duration then spans its parts' clocks, not its length)."""
+        return bool(self._joins)
+
     def track(self, decides: bool = False) -> JoinedTrack:
         """The clock of one track (its own count of joins passed); ``decides``: the video's."""
         return JoinedTrack(self, decides)
@@ -187,52 +192,80 @@ class JoinedTrack:
 
 class Gaps:
     """Frames missing from a transport stream (MPEG-TS, MPEG-PS): its demuxer drops a damaged
-    stretch without a word (no packet is refused, and such a file holds no frame count), and the
-    frames after it come later on the clock than the next frame was due.
+    stretch without a word (no packet is refused, and its frame count is only an estimate from its
+    duration), and the frames after it come later on the clock than the next frame was due.
 
-    :meth:`see` takes each frame's time (continuous, :class:`Joins`) in order: a step ahead of
-    more than :attr:`FACTOR` of the usual step (the median of the last few) is a gap, of
-    ``round(step / usual) - 1`` frames. Film telecined in 29.97 fps video alternates steps of 1 and
-    1.5 frames: no gap. A gap is counted once however often a loop or a seek meets it again.
+    :meth:`see` takes each frame's time in order (seconds from where the output starts, across
+    joins): a step of more than :attr:`FACTOR` usual steps (the median of the last few) is a gap of
+    ``round(step / usual) - 1`` frames, once the step after it is a usual one again; where that
+    one is long too, the rate changed (a 50p broadcast going to 25p): no gap, and the steps are
+    counted afresh. Film telecined in 29.97 fps video alternates steps of 1 and 1.5 frames: no gap.
+    A gap is counted once however often a loop or a seek meets it again. Thread-safe: the
+    capture thread sees frames while another thread reads :meth:`describe`.
     """
 
     FACTOR = 1.8
     KEPT = 9  # steps the usual one is the median of
+    PLACES = 10_000  # gaps remembered (a long live stream's losses): later ones are not counted
 
     def __init__(self) -> None:
         self._steps: deque[float] = deque(maxlen=self.KEPT)
         self._last: float | None = None
+        self._pending: tuple[int, tuple[float, float, int]] | None = None  # a gap until the next step says
         self._found: dict[int, tuple[float, float, int]] = {}  # ms of the frame before -> (from, to, frames)
+        self._missing = 0
+        self._said: str | None = None
+        self._lock = threading.Lock()
 
     def see(self, seconds: float) -> None:
         """The next frame's time (seconds)."""
-        last, self._last = self._last, seconds
-        if last is None or seconds <= last:
+        with self._lock:
+            last, self._last = self._last, seconds
+            if last is None or seconds <= last:
+                return
+            step = seconds - last
+            usual = statistics.median(self._steps) if self._steps else None
+            long = usual is not None and step > self.FACTOR * usual
+            pending, self._pending = self._pending, None
+            if pending is not None and long:  # two long steps in a row: a new rate, not a gap
+                self._steps.clear()
+                self._steps.append(step)
+                return
+            if pending is not None:
+                self._add(*pending)
+            if long:
+                self._pending = (round(last * 1000), (last, seconds, round(step / usual) - 1))
+                return
+            self._steps.append(step)
+
+    def _add(self, key: int, gap: tuple[float, float, int]) -> None:
+        if key in self._found or len(self._found) >= self.PLACES:
             return
-        step = seconds - last
-        if self._steps:
-            usual = statistics.median(self._steps)
-            if step > self.FACTOR * usual:
-                self._found[round(last * 1000)] = (last, seconds, round(step / usual) - 1)
-                return  # not a usual step
-        self._steps.append(step)
+        self._found[key] = gap
+        self._missing += gap[2]
+        gaps = sorted(self._found.values())
+        (start, end, _), n = gaps[0], self._missing
+        where = (f"between {start:.2f} and {end:.2f} s" if len(gaps) == 1 else
+                 f"in {len(gaps)} places, the first between {start:.2f} and {end:.2f} s")
+        self._said = (f"{n} frame{'s are' if n > 1 else ' is'} missing {where} (a gap in its timestamps: dropped "
+                      "by its recorder, or lost; the frame before it is held)")
 
     def restart(self) -> None:
-        """After a seek: the next frame follows no frame seen (the gaps found are kept)."""
-        self._last = None
+        """At a break in the frames (a seek, the end): the next frame follows no frame seen; a gap
+        found just before is counted (no step came after it to say otherwise)."""
+        with self._lock:
+            self._last = None
+            if self._pending is not None:  # the step after it was not seen: a gap (the end, or a seek)
+                self._add(*self._pending)
+                self._pending = None
 
     @property
     def missing(self) -> int:
-        """The frames missing in all the gaps found."""
-        return sum(n for _, _, n in self._found.values())
+        """The frames missing in all the gaps found (one not yet confirmed included)."""
+        with self._lock:
+            return self._missing + (self._pending[1][2] if self._pending is not None else 0)
 
     def describe(self) -> str | None:
-        """The gaps found in a few words, e.g. ``11 frames are missing between 2.60 and 3.00 s``."""
-        if not self._found:
-            return None
-        n = self.missing
-        gaps = sorted(self._found.values())
-        (start, end, _), more = gaps[0], len(gaps) - 1
-        where = f"between {start:.2f} and {end:.2f} s" if not more else f"in {len(gaps)} places, the first between {start:.2f} and {end:.2f} s"
-        return (f"{n} frame{'s are' if n > 1 else ' is'} missing {where} (its clock jumps there; each gap holds "
-                "the frame before it)")
+        """The gaps found in a few words, e.g. ``11 frames are missing between 2.60 and 3.00 s (...)``."""
+        with self._lock:  # (a gap is said once the step after it confirms it, or at a break)
+            return self._said
