@@ -304,14 +304,16 @@ class Engine:
                             self.device, self.dtype)
         if getattr(self, "_input", None) is None or self._input.key != spec.key:
             self._input = spec
-        self._expect_input()
 
-    def _expect_input(self) -> None:
-        """Tell a torch backend the input shape its next forward pass gets (the last frame's size
-        under the settings now), so that whether that pass first builds a traced copy is known
-        before it (:attr:`.TorchBackend.preparing`): the app veils the wait and says why."""
-        if isinstance(self.backend, TorchBackend):
-            self.backend.next_shape = (self.loaded.channels, *self.input_size())
+    def preparing(self, frame_hw: tuple[int, int] | None = None) -> bool:
+        """Whether processing a frame of ``frame_hw`` (default: the last frame's size) first prepares
+        what runs the network, for seconds: an ONNX export or session (``backend.preparing``), or
+        torch's traced copy for its input size (:meth:`.TorchBackend.prepares`). The app veils the
+        wait and says why."""
+        backend = self.backend
+        if isinstance(backend, TorchBackend):
+            return backend.prepares((self.loaded.channels, *self.input_size(frame_hw)))
+        return backend.preparing
 
     def reconfigure(self, **changes: object) -> EngineConfig:
         """Apply new settings (field names of :class:`EngineConfig`) from the next frame on.
@@ -412,7 +414,6 @@ class Engine:
             t2 = time.perf_counter()
             _check_map(tuple(fmap.shape[1:]), self.layer, cfg.component)
             self._frame_hw = tuple(batch.shape[1:3])
-            self._expect_input()
             res = eigen_cam(fmap, cfg.component, cfg.method, tracker=self.tracker, sync_free=self.resident, gram=gram)
             cams = res.maps if cfg.smoothing == 0 else self.smoother(res.projections)
             t3 = time.perf_counter()

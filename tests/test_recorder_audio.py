@@ -144,9 +144,10 @@ class _Picture:
     """An engine stand-in that shows the frame itself: the recording holds the source's pictures."""
 
     backend = SimpleNamespace(preparing=False, warning=None, running="torch")
+    preparing = lambda self, frame_hw=None: self.backend.preparing  # noqa: E731 (as Engine.preparing)
     loaded = SimpleNamespace(spec=SimpleNamespace(fixed_input=None), note=None)  # any input size
 
-    def input_size(self):
+    def input_size(self, frame_hw=None):
         return None
 
     def reset(self):

@@ -64,9 +64,10 @@ def test_the_shown_and_recorded_image_is_the_engines_picture(tmp_path):
 
     class FakeEngine:
         backend = SimpleNamespace(preparing=False, warning=None, running="torch")
+        preparing = lambda self, frame_hw=None: self.backend.preparing  # noqa: E731 (as Engine.preparing)
         loaded = SimpleNamespace(spec=SimpleNamespace(fixed_input=None), note=None)
 
-        def input_size(self):  # the size the layer list was made for: never changes here
+        def input_size(self, frame_hw=None):  # the size the layer list was made for: never changes here
             return None
 
         def process(self, image, render=None):
@@ -95,9 +96,10 @@ def test_a_change_of_look_while_paused_redraws_the_frame_on_screen():
 
     class FakeEngine:
         backend = SimpleNamespace(preparing=False, warning=None, running="torch")
+        preparing = lambda self, frame_hw=None: self.backend.preparing  # noqa: E731 (as Engine.preparing)
         loaded = SimpleNamespace(spec=SimpleNamespace(fixed_input=None), note=None)
 
-        def input_size(self):  # the size the layer list was made for: never changes here
+        def input_size(self, frame_hw=None):  # the size the layer list was made for: never changes here
             return None
 
         def process(self, image, render=None):
@@ -219,14 +221,15 @@ def test_a_traced_copy_for_torch_is_said_while_it_is_built():
     config = replace(FAST, backend="torch")
     loop = FrameLoop(config, RenderConfig(), Out())
     loop.engine = engine = Engine(config)
-    assert engine.backend.preparing
-    said = "preparing mobilenet_v3_small for torch (a traced copy for this input size)…"
-    for change in ({}, {"short_side": 96}, {"layer": "features.11"}, {"precision": "bf16"}, {"precision": "fp32"}):
+    said = "preparing mobilenet_v3_small for torch (a traced copy for this input, layer and precision)…"
+    for change, size in (({}, (160, 120)), ({}, (120, 160)), ({"short_side": 96}, (120, 160)),
+                         ({"layer": "features.11"}, (120, 160)), ({"precision": "bf16"}, (120, 160)),
+                         ({"precision": "fp32"}, (120, 160))):  # a new frame size (a review), setting...
         engine.reconfigure(**change)
-        assert engine.backend.preparing  # known before the frame
-        loop._process(frame(0), record=False)
-        assert not engine.backend.preparing and engine.traced
-        loop._process(frame(1), record=False)
+        assert engine.preparing(size[::-1])  # known before the frame
+        loop._process(frame(0, size), record=False)
+        assert not engine.preparing(size[::-1]) and engine.traced
+        loop._process(frame(1, size), record=False)
         assert [c[0] for c in loop.out.busy.calls] == [said, ""]
         loop.out.busy.calls.clear()
     engine.reconfigure(optimize=False)  # nothing to build: nothing said
@@ -275,10 +278,11 @@ def test_frames_a_live_source_delivers_while_the_network_is_prepared_are_not_cou
 
     class PreparingEngine:
         backend = SimpleNamespace(preparing=True, warning=None, running="onnxruntime", name="onnxruntime")
+        preparing = lambda self, frame_hw=None: self.backend.preparing  # noqa: E731 (as Engine.preparing)
         config = FAST
         loaded = SimpleNamespace(spec=SimpleNamespace(fixed_input=None), note=None)
 
-        def input_size(self):
+        def input_size(self, frame_hw=None):
             return None
 
         def process(self, image, render=None):
@@ -370,9 +374,10 @@ class _Recording:
     """An engine that hands each frame back as its picture."""
 
     backend = SimpleNamespace(preparing=False, warning=None, running="torch")
+    preparing = lambda self, frame_hw=None: self.backend.preparing  # noqa: E731 (as Engine.preparing)
     loaded = SimpleNamespace(spec=SimpleNamespace(fixed_input=None), note=None)  # any input size
 
-    def input_size(self):
+    def input_size(self, frame_hw=None):
         return None
 
     def reset(self) -> None:

@@ -395,12 +395,14 @@ class FrameLoop(LoopRecording, LoopSettings):
         self._redraw = False
         started = time.monotonic()
         t0 = time.perf_counter()
-        preparing = engine.backend.preparing
+        hw = frame.image.shape[:2]
+        preparing = engine.preparing(hw)
         dropped_before = self.playback.dropped
-        if preparing and self._unprepared == (engine.config, engine.input_size()):
+        if preparing and self._unprepared == (engine.config, engine.input_size(hw)):
             preparing = False  # it failed on the last frame: each new try is not a new wait to veil
         elif preparing and engine.backend.name == "torch":  # its traced copy for this size (bf16: up to 7 s)
-            self.out.busy.emit(f"preparing {engine.config.model} for torch (a traced copy for this input size)…")
+            self.out.busy.emit(f"preparing {engine.config.model} for torch (a traced copy for this input, layer and "
+                               "precision)…")
         elif preparing:  # an export (once, then cached), or an ONNX file's session for its layer
             exported = model_kind(engine.config.model) != "onnx"
             name = engine.config.model if exported else Path(engine.config.model).name
@@ -430,7 +432,7 @@ class FrameLoop(LoopRecording, LoopSettings):
         finally:
             if preparing:
                 self.out.busy.emit("")
-                self._unprepared = (engine.config, engine.input_size()) if engine.backend.preparing else None
+                self._unprepared = (engine.config, engine.input_size(hw)) if engine.preparing(hw) else None
         if preparing:
             self._dropped_offset += max(0, self.playback.dropped - dropped_before)  # not the running model's
         warning, running = engine.backend.warning, engine.backend.running

@@ -57,16 +57,13 @@ class TorchBackend:
         self.place(device, dtype)
         #: whether the last forward pass ran through the traced copy
         self.traced = False
-        #: the input shape ``(C, h, w)`` the next forward pass is expected to get (set by the
-        #: engine from the last frame's size and the settings), for :attr:`preparing`
-        self.next_shape: tuple[int, ...] | None = None
+        self.preparing = False  # per input shape here: prepares()
 
-    @property
-    def preparing(self) -> bool:
-        """The next forward pass builds a traced copy first (for the layer in use and
-        :attr:`next_shape`): the network runs about five times, 1.4 s for mobilenet_v3_large and
-        1.8 s for resnet50 in fp32 on a 2-core CPU, 3.8 and 6.8 s in bf16 without its kernels."""
-        return self.optimize and self.can_trace and (self._layer, self.next_shape) not in self._traced
+    def prepares(self, shape: tuple[int, ...]) -> bool:
+        """Whether a forward pass of ``(C, h, w)`` inputs builds a traced copy first (for the layer
+        in use, at this precision): the network runs about five times, 1.4 s for mobilenet_v3_large
+        and 1.8 s for resnet50 in fp32 on a 2-core CPU, 3.8 and 6.8 s in bf16 without its kernels."""
+        return self.optimize and self.can_trace and (self._layer, tuple(shape)) not in self._traced
 
     @property
     def running(self) -> str:
