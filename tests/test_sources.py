@@ -14,7 +14,7 @@ import pytest
 from eigencam_live.errors import SourceError
 from eigencam_live.video import Capture, FileSource, FolderSource, open_source
 
-from .media import NTSC, write_clip, write_empty, write_text_as_video, write_truncated
+from .media import NTSC, pattern, write_clip, write_empty, write_text_as_video, write_truncated
 
 
 @pytest.fixture
@@ -196,6 +196,25 @@ def test_file_seek_returns_the_requested_frame(clip):
         assert frame.index == 15
         assert frame.pts == pytest.approx(15 * 1001 / 30000, abs=1e-4)
         assert [f.index for f in cap] == list(range(16, 24))
+
+
+def test_a_transports_seek_lands_on_the_frame_asked_for(tmp_path):
+    """An MPEG-TS seek lands on the first keyframe after the time asked for (FFmpeg's): a trial's
+    pause and seek to frame 69 showed the frame at 3.08 s labelled "69 / 150", and in a file with
+    one keyframe every seek showed its last part. Decoding now starts further back where it landed
+    late, at last from the start; the frame shown is the one asked for, with its own time."""
+    path = write_clip(tmp_path / "one_keyframe.ts", frames=150, rate=Fraction(25), start=1.4)
+    src = FileSource(str(path))
+    try:
+        for index in (69, 31, 0, 149, 120):
+            src.seek(index)
+            frame = src.read()
+            assert (frame.index, frame.pts - src.origin) == (index, pytest.approx(index / 25, abs=1e-4))
+            assert np.abs(frame.image.astype(int) - pattern(index)).mean() < 12  # its picture
+        src.seek(150)  # past the last frame: the end
+        assert src.read() is None
+    finally:
+        src.close()
 
 
 def test_folder_and_glob_sources_read_images_in_natural_order(tmp_path):

@@ -21,6 +21,9 @@ __all__ = ["VIDEO_EXTENSIONS", "FileSource"]
 #: File endings taken as videos where a folder of inputs is expanded (``annotate``).
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg",
                     ".wmv", ".flv", ".3gp", ".gif")
+#: Where a seek starts decoding, in seconds before its target, while it lands after it (``None``:
+#: the stream's start): an MPEG-TS seek lands on the first keyframe after the time asked for.
+_SEEK_BACK = (0, 2, 10, None)
 #: Times demuxing goes on after FFmpeg's MPEG-TS resync gave up (EAGAIN) in one file.
 _RESYNCS = 1000
 #: The rate given to a stream that states none (one picture in a container, say): a still shown
@@ -49,6 +52,7 @@ class FileSource(FrameSource):
         self._tail: list | None = None  # frames found again after a cut-off end (see _frames_after_end)
         self._counted = 0
         self._refused: set[tuple] = set()  # video packets the decoder refused, left out (see _decoded)
+        self._strays: set[tuple] = set()  # pictures given out of order after damage, left out (see _in_order)
         self._skip_reason = ""
         self._open()
 
@@ -203,6 +207,7 @@ class FileSource(FrameSource):
                 self._counted, self.warning = self._count, None
                 self._check_complete()  # the count with the frames found again (or no shortfall left)
             return None
+        frame = self._in_order(frame)
         self._last_raw = frame.pts
         now = time.monotonic()
         if (frame.width, frame.height) != self._coded:
@@ -233,6 +238,24 @@ class FileSource(FrameSource):
         out = Frame(image, self._count, pts, now, self._last_held)
         self._count += 1
         return out
+
+    def _in_order(self, frame):
+        """``frame``, or the one after it where it is a picture from before a damaged stretch of a
+        transport that the decoder gave out after pictures from after it (2.88, 4.16, 4.20, 2.96,
+        4.24 s: its reordering lost its place): such a picture is left out (:attr:`damage`). Taken
+        for a join of recordings, it shifted every later frame 1.28 s late, out of step with the
+        sound (a trial). A join goes on from where the clock stepped back to; this picture's next
+        goes on after the one before it."""
+        last, tb = self._last_raw, frame.time_base
+        if (self.joins is None or last is None or frame.pts is None or tb is None
+                or frame.pts >= last - Joins.BACK / float(tb)):
+            return frame
+        after = self._decode_next()
+        if after is None or after.pts is None or after.pts <= last:
+            self._peeked = after  # a join: read next
+            return frame
+        self._strays.add((frame.pts, self._count))  # (once, however often a loop meets it)
+        return after
 
     def _short(self) -> bool:
         """Whether fewer frames came than the container counts, by any number (a count that is
@@ -283,6 +306,10 @@ class FileSource(FrameSource):
         the sound of a file whose video ran to its end is kept to its end)."""
         n = len(self._refused)
         gaps = self.gaps.describe() if self.gaps is not None else None
+        if self._strays:
+            k = len(self._strays)
+            gaps = (f"{gaps}; {k} of them decoded out of order, after the gap, and left out" if gaps else
+                    f"{k} picture{'s' if k > 1 else ''} decoded out of order, after later ones, left out")
         if n:
             said = (f"{self._describe()} is damaged: {n} video packet{'s' if n > 1 else ''} could not be decoded and "
                     f"{'were' if n > 1 else 'was'} left out ({self._skip_reason})")
@@ -317,8 +344,6 @@ class FileSource(FrameSource):
         target = index / self.info.rate  # seconds, relative to the first frame
         start = stream.start_time or 0
         offset = start + int(target / stream.time_base)
-        self._container.seek(offset, stream=stream, backward=True, any_frame=False)
-        self._frames = self._decoded()
         self._peeked = None
         self._tail = None  # the end is found again (and what threads dropped there) when it comes
         self._last_raw = offset - 1  # (frames found again after a cut-off end start at the target)
@@ -330,20 +355,25 @@ class FileSource(FrameSource):
             self._clock = self.joins.track(decides=True) if index == 0 else None
             self.gaps.restart()
         self._count = index
-        # Decode forward from the keyframe to the frame we want; keep it for the next read.
-        half = Fraction(1, 2) / self.info.rate
-        import av
-
-        while True:
-            try:
-                frame = next(self._frames)
-            except (StopIteration, av.FFmpegError):  # past where a cut-off file decodes: its end
-                self._frames = (f for f in ())
-                return
-            t = (frame.pts - start) * stream.time_base if frame.pts is not None else target
-            if t + half >= target:
-                first = frame
+        # Decode forward from the keyframe before the frame we want; keep it for the next read. A
+        # transport's seek (by its bytes, then its clock) can land after the target: then from
+        # further back, at last from the start (a trial: "69 / 150" showed the frame at 3.08 s).
+        tried = set()
+        for back in _SEEK_BACK:
+            # (before the start: FFmpeg lands on the first frame; at the start an MPEG-TS seek
+            # landed on the second keyframe)
+            at = start - int(1 / stream.time_base) if back is None else max(start, offset - int(back / stream.time_base))
+            if at in tried:
+                continue
+            tried.add(at)
+            self._container.seek(at, stream=stream, backward=True, any_frame=False)
+            self._frames = self._decoded()
+            first, late = self._decode_to(target, start)
+            if not late:
                 break
+        if first is None:  # past where a cut-off file decodes: its end
+            self._frames = (f for f in ())
+            return
         rest = self._frames
 
         def chain():
@@ -351,6 +381,24 @@ class FileSource(FrameSource):
             yield from rest
 
         self._frames = chain()
+
+    def _decode_to(self, target: Fraction, start: int):
+        """Decode from where a seek landed to the frame at ``target`` seconds from ``start`` (the
+        first at or after it, within half a frame); returns it (``None`` at the end) and whether
+        the seek landed after the target."""
+        import av
+
+        half = Fraction(1, 2) / self.info.rate
+        first = True
+        while True:
+            try:
+                frame = next(self._frames)
+            except (StopIteration, av.FFmpegError):
+                return None, first  # nothing after where it landed: earlier, unless it was the end
+            t = (frame.pts - start) * self._stream.time_base if frame.pts is not None else target
+            if t + half >= target:
+                return frame, first and t > target + half
+            first = False
 
     def close(self) -> None:
         # The decoder's threads live as long as the stream's codec context, which the stream, the
