@@ -624,17 +624,33 @@ def test_the_layer_box_says_a_model_is_loading_and_shows_its_layers_after(qtbot,
     wait_frames(qtbot, w, 2)
     seen = []
     w.pipeline.busy.connect(lambda what: what.startswith("loading") and seen.append(
-        (w.layer_combo.currentText(), w.layer_combo.isEnabled(), w.layer_filter.isEnabled())))
+        (w.layer_combo.currentText(), w.layer_combo.isEnabled(), w.layer_filter.isEnabled()
+         or w.layer_filter.placeholderText())))
     kept = [w.layer_combo.itemData(i) for i in range(w.layer_combo.count())]
     w._choose_model("nosuchnet")
     qtbot.waitUntil(lambda: "nosuchnet" in (w.last_error or "") and w.layer_combo.isEnabled(), timeout=WAIT)
-    assert seen == [("loading…", False, False)]
+    assert seen == [("loading…", False, "")]  # (the filter disabled, without its hint)
     assert [w.layer_combo.itemData(i) for i in range(w.layer_combo.count())] == kept
     assert w.layer_combo.currentData() == w.pipeline.engine.layer and w.layer_filter.isEnabled()
     w._choose_model("resnet18")
     qtbot.waitUntil(lambda: w.layer_combo.currentData() == "layer4" and w.layer_combo.isEnabled(), timeout=WAIT)
-    assert seen[1:] == [("loading…", False, False)] and "layer4.1.conv2" in [
+    assert seen[1:] == [("loading…", False, "")] and "layer4.1.conv2" in [
         w.layer_combo.itemData(i) for i in range(w.layer_combo.count())]
+
+
+def test_the_layer_box_says_no_network_where_none_could_be_built(qtbot, make_window, monkeypatch):
+    """A review: where no network builds at the start, the box said "loading…" for good."""
+    import ui.engine_status as es
+    from eigencam_live.errors import ConfigError
+
+    def refused(*_args, **_kwargs):
+        raise ConfigError("no such network here", field="model")
+
+    monkeypatch.setattr(es, "Engine", refused)
+    w = make_window()
+    qtbot.waitUntil(lambda: "no such network here" in (w.last_error or ""), timeout=WAIT)
+    qtbot.waitUntil(lambda: w.layer_combo.currentText() == "no network", timeout=WAIT)
+    assert not w.layer_combo.isEnabled() and w.busy_text == ""
 
 
 def test_enter_on_an_onnx_files_name_in_the_model_box_keeps_that_file(qtbot, make_window, tmp_path):

@@ -44,6 +44,8 @@ __all__ = ["TIPS", "ControlsSync", "build_panel", "natural_key"]
 SUGGESTED_MODELS = ("timm:convnext_tiny", "timm:efficientnet_b0", "timm:vit_small_patch16_224",
                     "examples.efficientnet_lite0:build")
 
+#: The layer filter's hint while it can be typed in.
+FILTER_HINT = "filter layers…"
 _VIEW_LABELS = {"overlay": "Overlay", "side-by-side": "Side by side / stacked", "stacked": "Stacked", "heatmap": "Heatmap only",
                 "original": "Original"}
 
@@ -144,7 +146,7 @@ def build_panel(w, dock: QWidget) -> QWidget:
     w.layer_combo.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
     w.layer_combo.setMaxVisibleItems(18)
     w.layer_filter = QLineEdit(mdl)
-    w.layer_filter.setPlaceholderText("filter layers…")
+    w.layer_filter.setPlaceholderText(FILTER_HINT)
     w.layer_filter.setClearButtonEnabled(True)
     w.component_spin = SpinBox(mdl)
     w.component_spin.setRange(1, COMPONENT_MAX)  # the spectrum shows the first five; any can be shown
@@ -435,9 +437,12 @@ class ControlsSync:
                                        f"{star}{layer.name}", dims, layer.kind)
             self.layer_combo.setItemData(self.layer_combo.count() - 1, f"{layer.name}: {layer.kind}, "
                                          f"{dims or '?'}{' (the default)' if star else ''}", Qt.ToolTipRole)
+        if not layers:  # no network could be built (a review: "loading…" stayed for good)
+            self.layer_combo.addItem("no network")
         self.layer_combo.blockSignals(False)
-        self.layer_combo.setEnabled(True)
-        self.layer_filter.setEnabled(True)
+        self.layer_combo.setEnabled(bool(layers))
+        self.layer_filter.setEnabled(bool(layers))
+        self.layer_filter.setPlaceholderText(FILTER_HINT if layers else "")
         if self.status is not None:
             self._select_layer(self.status.layer)
         self._filter_layers(self.layer_filter.text())
@@ -455,6 +460,7 @@ class ControlsSync:
         self.layer_combo.blockSignals(False)
         self.layer_combo.setEnabled(False)
         self.layer_filter.setEnabled(False)
+        self.layer_filter.setPlaceholderText("")  # (its hint looked as it does when it can be typed in)
 
     def _filter_layers(self, text: str) -> None:
         """Hide the layers whose name and type do not contain ``text`` (the one in use stays)."""

@@ -154,6 +154,8 @@ class FrameLoop(LoopRecording, LoopSettings):
                                        fatal=self.out.fatal.emit)
             if self.engine is None and typed:
                 return
+            if self.engine is None:  # the window's layer box stops saying "loading…"
+                self.out.layers_ready.emit(self._engine_config.model, [])
             if self.engine is not None:
                 self.engine.threads = self._threads
                 self._announce_engine()
