@@ -82,6 +82,15 @@ class EngineConfig:
     optimize: bool = True
 
     def __post_init__(self) -> None:
+        for name in ("model", "labels"):  # a pathlib.Path names a file as its str does
+            if isinstance(getattr(self, name), os.PathLike):
+                object.__setattr__(self, name, os.fspath(getattr(self, name)))
+        if not isinstance(self.model, str):  # (a library trial: a module's whole repr in "unknown model")
+            raise ConfigError(f"must be a model's name or a file's path (a str); a network itself goes to "
+                              f"Engine(model=...). Got {type(self.model).__name__}", field="model")
+        if self.layer is not None and not isinstance(self.layer, str):
+            raise ConfigError(f"must be a layer's name (a str, as Engine.feature_layers() lists them). Got "
+                              f"{type(self.layer).__name__}", field="layer")
         if model_kind(self.model) is None:
             import difflib
 

@@ -30,6 +30,7 @@ that runs the network does nothing else.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from contextlib import contextmanager
@@ -96,10 +97,12 @@ class Engine:
         config: the settings.
         model: a network to use instead of building ``config.model``: an ``nn.Module`` (your own,
             weights loaded; optional attributes ``labels``, ``mean``, ``std``, ``input_size``) or a
-            :class:`~eigencam_live.models.LoadedModel`. ``config.model`` then only names it. The
-            module itself is run: in eval mode, moved to the device and precision in use (as
-            ``.to()`` does); hand over a copy to keep yours as it was (a torchvision detector,
-            whose transform and threshold are set too, is copied here).
+            :class:`~eigencam_live.models.LoadedModel`. ``config.model`` and ``config.weights``
+            then build nothing (``loaded.spec.name`` names the network); :meth:`reconfigure` keeps
+            it for every setting but a new ``model``. The module itself is run: in eval mode, moved
+            to the device and precision in use (as ``.to()`` does); hand over a copy to keep yours
+            as it was (a torchvision detector, whose transform and threshold are set too, is
+            copied here).
         fallback_untrained: when ImageNet weights cannot be had (offline, nothing cached), run the
             untrained network and set :attr:`warning` instead of raising.
         resident: keep frames on the device from upload to the finished picture, with the
@@ -114,6 +117,9 @@ class Engine:
         fallback_untrained: bool = False,
         resident: bool | None = None,
     ) -> None:
+        if config is not None and not isinstance(config, EngineConfig):
+            hint = ": a network goes to model= (Engine(model=net))" if isinstance(config, (nn.Module, LoadedModel)) else ""
+            raise TypeError(f"config must be an EngineConfig{hint}. Got {type(config).__name__}")
         self._lock = threading.RLock()
         self.fallback_untrained = fallback_untrained
         self.warning: str | None = None
@@ -123,8 +129,9 @@ class Engine:
         if model is None:
             model, self.warning = self._load(self._config)
         else:
-            model = self._handed = with_overrides(model if isinstance(model, LoadedModel) else from_module(model),
-                                                  self._config)
+            model = model if isinstance(model, LoadedModel) else from_module(model)
+            self._handed_own = (model.labels, model.mean, model.std)  # before the settings' (reconfigure)
+            model = self._handed = with_overrides(model, self._config)
         if model.detector:  # one handed over as a module is known for one only now
             device, dtype, kind = _placement(self._config, detector=True)
         self.backend = make_backend(kind, model, self._config.layer or model.spec.layer, device, dtype,
@@ -254,7 +261,7 @@ class Engine:
         return with_overrides(loaded, config), warning
 
     def feature_layers(self, frame_hw: tuple[int, int] | None = None, short_side: int | None = None) -> list[Layer]:
-        """Every layer of the network that gives a feature map, in forward order, with its type and
+        """Every layer of the network that gives a feature map, in forward order, with its kind and
         its ``(C, h, w)`` for :meth:`input_size`."""
         with self._lock:
             size = self.input_size(frame_hw, short_side)
@@ -291,9 +298,10 @@ class Engine:
         if config.labels is not None and classes and len(labels) != classes:
             raise ConfigError(f"{config.labels} names {len(labels)} classes, but {Path(backend.loaded.spec.name).name} gives "
                               f"{classes} scores: one name a line, in the network's order", field="labels")
-        own = backend.loaded is self._handed or model_kind(config.model) == "factory"  # not a zoo's labels
+        handed = self._handed is not None and backend.loaded.net is self._handed.net  # (or its copy: reconfigure)
+        own = handed or model_kind(config.model) == "factory"  # not a zoo's labels
         if labels and classes and len(labels) != classes and own:
-            name = backend.loaded.spec.name if backend.loaded is self._handed else config.model
+            name = backend.loaded.spec.name if handed else config.model
             raise ConfigError(f"{name} sets {len(labels)} labels on its network, which gives {classes} scores: "
                               "one name per score, in its order (or --labels FILE)", field="model")
 
@@ -330,10 +338,21 @@ class Engine:
             new = replace(old, **changes)  # validates
             new_model = (new.model, new.weights, new.labels, new.mean, new.std) != (
                 old.model, old.weights, old.labels, old.mean, old.std)
-            device, dtype, kind = _placement(new, detector=not new_model and self.loaded.detector)
+            handed = self.loaded is self._handed and new.model == old.model  # a network handed over stays
+            if handed and new.weights != old.weights:
+                raise ConfigError(f"{self.loaded.spec.name} was handed to the engine with its weights: load others into it "
+                                  "(load_state_dict) and hand it over again", field="weights")
+            device, dtype, kind = _placement(new, detector=(not new_model or handed) and self.loaded.detector)
             backend, warning = self.backend, self.warning
             layer = new.layer or (self.loaded.spec.layer if not new_model else None)
-            if new_model:
+            if new_model and handed:  # its labels or normalisation, from its own again (a library trial: the
+                fresh = copy.copy(self._handed)  # engine loaded config.model in its place)
+                fresh.labels, fresh.mean, fresh.std = self._handed_own
+                loaded = with_overrides(fresh, new)
+                layer = new.layer or self.layer
+                backend = make_backend(kind, loaded, layer, device, dtype, optimize=new.optimize,
+                                       master=getattr(_torch_of(self.backend), "_master", None))
+            elif new_model:
                 loaded, warning = self._load(new)
                 layer = new.layer or loaded.spec.layer
                 backend = make_backend(kind, loaded, layer, device, dtype, optimize=new.optimize)
@@ -348,6 +367,8 @@ class Engine:
                     backend.place(device, dtype)
                 backend.optimize = new.optimize
             self.backend, self.warning, self._config = backend, warning, new
+            if new_model and handed:
+                self._handed = backend.loaded
             self._normalisation()
             self._share_cores()
             if (new.model, new.weights, layer, new.component, new.short_side, device, dtype) != before:
@@ -384,6 +405,8 @@ class Engine:
         at once on CUDA; the results come from :meth:`PendingFrames.result`. Batches are processed
         in the order they are submitted. A batch prepared before a setting that changes the input
         (short side, model, device, precision) is prepared again."""
+        if render is not None and not isinstance(render, RenderConfig):
+            raise TypeError(f"render must be a RenderConfig (or None: no picture). Got {type(render).__name__}")
         ahead = frames if isinstance(frames, Prepared) else None
         batch = ahead.frames if ahead is not None else as_batch(frames)
         # another engine in the process may have set torch's threads

@@ -124,8 +124,14 @@ def as_batch(frames: np.ndarray | list[np.ndarray]) -> np.ndarray:
         frames = np.stack(frames)
     if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 BGR numpy arrays. Got {getattr(frames, 'dtype', type(frames))}")
+    given = frames.shape
+    if frames.ndim == 2:
+        raise ValueError(f"frames must have a shape of (H, W, 3) or (B, H, W, 3), BGR. Got {given}: a grey image "
+                         "becomes one with cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)")
     if frames.ndim == 3:
         frames = frames[None]
+    if frames.ndim == 4 and frames.shape[0] == 0:
+        raise ValueError("frames must not be empty")
     if frames.ndim != 4 or frames.shape[3] != 3 or frames.shape[1] < 1 or frames.shape[2] < 1:
-        raise ValueError(f"frames must have a shape of (H, W, 3) or (B, H, W, 3). Got {frames.shape}")
+        raise ValueError(f"frames must have a shape of (H, W, 3) or (B, H, W, 3), BGR. Got {given}")
     return np.ascontiguousarray(frames)

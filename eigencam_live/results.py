@@ -32,7 +32,8 @@ class FrameResult:
             boxes' ``(label, score)``, best first).
         detections: a detector's boxes at or above the score threshold, best first
             (:class:`~eigencam_live.models.Detection`, frame pixels); ``None`` for a classifier.
-        explained: ``(K,)`` float32, explained variance of the leading components (K <= 5).
+        explained: ``(K,)`` float32, explained variance of the leading components (``K`` is 5, or the
+            component shown where it is beyond, at most the map's rank).
         component: the 1-based component shown.
         peak: ``(x, y)`` frame pixel at the centre of the map's hottest feature cell (the
             upsampled heatmap is flat across a corner cell's outer half, so its own argmax would

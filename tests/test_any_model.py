@@ -592,3 +592,73 @@ def test_a_map_flattened_channels_first_is_the_default_layer_and_gives_that_maps
     assert engine.backend.running == backend
     assert got.cam.shape == want.cam.shape == (7, 12)
     np.testing.assert_allclose(got.cam, want.cam, atol=1e-4)
+
+
+def test_a_network_handed_to_the_engine_stays_through_every_setting_but_a_new_model(tmp_path):
+    """A library trial: reconfigure(mean=...) or labels on an engine built from your own module
+    loaded config.model (mobilenet_v3_large) in its place, without a word with weights="none"."""
+    from torch import nn
+
+    class Tiny(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.block1 = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU())
+            self.block2 = nn.Sequential(nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU())
+            self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+
+        def forward(self, x):
+            return self.head(self.block2(self.block1(x)))
+
+    torch.manual_seed(0)
+    net = Tiny()
+    net.labels = [f"own {i}" for i in range(10)]
+    frame = (np.random.default_rng(0).random((120, 160, 3)) * 255).astype(np.uint8)
+    engine = Engine(EngineConfig(layer="block2", short_side=64, device="cpu"), model=net)
+    first = engine.process_one(frame)
+    engine.reconfigure(mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    assert engine.loaded.net is net and engine.layer == "block2" and engine.loaded.mean == (0.5, 0.5, 0.5)
+    assert engine.process_one(frame).predictions != first.predictions  # the input normalised so
+    names = tmp_path / "names.txt"
+    names.write_text("\n".join(f"name {i}" for i in range(10)))
+    engine.reconfigure(labels=str(names))
+    assert engine.loaded.net is net and engine.process_one(frame).predictions[0][0].startswith("name ")
+    engine.reconfigure(labels=None, mean=None, std=None)  # its own again
+    again = engine.process_one(frame)
+    assert engine.loaded.net is net and again.predictions == first.predictions
+    np.testing.assert_allclose(again.cam, first.cam, atol=1e-6)
+    with pytest.raises(ConfigError, match="weights: Tiny was handed to the engine with its weights"):
+        engine.reconfigure(weights="none")
+    engine.reconfigure(layer="block1", backend="onnxruntime")
+    assert engine.loaded.net is net and engine.backend.running == "onnxruntime" and engine.process_one(frame).cam.shape == (32, 48)
+    engine.reconfigure(model="mobilenet_v3_small", weights="none", layer=None)  # a new model: that one
+    assert type(engine.loaded.net).__name__ == "MobileNetV3" and engine.layer == "features"
+
+
+def test_library_mistakes_say_what_is_allowed():
+    """A library trial: Engine(net) raised AttributeError deep inside; render="overlay" an
+    AttributeError after the forward pass; an empty batch array ran the network; a grey image was
+    named by its batched shape; a module as the layer printed its whole repr."""
+    import pathlib
+
+    from torch import nn
+
+    from eigencam_live.render import RenderConfig
+
+    with pytest.raises(TypeError, match=r"config must be an EngineConfig: a network goes to model= \(Engine\(model=net\)\)"):
+        Engine(nn.Conv2d(3, 3, 1))
+    engine = Engine(EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64, device="cpu"))
+    frame = np.zeros((40, 50, 3), np.uint8)
+    with pytest.raises(TypeError, match="render must be a RenderConfig .* Got str"):
+        engine.process_one(frame, "overlay")
+    assert engine.process_one(frame, RenderConfig()).picture.shape == (40, 50, 3)
+    with pytest.raises(ValueError, match="^frames must not be empty$"):
+        engine.process(np.zeros((0, 10, 10, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"Got \(30, 40\): a grey image becomes one with cv2.cvtColor"):
+        engine.process(np.zeros((30, 40), np.uint8))
+    with pytest.raises(ValueError, match=r"BGR. Got \(3, 30, 40\)$"):  # as given, not as batched
+        engine.process(np.zeros((3, 30, 40), np.uint8))
+    with pytest.raises(ConfigError, match="layer: must be a layer's name .* Got ReLU"):
+        EngineConfig(layer=nn.ReLU())
+    with pytest.raises(ConfigError, match=r"model: must be a model's name .* Engine\(model=...\). Got Conv2d"):
+        EngineConfig(model=nn.Conv2d(3, 3, 1))
+    assert EngineConfig(model=pathlib.Path("net.onnx")).model == "net.onnx"  # a path as its str

@@ -306,8 +306,10 @@ def test_onnx_file_mistakes_get_one_clear_line(tmp_path):
     for one, many in zip([engine.process_one(f) for f in frames], engine.process(frames), strict=True):
         np.testing.assert_allclose(many.cam, one.cam, atol=1e-5)
         assert many.predictions == one.predictions
-    with pytest.raises(LayerNotFoundError, match="no node output"):
-        engine.reconfigure(layer="layer4")
+    with pytest.raises(LayerNotFoundError, match=r"no node output named 'layer4' in fixed.onnx. \d+ outputs are named inside 'layer4', the last /layer4/"):
+        engine.reconfigure(layer="layer4")  # (the closest names on every path, Engine() too: a library trial)
+    with pytest.raises(LayerNotFoundError, match=r"no node output named 'layer4' in fixed.onnx. \d+ outputs are named inside 'layer4', the last /layer4/"):
+        Engine(EngineConfig(model=path, layer="layer4"))
     with pytest.raises(LayerNotFoundError, match=r"not a spatial feature map \(its output is \(1, 512, 1, 1\)"):
         engine.reconfigure(layer=next(n for n in engine.backend.graph.order if "GlobalAveragePool" in n))
     with pytest.raises(ConfigError, match="precision: .*exported in") as info:  # the option at fault named

@@ -350,19 +350,28 @@ class OnnxFileBackend:
     @layer.setter
     def layer(self, name: str) -> None:
         if name not in self.graph.order:
-            import difflib
-
-            close = difflib.get_close_matches(name, self.graph.order, n=5, cutoff=0.4)
-            hint = f" Closest: {', '.join(close)}." if close else " --list-layers lists them."
-            raise LayerNotFoundError(f"no node output named {name!r} in {self.graph.path.name}.{hint}")
+            raise self._no_such(name)
         self._layer = name
+
+    def _no_such(self, name: str) -> LayerNotFoundError:
+        import difflib
+
+        # a module's name as torch has it (layer4) is in the names of its nodes' outputs (/layer4/...)
+        inside = [n for n in self.graph.order if f"/{name}/" in n]
+        close = difflib.get_close_matches(name, self.graph.order, n=5, cutoff=0.4)
+        if inside:
+            hint = (f" {len(inside)} outputs are named inside {name!r}, the last {inside[-1]}; --list-layers lists "
+                    "the feature maps.")
+        else:
+            hint = f" Closest: {', '.join(close)}." if close else " --list-layers lists them."
+        return LayerNotFoundError(f"no node output named {name!r} in {self.graph.path.name}.{hint}")
 
     def probe(self, layer: str, size: tuple[int, int]) -> tuple[int, int, int]:
         shapes = self.graph.layers(size)
         self.loaded.classes = self.graph.classes
         if layer not in shapes:
-            if layer not in self.graph.order:
-                raise LayerNotFoundError(f"no node output named {layer!r} in {self.graph.path.name}")
+            if layer not in self.graph.order:  # (with the closest names, as the layer setter: a library trial)
+                raise self._no_such(layer)
             if layer in self.graph.small_maps(size):  # a map, too small at this size: the engine says so
                 return self.graph.small_maps(size)[layer]
             if layer == self.graph.output:  # (its shape is not kept among the others': a trial got none)

@@ -24,7 +24,7 @@ __all__ = ["LEVEL_STRIDE", "ActivationCapture", "Layer", "feature_layers", "find
 
 
 class Layer(NamedTuple):
-    """A layer that gives a feature map: its name, its type (module class or ONNX op) and the
+    """A layer that gives a feature map: its name, its ``kind`` (module class or ONNX op) and the
     ``(C, h, w)`` of its map for the input size asked about."""
 
     name: str
