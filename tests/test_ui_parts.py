@@ -421,3 +421,28 @@ def test_a_pick_in_the_device_row_brings_what_it_needs_along():
     assert device_row(bf16, False, backend="torch") == {"backend": "torch"}
     for picked in (device_row(bf16, False, backend="onnxruntime"), device_row(ort, True, device="cuda")):
         EngineConfig(**{**vars(EngineConfig()), **picked})  # a valid config
+
+
+def test_a_rate_not_measured_yet_is_a_dash_in_the_status_line(qapp):
+    """A trial: after a new backend or input size the line read "capture 0.0 fps · processing 0.0
+    fps", as if the source had stalled; the rates start over and need two frames."""
+    from types import SimpleNamespace
+
+    from PyQt5.QtWidgets import QLabel
+
+    from ui.status import StatusReports
+
+    clock = Clock()
+    display = RateMeter(window=2.0, clock=clock)
+    pipeline = SimpleNamespace(capture_fps=0.0, process_rate=RateMeter(window=2.0, clock=clock), process_ms=93.0,
+                               dropped=0, link_status="")
+    window = SimpleNamespace(pipeline=pipeline, paused=False, latencies=[], display_rate=display, stats_label=QLabel())
+    window.stats_label.resize(2000, 20)
+    StatusReports._update_stats(window)
+    assert window.stats_label.text().startswith("capture — fps  ·  processing — fps (93 ms)  ·  display — fps")
+    for _ in range(3):
+        display.tick()
+        clock.t += 0.1
+    pipeline.capture_fps = 30.0
+    StatusReports._update_stats(window)
+    assert window.stats_label.text().startswith("capture 30.0 fps  ·  processing — fps (93 ms)  ·  display 10.0 fps")

@@ -157,11 +157,14 @@ class StatusReports:
             return
         lat = list(self.latencies)[-60:]
         latency = f"{np.median(lat):.0f} ms" if lat else "—"
-        capture, processing, display = p.capture_fps, p.process_rate.rate(), self.display_rate.rate()
-        full = (f"capture {capture:.1f} fps  ·  processing {processing:.1f} fps ({p.process_ms:.0f} ms)  ·  "
-                f"display {display:.1f} fps  ·  latency {latency}  ·  dropped {p.dropped}")
-        short = (f"cap {capture:.0f} · proc {processing:.0f} fps ({p.process_ms:.0f} ms) · disp {display:.0f} · "
-                 f"lat {latency} · drop {p.dropped}")
+        # a rate not measured yet (just after a new setting: two frames make one) is "—", not 0.0 fps,
+        # which read as a stalled capture (a trial)
+        rates = (p.capture_fps, p.process_rate.rate(), self.display_rate.rate())
+        capture, processing, display = (f"{r:.1f}" if r > 0 else "—" for r in rates)
+        cap, proc, disp = (f"{r:.0f}" if r > 0 else "—" for r in rates)
+        full = (f"capture {capture} fps  ·  processing {processing} fps ({p.process_ms:.0f} ms)  ·  "
+                f"display {display} fps  ·  latency {latency}  ·  dropped {p.dropped}")
+        short = f"cap {cap} · proc {proc} fps ({p.process_ms:.0f} ms) · disp {disp} · lat {latency} · drop {p.dropped}"
         fits = self.stats_label.fontMetrics().horizontalAdvance(full) <= self.stats_label.width()
         self.stats_label.setText(full if fits else short)
         self.stats_label.setToolTip("capture: frames the source delivers per second; processing: frames the "
