@@ -82,7 +82,7 @@ class EngineConfig:
     optimize: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("model", "labels"):  # a pathlib.Path names a file as its str does
+        for name in ("model", "weights", "labels"):  # a pathlib.Path names a file as its str does
             if isinstance(getattr(self, name), os.PathLike):
                 object.__setattr__(self, name, os.fspath(getattr(self, name)))
         if not isinstance(self.model, str):  # (a library trial: a module's whole repr in "unknown model")

@@ -359,7 +359,11 @@ class Engine:
             elif kind != backend.name:  # the same network, run another way: its weights move along
                 backend = make_backend(kind, self.loaded, self.layer, device, dtype, optimize=new.optimize,
                                        master=getattr(_torch_of(self.backend), "_master", None))
-            self._check_shapes(backend, layer, new)  # raises before anything has changed
+            try:
+                self._check_shapes(backend, layer, new)  # raises before anything has changed
+            except BaseException:
+                self._restore_network(backend)
+                raise
             before = (old.model, old.weights, self.layer, old.component, old.short_side, self.device, self.dtype)
             backend.layer = layer
             if isinstance(backend, TorchBackend):
@@ -377,6 +381,17 @@ class Engine:
             elif new.smoothing != old.smoothing:  # a score or a method change keeps the smoothed maps
                 self.smoother = TemporalSmoother(new.smoothing)
             return new
+
+    def _restore_network(self, refused: TorchBackend | OnnxBackend | OnnxFileBackend) -> None:
+        """A new backend of the network in use, refused: its network back as the backend in use had
+        it (the new one moved and cast it: a review found an engine in fp32 left with bf16 weights,
+        failing every frame), exactly, from the fp32 weights the new one kept."""
+        old, new = _torch_of(self.backend), _torch_of(refused)
+        if refused is self.backend or old is None or new is None or old.loaded.net is not new.loaded.net:
+            return
+        if old._master is None:
+            old._master = new._master
+        old.place(old.device, old.dtype)
 
     def reset(self) -> None:
         """Forget the video state (call on a cut, a seek or a new source)."""

@@ -118,6 +118,8 @@ def as_batch(frames: np.ndarray | list[np.ndarray]) -> np.ndarray:
     if isinstance(frames, list):
         if not frames:
             raise ValueError("frames must not be empty")
+        if len(frames) == 1:  # said of the frame as given
+            return as_batch(frames[0])
         shapes = {f.shape for f in frames}
         if len(shapes) != 1:
             raise ValueError(f"frames of one batch must share one size. Got {sorted(shapes)}")

@@ -628,6 +628,12 @@ def test_a_network_handed_to_the_engine_stays_through_every_setting_but_a_new_mo
     np.testing.assert_allclose(again.cam, first.cam, atol=1e-6)
     with pytest.raises(ConfigError, match="weights: Tiny was handed to the engine with its weights"):
         engine.reconfigure(weights="none")
+    seven = tmp_path / "seven.txt"
+    seven.write_text("\n".join(f"n{i}" for i in range(7)))
+    with pytest.raises(ConfigError, match="names 7 classes, but Tiny gives 10 scores"):  # refused: nothing changed
+        engine.reconfigure(labels=str(seven), precision="bf16")  # (a review: the weights were left in bf16)
+    assert next(net.parameters()).dtype == torch.float32
+    np.testing.assert_array_equal(engine.process_one(frame).cam, again.cam)
     engine.reconfigure(layer="block1", backend="onnxruntime")
     assert engine.loaded.net is net and engine.backend.running == "onnxruntime" and engine.process_one(frame).cam.shape == (32, 48)
     engine.reconfigure(model="mobilenet_v3_small", weights="none", layer=None)  # a new model: that one
@@ -657,8 +663,11 @@ def test_library_mistakes_say_what_is_allowed():
         engine.process(np.zeros((30, 40), np.uint8))
     with pytest.raises(ValueError, match=r"BGR. Got \(3, 30, 40\)$"):  # as given, not as batched
         engine.process(np.zeros((3, 30, 40), np.uint8))
+    with pytest.raises(ValueError, match=r"Got \(30, 40\): a grey image"):  # one in a list too
+        engine.process([np.zeros((30, 40), np.uint8)])
     with pytest.raises(ConfigError, match="layer: must be a layer's name .* Got ReLU"):
         EngineConfig(layer=nn.ReLU())
     with pytest.raises(ConfigError, match=r"model: must be a model's name .* Engine\(model=...\). Got Conv2d"):
         EngineConfig(model=nn.Conv2d(3, 3, 1))
     assert EngineConfig(model=pathlib.Path("net.onnx")).model == "net.onnx"  # a path as its str
+    assert EngineConfig(model="resnet18", weights=pathlib.Path("w.pth")).weights == "w.pth"

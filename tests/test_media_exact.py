@@ -507,6 +507,78 @@ def test_a_picture_decoded_out_of_order_after_damage_is_left_out(tmp_path):
         src.close()
 
 
+def test_pictures_out_of_order_are_told_from_a_join_by_where_the_clock_goes_next(tmp_path):
+    """Two pictures out of order in a row (a decoder with more B-frames) were taken for a join (a
+    review): the clock comes back within a few frames after strays, and stays back after a join."""
+    from types import SimpleNamespace
+
+    from eigencam_live.video.files import FileSource
+
+    src = FileSource(str(write_clip(tmp_path / "in.ts", frames=5, rate=Fraction(25), time_base=Fraction(1, 25))))
+    try:
+        def run(times):
+            decoded = iter([SimpleNamespace(pts=t, time_base=Fraction(1, 25)) for t in times])
+            src._decode_next = lambda: next(decoded, None)
+            src._strays.clear()
+            src._ahead, src._peeked, src._last_raw = [], None, 99  # as read() goes
+            got = []
+            while (frame := src._next_decoded()) is not None and (frame := src._in_order(frame)) is not None:
+                got.append(frame.pts)
+                src._last_raw = frame.pts
+            return got, sorted(src._strays)
+
+        assert run([74, 75, 100, 101]) == ([100, 101], [74, 75])  # two strays, then the clock back
+        assert run([5, 6, 7, 8, 9, 10]) == ([5, 6, 7, 8, 9, 10], [])  # a join: the clock stays back
+        assert run([74, 75]) == ([], [74, 75])  # strays at the end
+    finally:
+        src.close()
+
+
+def test_a_gap_is_found_after_a_seek_too(tmp_path):
+    """A review: after any seek in an MPEG-TS file but to its start, gaps went unfound, and the
+    frames they lost read as a file "ending early (cut off?)"."""
+    from eigencam_live.video.files import FileSource
+
+    times = [*(i / 25 for i in range(75)), *(i / 25 for i in range(85, 150))]
+    src = FileSource(str(write_clip(tmp_path / "gap.ts", pts=times, rate=Fraction(25), start=1.4)))
+    try:
+        src.seek(10)
+        count = 0
+        while src.read() is not None:
+            count += 1
+        assert count == 130 and src.warning is None
+        assert src.damage.endswith(": 10 frames are missing between 2.96 and 3.40 s (a gap in its timestamps: dropped "
+                                   "by its recorder, or lost; the frame before it is held)")
+    finally:
+        src.close()
+
+
+def test_a_stretch_without_sync_bytes_over_ten_seconds_is_said_as_lost(tmp_path):
+    """A review: 150 KB zeroed in a low-rate MPEG-TS lost 17 s of video; the clock's jump ahead was
+    taken for a join of recordings and the run said nothing. Where demuxing had to resync over
+    the stretch, the jump is said as the frames lost."""
+    from eigencam_live.video.files import FileSource
+
+    clip = write_clip(tmp_path / "slow.ts", frames=900, rate=Fraction(5), size=(64, 48), time_base=Fraction(1, 90000))
+    data = bytearray(clip.read_bytes())
+    at = len(data) // 2 - (len(data) // 2) % 188
+    zeroed = min(len(data) // 3, 188 * 1200) // 188 * 188
+    data[at : at + zeroed] = bytes(zeroed)
+    damaged = tmp_path / "damaged.ts"
+    damaged.write_bytes(bytes(data))
+    src = FileSource(str(damaged))
+    try:
+        times = []
+        while (frame := src.read()) is not None:
+            times.append(frame.pts - src.origin)
+        jumps = [b - a for a, b in zip(times, times[1:], strict=False) if b - a > 1]
+        assert jumps == [] and src.warning is None  # the output goes on without the jump (a join's way)
+        lost = 900 - len(times)
+        assert lost > 50 and f"{lost} frames are missing at " in src.damage and "unreadable" in src.damage
+    finally:
+        src.close()
+
+
 def test_the_gaps_of_a_transports_clock():
     """What counts as frames lost: a step beyond 1.8 usual ones, with a usual one after it. Film
     telecined into 29.97 fps video steps 1 and 1.5 frames in turn, and a broadcast goes from 50p
@@ -521,10 +593,14 @@ def test_the_gaps_of_a_transports_clock():
         t += (1.0 if i % 2 else 1.5) * 1001 / 30000
     assert film.missing == 0 and film.describe() is None
     broadcast = Gaps()
-    for t in [*(i / 50 for i in range(50)), *(1 + i / 25 for i in range(1, 100))]:
+    for t in [*(i / 50 for i in range(50)), *(0.98 + i / 25 for i in range(1, 100))]:
         broadcast.see(t)
     broadcast.restart()
     assert broadcast.missing == 0 and broadcast.describe() is None
+    bursts = Gaps()  # a bad signal: two lost, one kept, four times (a review: taken for a new rate)
+    for t in [*range(20), 23, 26, 29, 32, *range(33, 50)]:
+        bursts.see(t / 25)
+    assert bursts.missing == 9 and bursts.describe().startswith("9 frames are missing in 4 places, the first between 0.76 and 0.92")
     lost = Gaps()
     for _ in range(2):  # a loop
         lost.restart()

@@ -213,6 +213,9 @@ def test_a_transports_seek_lands_on_the_frame_asked_for(tmp_path):
             assert np.abs(frame.image.astype(int) - pattern(index)).mean() < 12  # its picture
         src.seek(150)  # past the last frame: the end
         assert src.read() is None
+        src.interrupt()  # (stop, from another thread): a seek decoding from the start gives up
+        src.seek(120)
+        assert src.read() is None
     finally:
         src.close()
 

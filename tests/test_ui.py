@@ -99,7 +99,7 @@ def settled(qtbot, w: MainWindow) -> None:
     background, done) and a frame went through it: a picture drawn on torch and one drawn again on
     ONNX Runtime agree to r 0.9999, not to the bit (a CI run under load redrew a compared frame
     across the switch)."""
-    qtbot.waitUntil(lambda: w.pipeline.engine is not None and not w.pipeline.engine.backend.preparing, timeout=WAIT)
+    qtbot.waitUntil(lambda: w.pipeline.engine is not None and not w.pipeline.engine.preparing(), timeout=WAIT)
     wait_frames(qtbot, w, 1)
 
 

@@ -23,7 +23,9 @@ VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".ts", ".mt
                     ".wmv", ".flv", ".3gp", ".gif")
 #: Where a seek starts decoding, in seconds before its target, while it lands after it (``None``:
 #: the stream's start): an MPEG-TS seek lands on the first keyframe after the time asked for.
-_SEEK_BACK = (0, 2, 10, None)
+_SEEK_BACK = (0, 2, 10, 30, 90, None)
+#: Pictures out of order after damage looked past before a step back of the clock is a join.
+_STRAYS = 4
 #: Times demuxing goes on after FFmpeg's MPEG-TS resync gave up (EAGAIN) in one file.
 _RESYNCS = 1000
 #: The rate given to a stream that states none (one picture in a container, say): a still shown
@@ -52,8 +54,12 @@ class FileSource(FrameSource):
         self._tail: list | None = None  # frames found again after a cut-off end (see _frames_after_end)
         self._counted = 0
         self._refused: set[tuple] = set()  # video packets the decoder refused, left out (see _decoded)
-        self._strays: set[tuple] = set()  # pictures given out of order after damage, left out (see _in_order)
+        self._strays: set[int] = set()  # pictures given out of order after damage, left out (see _in_order)
+        self._ahead: list = []  # decoded frames held back to be given out next (see _in_order)
+        self._unreadable_since: int | None = None  # the frame count at a skipped unreadable stretch
+        self._unreadable: set[tuple[float, int]] = set()  # (seconds, frames) lost in such stretches
         self._skip_reason = ""
+        self._interrupted = False
         self._open()
 
     def _describe(self) -> str:
@@ -157,6 +163,7 @@ class FileSource(FrameSource):
                 resyncs += 1
                 if self.kind != "file" or resyncs > _RESYNCS:
                     raise
+                self._unreadable_since = self._count  # the clock's next jump ahead is that stretch's
 
     def _decode_next(self, *, first: bool = False):
         """The next decoded :class:`av.VideoFrame`, or ``None`` at the end (or at damage, noted in
@@ -192,7 +199,9 @@ class FileSource(FrameSource):
     def read(self) -> Frame | None:
         if self._container is None:
             return None  # closed
-        frame, self._peeked = (self._peeked, None) if self._peeked is not None else (self._decode_next(), None)
+        frame = self._next_decoded()
+        if frame is not None:
+            frame = self._in_order(frame)
         if frame is None and self._tail is None and self.kind == "file" and not self._damaged:
             self._check_complete()
             if self.warning or self._short():  # cut off, or damaged at its end: what the decoder's threads dropped
@@ -207,8 +216,8 @@ class FileSource(FrameSource):
                 self._counted, self.warning = self._count, None
                 self._check_complete()  # the count with the frames found again (or no shortfall left)
             return None
-        frame = self._in_order(frame)
-        self._last_raw = frame.pts
+        before_raw, self._last_raw = self._last_raw, frame.pts
+        self._lost_unreadable(before_raw, frame)
         now = time.monotonic()
         if (frame.width, frame.height) != self._coded:
             # A stream that changes resolution mid-way: every frame keeps the size the consumer
@@ -239,27 +248,58 @@ class FileSource(FrameSource):
         self._count += 1
         return out
 
+    def _lost_unreadable(self, before: int | None, frame) -> None:
+        """Where a stretch without sync bytes was skipped (EAGAIN, :meth:`_decoded`) and the clock
+        then jumps ahead by more than a join's step: the frames of that time are lost, not a join
+        of recordings (a review: 17 s lost were said as nothing); said in :attr:`damage`."""
+        since = self._unreadable_since
+        if since is None or before is None or frame.pts is None or frame.time_base is None:
+            return
+        if self._count - since > 4 * _STRAYS:  # (frames the decoder held from before it have come)
+            self._unreadable_since = None
+            return
+        step = float((frame.pts - before) * frame.time_base)
+        if step > Joins.AHEAD:
+            self._unreadable_since = None
+            at = float(before * frame.time_base) - self.origin
+            self._unreadable.add((round(at, 3), round(step * float(self.info.rate)) - 1))
+
+    def _next_decoded(self):
+        """The next decoded frame: one peeked or held back first (see :meth:`_in_order`)."""
+        if self._peeked is not None:
+            frame, self._peeked = self._peeked, None
+            return frame
+        if self._ahead:
+            return self._ahead.pop(0)
+        return self._decode_next()
+
     def _in_order(self, frame):
-        """``frame``, or the one after it where it is a picture from before a damaged stretch of a
-        transport that the decoder gave out after pictures from after it (2.88, 4.16, 4.20, 2.96,
-        4.24 s: its reordering lost its place): such a picture is left out (:attr:`damage`). Taken
-        for a join of recordings, it shifted every later frame 1.28 s late, out of step with the
-        sound (a trial). A join goes on from where the clock stepped back to; this picture's next
-        goes on after the one before it."""
+        """``frame``, or the frame after the pictures from before a damaged stretch of a transport
+        that the decoder gave out after pictures from after it (2.88, 4.16, 4.20, 2.96, 4.24 s: its
+        reordering lost its place): such pictures are left out (:attr:`damage`); ``None`` where
+        the file ends with them. Taken for a join of recordings, one shifted every later frame 1.28 s
+        late, out of step with the sound (a trial). A join goes on from where the clock stepped back
+        to; after strays the clock comes back to where it was within a few frames."""
         last, tb = self._last_raw, frame.time_base
         if (self.joins is None or last is None or frame.pts is None or tb is None
                 or frame.pts >= last - Joins.BACK / float(tb)):
             return frame
-        after = self._decode_next()
-        if after is None or after.pts is None or after.pts <= last:
-            self._peeked = after  # a join: read next
-            return frame
-        self._strays.add((frame.pts, self._count))  # (once, however often a loop meets it)
-        return after
+        held = [frame]
+        while len(held) <= _STRAYS:
+            after = self._decode_next()
+            if after is not None and after.pts is not None and after.pts <= last:
+                held.append(after)  # the clock still back
+                continue
+            self._strays.update(f.pts for f in held)  # (once, however often a loop meets them)
+            return after  # back where it was (or the end): strays
+        self._ahead = held[1:] + self._ahead  # back for good: a join, its frames in turn
+        return held[0]
 
     def _short(self) -> bool:
         """Whether fewer frames came than the container counts, by any number (a count that is
         not exact, or a damaged last packet, whose error the decoder's threads swallow)."""
+        if self.joins is not None and self.joins.joined:
+            return False  # its count spans its parts' clocks (and its raw clock is ambiguous)
         expected = self.info.frame_count
         lost = len(self._refused) + (self.gaps.missing if self.gaps is not None else 0)
         return bool(expected) and self._count + lost < expected
@@ -306,6 +346,12 @@ class FileSource(FrameSource):
         the sound of a file whose video ran to its end is kept to its end)."""
         n = len(self._refused)
         gaps = self.gaps.describe() if self.gaps is not None else None
+        if self._unreadable:
+            (at, _), more = min(self._unreadable), len(self._unreadable) - 1
+            n = sum(k for _, k in self._unreadable)
+            said = (f"{n} frame{'s are' if n > 1 else ' is'} missing at {at:.2f} s{f' and {more} more places' if more else ''} "
+                    "(a stretch without sync bytes, unreadable: the output goes on without their time)")
+            gaps = f"{gaps}; {said}" if gaps else said
         if self._strays:
             k = len(self._strays)
             gaps = (f"{gaps}; {k} of them decoded out of order, after the gap, and left out" if gaps else
@@ -350,9 +396,11 @@ class FileSource(FrameSource):
         # a joined file's raw clock is ambiguous (each part's may start alike): from its start (a
         # loop) the clock is made continuous again; after any other seek (to the first part that
         # holds the time) frames keep the timestamps found there
+        self._ahead = []
         if self.joins is not None:
-            self.joins = Joins()
-            self._clock = self.joins.track(decides=True) if index == 0 else None
+            joined, self.joins = self.joins.joined, Joins()
+            # (a file not known to be joined keeps a clock: its gaps are found after a seek too)
+            self._clock = self.joins.track(decides=True) if index == 0 or not joined else None
             self.gaps.restart()
         self._count = index
         # Decode forward from the keyframe before the frame we want; keep it for the next read. A
@@ -395,10 +443,16 @@ class FileSource(FrameSource):
                 frame = next(self._frames)
             except (StopIteration, av.FFmpegError):
                 return None, first  # nothing after where it landed: earlier, unless it was the end
+            if self._interrupted:  # (stop, from another thread: a seek decoding a long file from its start)
+                return None, False
             t = (frame.pts - start) * self._stream.time_base if frame.pts is not None else target
             if t + half >= target:
                 return frame, first and t > target + half
             first = False
+
+    def interrupt(self) -> None:
+        """Cut short a seek decoding its way to a frame (see :meth:`seek`) from another thread."""
+        self._interrupted = True
 
     def close(self) -> None:
         # The decoder's threads live as long as the stream's codec context, which the stream, the

@@ -197,23 +197,28 @@ class Gaps:
 
     :meth:`see` takes each frame's time in order (seconds from where the output starts, across
     joins): a step of more than :attr:`FACTOR` usual steps (the median of the last few) is a gap of
-    ``round(step / usual) - 1`` frames, once the step after it is a usual one again; where that
-    one is long too, the rate changed (a 50p broadcast going to 25p): no gap, and the steps are
-    counted afresh. Film telecined in 29.97 fps video alternates steps of 1 and 1.5 frames: no gap.
-    A gap is counted once however often a loop or a seek meets it again. Thread-safe: the
-    capture thread sees frames while another thread reads :meth:`describe`.
+    ``round(step / usual) - 1`` frames, unless :attr:`RATE_STEPS` long steps in a row agree within
+    10 %: the rate changed (a 50p broadcast going to 25p), and the steps are counted afresh, unless
+    the old rate comes back within a few steps (a bad signal losing two frames in three). Film
+    telecined in 29.97 fps video alternates steps of 1 and 1.5 frames: no gap. A gap is counted
+    once however often a loop or a seek meets it again. Thread-safe: the capture thread sees
+    frames while another thread reads :meth:`describe`.
     """
 
     FACTOR = 1.8
     KEPT = 9  # steps the usual one is the median of
+    RATE_STEPS = 3  # long steps in a row, alike, that are a new rate
     PLACES = 10_000  # gaps remembered (a long live stream's losses): later ones are not counted
 
     def __init__(self) -> None:
         self._steps: deque[float] = deque(maxlen=self.KEPT)
         self._last: float | None = None
-        self._pending: tuple[int, tuple[float, float, int]] | None = None  # a gap until the next step says
+        self._pending: list[tuple[int, tuple[float, float, int], float]] = []  # long steps in a row
         self._found: dict[int, tuple[float, float, int]] = {}  # ms of the frame before -> (from, to, frames)
         self._missing = 0
+        self._first: tuple[float, float, int] | None = None
+        self._tentative: tuple[list, list[float]] | None = None  # a new rate's steps, and the steps before it
+        self._since = 0  # steps since that new rate
         self._said: str | None = None
         self._lock = threading.Lock()
 
@@ -225,45 +230,61 @@ class Gaps:
                 return
             step = seconds - last
             usual = statistics.median(self._steps) if self._steps else None
-            long = usual is not None and step > self.FACTOR * usual
-            pending, self._pending = self._pending, None
-            if pending is not None and long:  # two long steps in a row: a new rate, not a gap
-                self._steps.clear()
+            if self._tentative is not None:  # a new rate, until the old one comes back within a few steps
+                steps, before = self._tentative
+                if usual is not None and step * self.FACTOR < usual:  # it did: they were gaps
+                    self._tentative = None
+                    self._steps = deque(before, maxlen=self.KEPT)
+                    self._pending = steps
+                    self._settle()
+                    self._steps.append(step)
+                    return
+                self._since += 1
+                if self._since >= self.KEPT:
+                    self._tentative = None
+            if usual is None or step <= self.FACTOR * usual:
+                self._settle()  # the long steps before were gaps
                 self._steps.append(step)
                 return
-            if pending is not None:
-                self._add(*pending)
-            if long:
-                self._pending = (round(last * 1000), (last, seconds, round(step / usual) - 1))
-                return
-            self._steps.append(step)
+            self._pending.append((round(last * 1000), (last, seconds, round(step / usual) - 1), step))
+            if len(self._pending) >= self.RATE_STEPS:
+                steps = [s for _, _, s in self._pending]
+                if max(steps) <= 1.1 * min(steps):  # a new rate
+                    self._tentative, self._since = (list(self._pending), list(self._steps)), 0
+                    self._pending.clear()
+                    self._steps.clear()
+                    self._steps.extend(steps)
+                else:  # the oldest was a gap; the others may begin a new rate
+                    self._pending, rest = self._pending[:1], self._pending[1:]
+                    self._settle()
+                    self._pending = rest
 
-    def _add(self, key: int, gap: tuple[float, float, int]) -> None:
-        if key in self._found or len(self._found) >= self.PLACES:
-            return
-        self._found[key] = gap
-        self._missing += gap[2]
-        gaps = sorted(self._found.values())
-        (start, end, _), n = gaps[0], self._missing
-        where = (f"between {start:.2f} and {end:.2f} s" if len(gaps) == 1 else
-                 f"in {len(gaps)} places, the first between {start:.2f} and {end:.2f} s")
-        self._said = (f"{n} frame{'s are' if n > 1 else ' is'} missing {where} (a gap in its timestamps: dropped "
-                      "by its recorder, or lost; the frame before it is held)")
+    def _settle(self) -> None:
+        for key, gap, _ in self._pending:
+            if key not in self._found and len(self._found) < self.PLACES:
+                self._found[key] = gap
+                self._missing += gap[2]
+                self._first = gap if self._first is None or gap < self._first else self._first
+        self._pending.clear()
+        if self._first is not None:
+            (start, end, _), n, places = self._first, self._missing, len(self._found)
+            where = (f"between {start:.2f} and {end:.2f} s" if places == 1 else
+                     f"in {places} places, the first between {start:.2f} and {end:.2f} s")
+            self._said = (f"{n} frame{'s are' if n > 1 else ' is'} missing {where} (a gap in its timestamps: dropped "
+                          "by its recorder, or lost; the frame before it is held)")
 
     def restart(self) -> None:
-        """At a break in the frames (a seek, the end): the next frame follows no frame seen; a gap
-        found just before is counted (no step came after it to say otherwise)."""
+        """At a break in the frames (a seek, the end): the next frame follows no frame seen; long
+        steps just before count as gaps (no usual step came after them to say otherwise)."""
         with self._lock:
             self._last = None
-            if self._pending is not None:  # the step after it was not seen: a gap (the end, or a seek)
-                self._add(*self._pending)
-                self._pending = None
+            self._settle()
 
     @property
     def missing(self) -> int:
-        """The frames missing in all the gaps found (one not yet confirmed included)."""
+        """The frames missing in all the gaps found (those not yet confirmed included)."""
         with self._lock:
-            return self._missing + (self._pending[1][2] if self._pending is not None else 0)
+            return self._missing + sum(gap[2] for _, gap, _ in self._pending)
 
     def describe(self) -> str | None:
         """The gaps found in a few words, e.g. ``11 frames are missing between 2.60 and 3.00 s (...)``."""
