@@ -7,6 +7,7 @@ import re
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ pytest.importorskip("pytestqt")
 from PyQt5.QtCore import QCoreApplication, QSettings, Qt, QThreadPool  # noqa: E402
 from PyQt5.QtWidgets import QToolButton  # noqa: E402
 
-from eigencam_live.engine import EngineConfig  # noqa: E402
+from eigencam_live.engine import Engine, EngineConfig  # noqa: E402
 from eigencam_live.options import typed_options as _typed  # noqa: E402
 from eigencam_live.render import RenderConfig  # noqa: E402
 from ui.app import build_parser, configs_from  # noqa: E402
@@ -639,18 +640,24 @@ def test_the_layer_box_says_a_model_is_loading_and_shows_its_layers_after(qtbot,
 
 
 def test_the_layer_box_says_no_network_where_none_could_be_built(qtbot, make_window, monkeypatch):
-    """A review: where no network builds at the start, the box said "loading…" for good."""
+    """A review: where no network builds at the start, the box said "loading…" for good, and a
+    model picked then was only kept for later: none was built."""
     import ui.engine_status as es
     from eigencam_live.errors import ConfigError
 
-    def refused(*_args, **_kwargs):
-        raise ConfigError("no such network here", field="model")
+    def only_resnet18(config, **kwargs):
+        if config.model != "resnet18":
+            raise ConfigError("no such network here", field="model")
+        return Engine(replace(config, weights="none", layer=None), **kwargs)
 
-    monkeypatch.setattr(es, "Engine", refused)
+    monkeypatch.setattr(es, "Engine", only_resnet18)
     w = make_window()
     qtbot.waitUntil(lambda: "no such network here" in (w.last_error or ""), timeout=WAIT)
     qtbot.waitUntil(lambda: w.layer_combo.currentText() == "no network", timeout=WAIT)
-    assert not w.layer_combo.isEnabled() and w.busy_text == ""
+    assert not w.layer_combo.isEnabled() and w.busy_text == "" and w.frames_displayed == 0
+    w._choose_model("resnet18")
+    qtbot.waitUntil(lambda: w.layer_combo.currentData() == "layer4" and w.layer_combo.isEnabled(), timeout=WAIT)
+    wait_frames(qtbot, w, 2)
 
 
 def test_enter_on_an_onnx_files_name_in_the_model_box_keeps_that_file(qtbot, make_window, tmp_path):

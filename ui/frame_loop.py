@@ -149,16 +149,8 @@ class FrameLoop(LoopRecording, LoopSettings):
     def run(self) -> None:
         """The worker thread's body: until :attr:`stop_event` is set."""
         try:
-            typed = frozenset(self._required - {"source"})
-            self.engine = build_engine(self._engine_config, self.out.busy.emit, self.out.error.emit, typed=typed,
-                                       fatal=self.out.fatal.emit)
-            if self.engine is None and typed:
+            if not self._build_engine(typed=frozenset(self._required - {"source"})):
                 return
-            if self.engine is None:  # the window's layer box stops saying "loading…"
-                self.out.layers_ready.emit(self._engine_config.model, [])
-            if self.engine is not None:
-                self.engine.threads = self._threads
-                self._announce_engine()
             while not self.stop_event.is_set():
                 self._drain_commands()
                 if self.stop_event.is_set():
@@ -173,6 +165,20 @@ class FrameLoop(LoopRecording, LoopSettings):
         finally:
             self._stop_recording()
             self._close_source()
+
+    def _build_engine(self, typed: frozenset[str] = frozenset()) -> bool:
+        """The engine for the settings (:func:`build_engine`: their fallbacks, said); returns whether
+        the loop goes on (not where the command line's settings cannot be had)."""
+        self.engine = build_engine(self._engine_config, self.out.busy.emit, self.out.error.emit, typed=typed,
+                                   fatal=self.out.fatal.emit)
+        if self.engine is None:
+            if typed:
+                return False
+            self.out.layers_ready.emit(self._engine_config.model, [])  # the layer box: "no network"
+            return True
+        self.engine.threads = self._threads
+        self._announce_engine()
+        return True
 
     def _play(self, timeout: float) -> Frame | None:
         """One frame of play: one a pause went back over, else the source's next (waited for up

@@ -44,6 +44,8 @@ class LoopSettings:
         changes = command.changes
         if self.engine is None:
             self._engine_config = replace(self._engine_config, **changes)
+            if "model" in changes or "weights" in changes:  # none could be built: this one, maybe (a review)
+                self._build_engine()
             return
         slow = "model" in changes or "weights" in changes
         dropped_before = self.playback.dropped
