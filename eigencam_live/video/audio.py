@@ -15,6 +15,9 @@ from typing import Any
 from .frames import language_of
 from .timing import Joins
 
+#: Times demuxing goes on after FFmpeg's MPEG-TS resync gave up (EAGAIN) in one file, as the video's.
+_RESYNCS = 1000
+
 __all__ = ["MP4_AUDIO_CODECS", "AudioTrack"]
 
 #: Audio codecs copied into MP4 unchanged; others are re-encoded to AAC.
@@ -58,6 +61,7 @@ class AudioTrack:
         self._order: list[int] | None = None  # re-encoding: the channels put in FFmpeg's order
         self._last_dts: int | None = None  # copying: the previous packet's dts, and the gap to it
         self._gap = 0
+        self._resyncs = 0  # demuxing started again after a stretch without sync bytes (MPEG-TS)
         self._clock = joins.track() if joins is not None else None
         self._unplaced = None  # a packet past a join the video has not reached yet, its clock's own
         try:
@@ -140,6 +144,12 @@ class AudioTrack:
                 if packet is None:
                     try:
                         packet = next(self._packets)
+                    except av.error.BlockingIOError:  # MPEG-TS: a stretch without sync bytes, as the video's
+                        self._resyncs += 1  # (files.py): demuxing again goes on after it (a trial lost 22 s of sound)
+                        self._packets = self._input.demux(self._source) if self._resyncs <= _RESYNCS else None
+                        if self._packets is None:
+                            return
+                        continue
                     except Exception:  # the end (StopIteration, EOFError) or a damaged tail: keep what was copied
                         self._packets = None
                         return

@@ -348,8 +348,8 @@ class FileSource(FrameSource):
         gaps = self.gaps.describe() if self.gaps is not None else None
         if self._unreadable:
             (at, _), more = min(self._unreadable), len(self._unreadable) - 1
-            n = sum(k for _, k in self._unreadable)
-            said = (f"{n} frame{'s are' if n > 1 else ' is'} missing at {at:.2f} s{f' and {more} more places' if more else ''} "
+            lost = sum(k for _, k in self._unreadable)  # (not n: a trial read "346 video packets ... ()")
+            said = (f"{lost} frame{'s are' if lost > 1 else ' is'} missing at {at:.2f} s{f' and {more} more places' if more else ''} "
                     "(a stretch without sync bytes, unreadable: the output goes on without their time)")
             gaps = f"{gaps}; {said}" if gaps else said
         if self._strays:

@@ -164,6 +164,7 @@ class JoinedTrack:
         back = self._end is not None and at < self._end - Joins.BACK
         ahead = self._end is not None and at > self._end + Joins.AHEAD
         joins = self._joins
+        took = self._passed
         with joins._lock:
             if back or ahead:
                 if self._decides:
@@ -179,7 +180,10 @@ class JoinedTrack:
                 else:
                     return None
                 at = seconds + self._shift
-            self._end = at + duration if self._end is None else max(self._end, at + duration)
+            # from a join on, the track's end is where it goes on (the sound placed by the video's shift
+            # may start before its own end: its next packets were taken for a step back, waited to
+            # the end of the run and were then laid after it, 0.3 s late: a trial)
+            self._end = at + duration if self._end is None or self._passed != took else max(self._end, at + duration)
             if self._decides:
                 joins._video_end = self._end
         return at
