@@ -530,7 +530,10 @@ def test_pictures_out_of_order_are_told_from_a_join_by_where_the_clock_goes_next
 
         assert run([74, 75, 100, 101]) == ([100, 101], [74, 75])  # two strays, then the clock back
         assert run([5, 6, 7, 8, 9, 10]) == ([5, 6, 7, 8, 9, 10], [])  # a join: the clock stays back
-        assert run([74, 75]) == ([], [74, 75])  # strays at the end
+        # a join's last part of three frames (a review: left out as strays), and a part of two
+        # frames joined before another part, its frames held and given out in order
+        assert run([5, 6, 7]) == ([5, 6, 7], [])
+        assert run([50, 51, 20, 21, 22, 23, 24, 25]) == ([50, 51, 20, 21, 22, 23, 24, 25], [])
     finally:
         src.close()
 
@@ -641,6 +644,27 @@ def test_the_gaps_of_a_transports_clock():
         broadcast.see(t)
     broadcast.restart()
     assert broadcast.missing == 0 and broadcast.describe() is None
+    def missing(times, loop=()):
+        gaps = Gaps()
+        for t in times:
+            gaps.see(t)
+        gaps.restart()
+        for t in loop:  # (a loop to the start)
+            gaps.see(t)
+        gaps.restart()
+        return gaps.missing
+
+    fifty = [i / 50 for i in range(50)]
+    end = fifty[-1]
+    # (a review) a 25p stretch that goes back to 50p: its steps were gaps, each of one frame; a long
+    # step in it counted at 50p; a new rate at the end stands through a loop; one jittered pair
+    # of steps after a new rate is not the old rate back
+    assert missing([*fifty, *(end + 0.04 * k for k in range(1, 6)), *(end + 0.2 + 0.02 * k for k in range(1, 30))]) == 5
+    assert missing([*fifty, *(end + 0.04 * k for k in range(1, 4)), end + 0.24,
+                    *(end + 0.24 + 0.02 * k for k in range(1, 30))]) == 8
+    assert missing([*fifty, *(end + 0.04 * k for k in range(1, 6))], loop=fifty) == 0
+    assert missing([*fifty, *(end + 0.04 * k for k in range(1, 5)), end + 0.18, end + 0.24,
+                    *(end + 0.24 + 0.04 * k for k in range(1, 20))]) == 0
     bursts = Gaps()  # a bad signal: two lost, one kept, four times (a review: taken for a new rate)
     for t in [*range(20), 23, 26, 29, 32, *range(33, 50)]:
         bursts.see(t / 25)

@@ -57,7 +57,7 @@ class FileSource(FrameSource):
         self._strays: set[int] = set()  # pictures given out of order after damage, left out (see _in_order)
         self._ahead: list = []  # decoded frames held back to be given out next (see _in_order)
         self._unreadable_since: int | None = None  # the frame count at a skipped unreadable stretch
-        self._unreadable: set[tuple[float, int]] = set()  # (seconds, frames) lost in such stretches
+        self._unreadable: list[tuple[float, int]] = []  # (seconds, frames) lost in such stretches, each once
         self._skip_reason = ""
         self._interrupted = False
         self._open()
@@ -255,14 +255,16 @@ class FileSource(FrameSource):
         since = self._unreadable_since
         if since is None or before is None or frame.pts is None or frame.time_base is None:
             return
-        if self._count - since > 4 * _STRAYS:  # (frames the decoder held from before it have come)
+        if not 0 <= self._count - since <= 4 * _STRAYS:  # (frames the decoder held from before it have come)
             self._unreadable_since = None
             return
         step = float((frame.pts - before) * frame.time_base)
         if step > Joins.AHEAD:
             self._unreadable_since = None
             at = float(before * frame.time_base) - self.origin
-            self._unreadable.add((round(at, 3), round(step * float(self.info.rate)) - 1))
+            lost = (round(at, 3), round(step * float(self.info.rate)) - 1)
+            if lost not in self._unreadable:  # (a list: another thread reads it, a set would change size under it)
+                self._unreadable.append(lost)
 
     def _next_decoded(self):
         """The next decoded frame: one peeked or held back first (see :meth:`_in_order`)."""
@@ -276,8 +278,7 @@ class FileSource(FrameSource):
     def _in_order(self, frame):
         """``frame``, or the frame after the pictures from before a damaged stretch of a transport
         that the decoder gave out after pictures from after it (2.88, 4.16, 4.20, 2.96, 4.24 s: its
-        reordering lost its place): such pictures are left out (:attr:`damage`); ``None`` where
-        the file ends with them. Taken for a join of recordings, one shifted every later frame 1.28 s
+        reordering lost its place): such pictures are left out (:attr:`damage`). Taken for a join of recordings, one shifted every later frame 1.28 s
         late, out of step with the sound (a trial). A join goes on from where the clock stepped back
         to; after strays the clock comes back to where it was within a few frames."""
         last, tb = self._last_raw, frame.time_base
@@ -286,12 +287,14 @@ class FileSource(FrameSource):
             return frame
         held = [frame]
         while len(held) <= _STRAYS:
-            after = self._decode_next()
-            if after is not None and after.pts is not None and after.pts <= last:
+            after = self._ahead.pop(0) if self._ahead else self._decode_next()  # (in the order decoded)
+            if after is None:
+                break  # the end with the clock still back: a join's short last part
+            if after.pts is not None and after.pts <= last:
                 held.append(after)  # the clock still back
                 continue
-            self._strays.update(f.pts for f in held)  # (once, however often a loop meets them)
-            return after  # back where it was (or the end): strays
+            self._strays.update(f.pts for f in held)  # back where it was: strays (once, however often met)
+            return after
         self._ahead = held[1:] + self._ahead  # back for good: a join, its frames in turn
         return held[0]
 
@@ -346,9 +349,9 @@ class FileSource(FrameSource):
         the sound of a file whose video ran to its end is kept to its end)."""
         n = len(self._refused)
         gaps = self.gaps.describe() if self.gaps is not None else None
-        if self._unreadable:
-            (at, _), more = min(self._unreadable), len(self._unreadable) - 1
-            lost = sum(k for _, k in self._unreadable)  # (not n: a trial read "346 video packets ... ()")
+        if unreadable := list(self._unreadable):
+            (at, _), more = min(unreadable), len(unreadable) - 1
+            lost = sum(k for _, k in unreadable)  # (not n: a trial read "346 video packets ... ()")
             said = (f"{lost} frame{'s are' if lost > 1 else ' is'} missing at {at:.2f} s{f' and {more} more places' if more else ''} "
                     "(a stretch without sync bytes, unreadable: the output goes on without their time)")
             gaps = f"{gaps}; {said}" if gaps else said
@@ -397,6 +400,7 @@ class FileSource(FrameSource):
         # loop) the clock is made continuous again; after any other seek (to the first part that
         # holds the time) frames keep the timestamps found there
         self._ahead = []
+        self._unreadable_since = None  # (a review: armed across a loop, a later join read as 2365 frames lost)
         if self.joins is not None:
             joined, self.joins = self.joins.joined, Joins()
             # (a file not known to be joined keeps a clock: its gaps are found after a seek too)

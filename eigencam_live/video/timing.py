@@ -221,7 +221,8 @@ class Gaps:
         self._found: dict[int, tuple[float, float, int]] = {}  # ms of the frame before -> (from, to, frames)
         self._missing = 0
         self._first: tuple[float, float, int] | None = None
-        self._tentative: tuple[list, list[float]] | None = None  # a new rate's steps, and the steps before it
+        self._tentative: tuple[dict, list[float], int] | None = None  # a new rate: the gaps at the old one,
+        # its steps, and the short steps in a row since (see see())
         self._since = 0  # steps since that new rate
         self._said: str | None = None
         self._lock = threading.Lock()
@@ -235,17 +236,24 @@ class Gaps:
             step = seconds - last
             usual = statistics.median(self._steps) if self._steps else None
             if self._tentative is not None:  # a new rate, until the old one comes back within a few steps
-                steps, before = self._tentative
-                if usual is not None and step * self.FACTOR < usual:  # it did: they were gaps
+                gaps, before, shorts = self._tentative
+                old = statistics.median(before)
+                if step > self.FACTOR * old:  # a gap at the old rate, should it come back
+                    gaps[round(last * 1000)] = (round(last * 1000), (last, seconds, round(step / old) - 1), step)
+                shorts = shorts + 1 if usual is not None and step * self.FACTOR < usual else 0
+                if shorts >= 2:  # it came back (two short steps: one is jitter): they were gaps
                     self._tentative = None
+                    kept = {key: entry for key, entry in ((e[0], e) for e in self._pending)}
+                    self._pending = list({**kept, **gaps}.values())  # (each gap at the old rate)
+                    for key in gaps:  # counted at the new rate meanwhile: again, at the old one
+                        if key in self._found:
+                            self._missing -= self._found.pop(key)[2]
                     self._steps = deque(before, maxlen=self.KEPT)
-                    self._pending = steps
                     self._settle()
                     self._steps.append(step)
                     return
                 self._since += 1
-                if self._since >= self.KEPT:
-                    self._tentative = None
+                self._tentative = None if self._since >= self.KEPT else (gaps, before, shorts)
             if usual is None or step <= self.FACTOR * usual:
                 self._settle()  # the long steps before were gaps
                 self._steps.append(step)
@@ -254,7 +262,7 @@ class Gaps:
             if len(self._pending) >= self.RATE_STEPS:
                 steps = [s for _, _, s in self._pending]
                 if max(steps) <= 1.1 * min(steps):  # a new rate
-                    self._tentative, self._since = (list(self._pending), list(self._steps)), 0
+                    self._tentative, self._since = ({e[0]: e for e in self._pending}, list(self._steps), 0), 0
                     self._pending.clear()
                     self._steps.clear()
                     self._steps.extend(steps)
@@ -282,6 +290,7 @@ class Gaps:
         steps just before count as gaps (no usual step came after them to say otherwise)."""
         with self._lock:
             self._last = None
+            self._tentative = None  # a new rate that held to here stands (a review: a loop's first step undid it)
             self._settle()
 
     @property
