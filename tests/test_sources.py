@@ -220,6 +220,39 @@ def test_a_transports_seek_lands_on_the_frame_asked_for(tmp_path):
         src.close()
 
 
+FILM = list(itertools.accumulate([0.0] + [(1.0 if i % 2 == 0 else 1.5) * 1001 / 30000 for i in range(59)]))
+
+
+@pytest.mark.parametrize("name, times", [
+    ("gap.ts", [*(i / 25 for i in range(40)), *(i / 25 for i in range(52, 80))]),  # 12 frames lost
+    ("film.ts", FILM),  # telecined: steps of 1 and 1.5 frames
+])
+def test_a_transports_frame_numbers_follow_its_clock_however_a_frame_is_reached(tmp_path, name, times):
+    """A trial: after a gap the counter counted frames decoded while a seek counts index / rate,
+    so one picture had two numbers, and ← (a seek to the number before) jumped back across the
+    gap and showed one picture under several numbers. A transport's frame numbers now follow its
+    clock, and a seek into a gap lands on the frame before it: stepping back from the end reaches
+    every frame once, in order, under the number reading gave it."""
+    rate = Fraction(25) if name == "gap.ts" else Fraction(30000, 1001)
+    src = FileSource(str(write_clip(tmp_path / name, pts=times, rate=rate, start=1.4)))
+    try:
+        read = []
+        while (frame := src.read()) is not None:
+            read.append((frame.index, round(frame.pts - src.origin, 4)))
+        assert [t for _, t in read] == pytest.approx([round(t, 4) for t in times], abs=2e-4)
+        if name == "gap.ts":
+            assert [i for i, _ in read] == [*range(40), *range(52, 80)]  # the 12 lost are counted
+        back, index = [read[-1]], read[-1][0]
+        while index > 0 and len(back) <= len(read):
+            src.seek(index - 1)
+            frame = src.read()
+            index = frame.index
+            back.append((index, round(frame.pts - src.origin, 4)))
+        assert back[::-1] == read
+    finally:
+        src.close()
+
+
 def test_folder_and_glob_sources_read_images_in_natural_order(tmp_path):
     for i in (1, 2, 10):
         img = np.full((20, 30, 3), i * 20, np.uint8)

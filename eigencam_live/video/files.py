@@ -104,6 +104,7 @@ class FileSource(FrameSource):
             if frames is None or (spanned is not None and spanned < frames - max(2, frames // 100)):
                 frames = spanned
         self._end, self._own_end = _expected_end(self._container, stream)
+        self._start = float((stream.start_time or 0) * stream.time_base)  # seconds: where seeks count from
         #: seconds on the file's clock where it starts, for an output's 0: where that clock is a
         #: transport's (MPEG-TS, MPEG-PS: any value; players start there), the first of its video
         #: and first audio track; elsewhere 0, a late start being the file's own (an MP4 edit list)
@@ -243,6 +244,10 @@ class FileSource(FrameSource):
             pts = self._count / float(self.info.rate)
         if self.gaps is not None and self._clock is not None:  # (after a seek into a joined file: raw times)
             self.gaps.see(pts - self.origin)  # on the output's clock, as players show it
+            # A transport's frame number follows its clock, as a seek's (index / rate) does: one
+            # number for a frame however it was reached, and the frames lost in a gap counted (a
+            # trial: after a gap the counter and the time disagreed, and ← jumped back across it)
+            self._count = max(self._count, round((pts - self._start) * float(self.info.rate)))
         self._last_pts = pts
         out = Frame(image, self._count, pts, now, self._last_held)
         self._count += 1
@@ -406,7 +411,9 @@ class FileSource(FrameSource):
             # (a file not known to be joined keeps a clock: its gaps are found after a seek too)
             self._clock = self.joins.track(decides=True) if index == 0 or not joined else None
             self.gaps.restart()
-        self._count = index
+        # a transport's frame number comes from the frame's time (read()): the frame a seek into a
+        # gap lands on is the one before it
+        self._count = 0 if self.gaps is not None and self._clock is not None else index
         # Decode forward from the keyframe before the frame we want; keep it for the next read. A
         # transport's seek (by its bytes, then its clock) can land after the target: then from
         # further back, at last from the start (a trial: "69 / 150" showed the frame at 3.08 s).
@@ -423,36 +430,46 @@ class FileSource(FrameSource):
             first, late = self._decode_to(target, start)
             if not late:
                 break
-        if first is None:  # past where a cut-off file decodes: its end
+        if not first:  # past where a cut-off file decodes: its end
             self._frames = (f for f in ())
             return
+        if first[0].pts is not None:  # (the frame before the target, in a transport: not a step back)
+            self._last_raw = min(self._last_raw, first[0].pts - 1)
         rest = self._frames
 
         def chain():
-            yield first
+            yield from first
             yield from rest
 
         self._frames = chain()
 
     def _decode_to(self, target: Fraction, start: int):
-        """Decode from where a seek landed to the frame at ``target`` seconds from ``start`` (the
-        first at or after it, within half a frame); returns it (``None`` at the end) and whether
-        the seek landed after the target."""
+        """Decode from where a seek landed to the frame at ``target`` seconds from ``start``: the
+        first at or after it, within half a frame; in a transport, the last before half a frame
+        after it (in a gap: the frame before the gap, so that ← crosses it, and telecined film's
+        frames 1 and 1.5 frames apart are each reached). Returns the frames to give out first
+        (none at the end) and whether the seek landed after the target."""
         import av
 
         half = Fraction(1, 2) / self.info.rate
-        first = True
+        before = self.gaps is not None and self._clock is not None
+        prev, prev_t = None, None
         while True:
             try:
                 frame = next(self._frames)
             except (StopIteration, av.FFmpegError):
-                return None, first  # nothing after where it landed: earlier, unless it was the end
+                # nothing after where it landed: earlier, unless it was the end; past the last frame, the end
+                if prev is not None and prev_t + half >= target:
+                    return [prev], False
+                return [], prev is None
             if self._interrupted:  # (stop, from another thread: a seek decoding a long file from its start)
-                return None, False
+                return [], False
             t = (frame.pts - start) * self._stream.time_base if frame.pts is not None else target
-            if t + half >= target:
-                return frame, first and t > target + half
-            first = False
+            if not before and t + half >= target:
+                return [frame], prev is None and t > target + half
+            if before and t >= target + half:
+                return ([prev, frame] if prev is not None else [frame]), prev is None
+            prev, prev_t = frame, t
 
     def interrupt(self) -> None:
         """Cut short a seek decoding its way to a frame (see :meth:`seek`) from another thread."""
