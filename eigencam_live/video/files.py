@@ -14,6 +14,7 @@ from eigencam_live.errors import SourceError
 from .frames import Frame, FrameSource, SourceInfo, language_of
 from .images import PHOTO_BRANDS
 from .timing import Gaps, Joins, nominal_rate
+from .transport import TransportRepair, transport, transport_origin
 from .yuv import colour_note, colour_tags, to_bgr
 
 __all__ = ["VIDEO_EXTENSIONS", "FileSource"]
@@ -24,8 +25,6 @@ VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".mkv", ".avi", ".webm", ".ts", ".mt
 #: Where a seek starts decoding, in seconds before its target, while it lands after it (``None``:
 #: the stream's start): an MPEG-TS seek lands on the first keyframe after the time asked for.
 _SEEK_BACK = (0, 2, 10, 30, 90, None)
-#: Pictures out of order after damage looked past before a step back of the clock is a join.
-_STRAYS = 4
 #: Times demuxing goes on after FFmpeg's MPEG-TS resync gave up (EAGAIN) in one file.
 _RESYNCS = 1000
 #: The rate given to a stream that states none (one picture in a container, say): a still shown
@@ -33,7 +32,7 @@ _RESYNCS = 1000
 DEFAULT_RATE = Fraction(30)
 
 
-class FileSource(FrameSource):
+class FileSource(TransportRepair, FrameSource):
     """A video file or a network stream, decoded by PyAV.
 
     ``pts`` is the container timestamp in seconds (``frame.time``), so variable frame rates are kept.
@@ -108,9 +107,9 @@ class FileSource(FrameSource):
         #: seconds on the file's clock where it starts, for an output's 0: where that clock is a
         #: transport's (MPEG-TS, MPEG-PS: any value; players start there), the first of its video
         #: and first audio track; elsewhere 0, a late start being the file's own (an MP4 edit list)
-        self.origin = _transport_origin(self._container)
+        self.origin = transport_origin(self._container)
         #: a transport's clock made continuous across joins (None elsewhere: a file's own clock)
-        self.joins = Joins() if _transport(self._container) else None
+        self.joins = Joins() if transport(self._container) else None
         self._clock = self.joins.track(decides=True) if self.joins is not None else None
         #: frames a transport's demuxer dropped without a word (a damaged stretch): its clock's gaps
         self.gaps = Gaps() if self.joins is not None else None
@@ -253,24 +252,6 @@ class FileSource(FrameSource):
         self._count += 1
         return out
 
-    def _lost_unreadable(self, before: int | None, frame) -> None:
-        """Where a stretch without sync bytes was skipped (EAGAIN, :meth:`_decoded`) and the clock
-        then jumps ahead by more than a join's step: the frames of that time are lost, not a join
-        of recordings (a review: 17 s lost were said as nothing); said in :attr:`damage`."""
-        since = self._unreadable_since
-        if since is None or before is None or frame.pts is None or frame.time_base is None:
-            return
-        if not 0 <= self._count - since <= 4 * _STRAYS:  # (frames the decoder held from before it have come)
-            self._unreadable_since = None
-            return
-        step = float((frame.pts - before) * frame.time_base)
-        if step > Joins.AHEAD:
-            self._unreadable_since = None
-            at = float(before * frame.time_base) - self.origin
-            lost = (round(at, 3), round(step * float(self.info.rate)) - 1)
-            if lost not in self._unreadable:  # (a list: another thread reads it, a set would change size under it)
-                self._unreadable.append(lost)
-
     def _next_decoded(self):
         """The next decoded frame: one peeked or held back first (see :meth:`_in_order`)."""
         if self._peeked is not None:
@@ -280,37 +261,18 @@ class FileSource(FrameSource):
             return self._ahead.pop(0)
         return self._decode_next()
 
-    def _in_order(self, frame):
-        """``frame``, or the frame after the pictures from before a damaged stretch of a transport
-        that the decoder gave out after pictures from after it (2.88, 4.16, 4.20, 2.96, 4.24 s: its
-        reordering lost its place): such pictures are left out (:attr:`damage`). Taken for a join of recordings, one shifted every later frame 1.28 s
-        late, out of step with the sound (a trial). A join goes on from where the clock stepped back
-        to; after strays the clock comes back to where it was within a few frames."""
-        last, tb = self._last_raw, frame.time_base
-        if (self.joins is None or last is None or frame.pts is None or tb is None
-                or frame.pts >= last - Joins.BACK / float(tb)):
-            return frame
-        held = [frame]
-        while len(held) <= _STRAYS:
-            after = self._ahead.pop(0) if self._ahead else self._decode_next()  # (in the order decoded)
-            if after is None:
-                break  # the end with the clock still back: a join's short last part
-            if after.pts is not None and after.pts <= last:
-                held.append(after)  # the clock still back
-                continue
-            self._strays.update(f.pts for f in held)  # back where it was: strays (once, however often met)
-            return after
-        self._ahead = held[1:] + self._ahead  # back for good: a join, its frames in turn
-        return held[0]
-
     def _short(self) -> bool:
         """Whether fewer frames came than the container counts, by any number (a count that is
         not exact, or a damaged last packet, whose error the decoder's threads swallow)."""
         if self.joins is not None and self.joins.joined:
             return False  # its count spans its parts' clocks (and its raw clock is ambiguous)
         expected = self.info.frame_count
-        lost = len(self._refused) + (self.gaps.missing if self.gaps is not None else 0)
-        return bool(expected) and self._count + lost < expected
+        return bool(expected) and self._accounted() < expected
+
+    def _accounted(self) -> int:
+        """The frames decoded, with those left out as damaged and a transport's gaps (none of them
+        missing from its end)."""
+        return self._count + len(self._refused) + (self.gaps.missing if self.gaps is not None else 0)
 
     def _frames_after_end(self) -> list:
         """The frames after the last one decoded, decoded again on one thread from the keyframe
@@ -353,17 +315,7 @@ class FileSource(FrameSource):
         """The damaged video packets left out so far (:attr:`warning` says where a file ended early:
         the sound of a file whose video ran to its end is kept to its end)."""
         n = len(self._refused)
-        gaps = self.gaps.describe() if self.gaps is not None else None
-        if unreadable := list(self._unreadable):
-            (at, _), more = min(unreadable), len(unreadable) - 1
-            lost = sum(k for _, k in unreadable)  # (not n: a trial read "346 video packets ... ()")
-            said = (f"{lost} frame{'s are' if lost > 1 else ' is'} missing at {at:.2f} s{f' and {more} more places' if more else ''} "
-                    "(a stretch without sync bytes, unreadable: the output goes on without their time)")
-            gaps = f"{gaps}; {said}" if gaps else said
-        if self._strays:
-            k = len(self._strays)
-            gaps = (f"{gaps}; {k} of them decoded out of order, after the gap, and left out" if gaps else
-                    f"{k} picture{'s' if k > 1 else ''} decoded out of order, after later ones, left out")
+        gaps = self._transport_damage()
         if n:
             said = (f"{self._describe()} is damaged: {n} video packet{'s' if n > 1 else ''} could not be decoded and "
                     f"{'were' if n > 1 else 'was'} left out ({self._skip_reason})")
@@ -376,8 +328,7 @@ class FileSource(FrameSource):
         expected = self.info.frame_count
         # Containers round their frame counts; only a clear shortfall means a cut-off file (the
         # packets left out as damaged, and a transport's gaps, are not missing from its end).
-        lost = len(self._refused) + (self.gaps.missing if self.gaps is not None else 0)
-        if self.kind == "file" and expected and self._count + lost < expected - max(2, expected // 100):
+        if self.kind == "file" and expected and self._accounted() < expected - max(2, expected // 100):
             self.warning = (f"{self._describe()} ends early (cut off?): decoded {self._count} of "
                             f"{expected} frames")
         elif self.kind == "file" and self._end is not None and self._last_pts is not None:
@@ -552,20 +503,3 @@ def mp4_without_index(path: str) -> bool:
 def _av_reason(exc: Exception) -> str:
     text = getattr(exc, "strerror", None) or str(exc)
     return text.split(":")[0].strip() if "Errno" in text else text.strip()
-
-
-def _transport(container) -> bool:
-    """Whether a file's clock is a transport's (FFmpeg's ``ts_discont`` formats: MPEG-TS, -PS),
-    which may start anywhere and jump."""
-    import av
-
-    return bool(container.format.flags & av.format.Flags.ts_discont.value)
-
-
-def _transport_origin(container) -> float:
-    """Where a file whose clock is a transport's starts, in seconds; 0 for any other file."""
-    if not _transport(container):
-        return 0.0
-    streams = [*container.streams.video[:1], *container.streams.audio[:1]]
-    starts = [s.start_time * s.time_base for s in streams if s.start_time is not None and s.time_base]
-    return float(min(starts)) if starts else 0.0
