@@ -207,3 +207,51 @@ def test_eight_planar_channels_are_reordered_and_silenced_without_crashing(tmp_p
         track.finish()
         track.close()
         assert track.packets > 0
+
+
+
+def test_audio_muxed_after_a_long_stretch_of_picture_is_probed_further_and_copied(tmp_path, monkeypatch):
+    """An MPEG-TS with its sound long after its picture (a poor muxer's interleaving): FFmpeg's first
+    look sees no audio packet and gives its stream no sample rate. Copied as it was, the MP4's
+    header could not be written and the whole output failed ("Invalid argument"); now the input is
+    probed further, and where that still finds nothing the audio alone is dropped, said."""
+    import av
+
+    from eigencam_live.video import audio
+
+    src = write_clip(tmp_path / "late.ts", frames=500, rate=Fraction(25), audio=True, start=10.0)
+    with av.open(str(src)) as c:
+        assert c.streams.audio[0].codec_context.sample_rate == 0  # the case: not known at a first look
+    want = probe(src)["audio"]
+    sink = _copy(src, tmp_path / "out.mp4")
+    got = probe(tmp_path / "out.mp4")
+    assert sink.audio_note is None
+    assert (got["frames"], got["audio"]["codec"], got["audio"]["sample_rate"], got["audio"]["packets"]) == \
+        (500, "aac", 48000, want["packets"])
+    assert got["audio"]["onset"] == pytest.approx(got["pts"][0], abs=1e-3) == 10.0  # with the picture, as in the input
+
+    monkeypatch.setattr(audio, "_PROBE_SECONDS", 1)
+    monkeypatch.setattr(audio, "_PROBE_BYTES", 1 << 16)
+    sink = _copy(src, tmp_path / "dropped.mp4")
+    got = probe(tmp_path / "dropped.mp4")
+    assert got["frames"] == 500 and got["audio"] is None
+    assert sink.audio_note == ("audio (aac) dropped: its sample rate and channels are not known within "
+                               "the first 0 MB of the input (no audio packet there)")
+
+
+def test_a_transport_clock_from_0_with_aac_priming_keeps_its_sound_at_the_start(tmp_path):
+    """An MPEG-TS whose clock starts at 0: AAC's priming packet starts 1920 ticks before it, and the
+    33-bit clock gives it 2**33 - 1920 (95443.7 s). Copied as it was, the output's sound started at
+    95443.7 s (silent in any player); it is unwrapped to -0.021 s, before the picture as it was."""
+    import av
+
+    src = write_clip(tmp_path / "zero.ts", frames=400, rate=Fraction(25), audio=True)
+    with av.open(str(src)) as c:
+        first = next(p for p in c.demux(c.streams.audio[0]) if p.size)
+        assert (first.dts, c.streams.video[0].start_time) == (2**33 - 1920, 0)  # the case
+    want = probe(src)["audio"]
+    sink = _copy(src, tmp_path / "out.mp4")
+    got = probe(tmp_path / "out.mp4")["audio"]
+    assert sink.audio_note is None and sink.audio_damaged == 0
+    assert (got["packets"], got["start"]) == (want["packets"], 0.0)
+    assert got["onset"] == pytest.approx(want["onset"], abs=1e-3)

@@ -14,9 +14,17 @@ from typing import Any
 
 from .frames import language_of
 from .timing import Joins
+from .transport import transport
 
 #: Times demuxing goes on after FFmpeg's MPEG-TS resync gave up (EAGAIN) in one file, as the video's.
 _RESYNCS = 1000
+#: An MPEG-TS/PS clock: 33 bits of 1/90000 s, which wrap (every 26.5 hours).
+_WRAP = 1 << 33
+#: How far FFmpeg reads to learn the audio's format when its first look (5 s, 5 MB) did not reach
+#: the first audio packet: an MPEG-TS muxed with its sound long after its picture. The packets read
+#: while probing are held in memory, hence a bound.
+_PROBE_SECONDS = 3600
+_PROBE_BYTES = 256 << 20
 
 __all__ = ["MP4_AUDIO_CODECS", "AudioTrack"]
 
@@ -64,8 +72,13 @@ class AudioTrack:
         self._resyncs = 0  # demuxing started again after a stretch without sync bytes (MPEG-TS)
         self._clock = joins.track() if joins is not None else None
         self._unplaced = None  # a packet past a join the video has not reached yet, its clock's own
+        self._wrap_from: int | None = None  # a transport: ticks past which a timestamp has wrapped
         try:
             container = av.open(source)
+            if container.streams.audio and not _known(container.streams.audio[0]):
+                container.close()  # its first packets lie beyond FFmpeg's first look: read further
+                container = av.open(source, options={
+                    "analyzeduration": str(_PROBE_SECONDS * 1_000_000), "probesize": str(_PROBE_BYTES)})
         except (OSError, av.FFmpegError):
             return
         if not container.streams.audio:
@@ -74,6 +87,11 @@ class AudioTrack:
         stream = container.streams.audio[0]
         # The codec, not its decoder: MP3 is decoded by "mp3float", and must still be copied.
         name = stream.codec_context.codec.canonical_name
+        if not _known(stream):  # MP4's header cannot be written without them ("Invalid argument")
+            container.close()
+            self.note = (f"audio ({name}) dropped: its sample rate and channels are not known "
+                         f"within the first {_PROBE_BYTES >> 20} MB of the input (no audio packet there)")
+            return
         try:
             if name in MP4_AUDIO_CODECS:
                 self._stream = out.add_stream_from_template(stream)  # (with codec tag 0: MP4 picks its own)
@@ -95,6 +113,9 @@ class AudioTrack:
             self._stream.metadata["language"] = language_of(stream)
         self._input = container
         self._source = stream
+        video = container.streams.video[0] if container.streams.video else None
+        if transport(container) and stream.time_base == Fraction(1, 90000) and video is not None:
+            self._wrap_from = (video.start_time or 0) + _WRAP // 2
         self._packets = container.demux(stream)
         if start is not None:
             self._seek(start, 0.0)
@@ -156,6 +177,11 @@ class AudioTrack:
                     if packet.dts is None or packet.size == 0:
                         continue
                     packet.pts = packet.dts if packet.pts is None else packet.pts
+                    if self._wrap_from is not None and packet.dts > self._wrap_from:
+                        # AAC's priming before a clock that starts at 0: -1920 ticks, wrapped to
+                        # 95443.7 s (MP4 refused every later packet: they went back in time)
+                        packet.pts -= _WRAP
+                        packet.dts -= _WRAP
                 if self._clock is not None:  # across a join, as the video
                     tb, joins = packet.time_base, self._clock.passed
                     raw = float(packet.pts * tb)
@@ -271,6 +297,13 @@ _AAC_RATES = frozenset({96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 
 _SAMPLE_TYPES = {"u8": "u1", "s16": "i2", "s32": "i4", "flt": "f4", "dbl": "f8", "s64": "i8"}
 #: A hole in re-encoded audio longer than 1/_GAP_HZ s is filled with silence.
 _GAP_HZ = 200
+
+
+def _known(stream: Any) -> bool:
+    """Whether FFmpeg learnt ``stream``'s format (sample rate, channels...) when the input was opened.
+    (Its sample rate says it: its channels cannot be read here, a layout's copy with a custom order
+    frees its map, see :func:`_decoded_layout`.)"""
+    return bool(stream.codec_context.sample_rate)
 
 
 def _decoded_layout(decoder: Any) -> tuple[str, list[int] | None]:
