@@ -47,6 +47,7 @@ def write_clip(
     time_base: Fraction = TIME_BASE,
     pix_fmt: str = "yuv420p",
     aspect: Fraction | None = None,
+    audio_first: bool = False,
 ) -> Path:
     """An H.264 clip of ``frames`` frames of :func:`pattern` (the container from the suffix: .mp4,
     .mov, .mkv, .webm (VP9), .avi, .ts).
@@ -65,6 +66,8 @@ def write_clip(
         time_base: the video stream's clock (the muxer may impose its own: Matroska's is 1/1000 s).
         pix_fmt: ``yuv444p`` allows odd sizes (yuv420p has none).
         aspect: the sample aspect ratio (a pixel's width / height: anamorphic video), if not square.
+        audio_first: mux all the audio before the video (by default it follows it: in an MPEG-TS
+            either is a poor muxer's interleaving).
     """
     width, height = size
     options = {"movflags": "+faststart"} if faststart else {}
@@ -87,6 +90,9 @@ def write_clip(
                 a.layout = "stereo"
                 a.codec_context.options = {"strict": "experimental"}
         times = pts if pts is not None else [i / float(rate) for i in range(frames)]
+        first = start if audio_start is None else audio_start
+        if a is not None and audio_first:
+            _write_tone(out, a, start + times[-1] + 1 / float(rate) - first, first)
         for i, t in enumerate(times):
             frame = av.VideoFrame.from_ndarray(pattern(i, width, height), format="bgr24")
             frame.pts = int(round((start + t) / time_base))
@@ -95,8 +101,7 @@ def write_clip(
                 out.mux(packet)
         for packet in v.encode(None):
             out.mux(packet)
-        if a is not None:
-            first = start if audio_start is None else audio_start
+        if a is not None and not audio_first:
             _write_tone(out, a, start + times[-1] + 1 / float(rate) - first, first)
     return path
 

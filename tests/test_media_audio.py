@@ -217,7 +217,7 @@ def test_audio_muxed_after_a_long_stretch_of_picture_is_probed_further_and_copie
     probed further, and where that still finds nothing the audio alone is dropped, said."""
     import av
 
-    from eigencam_live.video import audio
+    from eigencam_live.video import transport
 
     src = write_clip(tmp_path / "late.ts", frames=500, rate=Fraction(25), audio=True, start=10.0)
     with av.open(str(src)) as c:
@@ -230,8 +230,8 @@ def test_audio_muxed_after_a_long_stretch_of_picture_is_probed_further_and_copie
         (500, "aac", 48000, want["packets"])
     assert got["audio"]["onset"] == pytest.approx(got["pts"][0], abs=1e-3) == 10.0  # with the picture, as in the input
 
-    monkeypatch.setattr(audio, "_PROBE_SECONDS", 1)
-    monkeypatch.setattr(audio, "_PROBE_BYTES", 1 << 16)
+    monkeypatch.setattr(transport, "PROBE_SECONDS", 1)
+    monkeypatch.setattr(transport, "PROBE_BYTES", 1 << 16)
     sink = _copy(src, tmp_path / "dropped.mp4")
     got = probe(tmp_path / "dropped.mp4")
     assert got["frames"] == 500 and got["audio"] is None

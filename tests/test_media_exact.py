@@ -195,6 +195,21 @@ def test_a_constant_rate_input_comes_out_on_its_exact_grid(tmp_path, name, rate)
     assert all(abs(g - w) <= tick for g, w in zip(got["times"], want["times"], strict=True))
 
 
+def test_a_transports_picture_after_a_long_stretch_of_sound_keeps_its_exact_rate(tmp_path):
+    """All the sound muxed before the picture (a poor muxer; alike, a capture whose first parameter
+    set comes late): FFmpeg's first look reaches no picture, and the rate was guessed from the
+    first timestamps (25.007 for 25 fps: every output frame off its grid). It is probed further."""
+    src = write_clip(tmp_path / "late.ts", frames=700, rate=NTSC, audio=True, audio_first=True, start=10.0)
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].codec_context.width == 0  # the case: no picture at a first look
+    with open_source(str(src)) as source:
+        assert (source.info.rate, source.info.frame_count) == (NTSC, 700)
+    sink = _copy(src, tmp_path / "out.mp4")
+    got = probe(tmp_path / "out.mp4")
+    assert (got["rate"], got["frames"], sink.audio_packets) == (NTSC, 700, probe(src)["audio"]["packets"])
+    assert got["times"] == [10 + i / NTSC for i in range(700)]
+
+
 def test_true_variable_frame_rate_in_matroska_is_kept(tmp_path):
     times = [0.0, 0.04, 0.05, 0.2, 0.21, 0.5, 0.52, 0.9]
     src = write_clip(tmp_path / "vfr.mkv", pts=times, rate=Fraction(25))

@@ -12,19 +12,14 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+from . import transport as _transport
 from .frames import language_of
 from .timing import Joins
-from .transport import transport
 
 #: Times demuxing goes on after FFmpeg's MPEG-TS resync gave up (EAGAIN) in one file, as the video's.
 _RESYNCS = 1000
 #: An MPEG-TS/PS clock: 33 bits of 1/90000 s, which wrap (every 26.5 hours).
 _WRAP = 1 << 33
-#: How far FFmpeg reads to learn the audio's format when its first look (5 s, 5 MB) did not reach
-#: the first audio packet: an MPEG-TS muxed with its sound long after its picture. The packets read
-#: while probing are held in memory, hence a bound.
-_PROBE_SECONDS = 3600
-_PROBE_BYTES = 256 << 20
 
 __all__ = ["MP4_AUDIO_CODECS", "AudioTrack"]
 
@@ -77,8 +72,7 @@ class AudioTrack:
             container = av.open(source)
             if container.streams.audio and not _known(container.streams.audio[0]):
                 container.close()  # its first packets lie beyond FFmpeg's first look: read further
-                container = av.open(source, options={
-                    "analyzeduration": str(_PROBE_SECONDS * 1_000_000), "probesize": str(_PROBE_BYTES)})
+                container = av.open(source, options=_transport.probed_further())
         except (OSError, av.FFmpegError):
             return
         if not container.streams.audio:
@@ -90,7 +84,7 @@ class AudioTrack:
         if not _known(stream):  # MP4's header cannot be written without them ("Invalid argument")
             container.close()
             self.note = (f"audio ({name}) dropped: its sample rate and channels are not known "
-                         f"within the first {_PROBE_BYTES >> 20} MB of the input (no audio packet there)")
+                         f"within the first {_transport.PROBE_BYTES >> 20} MB of the input (no audio packet there)")
             return
         try:
             if name in MP4_AUDIO_CODECS:
@@ -114,7 +108,7 @@ class AudioTrack:
         self._input = container
         self._source = stream
         video = container.streams.video[0] if container.streams.video else None
-        if transport(container) and stream.time_base == Fraction(1, 90000) and video is not None:
+        if _transport.transport(container) and stream.time_base == Fraction(1, 90000) and video is not None:
             self._wrap_from = (video.start_time or 0) + _WRAP // 2
         self._packets = container.demux(stream)
         if start is not None:

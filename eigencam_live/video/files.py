@@ -14,7 +14,7 @@ from eigencam_live.errors import SourceError
 from .frames import Frame, FrameSource, SourceInfo, language_of
 from .images import PHOTO_BRANDS
 from .timing import Gaps, Joins, nominal_rate
-from .transport import TransportRepair, transport, transport_origin
+from .transport import TransportRepair, probed_further, transport, transport_origin
 from .yuv import colour_note, colour_tags, to_bgr
 
 __all__ = ["VIDEO_EXTENSIONS", "FileSource"]
@@ -69,6 +69,12 @@ class FileSource(TransportRepair, FrameSource):
 
         try:
             self._container = av.open(self.path, options=self._options, timeout=self._timeouts())
+            video = self._container.streams.video
+            if video and not video[0].codec_context.width and os.path.isfile(self.path):
+                # A transport whose first picture FFmpeg's first look did not reach: its rate was
+                # guessed (25.007 for 25 fps); looking further finds it.
+                self._container.close()
+                self._container = av.open(self.path, options=probed_further(self._options), timeout=self._timeouts())
         except av.FFmpegError as exc:
             hint = ""
             if os.path.isfile(self.path) and mp4_without_index(self.path):  # (a trial: "Invalid data found")

@@ -7,10 +7,16 @@ from __future__ import annotations
 
 from .timing import Joins
 
-__all__ = ["TransportRepair", "transport", "transport_origin"]
+__all__ = ["TransportRepair", "probed_further", "transport", "transport_origin"]
 
 #: Pictures out of order after damage looked past before a step back of the clock is a join.
 _STRAYS = 4
+#: How far FFmpeg reads to learn a stream's format when its first look (5 s) did not reach the
+#: stream's first packet it can read: a transport with its sound long after its picture (a poor
+#: muxer's interleaving), or its picture's first parameter set late (a capture cut inside a long
+#: group of pictures). The packets read while probing are held in memory, hence a bound.
+PROBE_SECONDS = 3600
+PROBE_BYTES = 256 << 20
 
 
 class TransportRepair:
@@ -75,6 +81,12 @@ class TransportRepair:
             said = (f"{said}; {k} of them decoded out of order, after the gap, and left out" if said else
                     f"{k} picture{'s' if k > 1 else ''} decoded out of order, after later ones, left out")
         return said
+
+
+def probed_further(options: dict | None = None) -> dict:
+    """``options`` for :func:`av.open` with FFmpeg's probing taken to :data:`PROBE_SECONDS` and
+    :data:`PROBE_BYTES`, for a file whose stream was not known at the first look."""
+    return {**(options or {}), "analyzeduration": str(PROBE_SECONDS * 1_000_000), "probesize": str(PROBE_BYTES)}
 
 
 def transport(container) -> bool:
