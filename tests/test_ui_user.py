@@ -667,3 +667,24 @@ def test_a_new_input_size_starts_the_latency_over(qtbot, make_window):
     with qtbot.waitSignal(w.pipeline.engine_changed, timeout=WAIT):
         w._engine(short_side=96)
     assert len(w.latencies) <= 2
+
+
+def test_a_transports_times_are_shown_from_its_start_as_players_show_them(qtbot, make_window, tmp_path):
+    """An MPEG-TS clock starts anywhere (FFmpeg writes 1.4 s; a broadcast capture hours): the seek
+    label, the time stamped on the picture and a snapshot's time said the raw clock (10.00 s on the
+    first frame here), where players, and ``annotate``'s output, start at 0."""
+    import json
+    from fractions import Fraction
+
+    from .media import write_clip
+
+    clip = write_clip(tmp_path / "late.ts", frames=20, rate=Fraction(25), start=10.0)
+    w = make_window(source=str(clip))
+    qtbot.waitUntil(lambda: w.source_info is not None and w.last_packet is not None, timeout=WAIT)
+    paused(qtbot, w)
+    p = next_packet(qtbot, w, lambda: w.seek_slider.setValue(5))
+    assert p.frame.index == 5 and p.frame.pts == pytest.approx(10.2, abs=1e-4)  # the source's own clock
+    assert p.seconds == pytest.approx(0.2, abs=1e-4)
+    assert w.seek_label.text() == "6 / 20  ·  0.20 s"
+    meta = json.loads(next(p for p in w.snapshot(tmp_path / "snap") if p.suffix == ".json").read_text())
+    assert meta["time_s"] == pytest.approx(0.2, abs=1e-4)

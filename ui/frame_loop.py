@@ -462,11 +462,12 @@ class FrameLoop(LoopRecording, LoopSettings):
         self.shown.now_at(frame, played)
         if not self._paused:
             self.dropped = max(0, self.playback.dropped - self._dropped_offset)
-        picture = result.picture
+        picture, seconds = result.picture, frame.pts - self.playback.origin
         if self._timecode:  # frame numbers count from 1, as the window does
-            picture = stamp_timecode(picture, frame.index + 1, frame.pts)
+            picture = stamp_timecode(picture, frame.index + 1, seconds)
         self._deliver(Packet(picture, frame, result, self.process_ms, done=now, started=started,
-                             origin=started if origin is None else origin, played=played, pauses=self._pauses),
+                             origin=started if origin is None else origin, seconds=seconds, played=played,
+                             pauses=self._pauses),
                       record)
 
     def _show(self, frame: Frame, drawn: Packet | None, *, record: bool, origin: float | None = None,

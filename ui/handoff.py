@@ -28,6 +28,8 @@ class Packet:
         origin: ``time.monotonic()`` when the frame was due on screen, where its latency starts:
             its capture time for a live source, the moment its own time came for a file (decoded
             ahead, it waited in the queue only for that).
+        seconds: the frame's time from the source's start, as players show it (``frame.pts`` is on
+            the source's own clock, which in an MPEG-TS starts anywhere: 1.4 s as FFmpeg writes it).
         played: processed in play (not a step, a seek, a redraw).
         pauses: how many of the window's pauses the worker had taken when it made this packet. A
             played one with fewer than the window has sent was in flight at the last pause, and is
@@ -42,6 +44,7 @@ class Packet:
     done: float
     started: float = 0.0
     origin: float = 0.0
+    seconds: float = 0.0
     played: bool = False
     pauses: int = 0
 

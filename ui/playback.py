@@ -82,6 +82,13 @@ class Playback:
         capture = self._capture
         return capture.link_state().describe() if capture is not None else ""
 
+    @property
+    def origin(self) -> float:
+        """Seconds of the source's clock where it starts, as players show it: a transport's clock
+        (MPEG-TS) starts anywhere (:attr:`~eigencam_live.video.FileSource.origin`); 0 elsewhere."""
+        capture = self._capture
+        return float(getattr(capture.source, "origin", 0.0)) if capture is not None else 0.0
+
     def largest_frame(self) -> tuple[int, int] | None:
         """``(width, height)`` that fits every frame of a source whose frames differ in size (a
         folder's images: :meth:`~eigencam_live.video.FolderSource.largest_size`); ``None`` for a

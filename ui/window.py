@@ -413,7 +413,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
                 self.seek_slider.blockSignals(False)
             info = self.source_info
             total = info.frame_count if info else None
-            when = "" if info and info.kind == "folder" else f"  ·  {packet.frame.pts:.2f} s"  # stills: no time
+            when = "" if info and info.kind == "folder" else f"  ·  {packet.seconds:.2f} s"  # stills: no time
             self.seek_label.setText(f"{packet.frame.index + 1} / {total}{when}")
         # nothing before a file's first frame, nor before a folder's first readable image (a trial:
         # Back there only said again that the unreadable one was skipped)
