@@ -424,7 +424,7 @@ def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Names
             _say("note", f"{result.output.name} is whole now; files named as the parts of stopped runs are beside "
                          "it (left as they are: delete them when no longer needed): "
                          + ", ".join(p.name for p in result.parts))
-        for note in (result.size_note, result.audio_note, result.streams_note, result.colour_note):
+        for note in (result.size_note, result.audio_note, result.streams_note, result.colour_note, result.clock_note):
             if note:
                 _say("note", note)
         if result.warning:

@@ -118,7 +118,10 @@ def test_recordings_joined_end_to_end_go_on_across_the_join(tmp_path, capsys):
     one = probe(parts[0])
     assert annotate_main([str(joined), "-o", str(tmp_path / "out.mp4"), "--view", "original", "-m", "mobilenet_v3_small",
                           "--weights", "none", "--short-side", "64", "--device", "cpu", "-q"]) == 0
-    assert "damaged" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "damaged" not in err
+    assert ("note: joined.ts: its clock starts again at 1.02 s (it jumps back 1.0 s: recordings joined end to end); "
+            "the output goes on without the jump") in err
     got = probe(tmp_path / "out.mp4")
     times = got["times"]
     assert len(times) == 50 and times[0] < 0.03
@@ -708,6 +711,8 @@ def test_parts_joined_with_a_clock_far_ahead_are_whole(tmp_path, capsys):
                           "--weights", "none", "--short-side", "64", "--device", "cpu", "-q"]) == 0
     err = capsys.readouterr().err
     assert "ends early" not in err and "missing" not in err
+    assert ("note: joined.ts: its clock starts again at 0.80 s (it jumps ahead 37.8 s: recordings joined end to end, "
+            "or a stretch lost); the output goes on without the jump") in err
     assert len(probe(tmp_path / "out.mp4")["times"]) == 80
 
 

@@ -74,6 +74,7 @@ class AnnotateResult:
         streams_note: set when the input has tracks the output leaves out (a second audio
             track, subtitles).
         colour_note: set when the input's colours are more than an SDR output shows (HDR, BT.2020).
+        clock_note: set when the input's clock starts again (MPEG-TS recordings joined end to end).
         kept: an interrupted run's output file that existed before (``--force``): left whole.
     """
 
@@ -88,6 +89,7 @@ class AnnotateResult:
     size_note: str | None = None
     streams_note: str | None = None
     colour_note: str | None = None
+    clock_note: str | None = None
     kept: Path | None = None
     stop_requested: bool = False
     removed: list[Path] = field(default_factory=list)
@@ -466,6 +468,8 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
         result.warning = f"{result.warning}; {damage}" if result.warning else damage
     if capture.damage:  # (the video ran to its end: its sound was kept to the end too)
         result.warning = f"{result.warning}; {capture.damage}" if result.warning else capture.damage
+    if joined := source.joins is not None and source.joins.describe(source.origin):
+        result.clock_note = f"{job.input.name}: {joined}"
     tables.write()
     if not (result.interrupted or pipe.limited or result.warning):  # (not the whole: --max-frames, cut off)
         written = [tables.stats_path, tables.heatmaps_path, tables.detections_path]

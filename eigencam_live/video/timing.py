@@ -128,6 +128,7 @@ class Joins:
 
     def __init__(self) -> None:
         self._joins: list[tuple[float, float]] = []  # (the clock value it restarted at, the shift from there on)
+        self._steps: list[tuple[float, float]] = []  # (continuous seconds where it is, the clock's step there)
         self._video_end = 0.0  # where the video has got to, continuous
         self._lock = threading.Lock()
 
@@ -135,6 +136,19 @@ class Joins:
     def joined(self) -> bool:
         """Whether a join was found (the file's duration then spans its parts' clocks, not its length)."""
         return bool(self._joins)
+
+    def describe(self, origin: float = 0.0) -> str | None:
+        """The joins found, in a few words (on the continuous clock less ``origin``: the output's),
+        else ``None``. A step ahead may also be a long stretch lost (signal lost while recording)."""
+        with self._lock:
+            steps = list(self._steps)
+        if not steps:
+            return None
+        at, step = steps[0]
+        where = f"at {at - origin:.2f} s" if len(steps) == 1 else f"at {len(steps)} places, the first at {at - origin:.2f} s"
+        why = "recordings joined end to end" if step < 0 else "recordings joined end to end, or a stretch lost"
+        return (f"its clock starts again {where} (it jumps {'back' if step < 0 else 'ahead'} {abs(step):.1f} s: "
+                f"{why}); the output goes on without the jump{'s' if len(steps) > 1 else ''}")
 
     def track(self, decides: bool = False) -> JoinedTrack:
         """The clock of one track (its own count of joins passed); ``decides``: the video's."""
@@ -169,6 +183,7 @@ class JoinedTrack:
             if back or ahead:
                 if self._decides:
                     joins._joins.append((seconds, self._shift + self._end - at))  # on where the video was
+                    joins._steps.append((self._end, at - self._end))
                     self._take(seconds)
                 elif self._passed < len(joins._joins) and (back or abs(joins._joins[self._passed][0] - seconds) <= Joins.NEAR):
                     self._take(seconds)
