@@ -20,6 +20,8 @@ from .timing import Joins
 _RESYNCS = 1000
 #: An MPEG-TS/PS clock: 33 bits of 1/90000 s, which wrap (every 26.5 hours).
 _WRAP = 1 << 33
+#: Ticks (10 s) near a clock's 0 where sound that starts before it has wrapped (see _wrapped).
+_NEAR = 900_000
 
 __all__ = ["MP4_AUDIO_CODECS", "AudioTrack"]
 
@@ -67,7 +69,8 @@ class AudioTrack:
         self._resyncs = 0  # demuxing started again after a stretch without sync bytes (MPEG-TS)
         self._clock = joins.track() if joins is not None else None
         self._unplaced = None  # a packet past a join the video has not reached yet, its clock's own
-        self._wrap_from: int | None = None  # a transport: ticks past which a timestamp has wrapped
+        self._primes = False  # a transport whose clock starts near 0: its first packets may have wrapped
+        self._unwrap = False  # the leading packets are still looked at for that
         try:
             container = av.open(source)
             if container.streams.audio and not _known(container.streams.audio[0]):
@@ -108,8 +111,8 @@ class AudioTrack:
         self._input = container
         self._source = stream
         video = container.streams.video[0] if container.streams.video else None
-        if _transport.transport(container) and stream.time_base == Fraction(1, 90000) and video is not None:
-            self._wrap_from = (video.start_time or 0) + _WRAP // 2
+        self._primes = self._unwrap = (_transport.transport(container) and stream.time_base == Fraction(1, 90000)
+                                       and video is not None and 0 <= (video.start_time or 0) < _NEAR)
         self._packets = container.demux(stream)
         if start is not None:
             self._seek(start, 0.0)
@@ -134,6 +137,7 @@ class AudioTrack:
         self._shift = round((Fraction(source) - Fraction(at)) / tb)
         self._floor = Fraction(at) if self._end is None else max(Fraction(at), self._end)
         self._pending = self._unplaced = None
+        self._unwrap = self._primes
         self._last_dts = None
         self._next = None  # re-encoding: numbered again from the stretch's first sample
         try:
@@ -171,11 +175,8 @@ class AudioTrack:
                     if packet.dts is None or packet.size == 0:
                         continue
                     packet.pts = packet.dts if packet.pts is None else packet.pts
-                    if self._wrap_from is not None and packet.dts > self._wrap_from:
-                        # AAC's priming before a clock that starts at 0: -1920 ticks, wrapped to
-                        # 95443.7 s (MP4 refused every later packet: they went back in time)
-                        packet.pts -= _WRAP
-                        packet.dts -= _WRAP
+                    if self._unwrap:
+                        self._unwrapped(packet)
                 if self._clock is not None:  # across a join, as the video
                     tb, joins = packet.time_base, self._clock.passed
                     raw = float(packet.pts * tb)
@@ -207,6 +208,18 @@ class AudioTrack:
                 if isinstance(exc, OSError):  # writing the output failed (a full disk): not the input's fault
                     raise
                 self.damaged += 1
+
+    def _unwrapped(self, packet: Any) -> None:
+        """AAC's priming before a clock that starts at 0: -1920 ticks, which the 33-bit clock gives
+        as 95443.7 s (the output's sound started there, silent in any player). Only the leading
+        packets, just under the wrap: later a value past it is FFmpeg's own guard against a wrap
+        (the second part of joined recordings: both tracks were moved by it, and the sound alone
+        must not be moved back)."""
+        if _WRAP - _NEAR <= packet.dts < _WRAP:
+            packet.pts -= _WRAP
+            packet.dts -= _WRAP
+        else:
+            self._unwrap = False
 
     def _take(self, packet: Any) -> None:
         """Copy ``packet`` (on the output's clock) into the output, or decode and encode it."""

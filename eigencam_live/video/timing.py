@@ -109,6 +109,10 @@ class RateGrid:
         return on_grid if steps >= 1 and abs(on_grid - seconds) < self.tolerance else seconds
 
 
+#: A transport's clock wraps: 33 bits of 1/90000 s.
+WRAP_SECONDS = (1 << 33) / 90000
+
+
 class Joins:
     """A transport stream's clock made continuous where it starts again: a file of recordings
     joined end to end (``cat a.ts b.ts``: each part's clock starts anew).
@@ -145,6 +149,8 @@ class Joins:
         if not steps:
             return None
         at, step = steps[0]
+        if step > WRAP_SECONDS / 2:  # a part's clock behind: FFmpeg moved it on by a wrap (its guard)
+            step -= WRAP_SECONDS
         where = f"at {at - origin:.2f} s" if len(steps) == 1 else f"at {len(steps)} places, the first at {at - origin:.2f} s"
         why = "recordings joined end to end" if step < 0 else "recordings joined end to end, or a stretch lost"
         return (f"its clock starts again {where} (it jumps {'back' if step < 0 else 'ahead'} {abs(step):.1f} s: "
