@@ -134,19 +134,24 @@ def test_recordings_joined_end_to_end_go_on_across_the_join(tmp_path, capsys):
     assert abs(float(end) - float(times[-1] + Fraction(1, 25))) < 0.05  # the sound lasts as the picture does
 
 
-def test_a_second_part_whose_clock_is_far_behind_keeps_its_sound(tmp_path, capsys):
+@pytest.mark.parametrize("starts, said", [
+    ((1000.0, 1.4), "it jumps back 999.6 s: recordings joined end to end)"),
+    ((1.4, 50000.0), "it jumps ahead 49997.6 s: recordings joined end to end, or a stretch lost)"),
+])
+def test_a_second_part_whose_clock_is_far_off_keeps_its_sound(tmp_path, capsys, starts, said):
     """The second part's clock 1000 s behind the first's: FFmpeg moves both of its tracks on by a
     wrap (2**33 ticks, its guard); the sound alone was moved back by the priming unwrap (a trial:
-    the second part's sound lost without a word, and the join said as 94439.8 s ahead)."""
+    the second part's sound lost without a word, and the join said as 94439.8 s ahead). A part
+    whose clock is over half a wrap ahead is not so moved, and is said as it is."""
     from eigencam_live.cli import annotate_main
 
-    parts = [write_clip(tmp_path / "1.ts", frames=25, rate=Fraction(25), start=1000.0, audio=True),
-             write_clip(tmp_path / "2.ts", frames=25, rate=Fraction(25), start=1.4, audio=True)]
+    parts = [write_clip(tmp_path / f"{i}.ts", frames=25, rate=Fraction(25), start=start, audio=True)
+             for i, start in enumerate(starts)]
     joined = tmp_path / "joined.ts"
     joined.write_bytes(parts[0].read_bytes() + parts[1].read_bytes())
     assert annotate_main([str(joined), "-o", str(tmp_path / "out.mp4"), "--view", "original", "-m", "mobilenet_v3_small",
                           "--weights", "none", "--short-side", "64", "--device", "cpu", "-q"]) == 0
-    assert "it jumps back 999.6 s: recordings joined end to end" in capsys.readouterr().err
+    assert said in capsys.readouterr().err
     got, one = probe(tmp_path / "out.mp4"), probe(parts[0])
     assert len(got["times"]) == 50
     assert got["audio"]["packets"] >= 2 * one["audio"]["packets"] - 2  # a packet or so where the parts overlap

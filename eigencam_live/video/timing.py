@@ -113,6 +113,11 @@ class RateGrid:
 WRAP_SECONDS = (1 << 33) / 90000
 
 
+def _wraps(seconds: float) -> int:
+    """How many wraps FFmpeg added to a transport's timestamp (33 bits: 0 <= its own < WRAP_SECONDS)."""
+    return int(seconds // WRAP_SECONDS)
+
+
 class Joins:
     """A transport stream's clock made continuous where it starts again: a file of recordings
     joined end to end (``cat a.ts b.ts``: each part's clock starts anew).
@@ -149,8 +154,6 @@ class Joins:
         if not steps:
             return None
         at, step = steps[0]
-        if step > WRAP_SECONDS / 2:  # a part's clock behind: FFmpeg moved it on by a wrap (its guard)
-            step -= WRAP_SECONDS
         where = f"at {at - origin:.2f} s" if len(steps) == 1 else f"at {len(steps)} places, the first at {at - origin:.2f} s"
         why = "recordings joined end to end" if step < 0 else "recordings joined end to end, or a stretch lost"
         return (f"its clock starts again {where} (it jumps {'back' if step < 0 else 'ahead'} {abs(step):.1f} s: "
@@ -189,7 +192,10 @@ class JoinedTrack:
             if back or ahead:
                 if self._decides:
                     joins._joins.append((seconds, self._shift + self._end - at))  # on where the video was
-                    joins._steps.append((self._end, at - self._end))
+                    # the step as recorded: FFmpeg moves a part whose clock is over 60 s behind the
+                    # first part's start on by a wrap, its guard (and one far above it back by one)
+                    wraps = _wraps(seconds) - _wraps(self._end - self._shift)
+                    joins._steps.append((self._end, at - self._end - wraps * WRAP_SECONDS))
                     self._take(seconds)
                 elif self._passed < len(joins._joins) and (back or abs(joins._joins[self._passed][0] - seconds) <= Joins.NEAR):
                     self._take(seconds)
