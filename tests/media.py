@@ -48,6 +48,7 @@ def write_clip(
     pix_fmt: str = "yuv420p",
     aspect: Fraction | None = None,
     audio_first: bool = False,
+    gop: int | None = None,
 ) -> Path:
     """An H.264 clip of ``frames`` frames of :func:`pattern` (the container from the suffix: .mp4,
     .mov, .mkv, .webm (VP9), .avi, .ts).
@@ -66,6 +67,7 @@ def write_clip(
         time_base: the video stream's clock (the muxer may impose its own: Matroska's is 1/1000 s).
         pix_fmt: ``yuv444p`` allows odd sizes (yuv420p has none).
         aspect: the sample aspect ratio (a pixel's width / height: anamorphic video), if not square.
+        gop: frames from one keyframe to the next (x264's default: 250).
         audio_first: mux all the audio before the video (by default it follows it: in an MPEG-TS
             either is a poor muxer's interleaving).
     """
@@ -78,6 +80,8 @@ def write_clip(
         v.time_base = time_base
         v.codec_context.time_base = time_base
         v.options = {"deadline": "realtime", "cpu-used": "8"} if webm else {"preset": "ultrafast", "crf": "30"}
+        if gop is not None:
+            v.codec_context.gop_size = gop
         if rotation:
             v.set_display_rotation(rotation)
         if aspect is not None:

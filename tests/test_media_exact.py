@@ -152,9 +152,29 @@ def test_a_second_part_whose_clock_is_far_off_keeps_its_sound(tmp_path, capsys, 
     assert annotate_main([str(joined), "-o", str(tmp_path / "out.mp4"), "--view", "original", "-m", "mobilenet_v3_small",
                           "--weights", "none", "--short-side", "64", "--device", "cpu", "-q"]) == 0
     assert said in capsys.readouterr().err
+    with open_source(str(joined)) as source:  # its duration spans both clocks: no count (it was 2.4 million)
+        assert source.info.frame_count is None
     got, one = probe(tmp_path / "out.mp4"), probe(parts[0])
     assert len(got["times"]) == 50
     assert got["audio"]["packets"] >= 2 * one["audio"]["packets"] - 2  # a packet or so where the parts overlap
+
+
+def test_a_capture_cut_inside_a_group_of_pictures_counts_from_its_first_picture(tmp_path):
+    """An MPEG-TS cut from the middle (a capture started mid-stream): its first packets cannot be
+    decoded (no keyframe before them). Frame numbers started at 10 for the first picture shown, and
+    the count held the 10 that never come (70 for 60)."""
+    src = write_clip(tmp_path / "whole.ts", frames=100, rate=Fraction(25), gop=20, start=1.4)
+    data = src.read_bytes()
+    cut = tmp_path / "cut.ts"
+    cut.write_bytes(data[len(data) // 3 // 188 * 188:])  # whole 188-byte packets, inside a GOP
+    with open_source(str(cut)) as source:
+        assert source.info.frame_count == 60
+        frames = list(iter(source.read, None))
+        assert [f.index for f in frames] == list(range(60)) and frames[0].pts == pytest.approx(3.0, abs=1e-4)
+        source.seek(30)
+        again = source.read()
+        assert again.index == 30 and again.pts == pytest.approx(4.2, abs=1e-4)
+        assert source.warning is None and source.damage is None
 
 
 def test_the_last_frame_lasts_its_own_time_after_a_dropped_frame(tmp_path):

@@ -110,6 +110,8 @@ class FileSource(TransportRepair, FrameSource):
                 frames = spanned
         self._end, self._own_end = _expected_end(self._container, stream)
         self._start = float((stream.start_time or 0) * stream.time_base)  # seconds: where seeks count from
+        if transport(self._container):
+            frames = self._transport_count(frames, rate)
         #: seconds on the file's clock where it starts, for an output's 0: where that clock is a
         #: transport's (MPEG-TS, MPEG-PS: any value; players start there), the first of its video
         #: and first audio track; elsewhere 0, a late start being the file's own (an MP4 edit list)
@@ -353,7 +355,7 @@ class FileSource(TransportRepair, FrameSource):
         index = max(0, int(index))
         stream = self._stream
         target = index / self.info.rate  # seconds, relative to the first frame
-        start = stream.start_time or 0
+        start = round(self._start / stream.time_base)  # (a transport's first picture that decodes)
         offset = start + int(target / stream.time_base)
         self._peeked = None
         self._tail = None  # the end is found again (and what threads dropped there) when it comes

@@ -5,6 +5,8 @@ the source's), kept apart from plain decoding."""
 
 from __future__ import annotations
 
+import os
+
 from .timing import Joins
 
 __all__ = ["TransportRepair", "probed_further", "transport", "transport_origin"]
@@ -46,6 +48,24 @@ class TransportRepair:
             return after
         self._ahead = held[1:] + self._ahead  # back for good: a join, its frames in turn
         return held[0]
+
+    def _transport_count(self, frames: int | None, rate) -> int | None:
+        """``frames`` (a transport's count, from its duration), from the first picture that decodes,
+        which is where seeks and frame numbers count from: a capture cut inside a group of pictures
+        starts with pictures that cannot be decoded (frame numbers started at 25, and the count
+        was 90 for 62). ``None`` where the count cannot be (recordings joined end to end: the
+        duration spans their clocks, 2.4 million frames for 200): each picture of an MPEG-TS
+        takes at least one of its 188-byte packets."""
+        peeked = self._peeked
+        if peeked.pts is not None and peeked.time_base is not None:
+            first = float(peeked.pts * peeked.time_base)
+            if frames and first > self._start:
+                frames = max(1, frames - round((first - self._start) * float(rate)))
+            self._start = max(self._start, first)
+        if frames and self._container.format.name == "mpegts" and os.path.isfile(self.path):
+            if frames > os.path.getsize(self.path) // 188:
+                return None
+        return frames
 
     def _lost_unreadable(self, before: int | None, frame) -> None:
         """Where a stretch without sync bytes was skipped (EAGAIN, :meth:`_decoded`) and the clock
