@@ -609,6 +609,24 @@ def test_what_the_command_line_names_must_be_had(qtbot, make_window, tmp_path, s
     assert "features.99" in w.last_error and w.error_banner.isVisible()
 
 
+def test_a_file_the_command_line_names_that_cannot_be_read_ends_the_app_before_any_window(qtbot, tmp_path, capsys,
+                                                                                        monkeypatch):
+    """A text file named .mp4: a window opened, showed the model loading for seconds, and vanished,
+    saying why only on stderr (a trial); now it is said before any window, as a missing file's is."""
+    import ui.window
+    from ui.app import _app_main
+
+    made = []
+    monkeypatch.setattr(ui.window, "MainWindow", lambda *a, **k: made.append(a))
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("hello, not a video\n")
+    for spec, said in [(bad, "cannot open " + str(bad) + " as a video: "), (tmp_path / "no.mp4", "no such file: ")]:
+        assert _app_main(["--no-settings", "--weights", "none", "--source", str(spec)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {said}") and err.count("\n") == 1, err
+    assert made == []
+
+
 def test_a_model_that_does_not_load_gives_the_picture_back_while_paused(qtbot, make_window):
     w = make_window()
     wait_frames(qtbot, w, 2)

@@ -228,6 +228,12 @@ def _app_main(argv: list[str] | None) -> int:
         stops.close()
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:
+        _check_named_source(args.source)
+    except EigenCamError as exc:
+        stops.close()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     source = args.source or (remembered.load_source(settings) if settings is not None else None) or default_source()
     # what the command line named must be had: a mistake there ends the app, not a stand-in
     required = frozenset(typed & {f.name for f in fields(EngineConfig)}) | ({"source"} if args.source else set())
@@ -244,6 +250,19 @@ def _app_main(argv: list[str] | None) -> int:
     code = app.exec_()
     window.close()  # idempotent: settings saved, threads joined, the recording finished
     end_process(stops.exit_code or (2 if window.fatal_error else code))
+
+
+def _check_named_source(spec: str | None) -> None:
+    """Open and close a file or folder the command line names, before any window: one that cannot
+    be read (a text file named .mp4) opened a window that vanished after the model had loaded,
+    seconds later, saying why only on stderr (a trial). Cameras and streams are left to the
+    window (opening one twice costs seconds, and a server may be slow to answer)."""
+    from eigencam_live.video import STREAM_SCHEMES, open_source
+
+    text = (spec or "").strip()
+    if not text or text.isdigit() or text.lower() in ("demo", "scene") or text.lower().startswith(STREAM_SCHEMES):
+        return
+    open_source(text).close()
 
 
 def apply_dark_theme(app) -> None:
