@@ -688,3 +688,18 @@ def test_a_transports_times_are_shown_from_its_start_as_players_show_them(qtbot,
     assert w.seek_label.text() == "6 / 20  ·  0.20 s"
     meta = json.loads(next(p for p in w.snapshot(tmp_path / "snap") if p.suffix == ".json").read_text())
     assert meta["time_s"] == pytest.approx(0.2, abs=1e-4)
+
+
+def test_what_was_said_of_a_model_goes_when_another_loads(qtbot, make_window):
+    """A network held to one size said it stretched the frames; with another model typed in, the
+    warning stayed up to 30 s over the new model's frames (a GUI trial). What a source lost stays."""
+    w = make_window()
+    wait_frames(qtbot, w, 1)
+    w.pipeline.warning.emit("fixed.onnx takes 224x224 input only: 640x480 frames are stretched to it")
+    assert w.error_banner.isVisible() and "fixed.onnx" in w.error_banner.text()
+    w.pipeline.busy.emit("loading mobilenet_v3_small…")
+    assert not w.error_banner.isVisible()
+    w.pipeline.busy.emit("")
+    w.pipeline.source_warning.emit("b.png cannot be read: skipped")
+    w.pipeline.busy.emit("loading mobilenet_v3_small…")
+    assert w.error_banner.isVisible() and "b.png" in w.error_banner.text()

@@ -88,6 +88,8 @@ class StatusReports:
         if what:
             if what.startswith("loading"):
                 self._veil_until_frame, self._failed_while_veiled = True, False
+                if self.last_error is not None and self.last_error == self._model_warning:
+                    self.error_banner.hide()  # of the model being replaced (a trial: up 15 s on the next one's frames)
             self.busy_text = what[0].upper() + what[1:]
             self.statusBar().showMessage(self.busy_text)
             self.view.set_busy(self.busy_text)
@@ -119,6 +121,12 @@ class StatusReports:
         self.fatal_error = message
         print(f"error: {message}", file=sys.stderr, flush=True)
         self.close()  # the last window: the event loop ends, and the app exits 2 (ui.app)
+
+    def _on_model_warning(self, message: str) -> None:
+        """What differs in the model running from what was asked (a network held to one input size
+        stretches the frames; a component it does not have): said until it is replaced."""
+        self._model_warning = message
+        self.show_error(message, warning=True)
 
     def _on_setting_failed(self, message: str) -> None:
         self._setting_error = message

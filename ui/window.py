@@ -112,6 +112,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.last_error: str | None = None
         self._source_error: str | None = None  # the last failed source's message
         self._source_warning: str | None = None  # the last thing a source lost (an image skipped)
+        self._model_warning: str | None = None  # the last thing said of the model running (a stretch)
         self._setting_error: str | None = None  # the last refused setting's message
         self.fatal_error: str | None = None  # what the command line asked for and could not be had
         self.errors: list[str] = []
@@ -327,7 +328,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         p = self.pipeline
         p.frame_ready.connect(self._on_frame_ready)
         p.error.connect(self.show_error)
-        p.warning.connect(lambda message: self.show_error(message, warning=True))
+        p.warning.connect(self._on_model_warning)
         p.source_warning.connect(self._on_source_warning)
         p.setting_failed.connect(self._on_setting_failed)
         p.setting_applied.connect(self._on_setting_applied)
