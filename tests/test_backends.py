@@ -446,6 +446,18 @@ def test_the_command_line_lists_layers_and_annotates_with_an_onnx_file(tmp_path,
     out = tmp_path / "out.mp4"
     assert annotate_main([str(clip), "-o", str(out), "--model", path, "--short-side", "64", "-q"]) == 0
     assert probe(out)["frames"] == 6
+    # a layer by the short name the app shows (a trial: copied from the layer box, it was refused)
+    from eigencam_live.backends.onnx_file import short_name
+
+    full = next(line.split()[0] for line in lines if "HardSwish_output_0" in line and "/features.9/" in line)
+    shown = short_name(full)
+    assert shown != full and "/" in shown and not shown.endswith("_output_0")
+    stats = tmp_path / "s.csv"
+    assert annotate_main([str(clip), "-o", str(tmp_path / "o1.mp4"), "--model", path, "--layer", shown,
+                          "--short-side", "64", "-q", "--stats", str(stats)]) == 0
+    assert probe(tmp_path / "o1.mp4")["frames"] == 6
+    engine = Engine(EngineConfig(model=path, layer=shown))
+    assert engine.layer == full
     # --weights imagenet is the default, but typed with a file that holds its own weights it is a mistake
     assert annotate_main([str(clip), "-o", str(tmp_path / "o2.mp4"), "--model", path, "--weights=imagenet"]) == 1
     assert "--weights: an ONNX file holds its own weights" in capsys.readouterr().err

@@ -17,6 +17,8 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from eigencam_live.backends.onnx_file import short_name
+
 from .focus import ComboBox, wheeled
 from .shortcuts import SHORTCUTS
 
@@ -49,29 +51,15 @@ class SettingsScroll(QScrollArea):
         return super().eventFilter(obj, event)
 
 
-def _compact(name: str) -> str:
-    """A graph node's output as far as it tells layers apart: torch's exporter names each module
-    before its index and ends every name in ``_output_0``, so
-    ``/features/features.12/block/block.3/HardSwish_output_0`` -> ``features.12/block.3/HardSwish``.
-    A name without ``/`` (a module's) is returned as it is."""
-    if "/" not in name:
-        return name
-    parts = [p for p in name.split("/") if p]
-    kept = [p for i, p in enumerate(parts) if not (i + 1 < len(parts) and parts[i + 1].startswith(p + "."))]
-    if kept and kept[-1].endswith("_output_0") and len(kept[-1]) > len("_output_0"):
-        kept[-1] = kept[-1][: -len("_output_0")]
-    return "/".join(kept) or name
-
-
 def elide_name(fm: QFontMetrics, name: str, width: int, *, compact: bool = False) -> str:
     """``name`` in ``width`` pixels: whole where it fits, else its end, which names the block (an
     ONNX node's first shortened: its end alone was ``…_output_0`` for every layer). ``compact``: an
     ONNX node's shortened always (names side by side then read alike: a trial's tiles mixed
     ``features.0.2/HardSwish`` with ``/features/features.1/block/block.1/Mul_output_0``)."""
-    name = _compact(name) if compact else name
+    name = short_name(name) if compact else name
     if fm.horizontalAdvance(name) <= width:
         return name
-    return fm.elidedText(_compact(name), Qt.ElideLeft, max(width, 0))
+    return fm.elidedText(short_name(name), Qt.ElideLeft, max(width, 0))
 
 
 class PredictionsPanel(QWidget):

@@ -24,7 +24,21 @@ from eigencam_live.models import Layer, LoadedModel, ModelSpec, to_feature_map
 from eigencam_live.models.loaded import normalisation
 from eigencam_live.results import class_scores, reads_as_scores, score_output
 
-__all__ = ["OnnxFile", "OnnxFileBackend", "load_onnx"]
+__all__ = ["OnnxFile", "OnnxFileBackend", "load_onnx", "short_name"]
+
+
+def short_name(name: str) -> str:
+    """A graph node's output as far as it tells layers apart, as the app shows it: torch's exporter
+    names each module before its index and ends every name in ``_output_0``, so
+    ``/features/features.12/block/block.3/HardSwish_output_0`` -> ``features.12/block.3/HardSwish``.
+    A name without ``/`` (a module's) is returned as it is. ``layer=`` takes either."""
+    if "/" not in name:
+        return name
+    parts = [p for p in name.split("/") if p]
+    kept = [p for i, p in enumerate(parts) if not (i + 1 < len(parts) and parts[i + 1].startswith(p + "."))]
+    if kept and kept[-1].endswith("_output_0") and len(kept[-1]) > len("_output_0"):
+        kept[-1] = kept[-1][: -len("_output_0")]
+    return "/".join(kept) or name
 
 
 class OnnxFile:
@@ -349,9 +363,17 @@ class OnnxFileBackend:
 
     @layer.setter
     def layer(self, name: str) -> None:
-        if name not in self.graph.order:
+        self._layer = self._named(name)
+
+    def _named(self, name: str) -> str:
+        """The node output ``name`` names: itself, or the one the app shows by that short name (a
+        trial: a name copied from the layer box was refused on the command line)."""
+        if name in self.graph.order:
+            return name
+        found = [n for n in self.graph.order if "/" in n and short_name(n) == name]
+        if len(found) != 1:
             raise self._no_such(name)
-        self._layer = name
+        return found[0]
 
     def _no_such(self, name: str) -> LayerNotFoundError:
         import difflib
@@ -369,9 +391,8 @@ class OnnxFileBackend:
     def probe(self, layer: str, size: tuple[int, int]) -> tuple[int, int, int]:
         shapes = self.graph.layers(size)
         self.loaded.classes = self.graph.classes
+        layer = self._named(layer)  # (with the closest names, as the layer setter: a library trial)
         if layer not in shapes:
-            if layer not in self.graph.order:  # (with the closest names, as the layer setter: a library trial)
-                raise self._no_such(layer)
             if layer in self.graph.small_maps(size):  # a map, too small at this size: the engine says so
                 return self.graph.small_maps(size)[layer]
             if layer == self.graph.output:  # (its shape is not kept among the others': a trial got none)
