@@ -1119,9 +1119,12 @@ def test_a_typed_model_string_opens_and_the_layer_list_is_a_filterable_tree(qtbo
     shown = {w.layer_combo.itemData(i) for i in range(w.layer_combo.count()) if not view.isRowHidden(i)}
     assert shown == {"0", "2.0", "2"}  # the Conv2d layers, and the one in use
     w.layer_filter.setText("2.0")
+    w.layer_filter.setFocus()
+    assert w.focusWidget() is w.layer_filter
     qtbot.keyClick(w.layer_filter, Qt.Key_Return)  # Enter uses the first match (a trial: it did nothing)
     qtbot.waitUntil(lambda: w.pipeline.engine.layer == "2.0", timeout=WAIT)
     assert w.layer_combo.currentData() == "2.0"
+    assert w.focusWidget() is w.view  # the keys go back to the picture (a trial: H and F were typed into the filter)
     w.layer_filter.setText("conv")
     w._choose_model("mobilenet_v3_small")  # another network: the filter was for the last one's names
     qtbot.waitUntil(lambda: w.status.config.model == "mobilenet_v3_small" and w.layer_combo.findData("features.3") >= 0,

@@ -472,7 +472,8 @@ class ControlsSync:
     def _pick_filtered_layer(self) -> None:
         """Enter in the filter: the layer it names exactly, else the first layer it shows other
         than the one in use, is used (one match: that one); with none, the list opens to say so.
-        (A trial: "_swish" typed whole picked "_blocks.0._swish", the first to contain it.)"""
+        (A trial: "_swish" typed whole picked "_blocks.0._swish", the first to contain it.) A layer
+        picked gives the keys back to the picture (a trial: H and F were typed into the filter)."""
         needle = self.layer_filter.text().strip().lower()
         combo = self.layer_combo
         exact = [i for i in range(combo.count()) if needle and str(combo.itemData(i)).lower() == needle]
@@ -480,6 +481,7 @@ class ControlsSync:
             if exact[0] != combo.currentIndex():
                 combo.setCurrentIndex(exact[0])
                 combo.activated.emit(exact[0])
+            self.view.setFocus()
             return
         found = [i for i in range(combo.count()) if needle and needle in combo.itemText(i).lower()]
         other = [i for i in found if i != combo.currentIndex()]
@@ -488,6 +490,7 @@ class ControlsSync:
             return
         combo.setCurrentIndex(other[0])
         combo.activated.emit(other[0])  # as a click in the list: applied
+        self.view.setFocus()
 
     def _select_layer(self, layer: str) -> None:
         i = self.layer_combo.findData(layer)
