@@ -570,7 +570,9 @@ def test_step_is_offered_up_to_a_folders_last_still(qtbot, make_window, tmp_path
     assert w.last_packet.frame.index == 0 and step.isEnabled()
     assert next_packet(qtbot, w, lambda: w.step(1)).frame.index == 1 and step.isEnabled()
     assert next_packet(qtbot, w, lambda: w.step(1)).frame.index == 2 and not step.isEnabled()
+    assert w.seek_label.text() == "3 / 3  ·  c.png"  # which photo is on screen (a trial: said nowhere)
     assert next_packet(qtbot, w, lambda: w.step(-1)).frame.index == 1 and step.isEnabled()
+    assert w.seek_label.text() == "2 / 3  ·  b.png" and w.snapshot_settings(w.last_packet)["image"] == "b.png"
     assert next_packet(qtbot, w, lambda: w.step(1)).frame.index == 2 and not step.isEnabled()
     other = tmp_path / "more"  # another folder opened at the last still: Step is offered at once
     other.mkdir()

@@ -466,8 +466,8 @@ class FrameLoop(LoopRecording, LoopSettings):
         if self._timecode:  # frame numbers count from 1, as the window does
             picture = stamp_timecode(picture, frame.index + 1, seconds)
         self._deliver(Packet(picture, frame, result, self.process_ms, done=now, started=started,
-                             origin=started if origin is None else origin, seconds=seconds, played=played,
-                             pauses=self._pauses),
+                             origin=started if origin is None else origin, seconds=seconds,
+                             still=self.playback.image_name(frame.index), played=played, pauses=self._pauses),
                       record)
 
     def _show(self, frame: Frame, drawn: Packet | None, *, record: bool, origin: float | None = None,

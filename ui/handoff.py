@@ -30,6 +30,7 @@ class Packet:
             ahead, it waited in the queue only for that).
         seconds: the frame's time from the source's start, as players show it (``frame.pts`` is on
             the source's own clock, which in an MPEG-TS starts anywhere: 1.4 s as FFmpeg writes it).
+        still: a folder's image: its file name (``None`` for other sources).
         played: processed in play (not a step, a seek, a redraw).
         pauses: how many of the window's pauses the worker had taken when it made this packet. A
             played one with fewer than the window has sent was in flight at the last pause, and is
@@ -45,6 +46,7 @@ class Packet:
     started: float = 0.0
     origin: float = 0.0
     seconds: float = 0.0
+    still: str | None = None
     played: bool = False
     pauses: int = 0
 

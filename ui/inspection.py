@@ -170,6 +170,7 @@ class InspectionActions:
             "view": rc.view, "alpha": rc.alpha, "colormap": rc.colormap,
             "source": str(self.source_spec), "frame": packet.frame.index + 1, "frame_index": packet.frame.index,
             "time_s": round(float(packet.seconds), 6),
+            **({} if packet.still is None else {"image": packet.still}),
             "frame_size": [int(packet.frame.image.shape[1]), int(packet.frame.image.shape[0])],
             "map_size": [int(r.cam.shape[1]), int(r.cam.shape[0])],
             "explained": [round(float(v), 6) for v in np.asarray(r.explained).ravel()],

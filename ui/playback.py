@@ -5,6 +5,7 @@ No Qt here: :class:`~ui.worker.Pipeline` turns what this raises or returns into 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -88,6 +89,12 @@ class Playback:
         (MPEG-TS) starts anywhere (:attr:`~eigencam_live.video.FileSource.origin`); 0 elsewhere."""
         capture = self._capture
         return float(getattr(capture.source, "origin", 0.0)) if capture is not None else 0.0
+
+    def image_name(self, index: int) -> str | None:
+        """The file name of a folder's image ``index``; ``None`` for other sources."""
+        capture = self._capture
+        files = getattr(capture.source, "files", None) if capture is not None else None
+        return os.path.basename(files[index]) if files is not None and 0 <= index < len(files) else None
 
     def largest_frame(self) -> tuple[int, int] | None:
         """``(width, height)`` that fits every frame of a source whose frames differ in size (a

@@ -414,7 +414,10 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
                 self.seek_slider.blockSignals(False)
             info = self.source_info
             total = info.frame_count if info else None
-            when = "" if info and info.kind == "folder" else f"  ·  {packet.seconds:.2f} s"  # stills: no time
+            # stills: no time, their names (a trial: which photo was on screen was said nowhere)
+            name = packet.still if packet.still is None or len(packet.still) <= 40 else \
+                f"{packet.still[:19]}…{packet.still[-20:]}"
+            when = f"  ·  {name}" if name else "" if info and info.kind == "folder" else f"  ·  {packet.seconds:.2f} s"
             self.seek_label.setText(f"{packet.frame.index + 1} / {total}{when}")
         # nothing before a file's first frame, nor before a folder's first readable image (a trial:
         # Back there only said again that the unreadable one was skipped)
