@@ -703,3 +703,29 @@ def test_what_was_said_of_a_model_goes_when_another_loads(qtbot, make_window):
     w.pipeline.source_warning.emit("b.png cannot be read: skipped")
     w.pipeline.busy.emit("loading mobilenet_v3_small…")
     assert w.error_banner.isVisible() and "b.png" in w.error_banner.text()
+
+
+def test_the_sources_of_earlier_runs_are_offered_again(qtbot, make_window, settings, tmp_path):
+    """A trial: the files and folders opened were gone from the source list after a restart. The
+    latest comes first; one no longer there is left out; cameras and the demos are not kept."""
+    import cv2
+
+    from .media import write_clip
+
+    first, second = write_clip(tmp_path / "a.mp4", frames=5), write_clip(tmp_path / "b.ts", frames=5)
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "p.png"), np.full((48, 64, 3), 90, np.uint8))
+    w = make_window(source=str(first), settings=settings)
+    qtbot.waitUntil(lambda: w.source_spec == str(first), timeout=WAIT)
+    for spec in (str(folder), str(second), "scene"):
+        with qtbot.waitSignal(w.pipeline.source_opened, timeout=WAIT):
+            w.open_source(spec)
+    assert w.recent == [str(second), str(folder), str(first)]
+    w.close()
+    first.unlink()
+    w = make_window(settings=settings)
+    combo = w.source_combo
+    items = [(combo.itemText(i), combo.itemData(i)) for i in range(combo.count())]
+    assert items[1:3] == [("file: b.ts", str(second)), ("folder: photos", str(folder))]
+    assert str(first) not in [data for _, data in items] and items[-3:][0][1] == "__file__"

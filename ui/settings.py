@@ -7,6 +7,7 @@ its field's type and validated by the config dataclass, and a bad one is skipped
 
 from __future__ import annotations
 
+import json
 from dataclasses import fields, replace
 from typing import Any, Protocol, TypeVar
 
@@ -15,13 +16,17 @@ from eigencam_live.errors import EigenCamError
 from eigencam_live.models import model_kind
 from eigencam_live.render import RenderConfig
 
-__all__ = ["ENGINE_KEYS", "RENDER_KEYS", "load_configs", "load_geometry", "load_source", "save", "weights_for"]
+__all__ = ["ENGINE_KEYS", "RENDER_KEYS", "load_configs", "load_geometry", "load_recent", "load_source", "save",
+           "weights_for", "with_recent"]
 
 #: Engine settings the app remembers (``top_k`` is fixed by the panel, ``optimize`` is a CLI choice).
 ENGINE_KEYS = ("model", "weights", "layer", "component", "method", "short_side", "device", "backend", "precision",
                "smoothing", "score")
 RENDER_KEYS = tuple(f.name for f in fields(RenderConfig))
 SOURCE_KEY = "source"
+RECENT_KEY = "sources/recent"
+#: Sources offered again in the source list, the latest first.
+RECENT_MOST = 8
 GEOMETRY_KEY = "window/geometry"
 
 C = TypeVar("C", EngineConfig, RenderConfig)
@@ -52,15 +57,34 @@ def load_source(store: Store) -> str | None:
     return str(value) if value else None
 
 
+def load_recent(store: Store) -> list[str]:
+    """The files, folders and URLs opened before, the latest first (kept as JSON: an INI file gives
+    a list of one back as a plain string)."""
+    raw = store.value(RECENT_KEY)
+    try:
+        items = json.loads(raw) if isinstance(raw, str) and raw else []
+    except ValueError:
+        return []  # edited by hand
+    return [s for s in items if isinstance(s, str) and s][:RECENT_MOST] if isinstance(items, list) else []
+
+
+def with_recent(recent: list[str], spec: str | int) -> list[str]:
+    """``recent`` with ``spec`` first, where it is a file, a folder or a URL (not a camera or a demo)."""
+    text = str(spec)
+    if text.isdigit() or text.lower() in ("demo", "scene"):
+        return recent
+    return [text, *(s for s in recent if s != text)][:RECENT_MOST]
+
+
 def load_geometry(store: Store) -> Any:
     """The window geometry saved by ``QWidget.saveGeometry`` (``None`` if none)."""
     return store.value(GEOMETRY_KEY)
 
 
 def save(store: Store, engine: EngineConfig, render: RenderConfig, source: str | int | None,
-         geometry: Any = None) -> None:
-    """Remember ``engine``, ``render``, ``source`` and the window ``geometry`` (written at once);
-    ``source`` ``None`` (none opened this run) keeps the one remembered before."""
+         geometry: Any = None, recent: list[str] | None = None) -> None:
+    """Remember ``engine``, ``render``, ``source``, the window ``geometry`` and the ``recent``
+    sources (written at once); ``source`` ``None`` (none opened this run) keeps the one remembered before."""
     for group, config, keys in (("engine", engine, ENGINE_KEYS), ("render", render, RENDER_KEYS)):
         for key in keys:
             value = getattr(config, key)
@@ -69,6 +93,8 @@ def save(store: Store, engine: EngineConfig, render: RenderConfig, source: str |
         store.setValue(SOURCE_KEY, str(source))
     if geometry is not None:
         store.setValue(GEOMETRY_KEY, geometry)
+    if recent is not None:
+        store.setValue(RECENT_KEY, json.dumps(recent[:RECENT_MOST]))
     store.sync()
 
 

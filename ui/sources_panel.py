@@ -4,12 +4,16 @@ mixed into :class:`~ui.window.MainWindow`)."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
+from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QFileDialog, QInputDialog
 
-from eigencam_live.video import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from eigencam_live.video import IMAGE_EXTENSIONS, STREAM_SCHEMES, VIDEO_EXTENSIONS
+
+from . import settings as remembered
 
 __all__ = ["SourceActions", "open_filter"]
 
@@ -118,6 +122,22 @@ class SourceActions:
             self.error_banner.hide()
         self.pipeline.open_source(spec)
 
+    def _offer_recent(self) -> None:
+        """The sources of earlier runs in the list, before "Open file…" (a trial: they were gone
+        after a restart); a file or folder no longer there is left out."""
+        for spec in self.recent:
+            if spec.lower().startswith(STREAM_SCHEMES):
+                label = f"stream: {Path(spec).name or spec}"
+            elif os.path.isdir(spec):
+                label = f"folder: {Path(spec).name}"
+            elif os.path.isfile(spec):
+                label = f"{'image' if spec.lower().endswith(IMAGE_EXTENSIONS) else 'file'}: {Path(spec).name}"
+            else:
+                continue
+            if self.source_combo.findData(spec) < 0:
+                self.source_combo.insertItem(self.source_combo.count() - 3, label, spec)
+                self.source_combo.setItemData(self.source_combo.count() - 4, spec, Qt.ToolTipRole)
+
     def _on_source_warning(self, message: str) -> None:
         self._source_warning = message
         self.show_error(message, warning=True)
@@ -137,6 +157,7 @@ class SourceActions:
         self.source_spec = spec
         # one image opened on its own is read as a folder of one (a trial: "folder: photo.png")
         single = info.kind == "folder" and isinstance(spec, str) and Path(spec).is_file()
+        self.recent = remembered.with_recent(self.recent, spec)
         i = self.source_combo.findData(spec)
         if i < 0:
             kind = "image" if single else info.kind

@@ -134,6 +134,9 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
                                  required=required, parent=self)
         self._build_ui()
         self._connect_pipeline()
+        #: files, folders and URLs opened, the latest first: offered in the source list, and remembered
+        self.recent = remembered.load_recent(settings) if settings is not None else []
+        self._offer_recent()
         self._show_opening(source)
         if settings is not None:
             geometry = remembered.load_geometry(settings)
@@ -516,7 +519,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         after a mistake on the command line (what was remembered stays)."""
         if self.settings is not None and self.fatal_error is None:
             remembered.save(self.settings, self.engine_config, self.render_config, self.source_spec,
-                            self.saveGeometry())
+                            self.saveGeometry(), self.recent)
 
     def shutdown(self, timeout: float = 1.2) -> bool:
         """Stop every thread (idempotent); ``True`` when all ended within ``timeout`` seconds."""
