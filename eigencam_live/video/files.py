@@ -279,8 +279,9 @@ class FileSource(TransportRepair, FrameSource):
 
     def _accounted(self) -> int:
         """The frames decoded, with those left out as damaged and a transport's gaps (none of them
-        missing from its end)."""
-        return self._count + len(self._refused) + (self.gaps.missing if self.gaps is not None else 0)
+        missing from its end). A transport's count follows its clock: its gaps are in it already."""
+        counted = self.gaps is not None and self._clock is not None
+        return self._count + len(self._refused) + (self.gaps.missing if self.gaps is not None and not counted else 0)
 
     def _frames_after_end(self) -> list:
         """The frames after the last one decoded, decoded again on one thread from the keyframe
