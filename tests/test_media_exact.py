@@ -159,6 +159,29 @@ def test_a_second_part_whose_clock_is_far_off_keeps_its_sound(tmp_path, capsys, 
     assert got["audio"]["packets"] >= 2 * one["audio"]["packets"] - 2  # a packet or so where the parts overlap
 
 
+def test_a_second_part_whose_clock_starts_at_0_keeps_its_sound(tmp_path, capsys):
+    """Parts whose clocks start at 0: the second part's AAC priming, 1920 ticks before its 0,
+    comes mid-file as 95443.7 s; it was taken for a join the picture never reaches, and the sound
+    of the whole part was lost without a word (a review: 752 of 1502 packets)."""
+    import av
+
+    parts = [write_clip(tmp_path / f"{i}.ts", frames=400, rate=Fraction(25), audio=True) for i in (1, 2)]
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(parts[0].read_bytes() + parts[1].read_bytes())
+    with av.open(str(joined)) as c:
+        wrapped = [p.dts for p in c.demux(c.streams.audio[0]) if p.size and p.dts >= 2**33 - 1920]
+        assert len(wrapped) == 2  # the case: each part's priming packet
+    from eigencam_live.cli import annotate_main
+
+    assert annotate_main([str(joined), "-o", str(tmp_path / "out.mp4"), "--view", "original", "-m", "mobilenet_v3_small",
+                          "--weights", "none", "--short-side", "64", "--device", "cpu", "-q"]) == 0
+    assert "damaged" not in capsys.readouterr().err
+    got, want = probe(tmp_path / "out.mp4"), probe(joined)
+    assert len(got["times"]) == 800
+    assert got["audio"]["packets"] >= want["audio"]["packets"] - 2  # a packet or so where the parts overlap
+    assert got["audio"]["start"] == 0.0
+
+
 def test_a_capture_cut_inside_a_group_of_pictures_counts_from_its_first_picture(tmp_path):
     """An MPEG-TS cut from the middle (a capture started mid-stream): its first packets cannot be
     decoded (no keyframe before them). Frame numbers started at 10 for the first picture shown, and

@@ -20,7 +20,7 @@ from .timing import Joins
 _RESYNCS = 1000
 #: An MPEG-TS/PS clock: 33 bits of 1/90000 s, which wrap (every 26.5 hours).
 _WRAP = 1 << 33
-#: Ticks (10 s) near a clock's 0 where sound that starts before it has wrapped (see _wrapped).
+#: Ticks (10 s) near a clock's 0 where sound that starts before it has wrapped (see _unwrapping).
 _NEAR = 900_000
 
 __all__ = ["MP4_AUDIO_CODECS", "AudioTrack"]
@@ -69,8 +69,7 @@ class AudioTrack:
         self._resyncs = 0  # demuxing started again after a stretch without sync bytes (MPEG-TS)
         self._clock = joins.track() if joins is not None else None
         self._unplaced = None  # a packet past a join the video has not reached yet, its clock's own
-        self._primes = False  # a transport whose clock starts near 0: its first packets may have wrapped
-        self._unwrap = False  # the leading packets are still looked at for that
+        self._wraps = False  # a transport: sound before a clock's 0 has wrapped (see _unwrapping)
         try:
             container = av.open(source)
             if container.streams.audio and not _known(container.streams.audio[0]):
@@ -110,10 +109,8 @@ class AudioTrack:
             self._stream.metadata["language"] = language_of(stream)
         self._input = container
         self._source = stream
-        video = container.streams.video[0] if container.streams.video else None
-        self._primes = self._unwrap = (_transport.transport(container) and stream.time_base == Fraction(1, 90000)
-                                       and video is not None and 0 <= (video.start_time or 0) < _NEAR)
-        self._packets = container.demux(stream)
+        self._wraps = _transport.transport(container) and stream.time_base == Fraction(1, 90000)
+        self._packets = self._demux()
         if start is not None:
             self._seek(start, 0.0)
 
@@ -137,7 +134,6 @@ class AudioTrack:
         self._shift = round((Fraction(source) - Fraction(at)) / tb)
         self._floor = Fraction(at) if self._end is None else max(Fraction(at), self._end)
         self._pending = self._unplaced = None
-        self._unwrap = self._primes
         self._last_dts = None
         self._next = None  # re-encoding: numbered again from the stretch's first sample
         try:
@@ -148,7 +144,7 @@ class AudioTrack:
             return
         if self._decoder is not None:
             self._decoder.flush_buffers()
-        self._packets = self._input.demux(self._source)
+        self._packets = self._demux()
 
     def mux_until(self, seconds: float | None) -> None:
         """Copy input audio packets that start up to ``seconds`` of the output (``None`` = all of them)."""
@@ -165,7 +161,7 @@ class AudioTrack:
                         packet = next(self._packets)
                     except av.error.BlockingIOError:  # MPEG-TS: a stretch without sync bytes, as the video's
                         self._resyncs += 1  # (files.py): demuxing again goes on after it (a trial lost 22 s of sound)
-                        self._packets = self._input.demux(self._source) if self._resyncs <= _RESYNCS else None
+                        self._packets = self._demux() if self._resyncs <= _RESYNCS else None
                         if self._packets is None:
                             return
                         continue
@@ -175,8 +171,6 @@ class AudioTrack:
                     if packet.dts is None or packet.size == 0:
                         continue
                     packet.pts = packet.dts if packet.pts is None else packet.pts
-                    if self._unwrap:
-                        self._unwrapped(packet)
                 if self._clock is not None:  # across a join, as the video
                     tb, joins = packet.time_base, self._clock.passed
                     raw = float(packet.pts * tb)
@@ -209,17 +203,10 @@ class AudioTrack:
                     raise
                 self.damaged += 1
 
-    def _unwrapped(self, packet: Any) -> None:
-        """AAC's priming before a clock that starts at 0: -1920 ticks, which the 33-bit clock gives
-        as 95443.7 s (the output's sound started there, silent in any player). Only the leading
-        packets, just under the wrap: later a value past it is FFmpeg's own guard against a wrap
-        (the second part of joined recordings: both tracks were moved by it, and the sound alone
-        must not be moved back)."""
-        if _WRAP - _NEAR <= packet.dts < _WRAP:
-            packet.pts -= _WRAP
-            packet.dts -= _WRAP
-        else:
-            self._unwrap = False
+    def _demux(self):
+        """The input's audio packets, a transport's unwrapped (:func:`_unwrapping`)."""
+        packets = self._input.demux(self._source)
+        return _unwrapping(packets) if self._wraps else packets
 
     def _take(self, packet: Any) -> None:
         """Copy ``packet`` (on the output's clock) into the output, or decode and encode it."""
@@ -304,6 +291,30 @@ _AAC_RATES = frozenset({96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 
 _SAMPLE_TYPES = {"u8": "u1", "s16": "i2", "s32": "i4", "flt": "f4", "dbl": "f8", "s64": "i8"}
 #: A hole in re-encoded audio longer than 1/_GAP_HZ s is filled with silence.
 _GAP_HZ = 200
+
+
+def _unwrapping(packets):
+    """``packets`` of a transport, those just under its 33-bit clock's wrap put before 0 where the
+    clock goes on near 0 after them: AAC's priming before a clock that starts at 0 (the file's, or
+    a joined part's) is -1920 ticks, which the clock gives as 95443.7 s. The output's sound started
+    there (silent in any player); after a join the part's sound was lost. Where the packets after
+    them went on past the wrap instead (a clock that wraps, or a part FFmpeg moved on by a wrap,
+    its guard), they are kept as they are."""
+    held = []
+    for packet in packets:
+        if packet.dts is not None and packet.size:
+            if _WRAP - _NEAR <= packet.dts < _WRAP:
+                held.append(packet)
+                continue
+            if held:
+                if 0 <= packet.dts < _NEAR:  # the clock went on near 0: the held ones came before it
+                    for early in held:
+                        early.dts -= _WRAP
+                        early.pts = None if early.pts is None else early.pts - _WRAP
+                yield from held
+                held = []
+        yield packet
+    yield from held
 
 
 def _known(stream: Any) -> bool:
