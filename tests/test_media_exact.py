@@ -194,6 +194,7 @@ def test_a_capture_cut_inside_a_group_of_pictures_counts_from_its_first_picture(
         assert source.info.frame_count == 60
         frames = list(iter(source.read, None))
         assert [f.index for f in frames] == list(range(60)) and frames[0].pts == pytest.approx(3.0, abs=1e-4)
+        assert source.origin == pytest.approx(3.0, abs=1e-4)  # its time 0 (it was 0.4 s before it)
         source.seek(30)
         again = source.read()
         assert again.index == 30 and again.pts == pytest.approx(4.2, abs=1e-4)

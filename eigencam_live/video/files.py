@@ -115,7 +115,7 @@ class FileSource(TransportRepair, FrameSource):
         #: seconds on the file's clock where it starts, for an output's 0: where that clock is a
         #: transport's (MPEG-TS, MPEG-PS: any value; players start there), the first of its video
         #: and first audio track; elsewhere 0, a late start being the file's own (an MP4 edit list)
-        self.origin = transport_origin(self._container)
+        self.origin = transport_origin(self._container, self._start)
         #: a transport's clock made continuous across joins (None elsewhere: a file's own clock)
         self.joins = Joins() if transport(self._container) else None
         self._clock = self.joins.track(decides=True) if self.joins is not None else None

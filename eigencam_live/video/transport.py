@@ -117,10 +117,12 @@ def transport(container) -> bool:
     return bool(container.format.flags & av.format.Flags.ts_discont.value)
 
 
-def transport_origin(container) -> float:
-    """Where a file whose clock is a transport's starts, in seconds; 0 for any other file."""
+def transport_origin(container, first: float | None = None) -> float:
+    """Where a file whose clock is a transport's starts, in seconds (its first picture ``first``,
+    where given, or its first sound); 0 for any other file. (The video's own start may be a
+    picture that does not decode: a capture cut mid-stream, whose first frame then came 0.4 s in.)"""
     if not transport(container):
         return 0.0
-    streams = [*container.streams.video[:1], *container.streams.audio[:1]]
-    starts = [s.start_time * s.time_base for s in streams if s.start_time is not None and s.time_base]
-    return float(min(starts)) if starts else 0.0
+    streams = [*([] if first is not None else container.streams.video[:1]), *container.streams.audio[:1]]
+    starts = [float(s.start_time * s.time_base) for s in streams if s.start_time is not None and s.time_base]
+    return min([*starts, *([] if first is None else [first])], default=0.0)
