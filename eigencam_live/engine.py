@@ -375,7 +375,8 @@ class Engine:
                 self._handed = backend.loaded
             self._normalisation()
             self._share_cores()
-            if (new.model, new.weights, layer, new.component, new.short_side, device, dtype) != before:
+            # (the layer as the backend named it: an ONNX file's short name is its node output's)
+            if (new.model, new.weights, backend.layer, new.component, new.short_side, device, dtype) != before:
                 self.tracker.reset()
                 self.smoother = TemporalSmoother(new.smoothing)
             elif new.smoothing != old.smoothing:  # a score or a method change keeps the smoothed maps

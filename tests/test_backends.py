@@ -458,6 +458,9 @@ def test_the_command_line_lists_layers_and_annotates_with_an_onnx_file(tmp_path,
     assert probe(tmp_path / "o1.mp4")["frames"] == 6
     engine = Engine(EngineConfig(model=path, layer=shown))
     assert engine.layer == full
+    tracker = engine.tracker
+    tracker.reset = lambda: pytest.fail("the layer did not change: the video state stays")
+    engine.reconfigure(smoothing=0.5)  # (a review: the short name read as another layer, each time)
     # --weights imagenet is the default, but typed with a file that holds its own weights it is a mistake
     assert annotate_main([str(clip), "-o", str(tmp_path / "o2.mp4"), "--model", path, "--weights=imagenet"]) == 1
     assert "--weights: an ONNX file holds its own weights" in capsys.readouterr().err

@@ -371,7 +371,11 @@ class OnnxFileBackend:
         if name in self.graph.order:
             return name
         found = [n for n in self.graph.order if "/" in n and short_name(n) == name]
-        if len(found) != 1:
+        if len(found) > 1:
+            raise LayerNotFoundError(f"{name!r} is the short name of {len(found)} node outputs in "
+                                     f"{self.graph.path.name}: {', '.join(found[:3])}{'...' if len(found) > 3 else ''}; "
+                                     "give one whole")
+        if not found:
             raise self._no_such(name)
         return found[0]
 
