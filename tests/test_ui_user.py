@@ -729,3 +729,23 @@ def test_the_sources_of_earlier_runs_are_offered_again(qtbot, make_window, setti
     items = [(combo.itemText(i), combo.itemData(i)) for i in range(combo.count())]
     assert items[1:3] == [("file: b.ts", str(second)), ("folder: photos", str(folder))]
     assert str(first) not in [data for _, data in items] and items[-3:][0][1] == "__file__"
+
+
+def test_a_stills_long_name_is_elided_and_the_slider_keeps_its_length(qtbot, make_window, tmp_path):
+    """A review: the slider was 454 px long beside a.jpg, 217 px beside a phone's long name."""
+    import cv2
+
+    long_name = "IMG_20240101_123456_HDR_from_the_holiday_on_the_beach.png"
+    for name in ("a.png", long_name):
+        cv2.imwrite(str(tmp_path / name), np.full((48, 64, 3), 90, np.uint8))
+    w = make_window(source=str(tmp_path))
+    qtbot.waitUntil(lambda: w.last_packet is not None and w.paused, timeout=WAIT)
+    widths = []
+    for step in (0, 1):
+        if step:
+            next_packet(qtbot, w, lambda: w.step(1))
+        w.seek_widget.layout().activate()
+        widths.append(w.seek_slider.width())
+    text = w.seek_label.text()
+    assert text.startswith("2 / 2  ·  IMG_") and "…" in text and text.endswith(".png")
+    assert widths[0] == widths[1] > 0

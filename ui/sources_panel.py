@@ -184,9 +184,13 @@ class SourceActions:
         self.seek_widget.setVisible(seekable)
         if seekable:
             # wide enough for its longest text, so the slider keeps its length as the digits change
+            # (a folder's: with room for a still's name, which is elided to it: a review saw the
+            # slider 454 px long for a.jpg, 217 px for a phone's IMG_20240101_123456_HDR.jpg)
             longest = f"{info.frame_count} / {info.frame_count}" + (
-                "" if info.kind == "folder" else f"  ·  {info.frame_count / float(info.fps or 1):.2f} s")
-            self.seek_label.setMinimumWidth(self.seek_label.fontMetrics().horizontalAdvance(re.sub(r"\d", "8", longest)) + 6)
+                f"  ·  {'n' * 24}" if info.kind == "folder" else f"  ·  {info.frame_count / float(info.fps or 1):.2f} s")
+            width = self.seek_label.fontMetrics().horizontalAdvance(re.sub(r"\d", "8", longest)) + 6
+            self.seek_label.setMinimumWidth(width)
+            self.seek_label.setMaximumWidth(width if info.kind == "folder" else 16777215)
             self.seek_slider.blockSignals(True)
             self.seek_slider.setRange(0, max(0, int(info.frame_count) - 1))
             self.seek_slider.setValue(0)

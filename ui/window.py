@@ -418,10 +418,14 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
             info = self.source_info
             total = info.frame_count if info else None
             # stills: no time, their names (a trial: which photo was on screen was said nowhere)
-            name = packet.still if packet.still is None or len(packet.still) <= 40 else \
-                f"{packet.still[:19]}…{packet.still[-20:]}"
-            when = f"  ·  {name}" if name else "" if info and info.kind == "folder" else f"  ·  {packet.seconds:.2f} s"
-            self.seek_label.setText(f"{packet.frame.index + 1} / {total}{when}")
+            counted = f"{packet.frame.index + 1} / {total}"
+            if packet.still:  # elided to the label's room (the slider keeps its length)
+                fm = self.seek_label.fontMetrics()
+                room = self.seek_label.minimumWidth() - fm.horizontalAdvance(f"{counted}  ·  ") - 6
+                when = f"  ·  {fm.elidedText(packet.still, Qt.ElideMiddle, max(room, 0))}"
+            else:
+                when = "" if info and info.kind == "folder" else f"  ·  {packet.seconds:.2f} s"
+            self.seek_label.setText(f"{counted}{when}")
         # nothing before a file's first frame, nor before a folder's first readable image (a trial:
         # Back there only said again that the unreadable one was skipped)
         info = self.source_info
