@@ -209,8 +209,13 @@ def test_a_network_held_to_one_size_says_it_stretches_a_frame_of_another_aspect(
     for i, size in enumerate([(96, 96), (160, 120), (160, 120), (96, 96), (160, 120)]):
         loop._process(frame(i, size), record=False)
     said = [args[0] for args in out.warning.calls]
-    assert said == ["fixed.onnx takes 64x64 input only: 160x120 frames are stretched to it (their aspect is not kept)"]
+    stretched = "fixed.onnx takes 64x64 input only: 160x120 frames are stretched to it (their aspect is not kept)"
+    assert said == [stretched]
     assert loop.frames_processed == 5
+    # loaded again (the window takes what was said of a model away while one loads): said again
+    loop._reconfigure(cmd.Reconfigure({"model": str(tmp_path / "fixed.onnx")}))
+    loop._process(frame(5, (160, 120)), record=False)
+    assert [args[0] for args in out.warning.calls] == [stretched, stretched]
 
 
 def test_a_traced_copy_for_torch_is_said_while_it_is_built():

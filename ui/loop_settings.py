@@ -53,6 +53,10 @@ class LoopSettings:
             self._clear_rates()  # the old setting's rates are not the new one's (a model, an input size)
         if slow:
             self.out.busy.emit(f"loading {changes.get('model', self.engine.config.model)}…")
+            # the window takes what was said of the model away while one loads: said again of the
+            # one that runs after it, where it holds (the same model reloaded, A -> B -> A: a review)
+            self._noted = None
+            self._stretch_said.clear()
         try:
             # The engine refuses, changing nothing, a layer or component the model's shapes cannot
             # give a map for: no trial frame here.
