@@ -12,7 +12,7 @@ import torch
 
 from .backends import BACKENDS, resolve_backend
 from .cam import METHODS
-from .errors import ConfigError
+from .errors import ConfigError, plain_numbers
 from .models import DETECTORS, MODELS, model_kind
 
 __all__ = ["COMPONENT_MAX", "DEVICES", "MAX_ASPECT", "MAX_INPUT_ASPECT", "PRECISIONS", "STRIDE", "EngineConfig", "input_size",
@@ -85,6 +85,8 @@ class EngineConfig:
         for name in ("model", "weights", "labels"):  # a pathlib.Path names a file as its str does
             if isinstance(getattr(self, name), os.PathLike):
                 object.__setattr__(self, name, os.fspath(getattr(self, name)))
+        plain_numbers(self, ints=("component", "short_side", "top_k"), reals=("score", "smoothing"),
+                      sequences=("mean", "std"))
         if not isinstance(self.model, str):  # (a library trial: a module's whole repr in "unknown model")
             raise ConfigError(f"must be a model's name or a file's path (a str); a network itself goes to "
                               f"Engine(model=...). Got {type(self.model).__name__}", field="model")

@@ -129,6 +129,11 @@ class Engine:
         if model is None:
             model, self.warning = self._load(self._config)
         else:
+            if isinstance(model, nn.Module) and self._config.weights not in ("imagenet", "none"):
+                # (a library trial: a file that was not even there was accepted, and nothing loaded)
+                raise ConfigError(f"{self._config.weights} would not be loaded: a network handed to the engine runs "
+                                  "with its own weights (load them into it first: net.load_state_dict)",
+                                  field="weights")
             model = model if isinstance(model, LoadedModel) else from_module(model)
             self._handed_own = (model.labels, model.mean, model.std)  # before the settings' (reconfigure)
             model = self._handed = with_overrides(model, self._config)

@@ -97,6 +97,31 @@ class ConfigError(EigenCamError, ValueError):
         self.reason = message
 
 
+def plain_numbers(config, ints: tuple[str, ...] = (), reals: tuple[str, ...] = (), sequences: tuple[str, ...] = ()) -> None:
+    """Set a frozen config's fields as Python's own numbers where numpy's were given (a library
+    trial: ``component=np.int64(2)`` from a loop over ``np.arange`` was refused, "must be an
+    integer... Got np.int64(2)"): integers for ``ints``, floats for ``reals``, a tuple of floats
+    for ``sequences`` (an array too). What is not a number is left for the checks to refuse."""
+    import numbers
+
+    def real(v):
+        return float(v) if isinstance(v, numbers.Real) and not isinstance(v, bool) and type(v) not in (int, float) else v
+
+    for name in ints:
+        v = getattr(config, name)
+        if isinstance(v, numbers.Integral) and not isinstance(v, bool) and type(v) is not int:
+            object.__setattr__(config, name, int(v))
+    for name in reals:
+        object.__setattr__(config, name, real(getattr(config, name)))
+    for name in sequences:
+        v = getattr(config, name)
+        if hasattr(v, "tolist") and not isinstance(v, (str, bytes)):
+            v = v.tolist()
+            v = v if isinstance(v, list) else [v]
+        if isinstance(v, (list, tuple)):
+            object.__setattr__(config, name, tuple(real(x) for x in v))
+
+
 class SourceError(EigenCamError):
     """A frame source that cannot be opened or read."""
 

@@ -120,10 +120,16 @@ def as_batch(frames: np.ndarray | list[np.ndarray]) -> np.ndarray:
             raise ValueError("frames must not be empty")
         if len(frames) == 1:  # said of the frame as given
             return as_batch(frames[0])
+        for frame in frames:
+            if not isinstance(frame, np.ndarray):
+                as_batch(frame)  # (raises, saying what it is)
         shapes = {f.shape for f in frames}
         if len(shapes) != 1:
             raise ValueError(f"frames of one batch must share one size. Got {sorted(shapes)}")
         frames = np.stack(frames)
+    if frames is None:  # (cv2.imread's answer to a file it cannot read)
+        raise ValueError("frames must be uint8 BGR numpy arrays. Got None: an image that was not read "
+                         "(cv2.imread gives None for a missing or unreadable file)")
     if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8 BGR numpy arrays. Got {getattr(frames, 'dtype', type(frames))}")
     given = frames.shape
@@ -135,5 +141,8 @@ def as_batch(frames: np.ndarray | list[np.ndarray]) -> np.ndarray:
     if frames.ndim == 4 and frames.shape[0] == 0:
         raise ValueError("frames must not be empty")
     if frames.ndim != 4 or frames.shape[3] != 3 or frames.shape[1] < 1 or frames.shape[2] < 1:
-        raise ValueError(f"frames must have a shape of (H, W, 3) or (B, H, W, 3), BGR. Got {given}")
+        hint = {1: ": a grey image becomes one with cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)",
+                4: ": one with alpha becomes one with cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)"}
+        raise ValueError(f"frames must have a shape of (H, W, 3) or (B, H, W, 3), BGR. Got {given}"
+                         f"{hint.get(frames.shape[3], '') if frames.ndim == 4 else ''}")
     return np.ascontiguousarray(frames)

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-from .errors import ConfigError
+from .errors import ConfigError, plain_numbers
 
 __all__ = ["COLORMAPS", "TWO_PANEL_VIEWS", "VIEWS", "RenderConfig", "colorize", "colormap_lut", "draw_boxes",
            "fitting_layout", "maps_in_boxes", "picture_size", "render", "render_frames", "render_tensor"]
@@ -79,6 +79,7 @@ class RenderConfig:
     in_boxes: bool = False
 
     def __post_init__(self) -> None:
+        plain_numbers(self, reals=("alpha",))
         _check(self.view, self.alpha, self.colormap)
         for name in ("boxes", "in_boxes"):
             if not isinstance(getattr(self, name), bool):

@@ -561,3 +561,23 @@ def test_skip_existing_names_the_images_table_as_the_plan_did_beside_a_video_ski
     assert annotate_main([str(folder), "-o", str(tmp_path / "out"), "--skip-existing", "--stats", str(tmp_path / "s.csv"),
                           *FAST]) == 0
     assert "p0.eigencam.png" in (tmp_path / "s.images.csv").read_text()
+
+
+def test_a_library_user_names_files_by_str_and_one_input_alone_and_nothing_is_overwritten(tmp_path, engine):
+    """A library trial: plan_jobs("a.jpg") read the str a character at a time ("no such file: i");
+    a Job of str paths failed deep inside ('str' object has no attribute 'is_dir'); and
+    annotate_images replaced an existing file by default, where annotate_file refuses to."""
+    from eigencam_live.annotate import Job, annotate_file
+
+    photo = tmp_path / "a.jpg"
+    cv2.imwrite(str(photo), pattern(3, 96, 64))
+    (job,) = plan_jobs(str(photo), tmp_path / "out.png")  # one input alone, paths as Path or str
+    assert (job.input, job.output) == (photo, tmp_path / "out.png")
+    job = Job(str(photo), str(tmp_path / "kept.png"))
+    assert job.input == photo and job.output == tmp_path / "kept.png"
+    job.output.write_bytes(b"precious")
+    result = annotate_images(engine, [job], progress=False)
+    assert result.written == [] and len(result.failed) == 1 and job.output.read_bytes() == b"precious"
+    clip = write_clip(tmp_path / "c.mp4", frames=4)
+    done = annotate_file(engine, Job(str(clip), str(tmp_path / "c.out.mp4")), progress=False)
+    assert done.frames == 4 and probe(tmp_path / "c.out.mp4")["frames"] == 4

@@ -86,8 +86,8 @@ def test_an_nhwc_network_handed_over_as_a_module():
     torch.manual_seed(0)
     net = timm.create_model("swin_tiny_patch4_window7_224", embed_dim=16, depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1))
     engine = Engine(EngineConfig(weights="none", backend="torch", method="exact", device="cpu"), model=net)
-    # no input_size attribute, but timm's Swin refuses another size: found, and said
-    assert engine.loaded.spec.fixed_input == (224, 224) and "doesn't match model (224)" in engine.loaded.note
+    # no input_size attribute: its pretrained_cfg says it takes 224x224 only, as by name
+    assert engine.loaded.spec.fixed_input == (224, 224)
     engine = Engine(EngineConfig(weights="none", backend="torch", method="exact", device="cpu", layer="layers.3"),
                     model=_with_size(net, (224, 224)))
     frame = _frame(150, 150)
@@ -665,9 +665,32 @@ def test_library_mistakes_say_what_is_allowed():
         engine.process(np.zeros((3, 30, 40), np.uint8))
     with pytest.raises(ValueError, match=r"Got \(30, 40\): a grey image"):  # one in a list too
         engine.process([np.zeros((30, 40), np.uint8)])
+    # (a library trial: these got the bare shape, or a frame list's AttributeError)
+    with pytest.raises(ValueError, match=r"Got \(30, 40, 1\): a grey image becomes one"):
+        engine.process(np.zeros((30, 40, 1), np.uint8))
+    with pytest.raises(ValueError, match=r"Got \(30, 40, 4\): one with alpha becomes one with cv2.cvtColor"):
+        engine.process_one(np.zeros((30, 40, 4), np.uint8))
+    with pytest.raises(ValueError, match=r"Got None: an image that was not read \(cv2.imread gives None"):
+        engine.process([frame, None])
+    with pytest.raises(ConfigError, match=r"weights: x.pth would not be loaded: a network handed to the engine runs with"):
+        Engine(EngineConfig(weights="x.pth", device="cpu"), model=engine.loaded.net)
     with pytest.raises(ConfigError, match="layer: must be a layer's name .* Got ReLU"):
         EngineConfig(layer=nn.ReLU())
     with pytest.raises(ConfigError, match=r"model: must be a model's name .* Engine\(model=...\). Got Conv2d"):
         EngineConfig(model=nn.Conv2d(3, 3, 1))
     assert EngineConfig(model=pathlib.Path("net.onnx")).model == "net.onnx"  # a path as its str
     assert EngineConfig(model="resnet18", weights=pathlib.Path("w.pth")).weights == "w.pth"
+
+
+def test_a_timm_model_handed_over_runs_as_the_same_model_by_name():
+    """A library trial: a ViT built with timm.create_model and handed to the engine was fed
+    ImageNet's normalisation (its own is 0.5s), read at 'norm' (by name: blocks.11), its classes
+    named by number; a ConvNeXt read at norm_pre (by name: stages.3)."""
+    timm = pytest.importorskip("timm")
+    for name in ("vit_tiny_patch16_224", "convnext_atto"):
+        handed = Engine(EngineConfig(device="cpu"), model=timm.create_model(name, pretrained=False))
+        named = Engine(EngineConfig(model=f"timm:{name}", weights="none", device="cpu"))
+        assert (handed.loaded.mean, handed.loaded.std, handed.layer, handed.loaded.spec.fixed_input, handed.loaded.labels) == \
+            (named.loaded.mean, named.loaded.std, named.layer, named.loaded.spec.fixed_input, named.loaded.labels)
+        assert len(handed.loaded.labels) == 1000 and handed.loaded.labels[281] == "tabby"
+    assert (handed.layer, Engine(model=timm.create_model("vit_tiny_patch16_224")).loaded.mean) == ("stages.3", (0.5,) * 3)

@@ -66,6 +66,22 @@ def test_config_validation_names_the_field(field, value):
     assert msg.startswith(field) and repr(value) in msg or field in msg and repr(value) in msg
 
 
+def test_numpys_numbers_are_taken_as_pythons():
+    """A library trial: component=np.int64(2), from a loop over np.arange, was refused ("must be an
+    integer... Got np.int64(2)"), as were numpy floats and a mean given as an array."""
+    from eigencam_live.render import RenderConfig
+
+    cfg = EngineConfig(component=np.int64(2), short_side=np.int32(320), smoothing=np.float32(0.5),
+                       mean=np.array([0.485, 0.456, 0.406]), std=(np.float64(0.5),) * 3, top_k=np.uint8(3))
+    assert (cfg.component, cfg.short_side, cfg.smoothing, cfg.mean, cfg.std, cfg.top_k) == \
+        (2, 320, 0.5, (0.485, 0.456, 0.406), (0.5, 0.5, 0.5), 3)
+    assert type(cfg.component) is int and type(cfg.smoothing) is float and all(type(v) is float for v in cfg.mean)
+    assert RenderConfig(alpha=np.float32(0.25)).alpha == 0.25
+    for bad in ({"component": np.float64(2.0)}, {"component": np.bool_(True)}, {"mean": np.array([1.5, 0, 0])}):
+        with pytest.raises(ConfigError):
+            EngineConfig(**bad)
+
+
 def test_default_config_is_valid():
     cfg = EngineConfig()
     assert (cfg.component, cfg.method, cfg.device, cfg.precision, cfg.smoothing) == (1, "auto", "auto", "auto", 0.0)

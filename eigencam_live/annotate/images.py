@@ -94,7 +94,7 @@ def annotate_images(
     heatmaps: Path | None = None,
     detections: Path | None = None,
     progress: bool = True,
-    overwrite: bool = True,
+    overwrite: bool = False,
     writers: int = 0,
 ) -> ImagesResult:
     """Annotate images, each written as its job's output, in its own size.
@@ -106,8 +106,8 @@ def annotate_images(
         stats, heatmaps, detections: one CSV (``file``, label, probability, explained, peak; a
             detector's box count), one NPZ (``maps/NAME`` and ``files``) and one JSON lines file (a
             detector's boxes) for all the images, in input order.
-        overwrite: replace files at the outputs; ``False``: an output that exists when its image is
-            written (another run's) is left as it is, and the image is listed in ``failed``.
+        overwrite: replace files at the outputs; ``False`` (as :func:`annotate_file`'s): an output
+            that exists when its image is written is left as it is, and the image is listed in ``failed``.
         writers: threads that encode and write the outputs (0: one per core). Encoding a PNG takes
             longer than the network (70 ms at 1920x1280 against 18): on 2 cores, 2 writers gave
             15.8 to 19.8 images/s, 1 writer 11.6 to 13.4.

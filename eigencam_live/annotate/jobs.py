@@ -41,6 +41,14 @@ class Job:
     detections: Path | None = None
     named_by_output: bool = False
 
+    def __post_init__(self) -> None:
+        # a str or any os.PathLike names a file as a Path does (a library trial: 'str' object has
+        # no attribute 'is_dir', deep inside the run)
+        for name in ("input", "output", "stats", "heatmaps", "detections"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+
     @property
     def tables(self) -> list[Path]:
         """The files written beside the output."""
@@ -127,7 +135,7 @@ def _output_name(inp: Path, image_format: str) -> str:
 
 
 def plan_jobs(
-    specs: list[str],
+    specs: list[str] | str,
     output: str | None = None,
     *,
     force: bool = False,
@@ -143,7 +151,7 @@ def plan_jobs(
     """Resolve inputs and outputs, and check them all before any work starts.
 
     Args:
-        specs: files, folders or globs of videos and images.
+        specs: files, folders or globs of videos and images (one alone: a str or a path).
         output: a file (one input), a folder (created if needed), or ``None`` (beside each input,
             as ``NAME.eigencam.mp4`` / ``NAME.eigencam.png``). A path ending in ``/`` is a folder.
         force: allow overwriting existing outputs (never an input).
@@ -162,6 +170,11 @@ def plan_jobs(
     """
     if image_format not in IMAGE_FORMATS:
         raise SinkError(f"--image-format must be one of {', '.join(IMAGE_FORMATS)}. Got {image_format!r}")
+    if isinstance(specs, (str, os.PathLike)):  # one (a library trial: read a character at a time, "no such file: i")
+        specs = [specs]
+    specs = [os.fspath(spec) for spec in specs]
+    if output is not None:
+        output = os.fspath(output)
     inputs = expand_inputs(specs)
     named = {Path(os.path.expanduser(spec)).resolve() for spec in specs if os.path.isfile(os.path.expanduser(spec))}
     videos = [p for p in inputs if not is_image_name(str(p))]

@@ -26,6 +26,7 @@ from eigencam_live.errors import EigenCamError, ModelError, NetworkError, networ
 from .detectors import as_detector, coco_labels, is_torchvision_detector
 from .layers import last_map_layer
 from .loaded import LoadedModel, ModelSpec, normalisation
+from .timm_zoo import timm_layer, timm_own
 from .weights import load_state_file
 
 __all__ = ["FACTORY", "from_module", "load_factory"]
@@ -202,7 +203,12 @@ def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imag
                            "detector is run itself, for its boxes (its layers are named from it: backbone...)")
         return loaded
     net.eval()
+    own = timm_own(net)
+    if own is not None and labels is None and own["labels"]:
+        labels = own["labels"]
     fixed = getattr(net, "input_size", None)
+    if fixed is None and own is not None:
+        fixed = own["fixed"]
     if fixed is not None:
         try:
             fixed = tuple(fixed)[-2:]
@@ -218,9 +224,9 @@ def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imag
         try:
             loaded = LoadedModel(net=net, spec=ModelSpec(name, "", fixed), labels=list(labels or []), weights=weights,
                                  trained=True, prefix_tokens=getattr(net, "num_prefix_tokens", None), channels=channels,
-                                 **_normalisation_of(net, name, channels))
+                                 **_normalisation_of(net, name, channels, own))
             with network_errors(f"{name} failed on a blank test input (run to find its layers)"):
-                loaded.spec = ModelSpec(name, last_map_layer(loaded, fixed), fixed)
+                loaded.spec = ModelSpec(name, timm_layer(loaded) if own is not None else last_map_layer(loaded, fixed), fixed)
             break
         except EigenCamError as exc:
             if fixed is None and isinstance(exc, NetworkError) and "shape" in str(exc):  # sized for another input
@@ -277,9 +283,11 @@ def _one_size(loaded: LoadedModel) -> None:
                        "resized to 224x224; set input_size = (224, 224) on the module to say so")
 
 
-def _normalisation_of(net: nn.Module, name: str, channels: int) -> dict[str, tuple[float, ...] | str]:
-    """``{"mean": ..., "std": ...}``: the module's own, else the default for ``channels`` (and
-    ``normalises_itself`` where its forward does).
+def _normalisation_of(net: nn.Module, name: str, channels: int,
+                      own: dict | None = None) -> dict[str, tuple[float, ...] | str]:
+    """``{"mean": ..., "std": ...}``: the module's own, else a timm model's (``own``, its
+    pretrained_cfg's), else the default for ``channels`` (and ``normalises_itself`` where its
+    forward does).
 
     A ``mean`` and ``std`` registered on the module (buffers, parameters) are its forward's own
     normalisation (``(x - self.mean) / self.std``): it is fed pixels in ``[0, 1]``, not normalised
@@ -289,6 +297,8 @@ def _normalisation_of(net: nn.Module, name: str, channels: int) -> dict[str, tup
                 "normalises_itself": "normalises its input itself (its registered mean and std buffers)"}
     norm = {}
     for key, default in zip(("mean", "std"), normalisation(channels), strict=True):
+        if own is not None and own[key] is not None and len(own[key]) == channels:
+            default = own[key]
         raw = getattr(net, key, None)
         try:
             if raw is None:

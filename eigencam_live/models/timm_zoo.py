@@ -87,6 +87,26 @@ def load_timm(name: str, weights: str = "imagenet", *, allow_download: bool = Tr
     return loaded
 
 
+def timm_own(net: nn.Module) -> dict | None:
+    """What a timm model built by its caller (``timm.create_model``, handed to the engine) says of
+    itself, as :func:`load_timm` reads it for one built by name: ``{"mean", "std", "labels",
+    "fixed"}``; ``None`` for any other module (a library trial: a handed ViT was fed ImageNet's
+    normalisation, not its own 0.5s, and named its classes by number)."""
+    cfg = getattr(net, "pretrained_cfg", None)
+    if not isinstance(cfg, dict) or not type(net).__module__.startswith("timm."):
+        return None
+    import timm
+
+    fixed = tuple(cfg["input_size"][1:]) if cfg.get("fixed_input_size") and cfg.get("input_size") else None
+    return {"mean": tuple(cfg["mean"]) if cfg.get("mean") else None, "std": tuple(cfg["std"]) if cfg.get("std") else None,
+            "labels": _labels(timm, net), "fixed": fixed}
+
+
+def timm_layer(loaded: LoadedModel) -> str:
+    """The layer a timm model's maps are read from by default: its last feature stage."""
+    return _default_layer(loaded)
+
+
 def _default_layer(loaded: LoadedModel) -> str:
     """The last feature stage from timm's ``feature_info``, or the last layer that gives a map."""
     info = getattr(loaded.net, "feature_info", None)
