@@ -237,6 +237,11 @@ def test_audio_muxed_after_a_long_stretch_of_picture_is_probed_further_and_copie
     assert got["frames"] == 500 and got["audio"] is None
     assert sink.audio_note == ("audio (aac) dropped: its sample rate and channels are not known within "
                                "the first 0 MB of the input (no audio packet there)")
+    monkeypatch.setattr(transport, "PROBE_BYTES", 1 << 30)  # (the file is smaller: it was read whole)
+    monkeypatch.setattr(transport, "PROBE_SECONDS", 0)
+    sink = _copy(src, tmp_path / "dropped2.mp4")
+    assert sink.audio_note == ("audio (aac) dropped: its sample rate and channels are not known in the whole "
+                               "input (no audio packet there)")
 
 
 def test_a_transport_clock_from_0_with_aac_priming_keeps_its_sound_at_the_start(tmp_path):

@@ -8,6 +8,7 @@ its field's type and validated by the config dataclass, and a bad one is skipped
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import fields, replace
 from typing import Any, Protocol, TypeVar
 
@@ -69,10 +70,18 @@ def load_recent(store: Store) -> list[str]:
 
 
 def with_recent(recent: list[str], spec: str | int) -> list[str]:
-    """``recent`` with ``spec`` first, where it is a file, a folder or a URL (not a camera or a demo)."""
-    text = str(spec)
+    """``recent`` with ``spec`` first, where it is a file, a folder or a URL (not a camera or a demo);
+    a path as an absolute one (a review: one typed relative was another file, or none, in a run
+    from another folder; ``~`` and a file manager's ``file://`` were never offered again)."""
+    text = str(spec).strip()
     if text.isdigit() or text.lower() in ("demo", "scene"):
         return recent
+    if text.lower().startswith("file://"):
+        from urllib.parse import unquote, urlparse
+
+        text = unquote(urlparse(text).path)
+    if "://" not in text:
+        text = os.path.abspath(os.path.expanduser(text))
     return [text, *(s for s in recent if s != text)][:RECENT_MOST]
 
 

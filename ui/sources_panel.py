@@ -4,6 +4,7 @@ mixed into :class:`~ui.window.MainWindow`)."""
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 from pathlib import Path
@@ -132,6 +133,8 @@ class SourceActions:
                 label = f"folder: {Path(spec).name}"
             elif os.path.isfile(spec):
                 label = f"{'image' if spec.lower().endswith(IMAGE_EXTENSIONS) else 'file'}: {Path(spec).name}"
+            elif any(c in spec for c in "*?[") and glob.glob(spec):  # a glob of images
+                label = f"folder: {Path(spec).name}"
             else:
                 continue
             if self.source_combo.findData(spec) < 0:

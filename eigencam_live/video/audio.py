@@ -9,6 +9,7 @@ asked for within one audio frame, and every packet keeps its exact place against
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 from typing import Any
 
@@ -85,8 +86,10 @@ class AudioTrack:
         name = stream.codec_context.codec.canonical_name
         if not _known(stream):  # MP4's header cannot be written without them ("Invalid argument")
             container.close()
-            self.note = (f"audio ({name}) dropped: its sample rate and channels are not known "
-                         f"within the first {_transport.PROBE_BYTES >> 20} MB of the input (no audio packet there)")
+            size = os.path.getsize(source) if os.path.isfile(source) else None
+            where = ("in the whole input" if size is not None and size <= _transport.PROBE_BYTES
+                     else f"within the first {_transport.PROBE_BYTES >> 20} MB of the input")
+            self.note = f"audio ({name}) dropped: its sample rate and channels are not known {where} (no audio packet there)"
             return
         try:
             if name in MP4_AUDIO_CODECS:

@@ -70,7 +70,7 @@ class FileSource(TransportRepair, FrameSource):
         try:
             self._container = av.open(self.path, options=self._options, timeout=self._timeouts())
             video = self._container.streams.video
-            if video and not video[0].codec_context.width and os.path.isfile(self.path):
+            if video and not video[0].codec_context.width and transport(self._container) and os.path.isfile(self.path):
                 # A transport whose first picture FFmpeg's first look did not reach: its rate was
                 # guessed (25.007 for 25 fps); looking further finds it.
                 self._container.close()
