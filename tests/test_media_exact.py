@@ -182,6 +182,24 @@ def test_a_second_part_whose_clock_starts_at_0_keeps_its_sound(tmp_path, capsys)
     assert got["audio"]["start"] == 0.0
 
 
+def test_a_second_part_whose_clock_wraps_seconds_after_its_start_keeps_its_sound(tmp_path, capsys):
+    """A part started 8 s before its 33-bit clock wraps: its sound up to the wrap was taken for
+    priming, put before 0, and the part's sound was lost (a review: 751 of 1690 packets kept)."""
+    from eigencam_live.cli import annotate_main
+
+    wrap = 2**33 / 90000
+    parts = [write_clip(tmp_path / "1.ts", frames=100, rate=Fraction(25), start=1.4, audio=True),
+             write_clip(tmp_path / "2.ts", frames=400, rate=Fraction(25), start=wrap - 8, audio=True)]
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(parts[0].read_bytes() + parts[1].read_bytes())
+    assert annotate_main([str(joined), "-o", str(tmp_path / "out.mp4"), "--view", "original", "-m", "mobilenet_v3_small",
+                          "--weights", "none", "--short-side", "64", "--device", "cpu", "-q"]) == 0
+    assert "damaged" not in capsys.readouterr().err
+    got, want = probe(tmp_path / "out.mp4"), probe(joined)
+    assert len(got["times"]) == 500
+    assert got["audio"]["packets"] >= want["audio"]["packets"] - 2
+
+
 def test_a_capture_cut_inside_a_group_of_pictures_counts_from_its_first_picture(tmp_path):
     """An MPEG-TS cut from the middle (a capture started mid-stream): its first packets cannot be
     decoded (no keyframe before them). Frame numbers started at 10 for the first picture shown, and

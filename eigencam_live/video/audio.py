@@ -21,8 +21,8 @@ from .timing import Joins
 _RESYNCS = 1000
 #: An MPEG-TS/PS clock: 33 bits of 1/90000 s, which wrap (every 26.5 hours).
 _WRAP = 1 << 33
-#: Ticks (10 s) near a clock's 0 where sound that starts before it has wrapped (see _unwrapping).
-_NEAR = 900_000
+#: Ticks (1 s) before a clock's 0 where the sound that starts a clock has wrapped (see _Unwrap).
+_PRIMING = 90_000
 
 __all__ = ["MP4_AUDIO_CODECS", "AudioTrack"]
 
@@ -70,7 +70,7 @@ class AudioTrack:
         self._resyncs = 0  # demuxing started again after a stretch without sync bytes (MPEG-TS)
         self._clock = joins.track() if joins is not None else None
         self._unplaced = None  # a packet past a join the video has not reached yet, its clock's own
-        self._wraps = False  # a transport: sound before a clock's 0 has wrapped (see _unwrapping)
+        self._unwrap: _Unwrap | None = None  # a transport's: sound before a clock's 0 put back before it
         try:
             container = av.open(source)
             if container.streams.audio and not _known(container.streams.audio[0]):
@@ -112,7 +112,8 @@ class AudioTrack:
             self._stream.metadata["language"] = language_of(stream)
         self._input = container
         self._source = stream
-        self._wraps = _transport.transport(container) and stream.time_base == Fraction(1, 90000)
+        if _transport.transport(container) and stream.time_base == Fraction(1, 90000):
+            self._unwrap = _Unwrap()
         self._packets = self._demux()
         if start is not None:
             self._seek(start, 0.0)
@@ -147,6 +148,8 @@ class AudioTrack:
             return
         if self._decoder is not None:
             self._decoder.flush_buffers()
+        if self._unwrap is not None:
+            self._unwrap = _Unwrap()  # (what it held was from before the seek)
         self._packets = self._demux()
 
     def mux_until(self, seconds: float | None) -> None:
@@ -207,9 +210,10 @@ class AudioTrack:
                 self.damaged += 1
 
     def _demux(self):
-        """The input's audio packets, a transport's unwrapped (:func:`_unwrapping`)."""
+        """The input's audio packets, a transport's unwrapped (:class:`_Unwrap`: what it holds
+        survives a demuxing started again after a stretch without sync bytes)."""
         packets = self._input.demux(self._source)
-        return _unwrapping(packets) if self._wraps else packets
+        return self._unwrap(packets) if self._unwrap is not None else packets
 
     def _take(self, packet: Any) -> None:
         """Copy ``packet`` (on the output's clock) into the output, or decode and encode it."""
@@ -296,28 +300,45 @@ _SAMPLE_TYPES = {"u8": "u1", "s16": "i2", "s32": "i4", "flt": "f4", "dbl": "f8",
 _GAP_HZ = 200
 
 
-def _unwrapping(packets):
-    """``packets`` of a transport, those just under its 33-bit clock's wrap put before 0 where the
-    clock goes on near 0 after them: AAC's priming before a clock that starts at 0 (the file's, or
-    a joined part's) is -1920 ticks, which the clock gives as 95443.7 s. The output's sound started
-    there (silent in any player); after a join the part's sound was lost. Where the packets after
-    them went on past the wrap instead (a clock that wraps, or a part FFmpeg moved on by a wrap,
-    its guard), they are kept as they are."""
-    held = []
-    for packet in packets:
-        if packet.dts is not None and packet.size:
-            if _WRAP - _NEAR <= packet.dts < _WRAP:
-                held.append(packet)
-                continue
-            if held:
-                if 0 <= packet.dts < _NEAR:  # the clock went on near 0: the held ones came before it
-                    for early in held:
-                        early.dts -= _WRAP
-                        early.pts = None if early.pts is None else early.pts - _WRAP
-                yield from held
-                held = []
-        yield packet
-    yield from held
+class _Unwrap:
+    """A transport's audio packets with the sound that starts a clock just under its 33-bit wrap
+    put before 0, where the clock goes on near 0 after it: AAC's priming before a clock that
+    starts at 0 (the file's, or a joined part's) is -1920 ticks, which the clock gives as 95443.7 s.
+    The output's sound started there (silent in any player); after a join the part's sound was
+    lost. Only packets that start a run of the clock (the first, or after a jump) within
+    :data:`_PRIMING` of the wrap are held for it: a clock that runs up to the wrap (a recording
+    across it, a joined part started seconds before it: a review) is kept as it is, as are
+    packets after which the clock goes on past the wrap (a part FFmpeg moved on by a wrap)."""
+
+    def __init__(self) -> None:
+        self.held: list = []
+        self.last: int | None = None  # the dts of the last packet given out or held
+
+    def __call__(self, packets):
+        held = self.held
+        for packet in packets:
+            dts = packet.dts
+            if dts is not None and packet.size:
+                near = _WRAP - _PRIMING <= dts < _WRAP
+                if held:
+                    if 0 <= dts < _PRIMING:  # the clock went on near 0: the held ones came before it
+                        for early in held:
+                            early.dts -= _WRAP
+                            early.pts = None if early.pts is None else early.pts - _WRAP
+                    elif near and 0 <= dts - held[-1].dts <= _PRIMING:  # still the run that starts there
+                        held.append(packet)
+                        self.last = dts
+                        continue
+                    yield from held
+                    held.clear()
+                starts = self.last is None or not 0 <= dts - self.last <= _PRIMING
+                self.last = dts
+                if near and starts:
+                    held.append(packet)
+                    continue
+            yield packet
+        yield from held
+        held.clear()
 
 
 def _known(stream: Any) -> bool:
