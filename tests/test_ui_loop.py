@@ -212,9 +212,14 @@ def test_a_network_held_to_one_size_says_it_stretches_a_frame_of_another_aspect(
     stretched = "fixed.onnx takes 64x64 input only: 160x120 frames are stretched to it (their aspect is not kept)"
     assert said == [stretched]
     assert loop.frames_processed == 5
+    # a load that fails: its error is what stays in view (a review: the stretch, said again, covered it)
+    (tmp_path / "bad.onnx").write_bytes(b"not an onnx file")
+    loop._reconfigure(cmd.Reconfigure({"model": str(tmp_path / "bad.onnx")}))
+    loop._process(frame(5, (160, 120)), record=False)
+    assert [args[0] for args in out.warning.calls] == [stretched] and "bad.onnx" in out.setting_failed.calls[-1][0]
     # loaded again (the window takes what was said of a model away while one loads): said again
     loop._reconfigure(cmd.Reconfigure({"model": str(tmp_path / "fixed.onnx")}))
-    loop._process(frame(5, (160, 120)), record=False)
+    loop._process(frame(6, (160, 120)), record=False)
     assert [args[0] for args in out.warning.calls] == [stretched, stretched]
 
 

@@ -53,10 +53,6 @@ class LoopSettings:
             self._clear_rates()  # the old setting's rates are not the new one's (a model, an input size)
         if slow:
             self.out.busy.emit(f"loading {changes.get('model', self.engine.config.model)}…")
-            # the window takes what was said of the model away while one loads: said again of the
-            # one that runs after it, where it holds (the same model reloaded, A -> B -> A: a review)
-            self._noted = None
-            self._stretch_said.clear()
         try:
             # The engine refuses, changing nothing, a layer or component the model's shapes cannot
             # give a map for: no trial frame here.
@@ -69,6 +65,12 @@ class LoopSettings:
                 # it gives way, said (a trial: the model or size asked for was refused for it)
                 self.engine.reconfigure(**changes, component=1)
                 self.out.warning.emit(f"{exc}: component 1 is shown instead")
+            if slow:
+                # the window takes what was said of the model away while one loads: said again of
+                # the one that runs after it, where it holds (the same model reloaded, A -> B -> A:
+                # a review); not after a load that failed, whose error it would cover (a review)
+                self._noted = None
+                self._stretch_said.clear()
         except EigenCamError as exc:
             if slow:
                 kept = f"still {self.engine.config.model}"
