@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         annotate_images(engine, jobs[:4], batch_size=args.batch_size, progress=False)  # warm-up
         rates = []
         for i in range(args.repeats):
-            result = annotate_images(engine, jobs, batch_size=args.batch_size, progress=False)
+            result = annotate_images(engine, jobs, batch_size=args.batch_size, progress=False, overwrite=True)
             if result.failed or len(result.written) != len(jobs):
                 sys.exit(f"not every image was written: {result.failed}")
             rates.append(len(jobs) / result.seconds)

@@ -577,7 +577,8 @@ def test_a_library_user_names_files_by_str_and_one_input_alone_and_nothing_is_ov
     assert job.input == photo and job.output == tmp_path / "kept.png"
     job.output.write_bytes(b"precious")
     result = annotate_images(engine, [job], progress=False)
-    assert result.written == [] and len(result.failed) == 1 and job.output.read_bytes() == b"precious"
+    assert result.written == [] and job.output.read_bytes() == b"precious"
+    assert result.failed == [(photo, f"{job.output} exists: left as it is (overwrite=True replaces it)")]
     clip = write_clip(tmp_path / "c.mp4", frames=4)
     done = annotate_file(engine, Job(str(clip), str(tmp_path / "c.out.mp4")), progress=False)
     assert done.frames == 4 and probe(tmp_path / "c.out.mp4")["frames"] == 4

@@ -167,6 +167,9 @@ def annotate_images(
             writes.append((i, r, writer.submit(_write_image, jobs[i].output, picture, overwrite, alpha,
                                                metadata.pop(i, None))))
 
+    # outputs there before the run: not replaced, and not annotated for nothing (a review: each was
+    # run, then said to have "appeared while this run was writing it")
+    present = set() if overwrite else {i for i, job in enumerate(jobs) if job.output.exists()}
     raised: BaseException | None = None
     try:
         with _stills(engine):
@@ -176,6 +179,10 @@ def annotate_images(
                 future = reads.popleft()
                 if (nxt := next(upcoming, None)) is not None:
                     reads.append(reader.submit(_read, nxt.input))
+                if i in present:
+                    failed[i] = f"{job.output} exists: left as it is (overwrite=True replaces it)"
+                    bar.update(1)
+                    continue
                 try:
                     image, alpha, own, meta, note = future.result()
                 except SourceError as exc:
