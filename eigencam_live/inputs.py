@@ -142,7 +142,7 @@ def as_batch(frames: np.ndarray | list[np.ndarray]) -> np.ndarray:
         raise ValueError("frames must not be empty")
     if frames.ndim != 4 or frames.shape[3] != 3 or frames.shape[1] < 1 or frames.shape[2] < 1:
         hint = {1: ": a grey image becomes one with cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)",
-                4: ": one with alpha becomes one with cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)"}
+                4: ": one with alpha (BGRA) becomes one without it as frames[..., :3]"}
         raise ValueError(f"frames must have a shape of (H, W, 3) or (B, H, W, 3), BGR. Got {given}"
                          f"{hint.get(frames.shape[3], '') if frames.ndim == 4 else ''}")
     return np.ascontiguousarray(frames)

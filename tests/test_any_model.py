@@ -668,7 +668,7 @@ def test_library_mistakes_say_what_is_allowed():
     # (a library trial: these got the bare shape, or a frame list's AttributeError)
     with pytest.raises(ValueError, match=r"Got \(30, 40, 1\): a grey image becomes one"):
         engine.process(np.zeros((30, 40, 1), np.uint8))
-    with pytest.raises(ValueError, match=r"Got \(30, 40, 4\): one with alpha becomes one with cv2.cvtColor"):
+    with pytest.raises(ValueError, match=r"Got \(30, 40, 4\): one with alpha \(BGRA\) becomes one without it as frames\[..., :3\]"):
         engine.process_one(np.zeros((30, 40, 4), np.uint8))
     with pytest.raises(ValueError, match=r"Got None: an image that was not read \(cv2.imread gives None"):
         engine.process([frame, None])
