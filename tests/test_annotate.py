@@ -453,7 +453,7 @@ def test_two_annotate_processes_on_one_output_one_wins_one_refuses(tmp_path):
     assert not list(tmp_path.glob(".out*")), "part files left"
 
 
-def test_tables_and_images_never_replace_a_file_another_run_wrote(tmp_path, engine):
+def test_tables_and_images_never_replace_a_file_another_run_wrote(tmp_path, engine, monkeypatch):
     import os
 
     from eigencam_live.annotate import annotate_images
@@ -467,19 +467,34 @@ def test_tables_and_images_never_replace_a_file_another_run_wrote(tmp_path, engi
     assert taken.read_text() == "the other run's table" and sorted(tmp_path.iterdir()) == [taken]
     replace_atomically(taken, part_name(taken), lambda t: t.write_text("ours"))  # overwrite: the default
     assert taken.read_text() == "ours"
-    # an image whose output appeared since the run was planned: that image fails, the others are written
+    # an image whose output appears while the run goes on: that image fails, the others are written
     import cv2
+
+    from eigencam_live.annotate import images
 
     for name in ("a", "b"):
         cv2.imwrite(str(tmp_path / f"{name}.png"), pattern(3))
     jobs = [Job(tmp_path / f"{n}.png", tmp_path / f"{n}.eigencam.png") for n in ("a", "b")]
-    jobs[0].output.write_bytes(b"the other run's image")
+    read = images._read
+
+    def read_while_another_run_writes(path):
+        if path == jobs[0].input:
+            jobs[0].output.write_bytes(b"the other run's image")
+        return read(path)
+
+    monkeypatch.setattr(images, "_read", read_while_another_run_writes)
     result = annotate_images(engine, jobs, progress=False, overwrite=False)
     assert result.written == [jobs[1].output] and [p for p, _ in result.failed] == [jobs[0].input]
     assert "appeared while this run was writing it" in result.failed[0][1]
     assert jobs[0].output.read_bytes() == b"the other run's image"
     assert cv2.imread(str(jobs[1].output)).shape == (64, 96, 3)
     assert not list(tmp_path.glob(".*"))
+    # one there before the run: said so, and not run (the rest is)
+    monkeypatch.setattr(images, "_read", read)
+    jobs[1].output.unlink()
+    result = annotate_images(engine, jobs, progress=False, overwrite=False)
+    assert result.written == [jobs[1].output]
+    assert result.failed == [(jobs[0].input, f"{jobs[0].output} exists: left as it is (overwrite=True replaces it)")]
 
 
 def test_an_unreadable_video_in_a_folder_is_named_and_the_others_are_annotated(tmp_path, capsys):
