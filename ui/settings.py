@@ -16,6 +16,7 @@ from eigencam_live.engine import EngineConfig
 from eigencam_live.errors import EigenCamError
 from eigencam_live.models import model_kind
 from eigencam_live.render import RenderConfig
+from eigencam_live.video.sources import local_path
 
 __all__ = ["ENGINE_KEYS", "RENDER_KEYS", "load_configs", "load_geometry", "load_recent", "load_source", "save",
            "weights_for", "with_recent"]
@@ -76,10 +77,7 @@ def with_recent(recent: list[str], spec: str | int) -> list[str]:
     text = str(spec).strip()
     if text.isdigit() or text.lower() in ("demo", "scene"):
         return recent
-    if text.lower().startswith("file://"):
-        from urllib.parse import unquote, urlparse
-
-        text = unquote(urlparse(text).path)
+    text = local_path(text)
     if "://" not in text:
         text = os.path.abspath(os.path.expanduser(text))
     return [text, *(s for s in recent if s != text)][:RECENT_MOST]

@@ -83,7 +83,7 @@ def load_timm(name: str, weights: str = "imagenet", *, allow_download: bool = Tr
         mean=tuple(cfg.get("mean") or IMAGENET_MEAN), std=tuple(cfg.get("std") or IMAGENET_STD),
         prefix_tokens=getattr(net, "num_prefix_tokens", None), headless=getattr(net, "num_classes", None) == 0,
     )
-    loaded.spec = ModelSpec(source, _default_layer(loaded), fixed)
+    loaded.spec = ModelSpec(source, timm_layer(loaded), fixed)
     return loaded
 
 
@@ -103,12 +103,8 @@ def timm_own(net: nn.Module) -> dict | None:
 
 
 def timm_layer(loaded: LoadedModel) -> str:
-    """The layer a timm model's maps are read from by default: its last feature stage."""
-    return _default_layer(loaded)
-
-
-def _default_layer(loaded: LoadedModel) -> str:
-    """The last feature stage from timm's ``feature_info``, or the last layer that gives a map."""
+    """The layer a timm model's maps are read from by default: the last feature stage from timm's
+    ``feature_info``, or the last layer that gives a map."""
     info = getattr(loaded.net, "feature_info", None)
     try:
         module = info[-1]["module"] if isinstance(info, list) else info.module_name()[-1]

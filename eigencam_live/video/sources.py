@@ -16,11 +16,20 @@ from .frames import FrameSource
 from .images import IMAGE_EXTENSIONS, FolderSource
 from .streams import STREAM_SCHEMES, StreamSource
 
-__all__ = ["open_source"]
+__all__ = ["local_path", "open_source"]
 
 
 def _is_glob(spec: str) -> bool:
     return any(c in spec for c in "*?[")
+
+
+def local_path(text: str) -> str:
+    """``text``, or the path a file manager's ``file://`` URL of a local file names."""
+    if text[:7].lower() != "file://":
+        return text
+    from urllib.parse import unquote, urlparse
+
+    return unquote(urlparse(text).path)
 
 
 def open_source(
@@ -68,11 +77,8 @@ def open_source(
         return DemoSource(demo_size, demo_fps, realtime=True if realtime is None else realtime, frames=demo_frames)
     if text.lower().startswith(STREAM_SCHEMES):
         return StreamSource(text, cancel=cancel)
+    text = local_path(text)
     scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", text)
-    if scheme and scheme.group(1).lower() == "file":  # a file manager's URL of a local file
-        from urllib.parse import unquote, urlparse
-
-        text, scheme = unquote(urlparse(text).path), None
     if scheme:
         raise SourceError(f"{text}: {scheme.group(1)}:// is not a stream eigencam-live opens; it opens "
                           f"{', '.join(s[:-3] for s in STREAM_SCHEMES)} URLs, files and folders")
