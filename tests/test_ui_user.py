@@ -690,6 +690,29 @@ def test_a_transports_times_are_shown_from_its_start_as_players_show_them(qtbot,
     assert meta["time_s"] == pytest.approx(0.2, abs=1e-4)
 
 
+def test_a_count_that_falls_short_is_not_shown_as_a_total(qtbot, make_window, tmp_path):
+    """Recordings joined end to end (`cat a.ts b.ts`) count their first part's frames: past them the
+    seek label read "15 / 12". The count goes, the number stays (the slider keeps to the frames a seek
+    finds: a transport's are found by its clock, which is the first part's)."""
+    from fractions import Fraction
+
+    from .media import write_clip
+
+    parts = [write_clip(tmp_path / f"{i}.ts", frames=12, rate=Fraction(25), start=1.4) for i in (1, 2)]
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(parts[0].read_bytes() + parts[1].read_bytes())
+    w = make_window(source=str(joined))
+    qtbot.waitUntil(lambda: w.source_info is not None and w.last_packet is not None, timeout=WAIT)
+    paused(qtbot, w)
+    assert w.source_info.frame_count == 12 and w.seek_slider.maximum() == 11
+    p = next_packet(qtbot, w, lambda: w.seek_slider.setValue(10))
+    assert w.seek_label.text() == "11 / 12  ·  0.40 s"
+    while p.frame.index < 14:
+        p = next_packet(qtbot, w, lambda: w.step(1))
+    assert w.seek_label.text() == "15  ·  0.56 s"
+    assert w.seek_slider.maximum() == 11
+
+
 def test_what_was_said_of_a_model_goes_when_another_loads(qtbot, make_window):
     """A network held to one size said it stretched the frames; with another model typed in, the
     warning stayed up to 30 s over the new model's frames (a GUI trial). What a source lost stays."""

@@ -417,8 +417,10 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
                 self.seek_slider.blockSignals(False)
             info = self.source_info
             total = info.frame_count if info else None
+            if total and packet.frame.index >= total:  # a count that fell short: recordings joined end
+                total = None  # to end count their first part's frames (it read "150 / 100")
             # stills: no time, their names (a trial: which photo was on screen was said nowhere)
-            counted = f"{packet.frame.index + 1} / {total}"
+            counted = f"{packet.frame.index + 1}" + (f" / {total}" if total else "")
             if packet.still:  # elided to the label's room (the slider keeps its length)
                 fm = self.seek_label.fontMetrics()
                 room = self.seek_label.minimumWidth() - fm.horizontalAdvance(f"{counted}  ·  ") - 6
