@@ -55,8 +55,8 @@ class EngineConfig:
         top_k: number of predictions returned.
         score: for a detector, the lowest score of a box returned and drawn.
         smoothing: temporal smoothing of maps in ``[0, 1)``; 0 = off.
-        labels: a text file of class names, one a line (default: the model's own; an ONNX file's
-            are class indices).
+        labels: the class names, in the network's order: a text file of them, one a line, or a list
+            of str (default: the model's own; an ONNX file's are class indices).
         mean, std: the input normalisation, per RGB channel of ``[0, 1]`` pixels, one number for a
             grey network (default: the model's own; ImageNet's for an ONNX file).
         optimize: with the torch backend on the CPU in fp32, run conv-BN networks through a traced,
@@ -76,7 +76,7 @@ class EngineConfig:
     top_k: int = 5
     score: float = 0.5
     smoothing: float = 0.0
-    labels: str | None = None
+    labels: str | tuple[str, ...] | None = None
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     optimize: bool = True
@@ -138,8 +138,11 @@ class EngineConfig:
                     if isinstance(value, (tuple, list)) else repr(value)
                 raise ConfigError(f"must be three numbers in [0, 1] (R G B, of [0, 1] pixels; one for a grey network)"
                                   f"{', above 0' if name == 'std' else ''}. Got {shown}", field=name)
-        if self.labels is not None and not isinstance(self.labels, str):
-            raise ConfigError(f"must be the path of a text file. Got {self.labels!r}", field="labels")
+        if isinstance(self.labels, (list, tuple)) and all(isinstance(name, str) for name in self.labels):
+            object.__setattr__(self, "labels", tuple(self.labels))  # (a library trial: a list was refused)
+        elif self.labels is not None and not isinstance(self.labels, str):
+            raise ConfigError(f"must be the path of a text file or a list of names (str). Got {self.labels!r}",
+                              field="labels")
         if not isinstance(self.weights, str) or not self.weights:
             raise ConfigError(f"must be imagenet, none or a file path. Got {self.weights!r}", field="weights")
         _int_field("component", self.component, 1, COMPONENT_MAX)
@@ -256,7 +259,7 @@ def with_overrides(loaded, config: EngineConfig):
             what = "one number: it takes grey input" if loaded.channels == 1 else "three numbers (R G B)"
             raise ConfigError(f"{loaded.spec.name} needs {what}. Got {' '.join(f'{v:g}' for v in value)}", field=name)
     if config.labels is not None:
-        loaded.labels = read_labels(config.labels)
+        loaded.labels = list(config.labels) if isinstance(config.labels, tuple) else read_labels(config.labels)
     loaded.mean = tuple(config.mean) if config.mean is not None else loaded.mean
     loaded.std = tuple(config.std) if config.std is not None else loaded.std
     return loaded

@@ -301,8 +301,9 @@ class Engine:
             raise ConfigError(f"{Path(backend.loaded.spec.name).name} gives no class scores: the labels would name "
                               "nothing", field="labels")
         if config.labels is not None and classes and len(labels) != classes:
-            raise ConfigError(f"{config.labels} names {len(labels)} classes, but {Path(backend.loaded.spec.name).name} gives "
-                              f"{classes} scores: one name a line, in the network's order", field="labels")
+            given = "the labels given name" if isinstance(config.labels, tuple) else f"{config.labels} names"
+            raise ConfigError(f"{given} {len(labels)} classes, but {Path(backend.loaded.spec.name).name} gives "
+                              f"{classes} scores: one name a class, in the network's order", field="labels")
         handed = self._handed is not None and backend.loaded.net is self._handed.net  # (or its copy: reconfigure)
         own = handed or model_kind(config.model) == "factory"  # not a zoo's labels
         if labels and classes and len(labels) != classes and own:

@@ -622,6 +622,13 @@ def test_a_network_handed_to_the_engine_stays_through_every_setting_but_a_new_mo
     names.write_text("\n".join(f"name {i}" for i in range(10)))
     engine.reconfigure(labels=str(names))
     assert engine.loaded.net is net and engine.process_one(frame).predictions[0][0].startswith("name ")
+    engine.reconfigure(labels=[f"listed {i}" for i in range(10)])  # or a list (a library trial: refused)
+    assert engine.config.labels == tuple(f"listed {i}" for i in range(10))
+    assert engine.process_one(frame).predictions[0][0].startswith("listed ")
+    with pytest.raises(ConfigError, match="the labels given name 2 classes, but Tiny gives 10 scores"):
+        engine.reconfigure(labels=["a", "b"])
+    with pytest.raises(ConfigError, match="labels: must be the path of a text file or a list of names"):
+        engine.reconfigure(labels=["a", 2])
     engine.reconfigure(labels=None, mean=None, std=None)  # its own again
     again = engine.process_one(frame)
     assert engine.loaded.net is net and again.predictions == first.predictions
