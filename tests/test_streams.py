@@ -32,9 +32,9 @@ from .media import pattern, write_clip
 RATE = 20
 
 
-def make_ts(frames: int, rate: int = RATE, size: tuple[int, int] = (64, 48)) -> tuple[bytes, list[int]]:
-    """An H.264 MPEG-TS stream of :func:`pattern` frames, and for each frame the number of bytes
-    that carry it (and everything before it)."""
+def make_ts(frames: int, rate: int = RATE, size: tuple[int, int] = (64, 48), first: int = 0) -> tuple[bytes, list[int]]:
+    """An H.264 MPEG-TS stream of :func:`pattern` frames (its clock starting at frame ``first``),
+    and for each frame the number of bytes that carry it (and everything before it)."""
     buf = io.BytesIO()
     ends = []
     with av.open(buf, "w", format="mpegts", options={"flush_packets": "1"}) as out:
@@ -43,7 +43,7 @@ def make_ts(frames: int, rate: int = RATE, size: tuple[int, int] = (64, 48)) -> 
         v.options = {"preset": "ultrafast", "tune": "zerolatency", "g": str(rate)}
         for i in range(frames):
             f = av.VideoFrame.from_ndarray(pattern(i, *size), format="bgr24")
-            f.pts, f.time_base = i, Fraction(1, rate)
+            f.pts, f.time_base = first + i, Fraction(1, rate)
             for p in v.encode(f):
                 out.mux(p)
             ends.append(buf.tell())
@@ -224,6 +224,30 @@ def test_a_stream_served_faster_than_real_time_plays_at_its_own_pace_without_dro
         if i - i_prev > 1:
             assert t - t_prev > 1.0 / rate, (i_prev, i, t - t_prev)
     assert got[-1][0] - got[0][0] == pytest.approx(last / rate, abs=0.5)  # at its own 40 fps
+
+
+@pytest.mark.timeout(30)
+def test_a_streams_times_are_seconds_since_the_source_started(serve):
+    """A stream's timestamps count from when its source started (an MPEG-TS one's own clock starts
+    anywhere: FFmpeg's at 1.4 s, here at 10 s). Since the transports' first time was kept in
+    FileSource._start, the same name as the stream's own start on the monotonic clock, they counted
+    from the machine's boot (27273.9 s on a first frame), and the app said so in a snapshot's time."""
+    data, _ = make_ts(30, first=10 * RATE)
+
+    def all_at_once(server: Server, conn: socket.socket, n: int) -> None:
+        conn.sendall(HEADER + data)
+        server.closing.wait()
+
+    server = serve(all_at_once)
+    began = time.monotonic()
+    source = StreamSource(server.url(), timeout=(5.0, 0.5))
+    times = []
+    while (frame := source.read()) is not None:
+        times.append(frame.pts)
+    source.close()
+    assert len(times) >= 25 and source.origin == 0.0
+    assert 0.0 <= times[0] <= time.monotonic() - began
+    assert all(b - a == pytest.approx(1 / RATE, abs=1e-6) for a, b in pairwise(times))
 
 
 @pytest.mark.timeout(30)

@@ -59,10 +59,10 @@ class StreamSource(FileSource):
         self._transports: list[str | None] = ["tcp", "udp"] if rtsp else [None]
         #: Why the stream last stopped delivering frames (for a status line), ``None`` while it plays.
         self.last_error: str | None = None
-        self._start = time.monotonic()
+        self._began = time.monotonic()  # (FileSource's _start is the stream's own first time)
         self._shift: float | None = None  # live pts - stream pts, fixed at each (re)connection
         self._last: tuple[float, float] | None = None  # (live pts, arrival) of the newest frame
-        self._op_started = self._start
+        self._op_started = self._began
         self._opening = False
         self._arrival_clock = False  # the stream has no timestamps of its own (see _open)
         super().__init__(url, options={})
@@ -116,6 +116,7 @@ class StreamSource(FileSource):
                 self._transports.remove(transport)
                 self._transports.insert(0, transport)
             self._shift = None
+            self.origin = 0.0  # (its times count from the source's start, not from its own clock's)
             self.last_error = None
             # MJPEG over HTTP (multipart) carries no timestamps: FFmpeg makes them up at 25 fps, and
             # a camera sending 15 or 30 would be played out at the wrong pace (lag, drops, a
@@ -158,7 +159,7 @@ class StreamSource(FileSource):
 
     def _live_pts(self, pts: float, arrival: float) -> float:
         """The stream's timestamp ``pts`` on the source's clock (seconds since it started)."""
-        since_start = arrival - self._start
+        since_start = arrival - self._began
         if self._arrival_clock:  # no timestamps of its own: each frame is due when it arrives
             live = since_start if self._last is None else max(since_start, self._last[0] + 1e-6)
             self._last = (live, arrival)
