@@ -476,6 +476,46 @@ def test_the_app_status_says_reconnecting(serve):
 
 
 # -- 4. messages -----------------------------------------------------------------------------------
+def test_a_password_in_a_url_is_never_shown():
+    from eigencam_live.video import shown_url
+
+    assert shown_url("rtsp://admin:s3cret@10.0.0.5:554/stream1") == "rtsp://admin:***@10.0.0.5:554/stream1"
+    assert shown_url("rtsp://u:p@[::1]:554/a") == "rtsp://u:***@[::1]:554/a"
+    assert shown_url("rtsp://a:b@c@h/x") == "rtsp://a:***@h/x"  # (an @ in the password)
+    for plain in ("rtsp://admin@cam/x", "http://cam/live.ts", "udp://@:1234", "clip.mp4", "http://[::1"):
+        assert shown_url(plain) == plain
+
+
+@pytest.mark.timeout(30)
+def test_a_streams_messages_and_name_leave_its_password_out(serve):
+    """A camera's URL often carries its password (rtsp://admin:pass@...): the app's source list,
+    title and banners, in a talk on a projector, said it whole."""
+    data, ends = make_ts(10)
+
+    def then_silent(server: Server, conn: socket.socket, n: int) -> None:
+        if n == 0:
+            conn.sendall(HEADER + data)
+        server.closing.wait()
+
+    server = serve(then_silent)
+    url = f"http://cam:s3cret@127.0.0.1:{server.port}"
+    source = StreamSource(url, timeout=(0.5, 0.3))
+    while source.read() is not None:
+        pass
+    source.close()
+    assert source.info.name == f"cam:***@127.0.0.1:{server.port}"
+    assert source.last_error == f"no data from http://cam:***@127.0.0.1:{server.port} for 0.3 s"
+    with pytest.raises(SourceError) as err:  # the second connection: silent from the start
+        StreamSource(url, timeout=(0.5, 0.5))
+    assert str(err.value) == f"no data from http://cam:***@127.0.0.1:{server.port} for 0.5 s"
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(SourceError) as err:
+        StreamSource(f"rtsp://cam:s3cret@127.0.0.1:{port}/live", timeout=(0.5, 0.5))
+    assert "s3cret" not in str(err.value) and str(err.value).startswith("cannot open rtsp://cam:***@127.0.0.1:")
+
+
 @pytest.mark.timeout(30)
 def test_a_silent_server_is_reported_as_no_data_for_n_seconds(serve):
     server = serve(lambda server, conn, n: server.closing.wait())

@@ -756,6 +756,46 @@ def test_the_sources_of_earlier_runs_are_offered_again(qtbot, make_window, setti
     assert str(first) not in [data for _, data in items] and items[-3:][0][1] == "__file__"
 
 
+def test_a_streams_password_is_not_shown(qtbot, make_window, settings, tmp_path):
+    """A camera's URL with its password (a talk, on a projector): the source list, its tooltip,
+    the window's title and a snapshot's settings said it whole. It is kept, whole, only where the
+    app must reopen it (the settings)."""
+    from .test_streams import HEADER, Server, make_ts
+
+    data, _ = make_ts(40)
+
+    def serve_then_wait(server, conn, n):
+        conn.sendall(HEADER + data)
+        server.closing.wait()
+
+    server = Server(serve_then_wait)
+    try:
+        _password_left_out(qtbot, make_window, settings, tmp_path, server)
+    finally:
+        server.close()
+
+
+def _password_left_out(qtbot, make_window, settings, tmp_path, server):
+    import json
+
+    url = f"http://cam:s3cret@127.0.0.1:{server.port}"
+    w = make_window(source=url, settings=settings)
+    qtbot.waitUntil(lambda: w.source_spec == url and w.last_packet is not None, timeout=WAIT)
+    combo = w.source_combo
+    shown = [combo.itemText(i) for i in range(combo.count())] + [w.windowTitle(), w.source_label.text()]
+    shown += [str(combo.itemData(i, Qt.ToolTipRole) or "") for i in range(combo.count())]
+    snap = json.loads(next(p for p in w.snapshot(tmp_path / "snap") if p.suffix == ".json").read_text())
+    assert snap["source"] == f"http://cam:***@127.0.0.1:{server.port}"
+    assert w.recent[0] == url
+    w.close()
+    w = make_window(source="scene", settings=settings)  # offered again, from the settings
+    combo = w.source_combo
+    offered = [(combo.itemText(i), str(combo.itemData(i, Qt.ToolTipRole) or "")) for i in range(combo.count())
+               if combo.itemData(i) == url]
+    assert offered == [(f"stream: cam:***@127.0.0.1:{server.port}", f"http://cam:***@127.0.0.1:{server.port}")]
+    assert not any("s3cret" in text for text in shown), shown
+
+
 def test_a_stills_long_name_is_elided_and_the_slider_keeps_its_length(qtbot, make_window, tmp_path):
     """A review: the slider was 454 px long beside a.jpg, 217 px beside a phone's long name."""
     import cv2

@@ -20,7 +20,7 @@ from eigencam_live.engine import Engine, EngineConfig
 from eigencam_live.errors import ConfigError, EigenCamError
 from eigencam_live.models import model_kind
 from eigencam_live.render import RenderConfig
-from eigencam_live.video import STREAM_SCHEMES, Frame, list_cameras
+from eigencam_live.video import STREAM_SCHEMES, Frame, list_cameras, shown_url
 
 from . import commands as cmd
 from .compare import component_tiles, layer_tiles
@@ -286,7 +286,7 @@ class FrameLoop(LoopRecording, LoopSettings):
         # the last source's own pause (a folder's stills, the end reached) is not carried to the next
         source_paused = self._paused and self._paused_by_source
         if remote:  # seconds, where a server is slow or silent: said over the picture meanwhile
-            self.out.busy.emit(f"opening {command.spec}…")
+            self.out.busy.emit(f"opening {shown_url(command.spec)}…")
         try:
             info = self.playback.open(command.spec)
         except EigenCamError as exc:

@@ -18,6 +18,7 @@ from PyQt5.QtWidgets import QWidget
 
 from eigencam_live.config import input_size
 from eigencam_live.models import Layer
+from eigencam_live.video import shown_url
 
 from . import commands as cmd
 from .controls import weights_name
@@ -168,7 +169,7 @@ class InspectionActions:
             "device": status.device if status else ec.device, "backend": status.backend if status else ec.backend,
             "precision": status.dtype if status else ec.precision,
             "view": rc.view, "alpha": rc.alpha, "colormap": rc.colormap,
-            "source": str(self.source_spec), "frame": packet.frame.index + 1, "frame_index": packet.frame.index,
+            "source": shown_url(str(self.source_spec)), "frame": packet.frame.index + 1, "frame_index": packet.frame.index,
             "time_s": round(float(packet.seconds), 6),
             **({} if packet.still is None else {"image": packet.still}),
             "frame_size": [int(packet.frame.image.shape[1]), int(packet.frame.image.shape[0])],

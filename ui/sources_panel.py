@@ -12,7 +12,7 @@ from pathlib import Path
 from PyQt5.QtCore import Qt
 from PyQt5.QtWidgets import QFileDialog, QInputDialog
 
-from eigencam_live.video import IMAGE_EXTENSIONS, STREAM_SCHEMES, VIDEO_EXTENSIONS
+from eigencam_live.video import IMAGE_EXTENSIONS, STREAM_SCHEMES, VIDEO_EXTENSIONS, shown_url
 
 from . import settings as remembered
 
@@ -109,7 +109,7 @@ class SourceActions:
         self.source_combo.setCurrentIndex(i)
         if i < 0:
             local = isinstance(spec, str) and Path(spec).exists()
-            name = f"camera {spec}" if isinstance(spec, int) else Path(spec).name if local else spec
+            name = f"camera {spec}" if isinstance(spec, int) else Path(spec).name if local else shown_url(spec)
             if len(name) > 60:  # a URL with a token: two lines at most (the picture says it whole)
                 name = f"{name[:40]}…{name[-19:]}"
             self.source_label.setText(f"Opening {name}…")
@@ -128,7 +128,7 @@ class SourceActions:
         after a restart); a file or folder no longer there is left out."""
         for spec in self.recent:
             if spec.lower().startswith(STREAM_SCHEMES):
-                label = f"stream: {Path(spec).name or spec}"
+                label = f"stream: {Path(shown_url(spec)).name or shown_url(spec)}"
             elif os.path.isdir(spec):
                 label = f"folder: {Path(spec).name}"
             elif os.path.isfile(spec):
@@ -139,7 +139,7 @@ class SourceActions:
                 continue
             if self.source_combo.findData(spec) < 0:
                 self.source_combo.insertItem(self.source_combo.count() - 3, label, spec)
-                self.source_combo.setItemData(self.source_combo.count() - 4, spec, Qt.ToolTipRole)
+                self.source_combo.setItemData(self.source_combo.count() - 4, shown_url(spec), Qt.ToolTipRole)
 
     def _on_source_warning(self, message: str) -> None:
         self._source_warning = message

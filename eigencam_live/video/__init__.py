@@ -29,7 +29,7 @@ from .frames import Frame, FrameSource, SourceInfo, as_rate
 from .images import IMAGE_EXTENSIONS, FolderSource
 from .sink import TIME_BASE, VideoSink
 from .sources import open_source
-from .streams import STREAM_SCHEMES, STREAM_TIMEOUT, StreamSource
+from .streams import STREAM_SCHEMES, STREAM_TIMEOUT, StreamSource, shown_url
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -54,4 +54,5 @@ __all__ = [
     "as_rate",
     "list_cameras",
     "open_source",
+    "shown_url",
 ]

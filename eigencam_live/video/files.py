@@ -139,7 +139,7 @@ class FileSource(TransportRepair, FrameSource):
         self.colour_tags = colour_tags(self._peeked)
         aspect = _pixel_aspect(stream)
         self.info = SourceInfo(
-            self.kind, os.path.basename(self.path.rstrip("/")) or self.path, width, height, Fraction(rate), frames,
+            self.kind, os.path.basename(self._describe().rstrip("/")) or self._describe(), width, height, Fraction(rate), frames,
             self.kind == "stream", self.kind == "file", self.path if self.kind == "file" else None,
             bool(self._container.streams.audio), stream.time_base, (self._turns * 90) % 360,
             1 / aspect if self._turns % 2 else aspect,

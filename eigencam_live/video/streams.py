@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from urllib.parse import urlsplit, urlunsplit
 
 from eigencam_live.errors import SourceError
 
@@ -13,7 +14,7 @@ from .files import FileSource, _av_reason
 from .frames import Frame
 from .interrupt import cancellable
 
-__all__ = ["STREAM_SCHEMES", "STREAM_TIMEOUT", "StreamSource"]
+__all__ = ["STREAM_SCHEMES", "STREAM_TIMEOUT", "StreamSource", "shown_url"]
 
 #: What :func:`~.sources.open_source` opens as a live network stream.
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
@@ -23,6 +24,20 @@ STREAM_TIMEOUT = (5.0, 5.0)
 CLOCK_JUMP_S = 3.0
 #: FFmpeg's AVFMT_NOTIMESTAMPS: the container format carries no timestamps (MJPEG over HTTP).
 _NO_TIMESTAMPS = 0x0080
+
+
+def shown_url(url: str) -> str:
+    """``url`` as it may be shown and said: a password in it as ``***`` (a camera's, on a projector
+    in a talk: the source list, the window's title and every message showed it). Anything else
+    is given back as it is."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.netloc.rpartition("@")[2]
+        return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+    except ValueError:  # (not a URL this parses: no password to find in it)
+        return url
 
 
 class StreamSource(FileSource):
@@ -67,6 +82,9 @@ class StreamSource(FileSource):
         self._arrival_clock = False  # the stream has no timestamps of its own (see _open)
         super().__init__(url, options={})
 
+    def _describe(self) -> str:
+        return shown_url(self.path)
+
     @property
     def cancelled(self) -> bool:
         return self._cancel.is_set()
@@ -89,14 +107,14 @@ class StreamSource(FileSource):
         waited = time.monotonic() - self._op_started
         limit = self._stream_timeouts[0 if self._opening else 1]
         if isinstance(exc, av.ExitError) or waited >= 0.9 * limit:
-            return f"no data from {self.path} for {limit:g} s"
+            return f"no data from {self._describe()} for {limit:g} s"
         if isinstance(exc, av.ProtocolNotFoundError):
             return f"this FFmpeg build (PyAV's) cannot open {self.path.split(':', 1)[0]}:// streams"
         return _av_reason(exc)
 
     def _open(self) -> None:
         if self._cancel.is_set():
-            raise SourceError(f"opening {self.path} was cancelled")
+            raise SourceError(f"opening {self._describe()} was cancelled")
         failures = []
         for transport in list(self._transports):
             self._options = {"rtsp_transport": transport} if transport else {}
@@ -107,7 +125,7 @@ class StreamSource(FileSource):
                     super()._open()
             except SourceError as exc:
                 if self._cancel.is_set():
-                    raise SourceError(f"opening {self.path} was cancelled") from None
+                    raise SourceError(f"opening {self._describe()} was cancelled") from None
                 failures.append((transport, exc))
                 continue
             finally:
@@ -125,12 +143,12 @@ class StreamSource(FileSource):
             return
         if len(failures) == 1:
             exc = failures[0][1]
-            reason = _without_prefix(str(exc), self.path)
+            reason = _without_prefix(str(exc), self._describe())
             if reason.startswith("no data from "):
                 raise SourceError(reason) from exc
             raise exc
-        reasons = "; ".join(f"over {t.upper()}: {_without_prefix(str(e), self.path)}" for t, e in failures)
-        raise SourceError(f"cannot open {self.path} ({reasons})") from failures[-1][1]
+        reasons = "; ".join(f"over {t.upper()}: {_without_prefix(str(e), self._describe())}" for t, e in failures)
+        raise SourceError(f"cannot open {self._describe()} ({reasons})") from failures[-1][1]
 
     def _decode_next(self, *, first: bool = False):
         import av
@@ -142,18 +160,18 @@ class StreamSource(FileSource):
             with cancellable(self._cancel):
                 return next(self._frames)
         except StopIteration:
-            self.last_error = f"{self.path} ended the stream"
+            self.last_error = f"{self._describe()} ended the stream"
         except av.FFmpegError as exc:
             self.last_error = self._reason(exc)
         except OSError as exc:
-            self.last_error = f"{self.path}: {exc.strerror or exc}"
+            self.last_error = f"{self._describe()}: {exc.strerror or exc}"
         return None
 
     def read(self) -> Frame | None:
         frame = super().read()
         if frame is None:
             if self.last_error is None and self._container is None:
-                self.last_error = "cancelled" if self._cancel.is_set() else f"{self.path} is closed"
+                self.last_error = "cancelled" if self._cancel.is_set() else f"{self._describe()} is closed"
             return None  # the capture thread treats this as a drop-out and reconnects
         return Frame(frame.image, frame.index, self._live_pts(frame.pts, frame.captured), frame.captured)
 
