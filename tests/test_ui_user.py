@@ -449,6 +449,34 @@ def test_compare_grid_shows_the_first_components_and_a_click_shows_one_live(qtbo
     assert not grid.isVisible() and not w.paused
 
 
+def test_the_compare_grid_follows_the_frame_on_screen(qtbot, make_window):
+    """A trial: with the grid open, a step showed the next frame in the window and the last one's
+    tiles in the grid, unlabelled. A step (or another layer) while paused makes them again; their
+    frame is in the grid's title."""
+    w = make_window()
+    wait_frames(qtbot, w, 2)
+    settled(qtbot, w)
+    base = paused(qtbot, w)
+    with qtbot.waitSignal(w.pipeline.compare_ready, timeout=WAIT) as got:
+        w.compare(3)
+    first = got.args[0]
+    grid = w.compare_grid
+    qtbot.waitUntil(grid.isVisible, timeout=WAIT)
+    assert grid.windowTitle() == f"Compare components  ·  frame {base.frame.index + 1}"
+    with qtbot.waitSignal(w.pipeline.compare_ready, timeout=WAIT) as again:
+        w.step(1)
+    tiles, now = again.args[0], w.last_packet.frame.index
+    assert now > base.frame.index  # (the scene is live: a step takes its newest frame)
+    assert grid.windowTitle() == f"Compare components  ·  frame {now + 1}"
+    assert [k for k, _, _ in tiles] == [1, 2, 3] and not np.array_equal(tiles[0][1], first[0][1])
+    with qtbot.waitSignal(w.pipeline.compare_ready, timeout=WAIT) as other:
+        w._engine(layer="features.8")  # the components of another layer
+    assert not np.array_equal(other.args[0][0][1], tiles[0][1])
+    grid.close()
+    p = next_packet(qtbot, w, lambda: w.step(1))  # closed: nothing is made
+    assert p.frame.index > now and not w._compare_waiting
+
+
 def test_fullscreen_shows_the_picture_alone(qtbot, make_window):
     w = make_window()
     wait_frames(qtbot, w, 1)
@@ -633,7 +661,8 @@ def test_compare_across_layers_shows_each_stage_and_a_click_shows_that_layer_liv
     assert w.pipeline.engine.layer == "features" and w.pipeline.engine.config.component == 1, "nothing changed"
     grid = w.compare_grid
     qtbot.waitUntil(grid.isVisible, timeout=WAIT)
-    assert grid.mode == "layers" and grid.current == "features" and grid.windowTitle() == "Compare layers"
+    assert grid.mode == "layers" and grid.current == "features"
+    assert grid.windowTitle() == f"Compare layers  ·  frame {base.frame.index + 1}"
     for caption, layer in zip(grid.captions, want, strict=True):
         assert caption.split("\n")[0] == layer.name and "×".join(map(str, layer.shape)) in caption
     assert grid.captions[0].endswith(f"PC1 {tiles[0][2] * 100:.1f} %")

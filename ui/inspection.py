@@ -221,7 +221,7 @@ class InspectionActions:
             return
         self._pause_to_compare()
         self.statusBar().showMessage(f"Comparing components 1 to {count}…", 15000)  # cleared when the tiles come
-        self.pipeline.send(cmd.Compare(count))
+        self._ask_compare(cmd.Compare(count))
 
     def compare_layers(self, count: int = 5) -> None:
         """Pause, then show the frame on screen mapped with the component in use at the layer in
@@ -240,7 +240,35 @@ class InspectionActions:
         self._pause_to_compare()
         self._compare_shapes = {layer.name: layer.shape for layer in chosen}
         self.statusBar().showMessage(f"Comparing PC{self.engine_config.component} across {len(chosen)} layers…", 15000)
-        self.pipeline.send(cmd.Compare(layers=tuple(layer.name for layer in chosen)))
+        self._ask_compare(cmd.Compare(layers=tuple(layer.name for layer in chosen)))
+
+    def _ask_compare(self, command: cmd.Compare) -> None:
+        self._compare_asked = (command, self._compare_key(command))
+        self._compare_waiting = True
+        self.pipeline.send(command)
+
+    def _compare_key(self, command: cmd.Compare) -> tuple:
+        """What the tiles of ``command`` depend on: the frame on screen, the model, and for the
+        components, the layer in use (the layers' tiles name theirs)."""
+        frame = self.last_packet.frame if self.last_packet is not None else None
+        status = self.status
+        layer = None if command.layers or status is None else status.layer
+        model = status and (status.config.model, status.config.weights)
+        return (self.source_spec, frame and (frame.index, frame.pts), model, layer)
+
+    def refresh_compare(self) -> None:
+        """The open grid's tiles made again for the frame now on screen, where a step, a seek or
+        Back (or another layer, for the components) changed it while paused (a trial: the tiles
+        stayed the old frame's, unlabelled). One request at a time; while playing the tiles stay
+        as they are, their frame in the grid's title; another model's layers are not asked for."""
+        grid = getattr(self, "compare_grid", None)
+        asked = getattr(self, "_compare_asked", None)
+        if grid is None or asked is None or not grid.isVisible() or self._compare_waiting or not self.paused:
+            return
+        command, key = asked
+        now = self._compare_key(command)
+        if now != key and now[2] == key[2]:
+            self._ask_compare(command)
 
     def _pause_to_compare(self) -> None:
         """Pause for the tiles (they are of the frame on screen); what was playing plays on when
@@ -255,6 +283,7 @@ class InspectionActions:
         self._resume_after_compare = False
 
     def _on_compare(self, tiles: list) -> None:
+        self._compare_waiting = False
         if self._closed:
             return
         if not tiles:  # the worker said why
@@ -271,12 +300,21 @@ class InspectionActions:
             captions = [f"{name}\n{'×'.join(str(d) for d in shapes.get(name, ())) or '?'}  ·  PC{k} {ev * 100:.1f} %"
                         for name, _, ev in tiles]
             current = self.status.layer if self.status is not None else tiles[-1][0]
-            self.compare_grid.set_tiles(tiles, current, captions)
+            self.compare_grid.set_tiles(tiles, current, captions, frame=self._compared_frame())
         else:
-            self.compare_grid.set_tiles(tiles, self.engine_config.component)
+            self.compare_grid.set_tiles(tiles, self.engine_config.component, frame=self._compared_frame())
+        was_open = self.compare_grid.isVisible()
         self.compare_grid.show()
-        self.compare_grid.raise_()
+        if not was_open:
+            self.compare_grid.raise_()  # (made again for a step: the keys stay with the main window)
         self.statusBar().clearMessage()
+        self.refresh_compare()  # the frame moved on while these were made
+
+    def _compared_frame(self) -> str:
+        packet = self.last_packet
+        if packet is None:
+            return ""
+        return f"frame {packet.frame.index + 1}" + (f" ({packet.still})" if packet.still else "")
 
     def _on_compare_chosen(self, key: int | str) -> None:
         """A tile clicked: its component (a spin box change), or its layer, live."""
@@ -320,9 +358,10 @@ class CompareGrid(QWidget):
         return "layers" if self.tiles and isinstance(self.tiles[0][0], str) else "components"
 
     def set_tiles(self, tiles: list[tuple[int | str, np.ndarray, float]], current: int | str,
-                  captions: list[str] | None = None) -> None:
+                  captions: list[str] | None = None, frame: str = "") -> None:
         """``[(component or layer name, (H, W, 3) uint8 BGR picture, explained variance in [0, 1]),
-        ...]``; ``captions``: one text per tile (line breaks allowed), by default ``PCk · v %``."""
+        ...]``; ``captions``: one text per tile (line breaks allowed), by default ``PCk · v %``;
+        ``frame``: which frame they map, for the title."""
         self.tiles = [(k if isinstance(k, str) else int(k), np.ascontiguousarray(img), float(ev))
                       for k, img, ev in tiles]
         self._images = [to_qimage(img) for _, img, _ in self.tiles]
@@ -333,7 +372,7 @@ class CompareGrid(QWidget):
         self.captions = list(captions)
         self.current = current if isinstance(current, str) else int(current)
         layers = self.mode == "layers"
-        self.setWindowTitle("Compare layers" if layers else "Compare components")
+        self.setWindowTitle(("Compare layers" if layers else "Compare components") + (f"  ·  {frame}" if frame else ""))
         self.setToolTip(f"Click a tile to show its {'layer' if layers else 'component'} live")
         self.update()
 

@@ -122,6 +122,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.recording_path: str | None = None
         self.names_given: set[Path] = set()  # the snapshots' and recordings' files named so far (see free_name)
         self._resume_after_compare = False  # the compare grid paused what was playing
+        self._compare_waiting = False  # a compare request is with the worker
         self.frames_displayed = 0
         self.latencies: deque[float] = deque(maxlen=600)  # ms, capture -> on screen
         self.display_rate = RateMeter()
@@ -435,6 +436,7 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.shortcut_actions["back"].setEnabled(bool(info and info.seekable and not info.live
                                                       and packet.frame.index > first))
         self._update_step()
+        self.refresh_compare()
         self.frame_shown.emit(packet)
 
     # -- inspection --------------------------------------------------------------------------------
