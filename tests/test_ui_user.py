@@ -524,6 +524,15 @@ def test_toolbar_buttons_keep_their_place_when_their_text_changes(qtbot, make_wi
     w._on_recording_changed(True, "x.mp4")
     w.toolbar.layout().activate()
     assert [b.geometry() for b in buttons] == before
+    # the REC badge stays where it is as the "Recording to" message goes (a trial: it jumped)
+    bar = w.statusBar()
+    places = []
+    for clear in (False, True):
+        if clear:
+            bar.clearMessage()
+        bar.layout().activate()
+        places.append(w.rec_indicator.geometry().right())
+    assert w.rec_indicator.isVisible() and places[0] == places[1] > bar.width() - 40
     w._on_recording_changed(False, "")
     assert w.rec_indicator.isHidden()
 

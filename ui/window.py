@@ -245,8 +245,10 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.rec_indicator.setStyleSheet("color:white; background:#c62828; font-weight:bold; padding:1px 8px;"
                                          "border-radius:3px;")
         self.rec_indicator.hide()
-        self.statusBar().addPermanentWidget(self.rec_indicator)
         self.statusBar().addPermanentWidget(self.stats_label, 1)
+        # at the right end whether the rates show or a message has their place (a trial: it jumped
+        # from the right edge to the bar's middle as the "Recording to ..." message went)
+        self.statusBar().addPermanentWidget(self.rec_indicator)
         # the rates stretch over the bar: a message (snapshot saved, end of file) takes their place while it shows
         self.statusBar().messageChanged.connect(self._on_message_changed)
         self.view.setFocus()
