@@ -700,6 +700,12 @@ def test_enter_on_an_onnx_files_name_in_the_model_box_keeps_that_file(qtbot, mak
     qtbot.keyClick(w.model_combo.lineEdit(), Qt.Key_Return)
     wait_frames(qtbot, w, 2)
     assert w.errors[errors:] == [] and w.status.config.model == str(path)
+    # its layers by the names the box and the compare tiles show (a trial: the list said the node's
+    # whole '/1/Relu_output_0' under a box that said '1/Relu')
+    qtbot.waitUntil(lambda: w.layer_combo.findData("/1/Relu_output_0") >= 0, timeout=WAIT)
+    i = w.layer_combo.findData("/1/Relu_output_0")
+    assert w.layer_combo.itemText(i) == "★ 1/Relu   8×16×24  Relu"
+    assert not any("_output_0" in w.layer_combo.itemText(k) for k in range(w.layer_combo.count()))
 
 
 def test_a_device_row_pick_that_changes_another_box_says_so(qtbot, make_window):

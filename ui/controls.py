@@ -26,6 +26,7 @@ from PyQt5.QtWidgets import (
 )
 
 from eigencam_live.backends import BACKENDS
+from eigencam_live.backends.onnx_file import short_name
 from eigencam_live.cam import METHODS
 from eigencam_live.config import COMPONENT_MAX, STRIDE
 from eigencam_live.engine import DEVICES, PRECISIONS, EngineConfig
@@ -433,8 +434,9 @@ class ControlsSync:
         for depth, layer in layer_tree(layers):
             dims = "×".join(str(d) for d in layer.shape)
             star = "★ " if layer.name == default else ""
-            self.layer_combo.add_layer(f"{'   ' * depth}{star}{layer.name}   {dims}  {layer.kind}".rstrip(), layer.name,
-                                       f"{star}{layer.name}", dims, layer.kind)
+            shown = short_name(layer.name)  # an ONNX node's, as the tiles and the closed box show it (a trial: two names)
+            self.layer_combo.add_layer(f"{'   ' * depth}{star}{shown}   {dims}  {layer.kind}".rstrip(), layer.name,
+                                       f"{star}{shown}", dims, layer.kind)
             self.layer_combo.setItemData(self.layer_combo.count() - 1, f"{layer.name}: {layer.kind}, "
                                          f"{dims or '?'}{' (the default)' if star else ''}", Qt.ToolTipRole)
         if not layers:  # no network could be built (a review: "loading…" stayed for good)
