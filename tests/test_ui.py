@@ -706,6 +706,9 @@ def test_enter_on_an_onnx_files_name_in_the_model_box_keeps_that_file(qtbot, mak
     i = w.layer_combo.findData("/1/Relu_output_0")
     assert w.layer_combo.itemText(i) == "★ 1/Relu   8×16×24  Relu"
     assert not any("_output_0" in w.layer_combo.itemText(k) for k in range(w.layer_combo.count()))
+    w.layer_filter.setText("0/conv")  # the name shown, typed whole
+    qtbot.keyClick(w.layer_filter, Qt.Key_Return)
+    qtbot.waitUntil(lambda: w.pipeline.engine.layer == "/0/Conv_output_0", timeout=WAIT)
 
 
 def test_a_device_row_pick_that_changes_another_box_says_so(qtbot, make_window):
@@ -1133,6 +1136,9 @@ def test_a_typed_model_string_opens_and_the_layer_list_is_a_filterable_tree(qtbo
     qtbot.waitUntil(lambda: w.pipeline.engine.layer == "2.0", timeout=WAIT)
     assert w.layer_combo.currentData() == "2.0"
     assert w.focusWidget() is w.view  # the keys go back to the picture (a trial: H and F were typed into the filter)
+    w.layer_filter.setText("zzz")  # nothing to pick: said (a trial: a list of the layer in use alone)
+    qtbot.keyClick(w.layer_filter, Qt.Key_Return)
+    assert w.statusBar().currentMessage() == "no layer's name or type contains “zzz”" and w.pipeline.engine.layer == "2.0"
     w.layer_filter.setText("conv")
     w._choose_model("mobilenet_v3_small")  # another network: the filter was for the last one's names
     qtbot.waitUntil(lambda: w.status.config.model == "mobilenet_v3_small" and w.layer_combo.findData("features.3") >= 0,

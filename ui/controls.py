@@ -473,12 +473,14 @@ class ControlsSync:
 
     def _pick_filtered_layer(self) -> None:
         """Enter in the filter: the layer it names exactly, else the first layer it shows other
-        than the one in use, is used (one match: that one); with none, the list opens to say so.
-        (A trial: "_swish" typed whole picked "_blocks.0._swish", the first to contain it.) A layer
-        picked gives the keys back to the picture (a trial: H and F were typed into the filter)."""
+        than the one in use, is used (one match: that one); with none, the status bar says so (a
+        trial: a list that opened on the layer in use alone said nothing). (A trial: "_swish" typed
+        whole picked "_blocks.0._swish", the first to contain it.) A layer picked gives the keys
+        back to the picture (a trial: H and F were typed into the filter)."""
         needle = self.layer_filter.text().strip().lower()
         combo = self.layer_combo
-        exact = [i for i in range(combo.count()) if needle and str(combo.itemData(i)).lower() == needle]
+        exact = [i for i in range(combo.count()) if needle and needle in (
+            str(combo.itemData(i)).lower(), short_name(str(combo.itemData(i))).lower())]
         if exact:
             if exact[0] != combo.currentIndex():
                 combo.setCurrentIndex(exact[0])
@@ -488,7 +490,9 @@ class ControlsSync:
         found = [i for i in range(combo.count()) if needle and needle in combo.itemText(i).lower()]
         other = [i for i in found if i != combo.currentIndex()]
         if not other:
-            combo.showPopup()
+            typed = self.layer_filter.text().strip()
+            self.statusBar().showMessage(f"only the layer in use matches “{typed}”" if found else
+                                         f"no layer's name or type contains “{typed}”", 5000)
             return
         combo.setCurrentIndex(other[0])
         combo.activated.emit(other[0])  # as a click in the list: applied
