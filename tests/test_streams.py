@@ -476,6 +476,32 @@ def test_the_app_status_says_reconnecting(serve):
 
 
 # -- 4. messages -----------------------------------------------------------------------------------
+@pytest.mark.timeout(30)
+def test_a_stream_that_stops_is_said_silent_since_its_data_stopped(serve):
+    """At a read's timeout FFmpeg gives out the last frames its demuxer and decoder held: they were
+    dated then, so "no frame for N s" counted from the timeout (5 s low) and their times jumped
+    ahead by it. They are dated when their data came."""
+    data, _ = make_ts(40)
+
+    def then_silent(server: Server, conn: socket.socket, n: int) -> None:
+        if n == 0:
+            conn.sendall(HEADER + data)
+        server.closing.wait()
+
+    server = serve(then_silent)
+    got = []
+    with Capture(StreamSource(server.url(), timeout=(2.0, 0.5))) as cap:
+        while server.connections < 2:  # until it reconnects
+            try:
+                got.append(cap.read(timeout=0.1))
+            except TimeoutError:
+                pass
+        state = cap.link_state()
+    assert state.reconnecting and state.since_frame >= 0.45
+    steps = [b.pts - a.pts for a, b in pairwise(got) if b.index == a.index + 1]
+    assert len(steps) >= 5 and all(step == pytest.approx(1 / RATE, abs=1e-6) for step in steps)
+
+
 def test_a_password_in_a_url_is_never_shown():
     from eigencam_live.video import shown_url
 

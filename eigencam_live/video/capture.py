@@ -411,7 +411,8 @@ class Capture:
                     with self._cond:
                         self._ended = self._generation == generation
                     continue
-                self.last_frame_at = time.monotonic()
+                # when its data came (a stream's frames given out at a timeout came seconds before)
+                self.last_frame_at = min(frame.captured, time.monotonic()) if self.live else time.monotonic()
                 self._failures = 0
                 self._reason = None
                 self.reconnecting = False

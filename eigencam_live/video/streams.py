@@ -22,6 +22,8 @@ STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp:
 STREAM_TIMEOUT = (5.0, 5.0)
 #: A stream timestamp this far (seconds) from where arrival times put it is a restarted clock.
 CLOCK_JUMP_S = 3.0
+#: A read that waited this long (seconds) for its frame found data flowing (see _held_since).
+_FLOWING_S = 0.1
 #: FFmpeg's AVFMT_NOTIMESTAMPS: the container format carries no timestamps (MJPEG over HTTP).
 _NO_TIMESTAMPS = 0x0080
 
@@ -80,6 +82,7 @@ class StreamSource(FileSource):
         self._op_started = self._began
         self._opening = False
         self._arrival_clock = False  # the stream has no timestamps of its own (see _open)
+        self._held_since: float | None = None  # frames given out at a read's timeout: their data's time
         super().__init__(url, options={})
 
     def _describe(self) -> str:
@@ -134,6 +137,7 @@ class StreamSource(FileSource):
                 self._transports.remove(transport)
                 self._transports.insert(0, transport)
             self._shift = None
+            self._held_since = None
             self.origin = 0.0  # (its times count from the source's start, not from its own clock's)
             self.last_error = None
             # MJPEG over HTTP (multipart) carries no timestamps: FFmpeg makes them up at 25 fps, and
@@ -155,10 +159,19 @@ class StreamSource(FileSource):
 
         if first:
             return super()._decode_next(first=True)  # within _open's cancellable block
-        self._op_started = time.monotonic()
+        started = self._op_started = time.monotonic()
         try:
             with cancellable(self._cancel):
-                return next(self._frames)
+                frame = next(self._frames)
+            waited = time.monotonic() - started
+            if waited >= self._stream_timeouts[1]:
+                # The read timed out: FFmpeg gives out what its demuxer and decoder held (the last
+                # frames sent), then the error. Their data came before this wait: they are dated
+                # so (a stream that stopped said "no frame for 0 s" as they came, 5 s on).
+                self._held_since = started
+            elif waited > _FLOWING_S:  # (data flows again: not after a real timeout)
+                self._held_since = None
+            return frame
         except StopIteration:
             self.last_error = f"{self._describe()} ended the stream"
         except av.FFmpegError as exc:
@@ -170,10 +183,12 @@ class StreamSource(FileSource):
     def read(self) -> Frame | None:
         frame = super().read()
         if frame is None:
+            self._held_since = None
             if self.last_error is None and self._container is None:
                 self.last_error = "cancelled" if self._cancel.is_set() else f"{self._describe()} is closed"
             return None  # the capture thread treats this as a drop-out and reconnects
-        return Frame(frame.image, frame.index, self._live_pts(frame.pts, frame.captured), frame.captured)
+        came = frame.captured if self._held_since is None else self._held_since
+        return Frame(frame.image, frame.index, self._live_pts(frame.pts, came), came)
 
     def _live_pts(self, pts: float, arrival: float) -> float:
         """The stream's timestamp ``pts`` on the source's clock (seconds since it started)."""
