@@ -197,7 +197,10 @@ def _placement(config: EngineConfig, detector: bool = False) -> tuple[torch.devi
     a detector (by name, or ``detector`` for one handed over as a module) runs with torch."""
     onnx_file = model_kind(config.model) == "onnx"
     device = resolve_device("cpu" if onnx_file and config.device == "auto" else config.device)
-    dtype = resolve_dtype(config.precision, device)
+    if onnx_file and device.type == "cpu":  # its own rule said, not fp16's on the CPU (a trial: sent to bf16,
+        dtype = _DTYPES.get(config.precision, torch.float32)  # which it refuses too)
+    else:
+        dtype = resolve_dtype(config.precision, device)
     return device, dtype, resolve_backend(config.backend, device, dtype, onnx_file=onnx_file,
                                           detector=detector or model_kind(config.model) in ("detector", "yolo"))
 
