@@ -1105,7 +1105,9 @@ def test_a_typed_model_string_opens_and_the_layer_list_is_a_filterable_tree(qtbo
     monkeypatch.chdir(tmp_path)
     from dataclasses import replace
 
-    w = make_window(replace(FAST, mean=(0.4, 0.4, 0.4), std=(0.2, 0.2, 0.2)))  # typed for the first network
+    names = tmp_path / "imagenet.txt"
+    names.write_text("\n".join(f"class {i}" for i in range(1000)))
+    w = make_window(replace(FAST, mean=(0.4, 0.4, 0.4), std=(0.2, 0.2, 0.2), labels=str(names)))  # for the first network
     wait_frames(qtbot, w, 2)
     w.model_combo.lineEdit().setText("tinynet:build")
     qtbot.keyClick(w.model_combo.lineEdit(), Qt.Key_Return)
@@ -1113,6 +1115,7 @@ def test_a_typed_model_string_opens_and_the_layer_list_is_a_filterable_tree(qtbo
     assert w.pipeline.engine.layer == "2" and w.model_combo.currentData() == "tinynet:build"
     assert w.model_combo.toolTip().startswith("In use: tinynet:build\n")  # in full (a long one runs past the box)
     assert w.status.config.mean is None and w.status.config.std is None  # not the new network's
+    assert w.status.config.labels is None  # nor the labels (a trial: every other model was refused for them)
     wait_frames(qtbot, w, 2)
     meta = w.snapshot_settings(w.last_packet)  # the factory's own weights: whether trained, none can say
     assert meta["weights"] == "as built" and meta["trained"] is None

@@ -311,9 +311,10 @@ class ControlsSync:
         """A model picked from the list or typed (``timm:NAME``, ``module:factory``, an ONNX path)."""
         model = (model or "").strip()
         if model and model != self.engine_config.model:
-            # a layer, weights and a normalisation typed for the last network are not this one's (an
-            # ONNX file of uint8 pixels or a module with its own mean and std refuses one)
-            own = {key: None for key in ("mean", "std") if getattr(self.engine_config, key) is not None}
+            # a layer, weights, a normalisation and labels typed for the last network are not this one's
+            # (an ONNX file of uint8 pixels or a module with its own mean and std refuses one; another
+            # number of classes refuses the labels, and the app has no box to take them back)
+            own = {key: None for key in ("mean", "std", "labels") if getattr(self.engine_config, key) is not None}
             self._engine(model=model, layer=None, weights=weights_for(model, self.engine_config.weights), **own)
         # the keys go back to the picture: Space, S, R... were typed into the name after Enter
         self.view.setFocus()
