@@ -950,6 +950,56 @@ def test_a_tensorflow_style_onnx_file_channels_last_uint8_pixels_gives_the_netwo
     assert [p[0] for p in got.predictions[:3]] == [str(ref.loaded.labels.index(p[0])) for p in want.predictions[:3]]
 
 
+@pytest.mark.parametrize("style", ["keras 0-255, layout not declared", "[0, 1] less 0.5, over 0.5"])
+def test_an_onnx_file_that_normalises_its_float_input_itself_is_fed_pixels_as_it_wants_them(tmp_path, style):
+    """A Keras network through tf2onnx takes float pixels and normalises them in its graph (a
+    Rescaling layer): they were normalised with ImageNet's mean and std first, without a word (top-1
+    wrong, maps r 0.15 on a trained network: an ONNX trial). Its first operations, constant scales
+    and shifts, say the range it wants. An input whose layout is not declared, read channels first,
+    was channels last (its first operation a Transpose): ONNX Runtime's own error was all it said."""
+    import warnings
+
+    import onnx
+
+    keras = style.startswith("keras")
+    mean, std = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)) if keras else ((0.5,) * 3, (0.5,) * 3)
+
+    class Pixels(torch.nn.Module):
+        def __init__(self, net: torch.nn.Module) -> None:
+            super().__init__()
+            self.net = net
+            self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+            self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+
+        def forward(self, x):
+            x = (x.permute(0, 3, 1, 2) / 255 - self.mean) / self.std if keras else (x - self.mean) / self.std
+            return self.net(x)
+
+    loaded = _loaded("resnet18", seed=3)
+    path = tmp_path / "own.onnx"
+    shape = (1, 96, 160, 3) if keras else (1, 3, 96, 160)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Pixels(loaded.net).eval(), (torch.zeros(shape),), str(path), input_names=["x"],
+                          dynamic_axes={"x": {0: "b", 1: "h", 2: "w"} if keras else {0: "b", 2: "h", 3: "w"}},
+                          opset_version=17, dynamo=False)
+    if keras:  # tf2onnx often leaves the input's shape out
+        graph = onnx.load(str(path))
+        graph.graph.input[0].type.tensor_type.ClearField("shape")
+        onnx.save(graph, str(path))
+    own = Engine(EngineConfig(model=str(path), short_side=96))
+    assert own.loaded.net.channels_last == keras and own.loaded.net.pixels == (255 if keras else 1)
+    assert (own.loaded.mean, own.loaded.std) == ((0.0,) * 3, ((1 / 255,) if keras else (1.0,)) * 3)
+    ref = Engine(EngineConfig(device="cpu", model="resnet18", weights="none", short_side=96, backend="torch",
+                              mean=mean, std=std), model=loaded)
+    frame = scene(120, 200, corner="br", seed=4)
+    want, got = ref.process_one(frame), own.process_one(frame)
+    assert _corr(want.cam, got.cam) > 0.999
+    assert [p[0] for p in got.predictions[:3]] == [str(ref.loaded.labels.index(p[0])) for p in want.predictions[:3]]
+    mine = Engine(EngineConfig(model=str(path), short_side=96, mean=mean, std=std))  # what the user says wins
+    assert (mine.loaded.mean, mine.loaded.std) == (mean, std)
+
+
 def test_an_onnx_file_whose_scores_are_not_its_first_output_and_its_attention_scores(tmp_path):
     """Boxes first, scores second: the predictions vanished and the default layer was the boxes read
     as tokens (4x7x7). A transformer's attention scores (B, heads, N, N) were listed as maps."""

@@ -6,9 +6,11 @@ the graph is edited to return that tensor as an extra output beside the first gr
 logits), and ONNX Runtime runs the edited graph on the CPU. Shapes come from the network itself: one
 run of a blank image with every node output exposed (:meth:`OnnxFile.layers`).
 
-The file holds no labels and no normalisation: class indices and ImageNet's mean and std (for a
-grey input, one channel, their average) unless ``EngineConfig.labels`` / ``mean`` / ``std`` say
-otherwise.
+The file holds no labels: class indices unless ``EngineConfig.labels`` names them. Its input is
+normalised with ImageNet's mean and std (for a grey input, one channel, their average) unless
+``EngineConfig.mean`` / ``std`` say otherwise, or the graph normalises it itself: pixels 0 to 255
+for a uint8 input; for a float one whose first operations scale and shift it by constants, the
+range they make a normalised input of, [0, 1] or 0 to 255 (:mod:`.onnx_input`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from eigencam_live.errors import LayerNotFoundError, ModelError, NetworkError, n
 from eigencam_live.models import Layer, LoadedModel, ModelSpec, to_feature_map
 from eigencam_live.models.loaded import normalisation
 from eigencam_live.results import class_scores, reads_as_scores, score_output
+
+from .onnx_input import first_transpose, pixel_range
 
 __all__ = ["OnnxFile", "OnnxFileBackend", "load_onnx", "short_name"]
 
@@ -74,12 +78,14 @@ class OnnxFile:
         # an input whose shape is not declared at all (ONNX Runtime runs it all the same): an RGB image
         # of any size, channels first, as most exporters write it
         dims = [[d.dim_value or None for d in i.type.tensor_type.shape.dim] if i.type.tensor_type.HasField("shape")
-                else [None, 3, None, None] for i in inputs]
+                else [None, None, None, None] for i in inputs]
         got = ", ".join(f"{i.name} {d}" for i, d in zip(inputs, dims, strict=True)) or "none"
         if len(inputs) != 1 or len(dims[0]) != 4 or not graph.output:
             raise ModelError(f"{self.path.name}: expected one image input, (B, 3, H, W), (B, H, W, 3) or one channel "
                              f"for grey. Got inputs: {got}")
         b, d1, d2, d3 = dims[0]
+        if d1 is None and d3 in (None, 3) and first_transpose(self.model, inputs[0].name) == [0, 3, 1, 2]:
+            d1, d3 = None, 3  # its layout not declared, but its first operation puts the channels first (tf2onnx)
         #: the input's layout: channels first, or channels last (TensorFlow's)
         self.channels_last = d1 not in (1, 3) and d3 in (1, 3)
         #: 3 (RGB) or 1 (grey: fed the frames' luma)
@@ -95,6 +101,9 @@ class OnnxFile:
             raise ModelError(f"{self.path.name}: its input {inputs[0].name} is {onnx.helper.tensor_dtype_to_np_dtype(kind)}; "
                              "eigencam-live feeds float32, float16 or uint8 images: export it so")
         self.input = inputs[0].name
+        #: a float input's range where the graph normalises it itself (its first operations scale and
+        #: shift it by constants: a Keras Rescaling layer's), 1 or 255, else ``None``
+        self.pixels = pixel_range(self.model, self.input) if self.dtype != np.uint8 else None
         self.outputs = [o.name for o in graph.output]
         #: the class scores' output: the first ``(B, K)`` one once :meth:`layers` has run, ``None``
         #: where there is none
@@ -323,6 +332,8 @@ def load_onnx(path: str, labels: list[str] | None = None) -> LoadedModel:
     if graph.dtype == np.uint8:  # pixels as they are, 0 to 255: the graph normalises them itself
         mean, std = (0.0,) * graph.channels, (1 / 255,) * graph.channels
         own = "takes pixels 0 to 255 (uint8) and normalises them in its graph"
+    elif graph.pixels is not None:  # float pixels the graph normalises itself: as it wants them (an ONNX
+        mean, std = (0.0,) * graph.channels, (1 / graph.pixels,) * graph.channels  # trial: normalised twice)
     return LoadedModel(net=graph, spec=spec, labels=labels or [], weights=str(graph.path), trained=True, mean=mean,
                        std=std, channels=graph.channels, note=note, normalises_itself=own)
 

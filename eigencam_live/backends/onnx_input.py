@@ -1,0 +1,99 @@
+"""What an ONNX file's first operations say about the image it takes, where its declared input does
+not: the layout (a ``Transpose`` to channels-first right after the input: channels-last pixels)
+and the range of a float input that the graph normalises itself (a Keras ``Rescaling`` or
+``Normalization`` layer exported through tf2onnx: its first ``Mul``/``Div``/``Sub``/``Add`` by
+constants), so that it is not normalised a second time."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["PIXEL_RANGES", "first_transpose", "pixel_range"]
+
+#: The input ranges a graph that normalises itself is told apart by: pixels in [0, 1], or 0 to 255.
+PIXEL_RANGES = (1, 255)
+#: The span of a normalised input, about: [0, 1] is 1, [-1, 1] 2, ImageNet's mean and std 4.4.
+_NORMALISED_SPAN = 2.5
+#: Operations that keep each value's place and size (followed through to the first affine one).
+_PASSING = ("Cast", "Identity", "Transpose")
+
+
+def first_transpose(model, name: str) -> list[int] | None:
+    """The ``perm`` of a ``Transpose`` that is the only reader of input ``name``, else ``None``."""
+    readers = [node for node in model.graph.node if name in node.input]
+    if len(readers) == 1 and readers[0].op_type == "Transpose":
+        return [int(p) for a in readers[0].attribute if a.name == "perm" for p in a.ints] or None
+    return None
+
+
+def pixel_range(model, name: str) -> int | None:
+    """For a float input ``name`` that the graph scales and shifts by constants before anything else
+    (``y = a x + b``, per channel): the range of pixels that makes ``y`` a normalised input, 1
+    (pixels in [0, 1]) or 255, else ``None`` (the graph does not normalise its input: the caller's
+    normalisation applies). Of the two, the one whose output is centred within its span (pixels
+    0 to 255 less a mean of 117 are; pixels in [0, 1] less it are not) and spans about what a
+    normalised input does (``_NORMALISED_SPAN``)."""
+    affine = _leading_affine(model, name)
+    if affine is None:
+        return None
+    a, b = np.broadcast_arrays(*affine)
+    fits = []
+    for top in PIXEL_RANGES:
+        span = float(np.median(np.abs(a))) * top
+        centre = float(np.median(np.abs(b + a * top / 2)))
+        if span > 0 and centre <= span:
+            fits.append((abs(np.log10(span / _NORMALISED_SPAN)), top))
+    return min(fits)[1] if fits else None
+
+
+def _leading_affine(model, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(a, b)`` of the constant scales and shifts the graph applies to input ``name`` before any
+    other operation (each a broadcastable array), or ``None`` where there are none."""
+    from onnx import numpy_helper
+
+    graph = model.graph
+    constants = {t.name: t for t in graph.initializer}
+    made = {node.output[0]: node for node in graph.node if node.op_type == "Constant" and node.output}
+
+    def constant(value: str) -> np.ndarray | None:
+        try:
+            if value in constants:
+                tensor = constants[value]
+                if tensor.data_location == tensor.EXTERNAL:
+                    return None  # (not loaded: a normalisation's few numbers are never stored so)
+                return numpy_helper.to_array(tensor).astype(np.float64)
+            if value in made:
+                found = [a.t for a in made[value].attribute if a.name == "value"]
+                return numpy_helper.to_array(found[0]).astype(np.float64) if found else None
+        except (ValueError, TypeError):
+            return None
+        return None
+
+    a, b, changed, current = np.ones(1), np.zeros(1), False, name
+    for _ in range(16):  # (a chain of a few operations; a graph is never walked whole)
+        readers = [node for node in graph.node if current in node.input]
+        if len(readers) != 1 or len(readers[0].output) != 1:
+            break
+        node = readers[0]
+        if node.op_type in _PASSING:
+            current = node.output[0]
+            continue
+        if node.op_type not in ("Mul", "Div", "Add", "Sub") or len(node.input) != 2:
+            break
+        first = node.input[0] == current
+        c = constant(node.input[1] if first else node.input[0])
+        if c is None or not np.all(np.isfinite(c)) or (node.op_type == "Div" and (not first or np.any(c == 0))):
+            break
+        c = c.ravel()  # (per channel, in either layout: only its values count here)
+        if node.op_type == "Mul":
+            a, b = a * c, b * c
+        elif node.op_type == "Div":
+            a, b = a / c, b / c
+        elif node.op_type == "Add":
+            b = b + c
+        elif first:  # x - c
+            b = b - c
+        else:  # c - x
+            a, b = -a, c - b
+        changed, current = True, node.output[0]
+    return (a, b) if changed else None
