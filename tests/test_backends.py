@@ -790,6 +790,7 @@ def test_an_export_that_holds_its_first_input_size_is_checked_at_each_new_size(b
     assert ort.backend.running == "onnxruntime" and ort.backend.warning is None
     got, want = ort.process_one(other), ref.process_one(other)
     assert ort.backend.running == "torch" and "at 160x64" in ort.backend.warning
+    assert ort.warnings == [ort.backend.warning] and ort.warning is None  # said to a library user too
     assert [p[1] for p in got.predictions] == pytest.approx([p[1] for p in want.predictions], abs=1e-5)
     ort.process_one(first)  # the size that agreed stays on ONNX Runtime
     assert ort.backend.running == "onnxruntime"
