@@ -49,6 +49,8 @@ def write_clip(
     aspect: Fraction | None = None,
     audio_first: bool = False,
     gop: int | None = None,
+    cover: bool = False,
+    video: bool = True,
 ) -> Path:
     """An H.264 clip of ``frames`` frames of :func:`pattern` (the container from the suffix: .mp4,
     .mov, .mkv, .webm (VP9), .avi, .ts).
@@ -70,22 +72,31 @@ def write_clip(
         gop: frames from one keyframe to the next (x264's default: 250).
         audio_first: mux all the audio before the video (by default it follows it: in an MPEG-TS
             either is a poor muxer's interleaving).
+        cover: a cover art track first (one JPEG, an attached picture: a song's, a podcast's).
+        video: ``False``: no video track (the sound alone, with ``cover``: a song).
     """
     width, height = size
     options = {"movflags": "+faststart"} if faststart else {}
     with av.open(str(path), "w", format=_format_of(path), options=options) as out:
+        if cover:
+            art = out.add_stream("mjpeg", rate=1)
+            art.width, art.height, art.pix_fmt = 48, 48, "yuvj420p"
+            art.disposition = av.stream.Disposition.attached_pic
+            picture = av.VideoFrame.from_ndarray(np.full((48, 48, 3), 200, np.uint8), format="bgr24")
+            art_packets = [*art.encode(picture.reformat(format="yuvj420p")), *art.encode(None)]  # muxed once
         webm = Path(path).suffix.lower() == ".webm"
-        v = out.add_stream("libvpx-vp9" if webm else "libx264", rate=rate)
-        v.width, v.height, v.pix_fmt = width, height, pix_fmt
-        v.time_base = time_base
-        v.codec_context.time_base = time_base
-        v.options = {"deadline": "realtime", "cpu-used": "8"} if webm else {"preset": "ultrafast", "crf": "30"}
-        if gop is not None:
-            v.codec_context.gop_size = gop
-        if rotation:
-            v.set_display_rotation(rotation)
-        if aspect is not None:
-            v.codec_context.sample_aspect_ratio = aspect
+        if video:
+            v = out.add_stream("libvpx-vp9" if webm else "libx264", rate=rate)
+            v.width, v.height, v.pix_fmt = width, height, pix_fmt
+            v.time_base = time_base
+            v.codec_context.time_base = time_base
+            v.options = {"deadline": "realtime", "cpu-used": "8"} if webm else {"preset": "ultrafast", "crf": "30"}
+            if gop is not None:
+                v.codec_context.gop_size = gop
+            if rotation:
+                v.set_display_rotation(rotation)
+            if aspect is not None:
+                v.codec_context.sample_aspect_ratio = aspect
         a = None
         if audio:
             a = out.add_stream(audio_codec, rate=48000)
@@ -93,17 +104,19 @@ def write_clip(
             if audio_codec == "vorbis":  # FFmpeg's own Vorbis encoder: experimental, stereo only
                 a.layout = "stereo"
                 a.codec_context.options = {"strict": "experimental"}
+        for packet in art_packets if cover else []:  # (every stream added: the header is written now)
+            out.mux(packet)
         times = pts if pts is not None else [i / float(rate) for i in range(frames)]
         first = start if audio_start is None else audio_start
         if a is not None and audio_first:
             _write_tone(out, a, start + times[-1] + 1 / float(rate) - first, first)
-        for i, t in enumerate(times):
+        for i, t in enumerate(times if video else []):
             frame = av.VideoFrame.from_ndarray(pattern(i, width, height), format="bgr24")
             frame.pts = int(round((start + t) / time_base))
             frame.time_base = time_base
             for packet in v.encode(frame):
                 out.mux(packet)
-        for packet in v.encode(None):
+        for packet in v.encode(None) if video else []:
             out.mux(packet)
         if a is not None and not audio_first:
             _write_tone(out, a, start + times[-1] + 1 / float(rate) - first, first)

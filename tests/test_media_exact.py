@@ -812,3 +812,22 @@ def test_a_file_that_is_not_a_transport_counts_no_gaps(tmp_path):
         assert src.gaps is None and src.damage is None and src.warning is None
     finally:
         src.close()
+
+
+def test_cover_art_is_not_the_video(tmp_path, capsys):
+    """A song's or a podcast's cover art is a video track of one picture attached to the sound: a
+    song was annotated as a one-frame video, its sound cut to 50 ms, and said cut off (exit 3). It
+    has no video; beside a video, the cover art is not taken for it, and said left out."""
+    from eigencam_live.cli import annotate_main
+
+    song = write_clip(tmp_path / "podcast.mp4", frames=50, rate=Fraction(25), audio=True, cover=True, video=False)
+    args = ["--view", "original", "-m", "mobilenet_v3_small", "--weights", "none", "--short-side", "64", "--device", "cpu", "-q"]
+    assert annotate_main([str(song), "-o", str(tmp_path / "out.mp4"), *args]) == 1
+    assert capsys.readouterr().err.strip().endswith(
+        "podcast.mp4 has no video stream (only cover art: a picture attached to its sound; to annotate it, save it "
+        "as an image first)")
+    clip = write_clip(tmp_path / "clip.mp4", frames=30, rate=Fraction(25), audio=True, cover=True)
+    assert annotate_main([str(clip), "-o", str(tmp_path / "out.mp4"), *args]) == 0
+    assert "not kept in the output: its cover art" in capsys.readouterr().err
+    got, want = probe(tmp_path / "out.mp4"), probe(clip)
+    assert len(got["times"]) == 30 and got["times"] == want["times"]

@@ -82,10 +82,16 @@ class FileSource(TransportRepair, FrameSource):
             raise SourceError(f"cannot open {self._describe()} as a video: {self._reason(exc)}{hint}") from exc
         except OSError as exc:
             raise SourceError(f"cannot open {self._describe()}: {exc.strerror or exc}") from exc
-        if not self._container.streams.video:
+        # a song's or a podcast's cover art is a video track of one picture "attached" to the sound:
+        # not the video (a trial: a song was one frame, its sound cut to 50 ms, said cut off)
+        moving = [s for s in self._container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+        if not moving:
+            covers = bool(self._container.streams.video)
             self.close()
-            raise SourceError(f"{self._describe()} has no video stream")
-        self._stream = stream = self._container.streams.video[0]
+            raise SourceError(f"{self._describe()} has no video stream" + (
+                " (only cover art: a picture attached to its sound; to annotate it, save it as an image first)"
+                if covers else ""))
+        self._stream = stream = moving[0]
         stream.thread_type = "AUTO"
         self._frames = self._decoded()
         # The first frame is decoded now: a file that holds no pictures fails here, and its display
@@ -129,7 +135,8 @@ class FileSource(TransportRepair, FrameSource):
         streams = self._container.streams
         left = [f"{n - 1} audio track{'s' if n > 2 else ''} beyond the first" for n in [len(streams.audio)] if n > 1]
         left += [f"{n} subtitle track{'s' if n > 1 else ''}" for n in [len(streams.subtitles)] if n]
-        left += [f"{n - 1} video track{'s' if n > 2 else ''} beyond the first" for n in [len(streams.video)] if n > 1]
+        left += [f"{n - 1} video track{'s' if n > 2 else ''} beyond the first" for n in [len(moving)] if n > 1]
+        left += ["its cover art" for _ in range(len(streams.video) > len(moving))]
         left += [f"{n} data track{'s' if n > 1 else ''} (a timecode...)" for n in [len(streams.data)] if n]
         #: what an output of this file leaves out (its first video and audio tracks are kept)
         self.left_out = ", ".join(left) or None
@@ -297,7 +304,7 @@ class FileSource(TransportRepair, FrameSource):
         found = []
         try:
             with av.open(self.path, options=self._options) as container:
-                stream = container.streams.video[0]
+                stream = container.streams[self._stream.index]
                 # First the packets alone (no decoding): none after the last frame, nothing to find
                 # (a count that only looked short: no second decode of the last GOP).
                 container.seek(self._last_raw, stream=stream, backward=True)
