@@ -51,6 +51,7 @@ def write_clip(
     gop: int | None = None,
     cover: bool = False,
     video: bool = True,
+    bframes: int = 0,
 ) -> Path:
     """An H.264 clip of ``frames`` frames of :func:`pattern` (the container from the suffix: .mp4,
     .mov, .mkv, .webm (VP9), .avi, .ts).
@@ -74,6 +75,7 @@ def write_clip(
             either is a poor muxer's interleaving).
         cover: a cover art track first (one JPEG, an attached picture: a song's, a podcast's).
         video: ``False``: no video track (the sound alone, with ``cover``: a song).
+        bframes: B-frames between references (H.264: frames decoded out of their order).
     """
     width, height = size
     options = {"movflags": "+faststart"} if faststart else {}
@@ -93,6 +95,8 @@ def write_clip(
             v.options = {"deadline": "realtime", "cpu-used": "8"} if webm else {"preset": "ultrafast", "crf": "30"}
             if gop is not None:
                 v.codec_context.gop_size = gop
+            if bframes:
+                v.options = {**v.options, "x264-params": f"bframes={bframes}:b-adapt=0"}
             if rotation:
                 v.set_display_rotation(rotation)
             if aspect is not None:

@@ -831,3 +831,35 @@ def test_cover_art_is_not_the_video(tmp_path, capsys):
     assert "not kept in the output: its cover art" in capsys.readouterr().err
     got, want = probe(tmp_path / "out.mp4"), probe(clip)
     assert len(got["times"]) == 30 and got["times"] == want["times"]
+
+
+def test_a_variable_rate_clip_with_b_frames_ends_where_its_input_does(tmp_path):
+    """A screen recording (idle stretches, frames decoded out of order): a decoded frame's duration
+    is its packet's, a gap in decoding order (2.48 s for the frame at 4.5 s here), and the output
+    ran to 6.98 s against the input's 6.02, its picture past its sound. Each frame's hold stops at
+    the track's end (at the file's, after it)."""
+    from eigencam_live.cli import annotate_main
+
+    times = [0, 1 / 60, 2 / 60, 2.0, 2.0 + 1 / 60, 4.5, 4.5 + 1 / 60, 6.0]
+    clip = write_clip(tmp_path / "screen.mp4", pts=times, rate=Fraction(60), bframes=2)
+    with av.open(str(clip)) as c:
+        assert c.streams.video[0].codec_context.has_b_frames  # (else nothing is tested)
+    assert annotate_main([str(clip), "-o", str(tmp_path / "out.mp4"), "--view", "original", "-m", "mobilenet_v3_small",
+                          "--weights", "none", "--short-side", "64", "--device", "cpu", "-q"]) == 0
+    got, want = probe(tmp_path / "out.mp4"), probe(clip)
+    assert got["times"] == want["times"]
+    assert _edit_list_end(tmp_path / "out.mp4") == pytest.approx(6.0 + 1 / 60, abs=1e-4)  # where players end it
+
+
+def _edit_list_end(path) -> float:
+    """Seconds the first track's edit list (``elst``) plays, in the movie's timescale (``mvhd``):
+    where FFmpeg, and players, end the video."""
+    data = path.read_bytes()
+    at = data.index(b"mvhd") + 4
+    wide = data[at] == 1
+    scale = int.from_bytes(data[at + (20 if wide else 12): at + (24 if wide else 16)], "big")
+    at = data.index(b"elst") + 4
+    wide, count = data[at] == 1, int.from_bytes(data[at + 4: at + 8], "big")
+    size = 20 if wide else 12
+    durations = [int.from_bytes(data[at + 8 + k * size: at + 8 + k * size + (8 if wide else 4)], "big") for k in range(count)]
+    return sum(durations) / scale

@@ -115,6 +115,8 @@ class FileSource(TransportRepair, FrameSource):
             if frames is None or (spanned is not None and spanned < frames - max(2, frames // 100)):
                 frames = spanned
         self._end, self._own_end = _expected_end(self._container, stream)
+        whole = self._container.duration
+        self._file_end = (whole + (self._container.start_time or 0)) / 1_000_000 if whole else None
         self._start = float((stream.start_time or 0) * stream.time_base)  # seconds: where seeks count from
         if transport(self._container):
             frames = self._transport_count(frames, rate)
@@ -248,6 +250,15 @@ class FileSource(TransportRepair, FrameSource):
                                                     if frame.duration and frame.time_base is not None else None)
         if frame.pts is not None and frame.time_base is not None:
             pts = float(frame.pts * frame.time_base)
+            if self._last_held and self._clock is None:
+                # A decoded frame's duration is its packet's: with B-frames, a gap in decoding order
+                # (2.4 s for a frame 1.6 s before the end of a screen recording, whose output then
+                # ran 0.8 s past its picture and its sound: a trial). Never past the track's end
+                # (past the file's, for a frame after it: a writer's track duration may fall short).
+                ends = (self._end if self._own_end else None, self._file_end)  # (the file's in whole us)
+                room = next((end - pts for end in ends if end is not None and end > pts), None)
+                if room is not None and room < self._last_held - 1e-6:
+                    self._last_held = room
             if self._clock is not None:
                 pts = self._clock.place(pts, self._last_held or 1 / float(self.info.rate))
         elif self._last_pts is not None:
