@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import av
 import pytest
 
 from eigencam_live.video import Capture, VideoSink, open_source
@@ -260,3 +261,29 @@ def test_a_transport_clock_from_0_with_aac_priming_keeps_its_sound_at_the_start(
     assert sink.audio_note is None and sink.audio_damaged == 0
     assert (got["packets"], got["start"]) == (want["packets"], 0.0)
     assert got["onset"] == pytest.approx(want["onset"], abs=1e-3)
+
+
+def test_the_sound_ends_where_the_inputs_edit_list_cuts_its_last_packet(tmp_path):
+    """An MP4 whose last AAC packet is whole (1024 samples) but whose track ends 512 samples into it
+    (its edit list: the encoder's padding, as cameras write it): the copy played the padding too
+    (5.3 ms on the car sample). The output's last packet is cut where the input's track ends."""
+    from eigencam_live.cli import annotate_main
+
+    clip = write_clip(tmp_path / "clip.mp4", frames=20, rate=Fraction(25), audio=True)
+    data = bytearray(clip.read_bytes())
+    stts = data.rindex(b"stts")  # the audio track's (after the video's): entries (count, delta)
+    count = int.from_bytes(data[stts + 8: stts + 12], "big")
+    last = stts + 12 + 8 * (count - 1) + 4
+    assert int.from_bytes(data[last: last + 4], "big") == 512  # (the encoder cut it; a camera's is whole)
+    data[last: last + 4] = (1024).to_bytes(4, "big")
+    clip.write_bytes(bytes(data))
+    with av.open(str(clip)) as c:
+        a = c.streams.audio[0]
+        end = (a.start_time or 0) + a.duration
+        packets = [p for p in c.demux(a) if p.size]
+        assert packets[-1].pts + packets[-1].duration == end + 512  # the input's track ends inside it
+    assert annotate_main([str(clip), "-o", str(tmp_path / "out.mp4"), "--view", "original", "-m", "mobilenet_v3_small",
+                          "--weights", "none", "--short-side", "64", "--device", "cpu", "-q"]) == 0
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        a = c.streams.audio[0]
+        assert float(((a.start_time or 0) + a.duration) * a.time_base) == pytest.approx(float(end * Fraction(1, 48000)), abs=1e-6)

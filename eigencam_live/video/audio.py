@@ -70,6 +70,7 @@ class AudioTrack:
         self._resyncs = 0  # demuxing started again after a stretch without sync bytes (MPEG-TS)
         self._clock = joins.track() if joins is not None else None
         self._unplaced = None  # a packet past a join the video has not reached yet, its clock's own
+        self._track_end: int | None = None  # (see below)
         self._unwrap: _Unwrap | None = None  # a transport's: sound before a clock's 0 put back before it
         try:
             container = av.open(source)
@@ -112,6 +113,10 @@ class AudioTrack:
             self._stream.metadata["language"] = language_of(stream)
         self._input = container
         self._source = stream
+        #: where the input's track ends (its ticks), where its header says and its clock is its own:
+        #: an edit list cuts its last packet there (the encoder's padding, 256 of AAC's 1024 samples)
+        self._track_end = ((stream.start_time or 0) + stream.duration
+                           if stream.duration and not _transport.transport(container) else None)
         if _transport.transport(container) and stream.time_base == Fraction(1, 90000):
             self._unwrap = _Unwrap()
         self._packets = self._demux()
@@ -177,6 +182,10 @@ class AudioTrack:
                     if packet.dts is None or packet.size == 0:
                         continue
                     packet.pts = packet.dts if packet.pts is None else packet.pts
+                    end = self._track_end
+                    if end is not None and self._decoder is None and packet.duration and (
+                            packet.pts < end < packet.pts + packet.duration):
+                        packet.duration = end - packet.pts  # cut as the input's (a trial: 5.3 ms of padding played)
                 if self._clock is not None:  # across a join, as the video
                     tb, joins = packet.time_base, self._clock.passed
                     raw = float(packet.pts * tb)
