@@ -783,6 +783,24 @@ def test_the_gaps_of_a_transports_clock():
                                "timestamps: dropped by its recorder, or lost; the frame before it is held)")
 
 
+def test_a_seek_in_joined_recordings_never_calls_them_cut_off(tmp_path):
+    """Joined recordings count their first part's frames, and a seek finds frames by a clock their
+    parts share: a seek past that count found nothing, and the file was said cut off ("decoded 0
+    of 12 frames", a review) for the rest of its run, once its joins were forgotten at the seek."""
+    from eigencam_live.video import open_source
+
+    parts = [write_clip(tmp_path / f"{i}.ts", frames=12, rate=Fraction(25), start=1.4) for i in (1, 2)]
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(parts[0].read_bytes() + parts[1].read_bytes())
+    with open_source(str(joined)) as source:
+        assert len(list(iter(source.read, None))) == 24 and source.info.frame_count == 12
+        for index in (20, 30, 5):
+            source.seek(index)
+            got = list(iter(source.read, None))
+            assert source.warning is None, (index, source.warning)
+        assert got[0].index == 5
+
+
 def test_parts_joined_with_a_clock_far_ahead_are_whole(tmp_path, capsys):
     """`cat a.ts b.ts` of parts of other lengths, the second's clock 30 s ahead: the duration the
     container gives spans both clocks, and the run warned "ends early (cut off?)" of a whole file."""

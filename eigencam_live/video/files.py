@@ -58,6 +58,7 @@ class FileSource(TransportRepair, FrameSource):
         self._unreadable_since: int | None = None  # the frame count at a skipped unreadable stretch
         self._unreadable: list[tuple[float, int]] = []  # (seconds, frames) lost in such stretches, each once
         self._skip_reason = ""
+        self._joined = False  # a transport found joined before a seek (its Joins starts again there)
         self._interrupted = False
         self._open()
 
@@ -290,7 +291,7 @@ class FileSource(TransportRepair, FrameSource):
     def _short(self) -> bool:
         """Whether fewer frames came than the container counts, by any number (a count that is
         not exact, or a damaged last packet, whose error the decoder's threads swallow)."""
-        if self.joins is not None and self.joins.joined:
+        if self._joined or (self.joins is not None and self.joins.joined):
             return False  # its count spans its parts' clocks (and its raw clock is ambiguous)
         expected = self.info.frame_count
         return bool(expected) and self._accounted() < expected
@@ -350,7 +351,7 @@ class FileSource(TransportRepair, FrameSource):
         return f"{self._describe()}: {gaps}" if gaps else None
 
     def _check_complete(self) -> None:
-        if self.joins is not None and self.joins.joined:
+        if self._joined or (self.joins is not None and self.joins.joined):
             return  # its count and duration span the first part's clock to the last one's, not its length
         expected = self.info.frame_count
         # Containers round their frame counts; only a clear shortfall means a cut-off file (the
@@ -386,8 +387,10 @@ class FileSource(TransportRepair, FrameSource):
         self._unreadable_since = None  # (a review: armed across a loop, a later join read as 2365 frames lost)
         if self.joins is not None:
             joined, self.joins = self.joins.joined, Joins()
+            self._joined = self._joined or joined  # (known for good: a seek past the first part's count
+            # found nothing there and said the file was cut off, "decoded 0 of 12 frames": a review)
             # (a file not known to be joined keeps a clock: its gaps are found after a seek too)
-            self._clock = self.joins.track(decides=True) if index == 0 or not joined else None
+            self._clock = self.joins.track(decides=True) if index == 0 or not self._joined else None
             self.gaps.restart()
         # a transport's frame number comes from the frame's time (read()): the frame a seek into a
         # gap lands on is the one before it
