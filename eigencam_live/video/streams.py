@@ -22,8 +22,8 @@ STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp:
 STREAM_TIMEOUT = (5.0, 5.0)
 #: A stream timestamp this far (seconds) from where arrival times put it is a restarted clock.
 CLOCK_JUMP_S = 3.0
-#: A read that waited this long (seconds) for its frame found data flowing (see _held_since).
-_FLOWING_S = 0.1
+#: A frame that took this long (seconds) to come was not held at a timeout (see _held_since).
+_FLOWING_S = 0.01
 #: FFmpeg's AVFMT_NOTIMESTAMPS: the container format carries no timestamps (MJPEG over HTTP).
 _NO_TIMESTAMPS = 0x0080
 
@@ -164,12 +164,18 @@ class StreamSource(FileSource):
             with cancellable(self._cancel):
                 frame = next(self._frames)
             waited = time.monotonic() - started
-            if waited >= self._stream_timeouts[1]:
+            tb = frame.time_base
+            step = (float((frame.pts - self._last_raw) * tb) if None not in (frame.pts, self._last_raw, tb)
+                    else None)
+            if waited >= self._stream_timeouts[1] and step is not None and step < waited / 2:
                 # The read timed out: FFmpeg gives out what its demuxer and decoder held (the last
-                # frames sent), then the error. Their data came before this wait: they are dated
-                # so (a stream that stopped said "no frame for 0 s" as they came, 5 s on).
+                # frames sent), then the error. Their data came before this wait (the stream's clock
+                # did not go on with it): they are dated so (a stream that stopped said "no frame
+                # for 0 s" as they came, 5 s on). Only those, given out at once: a frame waited for
+                # is a stream that goes on (a review: a picture that paused 6 s while its sound
+                # flowed dated every later frame at the pause).
                 self._held_since = started
-            elif waited > _FLOWING_S:  # (data flows again: not after a real timeout)
+            elif waited > _FLOWING_S:
                 self._held_since = None
             return frame
         except StopIteration:
