@@ -105,12 +105,12 @@ class Engine:
             copied here).
         fallback_untrained: when ImageNet weights cannot be had (offline, nothing cached), run the
             untrained network and set :attr:`warning` instead of raising.
+        resident: keep frames on the device from upload to the finished picture, with the
+            sync-free solver (default: on CUDA). Forcing it on the CPU runs the same route there.
 
     :attr:`warnings` lists what runs otherwise than asked, for as long as it does: that untrained
     network, the network's own note (a size it is held to) and the backend's (ONNX Runtime falling
     back to torch at a size, bf16 emulated), as the app and ``annotate`` say them.
-        resident: keep frames on the device from upload to the finished picture, with the
-            sync-free solver (default: on CUDA). Forcing it on the CPU runs the same route there.
     """
 
     def __init__(
@@ -248,8 +248,8 @@ class Engine:
     def warnings(self) -> list[str]:
         """What runs otherwise than asked now (see the class docstring); ``[]`` when all is as asked.
         (A library trial: ONNX Runtime's fallback to torch was in ``backend.warning`` alone.)"""
-        with self._lock:
-            said = (self.warning, self.loaded.note, self.backend.warning)
+        backend = self.backend  # (no lock: a forward holds it for seconds, and a moment's staleness is no harm)
+        said = (self.warning, backend.loaded.note, backend.warning)
         return [w for i, w in enumerate(said) if w and w not in said[:i]]
 
     @property

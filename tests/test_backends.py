@@ -951,6 +951,42 @@ def test_a_tensorflow_style_onnx_file_channels_last_uint8_pixels_gives_the_netwo
     assert [p[0] for p in got.predictions[:3]] == [str(ref.loaded.labels.index(p[0])) for p in want.predictions[:3]]
 
 
+def _first_ops(ops: list[tuple[str, object]]):
+    """A graph whose input goes through ``ops`` ((op, constant), the input first) then a Relu."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, inits, current = [], [], "x"
+    for i, (op, value) in enumerate(ops):
+        inits.append(numpy_helper.from_array(np.asarray(value, np.float32), f"c{i}"))
+        nodes.append(helper.make_node(op, [current, f"c{i}"], [f"y{i}"]))
+        current = f"y{i}"
+    nodes.append(helper.make_node("Relu", [current], ["out"]))
+    return helper.make_model(helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, (1, 3, 8, 8))],
+                                               [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)], inits))
+
+
+_CHANNELS = (1, 3, 1, 1)
+
+
+@pytest.mark.parametrize(("ops", "wants"), [
+    ([("Sub", np.reshape([0.485, 0.456, 0.406], _CHANNELS)), ("Div", np.reshape([0.229, 0.224, 0.225], _CHANNELS))], 1),
+    ([("Sub", np.reshape([123.7, 116.3, 103.5], _CHANNELS)), ("Div", np.reshape([58.4, 57.1, 57.4], _CHANNELS))], 255),
+    ([("Mul", 1 / 255)], 255),  # Keras' Rescaling
+    ([("Div", 127.5), ("Sub", 1.0)], 255),
+    ([("Sub", np.reshape([103.9, 116.8, 123.7], _CHANNELS))], 255),  # Caffe's mean, 0-255 pixels
+    ([("Mul", 255.0)], 1),  # [0, 1] pixels made 0-255
+    ([("Mul", 1.0)], None),  # (a review: these were taken as normalising the input)
+    ([("Add", 1e-6)], None),
+    ([("Mul", np.reshape([1.02, 0.98, 1.01], _CHANNELS)), ("Add", np.reshape([0.01, -0.02, 0.0], _CHANNELS))], None),
+    ([("Mul", 0.5), ("Add", 0.5)], None),  # it wants [-1, 1]: neither
+    ([("Sub", np.full((1, 3, 8, 8), 0.45)), ("Mul", np.reshape([4.3, 4.4, 4.4], _CHANNELS))], None),  # a mean image
+])
+def test_the_range_a_graph_that_normalises_its_input_wants(ops, wants):
+    from eigencam_live.backends.onnx_input import pixel_range
+
+    assert pixel_range(_first_ops(ops), "x") == wants
+
+
 @pytest.mark.parametrize("style", ["keras 0-255, layout not declared", "[0, 1] less 0.5, over 0.5"])
 def test_an_onnx_file_that_normalises_its_float_input_itself_is_fed_pixels_as_it_wants_them(tmp_path, style):
     """A Keras network through tf2onnx takes float pixels and normalises them in its graph (a

@@ -540,6 +540,9 @@ def test_a_streams_messages_and_name_leave_its_password_out(serve):
     with pytest.raises(SourceError) as err:
         StreamSource(f"rtsp://cam:s3cret@127.0.0.1:{port}/live", timeout=(0.5, 0.5))
     assert "s3cret" not in str(err.value) and str(err.value).startswith("cannot open rtsp://cam:***@127.0.0.1:")
+    with pytest.raises(SourceError) as err:  # a scheme it does not open (a review: said whole)
+        open_source("mms://cam:s3cret@127.0.0.1/live")
+    assert str(err.value).startswith("mms://cam:***@127.0.0.1/live: mms:// is not a stream eigencam-live opens")
 
 
 @pytest.mark.timeout(30)

@@ -29,20 +29,25 @@ def first_transpose(model, name: str) -> list[int] | None:
 def pixel_range(model, name: str) -> int | None:
     """For a float input ``name`` that the graph scales and shifts by constants before anything else
     (``y = a x + b``, per channel): the range of pixels that makes ``y`` a normalised input, 1
-    (pixels in [0, 1]) or 255, else ``None`` (the graph does not normalise its input: the caller's
-    normalisation applies). Of the two, the one whose output is centred within its span (pixels
-    0 to 255 less a mean of 117 are; pixels in [0, 1] less it are not) and spans about what a
-    normalised input does (``_NORMALISED_SPAN``)."""
+    (pixels in [0, 1]) or 255, else ``None`` (the graph does not normalise its input, or wants
+    another range: the caller's normalisation applies). Of the two, one whose output stays within
+    its span of 0 (pixels 0 to 255 less a mean of 117 do; pixels in [0, 1] less it do not), the
+    one that spans nearest what a normalised input does (``_NORMALISED_SPAN``)."""
     affine = _leading_affine(model, name)
     if affine is None:
         return None
     a, b = np.broadcast_arrays(*affine)
+    if np.allclose(a, 1, rtol=0.05) and np.all(np.abs(b) < 0.05):
+        return None  # (x + 1e-6, x * 1.0, a folded batch norm that does next to nothing: a review)
     fits = []
     for top in PIXEL_RANGES:
         span = float(np.median(np.abs(a))) * top
         centre = float(np.median(np.abs(b + a * top / 2)))
-        if span > 0 and centre <= span:
-            fits.append((abs(np.log10(span / _NORMALISED_SPAN)), top))
+        far = abs(np.log10(span / _NORMALISED_SPAN)) if span > 0 else np.inf
+        # a normalised input's span, or one centred on 0 (a mean taken off 0-255 pixels, Caffe's),
+        # or pixels 0 to 255 made of [0, 1] ones (x * 255); not 0.5 x + 0.5 (it wants [-1, 1])
+        if centre <= span and (far <= 1.2 or centre <= 0.25 * span or 128 <= span <= 512):
+            fits.append((far, top))
     return min(fits)[1] if fits else None
 
 
@@ -63,8 +68,12 @@ def _leading_affine(model, name: str) -> tuple[np.ndarray, np.ndarray] | None:
                     return None  # (not loaded: a normalisation's few numbers are never stored so)
                 return numpy_helper.to_array(tensor).astype(np.float64)
             if value in made:
-                found = [a.t for a in made[value].attribute if a.name == "value"]
-                return numpy_helper.to_array(found[0]).astype(np.float64) if found else None
+                for a in made[value].attribute:
+                    if a.name == "value":
+                        return numpy_helper.to_array(a.t).astype(np.float64)
+                    if a.name in ("value_float", "value_floats"):  # (the other ways a Constant holds them)
+                        return np.asarray(a.f if a.name == "value_float" else list(a.floats), np.float64)
+                return None
         except (ValueError, TypeError):
             return None
         return None
@@ -83,6 +92,8 @@ def _leading_affine(model, name: str) -> tuple[np.ndarray, np.ndarray] | None:
         first = node.input[0] == current
         c = constant(node.input[1] if first else node.input[0])
         if c is None or not np.all(np.isfinite(c)) or (node.op_type == "Div" and (not first or np.any(c == 0))):
+            break
+        if c.size not in (1, 3):  # one number, or one per channel (a mean image is not followed: a review)
             break
         c = c.ravel()  # (per channel, in either layout: only its values count here)
         if node.op_type == "Mul":

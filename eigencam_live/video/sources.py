@@ -14,7 +14,7 @@ from .demo import DemoClip, DemoSource
 from .files import FileSource
 from .frames import FrameSource
 from .images import IMAGE_EXTENSIONS, FolderSource
-from .streams import STREAM_SCHEMES, StreamSource
+from .streams import STREAM_SCHEMES, StreamSource, shown_url
 
 __all__ = ["local_path", "open_source"]
 
@@ -80,7 +80,7 @@ def open_source(
     text = local_path(text)
     scheme = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", text)
     if scheme:
-        raise SourceError(f"{text}: {scheme.group(1)}:// is not a stream eigencam-live opens; it opens "
+        raise SourceError(f"{shown_url(text)}: {scheme.group(1)}:// is not a stream eigencam-live opens; it opens "
                           f"{', '.join(s[:-3] for s in STREAM_SCHEMES)} URLs, files and folders")
     path = os.path.expanduser(text)
     if os.path.isdir(path) or (_is_glob(path) and not os.path.exists(path)):
