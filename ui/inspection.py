@@ -242,33 +242,40 @@ class InspectionActions:
         self.statusBar().showMessage(f"Comparing PC{self.engine_config.component} across {len(chosen)} layers…", 15000)
         self._ask_compare(cmd.Compare(layers=tuple(layer.name for layer in chosen)))
 
-    def _ask_compare(self, command: cmd.Compare) -> None:
-        self._compare_asked = (command, self._compare_key(command))
+    def _ask_compare(self, command: cmd.Compare, *, again: bool = False) -> None:
+        """Ask the worker for ``command``'s tiles of the frame on screen; ``again``: for the open
+        grid (where it has been closed by the time they come, they are dropped)."""
+        self._compare_asked = (command, self._compare_key(command), self._compared_frame(), again)
         self._compare_waiting = True
         self.pipeline.send(command)
 
     def _compare_key(self, command: cmd.Compare) -> tuple:
-        """What the tiles of ``command`` depend on: the frame on screen, the model, and for the
-        components, the layer in use (the layers' tiles name theirs)."""
+        """What the tiles of ``command`` depend on: the frame on screen, the model, and the layer in
+        use (for the components) or the component (for the layers)."""
         frame = self.last_packet.frame if self.last_packet is not None else None
         status = self.status
-        layer = None if command.layers or status is None else status.layer
+        shown = self.engine_config.component if command.layers else (status.layer if status is not None else None)
         model = status and (status.config.model, status.config.weights)
-        return (self.source_spec, frame and (frame.index, frame.pts), model, layer)
+        return (self.source_spec, frame and (frame.index, frame.pts), model, shown)
 
     def refresh_compare(self) -> None:
-        """The open grid's tiles made again for the frame now on screen, where a step, a seek or
-        Back (or another layer, for the components) changed it while paused (a trial: the tiles
-        stayed the old frame's, unlabelled). One request at a time; while playing the tiles stay
-        as they are, their frame in the grid's title; another model's layers are not asked for."""
+        """The open grid's tiles made again for the frame now on screen, where a step, a seek,
+        Back, a pause or another source changed it while paused, or another layer or model (the
+        components), another component (the layers) (a trial: the tiles stayed the old frame's,
+        unlabelled). One request at a time; while playing the tiles stay as they are, their frame
+        in the grid's title. The layers of another model are not its own: that grid is closed."""
         grid = getattr(self, "compare_grid", None)
         asked = getattr(self, "_compare_asked", None)
         if grid is None or asked is None or not grid.isVisible() or self._compare_waiting or not self.paused:
             return
-        command, key = asked
+        command, key = asked[:2]
         now = self._compare_key(command)
-        if now != key and now[2] == key[2]:
-            self._ask_compare(command)
+        if now == key:
+            return
+        if command.layers and now[2] != key[2]:
+            grid.close()
+            return
+        self._ask_compare(command, again=True)
 
     def _pause_to_compare(self) -> None:
         """Pause for the tiles (they are of the frame on screen); what was playing plays on when
@@ -289,6 +296,10 @@ class InspectionActions:
         if not tiles:  # the worker said why
             self.statusBar().clearMessage()
             return
+        asked = getattr(self, "_compare_asked", None)
+        frame, again = asked[2:] if asked is not None else (self._compared_frame(), False)
+        if again and not self.compare_grid.isVisible():
+            return  # closed while they were made (a review: the grid came back)
         if getattr(self, "compare_grid", None) is None:
             self.compare_grid = CompareGrid(self)
             self.compare_grid.chosen.connect(self._on_compare_chosen)
@@ -296,13 +307,13 @@ class InspectionActions:
             self.compare_grid.resize(960, 420)
         if isinstance(tiles[0][0], str):  # across layers: the same component, each layer's shape
             k = self.engine_config.component
-            shapes = self._compare_shapes
+            shapes = {**self._compare_shapes, **{layer.name: layer.shape for layer in self.layers}}  # (this input's)
             captions = [f"{name}\n{'×'.join(str(d) for d in shapes.get(name, ())) or '?'}  ·  PC{k} {ev * 100:.1f} %"
                         for name, _, ev in tiles]
             current = self.status.layer if self.status is not None else tiles[-1][0]
-            self.compare_grid.set_tiles(tiles, current, captions, frame=self._compared_frame())
+            self.compare_grid.set_tiles(tiles, current, captions, frame=frame)
         else:
-            self.compare_grid.set_tiles(tiles, self.engine_config.component, frame=self._compared_frame())
+            self.compare_grid.set_tiles(tiles, self.engine_config.component, frame=frame)
         was_open = self.compare_grid.isVisible()
         self.compare_grid.show()
         if not was_open:

@@ -435,8 +435,9 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         # Back there only said again that the unreadable one was skipped)
         info = self.source_info
         first = (self._source_first or 0) if info is not None and info.kind == "folder" else 0
-        self.shortcut_actions["back"].setEnabled(bool(info and info.seekable and not info.live
-                                                      and packet.frame.index > first))
+        # nor past a count that fell short (joined recordings: a seek finds no frame there, a review)
+        self.shortcut_actions["back"].setEnabled(bool(info and info.seekable and not info.live and packet.frame.index > first
+                                                      and not (info.frame_count and packet.frame.index > info.frame_count)))
         self._update_step()
         self.refresh_compare()
         self.frame_shown.emit(packet)
@@ -461,6 +462,8 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.pause_action.setText(shortcut("pause").button_text("Resume" if paused else None))
         self._update_stats()
         self._update_badge()
+        if paused:
+            self.refresh_compare()  # (a review: played and paused again, the grid kept the old frame)
 
     def step(self, delta: int = 1) -> None:
         """Pause and show the next frame (``+1``) or, on files, the previous one (``-1``)."""
