@@ -19,10 +19,17 @@ _PASSING = ("Cast", "Identity", "Transpose")
 
 
 def first_transpose(model, name: str) -> list[int] | None:
-    """The ``perm`` of a ``Transpose`` that is the only reader of input ``name``, else ``None``."""
-    readers = [node for node in model.graph.node if name in node.input]
-    if len(readers) == 1 and readers[0].op_type == "Transpose":
-        return [int(p) for a in readers[0].attribute if a.name == "perm" for p in a.ints] or None
+    """The ``perm`` of a ``Transpose`` that is the only reader of input ``name`` (after a ``Cast``:
+    uint8 pixels made float first), else ``None``."""
+    for _ in range(2):
+        readers = [node for node in model.graph.node if name in node.input]
+        if len(readers) != 1:
+            return None
+        if readers[0].op_type == "Transpose":
+            return [int(p) for a in readers[0].attribute if a.name == "perm" for p in a.ints] or None
+        if readers[0].op_type != "Cast" or len(readers[0].output) != 1:
+            return None
+        name = readers[0].output[0]
     return None
 
 
