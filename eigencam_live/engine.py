@@ -337,7 +337,7 @@ class Engine:
         torch's traced copy for its input size (:meth:`.TorchBackend.prepares`). The app veils the
         wait and says why."""
         backend = self.backend
-        if isinstance(backend, TorchBackend):
+        if isinstance(backend, (TorchBackend, OnnxBackend)):  # (ONNX Runtime: each new size is checked)
             return backend.prepares((self.loaded.channels, *self.input_size(frame_hw)))
         return backend.preparing
 

@@ -268,6 +268,15 @@ def test_the_first_frame_on_onnxruntime_says_it_is_preparing_then_what_runs(monk
     again.engine = Engine(FAST, model=None)
     again._process(frame(0), record=False)
     assert [c[0] for c in again.out.busy.calls] == ["preparing mobilenet_v3_small for onnxruntime from its cached export…", ""]
+    # a new input size is checked against torch once (a trial: resnet50 at 640 stood still 7-16 s, unsaid)
+    again.out.busy.calls.clear()
+    again.engine.reconfigure(short_side=96)
+    assert again.engine.preparing((120, 160))
+    again._process(frame(2), record=False)
+    again._process(frame(3), record=False)
+    assert [c[0] for c in again.out.busy.calls] == [
+        "checking mobilenet_v3_small on onnxruntime against torch at 128x96 (once for this input size)…", ""]
+    assert not again.engine.preparing((120, 160))
 
 
 def test_frames_a_live_source_delivers_while_the_network_is_prepared_are_not_counted_dropped(monkeypatch):

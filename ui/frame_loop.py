@@ -414,7 +414,11 @@ class FrameLoop(LoopRecording, LoopSettings):
         elif preparing:  # an export (once, then cached), or an ONNX file's session for its layer
             exported = model_kind(engine.config.model) != "onnx"
             name = engine.config.model if exported else Path(engine.config.model).name
-            if exported and getattr(engine.backend, "exported_before", False):  # (a trial: "once" said again)
+            if exported and not engine.backend.preparing:  # exported: checked at this new size (a trial: 7-16 s
+                h, w = engine.input_size(hw)  # of a still picture, and nothing said why)
+                self.out.busy.emit(f"checking {name} on {engine.backend.name} against torch at {w}x{h} (once for "
+                                   "this input size)…")
+            elif exported and getattr(engine.backend, "exported_before", False):  # (a trial: "once" said again)
                 self.out.busy.emit(f"preparing {name} for {engine.backend.name} from its cached export…")
             else:
                 self.out.busy.emit(f"preparing {name} for {engine.backend.name}{' (once, cached)' if exported else ''}…")
@@ -450,9 +454,6 @@ class FrameLoop(LoopRecording, LoopSettings):
             # its warning is shown while it holds (EngineStatus.backend_warning)
             self.out.engine_changed.emit(EngineStatus.of(engine))
         self._backend_warned, self._backend_running = warning, running
-        if engine.input_size() != self._layers_size:  # a new frame size: the layers' shapes change
-            self._layers_size = engine.input_size()
-            self.out.layers_ready.emit(engine.config.model, layer_list(engine, self._layers_cache, self.out.error.emit))
         self._required.discard("component")  # had on a frame: a later source's size falls back as usual
         self._say_stretch(engine, frame)
         now = time.monotonic()
@@ -469,6 +470,9 @@ class FrameLoop(LoopRecording, LoopSettings):
                              origin=started if origin is None else origin, seconds=seconds,
                              still=self.playback.image_name(frame.index), played=played, pauses=self._pauses),
                       record)
+        if engine.input_size() != self._layers_size:  # a new frame size: the layers' shapes change (listed
+            self._layers_size = engine.input_size()  # after the frame is on its way: a forward pass, seconds)
+            self.out.layers_ready.emit(engine.config.model, layer_list(engine, self._layers_cache, self.out.error.emit))
 
     def _show(self, frame: Frame, drawn: Packet | None, *, record: bool, origin: float | None = None,
               played: bool = False) -> None:
