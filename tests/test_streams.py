@@ -137,6 +137,17 @@ def serve():
 HEADER = b"HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\nConnection: close\r\n\r\n"
 
 
+def once_then_silent(data: bytes) -> Handler:
+    """A server that sends ``data`` on its first connection, then keeps every connection open and silent."""
+
+    def handler(server: Server, conn: socket.socket, n: int) -> None:
+        if n == 0:
+            conn.sendall(HEADER + data)
+        server.closing.wait()
+
+    return handler
+
+
 def _capture_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("capture-")]
 
@@ -483,12 +494,7 @@ def test_a_stream_that_stops_is_said_silent_since_its_data_stopped(serve):
     ahead by it. They are dated when their data came."""
     data, _ = make_ts(40)
 
-    def then_silent(server: Server, conn: socket.socket, n: int) -> None:
-        if n == 0:
-            conn.sendall(HEADER + data)
-        server.closing.wait()
-
-    server = serve(then_silent)
+    server = serve(once_then_silent(data))
     got = []
     with Capture(StreamSource(server.url(), timeout=(2.0, 0.5))) as cap:
         while server.connections < 2:  # until it reconnects
@@ -518,12 +524,7 @@ def test_a_streams_messages_and_name_leave_its_password_out(serve):
     title and banners, in a talk on a projector, said it whole."""
     data, ends = make_ts(10)
 
-    def then_silent(server: Server, conn: socket.socket, n: int) -> None:
-        if n == 0:
-            conn.sendall(HEADER + data)
-        server.closing.wait()
-
-    server = serve(then_silent)
+    server = serve(once_then_silent(data))
     url = f"http://cam:s3cret@127.0.0.1:{server.port}"
     source = StreamSource(url, timeout=(0.5, 0.3))
     while source.read() is not None:
