@@ -18,6 +18,13 @@ def main(argv: list[str] | None = None) -> int:
         from eigencam_live.cli import annotate_main
 
         return annotate_main(argv[1:])
+    from ui.splash import NoDisplayError, show_splash
+
+    try:  # before torch is imported (4 s): no display is said at once, else a splash shows meanwhile
+        show_splash(argv)
+    except NoDisplayError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     from ui.app import app_main
 
     return app_main(argv)

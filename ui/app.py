@@ -36,6 +36,7 @@ from eigencam_live.processes import end_process
 from eigencam_live.render import RenderConfig
 
 from . import settings as remembered
+from .splash import close_splash
 
 __all__ = ["StopSignals", "app_main", "build_parser", "configs_from", "end_process"]
 
@@ -244,6 +245,7 @@ def _app_main(argv: list[str] | None) -> int:
         screen = app.primaryScreen().availableGeometry() if app.primaryScreen() else None
         window.resize(min(1480, screen.width()) if screen else 1480, min(1000, screen.height()) if screen else 1000)
     window.show()
+    close_splash(window)
     QTimer.singleShot(0, window.fit_on_screen)  # its frame (the title bar) is known once shown
     if args.screenshot:  # used to make docs/screenshot.png: wait for frames, grab, quit
         _grab_after_frames(window, args.screenshot, app)
