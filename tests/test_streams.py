@@ -514,7 +514,12 @@ def test_a_password_in_a_url_is_never_shown():
     assert shown_url("rtsp://admin:s3cret@10.0.0.5:554/stream1") == "rtsp://admin:***@10.0.0.5:554/stream1"
     assert shown_url("rtsp://u:p@[::1]:554/a") == "rtsp://u:***@[::1]:554/a"
     assert shown_url("rtsp://a:b@c@h/x") == "rtsp://a:***@h/x"  # (an @ in the password)
-    for plain in ("rtsp://admin@cam/x", "http://cam/live.ts", "udp://@:1234", "clip.mp4", "http://[::1"):
+    # one in a query (Foscam's, Reolink's cameras; an HLS link's token), by its field's name or last word
+    assert shown_url("http://cam/videostream.cgi?user=admin&pwd=abc&res=1") == "http://cam/videostream.cgi?user=admin&pwd=***&res=1"
+    assert (shown_url("rtsp://u:p@cam/h264?PASSWORD=a;api_key=b&X-Auth-Token=c&token=")
+            == "rtsp://u:***@cam/h264?PASSWORD=***;api_key=***&X-Auth-Token=***&token=")
+    for plain in ("rtsp://admin@cam/x", "http://cam/live.ts", "udp://@:1234", "clip.mp4", "http://[::1",
+                  "http://cam/a?monkey=1&keyframe=2&passes=3", "http://h/a?b"):
         assert shown_url(plain) == plain
 
 

@@ -4,6 +4,7 @@ HTTP), by the arrival of their frames."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from urllib.parse import urlsplit, urlunsplit
@@ -24,22 +25,29 @@ STREAM_TIMEOUT = (5.0, 5.0)
 CLOCK_JUMP_S = 3.0
 #: A frame that took this long (seconds) to come was not held at a timeout (see _held_since).
 _FLOWING_S = 0.01
+#: A query's field whose value is a secret: by its name, or its name's last word (``api_key``, ``X-Auth-Token``).
+_SECRET_IN_QUERY = re.compile(
+    r"((?:^|[&;])(?:[^&;=]*[_.-])?(?:pwd|pass|passwd|password|passcode|secret|token|accesstoken|key|apikey|auth"
+    r"|sig|signature)=)[^&;]+", re.I)
 #: FFmpeg's AVFMT_NOTIMESTAMPS: the container format carries no timestamps (MJPEG over HTTP).
 _NO_TIMESTAMPS = 0x0080
 
 
 def shown_url(url: str) -> str:
     """``url`` as it may be shown and said: a password in it as ``***`` (a camera's, on a projector
-    in a talk: the source list, the window's title and every message showed it). Anything else
-    is given back as it is."""
+    in a talk: the source list, the window's title and every message showed it), and the value of
+    a query's password, token or key (``?user=admin&pwd=...``: Foscam's, Reolink's cameras; an HLS
+    link's token). Anything else is given back as it is."""
     try:
         parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.netloc.rpartition("@")[2]
-        return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
     except ValueError:  # (not a URL this parses: no password to find in it)
         return url
+    if parts.password is not None:
+        parts = parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}")
+    if parts.query:
+        parts = parts._replace(query=_SECRET_IN_QUERY.sub(r"\1***", parts.query))
+    shown = urlunsplit(parts)
+    return url if shown == urlunsplit(urlsplit(url)) else shown
 
 
 class StreamSource(FileSource):
