@@ -13,7 +13,7 @@ from eigencam_live.backends import OnnxBackend, TorchBackend, cache_dir, export_
 from eigencam_live.cam import eigen_cam
 from eigencam_live.engine import Engine, EngineConfig
 from eigencam_live.errors import ConfigError, ModelError, NetworkError
-from eigencam_live.models import load_model
+from eigencam_live.models import ActivationCapture, load_model
 
 from .conftest import scene
 
@@ -1361,6 +1361,71 @@ def test_onnx_files_as_other_exporters_write_them(form, tmp_path):
     # frames in a batch: one run each for a graph of batch 1, their scores (K,) put together as (B, K)
     many = engine.process(np.stack([frame, scene(120, 200, corner="tl", seed=2), frame]))
     assert many[0].predictions == many[2].predictions == got.predictions and len(many[1].predictions) == 5
+
+
+def _silu(i: int, o: int, stride: int = 1) -> torch.nn.Module:
+    return torch.nn.Sequential(torch.nn.Conv2d(i, o, 3, stride, 1), torch.nn.SiLU())
+
+
+class _Yolo(torch.nn.Module):
+    """A YOLO-like detector as ultralytics exports it: three levels (strides 8, 16, 32) out of a
+    neck, a head on each (YOLOv8's: a box and a class branch; YOLOv5's: one convolution), their
+    predictions flattened and the three grids' positions joined (``(1, 10, N)``, ``(1, N, 11)``)."""
+
+    def __init__(self, form: str) -> None:
+        super().__init__()
+        self.form = form
+        self.stem = torch.nn.Sequential(_silu(3, 8, 2), _silu(8, 16, 2), _silu(16, 16, 2))
+        self.c4, self.c5, self.n4, self.n3 = _silu(16, 32, 2), _silu(32, 32, 2), _silu(64, 32), _silu(48, 16)
+        self.d3, self.p4, self.d4, self.p5 = _silu(16, 16, 2), _silu(48, 32), _silu(32, 32, 2), _silu(64, 32)
+        if form == "v8":
+            self.box = torch.nn.ModuleList(torch.nn.Sequential(_silu(c, 16), torch.nn.Conv2d(16, 4, 1)) for c in (16, 32, 32))
+            self.cls = torch.nn.ModuleList(torch.nn.Sequential(_silu(c, 16), torch.nn.Conv2d(16, 6, 1)) for c in (16, 32, 32))
+        else:
+            self.head = torch.nn.ModuleList(torch.nn.Conv2d(c, 33, 1) for c in (16, 32, 32))
+
+    def forward(self, x):
+        up = torch.nn.functional.interpolate
+        c3 = self.stem(x)
+        c4 = self.c4(c3)
+        c5 = self.c5(c4)
+        t4 = self.n4(torch.cat([up(c5, scale_factor=2.0), c4], 1))
+        p3 = self.n3(torch.cat([up(t4, scale_factor=2.0), c3], 1))
+        p4 = self.p4(torch.cat([self.d3(p3), t4], 1))
+        p5 = self.p5(torch.cat([self.d4(p4), c5], 1))
+        if self.form == "v8":
+            y = torch.cat([torch.cat([self.box[i](p), self.cls[i](p)], 1).flatten(2) for i, p in enumerate((p3, p4, p5))], 2)
+            return torch.cat([y[:, :4], y[:, 4:].sigmoid()], 1)
+        outs = [self.head[i](p) for i, p in enumerate((p3, p4, p5))]
+        return torch.cat([o.view(1, 3, 11, *o.shape[2:]).permute(0, 1, 3, 4, 2).reshape(1, -1, 11) for o in outs], 1).sigmoid()
+
+
+@pytest.mark.parametrize("form", ["v8", "v5"])
+def test_a_yolo_like_onnx_file_defaults_to_the_map_its_coarsest_head_reads(form, tmp_path):
+    """YOLO exported to ONNX (its predictions of three grids joined, no class scores) defaulted to its
+    coarsest head's raw predictions (a trial); the neck's last map, which that head reads, is where
+    YOLO's Eigen-CAM is taken. Its flattened predictions are maps of 10 channels, not 9 + 1 tokens."""
+    import warnings
+
+    torch.manual_seed(0)
+    net = _Yolo(form).eval()
+    path = tmp_path / "yolo.onnx"
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.zeros(1, 3, 256, 256),), str(path), input_names=["images"],
+                          output_names=["output0"], opset_version=17, dynamo=False)
+    engine = Engine(EngineConfig(model=str(path), short_side=256))
+    assert engine.layer == "/p5/p5.1/Mul_output_0" and engine.loaded.classes is None
+    layers = {layer.name: layer.shape for layer in engine.feature_layers()}
+    assert all(shape[1:] in ((32, 32), (16, 16), (8, 8), (64, 64), (128, 128)) for shape in layers.values()), layers
+    if form == "v8":
+        assert layers["/Reshape_2_output_0"] == (10, 8, 8)
+    frame = scene(256, 256, corner="br", seed=1)
+    got = engine.process_one(frame)
+    with torch.no_grad(), ActivationCapture(net, ["p5"]) as cap:
+        net(engine.preprocess(frame[None]))
+    want = eigen_cam(cap.outputs["p5"], method="exact").maps[0].numpy()
+    assert got.cam.shape == (8, 8) and _corr(got.cam, want) > 0.999
 
 
 def test_settings_an_onnx_file_has_no_use_for_are_refused(tmp_path):

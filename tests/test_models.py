@@ -143,6 +143,13 @@ def test_outputs_that_are_not_maps_of_the_input_are_refused():
         to_feature_map(torch.randn(1, 2, 101, 32), (224, 224))  # neither NCHW nor NHWC on the grid
     with pytest.raises(LayerNotFoundError, match=r"\(1, 84, 3780\)"):
         to_feature_map(torch.randn(1, 84, 3780), (320, 320))  # 81 + 3 would be a 9x9 grid of stride 35
+    # a one-class YOLO's predictions: 64 + 1 a "class token" and an 8x8 grid of stride 80, 8400 channels
+    with pytest.raises(LayerNotFoundError, match=r"\(1, 65, 8400\)"):
+        to_feature_map(torch.randn(1, 65, 8400), (640, 640))
+    with pytest.raises(LayerNotFoundError, match=r"\(1, 1, 4, 8400\)"):  # its box distances: no 1x4 grid "2 cells off"
+        to_feature_map(torch.randn(1, 1, 4, 8400), (640, 640))
+    head = torch.randn(1, 10, 32, 32)  # a head's 10 predictions flattened: a map, not 9 + 1 tokens of 3x3
+    assert torch.equal(to_feature_map(head.flatten(2), (256, 256)), head)
     with pytest.raises(LayerNotFoundError, match="holds 300 maps for 1 image"):
         to_feature_map(torch.randn(300, 256, 7, 7), (224, 224), batch=1)
     assert to_feature_map(torch.randn(1, 9, 12, 64), (224, 384)).shape == (1, 64, 9, 12)  # NHWC, 2 cells off

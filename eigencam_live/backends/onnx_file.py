@@ -223,7 +223,65 @@ class OnnxFile:
         maps = [n for n in maps if n in feeding] or maps
         if not maps:
             raise ModelError(f"{self.path.name} has no layer with a spatial feature map")
-        return maps[-1]
+        return self._head_input(size, feeding) or maps[-1]
+
+    def _head_input(self, size: tuple[int, int], feeding: set[str]) -> str | None:
+        """A detection head's input, where the output joins the positions of several grids (YOLO's
+        ``(1, 84, 8400)``: its heads' predictions on strides 8, 16 and 32, each flattened): the map
+        its coarsest level's head reads (the neck's last, stride 32: where YOLO's Eigen-CAM is
+        usually taken), not that head's raw predictions, which the last map before the output
+        was (a trial). ``None`` where no output joins such levels."""
+        layers, shapes = self.layers(size), self.shapes(size)
+        place = {name: i for i, name in enumerate(self.order)}
+
+        def level(name: str) -> str | None:  # the map a head's flattened output comes from
+            return name if name in layers else max((i for i in self._ancestors(name) if i in layers),
+                                                    key=place.__getitem__, default=None)
+
+        wanted, heads = feeding | set(self.outputs), []  # each joined output's coarsest level (boxes', classes')
+        for joined in self.order:
+            if (self.kinds[joined] != "Concat" or joined not in wanted
+                    or len(shapes.get(joined, ())) == 4):  # (channels of one grid: an Inception block's, a U-Net's)
+                continue
+            levels = {lv for lv in map(level, (i for i in self._inputs[joined] if i in self.kinds)) if lv is not None}
+            if len({layers[lv][1:] for lv in levels}) >= 2:
+                heads.append(min(levels, key=lambda lv: layers[lv][1] * layers[lv][2]))
+        grid = min((layers[h][1:] for h in heads), key=lambda g: g[0] * g[1], default=None)
+        heads = [h for h in heads if layers[h][1:] == grid]
+        if not heads:
+            return None
+        before = set.intersection(*(self._ancestors(h) for h in heads))
+        ahead = [m for m in layers if m in before and layers[m][1:] == grid
+                 and all(self._dominates(m, h) and self._learned_between(m, h) for h in heads)]
+        return ahead[-1] if ahead else None
+
+    def _dominates(self, early: str, late: str) -> bool:
+        """Whether every path from the graph's input to ``late`` passes through ``early``."""
+        seen, todo = {early}, [late]
+        while todo:
+            for i in self._inputs.get(todo.pop(), []):
+                if i == self.input:
+                    return False
+                if i not in seen:
+                    seen.add(i)
+                    todo.append(i)
+        return True
+
+    def _learned_between(self, early: str, late: str) -> bool:
+        """Whether every path from ``early`` to ``late`` passes through a learned layer (``late``'s
+        own node included)."""
+        seen, todo = set(), [late]
+        while todo:
+            name = todo.pop()
+            if self.kinds.get(name) in _LAYERS:
+                continue
+            for i in self._inputs.get(name, []):
+                if i == early:
+                    return False
+                if i not in seen:
+                    seen.add(i)
+                    todo.append(i)
+        return True
 
     def _layer_between(self, early: str, late: str) -> bool:
         """Whether ``late`` is computed from ``early`` through a learned layer (a product, a

@@ -154,12 +154,15 @@ def stack_levels(maps: list[torch.Tensor], size: tuple[int, int]) -> torch.Tenso
 
 _MAX_PREFIX = 2  # class and distillation tokens; register tokens only where the model counts them
 _MIN_TOKEN_GRID = 9  # 3x3: fewer tokens are a model's outputs (boxes, classes), not a patch grid
+#: A patch grid coarser than this (pixels a token) is a model's outputs read as tokens: a one-class
+#: YOLO's (1, 65, 8400) predictions were 8400 channels on an 8x8 grid behind a "class token" at 640x640.
+_MAX_TOKEN_STRIDE = 64
 
 
 def _near(h: int, w: int, height: int, width: int) -> bool:
     """Whether an ``h x w`` grid is within two cells of ``(height / s, width / s)`` for one stride."""
-    if h < 1 or w < 1:
-        return False
+    if h < 1 or w < 1 or abs(math.log(h * width / (w * height))) > math.log(2):
+        return False  # (not a grid of another shape: YOLO's (1, 1, 4, 8400) box distances are no 1x4 grid)
     s = (height + width) / (h + w)
     return max(abs(h - height / s), abs(w - width / s)) <= 2.0
 
@@ -202,7 +205,8 @@ def _token_grid(tokens: int, height: int, width: int, prefix: int | None) -> tup
     for skip in order:
         n = tokens - skip
         grids = [(h, n // h) for h in range(1, n + 1) if n % h == 0 and n >= _MIN_TOKEN_GRID]
-        grids = [g for g in grids if _fits(g[0], g[1], height, width)]
+        grids = [g for g in grids if _fits(g[0], g[1], height, width)
+                 and min(height / g[0], width / g[1]) <= _MAX_TOKEN_STRIDE]
         if grids:
             h, w = min(grids, key=lambda g: abs(math.log(g[0] * width / (g[1] * height))))
             return skip, h, w
