@@ -98,3 +98,38 @@ def test_the_splash_is_up_while_torch_loads_and_goes_when_the_window_shows(tmp_p
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.splitlines() == ["splash True False", "window True True True"], done.stdout + done.stderr[-3000:]
+
+
+# A setting the command line typed that cannot be had, said while the splash waits for the window
+# (it runs events then): the window closed before the event loop ran, and the app never ended (a
+# trial: --device cuda without a GPU, --precision fp16 on the CPU hung until killed).
+_FATAL_IN_SPLASH = r"""
+import sys, time
+import ui.splash as splash
+
+real_close = splash.close_splash
+
+def close(window=None):
+    from PyQt5.QtWidgets import QApplication
+    deadline = time.monotonic() + 60
+    while window.fatal_error is None and time.monotonic() < deadline:
+        QApplication.processEvents()
+    print("closed before the loop:", not window.isVisible(), flush=True)
+    real_close(window)
+
+splash.close_splash = close
+import main
+main.run(sys.argv[1:])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+def test_a_typed_setting_refused_while_the_splash_is_up_ends_the_app(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-c", _FATAL_IN_SPLASH, "--no-settings", "--source", "scene", "--model", "mobilenet_v3_small",
+         "--weights", "none", "--device", "cpu", "--precision", "fp16", "--demo-size", "160x120", "--threads", "1"],
+        cwd=tmp_path, env=_env(tmp_path, QT_QPA_PLATFORM="offscreen"), capture_output=True, text=True, timeout=140,
+    )
+    assert done.stdout.splitlines() == ["closed before the loop: True"], done.stdout + done.stderr[-3000:]
+    assert done.returncode == 2 and done.stderr.count("error: ") == 1 and "fp16" in done.stderr, done.stderr[-3000:]

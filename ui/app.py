@@ -245,11 +245,12 @@ def _app_main(argv: list[str] | None) -> int:
         screen = app.primaryScreen().availableGeometry() if app.primaryScreen() else None
         window.resize(min(1480, screen.width()) if screen else 1480, min(1000, screen.height()) if screen else 1000)
     window.show()
-    close_splash(window)
+    close_splash(window)  # (it waits for the window on screen, running events: a fatal error may close it)
     QTimer.singleShot(0, window.fit_on_screen)  # its frame (the title bar) is known once shown
     if args.screenshot:  # used to make docs/screenshot.png: wait for frames, grab, quit
         _grab_after_frames(window, args.screenshot, app)
-    code = app.exec_()
+    # a window closed before the loop runs would never end it (--device cuda without a GPU hung, a trial)
+    code = app.exec_() if window.isVisible() else 0
     window.close()  # idempotent: settings saved, threads joined, the recording finished
     end_process(stops.exit_code or (2 if window.fatal_error else code))
 
