@@ -274,21 +274,26 @@ def draw_boxes(picture: np.ndarray, boxes: list, frame_width: int, frame_height:
 
 def _draw_panel(panel: np.ndarray, boxes: list) -> None:
     """Dark outlines first, then the tags, then the white lines, so that where boxes overlap every
-    box's line stays whole and white. A Mask R-CNN mask is drawn faintly first (lightened by a third)."""
-    font, scale, thick = cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1
-    height = panel.shape[0]
+    box's line stays whole and white. A Mask R-CNN mask is drawn faintly first (lightened by a third).
+    Lines and tags grow with the frame (as they are drawn at 640x360 from about 1200 pixels of
+    height plus width): on a 4K frame, fitted to a screen or a window, a tag of fixed size was a
+    smudge of three pixels (a trial)."""
+    height, width = panel.shape[:2]
+    grow = max(1.0, (height + width) / 1200)
+    font, scale, thick = cv2.FONT_HERSHEY_SIMPLEX, 0.45 * grow, max(1, round(grow))
+    outline, pad = max(3, round(3 * grow)), round(2 * grow)
     for det in boxes:
         mask = getattr(det, "mask", None)
         if mask is not None and mask.shape == panel.shape[:2] and mask.any():
             panel[mask] = (panel[mask] * (2 / 3) + 255 / 3).astype(np.uint8)
     rects = [(int(round(x0)), int(round(y0)), int(round(x1)), int(round(y1))) for (x0, y0, x1, y1), *_ in boxes]
     for x0, y0, x1, y1 in rects:
-        cv2.rectangle(panel, (x0, y0), (x1, y1), _DARK, 3, cv2.LINE_AA)
+        cv2.rectangle(panel, (x0, y0), (x1, y1), _DARK, outline, cv2.LINE_AA)
     for (x0, y0, _, y1), det in zip(rects, boxes, strict=True):
         text = f"{det.label} {det.score:.2f}"
         (tw, th), base = cv2.getTextSize(text, font, scale, thick)
-        ty = y0 - 3 if y0 - th - base - 4 >= 0 else min(height - 1, y1 + th + 4)  # above, else below
-        cv2.rectangle(panel, (x0, ty - th - 3), (x0 + tw + 4, ty + base - 1), _DARK, -1)
-        cv2.putText(panel, text, (x0 + 2, ty - 1), font, scale, _LIGHT, thick, cv2.LINE_AA)
+        ty = y0 - outline if y0 - th - base - 2 * pad >= 0 else min(height - 1, y1 + th + 2 * pad)  # above, else below
+        cv2.rectangle(panel, (x0, ty - th - pad - 1), (x0 + tw + 2 * pad, ty + base - 1), _DARK, -1)
+        cv2.putText(panel, text, (x0 + pad, ty - 1), font, scale, _LIGHT, thick, cv2.LINE_AA)
     for x0, y0, x1, y1 in rects:
-        cv2.rectangle(panel, (x0, y0), (x1, y1), _LIGHT, 1, cv2.LINE_AA)
+        cv2.rectangle(panel, (x0, y0), (x1, y1), _LIGHT, thick, cv2.LINE_AA)

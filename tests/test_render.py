@@ -106,6 +106,23 @@ def test_boxes_are_drawn_on_every_panel(view):
             np.testing.assert_array_equal(picture[r * fh:(r + 1) * fh, c * fw:(c + 1) * fw], single)
 
 
+def test_boxes_and_tags_grow_with_the_frame():
+    """A 4K frame's tag was drawn as at 640x360: 12 pixels tall, a smudge once the picture is fitted
+    to a screen (a trial). Its tag and lines grow with the frame, in the same proportion."""
+    def tag_and_line(h: int, w: int) -> tuple[int, int]:
+        k = w / 640
+        box = Detection((100 * k, 100 * k, 300 * k, 250 * k), "bottle", 0.9)
+        picture = draw_boxes(np.zeros((h, w, 3), np.uint8), [box], w, h)
+        tag = picture[: round(100 * k) - 1, round(100 * k): round(300 * k)].min(axis=2)  # above the box's top line
+        white = np.flatnonzero((tag > 200).any(axis=1))  # the rows of the tag's text
+        line = int(np.sum(picture[round(175 * k), :, :].min(axis=1) > 200))  # a row across the box: two sides
+        return int(white.max() - white.min() + 1) if len(white) else 0, line
+
+    (small_tag, small_line), (big_tag, big_line) = tag_and_line(360, 640), tag_and_line(2160, 3840)
+    assert small_line >= 2 and big_line >= 4 * small_line  # 5x the frame's size
+    assert 4 * small_tag <= big_tag <= 8 * small_tag, (small_tag, big_tag)  # (its strokes thicker too)
+
+
 def test_alpha_zero_is_the_frame_and_one_is_the_colormap(frame, heat):
     for cmap in ("jet", "inferno"):
         np.testing.assert_array_equal(render(frame, heat, "overlay", 0.0, cmap), frame)
