@@ -1397,7 +1397,10 @@ class _Yolo(torch.nn.Module):
             y = torch.cat([torch.cat([self.box[i](p), self.cls[i](p)], 1).flatten(2) for i, p in enumerate((p3, p4, p5))], 2)
             return torch.cat([y[:, :4], y[:, 4:].sigmoid()], 1)
         outs = [self.head[i](p) for i, p in enumerate((p3, p4, p5))]
-        return torch.cat([o.view(1, 3, 11, *o.shape[2:]).permute(0, 1, 3, 4, 2).reshape(1, -1, 11) for o in outs], 1).sigmoid()
+        y = torch.cat([o.view(1, 3, 11, *o.shape[2:]).permute(0, 1, 3, 4, 2).reshape(1, -1, 11) for o in outs], 1).sigmoid()
+        # each cell's place, from the levels' sizes (an anchor grid: their shapes, not their values)
+        cells = torch.cat([torch.arange(p.shape[2] * p.shape[3]).repeat(3) * (256 // p.shape[2]) for p in (p3, p4, p5)])
+        return torch.cat([y[..., :1] + cells[None, :, None], y[..., 1:]], 2)
 
 
 @pytest.mark.parametrize("form", ["v8", "v5"])
@@ -1412,8 +1415,8 @@ def test_a_yolo_like_onnx_file_defaults_to_the_map_its_coarsest_head_reads(form,
     path = tmp_path / "yolo.onnx"
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, (torch.zeros(1, 3, 256, 256),), str(path), input_names=["images"],
-                          output_names=["output0"], opset_version=17, dynamo=False)
+        torch.onnx.export(net, (torch.zeros(1, 3, 256, 256),), str(path), input_names=["images"], output_names=["output0"],
+                          dynamic_axes={"images": {2: "h", 3: "w"}}, opset_version=17, dynamo=False)
     engine = Engine(EngineConfig(model=str(path), short_side=256))
     assert engine.layer == "/p5/p5.1/Mul_output_0" and engine.loaded.classes is None
     layers = {layer.name: layer.shape for layer in engine.feature_layers()}
@@ -1426,6 +1429,39 @@ def test_a_yolo_like_onnx_file_defaults_to_the_map_its_coarsest_head_reads(form,
         net(engine.preprocess(frame[None]))
     want = eigen_cam(cap.outputs["p5"], method="exact").maps[0].numpy()
     assert got.cam.shape == (8, 8) and _corr(got.cam, want) > 0.999
+
+
+class _Boxes(torch.nn.Module):
+    """A detector exported with its post-processing, as torchvision's are: per-box outputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, 32, 1), torch.nn.ReLU())
+        self.box, self.cls = torch.nn.Linear(16, 40), torch.nn.Linear(16, 10)
+
+    def forward(self, x):
+        pooled = self.features(x).mean((2, 3))[0]
+        scores = self.cls(pooled).sigmoid()
+        return self.box(pooled).view(10, 4), scores, (scores * 90).long()
+
+
+@pytest.mark.parametrize("names", [("boxes", "scores", "labels"), ("out0", "out1", "out2")])
+def test_an_onnx_detector_with_its_boxes_is_said_and_its_box_scores_are_no_classes(names, tmp_path):
+    """torchvision's SSDlite exported to ONNX (boxes (N, 4), scores (N,), labels (N,)) was read as a
+    classifier of N classes, in silence: top-1 "198" at 0.3 % in the stats (a trial)."""
+    import warnings
+
+    torch.manual_seed(0)
+    path = tmp_path / "det.onnx"
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_Boxes().eval(), (torch.zeros(1, 3, 224, 224),), str(path), input_names=["x"],
+                          output_names=list(names), dynamic_axes={"x": {2: "h", 3: "w"}}, opset_version=17, dynamo=False)
+    engine = Engine(EngineConfig(model=str(path), short_side=224))
+    got = engine.process_one(scene(120, 200, corner="br", seed=1))
+    assert engine.loaded.classes is None and got.predictions == [] and got.cam.shape == (7, 12)
+    assert f"det.onnx is a detector (its outputs {', '.join(names)} are per box)" in engine.loaded.note
+    assert engine.loaded.note in engine.warnings
 
 
 def test_settings_an_onnx_file_has_no_use_for_are_refused(tmp_path):

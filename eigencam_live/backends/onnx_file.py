@@ -15,6 +15,7 @@ range they make a normalised input of, [0, 1] or 0 to 255 (:mod:`.onnx_input`).
 
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import torch
 
 from eigencam_live.errors import LayerNotFoundError, ModelError, NetworkError, network_errors
 from eigencam_live.models import Layer, LoadedModel, ModelSpec, to_feature_map
+from eigencam_live.models.layers import LEVEL_STRIDE
 from eigencam_live.models.loaded import normalisation
 from eigencam_live.results import class_scores, reads_as_scores, score_output
 
@@ -119,6 +121,9 @@ class OnnxFile:
         #: the batch size the graph was exported for (``torch.onnx.export``'s default: 1), or ``None``
         self.fixed_batch: int | None = b
         self.classes: int | None = None  # the width of its scores, once :meth:`layers` has run
+        #: a detector's per-box outputs (boxes, their scores and labels), named, once :meth:`layers`
+        #: has run; ``None`` where there are none
+        self.detector: str | None = None
         self.order = [o for node in graph.node for o in node.output if o]  # topological: ONNX requires it
         #: the op type that makes each node output (``Conv``, ``Relu``, ...)
         self.kinds = {o: node.op_type for node in graph.node for o in node.output if o}
@@ -160,6 +165,10 @@ class OnnxFile:
             # else an output that other scores are computed from by a layer is not them (an embedding
             # before its logits; not logits before their softmax or their top-k values)
             pairs = [(o, _batched(outputs.get(o), n)) for o in self.outputs]
+            boxes = _box_outputs({o: outputs.get(o) for o in self.outputs})
+            if boxes:  # a detector's per-box outputs: its boxes' scores are no class scores (a trial: top-1 "198")
+                self.detector = f"{', '.join(boxes)}"
+                pairs = [(o, None if o in boxes else v) for o, v in pairs]
             shaped = {o for o, v in pairs if reads_as_scores(v)}
             feeding = {o for o in shaped for p in shaped if p != o and self._layer_between(o, p)}
             at = score_output(pairs, by_name=True)
@@ -227,15 +236,16 @@ class OnnxFile:
 
     def _head_input(self, size: tuple[int, int], feeding: set[str]) -> str | None:
         """A detection head's input, where the output joins the positions of several grids (YOLO's
-        ``(1, 84, 8400)``: its heads' predictions on strides 8, 16 and 32, each flattened): the map
-        its coarsest level's head reads (the neck's last, stride 32: where YOLO's Eigen-CAM is
-        usually taken), not that head's raw predictions, which the last map before the output
-        was (a trial). ``None`` where no output joins such levels."""
+        ``(1, 84, 8400)``: its heads' predictions on strides 8, 16 and 32, each flattened; SSD's on
+        six): the map the head of the level nearest stride 32 reads (YOLO's neck at stride 32, where
+        its Eigen-CAM is usually taken; the grid a torch detector's levels are stacked on), not that
+        head's raw predictions, which the last map before the output was (a trial), nor SSD's last,
+        2x2 map. ``None`` where no output joins such levels."""
         layers, shapes = self.layers(size), self.shapes(size)
         place = {name: i for i, name in enumerate(self.order)}
 
         def level(name: str) -> str | None:  # the map a head's flattened output comes from
-            return name if name in layers else max((i for i in self._ancestors(name) if i in layers),
+            return name if name in layers else max((i for i in self._ancestors(name, values=True) if i in layers),
                                                     key=place.__getitem__, default=None)
 
         wanted, heads = feeding | set(self.outputs), []  # each joined output's coarsest level (boxes', classes')
@@ -245,21 +255,24 @@ class OnnxFile:
                 continue
             levels = {lv for lv in map(level, (i for i in self._inputs[joined] if i in self.kinds)) if lv is not None}
             if len({layers[lv][1:] for lv in levels}) >= 2:
-                heads.append(min(levels, key=lambda lv: layers[lv][1] * layers[lv][2]))
-        grid = min((layers[h][1:] for h in heads), key=lambda g: g[0] * g[1], default=None)
+                heads.append(min(levels, key=lambda lv: abs(math.log(size[0] / layers[lv][1] / LEVEL_STRIDE))))
+        grid = min((layers[h][1:] for h in heads), key=lambda g: abs(math.log(size[0] / g[0] / LEVEL_STRIDE)), default=None)
         heads = [h for h in heads if layers[h][1:] == grid]
         if not heads:
             return None
-        before = set.intersection(*(self._ancestors(h) for h in heads))
+        before = set.intersection(*(self._ancestors(h, values=True) for h in heads))
         ahead = [m for m in layers if m in before and layers[m][1:] == grid
                  and all(self._dominates(m, h) and self._learned_between(m, h) for h in heads)]
         return ahead[-1] if ahead else None
 
     def _dominates(self, early: str, late: str) -> bool:
-        """Whether every path from the graph's input to ``late`` passes through ``early``."""
+        """Whether every path of values from the graph's input to ``late`` passes through ``early``."""
         seen, todo = {early}, [late]
         while todo:
-            for i in self._inputs.get(todo.pop(), []):
+            at = todo.pop()
+            if self.kinds.get(at) in _SHAPE_ONLY:
+                continue
+            for i in self._inputs.get(at, []):
                 if i == self.input:
                     return False
                 if i not in seen:
@@ -290,11 +303,15 @@ class OnnxFile:
             self.kinds.get(x) in _LAYERS and (x == early or early in self._ancestors(x))
             for x in self._ancestors(late) | {late} if x != early)
 
-    def _ancestors(self, name: str) -> set[str]:
-        """The node outputs ``name`` is computed from."""
+    def _ancestors(self, name: str, *, values: bool = False) -> set[str]:
+        """The node outputs ``name`` is computed from; ``values``: those whose values it is computed
+        from, not only their shapes (through a ``Shape`` node: an anchor generator's grid sizes)."""
         seen, todo = set(), [name]
         while todo:
-            for i in self._inputs.get(todo.pop(), []):
+            at = todo.pop()
+            if values and self.kinds.get(at) in _SHAPE_ONLY:
+                continue
+            for i in self._inputs.get(at, []):
                 if i not in seen:
                     seen.add(i)
                     todo.append(i)
@@ -326,6 +343,22 @@ class OnnxFile:
             return ort.InferenceSession(proto, options, providers=["CPUExecutionProvider"])
 
 
+def _box_outputs(outputs: dict[str, object]) -> list[str]:
+    """The outputs that are a detector's per box: its boxes, ``(N, 4)`` or ``(B, N, 4)`` (named as
+    boxes, or with another output of N values beside them), and the outputs of N values beside
+    them (scores, labels; a Mask R-CNN's masks). ``[]`` where there are no boxes."""
+    arrays = {o: v for o, v in outputs.items() if isinstance(v, np.ndarray)}
+    for name, value in arrays.items():
+        if value.ndim not in (2, 3) or value.shape[-1] != 4 or (value.ndim == 3 and value.shape[0] != 1):
+            continue
+        count = value.shape[-2]
+        beside = [o for o, v in arrays.items() if o != name and v.ndim >= 1
+                  and (v.shape[0] == count or (v.ndim >= 2 and v.shape[0] == 1 and v.shape[1] == count))]
+        if beside and (count != 4 or "box" in name.lower()) and ("box" in name.lower() or count > 4):
+            return [name, *beside]
+    return []
+
+
 def _batched(value, n: int):
     """An output of ``n`` images as ``(B, ...)``: scores exported with the batch squeezed away
     (``(K,)`` for one image) or a token axis kept (``(B, 1, K)``) read as ``(B, K)``."""
@@ -338,6 +371,8 @@ def _batched(value, n: int):
 
 #: The input types fed as they are (uint8: pixels 0 to 255).
 _INPUT_TYPES = {1: np.float32, 10: np.float16, 2: np.uint8}
+#: Ops whose output depends on their input's shape alone, not its values.
+_SHAPE_ONLY = {"Shape", "Size"}
 #: Ops of learned layers: scores computed from an output through one are another head's.
 _LAYERS = {"Gemm", "MatMul", "Conv", "Einsum"}
 #: Ops that keep attention scores attention scores (a scale, a mask, a shift).
@@ -385,6 +420,11 @@ def load_onnx(path: str, labels: list[str] | None = None) -> LoadedModel:
             note = (f"{graph.path.name} says it takes any size but runs at 224x224 only (at {_WIDE[1]}x{_WIDE[0]}: "
                     f"{str(exc).split(': ', 1)[-1]}): frames are resized to 224x224")
     spec = ModelSpec(name=str(graph.path), layer=graph.default_layer(size), fixed_input=graph.fixed_input)
+    if graph.detector:
+        note = "; ".join(filter(None, [note, (
+            f"{graph.path.name} is a detector (its outputs {graph.detector} are per box): boxes are not read from an "
+            "ONNX file, so there are no boxes and no classes, the map alone (run the torch model by name, or from a "
+            "factory, for its boxes)")]))
     mean, std = normalisation(graph.channels)
     own = None
     if graph.dtype == np.uint8:  # pixels as they are, 0 to 255: the graph normalises them itself

@@ -59,7 +59,9 @@ def to_feature_map(output: torch.Tensor | tuple, size: tuple[int, int], prefix_t
 
     - ``(B, C, h, w)`` (CNNs) or ``(B, h, w, C)`` (Swin, timm's NHWC stages); NCHW when both fit;
     - tokens ``(B, p + h*w, D)`` (ViT, DeiT, BEiT, EVA...): ``p`` class/register/distillation
-      tokens first, dropped, the rest reshaped to the patch grid (square or not);
+      tokens first, dropped, the rest reshaped to the patch grid (square or not; of at most 64
+      pixels a token, and of a usual stride where ``D`` is no multiple of 8, as a transformer's
+      always is, unless the model declares its prefix tokens: a detector's outputs are no tokens);
     - a map flattened channels first, ``(B, C, h*w)`` (before a CNN's attention block, an MLP
       mixing tokens), on a grid of stride 8, 16, 32 or 64, where the tokens' reading fits no grid
       of a usual stride (those and 2, 4, 14), or whose width is no multiple of 8 (a transformer's
@@ -110,6 +112,8 @@ def to_feature_map(output: torch.Tensor | tuple, size: tuple[int, int], prefix_t
     if output.dim() == 3:
         b, t, d = output.shape
         grid = _token_grid(t, height, width, prefix_tokens)
+        if grid is not None and prefix_tokens is None and d % 8 and not _usual_stride(grid, height, width):
+            grid = None  # a transformer's width is a multiple of 8: 11 values an anchor are YOLOv5's predictions
         # or a map flattened channels first, (B, C, h*w): never with prefix tokens, nor from a token model
         flat = None if prefix_tokens is not None or (grid is not None and grid[0]) else _token_grid(d, height, width, 0)
         if (flat is not None and _usual_stride(flat, height, width, _MAP_STRIDES)
