@@ -405,9 +405,21 @@ def test_a_detector_from_a_factory_runs_as_the_detector_by_name(tmp_path, monkey
     assert not load_model("mydet:Wrap", "none").net.training
     import functools
 
-    import mydet  # noqa: F401  # a wrapper with a layer of its own runs as it is: its forward is its own
-    mydet.extra = functools.partial(mydet.Wrap, extra=True)
-    assert not load_model("mydet:extra", "none").detector
+    import mydet  # noqa: F401  # a wrapper with a layer of its own runs as it is: its forward is its own,
+    mydet.extra = functools.partial(mydet.Wrap, extra=True)  # as a detector (a trial: its boxes were drawn,
+    extra = load_model("mydet:extra", "none")  # --score and --detections refused, the map a head's)
+    assert extra.detector and extra.spec.layer == "det.backbone" and "with layers of its own" in extra.note
+    assert (extra.mean, extra.std) == ((0.0,) * 3, (1.0,) * 3)  # pixels in [0, 1]: its detector normalises them
+    with torch.no_grad():  # its own layer the identity: the detector's boxes and maps, normalised once
+        extra.net.extra.weight.copy_(torch.eye(3)[:, :, None, None])
+        extra.net.extra.bias.zero_()
+    extra.net.det.load_state_dict(by_name.net.state_dict())
+    engine = Engine(EngineConfig(model="mydet:extra", **cfg), model=extra)
+    got = engine.process_one(frame)
+    assert engine.layer == "det.backbone" and engine.loaded.labels == by_name.labels
+    assert [d.label for d in got.detections] == [d.label for d in want.detections]
+    np.testing.assert_allclose([d.box for d in got.detections], [d.box for d in want.detections], atol=0.05)
+    np.testing.assert_allclose(got.cam, want.cam, atol=1e-4)
 
     hands = load_model("mydet:hands", "none")
     assert hands.detector and hands.labels == ["background", "left", "right"] and hands.spec.fixed_input is None

@@ -59,9 +59,10 @@ class Detection(NamedTuple):
         return {"box": [round(float(v), 1) for v in self.box], "label": self.label, "score": round(float(self.score), 4)}
 
 
-def _as_given(transform: nn.Module) -> None:
+def _as_given(transform: nn.Module, *, normalise: bool = False) -> None:
     """Make a torchvision ``GeneralizedRCNNTransform`` take its input as given: no normalisation (the
-    engine normalised it) and no resize (the engine sized it), so maps and boxes stay on its grid."""
+    engine normalised it; kept with ``normalise``) and no resize (the engine sized it), so maps and
+    boxes stay on its grid."""
 
     def normalize(image: torch.Tensor) -> torch.Tensor:
         return image
@@ -69,7 +70,8 @@ def _as_given(transform: nn.Module) -> None:
     def resize(image: torch.Tensor, target=None):
         return image, target
 
-    transform.normalize = normalize
+    if not normalise:
+        transform.normalize = normalize
     transform.resize = resize
 
 
@@ -83,6 +85,8 @@ def keep_boxes_from(net: nn.Module, score: float) -> None:
     its own threshold (0.05; FCOS 0.2; SSD 0.001) dropped them before the engine's ``score``, so a
     lower setting showed no more boxes. Where it was higher, the detector does less work. (A hair
     under ``score``: torchvision keeps the scores above its threshold, the engine those at or above.)"""
+    if not is_torchvision_detector(net):  # inside a module of one's own
+        net = next((m for m in net.modules() if is_torchvision_detector(m)), net)
     heads = getattr(net, "roi_heads", None)  # Faster/Mask/Keypoint R-CNN's; RetinaNet, FCOS, SSD: its own
     owner = heads if hasattr(heads, "score_thresh") else net
     if hasattr(owner, "score_thresh"):
@@ -164,15 +168,24 @@ def class_count(net: nn.Module) -> int | None:
     return next((c for c in counts if isinstance(c, int)), None)
 
 
-def as_detector(net: nn.Module, name: str, labels: list[str], weights: str, trained: bool) -> LoadedModel:
+def as_detector(net: nn.Module, name: str, labels: list[str], weights: str, trained: bool, *,
+                inside: str = "") -> LoadedModel:
     """A torchvision detector (:func:`is_torchvision_detector`) made to run on the engine's frame
     path: its transform takes the input as given (the module is changed), the target layer is
-    ``backbone``, and the input is normalised with the transform's mean and std."""
-    transform = net.transform
+    ``backbone``, and the input is normalised with the transform's mean and std.
+
+    ``inside``: where the detector is within ``net``, a module of one's own that runs layers of its
+    own around it: ``net`` runs, on pixels in [0, 1] as torchvision's detectors take them, and the
+    detector's transform normalises them after those layers, as it did (it no longer resizes)."""
+    detector = net.get_submodule(inside) if inside else net
+    transform = detector.transform
     mean, std = tuple(float(v) for v in transform.image_mean), tuple(float(v) for v in transform.image_std)
     fixed = tuple(int(v) for v in transform.fixed_size) if getattr(transform, "fixed_size", None) else None
-    _as_given(transform)
+    _as_given(transform, normalise=bool(inside))
+    if inside:
+        mean, std = (0.0,) * len(mean), (1.0,) * len(std)
     net.eval()
     # the head's class count: a labels list or file of another length is refused, as for a classifier
-    return LoadedModel(net=net, spec=ModelSpec(name, "backbone", fixed), labels=labels, weights=weights,
-                       trained=trained, mean=mean, std=std, detector=True, classes=class_count(net))
+    layer = f"{inside}.backbone" if inside else "backbone"
+    return LoadedModel(net=net, spec=ModelSpec(name, layer, fixed), labels=labels, weights=weights,
+                       trained=trained, mean=mean, std=std, detector=True, classes=class_count(detector))

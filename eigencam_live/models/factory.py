@@ -153,16 +153,25 @@ def _from_file(path: str):
     return module
 
 
-def _wrapped_detector(net: nn.Module) -> tuple[str, nn.Module] | None:
-    """``(name, module)`` of a torchvision detector inside ``net`` that holds every parameter of it
-    (a wrapper adding no layers of its own, whose forward can only call it), or ``None``."""
+def _wrapped_detector(net: nn.Module) -> tuple[str, nn.Module, bool] | None:
+    """``(name, module, alone)`` of a torchvision detector inside ``net``; ``alone``: it holds every
+    parameter of ``net`` (a wrapper adding no layers of its own, whose forward can only call it).
+    ``None`` where there is none."""
     params = {id(p) for p in net.parameters()}
     if not params:
         return None
     for where, module in net.named_modules():
         if where and is_torchvision_detector(module):
-            return (where, module) if {id(p) for p in module.parameters()} == params else None
+            return where, module, {id(p) for p in module.parameters()} == params
     return None
+
+
+def _copied(net: nn.Module, name: str) -> nn.Module:
+    try:
+        return copy.deepcopy(net)
+    except Exception as exc:  # a lock, an open file on it
+        raise ModelError(f"{name} cannot be copied to run as a detector ({_one_line(exc)}); hand over a "
+                         "module without it, or build it in a factory") from None
 
 
 def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imagenet", owned: bool = False) -> LoadedModel:
@@ -184,19 +193,25 @@ def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imag
                          "output through a hook, which needs the nn.Module itself: give the module before scripting")
     labels = getattr(net, "labels", None)
     inner = None if is_torchvision_detector(net) else _wrapped_detector(net)
-    if inner is not None:  # a wrapper that only calls it: its transform resized the input and hid the boxes
-        where, net = inner
-        if labels is None:  # the detector's own names, where the wrapper has none (a trial: "2" for "dog")
-            labels = getattr(net, "labels", None)
+    if inner is not None and labels is None:  # the detector's own names, where the wrapper has none (a trial:
+        labels = getattr(inner[1], "labels", None)  # "2" for "dog")
     if labels is not None and (isinstance(labels, str) or not all(isinstance(x, str) for x in labels)):
         raise ModelError(f"{name}.labels must be a list of class names")
+    if inner is not None and not inner[2]:  # a wrapper with layers of its own around it: it runs, as a detector
+        where = inner[0]  # (a trial: its boxes drawn, but --score and --detections refused, the map a head's)
+        if not owned:
+            net = _copied(net, name)
+        detector = net.get_submodule(where)
+        loaded = as_detector(net, name, list(labels) if labels is not None else coco_labels(detector), weights, True,
+                             inside=where)
+        loaded.note = (f"{name} runs a torchvision detector ({where}) with layers of its own: it runs as it is, on "
+                       f"pixels in [0, 1], its detector's transform normalising them and no longer resizing them")
+        return loaded
+    if inner is not None:  # a wrapper that only calls it: its transform resized the input and hid the boxes
+        where, net = inner[:2]
     if is_torchvision_detector(net):  # as by name: boxes, the backbone's maps, the transform's normalisation
         if not owned:  # the caller's own keeps its mode, resizing and threshold
-            try:
-                net = copy.deepcopy(net)
-            except Exception as exc:  # a lock, an open file on it
-                raise ModelError(f"{name} cannot be copied to run as a detector ({_one_line(exc)}); hand over a "
-                                 "module without it, or build it in a factory") from None
+            net = _copied(net, name)
         loaded = as_detector(net, name, list(labels) if labels is not None else coco_labels(net), weights, True)
         if inner is not None:
             loaded.note = (f"{name} wraps a torchvision detector ({where}), which holds all its weights: that "
