@@ -315,7 +315,8 @@ def _run(args: argparse.Namespace) -> int:
                      skip_existing=args.skip_existing, skipped=skipped, short=short,
                      max_frames=args.max_frames)
     if skipped:
-        _say("note", f"{len(skipped)} input(s) skipped: their output exists (--skip-existing)")
+        _say("note", f"{len(skipped)} input{'s' if len(skipped) > 1 else ''} skipped: "
+                     f"{'their output exists' if len(skipped) > 1 else 'its output exists'} (--skip-existing)")
     for why in short:  # skipped as done, but not whole: the user decides
         _say("warning", why)
     if not jobs:

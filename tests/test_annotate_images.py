@@ -517,7 +517,7 @@ def test_skip_existing_annotates_only_the_images_without_an_output(tmp_path, cap
     assert annotate_main([str(photos), "-o", str(out), "--skip-existing", "--stats", str(tmp_path / "s.csv"), *FAST]) == 1
     assert "s.csv exists: name this run's tables anew" in capsys.readouterr().err
     assert annotate_main([str(photos), "-o", str(out), "--skip-existing", "--stats", str(tmp_path / "s2.csv"), *FAST]) == 0
-    assert "2 input(s) skipped: their output exists" in capsys.readouterr().err
+    assert "2 inputs skipped: their output exists" in capsys.readouterr().err
     assert (tmp_path / "s2.csv").read_text().count("p2.eigencam.png") == 1
     assert sorted(p.name for p in out.iterdir()) == ["p0.eigencam.png", "p1.eigencam.png", "p2.eigencam.png"]
     assert all((out / name).read_bytes() == data for name, data in before.items())  # left as they were

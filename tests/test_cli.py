@@ -567,7 +567,7 @@ def test_skip_existing_says_which_outputs_it_kept_are_not_whole(tmp_path, capsys
                                                                                    *FAST]) == 0
     err = capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in out.iterdir()} == kept  # nothing written over
-    assert "3 input(s) skipped" in err
+    assert "3 inputs skipped" in err
     assert (f"warning: {out / 'a.eigencam.mp4'} holds 10 of the 30 frames of {tmp_path / 'a.mp4'} (a --max-frames "
             "run, or a damaged input?), and was skipped as done: delete it to annotate the video again") in err
     # 10 of 12 is within the allowance for containers' rounding of their frame counts (2 frames)

@@ -446,3 +446,12 @@ def test_a_rate_not_measured_yet_is_a_dash_in_the_status_line(qapp):
     pipeline.capture_fps = 30.0
     StatusReports._update_stats(window)
     assert window.stats_label.text().startswith("capture 30.0 fps  ·  processing — fps (93 ms)  ·  display 10.0 fps")
+    # a network taking seconds a frame: its rate in two figures, its time in seconds (a trial read
+    # "processing 0.0 fps (16602 ms)" for a detector at 16.6 s a frame)
+    for _ in range(3):
+        pipeline.process_rate.tick()
+        clock.t += 16.6
+    pipeline.process_ms = 16602.0
+    pipeline.process_rate.window = 40.0
+    StatusReports._update_stats(window)
+    assert "processing 0.06 fps (16.6 s)" in window.stats_label.text(), window.stats_label.text()

@@ -47,7 +47,7 @@ APPLICATION = "eigencam-live"
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python main.py",
-        description="eigencam-live: see, live, where a CNN looks (Eigen-CAM). "
+        description="eigencam-live: see, live, where a neural network looks (Eigen-CAM). "
         "Opens the desktop app; `python main.py annotate --help` for the headless command.",
     )
     parser.add_argument("--source", "-s", default=None, metavar="SOURCE",

@@ -164,7 +164,8 @@ class SourceActions:
         i = self.source_combo.findData(spec)
         if i < 0:
             kind = "image" if single else info.kind
-            label = f"Camera {spec}" if info.kind == "webcam" else f"{kind}: {Path(str(info.name)).name}"
+            label = (f"Camera {spec}" if info.kind == "webcam" else "Synthetic scene" if spec == "scene"
+                     else f"{kind}: {Path(str(info.name)).name}")  # (the scene was "demo: demo scene", a trial)
             self.source_combo.insertItem(self.source_combo.count() - 3, label, spec)
             i = self.source_combo.findData(spec)
         self.source_combo.setCurrentIndex(i)

@@ -257,7 +257,8 @@ def plan_jobs(
                 raise
         jobs.append(Job(inp, target, *(_derived(Path(p) if p else None, inp, many) for p in (stats, heatmaps, detections))))
     if clashes:
-        more = f"; and {len(clashes) - 1} more input(s) would write another's output" if len(clashes) > 1 else ""
+        more = (f"; and {len(clashes) - 1} more input{'s' if len(clashes) > 2 else ''} would write another's output"
+                if len(clashes) > 1 else "")
         raise SinkError(clashes[0] + more)
     extras = [p for j in jobs for p in j.tables]
     if any(j.is_image for j in jobs):  # the images' shared tables

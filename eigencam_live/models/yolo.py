@@ -76,8 +76,9 @@ def load_yolo(source: str, weights: str = "imagenet") -> LoadedModel:
     try:
         from ultralytics import YOLO
     except ImportError:
-        raise ModelError(f"--model {source} needs the ultralytics package, which is not installed: "
-                         "pip install --no-deps ultralytics ultralytics-thop (see the README)") from None
+        raise ModelError(f"--model {source} needs the ultralytics package, which is not installed: pip install "
+                         "--no-deps ultralytics ultralytics-thop && pip install matplotlib polars psutil pyyaml "
+                         "requests pillow (without its dependencies: its opencv-python breaks PyQt5)") from None
     path = Path(source).expanduser()
     if path.suffix == ".pt" and not path.is_file():
         raise ModelError(f"YOLO checkpoint not found: {path} (download it once, e.g. from the Ultralytics "
