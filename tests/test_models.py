@@ -266,6 +266,20 @@ def test_bad_weights_files_raise_weights_error(tmp_path, capsys):
     assert "arbitrary code ran" not in capsys.readouterr().out
 
 
+def test_weights_for_other_classes_say_the_layer_and_the_way(tmp_path):
+    """A fine-tune for 10 classes gave torch's two lines of size mismatches, no way forward (a trial)."""
+    import torchvision
+
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), tmp_path / "ten.pth")
+    with pytest.raises(WeightsError) as info:
+        load_model("resnet18", str(tmp_path / "ten.pth"))
+    said = str(info.value)
+    assert f"weights file {tmp_path / 'ten.pth'} does not fit resnet18: its fc.weight is 10x512, the network's " \
+           "1000x512 and 1 more (trained for other classes?" in said
+    assert "--model mynet:build, with --weights FILE" in said and "\n" not in said
+
+
 def test_a_state_dict_under_a_wrappers_name_is_read(tmp_path):
     """A trial: every key saved as ``model.<key>`` (a training wrapper's attribute, as Lightning's
     checkpoints have them) was refused for the missing keys alone. Read where the rest fits exactly;

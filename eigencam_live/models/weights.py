@@ -58,6 +58,16 @@ def load_state_file(net: nn.Module, weights: str, name: str) -> str:
     if bad is not None:
         raise WeightsError(f"weights file {path} holds NaN or infinite values (first in {bad!r}); "
                            "the network would predict nothing: use a healthy checkpoint")
+    own = net.state_dict()
+    if set(state) == set(own):  # the same layers, some of other sizes: a network trained for other classes
+        sized = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state.items() if v.shape != own[k].shape]
+        if sized:
+            k, theirs, mine = sized[0]
+            more = f" and {len(sized) - 1} more" if len(sized) > 1 else ""
+            raise WeightsError(
+                f"weights file {path} does not fit {name}: its {k} is {'x'.join(map(str, theirs))}, the network's "
+                f"{'x'.join(map(str, mine))}{more} (trained for other classes? build the network for them in a "
+                "factory, --model mynet:build, with --weights FILE: see the README's Models)")
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
