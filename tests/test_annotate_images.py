@@ -60,9 +60,11 @@ def test_a_folder_of_images_becomes_a_folder_of_annotated_images(tmp_path, capsy
                      "d.eigencam.png": (80, 40)}
     rows = list(csv.DictReader((tmp_path / "s.csv").open()))
     assert [r["file"] for r in rows] == sorted(sizes)
+    # and the image each came from, to join the rows to a ground truth (a trial: the output's name alone)
+    assert [r["input"] for r in rows] == [str(src / n) for n in ("a.png", "b.png", "c.png", "d.jpg")]
     assert all(0 <= int(r["peak_x"]) < 96 and 0 <= float(r["probability"]) <= 1 for r in rows)
     maps = np.load(tmp_path / "m.npz")
-    assert list(maps["files"]) == sorted(sizes)
+    assert list(maps["files"]) == sorted(sizes) and list(maps["inputs"]) == [r["input"] for r in rows]
     assert maps["maps/c.eigencam.png"].dtype == np.float16 and maps["maps/c.eigencam.png"].max() <= 1
 
 

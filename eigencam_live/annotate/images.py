@@ -233,7 +233,7 @@ def annotate_images(
         for i in sorted(done):
             job, r = done[i]
             key = Path(os.path.relpath(os.path.abspath(job.output), base)).as_posix() if base else str(job.output)
-            tables.add(key, r)
+            tables.add(key, r, source=str(job.input))
         try:
             if done:  # none annotated (every image failed): no empty tables beside the errors
                 tables.write()

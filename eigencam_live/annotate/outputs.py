@@ -157,12 +157,13 @@ def remove_stale_parts(target: Path) -> list[Path]:
 class Tables:
     """Collects one row (and optionally one map) per frame or image, then writes them.
 
-    The first column says which: ``index`` and ``pts`` (seconds) for a video, ``file`` for images;
-    a detector's rows end with its number of ``boxes``. The NPZ holds ``maps`` ``(N, h, w)`` float16
-    in ``[0, 1]`` at feature resolution with ``pts`` ``(N,)`` for a video; images, whose maps differ
-    in size, get one array per output file name (``maps/NAME``) and ``files``. The JSON lines file
-    holds one object per frame, ``{"index", "pts", "boxes": [{"box": [x0, y0, x1, y1], "label",
-    "score"}]}`` in frame pixels (images: ``{"file", "boxes"}``).
+    The first column says which: ``index`` and ``pts`` (seconds) for a video, ``file`` (the
+    output's name) and ``input`` (the image read, as named) for images; a detector's rows end with
+    its number of ``boxes``. The NPZ holds ``maps`` ``(N, h, w)`` float16 in ``[0, 1]`` at feature
+    resolution with ``pts`` ``(N,)`` for a video; images, whose maps differ in size, get one array
+    per output file name (``maps/NAME``), ``files`` and ``inputs``. The JSON lines file holds one
+    object per frame, ``{"index", "pts", "boxes": [{"box": [x0, y0, x1, y1], "label", "score"}]}``
+    in frame pixels (images: ``{"file", "input", "boxes"}``).
     """
 
     def __init__(self, stats: Path | None, heatmaps: Path | None, *, detections: Path | None = None,
@@ -173,24 +174,27 @@ class Tables:
         self.rows: list[list[object]] = []
         self.maps: list[np.ndarray] = []
         self.keys: list[object] = []
+        self.inputs: list[str] = []  # (images: each one's input, beside its output's name)
         self.lines: list[str] = []
         self.detector = False
 
-    def add(self, key: float | str, result: FrameResult, index: int = 0) -> None:
-        """``key``: the frame's pts (seconds) or the image's name."""
+    def add(self, key: float | str, result: FrameResult, index: int = 0, source: str = "") -> None:
+        """``key``: the frame's pts (seconds) or the image's output name; ``source``: the image's
+        input (rows joined to a ground truth by it: a trial found the output's name alone awkward)."""
         boxes = result.detections
         self.detector = self.detector or boxes is not None
         if self.stats_path is not None:
             # a detector's best box; no prediction (a backbone, no box): both cells empty, not a probability of 0
             label, prob = (result.predictions[0][0], f"{result.predictions[0][1]:.6f}") if result.predictions else ("", "")
-            where = [key] if self.images else [index, f"{key:.6f}"]
+            where = [key, source] if self.images else [index, f"{key:.6f}"]
             count = [] if boxes is None else [len(boxes)]
             self.rows.append([*where, label, prob, f"{result.explained_component:.6f}", *result.peak, *count])
         if self.heatmaps_path is not None:
             self.maps.append(result.cam.astype(np.float16))
             self.keys.append(key)
+            self.inputs.append(source)
         if self.detections_path is not None:
-            where = {"file": key} if self.images else {"index": index, "pts": round(float(key), 6)}
+            where = {"file": key, "input": source} if self.images else {"index": index, "pts": round(float(key), 6)}
             self.lines.append(json.dumps({**where, "boxes": [d.as_dict() for d in boxes or []]}))
 
     def write(self) -> None:
@@ -207,7 +211,7 @@ class Tables:
             replace_atomically(self.detections_path, part_name(self.detections_path), write, overwrite=self.overwrite)
 
     def _write_stats(self, path: Path) -> None:
-        head = ["file"] if self.images else ["index", "pts"]
+        head = ["file", "input"] if self.images else ["index", "pts"]
         tail = ["boxes"] if self.detector else []
 
         def write(tmp: Path) -> None:
@@ -222,6 +226,7 @@ class Tables:
         if self.images:
             arrays = {f"maps/{k}": m for k, m in zip(self.keys, self.maps, strict=True)}
             arrays["files"] = np.asarray(self.keys, dtype=str)
+            arrays["inputs"] = np.asarray(self.inputs, dtype=str)
         else:
             stack = np.stack(self.maps) if self.maps else np.zeros((0, 0, 0), np.float16)
             arrays = {"maps": stack, "pts": np.asarray(self.keys, dtype=np.float64)}
