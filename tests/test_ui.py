@@ -1381,3 +1381,21 @@ def test_a_factorys_detector_gets_the_detectors_controls(qtbot, make_window, tmp
     wait_frames(qtbot, w, 1)
     assert w.status.detector and w.predictions_box.title().startswith("Detections")
     assert not w.score_spin.isHidden() and not w.boxes_row.isHidden()
+
+
+def test_a_new_models_first_frame_is_said_as_such_not_as_loading(qtbot, make_window):
+    """The veil said "Loading fasterrcnn… 20 s" while the model had loaded and its first frame took
+    16 s (a trial): once loaded, it says the first frame is under way."""
+    w = make_window(replace(FAST, backend="torch", optimize=False))  # (eager: nothing to prepare first)
+    wait_frames(qtbot, w, 2)
+    said: list[str] = []
+    w.pipeline.busy.connect(said.append)
+    w._choose_model("mobilenet_v3_large")
+    qtbot.waitUntil(lambda: w.status is not None and w.status.config.model == "mobilenet_v3_large", timeout=WAIT)
+    wait_frames(qtbot, w, 3)
+    assert said == ["loading mobilenet_v3_large…", "", "mobilenet_v3_large: its first frame…", ""], said
+    said.clear()
+    w.component_spin.setValue(2)  # a setting: no veil
+    qtbot.waitUntil(lambda: w.status.config.component == 2, timeout=WAIT)
+    wait_frames(qtbot, w, 3)
+    assert said == []

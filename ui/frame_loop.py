@@ -113,6 +113,7 @@ class FrameLoop(LoopRecording, LoopSettings):
         self._last_packet: Packet | None = None
         self._last_report: tuple[str, float] = ("", 0.0)
         self._unprepared: object = None  # the engine settings whose preparing failed (not said again each frame)
+        self._loaded = False  # a model was just loaded: its first frame is still to go through
         self._layers_cache: dict[tuple, list] = {}
         self._layers_size: tuple[int, int] | None = None  # the input size the layer list was made for
         # Read by the GUI thread (plain numbers: a torn read is harmless).
@@ -177,6 +178,7 @@ class FrameLoop(LoopRecording, LoopSettings):
             self.out.layers_ready.emit(self._engine_config.model, [])  # the layer box: "no network"
             return True
         self.engine.threads = self._threads
+        self._loaded = True
         self._announce_engine()
         return True
 
@@ -422,6 +424,9 @@ class FrameLoop(LoopRecording, LoopSettings):
                 self.out.busy.emit(f"preparing {name} for {engine.backend.name} from its cached export…")
             else:
                 self.out.busy.emit(f"preparing {name} for {engine.backend.name}{' (once, cached)' if exported else ''}…")
+        first, self._loaded = self._loaded and not preparing, False
+        if first:  # loaded: "loading" no longer (a trial: "Loading fasterrcnn… 20 s" was its first frame's 16 s)
+            self.out.busy.emit(f"{Path(engine.config.model).name}: its first frame…")
         try:
             # The engine draws the picture too (on the GPU when it runs there): one route.
             result = engine.process(frame.image, render=self._render)[0]
@@ -442,7 +447,7 @@ class FrameLoop(LoopRecording, LoopSettings):
             self.shown.now_at(frame, played)
             return
         finally:
-            if preparing:
+            if preparing or first:
                 self.out.busy.emit("")
                 self._unprepared = (engine.config, engine.input_size(hw)) if engine.preparing(hw) else None
         if preparing:

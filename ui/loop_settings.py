@@ -71,6 +71,7 @@ class LoopSettings:
                 # a review); not after a load that failed, whose error it would cover (a review)
                 self._noted = None
                 self._stretch_said.clear()
+                self._loaded = True
         except EigenCamError as exc:
             if slow:
                 kept = f"still {self.engine.config.model}"
