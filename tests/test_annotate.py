@@ -274,7 +274,7 @@ def test_plan_jobs_refuses_paths_written_twice_and_outputs_named_for_another_for
     for name in ("photo.jpg", "photo.JPG", "b.png", "b.PNG"):
         assert cv2.imwrite(str(tmp_path / "case" / name), np.zeros((4, 4, 3), np.uint8))
     for fmt in ("png", "same"):
-        with pytest.raises(SinkError, match=r"its own -o\); and 1 more input\(s\) "
+        with pytest.raises(SinkError, match=r"its own -o\); and 1 more input "
                                             "would write another's output$"):
             plan_jobs([str(tmp_path / "case")], str(tmp_path / "out"), image_format=fmt)
     assert not (tmp_path / "out").exists()  # a run refused leaves no folder behind
