@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 
-from .errors import EigenCamError
+from .errors import EigenCamError, counted
 
 __all__ = ["annotate_main", "build_parser", "pipes_may_close"]
 
@@ -315,7 +315,7 @@ def _run(args: argparse.Namespace) -> int:
                      skip_existing=args.skip_existing, skipped=skipped, short=short,
                      max_frames=args.max_frames)
     if skipped:
-        _say("note", f"{len(skipped)} input{'s' if len(skipped) > 1 else ''} skipped: "
+        _say("note", f"{counted(len(skipped), 'input')} skipped: "
                      f"{'their output exists' if len(skipped) > 1 else 'its output exists'} (--skip-existing)")
     for why in short:  # skipped as done, but not whole: the user decides
         _say("warning", why)
@@ -403,12 +403,12 @@ def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Names
             status = EXIT_ERROR
             if getattr(exc, "stop_requested", False):  # Ctrl-C or SIGTERM came while it failed: no next input
                 word, code = _stopped()
-                _say(word, f"stopped before {len(videos) - videos.index(job) - 1} more video(s)")
+                _say(word, f"stopped before {counted(len(videos) - videos.index(job) - 1, 'more video')}")
                 return code
             continue
         seconds = time.perf_counter() - t0
         if result.removed:
-            _say("note", f"removed {len(result.removed)} part file(s) left by runs that died: "
+            _say("note", f"removed {counted(len(result.removed), 'part file')} left by runs that died: "
                          + ", ".join(p.name for p in result.removed))
         if result.interrupted:
             word, code = _stopped()

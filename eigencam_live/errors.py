@@ -97,6 +97,11 @@ class ConfigError(EigenCamError, ValueError):
         self.reason = message
 
 
+def counted(n: int, noun: str) -> str:
+    """``"1 input"``, ``"3 inputs"``: a count said as a sentence says it, not ``"input(s)"``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def plain_numbers(config, ints: tuple[str, ...] = (), reals: tuple[str, ...] = (), sequences: tuple[str, ...] = ()) -> None:
     """Set a frozen config's fields as Python's own numbers where numpy's were given (a library
     trial: ``component=np.int64(2)`` from a loop over ``np.arange`` was refused, "must be an

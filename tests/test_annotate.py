@@ -525,6 +525,6 @@ def test_a_folder_whose_videos_lie_in_subfolders_says_so_and_the_glob_that_takes
         write_clip(tmp_path / "trip" / sub / "clip.mp4", frames=2)
     (tmp_path / "trip" / "notes").mkdir()
     with pytest.raises(SourceError, match=r"no videos or images in folder .*trip \(folders are not searched below: "
-                                          r"2 subfolder\(s\) hold some, which a glob such as \".*trip/\*/\*\" takes\)"):
+                                          r"2 subfolders hold some, which a glob such as \".*trip/\*/\*\" takes\)"):
         expand_inputs([str(tmp_path / "trip")])
     assert [p.parent.name for p in expand_inputs([str(tmp_path / "trip" / "*" / "*")])] == ["day1", "day2"]

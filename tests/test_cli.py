@@ -429,7 +429,7 @@ sys.exit(annotate_main(sys.argv[1:]))
     lines = [line for line in done.stderr.splitlines() if line.startswith("eigencam-live:")]
     assert done.returncode == 130 and "Traceback" not in done.stderr, done.stderr
     assert lines == [f"eigencam-live: error: {tmp_path / 'a.mp4'}: a failure in the network's stage",
-                     "eigencam-live: interrupted: stopped before 1 more video(s)"], lines
+                     "eigencam-live: interrupted: stopped before 1 more video"], lines
     assert list(out.iterdir()) == []
 
 

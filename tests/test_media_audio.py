@@ -80,7 +80,7 @@ def test_damaged_audio_packets_are_left_out_and_the_rest_is_copied(tmp_path, cap
     assert annotate_main([str(clip), "-o", str(whole), *fast]) == 0
     assert annotate_main([str(damaged), "-o", str(out), *fast]) == 3
     err = capsys.readouterr().err
-    assert "warning: 3 damaged audio packet(s) of damaged.ts left out" in err and "Traceback" not in err
+    assert "warning: 3 damaged audio packets of damaged.ts left out" in err and "Traceback" not in err
     got, ref = probe(out), probe(whole)
     assert got["frames"] == ref["frames"] == 30 and got["audio"]["packets"] == ref["audio"]["packets"] - 3
 

@@ -172,7 +172,7 @@ def test_the_next_run_removes_part_files_of_dead_runs_only(tmp_path, capsys):
         path.write_bytes(b"x")
     assert annotate_main([str(src), *FAST]) == 0
     err = capsys.readouterr().err
-    assert "removed 2 part file(s) left by runs that died" in err, err
+    assert "removed 2 part files left by runs that died" in err, err
     assert not any(p.exists() for p in left)
     assert all(p.read_bytes() == b"x" for p in kept)
     assert probe(out)["frames"] == 6

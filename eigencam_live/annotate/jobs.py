@@ -9,7 +9,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from eigencam_live.errors import SinkError, SourceError
+from eigencam_live.errors import SinkError, SourceError, counted
 from eigencam_live.video import IMAGE_EXTENSIONS, STREAM_SCHEMES, VIDEO_EXTENSIONS, open_source
 
 __all__ = ["IMAGE_FORMATS", "OUTPUT_SUFFIX", "VIDEO_OUTPUT_EXTENSIONS", "Job", "expand_inputs", "plan_jobs"]
@@ -91,7 +91,8 @@ def expand_inputs(specs: list[str]) -> list[Path]:
             if not found:
                 below = [d for d in sorted(os.listdir(path)) if os.path.isdir(os.path.join(path, d))
                          and any(_is_input_name(p) for p in os.listdir(os.path.join(path, d)))]
-                hint = (f" (folders are not searched below: {len(below)} subfolder(s) hold some, which a glob such "
+                hint = (f" (folders are not searched below: {counted(len(below), 'subfolder')} "
+                        f"{'holds' if len(below) == 1 else 'hold'} some, which a glob such "
                         f"as \"{os.path.join(spec, '*', '*')}\" takes)") if below else ""
                 raise SourceError(f"no videos or images in folder {spec}{hint}")
             out += [Path(path) / p for p in found]
@@ -257,8 +258,7 @@ def plan_jobs(
                 raise
         jobs.append(Job(inp, target, *(_derived(Path(p) if p else None, inp, many) for p in (stats, heatmaps, detections))))
     if clashes:
-        more = (f"; and {len(clashes) - 1} more input{'s' if len(clashes) > 2 else ''} would write another's output"
-                if len(clashes) > 1 else "")
+        more = f"; and {counted(len(clashes) - 1, 'more input')} would write another's output" if len(clashes) > 1 else ""
         raise SinkError(clashes[0] + more)
     extras = [p for j in jobs for p in j.tables]
     if any(j.is_image for j in jobs):  # the images' shared tables

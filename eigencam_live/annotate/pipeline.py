@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from eigencam_live.engine import Engine, PendingFrames, Prepared
-from eigencam_live.errors import EigenCamError, SinkError, SourceError
+from eigencam_live.errors import EigenCamError, SinkError, SourceError, counted
 from eigencam_live.render import RenderConfig, picture_size
 from eigencam_live.video import Capture, FileSource, VideoSink, open_source
 
@@ -464,7 +464,7 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
     result.audio = sink.audio_packets > 0
     result.audio_note = sink.audio_note and f"{job.input.name}: {sink.audio_note}"
     if sink.audio_damaged:  # a damaged input, as a cut-off video is
-        damage = f"{sink.audio_damaged} damaged audio packet(s) of {job.input.name} left out"
+        damage = f"{counted(sink.audio_damaged, 'damaged audio packet')} of {job.input.name} left out"
         result.warning = f"{result.warning}; {damage}" if result.warning else damage
     if capture.damage:  # (the video ran to its end: its sound was kept to the end too)
         result.warning = f"{result.warning}; {capture.damage}" if result.warning else capture.damage
