@@ -994,3 +994,48 @@ def test_a_live_sources_frames_in_flight_at_a_pause_are_let_go():
     assert shown.land_on(frames[1], keep=True) and shown.last is frames[1]
     assert [shown.take()[0].index for _ in range(2)] == [2, 3] and not shown.waiting
     assert not shown.land_on(frame(9), keep=True) and shown.last is frames[1], "not kept: nothing changes"
+
+
+def test_the_starting_source_opens_before_the_model_loads_and_its_size_lists_the_layers():
+    """The source box said "Opening car-detection.mp4…" through a detector's 15 s load, and the layers
+    came for a square input, then for the frames' once one had been through (a trial): the source
+    the window starts on opens first, and the layers are listed for its frames from the start. A
+    command line's source that cannot be had ends the run before any model loads."""
+    import threading
+
+    order: list[str] = []
+
+    class Ordered(Out):
+        def __getattr__(self, name: str) -> Signal:
+            signal = super().__getattr__(name)
+            emit = signal.emit
+            signal.emit = lambda *args: (order.append(name), emit(*args))
+            return signal
+
+    out = Ordered()
+    loop = FrameLoop(FAST, RenderConfig(), out, demo_size=(320, 120))
+    loop.put(cmd.OpenSource("scene"))
+    worker = threading.Thread(target=loop.run)
+    worker.start()
+    try:
+        for _ in range(600):  # the first frame's packet, or 60 s
+            if loop.frames_processed:
+                break
+            loop.stop_event.wait(0.1)
+    finally:
+        loop.stop_event.set()
+        loop.wake.set()
+        worker.join(30)
+    assert not worker.is_alive() and loop.frames_processed >= 1, out.errors()
+    assert order.index("source_opened") < order.index("busy") < order.index("engine_changed")  # "loading ..."
+    (model, layers), *later = out.layers_ready.calls
+    engine = Engine(FAST)
+    assert engine.input_size((120, 320)) == (64, 160)  # not the square 64 x 64
+    want = {layer.name: layer.shape for layer in engine.feature_layers((120, 320))}
+    assert {layer.name: layer.shape for layer in layers} == want and later == []  # no second list at the first frame
+
+    out, order[:] = Ordered(), []
+    loop = FrameLoop(FAST, RenderConfig(), out, demo_size=(96, 64), required=frozenset({"source"}))
+    loop.put(cmd.OpenSource("/no/such/clip.mp4"))
+    loop.run()
+    assert "clip.mp4" in out.fatal.calls[0][0] and "busy" not in order and loop.engine is None

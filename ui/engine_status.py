@@ -95,14 +95,15 @@ def build_engine(config: EngineConfig, busy: Say, error: Say, *, typed: frozense
     return engine
 
 
-def layer_list(engine: Engine, cache: dict[tuple, list], error: Say) -> list[Layer]:
-    """The engine's model's feature layers with their shapes for the current input size, listed once
-    per model and input size."""
-    key = (engine.config.model, engine.loaded.weights, engine.input_size())
+def layer_list(engine: Engine, cache: dict[tuple, list], error: Say,
+               frame_hw: tuple[int, int] | None = None) -> list[Layer]:
+    """The engine's model's feature layers with their shapes for the input of a ``frame_hw`` frame
+    (default: the last frame's), listed once per model and input size."""
+    key = (engine.config.model, engine.loaded.weights, engine.input_size(frame_hw))
     layers = cache.get(key)
     if layers is None:
         try:
-            layers = engine.feature_layers()
+            layers = engine.feature_layers(frame_hw)
         except Exception as exc:
             error(f"cannot list the layers of {engine.config.model}: {exc}")
             layers = [Layer(engine.layer, "?", ())]

@@ -150,8 +150,16 @@ class FrameLoop(LoopRecording, LoopSettings):
     def run(self) -> None:
         """The worker thread's body: until :attr:`stop_event` is set."""
         try:
-            if not self._build_engine(typed=frozenset(self._required - {"source"})):
+            self._open_first()
+            if self.stop_event.is_set():  # the command line's source cannot be had (said), or the window closed
                 return
+            dropped_before = self.playback.dropped
+            if self.engine is None and not self._build_engine(typed=frozenset(self._required - {"source"})):
+                return
+            # a camera's frames while the model loaded were not the model's to keep up with
+            self._dropped_offset += max(0, self.playback.dropped - dropped_before)
+            if self._paused and self.playback.is_open and self.shown.last is None:  # a folder's first still
+                self._process_next(record=True)
             while not self.stop_event.is_set():
                 self._drain_commands()
                 if self.stop_event.is_set():
@@ -166,6 +174,17 @@ class FrameLoop(LoopRecording, LoopSettings):
         finally:
             self._stop_recording()
             self._close_source()
+
+    def _open_first(self) -> None:
+        """The source the window starts on (its command, put before the thread started), opened
+        before the model loads: its line in the source box and its size (the layers' shapes) are
+        known during the load's seconds, and a source the command line names that cannot be had is
+        said without waiting for it (a trial: "Opening car-detection.mp4…" for a detector's 15 s)."""
+        try:
+            first = self.commands.get_nowait()
+        except queue.Empty:
+            return
+        self._handle(first)  # (an OpenSource, put by Pipeline.start; anything else as the loop would)
 
     def _build_engine(self, typed: frozenset[str] = frozenset()) -> bool:
         """The engine for the settings (:func:`build_engine`: their fallbacks, said); returns whether
@@ -206,15 +225,18 @@ class FrameLoop(LoopRecording, LoopSettings):
                 command = self.commands.get_nowait()
             except queue.Empty:
                 break
-            try:
-                self.handlers[type(command)](command)
-            except EigenCamError as exc:
-                self.out.error.emit(str(exc))
-            except Exception as exc:
-                self.out.error.emit(f"{type(exc).__name__}: {exc}")
+            self._handle(command)
         # While paused (or at the end of a file) show the effect of a new setting on the same frame.
         if self._redraw and (self._paused or self.playback.ended) and self.shown.last is not None:
             self._process(self.shown.last, record=False)
+
+    def _handle(self, command: cmd.Command) -> None:
+        try:
+            self.handlers[type(command)](command)
+        except EigenCamError as exc:
+            self.out.error.emit(str(exc))
+        except Exception as exc:
+            self.out.error.emit(f"{type(exc).__name__}: {exc}")
 
     def _set_timecode(self, command: cmd.SetTimecode) -> None:
         self._timecode = command.on
@@ -325,8 +347,8 @@ class FrameLoop(LoopRecording, LoopSettings):
             self._paused_by_source = True
         elif source_paused:  # a user's pause stays
             self._set_paused(cmd.SetPaused(False))
-        if self._paused:  # show the first frame of the new source even when paused
-            self._process_next(record=True)
+        if self._paused and self.engine is not None:  # show the first frame of the new source even when
+            self._process_next(record=True)  # paused (before the model has loaded: once it has, see run)
 
     def _close_source(self) -> None:
         self.shown.forget()  # (the frame on screen stays, for a redraw)
