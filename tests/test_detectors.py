@@ -369,6 +369,12 @@ def test_a_detector_from_a_factory_runs_as_the_detector_by_name(tmp_path, monkey
         "        self.extra = torch.nn.Conv2d(3, 3, 1) if extra else None\n"
         "    def forward(self, x):\n"
         "        return self.det(x if self.extra is None else self.extra(x))\n"
+        "class OnItsBackbone(torch.nn.Module):  # a classifier on a detector's backbone: no detector\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.det, self.fc = build(), torch.nn.Linear(672, 3)\n"
+        "    def forward(self, x):\n"
+        "        return self.fc(self.det.backbone(x)['0'].mean((2, 3)))\n"
         "class WrapHands(torch.nn.Module):  # a wrapper of a detector with class names of its own\n"
         "    def __init__(self):\n"
         "        super().__init__()\n"
@@ -420,6 +426,10 @@ def test_a_detector_from_a_factory_runs_as_the_detector_by_name(tmp_path, monkey
     assert [d.label for d in got.detections] == [d.label for d in want.detections]
     np.testing.assert_allclose([d.box for d in got.detections], [d.box for d in want.detections], atol=0.05)
     np.testing.assert_allclose(got.cam, want.cam, atol=1e-4)
+    # a network of its own that uses a part of one (its backbone) is no detector: fed as any network (a review)
+    on_backbone = load_model("mydet:OnItsBackbone", "none")
+    assert not on_backbone.detector and on_backbone.mean == (0.485, 0.456, 0.406) and on_backbone.note is None
+    assert not on_backbone.net.det.transform.__dict__.get("resize")  # its detector's transform left as it was
 
     hands = load_model("mydet:hands", "none")
     assert hands.detector and hands.labels == ["background", "left", "right"] and hands.spec.fixed_input is None

@@ -23,7 +23,7 @@ from torch import nn
 
 from eigencam_live.errors import EigenCamError, ModelError, NetworkError, network_errors
 
-from .detectors import as_detector, coco_labels, is_torchvision_detector
+from .detectors import _as_given, as_detector, coco_labels, is_torchvision_detector
 from .layers import last_map_layer
 from .loaded import LoadedModel, ModelSpec, normalisation
 from .timm_zoo import timm_layer, timm_own
@@ -166,6 +166,26 @@ def _wrapped_detector(net: nn.Module) -> tuple[str, nn.Module, bool] | None:
     return None
 
 
+def _returns_boxes(net: nn.Module, detector: nn.Module) -> bool:
+    """Whether ``net``'s forward runs ``detector`` whole and returns its boxes (a list of dicts with
+    ``boxes``), on a blank input; not where it uses a part of it (its backbone under a classifier's
+    head of its own: a review). The detector's transform is left as it was."""
+    transform = detector.transform
+    fixed = getattr(transform, "fixed_size", None)
+    _as_given(transform, normalise=True)  # (no resize to 800 pixels: a blank input's forward in a second)
+    ran: list[bool] = []
+    hook = detector.register_forward_hook(lambda *_: ran.append(True))
+    try:
+        with torch.no_grad():
+            out = net.eval()(torch.zeros(1, 3, *(tuple(fixed) if fixed else (128, 128))))
+    except Exception:
+        out = None
+    finally:
+        hook.remove()
+        del transform.resize  # its own again
+    return bool(ran) and isinstance(out, (list, tuple)) and bool(out) and isinstance(out[0], dict) and "boxes" in out[0]
+
+
 def _copied(net: nn.Module, name: str) -> nn.Module:
     try:
         return copy.deepcopy(net)
@@ -197,16 +217,17 @@ def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imag
         labels = getattr(inner[1], "labels", None)  # "2" for "dog")
     if labels is not None and (isinstance(labels, str) or not all(isinstance(x, str) for x in labels)):
         raise ModelError(f"{name}.labels must be a list of class names")
-    if inner is not None and not inner[2]:  # a wrapper with layers of its own around it: it runs, as a detector
-        where = inner[0]  # (a trial: its boxes drawn, but --score and --detections refused, the map a head's)
-        if not owned:
-            net = _copied(net, name)
-        detector = net.get_submodule(where)
-        loaded = as_detector(net, name, list(labels) if labels is not None else coco_labels(detector), weights, True,
-                             inside=where)
-        loaded.note = (f"{name} runs a torchvision detector ({where}) with layers of its own: it runs as it is, on "
-                       f"pixels in [0, 1], its detector's transform normalising them and no longer resizing them")
-        return loaded
+    if inner is not None and not inner[2]:  # layers of its own around a detector whose boxes it returns: it runs,
+        where = inner[0]  # as a detector (a trial: its boxes drawn, --score and --detections refused, a head's map)
+        mine = net if owned else _copied(net, name)
+        if _returns_boxes(mine, mine.get_submodule(where)):
+            detector = mine.get_submodule(where)
+            loaded = as_detector(mine, name, list(labels) if labels is not None else coco_labels(detector), weights,
+                                 True, inside=where)
+            loaded.note = (f"{name} runs a torchvision detector ({where}) with layers of its own: it runs as it is, "
+                           "on pixels in [0, 1], its detector's transform normalising them and no longer resizing them")
+            return loaded
+        inner = None  # a part of one in a network of its own (its backbone before a classifier): a network as any
     if inner is not None:  # a wrapper that only calls it: its transform resized the input and hid the boxes
         where, net = inner[:2]
     if is_torchvision_detector(net):  # as by name: boxes, the backbone's maps, the transform's normalisation
