@@ -1432,36 +1432,81 @@ def test_a_yolo_like_onnx_file_defaults_to_the_map_its_coarsest_head_reads(form,
 
 
 class _Boxes(torch.nn.Module):
-    """A detector exported with its post-processing, as torchvision's are: per-box outputs."""
+    """A detector exported with its post-processing, as torchvision's are: per-box outputs (none at
+    all above a threshold no score reaches, as Faster R-CNN's on a blank input)."""
 
-    def __init__(self) -> None:
+    def __init__(self, threshold: float = 0.0) -> None:
         super().__init__()
+        self.threshold = threshold
         self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, 32, 1), torch.nn.ReLU())
         self.box, self.cls = torch.nn.Linear(16, 40), torch.nn.Linear(16, 10)
 
     def forward(self, x):
         pooled = self.features(x).mean((2, 3))[0]
         scores = self.cls(pooled).sigmoid()
-        return self.box(pooled).view(10, 4), scores, (scores * 90).long()
+        keep = scores >= self.threshold
+        return self.box(pooled).view(10, 4)[keep], scores[keep], (scores * 90).long()[keep]
 
 
-@pytest.mark.parametrize("names", [("boxes", "scores", "labels"), ("out0", "out1", "out2")])
-def test_an_onnx_detector_with_its_boxes_is_said_and_its_box_scores_are_no_classes(names, tmp_path):
+@pytest.mark.parametrize(("names", "threshold"), [(("boxes", "scores", "labels"), 0.0), (("out0", "out1", "out2"), 0.0),
+                                                  ((None, None, None), 2.0)], ids=["named", "unnamed", "none kept"])
+def test_an_onnx_detector_with_its_boxes_is_said_and_its_box_scores_are_no_classes(names, threshold, tmp_path):
     """torchvision's SSDlite exported to ONNX (boxes (N, 4), scores (N,), labels (N,)) was read as a
-    classifier of N classes, in silence: top-1 "198" at 0.3 % in the stats (a trial)."""
+    classifier of N classes, in silence: top-1 "198" at 0.3 % in the stats (a trial); Faster
+    R-CNN's, with no box on a blank input and torch's own output names, as 4 classes, and failed on
+    the first frame (a review)."""
     import warnings
 
     torch.manual_seed(0)
     path = tmp_path / "det.onnx"
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(_Boxes().eval(), (torch.zeros(1, 3, 224, 224),), str(path), input_names=["x"],
-                          output_names=list(names), dynamic_axes={"x": {2: "h", 3: "w"}}, opset_version=17, dynamo=False)
+        torch.onnx.export(_Boxes(threshold).eval(), (torch.zeros(1, 3, 224, 224),), str(path), input_names=["x"],
+                          output_names=None if names[0] is None else list(names), dynamic_axes={"x": {2: "h", 3: "w"}},
+                          opset_version=17, dynamo=False)
+    if names[0] is None:
+        import onnx
+
+        names = tuple(o.name for o in onnx.load(str(path)).graph.output)
     engine = Engine(EngineConfig(model=str(path), short_side=224))
     got = engine.process_one(scene(120, 200, corner="br", seed=1))
     assert engine.loaded.classes is None and got.predictions == [] and got.cam.shape == (7, 12)
     assert f"det.onnx is a detector (its outputs {', '.join(names)} are per box)" in engine.loaded.note
     assert engine.loaded.note in engine.warnings
+
+
+class _Scales(torch.nn.Module):
+    """A classifier of 4 classes reading two scales, pooled and joined (the joined features of two
+    grids are no detection head's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.s16 = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 16, 1), torch.nn.ReLU())
+        self.s32 = torch.nn.Sequential(torch.nn.Conv2d(8, 16, 3, 2, 1), torch.nn.ReLU(), torch.nn.Conv2d(16, 16, 1),
+                                       torch.nn.ReLU())
+        self.fc = torch.nn.Linear(24, 4)
+
+    def forward(self, x):
+        f16 = self.s16(x)
+        logits = self.fc(torch.cat([f16.mean((2, 3)), self.s32(f16).mean((2, 3))], 1))
+        return logits, logits.softmax(1)
+
+
+def test_a_classifier_joining_scales_keeps_its_last_map_and_4_classes_in_a_fixed_batch_are_no_boxes(tmp_path):
+    """A review: a classifier's pooled scales, joined, were taken for a detection head's levels (the
+    default one map too early); its 4 classes in a graph of a fixed batch of 8, (8, 4), for boxes."""
+    import warnings
+
+    torch.manual_seed(0)
+    path = tmp_path / "scales.onnx"
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_Scales().eval(), (torch.zeros(8, 3, 224, 224),), str(path), input_names=["x"],
+                          output_names=["logits", "probs"], opset_version=17, dynamo=False)
+    engine = Engine(EngineConfig(model=str(path)))
+    assert engine.layer == "/s32/s32.3/Relu_output_0" and engine.loaded.classes == 4
+    got = engine.process_one(scene(224, 224, corner="br", seed=1))
+    assert len(got.predictions) == 4 and "detector" not in (engine.loaded.note or "")
 
 
 def test_settings_an_onnx_file_has_no_use_for_are_refused(tmp_path):

@@ -128,6 +128,8 @@ class OnnxFile:
         #: the op type that makes each node output (``Conv``, ``Relu``, ...)
         self.kinds = {o: node.op_type for node in graph.node for o in node.output if o}
         self._inputs = {o: list(node.input) for node in graph.node for o in node.output if o}
+        self._concat_axes = {node.output[0]: next((a.i for a in node.attribute if a.name == "axis"), 0)
+                             for node in graph.node if node.op_type == "Concat" and node.output}
         #: outputs pooled over the positions whatever the input's size: a global pool's, and what is
         #: computed from those alone (a squeeze-excitation's 1x1 convolutions and gate): never maps
         self._pooled: set[str] = set()
@@ -165,7 +167,7 @@ class OnnxFile:
             # else an output that other scores are computed from by a layer is not them (an embedding
             # before its logits; not logits before their softmax or their top-k values)
             pairs = [(o, _batched(outputs.get(o), n)) for o in self.outputs]
-            boxes = _box_outputs({o: outputs.get(o) for o in self.outputs})
+            boxes = _box_outputs({o: outputs.get(o) for o in self.outputs}, n)
             if boxes:  # a detector's per-box outputs: its boxes' scores are no class scores (a trial: top-1 "198")
                 self.detector = f"{', '.join(boxes)}"
                 pairs = [(o, None if o in boxes else v) for o, v in pairs]
@@ -240,7 +242,11 @@ class OnnxFile:
         six): the map the head of the level nearest stride 32 reads (YOLO's neck at stride 32, where
         its Eigen-CAM is usually taken; the grid a torch detector's levels are stacked on), not that
         head's raw predictions, which the last map before the output was (a trial), nor SSD's last,
-        2x2 map. ``None`` where no output joins such levels."""
+        2x2 map. Only in a graph without class scores, and where the join is of positions: each part
+        as long as its level's cells, or a multiple (anchors), not of pooled features (a classifier's
+        scales, a review). ``None`` where no output joins such levels."""
+        if self.output is not None:
+            return None
         layers, shapes = self.layers(size), self.shapes(size)
         place = {name: i for i, name in enumerate(self.order)}
 
@@ -253,7 +259,14 @@ class OnnxFile:
             if (self.kinds[joined] != "Concat" or joined not in wanted
                     or len(shapes.get(joined, ())) == 4):  # (channels of one grid: an Inception block's, a U-Net's)
                 continue
-            levels = {lv for lv in map(level, (i for i in self._inputs[joined] if i in self.kinds)) if lv is not None}
+            axis = self._concat_axes.get(joined, 0)
+            levels = set()
+            for part in self._inputs[joined]:
+                lv, shape = level(part), shapes.get(part, ())
+                if part in self.kinds and part not in self._pooled and lv is not None and shape and -len(shape) <= axis < len(shape):
+                    cells = layers[lv][1] * layers[lv][2]
+                    if shape[axis] > 0 and shape[axis] % cells == 0:  # the positions of its level's grid
+                        levels.add(lv)
             if len({layers[lv][1:] for lv in levels}) >= 2:
                 heads.append(min(levels, key=lambda lv: abs(math.log(size[0] / layers[lv][1] / LEVEL_STRIDE))))
         grid = min((layers[h][1:] for h in heads), key=lambda g: abs(math.log(size[0] / g[0] / LEVEL_STRIDE)), default=None)
@@ -343,18 +356,23 @@ class OnnxFile:
             return ort.InferenceSession(proto, options, providers=["CPUExecutionProvider"])
 
 
-def _box_outputs(outputs: dict[str, object]) -> list[str]:
-    """The outputs that are a detector's per box: its boxes, ``(N, 4)`` or ``(B, N, 4)`` (named as
-    boxes, or with another output of N values beside them), and the outputs of N values beside
-    them (scores, labels; a Mask R-CNN's masks). ``[]`` where there are no boxes."""
+def _box_outputs(outputs: dict[str, object], n: int) -> list[str]:
+    """The outputs that are a detector's per box, for ``n`` images: its boxes, ``(N, 4)`` or
+    ``(n, N, 4)`` (named as boxes, or with another output of N values beside them; none at all, as a
+    blank input gives, whatever their names), and the outputs of N values beside them (scores,
+    labels; a Mask R-CNN's masks). Not ``(n, 4)`` scores of 4 classes unnamed as boxes (a graph of
+    a fixed batch, a review). ``[]`` where there are no boxes."""
     arrays = {o: v for o, v in outputs.items() if isinstance(v, np.ndarray)}
     for name, value in arrays.items():
-        if value.ndim not in (2, 3) or value.shape[-1] != 4 or (value.ndim == 3 and value.shape[0] != 1):
+        named = "box" in name.lower()
+        if value.ndim not in (2, 3) or value.shape[-1] != 4 or (value.ndim == 3 and value.shape[0] != n):
             continue
         count = value.shape[-2]
+        if value.ndim == 2 and count == n and not named:
+            continue
         beside = [o for o, v in arrays.items() if o != name and v.ndim >= 1
-                  and (v.shape[0] == count or (v.ndim >= 2 and v.shape[0] == 1 and v.shape[1] == count))]
-        if beside and (count != 4 or "box" in name.lower()) and ("box" in name.lower() or count > 4):
+                  and (v.shape[0] == count or (v.ndim >= 2 and v.shape[0] == n and v.shape[1] == count))]
+        if beside and (named or count > 4 or count == 0):
             return [name, *beside]
     return []
 
