@@ -518,6 +518,14 @@ def test_a_password_in_a_url_is_never_shown():
     assert shown_url("http://cam/videostream.cgi?user=admin&pwd=abc&res=1") == "http://cam/videostream.cgi?user=admin&pwd=***&res=1"
     assert (shown_url("rtsp://u:p@cam/h264?PASSWORD=a;api_key=b&X-Auth-Token=c&token=")
             == "rtsp://u:***@cam/h264?PASSWORD=***;api_key=***&X-Auth-Token=***&token=")
+    # in the path (XMEye's cameras, & or _ between the fields), the fragment, and where the URL does not parse
+    assert (shown_url("rtsp://10.0.0.5:554/user=admin&password=s3cret&channel=1&stream=0.sdp")
+            == "rtsp://10.0.0.5:554/user=admin&password=***&channel=1&stream=0.sdp")
+    assert shown_url("rtsp://10.0.0.5/user=admin_password=s3cret_channel=1") == "rtsp://10.0.0.5/user=admin_password=***_channel=1"
+    assert shown_url("http://cam/v.cgi?loginuse=admin&loginpas=abc#access_token=zz&t=1") == \
+        "http://cam/v.cgi?loginuse=admin&loginpas=***#access_token=***&t=1"
+    assert shown_url("https://cdn/x.m3u8?hdnts=exp=1~acl=/*~hmac=abc&b=1") == "https://cdn/x.m3u8?hdnts=***&b=1"
+    assert shown_url("http://[bad/a?pwd=x") == "http://[bad/a?pwd=***"
     for plain in ("rtsp://admin@cam/x", "http://cam/live.ts", "udp://@:1234", "clip.mp4", "http://[::1",
                   "http://cam/a?monkey=1&keyframe=2&passes=3", "http://h/a?b"):
         assert shown_url(plain) == plain

@@ -25,10 +25,14 @@ STREAM_TIMEOUT = (5.0, 5.0)
 CLOCK_JUMP_S = 3.0
 #: A frame that took this long (seconds) to come was not held at a timeout (see _held_since).
 _FLOWING_S = 0.01
-#: A query's field whose value is a secret: by its name, or its name's last word (``api_key``, ``X-Auth-Token``).
-_SECRET_IN_QUERY = re.compile(
-    r"((?:^|[&;])(?:[^&;=]*[_.-])?(?:pwd|pass|passwd|password|passcode|secret|token|accesstoken|key|apikey|auth"
-    r"|sig|signature)=)[^&;]+", re.I)
+#: The names of fields whose value is a secret, whole or as their name's last word (``api_key``, ``X-Auth-Token``).
+_SECRETS = (r"(?:pwd|psw|pass|passwd|password|passcode|loginpas|secret|token|accesstoken|jwt|key|apikey|auth|sig"
+            r"|signature|hmac|hdnts)")
+#: Such a field in a query or a fragment (``?user=admin&pwd=...``), its value up to the next field.
+_SECRET_IN_QUERY = re.compile(rf"((?:^|[&;?#])(?:[^&;=?#]*[_.-])?{_SECRETS}=)[^&;#]+", re.I)
+#: ... and in a path, where some cameras put it (XMEye's ``/user=admin&password=...&channel=1``,
+#: or ``_``-separated): the value up to the next field, ``_`` or ``/``.
+_SECRET_IN_PATH = re.compile(rf"((?:^|[&;_/])(?:[^&;=_/]*[.-])?{_SECRETS}=)[^&;_/]+", re.I)
 #: FFmpeg's AVFMT_NOTIMESTAMPS: the container format carries no timestamps (MJPEG over HTTP).
 _NO_TIMESTAMPS = 0x0080
 
@@ -36,16 +40,18 @@ _NO_TIMESTAMPS = 0x0080
 def shown_url(url: str) -> str:
     """``url`` as it may be shown and said: a password in it as ``***`` (a camera's, on a projector
     in a talk: the source list, the window's title and every message showed it), and the value of
-    a query's password, token or key (``?user=admin&pwd=...``: Foscam's, Reolink's cameras; an HLS
-    link's token). Anything else is given back as it is."""
+    a password, token or key field in its query, fragment or path (``?user=admin&pwd=...``: Foscam's,
+    Reolink's cameras; XMEye's ``/user=admin&password=...``; an HLS link's token). Anything else is
+    given back as it is."""
     try:
         parts = urlsplit(url)
-    except ValueError:  # (not a URL this parses: no password to find in it)
-        return url
+    except ValueError:  # (not a URL this parses: its fields, if any, all the same)
+        return _SECRET_IN_QUERY.sub(r"\1***", url)
     if parts.password is not None:
         parts = parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}")
-    if parts.query:
-        parts = parts._replace(query=_SECRET_IN_QUERY.sub(r"\1***", parts.query))
+    parts = parts._replace(path=_SECRET_IN_PATH.sub(r"\1***", parts.path),
+                           query=_SECRET_IN_QUERY.sub(r"\1***", parts.query),
+                           fragment=_SECRET_IN_QUERY.sub(r"\1***", parts.fragment))
     shown = urlunsplit(parts)
     return url if shown == urlunsplit(urlsplit(url)) else shown
 
