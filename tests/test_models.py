@@ -278,6 +278,12 @@ def test_weights_for_other_classes_say_the_layer_and_the_way(tmp_path):
     assert f"weights file {tmp_path / 'ten.pth'} does not fit resnet18: its fc.weight is 10x512, the network's " \
            "1000x512 and 1 more (trained for other classes?" in said
     assert "--model mynet:build, with --weights FILE" in said and "\n" not in said
+    other = torchvision.models.resnet18()  # another stem (a 3x3 kernel): no "other classes?" (a review)
+    other.conv1 = torch.nn.Conv2d(3, 64, 3, 2, 1, bias=False)
+    torch.save(other.state_dict(), tmp_path / "stem.pth")
+    with pytest.raises(WeightsError, match="size mismatch for conv1.weight") as info:
+        load_model("resnet18", str(tmp_path / "stem.pth"))
+    assert "other classes" not in str(info.value)
 
 
 def test_a_state_dict_under_a_wrappers_name_is_read(tmp_path):

@@ -4,6 +4,7 @@ splash is up while it is, until the window shows."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -53,6 +54,12 @@ def test_the_splash_leaves_x11s_opengl_out_or_does_not_show():
     assert splash._safe_before_torch({"QT_QPA_PLATFORM": "offscreen"})
 
 
+def test_no_splash_on_windows(monkeypatch):
+    """torch 2.9 and later fail to load their DLLs on Windows once Qt's are loaded (WinError 1114)."""
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert not splash._safe_before_torch({})
+
+
 @linux_only
 def test_without_a_display_the_app_says_so_in_one_line_before_torch_loads(tmp_path):
     code = "import sys, main; code = main.main(['--source', 'demo']); print(code, 'torch' in sys.modules)"
@@ -86,6 +93,21 @@ splash.show_splash, splash.close_splash = show, close
 import main
 main.run(sys.argv[1:])
 """
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+@pytest.mark.skipif(shutil.which("xvfb-run") is None or sys.platform != "linux", reason="needs Xvfb")
+def test_on_x11_the_splash_and_the_window_come_up_with_torch_loaded_between(tmp_path):
+    """Qt's X11 OpenGL integration loads Mesa's LLVM, and Triton's, loaded after it by torchvision,
+    segfaulted the process: the real X11 path, under Xvfb (offscreen has no OpenGL to load)."""
+    done = subprocess.run(
+        ["xvfb-run", "-a", sys.executable, "-c", _APP, "--no-settings", "--source", "scene", "--model",
+         "mobilenet_v3_small", "--weights", "none", "--short-side", "64", "--demo-size", "160x120", "--threads", "1"],
+        cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=140,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines() == ["splash True False", "window True True True"], done.stdout + done.stderr[-3000:]
 
 
 @pytest.mark.slow

@@ -51,9 +51,12 @@ def _safe_before_torch(environ=None) -> bool:
     system's LLVM (Mesa's), and Triton's own LLVM, which torchvision loads later, then crashed the
     process (a segfault under Xvfb). The app draws without OpenGL, so on X11 the integration is left
     out (``QT_XCB_GL_INTEGRATION=none``) unless the user chose one; elsewhere on Linux (Wayland,
-    EGL) there is no splash, as there was none before."""
+    EGL) there is no splash, as there was none before; nor on Windows, where torch 2.9 and later
+    fail to load their DLLs once Qt's are loaded (WinError 1114, pytorch#166628; a review)."""
     env = os.environ if environ is None else environ
-    if sys.platform in ("darwin", "win32"):
+    if sys.platform == "win32":
+        return False
+    if sys.platform == "darwin":
         return True
     if env.get("QT_QPA_PLATFORM", "") in ("offscreen", "minimal"):
         return True

@@ -61,7 +61,8 @@ def load_state_file(net: nn.Module, weights: str, name: str) -> str:
     own = net.state_dict()
     if set(state) == set(own):  # the same layers, some of other sizes: a network trained for other classes
         sized = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state.items() if v.shape != own[k].shape]
-        if sized:
+        # (as many outputs and nothing else changed: not a ViT's position embedding for another size, a review)
+        if sized and all(len(a) == len(b) and a[1:] == b[1:] for _, a, b in sized):
             k, theirs, mine = sized[0]
             more = f" and {len(sized) - 1} more" if len(sized) > 1 else ""
             raise WeightsError(
