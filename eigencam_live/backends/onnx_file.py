@@ -169,7 +169,7 @@ class OnnxFile:
             pairs = [(o, _batched(outputs.get(o), n)) for o in self.outputs]
             boxes = _box_outputs({o: outputs.get(o) for o in self.outputs}, n)
             if boxes:  # a detector's per-box outputs: its boxes' scores are no class scores (a trial: top-1 "198")
-                self.detector = f"{', '.join(boxes)}"
+                self.detector = ", ".join(boxes)
                 pairs = [(o, None if o in boxes else v) for o, v in pairs]
             shaped = {o for o, v in pairs if reads_as_scores(v)}
             feeding = {o for o in shaped for p in shaped if p != o and self._layer_between(o, p)}
@@ -254,7 +254,7 @@ class OnnxFile:
             return name if name in layers else max((i for i in self._ancestors(name, values=True) if i in layers),
                                                     key=place.__getitem__, default=None)
 
-        wanted, heads = feeding | set(self.outputs), []  # each joined output's coarsest level (boxes', classes')
+        wanted, heads = feeding | set(self.outputs), []  # each join's level nearest stride 32 (boxes', classes')
         for joined in self.order:
             if (self.kinds[joined] != "Concat" or joined not in wanted
                     or len(shapes.get(joined, ())) == 4):  # (channels of one grid: an Inception block's, a U-Net's)
