@@ -293,6 +293,7 @@ def _draw_panel(panel: np.ndarray, boxes: list) -> None:
         text = f"{det.label} {det.score:.2f}"
         (tw, th), base = cv2.getTextSize(text, font, scale, thick)
         ty = y0 - outline if y0 - th - base - 2 * pad >= 0 else min(height - 1, y1 + th + 2 * pad)  # above, else below
+        x0 = max(0, min(x0, width - tw - 2 * pad))  # inside the panel (a box at its right edge: "hair drier (", a trial)
         cv2.rectangle(panel, (x0, ty - th - pad - 1), (x0 + tw + 2 * pad, ty + base - 1), _DARK, -1)
         cv2.putText(panel, text, (x0 + pad, ty - 1), font, scale, _LIGHT, thick, cv2.LINE_AA)
     for x0, y0, x1, y1 in rects:

@@ -48,6 +48,19 @@ def _no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", guarded)
 
 
+@pytest.fixture(autouse=True)
+def _qt_garbage_in_the_gui_thread(request):
+    """After a test with Qt widgets, its windows (released by pytest-qt, freed only by the cyclic
+    collector: their slots hold them) are collected here, on the GUI thread. Left to chance, a
+    collection in the next test's worker thread deleted a window there: a segfault in CI, in an
+    engine worker's signal emission (a run beside a GUI trial)."""
+    yield
+    if {"qtbot", "qapp"} & set(request.fixturenames):
+        import gc
+
+        gc.collect()
+
+
 # Threads that libraries keep for the life of the process, by design.
 _BACKGROUND = ("TMonitor", "tqdm_monitor")  # tqdm's monitor
 

@@ -123,6 +123,17 @@ def test_boxes_and_tags_grow_with_the_frame():
     assert 4 * small_tag <= big_tag <= 8 * small_tag, (small_tag, big_tag)  # (its strokes thicker too)
 
 
+def test_a_tag_at_the_frames_right_edge_is_moved_inside_it():
+    """A box at the right edge had its tag cut off there ("hair drier (", a trial)."""
+    box = Detection((600.0, 100.0, 639.0, 200.0), "hair drier", 0.91)
+    mid = Detection((300.0, 100.0, 339.0, 200.0), "hair drier", 0.91)  # room to the right: the whole tag
+    tag = draw_boxes(np.zeros((360, 640, 3), np.uint8), [mid], 640)[:96].min(axis=2) > 200
+    width = np.ptp(np.flatnonzero(tag.any(axis=0))) + 1
+    picture = draw_boxes(np.zeros((360, 640, 3), np.uint8), [box], 640)
+    cols = np.flatnonzero((picture[:96].min(axis=2) > 200).any(axis=0))
+    assert cols.max() < 640 and np.ptp(cols) + 1 == width  # the whole tag, ending inside the frame
+
+
 def test_alpha_zero_is_the_frame_and_one_is_the_colormap(frame, heat):
     for cmap in ("jet", "inferno"):
         np.testing.assert_array_equal(render(frame, heat, "overlay", 0.0, cmap), frame)

@@ -30,8 +30,25 @@ def _env(tmp_path: Path, **changes: str | None) -> dict[str, str]:
 @linux_only
 def test_no_display_is_said_for_what_names_none():
     assert "neither DISPLAY nor WAYLAND_DISPLAY" in splash.no_display({})
-    for env in ({"DISPLAY": ":0"}, {"WAYLAND_DISPLAY": "wayland-0"}, {"QT_QPA_PLATFORM": "offscreen"}):
+    for env in ({"WAYLAND_DISPLAY": "wayland-0"}, {"QT_QPA_PLATFORM": "offscreen"}, {"DISPLAY": "odd-form"}):
         assert splash.no_display(env) is None, env
+
+
+@linux_only
+def test_a_display_no_x_server_answers_at_is_said(tmp_path):
+    """A DISPLAY left from a lost ssh -X: Qt aborted (exit 134) in six lines (a trial)."""
+    import socket
+
+    free = next(n for n in range(600, 700) if not os.path.exists(f"/tmp/.X11-unix/X{n}"))
+    assert splash.no_display({"DISPLAY": f":{free}"}) == (
+        f"no X server answers at DISPLAY=:{free}: run it on a desktop, under ssh -X or xvfb-run, or annotate "
+        "headless with `python main.py annotate INPUT`")
+    with socket.socket() as server:  # something listening on X's TCP port for display N: taken as one
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        if port > 6000:
+            assert splash.no_display({"DISPLAY": f"127.0.0.1:{port - 6000}"}) is None
 
 
 @pytest.mark.parametrize(("argv", "opens"), [

@@ -1393,7 +1393,7 @@ def test_a_new_models_first_frame_is_said_as_such_not_as_loading(qtbot, make_win
     w._choose_model("mobilenet_v3_large")
     qtbot.waitUntil(lambda: w.status is not None and w.status.config.model == "mobilenet_v3_large", timeout=WAIT)
     wait_frames(qtbot, w, 3)
-    assert said == ["loading mobilenet_v3_large…", "", "mobilenet_v3_large: its first frame…", ""], said
+    assert said == ["loading mobilenet_v3_large…", "", "running mobilenet_v3_large on its first frame…", ""], said
     said.clear()
     w.component_spin.setValue(2)  # a setting: no veil
     qtbot.waitUntil(lambda: w.status.config.component == 2, timeout=WAIT)

@@ -455,3 +455,6 @@ def test_a_rate_not_measured_yet_is_a_dash_in_the_status_line(qapp):
     pipeline.process_rate.window = 40.0
     StatusReports._update_stats(window)
     assert "processing 0.06 fps (16.6 s)" in window.stats_label.text(), window.stats_label.text()
+    pipeline.process_ms = 0.0  # none timed since the rates started over (a new model): no "(0 ms)"
+    StatusReports._update_stats(window)
+    assert "processing 0.06 fps  ·  display" in window.stats_label.text(), window.stats_label.text()

@@ -15,6 +15,7 @@ from PyQt5.QtCore import QSignalBlocker, Qt
 from PyQt5.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QCompleter,
     QFileDialog,
     QFormLayout,
     QGroupBox,
@@ -129,6 +130,9 @@ def build_panel(w, dock: QWidget) -> QWidget:
     w.model_combo = ComboBox(mdl)
     w.model_combo.setEditable(True)  # timm:NAME, package.module:callable or a .onnx path, typed
     w.model_combo.setInsertPolicy(QComboBox.NoInsert)
+    # the names that match in a list under the box, not the first one completed into it: "resnet1" + Enter
+    # loaded resnet18 without a word, where resnet101 and resnet152 match too (a trial)
+    w.model_combo.completer().setCompletionMode(QCompleter.PopupCompletion)
     w.model_combo.lineEdit().setPlaceholderText("name, timm:NAME, module:factory")
     for name in sorted(MODELS, key=natural_key) + list(DETECTORS) + list(SUGGESTED_MODELS):
         w.model_combo.addItem(name, name)

@@ -448,7 +448,7 @@ class FrameLoop(LoopRecording, LoopSettings):
                 self.out.busy.emit(f"preparing {name} for {engine.backend.name}{' (once, cached)' if exported else ''}…")
         first, self._loaded = self._loaded and not preparing, False
         if first:  # loaded: "loading" no longer (a trial: "Loading fasterrcnn… 20 s" was its first frame's 16 s)
-            self.out.busy.emit(f"{Path(engine.config.model).name}: its first frame…")
+            self.out.busy.emit(f"running {Path(engine.config.model).name} on its first frame…")
         try:
             # The engine draws the picture too (on the GPU when it runs there): one route.
             result = engine.process(frame.image, render=self._render)[0]

@@ -37,10 +37,11 @@ class LoopSettings:
             self.out.warning.emit(e.loaded.note)
         self._noted = e.loaded.note
         self._backend_running = e.backend.running
-        # for the source's frames before the first has been through (a folder of 16:9 photos was listed
-        # at 7x7, then at 7x12 a few seconds later; a trial)
-        info = self.playback.info
-        hw = (info.height, info.width) if info is not None and info.width and info.height else None
+        # for the frame on screen, else the source's frames before the first has been through (a folder
+        # of 16:9 photos was listed at 7x7, then at 7x12 a few seconds later; a trial)
+        info, last = self.playback.info, self.shown.last
+        hw = (last.image.shape[:2] if last is not None
+              else (info.height, info.width) if info is not None and info.width and info.height else None)
         self._layers_size = e.input_size(hw)
         self.out.layers_ready.emit(e.config.model, layer_list(e, self._layers_cache, self.out.error.emit, hw))
 

@@ -29,10 +29,39 @@ def no_display(environ=None) -> str | None:
     the BSDs) and nothing names one; Qt's platform (``QT_QPA_PLATFORM``: offscreen, vnc...) chosen
     by hand is trusted."""
     env = os.environ if environ is None else environ
-    if sys.platform in ("darwin", "win32") or env.get("QT_QPA_PLATFORM") or env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+    if sys.platform in ("darwin", "win32") or env.get("QT_QPA_PLATFORM") or env.get("WAYLAND_DISPLAY"):
         return None
-    return ("no display to open the app's window on (neither DISPLAY nor WAYLAND_DISPLAY is set): run it on a "
-            "desktop, under ssh -X or xvfb-run, or annotate headless with `python main.py annotate INPUT`")
+    how = "run it on a desktop, under ssh -X or xvfb-run, or annotate headless with `python main.py annotate INPUT`"
+    if not env.get("DISPLAY"):
+        return f"no display to open the app's window on (neither DISPLAY nor WAYLAND_DISPLAY is set): {how}"
+    if not _x_server_answers(env["DISPLAY"]):  # (Qt aborted, exit 134, in six lines: a lost ssh -X, a trial)
+        return f"no X server answers at DISPLAY={env['DISPLAY']}: {how}"
+    return None
+
+
+def _x_server_answers(display: str) -> bool:
+    """Whether an X server takes a connection at ``display`` (``:0``, ``:1.0``, ``host:10.0``):
+    its socket, or its abstract one (a sandbox without /tmp/.X11-unix), or TCP port 6000 + N; a
+    form this does not read is given the benefit of the doubt."""
+    import socket
+
+    host, _, rest = display.rpartition(":")
+    number = rest.split(".")[0]
+    if not number.isdigit() or "/" in host:  # (macOS's launchd path, or another form: Qt will say)
+        return True
+    if host in ("", "unix"):
+        tries = [(socket.AF_UNIX, f"/tmp/.X11-unix/X{number}"), (socket.AF_UNIX, f"\0/tmp/.X11-unix/X{number}")]
+    else:
+        tries = [(socket.AF_INET, (host, 6000 + int(number)))]
+    for family, address in tries:
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.settimeout(1.0)
+                s.connect(address)
+            return True
+        except OSError:
+            continue
+    return False
 
 
 def _opens_window(argv: list[str]) -> bool:

@@ -171,10 +171,12 @@ class StatusReports:
         # under 1 fps in two figures (a detector at 16.6 s a frame read "0.0 fps (16602 ms)", a trial)
         capture, processing, display = (f"{r:.2f}" if 0 < r < 1 else f"{r:.1f}" if r > 0 else "—" for r in rates)
         cap, proc, disp = (f"{r:.2f}" if 0 < r < 1 else f"{r:.0f}" if r > 0 else "—" for r in rates)
-        took = f"{p.process_ms:.0f} ms" if p.process_ms < 10_000 else f"{p.process_ms / 1000:.1f} s"
-        full = (f"capture {capture} fps  ·  processing {processing} fps ({took})  ·  "
+        # (none timed since the rates started over: no time, not "(0 ms)", a trial)
+        took = ("" if p.process_ms <= 0 else f" ({p.process_ms:.0f} ms)" if p.process_ms < 10_000
+                else f" ({p.process_ms / 1000:.1f} s)")
+        full = (f"capture {capture} fps  ·  processing {processing} fps{took}  ·  "
                 f"display {display} fps  ·  latency {latency}  ·  dropped {p.dropped}")
-        short = f"cap {cap} · proc {proc} fps ({took}) · disp {disp} · lat {latency} · drop {p.dropped}"
+        short = f"cap {cap} · proc {proc} fps{took} · disp {disp} · lat {latency} · drop {p.dropped}"
         fits = self.stats_label.fontMetrics().horizontalAdvance(full) <= self.stats_label.width()
         self.stats_label.setText(full if fits else short)
         self.stats_label.setToolTip("capture: frames the source delivers per second; processing: frames the "
