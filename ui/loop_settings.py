@@ -32,6 +32,8 @@ class LoopSettings:
     def _announce_engine(self) -> None:
         e = self.engine
         assert e is not None
+        if self.stop_event.is_set():  # the window has closed: nothing to tell it (and no layers to list)
+            return
         self.out.engine_changed.emit(EngineStatus.of(e))
         if e.loaded.note and e.loaded.note != self._noted:
             self.out.warning.emit(e.loaded.note)

@@ -49,7 +49,7 @@ class Pipeline(QObject):
         setting_failed(str): a change of model or setting was refused, and why (the one in use
             stays); setting_applied(): a later one was applied.
         engine_changed(EngineStatus): the engine was (re)built or reconfigured.
-        layers_ready(str, list): model name and its ``(name, (C, h, w))`` feature layers.
+        layers_ready(str, object): model name and its list of ``(name, kind, (C, h, w))`` feature layers.
         source_opened(object, object): the spec that opened (``"demo"`` when the first source of
             the run failed and the demo took its place) and its ``SourceInfo``.
         source_failed(object, str): a spec that could not be opened and why (the previous source,
@@ -76,15 +76,17 @@ class Pipeline(QObject):
     setting_failed = pyqtSignal(str)
     setting_applied = pyqtSignal()
     engine_changed = pyqtSignal(object)
-    layers_ready = pyqtSignal(str, list)
+    # (Python objects passed as they are, ``object``: a ``list`` signal is converted to a QVariantList in
+    # the worker thread and back in the GUI thread, element by element)
+    layers_ready = pyqtSignal(str, object)
     source_opened = pyqtSignal(object, object)
     source_failed = pyqtSignal(object, str)
     source_ended = pyqtSignal(int)
     recording_changed = pyqtSignal(bool, str)
     busy = pyqtSignal(str)
-    cameras_found = pyqtSignal(list)
+    cameras_found = pyqtSignal(object)
     paused_changed = pyqtSignal(bool)
-    compare_ready = pyqtSignal(list)
+    compare_ready = pyqtSignal(object)
     fatal = pyqtSignal(str)
 
     def __init__(self, engine_config: EngineConfig, render_config: RenderConfig | None = None, *,
