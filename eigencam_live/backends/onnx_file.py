@@ -280,34 +280,28 @@ class OnnxFile:
 
     def _dominates(self, early: str, late: str) -> bool:
         """Whether every path of values from the graph's input to ``late`` passes through ``early``."""
-        seen, todo = {early}, [late]
-        while todo:
-            at = todo.pop()
-            if self.kinds.get(at) in _SHAPE_ONLY:
-                continue
-            for i in self._inputs.get(at, []):
-                if i == self.input:
-                    return False
-                if i not in seen:
-                    seen.add(i)
-                    todo.append(i)
-        return True
+        return not self._reaches(late, self.input, lambda n: n == early or self.kinds.get(n) in _SHAPE_ONLY)
 
     def _learned_between(self, early: str, late: str) -> bool:
         """Whether every path from ``early`` to ``late`` passes through a learned layer (``late``'s
         own node included)."""
+        return not self._reaches(late, early, lambda n: self.kinds.get(n) in _LAYERS)
+
+    def _reaches(self, late: str, target: str, wall) -> bool:
+        """Whether ``late`` is computed from ``target`` by a path that passes no node ``wall`` says
+        is one (walked back from ``late``; a wall's own inputs are not followed)."""
         seen, todo = set(), [late]
         while todo:
-            name = todo.pop()
-            if self.kinds.get(name) in _LAYERS:
+            at = todo.pop()
+            if wall(at):
                 continue
-            for i in self._inputs.get(name, []):
-                if i == early:
-                    return False
+            for i in self._inputs.get(at, []):
+                if i == target:
+                    return True
                 if i not in seen:
                     seen.add(i)
                     todo.append(i)
-        return True
+        return False
 
     def _layer_between(self, early: str, late: str) -> bool:
         """Whether ``late`` is computed from ``early`` through a learned layer (a product, a
