@@ -425,7 +425,8 @@ def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Names
             _say("note", f"{result.output.name} is whole now; files named as the parts of stopped runs are beside "
                          "it (left as they are: delete them when no longer needed): "
                          + ", ".join(p.name for p in result.parts))
-        for note in (result.size_note, result.audio_note, result.streams_note, result.colour_note, result.clock_note):
+        for note in (result.size_note, result.audio_note, result.streams_note, result.colour_note, result.clock_note,
+                     _blank_maps(result.boxless, result.frames, "frame", job.input.name, engine)):
             if note:
                 _say("note", note)
         if result.warning:
@@ -439,6 +440,23 @@ def _annotate_all(jobs: list, engine: object, look: object, args: argparse.Names
             _say(word, f"stopped after finishing {result.output} (complete)")
             return code
     return status
+
+
+def _blank_maps(count: int, total: int, unit: str, name: str | None, engine, example: str | None = None) -> str | None:
+    """What to say where ``--in-boxes`` drew ``count`` of ``total`` frames or images with no map at
+    all: no box scored the threshold there (a trial: blank maps, without a word)."""
+    if not count:
+        return None
+    if count == 1 and example:
+        which = example
+    elif total == 1:
+        which = f"its one {unit}"
+    else:
+        which = (f"all {counted(total, unit)}" if count == total
+                 else f"{count} of {counted(total, unit)}" + (f" (e.g. {example})" if example else ""))
+    return (f"{name + ': ' if name else ''}{which} had no box scoring at least {engine.config.score:g}, so "
+            f"{'its map is' if count == 1 else 'their maps are'} blank (--in-boxes draws the map inside the boxes "
+            "only; a lower --score keeps more boxes)")
 
 
 def _annotate_images(jobs: list, engine: object, look: object, args: argparse.Namespace, with_videos: bool) -> int:
@@ -458,6 +476,9 @@ def _annotate_images(jobs: list, engine: object, look: object, args: argparse.Na
         _say("error", reason if str(path) in reason else f"{path}: {reason}")
     for path, note in result.notes:
         _say("note", f"{path.name}: {note}")
+    if note := _blank_maps(len(result.boxless), len(result.written), "image", None, engine,
+                           result.boxless[0].name if result.boxless else None):
+        _say("note", note)
     where = {p.parent for p in result.written}
     target = str(next(iter(where))) if len(where) == 1 else f"{len(where)} folders"
     if len(jobs) == 1 and result.written:

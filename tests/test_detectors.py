@@ -201,6 +201,31 @@ def test_annotate_writes_boxes_as_json_lines_and_counts_them_in_the_stats(tmp_pa
     assert not (tmp_path / "o2.mp4").exists() and not (tmp_path / "b2.jsonl").exists()
 
 
+def test_annotate_says_where_in_boxes_left_the_maps_blank(tmp_path, capsys):
+    """A trial: --in-boxes with no box at --score drew every frame without a map, without a word."""
+    import cv2
+
+    from eigencam_live.cli import annotate_main
+
+    from .media import probe, write_clip
+
+    clip = write_clip(tmp_path / "clip.mp4", frames=3, size=(160, 96))
+    photo = tmp_path / "photos" / "p.png"
+    photo.parent.mkdir()
+    cv2.imwrite(str(photo), np.full((64, 80, 3), 90, np.uint8))
+    common = ["--model", "ssdlite320_mobilenet_v3_large", "--weights", "none", "--device", "cpu", "-q", "--in-boxes"]
+    # untrained, its boxes score about 1/91: none reaches 0.99
+    assert annotate_main([str(clip), str(photo), "-o", str(tmp_path / "out"), *common, "--score", "0.99"]) == 0
+    err = capsys.readouterr().err
+    assert probe(tmp_path / "out" / "clip.eigencam.mp4")["frames"] == 3
+    assert ("note: clip.mp4: all 3 frames had no box scoring at least 0.99, so their maps are blank (--in-boxes "
+            "draws the map inside the boxes only; a lower --score keeps more boxes)") in err
+    assert "note: p.png had no box scoring at least 0.99, so its map is blank" in err
+    # every frame with its boxes: nothing to say
+    assert annotate_main([str(clip), str(photo), "-o", str(tmp_path / "again"), *common, "--score", "0"]) == 0
+    assert "blank" not in capsys.readouterr().err
+
+
 class _TexturePyramid(torch.nn.Module):
     """A detector backbone whose levels are known: per colour channel, local texture energy
     (|Laplacian|) averaged over 16, 32 and 64 pixel cells (an FPN of three levels). On conftest's

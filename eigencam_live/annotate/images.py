@@ -50,6 +50,7 @@ class ImagesResult:
         failed: ``(input, reason)`` for each image that could not be read or written.
         notes: ``(input, what its output leaves out)``: frames or pages beyond the first, bits.
         interrupted: stopped by Ctrl-C; every image in ``written`` is complete.
+        boxless: the images drawn with a blank map: ``look.in_boxes`` and no box at the detector's score.
     """
 
     written: list[Path] = field(default_factory=list)
@@ -57,6 +58,7 @@ class ImagesResult:
     notes: list[tuple[Path, str]] = field(default_factory=list)
     interrupted: bool = False
     seconds: float = 0.0
+    boxless: list[Path] = field(default_factory=list)
 
 
 class _NoMemory(SubspaceTracker):
@@ -144,6 +146,8 @@ def annotate_images(
             else:
                 if (note := future.result()) is not None:  # metadata the output's format could not hold
                     result.notes.append((jobs[i].input, note))
+                if r.in_boxes and r.detections is not None and not r.detections:
+                    result.boxless.append(jobs[i].input)
                 r.picture = None  # the tables keep numbers and the small map, not the pictures
                 r.__dict__.pop("heatmap", None)
                 done[i] = (jobs[i], r)

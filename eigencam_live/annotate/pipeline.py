@@ -76,6 +76,7 @@ class AnnotateResult:
         colour_note: set when the input's colours are more than an SDR output shows (HDR, BT.2020).
         clock_note: set when the input's clock starts again (MPEG-TS recordings joined end to end).
         kept: an interrupted run's output file that existed before (``--force``): left whole.
+        boxless: frames drawn with a blank map: ``look.in_boxes`` and no box at the detector's score.
     """
 
     input: Path
@@ -84,6 +85,7 @@ class AnnotateResult:
     seconds: float = 0.0
     interrupted: bool = False
     warning: str | None = None
+    boxless: int = 0
     audio: bool = False
     audio_note: str | None = None
     size_note: str | None = None
@@ -143,6 +145,7 @@ class _Pipeline:
         self.abort = threading.Event()  # an error: everyone stops now
         self.error: BaseException | None = None
         self.written = 0
+        self.boxless = 0  # frames whose map --in-boxes blanked: no box at the score
         self.threads = [
             threading.Thread(target=self._guard, args=(self._prepare,), name="annotate-prepare", daemon=True),
             threading.Thread(target=self._guard, args=(self._infer,), name="annotate-infer", daemon=True),
@@ -246,6 +249,7 @@ class _Pipeline:
                 self.sink.write(r.picture, pts, duration)
                 self.tables.add(pts, r, index)
                 self.written += 1
+                self.boxless += r.in_boxes and r.detections is not None and not r.detections
             # the batch's pictures and maps (a frame's result is a view of them) go before the next
             # batch's are drawn: at 4K they were 230 MB more
             r = pending = item = None
@@ -460,7 +464,7 @@ def _annotate(engine: Engine, job: Job, source: FileSource, work: Path, look: Re
         raise
     finally:
         bar.close()
-    result.frames = pipe.written
+    result.frames, result.boxless = pipe.written, pipe.boxless
     result.audio = sink.audio_packets > 0
     result.audio_note = sink.audio_note and f"{job.input.name}: {sink.audio_note}"
     if sink.audio_damaged:  # a damaged input, as a cut-off video is
