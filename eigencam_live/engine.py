@@ -344,7 +344,8 @@ class Engine:
     def reconfigure(self, **changes: object) -> EngineConfig:
         """Apply new settings (field names of :class:`EngineConfig`) from the next frame on.
 
-        A new model or weights rebuilds the network; a new device or precision moves it; a new
+        A new model or weights rebuilds the network; a new model starts on its own default layer
+        unless ``layer`` is given with it. A new device or precision moves the network; a new
         layer or component resets the video state. A value that is invalid, or a layer or component
         the network's shapes cannot give a map for, raises and changes nothing.
         """
@@ -353,6 +354,10 @@ class Engine:
             raise ConfigError(f"unknown engine setting(s): {', '.join(sorted(unknown))}")
         with self._lock:
             old = self._config
+            if "model" in changes and changes["model"] != old.model and "layer" not in changes:
+                # the last network's layer is no name in this one (a library trial: LayerNotFoundError
+                # for resnet18 after a layer of one's own module); the app and the CLI do the same
+                changes = {**changes, "layer": None}
             new = replace(old, **changes)  # validates
             new_model = (new.model, new.weights, new.labels, new.mean, new.std) != (
                 old.model, old.weights, old.labels, old.mean, old.std)
@@ -474,7 +479,7 @@ class Engine:
             res = eigen_cam(fmap, cfg.component, cfg.method, tracker=self.tracker, sync_free=self.resident, gram=gram)
             cams = res.maps if cfg.smoothing == 0 else self.smoother(res.projections)
             t3 = time.perf_counter()
-            top_p, top_i = class_probabilities(logits).topk(min(cfg.top_k, logits.shape[1]), dim=1)
+            top_p, top_i = class_probabilities(logits, self.loaded.scores_from).topk(min(cfg.top_k, logits.shape[1]), dim=1)
             peak = cams.flatten(1).argmax(dim=1)
             # One small float32 block per frame: top-k probabilities, top-k indices, peak, spectrum.
             numbers = torch.cat([top_p, top_i.float(), peak[:, None].float(), res.explained.float()], dim=1)

@@ -3,6 +3,7 @@ picture drawn, and one :class:`FrameResult` per frame from a batch in flight (:c
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from functools import cached_property
@@ -15,7 +16,8 @@ import torch.nn.functional as F
 from .render import RenderConfig, draw_boxes, maps_in_boxes, render_frames
 
 __all__ = ["SCORE_NAMES", "SMOOTH_STEP", "FrameResult", "PendingFrames", "class_probabilities", "finish_pictures",
-           "label_predictions", "maps_on_frames", "peak_pixel", "reads_as_scores", "score_output", "scores_in_lineage"]
+           "label_predictions", "maps_on_frames", "peak_pixel", "reads_as_scores", "score_output", "scores_in_lineage",
+           "squashed_by"]
 
 #: Pixels a feature cell is enlarged to by bicubic interpolation before bilinear takes over.
 SMOOTH_STEP = 8
@@ -203,14 +205,12 @@ def reads_as_scores(value) -> bool:
     return _floating(value) and class_scores(value) is not None
 
 
-def scores_in_lineage(net: torch.nn.Module, x: torch.Tensor) -> int | None:
-    """Where ``net`` returns an unnamed tuple (or list) holding several outputs of the class scores'
-    shape, the index of the first one that no other of them is computed from (its autograd graph,
-    one forward pass of ``x``): ``(embedding, logits)`` gives the logits, as an ONNX file's graph
-    does (a trial: the factory's read its 64-wide embedding as the scores, the export's the logits).
-    ``None`` where there are not several, or the first is it."""
-    with torch.inference_mode(False), torch.enable_grad():
-        out = net(x.detach().clone().requires_grad_(True))
+def scores_in_lineage(out: object) -> int | None:
+    """Where a network's output ``out`` (of a forward pass with autograd) is an unnamed tuple (or
+    list) holding several outputs of the class scores' shape, the index of the first one that no
+    other of them is computed from (its autograd graph): ``(embedding, logits)`` gives the logits,
+    as an ONNX file's graph does (a trial: the factory's read its 64-wide embedding as the scores,
+    the export's the logits). ``None`` where there are not several, or the first is it."""
     if not isinstance(out, (tuple, list)) or hasattr(out, "_fields"):  # (a named tuple's names say it)
         return None
     tensors = [v for v in out if isinstance(v, torch.Tensor)]
@@ -221,6 +221,30 @@ def scores_in_lineage(net: torch.nn.Module, x: torch.Tensor) -> int | None:
     feeds = {i for i in shaped for j in shaped if i != j and _reaches(tensors[j].grad_fn, tensors[i].grad_fn)}
     rest = [i for i in shaped if i not in feeds]
     return rest[0] if rest and rest[0] != shaped[0] else None
+
+
+#: What a network's last operation makes of its class scores, by the name of the operation: values
+#: that are probabilities already (each class's own: a multi-label head; or a distribution).
+SQUASHES = {"Sigmoid": "sigmoid", "Softmax": "softmax"}
+#: Operations that only reshape the scores on their way out (a flatten after a 1x1 convolution's head).
+_RESHAPES = ("View", "UnsafeView", "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Clone", "Alias", "Identity", "Select",
+             "Slice", "Permute", "Transpose", "T", "Expand", "AsStrided", "ToCopy")
+
+
+def squashed_by(scores: torch.Tensor) -> str | None:
+    """``"sigmoid"`` or ``"softmax"`` where ``scores`` (of a forward pass with autograd) come out of
+    that operation, only reshaped after it; else ``None`` (logits). Probabilities given as they are:
+    a softmax on a sigmoid's gave 0.27 for a class the network put at 0.89 (a library trial)."""
+    fn = getattr(scores, "grad_fn", None)
+    while fn is not None:
+        kind = re.sub(r"Backward\d*$", "", type(fn).__name__)
+        for op, squash in SQUASHES.items():
+            if kind in (op, f"Safe{op}"):
+                return squash
+        if kind not in _RESHAPES:
+            return None
+        fn = next((f for f, _ in fn.next_functions if f is not None), None)
+    return None
 
 
 def _reaches(start, target) -> bool:
@@ -251,8 +275,10 @@ def class_scores(value):
     return None
 
 
-def class_probabilities(scores: torch.Tensor) -> torch.Tensor:
-    """``(B, K)`` class probabilities from a network's ``(B, K)`` scores: their softmax (logits, or
+def class_probabilities(scores: torch.Tensor, squashed: str | None = None) -> torch.Tensor:
+    """``(B, K)`` class probabilities from a network's ``(B, K)`` scores: the scores themselves where
+    the network ends in a sigmoid (``squashed``, :func:`squashed_by`: each class's own probability,
+    a multi-label head's or a yes/no head's), else their softmax (logits, or
     log-probabilities, which it leaves as they are), or the scores themselves where a row already is
     a distribution (non-negative, summing to 1 within the rounding of the scores' dtype: 1e-3 in
     fp32, 1e-2 in fp16 and bf16): a network or an ONNX file that ends in a softmax, whose softmax
@@ -264,6 +290,8 @@ def class_probabilities(scores: torch.Tensor) -> torch.Tensor:
     scores = scores.float()
     if scores.shape[1] == 0:  # a detector's, or a backbone's: no classes
         return scores
+    if squashed == "sigmoid":
+        return scores.clamp(0.0, 1.0)
     if scores.shape[1] == 1:  # one score (a yes/no head): a logit, the sigmoid's as it was trained
         return torch.sigmoid(scores)
     if scores.device.type == "cpu":  # read on the host in numpy (a torch op costs 10-30 us after a forward)

@@ -122,6 +122,11 @@ def test_reconfigure_applies_from_the_next_call(engine):
         engine.reconfigure(layer="layer5")
     assert engine.config == before and engine.layer == "layer3"  # nothing half-applied
     assert engine.process_one(frame).cam.shape == (8, 10)
+    # another model starts on its own default layer (a library trial: layer3 is no name in it), unless given
+    engine.reconfigure(model="mobilenet_v3_small", weights="none")
+    assert engine.config.layer is None and engine.layer == "features"
+    engine.reconfigure(model="resnet18", layer="layer2")
+    assert engine.layer == "layer2" and engine.process_one(frame).cam.shape == (16, 20)
 
 
 def test_component_beyond_the_layers_rank_is_refused_from_its_shape(engine):
@@ -474,3 +479,51 @@ def test_scores_that_already_are_probabilities_are_not_softmaxed_again():
         want = net(engine.preprocess(frame[None]))[0]
     got = engine.process_one(frame).predictions
     assert sorted(p for _, p in got) == pytest.approx(sorted(want.tolist()), abs=1e-5)
+
+
+class _Sigmoided(nn.Module):
+    """A multi-label (or yes/no) head ending in a sigmoid: its scores, known whatever the input
+    (a zero Linear's bias), are each class's own probability; optionally in a dict."""
+
+    def __init__(self, bias: list[float], named: bool = False) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, stride=4, padding=1), nn.ReLU())
+        self.head = nn.Linear(8, len(bias))
+        nn.init.zeros_(self.head.weight)
+        self.head.bias.data = torch.tensor(bias)
+        self.named = named
+
+    def forward(self, x):
+        probs = torch.sigmoid(self.head(self.features(x).mean((2, 3))))
+        return {"embedding": self.features(x).mean((2, 3)), "probabilities": probs} if self.named else probs
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_a_sigmoids_probabilities_are_shown_as_the_network_gives_them(backend, tmp_path):
+    """A library trial: a multi-label network's sigmoid outputs (0.73, 0.89, ...) were softmaxed
+    into 0.27, 0.23...; a yes/no network's 0.52 went through a second sigmoid (0.63). The same from
+    its ONNX file. Logits stay logits."""
+    frame = scene(64, 96)
+    bias = [1.0, 2.05, -0.46, 0.18, -1.46]
+    want = sorted(torch.sigmoid(torch.tensor(bias)).tolist(), reverse=True)
+    for net in (_Sigmoided(bias), _Sigmoided(bias, named=True)):
+        engine = Engine(EngineConfig(device="cpu", backend=backend, short_side=64, top_k=5), model=net)
+        assert engine.loaded.scores_from == "sigmoid"
+        assert [p for _, p in engine.process_one(frame).predictions] == pytest.approx(want, abs=1e-5)
+    yes_no = Engine(EngineConfig(device="cpu", backend=backend, short_side=64), model=_Sigmoided([0.08]))
+    assert [p for _, p in yes_no.process_one(frame).predictions] == pytest.approx([0.52], abs=1e-3)
+    if backend == "onnxruntime":  # the file, read by its graph
+        import warnings
+
+        path = tmp_path / "multi.onnx"
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(_Sigmoided(bias).eval(), (torch.zeros(1, 3, 64, 96),), str(path), input_names=["image"],
+                              output_names=["probabilities"], dynamic_axes={"image": {0: "b", 2: "h", 3: "w"}},
+                              opset_version=17, dynamo=False)
+        engine = Engine(EngineConfig(model=str(path), short_side=64, top_k=5))
+        assert engine.loaded.scores_from == "sigmoid"
+        assert [p for _, p in engine.process_one(frame).predictions] == pytest.approx(want, abs=1e-5)
+    logits = nn.Sequential(nn.Conv2d(3, 8, 3, stride=4, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                           nn.Linear(8, 5))
+    assert Engine(EngineConfig(device="cpu", backend=backend, short_side=64), model=logits).loaded.scores_from is None

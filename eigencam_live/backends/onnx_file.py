@@ -26,7 +26,7 @@ from eigencam_live.errors import LayerNotFoundError, ModelError, NetworkError, n
 from eigencam_live.models import Layer, LoadedModel, ModelSpec, to_feature_map
 from eigencam_live.models.layers import LEVEL_STRIDE
 from eigencam_live.models.loaded import normalisation
-from eigencam_live.results import class_scores, reads_as_scores, score_output
+from eigencam_live.results import SQUASHES, class_scores, reads_as_scores, score_output
 
 from .onnx_input import first_transpose, pixel_range
 
@@ -303,6 +303,16 @@ class OnnxFile:
                     todo.append(i)
         return False
 
+    def squashed(self) -> str | None:
+        """``"sigmoid"`` or ``"softmax"`` where the class scores (:attr:`output`) come out of that
+        node, only reshaped after it; else ``None`` (logits). As
+        :func:`~eigencam_live.results.squashed_by` reads a torch network's."""
+        at = self.output
+        while at is not None and self.kinds.get(at) in _RESHAPING:
+            # the data (the first input); a Reshape's shape, a Squeeze's axes come after it
+            at = next((i for i in self._inputs.get(at, [])[:1] if i), None)
+        return SQUASHES.get(self.kinds.get(at, ""))
+
     def _layer_between(self, early: str, late: str) -> bool:
         """Whether ``late`` is computed from ``early`` through a learned layer (a product, a
         convolution), not by a softmax, an argmax or a top-k of it alone."""
@@ -385,6 +395,8 @@ def _batched(value, n: int):
 _INPUT_TYPES = {1: np.float32, 10: np.float16, 2: np.uint8}
 #: Ops whose output depends on their input's shape alone, not its values.
 _SHAPE_ONLY = {"Shape", "Size"}
+#: Nodes that only reshape (or copy) their first input: the class scores after their last operation.
+_RESHAPING = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Transpose", "Cast", "Slice", "Gather", "Expand"}
 #: Ops of learned layers: scores computed from an output through one are another head's.
 _LAYERS = {"Gemm", "MatMul", "Conv", "Einsum"}
 #: Ops that keep attention scores attention scores (a scale, a mask, a shift).
@@ -445,7 +457,7 @@ def load_onnx(path: str, labels: list[str] | None = None) -> LoadedModel:
     elif graph.pixels is not None:  # float pixels the graph normalises itself: as it wants them (an ONNX
         mean, std = (0.0,) * graph.channels, (1 / graph.pixels,) * graph.channels  # trial: normalised twice)
     return LoadedModel(net=graph, spec=spec, labels=labels or [], weights=str(graph.path), trained=True, mean=mean,
-                       std=std, channels=graph.channels, note=note, normalises_itself=own)
+                       std=std, channels=graph.channels, note=note, normalises_itself=own, scores_from=graph.squashed())
 
 
 class OnnxFileBackend:

@@ -281,12 +281,19 @@ def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imag
 
 def _scores_by_lineage(loaded: LoadedModel, fixed: tuple[int, int] | None) -> None:
     """Which of an unnamed tuple's score-shaped outputs holds the class scores, by what is computed
-    from what (:func:`~eigencam_live.results.scores_in_lineage`): one forward pass with autograd,
-    once. Where that pass fails, the first of that shape, as before."""
-    from eigencam_live.results import scores_in_lineage
+    from what (:func:`~eigencam_live.results.scores_in_lineage`), and whether they come out of a
+    sigmoid or a softmax (:func:`~eigencam_live.results.squashed_by`): one forward pass with
+    autograd, once. Where that pass fails, the first of that shape, read as logits, as before."""
+    from eigencam_live.backends.torch_backend import _outputs
+    from eigencam_live.results import scores_in_lineage, squashed_by
 
+    x = _blank(loaded, fixed or _PROBE)
     try:
-        loaded.scores_at = scores_in_lineage(loaded.net, _blank(loaded, fixed or _PROBE))
+        with torch.inference_mode(False), torch.enable_grad():
+            out = loaded.net(x.detach().clone().requires_grad_(True))
+        loaded.scores_at = scores_in_lineage(out)
+        scores = _outputs(out, loaded.scores_at)
+        loaded.scores_from = squashed_by(scores) if isinstance(scores, torch.Tensor) else None
     except Exception as exc:  # the network's own refusal (it ran without autograd), whatever it raises
         if isinstance(exc, MemoryError):
             raise

@@ -65,6 +65,10 @@ class LoadedModel:
             class scores' shape, the index of the one that none of the others is computed from
             (the logits, not the embedding they are computed from), found once when a factory's
             network is loaded; ``None``: the first of that shape (or none such).
+        scores_from: ``"sigmoid"`` or ``"softmax"`` where the network's class scores come out of
+            that operation (probabilities already: :func:`~eigencam_live.results.class_probabilities`
+            takes a sigmoid's as they are), ``None`` for logits (found where a factory's or a
+            handed network is loaded, and in an ONNX file's graph).
     """
 
     net: nn.Module
@@ -82,6 +86,7 @@ class LoadedModel:
     note: str | None = None
     normalises_itself: str | None = None
     scores_at: int | None = None
+    scores_from: str | None = None
 
 
 def normalisation(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
