@@ -957,6 +957,8 @@ def test_settings_are_remembered_and_typed_options_win(qtbot, make_window, setti
     w._render(colormap="inferno")
     w.component_spin.setValue(3)
     qtbot.waitUntil(lambda: w.engine_config.component == 3, timeout=WAIT)
+    w.timecode_check.setChecked(True)  # the panel's own ticks too (a trial: the timecode was forgotten)
+    w.colorbar_check.setChecked(False)
     w.close()
     parser = build_parser()
     argv = ["--alpha", "0.3"]
@@ -974,6 +976,8 @@ def test_settings_are_remembered_and_typed_options_win(qtbot, make_window, setti
         assert {"model", "component"} <= _typed(parser, argv)
         engine, _ = configs_from(parser.parse_args(argv), _typed(parser, argv), settings)
         assert (engine.model, engine.component) == ("resnet18", 2)
+    again = make_window(settings=settings)
+    assert again.timecode_check.isChecked() and not again.colorbar_check.isChecked()
 
 
 def test_closing_stops_every_thread_within_two_seconds(qtbot, make_window):

@@ -18,8 +18,8 @@ from eigencam_live.models import model_kind
 from eigencam_live.render import RenderConfig
 from eigencam_live.video.sources import local_path
 
-__all__ = ["ENGINE_KEYS", "RENDER_KEYS", "load_configs", "load_geometry", "load_recent", "load_source", "save",
-           "weights_for", "with_recent"]
+__all__ = ["ENGINE_KEYS", "PANEL_KEYS", "RENDER_KEYS", "load_configs", "load_geometry", "load_panel", "load_recent",
+           "load_source", "save", "weights_for", "with_recent"]
 
 #: Engine settings the app remembers (``top_k`` is fixed by the panel, ``optimize`` is a CLI choice).
 ENGINE_KEYS = ("model", "weights", "layer", "component", "method", "short_side", "device", "backend", "precision",
@@ -30,6 +30,8 @@ RECENT_KEY = "sources/recent"
 #: Sources offered again in the source list, the latest first.
 RECENT_MOST = 8
 GEOMETRY_KEY = "window/geometry"
+#: The panel's own ticks (what the window draws, not the library's look), with their defaults.
+PANEL_KEYS = {"colorbar": True, "timecode": False}
 
 C = TypeVar("C", EngineConfig, RenderConfig)
 
@@ -88,10 +90,20 @@ def load_geometry(store: Store) -> Any:
     return store.value(GEOMETRY_KEY)
 
 
+def load_panel(store: Store) -> dict[str, bool]:
+    """The panel's ticks (:data:`PANEL_KEYS`) as remembered, the defaults where none is."""
+    ticks = {}
+    for key, default in PANEL_KEYS.items():
+        raw = store.value(f"panel/{key}")  # an INI file gives "true"/"false"
+        ticks[key] = default if raw is None else str(raw).strip().lower() in ("true", "1")
+    return ticks
+
+
 def save(store: Store, engine: EngineConfig, render: RenderConfig, source: str | int | None,
-         geometry: Any = None, recent: list[str] | None = None) -> None:
-    """Remember ``engine``, ``render``, ``source``, the window ``geometry`` and the ``recent``
-    sources (written at once); ``source`` ``None`` (none opened this run) keeps the one remembered before."""
+         geometry: Any = None, recent: list[str] | None = None, panel: dict[str, bool] | None = None) -> None:
+    """Remember ``engine``, ``render``, ``source``, the window ``geometry``, the ``recent``
+    sources and the ``panel``'s ticks (written at once); ``source`` ``None`` (none opened this run)
+    keeps the one remembered before."""
     for group, config, keys in (("engine", engine, ENGINE_KEYS), ("render", render, RENDER_KEYS)):
         for key in keys:
             value = getattr(config, key)
@@ -102,6 +114,8 @@ def save(store: Store, engine: EngineConfig, render: RenderConfig, source: str |
         store.setValue(GEOMETRY_KEY, geometry)
     if recent is not None:
         store.setValue(RECENT_KEY, json.dumps(recent[:RECENT_MOST]))
+    for key, on in (panel or {}).items():
+        store.setValue(f"panel/{key}", bool(on))
     store.sync()
 
 

@@ -81,6 +81,11 @@ class SourceActions:
                 self.open_source(dialog.textValue().strip())
         else:
             self.open_source(data)
+            return
+        # back from a dialog: the keys go to the picture, as before it (a trial: Space then opened the
+        # source list instead of pausing the file just chosen)
+        self.activateWindow()
+        self.view.setFocus()
 
     def _dialog_folder(self) -> str:
         """Where the Open dialogs start: the folder of the file or folder that plays, else the last

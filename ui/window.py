@@ -24,6 +24,7 @@ import torchvision.models  # noqa: F401
 from PyQt5.QtCore import QSettings, Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QKeySequence
 from PyQt5.QtWidgets import (
+    QAbstractSpinBox,
     QAction,
     QApplication,
     QDockWidget,
@@ -140,6 +141,10 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self._offer_recent()
         self._show_opening(source)
         if settings is not None:
+            # (a trial: the timecode ticked was unticked at the next start, the source and model kept)
+            ticks = remembered.load_panel(settings)
+            self.colorbar_check.setChecked(ticks["colorbar"])
+            self.timecode_check.setChecked(ticks["timecode"])
             geometry = remembered.load_geometry(settings)
             if geometry is not None:
                 self.restoreGeometry(geometry)
@@ -325,8 +330,9 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         self.record_action = self.shortcut_actions["record"]
         self.addToolBar(Qt.TopToolBarArea, bar)
         # A spin box with the focus would take ← and → for its text cursor: they step frames instead.
+        # Every one of them (a trial: in the detector's score box Space blanked the number, H did nothing).
         self._frame_keys = FrameKeys(self)
-        for spin in (self.component_spin, self.smoothing_spin, self.short_side_spin):
+        for spin in self.findChildren(QAbstractSpinBox):
             spin.installEventFilter(self._frame_keys)
         return bar
 
@@ -532,7 +538,8 @@ class MainWindow(ControlsSync, InspectionActions, SourceActions, StatusReports, 
         after a mistake on the command line (what was remembered stays)."""
         if self.settings is not None and self.fatal_error is None:
             remembered.save(self.settings, self.engine_config, self.render_config, self.source_spec,
-                            self.saveGeometry(), self.recent)
+                            self.saveGeometry(), self.recent,
+                            {"colorbar": self.colorbar_check.isChecked(), "timecode": self.timecode_check.isChecked()})
 
     def shutdown(self, timeout: float = 1.2) -> bool:
         """Stop every thread (idempotent); ``True`` when all ended within ``timeout`` seconds."""
