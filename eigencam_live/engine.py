@@ -141,6 +141,7 @@ class Engine:
             model = model if isinstance(model, LoadedModel) else from_module(model)
             self._handed_own = (model.labels, model.mean, model.std)  # before the settings' (reconfigure)
             model = self._handed = with_overrides(model, self._config)
+            model.handed = True
         if model.detector:  # one handed over as a module is known for one only now
             device, dtype, kind = _placement(self._config, detector=True)
         self.backend = make_backend(kind, model, self._config.layer or model.spec.layer, device, dtype,

@@ -499,6 +499,24 @@ class _Sigmoided(nn.Module):
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_a_handed_networks_weights_changed_in_place_are_followed(backend):
+    """A library trial: a module handed to the engine, its weights changed between frames (a network
+    in training): ONNX Runtime ran the copy exported at the first frame, the same scores for ever,
+    while torch followed. Now torch takes over, said."""
+    frame = scene(64, 96)
+    net = _Sigmoided([0.0, 0.0, 0.0, 0.0, 0.0])
+    engine = Engine(EngineConfig(device="cpu", backend=backend, short_side=64, top_k=5), model=net)
+    assert engine.process_one(frame).predictions[0][1] == pytest.approx(0.5, abs=1e-5)
+    with torch.no_grad():
+        net.head.bias[3] += 3.0  # in place, as an optimiser's step
+    assert engine.process_one(frame).predictions[0] == ("3", pytest.approx(0.9526, abs=1e-4))
+    assert engine.backend.running == "torch" and engine.process_one(frame).predictions[0][0] == "3"
+    assert any("changed after its export" in w for w in engine.warnings) == (backend == "onnxruntime")
+    if backend == "onnxruntime":  # a network the engine loaded itself is not watched
+        assert not Engine(EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64)).backend._watched
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
 def test_a_sigmoids_probabilities_are_shown_as_the_network_gives_them(backend, tmp_path):
     """A library trial: a multi-label network's sigmoid outputs (0.73, 0.89, ...) were softmaxed
     into 0.27, 0.23...; a yes/no network's 0.52 went through a second sigmoid (0.63). The same from

@@ -65,6 +65,8 @@ class LoadedModel:
             class scores' shape, the index of the one that none of the others is computed from
             (the logits, not the embedding they are computed from), found once when a factory's
             network is loaded; ``None``: the first of that shape (or none such).
+        handed: the caller's own module, handed to the engine (``Engine(model=...)``): its weights
+            may change while it runs (a network in training), which a copy made of it must follow.
         scores_from: ``"sigmoid"`` or ``"softmax"`` where the network's class scores come out of
             that operation (probabilities already: :func:`~eigencam_live.results.class_probabilities`
             takes a sigmoid's as they are), ``None`` for logits (found where a factory's or a
@@ -87,6 +89,7 @@ class LoadedModel:
     normalises_itself: str | None = None
     scores_at: int | None = None
     scores_from: str | None = None
+    handed: bool = False
 
 
 def normalisation(channels: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
