@@ -125,15 +125,85 @@ def test_to_feature_map_reads_the_layout_from_the_shape():
     (1, (12, 20), (192, 320), None),      # a non-square patch grid
     (5, (16, 9), (256, 144), 5),          # registers and a portrait grid
     (2, (12, 20), (192, 320), None),      # two prefix tokens found without a hint
+    # registers not counted by the model (a library trial): a class token and 4, 8 or 16 of them
+    (5, (12, 20), (192, 320), None),
+    (5, (4, 6), (64, 96), None),          # 1 + 28 would be a 4x7 grid of stride 13
+    (9, (14, 14), (224, 224), None),
+    (17, (16, 16), (224, 224), None),     # patches of 14
 ])
 def test_tokens_reshape_to_the_patch_grid(prefix, grid, size, hint):
-    b, d = 2, 6
+    b, d = 2, 6 if prefix <= 2 or hint else 64  # (a transformer's width, a multiple of 8)
     h, w = grid
     patches = torch.randn(b, h * w, d)
     tokens = torch.cat([torch.full((b, prefix, d), 99.0), patches], dim=1)
     fmap = to_feature_map(tokens, size, hint)
     assert tuple(fmap.shape) == (b, d, h, w)
     assert torch.equal(fmap.flatten(2).transpose(1, 2), patches)  # row-major patch order, prefix gone
+
+
+class _Block(torch.nn.Module):
+    """A transformer block, plain (one head): what exports to ONNX as it runs."""
+
+    def __init__(self, d: int = 32) -> None:
+        super().__init__()
+        self.norm, self.qkv, self.proj = torch.nn.LayerNorm(d), torch.nn.Linear(d, 3 * d), torch.nn.Linear(d, d)
+        self.mlp = torch.nn.Sequential(torch.nn.LayerNorm(d), torch.nn.Linear(d, 2 * d), torch.nn.GELU(),
+                                       torch.nn.Linear(2 * d, d))
+
+    def forward(self, x):
+        q, k, v = self.qkv(self.norm(x)).chunk(3, dim=-1)
+        x = x + self.proj(torch.softmax(q @ k.transpose(1, 2) / q.shape[-1] ** 0.5, dim=-1) @ v)
+        return x + self.mlp(x)
+
+
+class _RegisterViT(torch.nn.Module):
+    """A ViT of one's own with a class token and 4 registers, which it does not count for anyone
+    (no ``num_prefix_tokens``), as DINOv2's with registers."""
+
+    def __init__(self, registers: int = 4) -> None:
+        super().__init__()
+        self.patch = torch.nn.Conv2d(3, 32, 16, stride=16)
+        self.prefix = torch.nn.Parameter(torch.randn(1, 1 + registers, 32))
+        self.blocks = torch.nn.Sequential(_Block(), _Block())
+        self.norm = torch.nn.LayerNorm(32)
+        self.head = torch.nn.Linear(32, 10)
+
+    def forward(self, x):
+        tokens = self.patch(x).flatten(2).transpose(1, 2)
+        tokens = torch.cat([self.prefix.expand(len(x), -1, -1), tokens], dim=1)
+        return self.head(self.norm(self.blocks(tokens))[:, 0])
+
+
+def test_a_vit_with_registers_it_does_not_count_gives_the_map_of_its_last_block(tmp_path):
+    """A library trial: its default layer was the patch embedding, and its blocks were refused as
+    "not a feature map" (by name and in its ONNX file)."""
+    import warnings
+
+    import numpy as np
+
+    from eigencam_live.cam import eigen_cam
+    from eigencam_live.engine import Engine, EngineConfig
+
+    from .conftest import scene
+
+    torch.manual_seed(0)
+    net = _RegisterViT().eval()
+    engine = Engine(EngineConfig(device="cpu", backend="torch", short_side=192), model=net)
+    assert engine.layer == "norm"
+    frame = scene(192, 320)
+    x = engine.preprocess(frame[None])
+    with ActivationCapture(net, ["norm"]) as cap, torch.no_grad():
+        net(x)
+    want = cap.outputs["norm"][:, 5:].transpose(1, 2).reshape(1, 32, 12, 20)  # the class token and 4 registers off
+    np.testing.assert_allclose(engine.process_one(frame).cam, eigen_cam(want, 1).maps[0].numpy(), atol=1e-4)
+    path = tmp_path / "vit_reg.onnx"
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.zeros(1, 3, 192, 320),), str(path), input_names=["image"], output_names=["logits"],
+                          opset_version=17, dynamo=False)
+    from_file = Engine(EngineConfig(model=str(path), short_side=192))
+    assert "norm" in from_file.layer.lower()  # (the graph's LayerNormalization output)
+    np.testing.assert_allclose(from_file.process_one(frame).cam, eigen_cam(want, 1).maps[0].numpy(), atol=1e-3)
 
 
 def test_outputs_that_are_not_maps_of_the_input_are_refused():

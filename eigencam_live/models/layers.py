@@ -119,6 +119,8 @@ def to_feature_map(output: torch.Tensor | tuple, size: tuple[int, int], prefix_t
         if (flat is not None and _usual_stride(flat, height, width, _MAP_STRIDES)
                 and (grid is None or not _usual_stride(grid, height, width) or d % 8)):
             return output.reshape(b, t, flat[1], flat[2])
+        if prefix_tokens is None and not d % 8 and (grid is None or not _usual_stride(grid, height, width)):
+            grid = _registers_grid(t, height, width) or grid  # a ViT with register tokens that does not count them
         if grid is not None:
             skip, h, w = grid
             return output[:, skip:, :].transpose(1, 2).reshape(b, d, h, w)
@@ -214,6 +216,27 @@ def _token_grid(tokens: int, height: int, width: int, prefix: int | None) -> tup
         if grids:
             h, w = min(grids, key=lambda g: abs(math.log(g[0] * width / (g[1] * height))))
             return skip, h, w
+    return None
+
+
+#: Register tokens a ViT may carry behind its class token ("Vision Transformers Need Registers": 4 to 16).
+_MAX_REGISTERS = 16
+#: The patch sizes of ViTs: a grid behind registers must be of one of them, exactly.
+_PATCHES = (8, 14, 16, 32)
+
+
+def _registers_grid(tokens: int, height: int, width: int) -> tuple[int, int, int] | None:
+    """``(prefix, h, w)`` for tokens behind 3 to ``1 + _MAX_REGISTERS`` prefix tokens (a class token
+    and registers, DINOv2's four...) of a model that does not count them (no ``num_prefix_tokens``),
+    on a grid of a ViT's patch size; the fewest such tokens. Only where no reading with 0 to 2 of
+    them is of a usual stride (a library trial: with 5, a ViT's blocks read as no map, its patch
+    embedding taken for its default layer)."""
+    for skip in range(_MAX_PREFIX + 1, _MAX_REGISTERS + 2):
+        n = tokens - skip
+        for s in _PATCHES:
+            for h, w in ((height // s, width // s), (-(-height // s), -(-width // s))):
+                if h * w == n and n >= _MIN_TOKEN_GRID:
+                    return skip, h, w
     return None
 
 
