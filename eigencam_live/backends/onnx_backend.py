@@ -171,14 +171,21 @@ class OnnxBackend:
         return self._run(x, gram=True)
 
     def _weights_moved(self) -> bool:
-        """Whether the handed module's weights changed in place since they were exported (their
-        version counters: 20 to 50 us for 300 tensors; nothing for a network the engine loaded)."""
+        """Whether the handed module's weights changed in place since they were exported: their
+        version counters (20 to 50 us for 300 tensors; nothing for a network the engine loaded),
+        then, where those moved, their digest (the same values written back, as a refused
+        precision's are, leave the export as it is)."""
         if not self._watched:
             return False
         now = sum(t._version for t in self._watched)
         if self._exported_at is None:
             self._exported_at = now
-        return now != self._exported_at
+        if now == self._exported_at:
+            return False
+        if self._digest is not None and self._weights_digest() == self._digest:
+            self._exported_at = now
+            return False
+        return True
 
     def _run(self, x: torch.Tensor, gram: bool) -> tuple[torch.Tensor, torch.Tensor, Gram | None]:
         layer = self.layer
@@ -285,16 +292,19 @@ class OnnxBackend:
         import onnxruntime
 
         if self._digest is None:
-            h = hashlib.blake2b(digest_size=16)
-            for name, tensor in self.loaded.net.state_dict().items():
-                h.update(name.encode())
-                h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-            self._digest = h.hexdigest()
+            self._digest = self._weights_digest()
         key = "|".join([self.loaded.spec.name, layer, _GRAPH, str(self.loaded.spec.fixed_input), self._digest,
                         code_digest(self.loaded.net, self.loaded.spec.name), torch.__version__, onnx.__version__, onnxruntime.__version__,
                         str(_OPSET)])
         name = "".join(c if c.isalnum() or c in "-_" else "_" for c in self.loaded.spec.name)
         return cache_dir() / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:20]}.onnx"
+
+    def _weights_digest(self) -> str:
+        h = hashlib.blake2b(digest_size=16)
+        for name, tensor in self.loaded.net.state_dict().items():
+            h.update(name.encode())
+            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()
 
     def _export(self, layer: str, x: torch.Tensor, path: Path) -> None:
         import onnx
