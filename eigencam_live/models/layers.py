@@ -205,9 +205,12 @@ def _usual_stride(grid: tuple[int, int, int], height: int, width: int, strides: 
 def _token_grid(tokens: int, height: int, width: int, prefix: int | None) -> tuple[int, int, int] | None:
     """``(prefix, h, w)`` with ``prefix + h * w == tokens`` and ``h x w`` the input's grid (at least
     3x3): the model's own prefix count when it says (timm's ``num_prefix_tokens``: class, register
-    and distillation tokens), else 0, 1 or 2; for one prefix count, the grid whose aspect is
-    closest to the input's."""
-    order = [prefix] if prefix is not None and 0 <= prefix < tokens else list(range(min(tokens, _MAX_PREFIX + 1)))
+    and distillation tokens) and it fits, else 0, 1 or 2 (CaiT and XCiT count the class token they
+    join only in their last blocks: the blocks before were no map, and the models did not load);
+    for one prefix count, the grid whose aspect is closest to the input's."""
+    order = list(range(min(tokens, _MAX_PREFIX + 1)))
+    if prefix is not None and 0 <= prefix < tokens:
+        order = [prefix, *(k for k in order if k != prefix)]
     for skip in order:
         n = tokens - skip
         grids = [(h, n // h) for h in range(1, n + 1) if n % h == 0 and n >= _MIN_TOKEN_GRID]
