@@ -138,7 +138,8 @@ class Engine:
                 raise ConfigError(f"{self._config.weights} would not be loaded: a network handed to the engine runs "
                                   "with its own weights (load them into it first: net.load_state_dict)",
                                   field="weights")
-            model = model if isinstance(model, LoadedModel) else from_module(model)
+            # (its weights are its own: not "imagenet", the default a library trial saw logged)
+            model = model if isinstance(model, LoadedModel) else from_module(model, weights="own")
             self._handed_own = (model.labels, model.mean, model.std)  # before the settings' (reconfigure)
             model = self._handed = with_overrides(model, self._config)
             model.handed = True

@@ -506,6 +506,7 @@ def test_a_handed_networks_weights_changed_in_place_are_followed(backend):
     frame = scene(64, 96)
     net = _Sigmoided([0.0, 0.0, 0.0, 0.0, 0.0])
     engine = Engine(EngineConfig(device="cpu", backend=backend, short_side=64, top_k=5), model=net)
+    assert engine.loaded.weights == "own"  # the weights it holds (a library trial: "imagenet" was logged)
     assert engine.process_one(frame).predictions[0][1] == pytest.approx(0.5, abs=1e-5)
     with torch.no_grad():
         net.head.bias[3] += 3.0  # in place, as an optimiser's step

@@ -44,7 +44,8 @@ class LoadedModel:
         net: the ``nn.Module`` (eval mode), or an :class:`~eigencam_live.backends.OnnxFile`.
         spec: its :class:`ModelSpec`.
         labels: class names, index -> name; empty = class indices.
-        weights: ``imagenet``, ``none``, or the path of the state_dict (or ONNX) file.
+        weights: ``imagenet``, ``none``, the path of the state_dict (or ONNX) file, or ``own``: a
+            module handed to the engine, with the weights it holds.
         trained: ``False`` when the network runs with random weights.
         mean, std: per-channel input normalisation (RGB, on ``[0, 1]`` pixels; one number each for a
             grey network).
