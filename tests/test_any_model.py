@@ -72,6 +72,18 @@ def test_timm_models_give_the_svd_of_their_activations(name, layer, frame_hw):
     assert got.predictions[0][0] in engine.loaded.labels  # ImageNet-1k names, from timm
 
 
+def test_a_timm_model_that_runs_at_its_trained_size_only_is_fed_it_and_says_so():
+    """A sweep of timm's zoo: halo attention (its blocks need sides of 256) failed on every frame,
+    at 224x224 and at 16:9, in an empty AssertionError; now fed its pretrained config's 256x256."""
+    torch.manual_seed(0)
+    engine = Engine(EngineConfig(model="timm:halonet26t", weights="none", backend="torch", device="cpu"))
+    assert engine.loaded.spec.fixed_input == (256, 256)
+    assert "timm:halonet26t runs at 256x256 only (at 384x224: AssertionError" in engine.warnings[-1]
+    assert "input_size" not in engine.warnings[-1]  # (a module's own hint: not for a model by name)
+    got = engine.process_one(_frame(120, 200))
+    assert got.cam.shape == (8, 8) and np.isfinite(got.cam).all()
+
+
 def test_timm_input_settings_come_from_the_pretrained_config():
     loaded = load_model("timm:vit_tiny_patch16_224", "none")
     assert loaded.spec.fixed_input == (224, 224)

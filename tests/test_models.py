@@ -109,6 +109,10 @@ def test_to_feature_map_reads_the_layout_from_the_shape():
     assert to_feature_map(square, (224, 224)) is square
     assert torch.equal(to_feature_map(square.permute(0, 2, 3, 1), (224, 224)), square)
     assert to_feature_map((x, "aux"), (224, 384)) is x
+    # TNT's blocks: (the 196 patches' inner pixels, the image's tokens): the image's own, for one image
+    outer = torch.randn(1, 197, 384)
+    assert torch.equal(to_feature_map((torch.randn(196, 16, 24), outer), (224, 224), 1, batch=1),
+                       outer[:, 1:].transpose(1, 2).reshape(1, 384, 14, 14))
     # odd input sizes: a grid rounded up (ceil) still fits
     assert to_feature_map(torch.randn(1, 8, 8, 12), (225, 384)).shape == (1, 8, 8, 12)
     with pytest.raises(LayerNotFoundError, match=r"shape \(2, 512\).*expected"):

@@ -274,7 +274,7 @@ def from_module(net: nn.Module, *, name: str | None = None, weights: str = "imag
             raise failures[0]
         raise type(failures[1])(f"{failures[1]} (as a grey network: {failures[0]})")
     if fixed is None:
-        _one_size(loaded)
+        one_size(loaded)
     _scores_by_lineage(loaded, fixed)
     return loaded
 
@@ -310,20 +310,33 @@ def _blank(loaded: LoadedModel, size: tuple[int, int]) -> torch.Tensor:
                        dtype=param.dtype if param is not None else torch.float32)
 
 
-def _one_size(loaded: LoadedModel) -> None:
-    """A network that runs at the probe's 224x224 but not at another size (a Linear layer sized for
-    one map, a position embedding for one grid) takes 224x224 input from now on, and says so in
-    :attr:`LoadedModel.note`; before, every frame failed with torch's own message."""
+def one_size(loaded: LoadedModel, sizes: tuple[tuple[int, int], ...] = (_PROBE,), *, module: bool = True) -> None:
+    """A network that does not run at a 16:9 size but at one of ``sizes`` (the probe's 224x224; a
+    timm model's trained size: a Linear layer sized for one map, a position embedding for one grid,
+    halo attention's blocks) takes the first of them that runs from now on, and says so in
+    :attr:`LoadedModel.note`; before, every frame failed with torch's own message. None runs: left
+    as it is (its frames fail in its own words). ``module``: a module of one's own, told how to say it."""
     try:
         with torch.inference_mode():
             loaded.net(_blank(loaded, _WIDE))
+        return
     except Exception as exc:  # the network's own refusal, whatever it raises
         if isinstance(exc, MemoryError):
             raise
-        name = loaded.spec.name
-        loaded.spec = ModelSpec(name, loaded.spec.layer, _PROBE)
-        loaded.note = (f"{name} runs at 224x224 only (at {_WIDE[1]}x{_WIDE[0]}: {_one_line(exc)}): frames are "
-                       "resized to 224x224; set input_size = (224, 224) on the module to say so")
+        refused = exc
+    for size in sizes:
+        try:
+            with torch.inference_mode():
+                loaded.net(_blank(loaded, size))
+        except Exception as exc:
+            if isinstance(exc, MemoryError):
+                raise
+            continue
+        name, (h, w) = loaded.spec.name, size
+        loaded.spec = ModelSpec(name, loaded.spec.layer, size)
+        loaded.note = (f"{name} runs at {w}x{h} only (at {_WIDE[1]}x{_WIDE[0]}: {_one_line(refused)}): frames are "
+                       f"resized to {w}x{h}" + (f"; set input_size = ({h}, {w}) on the module to say so" if module else ""))
+        return
 
 
 def _normalisation_of(net: nn.Module, name: str, channels: int,

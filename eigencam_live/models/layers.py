@@ -88,7 +88,10 @@ def to_feature_map(output: torch.Tensor | tuple, size: tuple[int, int], prefix_t
         maps = [o for o in levels if isinstance(o, torch.Tensor) and o.dim() == 4]
         if len(maps) >= 2 and len(maps) == len(levels):  # pyramid levels (an FPN, SSD's maps)
             return stack_levels([to_feature_map(m, size, batch=batch) for m in maps], size)
-        output = next((o for o in levels if isinstance(o, torch.Tensor)), None)
+        tensors = [o for o in levels if isinstance(o, torch.Tensor)]
+        # the first of the images' own (TNT's blocks return their 196 patches' inner pixels first, then
+        # the image's tokens: a sweep of timm's zoo found the model refused)
+        output = next((o for o in tensors if batch is None or o.dim() < 3 or o.shape[0] == batch), tensors[0] if tensors else None)
     if not isinstance(output, torch.Tensor):
         raise LayerNotFoundError(f"layer output is not a tensor (got {arrived}); "
                                  "choose a layer that outputs a feature map")
