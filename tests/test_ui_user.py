@@ -691,6 +691,11 @@ def test_layers_to_compare_are_the_layer_in_use_and_earlier_stages_spaced_throug
             Layer("act1", "ReLU", (64, 112, 112)), Layer("stem_drop", "Dropout", (64, 112, 112)), _stage("layer1", 256, 56),
             _stage("layer4", 2048, 7)]
     assert [layer.name for layer in layers_to_compare(deep, "layer4")] == ["act1", "layer1", "layer4"]
+    # SSD's backbone: its features, then extra layers (coarser) inside it, then it (their stack on 10x10)
+    ssd = [_stage("backbone.features.0", 16, 160), _stage("backbone.features", 672, 20), _stage("backbone.extra.0", 512, 5),
+           _stage("backbone.extra.1", 256, 3), _stage("backbone", 2304, 10)]
+    assert [layer.name for layer in layers_to_compare(ssd, "backbone")] == ["backbone.features.0", "backbone.features",
+                                                                               "backbone"]
 
 
 def test_compare_across_layers_shows_each_stage_and_a_click_shows_that_layer_live(qtbot, make_window):

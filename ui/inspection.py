@@ -65,7 +65,8 @@ def layers_to_compare(layers: list[Layer], current: str, count: int = 5) -> list
     BatchNorm before its activation, was the stage at 112 x 112, not the block ``_blocks.0`` after
     it; a review: timm's deep-stem ResNets then took their stem's last bare conv, not ``act1`` after
     it); groups at ``current``'s own size are
-    left out (they look alike). With more stages than room, evenly spaced ones, the deepest kept.
+    left out (they look alike), as are coarser maps inside ``current`` (SSD's extra layers inside
+    its backbone, 5x5 and 2x2 beside its stacked 10x10: no earlier stage, a GUI trial). With more stages than room, evenly spaced ones, the deepest kept.
     ``[]`` when ``current`` is not listed with a ``(C, h, w)`` shape. Padding layers are no stage:
     their maps carry a border (EfficientNet's static padding made stages of the padded picture)."""
     spatial = [layer for layer in layers if len(layer.shape) == 3]
@@ -80,7 +81,8 @@ def layers_to_compare(layers: list[Layer], current: str, count: int = 5) -> list
     stages: dict[tuple[int, ...], Layer] = {}  # insertion order: where each size's group starts
     for layer in spatial[:at]:
         size = layer.shape[1:]
-        if size == here or _padding(layer):
+        if size == here or _padding(layer) or (
+                size[0] * size[1] < here[0] * here[1] and layer.name.startswith(f"{current}.")):
             continue
         best = stages.get(size)
         if best is None or rank(layer) >= rank(best):
