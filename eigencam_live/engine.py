@@ -61,6 +61,7 @@ from .render import RenderConfig
 from .results import (
     FrameResult,
     PendingFrames,
+    batched_scores,
     class_probabilities,
     finish_pictures,
     label_predictions,
@@ -472,6 +473,7 @@ class Engine:
                                               tuple(batch.shape[1:3]))
                 logits = fmap.new_zeros((fmap.shape[0], 0))
             else:  # a backbone without a classifier head gives maps and no predictions
+                outputs = batched_scores(outputs, b)
                 scores = outputs.dim() == 2 and not self.loaded.headless
                 logits = outputs if scores else outputs.new_zeros((outputs.shape[0], 0))
             self._torch_threads()  # the first forward pass may have fallen back to torch

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .render import RenderConfig, draw_boxes, maps_in_boxes, render_frames
 
-__all__ = ["SCORE_NAMES", "SMOOTH_STEP", "FrameResult", "PendingFrames", "class_probabilities", "finish_pictures",
+__all__ = ["SCORE_NAMES", "SMOOTH_STEP", "FrameResult", "PendingFrames", "batched_scores", "class_probabilities", "finish_pictures",
            "label_predictions", "maps_on_frames", "peak_pixel", "reads_as_scores", "score_output", "scores_in_lineage",
            "squashed_by"]
 
@@ -273,6 +273,20 @@ def class_scores(value):
     if value.ndim >= 2 and all(d == 1 for d in value.shape[2:]):
         return value.reshape(value.shape[0], value.shape[1])
     return None
+
+
+def batched_scores(output: torch.Tensor, batch: int) -> torch.Tensor:
+    """A one-dimensional output as ``(B, K)`` scores for ``batch`` images: one score an image
+    (``(B,)``, a yes/no head's ``.squeeze(1)``) as ``(B, 1)``; for one image, ``(K,)`` (the batch
+    squeezed away, ``.squeeze()``) as ``(1, K)``, and one number as ``(1, 1)``. Anything else as it
+    is. (A library trial: a ``(B,)`` head gave no predictions, and nothing said why.)"""
+    if output.dim() == 0 and batch == 1:
+        return output.reshape(1, 1)
+    if output.dim() != 1:
+        return output
+    if batch == 1:
+        return output[None]
+    return output[:, None] if output.shape[0] == batch else output
 
 
 def class_probabilities(scores: torch.Tensor, squashed: str | None = None) -> torch.Tensor:

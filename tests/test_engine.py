@@ -498,6 +498,33 @@ class _Sigmoided(nn.Module):
         return {"embedding": self.features(x).mean((2, 3)), "probabilities": probs} if self.named else probs
 
 
+class _Squeezed(nn.Module):
+    """A yes/no head that squeezes its one score: ``(B,)``; or a classifier that squeezes every
+    dimension of one (``.squeeze()``: ``(K,)`` for one image)."""
+
+    def __init__(self, bias: list[float]) -> None:
+        super().__init__()
+        self.net = _Sigmoided(bias)
+        self.net.forward = lambda x: self.net.head(self.net.features(x).mean((2, 3)))
+
+    def forward(self, x):
+        return self.net(x).squeeze()
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_a_head_that_squeezes_its_scores_gives_predictions(backend):
+    """A library trial: a module returning (B,) gave no predictions, and nothing said why."""
+    frames = np.stack([scene(64, 96)] * 3)
+    yes_no = Engine(EngineConfig(device="cpu", backend=backend, short_side=64), model=_Squeezed([1.0]))
+    got = yes_no.process(frames)
+    assert [r.predictions for r in got] == [[("0", pytest.approx(0.7311, abs=1e-4))]] * 3  # its sigmoid
+    assert yes_no.process_one(frames[0]).predictions == got[0].predictions  # one image: a 0-d tensor
+    one = Engine(EngineConfig(device="cpu", backend=backend, short_side=64, top_k=2), model=_Squeezed([0.0, 2.0, 1.0]))
+    want = torch.softmax(torch.tensor([0.0, 2.0, 1.0]), 0)
+    assert one.process_one(frames[0]).predictions == [("1", pytest.approx(float(want[1]), abs=1e-5)),
+                                                      ("2", pytest.approx(float(want[2]), abs=1e-5))]
+
+
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
 def test_a_handed_networks_weights_changed_in_place_are_followed(backend):
     """A library trial: a module handed to the engine, its weights changed between frames (a network

@@ -23,7 +23,7 @@ from eigencam_live.models import (
     find_layer,
     to_feature_map,
 )
-from eigencam_live.results import class_scores, score_output
+from eigencam_live.results import batched_scores, class_scores, score_output
 
 from .traced import TRACED_FAMILIES, TracedForward, build_traced
 
@@ -135,6 +135,8 @@ class TorchBackend:
             out = self.loaded.net(x)
             with contextlib.suppress(LayerNotFoundError):  # no scores of any kind: maps alone
                 out = _outputs(out, self.loaded.scores_at)  # the class scores as the frames' are read ((B, K, 1, 1) too)
+            if isinstance(out, torch.Tensor):
+                out = batched_scores(out, 1)
             if isinstance(out, torch.Tensor) and out.dim() == 2 and not self.loaded.headless:
                 self.loaded.classes = int(out.shape[1])
             if layer not in cap.outputs:
