@@ -512,8 +512,9 @@ class _Squeezed(nn.Module):
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
-def test_a_head_that_squeezes_its_scores_gives_predictions(backend):
-    """A library trial: a module returning (B,) gave no predictions, and nothing said why."""
+def test_a_head_that_squeezes_its_scores_gives_predictions(backend, tmp_path):
+    """A library trial: a module returning (B,) gave no predictions, and nothing said why; and its
+    ONNX file. Class indices (an argmax, integers) are no scores (a review: sigmoid(9) = 0.9999)."""
     frames = np.stack([scene(64, 96)] * 3)
     yes_no = Engine(EngineConfig(device="cpu", backend=backend, short_side=64), model=_Squeezed([1.0]))
     got = yes_no.process(frames)
@@ -523,25 +524,84 @@ def test_a_head_that_squeezes_its_scores_gives_predictions(backend):
     want = torch.softmax(torch.tensor([0.0, 2.0, 1.0]), 0)
     assert one.process_one(frames[0]).predictions == [("1", pytest.approx(float(want[1]), abs=1e-5)),
                                                       ("2", pytest.approx(float(want[2]), abs=1e-5))]
+    argmax = _Squeezed([0.0, 2.0, 1.0])
+    argmax.forward = lambda x: argmax.net(x).argmax(1)
+    assert Engine(EngineConfig(device="cpu", backend=backend, short_side=64), model=argmax).process(frames)[0].predictions == []
+    if backend == "onnxruntime":  # its ONNX file, (B,) for any batch
+        import warnings
+
+        path = tmp_path / "yes_no.onnx"
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(_Squeezed([1.0]).eval(), (torch.zeros(2, 3, 64, 96),), str(path), input_names=["image"],
+                              output_names=["logit"], dynamic_axes={"image": {0: "b", 2: "h", 3: "w"}, "logit": {0: "b"}},
+                              opset_version=17, dynamo=False)
+        from_file = Engine(EngineConfig(model=str(path), short_side=64))
+        assert [r.predictions for r in from_file.process(frames)] == [[("0", pytest.approx(0.7311, abs=1e-4))]] * 3
 
 
+class _Counting(_Sigmoided):
+    """A module that counts its calls in a buffer (its output does not depend on it)."""
+
+    def __init__(self, bias: list[float]) -> None:
+        super().__init__(bias)
+        self.register_buffer("calls", torch.zeros(()))
+
+    def forward(self, x):
+        self.calls += 1
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("change", ["step", "data", "replaced"])
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
-def test_a_handed_networks_weights_changed_in_place_are_followed(backend):
+def test_a_handed_networks_weights_changed_in_place_are_followed(backend, change, monkeypatch):
     """A library trial: a module handed to the engine, its weights changed between frames (a network
     in training): ONNX Runtime ran the copy exported at the first frame, the same scores for ever,
-    while torch followed. Now torch takes over, said."""
+    while torch followed. Now torch takes over, said: at once after an optimiser's step (a version
+    counter moves), within 2 s after a ``p.data`` write or a parameter replaced (none moves, a
+    review). A buffer the forward writes (a count of calls) is no change of weights (a review)."""
+    from eigencam_live.backends import onnx_backend
+
+    now = [100.0]
+    monkeypatch.setattr(onnx_backend, "_clock", lambda: now[0])
     frame = scene(64, 96)
-    net = _Sigmoided([0.0, 0.0, 0.0, 0.0, 0.0])
+    net = _Counting([0.0, 0.0, 0.0, 0.0, 0.0])
     engine = Engine(EngineConfig(device="cpu", backend=backend, short_side=64, top_k=5), model=net)
     assert engine.loaded.weights == "own"  # the weights it holds (a library trial: "imagenet" was logged)
-    assert engine.process_one(frame).predictions[0][1] == pytest.approx(0.5, abs=1e-5)
+    for _ in range(3):
+        assert engine.process_one(frame).predictions[0][1] == pytest.approx(0.5, abs=1e-5)
+        now[0] += 5.0
+    assert engine.backend.running.startswith(backend) and not engine.warnings
     with torch.no_grad():
-        net.head.bias[3] += 3.0  # in place, as an optimiser's step
+        if change == "step":  # in place, as an optimiser's step
+            net.head.bias[3] += 3.0
+        elif change == "data":
+            net.head.bias.data[3] += 3.0
+        else:
+            net.head.bias = nn.Parameter(net.head.bias + torch.tensor([0.0, 0.0, 0.0, 3.0, 0.0]))
+    if change != "step" and backend == "onnxruntime":
+        engine.process_one(frame)  # within 2 s: not looked at yet
+        now[0] += 2.5
     assert engine.process_one(frame).predictions[0] == ("3", pytest.approx(0.9526, abs=1e-4))
-    assert engine.backend.running == "torch" and engine.process_one(frame).predictions[0][0] == "3"
+    assert engine.backend.running.startswith("torch") and engine.process_one(frame).predictions[0][0] == "3"
     assert any("changed after its export" in w for w in engine.warnings) == (backend == "onnxruntime")
     if backend == "onnxruntime":  # a network the engine loaded itself is not watched
         assert not Engine(EngineConfig(model="mobilenet_v3_small", weights="none", short_side=64)).backend._watched
+
+
+def test_a_handed_network_torch_runs_for_its_own_reason_keeps_that_reason_when_its_weights_change():
+    """A review: a module that reads a value into Python runs on torch, said; a weight changed then
+    replaced that reason with "changed after its export" (nothing was exported)."""
+    net = _Sigmoided([0.0, 0.0, 0.0, 0.0, 0.0])
+    plain = net.forward
+    net.forward = lambda x: plain(x) * (1.0 if float(x.mean()) < 1e9 else 0.0)
+    engine = Engine(EngineConfig(device="cpu", backend="onnxruntime", short_side=64), model=net)
+    engine.process_one(scene(64, 96))
+    said = list(engine.warnings)
+    assert len(said) == 1 and "reads a tensor's value into Python" in said[0]
+    with torch.no_grad():
+        net.head.bias[3] += 3.0
+    assert engine.process_one(scene(64, 96)).predictions[0][0] == "3" and engine.warnings == said
 
 
 @pytest.mark.parametrize("backend", ["torch", "onnxruntime"])

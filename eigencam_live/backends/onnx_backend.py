@@ -25,6 +25,7 @@ import io
 import os
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from .torch_backend import TorchBackend, _outputs
 __all__ = ["OnnxBackend", "onnxruntime_available"]
 
 _OPSET = 17
+_clock = time.monotonic  # (tests move it on: a handed module's weights are looked at every 2 s)
 #: The exported graph's form, part of the cache key: ``x, want_gram -> logits, fmap, gram, gram_sums, gram_raw``.
 _GRAPH = f"gram-if-4-{EXACT_MAX_DIM}"  # the limit is baked into the graph; 2: layers copied, plain attention; 3: sums, raw; 4: a factory's scores by lineage
 def onnxruntime_available() -> bool:
@@ -104,10 +106,12 @@ class OnnxBackend:
         self._on_torch = False  # the last forward pass ran on torch
         self._gram_trusted: dict[str, bool] = {}  # by layer: its Gram output agreed with the activations'
         self._digest: str | None = None
-        # The caller's own module may change its weights in place while it runs (a network in training):
-        # the export is a copy of them, so a change hands the network to torch, which reads them live.
-        self._watched = [*loaded.net.parameters(), *loaded.net.buffers()] if loaded.handed else []
-        self._exported_at: int | None = None  # the weights' version counters' sum when exported
+        # The caller's own module may change its weights while it runs (a network in training): the
+        # export is a copy of them, so a change hands the network to torch, which reads them live.
+        self._watched = list(loaded.net.parameters()) if loaded.handed else []
+        self._versions = 0  # their version counters' sum when last looked at
+        self._print: list | None = None  # their fingerprint when exported (None: nothing exported yet)
+        self._printed_at = 0.0  # when the fingerprint was last compared
         self._moved = False  # they changed since: torch runs every layer
 
     @property
@@ -170,22 +174,35 @@ class OnnxBackend:
         (:func:`~.onnx_gram.add_gram`); else ``None``."""
         return self._run(x, gram=True)
 
+    def _fingerprint(self) -> list[tuple[int, float]]:
+        """The handed module's parameters as they are now, cheaply: each one's identity and the sum
+        of up to 4096 of its values, evenly spaced (every value of a small one; 2 to 6 ms for 300
+        tensors). Its buffers are left out: a module may count its own calls in one (a review: ONNX
+        Runtime was given up on the second frame)."""
+        with torch.no_grad():
+            return [(id(p), float(p.detach().reshape(-1)[:: max(1, p.numel() // 4096)].double().sum()))
+                    for p in self.loaded.net.parameters()]
+
     def _weights_moved(self) -> bool:
-        """Whether the handed module's weights changed in place since they were exported: their
-        version counters (20 to 50 us for 300 tensors; nothing for a network the engine loaded),
-        then, where those moved, their digest (the same values written back, as a refused
-        precision's are, leave the export as it is)."""
-        if not self._watched:
+        """Whether the handed module's parameters changed since they were exported: looked at when
+        their version counters moved (an optimiser's step, a ``no_grad`` write, ``load_state_dict``:
+        20 to 50 us a frame; nothing for a network the engine loaded), and every 2 s whatever they
+        say (``p.data`` writes and replaced parameters move no counter, a review). The same values
+        written back (a refused precision's move and return) are no change."""
+        if not self._watched or self._print is None:  # (nothing exported: torch runs it for its own reason)
             return False
-        now = sum(t._version for t in self._watched)
-        if self._exported_at is None:
-            self._exported_at = now
-        if now == self._exported_at:
+        versions = sum(t._version for t in self._watched)
+        if versions == self._versions and _clock() < self._printed_at + 2.0:
             return False
-        if self._digest is not None and self._weights_digest() == self._digest:
-            self._exported_at = now
-            return False
-        return True
+        self._versions, self._printed_at = versions, _clock()
+        return self._fingerprint() != self._print
+
+    def _watch_from_now(self) -> None:
+        """The parameters just exported and checked are what later frames are compared with."""
+        if self.loaded.handed and self._print is None:
+            self._watched = list(self.loaded.net.parameters())
+            self._versions = sum(t._version for t in self._watched)
+            self._print, self._printed_at = self._fingerprint(), _clock()
 
     def _run(self, x: torch.Tensor, gram: bool) -> tuple[torch.Tensor, torch.Tensor, Gram | None]:
         layer = self.layer
@@ -196,6 +213,8 @@ class OnnxBackend:
             self._sessions = dict.fromkeys(self._sessions)
         if layer not in self._sessions:
             self._sessions[layer] = None if self._moved else self._checked_session(layer, x)
+            if self._sessions[layer] is not None:
+                self._watch_from_now()
         session = self._sessions[layer]
         size = tuple(x.shape[-2:])
         if session is not None and size not in self._sizes.setdefault(layer, set()):
