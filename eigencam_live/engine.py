@@ -474,7 +474,7 @@ class Engine:
                 logits = fmap.new_zeros((fmap.shape[0], 0))
             else:  # a backbone without a classifier head gives maps and no predictions
                 outputs = batched_scores(outputs, b)
-                scores = outputs.dim() == 2 and not self.loaded.headless
+                scores = outputs.dim() == 2 and outputs.is_floating_point() and not self.loaded.headless
                 logits = outputs if scores else outputs.new_zeros((outputs.shape[0], 0))
             self._torch_threads()  # the first forward pass may have fallen back to torch
             t2 = time.perf_counter()

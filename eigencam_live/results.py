@@ -275,14 +275,17 @@ def class_scores(value):
     return None
 
 
-def batched_scores(output: torch.Tensor, batch: int) -> torch.Tensor:
-    """A one-dimensional output as ``(B, K)`` scores for ``batch`` images: one score an image
-    (``(B,)``, a yes/no head's ``.squeeze(1)``) as ``(B, 1)``; for one image, ``(K,)`` (the batch
-    squeezed away, ``.squeeze()``) as ``(1, K)``, and one number as ``(1, 1)``. Anything else as it
-    is. (A library trial: a ``(B,)`` head gave no predictions, and nothing said why.)"""
-    if output.dim() == 0 and batch == 1:
+def batched_scores(output, batch: int):
+    """A one-dimensional float output (a tensor or an array) as ``(B, K)`` scores for ``batch``
+    images: one score an image (``(B,)``, a yes/no head's ``.squeeze(1)``) as ``(B, 1)``; for one
+    image, ``(K,)`` (the batch squeezed away, ``.squeeze()``) as ``(1, K)``, and one number as
+    ``(1, 1)``. Anything else as it is: integers are class indices (an argmax), no scores. (A library
+    trial: a ``(B,)`` head gave no predictions, and nothing said why.)"""
+    if not _floating(output):
+        return output
+    if output.ndim == 0 and batch == 1:
         return output.reshape(1, 1)
-    if output.dim() != 1:
+    if output.ndim != 1:
         return output
     if batch == 1:
         return output[None]

@@ -26,7 +26,7 @@ from eigencam_live.errors import LayerNotFoundError, ModelError, NetworkError, n
 from eigencam_live.models import Layer, LoadedModel, ModelSpec, to_feature_map
 from eigencam_live.models.layers import LEVEL_STRIDE
 from eigencam_live.models.loaded import normalisation
-from eigencam_live.results import SQUASHES, class_scores, reads_as_scores, score_output
+from eigencam_live.results import SQUASHES, batched_scores, class_scores, reads_as_scores, score_output
 
 from .onnx_input import first_transpose, pixel_range
 
@@ -383,12 +383,13 @@ def _box_outputs(outputs: dict[str, object], n: int) -> list[str]:
 
 def _batched(value, n: int):
     """An output of ``n`` images as ``(B, ...)``: scores exported with the batch squeezed away
-    (``(K,)`` for one image) or a token axis kept (``(B, 1, K)``) read as ``(B, K)``."""
-    if isinstance(value, np.ndarray) and value.ndim == 1 and n == 1 and len(value) > 1:
-        return value[None]
-    if isinstance(value, np.ndarray) and value.ndim == 3 and value.shape[0] == n and value.shape[1] == 1:
+    (``(K,)`` for one image, ``(B,)`` one score an image: :func:`~eigencam_live.results.batched_scores`)
+    or a token axis kept (``(B, 1, K)``) read as ``(B, K)``."""
+    if not isinstance(value, np.ndarray):
+        return value
+    if value.ndim == 3 and value.shape[0] == n and value.shape[1] == 1:
         return value[:, 0]
-    return value
+    return batched_scores(value, n)
 
 
 #: The input types fed as they are (uint8: pixels 0 to 255).
