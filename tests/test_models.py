@@ -224,6 +224,8 @@ def test_outputs_that_are_not_maps_of_the_input_are_refused():
         to_feature_map(torch.randn(1, 1, 4, 8400), (640, 640))
     with pytest.raises(LayerNotFoundError, match=r"\(1, 252, 11\)"):  # YOLOv5's 11 values for 3 anchors of 7x12
         to_feature_map(torch.randn(1, 252, 11), (224, 384))  # cells: no 12x21 grid of 11-wide tokens (stride 18)
+    with pytest.raises(LayerNotFoundError, match=r"\(1, 100, 256\)"):  # DETR's 100 queries: no 16 registers and 7x12
+        to_feature_map(torch.randn(1, 100, 256), (224, 384))
     head = torch.randn(1, 10, 32, 32)  # a head's 10 predictions flattened: a map, not 9 + 1 tokens of 3x3
     assert torch.equal(to_feature_map(head.flatten(2), (256, 256)), head)
     with pytest.raises(LayerNotFoundError, match="holds 300 maps for 1 image"):

@@ -225,19 +225,21 @@ def _token_grid(tokens: int, height: int, width: int, prefix: int | None) -> tup
     return None
 
 
-#: Register tokens a ViT may carry behind its class token ("Vision Transformers Need Registers": 4 to 16).
-_MAX_REGISTERS = 16
+#: Prefix tokens of a ViT that carries registers behind its class token ("Vision Transformers Need
+#: Registers": 2, 4, 8 or 16 of them). Only these: a detector's 100 queries at 224x384 are no 16
+#: "registers" before a 7x12 grid (a review).
+_REGISTER_PREFIXES = (3, 5, 9, 17)
 #: The patch sizes of ViTs: a grid behind registers must be of one of them, exactly.
 _PATCHES = (8, 14, 16, 32)
 
 
 def _registers_grid(tokens: int, height: int, width: int) -> tuple[int, int, int] | None:
-    """``(prefix, h, w)`` for tokens behind 3 to ``1 + _MAX_REGISTERS`` prefix tokens (a class token
-    and registers, DINOv2's four...) of a model that does not count them (no ``num_prefix_tokens``),
-    on a grid of a ViT's patch size; the fewest such tokens. Only where no reading with 0 to 2 of
-    them is of a usual stride (a library trial: with 5, a ViT's blocks read as no map, its patch
-    embedding taken for its default layer)."""
-    for skip in range(_MAX_PREFIX + 1, _MAX_REGISTERS + 2):
+    """``(prefix, h, w)`` for tokens behind a class token and 2, 4, 8 or 16 registers
+    (:data:`_REGISTER_PREFIXES`; DINOv2's four...) of a model that does not count them (no
+    ``num_prefix_tokens``), on a grid of a ViT's patch size; the fewest such tokens. Only where no
+    reading with 0 to 2 of them is of a usual stride (a library trial: with 5, a ViT's blocks read
+    as no map, its patch embedding taken for its default layer)."""
+    for skip in _REGISTER_PREFIXES:
         n = tokens - skip
         for s in _PATCHES:
             for h, w in ((height // s, width // s), (-(-height // s), -(-width // s))):
