@@ -83,8 +83,9 @@ def load_timm(name: str, weights: str = "imagenet", *, allow_download: bool = Tr
         mean=tuple(cfg.get("mean") or IMAGENET_MEAN), std=tuple(cfg.get("std") or IMAGENET_STD),
         prefix_tokens=getattr(net, "num_prefix_tokens", None), headless=getattr(net, "num_classes", None) == 0,
     )
-    if fixed is None:  # (a sweep of timm's zoo: halo attention's failed on every frame at 224 and at 16:9)
-        from .factory import _PROBE, one_size
+    if fixed is None and cfg.get("min_input_size"):  # a size it needs (a sweep of timm's zoo: halo attention's
+        from .factory import _PROBE, one_size  # failed on every frame at 224 and at 16:9); only these are tried,
+        # with a forward pass: on every timm model it made loading seconds longer (a review)
 
         trained_at = tuple(cfg["input_size"][1:]) if len(cfg.get("input_size") or ()) == 3 else _PROBE
         one_size(loaded, tuple(dict.fromkeys([trained_at, _PROBE])), module=False)
