@@ -694,8 +694,12 @@ def test_layers_to_compare_are_the_layer_in_use_and_earlier_stages_spaced_throug
     # SSD's backbone: its features, then extra layers (coarser) inside it, then it (their stack on 10x10)
     ssd = [_stage("backbone.features.0", 16, 160), _stage("backbone.features", 672, 20), _stage("backbone.extra.0", 512, 5),
            _stage("backbone.extra.1", 256, 3), _stage("backbone", 2304, 10)]
-    assert [layer.name for layer in layers_to_compare(ssd, "backbone")] == ["backbone.features.0", "backbone.features",
-                                                                               "backbone"]
+    assert [layer.name for layer in layers_to_compare(ssd, "backbone", pyramid=True)] == [
+        "backbone.features.0", "backbone.features", "backbone"]
+    # a U-Net in one container: its coarser stages inside it are stages (a review: the grid was left alone)
+    unet = [_stage("unet.enc1", 16, 112), _stage("unet.enc2", 32, 56), _stage("unet.bottleneck", 64, 28),
+            _stage("unet.dec2", 32, 56), _stage("unet", 16, 112)]
+    assert [layer.name for layer in layers_to_compare(unet, "unet")] == ["unet.bottleneck", "unet.dec2", "unet"]
 
 
 def test_compare_across_layers_shows_each_stage_and_a_click_shows_that_layer_live(qtbot, make_window):

@@ -56,7 +56,7 @@ _NOT_STAGES = frozenset({"Identity", "Pad", "Dropout", "Dropout2d", "DropPath"})
 _ACTIVATION = re.compile(r"(Leaky|P|R)?ReLU6?|SiLU|Swish|MemoryEfficientSwish|GELU|Hard[Ss]wish|Mish|S?ELU|CELU|\w*Act\w*")
 
 
-def layers_to_compare(layers: list[Layer], current: str, count: int = 5) -> list[Layer]:
+def layers_to_compare(layers: list[Layer], current: str, count: int = 5, *, pyramid: bool = False) -> list[Layer]:
     """The layer in use and up to ``count - 1`` earlier stages, spaced through the network, in
     forward order: ``layers`` (forward order, as :meth:`~eigencam_live.engine.Engine.feature_layers`
     gives them) are grouped by their map's ``(h, w)``, and a stage is the outermost block (fewest
@@ -65,8 +65,9 @@ def layers_to_compare(layers: list[Layer], current: str, count: int = 5) -> list
     BatchNorm before its activation, was the stage at 112 x 112, not the block ``_blocks.0`` after
     it; a review: timm's deep-stem ResNets then took their stem's last bare conv, not ``act1`` after
     it); groups at ``current``'s own size are
-    left out (they look alike), as are coarser maps inside ``current`` (SSD's extra layers inside
-    its backbone, 5x5 and 2x2 beside its stacked 10x10: no earlier stage, a GUI trial). With more stages than room, evenly spaced ones, the deepest kept.
+    left out (they look alike); and with ``pyramid`` (a detector's, whose backbone stacks its levels
+    on one grid), the coarser maps inside ``current`` (SSD's extra layers inside its backbone, 5x5 and
+    2x2 beside its stacked 10x10: no earlier stage, a GUI trial; a U-Net's are, a review). With more stages than room, evenly spaced ones, the deepest kept.
     ``[]`` when ``current`` is not listed with a ``(C, h, w)`` shape. Padding layers are no stage:
     their maps carry a border (EfficientNet's static padding made stages of the padded picture)."""
     spatial = [layer for layer in layers if len(layer.shape) == 3]
@@ -82,7 +83,7 @@ def layers_to_compare(layers: list[Layer], current: str, count: int = 5) -> list
     for layer in spatial[:at]:
         size = layer.shape[1:]
         if size == here or _padding(layer) or (
-                size[0] * size[1] < here[0] * here[1] and layer.name.startswith(f"{current}.")):
+                pyramid and size[0] * size[1] < here[0] * here[1] and layer.name.startswith(f"{current}.")):
             continue
         best = stages.get(size)
         if best is None or rank(layer) >= rank(best):
@@ -234,7 +235,7 @@ class InspectionActions:
             self.say_error("nothing to compare: no frame is shown yet")
             return
         current = self.status.layer if self.status is not None else None
-        chosen = layers_to_compare(self.layers, current, count) if current else []
+        chosen = layers_to_compare(self.layers, current, count, pyramid=self.status.detector) if current else []
         if len(chosen) < 2:
             self.say_error(f"nothing to compare: no earlier stage of {self.engine_config.model} "
                            f"gives a map of another size than {current or 'the layer in use'}")
