@@ -58,10 +58,7 @@ def _qt_garbage_in_the_gui_thread(request):
     if {"qtbot", "qapp"} & set(request.fixturenames):
         import gc
 
-        from ui.collector import settle
-
         gc.collect()
-        settle()  # (its workers joined: automatic collection again for the tests after it)
 
 
 # Threads that libraries keep for the life of the process, by design.

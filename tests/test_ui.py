@@ -980,38 +980,6 @@ def test_settings_are_remembered_and_typed_options_win(qtbot, make_window, setti
     assert again.timecode_check.isChecked() and not again.colorbar_check.isChecked()
 
 
-def test_garbage_is_collected_on_the_gui_thread_while_the_workers_run(qtbot, make_window):
-    """CI segfaulted four times in a worker's signal emission, or in the work just before it, while a
-    window closed: the cyclic collector, run in the worker, freed Qt objects there. While the workers
-    run it runs on the GUI thread only, as often as its thresholds ask."""
-    import gc
-
-    from ui.collector import settle
-
-    w = make_window()
-    wait_frames(qtbot, w, 1)
-    assert not gc.isenabled()  # (automatic collection would run in whichever thread allocates)
-    freed: list[str] = []
-
-    class Cycle:
-        def __init__(self) -> None:
-            self.me = self
-
-        def __del__(self) -> None:
-            freed.append(threading.current_thread().name)
-
-    Cycle()
-    for _ in range(3):  # enough young objects for the thresholds of the three generations
-        keep = [[] for _ in range(20 * gc.get_threshold()[0])]
-        del keep
-    qtbot.waitUntil(lambda: bool(freed), timeout=WAIT)
-    assert freed == [threading.main_thread().name]
-    w.close()
-    qtbot.waitUntil(lambda: not w.pipeline.running, timeout=WAIT)
-    settle()  # no worker left: automatic again
-    assert gc.isenabled()
-
-
 def test_closing_stops_every_thread_within_two_seconds(qtbot, make_window):
     before = {t for t in threading.enumerate()}
     w = make_window()

@@ -24,7 +24,6 @@ from eigencam_live.render import RenderConfig
 from eigencam_live.video import Frame
 
 from . import commands as cmd
-from .collector import collect_on_gui_thread
 from .engine_status import EngineStatus
 from .frame_loop import FrameLoop
 from .handoff import Packet
@@ -105,9 +104,7 @@ class Pipeline(QObject):
         if source is not None:
             self.open_source(source)
         # Joined on close (stop()); a daemon only so that a model download stuck on a dead network
-        # cannot keep the process alive after the window has gone. The cyclic collector never runs in
-        # it, nor in the capture's, while they live: Qt objects are freed on the GUI thread only.
-        collect_on_gui_thread()
+        # cannot keep the process alive after the window has gone.
         self._thread = threading.Thread(target=self.loop.run, name="eigencam-pipeline", daemon=True)
         self._thread.start()
 
