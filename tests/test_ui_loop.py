@@ -1039,3 +1039,27 @@ def test_the_starting_source_opens_before_the_model_loads_and_its_size_lists_the
     loop.put(cmd.OpenSource("/no/such/clip.mp4"))
     loop.run()
     assert "clip.mp4" in out.fatal.calls[0][0] and "busy" not in order and loop.engine is None
+
+
+def test_a_window_closed_while_the_layers_are_listed_is_told_nothing(engine, monkeypatch):
+    """CI segfaulted four times in the worker's layers_ready emission, each time while a test closed
+    its window during a reconfigure's layer listing (seconds under load). Once closed, nothing is
+    emitted, even when the close comes while the list is being made."""
+    import ui.loop_settings
+
+    out = Out()
+    loop = FrameLoop(FAST, RenderConfig(), out)
+    loop.engine = engine
+    listed = ui.loop_settings.layer_list
+
+    def closed_meanwhile(*args, **kwargs):
+        loop.stop_event.set()  # the window closes while the worker lists the layers
+        return listed(*args, **kwargs)
+
+    monkeypatch.setattr(ui.loop_settings, "layer_list", closed_meanwhile)
+    loop._announce_engine()
+    assert out.engine_changed.calls and not out.layers_ready.calls
+    monkeypatch.setattr(ui.loop_settings, "layer_list", listed)
+    loop.stop_event.clear()
+    loop._announce_engine()
+    assert out.layers_ready.calls and out.layers_ready.calls[-1][0] == engine.config.model

@@ -91,7 +91,7 @@ class FrameLoop(LoopRecording, LoopSettings):
             cmd.OpenSource: self._open, cmd.Reconfigure: self._reconfigure, cmd.SetRender: self._set_render,
             cmd.SetPaused: self._window_pause, cmd.Step: self._step, cmd.Seek: self._seek,
             cmd.StartRecording: self._start_recording, cmd.StopRecording: lambda _c: self._stop_recording(),
-            cmd.FindCameras: lambda _c: self.out.cameras_found.emit(list_cameras()),
+            cmd.FindCameras: self._find_cameras,
             cmd.Compare: self._compare,
             cmd.SetTimecode: self._set_timecode,
         }
@@ -535,6 +535,11 @@ class FrameLoop(LoopRecording, LoopSettings):
             self.out.error.emit(message)
             self.out.busy.emit("")
 
+    def _find_cameras(self, _command: cmd.FindCameras) -> None:
+        cameras = list_cameras()  # (seconds where a camera does not answer)
+        if not self.stop_event.is_set():  # closed meanwhile: nothing to tell, as after a layer listing
+            self.out.cameras_found.emit(cameras)
+
     def _compare(self, command: cmd.Compare) -> None:
         """Say ``compare_ready([(component, picture, explained), ...])`` for the frame on screen,
         one picture per component (the engine's own, as drawn now); the component in use stays.
@@ -554,4 +559,5 @@ class FrameLoop(LoopRecording, LoopSettings):
         # The tiles are the frame's own decomposition (no state carried from earlier frames): the
         # view is redrawn the same way, so that its map is the first tile's (the layer's in use).
         self._redraw = True
-        self.out.compare_ready.emit(tiles)
+        if not self.stop_event.is_set():  # (closed meanwhile: nothing to tell, as after a layer listing)
+            self.out.compare_ready.emit(tiles)

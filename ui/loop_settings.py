@@ -45,7 +45,10 @@ class LoopSettings:
         hw = (last.image.shape[:2] if last is not None
               else (info.height, info.width) if info is not None and info.width and info.height else None)
         self._layers_size = e.input_size(hw)
-        self.out.layers_ready.emit(e.config.model, layer_list(e, self._layers_cache, self.out.error.emit, hw))
+        layers = layer_list(e, self._layers_cache, self.out.error.emit, hw)
+        if self.stop_event.is_set():  # closed while the layers were listed (seconds under load): CI
+            return  # segfaulted four times in this emission, each time during a window's close
+        self.out.layers_ready.emit(e.config.model, layers)
 
     def _reconfigure(self, command: cmd.Reconfigure) -> None:
         changes = command.changes
