@@ -244,7 +244,7 @@ def test_annotate_holds_each_picture_once_in_each_stage():
         def each(self):
             for f in self.batch:
                 seen["draw"].append(sum(p() is not None for p in pictures))  # those drawn before, still held
-                yield SimpleNamespace(picture=drawn(f))
+                yield SimpleNamespace(picture=drawn(f), in_boxes=False, detections=None)
 
     def drawn(frame: np.ndarray) -> np.ndarray:
         picture = frame.copy()
