@@ -751,7 +751,8 @@ def test_a_closed_file_source_leaves_no_decoder_threads(tmp_path):
     during = _native_threads()
     source.close()
     after = _native_threads()  # no garbage collection in between
-    assert after == before, (before, during, after)
+    # none of its threads is left; another test's, ending meanwhile, may make it fewer (CI: 8, 10, 7)
+    assert after <= before, (before, during, after)
     assert source.read() is None  # a closed source reads nothing, and does not fail
 
 
